@@ -1,0 +1,52 @@
+"""edgesparse: prune and int8-quantize trained linear models for edge devices.
+
+``import edgesparse`` and :func:`edgesparse.load` need numpy only, so the same package serves
+on a device; everything that needs scikit-learn, scipy or onnx is imported on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import (
+    EdgesparseError,
+    FormatError,
+    InputError,
+    IRError,
+    ModelFileError,
+    ToolMissingError,
+    UnsafeModelError,
+    UnsupportedModelError,
+)
+from .ir import LinearIR
+from .runtime import Model, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EdgesparseError",
+    "FormatError",
+    "IRError",
+    "InputError",
+    "LinearIR",
+    "Model",
+    "ModelFileError",
+    "ToolMissingError",
+    "UnsafeModelError",
+    "UnsupportedModelError",
+    "__version__",
+    "load",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Workstation-side API, imported lazily so the device-side import stays numpy-only.
+    if name in ("compress", "compress_file"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "to_ir":
+        from .frontend import to_ir
+
+        return to_ir
+    raise AttributeError(f"module 'edgesparse' has no attribute {name!r}")

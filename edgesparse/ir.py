@@ -1,0 +1,289 @@
+"""``LinearIR``: the one description every frontend produces and every pass, format and runtime
+consumes.
+
+A linear model computes ``scores = X @ W.T + bias`` (``W`` is ``n_outputs x n_features``) and a
+*head* turns scores into outputs exactly as scikit-learn does:
+
+``identity``
+    regression; ``predict`` returns the scores (1-D when ``squeeze`` is true).
+``hard``
+    classifier without ``predict_proba`` (hinge, ridge, perceptron, ...).
+``logistic``
+    ``sigmoid(scores)``; binary gives ``[1 - p, p]``, several outputs are one-vs-rest and each
+    row is normalised to sum to one (scikit-learn's ``_predict_proba_lr``).
+``softmax``
+    multinomial logistic regression.
+``modified_huber``
+    ``(clip(scores, -1, 1) + 1) / 2``, normalised as ``SGDClassifier`` does.
+
+For every classifier head, ``predict`` is ``classes[scores > 0]`` when there is one output
+(binary) and ``classes[argmax(scores)]`` otherwise.
+
+Weights are canonical CSR (``indptr``, ``indices``, ``values``): sorted column indices, no
+duplicates, no stored zeros. ``values`` are float64 (lossless), float32, or int8 with float32
+``scales`` per row (``len(scales) == n_outputs``) or per tensor (``len(scales) == 1``); the real
+weight is ``scales[row] * values`` (``w = s*q``). Invariants are checked once, on construction;
+a pass that produces an invalid IR fails here, naming the field.
+
+Imports only numpy and the standard library: the on-device runtime uses this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from .errors import IRError
+
+HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
+"""Every head kind, in the order the ``.esb`` format numbers them."""
+
+PROBA_HEADS = ("logistic", "softmax", "modified_huber")
+"""Heads for which ``predict_proba`` exists."""
+
+VALUE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int8))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LinearIR:
+    """A validated, immutable linear model: CSR weights, bias, head, class labels, provenance.
+
+    Build it with keyword arguments; use :meth:`replace` to derive a changed copy (which is
+    validated again). Arrays are made read-only so that nothing mutates a shared IR.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    n_features: int
+    bias: np.ndarray
+    head: str
+    classes: np.ndarray | None = None
+    scales: np.ndarray | None = None
+    squeeze: bool = True
+    provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def fix(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        indptr = _as_array(self.indptr, "indptr", np.int64)
+        indices = _as_array(self.indices, "indices", np.int32)
+        values = np.asarray(self.values)
+        if values.dtype not in VALUE_DTYPES:
+            raise IRError(f"values: dtype {values.dtype} is not one of float64, float32, int8")
+        bias = _as_array(self.bias, "bias", np.float64)
+        if indptr.ndim != 1 or indices.ndim != 1 or values.ndim != 1 or bias.ndim != 1:
+            raise IRError("indptr, indices, values and bias must all be 1-D arrays")
+        n_outputs = indptr.size - 1
+        if n_outputs < 1:
+            raise IRError("indptr: needs at least 2 entries (one output row)")
+        n_features = int(self.n_features)
+        if n_features < 1 or n_features > np.iinfo(np.int32).max:
+            raise IRError(f"n_features: {n_features} is out of range")
+        fix("n_features", n_features)
+        if bias.size != n_outputs:
+            raise IRError(f"bias: has {bias.size} entries, expected n_outputs={n_outputs}")
+        _check_csr(indptr, indices, values, n_features)
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            raise IRError("values: weights contain NaN or Inf")
+        if not np.all(np.isfinite(bias)):
+            raise IRError("bias: contains NaN or Inf")
+
+        scales = self.scales
+        if values.dtype == np.int8:
+            if scales is None:
+                raise IRError("scales: int8 values need scales")
+            scales = _as_array(scales, "scales", np.float32)
+            if scales.ndim != 1 or scales.size not in (1, n_outputs):
+                raise IRError(
+                    f"scales: has {scales.size} entries, expected 1 (per tensor) "
+                    f"or n_outputs={n_outputs} (per row)"
+                )
+            if not np.all(np.isfinite(scales)) or not np.all(scales > 0):
+                raise IRError("scales: every scale must be finite and > 0")
+            if np.any(values == -128):
+                raise IRError("values: int8 values must lie in [-127, 127]")
+        elif scales is not None:
+            raise IRError("scales: only int8 values have scales")
+
+        if self.head not in HEADS:
+            raise IRError(f"head: {self.head!r} is not one of {', '.join(HEADS)}")
+        classes = self.classes
+        if self.head == "identity":
+            if classes is not None:
+                raise IRError("classes: a regressor (head 'identity') has no classes")
+            if self.squeeze not in (True, False):
+                raise IRError("squeeze: must be a bool")
+            if self.squeeze and n_outputs != 1:
+                raise IRError("squeeze: only a single-output regressor can return 1-D output")
+        else:
+            if classes is None:
+                raise IRError(f"classes: a classifier (head {self.head!r}) needs class labels")
+            classes = np.asarray(classes)
+            if classes.dtype.kind in "US":
+                classes = classes.astype(str)
+            elif classes.dtype.kind in "iub":
+                classes = classes.astype(np.int64)
+            elif classes.dtype.kind == "f":
+                classes = classes.astype(np.float64)
+            else:
+                raise IRError(f"classes: labels of dtype {classes.dtype} are not supported")
+            if classes.ndim != 1 or classes.size < 2:
+                raise IRError("classes: needs a 1-D array of at least 2 labels")
+            expected = 1 if classes.size == 2 else classes.size
+            if n_outputs != expected:
+                raise IRError(
+                    f"classes: {classes.size} classes need {expected} output row(s), "
+                    f"weights have {n_outputs}"
+                )
+            if self.head == "softmax" and n_outputs < 2:
+                raise IRError("head: 'softmax' needs at least 3 classes (binary is 'logistic')")
+            classes.setflags(write=False)
+            fix("squeeze", True)
+
+        prov = {str(k): str(v) for k, v in dict(self.provenance).items()}
+        for arr in (indptr, indices, values, bias):
+            arr.setflags(write=False)
+        if scales is not None:
+            scales.setflags(write=False)
+        fix("indptr", indptr)
+        fix("indices", indices)
+        fix("values", values)
+        fix("bias", bias)
+        fix("scales", scales)
+        fix("classes", classes)
+        fix("provenance", types.MappingProxyType(prov))
+
+    # -- derived facts -------------------------------------------------------------------
+    @property
+    def n_outputs(self) -> int:
+        """Number of score rows (1 for binary classifiers and single-output regressors)."""
+        return int(self.indptr.size - 1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_outputs, n_features)`` of the weight matrix."""
+        return (self.n_outputs, self.n_features)
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored (nonzero) weights."""
+        return int(self.values.size)
+
+    @property
+    def is_classifier(self) -> bool:
+        """True for every head but ``identity``."""
+        return self.head != "identity"
+
+    @property
+    def has_proba(self) -> bool:
+        """True when the original model has ``predict_proba``."""
+        return self.head in PROBA_HEADS
+
+    @property
+    def quantization(self) -> str:
+        """``float64``, ``float32``, ``int8-per-row`` or ``int8-per-tensor``."""
+        if self.values.dtype != np.int8:
+            return str(self.values.dtype)
+        assert self.scales is not None
+        return "int8-per-row" if self.scales.size == self.n_outputs else "int8-per-tensor"
+
+    def row_ids(self) -> np.ndarray:
+        """Row index of every stored value (length ``nnz``)."""
+        return np.repeat(np.arange(self.n_outputs, dtype=np.int64), np.diff(self.indptr))
+
+    def real_values(self, *, dtype: Any = np.float64) -> np.ndarray:
+        """Stored weights as real numbers (``scales[row] * q`` for int8), in ``dtype``."""
+        if self.values.dtype != np.int8:
+            return self.values.astype(dtype)
+        assert self.scales is not None
+        s = self.scales if self.scales.size == 1 else self.scales[self.row_ids()]
+        # Multiply in float32 first: that is the contract the runtimes implement.
+        return (s.astype(np.float32) * self.values.astype(np.float32)).astype(dtype)
+
+    def to_dense(self, *, dtype: Any = np.float64) -> np.ndarray:
+        """The weight matrix as a dense ``(n_outputs, n_features)`` array."""
+        out = np.zeros(self.shape, dtype=dtype)
+        out[self.row_ids(), self.indices] = self.real_values(dtype=dtype)
+        return out
+
+    def replace(self, **changes: Any) -> LinearIR:
+        """A copy with ``changes`` applied, validated again."""
+        return dataclasses.replace(self, **changes)
+
+
+def from_dense(
+    weights: np.ndarray,
+    *,
+    bias: np.ndarray,
+    head: str,
+    classes: np.ndarray | None = None,
+    squeeze: bool = True,
+    provenance: Mapping[str, str] | None = None,
+) -> LinearIR:
+    """Build a float64 :class:`LinearIR` from a dense 2-D weight matrix (zeros are dropped)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2:
+        raise IRError(f"weights: expected a 2-D matrix, got {w.ndim}-D")
+    if not np.all(np.isfinite(w)):
+        raise IRError("values: weights contain NaN or Inf")
+    rows, cols = np.nonzero(w)
+    indptr = np.zeros(w.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])
+    return LinearIR(
+        indptr=indptr,
+        indices=cols.astype(np.int32),
+        values=w[rows, cols],
+        n_features=w.shape[1],
+        bias=np.asarray(bias, dtype=np.float64).reshape(-1),
+        head=head,
+        classes=classes,
+        squeeze=squeeze,
+        provenance=provenance or {},
+    )
+
+
+def _as_array(value: Any, name: str, dtype: Any) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" and arr.size:
+        raise IRError(f"{name}: dtype {arr.dtype} is not numeric")
+    if arr.dtype.kind == "f" and np.dtype(dtype).kind in "iu":
+        raise IRError(f"{name}: must hold integers, got {arr.dtype}")
+    if arr.size and np.dtype(dtype).kind in "iu":
+        info = np.iinfo(dtype)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise IRError(f"{name}: values out of range for {np.dtype(dtype)}")
+    return np.array(arr, dtype=dtype, copy=True)
+
+
+def _check_csr(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_cols: int) -> None:
+    if indptr[0] != 0:
+        raise IRError(f"indptr: must start at 0, starts at {indptr[0]}")
+    steps = np.diff(indptr)
+    if np.any(steps < 0):
+        raise IRError(f"indptr: decreases at row {int(np.argmax(steps < 0))}")
+    if indptr[-1] != indices.size or indices.size != values.size:
+        raise IRError(
+            f"indptr: ends at {indptr[-1]} but there are {indices.size} indices "
+            f"and {values.size} values"
+        )
+    if indices.size == 0:
+        return
+    if indices.min() < 0 or indices.max() >= n_cols:
+        raise IRError(f"indices: a column index is outside [0, {n_cols})")
+    # Strictly increasing within each row: a non-positive step is only allowed where a row starts.
+    bad = np.diff(indices) <= 0
+    starts = indptr[1:-1]
+    starts = starts[(starts > 0) & (starts < indices.size)]
+    bad[starts - 1] = False
+    if np.any(bad):
+        raise IRError(
+            f"indices: not strictly increasing within a row at position {int(np.argmax(bad)) + 1}"
+        )
+    if np.any(values == 0):
+        raise IRError("values: explicit zeros must not be stored")
