@@ -1,12 +1,28 @@
-"""On-device runtime (numpy + standard library only). Placeholder until the runtime lands."""
+"""The on-device runtime: load a ``.esb`` blob and predict, with numpy and nothing else.
+
+>>> import edgesparse
+>>> m = edgesparse.load("model.esb")            # doctest: +SKIP
+>>> m.predict(X); m.predict_proba(X)             # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
+import os
 
-class Model:  # pragma: no cover - replaced shortly
-    """Placeholder."""
+from .model import Model
+
+__all__ = ["Model", "load", "loads"]
 
 
-def load(path):  # type: ignore[no-untyped-def]  # pragma: no cover
-    """Placeholder."""
-    raise NotImplementedError
+def loads(buf: bytes | bytearray | memoryview) -> Model:
+    """Decode a ``.esb`` blob held in memory (every field is verified) into a :class:`Model`."""
+    from edgesparse.formats import esb
+
+    return Model(esb.decode(buf))
+
+
+def load(path: str | os.PathLike[str]) -> Model:
+    """Read and verify a ``.esb`` file and return a :class:`Model` ready to predict."""
+    from edgesparse.formats import esb
+
+    return Model(esb.read(path))

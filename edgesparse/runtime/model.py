@@ -1,0 +1,265 @@
+"""The numpy runtime: scikit-learn's ``predict`` / ``decision_function`` / ``predict_proba`` for a
+:class:`~edgesparse.ir.LinearIR`, on dense or CSR input, with no Python loop over rows or
+nonzeros.
+
+Everything that does not depend on the input is done once, in the constructor: weights are
+dequantized (``w = s*q`` in float32, the IR's contract), restricted to the input columns that
+any output uses, and laid out for one of two kernels:
+
+*dense block*
+    the used columns as a dense ``(n_used, n_outputs)`` matrix, so a batch is one BLAS call
+    (``X[:, used] @ block``). Chosen when the block is small or well filled.
+*sparse columns*
+    the weights transposed to compressed columns (CSC), for big, thin models such as hashed
+    text (2^18 features, 1% density) where a dense block would cost many times the model's
+    own bytes. Each input nonzero expands to its column's weights; a ``bincount`` sums them.
+
+Models with float64 weights (lossless re-encoding) compute in float64, so their outputs match
+scikit-learn's to rounding; float32 and int8 models compute in float32.
+
+Imports only numpy and the standard library: this is what runs on the device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgesparse.errors import InputError
+from edgesparse.ir import LinearIR
+
+# A dense block is used when it holds at most this many cells, whatever its fill...
+_DENSE_BLOCK_CELLS = 1 << 16
+# ...or when at least this fraction of its cells are nonzero weights.
+_DENSE_BLOCK_FILL = 0.25
+
+
+class Model:
+    """A loaded linear model with scikit-learn's prediction methods.
+
+    Build it with :func:`edgesparse.load` (from a ``.esb`` file) or :meth:`from_ir`.
+
+    Attributes:
+        classes_: class labels (classifiers only), in scikit-learn's order.
+        n_features_in_: number of input features the model expects.
+        n_outputs_: number of score columns (1 for binary classifiers and single regressors).
+        ir: the :class:`~edgesparse.ir.LinearIR` this model runs.
+    """
+
+    def __init__(self, ir: LinearIR) -> None:
+        self.ir = ir
+        self.n_features_in_ = ir.n_features
+        self.n_outputs_ = ir.n_outputs
+        self._head = ir.head
+        self._classes = ir.classes
+        self._dtype = np.dtype(np.float64 if ir.values.dtype == np.float64 else np.float32)
+        self._bias = ir.bias.astype(self._dtype)
+
+        weights = ir.real_values(dtype=self._dtype)
+        rows = ir.row_ids()
+        # Column-major order of the nonzeros gives both the used-column list and the CSC layout.
+        order = np.lexsort((rows, ir.indices))
+        cols_sorted = ir.indices[order]
+        self._used, col_counts = np.unique(cols_sorted, return_counts=True)
+        self._used = self._used.astype(np.intp)
+        self._all_used = self._used.size == ir.n_features
+        n_used = self._used.size
+        cells = n_used * ir.n_outputs
+        self._dense = cells <= _DENSE_BLOCK_CELLS or ir.nnz >= _DENSE_BLOCK_FILL * cells
+        if self._dense:
+            # One extra zero row: input columns no output uses are pointed at it.
+            block = np.zeros((n_used + 1, ir.n_outputs), dtype=self._dtype)
+            pos = np.searchsorted(self._used, ir.indices)
+            block[pos, rows] = weights
+            self._block = block
+        else:
+            self._col_ptr = np.zeros(n_used + 1, dtype=np.intp)
+            np.cumsum(col_counts, out=self._col_ptr[1:])
+            self._col_rows = rows[order].astype(np.intp)
+            self._col_vals = weights[order]
+
+    @classmethod
+    def from_ir(cls, ir: LinearIR) -> Model:
+        """Build a runtime model from a validated :class:`~edgesparse.ir.LinearIR`."""
+        return cls(ir)
+
+    # -- public API, scikit-learn semantics ---------------------------------------------------
+    @property
+    def classes_(self) -> np.ndarray:
+        """Class labels, as the original classifier's ``classes_``."""
+        if self._classes is None:
+            raise AttributeError("a regressor has no classes_")
+        return self._classes
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw scores ``X @ W.T + b``; 1-D for binary classifiers, as scikit-learn returns."""
+        scores = self._scores(X)
+        if self.ir.is_classifier and self.n_outputs_ == 1:
+            return scores[:, 0]
+        if not self.ir.is_classifier and self.ir.squeeze:
+            return scores[:, 0]
+        return scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels for classifiers; predicted values for regressors."""
+        scores = self._scores(X)
+        if not self.ir.is_classifier:
+            return scores[:, 0] if self.ir.squeeze else scores
+        assert self._classes is not None
+        if self.n_outputs_ == 1:
+            return self._classes[(scores[:, 0] > 0).astype(np.intp)]
+        return self._classes[scores.argmax(axis=1)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, for models whose scikit-learn original has ``predict_proba``."""
+        if not self.ir.has_proba:
+            kind = "regressor" if not self.ir.is_classifier else f"{self._head!r} classifier"
+            raise AttributeError(
+                f"this {kind} has no predict_proba (the original model has none either)"
+            )
+        return _proba(self._head, self._scores(X))
+
+    def __repr__(self) -> str:
+        kind = "classifier" if self.ir.is_classifier else "regressor"
+        return (
+            f"<edgesparse.Model {kind} head={self._head} shape={self.ir.shape} "
+            f"nnz={self.ir.nnz} {self.ir.quantization}>"
+        )
+
+    # -- kernels -----------------------------------------------------------------------------
+    def _scores(self, X: Any) -> np.ndarray:
+        if _is_sparse(X):
+            data, indices, indptr, n_rows = self._check_csr(X)
+            out = self._sparse_input_scores(data, indices, indptr, n_rows)
+        else:
+            Xd = self._check_dense(X)
+            if self._dense:
+                if self._all_used:
+                    out = Xd @ self._block[:-1]
+                else:
+                    out = Xd[:, self._used] @ self._block[:-1]
+            else:
+                sub = Xd[:, self._used]
+                r, c = np.nonzero(sub)
+                out = self._gathered_scores(sub[r, c], c, r, Xd.shape[0])
+        out += self._bias
+        return out
+
+    def _sparse_input_scores(
+        self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
+    ) -> np.ndarray:
+        # Position of each input column among the used columns; unused ones hit nothing.
+        pos = np.searchsorted(self._used, indices)
+        hit = pos < self._used.size
+        hit[hit] = self._used[pos[hit]] == indices[hit]
+        counts = np.diff(indptr)
+        if self._dense:
+            pos[~hit] = self._used.size  # the block's zero row
+            contrib = data.astype(self._dtype, copy=False)[:, None] * self._block[pos]
+            out = np.zeros((n_rows, self.n_outputs_), dtype=self._dtype)
+            rows = counts > 0
+            if contrib.shape[0]:
+                # CSR rows are contiguous segments: one reduceat sums them all.
+                out[rows] = np.add.reduceat(contrib, indptr[:-1][rows], axis=0)
+            return out
+        row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), counts)
+        return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
+
+    def _gathered_scores(
+        self, data: np.ndarray, pos: np.ndarray, row_ids: np.ndarray, n_rows: int
+    ) -> np.ndarray:
+        # Expand each input nonzero (x, used column p) into that column's (output, weight) list.
+        starts = self._col_ptr[pos]
+        counts = self._col_ptr[pos + 1] - starts
+        total = int(counts.sum())
+        first = np.cumsum(counts) - counts
+        gather = np.repeat(starts - first, counts) + np.arange(total, dtype=np.intp)
+        keys = np.repeat(row_ids * self.n_outputs_, counts) + self._col_rows[gather]
+        vals = np.repeat(data.astype(self._dtype, copy=False), counts) * self._col_vals[gather]
+        sums = np.bincount(keys, weights=vals, minlength=n_rows * self.n_outputs_)
+        return sums.astype(self._dtype, copy=False).reshape(n_rows, self.n_outputs_)
+
+    # -- input validation (scikit-learn's messages, one pass over the input) -----------------
+    def _check_dense(self, X: Any) -> np.ndarray:
+        try:
+            Xd = np.asarray(X)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"X cannot be read as a numeric array: {exc}") from None
+        if Xd.dtype.kind not in "fiub":
+            raise InputError(f"X must be numeric, got dtype {Xd.dtype}")
+        if Xd.ndim != 2:
+            raise InputError(
+                f"Expected a 2-D array, got a {Xd.ndim}-D array instead: reshape your data with "
+                "X.reshape(1, -1) for a single sample or X.reshape(-1, 1) for a single feature"
+            )
+        self._check_shape(Xd.shape)
+        if Xd.dtype != self._dtype:
+            Xd = Xd.astype(self._dtype)
+        if Xd.dtype.kind == "f" and not np.isfinite(Xd).all():
+            raise InputError("Input X contains NaN or infinity; impute or drop those values first")
+        return Xd
+
+    def _check_csr(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        if getattr(X, "format", None) != "csr":
+            X = X.tocsr()
+        shape = tuple(X.shape)
+        if len(shape) != 2:
+            raise InputError(f"Expected a 2-D sparse matrix, got shape {shape}")
+        self._check_shape(shape)
+        data = np.asarray(X.data)
+        if data.dtype.kind not in "fiub":
+            raise InputError(f"X must be numeric, got dtype {data.dtype}")
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise InputError("Input X contains NaN or infinity; impute or drop those values first")
+        indices = np.asarray(X.indices)
+        indptr = np.asarray(X.indptr)
+        if indptr.size != shape[0] + 1 or (indices.size and int(indices.max()) >= shape[1]):
+            raise InputError("X is not a valid CSR matrix (indptr/indices disagree with shape)")
+        return data, indices, indptr, int(shape[0])
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if shape[1] != self.n_features_in_:
+            raise InputError(
+                f"X has {shape[1]} features, but the model expects {self.n_features_in_} "
+                "features as input"
+            )
+        if shape[0] < 1:
+            raise InputError(f"X has 0 samples (shape={shape}); at least 1 is required")
+
+
+def _is_sparse(X: Any) -> bool:
+    # Duck-typed so that the runtime never imports scipy.
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    # exp(-log(1 + exp(-z))) never overflows, unlike 1 / (1 + exp(-z)).
+    return np.exp(-np.logaddexp(0, -z))
+
+
+def _proba(head: str, scores: np.ndarray) -> np.ndarray:
+    """scikit-learn's probability heads, on a ``(n_rows, n_outputs)`` score matrix."""
+    if head == "softmax":
+        z = scores - scores.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+    if head == "logistic":
+        p = _sigmoid(scores)
+        if p.shape[1] == 1:
+            return np.hstack([1 - p, p])
+        p /= p.sum(axis=1, keepdims=True)
+        return p
+    if head == "modified_huber":
+        p = (np.clip(scores, -1, 1) + 1) / 2
+        if p.shape[1] == 1:
+            return np.hstack([1 - p, p])
+        total = p.sum(axis=1, keepdims=True)
+        zero = total[:, 0] == 0
+        # scikit-learn gives rows where every class scores <= -1 a uniform distribution.
+        p[zero] = 1
+        total[zero] = p.shape[1]
+        p /= total
+        return p
+    raise AssertionError(f"no probability head {head!r}")  # guarded by has_proba
