@@ -1,0 +1,74 @@
+"""Plain-text summaries for the CLI (pure functions: data in, text out)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgesparse.api import CompressReport
+
+
+def _bytes(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.2f} MiB"
+
+
+def compress_summary(report: CompressReport) -> str:
+    """The short summary ``edgesparse compress`` prints."""
+    rows = [
+        ("model", f"{report.estimator}  {report.shape[0]} output(s) x {report.shape[1]} features"),
+        ("original", f"{_bytes(report.source_bytes)}  ({report.source})"),
+        (
+            "output",
+            f"{_bytes(report.output_bytes)}  ({report.output})  ratio {report.ratio:.1f}x",
+        ),
+        (
+            "nonzeros",
+            f"{report.nnz_before} -> {report.nnz_after}  "
+            f"(sparsity {report.sparsity_before:.1%} -> {report.sparsity_after:.1%})",
+        ),
+        ("quantization", report.quantization),
+    ]
+    if report.nnz_after:
+        rows.append(("bytes/nonzero", f"{report.output_bytes / report.nnz_after:.2f}"))
+    c = report.check
+    if c is not None:
+        rows.append(("check rows", str(c.n_rows)))
+        if c.label_agreement is not None:
+            rows.append(("label agreement", f"{c.label_agreement:.2%}"))
+        rows.append(("max |d decision|", f"{c.max_abs_decision_delta:.3g}"))
+        if c.max_abs_proba_delta is not None:
+            rows.append(("max |d proba|", f"{c.max_abs_proba_delta:.3g}"))
+        if c.score_name is not None:
+            rows.append((c.score_name, f"{c.score_before:.4f} -> {c.score_after:.4f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def key_values(info: dict[str, Any]) -> str:
+    """Aligned ``key  value`` lines (nested dicts are indented)."""
+    lines: list[str] = []
+
+    def walk(d: dict[str, Any], indent: str) -> None:
+        width = max((len(str(k)) for k in d), default=0)
+        for k, v in d.items():
+            if isinstance(v, dict):
+                lines.append(f"{indent}{k}:")
+                walk(v, indent + "  ")
+            else:
+                lines.append(f"{indent}{k!s:<{width}}  {v}")
+
+    walk(info, "")
+    return "\n".join(lines)
+
+
+def array_lines(values: Any) -> str:
+    """One line per row: a label/value, or space-separated values for 2-D outputs."""
+    import numpy as np
+
+    arr = np.asarray(values)
+    if arr.ndim == 1:
+        return "\n".join(str(v) for v in arr.tolist())
+    return "\n".join(" ".join(f"{v:.6g}" for v in row) for row in arr.tolist())
