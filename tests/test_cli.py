@@ -1,0 +1,218 @@
+"""End-to-end CLI tests: real pickles in, real blobs out, scikit-learn as the oracle, and every
+kind of bad input ending in one ``Error:`` line, exit code 1 and no output file."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from edgesparse.cli import cli
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory):
+    X, y = load_iris(return_X_y=True)
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    est = LogisticRegression(max_iter=1000).fit(X, labels)
+    d = tmp_path_factory.mktemp("iris")
+    (d / "model.pkl").write_bytes(pickle.dumps(est))
+    np.savez(d / "check.npz", X=X, y=labels)
+    np.save(d / "X.npy", X)
+    return d, est, X, labels
+
+
+def run(*args: str):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    return result
+
+
+def assert_one_line_error(result, contains: str) -> None:
+    assert result.exit_code == 1, (result.exit_code, result.output, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    assert contains in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_compress_inspect_predict(iris, tmp_path):
+    d, est, X, _ = iris
+    out = tmp_path / "m.esb"
+    r = run("compress", d / "model.pkl", "-o", out, "--check-data", d / "check.npz")
+    assert r.exit_code == 0, r.output + r.stderr
+    for key in ("original", "output", "ratio", "nonzeros", "int8-per-row", "label agreement"):
+        assert key in r.output
+    assert out.exists()
+    r = run("inspect", out, "--json")
+    assert r.exit_code == 0, r.stderr
+    json.loads(r.output)
+    r = run("predict", out, d / "X.npy")
+    assert r.exit_code == 0, r.stderr
+    got = np.array(r.output.split())
+    assert np.mean(got == est.predict(X)) >= 0.995
+
+
+def test_lossless_reencoding_matches_sklearn_exactly(iris, tmp_path):
+    d, est, X, _ = iris
+    out = tmp_path / "m.esb"
+    r = run("compress", d / "model.pkl", "-o", out, "--quantize", "none", "--sparsity", "0")
+    assert r.exit_code == 0, r.stderr
+    run("predict", out, d / "X.npy", "--proba", "-o", tmp_path / "p.npy")
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), est.predict_proba(X), rtol=1e-9)
+    run("predict", out, d / "X.npy", "-o", tmp_path / "y.npy")
+    assert (np.load(tmp_path / "y.npy") == est.predict(X)).all()
+
+
+def test_check_data_json_summary(iris, tmp_path):
+    d, _, _, _ = iris
+    r = run(
+        "compress", d / "model.pkl", "-o", tmp_path / "m.esb", "--sparsity", "0.5", "--json",
+        "--check-data", d / "check.npz",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.output)
+    assert report["nnz_after"] == 6  # 3 x 4 weights, half kept
+    assert 0 <= report["check"]["label_agreement"] <= 1
+    assert report["check"]["score_name"] == "accuracy"
+
+
+def test_default_output_goes_next_to_the_model(iris, tmp_path):
+    d, _, _, _ = iris
+    src = tmp_path / "copy.pkl"
+    src.write_bytes((d / "model.pkl").read_bytes())
+    assert run("compress", src).exit_code == 0
+    assert (tmp_path / "copy.esb").exists()
+
+
+class Hostile:
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.canary}",))
+
+
+def test_hostile_pickle_is_refused_and_nothing_runs(tmp_path):
+    canary = tmp_path / "CANARY"
+    src = tmp_path / "evil.pkl"
+    src.write_bytes(pickle.dumps(Hostile(canary)))
+    out = tmp_path / "evil.esb"
+    r = run("compress", src, "-o", out)
+    assert_one_line_error(r, "system")
+    assert not canary.exists()
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pkl"]
+
+
+def test_model_not_on_the_allow_list(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    src = tmp_path / "tree.pkl"
+    src.write_bytes(pickle.dumps(DecisionTreeClassifier().fit(X, y)))
+    assert_one_line_error(run("compress", src, "-o", tmp_path / "t.esb"), "DecisionTree")
+    assert not (tmp_path / "t.esb").exists()
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b[: len(b) // 2],  # truncated
+        lambda b: b[:40] + bytes([b[40] ^ 0x10]) + b[41:],  # bit flip in the header
+        lambda b: b[:-9] + bytes([b[-9] ^ 0x01]) + b[-8:],  # bit flip near the end
+        lambda b: b"garbage" * 20,
+        lambda b: b"",
+        lambda b: b + b"\0" * 8,  # trailing bytes
+    ],
+    ids=["truncated", "header-flip", "tail-flip", "garbage", "empty", "trailing"],
+)
+def test_corrupt_blobs(iris, tmp_path, mutate):
+    d, _, _, _ = iris
+    good = tmp_path / "good.esb"
+    assert run("compress", d / "model.pkl", "-o", good).exit_code == 0
+    bad = tmp_path / "bad.esb"
+    bad.write_bytes(mutate(good.read_bytes()))
+    assert_one_line_error(run("inspect", bad), "")
+    out = tmp_path / "pred.npy"
+    assert_one_line_error(run("predict", bad, d / "X.npy", "-o", out), "")
+    assert not out.exists()
+
+
+def test_bad_prediction_inputs(iris, tmp_path):
+    d, _, X, _ = iris
+    blob = tmp_path / "m.esb"
+    assert run("compress", d / "model.pkl", "-o", blob).exit_code == 0
+    np.save(tmp_path / "narrow.npy", X[:, :3])
+    out = tmp_path / "out.npy"
+    r = run("predict", blob, tmp_path / "narrow.npy", "-o", out)
+    assert_one_line_error(r, "X has 3 features, but the model expects 4 features as input")
+    bad = X.copy()
+    bad[0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    assert_one_line_error(run("predict", blob, tmp_path / "nan.npy", "-o", out), "NaN")
+    assert_one_line_error(run("predict", blob, tmp_path / "nope.npy"), "not found")
+    (tmp_path / "text.npy").write_text("hello")
+    assert_one_line_error(run("predict", blob, tmp_path / "text.npy"), "text.npy")
+    assert not out.exists()
+
+
+def test_bad_compress_inputs(iris, tmp_path):
+    d, _, _, _ = iris
+    assert_one_line_error(run("compress", tmp_path / "missing.pkl"), "not found")
+    (tmp_path / "notes.pkl").write_text("not a pickle at all")
+    assert_one_line_error(run("compress", tmp_path / "notes.pkl"), "notes.pkl")
+    r = run("compress", d / "model.pkl", "-o", tmp_path / "m.txt")
+    assert_one_line_error(r, "unknown output format")
+    np.savez(tmp_path / "narrow.npz", X=np.zeros((3, 2)))
+    out = tmp_path / "m.esb"
+    r = run("compress", d / "model.pkl", "-o", out, "--check-data", tmp_path / "narrow.npz")
+    assert_one_line_error(r, "X has 2 features")
+    assert not out.exists()
+
+
+def test_usage_errors_exit_2(iris, tmp_path):
+    d, _, _, _ = iris
+    assert run("compress", d / "model.pkl", "--sparsity", "2").exit_code == 2
+    assert run("compress", d / "model.pkl", "--quantize", "int4").exit_code == 2
+    assert run("frobnicate").exit_code == 2
+    r = run("compress", d / "model.pkl", "--sparsity", "0.5", "--threshold", "0.1")
+    assert r.exit_code == 2
+
+
+def test_list_models_names_supported_estimators():
+    r = run("list", "models")
+    assert r.exit_code == 0
+    names = r.output.split()
+    for name in ("LogisticRegression", "SGDClassifier", "Ridge", "LinearSVC", "Pipeline"):
+        assert name in names
+    assert run("list", "heads").output.split()[0] == "identity"
+
+
+def test_console_script_and_module_agree(iris, tmp_path):
+    d, _, _, _ = iris
+    blob = tmp_path / "m.esb"
+    exe = Path(sys.executable).parent / "edgesparse"
+    a = subprocess.run(
+        [exe, "compress", d / "model.pkl", "-o", blob], capture_output=True, text=True
+    )
+    assert a.returncode == 0, a.stderr
+    b = subprocess.run(
+        [sys.executable, "-m", "edgesparse", "inspect", blob], capture_output=True, text=True
+    )
+    assert b.returncode == 0, b.stderr
+    c = subprocess.run(
+        [sys.executable, "-m", "edgesparse", "inspect", tmp_path / "none.esb"],
+        capture_output=True,
+        text=True,
+    )
+    assert c.returncode == 1
+    assert c.stderr.startswith("Error: ") and len(c.stderr.strip().splitlines()) == 1
