@@ -192,3 +192,9 @@ def test_runtime_imports_only_numpy(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ",".join(str(v) for v in expected)
+
+
+def test_ovr_logistic_all_underflow_row_is_uniform():
+    # Every sigmoid underflows to 0; scikit-learn's _predict_proba_lr returns 1/n_classes.
+    m = three_class("logistic")
+    np.testing.assert_allclose(m.predict_proba([[-1000.0, -2000.0, -1500.0]]), [[1 / 3] * 3])

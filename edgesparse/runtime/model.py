@@ -247,19 +247,22 @@ def _proba(head: str, scores: np.ndarray) -> np.ndarray:
         return z
     if head == "logistic":
         p = _sigmoid(scores)
-        if p.shape[1] == 1:
-            return np.hstack([1 - p, p])
-        p /= p.sum(axis=1, keepdims=True)
-        return p
-    if head == "modified_huber":
+    elif head == "modified_huber":
         p = (np.clip(scores, -1, 1) + 1) / 2
-        if p.shape[1] == 1:
-            return np.hstack([1 - p, p])
-        total = p.sum(axis=1, keepdims=True)
-        zero = total[:, 0] == 0
-        # scikit-learn gives rows where every class scores <= -1 a uniform distribution.
+    else:
+        raise AssertionError(f"no probability head {head!r}")  # guarded by has_proba
+    if p.shape[1] == 1:
+        return np.hstack([1 - p, p])
+    return _normalise_ovr(p)
+
+
+def _normalise_ovr(p: np.ndarray) -> np.ndarray:
+    # One-vs-rest rows are scaled to sum to 1; scikit-learn makes rows where every class
+    # has probability 0 uniform (both in _predict_proba_lr and for modified_huber).
+    total = p.sum(axis=1, keepdims=True)
+    zero = total[:, 0] == 0
+    if zero.any():
         p[zero] = 1
         total[zero] = p.shape[1]
-        p /= total
-        return p
-    raise AssertionError(f"no probability head {head!r}")  # guarded by has_proba
+    p /= total
+    return p

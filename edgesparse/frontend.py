@@ -1,0 +1,591 @@
+"""Frontends: fitted scikit-learn linear estimators -> :class:`~edgesparse.ir.LinearIR`.
+
+An explicit, listable registry keyed by class name (in the style of skl2onnx's converter
+registry). :func:`to_ir` walks ``type(estimator).__mro__``, so subclasses of a supported class
+are converted as that class. Nothing here imports scikit-learn or scipy: estimators are
+recognised by class name (and the module they come from) and read through their fitted
+attributes, and sparse ``coef_`` matrices are handled by duck typing.
+
+Every converter reproduces scikit-learn's own outputs: ``predict`` exactly (labels) and
+``decision_function`` / ``predict_proba`` to floating-point rounding. The head (how scores turn
+into outputs) is chosen the way scikit-learn 1.9 computes ``predict_proba``:
+
+* ``LogisticRegression(CV)``: binary -> ``logistic``; multiclass -> ``softmax`` (scikit-learn
+  1.8 removed ``multi_class``; ``predict_proba`` is softmax whenever there are >= 3 classes,
+  and liblinear refuses multiclass problems: wrap it in ``OneVsRestClassifier`` instead).
+* ``SGDClassifier``: ``log_loss`` -> ``logistic``, ``modified_huber`` -> ``modified_huber``,
+  every other loss -> ``hard`` (no ``predict_proba``).
+* ``OneVsRestClassifier``: the binary estimators' rows stacked; ``logistic`` when they are
+  logistic (scikit-learn's normalisation), ``hard`` when they have no ``predict_proba``.
+* ``Pipeline``: StandardScaler / MaxAbsScaler / MinMaxScaler steps are folded into the weights
+  and bias, in float64; weights that were zero stay zero.
+
+Adding a model: write ``def _convert(est) -> _Linear`` and decorate it with
+``@register("ClassName", ...)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from .errors import IRError, UnsupportedModelError
+from .ir import PROBA_HEADS, LinearIR
+
+__all__ = ["register", "supported_models", "supported_preprocessors", "to_ir"]
+
+
+@dataclasses.dataclass
+class _Linear:
+    """What a converter returns: float64 canonical CSR weights over the *raw* input features,
+    bias, head and labels. :func:`to_ir` adds provenance and builds the validated IR."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    n_features: int
+    bias: np.ndarray
+    head: str
+    classes: np.ndarray | None
+    squeeze: bool
+    source: str
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.indptr.size - 1)
+
+    def row_ids(self) -> np.ndarray:
+        return np.repeat(np.arange(self.n_outputs, dtype=np.int64), np.diff(self.indptr))
+
+
+Converter = Callable[[Any], _Linear]
+
+# name -> (module prefix the class must come from, converter)
+_REGISTRY: dict[str, tuple[str, Converter]] = {}
+
+
+def register(*class_names: str, module: str = "sklearn") -> Callable[[Converter], Converter]:
+    """Register the decorated converter for the estimator classes named ``class_names``.
+
+    ``module`` is the top-level package the class must live in (``"sklearn"`` by default), so
+    an unrelated class that happens to share a name is not mistaken for a scikit-learn one.
+    """
+
+    def deco(fn: Converter) -> Converter:
+        for name in class_names:
+            if name in _REGISTRY:
+                raise ValueError(f"a converter for {name} is already registered")
+            _REGISTRY[name] = (module, fn)
+        return fn
+
+    return deco
+
+
+def supported_models() -> list[str]:
+    """Sorted class names :func:`to_ir` converts (``edgesparse list models``)."""
+    return sorted(_REGISTRY)
+
+
+def supported_preprocessors() -> list[str]:
+    """Sorted class names of the pipeline steps that are folded into the weights."""
+    return sorted(_SCALERS)
+
+
+def to_ir(estimator: Any) -> LinearIR:
+    """Convert a fitted estimator into a float64 :class:`~edgesparse.ir.LinearIR`.
+
+    Raises:
+        UnsupportedModelError: the estimator (or a part of it) is not supported, or not fitted.
+        IRError: its weights or intercepts contain NaN or Inf.
+    """
+    lin = _convert(estimator)
+    provenance = {
+        "source": lin.source,
+        "sklearn_version": _sklearn_version(estimator),
+        "n_features_in": str(lin.n_features),
+    }
+    try:
+        return LinearIR(
+            indptr=lin.indptr,
+            indices=lin.indices,
+            values=lin.values,
+            n_features=lin.n_features,
+            bias=lin.bias,
+            head=lin.head,
+            classes=lin.classes,
+            squeeze=lin.squeeze,
+            provenance=provenance,
+        )
+    except IRError as exc:
+        raise IRError(f"{lin.source}: {exc}") from None
+
+
+# -- dispatch --------------------------------------------------------------------------------
+def _lookup(estimator: Any) -> Converter | None:
+    for klass in type(estimator).__mro__:
+        entry = _REGISTRY.get(klass.__name__)
+        if entry is None:
+            continue
+        module, fn = entry
+        top = (getattr(klass, "__module__", "") or "").split(".")[0]
+        if top == module:
+            return fn
+    return None
+
+
+def _convert(estimator: Any) -> _Linear:
+    fn = _lookup(estimator)
+    if fn is None:
+        name = _name(estimator)
+        if isinstance(estimator, str):
+            name = repr(estimator)
+        raise UnsupportedModelError(
+            f"{name} is not supported; edgesparse converts: {', '.join(supported_models())} "
+            "(run `edgesparse list models`)"
+        )
+    return fn(estimator)
+
+
+def _name(obj: Any) -> str:
+    return type(obj).__name__
+
+
+def _sklearn_version(estimator: Any) -> str:
+    modules = {(k.__module__ or "").split(".")[0] for k in type(estimator).__mro__}
+    if "sklearn" not in modules:
+        return "n/a"
+    sklearn = sys.modules.get("sklearn")
+    return str(getattr(sklearn, "__version__", "unknown"))
+
+
+def _require_fitted(est: Any, *attributes: str) -> None:
+    missing = [a for a in attributes if getattr(est, a, None) is None]
+    if missing:
+        raise UnsupportedModelError(
+            f"{_name(est)} is not fitted (it has no {', '.join(missing)}); "
+            "fit it before compressing"
+        )
+
+
+# -- weights ---------------------------------------------------------------------------------
+def _is_sparse(a: Any) -> bool:
+    return hasattr(a, "tocsr") and hasattr(a, "nnz")
+
+
+def _weights(
+    coef: Any, intercept: Any, owner: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, int]:
+    """``coef``/``intercept`` -> (indptr, indices, values, n_features, bias, coef ndim).
+
+    Dense ``coef`` is converted by dropping zeros; scipy sparse ``coef`` (a ``.sparsify()``-ed
+    model) is canonicalised without densifying it.
+    """
+    if _is_sparse(coef):
+        indptr, indices, data, n_rows, n_features, ndim = _sparse_to_csr(coef, owner)
+    else:
+        w = np.asarray(coef)
+        if w.dtype.kind not in "fiub":
+            raise UnsupportedModelError(f"{owner}: coef_ has dtype {w.dtype}")
+        ndim = w.ndim
+        if ndim == 1:
+            w = w.reshape(1, -1)
+        elif ndim != 2:
+            raise UnsupportedModelError(f"{owner}: coef_ has shape {w.shape}")
+        w = w.astype(np.float64)
+        if not np.all(np.isfinite(w)):
+            raise IRError(f"{owner}: coef_ contains NaN or Inf")
+        rows, cols = np.nonzero(w)
+        n_rows, n_features = w.shape
+        indptr = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+        indices, data = cols, w[rows, cols]
+    if n_rows < 1 or n_features < 1:
+        raise UnsupportedModelError(f"{owner}: coef_ is empty (shape {(n_rows, n_features)})")
+
+    b = np.asarray(0.0 if intercept is None else intercept)
+    if b.dtype.kind not in "fiub":
+        raise UnsupportedModelError(f"{owner}: intercept_ has dtype {b.dtype}")
+    b = b.astype(np.float64).reshape(-1)
+    if b.size == 1 and n_rows > 1:
+        b = np.full(n_rows, b[0])
+    if b.size != n_rows:
+        raise UnsupportedModelError(
+            f"{owner}: intercept_ has {b.size} entries but coef_ has {n_rows} row(s)"
+        )
+    if not np.all(np.isfinite(b)):
+        raise IRError(f"{owner}: intercept_ contains NaN or Inf")
+    return indptr, indices.astype(np.int32), data, n_features, b, ndim
+
+
+def _sparse_to_csr(
+    coef: Any, owner: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
+    """Canonical CSR (sorted, duplicates summed, zeros dropped) from any scipy sparse ``coef``,
+    without densifying it. Handles the 1-D sparse matrix ``SGDRegressor.sparsify()`` makes
+    with scipy >= 1.15 (which cannot even be converted to COO)."""
+    shape = tuple(int(d) for d in coef.shape)
+    ndim = len(shape)
+    if ndim == 1 and hasattr(coef, "indices") and hasattr(coef, "data"):
+        cols = np.asarray(coef.indices)
+        rows = np.zeros(cols.size, dtype=np.int64)
+        data = np.asarray(coef.data)
+    elif ndim in (1, 2):
+        coo = coef.tocoo()
+        coords = getattr(coo, "coords", None) or ((coo.col,) if ndim == 1 else (coo.row, coo.col))
+        cols = np.asarray(coords[-1])
+        rows = np.asarray(coords[0]) if ndim == 2 else np.zeros(cols.size, dtype=np.int64)
+        data = np.asarray(coo.data)
+    else:
+        raise UnsupportedModelError(f"{owner}: coef_ has shape {shape}")
+    n_rows, n_features = (1, shape[0]) if ndim == 1 else shape
+    if data.dtype.kind not in "fiub":
+        raise UnsupportedModelError(f"{owner}: coef_ has dtype {data.dtype}")
+    data = data.astype(np.float64)
+    if not np.all(np.isfinite(data)):
+        raise IRError(f"{owner}: coef_ contains NaN or Inf")
+    keys = rows.astype(np.int64) * n_features + cols.astype(np.int64)
+    uniq, inverse = np.unique(keys, return_inverse=True)  # sorted by (row, column)
+    sums = np.bincount(inverse.reshape(-1), weights=data, minlength=uniq.size)
+    keep = sums != 0
+    uniq, sums = uniq[keep], sums[keep]
+    out_rows = uniq // n_features
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(out_rows, minlength=n_rows), out=indptr[1:])
+    return indptr, uniq % n_features, sums, n_rows, n_features, ndim
+
+
+def _classes(est: Any, labels: Any) -> np.ndarray:
+    classes = np.asarray(labels)
+    if classes.dtype == object:
+        if all(isinstance(c, str) for c in classes):
+            classes = classes.astype(str)
+        elif all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in classes):
+            classes = classes.astype(np.int64)
+        else:
+            raise UnsupportedModelError(
+                f"{_name(est)}: class labels must be all strings or all numbers"
+            )
+    if classes.dtype.kind not in "USiubf" or classes.ndim != 1:
+        raise UnsupportedModelError(
+            f"{_name(est)}: class labels of dtype {classes.dtype} are not supported"
+        )
+    return classes
+
+
+def _check_n_features(est: Any, lin: _Linear) -> None:
+    n = getattr(est, "n_features_in_", None)
+    if n is not None and int(n) != lin.n_features:
+        raise UnsupportedModelError(
+            f"{_name(est)}: n_features_in_ is {n} but coef_ has {lin.n_features} columns"
+        )
+
+
+# -- linear classifiers ----------------------------------------------------------------------
+def _linear_classifier(est: Any, head_for: Callable[[Any, int], str]) -> _Linear:
+    name = _name(est)
+    _require_fitted(est, "coef_", "classes_")
+    lb = getattr(est, "_label_binarizer", None)
+    if lb is not None and str(getattr(lb, "y_type_", "")).startswith("multilabel"):
+        raise UnsupportedModelError(
+            f"{name} was fitted on multilabel targets; only binary and multiclass "
+            "classifiers are supported"
+        )
+    classes = _classes(est, est.classes_)
+    indptr, indices, values, n_features, bias, _ = _weights(est.coef_, est.intercept_, name)
+    n_rows = indptr.size - 1
+    expected = 1 if classes.size == 2 else classes.size
+    if classes.size < 2 or n_rows != expected:
+        raise UnsupportedModelError(
+            f"{name}: {classes.size} classes with {n_rows} coefficient row(s) is not a "
+            "layout edgesparse can reproduce"
+        )
+    head = head_for(est, classes.size)
+    # Safety net: the head must agree with whether scikit-learn offers predict_proba.
+    if (head in PROBA_HEADS) != hasattr(est, "predict_proba"):
+        raise UnsupportedModelError(
+            f"{name}: cannot tell how it computes predict_proba; not converting it"
+        )
+    lin = _Linear(indptr, indices, values, n_features, bias, head, classes, True, name)
+    _check_n_features(est, lin)
+    return lin
+
+
+@register("LogisticRegression", "LogisticRegressionCV")
+def _logistic_regression(est: Any) -> _Linear:
+    # scikit-learn 1.8+: no multi_class; binary uses expit, >= 3 classes softmax.
+    return _linear_classifier(est, lambda e, n: "logistic" if n == 2 else "softmax")
+
+
+_SGD_HEADS = {"log_loss": "logistic", "modified_huber": "modified_huber"}
+
+
+@register("SGDClassifier", "Perceptron", "PassiveAggressiveClassifier")
+def _sgd_classifier(est: Any) -> _Linear:
+    return _linear_classifier(est, lambda e, n: _SGD_HEADS.get(str(e.loss), "hard"))
+
+
+@register("LinearSVC", "RidgeClassifier", "RidgeClassifierCV")
+def _hard_classifier(est: Any) -> _Linear:
+    return _linear_classifier(est, lambda e, n: "hard")
+
+
+# -- linear regressors -----------------------------------------------------------------------
+def _linear_regressor(est: Any, *, always_1d: bool = False) -> _Linear:
+    name = _name(est)
+    _require_fitted(est, "coef_")
+    indptr, indices, values, n_features, bias, ndim = _weights(
+        est.coef_, getattr(est, "intercept_", 0.0), name
+    )
+    n_rows = indptr.size - 1
+    squeeze = ndim == 1 or (always_1d and n_rows == 1)
+    lin = _Linear(indptr, indices, values, n_features, bias, "identity", None, squeeze, name)
+    _check_n_features(est, lin)
+    return lin
+
+
+@register(
+    "LinearRegression",
+    "Ridge",
+    "RidgeCV",
+    "Lasso",
+    "LassoCV",
+    "ElasticNet",
+    "ElasticNetCV",
+    "MultiTaskLasso",
+    "MultiTaskLassoCV",
+    "MultiTaskElasticNet",
+    "MultiTaskElasticNetCV",
+    "Lars",
+    "LarsCV",
+    "LassoLars",
+    "LassoLarsCV",
+    "LassoLarsIC",
+    "OrthogonalMatchingPursuit",
+    "OrthogonalMatchingPursuitCV",
+    "BayesianRidge",
+    "ARDRegression",
+    "HuberRegressor",
+    "QuantileRegressor",
+    "TheilSenRegressor",
+)
+def _regressor(est: Any) -> _Linear:
+    return _linear_regressor(est)
+
+
+@register("SGDRegressor", "PassiveAggressiveRegressor", "LinearSVR")
+def _sgd_regressor(est: Any) -> _Linear:
+    # Their predict always returns 1-D, even after .sparsify() made coef_ a 2-D matrix.
+    return _linear_regressor(est, always_1d=True)
+
+
+# -- the plain weights file (edgesparse.load.RawLinearModel) --------------------------------
+@register("RawLinearModel", module="edgesparse")
+def _raw(model: Any) -> _Linear:
+    name = _name(model)
+    classes = None if model.classes is None else _classes(model, model.classes)
+    head = model.head or ("hard" if classes is not None else "identity")
+    indptr, indices, values, n_features, bias, ndim = _weights(model.coef, model.intercept, name)
+    squeeze = ndim == 1 if classes is None else True
+    return _Linear(indptr, indices, values, n_features, bias, str(head), classes, squeeze, name)
+
+
+# -- meta-estimators -------------------------------------------------------------------------
+def _stack(parts: list[_Linear]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    counts = [p.values.size for p in parts]
+    indptr = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.concatenate([p.indices for p in parts]).astype(np.int32)
+    values = np.concatenate([p.values for p in parts])
+    bias = np.concatenate([p.bias for p in parts])
+    return indptr, indices, values, bias
+
+
+def _single_row_parts(meta: Any, estimators: Iterable[Any], what: str) -> list[_Linear]:
+    parts = [_convert(e) for e in estimators]
+    if not parts:
+        raise UnsupportedModelError(f"{_name(meta)} has no fitted estimators")
+    n_features = {p.n_features for p in parts}
+    if len(n_features) != 1:
+        raise UnsupportedModelError(f"{_name(meta)}: its estimators disagree on n_features")
+    for p in parts:
+        if p.n_outputs != 1:
+            raise UnsupportedModelError(f"{_name(meta)}: every estimator must be {what}")
+    return parts
+
+
+@register("OneVsRestClassifier")
+def _one_vs_rest(est: Any) -> _Linear:
+    name = _name(est)
+    _require_fitted(est, "estimators_", "label_binarizer_")
+    y_type = str(getattr(est.label_binarizer_, "y_type_", ""))
+    if y_type.startswith("multilabel"):
+        raise UnsupportedModelError(
+            f"{name} was fitted on multilabel targets; only binary and multiclass "
+            "classifiers are supported"
+        )
+    parts = _single_row_parts(est, est.estimators_, "a binary linear classifier")
+    heads = {p.head for p in parts}
+    base = parts[0].source
+    if len(heads) != 1 or "identity" in heads or "softmax" in heads:
+        raise UnsupportedModelError(f"{name}: its estimators must be binary linear classifiers")
+    (head,) = heads
+    if head == "modified_huber" and len(parts) > 1:
+        # OneVsRest leaves rows whose binary probabilities are all 0 at zero where
+        # SGDClassifier itself makes them uniform: not one of edgesparse's heads.
+        raise UnsupportedModelError(
+            f"{name}({base}): one-vs-rest over loss='modified_huber' normalises "
+            "probabilities differently from SGDClassifier; use SGDClassifier("
+            "loss='modified_huber') directly, which is one-vs-rest already"
+        )
+    if (head in PROBA_HEADS) != hasattr(est, "predict_proba"):
+        raise UnsupportedModelError(
+            f"{name}({base}): cannot tell how it computes predict_proba; not converting it"
+        )
+    classes = _classes(est, est.classes_)
+    if classes.size != (2 if len(parts) == 1 else len(parts)):
+        raise UnsupportedModelError(f"{name}: {classes.size} classes but {len(parts)} estimators")
+    indptr, indices, values, bias = _stack(parts)
+    lin = _Linear(
+        indptr,
+        indices,
+        values,
+        parts[0].n_features,
+        bias,
+        head,
+        classes,
+        True,
+        f"{name}({base})",
+    )
+    _check_n_features(est, lin)
+    return lin
+
+
+@register("MultiOutputRegressor")
+def _multi_output_regressor(est: Any) -> _Linear:
+    _require_fitted(est, "estimators_")
+    parts = _single_row_parts(est, est.estimators_, "a single-output linear regressor")
+    if any(p.head != "identity" for p in parts):
+        raise UnsupportedModelError(f"{_name(est)}: every estimator must be a linear regressor")
+    indptr, indices, values, bias = _stack(parts)
+    source = f"{_name(est)}({parts[0].source})"
+    lin = _Linear(
+        indptr, indices, values, parts[0].n_features, bias, "identity", None, False, source
+    )
+    _check_n_features(est, lin)
+    return lin
+
+
+# -- pipelines: fold the scalers into the weights -------------------------------------------
+def _scale_columns(lin: _Linear, factor: np.ndarray, *, divide: bool) -> None:
+    f = np.asarray(factor, dtype=np.float64)[lin.indices]
+    lin.values = lin.values / f if divide else lin.values * f
+
+
+def _add_to_bias(lin: _Linear, shift: np.ndarray) -> None:
+    """``bias += W @ shift`` with the current (sparse) weights."""
+    contrib = lin.values * np.asarray(shift, dtype=np.float64)[lin.indices]
+    lin.bias = lin.bias + np.bincount(lin.row_ids(), weights=contrib, minlength=lin.n_outputs)
+
+
+def _fold_standard(step: Any, lin: _Linear) -> None:
+    # x' = (x - mean) / scale  ->  W' = W / scale, b' = b - W' @ mean
+    if getattr(step, "with_std", True) and step.scale_ is not None:
+        _scale_columns(lin, step.scale_, divide=True)
+    if getattr(step, "with_mean", True) and step.mean_ is not None:
+        _add_to_bias(lin, -np.asarray(step.mean_, dtype=np.float64))
+
+
+def _fold_maxabs(step: Any, lin: _Linear) -> None:
+    # x' = x / scale  ->  W' = W / scale
+    _scale_columns(lin, step.scale_, divide=True)
+
+
+def _fold_minmax(step: Any, lin: _Linear) -> None:
+    # x' = x * scale + min  ->  W' = W * scale, b' = b + W @ min
+    if getattr(step, "clip", False):
+        raise UnsupportedModelError(
+            "MinMaxScaler(clip=True) cannot be folded into a linear model (clipping is not "
+            "linear); refit the pipeline with clip=False"
+        )
+    _add_to_bias(lin, step.min_)
+    _scale_columns(lin, step.scale_, divide=False)
+
+
+_SCALERS: dict[str, tuple[tuple[str, ...], Callable[[Any, _Linear], None]]] = {
+    "StandardScaler": (("n_features_in_",), _fold_standard),
+    "MaxAbsScaler": (("scale_",), _fold_maxabs),
+    "MinMaxScaler": (("scale_", "min_"), _fold_minmax),
+}
+
+
+def _scaler_for(step: Any) -> tuple[tuple[str, ...], Callable[[Any, _Linear], None]] | None:
+    for klass in type(step).__mro__:
+        entry = _SCALERS.get(klass.__name__)
+        if entry is not None and (klass.__module__ or "").split(".")[0] == "sklearn":
+            return entry
+    return None
+
+
+def _flat_steps(pipe: Any) -> list[tuple[str, Any]]:
+    steps = getattr(pipe, "steps", None)
+    if not steps:
+        raise UnsupportedModelError(f"{_name(pipe)} has no steps")
+    out: list[tuple[str, Any]] = []
+    for step_name, step in steps:
+        if _lookup(step) is _pipeline:
+            out.extend(_flat_steps(step))
+        else:
+            out.append((str(step_name), step))
+    return out
+
+
+def _is_passthrough(step: Any) -> bool:
+    return step is None or (isinstance(step, str) and step == "passthrough")
+
+
+@register("Pipeline")
+def _pipeline(pipe: Any) -> _Linear:
+    name = _name(pipe)
+    steps = [(n, s) for n, s in _flat_steps(pipe) if not _is_passthrough(s)]
+    if not steps:
+        raise UnsupportedModelError(f"{name} has only 'passthrough' steps; nothing to convert")
+    final_name, final = steps[-1]
+    if _scaler_for(final) is not None:
+        raise UnsupportedModelError(
+            f"{name} ends in step {final_name!r} ({_name(final)}), not a model; "
+            "edgesparse converts pipelines that end in a linear model"
+        )
+    lin = _convert(final)
+    scalers = steps[:-1]
+    for step_name, step in reversed(scalers):
+        entry = _scaler_for(step)
+        if entry is None:
+            raise UnsupportedModelError(
+                f"{name} step {step_name!r} ({_name(step)}) is not supported; edgesparse "
+                f"folds only {', '.join(supported_preprocessors())} (and 'passthrough') "
+                "into the linear model that ends the pipeline"
+            )
+        required, fold = entry
+        _require_fitted(step, *required)
+        n = getattr(step, "n_features_in_", None)
+        if n is not None and int(n) != lin.n_features:
+            raise UnsupportedModelError(
+                f"{name} step {step_name!r} ({_name(step)}) outputs {n} features but the "
+                f"next step expects {lin.n_features}"
+            )
+        fold(step, lin)
+    # Folding never creates nonzeros; drop any weight that underflowed to zero.
+    keep = lin.values != 0
+    if not keep.all():
+        rows = lin.row_ids()[keep]
+        lin.indptr = np.zeros_like(lin.indptr)
+        np.cumsum(np.bincount(rows, minlength=lin.n_outputs), out=lin.indptr[1:])
+        lin.indices, lin.values = lin.indices[keep], lin.values[keep]
+    if not (np.all(np.isfinite(lin.values)) and np.all(np.isfinite(lin.bias))):
+        raise IRError(f"{name}: folding the scalers into the weights overflowed (NaN or Inf)")
+    lin.source = f"{name}({', '.join([_name(s) for _, s in scalers] + [lin.source])})"
+    return lin
