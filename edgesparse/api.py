@@ -131,7 +131,7 @@ def compress_file(
     """
     from edgesparse.data import load_dataset
     from edgesparse.formats import esb
-    from edgesparse.load import load_model
+    from edgesparse.loader import load_model
 
     out = Path(output)
     fmt = out.suffix.lower().lstrip(".")

@@ -382,7 +382,7 @@ def _sgd_regressor(est: Any) -> _Linear:
     return _linear_regressor(est, always_1d=True)
 
 
-# -- the plain weights file (edgesparse.load.RawLinearModel) --------------------------------
+# -- the plain weights file (edgesparse.loader.RawLinearModel) --------------------------------
 @register("RawLinearModel", module="edgesparse")
 def _raw(model: Any) -> _Linear:
     name = _name(model)

@@ -766,23 +766,11 @@ def test_import_needs_neither_sklearn_nor_scipy() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# -- RawLinearModel (edgesparse.load's plain weights file) ----------------------------------
+# -- RawLinearModel (edgesparse.loader's plain weights file) ----------------------------------
 def _raw_class() -> type:
-    try:
-        from edgesparse.load import RawLinearModel  # type: ignore[attr-defined]
+    from edgesparse.loader import RawLinearModel
 
-        return RawLinearModel
-    except ImportError:  # load.py is written concurrently; a stand-in of the same shape
-
-        @dataclasses.dataclass(frozen=True)
-        class RawLinearModel:
-            coef: np.ndarray
-            intercept: np.ndarray
-            classes: np.ndarray | None
-            head: str | None
-
-        RawLinearModel.__module__ = "edgesparse.load"
-        return RawLinearModel
+    return RawLinearModel
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,683 @@
+"""Safe model loading: the only module in edgesparse that unpickles.
+
+A pickle is a program: every global it names is imported and may be called. So ``.pkl``,
+``.pickle`` and ``.joblib`` files go through an allow-list unpickler that checks each
+``(module, name)`` pair against :data:`ALLOWED_GLOBALS` *before* importing anything, and refuses
+the other ways a pickle can reach code (persistent ids, the copyreg extension registry).
+``.skops`` files are audited against the same list (every type in the file, not only the ones
+skops itself distrusts), and ``.npz`` files are read with ``allow_pickle=False`` into a
+:class:`RawLinearModel`.
+
+The whole file is read once into memory and every check and the load itself use those bytes,
+so the file cannot change between being checked and being loaded.
+"""
+
+from __future__ import annotations
+
+import codecs
+import importlib
+import io
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    InputError,
+    ModelFileError,
+    ToolMissingError,
+    UnsafeModelError,
+)
+from .fileio import read_bytes
+
+__all__ = [
+    "ALLOWED_GLOBALS",
+    "SUPPORTED_SUFFIXES",
+    "RawLinearModel",
+    "allowed_globals",
+    "load_model",
+]
+
+# ---------------------------------------------------------------------------------------------
+# The allow-list. Found empirically: every supported estimator was fitted with scikit-learn
+# 1.9.1 / numpy 2.4, pickled with protocols 2-5 and with joblib (plain and compressed), and the
+# globals its pickle names were recorded. Nothing else is here; exact (module, qualname) pairs.
+# ---------------------------------------------------------------------------------------------
+
+# numpy arrays, dtypes and scalars. numpy 2 pickles say ``numpy._core``; numpy 1.x pickles say
+# ``numpy.core`` (both spellings are resolved to whichever module this numpy has, see _ALIASES).
+_NUMPY: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy._core.numeric", "_frombuffer"),  # protocol 5 out-of-band-capable arrays
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+    }
+)
+
+# ``random_state=np.random.RandomState(...)`` is stored as the RandomState itself. These helpers
+# only build a bit generator chosen by name from numpy's fixed table.
+_NUMPY_RANDOM_STATE: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("numpy.random._pickle", "__randomstate_ctor"),
+        ("numpy.random._pickle", "__bit_generator_ctor"),
+        ("numpy.random._mt19937", "MT19937"),
+    }
+)
+
+# ``.sparsify()`` turns coef_ into a CSR matrix; CSC and the sparse-array classes are the same
+# data in another layout. ``scipy.sparse.csr``/``csc`` are the pre-1.8 module names.
+_SCIPY_SPARSE: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("scipy.sparse._csr", "csr_matrix"),
+        ("scipy.sparse._csr", "csr_array"),
+        ("scipy.sparse._csc", "csc_matrix"),
+        ("scipy.sparse._csc", "csc_array"),
+        ("scipy.sparse.csr", "csr_matrix"),
+        ("scipy.sparse.csc", "csc_matrix"),
+    }
+)
+
+# The estimators the frontend converts (the CV variants are the fitted linear model itself,
+# not a search object: GridSearchCV & co. are deliberately absent).
+_SKLEARN_ESTIMATORS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("sklearn.linear_model._base", "LinearRegression"),
+        ("sklearn.linear_model._coordinate_descent", "ElasticNet"),
+        ("sklearn.linear_model._coordinate_descent", "ElasticNetCV"),
+        ("sklearn.linear_model._coordinate_descent", "Lasso"),
+        ("sklearn.linear_model._coordinate_descent", "LassoCV"),
+        ("sklearn.linear_model._coordinate_descent", "MultiTaskElasticNet"),
+        ("sklearn.linear_model._coordinate_descent", "MultiTaskElasticNetCV"),
+        ("sklearn.linear_model._coordinate_descent", "MultiTaskLasso"),
+        ("sklearn.linear_model._coordinate_descent", "MultiTaskLassoCV"),
+        ("sklearn.linear_model._huber", "HuberRegressor"),
+        ("sklearn.linear_model._logistic", "LogisticRegression"),
+        ("sklearn.linear_model._logistic", "LogisticRegressionCV"),
+        ("sklearn.linear_model._passive_aggressive", "PassiveAggressiveClassifier"),
+        ("sklearn.linear_model._passive_aggressive", "PassiveAggressiveRegressor"),
+        ("sklearn.linear_model._perceptron", "Perceptron"),
+        ("sklearn.linear_model._ridge", "Ridge"),
+        ("sklearn.linear_model._ridge", "RidgeCV"),
+        ("sklearn.linear_model._ridge", "RidgeClassifier"),
+        ("sklearn.linear_model._ridge", "RidgeClassifierCV"),
+        ("sklearn.linear_model._stochastic_gradient", "SGDClassifier"),
+        ("sklearn.linear_model._stochastic_gradient", "SGDRegressor"),
+        ("sklearn.svm._classes", "LinearSVC"),
+        ("sklearn.svm._classes", "LinearSVR"),
+        ("sklearn.multiclass", "OneVsRestClassifier"),
+        # Further linear regressors the frontend converts exactly (plain coef_/intercept_).
+        ("sklearn.linear_model._least_angle", "Lars"),
+        ("sklearn.linear_model._least_angle", "LarsCV"),
+        ("sklearn.linear_model._least_angle", "LassoLars"),
+        ("sklearn.linear_model._least_angle", "LassoLarsCV"),
+        ("sklearn.linear_model._least_angle", "LassoLarsIC"),
+        ("sklearn.linear_model._omp", "OrthogonalMatchingPursuit"),
+        ("sklearn.linear_model._omp", "OrthogonalMatchingPursuitCV"),
+        ("sklearn.linear_model._bayes", "BayesianRidge"),
+        ("sklearn.linear_model._bayes", "ARDRegression"),
+        ("sklearn.linear_model._quantile", "QuantileRegressor"),
+        ("sklearn.linear_model._theil_sen", "TheilSenRegressor"),
+        ("sklearn.multioutput", "MultiOutputRegressor"),
+    }
+)
+
+# Pipelines of a scaler followed by one of the estimators above.
+_SKLEARN_PIPELINE: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("sklearn.pipeline", "Pipeline"),
+        ("sklearn.preprocessing._data", "StandardScaler"),
+        ("sklearn.preprocessing._data", "MaxAbsScaler"),
+        ("sklearn.preprocessing._data", "MinMaxScaler"),
+    }
+)
+
+# Fitted attributes of the estimators above: OneVsRestClassifier and RidgeClassifier(CV) keep a
+# LabelBinarizer; SGD/Perceptron/PassiveAggressive keep their loss object (_loss_function_),
+# rebuilt from a float parameter by these Cython classes.
+_SKLEARN_HELPERS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("sklearn.preprocessing._label", "LabelBinarizer"),
+        ("sklearn.linear_model._sgd_fast", "Hinge"),
+        ("sklearn.linear_model._sgd_fast", "SquaredHinge"),
+        ("sklearn.linear_model._sgd_fast", "ModifiedHuber"),
+        ("sklearn.linear_model._sgd_fast", "EpsilonInsensitive"),
+        ("sklearn.linear_model._sgd_fast", "SquaredEpsilonInsensitive"),
+        ("sklearn._loss._loss", "CyHalfBinomialLoss"),
+        ("sklearn._loss._loss", "CyHalfSquaredError"),
+        ("sklearn._loss._loss", "CyHuberLoss"),
+    }
+)
+
+# joblib writes each array as a NumpyArrayWrapper header followed by the raw bytes; the wrapper
+# is a plain record that our unpickler turns into the array (see _SafeJoblibUnpickler).
+_JOBLIB: frozenset[tuple[str, str]] = frozenset({("joblib.numpy_pickle", "NumpyArrayWrapper")})
+
+# Protocol 2 spells every bytes object as ``_codecs.encode(text, "latin1")``. It is resolved to
+# a stand-in that accepts only that encoding (see _latin1_encode), never to codecs.encode.
+_PICKLE_PROTOCOL: frozenset[tuple[str, str]] = frozenset({("_codecs", "encode")})
+
+ALLOWED_GLOBALS: frozenset[tuple[str, str]] = (
+    _NUMPY
+    | _NUMPY_RANDOM_STATE
+    | _SCIPY_SPARSE
+    | _SKLEARN_ESTIMATORS
+    | _SKLEARN_PIPELINE
+    | _SKLEARN_HELPERS
+    | _JOBLIB
+    | _PICKLE_PROTOCOL
+)
+"""Every ``(module, qualname)`` a ``.pkl``/``.joblib`` file may reference; nothing else loads."""
+
+# Legacy spellings resolved to their modern home, so numpy 1.x pickles load on numpy 2 without
+# going through numpy's deprecated ``numpy.core`` shim (and vice versa on numpy 1.x).
+_ALIASES: dict[tuple[str, str], tuple[str, str]] = {
+    ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"): ("numpy._core.numeric", "_frombuffer"),
+    ("scipy.sparse.csr", "csr_matrix"): ("scipy.sparse._csr", "csr_matrix"),
+    ("scipy.sparse.csc", "csc_matrix"): ("scipy.sparse._csc", "csc_matrix"),
+}
+
+# skops describes containers, primitives and numpy scalars by type name instead of by pickle
+# globals; these types are data, never called with file-controlled arguments.
+_SKOPS_EXTRA_TYPES: frozenset[str] = frozenset(
+    {
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "numpy.ndarray",
+        "numpy.random.mtrand.RandomState",
+        *(
+            f"numpy.{t}"
+            for t in (
+                "bool",
+                "bool_",
+                "str_",
+                "float16",
+                "float32",
+                "float64",
+                "int8",
+                "int16",
+                "int32",
+                "int64",
+                "uint8",
+                "uint16",
+                "uint32",
+                "uint64",
+            )
+        ),
+    }
+)
+_SKOPS_ALLOWED_TYPES: frozenset[str] = (
+    frozenset(
+        f"{m}.{n}"
+        for m, n in _SCIPY_SPARSE | _SKLEARN_ESTIMATORS | _SKLEARN_PIPELINE | _SKLEARN_HELPERS
+    )
+    | _SKOPS_EXTRA_TYPES
+)
+
+_PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (*_PICKLE_SUFFIXES, ".skops", ".npz")
+"""File suffixes :func:`load_model` understands."""
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO_OPCODE = pickle.PROTO  # b"\x80": first byte of every protocol >= 2 pickle
+
+
+def allowed_globals() -> list[str]:
+    """Return the allow-list as sorted ``module.qualname`` strings, for display."""
+    return sorted(f"{m}.{n}" for m, n in ALLOWED_GLOBALS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------------
+_ALLOWED_SUMMARY = (
+    "(only scikit-learn linear models, scalers, pipelines, numpy and scipy.sparse arrays are "
+    "allowed). Load it only if you trust it, re-save it with skops, or export its weights to .npz"
+)
+
+
+def _shown(text: str) -> str:
+    # A hostile file chooses these names: keep the message one short, printable line.
+    if text.isprintable() and len(text) <= 200:
+        return text
+    return repr(text[:200])
+
+
+def _refused(source: str, names: Iterable[str]) -> UnsafeModelError:
+    names = [_shown(n) for n in names]
+    if len(names) == 1:
+        what = f"{names[0]}, which is"
+    else:
+        what = f"{', '.join(names)}, which are"
+    return UnsafeModelError(
+        f"refused to load {source}: it references {what} not on edgesparse's allow-list "
+        f"{_ALLOWED_SUMMARY}"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# The allow-list unpickler
+# ---------------------------------------------------------------------------------------------
+def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """Stand-in for ``_codecs.encode`` that does only what pickle protocol 2 needs."""
+    # codecs.encode can reach every registered codec; a pickle only ever needs latin-1.
+    if type(obj) is not str or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise pickle.UnpicklingError("_codecs.encode is allowed only as str -> latin1 bytes")
+    return codecs.encode(obj, "latin1")
+
+
+_SUBSTITUTES: dict[tuple[str, str], Any] = {("_codecs", "encode"): _latin1_encode}
+
+
+def _resolve_global(module: str, name: str, source: str) -> Any:
+    """Return the object for an allow-listed global; refuse anything else before importing."""
+    key = (module, name)
+    # Exact pair match: a dotted name such as "LogisticRegression.__init__.__globals__" is not
+    # on the list, so it is never walked attribute by attribute.
+    if key not in ALLOWED_GLOBALS:
+        raise _refused(source, [f"{module}.{name}"])
+    if key in _SUBSTITUTES:
+        return _SUBSTITUTES[key]
+    for mod_name, attr in (_ALIASES.get(key, key), key):
+        try:
+            mod = importlib.import_module(mod_name)
+        except ImportError:
+            continue
+        return getattr(mod, attr)
+    raise ModelFileError(
+        f"cannot load {source}: it needs {module}.{name}, which cannot be imported here "
+        "(is the library that wrote it installed?)"
+    )
+
+
+class _AllowListMixin:
+    """``find_class``/``persistent_load`` shared by both unpicklers below."""
+
+    _source: str = "<model>"
+
+    def find_class(self, module: str, name: str) -> Any:
+        return _resolve_global(module, name, self._source)
+
+    def persistent_load(self, pid: Any) -> Any:
+        # Persistent ids hand arbitrary data to a callback; no model file needs one.
+        raise _refused(self._source, ["a persistent id (pickle persistent_load)"])
+
+    def _refuse_extension(self) -> None:
+        # EXT1/2/4 look globals up in copyreg's process-wide extension registry and its cache,
+        # which can bypass find_class; sklearn never writes them, so refuse them outright.
+        raise _refused(self._source, ["the copyreg extension registry (EXT1/EXT2/EXT4 opcodes)"])
+
+    def _load_global(self) -> None:
+        # The stdlib drops the last character of each line without checking it is a newline,
+        # so a cut-off GLOBAL would ask for a clipped name; call it what it is: truncation.
+        module, name = self.readline(), self.readline()  # type: ignore[attr-defined]
+        if not (module.endswith(b"\n") and name.endswith(b"\n")):
+            raise pickle.UnpicklingError("pickle data was truncated")
+        self.append(self.find_class(module[:-1].decode(), name[:-1].decode()))  # type: ignore[attr-defined]
+
+
+def _restricted_dispatch(dispatch: dict[int, Any]) -> dict[int, Any]:
+    table = dict(dispatch)
+    for op in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
+        table[op[0]] = _AllowListMixin._refuse_extension
+    table[pickle.GLOBAL[0]] = _AllowListMixin._load_global
+    return table
+
+
+class _SafeObjectArrayUnpickler(_AllowListMixin, pickle._Unpickler):  # type: ignore[misc]
+    """Reads the nested pickle joblib writes for object-dtype arrays, with the same checks."""
+
+    dispatch = _restricted_dispatch(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
+
+    def __init__(self, file: Any, source: str) -> None:
+        super().__init__(file)
+        self._source = source
+
+
+def _make_joblib_unpickler() -> type:
+    # Built on first use so that importing this module does not import joblib.
+    from joblib.numpy_pickle import NumpyArrayWrapper, NumpyUnpickler
+
+    class _SafeJoblibUnpickler(_AllowListMixin, NumpyUnpickler):  # type: ignore[misc,valid-type]
+        """joblib's unpickler (a ``pickle._Unpickler``) restricted to :data:`ALLOWED_GLOBALS`.
+
+        It reads plain pickles too, so every pickle-based file goes through it: users often
+        ``joblib.dump`` to a ``.pkl`` name.
+        """
+
+        dispatch = _restricted_dispatch(NumpyUnpickler.dispatch)
+
+        def __init__(self, file_handle: Any, source: str) -> None:
+            super().__init__("", file_handle, True)
+            self._source = source
+
+        def load_build(self) -> None:
+            # joblib's load_build, but the array is read by us: object arrays through our
+            # restricted unpickler (not whatever this joblib version uses) and with the
+            # wrapper's fields validated first.
+            pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+            top = self.stack[-1]
+            if type(top) is NumpyArrayWrapper:
+                self.stack[-1] = self._read_wrapped_array(top)
+
+        dispatch[pickle.BUILD[0]] = load_build
+
+        def _read_wrapped_array(self, wrapper: Any) -> np.ndarray:
+            fields = vars(wrapper)
+            dtype, shape, order = fields.get("dtype"), fields.get("shape"), fields.get("order")
+            if (
+                fields.get("subclass") is not np.ndarray
+                or not isinstance(dtype, np.dtype)
+                or order not in ("C", "F")
+                or not isinstance(shape, tuple)
+                or not all(type(n) is int and n >= 0 for n in shape)
+            ):
+                raise pickle.UnpicklingError("malformed joblib array header")
+            if dtype.hasobject:
+                array = _SafeObjectArrayUnpickler(self.file_handle, self._source).load()
+                if not isinstance(array, np.ndarray):
+                    raise pickle.UnpicklingError("joblib object array is not an array")
+                return array
+            return NumpyArrayWrapper.read_array(wrapper, self, True)
+
+    return _SafeJoblibUnpickler
+
+
+# ---------------------------------------------------------------------------------------------
+# The public entry point and one loader per file kind
+# ---------------------------------------------------------------------------------------------
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """Load a trained model from ``path`` without running anything outside the allow-list.
+
+    ``.pkl``/``.pickle``/``.joblib`` (pickle or joblib, plain or compressed) are unpickled by
+    an allow-list unpickler; ``.skops`` files are audited against the same list and loaded by
+    skops; ``.npz`` weight files (``coef``, ``intercept``, optional ``classes``, ``head``) give a
+    :class:`RawLinearModel`.
+
+    Raises:
+        UnsafeModelError: the file references something not on :data:`ALLOWED_GLOBALS`.
+        ModelFileError: missing, unreadable, empty, truncated or the wrong kind of file.
+        ToolMissingError: the file needs an optional library (skops, lz4) that is absent.
+    """
+    p = Path(path)
+    source = str(path)
+    suffix = p.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        shown = f"'{suffix}'" if suffix else "no suffix"
+        raise ModelFileError(
+            f"cannot load {source}: unknown model file type ({shown}); supported: "
+            f"{', '.join(SUPPORTED_SUFFIXES)} (rename it to match how it was saved)"
+        )
+    data = read_bytes(p, what="model file")
+    if not data:
+        raise ModelFileError(
+            f"cannot load {source}: the file is empty (save the model again with joblib.dump, "
+            "pickle.dump, skops.io.dump or numpy.savez)"
+        )
+    if suffix == ".npz":
+        return _load_npz(data, source)
+    if suffix == ".skops":
+        return _load_skops(data, source)
+    return _load_pickle(data, source)
+
+
+def _guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
+    """Run a loader; any exception that is not ours becomes one ModelFileError line."""
+    try:
+        return func(*args)
+    except (UnsafeModelError, ModelFileError, ToolMissingError, InputError):
+        raise
+    except Exception as exc:  # a hostile or corrupt file can make any library raise anything
+        raise ModelFileError(
+            f"cannot load {source}: not a valid {kind} file, or it is truncated "
+            f"({_one_line(exc)}); {fix}"
+        ) from exc
+
+
+# -- pickle / joblib -------------------------------------------------------------------------
+_PICKLE_FIX = "re-save the model with joblib.dump or pickle.dump"
+
+
+def _load_pickle(data: bytes, source: str) -> Any:
+    if data.startswith(_ZIP_MAGIC):
+        raise ModelFileError(
+            f"cannot load {source}: it is a zip archive, not a pickle (a skops or npz file? "
+            "give it a .skops or .npz suffix)"
+        )
+    try:
+        from joblib.compressor import _COMPRESSORS, _ZFILE_PREFIX
+        from joblib.numpy_pickle_utils import _detect_compressor
+    except ImportError as exc:  # joblib is a dependency, and scikit-learn's too
+        raise ToolMissingError(
+            f"cannot load {source}: reading pickles needs joblib (pip install joblib)"
+        ) from exc
+
+    if data.startswith(_ZFILE_PREFIX):
+        # joblib < 0.10 kept arrays in companion files and used its own loader: not supported.
+        raise ModelFileError(
+            f"cannot load {source}: it was written by joblib older than 0.10; "
+            "load it with that joblib version and save it again"
+        )
+    compressor = _detect_compressor(io.BytesIO(data))
+    if compressor == "lz4":
+        try:
+            import lz4  # noqa: F401
+        except ImportError:
+            raise ToolMissingError(
+                f"cannot load {source}: it is lz4-compressed and lz4 is not installed "
+                "(pip install lz4)"
+            ) from None
+    if compressor == "not-compressed" and not data.startswith(_PICKLE_PROTO_OPCODE):
+        # Every pickle of protocol 2+ starts with PROTO; scikit-learn models are never saved
+        # with 0/1. This also turns a text file named .pkl into a clear message.
+        raise ModelFileError(
+            f"cannot load {source}: not a pickle or joblib file (it does not start like a "
+            f"pickle of protocol 2 or newer); {_PICKLE_FIX}"
+        )
+    return _guarded(
+        source, "pickle/joblib", _PICKLE_FIX, _unpickle, data, compressor, _COMPRESSORS, source
+    )
+
+
+def _unpickle(data: bytes, compressor: str, compressors: dict[str, Any], source: str) -> Any:
+    fobj: Any = io.BytesIO(data)
+    if compressor != "not-compressed":
+        # joblib's own decompressor file objects (zlib, gzip, bz2, lzma, xz, lz4).
+        fobj = io.BufferedReader(compressors[compressor].decompressor_file(fobj))
+    unpickler = _make_joblib_unpickler()(fobj, source)
+    obj = unpickler.load()
+    # Reading on to the end makes the decompressor check its end marker and checksum, so a
+    # cut-off compressed file is caught even when the cut falls after the pickle's STOP.
+    if fobj.read(1):
+        raise pickle.UnpicklingError("unexpected data after the end of the pickle")
+    # joblib's zlib/gzip reader takes a missing end-of-stream marker (and checksum) for a
+    # normal end; the stdlib decompressor knows better.
+    decompressor = getattr(getattr(fobj, "raw", None), "_decompressor", None)
+    if getattr(decompressor, "eof", True) is False:
+        raise EOFError("compressed data ended before its end-of-stream marker")
+    return obj
+
+
+# -- skops -----------------------------------------------------------------------------------
+def _schema_types(node: Any, out: set[str]) -> None:
+    # Every node in a skops schema is a dict with __class__ and __module__; collect them all,
+    # including the types skops trusts by default (it trusts every sklearn estimator).
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            cls, mod = item.get("__class__"), item.get("__module__")
+            if cls is not None or mod is not None:
+                out.add(f"{mod}.{cls}")
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _load_skops(data: bytes, source: str) -> Any:
+    try:
+        import skops.io as sio
+    except ImportError as exc:
+        raise ToolMissingError(
+            f"cannot load {source}: reading .skops files needs skops (pip install skops)"
+        ) from exc
+    if not data.startswith(_ZIP_MAGIC):
+        raise ModelFileError(
+            f"cannot load {source}: not a skops file (a .skops file is a zip archive); "
+            "save the model with skops.io.dump"
+        )
+    fix = "save the model again with skops.io.dump"
+
+    def audit() -> list[str]:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            schema = json.loads(zf.read("schema.json"))
+        types: set[str] = set()
+        _schema_types(schema, types)
+        untrusted = sio.get_untrusted_types(data=data)
+        types.update(untrusted)
+        refused = sorted(t for t in types if t not in _SKOPS_ALLOWED_TYPES)
+        if refused:
+            raise _refused(source, refused)
+        return untrusted
+
+    untrusted = _guarded(source, "skops", fix, audit)
+    # Trust exactly the types skops flagged, all of which are on our list by now.
+    return _guarded(source, "skops", fix, sio.loads, data, untrusted)
+
+
+# -- npz weights -----------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class RawLinearModel:
+    """A plain weights file: ``scores = X @ coef.T + intercept``, then ``head``.
+
+    ``coef`` is ``(n_outputs, n_features)`` or ``(n_features,)``; ``intercept`` a scalar or one
+    value per output; ``classes`` the labels of a classifier (one per output, or two for a
+    single-output binary classifier); ``head`` the name of the output function, if given.
+    The frontend converts it (by the class name ``RawLinearModel``).
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    classes: np.ndarray | None = None
+    head: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = _raw_problem(self.coef, self.intercept, self.classes, self.head)
+        if problem:
+            raise InputError(f"invalid RawLinearModel: {problem}")
+
+
+_NPZ_EXPECTED = (
+    "expected 'coef' (n_outputs x n_features or n_features), 'intercept' (a scalar or one per "
+    "output), optional 'classes' (one label per output) and 'head' (a 0-d string array)"
+)
+_NPZ_KEYS = ("coef", "intercept", "classes", "head")
+
+
+def _raw_problem(coef: Any, intercept: Any, classes: Any, head: Any) -> str | None:
+    """Return what is wrong with these weights, or None."""
+    if not isinstance(coef, np.ndarray) or coef.dtype.kind not in "fiu":
+        return "'coef' must be a numeric (float or int) array"
+    if coef.ndim not in (1, 2) or coef.size == 0:
+        return f"'coef' must be 1-D or 2-D and non-empty, got shape {coef.shape}"
+    n_outputs = 1 if coef.ndim == 1 else coef.shape[0]
+    if not isinstance(intercept, np.ndarray) or intercept.dtype.kind not in "fiu":
+        return "'intercept' must be a numeric (float or int) array"
+    if intercept.ndim > 1 or (intercept.ndim == 1 and intercept.shape[0] != n_outputs):
+        return (
+            f"'intercept' has shape {intercept.shape} but 'coef' {coef.shape} has "
+            f"{n_outputs} output(s): give a scalar or {n_outputs} value(s)"
+        )
+    if classes is not None:
+        if not isinstance(classes, np.ndarray) or classes.dtype.kind not in "biufU":
+            return "'classes' must be an array of numbers or strings"
+        if classes.ndim != 1 or classes.shape[0] < 2:
+            return f"'classes' must be 1-D with at least 2 labels, got shape {classes.shape}"
+        if np.unique(classes).shape[0] != classes.shape[0]:
+            return "'classes' has repeated labels"
+        n = classes.shape[0]
+        if n != n_outputs and not (n == 2 and n_outputs == 1):
+            return (
+                f"'classes' has {n} labels but 'coef' has {n_outputs} output(s) "
+                "(one output per class, or one output for 2 classes)"
+            )
+    if head is not None and (not isinstance(head, str) or not head):
+        return "'head' must be a non-empty string"
+    return None
+
+
+def _load_npz(data: bytes, source: str) -> RawLinearModel:
+    if not data.startswith(_ZIP_MAGIC):
+        raise ModelFileError(
+            f"cannot load {source}: not an npz file (an .npz file is a zip archive); "
+            "save the weights with numpy.savez(path, coef=..., intercept=...)"
+        )
+
+    def read() -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            names = list(npz.files)
+            unexpected = [n for n in names if n not in _NPZ_KEYS]
+            if unexpected:
+                raise ModelFileError(
+                    f"cannot load {source}: unexpected array(s) "
+                    f"{', '.join(map(repr, map(_shown, unexpected)))}; {_NPZ_EXPECTED}"
+                )
+            for key in ("coef", "intercept"):
+                if key not in names:
+                    raise ModelFileError(
+                        f"cannot load {source}: it has no array '{key}'; {_NPZ_EXPECTED}"
+                    )
+            arrays = {}
+            for key in names:
+                try:
+                    arrays[key] = npz[key]
+                except ValueError as exc:
+                    if "allow_pickle" not in str(exc):
+                        raise
+                    raise UnsafeModelError(
+                        f"refused to load {source}: array '{key}' holds Python objects, "
+                        "which would need unpickling; store numbers or fixed-width strings "
+                        "(e.g. np.asarray(labels, dtype=str))"
+                    ) from None
+            return arrays
+
+    arrays = _guarded(source, "npz", "save it with numpy.savez", read)
+    head: Any = arrays.get("head")
+    if head is not None:
+        if head.ndim != 0 or head.dtype.kind != "U":
+            raise ModelFileError(
+                f"cannot load {source}: 'head' must be a 0-d string array "
+                f"(np.array('softmax')), got dtype {head.dtype} shape {head.shape}"
+            )
+        head = str(head[()])
+    classes = arrays.get("classes")
+    problem = _raw_problem(arrays["coef"], arrays["intercept"], classes, head)
+    if problem:
+        raise ModelFileError(f"cannot load {source}: {problem}")
+    return RawLinearModel(
+        coef=arrays["coef"], intercept=arrays["intercept"], classes=classes, head=head
+    )
