@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.compress.prune import prune
-from edgesparse.compress.quantize import quantize_int8, to_float32
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
+from edgesparse.passes.prune import prune
+from edgesparse.passes.quantize import quantize_int8, to_float32
 from edgesparse.runtime.model import Model
 
 QUANTIZE_CHOICES = ("int8", "float32", "none")

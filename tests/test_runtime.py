@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from edgesparse.compress.quantize import quantize_int8
 from edgesparse.data import CSRArrays
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR, from_dense
+from edgesparse.passes.quantize import quantize_int8
 from edgesparse.runtime import Model
 
 

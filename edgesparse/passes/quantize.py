@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgesparse.compress.prune import select
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
+from edgesparse.passes.prune import select
 
 GRANULARITIES = ("row", "tensor")
 

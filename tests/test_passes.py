@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgesparse.compress.prune import prune
-from edgesparse.compress.quantize import int8_scales, quantize_int8, to_float32
 from edgesparse.errors import InputError
 from edgesparse.ir import from_dense
+from edgesparse.passes.prune import prune
+from edgesparse.passes.quantize import int8_scales, quantize_int8, to_float32
 
 W = np.array(
     [

@@ -1,0 +1,77 @@
+"""The public Python API: names, compress() against scikit-learn, compress_file() edges."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import pkgutil
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import edgesparse
+from edgesparse.api import compress_file
+from edgesparse.errors import InputError
+
+
+def test_public_functions_survive_importing_every_submodule():
+    # A submodule named like a public function would replace it on import (load, compress).
+    for mod in pkgutil.walk_packages(edgesparse.__path__, "edgesparse."):
+        if mod.name != "edgesparse.__main__":
+            importlib.import_module(mod.name)
+    assert callable(edgesparse.load)
+    assert callable(edgesparse.compress)
+    assert callable(edgesparse.to_ir)
+
+
+def test_compress_defaults_are_int8_without_pruning():
+    X, y = load_digits(return_X_y=True)
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
+    ir = edgesparse.compress(est)
+    assert ir.quantization == "int8-per-row"
+    assert "prune" not in ir.provenance["passes"]
+    m = edgesparse.Model(ir)
+    assert np.mean(m.predict(X) == est.predict(X)) >= 0.995
+
+
+def test_compress_lossless_equals_sklearn():
+    X, y = load_diabetes(return_X_y=True)
+    est = Ridge().fit(X, y)
+    m = edgesparse.Model(edgesparse.compress(est, quantize="none"))
+    np.testing.assert_allclose(m.predict(X), est.predict(X), rtol=1e-12)
+
+
+def test_compress_rejects_unknown_quantization():
+    X, y = load_diabetes(return_X_y=True)
+    with pytest.raises(InputError, match="quantize must be one of int8, float32, none"):
+        edgesparse.compress(Ridge().fit(X, y), quantize="int4")
+
+
+def test_compress_file_check_regressor_r2(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    est = Ridge().fit(X, y)
+    (tmp_path / "r.pkl").write_bytes(pickle.dumps(est))
+    np.savez(tmp_path / "check.npz", X=X, y=y)
+    report = compress_file(
+        tmp_path / "r.pkl", tmp_path / "r.esb", check_data=tmp_path / "check.npz"
+    )
+    c = report.check
+    assert c is not None and c.label_agreement is None
+    assert c.score_name == "r2"
+    expected = 1 - np.sum((y - est.predict(X)) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert c.score_before == pytest.approx(expected)
+    assert abs(c.score_after - c.score_before) < 0.01
+    assert report.output_bytes == (tmp_path / "r.esb").stat().st_size
+    assert report.to_dict()["ratio"] == pytest.approx(report.source_bytes / report.output_bytes)
+
+
+def test_compress_file_refuses_to_overwrite_its_input(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    src = tmp_path / "r.esb"
+    src.write_bytes(pickle.dumps(Ridge().fit(X, y)))
+    with pytest.raises(InputError, match="would overwrite the input model"):
+        compress_file(src, src)
