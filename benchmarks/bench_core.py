@@ -66,11 +66,12 @@ def median_us(fn, X, *, min_time: float = 0.3, max_runs: int = 2000) -> float:
     return float(np.median(times) * 1e6)
 
 
+# VmHWM, not getrusage: ru_maxrss survives exec and would report the parent's peak.
 PEAK_RSS = """
-import resource, sys
+import sys
 import numpy as np
 {body}
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0])
 """
 
 LOAD_DATA = """

@@ -67,12 +67,19 @@ class Model:
         n_used = self._used.size
         cells = n_used * ir.n_outputs
         self._dense = cells <= _DENSE_BLOCK_CELLS or ir.nnz >= _DENSE_BLOCK_FILL * cells
+        if self._dense and 2 * n_used >= ir.n_features:
+            # Most columns are used: a full-width block (zero rows for the rest) beats
+            # gathering the used columns out of every input batch.
+            self._used = np.arange(ir.n_features, dtype=np.intp)
+            self._all_used = True
+            n_used = ir.n_features
         if self._dense:
             # One extra zero row: input columns no output uses are pointed at it.
             block = np.zeros((n_used + 1, ir.n_outputs), dtype=self._dtype)
             pos = np.searchsorted(self._used, ir.indices)
             block[pos, rows] = weights
             self._block = block
+            self._block64: np.ndarray | None = None
         else:
             self._col_ptr = np.zeros(n_used + 1, dtype=np.intp)
             np.cumsum(col_counts, out=self._col_ptr[1:])
@@ -135,16 +142,24 @@ class Model:
         else:
             Xd = self._check_dense(X)
             if self._dense:
-                if self._all_used:
-                    out = Xd @ self._block[:-1]
-                else:
-                    out = Xd[:, self._used] @ self._block[:-1]
+                block = self._block_for(Xd.dtype)
+                out = Xd @ block[:-1] if self._all_used else Xd[:, self._used] @ block[:-1]
             else:
                 sub = Xd[:, self._used]
                 r, c = np.nonzero(sub)
                 out = self._gathered_scores(sub[r, c], c, r, Xd.shape[0])
+        out = out.astype(self._dtype, copy=False)
         out += self._bias
         return out
+
+    def _block_for(self, dtype: np.dtype) -> np.ndarray:
+        # float64 input meets a float32 block: upcasting the (small) block once is far cheaper
+        # than casting every large input batch down.
+        if dtype == self._block.dtype:
+            return self._block
+        if self._block64 is None:
+            self._block64 = self._block.astype(np.float64)
+        return self._block64
 
     def _sparse_input_scores(
         self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
@@ -194,7 +209,7 @@ class Model:
                 "X.reshape(1, -1) for a single sample or X.reshape(-1, 1) for a single feature"
             )
         self._check_shape(Xd.shape)
-        if Xd.dtype != self._dtype:
+        if Xd.dtype != self._dtype and not (self._dense and Xd.dtype == np.float64):
             Xd = Xd.astype(self._dtype)
         if Xd.dtype.kind == "f" and not np.isfinite(Xd).all():
             raise InputError("Input X contains NaN or infinity; impute or drop those values first")
