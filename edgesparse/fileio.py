@@ -6,7 +6,6 @@ Standard library only (the runtime uses :func:`read_bytes`).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from .errors import ModelFileError
@@ -33,6 +32,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     Either the complete new file appears at ``path`` or nothing changes there; the temporary
     file is removed on any failure.
     """
+    # Imported here: tempfile pulls in random -> hashlib -> OpenSSL (~3 MiB of RSS) that a
+    # device which only reads blobs should not pay for.
+    import tempfile
+
     p = Path(path)
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
