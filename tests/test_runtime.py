@@ -98,7 +98,7 @@ def random_ir(n_out: int, n_feat: int, density: float, seed: int = 0) -> LinearI
     [
         (1, 5, 1.0),  # tiny, every column used
         (10, 64, 0.5),  # dense block with unused columns
-        (20, 40000, 0.004),  # big and thin: the sparse-column kernel
+        (20, 200000, 0.001),  # big and thin: the sparse-column kernel
     ],
 )
 def test_kernels_match_dense_oracle(n_out, n_feat, density):
@@ -198,3 +198,18 @@ def test_ovr_logistic_all_underflow_row_is_uniform():
     # Every sigmoid underflows to 0; scikit-learn's _predict_proba_lr returns 1/n_classes.
     m = three_class("logistic")
     np.testing.assert_allclose(m.predict_proba([[-1000.0, -2000.0, -1500.0]]), [[1 / 3] * 3])
+
+
+def test_sparse_kernel_chunks_match_dense_oracle(monkeypatch):
+    # Force many chunks (and chunk boundaries inside rows) in the sparse-column kernel.
+    import edgesparse.runtime.model as rt
+
+    monkeypatch.setattr(rt, "_GATHER_CHUNK", 7)
+    ir = random_ir(20, 200000, 0.001, seed=3)
+    m = Model(ir)
+    assert not m._dense
+    X = sp.random(300, 200000, density=0.0002, format="csr", random_state=4)
+    expected = X @ ir.to_dense().T + ir.bias
+    np.testing.assert_allclose(m.decision_function(X), expected, rtol=1e-12, atol=1e-12)
+    empty = sp.csr_matrix((2, 200000))
+    np.testing.assert_allclose(m.decision_function(empty), np.tile(ir.bias, (2, 1)))

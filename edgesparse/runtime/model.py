@@ -33,6 +33,8 @@ from edgesparse.ir import LinearIR
 _DENSE_BLOCK_CELLS = 1 << 16
 # ...or when at least this fraction of its cells are nonzero weights.
 _DENSE_BLOCK_FILL = 0.25
+# The sparse-column kernel expands at most about this many (output, weight) pairs at once.
+_GATHER_CHUNK = 1 << 15
 
 
 class Model:
@@ -83,7 +85,7 @@ class Model:
         else:
             self._col_ptr = np.zeros(n_used + 1, dtype=np.intp)
             np.cumsum(col_counts, out=self._col_ptr[1:])
-            self._col_rows = rows[order].astype(np.intp)
+            self._col_rows = rows[order].astype(np.int32)
             self._col_vals = weights[order]
 
     @classmethod
@@ -184,15 +186,22 @@ class Model:
     def _gathered_scores(
         self, data: np.ndarray, pos: np.ndarray, row_ids: np.ndarray, n_rows: int
     ) -> np.ndarray:
-        # Expand each input nonzero (x, used column p) into that column's (output, weight) list.
+        # Expand each input nonzero (x, used column p) into that column's (output, weight) list,
+        # a bounded number of expanded entries at a time so big batches stay small in RAM.
         starts = self._col_ptr[pos]
         counts = self._col_ptr[pos + 1] - starts
-        total = int(counts.sum())
-        first = np.cumsum(counts) - counts
-        gather = np.repeat(starts - first, counts) + np.arange(total, dtype=np.intp)
-        keys = np.repeat(row_ids * self.n_outputs_, counts) + self._col_rows[gather]
-        vals = np.repeat(data.astype(self._dtype, copy=False), counts) * self._col_vals[gather]
-        sums = np.bincount(keys, weights=vals, minlength=n_rows * self.n_outputs_)
+        ends = np.cumsum(counts)
+        cuts = np.searchsorted(ends, np.arange(_GATHER_CHUNK, int(ends[-1:].sum()), _GATHER_CHUNK))
+        sums = np.zeros(n_rows * self.n_outputs_)
+        for lo, hi in zip((0, *cuts.tolist()), (*cuts.tolist(), pos.size), strict=True):
+            c = counts[lo:hi]
+            total = int(c.sum())
+            first = np.cumsum(c) - c
+            gather = np.repeat(starts[lo:hi] - first, c) + np.arange(total, dtype=np.intp)
+            keys = np.repeat(row_ids[lo:hi] * self.n_outputs_, c) + self._col_rows[gather]
+            x = data[lo:hi].astype(self._dtype, copy=False)
+            vals = np.repeat(x, c) * self._col_vals[gather]
+            sums += np.bincount(keys, weights=vals, minlength=sums.size)
         return sums.astype(self._dtype, copy=False).reshape(n_rows, self.n_outputs_)
 
     # -- input validation (scikit-learn's messages, one pass over the input) -----------------
