@@ -22,6 +22,7 @@ Imports only numpy and the standard library: this is what runs on the device.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -191,9 +192,13 @@ class Model:
         starts = self._col_ptr[pos]
         counts = self._col_ptr[pos + 1] - starts
         ends = np.cumsum(counts)
-        cuts = np.searchsorted(ends, np.arange(_GATHER_CHUNK, int(ends[-1:].sum()), _GATHER_CHUNK))
+        expanded = int(ends[-1]) if ends.size else 0
+        bounds = [0, pos.size]
+        if expanded > _GATHER_CHUNK:  # batch-1 never gets here: no chunking overhead
+            cuts = np.searchsorted(ends, np.arange(_GATHER_CHUNK, expanded, _GATHER_CHUNK))
+            bounds[1:1] = cuts.tolist()
         sums = np.zeros(n_rows * self.n_outputs_)
-        for lo, hi in zip((0, *cuts.tolist()), (*cuts.tolist(), pos.size), strict=True):
+        for lo, hi in itertools.pairwise(bounds):
             c = counts[lo:hi]
             total = int(c.sum())
             first = np.cumsum(c) - c
