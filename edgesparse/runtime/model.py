@@ -58,6 +58,9 @@ class Model:
         self._classes = ir.classes
         self._dtype = np.dtype(np.float64 if ir.values.dtype == np.float64 else np.float32)
         self._bias = ir.bias.astype(self._dtype)
+        # scikit-learn returns 1-D scores for binary classifiers and 1-D-coef_ regressors;
+        # the IR's squeeze flag says exactly that (it is always true for classifiers).
+        self._one_column = ir.squeeze and ir.n_outputs == 1
 
         weights = ir.real_values(dtype=self._dtype)
         rows = ir.row_ids()
@@ -105,17 +108,13 @@ class Model:
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw scores ``X @ W.T + b``; 1-D for binary classifiers, as scikit-learn returns."""
         scores = self._scores(X)
-        if self.ir.is_classifier and self.n_outputs_ == 1:
-            return scores[:, 0]
-        if not self.ir.is_classifier and self.ir.squeeze:
-            return scores[:, 0]
-        return scores
+        return scores[:, 0] if self._one_column else scores
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels for classifiers; predicted values for regressors."""
         scores = self._scores(X)
         if not self.ir.is_classifier:
-            return scores[:, 0] if self.ir.squeeze else scores
+            return scores[:, 0] if self._one_column else scores
         assert self._classes is not None
         if self.n_outputs_ == 1:
             return self._classes[(scores[:, 0] > 0).astype(np.intp)]
