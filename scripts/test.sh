@@ -3,6 +3,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/setup.sh"
+source "$root/scripts/system-deps.sh"
 cd "$root"
 ruff check .
 ruff format --check .

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the target tests need: qemu-user-static (emulated Raspberry Pi targets, the
+# aarch64/armhf C runtime) and OpenSSH (the ssh:// target is tested against a real sshd on
+# localhost). Installed only when missing and only when we may (root with apt-get); otherwise
+# those tests skip and say which package to install. Sourced by scripts/test.sh.
+set -euo pipefail
+_edgesparse_missing=()
+command -v qemu-aarch64-static >/dev/null 2>&1 || _edgesparse_missing+=(qemu-user-static)
+[[ -x /usr/sbin/sshd ]] || _edgesparse_missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || _edgesparse_missing+=(openssh-client)
+if ((${#_edgesparse_missing[@]})); then
+  if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${_edgesparse_missing[*]} (Debian packages) for the target tests" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${_edgesparse_missing[@]}" >/dev/null ||
+      { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${_edgesparse_missing[@]}" >/dev/null; }
+  else
+    echo "note: ${_edgesparse_missing[*]} missing; tests that need them will skip" >&2
+  fi
+fi
