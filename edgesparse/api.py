@@ -21,7 +21,8 @@ from edgesparse.passes.quantize import quantize_int8, to_float32
 from edgesparse.runtime.model import Model
 
 QUANTIZE_CHOICES = ("int8", "float32", "none")
-FORMATS = ("esb",)
+FORMATS = ("esb", "onnx")
+"""Output formats: the compact ``.esb`` blob, or a standard-op ONNX graph."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,8 @@ class CompressReport:
     quantization: str
     passes: str
     check: CheckResult | None
+    format: str = "esb"
+    format_detail: str = ""
 
     @property
     def ratio(self) -> float:
@@ -123,22 +126,30 @@ def compress_file(
     quantize: str = "int8",
     granularity: str = "row",
     check_data: str | os.PathLike[str] | None = None,
+    format: str | None = None,
+    opset: int | None = None,
+    onnx_sparse: bool = False,
+    onnx_int8: str | None = None,
 ) -> CompressReport:
     """Load ``source`` safely, compress it, check it on ``check_data``, write ``output``.
 
-    The output format follows the suffix of ``output`` (``.esb``). The file appears
-    atomically and only after loading, compression and the check have all succeeded.
+    The output format is ``format`` (one of :data:`FORMATS`) or else follows the suffix of
+    ``output`` (``.esb`` or ``.onnx``). ONNX options (see :func:`edgesparse.formats.onnx.build`):
+    ``opset``, ``onnx_sparse`` (weights as a COO sparse tensor), ``onnx_int8``
+    (``"dequantize"``, the default, or ``"matmulinteger"``). The check runs the artifact that
+    will be written (the ONNX one in onnxruntime). The file appears atomically and only after
+    loading, compression and the check have all succeeded.
     """
     from edgesparse.data import load_dataset
-    from edgesparse.formats import esb
+    from edgesparse.fileio import atomic_write_bytes
     from edgesparse.loader import load_model
 
     out = Path(output)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in FORMATS:
+    fmt = _output_format(out, format)
+    if fmt != "onnx" and (opset is not None or onnx_sparse or onnx_int8 is not None):
         raise InputError(
-            f"cannot write {out.name!r}: unknown output format {out.suffix or '(no suffix)'!r}; "
-            f"use one of: {', '.join('.' + f for f in FORMATS)}"
+            "opset, onnx_sparse and onnx_int8 (--opset, --onnx-sparse, --onnx-int8) apply to "
+            "ONNX output only: use --format onnx or an output name ending in .onnx"
         )
     src = Path(source)
     if out.resolve() == src.resolve():
@@ -153,6 +164,9 @@ def compress_file(
         quantize=quantize,
         granularity=granularity,
     )
+    data, runner, detail = _encode(
+        compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
+    )
     check = None
     if check_data is not None:
         check = check_fidelity(
@@ -160,13 +174,14 @@ def compress_file(
             original=original,
             compressed=compressed,
             dataset=load_dataset(check_data),
+            model=runner,
         )
-    written = esb.write(compressed, out)
+    atomic_write_bytes(out, data)
     return CompressReport(
         source=str(src),
         source_bytes=src.stat().st_size,
         output=str(out),
-        output_bytes=int(written),
+        output_bytes=len(data),
         estimator=original.provenance.get("source", type(estimator).__name__),
         shape=original.shape,
         nnz_before=original.nnz,
@@ -174,19 +189,67 @@ def compress_file(
         quantization=compressed.quantization,
         passes=compressed.provenance.get("passes", ""),
         check=check,
+        format=fmt,
+        format_detail=detail,
     )
 
 
+def _output_format(out: Path, format: str | None) -> str:
+    suffix = out.suffix.lower().lstrip(".")
+    if format is None:
+        if suffix not in FORMATS:
+            raise InputError(
+                f"cannot write {out.name!r}: unknown output format "
+                f"{out.suffix or '(no suffix)'!r}; use one of: "
+                f"{', '.join('.' + f for f in FORMATS)} (or give the format explicitly)"
+            )
+        return suffix
+    if format not in FORMATS:
+        raise InputError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+    if suffix in FORMATS and suffix != format:
+        raise InputError(f"output {out.name!r} ends in .{suffix} but the format is {format}")
+    return format
+
+
+def _encode(
+    ir: LinearIR, fmt: str, *, opset: int | None, onnx_sparse: bool, onnx_int8: str | None
+) -> tuple[bytes, Any, str]:
+    """The output bytes, the runtime model that runs exactly them, and a one-line description."""
+    if fmt == "esb":
+        from edgesparse.formats import esb
+
+        return esb.encode(ir), Model(ir), ".esb"
+    from edgesparse.formats import onnx as onnx_format
+    from edgesparse.runtime.onnx_model import OnnxModel
+
+    if onnx_int8 is not None and ir.values.dtype != np.int8:
+        raise InputError(f"--onnx-int8 {onnx_int8} needs int8 weights (--quantize int8)")
+    opset = onnx_format.DEFAULT_OPSET if opset is None else opset
+    form = onnx_int8 or "dequantize"
+    data = onnx_format.encode(ir, opset=opset, sparse=onnx_sparse, int8_form=form)
+    detail = f"ONNX opset {opset}"
+    if ir.values.dtype == np.int8:
+        detail += f", int8 via {'DequantizeLinear' if form == 'dequantize' else 'MatMulInteger'}"
+    detail += ", sparse weights" if onnx_sparse else ""
+    return data, OnnxModel.from_bytes(data), detail
+
+
 def check_fidelity(
-    *, estimator: Any, original: LinearIR, compressed: LinearIR, dataset: Any
+    *,
+    estimator: Any,
+    original: LinearIR,
+    compressed: LinearIR,
+    dataset: Any,
+    model: Any | None = None,
 ) -> CheckResult:
     """Compare ``compressed`` with the original model on ``dataset.X`` (and ``dataset.y``).
 
     The reference is the estimator's own ``predict``/``decision_function`` when it has them
-    (scikit-learn is the oracle), else the uncompressed IR.
+    (scikit-learn is the oracle), else the uncompressed IR. ``model`` is what runs the
+    compressed model (default: the numpy runtime; an ``OnnxModel`` checks an ONNX artifact).
     """
     X, y = dataset.X, dataset.y
-    new = Model(compressed)
+    new = Model(compressed) if model is None else model
     pred_new = new.predict(X)  # validates X first, with the runtime's friendly errors
     ref_model = Model(original)
     X_ref = _for_sklearn(X)

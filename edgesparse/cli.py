@@ -36,7 +36,13 @@ def cli() -> None:
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Output file (.esb). Default: MODEL with the suffix .esb, next to MODEL.",
+    help="Output file (.esb or .onnx). Default: MODEL with the format's suffix, next to MODEL.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["esb", "onnx"]),
+    help="Output format. Default: the suffix of -o (.esb or .onnx); esb without -o.",
 )
 @click.option(
     "--sparsity",
@@ -74,19 +80,43 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     help="A .npz with X (and optionally y): report agreement with the original model.",
 )
+@click.option(
+    "--opset",
+    type=int,
+    help="ONNX only: default-domain opset (13-21; default 17, which onnxruntime >= 1.13 runs).",
+)
+@click.option(
+    "--onnx-sparse",
+    is_flag=True,
+    help="ONNX only: store the weights as a COO sparse tensor (int64 indices, so smaller only "
+    "below ~11% density for int8). onnxruntime densifies sparse initializers when it loads "
+    "the model: this saves file bytes, not memory or time.",
+)
+@click.option(
+    "--onnx-int8",
+    type=click.Choice(["dequantize", "matmulinteger"]),
+    help="ONNX only, int8 weights: DequantizeLinear -> MatMul (default; float activations, "
+    "exact weights) or DynamicQuantizeLinear -> MatMulInteger (uint8 activations, quantized "
+    "per batch: less exact, fastest on CPUs without a fused 8-bit dequantize kernel).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def compress(
     model: Path,
     output: Path | None,
+    fmt: str | None,
     sparsity: float,
     threshold: float | None,
     prune_scope: str,
     quantize: str,
     granularity: str,
     check_data: Path | None,
+    opset: int | None,
+    onnx_sparse: bool,
+    onnx_int8: str | None,
     as_json: bool,
 ) -> None:
-    """Prune and quantize MODEL (.pkl, .joblib, .skops or .npz weights) into a .esb blob.
+    """Prune and quantize MODEL (.pkl, .joblib, .skops or .npz weights) into a .esb blob or a
+    standard-op ONNX graph (--format onnx, or -o NAME.onnx).
 
     The defaults are safe for accuracy: int8 weights with one scale per row and no pruning
     (typically >= 99.5% label agreement). Pruning happens only when --sparsity or --threshold
@@ -98,15 +128,21 @@ def compress(
 
     if sparsity and threshold is not None:
         raise click.UsageError("give --sparsity or --threshold, not both")
+    if output is None:
+        output = model.with_suffix("." + (fmt or "esb"))
     report = compress_file(
         model,
-        output if output is not None else model.with_suffix(".esb"),
+        output,
         sparsity=sparsity,
         threshold=threshold,
         prune_scope=prune_scope,
         quantize=quantize,
         granularity=granularity,
         check_data=check_data,
+        format=fmt,
+        opset=opset,
+        onnx_sparse=onnx_sparse,
+        onnx_int8=onnx_int8,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -118,12 +154,31 @@ def compress(
 @click.argument("blob", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def inspect(blob: Path, as_json: bool) -> None:
-    """Verify a .esb file and show its header, shapes, nnz, dtype, bytes and checksums."""
+    """Verify a .esb file (header, shapes, nnz, dtype, bytes, checksums) or an .onnx model
+    (onnx.checker full check; ops, opset, inputs/outputs, initializer dtypes and bytes)."""
     from edgesparse.formats import esb
     from edgesparse.report import key_values
 
-    info = esb.inspect_file(blob)
+    if _is_onnx_file(blob):
+        from edgesparse.formats import onnx as onnx_format
+
+        info = onnx_format.inspect_file(blob)
+    else:
+        info = esb.inspect_file(blob)
     click.echo(json.dumps(info, indent=2) if as_json else key_values(info))
+
+
+def _is_onnx_file(path: Path) -> bool:
+    """By the bytes, as edgesparse.load decides: no ESB magic means ONNX; a missing or
+    unreadable file by its name (the reader then reports the problem)."""
+    from edgesparse.formats import esb
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(esb.MAGIC))
+    except OSError:
+        return path.suffix.lower() == ".onnx"
+    return head != esb.MAGIC and path.suffix.lower() != ".esb"
 
 
 @cli.command()
@@ -135,7 +190,7 @@ def inspect(blob: Path, as_json: bool) -> None:
     "-o", "--output", type=click.Path(path_type=Path), help="Save as .npy instead of printing."
 )
 def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | None) -> None:
-    """Predict with a .esb model on DATA (.npy with X, or .npz with X or CSR parts)."""
+    """Predict with a .esb or .onnx model on DATA (.npy with X, or .npz with X or CSR parts)."""
     import edgesparse
     from edgesparse.data import load_dataset, save_npy
     from edgesparse.report import array_lines
@@ -145,7 +200,9 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
     model = edgesparse.load(blob)
     X = load_dataset(data).X
     if proba:
-        if not model.ir.has_proba:
+        # OnnxModel says it directly; the numpy Model through its IR.
+        has_proba = model.has_proba if hasattr(model, "has_proba") else model.ir.has_proba
+        if not has_proba:
             raise click.ClickException(
                 "this model has no predict_proba (nor does the original); use --decision"
             )
@@ -177,6 +234,308 @@ def list_(what: str) -> None:
 
         items = list(HEADS)
     click.echo("\n".join(items))
+
+
+@cli.command()
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for report.md, report.html, the PNG plots and a copy of results.json.",
+)
+def report(results: Path, out_dir: Path) -> None:
+    """Re-render the report from RESULTS (a results.json written by `edgesparse bench`)."""
+    from edgesparse.bench.report import read_results, write_report
+
+    for path in write_report(read_results(results), out_dir):
+        click.echo(str(path))
+
+
+@cli.command()
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    default=("host",),
+    show_default=True,
+    help="host, a device profile (rpi3, rpi4, rpi5, see `edgesparse devices list`) or "
+    "ssh://[user@]host[:port][?python=PATH]. Repeatable.",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Input rows: .npy (X) or .npz (X, optional y used as labels).",
+)
+@click.option("--labels", type=click.Path(path_type=Path), help="True labels (.npy) for accuracy.")
+@click.option(
+    "--batch",
+    "batch_sizes",
+    type=click.IntRange(min=1),
+    multiple=True,
+    default=(1,),
+    show_default=True,
+    help="Rows per timed call. Repeatable.",
+)
+@click.option("--runs", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="onnxruntime intra-op threads.",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds per artifact and target before its process group is killed.",
+)
+@click.option("--strict", is_flag=True, help="Stop at the first failure instead of recording it.")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for results.json, report.md, report.html and the plots.",
+)
+def bench(
+    artifacts: tuple[Path, ...],
+    targets: tuple[str, ...],
+    data: Path,
+    labels: Path | None,
+    batch_sizes: tuple[int, ...],
+    runs: int,
+    warmup: int,
+    threads: int,
+    timeout_s: float,
+    strict: bool,
+    out_dir: Path,
+) -> None:
+    """Measure ARTIFACTS (.esb, .onnx, and .pkl/.joblib/.skops as the host-only scikit-learn
+    baseline) on each target: latency percentiles, throughput, cold start, memory, label
+    agreement. Emulated targets (QEMU) are labelled: their timings are not device latency.
+    Extra ssh options (identity file, known_hosts) go in EDGESPARSE_SSH_OPTS."""
+    import shlex
+    import sys
+
+    from edgesparse.bench.harness import run_bench
+    from edgesparse.bench.report import write_report
+
+    bar: Any = None
+
+    def progress(message: str, done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(
+                length=total, label="bench", item_show_func=lambda m: m, file=sys.stderr
+            )
+            bar.__enter__()
+        bar.update(done - bar.pos, message)
+
+    try:
+        results = run_bench(
+            artifacts=list(artifacts),
+            targets=list(targets),
+            data=data,
+            labels=labels,
+            batch_sizes=batch_sizes,
+            runs=runs,
+            warmup=warmup,
+            threads=threads,
+            timeout_s=timeout_s,
+            strict=strict,
+            progress=progress,
+            command=shlex.join(["edgesparse", *sys.argv[1:]]),
+        )
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    paths = write_report(results, out_dir)
+    click.echo(_bench_table(results))
+    for path in paths:
+        click.echo(str(path))
+
+
+def _bench_table(results: dict[str, Any]) -> str:
+    """A short fixed-width summary: one line per target x artifact x batch size."""
+
+    def num(v: float | None, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    header = (
+        f"{'target':<12} {'artifact':<24} {'batch':>5} {'p50 us':>10} {'p99 us':>10} "
+        f"{'rows/s':>11} {'cold ms':>8} {'agree':>7}  status"
+    )
+    lines = [header]
+    for r in results["results"]:
+        lat = r["latency_us"] or {}
+        target = r["target"] + ("*" if r["emulated"] else "")
+        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"
+        lines.append(
+            f"{target:<12} {r['artifact']:<24} {r['batch_size']:>5} "
+            f"{num(lat.get('p50'), '.1f'):>10} {num(lat.get('p99'), '.1f'):>10} "
+            f"{num(r['throughput_rows_per_s'], '.0f'):>11} {num(r['cold_start_ms'], '.0f'):>8} "
+            f"{num(r['agreement'], '.4f'):>7}  {status}"
+        )
+    if any(r["emulated"] for r in results["results"]):
+        lines.append("* emulated (QEMU user mode): not device latency; compare within a target")
+    return "\n".join(lines)
+
+
+@cli.group()
+def devices() -> None:
+    """Benchmark targets: the profiles in devices/*.toml and their emulated setups."""
+
+
+def _gib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.1f} GiB"
+
+
+def _yes_no(v: bool | None) -> str:
+    return "-" if v is None else ("yes" if v else "no")
+
+
+@devices.command(name="list")
+def devices_list() -> None:
+    """Show every target, what it is, and whether it can run here."""
+    from edgesparse.bench.targets import list_targets, target_status
+
+    rows = [("name", "kind", "cpu", "cores", "RAM", "dotprod", "emulated", "status")]
+    for t in list_targets():
+        _ready, why = target_status(t)
+        rows.append(
+            (
+                t.name,
+                t.kind,
+                t.cpu,
+                str(t.cores or "-"),
+                _gib(t.ram_bytes),
+                _yes_no(t.dotprod),
+                _yes_no(t.emulated),
+                why,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    click.echo("real boards: --target ssh://[user@]host[:port]")
+
+
+@devices.command(name="setup")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Rebuild everything this target uses.")
+def devices_setup(name: str, force: bool) -> None:
+    """Fetch and build what the emulated target NAME needs (into the cache, not the repo)."""
+    import time
+
+    from edgesparse.bench.provision import provision
+    from edgesparse.bench.targets import cache_dir, get_target, read_stamp
+
+    target = get_target(name)
+    started = time.monotonic()
+    state: dict[str, Any] = {"bar": None, "done": 0}
+
+    def progress(message: str, done: int, total: int) -> None:
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=total, label=name, show_pos=True, width=24)
+            state["bar"].__enter__()
+        bar = state["bar"]
+        bar.label = f"{message[:52]:<52}"
+        bar.update(done - state["done"])
+        state["done"] = done
+
+    try:
+        folder = provision(target, progress=progress, force=force)
+    finally:
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+    stamp = read_stamp(target) or {}
+    click.echo(f"{name}: ready in {time.monotonic() - started:.1f} s")
+    click.echo(f"  cache:   {cache_dir()}")
+    click.echo(f"  target:  {folder}")
+    for key in ("sysroot", "site", "qemu"):
+        if key in stamp:
+            click.echo(f"  {key + ':':<8} {stamp[key]}")
+    if stamp.get("versions"):
+        click.echo("  guest:   " + ", ".join(f"{k} {v}" for k, v in stamp["versions"].items()))
+
+
+@devices.command(name="show")
+@click.argument("name")
+def devices_show(name: str) -> None:
+    """Show one target's profile and status."""
+    from edgesparse.bench.targets import get_target, target_status
+
+    t = get_target(name)
+    _ready, why = target_status(t)
+    fields = {
+        "name": t.name,
+        "kind": t.kind,
+        "description": t.description,
+        "arch": t.arch,
+        "cpu": t.cpu,
+        "board": t.board,
+        "cores": t.cores,
+        "RAM": _gib(t.ram_bytes),
+        "clock": f"{t.clock_mhz} MHz" if t.clock_mhz else None,
+        "dot product": _yes_no(t.dotprod),
+        "emulated": _yes_no(t.emulated),
+        "qemu cpu": t.qemu_cpu,
+        "MIDR": t.midr,
+        "features": t.features,
+        "caches": ", ".join(
+            f"L{c.level}{c.type[0].lower() if c.level == 1 else ''} {c.size_kib}K"
+            f"{' shared' if c.shared else ''}"
+            for c in t.caches
+        )
+        or None,
+        "guest": (
+            f"Python {t.guest.python} (Debian {t.guest.debian_suite} {t.guest.debian_arch}), "
+            + ", ".join(t.guest.wheels)
+            if t.guest
+            else None
+        ),
+        "notes": t.notes,
+        "profile": t.source,
+        "status": why,
+    }
+    for key, value in fields.items():
+        if value not in (None, ""):
+            click.echo(f"{key + ':':<13}{value}")
+
+
+@cli.command(name="export-c")
+@click.argument("blob", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for the C sources (created if missing).",
+)
+@click.option(
+    "--name",
+    default="model",
+    show_default=True,
+    help="Prefix of the generated C symbols (a C identifier).",
+)
+def export_c(blob: Path, out_dir: Path, name: str) -> None:
+    """Write BLOB as C sources: the C99 runtime, the model as a const array, a main.c."""
+    from edgesparse.export_c import export_c as export
+
+    for path in export(blob, out_dir, name=name):
+        click.echo(f"wrote {path}")
+    click.echo(f"build: make -C {out_dir}  then: {out_dir}/model_main < rows.txt (README.txt)")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import codecs
 import importlib
 import io
 import json
+import math
 import os
 import pickle
 import zipfile
@@ -235,6 +236,18 @@ _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 SUPPORTED_SUFFIXES: tuple[str, ...] = (*_PICKLE_SUFFIXES, ".skops", ".npz")
 """File suffixes :func:`load_model` understands."""
 
+# Size caps. A model file is read whole into memory, and a compressed pickle can unpack to far
+# more than its own size; both are bounded, with a documented way to raise the bound.
+DEFAULT_MAX_FILE_BYTES = 1 << 30
+"""Largest model file :func:`load_model` reads (1 GiB); ``EDGESPARSE_MAX_MODEL_BYTES`` overrides."""
+DEFAULT_MAX_UNPACKED_BYTES = 2 << 30
+"""Most bytes a model may unpack to (2 GiB: decompressed pickle stream, zip members);
+``EDGESPARSE_MAX_UNPACKED_BYTES`` overrides."""
+MAX_PICKLE_OPCODES = 2_000_000
+"""Most pickle opcodes one file may execute (a scikit-learn linear model needs thousands)."""
+_ENV_MAX_FILE = "EDGESPARSE_MAX_MODEL_BYTES"
+_ENV_MAX_UNPACKED = "EDGESPARSE_MAX_UNPACKED_BYTES"
+
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTO_OPCODE = pickle.PROTO  # b"\x80": first byte of every protocol >= 2 pickle
 
@@ -290,7 +303,104 @@ def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") ->
     return codecs.encode(obj, "latin1")
 
 
-_SUBSTITUTES: dict[tuple[str, str], Any] = {("_codecs", "encode"): _latin1_encode}
+def _empty_array_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """Stand-in for ``numpy._core.multiarray._reconstruct`` that cannot allocate."""
+    # numpy pickles every array as _reconstruct(ndarray, (0,), b"b") plus BUILD(state); a
+    # hostile pickle could ask for any shape and make numpy allocate it before anything else.
+    if subtype is not np.ndarray or type(shape) is not tuple or shape != (0,):
+        raise pickle.UnpicklingError(
+            "numpy _reconstruct called with arguments numpy never writes "
+            f"(subtype {getattr(subtype, '__name__', type(subtype).__name__)}, shape "
+            f"{_shown(repr(shape))})"
+        )
+    return np.ndarray.__new__(np.ndarray, (0,), dtype)
+
+
+_SUBSTITUTES: dict[tuple[str, str], Any] = {
+    ("_codecs", "encode"): _latin1_encode,
+    ("numpy._core.multiarray", "_reconstruct"): _empty_array_reconstruct,
+    ("numpy.core.multiarray", "_reconstruct"): _empty_array_reconstruct,
+}
+
+
+class _LimitExceeded(Exception):
+    """A size or opcode cap was hit (see _limit_error for the message the user sees)."""
+
+    def __init__(self, what: str, *, raisable: bool = True) -> None:
+        super().__init__(what)
+        self.raisable = raisable
+
+
+def _limit_error(source: str, exc: _LimitExceeded) -> ModelFileError:
+    if not exc.raisable:
+        return ModelFileError(
+            f"cannot load {source}: {exc}; a pickle this long is not a model edgesparse can "
+            "read (export its weights to .npz instead)"
+        )
+    return ModelFileError(
+        f"cannot load {source}: {exc}, more than edgesparse allows by default; if you trust "
+        f"the file, raise the limit with {_ENV_MAX_UNPACKED}=<bytes> "
+        "(or load_model(..., max_unpacked_bytes=...))"
+    )
+
+
+class _CappedStream:
+    """File object the unpicklers read from: counts bytes and opcodes against the caps.
+
+    ``limit`` is the most bytes the stream may deliver: the file size for a plain pickle, the
+    decompressed-size cap for a compressed one. A read asking for more than is left (a pickle
+    declaring a 1 TiB bytes object) is refused before anything is allocated.
+    """
+
+    def __init__(self, raw: Any, limit: int, *, compressed: bool) -> None:
+        self._raw = raw
+        self.limit = limit
+        self.compressed = compressed
+        self.used = 0
+        self.opcodes = 0
+
+    def left(self) -> int:
+        """Bytes the stream may still deliver."""
+        return self.limit - self.used
+
+    def _refuse(self, n: int) -> None:
+        if self.compressed:
+            raise _LimitExceeded(f"it unpacks to more than {self.limit} bytes")
+        raise pickle.UnpicklingError(
+            f"pickle data was truncated (it needs {n} more bytes, {self.left()} are left)"
+        )
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.left()
+        if n > self.left():
+            self._refuse(n)
+        data = self._raw.read(n)
+        self.used += len(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        # Only GLOBAL/INST read lines (module and class names): bounded by the cap too.
+        limit = self.left() if size is None or size < 0 else min(size, self.left())
+        line = self._raw.readline(limit)
+        self.used += len(line)
+        return line
+
+    def tick(self) -> None:
+        self.opcodes += 1
+        if self.opcodes > MAX_PICKLE_OPCODES:
+            raise _LimitExceeded(
+                f"it runs more than {MAX_PICKLE_OPCODES} pickle opcodes (a scikit-learn linear "
+                "model needs a few thousand)",
+                raisable=False,
+            )
+
+
+def _guard_call(unpickler: Any, func: Any) -> None:
+    # ndarray's constructor allocates the shape it is given; numpy pickles never call it (they
+    # go through _reconstruct), so a pickle that does is crafted.
+    if func is np.ndarray:
+        raise _refused(unpickler._source, ["numpy.ndarray called as a constructor"])
 
 
 def _resolve_global(module: str, name: str, source: str) -> Any:
@@ -331,6 +441,22 @@ class _AllowListMixin:
         # which can bypass find_class; sklearn never writes them, so refuse them outright.
         raise _refused(self._source, ["the copyreg extension registry (EXT1/EXT2/EXT4 opcodes)"])
 
+    def _instantiate(self, klass: Any, args: Any) -> None:  # INST and OBJ
+        _guard_call(self, klass)
+        super()._instantiate(klass, args)  # type: ignore[misc]
+
+    def _load_reduce(self) -> None:
+        _guard_call(self, self.stack[-2])  # type: ignore[attr-defined]
+        pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
+
+    def _load_newobj(self) -> None:
+        _guard_call(self, self.stack[-2])  # type: ignore[attr-defined]
+        pickle._Unpickler.load_newobj(self)  # type: ignore[attr-defined]
+
+    def _load_newobj_ex(self) -> None:
+        _guard_call(self, self.stack[-3])  # type: ignore[attr-defined]
+        pickle._Unpickler.load_newobj_ex(self)  # type: ignore[attr-defined]
+
     def _load_global(self) -> None:
         # The stdlib drops the last character of each line without checking it is a newline,
         # so a cut-off GLOBAL would ask for a clipped name; call it what it is: truncation.
@@ -340,12 +466,24 @@ class _AllowListMixin:
         self.append(self.find_class(module[:-1].decode(), name[:-1].decode()))  # type: ignore[attr-defined]
 
 
+def _counted(func: Any) -> Any:
+    def op(self: Any) -> None:
+        self._stream.tick()
+        func(self)
+
+    return op
+
+
 def _restricted_dispatch(dispatch: dict[int, Any]) -> dict[int, Any]:
     table = dict(dispatch)
     for op in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
         table[op[0]] = _AllowListMixin._refuse_extension
     table[pickle.GLOBAL[0]] = _AllowListMixin._load_global
-    return table
+    table[pickle.REDUCE[0]] = _AllowListMixin._load_reduce
+    table[pickle.NEWOBJ[0]] = _AllowListMixin._load_newobj
+    table[pickle.NEWOBJ_EX[0]] = _AllowListMixin._load_newobj_ex
+    # Every opcode counts against MAX_PICKLE_OPCODES: bounded time for any stream.
+    return {code: _counted(func) for code, func in table.items()}
 
 
 class _SafeObjectArrayUnpickler(_AllowListMixin, pickle._Unpickler):  # type: ignore[misc]
@@ -353,9 +491,10 @@ class _SafeObjectArrayUnpickler(_AllowListMixin, pickle._Unpickler):  # type: ig
 
     dispatch = _restricted_dispatch(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
-    def __init__(self, file: Any, source: str) -> None:
+    def __init__(self, file: _CappedStream, source: str) -> None:
         super().__init__(file)
         self._source = source
+        self._stream = file
 
 
 def _make_joblib_unpickler() -> type:
@@ -369,11 +508,10 @@ def _make_joblib_unpickler() -> type:
         ``joblib.dump`` to a ``.pkl`` name.
         """
 
-        dispatch = _restricted_dispatch(NumpyUnpickler.dispatch)
-
-        def __init__(self, file_handle: Any, source: str) -> None:
+        def __init__(self, file_handle: _CappedStream, source: str) -> None:
             super().__init__("", file_handle, True)
             self._source = source
+            self._stream = file_handle
 
         def load_build(self) -> None:
             # joblib's load_build, but the array is read by us: object arrays through our
@@ -384,7 +522,7 @@ def _make_joblib_unpickler() -> type:
             if type(top) is NumpyArrayWrapper:
                 self.stack[-1] = self._read_wrapped_array(top)
 
-        dispatch[pickle.BUILD[0]] = load_build
+        dispatch = _restricted_dispatch({**NumpyUnpickler.dispatch, pickle.BUILD[0]: load_build})
 
         def _read_wrapped_array(self, wrapper: Any) -> np.ndarray:
             fields = vars(wrapper)
@@ -398,10 +536,19 @@ def _make_joblib_unpickler() -> type:
             ):
                 raise pickle.UnpicklingError("malformed joblib array header")
             if dtype.hasobject:
-                array = _SafeObjectArrayUnpickler(self.file_handle, self._source).load()
+                array = _SafeObjectArrayUnpickler(self._stream, self._source).load()
                 if not isinstance(array, np.ndarray):
                     raise pickle.UnpicklingError("joblib object array is not an array")
                 return array
+            # joblib allocates the declared shape before reading: check it fits what is left.
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > self._stream.left():
+                if self._stream.compressed:
+                    raise _LimitExceeded(f"it declares an array of {nbytes} bytes")
+                raise pickle.UnpicklingError(
+                    f"joblib array header declares {nbytes} bytes, but only "
+                    f"{self._stream.left()} bytes are left in the file"
+                )
             return NumpyArrayWrapper.read_array(wrapper, self, True)
 
     return _SafeJoblibUnpickler
@@ -410,7 +557,12 @@ def _make_joblib_unpickler() -> type:
 # ---------------------------------------------------------------------------------------------
 # The public entry point and one loader per file kind
 # ---------------------------------------------------------------------------------------------
-def load_model(path: str | os.PathLike[str]) -> Any:
+def load_model(
+    path: str | os.PathLike[str],
+    *,
+    max_file_bytes: int | None = None,
+    max_unpacked_bytes: int | None = None,
+) -> Any:
     """Load a trained model from ``path`` without running anything outside the allow-list.
 
     ``.pkl``/``.pickle``/``.joblib`` (pickle or joblib, plain or compressed) are unpickled by
@@ -418,10 +570,17 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     skops; ``.npz`` weight files (``coef``, ``intercept``, optional ``classes``, ``head``) give a
     :class:`RawLinearModel`.
 
+    ``max_file_bytes`` (default :data:`DEFAULT_MAX_FILE_BYTES`, or the environment variable
+    ``EDGESPARSE_MAX_MODEL_BYTES``) caps the file size; ``max_unpacked_bytes`` (default
+    :data:`DEFAULT_MAX_UNPACKED_BYTES`, or ``EDGESPARSE_MAX_UNPACKED_BYTES``) caps what a
+    compressed pickle or a zip archive may unpack to.
+
     Raises:
         UnsafeModelError: the file references something not on :data:`ALLOWED_GLOBALS`.
-        ModelFileError: missing, unreadable, empty, truncated or the wrong kind of file.
+        ModelFileError: missing, unreadable, empty, truncated, too large, or the wrong kind of
+            file.
         ToolMissingError: the file needs an optional library (skops, lz4) that is absent.
+        InputError: a size cap (argument or environment variable) is not a positive integer.
     """
     p = Path(path)
     source = str(path)
@@ -432,24 +591,87 @@ def load_model(path: str | os.PathLike[str]) -> Any:
             f"cannot load {source}: unknown model file type ({shown}); supported: "
             f"{', '.join(SUPPORTED_SUFFIXES)} (rename it to match how it was saved)"
         )
-    data = read_bytes(p, what="model file")
+    max_file = _limit(max_file_bytes, _ENV_MAX_FILE, DEFAULT_MAX_FILE_BYTES)
+    max_unpacked = _limit(max_unpacked_bytes, _ENV_MAX_UNPACKED, DEFAULT_MAX_UNPACKED_BYTES)
+    data = read_bytes(
+        p,
+        what="model file",
+        max_bytes=max_file,
+        how_to_raise=(
+            f"if you trust it, raise the limit with {_ENV_MAX_FILE}=<bytes> "
+            "(or load_model(..., max_file_bytes=...))"
+        ),
+    )
     if not data:
         raise ModelFileError(
             f"cannot load {source}: the file is empty (save the model again with joblib.dump, "
             "pickle.dump, skops.io.dump or numpy.savez)"
         )
     if suffix == ".npz":
-        return _load_npz(data, source)
+        return _load_npz(data, source, max_unpacked)
     if suffix == ".skops":
-        return _load_skops(data, source)
-    return _load_pickle(data, source)
+        return _load_skops(data, source, max_unpacked)
+    return _load_pickle(data, source, max_unpacked)
+
+
+def _limit(value: int | None, env: str, default: int) -> int:
+    """A size cap: the argument, else the environment variable, else the default."""
+    origin = "max_file_bytes" if env == _ENV_MAX_FILE else "max_unpacked_bytes"
+    if value is None:
+        text = os.environ.get(env, "").strip()
+        if not text:
+            return default
+        origin = env
+        try:
+            value = int(text)
+        except ValueError:
+            raise InputError(f"{env}={text!r} is not a whole number of bytes") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{origin} must be a positive number of bytes, got {value!r}")
+    return value
+
+
+def _check_zip(data: bytes, source: str, max_unpacked: int) -> None:
+    """Refuse a zip archive (npz, skops) whose members unpack to more than the cap.
+
+    ``zipfile`` never inflates a member past its declared size, so the declared sizes bound
+    the real work; for ``.npy`` members the array header must also fit the member, since numpy
+    allocates the declared shape before reading the data.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = zf.infolist()
+        total = sum(m.file_size for m in members)
+        if total > max_unpacked:
+            raise _LimitExceeded(f"its {len(members)} archive members unpack to {total} bytes")
+        for m in members:
+            if not m.filename.endswith(".npy"):
+                continue
+            with zf.open(m) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+                nbytes = math.prod(shape) * dtype.itemsize
+                if not dtype.hasobject and nbytes > m.file_size:
+                    raise pickle.UnpicklingError(
+                        f"array {_shown(m.filename)!r} declares {nbytes} bytes, but its "
+                        f"archive member holds {m.file_size}"
+                    )
+
+
+def _zip_guarded(source: str, kind: str, fix: str, data: bytes, max_unpacked: int) -> None:
+    try:
+        _guarded(source, kind, fix, _check_zip, data, source, max_unpacked)
+    except _LimitExceeded as exc:
+        raise _limit_error(source, exc) from None
 
 
 def _guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
     """Run a loader; any exception that is not ours becomes one ModelFileError line."""
     try:
         return func(*args)
-    except (UnsafeModelError, ModelFileError, ToolMissingError, InputError):
+    except (UnsafeModelError, ModelFileError, ToolMissingError, InputError, _LimitExceeded):
         raise
     except Exception as exc:  # a hostile or corrupt file can make any library raise anything
         raise ModelFileError(
@@ -462,7 +684,7 @@ def _guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
 _PICKLE_FIX = "re-save the model with joblib.dump or pickle.dump"
 
 
-def _load_pickle(data: bytes, source: str) -> Any:
+def _load_pickle(data: bytes, source: str, max_unpacked: int) -> Any:
     if data.startswith(_ZIP_MAGIC):
         raise ModelFileError(
             f"cannot load {source}: it is a zip archive, not a pickle (a skops or npz file? "
@@ -498,25 +720,122 @@ def _load_pickle(data: bytes, source: str) -> Any:
             f"cannot load {source}: not a pickle or joblib file (it does not start like a "
             f"pickle of protocol 2 or newer); {_PICKLE_FIX}"
         )
-    return _guarded(
-        source, "pickle/joblib", _PICKLE_FIX, _unpickle, data, compressor, _COMPRESSORS, source
+    obj = _guarded(
+        source,
+        "pickle/joblib",
+        _PICKLE_FIX,
+        _unpickle,
+        data,
+        compressor,
+        _COMPRESSORS,
+        source,
+        max_unpacked,
     )
+    _audit_objects(obj, source)
+    return obj
 
 
-def _unpickle(data: bytes, compressor: str, compressors: dict[str, Any], source: str) -> Any:
-    fobj: Any = io.BytesIO(data)
-    if compressor != "not-compressed":
+MAX_NESTING = 100
+"""Deepest chain of containers a loaded model may have (a Pipeline of a one-vs-rest model is
+about 8 deep); deeper structures, and reference cycles, are refused."""
+
+MAX_TREE_SIZE = 10_000_000
+"""Most objects a loaded model may hold when shared references are counted once per use."""
+
+_ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, type)
+
+
+def _children(obj: Any) -> list[Any] | None:
+    """What ``obj`` refers to, or None for a leaf."""
+    if isinstance(obj, _ATOMS):
+        return None
+    if isinstance(obj, np.ndarray):
+        return list(obj.ravel()) if obj.dtype.hasobject else None
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    attrs = getattr(obj, "__dict__", None)
+    return list(attrs.values()) if isinstance(attrs, dict) else None
+
+
+def _audit_objects(root: Any, source: str) -> None:
+    """Walk what a pickle built, once per object, before anything else touches it.
+
+    A pickle can build shapes no scikit-learn model has: reference cycles and very deep
+    nesting (which send recursive code into RecursionError), and scipy.sparse matrices whose
+    arrays disagree (BUILD sets them without scipy's checks). Refuse those here, with one line.
+    """
+    on_path, done = 1, 2
+    state: dict[int, int] = {}
+    # Size of each container as a tree: shared references count once per path, so a DAG of
+    # 12 lists of 100 references each ("billion laughs") is 100**11, which recursive code
+    # such as numpy.asarray would try to materialize.
+    tree: dict[int, int] = {}
+    stack: list[tuple[Any, int, list[Any] | None]] = [(root, 0, None)]
+    while stack:
+        obj, depth, leaving = stack.pop()
+        if leaving is not None:
+            state[id(obj)] = done
+            size = 1 + sum(tree.get(id(c), 1) for c in leaving)
+            if size > MAX_TREE_SIZE:
+                raise ModelFileError(
+                    f"cannot load {source}: its objects, walked as a tree, number more than "
+                    f"{MAX_TREE_SIZE} (shared references repeated many times; no scikit-learn "
+                    "model does that, the file is crafted or corrupt)"
+                )
+            tree[id(obj)] = size
+            continue
+        children = _children(obj)
+        if children is None:
+            continue
+        seen = state.get(id(obj))
+        if seen == done:
+            continue
+        if seen == on_path:
+            raise ModelFileError(
+                f"cannot load {source}: a {_shown(type(obj).__name__)} in it contains itself "
+                "(a reference cycle, which no scikit-learn model has; the file is crafted or "
+                "corrupt)"
+            )
+        if depth > MAX_NESTING:
+            raise ModelFileError(
+                f"cannot load {source}: its objects nest more than {MAX_NESTING} levels deep "
+                "(no scikit-learn model does; the file is crafted or corrupt)"
+            )
+        if hasattr(obj, "check_format") and type(obj).__module__.startswith("scipy.sparse"):
+            try:
+                obj.check_format(full_check=True)
+            except Exception as exc:  # scipy raises ValueError, TypeError, IndexError...
+                raise ModelFileError(
+                    f"cannot load {source}: a sparse matrix in it is inconsistent "
+                    f"({_one_line(exc)}); {_PICKLE_FIX}"
+                ) from None
+        state[id(obj)] = on_path
+        stack.append((obj, depth, children))
+        stack.extend((child, depth + 1, None) for child in children)
+
+
+def _unpickle(
+    data: bytes, compressor: str, compressors: dict[str, Any], source: str, max_unpacked: int
+) -> Any:
+    raw: Any = io.BytesIO(data)
+    compressed = compressor != "not-compressed"
+    if compressed:
         # joblib's own decompressor file objects (zlib, gzip, bz2, lzma, xz, lz4).
-        fobj = io.BufferedReader(compressors[compressor].decompressor_file(fobj))
-    unpickler = _make_joblib_unpickler()(fobj, source)
-    obj = unpickler.load()
-    # Reading on to the end makes the decompressor check its end marker and checksum, so a
-    # cut-off compressed file is caught even when the cut falls after the pickle's STOP.
-    if fobj.read(1):
-        raise pickle.UnpicklingError("unexpected data after the end of the pickle")
+        raw = io.BufferedReader(compressors[compressor].decompressor_file(raw))
+    stream = _CappedStream(raw, max_unpacked if compressed else len(data), compressed=compressed)
+    try:
+        obj = _make_joblib_unpickler()(stream, source).load()
+        # Reading on to the end makes the decompressor check its end marker and checksum, so
+        # a cut-off compressed file is caught even when the cut falls after the pickle's STOP.
+        if raw.read(1):
+            raise pickle.UnpicklingError("unexpected data after the end of the pickle")
+    except _LimitExceeded as exc:
+        raise _limit_error(source, exc) from None
     # joblib's zlib/gzip reader takes a missing end-of-stream marker (and checksum) for a
     # normal end; the stdlib decompressor knows better.
-    decompressor = getattr(getattr(fobj, "raw", None), "_decompressor", None)
+    decompressor = getattr(getattr(raw, "raw", None), "_decompressor", None)
     if getattr(decompressor, "eof", True) is False:
         raise EOFError("compressed data ended before its end-of-stream marker")
     return obj
@@ -538,7 +857,7 @@ def _schema_types(node: Any, out: set[str]) -> None:
             stack.extend(item)
 
 
-def _load_skops(data: bytes, source: str) -> Any:
+def _load_skops(data: bytes, source: str, max_unpacked: int) -> Any:
     try:
         import skops.io as sio
     except ImportError as exc:
@@ -551,6 +870,7 @@ def _load_skops(data: bytes, source: str) -> Any:
             "save the model with skops.io.dump"
         )
     fix = "save the model again with skops.io.dump"
+    _zip_guarded(source, "skops", fix, data, max_unpacked)
 
     def audit() -> list[str]:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
@@ -630,12 +950,14 @@ def _raw_problem(coef: Any, intercept: Any, classes: Any, head: Any) -> str | No
     return None
 
 
-def _load_npz(data: bytes, source: str) -> RawLinearModel:
+def _load_npz(data: bytes, source: str, max_unpacked: int) -> RawLinearModel:
     if not data.startswith(_ZIP_MAGIC):
         raise ModelFileError(
             f"cannot load {source}: not an npz file (an .npz file is a zip archive); "
             "save the weights with numpy.savez(path, coef=..., intercept=...)"
         )
+
+    _zip_guarded(source, "npz", "save it with numpy.savez", data, max_unpacked)
 
     def read() -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:

@@ -29,6 +29,7 @@ def compress_summary(report: CompressReport) -> str:
             f"{report.nnz_before} -> {report.nnz_after}  "
             f"(sparsity {report.sparsity_before:.1%} -> {report.sparsity_after:.1%})",
         ),
+        ("format", report.format_detail or report.format),
         ("quantization", report.quantization),
     ]
     if report.nnz_after:
@@ -54,9 +55,11 @@ def key_values(info: dict[str, Any]) -> str:
     def walk(d: dict[str, Any], indent: str) -> None:
         width = max((len(str(k)) for k in d), default=0)
         for k, v in d.items():
-            if isinstance(v, dict):
+            if isinstance(v, dict) and v:
                 lines.append(f"{indent}{k}:")
                 walk(v, indent + "  ")
+            elif isinstance(v, dict):
+                lines.append(f"{indent}{k!s:<{width}}  none")
             else:
                 lines.append(f"{indent}{k!s:<{width}}  {v}")
 

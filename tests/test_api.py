@@ -75,3 +75,46 @@ def test_compress_file_refuses_to_overwrite_its_input(tmp_path):
     src.write_bytes(pickle.dumps(Ridge().fit(X, y)))
     with pytest.raises(InputError, match="would overwrite the input model"):
         compress_file(src, src)
+
+
+def test_compress_file_onnx_checks_the_written_artifact(tmp_path):
+    """--check-data runs the ONNX file in onnxruntime, not the numpy runtime."""
+    X, y = load_digits(return_X_y=True)
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
+    (tmp_path / "d.pkl").write_bytes(pickle.dumps(est))
+    np.savez(tmp_path / "check.npz", X=X, y=y)
+    out = tmp_path / "model.bin"  # no known suffix: the explicit format decides
+    report = compress_file(
+        tmp_path / "d.pkl",
+        out,
+        format="onnx",
+        onnx_int8="matmulinteger",
+        check_data=tmp_path / "check.npz",
+    )
+    assert report.format == "onnx"
+    assert report.format_detail == "ONNX opset 17, int8 via MatMulInteger"
+    assert report.output_bytes == out.stat().st_size
+    onnx_delta = np.max(
+        np.abs(edgesparse.load(out).decision_function(X) - est.decision_function(X))
+    )
+    numpy_delta = np.max(
+        np.abs(
+            edgesparse.Model(edgesparse.compress(est)).decision_function(X)
+            - est.decision_function(X)
+        )
+    )
+    assert report.check.max_abs_decision_delta == pytest.approx(onnx_delta, rel=1e-6)
+    assert report.check.max_abs_decision_delta != pytest.approx(numpy_delta, rel=1e-3)
+    assert report.check.label_agreement >= 0.995
+
+
+def test_compress_file_format_errors(tmp_path):
+    X, y = load_diabetes(return_X_y=True)
+    (tmp_path / "r.pkl").write_bytes(pickle.dumps(Ridge().fit(X, y)))
+    with pytest.raises(InputError, match="format must be one of esb, onnx"):
+        compress_file(tmp_path / "r.pkl", tmp_path / "r.out", format="tflite")
+    with pytest.raises(InputError, match="apply to ONNX output only"):
+        compress_file(tmp_path / "r.pkl", tmp_path / "r.esb", onnx_sparse=True)
+    with pytest.raises(InputError, match="opset 12 is not supported"):
+        compress_file(tmp_path / "r.pkl", tmp_path / "r.onnx", opset=12)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.pkl"]

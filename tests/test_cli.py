@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -216,3 +217,93 @@ def test_console_script_and_module_agree(iris, tmp_path):
     )
     assert c.returncode == 1
     assert c.stderr.startswith("Error: ") and len(c.stderr.strip().splitlines()) == 1
+
+
+# -- ONNX output -------------------------------------------------------------------------------
+def test_onnx_compress_inspect_predict(iris, tmp_path):
+    d, est, X, _ = iris
+    src = tmp_path / "model.pkl"
+    src.write_bytes((d / "model.pkl").read_bytes())
+    r = run(
+        "compress", src, "--format", "onnx", "--quantize", "none", "--check-data", d / "check.npz"
+    )
+    assert r.exit_code == 0, r.output + r.stderr
+    assert "ONNX opset 17" in r.output
+    assert re.search(r"label agreement +100.00%", r.output)
+    out = tmp_path / "model.onnx"  # default output: next to the model, the format's suffix
+    r = run("inspect", out, "--json")
+    assert r.exit_code == 0, r.stderr
+    info = json.loads(r.output)
+    assert info["opset"] == {"ai.onnx": 17} and info["domains"] == ["ai.onnx"]
+    assert info["ops"]["MatMul"] == 1 and info["ops"]["Softmax"] == 1
+    assert info["outputs"]["label"] == "string [N]"
+    assert info["initializers"]["W"] == {"dtype": "float32", "shape": [4, 3], "bytes": 48}
+    assert info["bytes"] == out.stat().st_size
+    r = run("inspect", out)
+    assert r.exit_code == 0 and "checker" in r.output and "DequantizeLinear" not in r.output
+    r = run("predict", out, d / "X.npy")
+    assert r.exit_code == 0, r.stderr
+    assert r.output.split() == est.predict(X).tolist()
+    r = run("predict", out, d / "X.npy", "--proba", "-o", tmp_path / "p.npy")
+    assert r.exit_code == 0, r.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), est.predict_proba(X), atol=1e-6)
+
+
+def test_onnx_int8_forms_and_sparse_weights(iris, tmp_path):
+    d, est, X, _ = iris
+    for args in (["--onnx-int8", "matmulinteger"], ["--onnx-sparse"], ["--opset", "21"]):
+        out = tmp_path / "m.onnx"
+        r = run("compress", d / "model.pkl", "-o", out, *args)
+        assert r.exit_code == 0, r.output + r.stderr
+        r = run("predict", out, d / "X.npy")
+        assert np.mean(np.array(r.output.split()) == est.predict(X)) >= 0.98, args
+
+
+def test_onnx_predict_proba_missing(tmp_path):
+    X, y = load_iris(return_X_y=True)
+    from sklearn.svm import LinearSVC
+
+    (tmp_path / "svc.pkl").write_bytes(pickle.dumps(LinearSVC().fit(X, y)))
+    np.save(tmp_path / "X.npy", X)
+    assert run("compress", tmp_path / "svc.pkl", "-o", tmp_path / "s.onnx").exit_code == 0
+    r = run("predict", tmp_path / "s.onnx", tmp_path / "X.npy", "--proba")
+    assert_one_line_error(r, "no predict_proba")
+    r = run("predict", tmp_path / "s.onnx", tmp_path / "X.npy", "--decision")
+    assert r.exit_code == 0 and len(r.output.splitlines()) == 150
+
+
+def test_onnx_option_errors(iris, tmp_path):
+    d, _, _, _ = iris
+    m = d / "model.pkl"
+    assert_one_line_error(run("compress", m, "-o", tmp_path / "a.esb", "--onnx-sparse"), "ONNX")
+    assert_one_line_error(run("compress", m, "-o", tmp_path / "a.esb", "--opset", "17"), "ONNX")
+    r = run("compress", m, "-o", tmp_path / "a.onnx", "--opset", "99")
+    assert_one_line_error(r, "opset 99 is not supported: use 13..21")
+    r = run(
+        "compress",
+        m,
+        "-o",
+        tmp_path / "a.onnx",
+        "--quantize",
+        "none",
+        "--onnx-int8",
+        "matmulinteger",
+    )
+    assert_one_line_error(r, "needs int8 weights")
+    r = run("compress", m, "-o", tmp_path / "a.esb", "--format", "onnx")
+    assert_one_line_error(r, "ends in .esb but the format is onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert run("list", "formats").output.split() == ["esb", "onnx"]
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"garbage" * 20, b"\x08\x08\x12\x03abc"], ids=["empty", "garbage", "proto"]
+)
+def test_corrupt_onnx_files(iris, tmp_path, content):
+    d, _, _, _ = iris
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(content)
+    assert_one_line_error(run("inspect", bad), "bad.onnx: not a valid ONNX model")
+    out = tmp_path / "pred.npy"
+    assert_one_line_error(run("predict", bad, d / "X.npy", "-o", out), "bad.onnx")
+    assert not out.exists()

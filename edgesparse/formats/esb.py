@@ -105,6 +105,7 @@ _VALUE_DTYPE_NAMES = ("float64", "float32", "int8")
 _CLS_INT, _CLS_FLOAT, _CLS_STR = 0, 1, 2
 
 _U64 = np.uint64
+_TOO_BIG = "a .esb file is at most 4 GiB (32-bit offsets), so this is not one"
 
 
 # ----------------------------------------------------------------------------------------
@@ -257,7 +258,7 @@ def write(ir: LinearIR, path: str | os.PathLike[str], **layout: str) -> int:
 
 def read(path: str | os.PathLike[str]) -> LinearIR:
     """Read and fully verify a ``.esb`` file; errors name the path."""
-    data = read_bytes(path, what=".esb file")
+    data = read_bytes(path, what=".esb file", max_bytes=MAX_U32, how_to_raise=_TOO_BIG)
     try:
         return decode(data)
     except FormatError as exc:
@@ -266,7 +267,7 @@ def read(path: str | os.PathLike[str]) -> LinearIR:
 
 def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """:func:`verify` for a file; errors name the path."""
-    data = read_bytes(path, what=".esb file")
+    data = read_bytes(path, what=".esb file", max_bytes=MAX_U32, how_to_raise=_TOO_BIG)
     try:
         return {"file": os.fspath(path), **verify(data)}
     except FormatError as exc:
@@ -574,7 +575,13 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
     if head == "identity":
         if n_classes:
             _fail(f"n_classes at offset 36 is {n_classes}, but a regressor has none")
+        if flags & FLAG_SQUEEZE and n_out != 1:
+            _fail(f"flags at offset 42: squeeze (1-D output) needs 1 output row, not {n_out}")
     else:
+        # Classifiers always have 1-D scores for one output row; the writer always sets the
+        # bit, and accepting it clear would give one model two encodings.
+        if not flags & FLAG_SQUEEZE:
+            _fail(f"flags at offset 42: squeeze must be set for a classifier (head {head!r})")
         expected_rows = 1 if n_classes == 2 else n_classes
         if n_classes < 2 or n_out != expected_rows:
             _fail(
@@ -635,9 +642,16 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
             _fail(f"required section '{SECTION_NAMES[kind]}' is missing")
     is_int8 = dtype_code == 2
     if (SCALES in secs) != is_int8:
-        _fail("section 'scales' must be present exactly when values are int8")
+        _fail(
+            "section 'scales' must be present exactly when values are int8 (value dtype at "
+            f"offset 41 is {_VALUE_DTYPE_NAMES[dtype_code]}, 'scales' is "
+            f"{'present' if SCALES in secs else 'missing'})"
+        )
     if (CLASSES in secs) != (head != "identity"):
-        _fail("section 'classes' must be present exactly when the head is a classifier")
+        _fail(
+            "section 'classes' must be present exactly when the head is a classifier (head at "
+            f"offset 40 is {head!r}, 'classes' is {'present' if CLASSES in secs else 'missing'})"
+        )
     if COLUMNS not in secs and n_cols != n_feat:
         _fail(
             f"n_columns at offset 32 is {n_cols}, but without a 'columns' section it "
@@ -913,9 +927,13 @@ def _decode_classes(sec: tuple[int, int, np.ndarray], n: int, need: Any) -> np.n
     pos = head_len
     for i, ln in enumerate(lengths.tolist()):
         try:
-            labels.append(raw[pos : pos + ln].decode("utf-8"))
+            label = raw[pos : pos + ln].decode("utf-8")
         except UnicodeDecodeError:
             _fail(f"{where}: label {i} at offset {off + pos} is not valid UTF-8")
+        if label.endswith("\x00"):
+            # numpy's str arrays drop trailing NULs: "a\0" would silently become "a"
+            _fail(f"{where}: label {i} at offset {off + pos} ends with a NUL character")
+        labels.append(label)
         pos += ln
     return np.array(labels, dtype=str)
 

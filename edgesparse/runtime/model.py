@@ -214,37 +214,56 @@ class Model:
             Xd = np.asarray(X)
         except (TypeError, ValueError) as exc:
             raise InputError(f"X cannot be read as a numeric array: {exc}") from None
-        if Xd.dtype.kind not in "fiub":
-            raise InputError(f"X must be numeric, got dtype {Xd.dtype}")
+        _check_numeric(Xd.dtype)
         if Xd.ndim != 2:
             raise InputError(
                 f"Expected a 2-D array, got a {Xd.ndim}-D array instead: reshape your data with "
                 "X.reshape(1, -1) for a single sample or X.reshape(-1, 1) for a single feature"
             )
         self._check_shape(Xd.shape)
+        _check_finite(Xd)
         if Xd.dtype != self._dtype and not (self._dense and Xd.dtype == np.float64):
-            Xd = Xd.astype(self._dtype)
-        if Xd.dtype.kind == "f" and not np.isfinite(Xd).all():
-            raise InputError("Input X contains NaN or infinity; impute or drop those values first")
+            Xd = _cast(Xd, self._dtype)
         return Xd
 
     def _check_csr(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         if getattr(X, "format", None) != "csr":
             X = X.tocsr()
-        shape = tuple(X.shape)
+        try:
+            shape = tuple(int(n) for n in X.shape)
+        except (TypeError, ValueError):
+            raise InputError(f"X has an invalid shape {X.shape!r}") from None
         if len(shape) != 2:
             raise InputError(f"Expected a 2-D sparse matrix, got shape {shape}")
         self._check_shape(shape)
         data = np.asarray(X.data)
-        if data.dtype.kind not in "fiub":
-            raise InputError(f"X must be numeric, got dtype {data.dtype}")
-        if data.dtype.kind == "f" and not np.isfinite(data).all():
-            raise InputError("Input X contains NaN or infinity; impute or drop those values first")
         indices = np.asarray(X.indices)
         indptr = np.asarray(X.indptr)
-        if indptr.size != shape[0] + 1 or (indices.size and int(indices.max()) >= shape[1]):
-            raise InputError("X is not a valid CSR matrix (indptr/indices disagree with shape)")
-        return data, indices, indptr, int(shape[0])
+        _check_numeric(data.dtype)
+        # scipy checks these when it builds a matrix, but its attributes (and a CSRArrays) can
+        # be anything: a bad indptr would make numpy fail deep in a kernel, or read wrong rows.
+        bad = None
+        if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
+            bad = "data, indices and indptr must be 1-D"
+        elif indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
+            bad = f"indices ({indices.dtype}) and indptr ({indptr.dtype}) must be integer arrays"
+        elif indptr.size != shape[0] + 1:
+            bad = f"indptr has {indptr.size} entries, expected n_rows + 1 = {shape[0] + 1}"
+        elif data.size != indices.size:
+            bad = f"data has {data.size} entries and indices {indices.size}; they must match"
+        elif int(indptr[0]) != 0 or int(indptr[-1]) != indices.size:
+            bad = (
+                f"indptr must start at 0 and end at nnz = {indices.size}, got "
+                f"{int(indptr[0])} and {int(indptr[-1])}"
+            )
+        elif np.any(indptr[1:] < indptr[:-1]):
+            bad = "indptr must be non-decreasing"
+        elif indices.size and (int(indices.min()) < 0 or int(indices.max()) >= shape[1]):
+            bad = f"a column index is outside [0, {shape[1]})"
+        if bad:
+            raise InputError(f"X is not a valid CSR matrix: {bad}")
+        _check_finite(data)
+        return data, indices.astype(np.intp, copy=False), indptr.astype(np.intp), shape[0]
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         if shape[1] != self.n_features_in_:
@@ -254,6 +273,29 @@ class Model:
             )
         if shape[0] < 1:
             raise InputError(f"X has 0 samples (shape={shape}); at least 1 is required")
+
+
+def _check_numeric(dtype: np.dtype) -> None:
+    if dtype.kind == "c":
+        raise InputError("Complex data not supported: X must be real numbers")
+    if dtype.kind not in "fiub":
+        raise InputError(f"X must be numeric, got dtype {dtype}")
+
+
+def _check_finite(a: np.ndarray) -> None:
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise InputError("Input X contains NaN or infinity; impute or drop those values first")
+
+
+def _cast(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = X.astype(dtype)
+    if out.dtype.kind == "f" and X.dtype.kind == "f" and not np.isfinite(out).all():
+        raise InputError(
+            f"Input X contains a value too large for this model's {dtype} arithmetic "
+            f"(largest allowed magnitude {np.finfo(dtype).max:.3g})"
+        )
+    return out
 
 
 def _is_sparse(X: Any) -> bool:

@@ -1,0 +1,718 @@
+"""The bench harness: runs the on-target probe (:mod:`edgesparse.bench.probe`) once per
+artifact x target and gathers the results dict of the ``edgesparse-bench`` schema
+(docs/BENCH.md). With ``provision.py``, the only code in edgesparse that starts processes.
+
+Each probe is its own process (so RSS and cold start belong to one artifact), in its own
+process group; on timeout the whole group is killed with SIGKILL. Hangs, crashes (by signal),
+SIGKILL from the kernel (usually the OOM killer), ``MemoryError``, missing tools and failing
+connections become rows with ``status: "failed"`` and the reason; the run goes on, unless
+``strict=True``.
+
+SSH targets (``ssh://[user@]host[:port][?python=/path]``): one remote temp dir per target
+(``mktemp -d``), into which ``scp`` copies the edgesparse package (``.py`` files only), the
+artifacts, the data and the probe specs; ``ssh`` runs each probe with the board's Python
+behind a ``sh`` wrapper that takes the process-start timestamp (``date +%s%N``) just before
+``exec``; ``scp`` brings each result back; the temp dir is removed at the end. Options always
+passed: ``BatchMode=yes`` (never prompt), ``ConnectTimeout``, the port; add more (identity
+file, known_hosts) with ``ssh_options`` or the environment variable ``EDGESPARSE_SSH_OPTS``
+(shell-quoted, e.g. ``-i ~/.ssh/pi -o UserKnownHostsFile=~/.ssh/pi_hosts``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesparse.errors import EdgesparseError, InputError, ModelFileError, ToolMissingError
+
+SCHEMA = "edgesparse-bench"
+SCHEMA_VERSION = 1
+ENGINE_BY_SUFFIX = {
+    ".esb": "esb",
+    ".onnx": "onnx",
+    ".pkl": "sklearn",
+    ".pickle": "sklearn",
+    ".joblib": "sklearn",
+    ".skops": "sklearn",
+}
+SSH_OPTS_ENV = "EDGESPARSE_SSH_OPTS"
+# Extra seconds a probe's own SIGALRM backstop waits beyond the harness's timeout.
+_ALARM_GRACE_S = 30
+_PROBE_MODULE = "edgesparse.bench.probe"
+
+Progress = Callable[[str, int, int], None]
+
+__all__ = ["ENGINE_BY_SUFFIX", "SCHEMA", "SCHEMA_VERSION", "run_bench"]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Artifact:
+    name: str
+    path: Path
+    engine: str
+    model_bytes: int
+    sha256: str
+
+    def declaration(self) -> dict[str, Any]:
+        return {
+            "artifact": self.name,
+            "path": str(self.path),
+            "engine": self.engine,
+            "model_bytes": self.model_bytes,
+            "sha256": self.sha256,
+        }
+
+
+@dataclasses.dataclass
+class _Outcome:
+    """What one probe run gave: the probe's result dict, or why there is none."""
+
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    status: str = "failed"
+
+
+class _Tracker:
+    """Counts finished probes for the ``progress(message, done, total)`` callback."""
+
+    def __init__(self, progress: Progress | None, *, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def report(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message, self.done, self.total)
+
+    def advance(self) -> None:
+        self.done += 1
+
+
+class _StepFailed(Exception):
+    """An ssh/scp step failed; carries the one-line reason."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Public entry point
+# ---------------------------------------------------------------------------------------------
+def run_bench(
+    *,
+    artifacts: Sequence[str | os.PathLike[str]],
+    targets: Sequence[Any],
+    data: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None = None,
+    batch_sizes: Sequence[int] = (1,),
+    runs: int = 1000,
+    warmup: int = 100,
+    threads: int = 1,
+    timeout_s: float = 600.0,
+    strict: bool = False,
+    progress: Progress | None = None,
+    ssh_options: Sequence[str] | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Benchmark every artifact on every target and return the results dict (schema
+    ``edgesparse-bench`` version 1).
+
+    Args:
+        artifacts: ``.esb``, ``.onnx`` and scikit-learn model files (``.pkl``/``.joblib``/
+            ``.skops``; these run on the host only, as the baseline).
+        targets: target specs (``"host"``, ``"rpi4"``, ``"ssh://pi@board"``) or ``Target``s.
+        data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels).
+        labels: optional ``.npy`` of true labels (or targets, for regressors).
+        batch_sizes: rows per timed call; one result row per batch size.
+        runs: timed calls per batch size; warmup: untimed calls before them.
+        threads: onnxruntime intra-op threads.
+        timeout_s: seconds one probe may take before its process group is killed.
+        strict: raise on the first failed target/artifact instead of recording it.
+        progress: called as ``progress(message, done, total)`` before each probe and at the end.
+        ssh_options: extra ``ssh``/``scp`` options (else ``$EDGESPARSE_SSH_OPTS``).
+        command: the command line to record in the results (or None).
+
+    Raises:
+        InputError: bad arguments (unknown suffix, duplicate names, bad counts).
+        ModelFileError: a missing artifact or data file.
+        EdgesparseError: with ``strict=True``, the first failure.
+    """
+    from edgesparse import __version__
+    from edgesparse.bench.targets import get_target
+    from edgesparse.data import load_dataset
+
+    _check_counts(batch_sizes=batch_sizes, runs=runs, warmup=warmup, threads=threads)
+    if timeout_s <= 0:
+        raise InputError(f"timeout must be positive, got {timeout_s}")
+    arts = _artifacts(artifacts)
+    tgts = [t if not isinstance(t, str) else get_target(t) for t in targets]
+    if not tgts:
+        raise InputError("give at least one target (e.g. --target host)")
+    names = [t.name for t in tgts]
+    if len(set(names)) != len(names):
+        raise InputError(f"each target may be given once; got {', '.join(names)}")
+
+    data_path = Path(data).resolve()
+    dataset = load_dataset(data_path)
+    y = _labels(labels, dataset)
+    ref_kind, ref_source, ref_pred, task = _reference(arts, dataset.X, y)
+
+    opts = list(ssh_options) if ssh_options is not None else _env_ssh_options()
+    tracker = _Tracker(progress, total=len(tgts) * len(arts))
+    rows: list[dict[str, Any]] = []
+    target_entries: list[dict[str, Any]] = []
+    workdir = Path(tempfile.mkdtemp(prefix="edgesparse-bench-"))
+    try:
+        ref_path, labels_path = workdir / "reference.npy", workdir / "labels.npy"
+        if ref_pred is not None:
+            np.save(ref_path, ref_pred, allow_pickle=False)
+        if y is not None:
+            np.save(labels_path, y, allow_pickle=False)
+        common = {
+            "data": str(data_path),
+            "reference": str(ref_path) if ref_pred is not None else None,
+            "labels": str(labels_path) if y is not None else None,
+            "task": task,
+            "batch_sizes": [int(b) for b in batch_sizes],
+            "runs": int(runs),
+            "warmup": int(warmup),
+            "threads": int(threads),
+            "deadline_s": float(timeout_s) + _ALARM_GRACE_S,
+        }
+        for target in tgts:
+            tdir = workdir / f"target-{len(target_entries)}"
+            tdir.mkdir()
+            jobs: list[tuple[_Artifact, dict[str, Any]]] = []
+            outcomes: dict[str, _Outcome] = {}
+            for art in arts:
+                if art.engine == "sklearn" and target.kind != "host":
+                    outcomes[art.name] = _Outcome(
+                        status="skipped",
+                        error="scikit-learn models run on the host only (the baseline)",
+                    )
+                    tracker.advance()
+                    continue
+                spec = {
+                    **common,
+                    "artifact": str(art.path),
+                    "engine": art.engine,
+                    "memory": "guest-heap" if target.emulated else "proc",
+                }
+                jobs.append((art, spec))
+            if target.kind == "ssh":
+                run_outcomes = _run_ssh_target(
+                    target, jobs, tdir, timeout_s=timeout_s, options=opts, tracker=tracker
+                )
+            else:
+                run_outcomes = _run_local_target(target, jobs, tdir, timeout_s, tracker)
+            outcomes.update(run_outcomes)
+            for art in arts:
+                outcome = outcomes[art.name]
+                if strict and outcome.status == "failed":
+                    raise EdgesparseError(
+                        f"{target.name}: {art.name}: {outcome.error} (--strict stops here; "
+                        "drop --strict to record failures and go on)"
+                    )
+                rows.extend(_rows(target, art, outcome, batch_sizes))
+            target_entries.append(_target_entry(target, [outcomes[a.name] for a in arts]))
+        tracker.report("done")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "edgesparse_version": __version__,
+        "command": command,
+        "settings": {
+            "runs": int(runs),
+            "warmup": int(warmup),
+            "batch_sizes": [int(b) for b in batch_sizes],
+            "threads": int(threads),
+            "data": str(data),
+            "labels": str(labels) if labels is not None else None,
+            "timeout_s": float(timeout_s),
+        },
+        "artifacts": [a.declaration() for a in arts],
+        "targets": target_entries,
+        "reference": {"kind": ref_kind, "source": ref_source},
+        "results": rows,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs and the reference
+# ---------------------------------------------------------------------------------------------
+def _check_counts(*, batch_sizes: Sequence[int], runs: int, warmup: int, threads: int) -> None:
+    if not batch_sizes:
+        raise InputError("give at least one batch size (e.g. --batch 1)")
+    if any(int(b) < 1 for b in batch_sizes) or len(set(batch_sizes)) != len(batch_sizes):
+        raise InputError(f"batch sizes must be distinct and >= 1, got {list(batch_sizes)}")
+    if runs < 1:
+        raise InputError(f"runs must be >= 1, got {runs}")
+    if warmup < 0:
+        raise InputError(f"warmup must be >= 0, got {warmup}")
+    if threads < 1:
+        raise InputError(f"threads must be >= 1, got {threads}")
+
+
+def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[_Artifact]:
+    out: list[_Artifact] = []
+    for raw in paths:
+        p = Path(raw)
+        engine = ENGINE_BY_SUFFIX.get(p.suffix.lower())
+        if engine is None:
+            raise InputError(
+                f"cannot benchmark {p.name!r}: unknown artifact type {p.suffix or '(none)'!r}; "
+                f"use one of: {', '.join(ENGINE_BY_SUFFIX)}"
+            )
+        if not p.is_file():
+            raise ModelFileError(f"artifact not found: {p} (check the path)")
+        blob = p.read_bytes()
+        if any(a.name == p.name for a in out):
+            raise InputError(f"two artifacts are named {p.name!r}; rename one (names label rows)")
+        out.append(
+            _Artifact(
+                name=p.name,
+                path=p.resolve(),
+                engine=engine,
+                model_bytes=len(blob),
+                sha256=hashlib.sha256(blob).hexdigest(),
+            )
+        )
+    if not out:
+        raise InputError("give at least one artifact to benchmark")
+    return out
+
+
+def _labels(labels: str | os.PathLike[str] | None, dataset: Any) -> np.ndarray | None:
+    if labels is None:
+        return dataset.y
+    p = Path(labels)
+    if not p.is_file():
+        raise ModelFileError(f"labels file not found: {p} (check the path)")
+    try:
+        y = np.load(p, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise InputError(f"{p} is not a plain .npy array ({exc})") from None
+    if not isinstance(y, np.ndarray) or y.ndim == 0 or y.shape[0] != dataset.X.shape[0]:
+        shape = getattr(y, "shape", None)
+        raise InputError(
+            f"{p}: labels have shape {shape} but the data has {dataset.X.shape[0]} rows"
+        )
+    return y
+
+
+def _reference(
+    arts: list[_Artifact], X: Any, y: np.ndarray | None
+) -> tuple[str | None, str | None, np.ndarray | None, str]:
+    """(kind, source, predictions, task): what each probe's ``agreement`` compares with,
+    computed here on the host. scikit-learn's own predictions when a scikit-learn model is
+    among the artifacts; else the labels; else the first artifact's host predictions (kind
+    null: a cross-target consistency check, not an external reference)."""
+    from edgesparse.bench.probe import _load, _prepare_input
+
+    first = next((a for a in arts if a.engine == "sklearn"), arts[0])
+    model = _load(first.engine, str(first.path), 1)
+    task = "classification" if hasattr(model, "classes_") else "regression"
+    if first.engine == "sklearn":
+        pred = np.asarray(model.predict(_prepare_input("sklearn", X)))
+        return "sklearn", first.name, _savable(pred), task
+    if y is not None:
+        return "labels", "labels", _savable(y), task
+    pred = np.asarray(model.predict(X))
+    return None, f"{first.name} on the host", _savable(pred), task
+
+
+def _savable(a: np.ndarray) -> np.ndarray:
+    # Object arrays (string labels from some estimators) cannot be saved without pickle.
+    return a.astype(str) if a.dtype.kind == "O" else a
+
+
+def _env_ssh_options() -> list[str]:
+    return shlex.split(os.environ.get(SSH_OPTS_ENV, ""))
+
+
+# ---------------------------------------------------------------------------------------------
+# Running processes
+# ---------------------------------------------------------------------------------------------
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
+def _run_group(
+    argv: list[str], *, env: dict[str, str] | None, cwd: Path, timeout_s: float, log: Path
+) -> tuple[int | None, str]:
+    """Run ``argv`` in a new session; returns (returncode or None on timeout, stderr tail).
+
+    Output goes to files, not pipes: a grandchild that outlives a killed parent cannot then
+    block the harness on an open pipe. The group is killed on timeout and, to sweep up
+    stragglers, after a normal exit too.
+    """
+    with open(log.with_suffix(".out"), "wb") as out, open(log.with_suffix(".err"), "wb") as err:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        except FileNotFoundError as exc:
+            raise ToolMissingError(f"cannot run {argv[0]}: {exc.strerror}") from None
+        try:
+            rc: int | None = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            rc = None
+        _kill_group(proc.pid)
+        if rc is None:
+            proc.wait()
+    tail = log.with_suffix(".err").read_bytes()[-4000:].decode("utf-8", "replace")
+    return rc, tail
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def _failure(rc: int | None, stderr: str, timeout_s: float) -> str:
+    """A one-line reason for a probe process that left no result."""
+    if rc is None:
+        return f"timeout after {timeout_s:g} s (process group killed)"
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        if -rc == signal.SIGKILL:
+            why = "killed by SIGKILL (out of memory? the kernel's OOM killer sends it)"
+            return f"{why} {_last_line(stderr)}".strip()
+        return f"crashed: killed by {name} {_last_line(stderr)}".strip()
+    if "MemoryError" in stderr:
+        return "out of memory (MemoryError)"
+    return f"exit code {rc}: {_last_line(stderr) or 'no error output'}"
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
+
+
+def _outcome(rc: int | None, stderr: str, result_path: Path, timeout_s: float) -> _Outcome:
+    result = _read_result(result_path) if rc is not None else None
+    if result is not None and result.get("status") == "ok" and rc == 0:
+        return _Outcome(result=result, status="ok")
+    if result is not None and result.get("error"):
+        return _Outcome(error=str(result["error"]))
+    return _Outcome(error=_failure(rc, stderr, timeout_s))
+
+
+def _run_local_target(
+    target: Any,
+    jobs: list[tuple[_Artifact, dict[str, Any]]],
+    tdir: Path,
+    timeout_s: float,
+    tracker: _Tracker,
+) -> dict[str, _Outcome]:
+    """Host and QEMU targets: the probe runs as a child of this process."""
+    from edgesparse.bench import targets as targets_mod
+
+    outcomes: dict[str, _Outcome] = {}
+    try:
+        launch = targets_mod.launch(target)
+    except ToolMissingError as exc:
+        for _ in jobs:
+            tracker.advance()
+        return {art.name: _Outcome(error=str(exc)) for art, _ in jobs}
+    qemu = _qemu_version(launch.argv) if target.emulated else None
+    for i, (art, spec) in enumerate(jobs):
+        tracker.report(f"{target.name}: {art.name}")
+        result_path = tdir / f"result-{i}.json"
+        spec_path = tdir / f"spec-{i}.json"
+        spec_path.write_text(json.dumps({**spec, "result": str(result_path)}), encoding="utf-8")
+        env = dict(launch.env)
+        env["EDGESPARSE_PROBE_T0_CLOCK"] = "monotonic"
+        argv = [*launch.argv, "-m", _PROBE_MODULE, str(spec_path)]
+        # Taken just before the spawn: the probe measures cold start against this on the same
+        # (host kernel's) monotonic clock, also from inside a QEMU guest.
+        env["EDGESPARSE_PROBE_T0_NS"] = str(time.monotonic_ns())
+        rc, stderr = _run_group(argv, env=env, cwd=tdir, timeout_s=timeout_s, log=tdir / f"p{i}")
+        outcome = _outcome(rc, stderr, result_path, timeout_s)
+        if outcome.result is not None:
+            outcome.result.setdefault("environment", {})["qemu"] = qemu
+        outcomes[art.name] = outcome
+        tracker.advance()
+    return outcomes
+
+
+def _qemu_version(argv: list[str]) -> str | None:
+    exe = next((a for a in argv if "qemu" in Path(a).name), None)
+    if exe is None:
+        return None
+    try:
+        out = subprocess.run(
+            [exe, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    # "qemu-aarch64 version 7.2.19 (Debian 1:7.2+dfsg-7+deb12u12)"
+    words = out.split()
+    return words[words.index("version") + 1] if "version" in words[:-1] else None
+
+
+# ---------------------------------------------------------------------------------------------
+# SSH targets
+# ---------------------------------------------------------------------------------------------
+def _package_dir() -> Path:
+    import edgesparse
+
+    return Path(edgesparse.__file__).resolve().parent
+
+
+def _stage_package(dest: Path) -> None:
+    """Copy the edgesparse package's ``.py`` files (no caches, no data) to ``dest``."""
+    src = _package_dir()
+    for path in sorted(src.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        out = dest / "edgesparse" / path.relative_to(src)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, out)
+
+
+def _run_ssh_target(
+    target: Any,
+    jobs: list[tuple[_Artifact, dict[str, Any]]],
+    tdir: Path,
+    *,
+    timeout_s: float,
+    options: list[str],
+    tracker: _Tracker,
+) -> dict[str, _Outcome]:
+    """Copy package, data and artifacts to the board, run each probe there, fetch results."""
+    for tool in ("ssh", "scp"):
+        if shutil.which(tool) is None:
+            reason = f"{tool} is not installed; install it with: apt-get install openssh-client"
+            for _ in jobs:
+                tracker.advance()
+            return {art.name: _Outcome(error=reason) for art, _ in jobs}
+    if not jobs:
+        return {}
+    dest = f"{target.ssh_user}@{target.ssh_host}" if target.ssh_user else str(target.ssh_host)
+    base = [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={max(1, min(int(timeout_s), 30))}",
+        *(["-o", f"Port={int(target.ssh_port)}"] if target.ssh_port else []),
+        *options,
+    ]
+    python = target.ssh_python or "python3"
+    step = 0
+
+    def run(argv: list[str], what: str) -> None:
+        nonlocal step
+        step += 1
+        rc, stderr = _run_group(
+            argv, env=None, cwd=tdir, timeout_s=timeout_s, log=tdir / f"s{step}"
+        )
+        if rc != 0:
+            raise _StepFailed(f"{what}: {_failure(rc, stderr, timeout_s)}")
+
+    def ssh(remote_cmd: str, what: str) -> None:
+        run(["ssh", *base, dest, remote_cmd], what)
+
+    outcomes: dict[str, _Outcome] = {}
+    remote: str | None = None
+    try:
+        tracker.report(f"{target.name}: connecting")
+        step += 1
+        log = tdir / f"s{step}"
+        rc, stderr = _run_group(
+            ["ssh", *base, dest, "mktemp -d /tmp/edgesparse-bench.XXXXXX"],
+            env=None,
+            cwd=tdir,
+            timeout_s=timeout_s,
+            log=log,
+        )
+        made = log.with_suffix(".out").read_text(encoding="utf-8", errors="replace").strip()
+        if rc != 0 or not made.startswith("/tmp/edgesparse-bench."):
+            raise _StepFailed(f"ssh {dest}: {_failure(rc, stderr, timeout_s)}")
+        remote = made
+        root = f"{remote}/payload"
+        payload = tdir / "payload"
+        payload.mkdir()
+        _stage_package(payload)
+        shutil.copyfile(jobs[0][1]["data"], payload / ("data" + Path(jobs[0][1]["data"]).suffix))
+        data_name = "data" + Path(jobs[0][1]["data"]).suffix
+        for name in ("reference", "labels"):
+            if jobs[0][1].get(name):
+                shutil.copyfile(jobs[0][1][name], payload / f"{name}.npy")
+        for i, (art, spec) in enumerate(jobs):
+            art_name = f"artifact-{i}{art.path.suffix}"
+            shutil.copyfile(art.path, payload / art_name)
+            remote_spec = {
+                **spec,
+                "artifact": f"{root}/{art_name}",
+                "data": f"{root}/{data_name}",
+                "reference": f"{root}/reference.npy" if spec.get("reference") else None,
+                "labels": f"{root}/labels.npy" if spec.get("labels") else None,
+                "result": f"{root}/result-{i}.json",
+            }
+            (payload / f"spec-{i}.json").write_text(json.dumps(remote_spec), encoding="utf-8")
+        tracker.report(f"{target.name}: copying package, data and artifacts")
+        run(["scp", "-q", "-r", *base, str(payload), f"{dest}:{remote}/"], "scp to the board")
+        # Compile once up front, so that no artifact's cold start pays for byte-compiling.
+        ssh(
+            f"{shlex.quote(python)} -m compileall -q {shlex.quote(root)}/edgesparse",
+            f"{python} on the board",
+        )
+        for i, (art, _spec) in enumerate(jobs):
+            tracker.report(f"{target.name}: {art.name}")
+            wrapper = (
+                f"cd {shlex.quote(root)} && "
+                f"export PYTHONPATH={shlex.quote(root)} ORT_DISABLE_TELEMETRY=1 "
+                "EDGESPARSE_PROBE_T0_CLOCK=realtime && "
+                "EDGESPARSE_PROBE_T0_NS=$(date +%s%N) && export EDGESPARSE_PROBE_T0_NS && "
+                f"exec {shlex.quote(python)} -m {_PROBE_MODULE} spec-{i}.json"
+            )
+            step += 1
+            rc, stderr = _run_group(
+                ["ssh", *base, dest, f"sh -c {shlex.quote(wrapper)}"],
+                env=None,
+                cwd=tdir,
+                timeout_s=timeout_s,
+                log=tdir / f"s{step}",
+            )
+            local = tdir / f"result-{i}.json"
+            if rc is not None and rc in (0, 1):
+                # The probe writes a result (ok or its own failure) in both cases.
+                try:
+                    run(["scp", "-q", *base, f"{dest}:{root}/result-{i}.json", str(local)], "scp")
+                except _StepFailed:
+                    pass
+            if rc == 255:
+                stderr = f"ssh connection failed: {_last_line(stderr)}"
+            outcomes[art.name] = _outcome(rc, stderr, local, timeout_s)
+            tracker.advance()
+    except _StepFailed as exc:
+        for art, _ in jobs:
+            if art.name not in outcomes:
+                outcomes[art.name] = _Outcome(error=str(exc))
+                tracker.advance()
+    finally:
+        if remote is not None:
+            try:
+                ssh(f"rm -rf {shlex.quote(remote)}", "cleanup")
+            except _StepFailed:
+                pass  # a leftover temp dir on the board is not worth failing the report
+    return outcomes
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembling rows
+# ---------------------------------------------------------------------------------------------
+_ROW_METRICS = (
+    "cold_start_ms",
+    "cold_start_method",
+    "startup_ms",
+    "load_ms",
+    "peak_rss_bytes",
+    "model_rss_bytes",
+    "memory_method",
+    "agreement",
+    "accuracy",
+    "r2",
+)
+
+
+def _rows(
+    target: Any, art: _Artifact, outcome: _Outcome, batch_sizes: Sequence[int]
+) -> list[dict[str, Any]]:
+    head = {
+        "target": target.name,
+        "engine": art.engine,
+        "artifact": art.name,
+        "emulated": bool(target.emulated),
+    }
+    result = outcome.result
+    if result is None:
+        return [
+            {
+                **head,
+                "batch_size": int(b),
+                "status": outcome.status,
+                "error": outcome.error,
+                "latency_us": None,
+                "throughput_rows_per_s": None,
+                "runs": None,
+                **dict.fromkeys(_ROW_METRICS),
+                "model_bytes": art.model_bytes,
+            }
+            for b in batch_sizes
+        ]
+    extra = {k: result[k] for k in ("memory_detail", "max_abs_diff") if k in result}
+    return [
+        {
+            **head,
+            "batch_size": r["batch_size"],
+            "status": "ok",
+            "error": None,
+            "latency_us": r["latency_us"],
+            "throughput_rows_per_s": r["throughput_rows_per_s"],
+            "runs": r["runs"],
+            **{k: result.get(k) for k in _ROW_METRICS},
+            "model_bytes": art.model_bytes,
+            **extra,
+        }
+        for r in result["rows"]
+    ]
+
+
+def _target_entry(target: Any, outcomes: list[_Outcome]) -> dict[str, Any]:
+    ok = [o for o in outcomes if o.status == "ok"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    if ok:
+        status, error = "ok", None
+    elif failed:
+        status, error = "failed", failed[0].error
+    else:
+        status, error = "skipped", outcomes[0].error if outcomes else "nothing to run"
+    environment = ok[0].result.get("environment") if ok and ok[0].result else None
+    env = environment or {}
+    # A board reached over ssh is only known once probed: its facts come from the probe.
+    probed = target.kind == "ssh"
+    return {
+        "target": target.name,
+        "kind": target.kind,
+        "description": getattr(target, "description", None),
+        "emulated": bool(target.emulated),
+        "arch": (env.get("machine") if probed else None) or target.arch or None,
+        "cpu": (env.get("cpu_model") if probed else None) or target.cpu or None,
+        "cores": (env.get("cpu_count") if probed else None) or target.cores,
+        "ram_bytes": (env.get("mem_total_bytes") if probed else None) or target.ram_bytes,
+        "dotprod": target.dotprod,
+        "notes": target.notes,
+        "status": status,
+        "error": error,
+        "environment": environment,
+    }

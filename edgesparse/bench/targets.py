@@ -1,0 +1,626 @@
+"""Benchmark targets: the device profiles in ``devices/*.toml`` (data, not code) and ``ssh://``
+URLs, plus how to start each target's Python.
+
+Three kinds of target:
+
+* ``host``  this machine, natively (``sys.executable``);
+* ``qemu``  an emulated board: Debian's aarch64 Python with PyPI's aarch64 numpy/onnxruntime
+  wheels run under QEMU user-mode emulation with the board's CPU model (see
+  :mod:`edgesparse.bench.provision`, which builds what :func:`launch` starts);
+* ``ssh``   a real board reached over SSH (the harness copies and runs the probe itself).
+
+Profiles are validated when loaded; every problem names the file and the field. In particular
+the MIDR written into the emulated ``/proc/cpuinfo`` must name the CPU that ``qemu_cpu``
+emulates: onnxruntime picks its kernels from the MIDR, and a Cortex-A76 MIDR on a Cortex-A72
+(no dot product) makes it execute ``udot`` and die with SIGILL.
+
+Standard library only; nothing here starts a process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from edgesparse.errors import FormatError, InputError, ToolMissingError
+
+KINDS = ("host", "qemu", "ssh")
+
+# QEMU CPU model -> (MIDR implementer, MIDR part number) of the CPU it emulates. `max` is left
+# out on purpose: under qemu 7.2 it enables SME and onnxruntime's int8 MatMul gives wrong results.
+QEMU_CPU_PARTS: dict[str, tuple[int, int]] = {
+    "cortex-a35": (0x41, 0xD04),
+    "cortex-a53": (0x41, 0xD03),
+    "cortex-a55": (0x41, 0xD05),
+    "cortex-a57": (0x41, 0xD07),
+    "cortex-a72": (0x41, 0xD08),
+    "cortex-a76": (0x41, 0xD0B),
+    "cortex-a710": (0x41, 0xD47),
+    "neoverse-n1": (0x41, 0xD0C),
+    "neoverse-n2": (0x41, 0xD49),
+    "neoverse-v1": (0x41, 0xD40),
+    "a64fx": (0x46, 0x001),
+}
+
+# Debian architecture name of each emulated machine (for the sysroot packages).
+_DEBIAN_ARCH = {"aarch64": "arm64"}
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_MIDR_RE = re.compile(r"^0x[0-9a-fA-F]{8}$")
+
+STAMP_NAME = "stamp.json"
+
+
+@dataclass(frozen=True)
+class CacheLevel:
+    """One CPU cache as the board's ``/sys/devices/system/cpu/cpuN/cache/indexK`` shows it."""
+
+    level: int
+    type: str  # "Data" | "Instruction" | "Unified"
+    size_kib: int
+    ways: int
+    line: int
+    shared: bool  # one cache for all cores (else one per core)
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """What an emulated target's userland is made of (fetched by ``devices setup``)."""
+
+    python: str  # "3.11": the Debian package python3.11-minimal and cp311 wheels
+    debian_suite: str
+    debian_arch: str
+    debian_packages: tuple[str, ...]
+    wheels: tuple[str, ...]  # pinned requirements, e.g. "numpy==2.4.6"
+    wheel_platforms: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A place to benchmark on. All fields come from the TOML profile (``host`` fills its
+    hardware fields from the running system); ssh targets are made from a URL."""
+
+    name: str  # "host", "rpi4", or "ssh://user@host:port"
+    kind: str  # "host" | "qemu" | "ssh"
+    description: str
+    arch: str  # "x86_64", "aarch64", ... ("" when unknown until probed)
+    cpu: str  # human CPU model, e.g. "Cortex-A72 (BCM2711)"
+    cores: int | None
+    ram_bytes: int | None
+    emulated: bool  # True for qemu targets
+    dotprod: bool | None  # ARMv8.2 dot product (udot/sdot); None when not applicable/unknown
+    qemu_cpu: str | None
+    midr: str | None
+    notes: str  # e.g. which int8 ONNX path is fast/slow here
+    ssh_user: str | None = None
+    ssh_host: str | None = None
+    ssh_port: int | None = None
+    ssh_python: str | None = None
+    # Additions beyond the agreed interface (all optional):
+    board: str | None = None  # "Raspberry Pi 4 Model B Rev 1.4" (the cpuinfo "Model" line)
+    clock_mhz: int | None = None
+    min_clock_mhz: int | None = None
+    features: str | None = None  # the cpuinfo "Features" line of the emulated board
+    bogomips: str | None = None
+    governor: str | None = None
+    caches: tuple[CacheLevel, ...] = ()
+    guest: GuestSpec | None = None
+    source: str | None = None  # the TOML file the profile came from
+    profile_sha256: str | None = None  # of the parsed profile; setup stamps are keyed on it
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start a target's Python: ``argv + ["-m", "edgesparse.bench.probe", ...]``."""
+
+    argv: list[str]  # prefix that starts the target's Python
+    env: dict[str, str]  # the complete environment for the child
+    emulated: bool
+
+
+# ----------------------------------------------------------------------------------------------
+# Locations
+
+
+def devices_dir() -> Path:
+    """The folder of device profiles: ``$EDGESPARSE_DEVICES``, else ``devices/`` of the checkout
+    this package lives in."""
+    override = os.environ.get("EDGESPARSE_DEVICES")
+    if override:
+        return Path(override).expanduser()
+    return Path(__file__).resolve().parents[2] / "devices"
+
+
+def cache_dir() -> Path:
+    """Where provisioned targets live: ``$EDGESPARSE_CACHE``, else ``$XDG_CACHE_HOME/edgesparse``,
+    else ``~/.cache/edgesparse``. Never the repository (it holds ~150 MB of downloads)."""
+    override = os.environ.get("EDGESPARSE_CACHE")
+    if override:
+        return Path(override).expanduser().absolute()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    # The XDG spec says relative values are invalid and must be ignored.
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "edgesparse"
+    return Path.home() / ".cache" / "edgesparse"
+
+
+def target_dir(name: str, *, cache: Path | None = None) -> Path:
+    """The per-target folder inside the cache (prefix, scratch HOME, setup stamp)."""
+    return (cache if cache is not None else cache_dir()) / "targets" / name
+
+
+def package_parent() -> Path:
+    """The folder that contains the ``edgesparse`` package (what a child's PYTHONPATH needs)."""
+    return Path(__file__).resolve().parents[2]
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading profiles
+
+
+def decode_midr(midr: str) -> dict[str, int]:
+    """Split a MIDR_EL1 value (``"0x410fd083"``) into the fields ``/proc/cpuinfo`` shows."""
+    value = int(midr, 16)
+    return {
+        "implementer": (value >> 24) & 0xFF,
+        "variant": (value >> 20) & 0xF,
+        "architecture": (value >> 16) & 0xF,
+        "part": (value >> 4) & 0xFFF,
+        "revision": value & 0xF,
+    }
+
+
+class _Fields:
+    """Typed access to one TOML table; every error names the file and the dotted field."""
+
+    def __init__(self, table: dict[str, Any], *, where: str, prefix: str = "") -> None:
+        self.table = table
+        self.where = where
+        self.prefix = prefix
+        self.used: set[str] = set()
+
+    def fail(self, key: str, problem: str) -> FormatError:
+        return FormatError(f"device profile {self.where}: field '{self.prefix}{key}' {problem}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if required:
+                raise self.fail(key, "is missing; add it")
+            return None
+        value = self.table[key]
+        # bool is an int in Python; a count given as `true` is a mistake.
+        if kind is int and isinstance(value, bool):
+            value = None
+        if not isinstance(value, kind):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise self.fail(key, f"must be a {_toml_type(names)}, not {value!r}")
+        return value
+
+    def positive(self, key: str, *, required: bool = True) -> int | None:
+        value = self.get(key, int, required=required)
+        if value is not None and value <= 0:
+            raise self.fail(key, f"must be a positive integer, not {value}")
+        return value
+
+    def strings(self, key: str) -> tuple[str, ...]:
+        value = self.get(key, list)
+        if not value or not all(isinstance(v, str) and v for v in value):
+            raise self.fail(key, "must be a non-empty list of strings")
+        return tuple(value)
+
+    def table_of(self, key: str, *, required: bool = True) -> _Fields | None:
+        value = self.get(key, dict, required=required)
+        if value is None:
+            return None
+        return _Fields(value, where=self.where, prefix=f"{self.prefix}{key}.")
+
+    def done(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            known = ", ".join(sorted(self.used))
+            raise self.fail(unknown[0], f"is not a known field (known here: {known}); remove it")
+
+
+def _toml_type(names: str) -> str:
+    return {"str": "string", "int": "integer", "bool": "boolean (true/false)", "dict": "table"}.get(
+        names, names
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ModuleNotFoundError:
+            raise ToolMissingError(
+                "reading device profiles needs Python >= 3.11 or tomli: pip install tomli"
+            ) from None
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read device profile {path}: {exc.strerror or exc}") from None
+    try:
+        return tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FormatError(f"device profile {path}: not valid TOML ({exc}); fix the file") from None
+
+
+def load_profile(path: Path) -> Target:
+    """Read and validate one ``devices/*.toml`` file."""
+    path = Path(path)
+    data = _read_toml(path)
+    where = str(path)
+    f = _Fields(data, where=where)
+    name = f.get("name", str)
+    if not _NAME_RE.match(name):
+        raise f.fail("name", f"{name!r} must be lower-case letters, digits, '-', '_' or '.'")
+    if name != path.stem:
+        raise f.fail("name", f"is {name!r} but the file is {path.name}; make them the same")
+    kind = f.get("kind", str)
+    if kind not in ("host", "qemu"):
+        raise f.fail("kind", f"is {kind!r}; use 'host' or 'qemu' (ssh targets are URLs)")
+    description = f.get("description", str)
+    notes = f.get("notes", str, required=False) or ""
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    if kind == "host":
+        f.done()
+        return _host_target(name, description=description, notes=notes, source=where, sha=digest)
+
+    arch = f.get("arch", str)
+    if arch not in _DEBIAN_ARCH:
+        raise f.fail("arch", f"is {arch!r}; emulated targets support: {', '.join(_DEBIAN_ARCH)}")
+    cpu = f.get("cpu", str)
+    board = f.get("board", str, required=False)
+    cores = f.positive("cores")
+    ram_mib = f.positive("ram_mib")
+    clock = f.positive("clock_mhz")
+    min_clock = f.positive("min_clock_mhz", required=False) or clock
+    dotprod = f.get("dotprod", bool)
+
+    emu = f.table_of("emulation")
+    assert emu is not None
+    qemu_cpu = emu.get("qemu_cpu", str)
+    midr = emu.get("midr", str)
+    features = emu.get("features", str)
+    bogomips = emu.get("bogomips", str, required=False) or "0.00"
+    governor = emu.get("governor", str, required=False) or "ondemand"
+    caches = _caches(emu)
+    emu.done()
+    if qemu_cpu not in QEMU_CPU_PARTS:
+        why = " (it gives wrong int8 results in onnxruntime)" if qemu_cpu.startswith("max") else ""
+        raise emu.fail(
+            "qemu_cpu",
+            f"is {qemu_cpu!r}{why}; use one of: {', '.join(sorted(QEMU_CPU_PARTS))}",
+        )
+    if not _MIDR_RE.match(midr):
+        raise emu.fail("midr", f"is {midr!r}; write it as 8 hex digits, e.g. '0x410fd083'")
+    fields = decode_midr(midr)
+    want_impl, want_part = QEMU_CPU_PARTS[qemu_cpu]
+    if (fields["implementer"], fields["part"]) != (want_impl, want_part):
+        named = [
+            m for m, ip in QEMU_CPU_PARTS.items() if ip == (fields["implementer"], fields["part"])
+        ]
+        raise emu.fail(
+            "midr",
+            f"= {midr} names part {fields['part']:#05x} ({named[0] if named else 'unknown CPU'}) "
+            f"but emulation.qemu_cpu is {qemu_cpu} (part {want_part:#05x}); make them the same CPU "
+            "(onnxruntime picks kernels from the MIDR and dies with SIGILL on a mismatch)",
+        )
+    has_dp = "asimddp" in features.split()
+    if has_dp != dotprod:
+        raise f.fail(
+            "dotprod",
+            f"is {str(dotprod).lower()} but emulation.features "
+            f"{'lists' if has_dp else 'does not list'} asimddp; make them agree",
+        )
+
+    g = f.table_of("guest")
+    assert g is not None
+    python = g.get("python", str)
+    if not re.match(r"^3\.\d+$", python):
+        raise g.fail("python", f"is {python!r}; write major.minor, e.g. '3.11'")
+    guest = GuestSpec(
+        python=python,
+        debian_suite=g.get("debian_suite", str),
+        debian_arch=g.get("debian_arch", str),
+        debian_packages=g.strings("debian_packages"),
+        wheels=g.strings("wheels"),
+        wheel_platforms=g.strings("wheel_platforms"),
+    )
+    g.done()
+    if guest.debian_arch != _DEBIAN_ARCH[arch]:
+        raise g.fail("debian_arch", f"is {guest.debian_arch!r} but arch {arch} needs 'arm64'")
+    f.done()
+    return Target(
+        name=name,
+        kind="qemu",
+        description=description,
+        arch=arch,
+        cpu=cpu,
+        cores=cores,
+        ram_bytes=ram_mib * 2**20,
+        emulated=True,
+        dotprod=dotprod,
+        qemu_cpu=qemu_cpu,
+        midr=midr.lower(),
+        notes=notes,
+        board=board,
+        clock_mhz=clock,
+        min_clock_mhz=min_clock,
+        features=features,
+        bogomips=bogomips,
+        governor=governor,
+        caches=caches,
+        guest=guest,
+        source=where,
+        profile_sha256=digest,
+    )
+
+
+def _caches(emu: _Fields) -> tuple[CacheLevel, ...]:
+    items = emu.get("caches", list)
+    out = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise emu.fail(f"caches[{i}]", "must be a table ([[emulation.caches]])")
+        c = _Fields(item, where=emu.where, prefix=f"{emu.prefix}caches[{i}].")
+        level = CacheLevel(
+            level=c.positive("level"),
+            type=c.get("type", str),
+            size_kib=c.positive("size_kib"),
+            ways=c.positive("ways"),
+            line=c.positive("line"),
+            shared=c.get("shared", bool),
+        )
+        c.done()
+        if level.type not in ("Data", "Instruction", "Unified"):
+            raise c.fail("type", f"is {level.type!r}; use Data, Instruction or Unified")
+        if (level.size_kib * 1024) % (level.ways * level.line):
+            raise c.fail("size_kib", "is not a whole number of sets (size / (ways * line))")
+        out.append(level)
+    return tuple(out)
+
+
+def _host_target(name: str, *, description: str, notes: str, source: str, sha: str) -> Target:
+    arch = platform.machine() or "unknown"
+    cpuinfo = _read_text("/proc/cpuinfo")
+    cpu = _cpuinfo_value(cpuinfo, "model name") or _cpuinfo_value(cpuinfo, "Model")
+    features = _cpuinfo_value(cpuinfo, "Features")
+    dotprod = ("asimddp" in features.split()) if (features and arch == "aarch64") else None
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = None
+    return Target(
+        name=name,
+        kind="host",
+        description=description,
+        arch=arch,
+        cpu=cpu or platform.processor() or "unknown",
+        cores=os.cpu_count(),
+        ram_bytes=ram,
+        emulated=False,
+        dotprod=dotprod,
+        qemu_cpu=None,
+        midr=None,
+        notes=notes,
+        source=source,
+        profile_sha256=sha,
+    )
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _cpuinfo_value(text: str, key: str) -> str | None:
+    for line in text.splitlines():
+        k, sep, v = line.partition(":")
+        if sep and k.strip() == key:
+            return v.strip()
+    return None
+
+
+def list_targets(*, directory: Path | None = None) -> list[Target]:
+    """Every profile in the devices folder, ``host`` first, then by name."""
+    folder = directory if directory is not None else devices_dir()
+    if not folder.is_dir():
+        raise InputError(
+            f"device profiles folder not found: {folder}; set EDGESPARSE_DEVICES to a folder "
+            "of *.toml profiles (the checkout's devices/)"
+        )
+    targets = [load_profile(p) for p in sorted(folder.glob("*.toml"))]
+    return sorted(targets, key=lambda t: (t.name != "host", t.name))
+
+
+def get_target(spec: str, *, directory: Path | None = None) -> Target:
+    """A target by profile name (``"rpi4"``), profile file (``"my/board.toml"``) or URL
+    (``"ssh://[user@]host[:port][?python=/usr/bin/python3]"``)."""
+    if spec.startswith("ssh://"):
+        return ssh_target(spec)
+    if spec.endswith(".toml") and os.sep in spec:
+        return load_profile(Path(spec))
+    folder = directory if directory is not None else devices_dir()
+    if _NAME_RE.match(spec) and (folder / f"{spec}.toml").is_file():
+        return load_profile(folder / f"{spec}.toml")
+    known = ", ".join(t.name for t in list_targets(directory=folder))
+    raise InputError(
+        f"unknown target {spec!r}; known: {known}, or ssh://[user@]host[:port] for a real board"
+    )
+
+
+def ssh_target(url: str) -> Target:
+    """A real board reached over SSH: ``ssh://[user@]host[:port][?python=PATH]``."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise InputError(f"bad port in {url!r}; use ssh://[user@]host[:port]") from None
+    host = parts.hostname
+    if parts.scheme != "ssh" or not host or parts.path not in ("", "/") or parts.fragment:
+        raise InputError(f"bad ssh target {url!r}; use ssh://[user@]host[:port][?python=PATH]")
+    if parts.password is not None:
+        raise InputError(f"{url!r} contains a password; use an ssh key or ssh-agent instead")
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"python"})
+    if unknown:
+        raise InputError(f"unknown option {unknown[0]!r} in {url!r}; only ?python=PATH is known")
+    python = query.get("python", ["python3"])[-1] or "python3"
+    return Target(
+        name=url,
+        kind="ssh",
+        description=f"real board over SSH ({host})",
+        arch="",
+        cpu="unknown (probed on the board)",
+        cores=None,
+        ram_bytes=None,
+        emulated=False,
+        dotprod=None,
+        qemu_cpu=None,
+        midr=None,
+        notes="Real device timings, measured by the board's own Python.",
+        ssh_user=parts.username,
+        ssh_host=host,
+        ssh_port=port,
+        ssh_python=python,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Readiness and launching
+
+
+def qemu_binary(arch: str) -> str | None:
+    """Path of the user-mode emulator for ``arch`` on PATH (the static build first)."""
+    return shutil.which(f"qemu-{arch}-static") or shutil.which(f"qemu-{arch}")
+
+
+def read_stamp(target: Target, *, cache: Path | None = None) -> dict[str, Any] | None:
+    """The setup stamp of an emulated target, or None when it is not (completely) set up."""
+    path = target_dir(target.name, cache=cache) / STAMP_NAME
+    try:
+        stamp = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) else None
+
+
+def _setup_hint(target: Target) -> str:
+    return f"run `edgesparse devices setup {target.name}`"
+
+
+def target_status(target: Target, *, cache: Path | None = None) -> tuple[bool, str]:
+    """``(ready, reason)``: can this target run here right now, and if not, what to do."""
+    if target.kind == "host":
+        return True, f"ready (native, Python {platform.python_version()})"
+    if target.kind == "ssh":
+        return True, "real board: reached over ssh when benchmarking"
+    if qemu_binary(target.arch) is None:
+        return False, f"qemu-{target.arch}-static missing: apt-get install qemu-user-static"
+    stamp = read_stamp(target, cache=cache)
+    if stamp is None:
+        return False, f"not set up: {_setup_hint(target)}"
+    if stamp.get("profile_sha256") != target.profile_sha256:
+        return False, f"profile changed since setup: {_setup_hint(target)}"
+    missing = [k for k in ("prefix", "site", "sysroot") if not Path(stamp.get(k, "")).is_dir()]
+    if missing:
+        return False, f"cache incomplete ({missing[0]} is gone): {_setup_hint(target)} --force"
+    return True, f"ready (set up {stamp.get('created', '?')})"
+
+
+def launch(target: Target, *, cache: Path | None = None) -> Launch:
+    """How to start the target's Python; append e.g. ``["-m", "edgesparse.bench.probe", ...]``.
+
+    Raises ToolMissingError naming the Debian package or the setup command when the target
+    cannot run here; ssh targets raise InputError (the harness runs them itself).
+    """
+    if target.kind == "ssh":
+        raise InputError(f"{target.name} is an ssh target; the harness runs it over ssh")
+    home = target_dir(target.name, cache=cache) / "home"
+    if target.kind == "host":
+        home.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        pythonpath = [str(package_parent())]
+        if env.get("PYTHONPATH"):
+            pythonpath.append(env["PYTHONPATH"])
+        env.update(
+            PYTHONPATH=os.pathsep.join(pythonpath),
+            HOME=str(home),
+            ORT_DISABLE_TELEMETRY="1",
+        )
+        return Launch(argv=[sys.executable], env=env, emulated=False)
+    qemu = qemu_binary(target.arch)
+    if qemu is None:
+        raise ToolMissingError(
+            f"qemu-{target.arch}-static is missing (needed for {target.name}): "
+            "apt-get install qemu-user-static"
+        )
+    ready, why = target_status(target, cache=cache)
+    if not ready:
+        raise ToolMissingError(f"{target.name} cannot run: {why}")
+    stamp = read_stamp(target, cache=cache)
+    assert stamp is not None
+    # Cheap, and keeps a cache working after the checkout moved.
+    link_package(Path(stamp["pythonpath"]))
+    return qemu_launch(
+        target,
+        qemu=qemu,
+        prefix=Path(stamp["prefix"]),
+        site=Path(stamp["site"]),
+        pythonpath=Path(stamp["pythonpath"]),
+        home=home,
+    )
+
+
+def link_package(folder: Path) -> None:
+    """Make ``folder/edgesparse`` point at this package, so the guest's PYTHONPATH holds the
+    package and nothing else of the host's (no x86 numpy next to it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "edgesparse"
+    want = package_parent() / "edgesparse"
+    if link.is_symlink() and Path(os.readlink(link)) == want:
+        return
+    tmp = folder / ".edgesparse.tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(want, target_is_directory=True)
+    os.replace(tmp, link)
+
+
+def qemu_launch(
+    target: Target, *, qemu: str, prefix: Path, site: Path, pythonpath: Path, home: Path
+) -> Launch:
+    """The :class:`Launch` for an emulated target from explicit paths (provisioning uses it to
+    verify a target before its stamp exists)."""
+    assert target.guest is not None and target.qemu_cpu is not None
+    # A small, explicit environment: the host's LD_PRELOAD, PYTHONHOME or OPENBLAS_CORETYPE
+    # (an x86 core name) would break or mislead the aarch64 guest.
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": str(home),
+        "PYTHONPATH": f"{site}{os.pathsep}{pythonpath}",
+        "PYTHONNOUSERSITE": "1",
+        "ORT_DISABLE_TELEMETRY": "1",
+    }
+    for key in ("TZ", "TMPDIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    python = prefix / "usr" / "bin" / f"python{target.guest.python}"
+    argv = [qemu, "-cpu", target.qemu_cpu, "-L", str(prefix), str(python)]
+    return Launch(argv=argv, env=env, emulated=True)

@@ -1,0 +1,300 @@
+"""Export a ``.esb`` model as C sources: the C99 runtime plus the model as a ``const`` byte array.
+
+``export_c(blob, out_dir)`` writes a self-contained folder that builds with any C99 compiler
+and nothing but libc (and libm for ``expf``)::
+
+    esb.h, esb.c        the runtime (edgesparse/runtime/c/): verifier and kernels, no malloc
+    model_data.h/.c     the blob as an 8-byte-aligned ``const unsigned char`` array (flash on
+                        a microcontroller), its length and shape constants
+    main.c              an example: reads rows of numbers from stdin, prints predictions
+    Makefile, README.txt
+
+The blob is verified with the Python reference decoder before anything is written, and the C
+runtime verifies it again at start-up (``esb_open``).
+
+:func:`write_rows` writes the small binary row file that the runtime's driver program
+(``edgesparse/runtime/c/esb_main.c``: ``esb predict`` / ``esb bench``) reads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesparse.errors import FormatError, InputError
+from edgesparse.fileio import atomic_write_bytes, read_bytes
+from edgesparse.formats import esb
+
+__all__ = ["RUNTIME_FILES", "c_runtime_dir", "export_c", "write_rows"]
+
+RUNTIME_FILES = ("esb.h", "esb.c", "esb_main.c")
+"""The C runtime's files in ``edgesparse/runtime/c/``."""
+
+ROWS_MAGIC = b"ESBROWS1"
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def c_runtime_dir() -> Path:
+    """The folder holding the C runtime sources (package data, or the source tree)."""
+    return Path(str(resources.files("edgesparse.runtime").joinpath("c")))
+
+
+def _runtime_source(name: str) -> bytes:
+    path = c_runtime_dir() / name
+    return read_bytes(path, what="C runtime source")
+
+
+def export_c(
+    blob_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    name: str = "model",
+) -> list[Path]:
+    """Write the C runtime and the model in ``blob_path`` as C sources into ``out_dir``.
+
+    ``name`` prefixes the generated C symbols (``<name>_esb``, ``<NAME>_N_FEATURES``, ...) and
+    must be a C identifier. Returns the files written (each atomically). Raises
+    :class:`~edgesparse.errors.FormatError` for a damaged blob and
+    :class:`~edgesparse.errors.InputError` for a bad name or an output path that is a file.
+    """
+    if not _IDENT.match(name):
+        raise InputError(f"--name {name!r} is not a C identifier; use letters, digits and _")
+    blob = read_bytes(blob_path, what=".esb file")
+    try:
+        info = esb.verify(blob)
+    except FormatError as exc:
+        raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} exists and is not a folder; pass a folder with -o")
+    out.mkdir(parents=True, exist_ok=True)
+
+    files: dict[str, bytes] = {
+        "esb.h": _runtime_source("esb.h"),
+        "esb.c": _runtime_source("esb.c"),
+        "model_data.h": _model_header(info, name).encode(),
+        "model_data.c": _model_source(blob, name).encode(),
+        "main.c": _main_source(info, name).encode(),
+        "Makefile": _MAKEFILE.encode(),
+        "README.txt": _readme(info, name, len(blob)).encode(),
+    }
+    written = []
+    for fname, data in files.items():
+        written.append(atomic_write_bytes(out / fname, data))
+    return written
+
+
+def write_rows(path: str | os.PathLike[str], X: Any) -> int:
+    """Write rows for the C driver (``esb predict`` / ``esb bench``); return bytes written.
+
+    ``X`` is a dense 2-D array or a CSR matrix (scipy or :class:`edgesparse.data.CSRArrays`);
+    values are stored as float32, CSR rows canonicalized (indices sorted, duplicates summed),
+    as the C runtime requires. Layout: see ``edgesparse/runtime/c/esb_main.c``.
+    """
+    if hasattr(X, "tocsr") and hasattr(X, "nnz"):
+        X = X.tocsr()
+        n_rows, n_feat = (int(v) for v in X.shape)
+        indptr, indices, data = _canonical_csr(
+            np.asarray(X.indptr), np.asarray(X.indices), np.asarray(X.data)
+        )
+        head = ROWS_MAGIC + struct.pack("<IIII", 1, n_rows, n_feat, int(indices.size))
+        payload = (
+            indptr.astype("<u4").tobytes()
+            + indices.astype("<i4").tobytes()
+            + data.astype("<f4").tobytes()
+        )
+    else:
+        Xd = np.asarray(X)
+        if Xd.ndim != 2 or Xd.dtype.kind not in "fiub":
+            raise InputError(f"rows must be a numeric 2-D array, got shape {Xd.shape}")
+        n_rows, n_feat = Xd.shape
+        head = ROWS_MAGIC + struct.pack("<IIII", 0, n_rows, n_feat, 0)
+        payload = np.ascontiguousarray(Xd, dtype="<f4").tobytes()
+    if n_rows < 1:
+        raise InputError("rows: at least one row is needed")
+    data_bytes = head + payload
+    atomic_write_bytes(path, data_bytes)
+    return len(data_bytes)
+
+
+def _canonical_csr(
+    indptr: np.ndarray, indices: np.ndarray, data: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_rows = indptr.size - 1
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(indptr))
+    order = np.lexsort((indices, rows))
+    rows, cols, vals = rows[order], indices[order].astype(np.int64), data[order]
+    if cols.size:
+        first = np.ones(cols.size, dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+        starts = np.flatnonzero(first)
+        vals = np.add.reduceat(vals.astype(np.float64), starts)
+        rows, cols = rows[starts], cols[starts]
+    out_ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=out_ptr[1:])
+    return out_ptr, cols, vals
+
+
+# ----------------------------------------------------------------------------------------
+# Generated sources
+# ----------------------------------------------------------------------------------------
+def _model_header(info: dict[str, Any], name: str) -> str:
+    up = name.upper()
+    return f"""/* Generated by `edgesparse export-c`: the model's bytes and shape. */
+#ifndef {up}_DATA_H
+#define {up}_DATA_H
+
+#include <stddef.h>
+
+#define {up}_N_FEATURES {info["n_features"]}u
+#define {up}_N_OUTPUTS {info["n_outputs"]}u
+#define {up}_N_CLASSES {info["n_classes"]}u
+#define {up}_NNZ {info["nnz"]}u
+/* Bytes of the decoded-mode workspace (esb_use_workspace): 4 * nnz. */
+#define {up}_WORKSPACE_BYTES (4u * {up}_NNZ)
+
+extern const unsigned char *const {name}_esb; /* the .esb blob, 8-byte aligned */
+extern const size_t {name}_esb_len;
+
+#endif
+"""
+
+
+def _model_source(blob: bytes, name: str) -> str:
+    lines = []
+    for i in range(0, len(blob), 16):
+        lines.append("    " + ", ".join(f"0x{b:02x}" for b in blob[i : i + 16]) + ",")
+    body = "\n".join(lines)
+    return f"""/* Generated by `edgesparse export-c`: {len(blob)} bytes of .esb (docs/FORMAT.md). */
+#include <stdint.h>
+
+#include "model_data.h"
+
+/* The union aligns the bytes to 8 (C99 has no alignas); const, so it can stay in flash. */
+static const union {{
+    uint64_t align;
+    unsigned char bytes[{len(blob)}];
+}} blob = {{.bytes = {{
+{body}
+}}}};
+
+const unsigned char *const {name}_esb = blob.bytes;
+const size_t {name}_esb_len = {len(blob)};
+"""
+
+
+def _main_source(info: dict[str, Any], name: str) -> str:
+    up = name.upper()
+    return f"""/* Generated by `edgesparse export-c`: an example program for the model.
+ *
+ * Reads rows of {info["n_features"]} numbers (whitespace-separated) from stdin and prints one
+ * line per row: the predicted label (classifiers; then a tab and the class probabilities
+ * when the model has them) or the predicted values (regressors).
+ * Build: make   (or: cc -O2 -std=c99 -Wall -Wextra -Werror -o model_main main.c esb.c
+ * model_data.c -lm). Define ESB_STREAMED to run without the decoded-index workspace.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "esb.h"
+#include "model_data.h"
+
+static float row[{up}_N_FEATURES];
+static float out[{up}_N_OUTPUTS + {up}_N_CLASSES + 1];
+#ifndef ESB_STREAMED
+static int32_t workspace[{up}_NNZ ? {up}_NNZ : 1];
+#endif
+
+static void print_label(const esb_model *m, uint32_t k)
+{{
+    esb_label lab;
+    esb_class_label(m, k, &lab);
+    if (lab.kind == ESB_LABEL_INT) printf("%" PRId64, lab.i);
+    else if (lab.kind == ESB_LABEL_FLOAT) printf("%.17g", lab.f);
+    else fwrite(lab.s, 1, lab.len, stdout);
+}}
+
+int main(void)
+{{
+    esb_model m;
+    esb_status st = esb_open({name}_esb, {name}_esb_len, &m);
+    uint32_t i;
+    if (st != ESB_OK) {{
+        fprintf(stderr, "model: %s\\n", m.message);
+        return 1;
+    }}
+#ifndef ESB_STREAMED
+    if (esb_use_workspace(&m, workspace, sizeof workspace) != ESB_OK) return 1;
+#endif
+    for (;;) {{
+        for (i = 0; i < {up}_N_FEATURES; i++)
+            if (scanf("%f", &row[i]) != 1) return i == 0 ? 0 : 1; /* EOF between rows: done */
+        if (m.head == ESB_HEAD_IDENTITY) {{
+            st = esb_decision(&m, row, out);
+            for (i = 0; st == ESB_OK && i < m.n_outputs; i++)
+                printf(i ? " %.9g" : "%.9g", (double)out[i]);
+        }} else {{
+            uint32_t k;
+            st = esb_predict(&m, row, &k);
+            if (st == ESB_OK) print_label(&m, k);
+            if (st == ESB_OK && esb_has_proba(&m)) {{
+                st = esb_predict_proba(&m, row, out);
+                for (i = 0; st == ESB_OK && i < m.n_classes; i++)
+                    printf(i ? " %.9g" : "\\t%.9g", (double)out[i]);
+            }}
+        }}
+        if (st != ESB_OK) {{
+            fprintf(stderr, "model: %s\\n", esb_strerror(st));
+            return 1;
+        }}
+        printf("\\n");
+    }}
+}}
+"""
+
+
+_MAKEFILE = """# Generated by `edgesparse export-c`.
+CC ?= cc
+CFLAGS ?= -O2 -std=c99 -Wall -Wextra -Werror -pedantic
+
+model_main: main.c esb.c model_data.c esb.h model_data.h
+\t$(CC) $(CFLAGS) -o $@ main.c esb.c model_data.c -lm
+
+clean:
+\trm -f model_main
+
+.PHONY: clean
+"""
+
+
+def _readme(info: dict[str, Any], name: str, n_bytes: int) -> str:
+    up = name.upper()
+    return f"""C export of an edgesparse model (generated by `edgesparse export-c`).
+
+Model: {info["shape"]} ({info["head"]} head), {info["nnz"]} stored weights, {info["values"]}
+values ({info["quantization"]}), index layout {info["index_layout"]}; {n_bytes} bytes of .esb.
+
+Build and run (C99, libc + libm only):
+
+    make                      # or: cc -O2 -std=c99 -Wall -Wextra -Werror -o model_main \\
+                              #         main.c esb.c model_data.c -lm
+    echo "<{info["n_features"]} numbers>" | ./model_main
+
+Cross-compile, e.g. for a 64-bit Raspberry Pi:
+
+    make CC=aarch64-linux-gnu-gcc CFLAGS="-O2 -std=c99 -static"
+
+Files: esb.h / esb.c (the runtime; API and the numeric bound in esb.h), model_data.c (the
+blob as `{name}_esb`, {name}_esb_len bytes, 8-byte aligned, const), model_data.h (shape
+constants {up}_N_FEATURES, ...), main.c (example: stdin rows -> predictions).
+
+RAM: the model is used in place (no copy). main.c decodes the column indices once into a
+{up}_WORKSPACE_BYTES-byte static workspace (4 bytes per weight: the fastest mode); build with
+-DESB_STREAMED to skip it and decode on the fly instead (0 bytes; see esb.h).
+"""

@@ -1,0 +1,178 @@
+/*
+ * esb.h - C99 runtime for edgesparse `.esb` linear models (format version 1).
+ *
+ * The blob format is specified in docs/FORMAT.md; the reference reader is
+ * edgesparse/formats/esb.py and the reference runtime edgesparse/runtime/model.py. This reader
+ * makes the same checks as the reference decoder, in the same order, and computes the same
+ * outputs (scikit-learn's decision_function / predict / predict_proba).
+ *
+ * Dependencies: the C99 standard library only (<string.h>; <stdio.h> snprintf and <stdlib.h>
+ * strtod for esb_open's messages; <math.h> expf for the probability heads: link with -lm).
+ * Portable: loads are byte-wise little-endian (the format's byte order), so the blob needs no
+ * alignment and the host may be of either endianness; float and double must be IEEE 754.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Usage
+ *
+ *     esb_model m;
+ *     if (esb_open(blob, blob_len, &m) != ESB_OK) { puts(m.message); return 1; }
+ *     uint32_t k;
+ *     esb_predict(&m, x, &k);                     // x: m.n_features floats
+ *     esb_label lab; esb_class_label(&m, k, &lab);
+ *
+ * esb_open verifies the whole blob in place (it is never copied; it may live in flash) and
+ * keeps pointers into it: the blob must stay valid and unchanged while the model is used.
+ * The model is read-only after esb_open (and esb_use_workspace), so several threads may run
+ * inferences on one model at the same time.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Memory: no function allocates. Exact RAM needs:
+ *
+ *   - the esb_model struct: sizeof(esb_model) bytes (the caller's, static or on the stack);
+ *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
+ *     into caller buffers; esb_predict needs no buffer;
+ *   - column indices, two modes:
+ *       streamed (default): the packed index sections (varint gaps, bitmaps, Elias-Fano, or raw
+ *         int32 read byte-wise) are decoded on the fly during every call. Extra RAM: 0 bytes
+ *         outside the call's stack frame, which holds ESB_CHUNK (64) int32 column numbers
+ *         (256 bytes) plus a few dozen bytes of iterator state. Cost: with a `columns`
+ *         section, each row also re-walks the used-column list up to its last used column, so
+ *         a call costs O(nnz + n_outputs * n_columns) instead of O(nnz).
+ *       decoded: esb_use_workspace(&m, ws, bytes) decodes the global column number of every
+ *         stored weight once into a caller buffer of exactly esb_workspace_size(&m) bytes =
+ *         4 * nnz bytes (int32_t, 4-byte aligned); the buffer must outlive the model. Calls
+ *         then read it directly (the fastest mode).
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Numerics and the parity bound with the numpy runtime
+ *
+ * float32 and int8 models compute in float (w = scale * q rounded to float first, exactly as
+ * LinearIR.real_values does; products and the row sum in float; then + (float)bias). float64
+ * models accumulate in double from the float inputs and round the score to float at the end.
+ * For every score of a row with k stored weights w_i (dequantized) and bias b, with x the
+ * input (rounded to float, as this API takes it):
+ *
+ *     |score_c - score_numpy| <= (k + 4) * 2^-23 * (sum_i |w_i * x_i| + |b|)
+ *
+ * This covers the C summation (at most k roundings of 2^-24 relative to that sum), the numpy
+ * runtime's own float32 or float64 summation in another order, the rounding of float64
+ * inputs to float, and the final rounding of the score. Labels are equal except where two
+ * scores (or a binary score and 0) lie within that bound of each other. Probabilities follow
+ * through the head: logistic and softmax change by at most half the largest score difference
+ * plus a few float ulps (expf vs numpy's exp); modified_huber with several outputs divides by
+ * the row sum and can amplify a difference when every output is near -1.
+ *
+ * Inputs must be finite: a dense row is checked in full (n_features values), a CSR row's
+ * values and indices too; a CSR row must be canonical (indices strictly increasing, in
+ * [0, n_features)), unlike scipy matrices which may be unsorted. Violations return
+ * ESB_E_INPUT (the numpy runtime raises InputError for non-finite values).
+ */
+#ifndef ESB_H
+#define ESB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ESB_FORMAT_VERSION 1
+#define ESB_MESSAGE_SIZE 200
+/* Column numbers decoded per step in streamed mode (stack: 4 * ESB_CHUNK bytes). */
+#define ESB_CHUNK 64
+
+typedef enum esb_status {
+    ESB_OK = 0,
+    ESB_E_ARGUMENT = 1,  /* NULL pointer, or a buffer that is too small */
+    ESB_E_NOT_ESB = 2,   /* empty buffer or wrong magic */
+    ESB_E_VERSION = 3,   /* a format version this reader does not know */
+    ESB_E_CORRUPT = 4,   /* any malformed field, section or length; see esb_model.message */
+    ESB_E_CHECKSUM = 5,  /* a header or section CRC32 does not match */
+    ESB_E_INPUT = 6,     /* NaN/Inf input, or a CSR row that is not canonical */
+    ESB_E_HEAD = 7       /* not available for this model (predict on a regressor, proba ...) */
+} esb_status;
+
+/* Heads, in the format's numbering (ir.HEADS). */
+enum { ESB_HEAD_IDENTITY = 0, ESB_HEAD_HARD, ESB_HEAD_LOGISTIC, ESB_HEAD_SOFTMAX,
+       ESB_HEAD_MODIFIED_HUBER };
+/* Value dtypes. */
+enum { ESB_VALUES_F64 = 0, ESB_VALUES_F32 = 1, ESB_VALUES_I8 = 2 };
+/* Kinds of class labels (the encoding of the `classes` section). */
+enum { ESB_LABEL_INT = 0, ESB_LABEL_FLOAT = 1, ESB_LABEL_STRING = 2 };
+
+typedef struct esb_label {
+    int kind;          /* ESB_LABEL_INT, ESB_LABEL_FLOAT or ESB_LABEL_STRING */
+    int64_t i;         /* ESB_LABEL_INT */
+    double f;          /* ESB_LABEL_FLOAT */
+    const char *s;     /* ESB_LABEL_STRING: UTF-8 bytes inside the blob, NOT NUL-terminated */
+    uint32_t len;      /* ESB_LABEL_STRING: byte length of s */
+} esb_label;
+
+typedef struct esb_section_ref {
+    uint32_t offset, length;
+    uint8_t encoding, present;
+} esb_section_ref;
+
+typedef struct esb_model {
+    /* Public, read-only after esb_open. */
+    uint32_t n_outputs;   /* scores per row (1 for binary classifiers and 1-D regressors) */
+    uint32_t n_features;  /* input width */
+    uint32_t n_columns;   /* used columns */
+    uint32_t n_classes;   /* 0 for a regressor */
+    uint32_t nnz;         /* stored weights */
+    uint8_t head;         /* ESB_HEAD_* */
+    uint8_t value_dtype;  /* ESB_VALUES_* */
+    uint8_t squeeze;      /* 1-D output (the format's flag bit 0) */
+    char message[ESB_MESSAGE_SIZE]; /* esb_open's error message, naming field and offset */
+    /* Private. */
+    const unsigned char *buf_;
+    size_t size_;
+    esb_section_ref sec_[9];   /* indexed by section kind 1..8 */
+    uint32_t n_scales_;        /* 0, 1 (per tensor) or n_outputs (per row) */
+    const int32_t *cols_;      /* decoded global columns (esb_use_workspace) or NULL */
+} esb_model;
+
+/* Verify `buf` (len bytes) completely and describe it in *m. On failure returns the error
+ * code and m->message says what is wrong and where, e.g.
+ * "corrupt .esb: section 'indices' at offset 96: column index 9 at position 3 is out of range
+ * [0, 4)"; the model must then not be used. */
+esb_status esb_open(const void *buf, size_t len, esb_model *m);
+
+/* A short static description of a status code. */
+const char *esb_strerror(esb_status code);
+
+/* Bytes of workspace the decoded mode needs: 4 * nnz. */
+size_t esb_workspace_size(const esb_model *m);
+
+/* Decode every weight's global column into ws (at least esb_workspace_size bytes, int32_t
+ * aligned) and use it from now on. ws must stay valid while the model is used. */
+esb_status esb_use_workspace(esb_model *m, int32_t *ws, size_t bytes);
+
+/* Raw scores X @ W.T + b: writes n_outputs floats to scores. */
+esb_status esb_decision(const esb_model *m, const float *x, float *scores);
+esb_status esb_decision_csr(const esb_model *m, uint32_t nnz, const int32_t *indices,
+                            const float *values, float *scores);
+
+/* Index of the predicted class (classifiers only; see esb_class_label). Regressors: use
+ * esb_decision (their predict equals their scores), this returns ESB_E_HEAD. */
+esb_status esb_predict(const esb_model *m, const float *x, uint32_t *class_index);
+esb_status esb_predict_csr(const esb_model *m, uint32_t nnz, const int32_t *indices,
+                           const float *values, uint32_t *class_index);
+
+/* Class probabilities: writes n_classes floats (heads logistic, softmax, modified_huber). */
+esb_status esb_predict_proba(const esb_model *m, const float *x, float *proba);
+esb_status esb_predict_proba_csr(const esb_model *m, uint32_t nnz, const int32_t *indices,
+                                 const float *values, float *proba);
+
+/* 1 when the model has predict_proba. */
+int esb_has_proba(const esb_model *m);
+
+/* Label of class k (0 <= k < n_classes). Takes O(k) for int and string labels. */
+esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ESB_H */

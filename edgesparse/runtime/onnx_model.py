@@ -1,0 +1,219 @@
+"""An edgesparse ONNX model behind scikit-learn's prediction methods, run by onnxruntime.
+
+Imports only numpy, onnxruntime (on first load), the standard library and the numpy runtime
+(whose input validation it shares), because it runs on devices where the ``onnx`` package is
+absent. What the wrapper needs to know (head, classes,
+feature count, whether ``predict_proba`` exists) is read from the JSON the exporter
+(:mod:`edgesparse.formats.onnx`) stores in the model's ``metadata_props``.
+
+Session settings, on purpose:
+
+* ``intra_op_num_threads = threads`` (default 1), ``inter_op_num_threads = 1``, sequential
+  execution: predictable latency on small devices.
+* ``session.disable_quant_qdq = 1``: with it, onnxruntime folds ``DequantizeLinear`` on the
+  int8 weights into float32 weights once, at load, and runs a float32 ``Gemm``: the IR's
+  contract (``w = s*q``, float32 activations), so outputs match the numpy runtime and
+  ``--check-data``. Without it (a plain onnxruntime session) onnxruntime >= 1.2x fuses
+  ``DequantizeLinear -> MatMul`` into ``MatMulNBits``, which by default also quantizes the
+  *activations* to int8: faster for big matrices, but less exact. The ``matmulinteger`` form
+  quantizes activations by design (per batch, so a row's output depends slightly on the
+  other rows of its batch).
+
+The graph is dense, so CSR input is densified here, a bounded number of rows at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from edgesparse.errors import FormatError, InputError, ToolMissingError
+from edgesparse.runtime.model import Model, _cast, _is_sparse
+
+METADATA_KEY = "edgesparse"  # same as edgesparse.formats.onnx.METADATA_KEY (no onnx import)
+_HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
+# Densified CSR input is fed to the session in chunks of at most about this many cells.
+_DENSE_CHUNK_CELLS = 1 << 22
+
+
+class OnnxModel:
+    """A linear model in an edgesparse ONNX file, with scikit-learn's prediction methods.
+
+    Build it with :func:`edgesparse.load` or :meth:`from_bytes`. Same public surface and
+    input checks as :class:`edgesparse.runtime.Model`.
+
+    Attributes:
+        classes_: class labels (classifiers only), in scikit-learn's order.
+        n_features_in_: number of input features the model expects.
+        n_outputs_: number of score columns (1 for binary classifiers and single regressors).
+        has_proba: whether ``predict_proba`` exists (as for the original model).
+        meta: the exporter's metadata (head, class labels, weights) and what was read off
+            the graph's signature (feature count, outputs, label type).
+        session: the ``onnxruntime.InferenceSession``.
+    """
+
+    # The numpy runtime's input validation, shared so that both runtimes refuse the same
+    # inputs with the same messages. These methods read only n_features_in_, _dtype (the
+    # graph's input type) and _dense (False: every input is cast to _dtype, with overflow
+    # reported as an InputError).
+    _check_dense = Model._check_dense
+    _check_csr = Model._check_csr
+    _check_shape = Model._check_shape
+    _dtype = np.dtype(np.float32)
+    _dense = False
+
+    def __init__(self, session: Any, meta: dict[str, Any]) -> None:
+        self.session = session
+        self.meta = meta
+        self.n_features_in_ = int(meta["n_features"])
+        self.n_outputs_ = int(meta["n_outputs"])
+        self.has_proba = bool(meta["has_proba"])
+        self._head = str(meta["head"])
+        self._is_classifier = self._head != "identity"
+        self._one_column = bool(meta["squeeze"]) and self.n_outputs_ == 1
+        self._classes = None
+        if self._is_classifier:
+            self._classes = np.asarray(meta["classes"], dtype=_CLASS_DTYPES[meta["classes_dtype"]])
+            self._classes.setflags(write=False)
+
+    @classmethod
+    def from_bytes(cls, buf: bytes | bytearray | memoryview, *, threads: int = 1) -> OnnxModel:
+        """Load ONNX bytes written by edgesparse into an onnxruntime session.
+
+        Raises :class:`FormatError` when onnxruntime cannot load them or the edgesparse
+        metadata is missing or inconsistent with the graph, :class:`ToolMissingError` when
+        onnxruntime is not installed.
+        """
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise InputError(f"threads must be an integer >= 1, got {threads!r}")
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ToolMissingError(
+                "onnxruntime is needed to run .onnx models: pip install onnxruntime"
+            ) from None
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.log_severity_level = 3  # errors only; warnings would go to stderr
+        opts.add_session_config_entry("session.disable_quant_qdq", "1")  # see module doc
+        try:
+            session = ort.InferenceSession(
+                bytes(buf), sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime's errors share no public base class
+            raise FormatError(f"onnxruntime cannot load this model: {_first_line(exc)}") from None
+        props = session.get_modelmeta().custom_metadata_map
+        return cls(session, _check_meta(props.get(METADATA_KEY), session))
+
+    # -- public API, scikit-learn semantics ---------------------------------------------------
+    @property
+    def classes_(self) -> np.ndarray:
+        """Class labels, as the original classifier's ``classes_``."""
+        if self._classes is None:
+            raise AttributeError("a regressor has no classes_")
+        return self._classes
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw scores ``X @ W.T + b``; 1-D for binary classifiers, as scikit-learn returns."""
+        scores = self._run("scores" if self._is_classifier else "variable", X)
+        return scores[:, 0] if self._one_column else scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels (the graph's ``label``) or predicted values (``variable``)."""
+        if not self._is_classifier:
+            return self.decision_function(X)
+        assert self._classes is not None
+        # onnxruntime returns strings as an object array; give them the labels' dtype.
+        return np.asarray(self._run("label", X), dtype=self._classes.dtype)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (the graph's ``probabilities``), where the original has them."""
+        if not self.has_proba:
+            kind = "regressor" if not self._is_classifier else f"{self._head!r} classifier"
+            raise AttributeError(
+                f"this {kind} has no predict_proba (the original model has none either)"
+            )
+        return self._run("probabilities", X)
+
+    def __repr__(self) -> str:
+        kind = "classifier" if self._is_classifier else "regressor"
+        return (
+            f"<edgesparse.OnnxModel {kind} head={self._head} "
+            f"shape=({self.n_outputs_}, {self.n_features_in_}) {self.meta.get('weights', '')}>"
+        )
+
+    # -- running ------------------------------------------------------------------------------
+    def _run(self, output: str, X: Any) -> np.ndarray:
+        if not _is_sparse(X):
+            X = np.ascontiguousarray(self._check_dense(X))
+            return self.session.run([output], {"X": X})[0]
+        data, indices, indptr, n_rows = self._check_csr(X)
+        step = max(1, _DENSE_CHUNK_CELLS // self.n_features_in_)
+        parts = []
+        for lo in range(0, n_rows, step):
+            hi = min(n_rows, lo + step)
+            dense = np.zeros((hi - lo, self.n_features_in_), dtype=np.float32)
+            a, b = int(indptr[lo]), int(indptr[hi])
+            rows = np.repeat(np.arange(hi - lo), np.diff(indptr[lo : hi + 1]))
+            # add.at sums duplicate entries, as scipy's toarray does.
+            np.add.at(dense, (rows, indices[a:b]), _cast(data[a:b], self._dtype))
+            parts.append(self.session.run([output], {"X": dense})[0])
+        return np.concatenate(parts)
+
+
+_CLASS_DTYPES = {"int64": np.int64, "float64": np.float64, "str": str}
+
+
+def _check_meta(raw: str | None, session: Any) -> dict[str, Any]:
+    """The exporter's metadata, completed from the session's inputs and outputs.
+
+    The file stores only what the graph cannot tell (head, class labels, squeeze); the
+    feature count, the number of score columns, the label type and whether there are
+    probabilities are read off the graph's signature, and everything is checked for
+    consistency.
+    """
+    if raw is None:
+        raise FormatError(
+            f"no {METADATA_KEY!r} metadata: not an ONNX model written by edgesparse "
+            "(run it with onnxruntime directly)"
+        )
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"invalid {METADATA_KEY!r} metadata: {_first_line(exc)}") from None
+    if not isinstance(meta, dict) or meta.get("head") not in _HEADS:
+        raise FormatError(f"invalid {METADATA_KEY!r} metadata: no known head")
+    head = meta["head"]
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
+    x = inputs.get("X")
+    if list(inputs) != ["X"] or len(x.shape) != 2 or not isinstance(x.shape[1], int):
+        raise FormatError("the graph's input must be X [N, n_features]")
+    scores = outputs.get("variable" if head == "identity" else "scores")
+    if scores is None or len(scores.shape) != 2 or not isinstance(scores.shape[1], int):
+        raise FormatError(f"the graph lacks the score output of a {head!r} model")
+    out = {**meta, "n_features": x.shape[1], "n_outputs": scores.shape[1]}
+    out["has_proba"] = "probabilities" in outputs
+    if head == "identity":
+        out.update(classes=None, classes_dtype=None, squeeze=meta.get("squeeze") is True)
+        return out
+    label = outputs.get("label")
+    kind = None if label is None else _LABEL_TYPES.get(label.type)
+    classes = meta.get("classes")
+    n = len(classes) if isinstance(classes, list) else 0
+    if kind is None or n < 2 or scores.shape[1] != (1 if n == 2 else n):
+        raise FormatError("the classes in the metadata do not match the graph's outputs")
+    out.update(classes_dtype=kind, squeeze=True)
+    return out
+
+
+_LABEL_TYPES = {"tensor(int64)": "int64", "tensor(double)": "float64", "tensor(string)": "str"}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0].strip()

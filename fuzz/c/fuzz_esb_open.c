@@ -1,0 +1,113 @@
+/*
+ * libFuzzer target for the C runtime's verifier (esb_open) and, on every blob it accepts, the
+ * kernels in both memory modes.
+ *
+ * Property: for any bytes, esb_open either returns ESB_OK or an error code with a message,
+ * never reading outside the buffer (ASan) or hitting undefined behaviour (UBSan); an accepted
+ * model runs decision / predict / proba on dense and CSR rows without a sanitizer report.
+ * Each input is tried twice: as given, and "resealed" (every CRC recomputed where the table
+ * allows), so that mutations get past the checksums to the structural checks behind them.
+ *
+ * Build and run (see fuzz/c/README.md):
+ *   clang -g -O1 -std=c99 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+ *     -I edgesparse/runtime/c fuzz/c/fuzz_esb_open.c edgesparse/runtime/c/esb.c -lm \
+ *     -o /tmp/fuzz_esb_open
+ *   /tmp/fuzz_esb_open -max_len=4096 -seed=1 -runs=1000000 CORPUS_DIR
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "esb.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static uint32_t crc32_(const uint8_t *p, size_t n, uint32_t crc)
+{
+    size_t i;
+    int k;
+    crc = ~crc;
+    for (i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static void reseal(uint8_t *b, size_t size)
+{
+    uint32_t n, i;
+    if (size < 64) return;
+    n = rd32(b + 12);
+    if (n > (size - 64) / 16) n = (uint32_t)((size - 64) / 16);
+    for (i = 0; i < n; i++) {
+        uint8_t *e = b + 64 + 16 * i;
+        uint64_t off = rd32(e + 4), len = rd32(e + 8);
+        if (off + len <= size) wr32(e + 12, crc32_(b + off, (size_t)len, 0));
+    }
+    wr32(b + 60, crc32_(b + 64, 16 * (size_t)n, crc32_(b, 60, 0)));
+}
+
+static void exercise(const esb_model *m0)
+{
+    static float x[4096], out[4096];
+    static int32_t idx[8], ws[1 << 16];
+    float val[8] = {1.0f, -2.0f, 0.5f, 3.0f, -1.0f, 2.0f, 0.25f, -4.0f};
+    esb_model m = *m0;
+    uint32_t i, k, n = 0, pass;
+    if (m.n_features > 4096 || m.n_outputs + m.n_classes > 4096) return; /* rows too large */
+    for (i = 0; i < m.n_features; i++) x[i] = (float)((int)(i % 7) - 3);
+    for (i = 0; i < 8 && i * 3 < m.n_features; i++) idx[n++] = (int32_t)(i * 3);
+    for (pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (esb_workspace_size(&m) > sizeof ws) return;
+            if (esb_use_workspace(&m, ws, sizeof ws) != ESB_OK) abort();
+        }
+        if (esb_decision(&m, x, out) != ESB_OK) abort();
+        if (esb_decision_csr(&m, n, idx, val, out) != ESB_OK) abort();
+        if (m.head != ESB_HEAD_IDENTITY) {
+            esb_label lab;
+            if (esb_predict(&m, x, &k) != ESB_OK || k >= m.n_classes) abort();
+            if (esb_predict_csr(&m, n, idx, val, &k) != ESB_OK || k >= m.n_classes) abort();
+            if (esb_class_label(&m, k, &lab) != ESB_OK) abort();
+        }
+        if (esb_has_proba(&m)) {
+            if (esb_predict_proba(&m, x, out) != ESB_OK) abort();
+            if (esb_predict_proba_csr(&m, n, idx, val, out) != ESB_OK) abort();
+        }
+    }
+}
+
+static void one(const uint8_t *data, size_t size)
+{
+    esb_model m;
+    esb_status st = esb_open(data, size, &m);
+    if (st == ESB_OK) exercise(&m);
+    else if (m.message[0] == '\0') abort(); /* every error names what is wrong */
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* exact-size copies: ASan flags any read past the end */
+    uint8_t *b = (uint8_t *)malloc(size ? size : 1);
+    if (!b) return 0;
+    if (size) memcpy(b, data, size);
+    one(b, size);
+    reseal(b, size);
+    one(b, size);
+    free(b);
+    return 0;
+}

@@ -1,0 +1,507 @@
+"""The C runtime (edgesparse/runtime/c/) against the Python reference decoder and numpy runtime.
+
+Built here with the system's compilers: host gcc, aarch64 and armhf cross gcc (run under
+qemu user-mode emulation), clang with ASan/UBSan and libFuzzer. Oracles: the numpy runtime's
+outputs on the same blob (labels equal, scores within the bound stated in esb.h) and the
+Python decoder's accept/reject decision and message on malformed blobs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import random
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+from edgesparse.api import compress_file
+from edgesparse.cli import cli
+from edgesparse.errors import FormatError
+from edgesparse.export_c import c_runtime_dir, export_c, write_rows
+from edgesparse.formats import esb
+from edgesparse.ir import LinearIR, from_dense
+from edgesparse.runtime import Model
+from tests.conftest import require_tool
+from tests.test_esb_malformed import CASES, reseal
+
+ROOT = Path(__file__).resolve().parents[1]
+C_DIR = c_runtime_dir()
+CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+MODELS = ["iris_l1_logreg", "iris_l2_logreg", "iris_sgd_l1", "digits_pipeline", "diabetes_ridge"]
+VARIANTS = {
+    "int8": {"quantize": "int8"},
+    "none": {"quantize": "none"},
+    "pruned": {"quantize": "int8", "sparsity": 0.5},
+}
+# target -> (compiler, extra flags, emulator or None, how to install)
+TARGETS = {
+    "host": ("gcc", [], None, "sudo apt-get install gcc"),
+    "aarch64": (
+        "aarch64-linux-gnu-gcc",
+        ["-static"],
+        "qemu-aarch64-static",
+        "sudo apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static",
+    ),
+    "armhf": (
+        "arm-linux-gnueabihf-gcc",
+        ["-static"],
+        "qemu-arm-static",
+        "sudo apt-get install gcc-arm-linux-gnueabihf libc6-dev-armhf-cross qemu-user-static",
+    ),
+}
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+@functools.cache
+def _driver(target: str, build_dir: str) -> list[str]:
+    cc, extra, emulator, install = TARGETS[target]
+    require_tool(shutil.which(cc) is not None, what=cc, install=install)
+    if emulator:
+        require_tool(shutil.which(emulator) is not None, what=emulator, install=install)
+    exe = Path(build_dir) / f"esb-{target}"
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    res = _run([cc, *CFLAGS, *extra, *sources, "-lm", "-o", str(exe)])
+    assert res.returncode == 0, res.stderr
+    return [emulator, str(exe)] if emulator else [str(exe)]
+
+
+@pytest.fixture(scope="session")
+def build_dir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("cbuild"))
+
+
+@pytest.fixture(params=list(TARGETS))
+def driver(request, build_dir) -> list[str]:
+    return _driver(request.param, build_dir)
+
+
+@pytest.fixture(scope="session")
+def host_driver(build_dir) -> list[str]:
+    return _driver("host", build_dir)
+
+
+# ------------------------------------------------------------------------------------------
+# Oracle helpers
+# ------------------------------------------------------------------------------------------
+def score_bound(ir: LinearIR, X: np.ndarray) -> np.ndarray:
+    """The bound of esb.h: (k + 4) * 2^-23 * (sum |w_i x_i| + |b|), per row and output."""
+    x32 = np.asarray(X, dtype=np.float32).astype(np.float64)
+    W = ir.to_dense()
+    k = np.diff(ir.indptr)
+    return (k + 4) * 2.0**-23 * (np.abs(x32) @ np.abs(W).T + np.abs(ir.bias))
+
+
+def run_predict(driver: list[str], blob: Path, rows: Path, *, stream: bool) -> list[list[str]]:
+    res = _run([*driver, "predict", str(blob), str(rows), *(["--stream"] if stream else [])])
+    assert res.returncode == 0, res.stderr
+    return [line.split("\t") for line in res.stdout.splitlines()]
+
+
+def assert_parity(model: Model, X: np.ndarray, lines: list[list[str]]) -> None:
+    """Labels equal, scores within the esb.h bound, probabilities within 1e-5 + that bound."""
+    ir = model.ir
+    assert len(lines) == X.shape[0]
+    scores = np.array([[float(v) for v in ln[1].split()] for ln in lines])
+    ref = model.decision_function(X).reshape(X.shape[0], -1)
+    bound = score_bound(ir, X)
+    assert np.all(np.abs(scores - ref) <= bound), np.max(np.abs(scores - ref) - bound)
+    if ir.is_classifier:
+        k = np.array([int(ln[0]) for ln in lines])
+        np.testing.assert_array_equal(model.classes_[k], model.predict(X))
+    else:
+        assert all(ln[0] == "-1" for ln in lines)
+    if ir.has_proba:
+        proba = np.array([[float(v) for v in ln[2].split()] for ln in lines])
+        tol = 1e-5 + bound.max()
+        np.testing.assert_allclose(proba, model.predict_proba(X), rtol=0, atol=tol)
+        np.testing.assert_allclose(proba.sum(axis=1), 1, atol=1e-5)
+
+
+def rows_files(tmp_path: Path, X: np.ndarray) -> tuple[Path, Path]:
+    dense, csr = tmp_path / "dense.bin", tmp_path / "csr.bin"
+    write_rows(dense, X)
+    write_rows(csr, sp.csr_matrix(X))
+    return dense, csr
+
+
+# ------------------------------------------------------------------------------------------
+# Parity: every bundled model, three variants, dense and CSR rows, both memory modes, 3 CPUs
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", MODELS)
+def test_bundled_models_match_numpy_runtime(name: str, driver: list[str], tmp_path: Path) -> None:
+    X = np.load(ROOT / "models" / f"{name}.test.npz")["X"]
+    dense, csr = rows_files(tmp_path, X)
+    for variant, opts in VARIANTS.items():
+        blob = tmp_path / f"{name}-{variant}.esb"
+        compress_file(ROOT / "models" / f"{name}.pkl", blob, **opts)
+        model = Model(esb.read(blob))
+        for rows in (dense, csr):
+            for stream in (False, True):
+                assert_parity(model, X, run_predict(driver, blob, rows, stream=stream))
+
+
+def _synthetic_irs() -> dict[str, LinearIR]:
+    """One IR per head / label kind / value dtype / output shape the bundled models lack."""
+    rng = np.random.default_rng(6)
+
+    def weights(n_out: int, n_feat: int = 40, density: float = 0.3) -> np.ndarray:
+        w = rng.normal(size=(n_out, n_feat)) * (rng.random((n_out, n_feat)) < density)
+        w[:, 0] = -1.0  # feature 0 drives every score down: the all-zero probability rows
+        return w
+
+    def int8(ir: LinearIR, per_row: bool = True) -> LinearIR:
+        w = ir.real_values()
+        rows = ir.row_ids()
+        if per_row:
+            s = np.array([np.abs(w[rows == r]).max() / 127 for r in range(ir.n_outputs)])
+            q = np.round(w / s[rows])
+        else:
+            s = np.array([np.abs(w).max() / 127])
+            q = np.round(w / s[0])
+        keep = q != 0
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows[keep], minlength=ir.n_outputs))])
+        return ir.replace(
+            indptr=indptr,
+            indices=ir.indices[keep],
+            values=q[keep].astype(np.int8),
+            scales=s.astype(np.float32),
+        )
+
+    def f32(ir: LinearIR) -> LinearIR:
+        return ir.replace(values=ir.values.astype(np.float32))
+
+    b = rng.normal(size=4)
+    return {
+        "hard-multi-int": int8(
+            from_dense(weights(4), bias=b, head="hard", classes=np.array([10, 20, 30, 40]))
+        ),
+        "hard-binary-str": f32(
+            from_dense(weights(1), bias=b[:1], head="hard", classes=np.array(["no", "yes"]))
+        ),
+        "logistic-binary-float": from_dense(
+            weights(1), bias=b[:1], head="logistic", classes=np.array([-1.0, 1.0])
+        ),
+        "logistic-ovr-tensor-int8": int8(
+            from_dense(weights(3), bias=b[:3], head="logistic", classes=np.arange(3)),
+            per_row=False,
+        ),
+        "softmax-unicode": f32(
+            from_dense(
+                weights(4), bias=b, head="softmax", classes=np.array(["é", "日本", "a b", "z"])
+            )
+        ),
+        "huber-binary": int8(
+            from_dense(weights(1), bias=b[:1], head="modified_huber", classes=np.array([0, 1]))
+        ),
+        "huber-multi": from_dense(
+            weights(3), bias=b[:3], head="modified_huber", classes=np.array([-5, 0, 5])
+        ),
+        "identity-multi": f32(from_dense(weights(3), bias=b[:3], head="identity", squeeze=False)),
+        "identity-single-f64": from_dense(weights(1), bias=b[:1], head="identity"),
+    }
+
+
+SYNTHETIC = _synthetic_irs()
+
+
+def _synthetic_rows() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(24, 40)) * (rng.random((24, 40)) < 0.5)
+    X[0] = 0.0  # empty CSR row
+    X[1, 0] = 500.0  # every score far below 0: sigmoid underflows, huber clips at -1
+    X[2, 0] = 3.0
+    return X
+
+
+@pytest.mark.parametrize("case", list(SYNTHETIC))
+def test_every_head_and_label_kind_matches(case: str, driver: list[str], tmp_path: Path) -> None:
+    ir = SYNTHETIC[case]
+    X = _synthetic_rows()
+    dense, csr = rows_files(tmp_path, X)
+    blob = tmp_path / "m.esb"
+    esb.write(ir, blob)
+    model = Model(esb.read(blob))
+    for rows in (dense, csr):
+        for stream in (False, True):
+            assert_parity(model, X, run_predict(driver, blob, rows, stream=stream))
+    if ir.head in ("logistic", "modified_huber") and ir.n_outputs > 1:
+        # the row of all-zero one-vs-rest probabilities really is the uniform special case
+        np.testing.assert_allclose(model.predict_proba(X[1:2]), 1 / ir.n_outputs)
+
+
+LAYOUTS = [
+    (cols, idx)
+    for cols in ("all", *esb.COLUMN_ENCODINGS.values())
+    for idx in esb.INDEX_ENCODINGS.values()
+]
+
+
+@pytest.mark.parametrize(("cols", "idx"), LAYOUTS, ids=[f"{c}-{i}" for c, i in LAYOUTS])
+def test_every_index_layout_matches(cols: str, idx: str, driver: list[str], tmp_path: Path) -> None:
+    ir = SYNTHETIC["hard-multi-int"]
+    X = _synthetic_rows()
+    dense, csr = rows_files(tmp_path, X)
+    blob = tmp_path / "m.esb"
+    esb.write(ir, blob, columns=cols, indices=idx)
+    info = esb.inspect_file(blob)
+    assert info["index_layout"] == f"columns={cols}, indices={idx}"
+    model = Model(esb.read(blob))
+    assert_parity(model, X, run_predict(driver, blob, dense, stream=True))
+    assert_parity(model, X, run_predict(driver, blob, csr, stream=False))
+
+
+def test_invalid_input_rows_are_refused(host_driver: list[str], tmp_path: Path) -> None:
+    blob = tmp_path / "m.esb"
+    esb.write(SYNTHETIC["hard-multi-int"], blob)
+    X = _synthetic_rows()
+    X[3, 5] = np.nan
+    rows = tmp_path / "nan.bin"
+    write_rows(rows, X)
+    res = _run([*host_driver, "predict", str(blob), str(rows)])
+    assert res.returncode == 1
+    assert "row 3: invalid input row (NaN/Inf" in res.stderr
+    # the numpy runtime refuses the same row
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        Model(esb.read(blob)).predict(X[3:4])
+
+
+# ------------------------------------------------------------------------------------------
+# The verifier: malformed blobs under ASan + UBSan, message and decision parity with Python
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def asan_driver(build_dir) -> list[str]:
+    require_tool(
+        shutil.which("clang") is not None, what="clang", install="sudo apt-get install clang"
+    )
+    exe = Path(build_dir) / "esb-asan"
+    flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    res = _run(["clang", *CFLAGS, *flags, *sources, "-lm", "-o", str(exe)])
+    assert res.returncode == 0, res.stderr
+    return [str(exe)]
+
+
+def verify_all(driver: list[str], blobs: list[bytes], tmp_path: Path) -> list[str]:
+    """`esb verify` on every blob (exact-size buffers); returns one line per blob."""
+    paths = []
+    for i, b in enumerate(blobs):
+        p = tmp_path / f"{i}.esb"
+        p.write_bytes(b)
+        paths.append(str(p))
+    lines: list[str] = []
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    for lo in range(0, len(paths), 500):
+        res = _run([*driver, "verify", *paths[lo : lo + 500]], env=env)
+        assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, res.stderr
+        assert res.returncode in (0, 1), res.stderr
+        lines += res.stdout.splitlines()
+    assert len(lines) == len(blobs)
+    return lines
+
+
+def python_error(blob: bytes) -> str | None:
+    try:
+        esb.decode(blob)
+    except FormatError as exc:
+        return str(exc)
+    return None
+
+
+# Cases of the hardening corpus whose message differs only in the JSON parser's own wording.
+FORMATTING_ONLY = {"provenance-not-json", "provenance-deep-nesting", "provenance-non-string"}
+
+
+def test_hardening_corpus_rejected_with_same_messages(asan_driver, tmp_path: Path) -> None:
+    blobs = [fn() for _, fn, _ in CASES]
+    lines = verify_all(asan_driver, blobs, tmp_path)
+    for (case, _, message), line in zip(CASES, lines, strict=True):
+        assert line.startswith("ERR "), f"{case}: C accepted it"
+        c_message = line.split(" ", 2)[2]
+        if case in FORMATTING_ONLY:
+            # same field, same place: everything up to the detail
+            assert c_message.split(":")[:2] == message.split(":")[:2], (case, c_message)
+        else:
+            assert c_message == message, case
+
+
+def _base_blobs() -> list[bytes]:
+    out = []
+    for cols, idx in LAYOUTS:
+        out.append(esb.encode(SYNTHETIC["hard-multi-int"], columns=cols, indices=idx))
+    for case in ("softmax-unicode", "logistic-binary-float", "identity-single-f64"):
+        out.append(esb.encode(SYNTHETIC[case]))
+    return out
+
+
+def _mutations(seed: int) -> tuple[list[bytes], list[bytes]]:
+    """(always malformed, maybe valid): truncations and bad table entries; resealed edits."""
+    rnd = random.Random(seed)
+    bad, maybe = [], []
+    for blob in _base_blobs():
+        n_sec = struct.unpack_from("<I", blob, 12)[0]
+        bad += [blob[:n] for n in rnd.sample(range(len(blob)), min(60, len(blob)))]
+        for i in range(n_sec):
+            at = 64 + 16 * i
+            off, length = struct.unpack_from("<II", blob, at + 4)
+            for new_off, new_len in (
+                (off + 8, length),
+                (off - 8, length),
+                (0, length),
+                (2**32 - 8, length),
+                (off, length + 1 + 8 * (i + 1 == n_sec)),
+                (off, 2**32 - 1),
+                (len(blob), 0),
+            ):
+                b = bytearray(blob)
+                struct.pack_into("<II", b, at + 4, new_off % 2**32, new_len)
+                bad.append(reseal(bytes(b)))
+        for _ in range(120):
+            b = bytearray(blob)
+            for _ in range(rnd.choice((1, 1, 2, 3))):
+                pos = rnd.randrange(len(b))
+                if rnd.random() < 0.5:
+                    b[pos] ^= 1 << rnd.randrange(8)
+                else:
+                    b[pos] = rnd.choice((0, 1, 0x7F, 0x80, 0xFF, rnd.randrange(256)))
+            maybe.append(reseal(bytes(b)))
+    return bad, maybe
+
+
+def test_mutated_blobs_same_decision_as_python_under_sanitizers(asan_driver, tmp_path) -> None:
+    bad, maybe = _mutations(seed=6)
+    lines = verify_all(asan_driver, bad + maybe, tmp_path)
+    for blob, line in zip(bad, lines[: len(bad)], strict=True):
+        assert python_error(blob) is not None
+        assert line.startswith("ERR "), "C accepted a malformed blob"
+    accepted = 0
+    for blob, line in zip(maybe, lines[len(bad) :], strict=True):
+        expected = python_error(blob)
+        if expected is None:
+            accepted += 1
+            assert line == "OK"
+        else:
+            assert line.startswith("ERR "), f"C accepted what Python rejects: {expected}"
+            # the same check fires: the field named up to the first detail is the same
+            assert line.split(" ", 2)[2].split(":")[:2] == expected.split(":")[:2], (
+                line,
+                expected,
+            )
+    assert accepted > 20  # edits of provenance text and values keep some blobs valid
+
+
+def test_libfuzzer_target_short_run(build_dir, tmp_path: Path) -> None:
+    require_tool(
+        shutil.which("clang") is not None, what="clang", install="sudo apt-get install clang"
+    )
+    exe = tmp_path / "fuzz_esb_open"
+    res = _run(
+        [
+            "clang",
+            "-g",
+            "-O1",
+            "-std=c99",
+            "-fsanitize=fuzzer,address,undefined",
+            "-fno-sanitize-recover=all",
+            "-I",
+            str(C_DIR),
+            str(ROOT / "fuzz" / "c" / "fuzz_esb_open.c"),
+            str(C_DIR / "esb.c"),
+            "-lm",
+            "-o",
+            str(exe),
+        ]
+    )
+    assert res.returncode == 0, res.stderr
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, blob in enumerate(_base_blobs()):
+        (corpus / f"seed{i}.esb").write_bytes(blob)
+    res = _run([str(exe), "-seed=1", "-runs=20000", "-max_len=4096", str(corpus)])
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Done 20000 runs" in res.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# export-c: generated folder builds with -Werror and prints what the Python runtime predicts
+# ------------------------------------------------------------------------------------------
+def _build_export(out: Path, *, streamed: bool = False) -> Path:
+    require_tool(shutil.which("make") is not None, what="make", install="sudo apt-get install make")
+    flags = " ".join([*CFLAGS, *(["-DESB_STREAMED"] if streamed else [])])
+    res = _run(["make", "-C", str(out), "CC=gcc", f"CFLAGS={flags}"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    return out / "model_main"
+
+
+def _check_main_output(stdout: str, model: Model, X: np.ndarray) -> None:
+    lines = stdout.splitlines()
+    assert len(lines) == X.shape[0]
+    if not model.ir.is_classifier:
+        got = np.array([[float(v) for v in ln.split()] for ln in lines])
+        ref = model.predict(X).reshape(X.shape[0], -1)
+        assert np.all(np.abs(got - ref) <= score_bound(model.ir, X))
+        return
+    labels = [ln.split("\t")[0] for ln in lines]
+    assert labels == [str(v) for v in model.predict(X).tolist()]
+    if model.ir.has_proba:
+        proba = np.array([[float(v) for v in ln.split("\t")[1].split()] for ln in lines])
+        np.testing.assert_allclose(proba, model.predict_proba(X), rtol=0, atol=1e-5)
+
+
+def _stdin_rows(X: np.ndarray) -> str:
+    # repr of float32 round-trips through scanf("%f")
+    return "\n".join(" ".join(repr(float(v)) for v in row.astype(np.float32)) for row in X) + "\n"
+
+
+@pytest.mark.parametrize("case", ["digits_pipeline", "softmax-unicode", "identity-multi"])
+def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> None:
+    blob = tmp_path / "m.esb"
+    if case in SYNTHETIC:
+        esb.write(SYNTHETIC[case], blob)
+        X = _synthetic_rows()
+    else:
+        compress_file(ROOT / "models" / f"{case}.pkl", blob)
+        X = np.load(ROOT / "models" / f"{case}.test.npz")["X"]
+    model = Model(esb.read(blob))
+    out = tmp_path / "out"
+    written = export_c(blob, out, name="model")
+    assert sorted(p.name for p in written) == sorted(
+        ["esb.h", "esb.c", "model_data.h", "model_data.c", "main.c", "Makefile", "README.txt"]
+    )
+    # byte-identical runtime, and the array holds the blob
+    assert (out / "esb.c").read_bytes() == (C_DIR / "esb.c").read_bytes()
+    assert f"model_esb_len = {blob.stat().st_size};" in (out / "model_data.c").read_text()
+    for streamed in (False, True):
+        exe = _build_export(out, streamed=streamed)
+        res = _run([str(exe)], input=_stdin_rows(X))
+        assert res.returncode == 0, res.stderr
+        _check_main_output(res.stdout, model, X)
+        (out / "model_main").unlink()
+
+
+def test_export_c_cli_and_errors(tmp_path: Path) -> None:
+    blob = tmp_path / "iris.esb"
+    compress_file(ROOT / "models" / "iris_l2_logreg.pkl", blob)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["export-c", str(blob), "-o", str(tmp_path / "c"), "--name", "iris"])
+    assert res.exit_code == 0, res.output
+    assert "model_data.c" in res.output and "make -C" in res.output
+    assert "iris_esb" in (tmp_path / "c" / "model_data.h").read_text()
+    res = runner.invoke(cli, ["export-c", str(blob), "-o", str(tmp_path / "d"), "--name", "9x"])
+    assert res.exit_code == 1 and "not a C identifier" in res.output
+    damaged = tmp_path / "bad.esb"
+    data = bytearray(blob.read_bytes())
+    data[-1] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    res = runner.invoke(cli, ["export-c", str(damaged), "-o", str(tmp_path / "e")])
+    assert res.exit_code == 1 and "checksum mismatch" in res.output
+    assert not (tmp_path / "e").exists()
