@@ -154,7 +154,7 @@ def test_reference_falls_back_to_labels_then_first_artifact(esb: Path, tmp_path:
         artifacts=[esb], targets=["host"], data=tmp_path / "X.npy", runs=3, warmup=0
     )
     validate_results(without)
-    assert without["reference"] == {"kind": None, "source": "digits.esb on the host"}
+    assert without["reference"] == {"kind": "artifact", "source": "digits.esb on the host"}
     assert without["results"][0]["agreement"] == 1.0
     assert without["results"][0]["accuracy"] is None
 

@@ -319,7 +319,7 @@ def _reference(
     """(kind, source, predictions, task): what each probe's ``agreement`` compares with,
     computed here on the host. scikit-learn's own predictions when a scikit-learn model is
     among the artifacts; else the labels; else the first artifact's host predictions (kind
-    null: a cross-target consistency check, not an external reference)."""
+    "artifact": a cross-target consistency check, not an external reference)."""
     from edgesparse.bench.probe import _load, _prepare_input
 
     first = next((a for a in arts if a.engine == "sklearn"), arts[0])
@@ -331,7 +331,7 @@ def _reference(
     if y is not None:
         return "labels", "labels", _savable(y), task
     pred = np.asarray(model.predict(X))
-    return None, f"{first.name} on the host", _savable(pred), task
+    return "artifact", f"{first.name} on the host", _savable(pred), task
 
 
 def _savable(a: np.ndarray) -> np.ndarray:

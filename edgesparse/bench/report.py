@@ -174,7 +174,7 @@ def validate_results(results: dict[str, Any]) -> None:
     reference = results.get("reference")
     c.obj(reference, "reference", null=True)
     if reference is not None:
-        c.choice(reference.get("kind"), "reference.kind", ("sklearn", "labels", None))
+        c.choice(reference.get("kind"), "reference.kind", ("sklearn", "labels", "artifact", None))
         c.string(reference.get("source"), "reference.source", null=True)
 
     artifacts = c.key(results, "artifacts", "")
