@@ -75,6 +75,9 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             view = memoryview(data).cast("B")
             while view:  # os.write may write less than asked (signals, pipes, quotas)
                 view = view[os.write(fd, view) :]
+            # mkstemp creates 0600; give the file the mode a plain open() would have (or the
+            # replaced file's), so copying a model to a device keeps it readable.
+            os.fchmod(fd, _target_mode(p))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -99,6 +102,16 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     finally:
         os.close(dfd)
     return p
+
+
+def _target_mode(p: Path) -> int:
+    try:
+        return p.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # the only portable way to read the umask is to set it
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def _remove_stale_temps(folder: Path, name: str) -> None:

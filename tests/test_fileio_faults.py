@@ -219,3 +219,24 @@ def test_stale_temp_of_other_names_is_left_alone(tmp_path) -> None:
     atomic_write_bytes(tmp_path / "model.esb", b"data")
     assert listing(tmp_path) == sorted([other.name, unrelated.name, "model.esb"])
     assert fileio._process_alive(os.getpid())
+
+
+def test_new_file_gets_umask_mode_and_replacement_keeps_mode(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from edgesparse.fileio import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        fresh = atomic_write_bytes(tmp_path / "a.esb", b"x")
+        assert (
+            stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        )  # like open(..., "w"), not mkstemp's 0600
+        kept = tmp_path / "b.esb"
+        kept.write_bytes(b"old")
+        kept.chmod(0o640)
+        atomic_write_bytes(kept, b"new")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    finally:
+        os.umask(old)
