@@ -19,7 +19,7 @@ from .errors import (
     UnsupportedModelError,
 )
 from .ir import LinearIR
-from .runtime import Model, load
+from .runtime import Model, OnnxModel, load
 
 __version__ = "0.1.0"
 
@@ -31,6 +31,7 @@ __all__ = [
     "LinearIR",
     "Model",
     "ModelFileError",
+    "OnnxModel",
     "ToolMissingError",
     "UnsafeModelError",
     "UnsupportedModelError",

@@ -527,3 +527,17 @@ def test_writes_are_atomic(digits, tmp_path, monkeypatch):
         eo.write(ir.replace(bias=ir.bias + 1), path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
+
+
+def test_onnx_model_is_public_and_import_stays_numpy_only() -> None:
+    # The device-side import must not pull onnxruntime in; a fresh interpreter shows it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, edgesparse; "
+        "assert edgesparse.OnnxModel is edgesparse.runtime.OnnxModel; "
+        "print('onnxruntime' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
