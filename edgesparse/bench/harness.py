@@ -16,6 +16,14 @@ behind a ``sh`` wrapper that takes the process-start timestamp (``date +%s%N``) 
 passed: ``BatchMode=yes`` (never prompt), ``ConnectTimeout``, the port; add more (identity
 file, known_hosts) with ``ssh_options`` or the environment variable ``EDGESPARSE_SSH_OPTS``
 (shell-quoted, e.g. ``-i ~/.ssh/pi -o UserKnownHostsFile=~/.ssh/pi_hosts``).
+
+Engine ``c`` (an artifact spelled ``c:model.esb``): the C runtime's driver
+(``edgesparse/runtime/c/esb_main.c``, ``esb bench``) instead of the Python probe. It is built
+once per run and architecture (``-O2 -std=c99 -static``, dynamic if static linking fails) with
+``cc`` on the host, ``aarch64-linux-gnu-gcc`` for emulated Pi targets (then run under the
+target's QEMU command line), and the board's ``cc`` over ssh; ``$EDGESPARSE_CC`` /
+``$EDGESPARSE_CC_AARCH64`` override the local compilers. One driver process per batch size;
+the first one also writes the predicted labels, from which agreement is computed here.
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ ENGINE_BY_SUFFIX = {
     ".joblib": "sklearn",
     ".skops": "sklearn",
 }
+#: ``ENGINE:PATH`` artifact prefixes that pick an engine other than the suffix's, and the
+#: suffixes each accepts: ``c:model.esb`` times the C runtime on the same blob.
+ENGINE_PREFIXES = {"c": (".esb",)}
 SSH_OPTS_ENV = "EDGESPARSE_SSH_OPTS"
 # Extra seconds a probe's own SIGALRM backstop waits beyond the harness's timeout.
 _ALARM_GRACE_S = 30
@@ -56,7 +67,7 @@ _PROBE_MODULE = "edgesparse.bench.probe"
 
 Progress = Callable[[str, int, int], None]
 
-__all__ = ["ENGINE_BY_SUFFIX", "SCHEMA", "SCHEMA_VERSION", "run_bench"]
+__all__ = ["ENGINE_BY_SUFFIX", "ENGINE_PREFIXES", "SCHEMA", "SCHEMA_VERSION", "run_bench"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +139,8 @@ def run_bench(
 
     Args:
         artifacts: ``.esb``, ``.onnx`` and scikit-learn model files (``.pkl``/``.joblib``/
-            ``.skops``; these run on the host only, as the baseline).
+            ``.skops``; these run on the host only, as the baseline); ``c:model.esb`` times
+            the C runtime on that blob (artifact name ``c:model.esb``).
         targets: target specs (``"host"``, ``"rpi4"``, ``"ssh://pi@board"``) or ``Target``s.
         data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels).
         labels: optional ``.npy`` of true labels (or targets, for regressors).
@@ -170,6 +182,7 @@ def run_bench(
     tracker = _Tracker(progress, total=len(tgts) * len(arts))
     rows: list[dict[str, Any]] = []
     target_entries: list[dict[str, Any]] = []
+    c_ctx: _CContext | None = None
     workdir = Path(tempfile.mkdtemp(prefix="edgesparse-bench-"))
     try:
         ref_path, labels_path = workdir / "reference.npy", workdir / "labels.npy"
@@ -192,6 +205,7 @@ def run_bench(
             tdir = workdir / f"target-{len(target_entries)}"
             tdir.mkdir()
             jobs: list[tuple[_Artifact, dict[str, Any]]] = []
+            c_jobs: list[_Artifact] = []
             outcomes: dict[str, _Outcome] = {}
             for art in arts:
                 if art.engine == "sklearn" and target.kind != "host":
@@ -200,6 +214,9 @@ def run_bench(
                         error="scikit-learn models run on the host only (the baseline)",
                     )
                     tracker.advance()
+                    continue
+                if art.engine == "c":
+                    c_jobs.append(art)
                     continue
                 spec = {
                     **common,
@@ -213,8 +230,24 @@ def run_bench(
                     target, jobs, tdir, timeout_s=timeout_s, options=opts, tracker=tracker
                 )
             else:
-                run_outcomes = _run_local_target(target, jobs, tdir, timeout_s, tracker)
+                run_outcomes = (
+                    _run_local_target(target, jobs, tdir, timeout_s, tracker) if jobs else {}
+                )
             outcomes.update(run_outcomes)
+            if c_jobs:
+                if c_ctx is None:
+                    c_ctx = _c_context(workdir, arts, dataset.X, ref_pred, y, task, common)
+                outcomes.update(
+                    _run_c_target(
+                        target,
+                        c_jobs,
+                        tdir,
+                        c_ctx,
+                        timeout_s=timeout_s,
+                        options=opts,
+                        tracker=tracker,
+                    )
+                )
             for art in arts:
                 outcome = outcomes[art.name]
                 if strict and outcome.status == "failed":
@@ -269,8 +302,8 @@ def _check_counts(*, batch_sizes: Sequence[int], runs: int, warmup: int, threads
 def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[_Artifact]:
     out: list[_Artifact] = []
     for raw in paths:
-        p = Path(raw)
-        engine = ENGINE_BY_SUFFIX.get(p.suffix.lower())
+        forced, p = _split_engine(raw)
+        engine = forced or ENGINE_BY_SUFFIX.get(p.suffix.lower())
         if engine is None:
             raise InputError(
                 f"cannot benchmark {p.name!r}: unknown artifact type {p.suffix or '(none)'!r}; "
@@ -279,11 +312,12 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[_Artifact]:
         if not p.is_file():
             raise ModelFileError(f"artifact not found: {p} (check the path)")
         blob = p.read_bytes()
-        if any(a.name == p.name for a in out):
-            raise InputError(f"two artifacts are named {p.name!r}; rename one (names label rows)")
+        name = f"{forced}:{p.name}" if forced else p.name
+        if any(a.name == name for a in out):
+            raise InputError(f"two artifacts are named {name!r}; rename one (names label rows)")
         out.append(
             _Artifact(
-                name=p.name,
+                name=name,
                 path=p.resolve(),
                 engine=engine,
                 model_bytes=len(blob),
@@ -293,6 +327,21 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[_Artifact]:
     if not out:
         raise InputError("give at least one artifact to benchmark")
     return out
+
+
+def _split_engine(raw: str | os.PathLike[str]) -> tuple[str | None, Path]:
+    """``"c:m.esb"`` -> ("c", Path("m.esb")); anything else -> (None, Path(raw))."""
+    text = os.fspath(raw)
+    prefix, sep, rest = text.partition(":")
+    if not sep or prefix not in ENGINE_PREFIXES:
+        return None, Path(text)
+    p = Path(rest)
+    if p.suffix.lower() not in ENGINE_PREFIXES[prefix]:
+        raise InputError(
+            f"engine {prefix!r} runs {', '.join(ENGINE_PREFIXES[prefix])} files, not {p.name!r}; "
+            f"compress the model first (edgesparse compress MODEL -o m.esb) and pass {prefix}:m.esb"
+        )
+    return prefix, p
 
 
 def _labels(labels: str | os.PathLike[str] | None, dataset: Any) -> np.ndarray | None:
@@ -322,8 +371,12 @@ def _reference(
     "artifact": a cross-target consistency check, not an external reference)."""
     from edgesparse.bench.probe import _load, _prepare_input
 
-    first = next((a for a in arts if a.engine == "sklearn"), arts[0])
-    model = _load(first.engine, str(first.path), 1)
+    first = next(
+        (a for a in arts if a.engine == "sklearn"),
+        next((a for a in arts if a.engine != "c"), arts[0]),
+    )
+    # A C artifact's blob is read with the numpy runtime (same file, same predictions).
+    model = _load("esb" if first.engine == "c" else first.engine, str(first.path), 1)
     task = "classification" if hasattr(model, "classes_") else "regression"
     if first.engine == "sklearn":
         pred = np.asarray(model.predict(_prepare_input("sklearn", X)))
@@ -331,7 +384,8 @@ def _reference(
     if y is not None:
         return "labels", "labels", _savable(y), task
     pred = np.asarray(model.predict(X))
-    return "artifact", f"{first.name} on the host", _savable(pred), task
+    how = " (numpy runtime)" if first.engine == "c" else ""
+    return "artifact", f"{first.name} on the host{how}", _savable(pred), task
 
 
 def _savable(a: np.ndarray) -> np.ndarray:
@@ -629,6 +683,506 @@ def _run_ssh_target(
 
 
 # ---------------------------------------------------------------------------------------------
+# Engine c: the C runtime's driver (esb_main.c)
+# ---------------------------------------------------------------------------------------------
+C_CFLAGS = ("-O2", "-std=c99")
+_C_SOURCES = ("esb.h", "esb.c", "esb_main.c")
+# arch -> (default compiler, override variable, binutils `size`, Debian packages to install)
+_C_TOOLCHAINS = {
+    "host": ("cc", "EDGESPARSE_CC", "size", "gcc"),
+    "aarch64": (
+        "aarch64-linux-gnu-gcc",
+        "EDGESPARSE_CC_AARCH64",
+        "aarch64-linux-gnu-size",
+        "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+    ),
+}
+C_MEMORY_EXACT = "C driver: blob + workspace bytes (exact; QEMU's RSS is not the guest's)"
+
+
+@dataclasses.dataclass
+class _CContext:
+    """What every C run of one bench shares: the rows file, the reference, the builds."""
+
+    workdir: Path
+    rows: Path
+    n_rows: int
+    classes: dict[str, np.ndarray | None]  # artifact name -> class labels (None: regressor)
+    ref: np.ndarray | None
+    y: np.ndarray | None
+    task: str
+    runs: int
+    warmup: int
+    batch_sizes: list[int]
+    builds: dict[str, tuple[Path | None, dict[str, Any], str | None]] = dataclasses.field(
+        default_factory=dict
+    )
+
+
+def _c_context(
+    workdir: Path,
+    arts: list[_Artifact],
+    X: Any,
+    ref: np.ndarray | None,
+    y: np.ndarray | None,
+    task: str,
+    common: dict[str, Any],
+) -> _CContext:
+    from edgesparse.export_c import write_rows
+    from edgesparse.runtime import load
+
+    rows = workdir / "rows.bin"
+    write_rows(rows, X)
+    classes = {}
+    for art in arts:
+        if art.engine == "c":
+            try:
+                model = load(art.path)
+            except EdgesparseError:
+                continue  # the driver's esb_open rejects the blob too, with its own message
+            classes[art.name] = np.asarray(model.classes_) if hasattr(model, "classes_") else None
+    return _CContext(
+        workdir=workdir,
+        rows=rows,
+        n_rows=int(X.shape[0]),
+        classes=classes,
+        ref=ref,
+        y=y,
+        task=task,
+        runs=int(common["runs"]),
+        warmup=int(common["warmup"]),
+        batch_sizes=list(common["batch_sizes"]),
+    )
+
+
+def _run_c_target(
+    target: Any,
+    arts: list[_Artifact],
+    tdir: Path,
+    ctx: _CContext,
+    *,
+    timeout_s: float,
+    options: list[str],
+    tracker: _Tracker,
+) -> dict[str, _Outcome]:
+    if target.kind == "ssh":
+        return _run_c_ssh(
+            target, arts, tdir, ctx, timeout_s=timeout_s, options=options, tracker=tracker
+        )
+    return _run_c_local(target, arts, tdir, ctx, timeout_s=timeout_s, tracker=tracker)
+
+
+def _c_build_local(
+    arch: str, ctx: _CContext, timeout_s: float
+) -> tuple[Path | None, dict, str | None]:
+    """Build the driver for ``arch`` ("host" or "aarch64") once per bench run:
+    (executable or None, program facts, error)."""
+    if arch in ctx.builds:
+        return ctx.builds[arch]
+    from edgesparse.export_c import c_runtime_dir
+
+    default_cc, env_var, size_tool, package = _C_TOOLCHAINS[arch]
+    cc = shlex.split(os.environ.get(env_var, "")) or [default_cc]
+    out = ctx.workdir / f"c-{arch}"
+    out.mkdir(exist_ok=True)
+    result: tuple[Path | None, dict, str | None]
+    if shutil.which(cc[0]) is None:
+        where = f" (from ${env_var})" if os.environ.get(env_var) else ""
+        result = (
+            None,
+            {},
+            f"C compiler {cc[0]}{where} not found; install it with: apt-get install {package}",
+        )
+        ctx.builds[arch] = result
+        return result
+    src = c_runtime_dir()
+    exe = out / "esb"
+    sources = [str(src / "esb.c"), str(src / "esb_main.c")]
+    err = ""
+    for linkage, extra in (("static", ["-static"]), ("dynamic", [])):
+        flags = [*C_CFLAGS, *extra]
+        rc, err = _run_group(
+            [*cc, *flags, f"-I{src}", *sources, "-lm", "-o", str(exe)],
+            env=None,
+            cwd=out,
+            timeout_s=min(timeout_s, 300.0),
+            log=out / f"build-{linkage}",
+        )
+        if rc == 0:
+            facts = {
+                "compiler": _tool_version(cc),
+                "cflags": " ".join(flags),
+                "linkage": linkage,
+                "file_bytes": exe.stat().st_size,
+                **_size_of([size_tool if shutil.which(size_tool) else "size", str(exe)], out),
+            }
+            result = (exe, facts, None)
+            break
+    else:
+        result = (None, {}, f"building the C driver with {cc[0]} failed: {_last_line(err)}")
+    ctx.builds[arch] = result
+    return result
+
+
+def _tool_version(argv: list[str]) -> str | None:
+    try:
+        out = subprocess.run(
+            [*argv, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.splitlines()[0].strip() if out.strip() else None
+
+
+def _size_of(argv: list[str], cwd: Path) -> dict[str, int | None]:
+    """text/data/bss and their sum from Berkeley-format ``size`` (nulls if it fails)."""
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=cwd, check=False)
+        return _parse_size(res.stdout if res.returncode == 0 else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return _parse_size("")
+
+
+def _parse_size(text: str) -> dict[str, int | None]:
+    lines = text.strip().splitlines()
+    try:
+        text_b, data_b, bss_b = (int(v) for v in lines[1].split()[:3])
+    except (IndexError, ValueError):
+        return {"text": None, "data": None, "bss": None, "size_total": None}
+    return {"text": text_b, "data": data_b, "bss": bss_b, "size_total": text_b + data_b + bss_b}
+
+
+def _c_argv(
+    exe: str, blob: str, rows: str, ctx: _CContext, batch: int, pred: str | None
+) -> list[str]:
+    argv = [exe, "bench", blob, rows, str(ctx.runs), str(ctx.warmup), "--batch", str(batch)]
+    return argv + (["--predictions", pred] if pred else [])
+
+
+def _run_c_local(
+    target: Any,
+    arts: list[_Artifact],
+    tdir: Path,
+    ctx: _CContext,
+    *,
+    timeout_s: float,
+    tracker: _Tracker,
+) -> dict[str, _Outcome]:
+    """Host and QEMU targets: the driver runs as a child, under the target's QEMU command."""
+    from edgesparse.bench import targets as targets_mod
+
+    def fail_all(reason: str) -> dict[str, _Outcome]:
+        for _ in arts:
+            tracker.advance()
+        return {art.name: _Outcome(error=reason) for art in arts}
+
+    if target.kind == "host":
+        arch, prefix, env = "host", [], dict(os.environ)
+    else:
+        arch = target.arch
+        if arch not in _C_TOOLCHAINS:
+            return fail_all(f"engine c has no cross compiler set up for {arch}")
+        try:
+            launch = targets_mod.launch(target)
+        except ToolMissingError as exc:
+            return fail_all(str(exc))
+        # The target's command line without its last word (the guest's Python): QEMU with the
+        # profile's -cpu model and -L prefix, as for the Python probe.
+        prefix, env = launch.argv[:-1], dict(launch.env)
+    exe, facts, error = _c_build_local(arch, ctx, timeout_s)
+    if exe is None:
+        return fail_all(f"engine c: {error}")
+    qemu = _qemu_version(prefix) if target.emulated else None
+    environment = {
+        "machine": target.arch or None,
+        "threads": 1,
+        "qemu": qemu,
+        "c_compiler": facts.get("compiler"),
+    }
+    outcomes: dict[str, _Outcome] = {}
+    for i, art in enumerate(arts):
+        tracker.report(f"{target.name}: {art.name}")
+        runs: list[dict[str, Any]] = []
+        error = None
+        pred_path = tdir / f"c-pred-{i}.txt"
+        for j, batch in enumerate(ctx.batch_sizes):
+            pred = str(pred_path) if j == 0 else None
+            run_env = {**env, "EDGESPARSE_PROBE_T0_CLOCK": "monotonic"}
+            argv = [*prefix, *_c_argv(str(exe), str(art.path), str(ctx.rows), ctx, batch, pred)]
+            run_env["EDGESPARSE_PROBE_T0_NS"] = str(time.monotonic_ns())
+            log = tdir / f"c{i}-{j}"
+            rc, stderr = _run_group(argv, env=run_env, cwd=tdir, timeout_s=timeout_s, log=log)
+            parsed = _c_json(log.with_suffix(".out")) if rc == 0 else None
+            if parsed is None:
+                error = _failure(rc, stderr, timeout_s) if rc != 0 else "no JSON from esb bench"
+                break
+            runs.append(parsed)
+        if error is None:
+            try:
+                text = pred_path.read_text(encoding="utf-8")
+            except OSError as exc:
+                error = f"esb bench wrote no predictions ({exc.strerror})"
+        if error is not None:
+            outcomes[art.name] = _Outcome(error=f"engine c: {error}")
+        else:
+            outcomes[art.name] = _c_outcome(target, art, ctx, runs, text, facts, environment)
+        tracker.advance()
+    return outcomes
+
+
+def _c_json(path: Path) -> dict[str, Any] | None:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        parsed = json.loads(lines[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return parsed if isinstance(parsed, dict) and parsed.get("engine") == "c" else None
+
+
+def _c_predictions(text: str, ctx: _CContext, art: _Artifact) -> np.ndarray:
+    lines = text.splitlines()
+    if len(lines) != ctx.n_rows:
+        raise ValueError(f"{len(lines)} predictions for {ctx.n_rows} rows")
+    if art.name not in ctx.classes:
+        raise ValueError("the numpy runtime could not read this blob to label them")
+    classes = ctx.classes[art.name]
+    if classes is not None:
+        return classes[np.array([int(v) for v in lines], dtype=np.int64)]
+    values = np.array([[float(v) for v in ln.split()] for ln in lines], dtype=np.float64)
+    return values.reshape(-1) if values.shape[1] == 1 else values
+
+
+def _c_outcome(
+    target: Any,
+    art: _Artifact,
+    ctx: _CContext,
+    runs: list[dict[str, Any]],
+    predictions: str,
+    facts: dict[str, Any],
+    environment: dict[str, Any],
+) -> _Outcome:
+    """The C driver's JSON lines (one per batch size) and labels -> a probe-like result."""
+    from edgesparse.bench.probe import MEMORY_PROC, agreement, r2_score
+
+    try:
+        pred = _c_predictions(predictions, ctx, art)
+    except (ValueError, IndexError) as exc:
+        return _Outcome(error=f"engine c: unreadable predictions ({exc})")
+    quality: dict[str, Any] = {"agreement": None, "accuracy": None, "r2": None}
+    if ctx.task == "classification":
+        if ctx.ref is not None:
+            quality["agreement"] = agreement(pred, ctx.ref)
+        if ctx.y is not None:
+            quality["accuracy"] = agreement(pred, ctx.y)
+    else:
+        if ctx.ref is not None:
+            diff = np.abs(pred.reshape(-1) - ctx.ref.astype(np.float64).reshape(-1))
+            quality["max_abs_diff"] = float(diff.max()) if diff.size else 0.0
+        if ctx.y is not None:
+            r2 = r2_score(ctx.y, pred)
+            quality["r2"] = r2 if np.isfinite(r2) else None
+    first = runs[0]
+    if target.emulated:
+        memory = {
+            "memory_method": C_MEMORY_EXACT,
+            "peak_rss_bytes": None,
+            "model_rss_bytes": int(first["model_bytes"]) + int(first["workspace_bytes"]),
+        }
+    else:
+        memory = {
+            "memory_method": MEMORY_PROC,
+            "peak_rss_bytes": max(int(r["peak_rss_bytes"]) for r in runs),
+            "model_rss_bytes": first.get("model_rss_bytes"),
+        }
+    rows = []
+    for r in runs:
+        batch = int(r["batch"])
+        lat = {p: float(r[f"{p}_ns"]) / 1000.0 for p in ("p50", "p90", "p99", "p999")}
+        lat["mean"] = float(r["mean_ns"]) / 1000.0
+        mean_s = float(r["mean_ns"]) / 1e9
+        rows.append(
+            {
+                "batch_size": int(batch),
+                "latency_us": lat,
+                "throughput_rows_per_s": batch / mean_s if mean_s > 0 else None,
+                "runs": int(r["runs"]),
+            }
+        )
+    cold = first.get("cold_start_ns")
+    program = {
+        **facts,
+        "mode": first.get("mode"),
+        "workspace_bytes": first.get("workspace_bytes"),
+        "size_plus_model_bytes": facts["size_total"] + art.model_bytes
+        if facts.get("size_total") is not None
+        else None,
+    }
+    return _Outcome(
+        status="ok",
+        result={
+            "status": "ok",
+            "error": None,
+            "engine": "c",
+            "n_rows": ctx.n_rows,
+            "task": ctx.task,
+            "load_ms": float(first["load_ns"]) / 1e6,
+            "cold_start_ms": float(cold) / 1e6 if cold is not None else None,
+            "cold_start_method": "spawn timestamp" if cold is not None else None,
+            "startup_ms": None,
+            **quality,
+            **memory,
+            "rows": rows,
+            "c_program": program,
+            "environment": environment,
+        },
+    )
+
+
+def _run_c_ssh(
+    target: Any,
+    arts: list[_Artifact],
+    tdir: Path,
+    ctx: _CContext,
+    *,
+    timeout_s: float,
+    options: list[str],
+    tracker: _Tracker,
+) -> dict[str, _Outcome]:
+    """Copy the C sources, rows and blobs to the board, build there with its ``cc``, run."""
+    from edgesparse.export_c import c_runtime_dir
+
+    outcomes: dict[str, _Outcome] = {}
+
+    def fail_rest(reason: str) -> dict[str, _Outcome]:
+        for art in arts:
+            if art.name not in outcomes:
+                outcomes[art.name] = _Outcome(error=f"engine c: {reason}")
+                tracker.advance()
+        return outcomes
+
+    for tool in ("ssh", "scp"):
+        if shutil.which(tool) is None:
+            return fail_rest(
+                f"{tool} is not installed; install it with: apt-get install openssh-client"
+            )
+    dest = f"{target.ssh_user}@{target.ssh_host}" if target.ssh_user else str(target.ssh_host)
+    base = [
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={max(1, min(int(timeout_s), 30))}",
+        *(["-o", f"Port={int(target.ssh_port)}"] if target.ssh_port else []),
+        *options,
+    ]
+    cdir = tdir / "c-ssh"
+    cdir.mkdir()
+    step = 0
+
+    def run(argv: list[str]) -> tuple[int | None, str, str]:
+        nonlocal step
+        step += 1
+        log = cdir / f"s{step}"
+        rc, stderr = _run_group(argv, env=None, cwd=cdir, timeout_s=timeout_s, log=log)
+        out = log.with_suffix(".out").read_text(encoding="utf-8", errors="replace")
+        return rc, stderr, out
+
+    tracker.report(f"{target.name}: building the C driver")
+    rc, stderr, made = run(["ssh", *base, dest, "mktemp -d /tmp/edgesparse-bench.XXXXXX"])
+    remote = made.strip()
+    if rc != 0 or not remote.startswith("/tmp/edgesparse-bench."):
+        return fail_rest(f"ssh {dest}: {_failure(rc, stderr, timeout_s)}")
+    try:
+        payload = cdir / "payload"
+        payload.mkdir()
+        for name in _C_SOURCES:
+            shutil.copyfile(c_runtime_dir() / name, payload / name)
+        shutil.copyfile(ctx.rows, payload / "rows.bin")
+        for i, art in enumerate(arts):
+            shutil.copyfile(art.path, payload / f"model-{i}.esb")
+        root = f"{remote}/payload"
+        rc, stderr, _ = run(["scp", "-q", "-r", *base, str(payload), f"{dest}:{remote}/"])
+        if rc != 0:
+            return fail_rest(f"scp to the board: {_failure(rc, stderr, timeout_s)}")
+        flags = " ".join(C_CFLAGS)
+        build = (
+            f"cd {shlex.quote(root)} && "
+            "if ! command -v cc >/dev/null 2>&1; then echo 'NO-CC'; exit 3; fi; "
+            f"if cc {flags} -static esb.c esb_main.c -lm -o esb 2>build.err; "
+            "then echo 'LINKAGE static'; "
+            f"elif cc {flags} esb.c esb_main.c -lm -o esb 2>build.err; "
+            "then echo 'LINKAGE dynamic'; "
+            "else tail -n 3 build.err >&2; exit 4; fi; "
+            'echo "CC $(cc --version 2>/dev/null | head -n 1)"; '
+            'echo "BYTES $(wc -c < esb)"; echo "MACHINE $(uname -m)"; '
+            "size esb 2>/dev/null || true"
+        )
+        rc, stderr, out = run(["ssh", *base, dest, f"sh -c {shlex.quote(build)}"])
+        if "NO-CC" in out:
+            return fail_rest(
+                "no C compiler (cc) on the board; install one there: apt-get install gcc"
+            )
+        if rc != 0:
+            return fail_rest(f"building on the board failed: {_failure(rc, stderr, timeout_s)}")
+        facts = _remote_build_facts(out, flags)
+        environment = {
+            "machine": facts.pop("machine"),
+            "threads": 1,
+            "qemu": None,
+            "c_compiler": facts["compiler"],
+        }
+        for i, art in enumerate(arts):
+            tracker.report(f"{target.name}: {art.name}")
+            runs: list[dict[str, Any]] = []
+            error = None
+            for j, batch in enumerate(ctx.batch_sizes):
+                pred = f"pred-{i}.txt" if j == 0 else None
+                cmd = shlex.join(_c_argv("./esb", f"model-{i}.esb", "rows.bin", ctx, batch, pred))
+                wrapper = (
+                    f"cd {shlex.quote(root)} && export EDGESPARSE_PROBE_T0_CLOCK=realtime && "
+                    "EDGESPARSE_PROBE_T0_NS=$(date +%s%N) && export EDGESPARSE_PROBE_T0_NS && "
+                    f"exec {cmd}"
+                )
+                rc, stderr, out = run(["ssh", *base, dest, f"sh -c {shlex.quote(wrapper)}"])
+                parsed = _c_json(cdir / f"s{step}.out") if rc == 0 else None
+                if parsed is None:
+                    error = _failure(rc, stderr, timeout_s) if rc != 0 else "no JSON from esb bench"
+                    break
+                runs.append(parsed)
+            text = ""
+            if error is None:
+                rc, stderr, text = run(
+                    ["ssh", *base, dest, f"cat {shlex.quote(root)}/pred-{i}.txt"]
+                )
+                if rc != 0:
+                    error = f"fetching predictions: {_failure(rc, stderr, timeout_s)}"
+            if error is not None:
+                outcomes[art.name] = _Outcome(error=f"engine c: {error}")
+            else:
+                outcomes[art.name] = _c_outcome(target, art, ctx, runs, text, facts, environment)
+            tracker.advance()
+        return outcomes
+    finally:
+        run(["ssh", *base, dest, f"rm -rf {shlex.quote(remote)}"])
+
+
+def _remote_build_facts(out: str, flags: str) -> dict[str, Any]:
+    lines = out.splitlines()
+    value = {ln.split(" ", 1)[0]: ln.split(" ", 1)[1] if " " in ln else "" for ln in lines}
+    linkage = value.get("LINKAGE")
+    size_at = next((k for k, ln in enumerate(lines) if ln.split()[:1] == ["text"]), None)
+    sizes = _parse_size("\n".join(lines[size_at : size_at + 2]) if size_at is not None else "")
+    nbytes = value.get("BYTES", "").strip()
+    return {
+        "machine": value.get("MACHINE", "").strip() or None,
+        "compiler": value.get("CC", "").strip() or None,
+        "cflags": f"{flags} -static" if linkage == "static" else flags,
+        "linkage": linkage,
+        "file_bytes": int(nbytes) if nbytes.isdigit() else None,
+        **sizes,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Assembling rows
 # ---------------------------------------------------------------------------------------------
 _ROW_METRICS = (
@@ -670,7 +1224,7 @@ def _rows(
             }
             for b in batch_sizes
         ]
-    extra = {k: result[k] for k in ("memory_detail", "max_abs_diff") if k in result}
+    extra = {k: result[k] for k in ("memory_detail", "max_abs_diff", "c_program") if k in result}
     return [
         {
             **head,
@@ -697,6 +1251,8 @@ def _target_entry(target: Any, outcomes: list[_Outcome]) -> dict[str, Any]:
         status, error = "failed", failed[0].error
     else:
         status, error = "skipped", outcomes[0].error if outcomes else "nothing to run"
+    # The Python probe's environment says more (versions) than the C driver's: prefer it.
+    ok = sorted(ok, key=lambda o: bool(o.result and o.result.get("engine") == "c"))
     environment = ok[0].result.get("environment") if ok and ok[0].result else None
     env = environment or {}
     # A board reached over ssh is only known once probed: its facts come from the probe.

@@ -29,7 +29,7 @@ from edgesparse.fileio import atomic_write_bytes, read_bytes
 SCHEMA = "edgesparse-bench"
 #: The results.json versions this edgesparse can read (docs/BENCH.md describes each).
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
-ENGINES: tuple[str, ...] = ("esb", "onnx", "sklearn")
+ENGINES: tuple[str, ...] = ("esb", "onnx", "sklearn", "c")
 STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
 PERCENTILES: tuple[str, ...] = ("p50", "p90", "p99", "p999")
 #: PNG files :func:`render_plots` writes, by key.
@@ -343,6 +343,10 @@ def _check_row(
     c.string(row.get("memory_method"), f"{where}.memory_method", null=True)
     c.number(row.get("accuracy"), f"{where}.accuracy", null=True, maximum=1.0)
     c.number(row.get("r2"), f"{where}.r2", null=True, minimum=None, maximum=1.0)
+    program = row.get("c_program")
+    c.obj(program, f"{where}.c_program", null=True)
+    for key in ("file_bytes", "text", "data", "bss", "size_total", "size_plus_model_bytes"):
+        c.integer((program or {}).get(key), f"{where}.c_program.{key}", null=True)
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
@@ -695,6 +699,15 @@ def _meaning(d: _Dialect, results: dict[str, Any]) -> list[_Item]:
         "process RSS is QEMU's, not the guest's, so emulated targets report no peak RSS and "
         "their model memory is guest heap growth (mallinfo2 + tracemalloc)."
     )
+    if any(a["engine"] == "c" for a in results["artifacts"]):
+        items.append(
+            f"Engine {d.code('c')} ({d.code('c:model.esb')}) is the C runtime: its driver "
+            f"program ({d.code('esb bench')}, statically linked where possible) times each call "
+            "in C; a batch is a loop of one-row calls. Its peak RSS is the whole driver "
+            "process (program, libc, blob, input rows, timings); under QEMU it reports the "
+            "exact bytes of blob + index workspace instead. Program sizes are under "
+            f"{d.strong('C programs')}."
+        )
     onnx = [a["artifact"] for a in results["artifacts"] if a["engine"] == "onnx"]
     if onnx:
         names = ", ".join(d.code(n) for n in onnx)
@@ -815,6 +828,50 @@ def _target_table(
     return d.table([d.esc(h) for h in headers], body, right)
 
 
+def _c_programs_table(d: _Dialect, results: dict[str, Any]) -> str | None:
+    """One line per target x C artifact that has a ``c_program`` (the first batch's row)."""
+    seen: set[tuple[str, str]] = set()
+    body = []
+    for r in results["results"]:
+        p = r.get("c_program")
+        if not p or (r["target"], r["artifact"]) in seen:
+            continue
+        seen.add((r["target"], r["artifact"]))
+        body.append(
+            [
+                d.esc(r["target"]),
+                d.code(r["artifact"]),
+                d.esc(p.get("compiler") or _DASH),
+                d.esc(p.get("linkage") or _DASH),
+                _fmt_exact_bytes(p.get("text")),
+                _fmt_exact_bytes(p.get("data")),
+                _fmt_exact_bytes(p.get("bss")),
+                _fmt_exact_bytes(p.get("size_total")),
+                _fmt_exact_bytes(p.get("size_plus_model_bytes")),
+                _fmt_exact_bytes(p.get("file_bytes")),
+                d.esc(p.get("mode") or _DASH),
+                _fmt_exact_bytes(p.get("workspace_bytes")),
+            ]
+        )
+    if not body:
+        return None
+    headers = [
+        "target",
+        "artifact",
+        "compiler",
+        "linkage",
+        "text",
+        "data",
+        "bss",
+        "text+data+bss",
+        "+ model bytes",
+        "file bytes",
+        "index mode",
+        "workspace bytes",
+    ]
+    return d.table([d.esc(h) for h in headers], body, {4, 5, 6, 7, 8, 9, 11})
+
+
 def _build(
     d: _Dialect, results: dict[str, Any], images: dict[str, str] | None
 ) -> tuple[str, list[str]]:
@@ -885,6 +942,18 @@ def _build(
     )
     if "size" in images:
         out.append(d.image(images["size"], "artifact size in bytes"))
+    programs = _c_programs_table(d, results)
+    if programs is not None:
+        out.append(d.heading(2, "C programs"))
+        out.append(
+            d.para(
+                "The C runtime's driver as built for each target: text + data + bss from "
+                f"{d.code('size')}, plus the model's bytes (the driver reads the blob from a "
+                f"file; a program from {d.code('edgesparse export-c')} embeds it as a const "
+                "array)."
+            )
+        )
+        out.append(programs)
 
     out.append(d.heading(2, "Latency per target"))
     out.append(

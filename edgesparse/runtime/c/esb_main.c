@@ -6,6 +6,7 @@
  *   esb predict MODEL.esb ROWS.bin [--stream]       one line per row:
  *                                                  "<class index or -1>\t<scores>\t<probas>"
  *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream] [--op predict|proba|decision]
+ *             [--batch N] [--predictions FILE]
  *                                                  one JSON line (see below)
  *
  * Without --stream the index sections are decoded once into a workspace (esb_use_workspace);
@@ -18,16 +19,26 @@
  *   24 dense: n_rows * n_features f32
  *      CSR:   (n_rows + 1) u32 indptr, nnz i32 indices (strictly increasing per row), nnz f32
  *
- * bench: batch-1 calls, row i % n_rows for call i; WARMUP untimed calls, then RUNS calls each
- * timed on its own with clock_gettime(CLOCK_MONOTONIC). Prints
- *   {"engine": "c", "op": ..., "mode": "decoded"|"streamed", "runs": .., "warmup": ..,
- *    "rows": .., "p50_ns": .., "p90_ns": .., "p99_ns": .., "p999_ns": .., "mean_ns": ..,
- *    "min_ns": .., "timer_overhead_ns": .., "peak_rss_bytes": .., "model_bytes": ..,
- *    "workspace_bytes": .., "checksum": ..}
- * Percentiles include the timer's own cost, reported as timer_overhead_ns (median of empty
- * intervals). peak_rss_bytes is the VmHWM of this whole process (program, libc, model, rows,
- * the 4 * RUNS bytes of timings; ru_maxrss where /proc is missing); under qemu-user it is the
- * emulator's own.
+ * bench: one call is N (--batch, default 1) consecutive rows, one esb_* call per row (the
+ * runtime has no batch API: a batch is this loop); call i starts at row i * N % n_rows.
+ * WARMUP untimed calls, then RUNS calls each timed on its own with
+ * clock_gettime(CLOCK_MONOTONIC). Prints
+ *   {"engine": "c", "op": ..., "mode": "decoded"|"streamed", "batch": .., "runs": ..,
+ *    "warmup": .., "rows": .., "p50_ns": .., "p90_ns": .., "p99_ns": .., "p999_ns": ..,
+ *    "mean_ns": .., "min_ns": .., "timer_overhead_ns": .., "load_ns": ..,
+ *    "cold_start_ns": .. or null, "peak_rss_bytes": .., "model_rss_bytes": .. or null,
+ *    "model_bytes": .., "workspace_bytes": .., "checksum": ..}
+ * Percentiles interpolate linearly between order statistics at rank q * (RUNS - 1) (numpy's
+ * default, as edgesparse.bench.probe does) and include the timer's own cost, reported as
+ * timer_overhead_ns (median of empty intervals). load_ns: reading the blob, esb_open and the
+ * workspace. cold_start_ns: from the process-start timestamp in EDGESPARSE_PROBE_T0_NS (on the
+ * clock EDGESPARSE_PROBE_T0_CLOCK names: monotonic, the default, or realtime) to the first
+ * prediction returned; null without a timestamp. peak_rss_bytes is the VmHWM of this whole
+ * process (program, libc, model, rows, the 4 * RUNS bytes of timings; ru_maxrss where /proc is
+ * missing); model_rss_bytes the VmRSS growth across the model load. Under qemu-user both are
+ * the emulator's own.
+ * --predictions FILE: after timing, one line per row of ROWS: the predicted class index
+ * (classifiers) or the decision values separated by spaces (regressors, "%.9g").
  *
  * The driver allocates (files, timings); the runtime (esb.c) never does.
  */
@@ -268,27 +279,44 @@ static uint64_t now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-/* Peak RSS in bytes: VmHWM from /proc/self/status (Linux; reset by execve), else ru_maxrss
- * (which Linux carries across execve, so it would include the parent that forked us). */
-static long peak_rss_bytes(void)
+/* A "Vm...:" line of /proc/self/status in bytes, or -1 (no /proc). */
+static long proc_status_bytes(const char *key)
 {
     char line[128];
     long kib = -1;
+    size_t n = strlen(key);
     FILE *f = fopen("/proc/self/status", "r");
     if (f) {
         while (fgets(line, sizeof line, f))
-            if (strncmp(line, "VmHWM:", 6) == 0) {
-                kib = strtol(line + 6, NULL, 10);
+            if (strncmp(line, key, n) == 0 && line[n] == ':') {
+                kib = strtol(line + n + 1, NULL, 10);
                 break;
             }
         fclose(f);
     }
-    if (kib < 0) {
+    return kib < 0 ? -1 : kib * 1024L;
+}
+
+/* Peak RSS in bytes: VmHWM from /proc/self/status (Linux; reset by execve), else ru_maxrss
+ * (which Linux carries across execve, so it would include the parent that forked us). */
+static long peak_rss_bytes(void)
+{
+    long b = proc_status_bytes("VmHWM");
+    if (b < 0) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        kib = (long)ru.ru_maxrss;
+        b = (long)ru.ru_maxrss * 1024L;
     }
-    return kib * 1024L;
+    return b;
+}
+
+/* Nanoseconds on the clock the launcher took its process-start timestamp with. */
+static uint64_t t0_clock_ns(void)
+{
+    const char *name = getenv("EDGESPARSE_PROBE_T0_CLOCK");
+    struct timespec t;
+    clock_gettime(name && strcmp(name, "realtime") == 0 ? CLOCK_REALTIME : CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -297,30 +325,90 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static uint32_t pct(const uint32_t *sorted, uint32_t n, double q)
+/* Linear interpolation between order statistics at rank q * (n - 1) (numpy's default). */
+static double pct(const uint32_t *sorted, uint32_t n, double q)
 {
-    /* nearest rank */
-    uint32_t k = (uint32_t)(q * n + 0.999999);
-    if (k < 1) k = 1;
-    if (k > n) k = n;
-    return sorted[k - 1];
+    double rank = q * (double)(n - 1);
+    uint32_t lo = (uint32_t)rank, hi = lo + 1 < n ? lo + 1 : n - 1;
+    return (double)sorted[lo] + (rank - (double)lo) * ((double)sorted[hi] - (double)sorted[lo]);
 }
 
-static int cmd_bench(const char *model, const char *data, long runs, long warmup, int stream,
-                     int op)
+/* One line per row: class index (classifiers) or decision values (regressors). */
+static int write_predictions(const char *path, const loaded *l, const rows *r, float *buf)
+{
+    uint32_t i, j;
+    double ck = 0;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "esb: cannot write %s\n", path);
+        return 0;
+    }
+    for (i = 0; i < r->n_rows; i++) {
+        int op = l->m.head == ESB_HEAD_IDENTITY ? OP_DECISION : OP_PREDICT;
+        if (op == OP_PREDICT) {
+            uint32_t k = 0;
+            esb_status st = r->kind == 0
+                ? esb_predict(&l->m, r->x + (size_t)i * r->n_features, &k)
+                : esb_predict_csr(&l->m, r->indptr[i + 1] - r->indptr[i],
+                                  r->indices + r->indptr[i], r->data + r->indptr[i], &k);
+            if (st != ESB_OK) break;
+            fprintf(f, "%u\n", (unsigned)k);
+        } else {
+            if (call(l, r, i, op, buf, &ck) != ESB_OK) break;
+            for (j = 0; j < l->m.n_outputs; j++)
+                fprintf(f, j ? " %.9g" : "%.9g", (double)buf[j]);
+            fprintf(f, "\n");
+        }
+    }
+    if (fclose(f) != 0 || i < r->n_rows) {
+        fprintf(stderr, "esb: writing predictions to %s failed at row %u\n", path, (unsigned)i);
+        return 0;
+    }
+    return 1;
+}
+
+typedef struct bench_opts {
+    long runs, warmup, batch;
+    int stream, op;
+    const char *predictions;
+} bench_opts;
+
+/* One timed unit: o->batch consecutive rows from row `start` (wrapping). */
+static esb_status call_batch(const loaded *l, const rows *r, uint32_t start, long batch, int op,
+                             float *buf, double *checksum)
+{
+    long j;
+    esb_status st = ESB_OK;
+    for (j = 0; j < batch && st == ESB_OK; j++)
+        st = call(l, r, (uint32_t)((start + (uint32_t)j) % r->n_rows), op, buf, checksum);
+    return st;
+}
+
+static int cmd_bench(const char *model, const char *data, const bench_opts *o)
 {
     loaded l;
     rows r;
-    uint32_t *t, *empty, i, n_empty;
+    uint32_t *t, *empty, i, n_empty, runs = (uint32_t)o->runs;
     float *buf;
     double checksum = 0, sum = 0;
+    uint64_t load_start, load_ns, first_done;
+    long rss_before, rss_after;
+    const char *t0_env = getenv("EDGESPARSE_PROBE_T0_NS");
+    char cold[32] = "null", model_rss[32] = "null";
+    int op = o->op;
     static const char *const OPS[3] = {"predict", "proba", "decision"};
     memset(&r, 0, sizeof r);
-    if (runs < 1 || warmup < 0 || runs > 100000000L) {
-        fprintf(stderr, "esb: RUNS must be >= 1 and WARMUP >= 0\n");
+    if (o->runs < 1 || o->warmup < 0 || o->runs > 100000000L || o->batch < 1 ||
+        o->batch > 1000000L) {
+        fprintf(stderr, "esb: RUNS and --batch must be >= 1 and WARMUP >= 0\n");
         return 2;
     }
-    if (!load_model(model, stream, &l) || !read_rows(data, &r)) return 2;
+    if (!read_rows(data, &r)) return 2;
+    rss_before = proc_status_bytes("VmRSS");
+    load_start = now_ns();
+    if (!load_model(model, o->stream, &l)) return 2;
+    load_ns = now_ns() - load_start;
+    rss_after = proc_status_bytes("VmRSS");
     if (r.n_features != l.m.n_features) {
         fprintf(stderr, "esb: rows have %u features, the model expects %u\n",
                 (unsigned)r.n_features, (unsigned)l.m.n_features);
@@ -333,18 +421,33 @@ static int cmd_bench(const char *model, const char *data, long runs, long warmup
     }
     buf = (float *)malloc(4 * ((size_t)l.m.n_outputs + l.m.n_classes + 1));
     t = (uint32_t *)malloc(4 * (size_t)runs);
-    n_empty = runs < 10000 ? (uint32_t)runs : 10000;
+    n_empty = runs < 10000 ? runs : 10000;
     empty = (uint32_t *)malloc(4 * (size_t)n_empty);
     if (!buf || !t || !empty) return 2;
-    for (i = 0; i < (uint32_t)warmup; i++)
-        if (call(&l, &r, i % r.n_rows, op, buf, &checksum) != ESB_OK) {
-            fprintf(stderr, "esb: row %u: invalid input\n", (unsigned)(i % r.n_rows));
+    /* Cold start ends with the first prediction (one row), as in the Python probe. */
+    if (call(&l, &r, 0, op, buf, &checksum) != ESB_OK) {
+        fprintf(stderr, "esb: row 0: invalid input\n");
+        return 1;
+    }
+    first_done = t0_clock_ns();
+    if (t0_env && *t0_env) {
+        uint64_t t0 = (uint64_t)strtoull(t0_env, NULL, 10);
+        /* A clock mismatch gives nonsense: report null rather than a made-up number. */
+        if (t0 > 0 && first_done > t0 && first_done - t0 < 3600ull * 1000000000ull)
+            sprintf(cold, "%.0f", (double)(first_done - t0));
+    }
+    if (rss_before >= 0 && rss_after >= 0) sprintf(model_rss, "%ld", rss_after - rss_before);
+    for (i = 0; i < (uint32_t)o->warmup; i++)
+        if (call_batch(&l, &r, (uint32_t)((uint64_t)i * o->batch % r.n_rows), o->batch, op, buf,
+                       &checksum) != ESB_OK) {
+            fprintf(stderr, "esb: invalid input in warm-up call %u\n", (unsigned)i);
             return 1;
         }
     checksum = 0;
-    for (i = 0; i < (uint32_t)runs; i++) {
+    for (i = 0; i < runs; i++) {
+        uint32_t start = (uint32_t)((uint64_t)i * o->batch % r.n_rows);
         uint64_t a = now_ns(), b;
-        call(&l, &r, i % r.n_rows, op, buf, &checksum);
+        call_batch(&l, &r, start, o->batch, op, buf, &checksum);
         b = now_ns();
         t[i] = (uint32_t)(b - a);
         sum += (double)(b - a);
@@ -353,19 +456,20 @@ static int cmd_bench(const char *model, const char *data, long runs, long warmup
         uint64_t a = now_ns();
         empty[i] = (uint32_t)(now_ns() - a);
     }
-    qsort(t, (size_t)runs, 4, cmp_u32);
+    if (o->predictions && !write_predictions(o->predictions, &l, &r, buf)) return 1;
+    qsort(t, runs, 4, cmp_u32);
     qsort(empty, n_empty, 4, cmp_u32);
-    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"%s\", \"runs\": %ld, \"warmup\": %ld, "
-           "\"rows\": %u, \"p50_ns\": %u, \"p90_ns\": %u, \"p99_ns\": %u, \"p999_ns\": %u, "
-           "\"mean_ns\": %.1f, \"min_ns\": %u, \"timer_overhead_ns\": %u, "
-           "\"peak_rss_bytes\": %ld, \"model_bytes\": %lu, \"workspace_bytes\": %lu, "
-           "\"checksum\": %.9g}\n",
-           OPS[op], stream ? "streamed" : "decoded", runs, warmup, (unsigned)r.n_rows,
-           (unsigned)pct(t, (uint32_t)runs, 0.5), (unsigned)pct(t, (uint32_t)runs, 0.9),
-           (unsigned)pct(t, (uint32_t)runs, 0.99), (unsigned)pct(t, (uint32_t)runs, 0.999),
-           sum / (double)runs, (unsigned)t[0], (unsigned)pct(empty, n_empty, 0.5),
-           peak_rss_bytes(), (unsigned long)l.len, (unsigned long)l.ws_bytes,
-           checksum);
+    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"%s\", \"batch\": %ld, \"runs\": %ld, "
+           "\"warmup\": %ld, \"rows\": %u, \"p50_ns\": %.1f, \"p90_ns\": %.1f, "
+           "\"p99_ns\": %.1f, \"p999_ns\": %.1f, \"mean_ns\": %.1f, \"min_ns\": %u, "
+           "\"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, \"cold_start_ns\": %s, "
+           "\"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, \"model_bytes\": %lu, "
+           "\"workspace_bytes\": %lu, \"checksum\": %.9g}\n",
+           OPS[op], o->stream ? "streamed" : "decoded", o->batch, o->runs, o->warmup,
+           (unsigned)r.n_rows, pct(t, runs, 0.5), pct(t, runs, 0.9), pct(t, runs, 0.99),
+           pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0], pct(empty, n_empty, 0.5),
+           (double)load_ns, cold, peak_rss_bytes(), model_rss, (unsigned long)l.len,
+           (unsigned long)l.ws_bytes, checksum);
     return 0;
 }
 
@@ -374,28 +478,38 @@ static int usage(void)
     fprintf(stderr, "usage: esb verify MODEL.esb...\n"
                     "       esb predict MODEL.esb ROWS.bin [--stream]\n"
                     "       esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream] "
-                    "[--op predict|proba|decision]\n");
+                    "[--op predict|proba|decision] [--batch N] [--predictions FILE]\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    int i, stream = 0, op = OP_PREDICT;
+    int i;
+    bench_opts o;
+    memset(&o, 0, sizeof o);
+    o.op = OP_PREDICT;
+    o.batch = 1;
     if (argc < 2) return usage();
     if (strcmp(argv[1], "verify") == 0) return argc < 3 ? usage() : cmd_verify(argc - 2, argv + 2);
     for (i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--stream") == 0) stream = 1;
+        if (strcmp(argv[i], "--stream") == 0) o.stream = 1;
         else if (strcmp(argv[i], "--op") == 0 && i + 1 < argc) {
-            const char *o = argv[++i];
-            if (strcmp(o, "predict") == 0) op = OP_PREDICT;
-            else if (strcmp(o, "proba") == 0) op = OP_PROBA;
-            else if (strcmp(o, "decision") == 0) op = OP_DECISION;
+            const char *op = argv[++i];
+            if (strcmp(op, "predict") == 0) o.op = OP_PREDICT;
+            else if (strcmp(op, "proba") == 0) o.op = OP_PROBA;
+            else if (strcmp(op, "decision") == 0) o.op = OP_DECISION;
             else return usage();
+        } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
+            o.batch = strtol(argv[++i], NULL, 10);
+        } else if (strcmp(argv[i], "--predictions") == 0 && i + 1 < argc) {
+            o.predictions = argv[++i];
         }
     }
-    if (strcmp(argv[1], "predict") == 0 && argc >= 4) return cmd_predict(argv[2], argv[3], stream);
-    if (strcmp(argv[1], "bench") == 0 && argc >= 6)
-        return cmd_bench(argv[2], argv[3], strtol(argv[4], NULL, 10), strtol(argv[5], NULL, 10),
-                         stream, op);
+    if (strcmp(argv[1], "predict") == 0 && argc >= 4) return cmd_predict(argv[2], argv[3], o.stream);
+    if (strcmp(argv[1], "bench") == 0 && argc >= 6) {
+        o.runs = strtol(argv[4], NULL, 10);
+        o.warmup = strtol(argv[5], NULL, 10);
+        return cmd_bench(argv[2], argv[3], &o);
+    }
     return usage();
 }
