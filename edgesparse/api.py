@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import InputError
+from edgesparse.frontend_knn import KnnCompressReport, compress_knn_file, is_surprise_knn
 from edgesparse.ir import LinearIR
 from edgesparse.passes.prune import prune
 from edgesparse.passes.quantize import quantize_int8, to_float32
@@ -55,6 +56,7 @@ class CompressReport:
     check: CheckResult | None
     format: str = "esb"
     format_detail: str = ""
+    budget: dict[str, Any] | None = None
 
     @property
     def ratio(self) -> float:
@@ -130,8 +132,22 @@ def compress_file(
     opset: int | None = None,
     onnx_sparse: bool = False,
     onnx_int8: str | None = None,
-) -> CompressReport:
+    neighbours: int | str | None = None,
+    calibration: str | os.PathLike[str] | None = None,
+    max_accuracy_drop: float | None = None,
+    max_agreement_loss: float | None = None,
+    max_r2_drop: float | None = None,
+    refit: bool = False,
+    force: bool = False,
+    report: str | os.PathLike[str] | None = None,
+    holdout: float = 0.25,
+    seed: int = 0,
+) -> CompressReport | KnnCompressReport:
     """Load ``source`` safely, compress it, check it on ``check_data``, write ``output``.
+
+    A Surprise k-NN recommender goes to :func:`edgesparse.frontend_knn.compress_knn_file`
+    instead (``neighbours`` per row, ``quantize``, ``check_data`` as a user,item,rating CSV)
+    and gives a :class:`~edgesparse.frontend_knn.KnnCompressReport`.
 
     The output format is ``format`` (one of :data:`FORMATS`) or else follows the suffix of
     ``output`` (``.esb`` or ``.onnx``). ONNX options (see :func:`edgesparse.formats.onnx.build`):
@@ -139,6 +155,14 @@ def compress_file(
     (``"dequantize"``, the default, or ``"matmulinteger"``). The check runs the artifact that
     will be written (the ONNX one in onnxruntime). The file appears atomically and only after
     loading, compression and the check have all succeeded.
+
+    Accuracy-aware compression (see :func:`compress_to_budget`): ``calibration`` (a ``.npz``
+    with ``X`` and ``y``, CSR parts allowed, or a CSV with the label in the last column) and
+    one or more of ``max_accuracy_drop``, ``max_agreement_loss``, ``max_r2_drop``; ``refit``,
+    ``holdout``/``seed`` (the calibration split), ``quantize="auto"``. When the budget cannot
+    be met even without pruning nothing is written (``force`` writes the unpruned model
+    anyway). ``report`` names a JSON file for the search's fidelity report (written
+    atomically, after the model).
     """
     from edgesparse.data import load_dataset
     from edgesparse.fileio import atomic_write_bytes
@@ -155,20 +179,76 @@ def compress_file(
     if out.resolve() == src.resolve():
         raise InputError(f"output {out} would overwrite the input model; choose another path")
     estimator = load_model(src)
+    if is_surprise_knn(estimator):
+        linear = {
+            "sparsity": sparsity != 0.0,
+            "threshold": threshold is not None,
+            "prune-scope": prune_scope != "global",
+            "granularity": granularity != "row",
+            "format onnx": fmt != "esb",
+            "calibration": calibration is not None,
+            "max-*-drop/loss": any(
+                v is not None for v in (max_accuracy_drop, max_agreement_loss, max_r2_drop)
+            ),
+            "refit": refit,
+            "force": force,
+            "report": report is not None,
+        }
+        if any(linear.values()):
+            raise InputError(
+                f"{src} is a Surprise k-NN recommender: it compresses to .esb with "
+                "--neighbours and --quantize only (not "
+                f"{', '.join('--' + n for n, used in linear.items() if used)})"
+            )
+        return compress_knn_file(
+            estimator, src, out, neighbours=neighbours, quantize=quantize, check_data=check_data
+        )
+    if neighbours is not None:
+        raise InputError("--neighbours applies to Surprise k-NN models only")
     original = _to_ir(estimator)
-    compressed = compress(
-        original,
-        sparsity=sparsity,
-        threshold=threshold,
-        prune_scope=prune_scope,
-        quantize=quantize,
-        granularity=granularity,
-    )
+    budget_report = None
+    limits = (max_accuracy_drop, max_agreement_loss, max_r2_drop)
+    if calibration is not None or any(v is not None for v in limits) or refit:
+        compressed, budget_report = _budget_compress(
+            estimator,
+            original,
+            calibration=calibration,
+            limits=limits,
+            sparsity=sparsity,
+            threshold=threshold,
+            quantize=quantize,
+            granularity=granularity,
+            refit=refit,
+            force=force,
+            holdout=holdout,
+            seed=seed,
+        )
+    else:
+        if quantize == "auto" or force or report is not None:
+            raise InputError(
+                "--quantize auto, --force and --report belong to accuracy-aware compression: "
+                "give --calibration DATA and a budget (e.g. --max-accuracy-drop 0.005)"
+            )
+        compressed = compress(
+            original,
+            sparsity=sparsity,
+            threshold=threshold,
+            prune_scope=prune_scope,
+            quantize=quantize,
+            granularity=granularity,
+        )
     data, runner, detail = _encode(
         compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
     )
     check = None
     if check_data is not None:
+        if budget_report is not None and calibration is not None:
+            if Path(check_data).resolve() == Path(calibration).resolve():
+                budget_report.setdefault("warnings", []).append(
+                    "--check-data is the calibration file: its fit rows tuned the search"
+                    + (" and the refit" if budget_report["chosen"]["refit"] else "")
+                    + ", so its check figures are not held-out; use separate rows"
+                )
         check = check_fidelity(
             estimator=estimator,
             original=original,
@@ -177,6 +257,11 @@ def compress_file(
             model=runner,
         )
     atomic_write_bytes(out, data)
+    if report is not None and budget_report is not None:
+        import json
+
+        doc = {"source": str(src), "output": str(out), **budget_report}
+        atomic_write_bytes(report, (json.dumps(doc, indent=2) + "\n").encode())
     return CompressReport(
         source=str(src),
         source_bytes=src.stat().st_size,
@@ -191,7 +276,165 @@ def compress_file(
         check=check,
         format=fmt,
         format_detail=detail,
+        budget=budget_report,
     )
+
+
+def compress_to_budget(
+    model: Any,
+    X: Any,
+    y: Any,
+    *,
+    max_accuracy_drop: float | None = None,
+    max_agreement_loss: float | None = None,
+    max_r2_drop: float | None = None,
+    quantize: str = "int8",
+    granularity: str = "row",
+    refit: bool = False,
+    holdout: float = 0.25,
+    seed: int = 0,
+) -> Any:
+    """The sparsest model whose quantized form stays within an accuracy budget (pure).
+
+    ``model`` is an estimator (its own regularization sets the refit's L2 term) or a
+    ``LinearIR``; ``X``, ``y`` are calibration rows, of which ``holdout`` (25%, stratified,
+    fixed ``seed``) are held out: every budget decision and reported figure is measured on
+    them, the rest are what ``refit`` solves on. ``quantize="auto"`` searches per-row and
+    per-tensor int8 scales and keeps the better one. Returns a
+    :class:`edgesparse.passes.budget.SearchResult` (``.ir``, ``.met``, ``.report``); see
+    :mod:`edgesparse.passes.budget` for the search itself.
+    """
+    from edgesparse.passes.budget import Budget, search
+
+    ir = model if isinstance(model, LinearIR) else _to_ir(model)
+    if quantize == "auto":
+        quantizations: tuple[str, ...] = ("int8-per-row", "int8-per-tensor")
+    elif quantize == "int8":
+        if granularity not in ("row", "tensor"):
+            raise InputError(f"granularity must be row or tensor, not {granularity!r}")
+        quantizations = (f"int8-per-{granularity}",)
+    elif quantize in ("float32", "none"):
+        quantizations = ("float32" if quantize == "float32" else "float64",)
+    else:
+        raise InputError(
+            f"quantize must be one of {', '.join((*QUANTIZE_CHOICES, 'auto'))}, not {quantize!r}"
+        )
+    penalty = _refit_penalty(model, ir) if refit else None
+    return search(
+        ir,
+        X,
+        y,
+        budget=Budget(
+            max_accuracy_drop=max_accuracy_drop,
+            max_agreement_loss=max_agreement_loss,
+            max_r2_drop=max_r2_drop,
+        ),
+        quantizations=quantizations,
+        refit_weights=refit,
+        penalty=penalty,
+        holdout=holdout,
+        seed=seed,
+    )
+
+
+def _budget_compress(
+    estimator: Any,
+    original: LinearIR,
+    *,
+    calibration: str | os.PathLike[str] | None,
+    limits: tuple[float | None, float | None, float | None],
+    sparsity: float,
+    threshold: float | None,
+    quantize: str,
+    granularity: str,
+    refit: bool,
+    force: bool,
+    holdout: float,
+    seed: int,
+) -> tuple[LinearIR, dict[str, Any]]:
+    """compress_file's accuracy-aware branch: checks the options, runs the search, refuses
+    (unless ``force``) when the budget cannot be met even without pruning."""
+    from edgesparse.data import load_calibration
+
+    if calibration is None:
+        raise InputError(
+            "an accuracy budget (or --refit) needs calibration data: --calibration cal.npz "
+            "(X and y) or cal.csv (label in the last column)"
+        )
+    if sparsity or threshold is not None:
+        raise InputError(
+            "--sparsity/--threshold and an accuracy budget both choose the sparsity: "
+            "give one or the other"
+        )
+    dataset = load_calibration(calibration)
+    result = compress_to_budget(
+        estimator,
+        dataset.X,
+        dataset.y,
+        max_accuracy_drop=limits[0],
+        max_agreement_loss=limits[1],
+        max_r2_drop=limits[2],
+        quantize=quantize,
+        granularity=granularity,
+        refit=refit,
+        holdout=holdout,
+        seed=seed,
+    )
+    report = dict(result.report)
+    report["calibration"] = {"file": str(calibration), **report["calibration"]}
+    if not result.met:
+        before, after = report["before"], report["after"]
+        shown = ", ".join(f"{k} {before[k]:.4f} -> {after[k]:.4f}" for k in before)
+        if not force:
+            raise InputError(
+                f"the budget cannot be met even without pruning: on the "
+                f"{report['calibration']['heldout_rows']} held-out calibration rows the "
+                f"{report['chosen']['quantization']} model has {shown}; raise the budget, try "
+                "--quantize float32, or pass --force to write the unpruned model anyway"
+            )
+        report["forced"] = True
+    return result.ir, report
+
+
+def _refit_penalty(model: Any, ir: LinearIR) -> Any:
+    """The refit's L2 term from the estimator's own regularization (see passes/refit.py).
+
+    ``LogisticRegression``/``LinearSVC``: ``1/C``; ``Ridge*``: ``alpha``; ``SGD*``:
+    ``alpha`` per row; ``LinearRegression``: none; anything else: ``1.0``. L1 and elastic-net
+    penalties are approximated by this L2 term. For a pipeline, the penalty is applied to the
+    final step's (scaled) weights, as it was trained.
+    """
+    from edgesparse.passes.refit import Penalty
+
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    name = type(final).__name__
+
+    def positive(attr: str) -> float:
+        value = getattr(final, attr, None)
+        return float(value) if isinstance(value, (int, float)) and value > 0 else 0.0
+
+    C, alpha = positive("C"), positive("alpha")
+    total = per_row = 0.0
+    if name.startswith(("LogisticRegression", "LinearSVC")) and C:
+        total = 1.0 / C
+    elif name.startswith("SGD") and alpha:
+        per_row = alpha
+    elif name.startswith("Ridge") and alpha:
+        total = alpha
+    elif name != "LinearRegression":
+        total = 1.0
+    scale = None
+    coef = getattr(final, "coef_", None)
+    if hasattr(model, "steps") and coef is not None:
+        c = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+        W = ir.to_dense()
+        if c.shape == W.shape:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where((c != 0) & (W != 0), c / W, np.nan)
+            scale = np.ones(ir.n_features)
+            seen = ~np.all(np.isnan(ratio), axis=0)
+            scale[seen] = np.nanmedian(np.abs(ratio[:, seen]), axis=0)
+    return Penalty(total=total, per_row=per_row, column_scale=scale)
 
 
 def _output_format(out: Path, format: str | None) -> str:

@@ -63,10 +63,11 @@ def cli() -> None:
 )
 @click.option(
     "--quantize",
-    type=click.Choice(["int8", "float32", "none"]),
+    type=click.Choice(["int8", "float32", "none", "auto"]),
     default="int8",
     show_default=True,
-    help="Weight storage: symmetric int8 (w = s*q), float32, or none (float64, lossless).",
+    help="Weight storage: symmetric int8 (w = s*q), float32, or none (float64, lossless). "
+    "auto (with a budget): int8 with per-row or per-tensor scales, whichever measures better.",
 )
 @click.option(
     "--granularity",
@@ -99,6 +100,60 @@ def cli() -> None:
     "exact weights) or DynamicQuantizeLinear -> MatMulInteger (uint8 activations, quantized "
     "per batch: less exact, fastest on CPUs without a fused 8-bit dequantize kernel).",
 )
+@click.option(
+    "--neighbours",
+    metavar="K|all|exact",
+    help="Surprise k-NN models only: keep each row's K largest similarities. Default 'all': "
+    "every positive one, so the neighbours are exactly Surprise's; 'exact': only those some "
+    "prediction can use (same predictions, smaller, slower to compress). Pruning to the "
+    "model's own k changes predictions: use --check-data to see by how much.",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path),
+    help="Accuracy-aware: labelled rows, a .npz with X (or CSR parts) and y, or a .csv with "
+    "the label in the last column. Part is held out (--holdout): every figure is measured there.",
+)
+@click.option(
+    "--max-accuracy-drop",
+    type=click.FloatRange(0.0, 1.0),
+    help="Budget: held-out accuracy may drop by at most this fraction (0.005 = 0.5 pt).",
+)
+@click.option(
+    "--max-agreement-loss",
+    type=click.FloatRange(0.0, 1.0),
+    help="Budget: at most this fraction of held-out labels may differ from the original's.",
+)
+@click.option(
+    "--max-r2-drop",
+    type=click.FloatRange(0.0, 1.0),
+    help="Budget for regressors: held-out R2 may drop by at most this much.",
+)
+@click.option(
+    "--refit",
+    is_flag=True,
+    help="Re-solve the kept weights and biases on the fit part of the calibration data; kept "
+    "only if it does better on the held-out part.",
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+    default=0.25,
+    show_default=True,
+    help="Fraction of the calibration rows held out (stratified by class, fixed --seed).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Calibration split seed.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Write the unpruned model even when it breaks the budget (default: error, no file).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(path_type=Path),
+    help="Write the accuracy-aware search (curve, chosen point, flipped rows) as JSON here.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def compress(
     model: Path,
@@ -113,6 +168,16 @@ def compress(
     opset: int | None,
     onnx_sparse: bool,
     onnx_int8: str | None,
+    neighbours: str | None,
+    calibration: Path | None,
+    max_accuracy_drop: float | None,
+    max_agreement_loss: float | None,
+    max_r2_drop: float | None,
+    refit: bool,
+    holdout: float,
+    seed: int,
+    force: bool,
+    report_path: Path | None,
     as_json: bool,
 ) -> None:
     """Prune and quantize MODEL (.pkl, .joblib, .skops or .npz weights) into a .esb blob or a
@@ -120,14 +185,23 @@ def compress(
 
     The defaults are safe for accuracy: int8 weights with one scale per row and no pruning
     (typically >= 99.5% label agreement). Pruning happens only when --sparsity or --threshold
-    is given. Pickles are loaded through an allow-list: anything but scikit-learn linear
-    models, scalers, pipelines, numpy and scipy.sparse arrays is refused before it runs.
+    is given, or a budget with --calibration: then the sparsest model within the budget on
+    held-out calibration rows is written. Pickles are loaded through an allow-list: anything
+    but scikit-learn linear models, scalers, pipelines, numpy and scipy.sparse arrays is refused
+    before it runs.
     """
     from edgesparse.api import compress_file
+    from edgesparse.frontend_knn import KnnCompressReport, knn_summary
     from edgesparse.report import compress_summary
 
     if sparsity and threshold is not None:
         raise click.UsageError("give --sparsity or --threshold, not both")
+    if neighbours is not None and neighbours not in ("all", "exact"):
+        if not neighbours.isdigit() or int(neighbours) < 1:
+            raise click.UsageError(
+                f"--neighbours must be a whole number >= 1, 'all' or 'exact', not {neighbours!r}"
+            )
+        neighbours = int(neighbours)
     if output is None:
         output = model.with_suffix("." + (fmt or "esb"))
     report = compress_file(
@@ -143,9 +217,21 @@ def compress(
         opset=opset,
         onnx_sparse=onnx_sparse,
         onnx_int8=onnx_int8,
+        neighbours=neighbours,
+        calibration=calibration,
+        max_accuracy_drop=max_accuracy_drop,
+        max_agreement_loss=max_agreement_loss,
+        max_r2_drop=max_r2_drop,
+        refit=refit,
+        holdout=holdout,
+        seed=seed,
+        force=force,
+        report=report_path,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
+    elif isinstance(report, KnnCompressReport):
+        click.echo(knn_summary(report))
     else:
         click.echo(compress_summary(report))
 
@@ -190,14 +276,35 @@ def _is_onnx_file(path: Path) -> bool:
     "-o", "--output", type=click.Path(path_type=Path), help="Save as .npy instead of printing."
 )
 def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | None) -> None:
-    """Predict with a .esb or .onnx model on DATA (.npy with X, or .npz with X or CSR parts)."""
+    """Predict with a .esb or .onnx model on DATA (.npy with X, or .npz with X or CSR parts).
+
+    For a k-NN recommender blob, DATA is a CSV of user,item rows; each output line is
+    user, item, estimate and 1 when the prediction was impossible (global-mean fallback)."""
     import edgesparse
     from edgesparse.data import load_dataset, save_npy
     from edgesparse.report import array_lines
+    from edgesparse.runtime import KnnModel
 
     if proba and decision:
         raise click.UsageError("give --proba or --decision, not both")
     model = edgesparse.load(blob)
+    if isinstance(model, KnnModel):
+        from edgesparse.frontend_knn import read_pairs
+
+        if proba or decision:
+            raise click.UsageError("--proba and --decision do not apply to a k-NN recommender")
+        pairs, _ = read_pairs(data, user_ids=model.ir.user_ids, item_ids=model.ir.item_ids)
+        est, impossible = model.predict_many(pairs, with_flags=True)
+        if output is not None:
+            save_npy(output, est)
+        else:
+            click.echo(
+                "\n".join(
+                    f"{u},{i},{e:.6g},{int(f)}"
+                    for (u, i), e, f in zip(pairs, est.tolist(), impossible.tolist(), strict=True)
+                )
+            )
+        return
     X = load_dataset(data).X
     if proba:
         # OnnxModel says it directly; the numpy Model through its IR.
@@ -323,7 +430,12 @@ def bench(
     """Measure ARTIFACTS (.esb, .onnx, and .pkl/.joblib/.skops as the host-only scikit-learn
     baseline) on each target: latency percentiles, throughput, cold start, memory, label
     agreement. Emulated targets (QEMU) are labelled: their timings are not device latency.
-    Extra ssh options (identity file, known_hosts) go in EDGESPARSE_SSH_OPTS."""
+    Extra ssh options (identity file, known_hosts) go in EDGESPARSE_SSH_OPTS.
+
+    Write c:MODEL.esb to time the C runtime on that blob (engine c, next to MODEL.esb on the
+    numpy runtime): built per target with cc, aarch64-linux-gnu-gcc (emulated Pi targets, run
+    under their QEMU) or the board's cc over ssh; EDGESPARSE_CC / EDGESPARSE_CC_AARCH64 pick
+    other compilers."""
     import shlex
     import sys
 

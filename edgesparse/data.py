@@ -100,6 +100,69 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
     return Dataset(X=X, y=y)
 
 
+def load_calibration(path: str | os.PathLike[str]) -> Dataset:
+    """Calibration rows with their labels or targets: a ``.npz`` as :func:`load_dataset` reads
+    it (``y`` required), or a ``.csv`` with the label in the last column.
+
+    CSV: comma-separated numbers, an optional header line (skipped when its cells are not all
+    numbers); labels that are all numbers become numbers (integers when whole), others stay
+    strings.
+    """
+    p = Path(path)
+    if p.suffix.lower() != ".csv":
+        data = load_dataset(p)
+        if data.y is None:
+            raise InputError(
+                f"{p} has no 'y' array: calibration needs the true labels (or targets); save "
+                "it with np.savez(path, X=X, y=y)"
+            )
+        return data
+    return _read_labelled_csv(p)
+
+
+def _read_labelled_csv(p: Path) -> Dataset:
+    import csv
+
+    from edgesparse.fileio import read_bytes
+
+    text = read_bytes(p, what="calibration file").decode("utf-8-sig", errors="replace")
+    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
+    if rows and not _all_numbers(rows[0][:-1] or rows[0]):
+        rows = rows[1:]  # a header line
+    if not rows:
+        raise InputError(f"{p} has no data rows; expected features then the label, per line")
+    width = len(rows[0])
+    if width < 2:
+        raise InputError(f"{p}: each line needs at least one feature and the label (2 columns)")
+    bad = next((i for i, r in enumerate(rows) if len(r) != width), None)
+    if bad is not None:
+        raise InputError(
+            f"{p}: data line {bad + 1} has {len(rows[bad])} columns, the first has {width}"
+        )
+    try:
+        X = np.array([[float(c) for c in r[:-1]] for r in rows], dtype=np.float64)
+    except ValueError as exc:
+        raise InputError(f"{p}: a feature is not a number ({exc}); labels go last") from None
+    labels = [r[-1].strip() for r in rows]
+    y: np.ndarray
+    if _all_numbers(labels):
+        y = np.array([float(v) for v in labels])
+        if np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53):
+            y = y.astype(np.int64)
+    else:
+        y = np.array(labels)
+    return Dataset(X=X, y=y)
+
+
+def _all_numbers(cells: list[str]) -> bool:
+    try:
+        for c in cells:
+            float(c)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_2d(X: np.ndarray, path: Path, name: str) -> np.ndarray:
     if X.dtype.kind not in "fiub":
         raise InputError(f"{path}: {name} must be numeric, got dtype {X.dtype}")

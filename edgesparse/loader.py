@@ -164,6 +164,23 @@ _SKLEARN_HELPERS: frozenset[tuple[str, str]] = frozenset(
 # is a plain record that our unpickler turns into the array (see _SafeJoblibUnpickler).
 _JOBLIB: frozenset[tuple[str, str]] = frozenset({("joblib.numpy_pickle", "NumpyArrayWrapper")})
 
+# Surprise's k-NN recommenders (issue 8): the four algorithm classes and their Trainset. The
+# trainset keeps its ratings in ``defaultdict(list)``; ``collections.defaultdict`` resolves to a
+# stand-in that builds exactly that (see _defaultdict_of_list), and ``builtins.list`` (spelled
+# ``__builtin__.list`` by protocol 2) to a token that is only ever its argument, never called.
+_SURPRISE: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("surprise.prediction_algorithms.knns", "KNNBasic"),
+        ("surprise.prediction_algorithms.knns", "KNNWithMeans"),
+        ("surprise.prediction_algorithms.knns", "KNNWithZScore"),
+        ("surprise.prediction_algorithms.knns", "KNNBaseline"),
+        ("surprise.trainset", "Trainset"),
+        ("collections", "defaultdict"),
+        ("builtins", "list"),
+        ("__builtin__", "list"),
+    }
+)
+
 # Protocol 2 spells every bytes object as ``_codecs.encode(text, "latin1")``. It is resolved to
 # a stand-in that accepts only that encoding (see _latin1_encode), never to codecs.encode.
 _PICKLE_PROTOCOL: frozenset[tuple[str, str]] = frozenset({("_codecs", "encode")})
@@ -177,6 +194,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = (
     | _SKLEARN_HELPERS
     | _JOBLIB
     | _PICKLE_PROTOCOL
+    | _SURPRISE
 )
 """Every ``(module, qualname)`` a ``.pkl``/``.joblib`` file may reference; nothing else loads."""
 
@@ -261,8 +279,9 @@ def allowed_globals() -> list[str]:
 # Errors
 # ---------------------------------------------------------------------------------------------
 _ALLOWED_SUMMARY = (
-    "(only scikit-learn linear models, scalers, pipelines, numpy and scipy.sparse arrays are "
-    "allowed). Load it only if you trust it, re-save it with skops, or export its weights to .npz"
+    "(only scikit-learn linear models, scalers, pipelines, Surprise k-NN recommenders, numpy "
+    "and scipy.sparse arrays are allowed). Load it only if you trust it, re-save it with "
+    "skops, or export its weights to .npz"
 )
 
 
@@ -316,7 +335,30 @@ def _empty_array_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray
     return np.ndarray.__new__(np.ndarray, (0,), dtype)
 
 
+class _ListFactoryToken:
+    """What ``builtins.list`` resolves to: a token only _defaultdict_of_list accepts, so a
+    pickle can never call ``list`` itself."""
+
+    __slots__ = ()
+
+
+_LIST_FACTORY = _ListFactoryToken()
+
+
+def _defaultdict_of_list(factory: Any = None) -> Any:
+    """Stand-in for ``collections.defaultdict`` that builds only ``defaultdict(list)``."""
+    import collections
+
+    # Any other factory would be called later, on a missing key, with no check at all.
+    if factory is not _LIST_FACTORY:
+        raise pickle.UnpicklingError("collections.defaultdict is allowed only as defaultdict(list)")
+    return collections.defaultdict(list)
+
+
 _SUBSTITUTES: dict[tuple[str, str], Any] = {
+    ("collections", "defaultdict"): _defaultdict_of_list,
+    ("builtins", "list"): _LIST_FACTORY,
+    ("__builtin__", "list"): _LIST_FACTORY,
     ("_codecs", "encode"): _latin1_encode,
     ("numpy._core.multiarray", "_reconstruct"): _empty_array_reconstruct,
     ("numpy.core.multiarray", "_reconstruct"): _empty_array_reconstruct,
@@ -418,6 +460,11 @@ def _resolve_global(module: str, name: str, source: str) -> Any:
         except ImportError:
             continue
         return getattr(mod, attr)
+    if module.startswith("surprise."):
+        raise ToolMissingError(
+            f"cannot load {source}: it is a Surprise model ({name}), and reading it needs "
+            "scikit-surprise (pip install 'edgesparse[surprise]')"
+        )
     raise ModelFileError(
         f"cannot load {source}: it needs {module}.{name}, which cannot be imported here "
         "(is the library that wrote it installed?)"

@@ -44,8 +44,57 @@ def compress_summary(report: CompressReport) -> str:
             rows.append(("max |d proba|", f"{c.max_abs_proba_delta:.3g}"))
         if c.score_name is not None:
             rows.append((c.score_name, f"{c.score_before:.4f} -> {c.score_after:.4f}"))
+    if report.budget is not None:
+        rows.extend(budget_rows(report.budget))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def budget_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
+    """Summary lines of an accuracy-aware search (``CompressReport.budget``)."""
+    cal, chosen = b["calibration"], b["chosen"]
+    limits = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in b["budget"].items())
+    rows = [
+        (
+            "calibration",
+            f"{cal['rows']} rows: {cal['fit_rows']} fit, {cal['heldout_rows']} held out "
+            f"({cal['holdout']:.0%}{', stratified' if cal['stratified'] else ''}, "
+            f"seed {cal['seed']}); figures below are held-out",
+        ),
+        ("budget", limits + ("" if b["met"] else "  NOT MET (--force)")),
+        (
+            "chosen",
+            f"{chosen['family']}/{chosen['importance']} pruning, {chosen['quantization']}, "
+            f"sparsity {chosen['sparsity']:.1%}{', refitted' if chosen['refit'] else ''}",
+        ),
+    ]
+    nxt = b.get("next_step")
+    if nxt is not None:
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in nxt.items() if k != "keep")
+        rows.append(("next step", f"keep {nxt['keep']} breaks the budget ({shown})"))
+    refit = b.get("refit") or {}
+    if refit.get("requested"):
+        rows.append(("refit", ("kept: " if refit.get("kept") else "") + refit.get("reason", "")))
+    for key in b["before"]:
+        if key == "agreement":  # the original agrees with itself: one figure says it all
+            rows.append(("held-out agreement", f"{b['after'][key]:.2%} of labels unchanged"))
+        else:
+            rows.append((f"held-out {key}", f"{b['before'][key]:.4f} -> {b['after'][key]:.4f}"))
+    if b.get("max_abs_proba_delta") is not None:
+        rows.append(("max |d proba|", f"{b['max_abs_proba_delta']:.3g} (held-out)"))
+    if "flipped_count" in b:
+        margins = ", ".join(f"{f['margin']:.3g}" for f in b["flipped"][:5])
+        median = b.get("median_margin")
+        rows.append(
+            (
+                "flipped rows",
+                f"{b['flipped_count']}"
+                + (f" (smallest margins {margins}; median margin {median:.3g})" if margins else ""),
+            )
+        )
+    rows.append(("searched", f"{len(b['curve'])} candidates in {b['seconds']:.2f} s"))
+    rows.extend(("warning", w) for w in b.get("warnings", []))
+    return rows
 
 
 def key_values(info: dict[str, Any]) -> str:

@@ -339,9 +339,9 @@ def test_error_bad_magic(small_ir: LinearIR) -> None:
 
 def test_error_unknown_version(small_ir: LinearIR) -> None:
     blob = bytearray(esb.encode(small_ir))
-    blob[8:10] = struct.pack("<H", 2)
+    blob[8:10] = struct.pack("<H", 3)
     assert error_of(bytes(blob)) == (
-        "unsupported .esb version 2 at offset 8 (this reader supports version 1; "
+        "unsupported .esb version 3 at offset 8 (this reader supports version 1; "
         "was the file written by a newer edgesparse?)"
     )
 

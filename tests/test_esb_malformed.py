@@ -310,7 +310,13 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     (
         "version-2",
         lambda: edit(version=2),
-        "unsupported .esb version 2 at offset 8 (this reader supports version 1; "
+        "unsupported .esb version 2 at offset 8 (this reader supports version 1, linear "
+        "models; version 2 holds a k-NN recommender: load it with edgesparse.load)",
+    ),
+    (
+        "version-3",
+        lambda: edit(version=3),
+        "unsupported .esb version 3 at offset 8 (this reader supports version 1; "
         "was the file written by a newer edgesparse?)",
     ),
     (

@@ -54,6 +54,9 @@ MAGIC = b"\x89ESB\r\n\x1a\n"
 VERSION = 1
 """The format version this module writes and the only one it reads."""
 
+KNN_VERSION = 2
+"""Version 2 files hold a k-NN recommender (``formats/esb_knn.py``), not a linear model."""
+
 HEADER_SIZE = 64
 ENTRY_SIZE = 16
 ALIGN = 8
@@ -266,8 +269,16 @@ def read(path: str | os.PathLike[str]) -> LinearIR:
 
 
 def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """:func:`verify` for a file; errors name the path."""
+    """:func:`verify` for a file (or the k-NN verifier for a version-2 one); errors name the
+    path."""
     data = read_bytes(path, what=".esb file", max_bytes=MAX_U32, how_to_raise=_TOO_BIG)
+    if data[:8] == MAGIC and data[8:10] == struct.pack("<H", KNN_VERSION):
+        from edgesparse.formats import esb_knn
+
+        try:
+            return esb_knn.verify(data)
+        except FormatError as exc:
+            raise FormatError(f"{os.fspath(path)}: {exc}") from None
     try:
         return {"file": os.fspath(path), **verify(data)}
     except FormatError as exc:
@@ -510,6 +521,13 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
         )
     if size >= 10:
         (version,) = struct.unpack_from("<H", data, 8)
+        if version == KNN_VERSION:
+            # Same words in the C runtime (esb.c): a k-NN blob is a known kind, not a mystery.
+            raise FormatError(
+                f"unsupported .esb version {version} at offset 8 (this reader supports "
+                f"version {VERSION}, linear models; version {KNN_VERSION} holds a k-NN "
+                "recommender: load it with edgesparse.load)"
+            )
         if version != VERSION:
             raise FormatError(
                 f"unsupported .esb version {version} at offset 8 (this reader supports "

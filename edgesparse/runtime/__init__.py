@@ -14,40 +14,53 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .knn import KnnModel
 from .model import Model
 from .onnx_model import OnnxModel
 
-__all__ = ["Model", "OnnxModel", "load", "loads"]
+__all__ = ["KnnModel", "Model", "OnnxModel", "load", "loads"]
 
 
-def loads(buf: bytes | bytearray | memoryview, *, threads: int = 1) -> Model | OnnxModel:
-    """Decode a model held in memory: ``.esb`` bytes (fully verified) or edgesparse ONNX.
+def loads(buf: bytes | bytearray | memoryview, *, threads: int = 1) -> Model | KnnModel | OnnxModel:
+    """Decode a model held in memory: ``.esb`` bytes (fully verified; a version-2 blob is a
+    k-NN recommender, :class:`KnnModel`) or edgesparse ONNX.
 
     ``threads`` is onnxruntime's ``intra_op_num_threads`` (ignored for ``.esb``).
     """
-    from edgesparse.formats import esb
+    from edgesparse.formats import esb, esb_knn
 
+    if esb_knn.is_knn_blob(buf):
+        return KnnModel(esb_knn.decode(buf))
     if bytes(buf[: len(esb.MAGIC)]) == esb.MAGIC:
         return Model(esb.decode(buf))
     return OnnxModel.from_bytes(buf, threads=threads)
 
 
-def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model | OnnxModel:
-    """Read a ``.esb`` or edgesparse ``.onnx`` file and return a model ready to predict.
+def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model | KnnModel | OnnxModel:
+    """Read a ``.esb`` or edgesparse ``.onnx`` file and return a model ready to predict
+    (a :class:`KnnModel` for a k-NN recommender blob).
 
     ``threads`` is onnxruntime's ``intra_op_num_threads`` (ignored for ``.esb``). Errors name
     the path.
     """
     from edgesparse.errors import FormatError
     from edgesparse.fileio import read_bytes
-    from edgesparse.formats import esb
+    from edgesparse.formats import esb, esb_knn
 
     if Path(path).suffix.lower() == ".esb":
         # A damaged .esb must say what is wrong with it, not that it is not ONNX either.
-        return Model(esb.read(path))
+        data = read_bytes(path, what=".esb file", max_bytes=esb.MAX_U32, how_to_raise=esb._TOO_BIG)
+        try:
+            if esb_knn.is_knn_blob(data):
+                return KnnModel(esb_knn.decode(data))
+            return Model(esb.decode(data))
+        except FormatError as exc:
+            raise FormatError(f"{os.fspath(path)}: {exc}") from None
     data = read_bytes(path, what="model file")
     if data[: len(esb.MAGIC)] == esb.MAGIC:
         try:
+            if esb_knn.is_knn_blob(data):
+                return KnnModel(esb_knn.decode(data))
             return Model(esb.decode(data))
         except FormatError as exc:
             raise FormatError(f"{os.fspath(path)}: {exc}") from None

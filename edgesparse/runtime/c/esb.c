@@ -692,6 +692,14 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
         return fail(m, ESB_E_NOT_ESB, "not an .esb file: bad magic %s at offset 0 (expected %s)",
                     got, want);
     }
+    /* Version 2 is the k-NN recommender kind (docs/FORMAT.md), which this runtime does not
+     * run; same words as formats/esb.py. */
+    if (size >= 10 && ld_u16(d + 8) == 2)
+        return fail(m, ESB_E_VERSION,
+                    "unsupported .esb version 2 at offset 8 (this reader supports version %d, "
+                    "linear models; version 2 holds a k-NN recommender: load it with "
+                    "edgesparse.load)",
+                    ESB_FORMAT_VERSION);
     if (size >= 10 && (version = ld_u16(d + 8)) != ESB_FORMAT_VERSION)
         return fail(m, ESB_E_VERSION,
                     "unsupported .esb version %" PRIu32 " at offset 8 (this reader supports "
