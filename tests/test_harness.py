@@ -356,7 +356,11 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
         "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
         "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n"
         f"Subsystem sftp {sftp}\n"
+        # A private TMPDIR for the "board": tests check it is left empty, unaffected by
+        # other runs that use /tmp at the same time.
+        f"SetEnv TMPDIR={d}/board_tmp\n"
     )
+    (d / "board_tmp").mkdir()
     # sshd started as root insists on its privilege separation folder (Debian's service
     # creates it at boot); make it for the duration of the test if it is missing.
     made_privsep = False
@@ -390,7 +394,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
             "-o",
             "StrictHostKeyChecking=yes",
         ]
-        yield {"port": port, "options": options}
+        yield {"port": port, "options": options, "board_tmp": d / "board_tmp"}
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -402,15 +406,10 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
             shutil.rmtree("/run/sshd", ignore_errors=True)
 
 
-def _remote_dirs() -> set[str]:
-    return {p.name for p in Path("/tmp").glob("edgesparse-bench.*")}
-
-
 def test_ssh_target_against_local_sshd(
     esb: Path, sshd: dict[str, object], oracle: dict[str, float]
 ) -> None:
     url = f"ssh://{getpass.getuser()}@127.0.0.1:{sshd['port']}?python={sys.executable}"
-    before = _remote_dirs()
     results = harness.run_bench(
         artifacts=[esb, PKL],
         targets=[url],
@@ -432,7 +431,22 @@ def test_ssh_target_against_local_sshd(
         assert row["cold_start_ms"] > row["load_ms"] > 0
         assert _by(results, url, "digits_pipeline.pkl", batch)["status"] == "skipped"
     assert results["targets"][0]["environment"]["python"]
-    assert _remote_dirs() == before  # the remote temp dir was removed
+    # The harness's temp dir went to the board's TMPDIR, and it was removed.
+    echo = subprocess.run(
+        [
+            "ssh",
+            *sshd["options"],  # type: ignore[misc]
+            "-p",
+            str(sshd["port"]),
+            f"{getpass.getuser()}@127.0.0.1",
+            "echo $TMPDIR",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert echo.stdout.strip() == str(sshd["board_tmp"])
+    assert not any(Path(sshd["board_tmp"]).iterdir())  # type: ignore[arg-type]
 
 
 def test_ssh_unreachable_board_is_a_failed_row(esb: Path) -> None:

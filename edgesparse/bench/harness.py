@@ -64,6 +64,9 @@ SSH_OPTS_ENV = "EDGESPARSE_SSH_OPTS"
 # Extra seconds a probe's own SIGALRM backstop waits beyond the harness's timeout.
 _ALARM_GRACE_S = 30
 _PROBE_MODULE = "edgesparse.bench.probe"
+# The remote temp dir honours the board's TMPDIR, as mktemp itself would; the name prefix lets
+# `_is_remote_dir` refuse to `rm -rf` anything else.
+_REMOTE_MKTEMP = 'mktemp -d "${TMPDIR:-/tmp}/edgesparse-bench.XXXXXX"'
 
 Progress = Callable[[str, int, int], None]
 
@@ -400,6 +403,11 @@ def _env_ssh_options() -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Running processes
 # ---------------------------------------------------------------------------------------------
+def _is_remote_dir(path: str) -> bool:
+    """Whether ``path`` (a board's ``mktemp`` output) is an absolute edgesparse-bench temp dir."""
+    return path.startswith("/") and path.rsplit("/", 1)[-1].startswith("edgesparse-bench.")
+
+
 def _kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -602,14 +610,14 @@ def _run_ssh_target(
         step += 1
         log = tdir / f"s{step}"
         rc, stderr = _run_group(
-            ["ssh", *base, dest, "mktemp -d /tmp/edgesparse-bench.XXXXXX"],
+            ["ssh", *base, dest, _REMOTE_MKTEMP],
             env=None,
             cwd=tdir,
             timeout_s=timeout_s,
             log=log,
         )
         made = log.with_suffix(".out").read_text(encoding="utf-8", errors="replace").strip()
-        if rc != 0 or not made.startswith("/tmp/edgesparse-bench."):
+        if rc != 0 or not _is_remote_dir(made):
             raise _StepFailed(f"ssh {dest}: {_failure(rc, stderr, timeout_s)}")
         remote = made
         root = f"{remote}/payload"
@@ -1087,9 +1095,9 @@ def _run_c_ssh(
         return rc, stderr, out
 
     tracker.report(f"{target.name}: building the C driver")
-    rc, stderr, made = run(["ssh", *base, dest, "mktemp -d /tmp/edgesparse-bench.XXXXXX"])
+    rc, stderr, made = run(["ssh", *base, dest, _REMOTE_MKTEMP])
     remote = made.strip()
-    if rc != 0 or not remote.startswith("/tmp/edgesparse-bench."):
+    if rc != 0 or not _is_remote_dir(remote):
         return fail_rest(f"ssh {dest}: {_failure(rc, stderr, timeout_s)}")
     try:
         payload = cdir / "payload"
