@@ -330,8 +330,9 @@ def list_(what: str) -> None:
     """List supported models, output formats or model heads."""
     if what == "models":
         from edgesparse.frontend import supported_models
+        from edgesparse.frontend_knn import SURPRISE_KNN_CLASSES
 
-        items = supported_models()
+        items = [*supported_models(), *(f"surprise.{n}" for n in SURPRISE_KNN_CLASSES)]
     elif what == "formats":
         from edgesparse.api import FORMATS
 

@@ -195,6 +195,8 @@ def test_list_models_names_supported_estimators():
     names = r.output.split()
     for name in ("LogisticRegression", "SGDClassifier", "Ridge", "LinearSVC", "Pipeline"):
         assert name in names
+    for name in ("KNNBasic", "KNNWithMeans", "KNNWithZScore", "KNNBaseline"):
+        assert f"surprise.{name}" in names
     assert run("list", "heads").output.split()[0] == "identity"
 
 
