@@ -5,7 +5,9 @@ this script. Every model is trained with fixed seeds on a held-out split and wri
 
 * ``<name>.pkl``: the fitted scikit-learn estimator, plain :mod:`pickle`, protocol 5;
 * ``<name>.test.npz``: the held-out rows: ``X`` (dense float64) and ``y``, or for sparse
-  inputs the CSR parts ``X_data``, ``X_indices``, ``X_indptr``, ``X_shape`` and ``y``.
+  inputs the CSR parts ``X_data``, ``X_indices``, ``X_indptr``, ``X_shape`` and ``y``;
+* ``digits_pipeline.train.npz`` only: the 1347 rows that model was trained on, same layout
+  (calibration data for ``benchmarks/bench_budget.py``, whose figures stay on ``.test.npz``).
 
 The small models (iris, digits, diabetes; a few KiB each) are committed. ``--large`` also trains
 the two big ones (``text_sgd``, ``synthetic_sgd``), which are regenerated on demand and ignored by
@@ -63,6 +65,10 @@ class Trained:
     estimator: Any
     X_test: np.ndarray | sp.csr_matrix
     y_test: np.ndarray
+    # The rows the model was fitted on, written as ``<name>.train.npz`` when given: a larger
+    # calibration set for accuracy-aware compression whose held-out check stays ``.test.npz``.
+    X_train: np.ndarray | None = None
+    y_train: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def train_digits_pipeline() -> Trained:
     X, y = load_digits(return_X_y=True)
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=SEED, stratify=y)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000))
-    return Trained(model.fit(X_tr, y_tr), X_te, y_te)
+    return Trained(model.fit(X_tr, y_tr), X_te, y_te, X_train=X_tr, y_train=y_tr)
 
 
 def train_diabetes_ridge() -> Trained:
@@ -362,6 +368,8 @@ def train_and_save(name: str, train: Callable[[], Trained], out_dir: Path) -> Mo
     with open(out_dir / f"{name}.pkl", "wb") as f:
         pickle.dump(trained.estimator, f, protocol=PICKLE_PROTOCOL)
     save_test_data(out_dir / f"{name}.test.npz", trained.X_test, trained.y_test)
+    if trained.X_train is not None and trained.y_train is not None:
+        save_test_data(out_dir / f"{name}.train.npz", trained.X_train, trained.y_train)
     return model_info(name, trained, out_dir, seconds)
 
 

@@ -372,3 +372,25 @@ def test_split_is_stratified_reproducible_and_disjoint():
         split_calibration(3, None)
     with pytest.raises(InputError):
         Budget().validate(to_ir(LinearRegression().fit(np.eye(3), [1.0, 2.0, 3.0])))
+
+
+def test_digits_training_rows_file_is_the_models_training_split():
+    """``digits_pipeline.train.npz`` (the benchmark's independent-check calibration data) holds
+    exactly the rows the committed model was fitted on: refitting the same pipeline on them
+    reproduces its predictions, and they share no row with ``.test.npz``."""
+    from sklearn.base import clone
+    from sklearn.datasets import load_digits
+
+    cal = load_dataset(MODELS / "digits_pipeline.train.npz")
+    X_cal, y_cal = cal.X, cal.y
+    test = load_dataset(MODELS / "digits_pipeline.test.npz")
+    X_all, y_all = load_digits(return_X_y=True)
+    assert X_cal.shape == (X_all.shape[0] - test.X.shape[0], X_all.shape[1])
+    # Together the two files are digits, row for row (as multisets of rows with their label).
+    both = np.vstack([np.column_stack([X_cal, y_cal]), np.column_stack([test.X, test.y])])
+    full = np.column_stack([X_all, y_all])
+    np.testing.assert_array_equal(np.unique(both, axis=0), np.unique(full, axis=0))
+    assert len(both) == len(full)
+    committed = pickle.loads((MODELS / "digits_pipeline.pkl").read_bytes())
+    again = clone(committed).fit(X_cal, y_cal)
+    np.testing.assert_array_equal(again.predict(test.X), committed.predict(test.X))
