@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _measure import CHILD_ENV, peak_rss_kib  # noqa: E402  (benchmarks/, this script's folder)
 
 import edgesparse  # noqa: E402
 from edgesparse.formats import esb  # noqa: E402
@@ -67,14 +68,6 @@ def median_us(fn, X, *, min_time: float = 0.3, max_runs: int = 2000) -> float:
     return float(np.median(times) * 1e6)
 
 
-# VmHWM, not getrusage: ru_maxrss survives exec and would report the parent's peak.
-PEAK_RSS = """
-import sys
-import numpy as np
-{body}
-print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0])
-"""
-
 LOAD_DATA = """
 with np.load({data!r}, allow_pickle=False) as z:
     if "X" in z.files:
@@ -86,23 +79,6 @@ with np.load({data!r}, allow_pickle=False) as z:
 idx = np.arange(1000) % X.shape[0]
 X = X[idx] if hasattr(X, "ndim") else X
 """
-
-
-# Children run with bytecode caching on, as an installed package on a device does: without
-# .pyc files every import compiles its module, and compiling shows up as peak RSS.
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def peak_rss_kib(body: str) -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS.format(body=body)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env=CHILD_ENV,
-    )
-    return int(out.stdout.strip().splitlines()[-1])
 
 
 def bench_model(name: str, work: Path) -> dict[str, Any] | None:

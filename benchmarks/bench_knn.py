@@ -22,10 +22,8 @@ import argparse
 import importlib.util
 import json
 import math
-import os
 import pickle
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _measure import peak_rss_kib  # noqa: E402  (benchmarks/, this script's folder)
 
 import edgesparse  # noqa: E402
 from edgesparse.formats import esb_knn  # noqa: E402
@@ -58,26 +58,6 @@ SETTINGS = {
     "top-4k, 8-bit": (80, "int8"),
     "top-k, 8-bit": (20, "int8"),
 }
-
-PEAK_RSS = """
-import sys
-import numpy as np
-{body}
-print([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")][0])
-"""
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def peak_rss_kib(body: str) -> int:
-    out = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS.format(body=body)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-        env=CHILD_ENV,
-    )
-    return int(out.stdout.strip().splitlines()[-1])
 
 
 def median_us(fn: Any, *, min_time: float = 0.3, max_runs: int = 3000) -> float:

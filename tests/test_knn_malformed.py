@@ -133,7 +133,7 @@ CASES = [
         "section 'sim_scales' must be absent when similarities are uint8",
     ),
     ("unknown-encoding", lambda: edit(set_enc("yr_x", 5)), "section 'yr_x' has unknown encoding 5"),
-    ("out-of-order", lambda: edit(lambda h, s: s.reverse()), "is out of order or repeated"),
+    ("out-of-order", lambda: edit(lambda h, s: s.reverse()), "is repeated or out of order"),
     (
         "section-crc",
         lambda: BLOB[:-1] + bytes([BLOB[-1] ^ 1]),

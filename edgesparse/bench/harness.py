@@ -561,6 +561,63 @@ def _stage_package(dest: Path) -> None:
         shutil.copyfile(path, out)
 
 
+def _ssh_tools_missing() -> str | None:
+    """Why an ssh target cannot run here (``ssh`` or ``scp`` not installed), else None."""
+    for tool in ("ssh", "scp"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed; install it with: apt-get install openssh-client"
+    return None
+
+
+@dataclasses.dataclass
+class _SshSession:
+    """ssh/scp calls to one board: ``user@host``, the options every call passes, and a
+    numbered log (``s1.out``, ``s1.err``, ...) of each step in ``logdir``."""
+
+    dest: str
+    base: list[str]
+    logdir: Path
+    timeout_s: float
+    step: int = 0
+
+    @classmethod
+    def open(
+        cls, target: Any, logdir: Path, *, timeout_s: float, options: list[str]
+    ) -> _SshSession:
+        dest = f"{target.ssh_user}@{target.ssh_host}" if target.ssh_user else str(target.ssh_host)
+        base = [
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            f"ConnectTimeout={max(1, min(int(timeout_s), 30))}",
+            *(["-o", f"Port={int(target.ssh_port)}"] if target.ssh_port else []),
+            *options,
+        ]
+        return cls(dest=dest, base=base, logdir=logdir, timeout_s=timeout_s)
+
+    def run(self, argv: list[str]) -> tuple[int | None, str, Path]:
+        """Run one step; (returncode or None on timeout, stderr tail, its ``.out`` file)."""
+        self.step += 1
+        log = self.logdir / f"s{self.step}"
+        rc, stderr = _run_group(argv, env=None, cwd=self.logdir, timeout_s=self.timeout_s, log=log)
+        return rc, stderr, log.with_suffix(".out")
+
+    def ssh(self, remote_cmd: str) -> tuple[int | None, str, Path]:
+        return self.run(["ssh", *self.base, self.dest, remote_cmd])
+
+    def make_remote_dir(self) -> str:
+        """A fresh temp dir on the board; raises :class:`_StepFailed` when there is none."""
+        rc, stderr, out = self.ssh(_REMOTE_MKTEMP)
+        made = out.read_text(encoding="utf-8", errors="replace").strip()
+        if rc != 0 or not _is_remote_dir(made):
+            raise _StepFailed(f"ssh {self.dest}: {_failure(rc, stderr, self.timeout_s)}")
+        return made
+
+    def remove_remote_dir(self, remote: str) -> None:
+        # Best effort: a leftover temp dir on the board is not worth failing the report.
+        self.ssh(f"rm -rf {shlex.quote(remote)}")
+
+
 def _run_ssh_target(
     target: Any,
     jobs: list[tuple[_Artifact, dict[str, Any]]],
@@ -571,32 +628,19 @@ def _run_ssh_target(
     tracker: _Tracker,
 ) -> dict[str, _Outcome]:
     """Copy package, data and artifacts to the board, run each probe there, fetch results."""
-    for tool in ("ssh", "scp"):
-        if shutil.which(tool) is None:
-            reason = f"{tool} is not installed; install it with: apt-get install openssh-client"
-            for _ in jobs:
-                tracker.advance()
-            return {art.name: _Outcome(error=reason) for art, _ in jobs}
+    missing = _ssh_tools_missing()
+    if missing:
+        for _ in jobs:
+            tracker.advance()
+        return {art.name: _Outcome(error=missing) for art, _ in jobs}
     if not jobs:
         return {}
-    dest = f"{target.ssh_user}@{target.ssh_host}" if target.ssh_user else str(target.ssh_host)
-    base = [
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        f"ConnectTimeout={max(1, min(int(timeout_s), 30))}",
-        *(["-o", f"Port={int(target.ssh_port)}"] if target.ssh_port else []),
-        *options,
-    ]
+    board = _SshSession.open(target, tdir, timeout_s=timeout_s, options=options)
+    dest, base = board.dest, board.base
     python = target.ssh_python or "python3"
-    step = 0
 
     def run(argv: list[str], what: str) -> None:
-        nonlocal step
-        step += 1
-        rc, stderr = _run_group(
-            argv, env=None, cwd=tdir, timeout_s=timeout_s, log=tdir / f"s{step}"
-        )
+        rc, stderr, _ = board.run(argv)
         if rc != 0:
             raise _StepFailed(f"{what}: {_failure(rc, stderr, timeout_s)}")
 
@@ -607,19 +651,7 @@ def _run_ssh_target(
     remote: str | None = None
     try:
         tracker.report(f"{target.name}: connecting")
-        step += 1
-        log = tdir / f"s{step}"
-        rc, stderr = _run_group(
-            ["ssh", *base, dest, _REMOTE_MKTEMP],
-            env=None,
-            cwd=tdir,
-            timeout_s=timeout_s,
-            log=log,
-        )
-        made = log.with_suffix(".out").read_text(encoding="utf-8", errors="replace").strip()
-        if rc != 0 or not _is_remote_dir(made):
-            raise _StepFailed(f"ssh {dest}: {_failure(rc, stderr, timeout_s)}")
-        remote = made
+        remote = board.make_remote_dir()
         root = f"{remote}/payload"
         payload = tdir / "payload"
         payload.mkdir()
@@ -657,14 +689,7 @@ def _run_ssh_target(
                 "EDGESPARSE_PROBE_T0_NS=$(date +%s%N) && export EDGESPARSE_PROBE_T0_NS && "
                 f"exec {shlex.quote(python)} -m {_PROBE_MODULE} spec-{i}.json"
             )
-            step += 1
-            rc, stderr = _run_group(
-                ["ssh", *base, dest, f"sh -c {shlex.quote(wrapper)}"],
-                env=None,
-                cwd=tdir,
-                timeout_s=timeout_s,
-                log=tdir / f"s{step}",
-            )
+            rc, stderr, _ = board.ssh(f"sh -c {shlex.quote(wrapper)}")
             local = tdir / f"result-{i}.json"
             if rc is not None and rc in (0, 1):
                 # The probe writes a result (ok or its own failure) in both cases.
@@ -683,10 +708,7 @@ def _run_ssh_target(
                 tracker.advance()
     finally:
         if remote is not None:
-            try:
-                ssh(f"rm -rf {shlex.quote(remote)}", "cleanup")
-            except _StepFailed:
-                pass  # a leftover temp dir on the board is not worth failing the report
+            board.remove_remote_dir(remote)
     return outcomes
 
 
@@ -1068,37 +1090,23 @@ def _run_c_ssh(
                 tracker.advance()
         return outcomes
 
-    for tool in ("ssh", "scp"):
-        if shutil.which(tool) is None:
-            return fail_rest(
-                f"{tool} is not installed; install it with: apt-get install openssh-client"
-            )
-    dest = f"{target.ssh_user}@{target.ssh_host}" if target.ssh_user else str(target.ssh_host)
-    base = [
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        f"ConnectTimeout={max(1, min(int(timeout_s), 30))}",
-        *(["-o", f"Port={int(target.ssh_port)}"] if target.ssh_port else []),
-        *options,
-    ]
+    missing = _ssh_tools_missing()
+    if missing:
+        return fail_rest(missing)
     cdir = tdir / "c-ssh"
     cdir.mkdir()
-    step = 0
+    board = _SshSession.open(target, cdir, timeout_s=timeout_s, options=options)
+    dest, base = board.dest, board.base
 
     def run(argv: list[str]) -> tuple[int | None, str, str]:
-        nonlocal step
-        step += 1
-        log = cdir / f"s{step}"
-        rc, stderr = _run_group(argv, env=None, cwd=cdir, timeout_s=timeout_s, log=log)
-        out = log.with_suffix(".out").read_text(encoding="utf-8", errors="replace")
-        return rc, stderr, out
+        rc, stderr, out = board.run(argv)
+        return rc, stderr, out.read_text(encoding="utf-8", errors="replace")
 
     tracker.report(f"{target.name}: building the C driver")
-    rc, stderr, made = run(["ssh", *base, dest, _REMOTE_MKTEMP])
-    remote = made.strip()
-    if rc != 0 or not _is_remote_dir(remote):
-        return fail_rest(f"ssh {dest}: {_failure(rc, stderr, timeout_s)}")
+    try:
+        remote = board.make_remote_dir()
+    except _StepFailed as exc:
+        return fail_rest(str(exc))
     try:
         payload = cdir / "payload"
         payload.mkdir()
@@ -1150,8 +1158,8 @@ def _run_c_ssh(
                     "EDGESPARSE_PROBE_T0_NS=$(date +%s%N) && export EDGESPARSE_PROBE_T0_NS && "
                     f"exec {cmd}"
                 )
-                rc, stderr, out = run(["ssh", *base, dest, f"sh -c {shlex.quote(wrapper)}"])
-                parsed = _c_json(cdir / f"s{step}.out") if rc == 0 else None
+                rc, stderr, out_file = board.ssh(f"sh -c {shlex.quote(wrapper)}")
+                parsed = _c_json(out_file) if rc == 0 else None
                 if parsed is None:
                     error = _failure(rc, stderr, timeout_s) if rc != 0 else "no JSON from esb bench"
                     break
@@ -1170,7 +1178,7 @@ def _run_c_ssh(
             tracker.advance()
         return outcomes
     finally:
-        run(["ssh", *base, dest, f"rm -rf {shlex.quote(remote)}"])
+        board.remove_remote_dir(remote)
 
 
 def _remote_build_facts(out: str, flags: str) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import json
 import os
 import struct
 import zlib
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -103,11 +104,23 @@ _ENCODINGS: dict[int, dict[int, str]] = {
     CLASSES: {0: "int-zigzag-varint", 1: "float64", 2: "utf8"},
     PROVENANCE: {0: "json"},
 }
+
+
+class _Layout(NamedTuple):
+    """What one version puts in the container: section kinds, their encodings, the required."""
+
+    names: dict[int, str]  # kind -> name, kinds in table order
+    encodings: dict[int, dict[int, str]]  # kind -> (code -> name)
+    required: tuple[int, ...]
+
+
+_LAYOUT = _Layout(SECTION_NAMES, _ENCODINGS, _REQUIRED)
 _VALUE_DTYPES = (np.dtype("<f8"), np.dtype("<f4"), np.dtype("i1"))
 _VALUE_DTYPE_NAMES = ("float64", "float32", "int8")
 _CLS_INT, _CLS_FLOAT, _CLS_STR = 0, 1, 2
 
 _U64 = np.uint64
+_T = TypeVar("_T")
 _TOO_BIG = "a .esb file is at most 4 GiB (32-bit offsets), so this is not one"
 
 
@@ -156,52 +169,12 @@ def encode(ir: LinearIR, *, columns: str = "auto", indices: str = "auto") -> byt
         n_classes = int(ir.classes.size)
         sections.append((CLASSES, *_encode_classes(ir.classes)))
     if ir.provenance:
-        try:
-            text = json.dumps(dict(ir.provenance), ensure_ascii=False, separators=(",", ":"))
-            prov = text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise FormatError("cannot encode: provenance is not valid Unicode") from None
-        sections.append((PROVENANCE, 0, prov))
+        sections.append((PROVENANCE, 0, _encode_provenance(ir.provenance)))
 
-    table_end = HEADER_SIZE + ENTRY_SIZE * len(sections)
-    entries = []
-    body = bytearray()
-    pos = _align(table_end)
-    body += bytes(pos - table_end)
-    for kind, enc, data in sections:
-        if pos + len(data) > MAX_U32:
-            raise FormatError("cannot encode: the model exceeds the .esb v1 limit of 4 GiB")
-        entries.append(_ENTRY.pack(kind, enc, 0, pos, len(data), zlib.crc32(data)))
-        body += data
-        pos += len(data)
-        if kind != sections[-1][0]:
-            pad = _align(pos) - pos
-            body += bytes(pad)
-            pos += pad
-    table = b"".join(entries)
     flags = FLAG_SQUEEZE if ir.squeeze else 0
     head_code = HEADS.index(ir.head)
-    fields = (
-        MAGIC,
-        VERSION,
-        HEADER_SIZE,
-        len(sections),
-        n_out,
-        n_feat,
-        nnz,
-        n_cols,
-        n_classes,
-        head_code,
-        dtype_code,
-        flags,
-        0,
-        0,
-        pos,
-        0,
-    )
-    header = _HEADER.pack(*fields, 0)[:60]
-    crc = zlib.crc32(table, zlib.crc32(header))
-    return header + struct.pack("<I", crc) + table + bytes(body)
+    fields = (n_out, n_feat, nnz, n_cols, n_classes, head_code, dtype_code, flags, 0, 0)
+    return _assemble(VERSION, sections, fields)
 
 
 def decode(buf: bytes | bytearray | memoryview) -> LinearIR:
@@ -261,28 +234,21 @@ def write(ir: LinearIR, path: str | os.PathLike[str], **layout: str) -> int:
 
 def read(path: str | os.PathLike[str]) -> LinearIR:
     """Read and fully verify a ``.esb`` file; errors name the path."""
-    data = read_bytes(path, what=".esb file", max_bytes=MAX_U32, how_to_raise=_TOO_BIG)
-    try:
-        return decode(data)
-    except FormatError as exc:
-        raise FormatError(f"{os.fspath(path)}: {exc}") from None
+    return _read_file(path, decode)
 
 
 def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """:func:`verify` for a file (or the k-NN verifier for a version-2 one); errors name the
     path."""
-    data = read_bytes(path, what=".esb file", max_bytes=MAX_U32, how_to_raise=_TOO_BIG)
-    if data[:8] == MAGIC and data[8:10] == struct.pack("<H", KNN_VERSION):
-        from edgesparse.formats import esb_knn
 
-        try:
+    def describe(data: bytes) -> dict[str, Any]:
+        if data[:8] == MAGIC and data[8:10] == struct.pack("<H", KNN_VERSION):
+            from edgesparse.formats import esb_knn
+
             return esb_knn.verify(data)
-        except FormatError as exc:
-            raise FormatError(f"{os.fspath(path)}: {exc}") from None
-    try:
         return {"file": os.fspath(path), **verify(data)}
-    except FormatError as exc:
-        raise FormatError(f"{os.fspath(path)}: {exc}") from None
+
+    return _read_file(path, describe)
 
 
 # ----------------------------------------------------------------------------------------
@@ -370,6 +336,211 @@ def _row_gaps(sorted_idx: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+# ----------------------------------------------------------------------------------------
+# The container, shared with esb_knn.py (version 2): header, section table, packing, CRCs
+# ----------------------------------------------------------------------------------------
+def _assemble(version: int, sections: list[tuple[int, int, bytes]], fields: tuple) -> bytes:
+    """Header + section table + packed sections, with every CRC32.
+
+    ``sections`` are (kind, encoding, data) in table order; ``fields`` are the ten
+    version-specific header fields between the section count and the file size.
+    """
+    table_end = HEADER_SIZE + ENTRY_SIZE * len(sections)
+    entries = []
+    body = bytearray()
+    pos = _align(table_end)
+    body += bytes(pos - table_end)
+    for kind, enc, data in sections:
+        if pos + len(data) > MAX_U32:
+            raise FormatError(
+                f"cannot encode: the model exceeds the .esb v{version} limit of 4 GiB"
+            )
+        entries.append(_ENTRY.pack(kind, enc, 0, pos, len(data), zlib.crc32(data)))
+        body += data
+        pos += len(data)
+        if kind != sections[-1][0]:
+            pad = _align(pos) - pos
+            body += bytes(pad)
+            pos += pad
+    table = b"".join(entries)
+    header = _HEADER.pack(MAGIC, version, HEADER_SIZE, len(sections), *fields, pos, 0, 0)[:60]
+    crc = zlib.crc32(table, zlib.crc32(header))
+    return header + struct.pack("<I", crc) + table + bytes(body)
+
+
+def _read_file(path: str | os.PathLike[str], parse: Callable[[bytes], _T]) -> _T:
+    """``parse`` the bytes of the blob at ``path``; a FormatError names the path."""
+    data = read_bytes(path, what=".esb file", max_bytes=MAX_U32, how_to_raise=_TOO_BIG)
+    try:
+        return parse(data)
+    except FormatError as exc:
+        raise FormatError(f"{os.fspath(path)}: {exc}") from None
+
+
+def _parse_guarded(parse_bytes: Callable[[bytes], _T], buf: bytes | bytearray | memoryview) -> _T:
+    """Run ``parse_bytes`` on ``buf`` so that malformed input raises FormatError only."""
+    if isinstance(buf, bytes):
+        data = buf
+    elif isinstance(buf, (bytearray, memoryview)):
+        data = bytes(buf)
+    else:
+        raise TypeError(f"expected bytes, bytearray or memoryview, got {type(buf).__name__}")
+    try:
+        return parse_bytes(data)
+    except FormatError:
+        raise
+    except (
+        ValueError,
+        IndexError,
+        TypeError,
+        OverflowError,
+        ArithmeticError,
+        MemoryError,
+        RecursionError,
+        UnicodeError,
+        KeyError,
+    ) as exc:
+        # Defence in depth: every check in the parser should have caught the problem first.
+        raise FormatError(f"corrupt .esb: unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _read_header(data: bytes, version_error: Callable[[int], str | None], layout: _Layout) -> tuple:
+    """Check magic, version, header size, section count and the header CRC.
+
+    ``version_error`` gives the message for a version this reader does not take (None: fine).
+    Returns the unpacked header fields.
+    """
+    size = len(data)
+    if size == 0:
+        raise FormatError("not an .esb file: the file is empty")
+    if data[:8] != MAGIC[: min(8, size)]:
+        raise FormatError(
+            f"not an .esb file: bad magic {data[:8]!r} at offset 0 (expected {MAGIC!r})"
+        )
+    if size >= 10:
+        msg = version_error(struct.unpack_from("<H", data, 8)[0])
+        if msg:
+            raise FormatError(msg)
+    if size < HEADER_SIZE:
+        _fail(f"truncated header at offset 0 (needs {HEADER_SIZE} bytes, file has {size})")
+    fields = _HEADER.unpack_from(data)
+    header_size, n_sec, header_crc = fields[2], fields[3], fields[-1]
+    if header_size != HEADER_SIZE:
+        _fail(f"header size field at offset 10 is {header_size}, expected {HEADER_SIZE}")
+    n_required, n_kinds = len(layout.required), len(layout.names)
+    if not n_required <= n_sec <= n_kinds:
+        _fail(f"section count at offset 12 is {n_sec}, expected {n_required} to {n_kinds}")
+    table_end = HEADER_SIZE + ENTRY_SIZE * n_sec
+    if size < table_end:
+        _fail(
+            f"truncated section table at offset {HEADER_SIZE} (needs {table_end - HEADER_SIZE}"
+            f" bytes, {size - HEADER_SIZE} left)"
+        )
+    crc = zlib.crc32(data[HEADER_SIZE:table_end], zlib.crc32(data[:60]))
+    if crc != header_crc:
+        _fail(
+            f"header checksum mismatch at offset 60 (stored 0x{header_crc:08x}, computed "
+            f"0x{crc:08x} over the header and section table)"
+        )
+    return fields
+
+
+def _read_table(
+    data: bytes, n_sec: int, file_size: int, layout: _Layout
+) -> tuple[dict[int, tuple[int, int, int]], dict[str, dict[str, Any]]]:
+    """Check the section table: kinds in order, known encodings, packing, padding, bounds,
+    no trailing bytes, the file size field and the required sections (not yet the CRCs).
+
+    Returns kind -> (encoding, offset, length) and the per-section description for verify().
+    """
+    names, encodings, required = layout
+    size = len(data)
+    table_end = HEADER_SIZE + ENTRY_SIZE * n_sec
+    secs: dict[int, tuple[int, int, int]] = {}
+    info: dict[str, dict[str, Any]] = {}
+    prev_kind = 0
+    expect = _align(table_end)
+    pad_from = table_end
+    for i in range(n_sec):
+        at = HEADER_SIZE + ENTRY_SIZE * i
+        kind, enc, res, off, length, scrc = _ENTRY.unpack_from(data, at)
+        where = f"section table entry {i} at offset {at}"
+        if kind not in names:
+            _fail(f"{where}: unknown section kind {kind} (written by a newer edgesparse?)")
+        name = names[kind]
+        if kind <= prev_kind:
+            _fail(f"{where}: section '{name}' is repeated or out of order")
+        prev_kind = kind
+        if enc not in encodings[kind]:
+            _fail(f"{where}: section '{name}' has unknown encoding {enc}")
+        if res:
+            _fail(f"{where}: reserved field is {res}, expected 0")
+        if off % ALIGN:
+            _fail(f"section '{name}' at offset {off} is not {ALIGN}-byte aligned")
+        if off != expect:
+            _fail(
+                f"section '{name}' at offset {off} should start at offset {expect} "
+                "(sections are packed in table order, each 8-byte aligned)"
+            )
+        if off + length > size:
+            _fail(
+                f"section '{name}' at offset {off} runs past the end of the file "
+                f"(needs {length} bytes, {max(0, size - off)} left)"
+            )
+        if any(data[pad_from:off]):
+            _fail(f"nonzero padding before section '{name}' at offset {pad_from}")
+        secs[kind] = (enc, off, length)
+        info[name] = {
+            "encoding": encodings[kind][enc],
+            "offset": off,
+            "bytes": length,
+            "crc32": f"0x{scrc:08x}",
+        }
+        pad_from = off + length
+        expect = _align(pad_from)
+    end = pad_from
+    if end < size:
+        _fail(f"{size - end} trailing bytes after the last section (which ends at offset {end})")
+    if file_size != size:
+        _fail(f"file size field at offset 48 says {file_size} bytes, the file has {size}")
+    for kind in required:
+        if kind not in secs:
+            _fail(f"required section '{names[kind]}' is missing")
+    return secs, info
+
+
+def _check_section_crcs(data: bytes, n_sec: int, names: dict[int, str]) -> None:
+    for i in range(n_sec):
+        kind, _, _, off, length, scrc = _ENTRY.unpack_from(data, HEADER_SIZE + ENTRY_SIZE * i)
+        crc = zlib.crc32(data[off : off + length])
+        if crc != scrc:
+            _fail(
+                f"checksum mismatch in section '{names[kind]}' at offset {off} "
+                f"(stored 0x{scrc:08x}, computed 0x{crc:08x})"
+            )
+
+
+def _section_access(
+    data: bytes, secs: dict[int, tuple[int, int, int]], names: dict[int, str]
+) -> tuple[Callable[[int], tuple[int, int, np.ndarray]], Callable[[int, int, str], None]]:
+    """``section(kind)`` -> (encoding, offset, bytes view) and ``need(kind, n, what)``, which
+    fails unless the section is exactly ``n`` bytes."""
+
+    def section(kind: int) -> tuple[int, int, np.ndarray]:
+        enc, off, length = secs[kind]
+        return enc, off, np.frombuffer(data, dtype=np.uint8, count=length, offset=off)
+
+    def need(kind: int, expected: int, what: str) -> None:
+        _, off, length = secs[kind]
+        if length != expected:
+            _fail(
+                f"section '{names[kind]}' at offset {off} is {length} bytes, "
+                f"expected {expected} ({what})"
+            )
+
+    return section, need
 
 
 # ----------------------------------------------------------------------------------------
@@ -461,17 +632,62 @@ def _ef_encode(x: np.ndarray, universe: int) -> bytes:
 # ----------------------------------------------------------------------------------------
 def _encode_classes(classes: np.ndarray) -> tuple[int, bytes]:
     if classes.dtype.kind == "i":
-        v = classes.astype(np.int64)
-        zig = (v.view(_U64) << _U64(1)) ^ (v >> 63).view(_U64)
-        return _CLS_INT, _varint_encode(zig)
+        return _CLS_INT, _zigzag_encode(classes.astype(np.int64))
     if classes.dtype.kind == "f":
         return _CLS_FLOAT, classes.astype("<f8").tobytes()
     try:
         raw = [str(s).encode("utf-8") for s in classes.tolist()]
     except UnicodeEncodeError:
         raise FormatError("cannot encode: a class label is not valid Unicode") from None
-    lengths = np.array([len(r) for r in raw], dtype=_U64)
-    return _CLS_STR, _varint_encode(lengths) + b"".join(raw)
+    return _CLS_STR, _strings_encode(raw)
+
+
+# Label codecs, shared with esb_knn.py (its user and item ids use the same three encodings).
+def _zigzag_encode(v: np.ndarray) -> bytes:
+    """int64 -> zigzag (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...) LEB128 varints."""
+    return _varint_encode((v.view(_U64) << _U64(1)) ^ (v >> 63).view(_U64))
+
+
+def _zigzag_decode(zig: np.ndarray) -> np.ndarray:
+    return ((zig >> _U64(1)) ^ (_U64(0) - (zig & _U64(1)))).view(np.int64)
+
+
+def _strings_encode(raw: list[bytes]) -> bytes:
+    """All the lengths as varints, then all the UTF-8 bytes."""
+    return _varint_encode(np.array([len(r) for r in raw], dtype=_U64)) + b"".join(raw)
+
+
+def _strings_decode(
+    b: np.ndarray, n: int, name: str, off: int, what: str, *, nul_ok: bool
+) -> list[str]:
+    """Decode ``n`` strings written by :func:`_strings_encode` (``what`` names one in errors).
+
+    ``nul_ok=False`` rejects a string ending in NUL, which a numpy str array would drop.
+    """
+    where = f"section '{name}' at offset {off}"
+    ends = np.flatnonzero(b < 0x80)[:n]
+    if ends.size != n:
+        _fail(f"{where}: holds fewer than {n} {what} lengths")
+    head_len = int(ends[-1]) + 1
+    lengths, err = _varint_decode(b[:head_len], n, 5)
+    if err:
+        _fail(f"{where}: {what} lengths: {err}")
+    total = int(lengths.sum(dtype=_U64))
+    if head_len + total != b.size:
+        _fail(f"{where}: {what} lengths add up to {head_len + total} bytes, section has {b.size}")
+    raw = b.tobytes()
+    out = []
+    pos = head_len
+    for i, ln in enumerate(lengths.tolist()):
+        try:
+            text = raw[pos : pos + ln].decode("utf-8")
+        except UnicodeDecodeError:
+            _fail(f"{where}: {what} {i} at offset {off + pos} is not valid UTF-8")
+        if not nul_ok and text.endswith("\x00"):
+            _fail(f"{where}: {what} {i} at offset {off + pos} ends with a NUL character")
+        out.append(text)
+        pos += ln
+    return out
 
 
 # ----------------------------------------------------------------------------------------
@@ -486,59 +702,31 @@ def _sfail(name: str, off: int, msg: str) -> None:
 
 
 def _parse(buf: bytes | bytearray | memoryview) -> tuple[LinearIR, dict[str, Any], dict]:
-    if isinstance(buf, bytes):
-        data = buf
-    elif isinstance(buf, (bytearray, memoryview)):
-        data = bytes(buf)
-    else:
-        raise TypeError(f"expected bytes, bytearray or memoryview, got {type(buf).__name__}")
-    try:
-        return _parse_bytes(data)
-    except FormatError:
-        raise
-    except (
-        ValueError,
-        IndexError,
-        TypeError,
-        OverflowError,
-        ArithmeticError,
-        MemoryError,
-        RecursionError,
-        UnicodeError,
-        KeyError,
-    ) as exc:
-        # Defence in depth: every check above should have caught the problem first.
-        raise FormatError(f"corrupt .esb: unreadable ({type(exc).__name__}: {exc})") from None
+    return _parse_guarded(_parse_bytes, buf)
+
+
+def _version_error(version: int) -> str | None:
+    if version == KNN_VERSION:
+        # Same words in the C runtime (esb.c): a k-NN blob is a known kind, not a mystery.
+        return (
+            f"unsupported .esb version {version} at offset 8 (this reader supports "
+            f"version {VERSION}, linear models; version {KNN_VERSION} holds a k-NN "
+            "recommender: load it with edgesparse.load)"
+        )
+    if version != VERSION:
+        return (
+            f"unsupported .esb version {version} at offset 8 (this reader supports "
+            f"version {VERSION}; was the file written by a newer edgesparse?)"
+        )
+    return None
 
 
 def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
-    size = len(data)
-    if size == 0:
-        raise FormatError("not an .esb file: the file is empty")
-    if data[:8] != MAGIC[: min(8, size)]:
-        raise FormatError(
-            f"not an .esb file: bad magic {data[:8]!r} at offset 0 (expected {MAGIC!r})"
-        )
-    if size >= 10:
-        (version,) = struct.unpack_from("<H", data, 8)
-        if version == KNN_VERSION:
-            # Same words in the C runtime (esb.c): a k-NN blob is a known kind, not a mystery.
-            raise FormatError(
-                f"unsupported .esb version {version} at offset 8 (this reader supports "
-                f"version {VERSION}, linear models; version {KNN_VERSION} holds a k-NN "
-                "recommender: load it with edgesparse.load)"
-            )
-        if version != VERSION:
-            raise FormatError(
-                f"unsupported .esb version {version} at offset 8 (this reader supports "
-                f"version {VERSION}; was the file written by a newer edgesparse?)"
-            )
-    if size < HEADER_SIZE:
-        _fail(f"truncated header at offset 0 (needs {HEADER_SIZE} bytes, file has {size})")
+    fields = _read_header(data, _version_error, _LAYOUT)
     (
         _,
         version,
-        header_size,
+        _,
         n_sec,
         n_out,
         n_feat,
@@ -552,24 +740,8 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
         res32a,
         file_size,
         res32b,
-        header_crc,
-    ) = _HEADER.unpack_from(data)
-    if header_size != HEADER_SIZE:
-        _fail(f"header size field at offset 10 is {header_size}, expected {HEADER_SIZE}")
-    if not len(_REQUIRED) <= n_sec <= len(SECTION_NAMES):
-        _fail(f"section count at offset 12 is {n_sec}, expected {len(_REQUIRED)} to 8")
-    table_end = HEADER_SIZE + ENTRY_SIZE * n_sec
-    if size < table_end:
-        _fail(
-            f"truncated section table at offset {HEADER_SIZE} (needs {table_end - HEADER_SIZE}"
-            f" bytes, {size - HEADER_SIZE} left)"
-        )
-    crc = zlib.crc32(data[HEADER_SIZE:table_end], zlib.crc32(data[:60]))
-    if crc != header_crc:
-        _fail(
-            f"header checksum mismatch at offset 60 (stored 0x{header_crc:08x}, computed "
-            f"0x{crc:08x} over the header and section table)"
-        )
+        _,
+    ) = fields
 
     # -- header fields ------------------------------------------------------------------
     if head_code >= len(HEADS):
@@ -608,56 +780,7 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
             )
 
     # -- section table ------------------------------------------------------------------
-    secs: dict[int, tuple[int, int, int]] = {}  # kind -> (encoding, offset, length)
-    info: dict[str, dict[str, Any]] = {}
-    prev_kind = 0
-    expect = _align(table_end)
-    pad_from = table_end
-    for i in range(n_sec):
-        at = HEADER_SIZE + ENTRY_SIZE * i
-        kind, enc, res, off, length, scrc = _ENTRY.unpack_from(data, at)
-        where = f"section table entry {i} at offset {at}"
-        if kind not in SECTION_NAMES:
-            _fail(f"{where}: unknown section kind {kind} (written by a newer edgesparse?)")
-        name = SECTION_NAMES[kind]
-        if kind <= prev_kind:
-            _fail(f"{where}: section '{name}' is repeated or out of order")
-        prev_kind = kind
-        if enc not in _ENCODINGS[kind]:
-            _fail(f"{where}: section '{name}' has unknown encoding {enc}")
-        if res:
-            _fail(f"{where}: reserved field is {res}, expected 0")
-        if off % ALIGN:
-            _fail(f"section '{name}' at offset {off} is not {ALIGN}-byte aligned")
-        if off != expect:
-            _fail(
-                f"section '{name}' at offset {off} should start at offset {expect} "
-                "(sections are packed in table order, each 8-byte aligned)"
-            )
-        if off + length > size:
-            _fail(
-                f"section '{name}' at offset {off} runs past the end of the file "
-                f"(needs {length} bytes, {max(0, size - off)} left)"
-            )
-        if any(data[pad_from:off]):
-            _fail(f"nonzero padding before section '{name}' at offset {pad_from}")
-        secs[kind] = (enc, off, length)
-        info[name] = {
-            "encoding": _ENCODINGS[kind][enc],
-            "offset": off,
-            "bytes": length,
-            "crc32": f"0x{scrc:08x}",
-        }
-        pad_from = off + length
-        expect = _align(pad_from)
-    end = pad_from
-    if end < size:
-        _fail(f"{size - end} trailing bytes after the last section (which ends at offset {end})")
-    if file_size != size:
-        _fail(f"file size field at offset 48 says {file_size} bytes, the file has {size}")
-    for kind in _REQUIRED:
-        if kind not in secs:
-            _fail(f"required section '{SECTION_NAMES[kind]}' is missing")
+    secs, info = _read_table(data, n_sec, file_size, _LAYOUT)
     is_int8 = dtype_code == 2
     if (SCALES in secs) != is_int8:
         _fail(
@@ -675,26 +798,8 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
             f"n_columns at offset 32 is {n_cols}, but without a 'columns' section it "
             f"must equal n_features={n_feat}"
         )
-    for i in range(n_sec):
-        kind, _, _, off, length, scrc = _ENTRY.unpack_from(data, HEADER_SIZE + ENTRY_SIZE * i)
-        crc = zlib.crc32(data[off : off + length])
-        if crc != scrc:
-            _fail(
-                f"checksum mismatch in section '{SECTION_NAMES[kind]}' at offset {off} "
-                f"(stored 0x{scrc:08x}, computed 0x{crc:08x})"
-            )
-
-    def section(kind: int) -> tuple[int, int, np.ndarray]:
-        enc, off, length = secs[kind]
-        return enc, off, np.frombuffer(data, dtype=np.uint8, count=length, offset=off)
-
-    def need(kind: int, expected: int, what: str) -> None:
-        _, off, length = secs[kind]
-        if length != expected:
-            _fail(
-                f"section '{SECTION_NAMES[kind]}' at offset {off} is {length} bytes, "
-                f"expected {expected} ({what})"
-            )
+    _check_section_crcs(data, n_sec, SECTION_NAMES)
+    section, need = _section_access(data, secs, SECTION_NAMES)
 
     # -- rows ---------------------------------------------------------------------------
     _, off, b = section(ROWS)
@@ -929,31 +1034,17 @@ def _decode_classes(sec: tuple[int, int, np.ndarray], n: int, need: Any) -> np.n
         zig, err = _varint_decode(b, n, 10)
         if err:
             _fail(f"{where}: {err} (one label per class)")
-        return ((zig >> _U64(1)) ^ (_U64(0) - (zig & _U64(1)))).view(np.int64)
-    ends = np.flatnonzero(b < 0x80)[:n]
-    if ends.size != n:
-        _fail(f"{where}: holds fewer than {n} label lengths")
-    head_len = int(ends[-1]) + 1
-    lengths, err = _varint_decode(b[:head_len], n, 5)
-    if err:
-        _fail(f"{where}: label lengths: {err}")
-    total = int(lengths.sum(dtype=_U64))
-    if head_len + total != b.size:
-        _fail(f"{where}: label lengths add up to {head_len + total} bytes, section has {b.size}")
-    raw = b.tobytes()
-    labels = []
-    pos = head_len
-    for i, ln in enumerate(lengths.tolist()):
-        try:
-            label = raw[pos : pos + ln].decode("utf-8")
-        except UnicodeDecodeError:
-            _fail(f"{where}: label {i} at offset {off + pos} is not valid UTF-8")
-        if label.endswith("\x00"):
-            # numpy's str arrays drop trailing NULs: "a\0" would silently become "a"
-            _fail(f"{where}: label {i} at offset {off + pos} ends with a NUL character")
-        labels.append(label)
-        pos += ln
-    return np.array(labels, dtype=str)
+        return _zigzag_decode(zig)
+    # numpy's str arrays drop trailing NULs: "a\0" would silently become "a"
+    return np.array(_strings_decode(b, n, "classes", off, "label", nul_ok=False), dtype=str)
+
+
+def _encode_provenance(provenance: Mapping[str, str]) -> bytes:
+    text = json.dumps(dict(provenance), ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FormatError("cannot encode: provenance is not valid Unicode") from None
 
 
 def _decode_provenance(raw: bytes, off: int) -> dict[str, str]:

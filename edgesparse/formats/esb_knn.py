@@ -12,32 +12,36 @@ offset. Imports numpy and the standard library only.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
-import zlib
 from typing import Any
 
 import numpy as np
 
 from edgesparse.errors import FormatError, IRError
-from edgesparse.fileio import atomic_write_bytes, read_bytes
+from edgesparse.fileio import atomic_write_bytes
 from edgesparse.formats.esb import (
-    _ENTRY,
-    _HEADER,
-    _TOO_BIG,
-    ALIGN,
-    ENTRY_SIZE,
-    HEADER_SIZE,
     MAGIC,
     MAX_U32,
-    _align,
+    _assemble,
+    _check_section_crcs,
     _decode_provenance,
+    _encode_provenance,
     _fail,
+    _Layout,
+    _parse_guarded,
+    _read_file,
+    _read_header,
+    _read_table,
+    _section_access,
     _sfail,
+    _strings_decode,
+    _strings_encode,
     _varint_decode,
     _varint_encode,
+    _zigzag_decode,
+    _zigzag_encode,
 )
 from edgesparse.knn_ir import VARIANTS, KnnIR
 
@@ -100,6 +104,7 @@ _ENCODINGS: dict[int, dict[int, str]] = {
     PROVENANCE: {0: "json"},
 }
 _REQUIRED = (PARAMS, SIM_ROWS, SIM_INDICES, SIM_VALUES, YR_ROWS, YR_X, RATINGS, USER_IDS, ITEM_IDS)
+_LAYOUT = _Layout(SECTION_NAMES, _ENCODINGS, _REQUIRED)
 _SIM_DTYPES = (np.dtype("<f8"), np.dtype("<f4"), np.dtype("u1"))
 _SIM_DTYPE_NAMES = ("float64", "float32", "uint8")
 _RATING_STEPS = (1.0, 0.5)  # integer and half-star scales fit a uint8 code exactly
@@ -155,32 +160,9 @@ def encode(ir: KnnIR) -> bytes:
     sections.append((USER_IDS, *_encode_ids(ir.user_ids, "user")))
     sections.append((ITEM_IDS, *_encode_ids(ir.item_ids, "item")))
     if ir.provenance:
-        text = json.dumps(dict(ir.provenance), ensure_ascii=False, separators=(",", ":"))
-        try:
-            sections.append((PROVENANCE, 0, text.encode("utf-8")))
-        except UnicodeEncodeError:
-            raise FormatError("cannot encode: provenance is not valid Unicode") from None
+        sections.append((PROVENANCE, 0, _encode_provenance(ir.provenance)))
 
-    table_end = HEADER_SIZE + ENTRY_SIZE * len(sections)
-    entries, body = [], bytearray()
-    pos = _align(table_end)
-    body += bytes(pos - table_end)
-    for kind, enc, data in sections:
-        if pos + len(data) > MAX_U32:
-            raise FormatError("cannot encode: the model exceeds the .esb limit of 4 GiB")
-        entries.append(_ENTRY.pack(kind, enc, 0, pos, len(data), zlib.crc32(data)))
-        body += data
-        pos += len(data)
-        if kind != sections[-1][0]:
-            pad = _align(pos) - pos
-            body += bytes(pad)
-            pos += pad
-    table = b"".join(entries)
     fields = (
-        MAGIC,
-        VERSION,
-        HEADER_SIZE,
-        len(sections),
         ir.n_users,
         ir.n_items,
         ir.n_ratings,
@@ -191,12 +173,8 @@ def encode(ir: KnnIR) -> bytes:
         FLAG_USER_BASED if ir.user_based else 0,
         MODEL_KIND_KNN,
         ir.sim_nnz,
-        pos,
-        0,
     )
-    header = _HEADER.pack(*fields, 0)[:60]
-    crc = zlib.crc32(table, zlib.crc32(header))
-    return header + struct.pack("<I", crc) + table + bytes(body)
+    return _assemble(VERSION, sections, fields)
 
 
 def decode(buf: bytes | bytearray | memoryview) -> KnnIR:
@@ -238,11 +216,7 @@ def write(ir: KnnIR, path: str | os.PathLike[str]) -> int:
 
 def read(path: str | os.PathLike[str]) -> KnnIR:
     """Read and fully verify a k-NN ``.esb`` file; errors name the path."""
-    data = read_bytes(path, what=".esb file", max_bytes=MAX_U32, how_to_raise=_TOO_BIG)
-    try:
-        return decode(data)
-    except FormatError as exc:
-        raise FormatError(f"{os.fspath(path)}: {exc}") from None
+    return _read_file(path, decode)
 
 
 # ----------------------------------------------------------------------------------------
@@ -272,8 +246,7 @@ def _encode_ids(ids: tuple[Any, ...], what: str) -> tuple[int, bytes]:
             v = np.array([int(i) for i in ids], dtype=np.int64)
         except OverflowError:
             raise FormatError(f"cannot encode: a {what} id does not fit 64 bits") from None
-        zig = (v.view(_U64) << _U64(1)) ^ (v >> 63).view(_U64)
-        return _ID_INT, _varint_encode(zig)
+        return _ID_INT, _zigzag_encode(v)
     if all(isinstance(v, (float, np.floating)) for v in ids):
         return _ID_FLOAT, np.array(ids, dtype="<f8").tobytes()
     if all(isinstance(v, str) for v in ids):
@@ -281,8 +254,7 @@ def _encode_ids(ids: tuple[Any, ...], what: str) -> tuple[int, bytes]:
             raw = [s.encode("utf-8") for s in ids]
         except UnicodeEncodeError:
             raise FormatError(f"cannot encode: a {what} id is not valid Unicode") from None
-        lengths = np.array([len(b) for b in raw], dtype=_U64)
-        return _ID_STR, _varint_encode(lengths) + b"".join(raw)
+        return _ID_STR, _strings_encode(raw)
     kinds = sorted({type(v).__name__ for v in ids})
     raise FormatError(
         f"cannot encode: {what} ids must be all integers, all floats or all strings, got "
@@ -294,52 +266,25 @@ def _encode_ids(ids: tuple[Any, ...], what: str) -> tuple[int, bytes]:
 # Decoding
 # ----------------------------------------------------------------------------------------
 def _parse(buf: bytes | bytearray | memoryview) -> tuple[KnnIR, int, dict[str, Any]]:
-    if isinstance(buf, bytes):
-        data = buf
-    elif isinstance(buf, (bytearray, memoryview)):
-        data = bytes(buf)
-    else:
-        raise TypeError(f"expected bytes, bytearray or memoryview, got {type(buf).__name__}")
-    try:
-        return _parse_bytes(data)
-    except FormatError:
-        raise
-    except (
-        ValueError,
-        IndexError,
-        TypeError,
-        OverflowError,
-        ArithmeticError,
-        MemoryError,
-        RecursionError,
-        UnicodeError,
-        KeyError,
-    ) as exc:
-        # Defence in depth: every check below should have caught the problem first.
-        raise FormatError(f"corrupt .esb: unreadable ({type(exc).__name__}: {exc})") from None
+    return _parse_guarded(_parse_bytes, buf)
+
+
+def _version_error(version: int) -> str | None:
+    if version == VERSION:
+        return None
+    return (
+        f"unsupported .esb version {version} at offset 8 for a k-NN model (k-NN "
+        f"recommenders are version {VERSION}; version 1 holds a linear model)"
+    )
 
 
 def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
     size = len(data)
-    if size == 0:
-        raise FormatError("not an .esb file: the file is empty")
-    if data[:8] != MAGIC[: min(8, size)]:
-        raise FormatError(
-            f"not an .esb file: bad magic {data[:8]!r} at offset 0 (expected {MAGIC!r})"
-        )
-    if size >= 10:
-        (version,) = struct.unpack_from("<H", data, 8)
-        if version != VERSION:
-            raise FormatError(
-                f"unsupported .esb version {version} at offset 8 for a k-NN model (k-NN "
-                f"recommenders are version {VERSION}; version 1 holds a linear model)"
-            )
-    if size < HEADER_SIZE:
-        _fail(f"truncated header at offset 0 (needs {HEADER_SIZE} bytes, file has {size})")
+    fields = _read_header(data, _version_error, _LAYOUT)
     (
         _,
         _,
-        header_size,
+        _,
         n_sec,
         n_users,
         n_items,
@@ -353,27 +298,8 @@ def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
         sim_nnz,
         file_size,
         res32,
-        header_crc,
-    ) = _HEADER.unpack_from(data)
-    if header_size != HEADER_SIZE:
-        _fail(f"header size field at offset 10 is {header_size}, expected {HEADER_SIZE}")
-    if not len(_REQUIRED) <= n_sec <= len(SECTION_NAMES):
-        _fail(
-            f"section count at offset 12 is {n_sec}, expected {len(_REQUIRED)} to "
-            f"{len(SECTION_NAMES)}"
-        )
-    table_end = HEADER_SIZE + ENTRY_SIZE * n_sec
-    if size < table_end:
-        _fail(
-            f"truncated section table at offset {HEADER_SIZE} (needs {table_end - HEADER_SIZE}"
-            f" bytes, {size - HEADER_SIZE} left)"
-        )
-    crc = zlib.crc32(data[HEADER_SIZE:table_end], zlib.crc32(data[:60]))
-    if crc != header_crc:
-        _fail(
-            f"header checksum mismatch at offset 60 (stored 0x{header_crc:08x}, computed "
-            f"0x{crc:08x} over the header and section table)"
-        )
+        _,
+    ) = fields
     if kind_code != MODEL_KIND_KNN:
         _fail(
             f"unknown model kind {kind_code} at offset 43 (version {VERSION} defines kind "
@@ -398,58 +324,7 @@ def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
     variant = VARIANTS[variant_code]
 
     # -- section table ------------------------------------------------------------------
-    secs: dict[int, tuple[int, int, int]] = {}
-    info: dict[str, dict[str, Any]] = {}
-    prev_kind = 0
-    expect = _align(table_end)
-    pad_from = table_end
-    for i in range(n_sec):
-        at = HEADER_SIZE + ENTRY_SIZE * i
-        kind, enc, res, off, length, scrc = _ENTRY.unpack_from(data, at)
-        where = f"section table entry {i} at offset {at}"
-        if kind not in SECTION_NAMES:
-            _fail(f"{where}: unknown section kind {kind}")
-        name = SECTION_NAMES[kind]
-        if kind <= prev_kind:
-            _fail(f"{where}: section '{name}' is out of order or repeated")
-        prev_kind = kind
-        if enc not in _ENCODINGS[kind]:
-            _fail(f"{where}: section '{name}' has unknown encoding {enc}")
-        if res:
-            _fail(f"{where}: reserved field is {res}, expected 0")
-        if off % ALIGN:
-            _fail(f"section '{name}' at offset {off} is not {ALIGN}-byte aligned")
-        if off != expect:
-            _fail(
-                f"section '{name}' at offset {off} should start at offset {expect} "
-                "(sections are packed in table order, each 8-byte aligned)"
-            )
-        if off + length > size:
-            _fail(
-                f"section '{name}' at offset {off} runs past the end of the file "
-                f"(needs {length} bytes, {max(0, size - off)} left)"
-            )
-        if any(data[pad_from:off]):
-            _fail(f"nonzero padding before section '{name}' at offset {pad_from}")
-        secs[kind] = (enc, off, length)
-        info[name] = {
-            "encoding": _ENCODINGS[kind][enc],
-            "offset": off,
-            "bytes": length,
-            "crc32": f"0x{scrc:08x}",
-        }
-        pad_from = off + length
-        expect = _align(pad_from)
-    if pad_from < size:
-        _fail(
-            f"{size - pad_from} trailing bytes after the last section (which ends at offset "
-            f"{pad_from})"
-        )
-    if file_size != size:
-        _fail(f"file size field at offset 48 says {file_size} bytes, the file has {size}")
-    for kind in _REQUIRED:
-        if kind not in secs:
-            _fail(f"required section '{SECTION_NAMES[kind]}' is missing")
+    secs, info = _read_table(data, n_sec, file_size, _LAYOUT)
     wanted = {
         SIM_SCALES: (dtype_code == 2, "similarities are uint8 (offset 41)"),
         MEANS: (variant in ("means", "zscore"), f"the variant (offset 40) is {variant!r}"),
@@ -462,26 +337,8 @@ def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
                 f"section '{SECTION_NAMES[kind]}' must be "
                 f"{'present' if needed else 'absent'} when {why}"
             )
-    for i in range(n_sec):
-        kind, _, _, off, length, scrc = _ENTRY.unpack_from(data, HEADER_SIZE + ENTRY_SIZE * i)
-        crc = zlib.crc32(data[off : off + length])
-        if crc != scrc:
-            _fail(
-                f"checksum mismatch in section '{SECTION_NAMES[kind]}' at offset {off} "
-                f"(stored 0x{scrc:08x}, computed 0x{crc:08x})"
-            )
-
-    def section(kind: int) -> tuple[int, int, np.ndarray]:
-        enc, off, length = secs[kind]
-        return enc, off, np.frombuffer(data, dtype=np.uint8, count=length, offset=off)
-
-    def need(kind: int, expected: int, what: str) -> None:
-        _, off, length = secs[kind]
-        if length != expected:
-            _fail(
-                f"section '{SECTION_NAMES[kind]}' at offset {off} is {length} bytes, "
-                f"expected {expected} ({what})"
-            )
+    _check_section_crcs(data, n_sec, SECTION_NAMES)
+    section, need = _section_access(data, secs, SECTION_NAMES)
 
     def floats(kind: int, n: int, what: str, *, positive: bool = False) -> np.ndarray:
         _, off, b = section(kind)
@@ -666,26 +523,10 @@ def _decode_ids(
         zig, err = _varint_decode(b, n, 10)
         if err:
             _fail(f"{where}: {err} (one id per entry)")
-        ids = ((zig >> _U64(1)) ^ (_U64(0) - (zig & _U64(1)))).view(np.int64).tolist()
+        ids = _zigzag_decode(zig).tolist()
     else:
-        ends = np.flatnonzero(b < 0x80)[:n]
-        if ends.size != n:
-            _fail(f"{where}: holds fewer than {n} id lengths")
-        head_len = int(ends[-1]) + 1
-        lengths, err = _varint_decode(b[:head_len], n, 5)
-        if err:
-            _fail(f"{where}: id lengths: {err}")
-        total = int(lengths.sum(dtype=_U64))
-        if head_len + total != b.size:
-            _fail(f"{where}: id lengths add up to {head_len + total} bytes, section has {b.size}")
-        raw = b.tobytes()
-        ids, pos = [], head_len
-        for i, ln in enumerate(lengths.tolist()):
-            try:
-                ids.append(raw[pos : pos + ln].decode("utf-8"))
-            except UnicodeDecodeError:
-                _fail(f"{where}: id {i} at offset {off + pos} is not valid UTF-8")
-            pos += ln
+        # ids stay Python strings (a tuple, not a numpy array), so a trailing NUL survives
+        ids = _strings_decode(b, n, name, off, "id", nul_ok=True)
     if len(set(ids)) != n:
         _fail(f"{where}: ids are not distinct (each raw id maps to one inner id)")
     return tuple(ids)

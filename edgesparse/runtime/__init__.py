@@ -27,13 +27,20 @@ def loads(buf: bytes | bytearray | memoryview, *, threads: int = 1) -> Model | K
 
     ``threads`` is onnxruntime's ``intra_op_num_threads`` (ignored for ``.esb``).
     """
+    from edgesparse.formats import esb
+
+    if bytes(buf[: len(esb.MAGIC)]) == esb.MAGIC:
+        return _blob_model(buf)
+    return OnnxModel.from_bytes(buf, threads=threads)
+
+
+def _blob_model(buf: bytes | bytearray | memoryview) -> Model | KnnModel:
+    """The model in ``.esb`` bytes: version 2 is a k-NN recommender, anything else linear."""
     from edgesparse.formats import esb, esb_knn
 
     if esb_knn.is_knn_blob(buf):
         return KnnModel(esb_knn.decode(buf))
-    if bytes(buf[: len(esb.MAGIC)]) == esb.MAGIC:
-        return Model(esb.decode(buf))
-    return OnnxModel.from_bytes(buf, threads=threads)
+    return Model(esb.decode(buf))
 
 
 def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model | KnnModel | OnnxModel:
@@ -45,23 +52,15 @@ def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model | KnnModel 
     """
     from edgesparse.errors import FormatError
     from edgesparse.fileio import read_bytes
-    from edgesparse.formats import esb, esb_knn
+    from edgesparse.formats import esb
 
     if Path(path).suffix.lower() == ".esb":
         # A damaged .esb must say what is wrong with it, not that it is not ONNX either.
-        data = read_bytes(path, what=".esb file", max_bytes=esb.MAX_U32, how_to_raise=esb._TOO_BIG)
-        try:
-            if esb_knn.is_knn_blob(data):
-                return KnnModel(esb_knn.decode(data))
-            return Model(esb.decode(data))
-        except FormatError as exc:
-            raise FormatError(f"{os.fspath(path)}: {exc}") from None
+        return esb._read_file(path, _blob_model)
     data = read_bytes(path, what="model file")
     if data[: len(esb.MAGIC)] == esb.MAGIC:
         try:
-            if esb_knn.is_knn_blob(data):
-                return KnnModel(esb_knn.decode(data))
-            return Model(esb.decode(data))
+            return _blob_model(data)
         except FormatError as exc:
             raise FormatError(f"{os.fspath(path)}: {exc}") from None
     try:
