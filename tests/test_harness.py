@@ -85,6 +85,7 @@ def test_host_end_to_end(esb: Path, onnx: Path, oracle: dict[str, float]) -> Non
     )
     validate_results(results)
     assert results["reference"] == {"kind": "sklearn", "source": "digits_pipeline.pkl"}
+    assert results["settings"]["labels"] == f"{DATA} (y)"  # accuracy came from the npz's y
     assert len(results["results"]) == 6
     for batch in (1, 8):
         row = _by(results, "host", "digits.onnx", batch)

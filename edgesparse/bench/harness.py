@@ -276,7 +276,10 @@ def run_bench(
             "batch_sizes": [int(b) for b in batch_sizes],
             "threads": int(threads),
             "data": str(data),
-            "labels": str(labels) if labels is not None else None,
+            # Labels given with --labels, or the y stored in the --data .npz.
+            "labels": (
+                str(labels) if labels is not None else (f"{data} (y)" if y is not None else None)
+            ),
             "timeout_s": float(timeout_s),
         },
         "artifacts": [a.declaration() for a in arts],
