@@ -40,3 +40,7 @@ class ModelFileError(EdgesparseError, OSError):
 
 class ToolMissingError(EdgesparseError, RuntimeError):
     """An optional dependency or external tool needed for this operation is absent."""
+
+
+class TargetError(EdgesparseError, RuntimeError):
+    """A benchmark target failed (hang, crash, out of memory, missing tool) under ``--strict``."""

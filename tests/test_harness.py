@@ -24,7 +24,7 @@ from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
 from edgesparse.bench.report import validate_results
 from edgesparse.bench.targets import Launch, get_target
-from edgesparse.errors import EdgesparseError, ToolMissingError
+from edgesparse.errors import ToolMissingError
 from edgesparse.loader import load_model
 from tests.conftest import require_tool
 
@@ -253,7 +253,9 @@ def test_failing_targets_are_recorded_and_others_survive(
 
 
 def test_strict_raises_on_first_failure(esb: Path, fake_targets: dict) -> None:
-    with pytest.raises(EdgesparseError, match=r"crash: digits\.esb: crashed: killed by SIGSEGV"):
+    with pytest.raises(
+        edgesparse.TargetError, match=r"crash: digits\.esb: crashed: killed by SIGSEGV"
+    ):
         harness.run_bench(
             artifacts=[esb],
             targets=[fake_targets["host"], fake_targets["fakes"]["crash"]],

@@ -45,7 +45,13 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.errors import EdgesparseError, InputError, ModelFileError, ToolMissingError
+from edgesparse.errors import (
+    EdgesparseError,
+    InputError,
+    ModelFileError,
+    TargetError,
+    ToolMissingError,
+)
 
 SCHEMA = "edgesparse-bench"
 SCHEMA_VERSION = 1
@@ -159,7 +165,7 @@ def run_bench(
     Raises:
         InputError: bad arguments (unknown suffix, duplicate names, bad counts).
         ModelFileError: a missing artifact or data file.
-        EdgesparseError: with ``strict=True``, the first failure.
+        TargetError: with ``strict=True``, the first failure.
     """
     from edgesparse import __version__
     from edgesparse.bench.targets import get_target
@@ -254,7 +260,7 @@ def run_bench(
             for art in arts:
                 outcome = outcomes[art.name]
                 if strict and outcome.status == "failed":
-                    raise EdgesparseError(
+                    raise TargetError(
                         f"{target.name}: {art.name}: {outcome.error} (--strict stops here; "
                         "drop --strict to record failures and go on)"
                     )
