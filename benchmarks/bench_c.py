@@ -6,9 +6,11 @@ For every bundled model in models/ (and the large ones after ``python models/tra
 
 * latency: batch-1 ``predict`` over the held-out rows, p50 / p99 per call. C: the driver
   ``esb bench`` (edgesparse/runtime/c/esb_main.c, gcc -O2 -static), each call timed on its
-  own, in the decoded mode (column indices decoded once into a 4*nnz-byte workspace) and in
-  the streamed mode (no workspace); numpy: ``Model.predict(X[i:i+1])`` in this process, each
-  call timed with perf_counter_ns. Goal: C <= 1/4 of numpy.
+  own, in three memory modes (esb.h): the default workspace of ``esb_workspace_size_fast``
+  bytes (the dense or transposed layout), the minimal ``--min-workspace`` of 4*nnz bytes
+  (dense, else the column list) and ``--stream`` (no workspace); numpy:
+  ``Model.predict(X[i:i+1])`` in this process, each call timed with perf_counter_ns.
+  Goal: C (default mode) <= 1/4 of numpy.
 * memory: peak RSS (VmHWM) of the C driver process (statically linked), which holds the
   program, libc, the blob, the rows and its 4 * RUNS-byte timing array. Goal: <= 2 MiB.
 * size: ``size`` (text + data + bss) of the program ``edgesparse export-c`` generates
@@ -172,8 +174,11 @@ def main() -> None:
             model = Model(esb.read(blob))
             info = esb.inspect_file(blob)
             c = {}
-            for mode in ("decoded", "streamed"):
-                flags = ["--stream"] if mode == "streamed" else []
+            for mode, flags in (
+                ("decoded", []),
+                ("min", ["--min-workspace"]),
+                ("streamed", ["--stream"]),
+            ):
                 out = run(
                     [
                         str(driver),
@@ -222,15 +227,18 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 
     print(
-        "| model | shape | nnz | .esb B | C p50/p99 ns (decoded) | C p50 ns (streamed) | "
+        "| model | shape | nnz | .esb B | layout, workspace B | C p50/p99 ns | "
+        "C p50 ns (4 x nnz B) | C p50 ns (streamed) | "
         "numpy p50/p99 ns | C/numpy p50 | C peak RSS KiB | program text+data+bss B |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results["models"].items():
-        d, s, n = r["c"]["decoded"], r["c"]["streamed"], r["numpy"]
+        d, mn, s, n = r["c"]["decoded"], r["c"]["min"], r["c"]["streamed"], r["numpy"]
         print(
             f"| {name} | {r['shape']} | {r['nnz']} | {r['esb_bytes']:,} | "
-            f"{d['p50_ns']:,} / {d['p99_ns']:,} | {s['p50_ns']:,} | "
+            f"{d['layout']}, {d['workspace_bytes']:,} | "
+            f"{d['p50_ns']:,.0f} / {d['p99_ns']:,.0f} | "
+            f"{mn['p50_ns']:,.0f} ({mn['layout']}) | {s['p50_ns']:,.0f} | "
             f"{n['p50_ns']:,.0f} / {n['p99_ns']:,.0f} | {r['c_over_numpy_p50']:.3f} | "
             f"{d['peak_rss_bytes'] // 1024:,} | {r['exported_program_size']['total']:,} |"
         )

@@ -9,6 +9,7 @@ Python decoder's accept/reject decision and message on malformed blobs.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import random
 import shutil
@@ -101,8 +102,13 @@ def score_bound(ir: LinearIR, X: np.ndarray) -> np.ndarray:
     return (k + 4) * 2.0**-23 * (np.abs(x32) @ np.abs(W).T + np.abs(ir.bias))
 
 
-def run_predict(driver: list[str], blob: Path, rows: Path, *, stream: bool) -> list[list[str]]:
-    res = _run([*driver, "predict", str(blob), str(rows), *(["--stream"] if stream else [])])
+# Memory modes of the driver: the fastest layout's workspace (dense or transposed), the
+# minimal one (4 * nnz: dense, else the column list), none (streamed).
+MODES = {"fast": [], "min": ["--min-workspace"], "stream": ["--stream"]}
+
+
+def run_predict(driver: list[str], blob: Path, rows: Path, *, mode: str) -> list[list[str]]:
+    res = _run([*driver, "predict", str(blob), str(rows), *MODES[mode]])
     assert res.returncode == 0, res.stderr
     return [line.split("\t") for line in res.stdout.splitlines()]
 
@@ -146,8 +152,8 @@ def test_bundled_models_match_numpy_runtime(name: str, driver: list[str], tmp_pa
         compress_file(ROOT / "models" / f"{name}.pkl", blob, **opts)
         model = Model(esb.read(blob))
         for rows in (dense, csr):
-            for stream in (False, True):
-                assert_parity(model, X, run_predict(driver, blob, rows, stream=stream))
+            for mode in MODES:
+                assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
 
 
 def _synthetic_irs() -> dict[str, LinearIR]:
@@ -232,8 +238,8 @@ def test_every_head_and_label_kind_matches(case: str, driver: list[str], tmp_pat
     esb.write(ir, blob)
     model = Model(esb.read(blob))
     for rows in (dense, csr):
-        for stream in (False, True):
-            assert_parity(model, X, run_predict(driver, blob, rows, stream=stream))
+        for mode in MODES:
+            assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
     if ir.head in ("logistic", "modified_huber") and ir.n_outputs > 1:
         # the row of all-zero one-vs-rest probabilities really is the uniform special case
         np.testing.assert_allclose(model.predict_proba(X[1:2]), 1 / ir.n_outputs)
@@ -256,20 +262,119 @@ def test_every_index_layout_matches(cols: str, idx: str, driver: list[str], tmp_
     info = esb.inspect_file(blob)
     assert info["index_layout"] == f"columns={cols}, indices={idx}"
     model = Model(esb.read(blob))
-    assert_parity(model, X, run_predict(driver, blob, dense, stream=True))
-    assert_parity(model, X, run_predict(driver, blob, csr, stream=False))
+    assert_parity(model, X, run_predict(driver, blob, dense, mode="stream"))
+    assert_parity(model, X, run_predict(driver, blob, dense, mode="fast"))
+    assert_parity(model, X, run_predict(driver, blob, csr, mode="min"))
+    assert_parity(model, X, run_predict(driver, blob, csr, mode="fast"))
+
+
+def _wide_ir(*, n_out: int, dtype: str) -> LinearIR:
+    """A text-like model: many features, few used (a `columns` section), sparse rows; more
+    outputs than the transposed kernel's block of 64 when n_out > 64."""
+    rng = np.random.default_rng(61)
+    w = rng.normal(size=(n_out, 3000)) * (rng.random((n_out, 3000)) < 0.004)
+    w[:, 7] = 0.0  # a column no output uses, hit by the rows below
+    ir = from_dense(w, bias=rng.normal(size=n_out), head="hard", classes=np.arange(n_out))
+    if dtype == "int8":
+        s = np.abs(w).max(axis=1) / 127
+        q = np.round(w / s[:, None]).astype(np.int8)
+        ir = from_dense(q, bias=ir.bias, head="hard", classes=np.arange(n_out))
+        ir = ir.replace(values=ir.values.astype(np.int8), scales=s.astype(np.float32))
+    return ir
+
+
+def _wide_rows(n_rows: int = 30) -> np.ndarray:
+    rng = np.random.default_rng(62)
+    X = rng.normal(size=(n_rows, 3000)) * (rng.random((n_rows, 3000)) < 0.01)
+    X[:, 7] = 1.0
+    X[0] = 0.0
+    return X
+
+
+def bench_json(driver: list[str], blob: Path, rows: Path, mode: str) -> dict:
+    res = _run([*driver, "bench", str(blob), str(rows), "3", "1", *MODES[mode]])
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout)
+
+
+@pytest.mark.parametrize(
+    ("n_out", "dtype", "cols"),
+    [(5, "int8", "eliasfano"), (70, "int8", "varint"), (70, "float64", "all")],
+)
+def test_wide_sparse_models_every_mode(
+    n_out: int, dtype: str, cols: str, driver: list[str], tmp_path: Path
+) -> None:
+    ir = _wide_ir(n_out=n_out, dtype=dtype)
+    X = _wide_rows()
+    dense, csr = rows_files(tmp_path, X)
+    blob = tmp_path / "wide.esb"
+    esb.write(ir, blob, columns=cols)
+    model = Model(esb.read(blob))
+    assert esb.inspect_file(blob)["index_layout"].startswith(f"columns={cols},")
+    for rows in (dense, csr):
+        for mode in MODES:
+            assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
+
+
+def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_path: Path) -> None:
+    """esb.h's rule: int8 with n_outputs * n_features <= 4 * nnz -> dense in 4 * nnz bytes;
+    else transposed in 8 * nnz + 8 * n_columns + 4 bytes, or the column list in 4 * nnz."""
+    digits = tmp_path / "digits.esb"
+    compress_file(ROOT / "models" / "digits_pipeline.pkl", digits)
+    digits64 = tmp_path / "digits64.esb"
+    compress_file(ROOT / "models" / "digits_pipeline.pkl", digits64, quantize="none")
+    wide = tmp_path / "wide.esb"
+    esb.write(_wide_ir(n_out=70, dtype="int8"), wide, columns="eliasfano")
+    X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:5]
+    rows = {digits: tmp_path / "d.bin", digits64: tmp_path / "d.bin", wide: tmp_path / "w.bin"}
+    write_rows(rows[digits], X)
+    write_rows(rows[wide], sp.csr_matrix(_wide_rows(5)))
+    expected = {digits: ("dense", "dense"), digits64: ("transposed", "columns")}
+    expected[wide] = ("transposed", "columns")
+    for blob, (fast, small) in expected.items():
+        ir = esb.read(blob)
+        n_columns = esb.inspect_file(blob)["used_columns"]
+        got = {mode: bench_json(host_driver, blob, rows[blob], mode) for mode in MODES}
+        assert (got["fast"]["layout"], got["min"]["layout"]) == (fast, small)
+        assert got["stream"]["layout"] == "streamed" and got["stream"]["workspace_bytes"] == 0
+        assert got["min"]["workspace_bytes"] == 4 * ir.nnz
+        fast_bytes = 4 * ir.nnz if fast == "dense" else 8 * ir.nnz + 8 * n_columns + 4
+        assert got["fast"]["workspace_bytes"] == fast_bytes
+        assert got["fast"]["mode"] == got["min"]["mode"] == "decoded"  # the harness contract
+        # every mode computes the same predictions
+        assert len({g["checksum"] for g in got.values()}) == 1
 
 
 def test_invalid_input_rows_are_refused(host_driver: list[str], tmp_path: Path) -> None:
     blob = tmp_path / "m.esb"
     esb.write(SYNTHETIC["hard-multi-int"], blob)
     X = _synthetic_rows()
+    ok_rows = tmp_path / "ok.bin"
+    write_rows(ok_rows, X)
+    # the dense layout checks a dense row only when a score comes out NaN/Inf: cover it
+    assert bench_json(host_driver, blob, ok_rows, "fast")["layout"] == "dense"
+    for bad in (np.nan, np.inf, -np.inf):
+        X[3, 5] = bad
+        rows = tmp_path / "bad.bin"
+        write_rows(rows, X)
+        for mode in MODES:
+            res = _run([*host_driver, "predict", str(blob), str(rows), *MODES[mode]])
+            assert res.returncode == 1, (bad, mode)
+            assert "row 3: invalid input row (NaN/Inf" in res.stderr
+    # Near float's limit: q * x overflows where (scale * q) * x does not (row 3: the dense
+    # layout recomputes it weight by weight), and a genuine overflow (row 4) is no input error.
+    X[3] = 0.0
+    X[3, 0] = 3e38
+    X[4] = 0.0
+    X[4, 0] = 3e38
+    X[4, 1:] = np.sign(SYNTHETIC["hard-multi-int"].to_dense()[0, 1:]) * -3e38
+    for rows_x in (X, sp.csr_matrix(X)):
+        write_rows(rows, rows_x)
+        for mode in MODES:
+            lines = run_predict(host_driver, blob, rows, mode=mode)
+            assert_parity(Model(esb.read(blob)), X[3:4], lines[3:4])
+            assert lines[4][1].split()[0] == "-inf", (mode, lines[4])
     X[3, 5] = np.nan
-    rows = tmp_path / "nan.bin"
-    write_rows(rows, X)
-    res = _run([*host_driver, "predict", str(blob), str(rows)])
-    assert res.returncode == 1
-    assert "row 3: invalid input row (NaN/Inf" in res.stderr
     # the numpy runtime refuses the same row
     with pytest.raises(ValueError, match="NaN or infinity"):
         Model(esb.read(blob)).predict(X[3:4])
@@ -397,6 +502,29 @@ def test_mutated_blobs_same_decision_as_python_under_sanitizers(asan_driver, tmp
                 expected,
             )
     assert accepted > 20  # edits of provenance text and values keep some blobs valid
+
+
+def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: Path) -> None:
+    """Dense, transposed (one and two output blocks, float64), column-list and streamed
+    kernels on dense and CSR rows, with exact-size buffers, under ASan + UBSan."""
+    blobs = []
+    for i, (n_out, dtype) in enumerate([(5, "int8"), (70, "int8"), (70, "float64")]):
+        blobs.append((tmp_path / f"w{i}.esb", _wide_rows(8)))
+        esb.write(_wide_ir(n_out=n_out, dtype=dtype), blobs[-1][0], columns="eliasfano")
+    digits = tmp_path / "digits.esb"
+    compress_file(ROOT / "models" / "digits_pipeline.pkl", digits)
+    blobs.append((digits, np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:20]))
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    for blob, X in blobs:
+        model = Model(esb.read(blob))
+        for rows_x in (X, sp.csr_matrix(X)):
+            rows = tmp_path / "rows.bin"
+            write_rows(rows, rows_x)
+            for mode in MODES:
+                res = _run([*asan_driver, "predict", str(blob), str(rows), *MODES[mode]], env=env)
+                assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr
+                assert res.returncode == 0, res.stderr
+                assert_parity(model, X, [ln.split("\t") for ln in res.stdout.splitlines()])
 
 
 def test_libfuzzer_target_short_run(build_dir, tmp_path: Path) -> None:

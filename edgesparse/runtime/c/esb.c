@@ -1142,7 +1142,9 @@ static void walker_row(walker *w, uint32_t r)
     }
 }
 
-static void walker_fill(walker *w, int32_t *out, uint32_t n)
+/* The next n stored weights' global columns into out and, if local is not NULL, their
+ * positions in the used-column list (the indices section's own numbers) into local. */
+static void walker_fill(walker *w, int32_t *out, int32_t *local_out, uint32_t n)
 {
     uint32_t i;
     for (i = 0; i < n; i++) {
@@ -1159,6 +1161,7 @@ static void walker_fill(walker *w, int32_t *out, uint32_t n)
         w->first = 0;
         w->prev = local;
         w->k++;
+        if (local_out) local_out[i] = (int32_t)local;
         if (w->has_cols) {
             while (w->cpos <= local) {
                 w->ccur = (uint32_t)seq_next(&w->cseq);
@@ -1170,23 +1173,148 @@ static void walker_fill(walker *w, int32_t *out, uint32_t n)
     }
 }
 
+/* The dense layout: int8 weights whose dense matrix is no larger than the column list. */
+static int dense_eligible(const esb_model *m)
+{
+    return m && m->buf_ && m->value_dtype == ESB_VALUES_I8 &&
+           (uint64_t)m->n_outputs * m->n_features <= 4u * (uint64_t)m->nnz;
+}
+
 size_t esb_workspace_size(const esb_model *m) { return m ? (size_t)m->nnz * 4u : 0; }
+
+size_t esb_workspace_size_fast(const esb_model *m)
+{
+    uint64_t t;
+    if (!m) return 0;
+    if (dense_eligible(m)) return esb_workspace_size(m);
+    t = 8u * (uint64_t)m->nnz + 8u * (uint64_t)m->n_columns + 4u;
+    return t > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)t;
+}
+
+const char *esb_layout_name(const esb_model *m)
+{
+    static const char *const NAMES[4] = {"streamed", "columns", "dense", "transposed"};
+    return m && m->layout_ < 4 ? NAMES[m->layout_] : "streamed";
+}
+
+/* Calls f(ctx, r, k, global column, local column) for every stored weight, in CSR order. */
+typedef void (*weight_fn)(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local);
+
+static void for_each_weight(const esb_model *m, weight_fn f, void *ctx)
+{
+    walker w;
+    int32_t cols[ESB_CHUNK], locs[ESB_CHUNK];
+    const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset;
+    uint32_t r, k = 0;
+    walker_init(&w, m);
+    for (r = 0; r < m->n_outputs; r++) {
+        uint32_t cnt = (uint32_t)rdv(&rows), done = 0, i;
+        walker_row(&w, r);
+        while (done < cnt) {
+            uint32_t n = cnt - done < ESB_CHUNK ? cnt - done : ESB_CHUNK;
+            walker_fill(&w, cols, locs, n);
+            for (i = 0; i < n; i++) f(ctx, r, k + i, cols[i], locs[i]);
+            done += n;
+            k += n;
+        }
+    }
+}
+
+typedef struct build_ctx {
+    const esb_model *m;
+    int32_t *a, *b, *c, *d;
+} build_ctx;
+
+static void put_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
+{
+    (void)r;
+    (void)local;
+    ((build_ctx *)ctx)->a[k] = col;
+}
+
+static void put_dense(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
+{
+    build_ctx *b = (build_ctx *)ctx;
+    const uint8_t *v = b->m->buf_ + b->m->sec_[VALUES].offset;
+    int8_t *dense = (int8_t *)b->a; /* a character type: may alias the int32_t buffer */
+    (void)local;
+    dense[(size_t)r * b->m->n_features + (uint32_t)col] = (int8_t)v[k];
+}
+
+static void count_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
+{
+    (void)r;
+    (void)k;
+    (void)col;
+    ((build_ctx *)ctx)->a[local + 1]++;
+}
+
+static float weight_of(const esb_model *m, uint32_t r, uint32_t k);
+
+static void put_transposed(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
+{
+    build_ctx *b = (build_ctx *)ctx;
+    int32_t e = b->a[local]++;
+    (void)col;
+    b->c[e] = (int32_t)r;
+    if (b->m->value_dtype == ESB_VALUES_F64) {
+        b->d[e] = (int32_t)k;
+    } else {
+        float w = weight_of(b->m, r, k);
+        memcpy(&b->d[e], &w, 4); /* float bits: the buffer's declared type is int32_t */
+    }
+}
 
 esb_status esb_use_workspace(esb_model *m, int32_t *ws, size_t bytes)
 {
-    walker w;
-    const uint8_t *rows;
-    uint32_t r, k = 0;
-    if (!m || !m->buf_ || (!ws && m->nnz) || bytes / 4u < m->nnz) return ESB_E_ARGUMENT;
-    rows = m->buf_ + m->sec_[ROWS].offset;
-    walker_init(&w, m);
-    for (r = 0; r < m->n_outputs; r++) {
-        uint32_t c = (uint32_t)rdv(&rows);
-        walker_row(&w, r);
-        walker_fill(&w, ws + k, c);
-        k += c;
+    build_ctx b;
+    const int dense = dense_eligible(m) && ws;
+    if (!m || !m->buf_) return ESB_E_ARGUMENT;
+    if (dense ? bytes < (size_t)m->n_outputs * m->n_features
+              : (!ws && m->nnz) || bytes / 4u < m->nnz)
+        return ESB_E_ARGUMENT;
+    memset(&b, 0, sizeof b);
+    b.m = m;
+    b.a = ws;
+    m->cols_ = NULL;
+    m->dense_ = NULL;
+    m->tptr_ = m->tcol_ = m->trow_ = m->tval_ = NULL;
+    if (dense) {
+        memset(ws, 0, (size_t)m->n_outputs * m->n_features);
+        for_each_weight(m, put_dense, &b);
+        m->dense_ = (const int8_t *)ws;
+        m->layout_ = ESB_LAYOUT_DENSE;
+    } else if (ws && bytes >= esb_workspace_size_fast(m)) {
+        /* Column pointers, then the used columns' global numbers, then per stored weight its
+         * output row and its value (float bits, or its CSR position for float64 models). */
+        uint32_t c, nc = m->n_columns;
+        b.b = ws + nc + 1u;
+        b.c = b.b + nc;
+        b.d = b.c + m->nnz;
+        memset(ws, 0, 4u * ((size_t)nc + 1u));
+        if (m->sec_[COLUMNS].present) {
+            seq cs;
+            seq_init(&cs, m->buf_ + m->sec_[COLUMNS].offset, m->sec_[COLUMNS].encoding, nc,
+                     m->n_features);
+            for (c = 0; c < nc; c++) b.b[c] = (int32_t)seq_next(&cs);
+        } else {
+            for (c = 0; c < nc; c++) b.b[c] = (int32_t)c;
+        }
+        for_each_weight(m, count_column, &b);
+        for (c = 0; c < nc; c++) b.a[c + 1] += b.a[c];
+        for_each_weight(m, put_transposed, &b); /* advances b.a[c] to the end of column c */
+        for (c = nc; c > 0; c--) b.a[c] = b.a[c - 1];
+        b.a[0] = 0;
+        m->tptr_ = b.a;
+        m->tcol_ = b.b;
+        m->trow_ = b.c;
+        m->tval_ = b.d;
+        m->layout_ = ESB_LAYOUT_TRANSPOSED;
+    } else {
+        for_each_weight(m, put_column, &b);
+        m->cols_ = ws;
+        m->layout_ = ESB_LAYOUT_COLUMNS;
     }
-    m->cols_ = ws;
     return ESB_OK;
 }
 
@@ -1296,8 +1424,33 @@ static void csr_chunk(const esb_model *m, const int32_t *cols, uint32_t n, uint6
     *dacc = da;
 }
 
-/* Scores of every output row into out (if not NULL); the argmax into *best. */
-static void compute(const esb_model *m, const input *in, float *out, uint32_t *best)
+static float weight_of(const esb_model *m, uint32_t r, uint32_t k)
+{
+    const uint8_t *v = m->buf_ + m->sec_[VALUES].offset;
+    if (m->value_dtype == ESB_VALUES_F32) return ld_f32(v + 4u * k);
+    return scale_of(m, r) * (float)(int8_t)v[k]; /* rounded to float first: the IR contract */
+}
+
+typedef struct pick {
+    float *out;   /* scores, or NULL */
+    float best_s; /* the running maximum and its row */
+    uint32_t best;
+    int bad;      /* a score was NaN or infinite */
+} pick;
+
+/* Output row r's score s: into p->out (if not NULL) and the running argmax. */
+static void take(float s, uint32_t r, pick *p)
+{
+    if (p->out) p->out[r] = s;
+    p->bad |= !finite_float(s);
+    if (r == 0 || s > p->best_s) { /* first maximum, like numpy's argmax */
+        p->best_s = s;
+        p->best = r;
+    }
+}
+
+/* Streamed and column-list layouts: one output row at a time, walking its stored weights. */
+static void compute_rows(const esb_model *m, const input *in, pick *p)
 {
     const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset;
     const int streamed = m->cols_ == NULL;
@@ -1305,9 +1458,7 @@ static void compute(const esb_model *m, const input *in, float *out, uint32_t *b
     walker w;
     uint64_t k = 0;
     uint32_t r;
-    float best_s = 0.0f;
     if (streamed) walker_init(&w, m);
-    *best = 0;
     for (r = 0; r < m->n_outputs; r++) {
         uint32_t cnt = (uint32_t)rdv(&rows), done = 0, j = 0;
         float facc = 0.0f, s;
@@ -1319,7 +1470,7 @@ static void compute(const esb_model *m, const input *in, float *out, uint32_t *b
             const int32_t *cols;
             if (streamed) {
                 n = cnt - done < ESB_CHUNK ? cnt - done : ESB_CHUNK;
-                walker_fill(&w, chunk, n);
+                walker_fill(&w, chunk, NULL, n);
                 cols = chunk;
             } else {
                 n = cnt - done;
@@ -1332,13 +1483,127 @@ static void compute(const esb_model *m, const input *in, float *out, uint32_t *b
         }
         if (m->value_dtype == ESB_VALUES_F64) s = (float)(dacc + bias_of(m, r));
         else s = facc + (float)bias_of(m, r);
-        if (out) out[r] = s;
-        if (r == 0 || s > best_s) { /* first maximum, like numpy's argmax */
-            best_s = s;
-            *best = r;
+        take(s, r, p);
+    }
+}
+
+#define LANES 16
+/* sum_i q[i] * x[i] in float. LANES independent partial sums in a fixed-size inner loop: gcc
+ * -O2's very-cheap vectorizer turns it into SIMD (the trip count is a known multiple of the
+ * vector width, and each lane is its own sum, so no reassociation is needed). */
+static float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
+{
+    float a[LANES] = {0}, s = 0.0f;
+    size_t j;
+    for (; n >= LANES; n -= LANES, q += LANES, x += LANES)
+        for (j = 0; j < LANES; j++) a[j] += (float)q[j] * x[j];
+    for (j = 0; j < n; j++) s += (float)q[j] * x[j];
+    for (j = 0; j < LANES; j++) s += a[j];
+    return s;
+}
+#undef LANES
+
+/* Dense layout: sum q * x over the whole row (dense input) or the input's nonzeros (CSR), then
+ * the row scale once. q * x can overflow where (scale * q) * x does not (|q| <= 127): with
+ * `exact`, each weight is dequantized first, as in the other layouts (the fallback when a
+ * score comes out NaN/Inf). */
+static void compute_dense(const esb_model *m, const input *in, pick *p, int exact)
+{
+    const size_t nf = m->n_features;
+    size_t i;
+    uint32_t r, j;
+    for (r = 0; r < m->n_outputs; r++) {
+        const int8_t *q = m->dense_ + r * nf;
+        const float scale = scale_of(m, r);
+        float acc = 0.0f;
+        if (exact) {
+            for (i = 0, j = 0; in->x ? i < nf : j < in->nnz; i++, j++) {
+                size_t c = in->x ? i : (size_t)in->idx[j];
+                if (q[c]) acc += (scale * (float)q[c]) * (in->x ? in->x[c] : in->val[j]);
+            }
+            take(acc + (float)bias_of(m, r), r, p);
+            continue;
+        }
+        if (in->x) {
+            acc = dot_i8(q, in->x, nf);
+        } else {
+            for (j = 0; j < in->nnz; j++) acc += (float)q[in->idx[j]] * in->val[j];
+        }
+        take(scale * acc + (float)bias_of(m, r), r, p);
+    }
+}
+
+/* Transposed layout: for each input nonzero, the stored weights of its column. Outputs in
+ * blocks of ESB_CHUNK so that the partial sums live on the stack (the model stays read-only). */
+static void compute_transposed(const esb_model *m, const input *in, pick *p)
+{
+    const uint8_t *v = m->buf_ + m->sec_[VALUES].offset;
+    const int f64 = m->value_dtype == ESB_VALUES_F64;
+    const uint32_t nc = m->n_columns;
+    union {
+        float f[ESB_CHUNK];
+        double d[ESB_CHUNK];
+    } acc;
+    uint32_t b0, b1, r;
+    for (b0 = 0; b0 < m->n_outputs; b0 = b1) {
+        uint32_t c = 0, j = 0, lo = 0;
+        b1 = m->n_outputs - b0 < ESB_CHUNK ? m->n_outputs : b0 + ESB_CHUNK;
+        for (r = 0; r < b1 - b0; r++) {
+            if (f64) acc.d[r] = 0.0;
+            else acc.f[r] = 0.0f;
+        }
+        for (;;) {
+            float xv;
+            int32_t e, end;
+            if (in->x) { /* dense input: every used column */
+                if (c >= nc) break;
+                xv = in->x[m->tcol_[c]];
+            } else { /* CSR input: the used column of each nonzero, if any */
+                if (j >= in->nnz) break;
+                c = lower_bound(m->tcol_, lo, nc, in->idx[j]);
+                if (c >= nc) break;
+                lo = c;
+                xv = m->tcol_[c] == in->idx[j] ? in->val[j] : 0.0f;
+                j++;
+            }
+            /* a zero input adds exact zeros: skip its column */
+            for (e = xv != 0.0f ? m->tptr_[c] : 0, end = xv != 0.0f ? m->tptr_[c + 1] : 0;
+                 e < end; e++) {
+                uint32_t row = (uint32_t)m->trow_[e];
+                if (row < b0) continue;
+                if (row >= b1) break;
+                if (f64) {
+                    acc.d[row - b0] += ld_f64(v + 8u * (uint32_t)m->tval_[e]) * (double)xv;
+                } else {
+                    float w;
+                    memcpy(&w, &m->tval_[e], 4);
+                    acc.f[row - b0] += w * xv;
+                }
+            }
+            if (in->x) c++;
+        }
+        for (r = b0; r < b1; r++) {
+            float s = f64 ? (float)(acc.d[r - b0] + bias_of(m, r))
+                          : acc.f[r - b0] + (float)bias_of(m, r);
+            take(s, r, p);
         }
     }
-    if (m->n_outputs == 1) *best = best_s > 0.0f; /* binary: classes[score > 0] */
+}
+
+/* Scores of every output row into out (if not NULL); the argmax into *best. Returns 1 when a
+ * score is NaN or infinite. */
+static int compute(const esb_model *m, const input *in, float *out, uint32_t *best, int exact)
+{
+    pick p;
+    p.out = out;
+    p.best_s = 0.0f;
+    p.best = 0;
+    p.bad = 0;
+    if (m->layout_ == ESB_LAYOUT_DENSE) compute_dense(m, in, &p, exact);
+    else if (m->layout_ == ESB_LAYOUT_TRANSPOSED) compute_transposed(m, in, &p);
+    else compute_rows(m, in, &p);
+    *best = m->n_outputs == 1 ? p.best_s > 0.0f : p.best; /* binary: classes[score > 0] */
+    return p.bad;
 }
 
 static esb_status check_dense(const esb_model *m, const float *x)
@@ -1428,36 +1693,55 @@ int esb_has_proba(const esb_model *m)
                  m->head == ESB_HEAD_MODIFIED_HUBER);
 }
 
+/* Scores via compute. The dense layout multiplies every input value (zeros included), so a
+ * NaN/Inf input makes every score NaN/Inf: for it the dense input check runs only then, and
+ * a finite input is recomputed weight by weight (an overflow of q * x alone goes away; a
+ * genuine one keeps its Inf scores, as in the other layouts). */
+static esb_status scores_of(const esb_model *m, const input *in, float *out, uint32_t *best)
+{
+    if (compute(m, in, out, best, 0) && m->layout_ == ESB_LAYOUT_DENSE) {
+        if (in->x && check_dense(m, in->x) != ESB_OK) return ESB_E_INPUT;
+        compute(m, in, out, best, 1);
+    }
+    return ESB_OK;
+}
+
 static esb_status run_decision(const esb_model *m, const input *in, float *scores)
 {
     uint32_t best;
     if (!scores) return ESB_E_ARGUMENT;
-    compute(m, in, scores, &best);
-    return ESB_OK;
+    return scores_of(m, in, scores, &best);
 }
 
 static esb_status run_predict(const esb_model *m, const input *in, uint32_t *cls)
 {
     if (!cls) return ESB_E_ARGUMENT;
     if (m->head == ESB_HEAD_IDENTITY) return ESB_E_HEAD;
-    compute(m, in, NULL, cls);
-    return ESB_OK;
+    return scores_of(m, in, NULL, cls);
 }
 
 static esb_status run_proba(const esb_model *m, const input *in, float *proba)
 {
     uint32_t best;
+    esb_status st;
     if (!proba) return ESB_E_ARGUMENT;
     if (!esb_has_proba(m)) return ESB_E_HEAD;
-    compute(m, in, proba, &best);
-    proba_head(m, proba);
-    return ESB_OK;
+    st = scores_of(m, in, proba, &best);
+    if (st == ESB_OK) proba_head(m, proba);
+    return st;
+}
+
+/* The dense input check, or only the argument check where scores_of checks afterwards. */
+static esb_status dense_input(const esb_model *m, const float *x)
+{
+    if (m && m->buf_ && x && m->layout_ == ESB_LAYOUT_DENSE) return ESB_OK;
+    return check_dense(m, x);
 }
 
 esb_status esb_decision(const esb_model *m, const float *x, float *scores)
 {
     input in = {0, 0, 0, 0};
-    esb_status st = check_dense(m, x);
+    esb_status st = dense_input(m, x);
     in.x = x;
     return st != ESB_OK ? st : run_decision(m, &in, scores);
 }
@@ -1465,7 +1749,7 @@ esb_status esb_decision(const esb_model *m, const float *x, float *scores)
 esb_status esb_predict(const esb_model *m, const float *x, uint32_t *class_index)
 {
     input in = {0, 0, 0, 0};
-    esb_status st = check_dense(m, x);
+    esb_status st = dense_input(m, x);
     in.x = x;
     return st != ESB_OK ? st : run_predict(m, &in, class_index);
 }
@@ -1473,7 +1757,7 @@ esb_status esb_predict(const esb_model *m, const float *x, uint32_t *class_index
 esb_status esb_predict_proba(const esb_model *m, const float *x, float *proba)
 {
     input in = {0, 0, 0, 0};
-    esb_status st = check_dense(m, x);
+    esb_status st = dense_input(m, x);
     in.x = x;
     return st != ESB_OK ? st : run_proba(m, &in, proba);
 }

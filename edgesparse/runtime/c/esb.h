@@ -31,40 +31,60 @@
  *   - the esb_model struct: sizeof(esb_model) bytes (the caller's, static or on the stack);
  *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
  *     into caller buffers; esb_predict needs no buffer;
- *   - column indices, two modes:
- *       streamed (default): the packed index sections (varint gaps, bitmaps, Elias-Fano, or raw
- *         int32 read byte-wise) are decoded on the fly during every call. Extra RAM: 0 bytes
- *         outside the call's stack frame, which holds ESB_CHUNK (64) int32 column numbers
- *         (256 bytes) plus a few dozen bytes of iterator state. Cost: with a `columns`
- *         section, each row also re-walks the used-column list up to its last used column, so
- *         a call costs O(nnz + n_outputs * n_columns) instead of O(nnz).
- *       decoded: esb_use_workspace(&m, ws, bytes) decodes the global column number of every
- *         stored weight once into a caller buffer of exactly esb_workspace_size(&m) bytes =
- *         4 * nnz bytes (int32_t, 4-byte aligned); the buffer must outlive the model. Calls
- *         then read it directly (the fastest mode).
+ *   - column indices, in one of four layouts (esb_layout_name tells which one is in use):
+ *       streamed (default, no esb_use_workspace): the packed index sections (varint gaps,
+ *         bitmaps, Elias-Fano, or raw int32 read byte-wise) are decoded on the fly during
+ *         every call. Extra RAM: 0 bytes outside the call's stack frame, which holds ESB_CHUNK
+ *         (64) int32 column numbers (256 bytes) plus a few dozen bytes of iterator state.
+ *         Cost: with a `columns` section, each row also re-walks the used-column list up to
+ *         its last used column, so a call costs O(nnz + n_outputs * n_columns), not O(nnz).
+ *       esb_use_workspace(&m, ws, bytes) builds one of the other three once, in a caller
+ *       buffer (int32_t aligned) that must outlive the model; calls then only read it:
+ *       dense: int8 models with n_outputs * n_features <= 4 * nnz (at least 1/4 of the weights
+ *         stored): the int8 weight matrix, row-major, zeros included, in exactly
+ *         n_outputs * n_features bytes of ws (any bytes >= that). A dense row is one
+ *         contiguous int8 x float dot product that -O2 vectorizes; a CSR row reads its
+ *         weights directly. Chosen whenever the model qualifies.
+ *       transposed: other models, when bytes >= esb_workspace_size_fast(m) =
+ *         8 * nnz + 8 * n_columns + 4 bytes: column pointers (4 * (n_columns + 1)), the used
+ *         columns' numbers (4 * n_columns), and per stored weight its output row (4) and its
+ *         dequantized float value (4; float64 models: its position in the values section).
+ *         A CSR row costs O(row nnz * log n_columns + weights in its columns), independent of
+ *         the model's width; a dense row skips the columns where it is zero. Partial sums of
+ *         up to ESB_CHUNK outputs at a time live on the stack (512 bytes).
+ *       columns: otherwise, with bytes >= esb_workspace_size(m) = 4 * nnz: the global column
+ *         of every stored weight (int32_t, CSR order), read directly.
  *
  * ---------------------------------------------------------------------------------------------
  * Numerics and the parity bound with the numpy runtime
  *
  * float32 and int8 models compute in float (w = scale * q rounded to float first, exactly as
- * LinearIR.real_values does; products and the row sum in float; then + (float)bias). float64
- * models accumulate in double from the float inputs and round the score to float at the end.
- * For every score of a row with k stored weights w_i (dequantized) and bias b, with x the
- * input (rounded to float, as this API takes it):
+ * LinearIR.real_values does; products and the row sum in float, in any order; then
+ * + (float)bias), except the dense layout, which sums q * x in float and multiplies by the
+ * row's scale once (its weights scale * q are exact; the numpy runtime's are rounded to
+ * float). float64 models accumulate in double from the float inputs and round the score to
+ * float at the end. For every score of a row with k stored weights w_i (dequantized) and bias
+ * b, with x the input (rounded to float, as this API takes it), and no overflow or underflow
+ * in between:
  *
  *     |score_c - score_numpy| <= (k + 4) * 2^-23 * (sum_i |w_i * x_i| + |b|)
  *
- * This covers the C summation (at most k roundings of 2^-24 relative to that sum), the numpy
- * runtime's own float32 or float64 summation in another order, the rounding of float64
- * inputs to float, and the final rounding of the score. Labels are equal except where two
- * scores (or a binary score and 0) lie within that bound of each other. Probabilities follow
+ * In units of 2^-24 times that sum, it covers: the C products and sum (k), the dense
+ * layout's scale (1), the numpy runtime's own float32 or float64 sum in another order (k) and
+ * its weights rounded to float where the dense layout's are exact (1), the rounding of float64
+ * inputs to float (1), the bias and the final rounding of the score (2): 2k + 5 <= 2k + 8.
+ * q * x can overflow where w * x does not (|q| <= 127): when a score comes out NaN/Inf the
+ * dense layout recomputes the row weight by weight, as the other layouts do. Labels are equal
+ * except where two scores (or a binary score and 0) lie within that bound of each other.
+ * Probabilities follow
  * through the head: logistic and softmax change by at most half the largest score difference
  * plus a few float ulps (expf vs numpy's exp); modified_huber with several outputs divides by
  * the row sum and can amplify a difference when every output is near -1.
  *
- * Inputs must be finite: a dense row is checked in full (n_features values), a CSR row's
- * values and indices too; a CSR row must be canonical (indices strictly increasing, in
- * [0, n_features)), unlike scipy matrices which may be unsorted. Violations return
+ * Inputs must be finite: a dense row is checked in full (n_features values; in the dense
+ * layout only when a score comes out NaN/Inf, since every input value is then multiplied in),
+ * a CSR row's values and indices always; a CSR row must be canonical (indices strictly
+ * increasing, in [0, n_features)), unlike scipy matrices which may be unsorted. Violations return
  * ESB_E_INPUT (the numpy runtime raises InputError for non-finite values).
  */
 #ifndef ESB_H
@@ -79,7 +99,8 @@ extern "C" {
 
 #define ESB_FORMAT_VERSION 1
 #define ESB_MESSAGE_SIZE 200
-/* Column numbers decoded per step in streamed mode (stack: 4 * ESB_CHUNK bytes). */
+/* Column numbers decoded per step in streamed mode (stack: 4 * ESB_CHUNK bytes); outputs
+ * per block in the transposed layout. */
 #define ESB_CHUNK 64
 
 typedef enum esb_status {
@@ -98,6 +119,9 @@ enum { ESB_HEAD_IDENTITY = 0, ESB_HEAD_HARD, ESB_HEAD_LOGISTIC, ESB_HEAD_SOFTMAX
        ESB_HEAD_MODIFIED_HUBER };
 /* Value dtypes. */
 enum { ESB_VALUES_F64 = 0, ESB_VALUES_F32 = 1, ESB_VALUES_I8 = 2 };
+/* Index layouts (esb_layout_name): streamed without a workspace, the others built by
+ * esb_use_workspace. */
+enum { ESB_LAYOUT_STREAMED = 0, ESB_LAYOUT_COLUMNS, ESB_LAYOUT_DENSE, ESB_LAYOUT_TRANSPOSED };
 /* Kinds of class labels (the encoding of the `classes` section). */
 enum { ESB_LABEL_INT = 0, ESB_LABEL_FLOAT = 1, ESB_LABEL_STRING = 2 };
 
@@ -130,7 +154,10 @@ typedef struct esb_model {
     size_t size_;
     esb_section_ref sec_[9];   /* indexed by section kind 1..8 */
     uint32_t n_scales_;        /* 0, 1 (per tensor) or n_outputs (per row) */
-    const int32_t *cols_;      /* decoded global columns (esb_use_workspace) or NULL */
+    uint8_t layout_;           /* ESB_LAYOUT_* (esb_use_workspace) */
+    const int32_t *cols_;      /* columns: global column of every stored weight */
+    const int8_t *dense_;      /* dense: n_outputs x n_features int8 weights */
+    const int32_t *tptr_, *tcol_, *trow_, *tval_; /* transposed: see esb_use_workspace */
 } esb_model;
 
 /* Verify `buf` (len bytes) completely and describe it in *m. On failure returns the error
@@ -142,12 +169,21 @@ esb_status esb_open(const void *buf, size_t len, esb_model *m);
 /* A short static description of a status code. */
 const char *esb_strerror(esb_status code);
 
-/* Bytes of workspace the decoded mode needs: 4 * nnz. */
+/* 4 * nnz: enough workspace for the dense or the column-list layout (see "Memory" above). */
 size_t esb_workspace_size(const esb_model *m);
 
-/* Decode every weight's global column into ws (at least esb_workspace_size bytes, int32_t
- * aligned) and use it from now on. ws must stay valid while the model is used. */
+/* Workspace for this model's fastest layout: esb_workspace_size(m) when it gets the dense
+ * layout (which uses only n_outputs * n_features of those bytes), else the transposed
+ * layout's 8 * nnz + 8 * n_columns + 4. */
+size_t esb_workspace_size_fast(const esb_model *m);
+
+/* Build an index layout in ws (int32_t aligned; bytes decides the layout, see "Memory"
+ * above) and use it from now on; ESB_E_ARGUMENT when bytes is too small for any. ws must
+ * stay valid and unchanged while the model is used. */
 esb_status esb_use_workspace(esb_model *m, int32_t *ws, size_t bytes);
+
+/* "streamed", "columns", "dense" or "transposed": the layout the calls use. */
+const char *esb_layout_name(const esb_model *m);
 
 /* Raw scores X @ W.T + b: writes n_outputs floats to scores. */
 esb_status esb_decision(const esb_model *m, const float *x, float *scores);

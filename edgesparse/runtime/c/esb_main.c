@@ -3,14 +3,18 @@
  *
  *   esb verify MODEL.esb...                        one line per file: "OK" or
  *                                                  "ERR <code> <message>"; exit 1 if any failed
- *   esb predict MODEL.esb ROWS.bin [--stream]       one line per row:
+ *   esb predict MODEL.esb ROWS.bin [--stream|--min-workspace]
+ *                                                  one line per row:
  *                                                  "<class index or -1>\t<scores>\t<probas>"
- *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream] [--op predict|proba|decision]
+ *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace]
+ *             [--op predict|proba|decision]
  *             [--batch N] [--predictions FILE]
  *                                                  one JSON line (see below)
  *
- * Without --stream the index sections are decoded once into a workspace (esb_use_workspace);
- * with it every call decodes them on the fly (no workspace).
+ * By default the index sections are decoded once into a workspace of esb_workspace_size_fast
+ * bytes (esb_use_workspace: the dense or transposed layout); --min-workspace gives it only
+ * esb_workspace_size bytes (dense, else the column list); --stream decodes them on the fly
+ * during every call (no workspace).
  *
  * ROWS.bin (written by edgesparse.export_c.write_rows), little-endian:
  *   0  "ESBROWS1"   8 bytes
@@ -23,7 +27,8 @@
  * runtime has no batch API: a batch is this loop); call i starts at row i * N % n_rows.
  * WARMUP untimed calls, then RUNS calls each timed on its own with
  * clock_gettime(CLOCK_MONOTONIC). Prints
- *   {"engine": "c", "op": ..., "mode": "decoded"|"streamed", "batch": .., "runs": ..,
+ *   {"engine": "c", "op": ..., "mode": "decoded"|"streamed", "layout": "dense"|"transposed"|
+ *    "columns"|"streamed", "batch": .., "runs": ..,
  *    "warmup": .., "rows": .., "p50_ns": .., "p90_ns": .., "p99_ns": .., "p999_ns": ..,
  *    "mean_ns": .., "min_ns": .., "timer_overhead_ns": .., "load_ns": ..,
  *    "cold_start_ns": .. or null, "peak_rss_bytes": .., "model_rss_bytes": .. or null,
@@ -154,6 +159,7 @@ typedef struct loaded {
     size_t ws_bytes;
 } loaded;
 
+/* stream: 1 streamed, 2 the minimal workspace, 0 the fastest layout's workspace. */
 static int load_model(const char *path, int stream, loaded *l)
 {
     esb_status st;
@@ -169,8 +175,8 @@ static int load_model(const char *path, int stream, loaded *l)
         fprintf(stderr, "esb: %s: %s\n", path, l->m.message);
         return 0;
     }
-    if (!stream) {
-        l->ws_bytes = esb_workspace_size(&l->m);
+    if (stream != 1) {
+        l->ws_bytes = stream == 2 ? esb_workspace_size(&l->m) : esb_workspace_size_fast(&l->m);
         l->ws = (int32_t *)malloc(l->ws_bytes ? l->ws_bytes : 4);
         if (!l->ws || esb_use_workspace(&l->m, l->ws, l->ws_bytes) != ESB_OK) {
             fprintf(stderr, "esb: cannot set up the workspace\n");
@@ -459,25 +465,25 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
     if (o->predictions && !write_predictions(o->predictions, &l, &r, buf)) return 1;
     qsort(t, runs, 4, cmp_u32);
     qsort(empty, n_empty, 4, cmp_u32);
-    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"%s\", \"batch\": %ld, \"runs\": %ld, "
-           "\"warmup\": %ld, \"rows\": %u, \"p50_ns\": %.1f, \"p90_ns\": %.1f, "
-           "\"p99_ns\": %.1f, \"p999_ns\": %.1f, \"mean_ns\": %.1f, \"min_ns\": %u, "
-           "\"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, \"cold_start_ns\": %s, "
+    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"%s\", \"layout\": \"%s\", "
+           "\"batch\": %ld, \"runs\": %ld, \"warmup\": %ld, \"rows\": %u, \"p50_ns\": %.1f, "
+           "\"p90_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, \"mean_ns\": %.1f, "
+           "\"min_ns\": %u, \"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, \"cold_start_ns\": %s, "
            "\"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, \"model_bytes\": %lu, "
            "\"workspace_bytes\": %lu, \"checksum\": %.9g}\n",
-           OPS[op], o->stream ? "streamed" : "decoded", o->batch, o->runs, o->warmup,
-           (unsigned)r.n_rows, pct(t, runs, 0.5), pct(t, runs, 0.9), pct(t, runs, 0.99),
-           pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0], pct(empty, n_empty, 0.5),
-           (double)load_ns, cold, peak_rss_bytes(), model_rss, (unsigned long)l.len,
-           (unsigned long)l.ws_bytes, checksum);
+           OPS[op], o->stream == 1 ? "streamed" : "decoded", esb_layout_name(&l.m), o->batch,
+           o->runs, o->warmup, (unsigned)r.n_rows, pct(t, runs, 0.5), pct(t, runs, 0.9),
+           pct(t, runs, 0.99), pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0],
+           pct(empty, n_empty, 0.5), (double)load_ns, cold, peak_rss_bytes(), model_rss,
+           (unsigned long)l.len, (unsigned long)l.ws_bytes, checksum);
     return 0;
 }
 
 static int usage(void)
 {
     fprintf(stderr, "usage: esb verify MODEL.esb...\n"
-                    "       esb predict MODEL.esb ROWS.bin [--stream]\n"
-                    "       esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream] "
+                    "       esb predict MODEL.esb ROWS.bin [--stream|--min-workspace]\n"
+                    "       esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace] "
                     "[--op predict|proba|decision] [--batch N] [--predictions FILE]\n");
     return 2;
 }
@@ -493,6 +499,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "verify") == 0) return argc < 3 ? usage() : cmd_verify(argc - 2, argv + 2);
     for (i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--stream") == 0) o.stream = 1;
+        else if (strcmp(argv[i], "--min-workspace") == 0) o.stream = 2;
         else if (strcmp(argv[i], "--op") == 0 && i + 1 < argc) {
             const char *op = argv[++i];
             if (strcmp(op, "predict") == 0) o.op = OP_PREDICT;
