@@ -31,7 +31,7 @@ from edgesparse.errors import FormatError, InputError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.formats import esb
 
-__all__ = ["RUNTIME_FILES", "c_runtime_dir", "export_c", "write_rows"]
+__all__ = ["RUNTIME_FILES", "c_runtime_dir", "export_c", "fast_workspace", "write_rows"]
 
 RUNTIME_FILES = ("esb.h", "esb.c", "esb_main.c")
 """The C runtime's files in ``edgesparse/runtime/c/``."""
@@ -70,6 +70,8 @@ def export_c(
         info = esb.verify(blob)
     except FormatError as exc:
         raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
+    layout, ws_bytes = fast_workspace(info)
+    info = {**info, "ws_layout": layout, "ws_bytes": ws_bytes}
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} exists and is not a folder; pass a folder with -o")
@@ -88,6 +90,19 @@ def export_c(
     for fname, data in files.items():
         written.append(atomic_write_bytes(out / fname, data))
     return written
+
+
+def fast_workspace(info: dict[str, Any]) -> tuple[str, int]:
+    """The layout and bytes ``esb_workspace_size_fast`` gives the model ``esb.verify`` described.
+
+    Mirrors the C runtime's rule (``esb.h``): int8 models storing at least a quarter of their
+    weights get the dense layout in 4 * nnz bytes (n_outputs * n_features of them used), the
+    others the transposed layout in 8 * nnz + 8 * used columns + 4 bytes.
+    """
+    nnz = int(info["nnz"])
+    if info["values"] == "int8" and info["n_outputs"] * info["n_features"] <= 4 * nnz:
+        return "dense", 4 * nnz
+    return "transposed", 8 * nnz + 8 * int(info["used_columns"]) + 4
 
 
 def write_rows(path: str | os.PathLike[str], X: Any) -> int:
@@ -156,8 +171,8 @@ def _model_header(info: dict[str, Any], name: str) -> str:
 #define {up}_N_OUTPUTS {info["n_outputs"]}u
 #define {up}_N_CLASSES {info["n_classes"]}u
 #define {up}_NNZ {info["nnz"]}u
-/* Bytes of the decoded-mode workspace (esb_use_workspace): 4 * nnz. */
-#define {up}_WORKSPACE_BYTES (4u * {up}_NNZ)
+/* Bytes of this model's fastest workspace layout ({info["ws_layout"]}): esb_workspace_size_fast. */
+#define {up}_WORKSPACE_BYTES {info["ws_bytes"]}u
 
 extern const unsigned char *const {name}_esb; /* the .esb blob, 8-byte aligned */
 extern const size_t {name}_esb_len;
@@ -208,7 +223,7 @@ def _main_source(info: dict[str, Any], name: str) -> str:
 static float row[{up}_N_FEATURES];
 static float out[{up}_N_OUTPUTS + {up}_N_CLASSES + 1];
 #ifndef ESB_STREAMED
-static int32_t workspace[{up}_NNZ ? {up}_NNZ : 1];
+static int32_t workspace[({up}_WORKSPACE_BYTES + 3) / 4];
 #endif
 
 static void print_label(const esb_model *m, uint32_t k)
@@ -295,6 +310,7 @@ blob as `{name}_esb`, {name}_esb_len bytes, 8-byte aligned, const), model_data.h
 constants {up}_N_FEATURES, ...), main.c (example: stdin rows -> predictions).
 
 RAM: the model is used in place (no copy). main.c decodes the column indices once into a
-{up}_WORKSPACE_BYTES-byte static workspace (4 bytes per weight: the fastest mode); build with
--DESB_STREAMED to skip it and decode on the fly instead (0 bytes; see esb.h).
+{up}_WORKSPACE_BYTES-byte static workspace, the fastest layout for this model
+({info["ws_layout"]}, see esb.h); build with -DESB_STREAMED to skip it and decode on the fly
+instead (0 bytes).
 """

@@ -633,3 +633,46 @@ def test_export_c_cli_and_errors(tmp_path: Path) -> None:
     res = runner.invoke(cli, ["export-c", str(damaged), "-o", str(tmp_path / "e")])
     assert res.exit_code == 1 and "checksum mismatch" in res.output
     assert not (tmp_path / "e").exists()
+
+
+_WORKSPACE_PROBE = r"""
+#include <stdio.h>
+#include "esb.h"
+#include "model_data.h"
+static int32_t ws[(MODEL_WORKSPACE_BYTES + 3) / 4];
+int main(void)
+{
+    esb_model m;
+    if (esb_open(model_esb, model_esb_len, &m) != ESB_OK) return 2;
+    if (esb_use_workspace(&m, ws, sizeof ws) != ESB_OK) return 3;
+    printf("%zu %s\n", esb_workspace_size_fast(&m), esb_layout_name(&m));
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("case", ["digits", "wide-int8", "wide-float32"])
+def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> None:
+    # Oracle: the C runtime's own esb_workspace_size_fast and the layout it then picks.
+    require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
+    blob = tmp_path / "m.esb"
+    if case == "digits":
+        compress_file(ROOT / "models" / "digits_pipeline.pkl", blob)
+        expected = "dense"
+    else:
+        ir = _wide_ir(n_out=5, dtype=case.split("-")[1])
+        esb.write(ir, blob, columns="eliasfano")
+        expected = "transposed"
+    out = tmp_path / "out"
+    export_c(blob, out, name="model")
+    (out / "probe.c").write_text(_WORKSPACE_PROBE)
+    exe = tmp_path / "probe"
+    cmd = ["gcc", *CFLAGS, "-o", str(exe), "probe.c", "esb.c", "model_data.c", "-lm"]
+    res = _run(cmd, cwd=out)
+    assert res.returncode == 0, res.stderr
+    res = _run([str(exe)])
+    assert res.returncode == 0, res.stderr
+    size, layout = res.stdout.split()
+    header = (out / "model_data.h").read_text()
+    assert f"#define MODEL_WORKSPACE_BYTES {size}u" in header
+    assert layout == expected and f"({expected})" in header
