@@ -186,9 +186,10 @@ def compress(
     The defaults are safe for accuracy: int8 weights with one scale per row and no pruning
     (typically >= 99.5% label agreement). Pruning happens only when --sparsity or --threshold
     is given, or a budget with --calibration: then the sparsest model within the budget on
-    held-out calibration rows is written. Pickles are loaded through an allow-list: anything
-    but scikit-learn linear models, scalers, pipelines, numpy and scipy.sparse arrays is refused
-    before it runs.
+    held-out calibration rows is written. A pickled Surprise k-NN recommender becomes a .esb
+    version-2 blob (see --neighbours). Pickles are loaded through an allow-list: anything but
+    scikit-learn linear models, scalers, pipelines, Surprise's four k-NN classes, numpy and
+    scipy.sparse arrays is refused before it runs.
     """
     from edgesparse.api import compress_file
     from edgesparse.frontend_knn import KnnCompressReport, knn_summary
