@@ -697,7 +697,8 @@ def _meaning(d: _Dialect, results: dict[str, Any]) -> list[_Item]:
         "Memory: peak RSS is the VmHWM of the benchmark process; model RSS is what loading "
         "the model added (the method column says how it was measured). Under QEMU the "
         "process RSS is QEMU's, not the guest's, so emulated targets report no peak RSS and "
-        "their model memory is guest heap growth (mallinfo2 + tracemalloc)."
+        "their model memory is the guest's own figure: heap growth (mallinfo2 + tracemalloc) "
+        "for the Python engines, the exact blob + workspace bytes for the C driver."
     )
     if any(a["engine"] == "c" for a in results["artifacts"]):
         items.append(
@@ -1346,12 +1347,13 @@ def _plot_memory(fig: Any, results: dict[str, Any], colors: dict[str, Any]) -> N
         ax.set_ylabel(f"{unit} (max over batch sizes)")
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle(
-        "Memory per artifact and target (emulated: guest heap, not process RSS)"
+        "Memory per artifact and target (emulated: the guest's own figure, not QEMU's RSS)"
         if any(t["emulated"] for t in results["targets"])
         else "Memory per artifact and target",
         fontsize=11,
     )
-    _legend(fig, results, colors, emulated_note="guest heap, no process RSS")
+    # Python engines report guest heap growth there, the C driver its exact blob + workspace.
+    _legend(fig, results, colors, emulated_note="guest's own figure, no process RSS")
 
 
 # --------------------------------------------------------------------------------------------
