@@ -1,4 +1,5 @@
-"""Peak-memory measurement shared by the benchmark scripts (not a benchmark itself).
+"""What the benchmark scripts share (not a benchmark itself): the bundled model names and the
+peak-memory measurement.
 
 ``peak_rss_kib(body)`` runs ``body`` in a fresh Python process (numpy already imported) and
 returns that process's peak resident set size in KiB.
@@ -12,6 +13,17 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The models `models/train.py` writes, small ones first; the last two only with --large.
+MODELS = (
+    "iris_l1_logreg",
+    "iris_l2_logreg",
+    "iris_sgd_l1",
+    "digits_pipeline",
+    "diabetes_ridge",
+    "synthetic_sgd",
+    "text_sgd",
+)
 
 # VmHWM, not getrusage: ru_maxrss survives exec and would report the parent's peak.
 PEAK_RSS = """

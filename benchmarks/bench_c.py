@@ -43,20 +43,14 @@ import scipy.sparse as sp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _measure import MODELS as BUNDLED  # noqa: E402  (benchmarks/, this script's folder)
+
 from edgesparse.api import compress_file  # noqa: E402
 from edgesparse.export_c import c_runtime_dir, export_c, write_rows  # noqa: E402
 from edgesparse.formats import esb  # noqa: E402
 from edgesparse.runtime import Model  # noqa: E402
 
-MODELS = [
-    "iris_l1_logreg",
-    "iris_l2_logreg",
-    "iris_sgd_l1",
-    "digits_pipeline",
-    "diabetes_ridge",
-    "synthetic_sgd",
-    "text_sgd",
-]
+MODELS = list(BUNDLED)
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 CROSS = {
     "aarch64": ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-size", "qemu-aarch64-static"),

@@ -33,20 +33,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from _measure import CHILD_ENV, peak_rss_kib  # noqa: E402  (benchmarks/, this script's folder)
+from _measure import MODELS as BUNDLED  # noqa: E402
 
 import edgesparse  # noqa: E402
 from edgesparse.formats import esb  # noqa: E402
 from edgesparse.loader import load_model  # noqa: E402
 
-MODELS = [
-    "iris_l1_logreg",
-    "iris_l2_logreg",
-    "iris_sgd_l1",
-    "digits_pipeline",
-    "diabetes_ridge",
-    "synthetic_sgd",
-    "text_sgd",
-]
+MODELS = list(BUNDLED)
 
 
 def load_test(path: Path) -> Any:
