@@ -24,11 +24,13 @@ from edgesparse.cli import cli
 from edgesparse.errors import InputError
 from edgesparse.loader import load_model
 from tests.conftest import require_tool
-from tests.test_harness import sshd  # noqa: F401  (the localhost sshd fixture)
-
-MODELS = Path(__file__).resolve().parent.parent / "models"
-PKL = MODELS / "digits_pipeline.pkl"
-DATA = MODELS / "digits_pipeline.test.npz"
+from tests.test_harness import (
+    DATA,
+    MODELS,
+    PKL,
+    _by,
+    sshd,  # noqa: F401  (the localhost sshd fixture)
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +52,6 @@ def oracle(esb: Path) -> dict[str, float]:
 
 def _require_cc() -> None:
     require_tool(shutil.which("cc") is not None, what="cc", install="apt-get install gcc")
-
-
-def _by(results: dict, target: str, artifact: str, batch: int) -> dict:
-    (row,) = [
-        r
-        for r in results["results"]
-        if (r["target"], r["artifact"], r["batch_size"]) == (target, artifact, batch)
-    ]
-    return row
 
 
 def _check_program(row: dict, esb: Path) -> None:
