@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from edgesparse.bench.report import SCHEMA, SUPPORTED_SCHEMA_VERSIONS
 from edgesparse.errors import (
     EdgesparseError,
     InputError,
@@ -53,8 +54,8 @@ from edgesparse.errors import (
     ToolMissingError,
 )
 
-SCHEMA = "edgesparse-bench"
-SCHEMA_VERSION = 1
+# The reader (report.py) owns the schema; the harness writes the newest version it reads.
+SCHEMA_VERSION = SUPPORTED_SCHEMA_VERSIONS[-1]
 ENGINE_BY_SUFFIX = {
     ".esb": "esb",
     ".onnx": "onnx",
