@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,21 @@ from edgesparse.runtime.model import Model
 QUANTIZE_CHOICES = ("int8", "float32", "none")
 FORMATS = ("esb", "onnx")
 """Output formats: the compact ``.esb`` blob, or a standard-op ONNX graph."""
+
+Progress = Callable[[str, int, int], None]
+"""``progress(message, done, total)``: called before each step, ``done`` steps finished."""
+
+
+class _Steps:
+    """Announces the steps of one call to an optional :data:`Progress` callback."""
+
+    def __init__(self, progress: Progress | None, *, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message, self.done, self.total)
+        self.done += 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +158,7 @@ def compress_file(
     report: str | os.PathLike[str] | None = None,
     holdout: float = 0.25,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> CompressReport | KnnCompressReport:
     """Load ``source`` safely, compress it, check it on ``check_data``, write ``output``.
 
@@ -163,6 +180,9 @@ def compress_file(
     be met even without pruning nothing is written (``force`` writes the unpruned model
     anyway). ``report`` names a JSON file for the search's fidelity report (written
     atomically, after the model).
+
+    ``progress`` (see :data:`Progress`) is told about each step (loading, compressing or the
+    budget search, encoding, the check, writing), which can take seconds on wide models.
     """
     from edgesparse.data import load_dataset
     from edgesparse.fileio import atomic_write_bytes
@@ -178,6 +198,8 @@ def compress_file(
     src = Path(source)
     if out.resolve() == src.resolve():
         raise InputError(f"output {out} would overwrite the input model; choose another path")
+    steps = _Steps(progress, total=4 + (check_data is not None))
+    steps(f"loading {src.name}")
     estimator = load_model(src)
     if is_surprise_knn(estimator):
         linear = {
@@ -200,15 +222,24 @@ def compress_file(
                 "--neighbours and --quantize only (not "
                 f"{', '.join('--' + n for n, used in linear.items() if used)})"
             )
+        # One step from here: compress_knn_file compresses, checks and writes.
+        steps.total = 2
+        steps("compressing the k-NN recommender" + (" and checking it" if check_data else ""))
         return compress_knn_file(
             estimator, src, out, neighbours=neighbours, quantize=quantize, check_data=check_data
         )
     if neighbours is not None:
         raise InputError("--neighbours applies to Surprise k-NN models only")
+    limits = (max_accuracy_drop, max_agreement_loss, max_r2_drop)
+    budgeted = calibration is not None or any(v is not None for v in limits) or refit
+    steps(
+        f"searching the sparsest model within the budget on {Path(calibration).name}"
+        if budgeted and calibration is not None
+        else "pruning and quantizing"
+    )
     original = _to_ir(estimator)
     budget_report = None
-    limits = (max_accuracy_drop, max_agreement_loss, max_r2_drop)
-    if calibration is not None or any(v is not None for v in limits) or refit:
+    if budgeted:
         compressed, budget_report = _budget_compress(
             estimator,
             original,
@@ -237,6 +268,7 @@ def compress_file(
             quantize=quantize,
             granularity=granularity,
         )
+    steps("building the ONNX graph" if fmt == "onnx" else "encoding the .esb blob")
     data, runner, detail = _encode(
         compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
     )
@@ -249,6 +281,7 @@ def compress_file(
                     + (" and the refit" if budget_report["chosen"]["refit"] else "")
                     + ", so its check figures are not held-out; use separate rows"
                 )
+        steps(f"checking against the original on {Path(check_data).name}")
         check = check_fidelity(
             estimator=estimator,
             original=original,
@@ -256,6 +289,7 @@ def compress_file(
             dataset=load_dataset(check_data),
             model=runner,
         )
+    steps(f"writing {out}")
     atomic_write_bytes(out, data)
     if report is not None and budget_report is not None:
         import json

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,23 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except EdgesparseError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def _terminal_progress() -> Callable[[str, int, int], None] | None:
+    """A ``progress(message, done, total)`` callback writing one line per step to stderr
+    ("[3/8] rpi4: c:model.esb ..."), or None when stderr is not a terminal (logs stay clean)."""
+    if not _stderr_is_tty():
+        return None
+
+    def show(message: str, done: int, total: int) -> None:
+        if message != "done":  # the result printed next says so
+            click.echo(f"[{min(done + 1, total)}/{total}] {message} ...", err=True)
+
+    return show
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -228,6 +247,7 @@ def compress(
         seed=seed,
         force=force,
         report=report_path,
+        progress=_terminal_progress(),
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -439,40 +459,24 @@ def bench(
     under their QEMU) or the board's cc over ssh; EDGESPARSE_CC / EDGESPARSE_CC_AARCH64 pick
     other compilers."""
     import shlex
-    import sys
 
     from edgesparse.bench.harness import run_bench
     from edgesparse.bench.report import write_report
 
-    bar: Any = None
-
-    def progress(message: str, done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(
-                length=total, label="bench", item_show_func=lambda m: m, file=sys.stderr
-            )
-            bar.__enter__()
-        bar.update(done - bar.pos, message)
-
-    try:
-        results = run_bench(
-            artifacts=list(artifacts),
-            targets=list(targets),
-            data=data,
-            labels=labels,
-            batch_sizes=batch_sizes,
-            runs=runs,
-            warmup=warmup,
-            threads=threads,
-            timeout_s=timeout_s,
-            strict=strict,
-            progress=progress,
-            command=shlex.join(["edgesparse", *sys.argv[1:]]),
-        )
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    results = run_bench(
+        artifacts=list(artifacts),
+        targets=list(targets),
+        data=data,
+        labels=labels,
+        batch_sizes=batch_sizes,
+        runs=runs,
+        warmup=warmup,
+        threads=threads,
+        timeout_s=timeout_s,
+        strict=strict,
+        progress=_terminal_progress(),
+        command=shlex.join(["edgesparse", *sys.argv[1:]]),
+    )
     paths = write_report(results, out_dir)
     click.echo(_bench_table(results))
     for path in paths:
