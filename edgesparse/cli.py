@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -484,28 +485,74 @@ def bench(
 
 
 def _bench_table(results: dict[str, Any]) -> str:
-    """A short fixed-width summary: one line per target x artifact x batch size."""
+    """A fixed-width summary, one line per target x artifact x batch size, and a legend.
+
+    rows/s is derived from p50 (so the two columns agree); the agreement column's header names
+    its reference, and accuracy or R² against the labels get their own column.
+    """
+    from edgesparse.bench.report import reference_label, reference_sentence, rows_per_s_at_p50
 
     def num(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
 
-    header = (
-        f"{'target':<12} {'artifact':<24} {'batch':>5} {'p50 us':>10} {'p99 us':>10} "
-        f"{'rows/s':>11} {'cold ms':>8} {'agree':>7}  status"
-    )
-    lines = [header]
-    for r in results["results"]:
-        lat = r["latency_us"] or {}
-        target = r["target"] + ("*" if r["emulated"] else "")
-        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"
-        lines.append(
-            f"{target:<12} {r['artifact']:<24} {r['batch_size']:>5} "
-            f"{num(lat.get('p50'), '.1f'):>10} {num(lat.get('p99'), '.1f'):>10} "
-            f"{num(r['throughput_rows_per_s'], '.0f'):>11} {num(r['cold_start_ms'], '.0f'):>8} "
-            f"{num(r['agreement'], '.4f'):>7}  {status}"
+    def us(v: float | None) -> str:
+        return num(v, ".2f" if v is not None and v < 10 else ".1f")
+
+    def pct(v: float | None) -> str:
+        return num(v, ".2%")
+
+    def agree(r: dict[str, Any]) -> str:
+        if r["agreement"] is None and r.get("max_abs_diff") is not None:
+            return f"diff {r['max_abs_diff']:.3g}"  # regressors: largest |difference|
+        return pct(r["agreement"])
+
+    rows = results["results"]
+    ref = reference_label(results)
+    kind = (results.get("reference") or {}).get("kind")
+    # With labels as the reference, agreement already is the accuracy: no second column.
+    show_acc = kind != "labels" and any(r.get("accuracy") is not None for r in rows)
+    show_r2 = any(r.get("r2") is not None for r in rows)
+    # (header, right-aligned, cell)
+    columns: list[tuple[str, bool, Callable[[dict[str, Any]], str]]] = [
+        ("target", False, lambda r: r["target"] + ("*" if r["emulated"] else "")),
+        ("artifact", False, lambda r: r["artifact"]),
+        ("batch", True, lambda r: str(r["batch_size"])),
+        ("p50 us", True, lambda r: us((r["latency_us"] or {}).get("p50"))),
+        ("p99 us", True, lambda r: us((r["latency_us"] or {}).get("p99"))),
+        ("rows/s@p50", True, lambda r: num(rows_per_s_at_p50(r), ",.0f")),
+        ("cold ms", True, lambda r: num(r["cold_start_ms"], ".0f")),
+    ]
+    if ref is not None:
+        columns.append((f"agree vs {ref}", True, agree))
+    if show_acc:
+        columns.append(("accuracy", True, lambda r: pct(r.get("accuracy"))))
+    if show_r2:
+        columns.append(("R2", True, lambda r: num(r.get("r2"), ".4f")))
+    columns.append(
+        (
+            "status",
+            False,
+            lambda r: r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}",
         )
-    if any(r["emulated"] for r in results["results"]):
+    )
+    cells = [[cell(r) for _, _, cell in columns] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (h, _, _) in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        out = [
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, (_, right, _) in zip(values[:-1], widths, columns, strict=False)
+        ]
+        return "  ".join([*out, values[-1]])
+
+    lines = [line([h for h, _, _ in columns]), *(line(c) for c in cells)]
+    if any(r["emulated"] for r in rows):
         lines.append("* emulated (QEMU user mode): not device latency; compare within a target")
+    legend = (
+        "rows/s@p50 = batch / p50 latency (results.json's throughput_rows_per_s is "
+        "batch / mean latency). " + reference_sentence(results)
+    )
+    lines.append(textwrap.fill(legend, width=100))
     return "\n".join(lines)
 
 
