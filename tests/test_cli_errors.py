@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import skops.io as sio
 from click.testing import CliRunner
-from conftest import require_tool
 from sklearn.datasets import load_iris
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from edgesparse.cli import cli
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 KNN_PKL = ROOT / "models" / "knn_means.pkl"

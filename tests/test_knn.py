@@ -10,6 +10,8 @@ import importlib.util
 import json
 import math
 import pickle
+import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -389,6 +391,37 @@ def test_committed_example_matches_the_training_script() -> None:
         KnnModel(from_surprise(committed)).predict_many(pairs), ref, atol=1e-12
     )
     assert read_pairs(ROOT / "models" / "knn_ratings.test.csv")[0] == pairs
+
+
+_NO_PANDAS = "import sys; sys.modules['pandas'] = None  # any import of pandas now fails\n"
+
+
+def _readme_training_snippet() -> str:
+    """The README's "your own ratings" example (the Python block that trains from a CSV)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Collaborative filtering") :]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return next(b for b in blocks if "Dataset.load_from_file" in b)
+
+
+def test_examples_need_nothing_beyond_the_surprise_extra(tmp_path: Path) -> None:
+    # pip install '.[surprise]' brings scikit-surprise, not pandas: the training script and
+    # the README's own-ratings example must run without it, and their pickles must compress.
+    train = ROOT / "models" / "train_knn.py"
+    script = _NO_PANDAS + (
+        "import runpy\n"
+        f"sys.argv = ['train_knn.py', '--out', {str(tmp_path)!r}]\n"
+        f"runpy.run_path({str(train)!r}, run_name='__main__')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    (tmp_path / "ratings.csv").write_bytes((tmp_path / "knn_ratings.test.csv").read_bytes())
+    snippet = _NO_PANDAS + _readme_training_snippet()
+    subprocess.run([sys.executable, "-c", snippet], check=True, cwd=tmp_path, capture_output=True)
+    for pkl in ("knn_means.pkl", "knn.pkl"):
+        out = tmp_path / f"{pkl}.esb"
+        res = CliRunner().invoke(cli, ["compress", str(tmp_path / pkl), "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        assert load(out).predict("u32", "i27").est > 0
 
 
 def test_hostile_defaultdict_factory_is_refused(tmp_path: Path) -> None:
