@@ -563,7 +563,10 @@ def launch(target: Target, *, cache: Path | None = None) -> Launch:
     if target.kind == "host":
         home.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        pythonpath = [str(package_parent())]
+        # A checkout needs its folder on the path; an installed package is found from
+        # site-packages anyway, and site-packages on PYTHONPATH would go before the stdlib.
+        parent = package_parent()
+        pythonpath = [] if _is_site_packages(parent) else [str(parent)]
         if env.get("PYTHONPATH"):
             pythonpath.append(env["PYTHONPATH"])
         env.update(
@@ -593,6 +596,14 @@ def launch(target: Target, *, cache: Path | None = None) -> Launch:
         pythonpath=Path(stamp["pythonpath"]),
         home=home,
     )
+
+
+def _is_site_packages(folder: Path) -> bool:
+    """True when ``folder`` is one of this Python's site-packages folders."""
+    import site
+
+    found = [*site.getsitepackages(), site.getusersitepackages()]
+    return any(Path(d).resolve() == folder.resolve() for d in found)
 
 
 def link_package(folder: Path) -> None:
