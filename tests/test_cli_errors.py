@@ -183,6 +183,16 @@ def test_predict_with_a_model_to_compress(iris):
     )
 
 
+def test_a_pickle_named_esb(iris, tmp_path):
+    fake = tmp_path / "fake.esb"
+    fake.write_bytes((iris["dir"] / "model.pkl").read_bytes())
+    for command in (("inspect", fake), ("predict", fake, iris["dir"] / "X.npy")):
+        assert error_line(run(*command)) == (
+            f"{fake} is a pickle (a saved model), not a compressed model; compress it first: "
+            f"edgesparse compress {fake} -o model.esb"
+        )
+
+
 def test_data_and_model_swapped(iris):
     d = iris["dir"]
     x = d / "X.npy"
