@@ -202,12 +202,17 @@ def compress_file(
     steps(f"loading {src.name}")
     estimator = load_model(src)
     if is_surprise_knn(estimator):
+        if fmt != "esb":
+            asked = f"--format {format}" if format is not None else f"-o {out.name}"
+            raise InputError(
+                f"{src} is a Surprise k-NN recommender, which compresses to .esb only, not "
+                f"{fmt.upper()} (asked for by {asked}); use -o {out.stem}.esb"
+            )
         linear = {
             "sparsity": sparsity != 0.0,
             "threshold": threshold is not None,
             "prune-scope": prune_scope != "global",
             "granularity": granularity != "row",
-            "format onnx": fmt != "esb",
             "calibration": calibration is not None,
             "max-*-drop/loss": any(
                 v is not None for v in (max_accuracy_drop, max_agreement_loss, max_r2_drop)
@@ -286,7 +291,7 @@ def compress_file(
             estimator=estimator,
             original=original,
             compressed=compressed,
-            dataset=load_dataset(check_data),
+            dataset=load_dataset(check_data, n_features=original.n_features),
             model=runner,
         )
     steps(f"writing {out}")
@@ -472,6 +477,11 @@ def _refit_penalty(model: Any, ir: LinearIR) -> Any:
 
 
 def _output_format(out: Path, format: str | None) -> str:
+    if out.is_dir():
+        raise InputError(
+            f"output {out} is a directory; give a file name, e.g. -o "
+            f"{out / ('model.' + (format or 'esb'))}"
+        )
     suffix = out.suffix.lower().lstrip(".")
     if format is None:
         if suffix not in FORMATS:
@@ -528,6 +538,16 @@ def check_fidelity(
     X, y = dataset.X, dataset.y
     new = Model(compressed) if model is None else model
     pred_new = new.predict(X)  # validates X first, with the runtime's friendly errors
+    if original.is_classifier and y is not None and original.classes is not None:
+        classes = np.asarray(original.classes)
+        y_text = np.asarray(y).dtype.kind in "USO"
+        if y_text != (classes.dtype.kind in "USO"):
+            kinds = ("text", "numbers") if y_text else ("numbers", "text")
+            raise InputError(
+                f"the check data's labels (y) are {kinds[0]} but the model's classes are "
+                f"{kinds[1]} ({', '.join(map(str, classes[:5].tolist()))}); give y with the "
+                "labels the model predicts, or no labels"
+            )
     ref_model = Model(original)
     X_ref = _for_sklearn(X)
     has_own = hasattr(estimator, "predict") and not isinstance(estimator, LinearIR)

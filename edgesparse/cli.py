@@ -99,7 +99,9 @@ def cli() -> None:
 @click.option(
     "--check-data",
     type=click.Path(path_type=Path),
-    help="A .npz with X (and optionally y): report agreement with the original model.",
+    help="Data with X (and optionally y): .npz, .npy, or a .csv/.tsv/.txt table (a label "
+    "column last when it has one column more than the model's features). Reports agreement "
+    "with the original model.",
 )
 @click.option(
     "--opset",
@@ -131,8 +133,9 @@ def cli() -> None:
 @click.option(
     "--calibration",
     type=click.Path(path_type=Path),
-    help="Accuracy-aware: labelled rows, a .npz with X (or CSR parts) and y, or a .csv with "
-    "the label in the last column. Part is held out (--holdout): every figure is measured there.",
+    help="Accuracy-aware: labelled rows, a .npz with X (or CSR parts) and y, or a .csv (.tsv, "
+    ".txt) with the label in the last column. Part is held out (--holdout): every figure is "
+    "measured there.",
 )
 @click.option(
     "--max-accuracy-drop",
@@ -298,7 +301,8 @@ def _is_onnx_file(path: Path) -> bool:
     "-o", "--output", type=click.Path(path_type=Path), help="Save as .npy instead of printing."
 )
 def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | None) -> None:
-    """Predict with a .esb or .onnx model on DATA (.npy with X, or .npz with X or CSR parts).
+    """Predict with a .esb or .onnx model on DATA (.npy with X, .npz with X or CSR parts, or a
+    .csv/.tsv/.txt table of numbers, one row per line, optional header).
 
     For a k-NN recommender blob, DATA is a CSV of user,item rows; each output line is
     user, item, estimate and 1 when the prediction was impossible (global-mean fallback)."""
@@ -399,7 +403,7 @@ def report(results: Path, out_dir: Path) -> None:
     "--data",
     type=click.Path(path_type=Path),
     required=True,
-    help="Input rows: .npy (X) or .npz (X, optional y used as labels).",
+    help="Input rows: .npy (X), .npz (X, optional y used as labels) or a .csv/.tsv/.txt table.",
 )
 @click.option("--labels", type=click.Path(path_type=Path), help="True labels (.npy) for accuracy.")
 @click.option(

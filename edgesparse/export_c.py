@@ -52,6 +52,30 @@ def _runtime_source(name: str) -> bytes:
     return read_bytes(path, what="C runtime source")
 
 
+def _check_linear_blob(path: str | os.PathLike[str], blob: bytes) -> None:
+    """Refuse, saying what it is, a file export-c cannot take: a k-NN blob, an ONNX model, a
+    model still to compress, a data file (a damaged .esb is the verifier's to describe)."""
+    from edgesparse.formats import esb_knn
+    from edgesparse.sniff import not_a_compressed_model
+
+    shown = os.fspath(path)
+    if esb_knn.is_knn_blob(blob):
+        raise InputError(
+            f"{shown} is a k-NN recommender blob; export-c writes C for linear models only "
+            f"(run it with the numpy runtime: edgesparse predict {shown} pairs.csv)"
+        )
+    if blob.startswith(esb.MAGIC):
+        return
+    wrong = not_a_compressed_model(path, data_hint="export-c reads a .esb model")
+    if wrong is not None:
+        raise wrong
+    if Path(path).suffix.lower() == ".onnx":
+        raise InputError(
+            f"{shown} is an ONNX model; export-c needs the .esb blob of the same model: "
+            "edgesparse compress MODEL -o model.esb"
+        )
+
+
 def export_c(
     blob_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -68,6 +92,7 @@ def export_c(
     if not _IDENT.match(name):
         raise InputError(f"--name {name!r} is not a C identifier; use letters, digits and _")
     blob = read_bytes(blob_path, what=".esb file")
+    _check_linear_blob(blob_path, blob)
     try:
         info = esb.verify(blob)
     except FormatError as exc:

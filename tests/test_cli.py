@@ -116,11 +116,14 @@ def test_hostile_pickle_is_refused_and_nothing_runs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pkl"]
 
 
-def test_model_not_on_the_allow_list(tmp_path):
+def test_unsupported_model(tmp_path):
     X, y = load_iris(return_X_y=True)
     src = tmp_path / "tree.pkl"
     src.write_bytes(pickle.dumps(DecisionTreeClassifier().fit(X, y)))
-    assert_one_line_error(run("compress", src, "-o", tmp_path / "t.esb"), "DecisionTree")
+    assert_one_line_error(
+        run("compress", src, "-o", tmp_path / "t.esb"),
+        "DecisionTreeClassifier, which is not a supported model; `edgesparse list models`",
+    )
     assert not (tmp_path / "t.esb").exists()
 
 

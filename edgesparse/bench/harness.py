@@ -316,6 +316,8 @@ def _check_counts(*, batch_sizes: Sequence[int], runs: int, warmup: int, threads
 
 
 def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[_Artifact]:
+    from edgesparse.formats import esb_knn
+
     out: list[_Artifact] = []
     for raw in paths:
         forced, p = _split_engine(raw)
@@ -329,6 +331,11 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[_Artifact]:
             raise ModelFileError(f"artifact not found: {p} (check the path)")
         blob = p.read_bytes()
         name = f"{forced}:{p.name}" if forced else p.name
+        if engine in ("esb", "c") and esb_knn.is_knn_blob(blob):
+            raise InputError(
+                f"cannot benchmark {name}: it is a k-NN recommender blob, and the bench times "
+                "linear models; time it in Python with edgesparse.load(path).predict_many(pairs)"
+            )
         if any(a.name == name for a in out):
             raise InputError(f"two artifacts are named {name!r}; rename one (names label rows)")
         out.append(
@@ -366,6 +373,16 @@ def _labels(labels: str | os.PathLike[str] | None, dataset: Any) -> np.ndarray |
     p = Path(labels)
     if not p.is_file():
         raise ModelFileError(f"labels file not found: {p} (check the path)")
+    from edgesparse.sniff import NPY_MAGIC, sniff
+
+    with open(p, "rb") as fh:
+        is_npy = fh.read(len(NPY_MAGIC)) == NPY_MAGIC
+    if not is_npy:
+        kind = sniff(p)
+        raise InputError(
+            f"{p} is {kind.what if kind else 'not a .npy array'}; --labels reads a .npy array "
+            "(numpy.save('y.npy', y)), or give --data an .npz with X and y"
+        )
     try:
         y = np.load(p, allow_pickle=False)
     except (ValueError, OSError) as exc:
