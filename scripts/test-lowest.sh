@@ -11,7 +11,8 @@ if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
 fi
 py="$venv/bin/python"
-"$py" -m pip install --quiet --upgrade pip packaging
+# What scripts/lowest_constraints.py needs before edgesparse is installed.
+"$py" -m pip install --quiet --upgrade pip packaging "tomli; python_version < '3.11'"
 constraints="$venv/lowest-constraints.txt"
 "$py" "$root/scripts/lowest_constraints.py" >"$constraints"
 echo "test-lowest: pinning $(tr '\n' ' ' <"$constraints")" >&2
