@@ -330,6 +330,27 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _check_login(port: int, options: list[str], log: Path) -> None:
+    """sshd without PAM refuses locked accounts and ones without a usable shell (``nobody``,
+    say): then skip, saying so, rather than fail every ssh test with "Permission denied"."""
+    user = getpass.getuser()
+    probe = subprocess.run(
+        ["ssh", *options, "-o", "BatchMode=yes", "-p", str(port), f"{user}@127.0.0.1", "true"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode == 0:
+        return
+    refused = [line.strip() for line in log.read_text().splitlines() if "not allowed" in line]
+    if not refused:
+        pytest.fail(f"ssh to the test sshd failed: {probe.stderr.strip()}; sshd: {log.read_text()}")
+    message = f"sshd will not log {user} in ({refused[0]}); run the ssh tests as a regular user"
+    if os.environ.get("EDGESPARSE_REQUIRE_TARGETS") == "1":
+        pytest.fail(f"EDGESPARSE_REQUIRE_TARGETS=1 but {message}")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     tools = [shutil.which(t) for t in ("ssh", "scp", "ssh-keygen")]
@@ -357,7 +378,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\n"
         f"AuthorizedKeysFile {d}/authorized_keys\nPidFile {d}/sshd.pid\n"
         "PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-        "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nLogLevel ERROR\n"
+        "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nLogLevel INFO\n"
         f"Subsystem sftp {sftp}\n"
         # A private TMPDIR for the "board": tests check it is left empty, unaffected by
         # other runs that use /tmp at the same time.
@@ -396,6 +417,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
             "-o",
             "StrictHostKeyChecking=yes",
         ]
+        _check_login(port, options, d / "sshd.log")
         yield {"port": port, "options": options, "board_tmp": d / "board_tmp"}
     finally:
         proc.send_signal(signal.SIGTERM)
