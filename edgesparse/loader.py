@@ -159,6 +159,10 @@ _SKLEARN_HELPERS: frozenset[tuple[str, str]] = frozenset(
         ("sklearn._loss._loss", "CyHalfBinomialLoss"),
         ("sklearn._loss._loss", "CyHalfSquaredError"),
         ("sklearn._loss._loss", "CyHuberLoss"),
+        # The same classes as scikit-learn 1.8.0's build named them (see _RENAMED).
+        ("_loss", "CyHalfBinomialLoss"),
+        ("_loss", "CyHalfSquaredError"),
+        ("_loss", "CyHuberLoss"),
     }
 )
 
@@ -208,6 +212,18 @@ _ALIASES: dict[tuple[str, str], tuple[str, str]] = {
     ("numpy.core.numeric", "_frombuffer"): ("numpy._core.numeric", "_frombuffer"),
     ("scipy.sparse.csr", "csr_matrix"): ("scipy.sparse._csr", "csr_matrix"),
     ("scipy.sparse.csc", "csc_matrix"): ("scipy.sparse._csc", "csc_matrix"),
+}
+# scikit-learn 1.8.0's build gave its Cython loss classes the module name "_loss", so its SGD
+# pickles say "_loss.CyHalfBinomialLoss". They resolve to scikit-learn's module and nothing
+# else: a top-level module named "_loss" is never imported.
+_RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+    ("_loss", name): ("sklearn._loss._loss", name)
+    for name in ("CyHalfBinomialLoss", "CyHalfSquaredError", "CyHuberLoss")
+}
+# The other way round, tried last: numpy 1.x has no numpy._core (1.26.1+ has a partial shim
+# without ``numeric``), so a numpy 2 pickle, such as the bundled models, needs numpy.core there.
+_LEGACY: dict[tuple[str, str], tuple[str, str]] = {
+    modern: legacy for legacy, modern in _ALIASES.items() if legacy[0].startswith("numpy.")
 }
 
 # skops describes containers, primitives and numpy scalars by type name instead of by pickle
@@ -514,7 +530,11 @@ def _resolve_global(module: str, name: str, source: str) -> Any:
         raise _refused(source, [f"{module}.{name}"])
     if key in _SUBSTITUTES:
         return _SUBSTITUTES[key]
-    for mod_name, attr in (_ALIASES.get(key, key), key):
+    if key in _RENAMED:
+        candidates: tuple[tuple[str, str], ...] = (_RENAMED[key],)
+    else:
+        candidates = (_ALIASES.get(key, key), key, _LEGACY.get(key, key))
+    for mod_name, attr in candidates:
         try:
             mod = importlib.import_module(mod_name)
         except ImportError:

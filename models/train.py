@@ -153,20 +153,43 @@ def train_iris_sgd_l1() -> Trained:
     return Trained(model.fit(X_tr, y_tr), X_te, y_te)
 
 
+def _digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, random_state=SEED, stratify=y)
+
+
 def train_digits_pipeline() -> Trained:
     """``StandardScaler`` followed by multinomial ``LogisticRegression`` on 8x8 digits."""
-    X, y = load_digits(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=SEED, stratify=y)
+    X_tr, X_te, y_tr, y_te = _digits_split()
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000))
     return Trained(model.fit(X_tr, y_tr), X_te, y_te, X_train=X_tr, y_train=y_tr)
 
 
+def _diabetes_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    X, y = load_diabetes(return_X_y=True)
+    return train_test_split(X, y, test_size=0.25, random_state=SEED)
+
+
 def train_diabetes_ridge() -> Trained:
     """``Ridge(alpha=0.1)`` regression on the diabetes dataset (10 features)."""
-    X, y = load_diabetes(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=SEED)
+    X_tr, X_te, y_tr, y_te = _diabetes_split()
     model = Ridge(alpha=0.1)
     return Trained(model.fit(X_tr, y_tr), X_te, y_te)
+
+
+_SPLITS = {
+    "iris_l1_logreg": _iris_split,
+    "iris_l2_logreg": _iris_split,
+    "iris_sgd_l1": _iris_split,
+    "digits_pipeline": _digits_split,
+    "diabetes_ridge": _diabetes_split,
+}
+
+
+def training_rows(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows a small model is fitted on (tests compare training objectives on them)."""
+    X_tr, _, y_tr, _ = _SPLITS[name]()
+    return X_tr, y_tr
 
 
 # --------------------------------------------------------------------------- large models

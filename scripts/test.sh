@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up, then run the linters and the whole test suite.
+# Set up, then run the linters and the whole test suite. As root it also installs the Debian
+# packages of the target tests (scripts/system-deps.sh; EDGESPARSE_NO_SYSTEM_DEPS=1 skips that).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/setup.sh"

@@ -178,7 +178,8 @@ def test_attack_is_refused(attack: make_attacks.Attack, attack_results: dict[str
     assert r["new_modules"] == [], "a module was imported while handling a hostile file"
     assert r["finder_calls"] == []
     assert r["not_allowed_requests"] == []
-    assert r["seconds"] < 15
+    # No timing bound here ("seconds" is kept for diagnosis): the child's 20 s alarm turns a
+    # hang into an "Alarm" error, which the first assertion fails on, whatever the load.
     assert r["maxrss_mib"] < AS_LIMIT >> 20
 
 

@@ -26,6 +26,7 @@ from edgesparse.data import load_dataset
 from edgesparse.errors import InputError
 from edgesparse.frontend import to_ir
 from edgesparse.ir import LinearIR
+from edgesparse.loader import load_model
 from edgesparse.passes.budget import (
     Budget,
     fit_statistics,
@@ -56,8 +57,8 @@ def _heldout(X, y, classes, *, holdout=0.25, seed=0):
 
 @pytest.fixture(scope="module")
 def digits():
-    with open(MODELS / "digits_pipeline.pkl", "rb") as fh:
-        est = pickle.load(fh)
+    # Through our loader: it reads numpy 2 pickles on numpy 1.x too (the lowest-versions run).
+    est = load_model(MODELS / "digits_pipeline.pkl")
     data = load_dataset(MODELS / "digits_pipeline.test.npz")
     return est, data.X, data.y
 
@@ -200,8 +201,7 @@ def test_squared_loss_refit_equals_numpy_lstsq_on_the_support():
 
 
 def test_regressor_budget_is_r2(tmp_path):
-    with open(MODELS / "diabetes_ridge.pkl", "rb") as fh:
-        est = pickle.load(fh)
+    est = load_model(MODELS / "diabetes_ridge.pkl")
     data = load_dataset(MODELS / "diabetes_ridge.test.npz")
     out, rep = tmp_path / "r.esb", tmp_path / "r.json"
     cal = MODELS / "diabetes_ridge.test.npz"
@@ -391,6 +391,9 @@ def test_digits_training_rows_file_is_the_models_training_split():
     full = np.column_stack([X_all, y_all])
     np.testing.assert_array_equal(np.unique(both, axis=0), np.unique(full, axis=0))
     assert len(both) == len(full)
-    committed = pickle.loads((MODELS / "digits_pipeline.pkl").read_bytes())
+    committed = load_model(MODELS / "digits_pipeline.pkl")
     again = clone(committed).fit(X_cal, y_cal)
-    np.testing.assert_array_equal(again.predict(test.X), committed.predict(test.X))
+    # Labels, not scores, and not every one: lbfgs on another scikit-learn/BLAS build stops at
+    # other iterates and may flip a borderline row; a model fit on other rows differs on ~3%.
+    agreement = np.mean(again.predict(test.X) == committed.predict(test.X))
+    assert agreement >= 0.995, agreement

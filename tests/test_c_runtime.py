@@ -64,6 +64,29 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 @functools.cache
+def _clang_sanitizers(build_dir: str) -> bool:
+    """clang is here and links ASan/UBSan/libFuzzer programs: the runtimes are a separate
+    Debian package (libclang-rt-dev), so clang on PATH alone is not enough."""
+    if shutil.which("clang") is None:
+        return False
+    src = Path(build_dir) / "probe_sanitizers.c"
+    src.write_text(
+        "#include <stddef.h>\n#include <stdint.h>\n"
+        "int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; return (int)n * 0; }\n"
+    )
+    flags = ["-fsanitize=fuzzer,address,undefined", str(src), "-o", str(src.with_suffix(""))]
+    return _run(["clang", *flags]).returncode == 0
+
+
+def _require_clang_sanitizers(build_dir: str) -> None:
+    require_tool(
+        _clang_sanitizers(str(build_dir)),
+        what="clang with its sanitizer and libFuzzer runtimes",
+        install="sudo apt-get install clang libclang-rt-dev",
+    )
+
+
+@functools.cache
 def _driver(target: str, build_dir: str) -> list[str]:
     cc, extra, emulator, install = TARGETS[target]
     require_tool(shutil.which(cc) is not None, what=cc, install=install)
@@ -409,9 +432,7 @@ def test_driver_refuses_bad_arguments(host_driver: list[str], tmp_path: Path) ->
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def asan_driver(build_dir) -> list[str]:
-    require_tool(
-        shutil.which("clang") is not None, what="clang", install="sudo apt-get install clang"
-    )
+    _require_clang_sanitizers(build_dir)
     exe = Path(build_dir) / "esb-asan"
     flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
@@ -552,9 +573,7 @@ def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: P
 
 
 def test_libfuzzer_target_short_run(build_dir, tmp_path: Path) -> None:
-    require_tool(
-        shutil.which("clang") is not None, what="clang", install="sudo apt-get install clang"
-    )
+    _require_clang_sanitizers(build_dir)
     exe = tmp_path / "fuzz_esb_open"
     res = _run(
         [

@@ -442,8 +442,7 @@ def test_matches_sklearn(case_id: str, kind: str) -> None:
         pytest.skip(case.no_csr)
     X_sk = X  # what scikit-learn (the oracle) is given
     if kind == "csr" and case.sklearn_csr_bug:
-        with pytest.raises((TypeError, ValueError)):
-            est.predict(X)
+        # Not asserted to crash: whether it does depends on the scipy version (>= 1.15).
         X_sk = X_eval
 
     ir = to_ir(est)
@@ -526,7 +525,11 @@ def test_heads() -> None:
 def test_squeeze_follows_coef_ndim() -> None:
     assert to_ir(fitted("linreg")[0]).squeeze is True
     assert to_ir(fitted("linreg-y-n1")[0]).squeeze is False  # coef_ (1, n): predict (n, 1)
-    assert to_ir(fitted("ridge-y-n1")[0]).squeeze is True  # 1.9.1: Ridge coef_ is 1-D here
+    # Ridge on a (n, 1) target: whether coef_ is 1-D depends on the scikit-learn version;
+    # squeeze follows it, so predict's shape is scikit-learn's either way.
+    ridge, X = fitted("ridge-y-n1")
+    assert to_ir(ridge).squeeze is (np.ndim(ridge.coef_) == 1)
+    assert Model(to_ir(ridge)).predict(X).shape == ridge.predict(X).shape
     assert to_ir(fitted("linreg-multi")[0]).squeeze is False
     assert to_ir(fitted("sgdregressor-sparsified")[0]).squeeze is True
 

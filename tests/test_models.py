@@ -16,6 +16,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.exceptions import InconsistentVersionWarning
 
+from edgesparse.loader import load_model
+
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
@@ -95,14 +97,50 @@ def test_l1_models_are_sparse(fresh: tuple[Path, dict[str, Any]]) -> None:
     assert infos["iris_l2_logreg"].nnz == 12
 
 
+# How each committed model is compared with a fresh one (see the test below).
+OBJECTIVES = {"iris_l1_logreg": "l1", "iris_l2_logreg": "l2", "digits_pipeline": "l2"}
+
+
+def _linear_parts(model: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray | None, Any]:
+    """(scaler or None, W, b, classes, final estimator): the fitted arrays only, so the
+    comparison does not depend on scikit-learn methods of the version that wrote the pickle."""
+    scaler = model[0] if hasattr(model, "steps") else None
+    est = model[-1] if hasattr(model, "steps") else model
+    W = np.atleast_2d(np.asarray(est.coef_, dtype=np.float64))
+    b = np.atleast_1d(np.asarray(est.intercept_, dtype=np.float64))
+    return scaler, W, b, getattr(est, "classes_", None), est
+
+
+def _scores(parts: tuple, X: np.ndarray) -> np.ndarray:
+    scaler, W, b, _, _ = parts
+    if scaler is not None:
+        X = (X - scaler.mean_) / scaler.scale_
+    return X @ W.T + b
+
+
+def _objective(parts: tuple, X: np.ndarray, y: np.ndarray, penalty: str) -> float:
+    """Multinomial log loss summed over the training rows + the penalty / C: what lbfgs and
+    saga minimize (scikit-learn divides it all by n, which a ratio does not see)."""
+    _, W, _, classes, est = parts
+    Z = _scores(parts, X)
+    zmax = Z.max(axis=1, keepdims=True)
+    logsumexp = zmax[:, 0] + np.log(np.exp(Z - zmax).sum(axis=1))
+    loss = np.sum(logsumexp - Z[np.arange(len(y)), np.searchsorted(classes, y)])
+    reg = 0.5 * np.sum(W**2) if penalty == "l2" else np.sum(np.abs(W))
+    return float(loss + reg / est.C)
+
+
 @pytest.mark.parametrize("name", list(FLOORS))
 def test_committed_model_matches_fresh(name: str, fresh: tuple[Path, dict[str, Any]]) -> None:
-    """The committed files are what the script produces (it is deterministic).
+    """``models/train.py`` still makes the committed models, in the sense a user cares about.
 
-    Labels must agree exactly and values to 1e-6 relative. Weights are not compared bit for
-    bit: lbfgs/saga on another BLAS or CPU may differ in the last bits, which must not fail
-    the test as long as predictions agree. If the committed pickles were written by another
-    scikit-learn version, the comparison is skipped (regenerate with ``models/train.py``).
+    Not bit for bit, and not the solver's iterates: lbfgs, saga and SGD stop at points that move
+    with the scikit-learn, numpy and BLAS versions (iris_l2_logreg's scores moved 5% between
+    builds with the same labels). So: the same held-out rows; held-out labels that agree but
+    for a borderline row or two; for the logistic models the same training objective (both are
+    at its optimum, whatever the path); Ridge's closed-form solution to 1e-6. The committed
+    pickle is read through edgesparse's loader and compared by its fitted arrays, so this also
+    runs where another scikit-learn or numpy wrote it (the lowest-versions run).
     """
     out, _ = fresh
     committed_pkl = MODELS_DIR / f"{name}.pkl"
@@ -111,23 +149,27 @@ def test_committed_model_matches_fresh(name: str, fresh: tuple[Path, dict[str, A
         f"models/{name}.pkl or .test.npz missing: run python models/train.py"
     )
     with warnings.catch_warnings():
-        warnings.simplefilter("error", InconsistentVersionWarning)
-        try:
-            committed = _load_pickle(committed_pkl)
-        except InconsistentVersionWarning as exc:
-            pytest.skip(f"committed {name}.pkl is from another scikit-learn version: {exc}")
-    fresh_model = _load_pickle(out / f"{name}.pkl")
+        warnings.simplefilter("ignore", InconsistentVersionWarning)  # only arrays are used
+        committed = _linear_parts(load_model(committed_pkl))
+    new = _linear_parts(_load_pickle(out / f"{name}.pkl"))
     X, y = train.load_test_data(committed_npz)
     X_new, y_new = train.load_test_data(out / f"{name}.test.npz")
     np.testing.assert_array_equal(X, X_new)
     np.testing.assert_array_equal(y, y_new)
-    if hasattr(fresh_model, "classes_"):
-        np.testing.assert_array_equal(committed.predict(X), fresh_model.predict(X))
-        np.testing.assert_allclose(
-            committed.decision_function(X), fresh_model.decision_function(X), rtol=1e-6, atol=1e-9
-        )
-    else:
-        np.testing.assert_allclose(committed.predict(X), fresh_model.predict(X), rtol=1e-6)
+    old_scores, new_scores = _scores(committed, X), _scores(new, X)
+    if committed[3] is None:  # the regressor: Ridge's solution is unique, any solver finds it
+        np.testing.assert_allclose(new_scores, old_scores, rtol=1e-6)
+        return
+    np.testing.assert_array_equal(committed[3], new[3])
+    differ = int(np.sum(old_scores.argmax(axis=1) != new_scores.argmax(axis=1)))
+    # SGD's result is wherever its epochs stop, not an optimum: allow a few more flips there.
+    allowed = max(1, len(y) // 100) if name in OBJECTIVES else max(2, len(y) // 20)
+    assert differ <= allowed, f"{name}: {differ} of {len(y)} held-out labels differ"
+    if name in OBJECTIVES:
+        X_train, y_train = train.training_rows(name)
+        old = _objective(committed, X_train, y_train, OBJECTIVES[name])
+        now = _objective(new, X_train, y_train, OBJECTIVES[name])
+        assert now == pytest.approx(old, rel=1e-4), f"{name}: objective {now} vs committed {old}"
 
 
 def test_csr_test_data_round_trip(tmp_path: Path) -> None:

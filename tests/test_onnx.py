@@ -5,7 +5,6 @@ the numpy one, errors included."""
 
 from __future__ import annotations
 
-import pickle
 import subprocess
 import sys
 import textwrap
@@ -23,6 +22,7 @@ from edgesparse.data import CSRArrays
 from edgesparse.errors import FormatError, InputError
 from edgesparse.formats import onnx as eo
 from edgesparse.ir import LinearIR, from_dense
+from edgesparse.loader import load_model
 from edgesparse.passes.quantize import quantize_int8
 from edgesparse.runtime import Model, OnnxModel, loads
 
@@ -51,8 +51,8 @@ def plain_session(data: bytes) -> ort.InferenceSession:
 
 
 def load_bundled(name: str):
-    with open(MODELS / f"{name}.pkl", "rb") as fh:
-        est = pickle.load(fh)
+    # Through our loader: it reads numpy 2 pickles on numpy 1.x too (the lowest-versions run).
+    est = load_model(MODELS / f"{name}.pkl")
     with np.load(MODELS / f"{name}.test.npz") as npz:
         return est, npz["X"]
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -174,9 +173,8 @@ def test_rpi4_guest_runs_onnxruntime(rpi4: T.Target, tmp_path: Path) -> None:
 def test_setup_is_idempotent(rpi4: T.Target) -> None:
     before = (T.target_dir("rpi4") / T.STAMP_NAME).read_text()
     calls: list[tuple[str, int, int]] = []
-    started = time.monotonic()
     P.provision(rpi4, progress=lambda *a: calls.append(a))
-    assert time.monotonic() - started < 1.0
+    # The early return, not a stopwatch, shows nothing was redone: no step but this one ran.
     assert calls == [("already set up", 1, 1)]
     assert (T.target_dir("rpi4") / T.STAMP_NAME).read_text() == before
 
