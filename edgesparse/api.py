@@ -17,8 +17,9 @@ import numpy as np
 from edgesparse.errors import InputError
 from edgesparse.frontend_knn import KnnCompressReport, compress_knn_file, is_surprise_knn
 from edgesparse.ir import LinearIR
+from edgesparse.passes.fidelity import choose_int8, data_stats, evaluation_rows, measure
 from edgesparse.passes.prune import prune
-from edgesparse.passes.quantize import quantize_int8, to_float32
+from edgesparse.passes.quantize import COLUMN_SCALINGS, quantize_int8, to_float32
 from edgesparse.runtime.model import Model
 
 QUANTIZE_CHOICES = ("int8", "float32", "none")
@@ -56,6 +57,8 @@ class CompressReport:
     check: CheckResult | None
     format: str = "esb"
     format_detail: str = ""
+    column_scaling: str = "none"
+    estimate: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
 
     @property
@@ -93,6 +96,8 @@ def compress(
     prune_scope: str = "global",
     quantize: str = "int8",
     granularity: str = "row",
+    columns: str = "auto",
+    data: Any | None = None,
 ) -> LinearIR:
     """Prune, then quantize, a model (an estimator, a ``RawLinearModel`` or a ``LinearIR``).
 
@@ -103,16 +108,28 @@ def compress(
         prune_scope: ``"global"`` (one cut for the whole matrix) or ``"row"`` (per output).
         quantize: ``"int8"`` (default), ``"float32"`` or ``"none"`` (float64, lossless).
         granularity: int8 scales per ``"row"`` (default) or per ``"tensor"``.
+        columns: int8 per-column power-of-two exponents: ``"auto"`` (default: with or
+            without, whichever measures better on ``data`` or on probe rows drawn from the
+            model's scaler statistics; with them when neither exists), ``"pow2"`` or ``"none"``.
+            See :mod:`edgesparse.passes.quantize`.
+        data: rows ``X`` (dense or CSR) like the model's inputs, optional: their statistics
+            set the column exponents and the bias correction when the model has no scaler.
     """
     if quantize not in QUANTIZE_CHOICES:
         raise InputError(f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
+    if columns not in ("auto", *COLUMN_SCALINGS):
+        raise InputError(f"columns must be one of auto, {', '.join(COLUMN_SCALINGS)}")
     ir = model if isinstance(model, LinearIR) else _to_ir(model)
     if threshold is not None:
         ir = prune(ir, threshold=threshold)
     elif sparsity:
         ir = prune(ir, sparsity=sparsity, scope=prune_scope)
-    if quantize == "int8":
-        ir = quantize_int8(ir, granularity=granularity)
+    if data is not None and ir.input_stats is None:
+        ir = ir.replace(input_stats=data_stats(data))
+    if quantize == "int8" and columns == "auto":
+        ir, _ = choose_int8(ir, granularity=granularity, X=data)
+    elif quantize == "int8":
+        ir = quantize_int8(ir, granularity=granularity, columns=columns)
     elif quantize == "float32":
         ir = to_float32(ir)
     return ir
@@ -127,6 +144,7 @@ def compress_file(
     prune_scope: str = "global",
     quantize: str = "int8",
     granularity: str = "row",
+    columns: str = "auto",
     check_data: str | os.PathLike[str] | None = None,
     format: str | None = None,
     opset: int | None = None,
@@ -207,6 +225,7 @@ def compress_file(
         raise InputError("--neighbours applies to Surprise k-NN models only")
     original = _to_ir(estimator)
     budget_report = None
+    dataset = None
     limits = (max_accuracy_drop, max_agreement_loss, max_r2_drop)
     if calibration is not None or any(v is not None for v in limits) or refit:
         compressed, budget_report = _budget_compress(
@@ -229,6 +248,7 @@ def compress_file(
                 "--quantize auto, --force and --report belong to accuracy-aware compression: "
                 "give --calibration DATA and a budget (e.g. --max-accuracy-drop 0.005)"
             )
+        dataset = load_dataset(check_data) if check_data is not None else None
         compressed = compress(
             original,
             sparsity=sparsity,
@@ -236,7 +256,10 @@ def compress_file(
             prune_scope=prune_scope,
             quantize=quantize,
             granularity=granularity,
+            columns=columns,
+            data=None if dataset is None else dataset.X,
         )
+    estimate = _estimate(original, compressed) if check_data is None else None
     data, runner, detail = _encode(
         compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
     )
@@ -253,7 +276,7 @@ def compress_file(
             estimator=estimator,
             original=original,
             compressed=compressed,
-            dataset=load_dataset(check_data),
+            dataset=dataset if dataset is not None else load_dataset(check_data),
             model=runner,
         )
     atomic_write_bytes(out, data)
@@ -277,7 +300,19 @@ def compress_file(
         format=fmt,
         format_detail=detail,
         budget=budget_report,
+        column_scaling=compressed.column_scaling,
+        estimate=estimate,
     )
+
+
+def _estimate(original: LinearIR, compressed: LinearIR) -> dict[str, Any] | None:
+    """Data-free fidelity estimate on probe rows from the model's own input statistics (None
+    when it carries none): what a user without data learns about the written model."""
+    rows = evaluation_rows(original, None)
+    if rows is None:
+        return None
+    fid = measure(original, compressed, rows[0], basis=rows[1])
+    return {**dataclasses.asdict(fid), "text": fid.describe(), "meets_default_bar": fid.meets()}
 
 
 def compress_to_budget(

@@ -77,6 +77,16 @@ def cli() -> None:
     help="One int8 scale per output row, or one for the whole matrix.",
 )
 @click.option(
+    "--column-scale",
+    "columns",
+    type=click.Choice(["auto", "pow2", "none"]),
+    default="auto",
+    show_default=True,
+    help="int8: a power-of-two scale per input column, so columns of different magnitudes "
+    "keep their precision. auto: with or without, whichever measures better on --check-data "
+    "or on rows drawn from the model's scaler statistics (with, when there are neither).",
+)
+@click.option(
     "--check-data",
     type=click.Path(path_type=Path),
     help="A .npz with X (and optionally y): report agreement with the original model.",
@@ -164,6 +174,7 @@ def compress(
     prune_scope: str,
     quantize: str,
     granularity: str,
+    columns: str,
     check_data: Path | None,
     opset: int | None,
     onnx_sparse: bool,
@@ -213,6 +224,7 @@ def compress(
         prune_scope=prune_scope,
         quantize=quantize,
         granularity=granularity,
+        columns=columns,
         check_data=check_data,
         format=fmt,
         opset=opset,

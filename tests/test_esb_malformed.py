@@ -344,17 +344,17 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     (
         "n-sections-3",
         lambda: edit(n_sections=3),
-        C + "section count at offset 12 is 3, expected 4 to 8",
+        C + "section count at offset 12 is 3, expected 4 to 9",
     ),
     (
-        "n-sections-9",
-        lambda: edit(n_sections=9),
-        C + "section count at offset 12 is 9, expected 4 to 8",
+        "n-sections-10",
+        lambda: edit(n_sections=10),
+        C + "section count at offset 12 is 10, expected 4 to 9",
     ),
     (
         "n-sections-u32-max",
         lambda: edit(n_sections=U32),
-        C + "section count at offset 12 is 4294967295, expected 4 to 8",
+        C + "section count at offset 12 is 4294967295, expected 4 to 9",
     ),
     (
         "table-truncated",
@@ -444,9 +444,9 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         "(written by a newer edgesparse?)",
     ),
     (
-        "kind-9",
-        lambda: edit(change=set_entry(6, kind=9)),
-        C + "section table entry 6 at offset 160: unknown section kind 9 "
+        "kind-10",
+        lambda: edit(change=set_entry(6, kind=10)),
+        C + "section table entry 6 at offset 160: unknown section kind 10 "
         "(written by a newer edgesparse?)",
     ),
     (

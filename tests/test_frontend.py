@@ -752,7 +752,12 @@ def test_registry() -> None:
         "RawLinearModel",
     ]:
         assert name in names
-    assert frontend.supported_preprocessors() == ["MaxAbsScaler", "MinMaxScaler", "StandardScaler"]
+    assert frontend.supported_preprocessors() == [
+        "MaxAbsScaler",
+        "MinMaxScaler",
+        "RobustScaler",
+        "StandardScaler",
+    ]
     with pytest.raises(ValueError, match="already registered"):
         register("Ridge")(lambda est: None)  # type: ignore[arg-type,return-value]
 
