@@ -113,7 +113,8 @@ def compress(
             model's scaler statistics; with them when neither exists), ``"pow2"`` or ``"none"``.
             See :mod:`edgesparse.passes.quantize`.
         data: rows ``X`` (dense or CSR) like the model's inputs, optional: their statistics
-            set the column exponents and the bias correction when the model has no scaler.
+            (rather than the model's scalers') set the column exponents and the bias
+            correction, and ``columns="auto"`` measures on them.
     """
     if quantize not in QUANTIZE_CHOICES:
         raise InputError(f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
@@ -124,8 +125,11 @@ def compress(
         ir = prune(ir, threshold=threshold)
     elif sparsity:
         ir = prune(ir, sparsity=sparsity, scope=prune_scope)
-    if data is not None and ir.input_stats is None:
-        ir = ir.replace(input_stats=data_stats(data))
+    if data is not None:
+        # The user's rows describe the inputs better than any scaler: MaxAbsScaler, say,
+        # knows no centre at all.
+        stats = data_stats(data)
+        ir = ir.replace(input_stats=stats if stats is not None else ir.input_stats)
     if quantize == "int8" and columns == "auto":
         ir, _ = choose_int8(ir, granularity=granularity, X=data)
     elif quantize == "int8":

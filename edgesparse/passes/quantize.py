@@ -132,7 +132,12 @@ def _quantize(ir: LinearIR, granularity: str, exps: np.ndarray | None) -> Linear
     per_value = s if scales.size == 1 else s[ir.row_ids()]
     q = np.clip(np.rint(v / per_value), -127, 127).astype(np.int8)
     note = f"int8 per {granularity}" + ("" if exps is None else " + pow2 per column")
-    return select(ir, q != 0, note=note, values=q, scales=scales, col_exponents=exps)
+    out = select(ir, q != 0, note=note, values=q, scales=scales, col_exponents=exps)
+    if exps is not None and np.unique(exps[np.unique(out.indices)]).size <= 1:
+        # Rounding dropped every column but those of one exponent: it fits in the scales.
+        common = int(exps[out.indices[0]]) if out.nnz else 0
+        out = out.replace(col_exponents=None, scales=np.ldexp(out.scales, common))
+    return out
 
 
 def _correct_bias(original: LinearIR, quantized: LinearIR) -> LinearIR:
