@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edgesparse.api import compress  # noqa: E402
-from edgesparse.formats import esb  # noqa: E402
-from edgesparse.frontend import to_ir  # noqa: E402
-from edgesparse.runtime.model import Model  # noqa: E402
-from tests import fidelity_suite as fs  # noqa: E402
+from edgesparse.api import compress
+from edgesparse.formats import esb
+from edgesparse.frontend import to_ir
+from edgesparse.runtime.model import Model
+from tests import fidelity_suite as fs
 
 
 def _onnx_predict(ir: Any, X: Any) -> Any:
