@@ -507,7 +507,8 @@ def _encode(
     data = onnx_format.encode(ir, opset=opset, sparse=onnx_sparse, int8_form=form)
     detail = f"ONNX opset {opset}"
     if ir.values.dtype == np.int8:
-        detail += f", int8 via {'DequantizeLinear' if form == 'dequantize' else 'MatMulInteger'}"
+        detail += f", int8 via {'float32 MatMul' if form == 'dequantize' else 'MatMulInteger'}"
+        detail += " + pow2 columns" if ir.col_exponents is not None else ""
     detail += ", sparse weights" if onnx_sparse else ""
     return data, OnnxModel.from_bytes(data), detail
 
