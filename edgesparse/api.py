@@ -507,8 +507,11 @@ def _encode(
     data = onnx_format.encode(ir, opset=opset, sparse=onnx_sparse, int8_form=form)
     detail = f"ONNX opset {opset}"
     if ir.values.dtype == np.int8:
-        detail += f", int8 via {'float32 MatMul' if form == 'dequantize' else 'MatMulInteger'}"
-        detail += " + pow2 columns" if ir.col_exponents is not None else ""
+        detail += (
+            ", int8 dequantized at load (float32 MatMul)"
+            if form == "dequantize"
+            else ", int8 via MatMulInteger"
+        )
     detail += ", sparse weights" if onnx_sparse else ""
     return data, OnnxModel.from_bytes(data), detail
 

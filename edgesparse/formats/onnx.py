@@ -24,15 +24,15 @@ model has one score row ``s``; the graph works on ``[-s, s]``, so ``ArgMax`` giv
 ``classes[s > 0]`` (a tie picks the first index, as ``s > 0`` does) and the elementwise heads
 give ``[1 - p, p]`` without cancellation.
 
-Why ``Cast -> Mul`` and not ``DequantizeLinear`` for the default form: onnxruntime (1.2x and
-later, in a plain session) fuses ``DequantizeLinear -> MatMul`` into
+Why ``Cast -> Mul`` and not ``DequantizeLinear`` for the default form: onnxruntime (1.32, in
+a plain session) fuses ``DequantizeLinear -> MatMul`` into
 ``com.microsoft.MatMulNBits`` with ``accuracy_level`` 4, which quantizes each input row to
 int8, one scale per block of 32 columns set by the block's largest value: on inputs whose
 columns differ in magnitude (raw features, amounts beside ratios) the small columns round to
 nothing (one-vs-rest logistic regression on scikit-learn's raw wine table: 59.6% of labels
 agreed with scikit-learn, where the numpy runtime agrees on 98.9%). onnxruntime folds ``Cast``
 and ``Mul`` of constants at load (basic optimization level and up), into exactly the numpy
-runtime's float32 weights, whatever the session settings.
+runtime's float32 weights (with optimizations off it computes the same values every call).
 
 What the on-device wrapper (:mod:`edgesparse.runtime.onnx_model`, which cannot import ``onnx``)
 needs is stored as JSON in the model's ``metadata_props`` under :data:`METADATA_KEY`; it also
