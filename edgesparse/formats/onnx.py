@@ -72,7 +72,7 @@ __all__ = [
 
 DEFAULT_OPSET = 17
 """Default ONNX opset. Everything the graph uses exists in this form since opset 13
-(``DynamicQuantizeLinear``, ``ReduceSum`` with ``axes`` as an input); 17 needs only
+(``ReduceSum`` with ``axes`` as an input); 17 needs only
 IR version 8, which every onnxruntime since 1.13 (2022) loads, including all current aarch64
 wheels for Raspberry Pi OS. Newer opsets add nothing this graph uses."""
 
