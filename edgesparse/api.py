@@ -511,7 +511,11 @@ def _encode(
     data = onnx_format.encode(ir, opset=opset, sparse=onnx_sparse, int8_form=form)
     detail = f"ONNX opset {opset}"
     if ir.values.dtype == np.int8:
-        detail += f", int8 via {'DequantizeLinear' if form == 'dequantize' else 'MatMulInteger'}"
+        detail += (
+            ", int8 dequantized at load (float32 MatMul)"
+            if form == "dequantize"
+            else ", int8 via MatMulInteger"
+        )
     detail += ", sparse weights" if onnx_sparse else ""
     return data, OnnxModel.from_bytes(data), detail
 
