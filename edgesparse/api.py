@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,21 @@ from edgesparse.runtime.model import Model
 QUANTIZE_CHOICES = ("int8", "float32", "none")
 FORMATS = ("esb", "onnx")
 """Output formats: the compact ``.esb`` blob, or a standard-op ONNX graph."""
+
+Progress = Callable[[str, int, int], None]
+"""``progress(message, done, total)``: called before each step, ``done`` steps finished."""
+
+
+class _Steps:
+    """Announces the steps of one call to an optional :data:`Progress` callback."""
+
+    def __init__(self, progress: Progress | None, *, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message, self.done, self.total)
+        self.done += 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +180,7 @@ def compress_file(
     report: str | os.PathLike[str] | None = None,
     holdout: float = 0.25,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> CompressReport | KnnCompressReport:
     """Load ``source`` safely, compress it, check it on ``check_data``, write ``output``.
 
@@ -185,6 +202,9 @@ def compress_file(
     be met even without pruning nothing is written (``force`` writes the unpruned model
     anyway). ``report`` names a JSON file for the search's fidelity report (written
     atomically, after the model).
+
+    ``progress`` (see :data:`Progress`) is told about each step (loading, compressing or the
+    budget search, encoding, the check, writing), which can take seconds on wide models.
     """
     from edgesparse.data import load_dataset
     from edgesparse.fileio import atomic_write_bytes
@@ -200,14 +220,21 @@ def compress_file(
     src = Path(source)
     if out.resolve() == src.resolve():
         raise InputError(f"output {out} would overwrite the input model; choose another path")
+    steps = _Steps(progress, total=4 + (check_data is not None))
+    steps(f"loading {src.name}")
     estimator = load_model(src)
     if is_surprise_knn(estimator):
+        if fmt != "esb":
+            asked = f"--format {format}" if format is not None else f"-o {out.name}"
+            raise InputError(
+                f"{src} is a Surprise k-NN recommender, which compresses to .esb only, not "
+                f"{fmt.upper()} (asked for by {asked}); use -o {out.stem}.esb"
+            )
         linear = {
             "sparsity": sparsity != 0.0,
             "threshold": threshold is not None,
             "prune-scope": prune_scope != "global",
             "granularity": granularity != "row",
-            "format onnx": fmt != "esb",
             "calibration": calibration is not None,
             "max-*-drop/loss": any(
                 v is not None for v in (max_accuracy_drop, max_agreement_loss, max_r2_drop)
@@ -222,16 +249,25 @@ def compress_file(
                 "--neighbours and --quantize only (not "
                 f"{', '.join('--' + n for n, used in linear.items() if used)})"
             )
+        # One step from here: compress_knn_file compresses, checks and writes.
+        steps.total = 2
+        steps("compressing the k-NN recommender" + (" and checking it" if check_data else ""))
         return compress_knn_file(
             estimator, src, out, neighbours=neighbours, quantize=quantize, check_data=check_data
         )
     if neighbours is not None:
         raise InputError("--neighbours applies to Surprise k-NN models only")
+    limits = (max_accuracy_drop, max_agreement_loss, max_r2_drop)
+    budgeted = calibration is not None or any(v is not None for v in limits) or refit
+    steps(
+        f"searching the sparsest model within the budget on {Path(calibration).name}"
+        if budgeted and calibration is not None
+        else "pruning and quantizing"
+    )
     original = _to_ir(estimator)
     budget_report = None
     dataset = None
-    limits = (max_accuracy_drop, max_agreement_loss, max_r2_drop)
-    if calibration is not None or any(v is not None for v in limits) or refit:
+    if budgeted:
         compressed, budget_report = _budget_compress(
             estimator,
             original,
@@ -252,7 +288,11 @@ def compress_file(
                 "--quantize auto, --force and --report belong to accuracy-aware compression: "
                 "give --calibration DATA and a budget (e.g. --max-accuracy-drop 0.005)"
             )
-        dataset = load_dataset(check_data) if check_data is not None else None
+        dataset = (
+            load_dataset(check_data, n_features=original.n_features)
+            if check_data is not None
+            else None
+        )
         compressed = compress(
             original,
             sparsity=sparsity,
@@ -264,6 +304,7 @@ def compress_file(
             data=None if dataset is None else dataset.X,
         )
     estimate = _estimate(original, compressed) if check_data is None else None
+    steps("building the ONNX graph" if fmt == "onnx" else "encoding the .esb blob")
     data, runner, detail = _encode(
         compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
     )
@@ -276,13 +317,17 @@ def compress_file(
                     + (" and the refit" if budget_report["chosen"]["refit"] else "")
                     + ", so its check figures are not held-out; use separate rows"
                 )
+        steps(f"checking against the original on {Path(check_data).name}")
         check = check_fidelity(
             estimator=estimator,
             original=original,
             compressed=compressed,
-            dataset=dataset if dataset is not None else load_dataset(check_data),
+            dataset=dataset
+            if dataset is not None
+            else load_dataset(check_data, n_features=original.n_features),
             model=runner,
         )
+    steps(f"writing {out}")
     atomic_write_bytes(out, data)
     if report is not None and budget_report is not None:
         import json
@@ -477,6 +522,11 @@ def _refit_penalty(model: Any, ir: LinearIR) -> Any:
 
 
 def _output_format(out: Path, format: str | None) -> str:
+    if out.is_dir():
+        raise InputError(
+            f"output {out} is a directory; give a file name, e.g. -o "
+            f"{out / ('model.' + (format or 'esb'))}"
+        )
     suffix = out.suffix.lower().lstrip(".")
     if format is None:
         if suffix not in FORMATS:
@@ -537,6 +587,16 @@ def check_fidelity(
     X, y = dataset.X, dataset.y
     new = Model(compressed) if model is None else model
     pred_new = new.predict(X)  # validates X first, with the runtime's friendly errors
+    if original.is_classifier and y is not None and original.classes is not None:
+        classes = np.asarray(original.classes)
+        y_text = np.asarray(y).dtype.kind in "USO"
+        if y_text != (classes.dtype.kind in "USO"):
+            kinds = ("text", "numbers") if y_text else ("numbers", "text")
+            raise InputError(
+                f"the check data's labels (y) are {kinds[0]} but the model's classes are "
+                f"{kinds[1]} ({', '.join(map(str, classes[:5].tolist()))}); give y with the "
+                "labels the model predicts, or no labels"
+            )
     ref_model = Model(original)
     X_ref = _for_sklearn(X)
     has_own = hasattr(estimator, "predict") and not isinstance(estimator, LinearIR)

@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import json
+import sys
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,23 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except EdgesparseError as exc:
             raise click.ClickException(str(exc)) from None
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+def _terminal_progress() -> Callable[[str, int, int], None] | None:
+    """A ``progress(message, done, total)`` callback writing one line per step to stderr
+    ("[3/8] rpi4: c:model.esb ..."), or None when stderr is not a terminal (logs stay clean)."""
+    if not _stderr_is_tty():
+        return None
+
+    def show(message: str, done: int, total: int) -> None:
+        if message != "done":  # the result printed next says so
+            click.echo(f"[{min(done + 1, total)}/{total}] {message} ...", err=True)
+
+    return show
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,7 +109,9 @@ def cli() -> None:
 @click.option(
     "--check-data",
     type=click.Path(path_type=Path),
-    help="A .npz with X (and optionally y): report agreement with the original model.",
+    help="Data with X (and optionally y): .npz, .npy, or a .csv/.tsv/.txt table (a label "
+    "column last when it has one column more than the model's features). Reports agreement "
+    "with the original model.",
 )
 @click.option(
     "--opset",
@@ -125,8 +147,9 @@ def cli() -> None:
 @click.option(
     "--calibration",
     type=click.Path(path_type=Path),
-    help="Accuracy-aware: labelled rows, a .npz with X (or CSR parts) and y, or a .csv with "
-    "the label in the last column. Part is held out (--holdout): every figure is measured there.",
+    help="Accuracy-aware: labelled rows, a .npz with X (or CSR parts) and y, or a .csv (.tsv, "
+    ".txt) with the label in the last column. Part is held out (--holdout): every figure is "
+    "measured there.",
 )
 @click.option(
     "--max-accuracy-drop",
@@ -244,6 +267,7 @@ def compress(
         seed=seed,
         force=force,
         report=report_path,
+        progress=_terminal_progress(),
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -293,7 +317,8 @@ def _is_onnx_file(path: Path) -> bool:
     "-o", "--output", type=click.Path(path_type=Path), help="Save as .npy instead of printing."
 )
 def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | None) -> None:
-    """Predict with a .esb or .onnx model on DATA (.npy with X, or .npz with X or CSR parts).
+    """Predict with a .esb or .onnx model on DATA (.npy with X, .npz with X or CSR parts, or a
+    .csv/.tsv/.txt table of numbers, one row per line, optional header).
 
     For a k-NN recommender blob, DATA is a CSV of user,item rows; each output line is
     user, item, estimate and 1 when the prediction was impossible (global-mean fallback)."""
@@ -394,7 +419,7 @@ def report(results: Path, out_dir: Path) -> None:
     "--data",
     type=click.Path(path_type=Path),
     required=True,
-    help="Input rows: .npy (X) or .npz (X, optional y used as labels).",
+    help="Input rows: .npy (X), .npz (X, optional y used as labels) or a .csv/.tsv/.txt table.",
 )
 @click.option("--labels", type=click.Path(path_type=Path), help="True labels (.npy) for accuracy.")
 @click.option(
@@ -455,40 +480,24 @@ def bench(
     under their QEMU) or the board's cc over ssh; EDGESPARSE_CC / EDGESPARSE_CC_AARCH64 pick
     other compilers."""
     import shlex
-    import sys
 
     from edgesparse.bench.harness import run_bench
     from edgesparse.bench.report import write_report
 
-    bar: Any = None
-
-    def progress(message: str, done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(
-                length=total, label="bench", item_show_func=lambda m: m, file=sys.stderr
-            )
-            bar.__enter__()
-        bar.update(done - bar.pos, message)
-
-    try:
-        results = run_bench(
-            artifacts=list(artifacts),
-            targets=list(targets),
-            data=data,
-            labels=labels,
-            batch_sizes=batch_sizes,
-            runs=runs,
-            warmup=warmup,
-            threads=threads,
-            timeout_s=timeout_s,
-            strict=strict,
-            progress=progress,
-            command=shlex.join(["edgesparse", *sys.argv[1:]]),
-        )
-    finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+    results = run_bench(
+        artifacts=list(artifacts),
+        targets=list(targets),
+        data=data,
+        labels=labels,
+        batch_sizes=batch_sizes,
+        runs=runs,
+        warmup=warmup,
+        threads=threads,
+        timeout_s=timeout_s,
+        strict=strict,
+        progress=_terminal_progress(),
+        command=shlex.join(["edgesparse", *sys.argv[1:]]),
+    )
     paths = write_report(results, out_dir)
     click.echo(_bench_table(results))
     for path in paths:
@@ -496,28 +505,74 @@ def bench(
 
 
 def _bench_table(results: dict[str, Any]) -> str:
-    """A short fixed-width summary: one line per target x artifact x batch size."""
+    """A fixed-width summary, one line per target x artifact x batch size, and a legend.
+
+    rows/s is derived from p50 (so the two columns agree); the agreement column's header names
+    its reference, and accuracy or R² against the labels get their own column.
+    """
+    from edgesparse.bench.report import reference_label, reference_sentence, rows_per_s_at_p50
 
     def num(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
 
-    header = (
-        f"{'target':<12} {'artifact':<24} {'batch':>5} {'p50 us':>10} {'p99 us':>10} "
-        f"{'rows/s':>11} {'cold ms':>8} {'agree':>7}  status"
-    )
-    lines = [header]
-    for r in results["results"]:
-        lat = r["latency_us"] or {}
-        target = r["target"] + ("*" if r["emulated"] else "")
-        status = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"
-        lines.append(
-            f"{target:<12} {r['artifact']:<24} {r['batch_size']:>5} "
-            f"{num(lat.get('p50'), '.1f'):>10} {num(lat.get('p99'), '.1f'):>10} "
-            f"{num(r['throughput_rows_per_s'], '.0f'):>11} {num(r['cold_start_ms'], '.0f'):>8} "
-            f"{num(r['agreement'], '.4f'):>7}  {status}"
+    def us(v: float | None) -> str:
+        return num(v, ".2f" if v is not None and v < 10 else ".1f")
+
+    def pct(v: float | None) -> str:
+        return num(v, ".2%")
+
+    def agree(r: dict[str, Any]) -> str:
+        if r["agreement"] is None and r.get("max_abs_diff") is not None:
+            return f"diff {r['max_abs_diff']:.3g}"  # regressors: largest |difference|
+        return pct(r["agreement"])
+
+    rows = results["results"]
+    ref = reference_label(results)
+    kind = (results.get("reference") or {}).get("kind")
+    # With labels as the reference, agreement already is the accuracy: no second column.
+    show_acc = kind != "labels" and any(r.get("accuracy") is not None for r in rows)
+    show_r2 = any(r.get("r2") is not None for r in rows)
+    # (header, right-aligned, cell)
+    columns: list[tuple[str, bool, Callable[[dict[str, Any]], str]]] = [
+        ("target", False, lambda r: r["target"] + ("*" if r["emulated"] else "")),
+        ("artifact", False, lambda r: r["artifact"]),
+        ("batch", True, lambda r: str(r["batch_size"])),
+        ("p50 us", True, lambda r: us((r["latency_us"] or {}).get("p50"))),
+        ("p99 us", True, lambda r: us((r["latency_us"] or {}).get("p99"))),
+        ("rows/s@p50", True, lambda r: num(rows_per_s_at_p50(r), ",.0f")),
+        ("cold ms", True, lambda r: num(r["cold_start_ms"], ".0f")),
+    ]
+    if ref is not None:
+        columns.append((f"agree vs {ref}", True, agree))
+    if show_acc:
+        columns.append(("accuracy", True, lambda r: pct(r.get("accuracy"))))
+    if show_r2:
+        columns.append(("R2", True, lambda r: num(r.get("r2"), ".4f")))
+    columns.append(
+        (
+            "status",
+            False,
+            lambda r: r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}",
         )
-    if any(r["emulated"] for r in results["results"]):
+    )
+    cells = [[cell(r) for _, _, cell in columns] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (h, _, _) in enumerate(columns)]
+
+    def line(values: list[str]) -> str:
+        out = [
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, (_, right, _) in zip(values[:-1], widths, columns, strict=False)
+        ]
+        return "  ".join([*out, values[-1]])
+
+    lines = [line([h for h, _, _ in columns]), *(line(c) for c in cells)]
+    if any(r["emulated"] for r in rows):
         lines.append("* emulated (QEMU user mode): not device latency; compare within a target")
+    legend = (
+        "rows/s@p50 = batch / p50 latency (results.json's throughput_rows_per_s is "
+        "batch / mean latency). " + reference_sentence(results)
+    )
+    lines.append(textwrap.fill(legend, width=100))
     return "\n".join(lines)
 
 

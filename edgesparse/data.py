@@ -1,11 +1,17 @@
-"""Reading input arrays for ``predict`` and ``--check-data`` (numpy only, so it works on a device).
+"""Reading input arrays for ``predict``, ``--check-data``, ``--calibration`` and ``bench --data``
+(numpy only, so it works on a device).
 
-Accepted files:
+Accepted files (:data:`edgesparse.sniff.DATA_FORMATS`):
 
 * ``.npy``: a 2-D numeric array ``X``;
 * ``.npz``: ``X`` (dense), or a CSR matrix as ``X_data``, ``X_indices``, ``X_indptr``,
   ``X_shape`` (what ``scipy.sparse.save_npz`` would need, spelled out so no pickle is involved);
-  optional ``y`` (labels or targets).
+  optional ``y`` (labels or targets);
+* ``.csv``, ``.tsv``, ``.txt``: a table of numbers, one row per line, separated by commas (or,
+  when the first line has none, by whitespace); an optional header line (skipped when its
+  feature cells are not all numbers) and ``#`` comment lines. Features come first; a label
+  column goes last (:func:`load_calibration` always, :func:`load_dataset` when told the
+  model's feature count and the table has one column more).
 
 Arrays are read with ``allow_pickle=False``: a data file can never run code.
 """
@@ -21,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import InputError, ModelFileError
+from edgesparse.sniff import DATA_FORMATS, NPY_MAGIC, TEXT_SUFFIXES, ZIP_MAGIC, sniff
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,13 +66,22 @@ class Dataset:
     y: np.ndarray | None
 
 
-def load_dataset(path: str | os.PathLike[str]) -> Dataset:
-    """Read ``X`` (and ``y`` if present) from a ``.npy`` or ``.npz`` file, validating shapes."""
-    p = Path(path)
-    if not p.exists():
-        raise ModelFileError(f"data file not found: {p} (check the path)")
-    if p.is_dir():
-        raise ModelFileError(f"data file is a directory: {p}")
+def load_dataset(path: str | os.PathLike[str], *, n_features: int | None = None) -> Dataset:
+    """Read ``X`` (and ``y`` if present) from a ``.npy``, ``.npz`` or text table, validating
+    shapes. A text table is all features, unless ``n_features`` is given and it has one column
+    more: then the last column is ``y`` (as in :func:`load_calibration`)."""
+    p = _existing(path)
+    if p.suffix.lower() in TEXT_SUFFIXES:
+        table = _read_table(p, what="data file")
+        if n_features is None:
+            return Dataset(X=table.features(table.width, rule="every column is a feature"), y=None)
+        rule = f"the model takes {n_features} numeric features, then optionally a label column"
+        if table.width == n_features + 1:
+            return table.labelled(rule=rule)
+        return Dataset(X=table.features(table.width, rule=rule), y=None)
+    head = _head(p)
+    if not head.startswith((NPY_MAGIC, ZIP_MAGIC)):
+        raise InputError(_not_data(p))
     try:
         loaded = np.load(p, allow_pickle=False)
     except ValueError as exc:
@@ -85,6 +101,9 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
             elif {"X_data", "X_indices", "X_indptr", "X_shape"} <= keys:
                 X = _csr_from(npz, p)
             else:
+                what = sniff(p)
+                if what is not None and what.role == "model":
+                    raise InputError(_not_data(p))
                 raise InputError(
                     f"{p} has no 'X' array (found: {', '.join(sorted(keys)) or 'none'}); save "
                     "it with np.savez(path, X=X, y=y) or the CSR parts X_data, X_indices, "
@@ -102,62 +121,148 @@ def load_dataset(path: str | os.PathLike[str]) -> Dataset:
 
 def load_calibration(path: str | os.PathLike[str]) -> Dataset:
     """Calibration rows with their labels or targets: a ``.npz`` as :func:`load_dataset` reads
-    it (``y`` required), or a ``.csv`` with the label in the last column.
+    it (``y`` required), or a text table (``.csv``, ``.tsv``, ``.txt``) with the label in the
+    last column.
 
-    CSV: comma-separated numbers, an optional header line (skipped when its cells are not all
-    numbers); labels that are all numbers become numbers (integers when whole), others stay
-    strings.
+    Labels that are all numbers become numbers (integers when whole), others stay strings.
     """
-    p = Path(path)
-    if p.suffix.lower() != ".csv":
-        data = load_dataset(p)
-        if data.y is None:
+    p = _existing(path)
+    if p.suffix.lower() in TEXT_SUFFIXES:
+        table = _read_table(p, what="calibration file")
+        if table.width < 2:
             raise InputError(
-                f"{p} has no 'y' array: calibration needs the true labels (or targets); save "
-                "it with np.savez(path, X=X, y=y)"
+                f"{p}: each line needs at least one feature and the label (2 columns), "
+                f"line {table.lines[0]} has 1"
             )
-        return data
-    return _read_labelled_csv(p)
+        return table.labelled()
+    data = load_dataset(p)
+    if data.y is None:
+        raise InputError(
+            f"{p} has no 'y' array: calibration needs the true labels (or targets); save "
+            "it with np.savez(path, X=X, y=y), or a .csv with the label in the last column"
+        )
+    return data
 
 
-def _read_labelled_csv(p: Path) -> Dataset:
+def _existing(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(f"data file not found: {p} (check the path)")
+    if p.is_dir():
+        raise ModelFileError(f"data file is a directory: {p}; give a file ({DATA_FORMATS})")
+    return p
+
+
+def _head(p: Path) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(8)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read data file {p}: {exc.strerror or exc}") from None
+
+
+def _not_data(p: Path) -> str:
+    """Why ``p`` (not .npy, .npz or a text table by name) is not data: what it is, if known."""
+    kind = sniff(p)
+    if kind is not None and kind.role != "data":
+        return f"{p} is {kind.what}, not a data file; data is read from {DATA_FORMATS}"
+    return (
+        f"{p} is not a data file edgesparse reads: it is read from {DATA_FORMATS}; "
+        "a text table needs one of those suffixes"
+    )
+
+
+_LABEL_LAST = "features must be numbers; the label goes in the last column"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Table:
+    """A text table: the cells of each data row and its line number in the file."""
+
+    path: Path
+    rows: list[list[str]]
+    lines: list[int]
+
+    @property
+    def width(self) -> int:
+        return len(self.rows[0])
+
+    def features(self, n: int, *, rule: str) -> np.ndarray:
+        """The first ``n`` columns as float64; a cell that is not a number names its line, its
+        column and the ``rule`` the columns follow."""
+        out = np.empty((len(self.rows), n), dtype=np.float64)
+        for i, row in enumerate(self.rows):
+            try:
+                out[i] = [float(c) for c in row[:n]]
+            except ValueError:
+                col = next(j for j, c in enumerate(row[:n]) if not _is_number(c))
+                raise InputError(
+                    f"{self.path}, line {self.lines[i]}, column {col + 1}: {row[col]!r} is not "
+                    f"a number ({rule})"
+                ) from None
+        return out
+
+    def labelled(self, *, rule: str = _LABEL_LAST) -> Dataset:
+        """Features, then the label in the last column."""
+        X = self.features(self.width - 1, rule=rule)
+        labels = [r[-1] for r in self.rows]
+        y: np.ndarray
+        if _all_numbers(labels):
+            y = np.array([float(v) for v in labels])
+            if np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53):
+                y = y.astype(np.int64)
+        else:
+            y = np.array(labels)
+        return Dataset(X=X, y=y)
+
+
+def _read_table(p: Path, *, what: str) -> _Table:
+    """The one reader of text tables (comma- or whitespace-separated, see the module doc)."""
     import csv
 
     from edgesparse.fileio import read_bytes
 
-    text = read_bytes(p, what="calibration file").decode("utf-8-sig", errors="replace")
-    rows = [r for r in csv.reader(text.splitlines()) if r and any(c.strip() for c in r)]
-    if rows and not _all_numbers(rows[0][:-1] or rows[0]):
-        rows = rows[1:]  # a header line
-    if not rows:
-        raise InputError(f"{p} has no data rows; expected features then the label, per line")
-    width = len(rows[0])
-    if width < 2:
-        raise InputError(f"{p}: each line needs at least one feature and the label (2 columns)")
-    bad = next((i for i, r in enumerate(rows) if len(r) != width), None)
-    if bad is not None:
-        raise InputError(
-            f"{p}: data line {bad + 1} has {len(rows[bad])} columns, the first has {width}"
-        )
+    raw = read_bytes(p, what=what)
     try:
-        X = np.array([[float(c) for c in r[:-1]] for r in rows], dtype=np.float64)
-    except ValueError as exc:
-        raise InputError(f"{p}: a feature is not a number ({exc}); labels go last") from None
-    labels = [r[-1].strip() for r in rows]
-    y: np.ndarray
-    if _all_numbers(labels):
-        y = np.array([float(v) for v in labels])
-        if np.all(y == np.round(y)) and np.all(np.abs(y) < 2**53):
-            y = y.astype(np.int64)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{p} is not a text table (not UTF-8 text); data is read from {DATA_FORMATS}"
+        ) from None
+    numbered = [
+        (n, line)
+        for n, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not numbered:
+        raise InputError(f"{p} has no data rows; expected one row of numbers per line")
+    if "," in numbered[0][1]:
+        cells = csv.reader([line for _, line in numbered])
+        rows = [[c.strip() for c in r] for r in cells]
     else:
-        y = np.array(labels)
-    return Dataset(X=X, y=y)
+        rows = [line.split() for _, line in numbered]
+    lines = [n for n, _ in numbered]
+    if not _all_numbers(rows[0][:-1] or rows[0]):
+        rows, lines = rows[1:], lines[1:]  # a header line
+    if not rows:
+        raise InputError(f"{p} has a header but no data rows")
+    width = len(rows[0])
+    for row, n in zip(rows, lines, strict=True):
+        if len(row) != width:
+            raise InputError(
+                f"{p}, line {n}: {len(row)} columns, but line {lines[0]} has {width}; "
+                "every row needs the same columns"
+            )
+    return _Table(path=p, rows=rows, lines=lines)
 
 
 def _all_numbers(cells: list[str]) -> bool:
+    return all(_is_number(c) for c in cells)
+
+
+def _is_number(cell: str) -> bool:
     try:
-        for c in cells:
-            float(c)
+        float(cell)
     except ValueError:
         return False
     return True
@@ -169,9 +274,25 @@ def _check_2d(X: np.ndarray, path: Path, name: str) -> np.ndarray:
     if X.ndim != 2:
         raise InputError(
             f"{path}: {name} must be 2-D (rows x features), got shape {X.shape}; "
-            "use X.reshape(1, -1) for a single sample"
+            + reshape_advice(X.shape)
         )
     return X
+
+
+def reshape_advice(shape: tuple[int, ...]) -> str:
+    """What to do with an array of ``shape`` that should be 2-D (rows x features): the
+    reshape that fits its number of dimensions."""
+    if len(shape) == 0:
+        return "it is a single number; give rows of features, e.g. X.reshape(1, 1)"
+    if len(shape) == 1:
+        return (
+            "reshape your data with X.reshape(1, -1) for a single sample or X.reshape(-1, 1) "
+            "for a single feature"
+        )
+    return (
+        f"flatten each sample's features into one row, e.g. X.reshape({shape[0]}, -1) when "
+        "the first axis is the samples"
+    )
 
 
 def _csr_from(npz: Any, path: Path) -> CSRArrays:

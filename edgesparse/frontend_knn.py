@@ -387,19 +387,34 @@ def knn_summary(report: KnnCompressReport) -> str:
 
 
 def read_pairs(
-    path: str | os.PathLike[str], *, user_ids: tuple[Any, ...] = (), item_ids: tuple[Any, ...] = ()
+    path: str | os.PathLike[str],
+    *,
+    user_ids: tuple[Any, ...] = (),
+    item_ids: tuple[Any, ...] = (),
+    columns: str = "user,item",
 ) -> tuple[list[tuple[Any, Any]], np.ndarray | None]:
     """Read ``user,item[,rating]`` rows from a CSV file (a header row is skipped when its
     rating column is not a number). Ids are read as text and turned into ints or floats when
     the model's ids (``user_ids``/``item_ids``) are numbers. Returns (pairs, ratings or None).
+    ``columns`` is what the caller needs, for the message when the file is not such a CSV.
     """
+    from edgesparse.sniff import sniff
+
     p = Path(path)
+    expected = f"a k-NN recommender takes a CSV of {columns} rows, one per line (header optional)"
+    kind = sniff(p)
+    if kind is not None and not kind.text:
+        raise InputError(f"{p} is {kind.what}, not a CSV of {columns} rows; {expected}")
     try:
         with open(p, newline="", encoding="utf-8") as fh:
             rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
     except FileNotFoundError:
         raise ModelFileError(f"pairs file not found: {p} (check the path)") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except IsADirectoryError:
+        raise ModelFileError(f"pairs file is a directory: {p}; {expected}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{p} is not a text file; {expected}") from None
+    except (OSError, csv.Error) as exc:
         raise InputError(f"cannot read pairs file {p}: {exc}") from None
     if rows and len(rows[0]) >= 2 and rows[0][0].strip().lower() in ("user", "uid", "user_id"):
         rows = rows[1:]
@@ -462,7 +477,12 @@ def compress_knn_file(
     data = esb_knn.encode(ir)
     check: dict[str, Any] = {}
     if check_data is not None:
-        pairs, truth = read_pairs(check_data, user_ids=exact.user_ids, item_ids=exact.item_ids)
+        pairs, truth = read_pairs(
+            check_data,
+            user_ids=exact.user_ids,
+            item_ids=exact.item_ids,
+            columns="user,item,rating",
+        )
         if truth is None:
             raise InputError(
                 f"check data {check_data} has no rating column: give 'user,item,rating' rows"

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from .errors import (
     ModelFileError,
     ToolMissingError,
     UnsafeModelError,
+    UnsupportedModelError,
 )
 from .fileio import read_bytes
 
@@ -281,9 +283,18 @@ def allowed_globals() -> list[str]:
 # ---------------------------------------------------------------------------------------------
 _ALLOWED_SUMMARY = (
     "(only scikit-learn linear models, scalers, pipelines, Surprise k-NN recommenders, numpy "
-    "and scipy.sparse arrays are allowed). Load it only if you trust it, re-save it with "
-    "skops, or export its weights to .npz"
+    "and scipy.sparse arrays are allowed)"
 )
+_PICKLE_ADVICE = (
+    "Load it only if you trust it, re-save it with skops, or export its weights to .npz"
+)
+_SKOPS_ADVICE = "If it is a linear model, export its weights to .npz (coef, intercept)"
+
+# Libraries whose classes a model file may name: a refused class of theirs is an unsupported
+# model, not an attack (the name alone decides; nothing is imported).
+_MODEL_LIBRARIES = {"sklearn": "scikit-learn", "surprise": "Surprise"}
+_MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
+_CLASS_RE = re.compile(r"_*[A-Z][A-Za-z0-9_]*\Z")
 
 
 def _shown(text: str) -> str:
@@ -293,15 +304,64 @@ def _shown(text: str) -> str:
     return repr(text[:200])
 
 
-def _refused(source: str, names: Iterable[str]) -> UnsafeModelError:
-    names = [_shown(n) for n in names]
-    if len(names) == 1:
-        what = f"{names[0]}, which is"
+def _library_class(name: str) -> tuple[str, str, str] | None:
+    """``(library, module, class)`` when ``module.Class`` is spelled like a class of scikit-learn
+    or Surprise (a dotted package path, a CamelCase name); None otherwise. Decided by the
+    spelling alone: the module is never imported."""
+    module, _, cls = name.rpartition(".")
+    library = _MODEL_LIBRARIES.get(module.split(".")[0])
+    if library is None or not _MODULE_RE.match(module) or not _CLASS_RE.match(cls):
+        return None
+    return library, module, cls
+
+
+def _refused(
+    source: str, names: Iterable[str], *, skops: bool = False, root: str | None = None
+) -> UnsafeModelError | UnsupportedModelError | ModelFileError:
+    """The error for a file that names globals (or types) outside the allow-list: an
+    unsupported model (or one saved by another version of its library) when the refused
+    object at the ``root`` of the file, or every refused name, is a class of a model library;
+    anything else is refused as unsafe. Either way nothing of it is imported."""
+    names = list(names)
+    top = _library_class(root) if root is not None and root in names else None
+    if top is not None:
+        return _unsupported(source, [top])
+    classes = [_library_class(n) for n in names]
+    if classes and all(c is not None for c in classes):
+        return _unsupported(source, [c for c in classes if c is not None])
+    shown = [_shown(n) for n in names]
+    if len(shown) == 1:
+        what = f"{shown[0]}, which is"
     else:
-        what = f"{', '.join(names)}, which are"
+        what = f"{', '.join(shown)}, which are"
     return UnsafeModelError(
         f"refused to load {source}: it references {what} not on edgesparse's allow-list "
-        f"{_ALLOWED_SUMMARY}"
+        f"{_ALLOWED_SUMMARY}. {_SKOPS_ADVICE if skops else _PICKLE_ADVICE}"
+    )
+
+
+def _unsupported(
+    source: str, classes: list[tuple[str, str, str]]
+) -> UnsupportedModelError | ModelFileError:
+    library = classes[0][0]
+    known = {n for m, n in ALLOWED_GLOBALS if m.split(".")[0] == classes[0][1].split(".")[0]}
+    moved = [(m, c) for _, m, c in classes if c in known]
+    if moved:
+        module, cls = moved[0]
+        return ModelFileError(
+            f"cannot load {source}: it names {library}'s {cls} as {module}.{cls}, where the "
+            f"installed {library} does not keep it: it was saved by another {library} "
+            "version; load it with that version and export its weights to .npz (coef, "
+            "intercept, classes), or train it again with this one"
+        )
+    names = list(dict.fromkeys(c for _, _, c in classes))
+    what = (
+        f"{library}'s {names[0]}, which is not a supported model"
+        if len(names) == 1
+        else f"{library} classes that are not a supported model ({', '.join(names)})"
+    )
+    return UnsupportedModelError(
+        f"cannot load {source}: it holds {what}; `edgesparse list models` lists the supported ones"
     )
 
 
@@ -633,12 +693,13 @@ def load_model(
     p = Path(path)
     source = str(path)
     suffix = p.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        shown = f"'{suffix}'" if suffix else "no suffix"
+    if p.is_dir():
         raise ModelFileError(
-            f"cannot load {source}: unknown model file type ({shown}); supported: "
-            f"{', '.join(SUPPORTED_SUFFIXES)} (rename it to match how it was saved)"
+            f"cannot load {source}: it is a directory, not a model file; give the model file "
+            f"({', '.join(SUPPORTED_SUFFIXES)}), e.g. one inside it"
         )
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise _unknown_suffix(p, source, suffix)
     max_file = _limit(max_file_bytes, _ENV_MAX_FILE, DEFAULT_MAX_FILE_BYTES)
     max_unpacked = _limit(max_unpacked_bytes, _ENV_MAX_UNPACKED, DEFAULT_MAX_UNPACKED_BYTES)
     data = read_bytes(
@@ -660,6 +721,30 @@ def load_model(
     if suffix == ".skops":
         return _load_skops(data, source, max_unpacked)
     return _load_pickle(data, source, max_unpacked)
+
+
+def _unknown_suffix(p: Path, source: str, suffix: str) -> ModelFileError:
+    """The error for a name load_model does not know, saying what the file is when it can."""
+    from .sniff import sniff
+
+    supported = ", ".join(SUPPORTED_SUFFIXES)
+    kind = sniff(p)
+    if kind is not None and kind.role == "compressed":
+        return ModelFileError(
+            f"cannot load {source}: it is {kind.what}, already compressed; compress reads the "
+            f"trained model ({supported}); to see what it holds: edgesparse inspect {source}"
+        )
+    if kind is not None and kind.role == "data":
+        return ModelFileError(
+            f"cannot load {source}: it is {kind.what}, a data file, not a model; compress "
+            f"reads the trained model ({supported}); data goes to --check-data or --calibration"
+        )
+    shown = f"'{suffix}'" if suffix else "no suffix"
+    looks = f"; it looks like {kind.what}" if kind is not None else ""
+    return ModelFileError(
+        f"cannot load {source}: unknown model file type ({shown}){looks}; supported: "
+        f"{supported} (rename it to match how it was saved)"
+    )
 
 
 def _limit(value: int | None, env: str, default: int) -> int:
@@ -719,7 +804,14 @@ def _guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
     """Run a loader; any exception that is not ours becomes one ModelFileError line."""
     try:
         return func(*args)
-    except (UnsafeModelError, ModelFileError, ToolMissingError, InputError, _LimitExceeded):
+    except (
+        UnsafeModelError,
+        UnsupportedModelError,
+        ModelFileError,
+        ToolMissingError,
+        InputError,
+        _LimitExceeded,
+    ):
         raise
     except Exception as exc:  # a hostile or corrupt file can make any library raise anything
         raise ModelFileError(
@@ -929,7 +1021,12 @@ def _load_skops(data: bytes, source: str, max_unpacked: int) -> Any:
         types.update(untrusted)
         refused = sorted(t for t in types if t not in _SKOPS_ALLOWED_TYPES)
         if refused:
-            raise _refused(source, refused)
+            root = (
+                f"{schema.get('__module__')}.{schema.get('__class__')}"
+                if isinstance(schema, dict)
+                else None
+            )
+            raise _refused(source, refused, skops=True, root=root)
         return untrusted
 
     untrusted = _guarded(source, "skops", fix, audit)
@@ -1011,6 +1108,12 @@ def _load_npz(data: bytes, source: str, max_unpacked: int) -> RawLinearModel:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             names = list(npz.files)
             unexpected = [n for n in names if n not in _NPZ_KEYS]
+            if "coef" not in names and ("X" in names or "X_data" in names):
+                raise ModelFileError(
+                    f"cannot load {source}: it is a data file (X, y), not a weights file; "
+                    "compress reads the trained model (or an .npz with coef and intercept); "
+                    "data goes to --check-data or --calibration"
+                )
             if unexpected:
                 raise ModelFileError(
                     f"cannot load {source}: unexpected array(s) "

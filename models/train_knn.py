@@ -1,6 +1,7 @@
 """Train the example Surprise k-NN recommender on a rating table generated here (no downloads).
 
-Run ``python models/train_knn.py [--out DIR]`` (needs ``pip install 'edgesparse[surprise]'``).
+Run ``python models/train_knn.py [--out DIR]`` (needs ``pip install 'edgesparse[surprise]'``,
+nothing more: the ratings reach Surprise as a CSV file, not a pandas DataFrame).
 Writes, next to this script by default:
 
 * ``knn_means.pkl``: a fitted ``KNNWithMeans(k=20, sim_options={"name": "cosine",

@@ -46,7 +46,8 @@ def _row(target, artifact, engine, batch, emulated, p50=None, *, status="ok", er
             if ok
             else None
         ),
-        "throughput_rows_per_s": batch * 1e6 / p50 if ok else None,
+        # batch / mean, as the harness measures it: the tables must not show it as rows/s
+        "throughput_rows_per_s": batch * 1e6 / (p50 * 1.05) if ok else None,
         "runs": 100 if ok else None,
         "cold_start_ms": (900.0 if emulated else 150.0) if ok else None,
         "cold_start_method": "spawn timestamp" if ok else None,
@@ -316,13 +317,15 @@ def test_markdown_ratios_are_within_target_and_hand_computed(results):
     for key, (p50, p99, vs_fastest, vs_sklearn, rate) in expected_host.items():
         r = host[key]
         assert (r["p50 µs"], r["p99 µs"], r["p50 / fastest"]) == (p50, p99, vs_fastest)
-        assert (r["speed-up vs sklearn"], r["rows/s"]) == (vs_sklearn, rate)
+        # rows/s is batch / p50, consistent with the p50 column (not batch / mean)
+        assert (r["speed-up vs sklearn"], r["rows/s at p50"]) == (vs_sklearn, rate)
         assert (r["peak RSS"], r["model RSS"], r["memory method"]) == (
             "40.0 MiB",
             "64.0 KiB",
             "VmHWM/VmRSS",
         )
-        assert (r["agreement"], r["accuracy / R²"], r["status"]) == ("99.56%", "97.00%", "ok")
+        assert (r["agreement vs sklearn"], r["accuracy / R²"]) == ("99.56%", "97.00%")
+        assert r["status"] == "ok"
 
     # The emulated target: its own fastest is the 1.00x, although host is 60x faster.
     rpi4 = {(r["batch"], r["artifact"]): r for r in tables["rpi4 (emulated)"]}
@@ -330,13 +333,13 @@ def test_markdown_ratios_are_within_target_and_hand_computed(results):
     assert rpi4[("1", "`digits.onnx`")]["p50 / fastest (emulated)"] == "4.00x"
     assert rpi4[("1", "`digits.onnx`")]["p50 µs (emulated)"] == "1,200"
     assert rpi4[("64", "`digits.esb`")]["p50 / fastest (emulated)"] == "1.00x"
-    assert rpi4[("64", "`digits.esb`")]["rows/s (emulated)"] == "25,600"
+    assert rpi4[("64", "`digits.esb`")]["rows/s at p50 (emulated)"] == "25,600"
     assert rpi4[("1", "`digits.esb`")]["peak RSS"] == "n/a (emulated)"
     failed = rpi4[("64", "`digits.onnx`")]
     assert failed["status"] == "**failed**: timeout after 600 s (killed)"
     assert failed["p50 µs (emulated)"] == failed["p50 / fastest (emulated)"] == "-"
     # No sklearn row on rpi4, so no sklearn column there (a ratio never crosses targets).
-    assert not any("sklearn" in h for h in tables["rpi4 (emulated)"][0])
+    assert not any("speed-up" in h for h in tables["rpi4 (emulated)"][0])
 
     sizes = {r["artifact"]: r for r in tables["Artifact sizes"]}
     assert sizes["`digits.esb`"]["bytes"] == "1,120 B"
@@ -410,7 +413,7 @@ def test_unmeasured_values_show_as_dash_not_zero(results):
     rpi4 = {(r["batch"], r["artifact"]): r for r in md_tables(md)["rpi4 (emulated)"]}
     assert rpi4[("1", "`digits.esb`")]["cold start ms (emulated)"] == "-"
     assert rpi4[("64", "`digits.esb`")]["cold start ms (emulated)"] == "900.0"
-    assert rpi4[("1", "`digits.onnx`")]["agreement"] == "max abs diff 0.0401"
+    assert rpi4[("1", "`digits.onnx`")]["agreement vs sklearn"] == "max abs diff 0.0401"
     assert "measured by spawn timestamp." in md
 
 
@@ -619,3 +622,77 @@ def test_cli_report_missing_file(tmp_path):
     assert_one_line_error(
         run("report", tmp_path / "nope.json", "-o", tmp_path / "out"), "results file not found"
     )
+
+
+# ---- the CLI's terminal table ----------------------------------------------------------------
+
+
+def terminal_table(results: dict) -> tuple[list[str], list[dict[str, str]], str]:
+    """(headers, rows as {header: cell}, legend) of the summary `edgesparse bench` prints."""
+    from edgesparse.cli import _bench_table
+
+    lines = _bench_table(results).splitlines()
+    headers = re.split(r"\s{2,}", lines[0].strip())
+    n = len(results["results"])
+    rows = [
+        dict(zip(headers, re.split(r"\s{2,}", ln.strip()), strict=True)) for ln in lines[1 : n + 1]
+    ]
+    return headers, rows, " ".join(lines[n + 1 :])
+
+
+def test_terminal_rows_per_s_is_consistent_with_p50(results):
+    headers, rows, legend = terminal_table(results)
+    assert "rows/s@p50" in headers and "batch / p50 latency" in legend
+    checked = 0
+    for row, r in zip(rows, results["results"], strict=True):
+        if r["status"] != "ok":
+            assert row["rows/s@p50"] == "-"
+            continue
+        shown = float(row["rows/s@p50"].replace(",", ""))
+        p50 = float(row["p50 us"])
+        # rows/s x p50 = one batch, not batch x mean / p50 (the fixture's throughput is 5% off)
+        assert shown == pytest.approx(r["batch_size"] * 1e6 / p50, rel=1e-3)
+        assert shown != pytest.approx(r["throughput_rows_per_s"], rel=1e-3)
+        checked += 1
+    assert checked == len(rows) - 1
+
+
+@pytest.mark.parametrize(
+    ("reference", "header", "legend"),
+    [
+        (
+            {"kind": "sklearn", "source": "digits.pkl"},
+            "agree vs sklearn",
+            "share of predicted labels equal to scikit-learn's (digits.pkl)",
+        ),
+        ({"kind": "labels", "source": "labels"}, "agree vs labels", "against the true labels"),
+        (
+            {"kind": "artifact", "source": "digits.esb on the host"},
+            "agree vs digits.esb on host",
+            "against digits.esb on the host, a cross-target consistency check",
+        ),
+    ],
+)
+def test_agreement_column_names_its_reference(results, reference, header, legend):
+    results["reference"] = reference
+    headers, rows, text = terminal_table(results)
+    assert header in headers and legend in text
+    assert [h for h in headers if h.startswith("agree")] == [header]
+    assert rows[0][header] == "99.56%"
+    # accuracy against y gets its own column, except where agreement already is accuracy
+    assert ("accuracy" in headers) == (reference["kind"] != "labels")
+    if reference["kind"] != "labels":
+        assert rows[0]["accuracy"] == "97.00%" and "accuracy" in text
+    # the Markdown and HTML reports name the same reference
+    md = render_markdown(results)
+    md_header = "agreement vs " + header.removeprefix("agree vs ")
+    assert md_header in md_tables(md)["host"][0]
+    assert legend in md
+    assert md_header in render_html(results, images={})
+
+
+def test_no_reference_means_no_agreement_column(results):
+    results["reference"] = {"kind": None, "source": None}
+    headers, _, text = terminal_table(results)
+    assert not any(h.startswith("agree") for h in headers)
+    assert "no reference for agreement" in text

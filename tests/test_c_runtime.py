@@ -361,6 +361,11 @@ def test_invalid_input_rows_are_refused(host_driver: list[str], tmp_path: Path) 
             res = _run([*host_driver, "predict", str(blob), str(rows), *MODES[mode]])
             assert res.returncode == 1, (bad, mode)
             assert "row 3: invalid input row (NaN/Inf" in res.stderr
+            # bench names the row too, also when no warm-up call reached it
+            cmd = [*host_driver, "bench", str(blob), str(rows), "10", "0", *MODES[mode]]
+            res = _run(cmd)
+            assert res.returncode == 1 and res.stdout == "", (bad, mode)
+            assert "row 3: invalid input row (NaN/Inf" in res.stderr
     # Near float's limit: q * x overflows where (scale * q) * x does not (row 3: the dense
     # layout recomputes it weight by weight), and a genuine overflow (row 4) is no input error.
     X[3] = 0.0
@@ -378,6 +383,25 @@ def test_invalid_input_rows_are_refused(host_driver: list[str], tmp_path: Path) 
     # the numpy runtime refuses the same row
     with pytest.raises(ValueError, match="NaN or infinity"):
         Model(esb.read(blob)).predict(X[3:4])
+
+
+def test_driver_refuses_bad_arguments(host_driver: list[str], tmp_path: Path) -> None:
+    blob, rows = tmp_path / "m.esb", tmp_path / "rows.bin"
+    esb.write(SYNTHETIC["hard-multi-int"], blob)
+    write_rows(rows, _synthetic_rows())
+    bench = [*host_driver, "bench", str(blob), str(rows)]
+    for argv, message in (
+        ([*bench, "10", "1", "--bacth", "4"], "unknown option or missing value: --bacth"),
+        ([*bench, "10", "1", "--batch"], "unknown option or missing value: --batch"),
+        ([*bench, "10", "1", "--batch", "4x"], '--batch must be a whole number, got "4x"'),
+        ([*bench, "ten", "1"], 'RUNS must be a whole number, got "ten"'),
+        ([*bench, "10", ""], 'WARMUP must be a whole number, got ""'),
+        ([*host_driver, "predict", str(blob), str(rows), "--fast"], "unknown option"),
+    ):
+        res = _run(argv)
+        assert res.returncode == 2 and message in res.stderr, (argv, res.stderr)
+        assert res.stdout == ""
+    assert _run([*bench, "10", "1", "--batch", "4"]).returncode == 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -614,6 +638,122 @@ def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> 
         assert res.returncode == 0, res.stderr
         _check_main_output(res.stdout, model, X)
         (out / "model_main").unlink()
+
+
+@pytest.fixture(scope="module")
+def digits_main(tmp_path_factory) -> tuple[Path, Model, np.ndarray]:
+    """The export-c program of digits_pipeline (64 features), its numpy model and test rows."""
+    root = tmp_path_factory.mktemp("digits-main")
+    blob = root / "m.esb"
+    compress_file(ROOT / "models" / "digits_pipeline.pkl", blob)
+    export_c(blob, root / "out", name="model")
+    exe = _build_export(root / "out")
+    return exe, Model(esb.read(blob)), np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"]
+
+
+def _rows_text(X: np.ndarray, sep: str, *, eol: str = "\n") -> str:
+    return "".join(sep.join(repr(float(v)) for v in r.astype(np.float32)) + eol for r in X)
+
+
+def test_export_c_accepts_comma_separated_rows(digits_main) -> None:
+    exe, model, X = digits_main
+    X = X[:40]
+    plain = _run([str(exe)], input=_rows_text(X, " "))
+    assert plain.returncode == 0, plain.stderr
+    _check_main_output(plain.stdout, model, X)
+    # CSV as spreadsheets write it (CRLF), with spaces after commas, and tabs
+    for text in (_rows_text(X, ",", eol="\r\n"), _rows_text(X, ", "), _rows_text(X, "\t")):
+        res = _run([str(exe)], input=text)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == plain.stdout and res.stderr == ""
+    # the last line may lack its newline
+    res = _run([str(exe)], input=_rows_text(X, ",").rstrip("\n"))
+    assert res.returncode == 0 and res.stdout == plain.stdout
+
+
+def _line(values: list[str], sep: str = " ") -> str:
+    return sep.join(values) + "\n"
+
+
+ONES = ["1"] * 64
+# case -> (the bad line's text, what its message says); it is line 3, after two good rows
+BAD_LINES = {
+    "too-few": (_line(ONES[:12]), "expected 64 values, got 12"),
+    "too-many": (_line([*ONES, "2", "3"]), "expected 64 values, got 66"),
+    "empty": ("\n", "empty line; expected 64 values"),
+    "blank": (" \t\r\n", "empty line; expected 64 values"),
+    "not-a-number": (_line(["1"] * 5 + ["abc"] + ONES[6:]), 'value 6 "abc" is not a number'),
+    "header": (_line([f"pixel{i}" for i in range(64)], ","), 'value 1 "pixel0" is not a number'),
+    "semicolons": (_line(ONES, ";"), "separate values with spaces, tabs or commas"),
+    "number-then-junk": (_line(["1.5x", *ONES[1:]]), 'value 1 "1.5x" is not a number'),
+    "nul-byte": (_line(["1\x00", *ONES[1:]]), 'value 1 "1?" is not a number'),
+    "nan": (_line([*ONES[:9], "nan", *ONES[10:]]), 'value 10 "nan" is not finite'),
+    "inf": (_line(["-inf", *ONES[1:]]), 'value 1 "-inf" is not finite'),
+    "infinity": (_line([*ONES[:63], "Infinity"]), 'value 64 "Infinity" is not finite'),
+    "overflow": (_line(["1e39", *ONES[1:]]), 'value 1 "1e39" is beyond float\'s range'),
+    "double-comma": ("1,," + ",".join(ONES[2:]) + "\n", "value 2 is empty"),
+    "leading-comma": ("," + ",".join(ONES) + "\n", "value 1 is empty"),
+    "trailing-comma": (",".join(ONES) + ",\n", "the line ends with a comma"),
+    "overlong-value": (_line(["1" * 5000, *ONES[1:]]), "value 1 is longer than 127 characters"),
+    "overlong-line": (_line(ONES * 1000), "expected 64 values, got 64000"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_LINES))
+def test_export_c_bad_line_is_named_and_fails(case: str, digits_main) -> None:
+    exe, model, X = digits_main
+    bad, message = BAD_LINES[case]
+    text = _rows_text(X[:2], " ") + bad + _rows_text(X[2:4], " ")
+    res = _run([str(exe)], input=text)
+    assert res.returncode == 1
+    # one message, naming the line
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+    assert res.stderr.startswith("line 3: ") and message in res.stderr, res.stderr
+    # output stops at the bad line: what came before is predicted, nothing after
+    _check_main_output(res.stdout, model, X[:2])
+
+
+def test_export_c_reports_every_bad_line_then_stops(digits_main) -> None:
+    exe, model, X = digits_main
+    good = _rows_text(X[:1], " ")
+    text = good + _line(ONES[:3]) + good + _line(["x", *ONES[1:]]) + good
+    res = _run([str(exe)], input=text)
+    assert res.returncode == 1
+    lines = res.stderr.splitlines()
+    assert lines == [
+        "line 2: expected 64 values, got 3",
+        'line 4: value 1 "x" is not a number (separate values with spaces, tabs or commas)',
+    ]
+    _check_main_output(res.stdout, model, X[:1])
+    # endless garbage: the first 20 bad lines are reported, then it gives up
+    res = _run([str(exe)], input="x\n" * 1000)
+    assert res.returncode == 1 and res.stdout == ""
+    lines = res.stderr.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:-1]] == [f"line {i}" for i in range(1, 21)]
+    assert lines[-1] == "stopping after 20 bad lines"
+    # no input at all is no error: nothing to predict
+    res = _run([str(exe)], input="")
+    assert (res.returncode, res.stdout, res.stderr) == (0, "", "")
+
+
+def test_export_c_input_parsing_clean_under_sanitizers(digits_main, tmp_path: Path) -> None:
+    require_tool(
+        shutil.which("clang") is not None, what="clang", install="sudo apt-get install clang"
+    )
+    exe, _model, X = digits_main
+    out = exe.parent
+    asan = tmp_path / "main-asan"
+    flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    sources = ["main.c", "esb.c", "model_data.c"]
+    res = _run(["clang", *CFLAGS, *flags, *sources, "-lm", "-o", str(asan)], cwd=out)
+    assert res.returncode == 0, res.stderr
+    random_bytes = bytes(random.Random(7).randrange(256) for _ in range(20000))
+    inputs = [_rows_text(X[:5], ","), *(bad for bad, _ in BAD_LINES.values())]
+    for data in [*(t.encode() for t in inputs), random_bytes]:
+        res = subprocess.run([str(asan)], input=data, capture_output=True, timeout=120)
+        err = res.stderr.decode("utf-8", "replace")
+        assert "Sanitizer" not in err and "runtime error" not in err, err
+        assert res.returncode in (0, 1), err
 
 
 def test_export_c_cli_and_errors(tmp_path: Path) -> None:

@@ -116,11 +116,14 @@ def test_hostile_pickle_is_refused_and_nothing_runs(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.pkl"]
 
 
-def test_model_not_on_the_allow_list(tmp_path):
+def test_unsupported_model(tmp_path):
     X, y = load_iris(return_X_y=True)
     src = tmp_path / "tree.pkl"
     src.write_bytes(pickle.dumps(DecisionTreeClassifier().fit(X, y)))
-    assert_one_line_error(run("compress", src, "-o", tmp_path / "t.esb"), "DecisionTree")
+    assert_one_line_error(
+        run("compress", src, "-o", tmp_path / "t.esb"),
+        "DecisionTreeClassifier, which is not a supported model; `edgesparse list models`",
+    )
     assert not (tmp_path / "t.esb").exists()
 
 
@@ -325,3 +328,40 @@ def test_corrupt_onnx_files(iris, tmp_path, content):
     out = tmp_path / "pred.npy"
     assert_one_line_error(run("predict", bad, d / "X.npy", "-o", out), "bad.onnx")
     assert not out.exists()
+
+
+def test_compress_progress_on_a_terminal_only(iris, tmp_path, monkeypatch, capfd):
+    from edgesparse import cli as cli_module
+    from edgesparse.api import compress_file
+
+    d, _, _, _ = iris
+    # the library reports its steps to a callback, and prints nothing itself
+    calls: list[tuple[str, int, int]] = []
+    compress_file(
+        d / "model.pkl",
+        tmp_path / "m.onnx",
+        check_data=d / "check.npz",
+        progress=lambda *a: calls.append(a),
+    )
+    assert calls == [
+        ("loading model.pkl", 0, 5),
+        ("pruning and quantizing", 1, 5),
+        ("building the ONNX graph", 2, 5),
+        ("checking against the original on check.npz", 3, 5),
+        (f"writing {tmp_path / 'm.onnx'}", 4, 5),
+    ]
+    compress_file(d / "model.pkl", tmp_path / "m2.esb")
+    assert capfd.readouterr() == ("", "")
+    # the CLI passes a callback only when stderr is a terminal
+    quiet = run("compress", d / "model.pkl", "-o", tmp_path / "q.esb")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    monkeypatch.setattr(cli_module, "_stderr_is_tty", lambda: True)
+    shown = run("compress", d / "model.pkl", "-o", tmp_path / "t.esb", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stderr.splitlines() == [
+        "[1/4] loading model.pkl ...",
+        "[2/4] pruning and quantizing ...",
+        "[3/4] encoding the .esb blob ...",
+        f"[4/4] writing {tmp_path / 't.esb'} ...",
+    ]
+    json.loads(shown.stdout)  # stdout stays pure JSON

@@ -107,22 +107,35 @@ def test_host_end_to_end(esb: Path, onnx: Path, oracle: dict[str, float]) -> Non
     target = results["targets"][0]
     assert target["status"] == "ok" and target["environment"]["python"]
     assert calls[-1] == ("done", 3, 3)
-    assert [c[0] for c in calls[:3]] == [
-        "host: digits.esb",
-        "host: digits_pipeline.pkl",
-        "host: digits.onnx",
+    assert calls[:4] == [
+        ("loading digits_pipeline.test.npz and the reference predictions", 0, 3),
+        ("host: digits.esb", 0, 3),
+        ("host: digits_pipeline.pkl", 1, 3),
+        ("host: digits.onnx", 2, 3),
     ]
 
 
-def test_cli_bench(esb: Path, tmp_path: Path) -> None:
+def test_cli_bench(esb: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
+    from edgesparse import cli as cli_module
     from edgesparse.cli import cli
 
     out = tmp_path / "report"
     args = ["bench", str(esb), "--data", str(DATA), "--batch", "2", "--runs", "5", "-o", str(out)]
+    # stderr not a terminal (CliRunner's): no progress lines, the table alone
     res = CliRunner().invoke(cli, [*args, "--warmup", "1"])
     assert res.exit_code == 0, res.output
+    assert res.stderr == ""
+    # on a terminal: one line per step on stderr, stdout unchanged
+    monkeypatch.setattr(cli_module, "_stderr_is_tty", lambda: True)
+    tty = CliRunner().invoke(cli, [*args, "--warmup", "1"])
+    assert tty.exit_code == 0, tty.output
+    assert tty.stderr.splitlines() == [
+        "[1/1] loading digits_pipeline.test.npz and the reference predictions ...",
+        "[1/1] host: digits.esb ...",
+    ]
+    assert tty.stdout.splitlines()[0] == res.stdout.splitlines()[0]
     lines = res.output.splitlines()
     header = next(i for i, ln in enumerate(lines) if ln.startswith("target"))
     row = lines[header + 1].split()
@@ -134,7 +147,9 @@ def test_cli_bench(esb: Path, tmp_path: Path) -> None:
     assert bad.output.strip().splitlines()[-1].startswith("Error: unknown target 'nosuchboard'")
 
 
-def test_reference_falls_back_to_labels_then_first_artifact(esb: Path, tmp_path: Path) -> None:
+def test_reference_falls_back_to_labels_then_first_artifact(
+    esb: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     data = np.load(DATA)
     np.save(tmp_path / "X.npy", data["X"])
     np.save(tmp_path / "y.npy", data["y"])
@@ -154,6 +169,8 @@ def test_reference_falls_back_to_labels_then_first_artifact(esb: Path, tmp_path:
     without = harness.run_bench(
         artifacts=[esb], targets=["host"], data=tmp_path / "X.npy", runs=3, warmup=0
     )
+    # no progress callback: the library prints nothing
+    assert capfd.readouterr() == ("", "")
     validate_results(without)
     assert without["reference"] == {"kind": "artifact", "source": "digits.esb on the host"}
     assert without["results"][0]["agreement"] == 1.0

@@ -11,6 +11,7 @@ import json
 import math
 import pickle
 import re
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -392,6 +393,37 @@ def test_committed_example_matches_the_training_script() -> None:
     assert read_pairs(ROOT / "models" / "knn_ratings.test.csv")[0] == pairs
 
 
+_NO_PANDAS = "import sys; sys.modules['pandas'] = None  # any import of pandas now fails\n"
+
+
+def _readme_training_snippet() -> str:
+    """The README's "your own ratings" example (the Python block that trains from a CSV)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Collaborative filtering") :]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return next(b for b in blocks if "Dataset.load_from_file" in b)
+
+
+def test_examples_need_nothing_beyond_the_surprise_extra(tmp_path: Path) -> None:
+    # pip install '.[surprise]' brings scikit-surprise, not pandas: the training script and
+    # the README's own-ratings example must run without it, and their pickles must compress.
+    train = ROOT / "models" / "train_knn.py"
+    script = _NO_PANDAS + (
+        "import runpy\n"
+        f"sys.argv = ['train_knn.py', '--out', {str(tmp_path)!r}]\n"
+        f"runpy.run_path({str(train)!r}, run_name='__main__')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    (tmp_path / "ratings.csv").write_bytes((tmp_path / "knn_ratings.test.csv").read_bytes())
+    snippet = _NO_PANDAS + _readme_training_snippet()
+    subprocess.run([sys.executable, "-c", snippet], check=True, cwd=tmp_path, capture_output=True)
+    for pkl in ("knn_means.pkl", "knn.pkl"):
+        out = tmp_path / f"{pkl}.esb"
+        res = CliRunner().invoke(cli, ["compress", str(tmp_path / pkl), "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        assert load(out).predict("u32", "i27").est > 0
+
+
 def test_hostile_defaultdict_factory_is_refused(tmp_path: Path) -> None:
     # defaultdict(os.system) would call the factory on the first missing key, long after
     # loading; only defaultdict(list) is built.
@@ -414,22 +446,34 @@ def test_hostile_defaultdict_factory_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "name"),
+    ("module", "name", "error"),
     [
-        ("surprise.dump", "load"),
-        ("surprise.dataset", "Dataset"),
-        ("surprise.prediction_algorithms.matrix_factorization", "SVD"),
-        ("surprise.prediction_algorithms.knns", "SymmetricAlgo"),
-        ("collections", "OrderedDict"),
-        ("builtins", "dict"),
+        ("surprise.dump", "load", UnsafeModelError),
+        # Surprise classes off the list: unsupported models, refused the same way.
+        ("surprise.dataset", "Dataset", UnsupportedModelError),
+        ("surprise.prediction_algorithms.matrix_factorization", "SVD", UnsupportedModelError),
+        ("surprise.prediction_algorithms.knns", "SymmetricAlgo", UnsupportedModelError),
+        ("collections", "OrderedDict", UnsafeModelError),
+        ("builtins", "dict", UnsafeModelError),
     ],
 )
-def test_other_surprise_and_builtin_globals_are_refused(tmp_path: Path, module, name) -> None:
+def test_other_surprise_and_builtin_globals_are_refused(
+    tmp_path: Path, module, name, error
+) -> None:
     def s(text: str) -> bytes:
         raw = text.encode()
         return b"\x8c" + bytes([len(raw)]) + raw
 
     p = tmp_path / "x.pkl"
     p.write_bytes(b"\x80\x04" + s(module) + s(name) + b"\x93.")
-    with pytest.raises(UnsafeModelError, match=re.escape(f"{module}.{name}")):
+    with pytest.raises(error) as info:
         load_model(p)
+    if error is UnsafeModelError:
+        assert f"it references {module}.{name}, which is not on edgesparse's allow-list" in str(
+            info.value
+        )
+    else:
+        assert str(info.value) == (
+            f"cannot load {p}: it holds Surprise's {name}, which is not a supported model; "
+            "`edgesparse list models` lists the supported ones"
+        )

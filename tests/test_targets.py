@@ -225,6 +225,19 @@ def test_host_launch(tmp_path: Path) -> None:
     assert lau.env["PYTHONPATH"].split(os.pathsep)[0] == str(REPO_DEVICES.parent)
 
 
+def test_host_launch_of_an_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From a wheel the package sits in site-packages, which the child finds by itself: putting
+    # it on PYTHONPATH would rank it above the standard library.
+    import site
+
+    monkeypatch.setattr(T, "package_parent", lambda: Path(site.getsitepackages()[0]))
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    lau = T.launch(T.get_target("host"), cache=tmp_path)
+    assert lau.env["PYTHONPATH"] == ""
+
+
 def test_cli_devices_list_and_show(tmp_path: Path) -> None:
     runner = CliRunner()
     env = {"EDGESPARSE_CACHE": str(tmp_path)}

@@ -159,7 +159,9 @@ def run_bench(
         threads: onnxruntime intra-op threads.
         timeout_s: seconds one probe may take before its process group is killed.
         strict: raise on the first failed target/artifact instead of recording it.
-        progress: called as ``progress(message, done, total)`` before each probe and at the end.
+        progress: called as ``progress(message, done, total)`` before each step (the
+            reference, each artifact x target probe, builds and ssh set-up; ``done`` probes
+            have finished of ``total``) and as ``("done", total, total)`` at the end.
         ssh_options: extra ``ssh``/``scp`` options (else ``$EDGESPARSE_SSH_OPTS``).
         command: the command line to record in the results (or None).
 
@@ -183,13 +185,14 @@ def run_bench(
     if len(set(names)) != len(names):
         raise InputError(f"each target may be given once; got {', '.join(names)}")
 
+    tracker = _Tracker(progress, total=len(tgts) * len(arts))
+    tracker.report(f"loading {Path(data).name} and the reference predictions")
     data_path = Path(data).resolve()
     dataset = load_dataset(data_path)
     y = _labels(labels, dataset)
     ref_kind, ref_source, ref_pred, task = _reference(arts, dataset.X, y)
 
     opts = list(ssh_options) if ssh_options is not None else _env_ssh_options()
-    tracker = _Tracker(progress, total=len(tgts) * len(arts))
     rows: list[dict[str, Any]] = []
     target_entries: list[dict[str, Any]] = []
     c_ctx: _CContext | None = None
@@ -313,6 +316,8 @@ def _check_counts(*, batch_sizes: Sequence[int], runs: int, warmup: int, threads
 
 
 def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[_Artifact]:
+    from edgesparse.formats import esb_knn
+
     out: list[_Artifact] = []
     for raw in paths:
         forced, p = _split_engine(raw)
@@ -326,6 +331,11 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[_Artifact]:
             raise ModelFileError(f"artifact not found: {p} (check the path)")
         blob = p.read_bytes()
         name = f"{forced}:{p.name}" if forced else p.name
+        if engine in ("esb", "c") and esb_knn.is_knn_blob(blob):
+            raise InputError(
+                f"cannot benchmark {name}: it is a k-NN recommender blob, and the bench times "
+                "linear models; time it in Python with edgesparse.load(path).predict_many(pairs)"
+            )
         if any(a.name == name for a in out):
             raise InputError(f"two artifacts are named {name!r}; rename one (names label rows)")
         out.append(
@@ -363,6 +373,16 @@ def _labels(labels: str | os.PathLike[str] | None, dataset: Any) -> np.ndarray |
     p = Path(labels)
     if not p.is_file():
         raise ModelFileError(f"labels file not found: {p} (check the path)")
+    from edgesparse.sniff import NPY_MAGIC, sniff
+
+    with open(p, "rb") as fh:
+        is_npy = fh.read(len(NPY_MAGIC)) == NPY_MAGIC
+    if not is_npy:
+        kind = sniff(p)
+        raise InputError(
+            f"{p} is {kind.what if kind else 'not a .npy array'}; --labels reads a .npy array "
+            "(numpy.save('y.npy', y)), or give --data an .npz with X and y"
+        )
     try:
         y = np.load(p, allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -929,6 +949,8 @@ def _run_c_local(
         # The target's command line without its last word (the guest's Python): QEMU with the
         # profile's -cpu model and -L prefix, as for the Python probe.
         prefix, env = launch.argv[:-1], dict(launch.env)
+    if arch not in ctx.builds:
+        tracker.report(f"{target.name}: building the C driver")
     exe, facts, error = _c_build_local(arch, ctx, timeout_s)
     if exe is None:
         return fail_all(f"engine c: {error}")

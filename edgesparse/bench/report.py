@@ -378,6 +378,60 @@ def read_results(path: str | Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
+# Derived figures (shared with the CLI's summary table)
+# --------------------------------------------------------------------------------------------
+
+
+def rows_per_s_at_p50(row: dict[str, Any]) -> float | None:
+    """Rows per second of a typical call: batch size / p50 latency (None without a p50).
+
+    It agrees with the p50 column, unlike ``throughput_rows_per_s`` (rows over all the timed
+    time, batch size / mean latency), which a few slow calls on a loaded machine pull down.
+    """
+    p50 = (row.get("latency_us") or {}).get("p50")
+    return row["batch_size"] * 1e6 / p50 if p50 else None
+
+
+def reference_label(results: dict[str, Any]) -> str | None:
+    """What the ``agreement`` figures compare with, in a few words for a column header:
+    ``"sklearn"``, ``"labels"``, ``"<artifact> on host"`` (the first artifact's host
+    predictions: a cross-target check), or None when the results name no reference."""
+    ref = results.get("reference") or {}
+    kind, source = ref.get("kind"), ref.get("source") or ""
+    if kind == "artifact":
+        return source.split(" on the host")[0] + " on host" if source else "first artifact"
+    return kind
+
+
+def reference_sentence(results: dict[str, Any]) -> str:
+    """One plain-text sentence saying what ``agreement`` (and ``accuracy``/R²) compare with."""
+    ref = results.get("reference") or {}
+    kind, source = ref.get("kind"), ref.get("source")
+    labels = (results.get("settings") or {}).get("labels")
+    if kind == "sklearn":
+        text = (
+            f"agreement is the share of predicted labels equal to scikit-learn's ({source}) "
+            "on the same rows (regressors: the largest absolute difference from it)"
+        )
+    elif kind == "labels":
+        text = (
+            "agreement is against the true labels"
+            + (f" ({labels})" if labels else "")
+            + ", so for a classifier it is the accuracy: no scikit-learn model was given"
+        )
+    elif kind == "artifact":
+        text = (
+            f"agreement is against {source}, a cross-target consistency check: no "
+            "scikit-learn model and no labels were given"
+        )
+    else:
+        text = "there is no reference for agreement in this run"
+    if labels and kind != "labels":
+        text += f"; accuracy (R² for regressors) is against the labels ({labels})"
+    return text[0].upper() + text[1:] + "."
+
+
+# --------------------------------------------------------------------------------------------
 # Number formatting (shared by Markdown and HTML)
 # --------------------------------------------------------------------------------------------
 
@@ -660,8 +714,11 @@ def _meaning(d: _Dialect, results: dict[str, Any]) -> list[_Item]:
     emulated = [t for t in targets if t["emulated"]]
     has_sklearn = any(r["engine"] == "sklearn" for r in _ok_rows(results))
     items: list[_Item] = [
-        "Latency is per call (one batch of rows), in microseconds; throughput is rows per "
-        "second at that batch size. Compare artifacts within one target: "
+        "Latency is per call (one batch of rows), in microseconds; rows/s at p50 is the "
+        "batch size divided by the p50 latency, so it agrees with the p50 column "
+        f"(results.json's {d.code('throughput_rows_per_s')} is rows over all the timed time, "
+        "batch size / mean latency, which a few slow calls pull down). Compare artifacts "
+        "within one target: "
         f"{d.strong('p50 / fastest')} divides each p50 by the fastest p50 on the same target "
         "and batch size"
         + (
@@ -776,14 +833,15 @@ def _target_table(
     ]
     if has_sklearn:
         headers.append(f"speed-up vs sklearn{emu}")
+    ref = reference_label(results)
     headers += [
-        f"rows/s{emu}",
+        f"rows/s at p50{emu}",
         f"cold start ms{emu}",
         "peak RSS",
         "model RSS",
         "memory method",
         "model bytes",
-        "agreement",
+        f"agreement vs {ref}" if ref else "agreement",
         "accuracy / R²",
         "status",
     ]
@@ -808,7 +866,7 @@ def _target_table(
         if has_sklearn:
             cells.append(_fmt_ratio(vs_sklearn))
         cells += [
-            _fmt_rate(r["throughput_rows_per_s"]),
+            _fmt_rate(rows_per_s_at_p50(r)),
             _fmt_ms(r["cold_start_ms"]),
             _fmt_mem(r["peak_rss_bytes"])
             if r["peak_rss_bytes"] is not None
@@ -898,12 +956,7 @@ def _build(
             f"Data {d.code(s['data'])}"
             + (f", labels {d.code(s['labels'])}." if s.get("labels") else ".")
         )
-    ref = results.get("reference") or {}
-    if ref.get("kind"):
-        src = f" ({d.code(ref['source'])})" if ref.get("source") else ""
-        facts.append(f"Agreement compares predicted labels with {d.esc(ref['kind'])}{src}.")
-    else:
-        facts.append("No reference for agreement in this run.")
+    facts.append(d.esc(reference_sentence(results)))
     out.append(d.para(" ".join(facts)))
     if results.get("command"):
         out.append(d.para("Command: " + d.code(results["command"])))

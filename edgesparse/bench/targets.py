@@ -27,6 +27,7 @@ import re
 import shutil
 import sys
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -132,12 +133,18 @@ class Launch:
 
 
 def devices_dir() -> Path:
-    """The folder of device profiles: ``$EDGESPARSE_DEVICES``, else ``devices/`` of the checkout
-    this package lives in."""
+    """The folder of device profiles: ``$EDGESPARSE_DEVICES``, else the installed package data
+    ``edgesparse.devices`` (the repository's top-level ``devices/``, mapped there by the build;
+    an editable install reads the checkout's folder itself)."""
     override = os.environ.get("EDGESPARSE_DEVICES")
     if override:
         return Path(override).expanduser()
-    return Path(__file__).resolve().parents[2] / "devices"
+    try:
+        folder = resources.files("edgesparse.devices")
+    except ModuleNotFoundError:
+        # A source tree on sys.path that was never installed: its top-level devices/.
+        return Path(__file__).resolve().parents[2] / "devices"
+    return folder if isinstance(folder, Path) else Path(str(folder))
 
 
 def cache_dir() -> Path:
@@ -443,7 +450,7 @@ def list_targets(*, directory: Path | None = None) -> list[Target]:
     if not folder.is_dir():
         raise InputError(
             f"device profiles folder not found: {folder}; set EDGESPARSE_DEVICES to a folder "
-            "of *.toml profiles (the checkout's devices/)"
+            "of *.toml profiles (an installed edgesparse ships its own in edgesparse/devices)"
         )
     targets = [load_profile(p) for p in sorted(folder.glob("*.toml"))]
     return sorted(targets, key=lambda t: (t.name != "host", t.name))
@@ -556,7 +563,10 @@ def launch(target: Target, *, cache: Path | None = None) -> Launch:
     if target.kind == "host":
         home.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
-        pythonpath = [str(package_parent())]
+        # A checkout needs its folder on the path; an installed package is found from
+        # site-packages anyway, and site-packages on PYTHONPATH would go before the stdlib.
+        parent = package_parent()
+        pythonpath = [] if _is_site_packages(parent) else [str(parent)]
         if env.get("PYTHONPATH"):
             pythonpath.append(env["PYTHONPATH"])
         env.update(
@@ -586,6 +596,14 @@ def launch(target: Target, *, cache: Path | None = None) -> Launch:
         pythonpath=Path(stamp["pythonpath"]),
         home=home,
     )
+
+
+def _is_site_packages(folder: Path) -> bool:
+    """True when ``folder`` is one of this Python's site-packages folders."""
+    import site
+
+    found = [*site.getsitepackages(), site.getusersitepackages()]
+    return any(Path(d).resolve() == folder.resolve() for d in found)
 
 
 def link_package(folder: Path) -> None:

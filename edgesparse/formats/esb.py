@@ -386,6 +386,12 @@ def _read_file(path: str | os.PathLike[str], parse: Callable[[bytes], _T]) -> _T
     try:
         return parse(data)
     except FormatError as exc:
+        if not data.startswith(MAGIC):  # a pickle or data file named .esb: say which
+            from edgesparse.sniff import not_a_compressed_model
+
+            wrong = not_a_compressed_model(path)
+            if wrong is not None:
+                raise wrong from None
         raise FormatError(f"{os.fspath(path)}: {exc}") from None
 
 

@@ -292,10 +292,17 @@ def _exponent_summary(g: onnx.GraphProto, meta: Any) -> dict[str, Any] | None:
 
 def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """:func:`describe` for a file; errors name the path."""
+    from edgesparse.sniff import not_a_compressed_model
+
     data = read_bytes(path, what="ONNX file")
     try:
         return {"file": os.fspath(path), **describe(data)}
     except FormatError as exc:
+        wrong = not_a_compressed_model(
+            path, data_hint="inspect reads .esb and .onnx models (edgesparse inspect MODEL)"
+        )
+        if wrong is not None:
+            raise wrong from None
         raise FormatError(f"{os.fspath(path)}: {exc}") from None
 
 

@@ -63,6 +63,11 @@ def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model | KnnModel 
             return _blob_model(data)
         except FormatError as exc:
             raise FormatError(f"{os.fspath(path)}: {exc}") from None
+    from edgesparse.sniff import not_a_compressed_model
+
+    wrong = not_a_compressed_model(path)  # a pickle, a data file: say so, not "bad ONNX"
+    if wrong is not None:
+        raise wrong
     try:
         return OnnxModel.from_bytes(data, threads=threads)
     except FormatError as exc:

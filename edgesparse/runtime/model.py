@@ -216,9 +216,11 @@ class Model:
             raise InputError(f"X cannot be read as a numeric array: {exc}") from None
         _check_numeric(Xd.dtype)
         if Xd.ndim != 2:
+            from edgesparse.data import reshape_advice  # only on this error: keeps imports lean
+
             raise InputError(
-                f"Expected a 2-D array, got a {Xd.ndim}-D array instead: reshape your data with "
-                "X.reshape(1, -1) for a single sample or X.reshape(-1, 1) for a single feature"
+                f"Expected a 2-D array, got a {Xd.ndim}-D array instead: "
+                + reshape_advice(Xd.shape)
             )
         self._check_shape(Xd.shape)
         _check_finite(Xd)

@@ -45,10 +45,15 @@
  * --predictions FILE: after timing, one line per row of ROWS: the predicted class index
  * (classifiers) or the decision values separated by spaces (regressors, "%.9g").
  *
+ * Errors: a row the runtime refuses (NaN/Inf, a CSR row that is not canonical) stops predict
+ * and bench with "esb: row N: <reason>" on stderr and exit 1 (bench checks every timed call's
+ * status after its timer has stopped); bad files, unknown options and malformed numbers exit 2.
+ *
  * The driver allocates (files, timings); the runtime (esb.c) never does.
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +135,10 @@ static int read_rows(const char *path, rows *r)
     /* Copies into typed arrays (the file's bytes are little-endian, like every target). */
     if (r->kind == 0) {
         r->x = (float *)malloc(4 * (size_t)r->n_rows * r->n_features + 4);
+        if (!r->x) {
+            fprintf(stderr, "esb: %s: out of memory for the rows\n", path);
+            return 0;
+        }
         memcpy(r->x, r->raw + 24, 4 * (size_t)r->n_rows * r->n_features);
     } else {
         size_t ip = 4 * ((size_t)r->n_rows + 1);
@@ -137,6 +146,10 @@ static int read_rows(const char *path, rows *r)
         r->indptr = (uint32_t *)malloc(ip);
         r->indices = (int32_t *)malloc(4 * (size_t)r->nnz + 4);
         r->data = (float *)malloc(4 * (size_t)r->nnz + 4);
+        if (!r->indptr || !r->indices || !r->data) {
+            fprintf(stderr, "esb: %s: out of memory for the rows\n", path);
+            return 0;
+        }
         memcpy(r->indptr, r->raw + 24, ip);
         memcpy(r->indices, r->raw + 24 + ip, 4 * (size_t)r->nnz);
         memcpy(r->data, r->raw + 24 + ip + 4 * (size_t)r->nnz, 4 * (size_t)r->nnz);
@@ -251,6 +264,7 @@ static int cmd_predict(const char *model, const char *data, int stream)
     }
     scores = (float *)malloc(4 * (size_t)l.m.n_outputs);
     proba = (float *)malloc(4 * ((size_t)l.m.n_classes + 1));
+    if (!scores || !proba) return 2;
     for (i = 0; i < r.n_rows; i++) {
         double ck = 0;
         long cls = -1;
@@ -390,6 +404,22 @@ static esb_status call_batch(const loaded *l, const rows *r, uint32_t start, lon
     return st;
 }
 
+/* Names the first row the runtime refuses (exit 1): called once a call has failed. */
+static int bad_row(const loaded *l, const rows *r, int op, float *buf)
+{
+    uint32_t i;
+    double ck = 0;
+    for (i = 0; i < r->n_rows; i++) {
+        esb_status st = call(l, r, i, op, buf, &ck);
+        if (st != ESB_OK) {
+            fprintf(stderr, "esb: row %u: %s\n", (unsigned)i, esb_strerror(st));
+            return 1;
+        }
+    }
+    fprintf(stderr, "esb: a call failed but no row does on its own\n");
+    return 1;
+}
+
 static int cmd_bench(const char *model, const char *data, const bench_opts *o)
 {
     loaded l;
@@ -431,10 +461,7 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
     empty = (uint32_t *)malloc(4 * (size_t)n_empty);
     if (!buf || !t || !empty) return 2;
     /* Cold start ends with the first prediction (one row), as in the Python probe. */
-    if (call(&l, &r, 0, op, buf, &checksum) != ESB_OK) {
-        fprintf(stderr, "esb: row 0: invalid input\n");
-        return 1;
-    }
+    if (call(&l, &r, 0, op, buf, &checksum) != ESB_OK) return bad_row(&l, &r, op, buf);
     first_done = t0_clock_ns();
     if (t0_env && *t0_env) {
         uint64_t t0 = (uint64_t)strtoull(t0_env, NULL, 10);
@@ -445,18 +472,18 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
     if (rss_before >= 0 && rss_after >= 0) sprintf(model_rss, "%ld", rss_after - rss_before);
     for (i = 0; i < (uint32_t)o->warmup; i++)
         if (call_batch(&l, &r, (uint32_t)((uint64_t)i * o->batch % r.n_rows), o->batch, op, buf,
-                       &checksum) != ESB_OK) {
-            fprintf(stderr, "esb: invalid input in warm-up call %u\n", (unsigned)i);
-            return 1;
-        }
+                       &checksum) != ESB_OK)
+            return bad_row(&l, &r, op, buf);
     checksum = 0;
     for (i = 0; i < runs; i++) {
         uint32_t start = (uint32_t)((uint64_t)i * o->batch % r.n_rows);
         uint64_t a = now_ns(), b;
-        call_batch(&l, &r, start, o->batch, op, buf, &checksum);
+        esb_status st = call_batch(&l, &r, start, o->batch, op, buf, &checksum);
         b = now_ns();
         t[i] = (uint32_t)(b - a);
         sum += (double)(b - a);
+        /* A refused row would time an early return: name it instead of reporting that. */
+        if (st != ESB_OK) return bad_row(&l, &r, op, buf);
     }
     for (i = 0; i < n_empty; i++) {
         uint64_t a = now_ns();
@@ -488,16 +515,32 @@ static int usage(void)
     return 2;
 }
 
+/* A whole number argument, or a message and 0. */
+static int parse_count(const char *what, const char *text, long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno == ERANGE) {
+        fprintf(stderr, "esb: %s must be a whole number, got \"%s\"\n", what, text);
+        return 0;
+    }
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    int i;
+    int i, first_option;
     bench_opts o;
     memset(&o, 0, sizeof o);
     o.op = OP_PREDICT;
     o.batch = 1;
     if (argc < 2) return usage();
     if (strcmp(argv[1], "verify") == 0) return argc < 3 ? usage() : cmd_verify(argc - 2, argv + 2);
-    for (i = 2; i < argc; i++) {
+    if (strcmp(argv[1], "predict") == 0 && argc >= 4) first_option = 4;
+    else if (strcmp(argv[1], "bench") == 0 && argc >= 6) first_option = 6;
+    else return usage();
+    for (i = first_option; i < argc; i++) {
         if (strcmp(argv[i], "--stream") == 0) o.stream = 1;
         else if (strcmp(argv[i], "--min-workspace") == 0) o.stream = 2;
         else if (strcmp(argv[i], "--op") == 0 && i + 1 < argc) {
@@ -507,16 +550,16 @@ int main(int argc, char **argv)
             else if (strcmp(op, "decision") == 0) o.op = OP_DECISION;
             else return usage();
         } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
-            o.batch = strtol(argv[++i], NULL, 10);
+            if (!parse_count("--batch", argv[++i], &o.batch)) return 2;
         } else if (strcmp(argv[i], "--predictions") == 0 && i + 1 < argc) {
             o.predictions = argv[++i];
+        } else {
+            fprintf(stderr, "esb: unknown option or missing value: %s\n", argv[i]);
+            return usage();
         }
     }
-    if (strcmp(argv[1], "predict") == 0 && argc >= 4) return cmd_predict(argv[2], argv[3], o.stream);
-    if (strcmp(argv[1], "bench") == 0 && argc >= 6) {
-        o.runs = strtol(argv[4], NULL, 10);
-        o.warmup = strtol(argv[5], NULL, 10);
-        return cmd_bench(argv[2], argv[3], &o);
-    }
-    return usage();
+    if (first_option == 4) return cmd_predict(argv[2], argv[3], o.stream);
+    if (!parse_count("RUNS", argv[4], &o.runs) || !parse_count("WARMUP", argv[5], &o.warmup))
+        return 2;
+    return cmd_bench(argv[2], argv[3], &o);
 }
