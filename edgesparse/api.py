@@ -18,7 +18,13 @@ import numpy as np
 from edgesparse.errors import InputError
 from edgesparse.frontend_knn import KnnCompressReport, compress_knn_file, is_surprise_knn
 from edgesparse.ir import LinearIR
-from edgesparse.passes.fidelity import choose_int8, data_stats, evaluation_rows, measure
+from edgesparse.passes.fidelity import (
+    Fidelity,
+    choose_int8,
+    data_stats,
+    evaluation_rows,
+    measure,
+)
 from edgesparse.passes.prune import prune
 from edgesparse.passes.quantize import COLUMN_SCALINGS, quantize_int8, to_float32
 from edgesparse.runtime.model import Model
@@ -75,6 +81,7 @@ class CompressReport:
     format_detail: str = ""
     column_scaling: str = "none"
     estimate: dict[str, Any] | None = None
+    precision_note: str | None = None
     budget: dict[str, Any] | None = None
 
     @property
@@ -162,7 +169,7 @@ def compress_file(
     sparsity: float = 0.0,
     threshold: float | None = None,
     prune_scope: str = "global",
-    quantize: str = "int8",
+    quantize: str | None = None,
     granularity: str = "row",
     columns: str = "auto",
     check_data: str | os.PathLike[str] | None = None,
@@ -187,6 +194,9 @@ def compress_file(
     A Surprise k-NN recommender goes to :func:`edgesparse.frontend_knn.compress_knn_file`
     instead (``neighbours`` per row, ``quantize``, ``check_data`` as a user,item,rating CSV)
     and gives a :class:`~edgesparse.frontend_knn.KnnCompressReport`.
+
+    ``quantize``: None (the default) is int8, raised to float32 when int8 measures below the
+    bar (see :func:`_safe_compress`); ``"int8"``, ``"float32"``, ``"none"`` are taken as given.
 
     The output format is ``format`` (one of :data:`FORMATS`) or else follows the suffix of
     ``output`` (``.esb`` or ``.onnx``). ONNX options (see :func:`edgesparse.formats.onnx.build`):
@@ -253,7 +263,12 @@ def compress_file(
         steps.total = 2
         steps("compressing the k-NN recommender" + (" and checking it" if check_data else ""))
         return compress_knn_file(
-            estimator, src, out, neighbours=neighbours, quantize=quantize, check_data=check_data
+            estimator,
+            src,
+            out,
+            neighbours=neighbours,
+            quantize=quantize or "int8",
+            check_data=check_data,
         )
     if neighbours is not None:
         raise InputError("--neighbours applies to Surprise k-NN models only")
@@ -267,6 +282,8 @@ def compress_file(
     original = _to_ir(estimator)
     budget_report = None
     dataset = None
+    estimate: dict[str, Any] | None = None
+    precision_note: str | None = None
     if budgeted:
         compressed, budget_report = _budget_compress(
             estimator,
@@ -275,7 +292,7 @@ def compress_file(
             limits=limits,
             sparsity=sparsity,
             threshold=threshold,
-            quantize=quantize,
+            quantize=quantize or "int8",
             granularity=granularity,
             refit=refit,
             force=force,
@@ -293,17 +310,17 @@ def compress_file(
             if check_data is not None
             else None
         )
-        compressed = compress(
+        compressed, fid, precision_note = _safe_compress(
             original,
+            quantize=quantize,
+            data=None if dataset is None else dataset.X,
             sparsity=sparsity,
             threshold=threshold,
             prune_scope=prune_scope,
-            quantize=quantize,
             granularity=granularity,
             columns=columns,
-            data=None if dataset is None else dataset.X,
         )
-    estimate = _estimate(original, compressed) if check_data is None else None
+        estimate = None if fid is None else _fidelity_dict(fid)
     steps("building the ONNX graph" if fmt == "onnx" else "encoding the .esb blob")
     data, runner, detail = _encode(
         compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
@@ -351,16 +368,54 @@ def compress_file(
         budget=budget_report,
         column_scaling=compressed.column_scaling,
         estimate=estimate,
+        precision_note=precision_note,
     )
 
 
-def _estimate(original: LinearIR, compressed: LinearIR) -> dict[str, Any] | None:
-    """Data-free fidelity estimate on probe rows from the model's own input statistics (None
-    when it carries none): what a user without data learns about the written model."""
-    rows = evaluation_rows(original, None)
+def _safe_compress(
+    original: LinearIR, *, quantize: str | None, data: Any | None, **options: Any
+) -> tuple[LinearIR, Fidelity | None, str | None]:
+    """Prune and quantize; measure what quantization costs; the default raises precision.
+
+    The reference is the pruned model before quantization, measured on ``data`` (the user's
+    rows) or else on probe rows from the model's input statistics (see
+    :mod:`edgesparse.passes.fidelity`). When int8 is below the bar (99.5% label agreement,
+    regressors 1% of the output range) and ``quantize`` is None (the default), float32 is
+    written instead; an explicit ``"int8"`` keeps int8 and says what it costs. Returns the
+    model, its fidelity (None when there is nothing to measure on) and a note for the summary.
+    """
+    compressed = compress(original, quantize=quantize or "int8", data=data, **options)
+    if compressed.values.dtype != np.int8:
+        return compressed, None, None
+    prune_opts = {k: options[k] for k in ("sparsity", "threshold", "prune_scope")}
+    reference = compress(original, quantize="none", **prune_opts)
+    rows = evaluation_rows(original, data)
     if rows is None:
-        return None
-    fid = measure(original, compressed, rows[0], basis=rows[1])
+        return compressed, None, None
+    fid = measure(reference, compressed, rows[0], basis=rows[1])
+    if fid.meets():
+        return compressed, fid, None
+    if quantize is not None:
+        return (
+            compressed,
+            fid,
+            (
+                "int8 kept as asked (--quantize int8) although it is below the 99.5% bar here; "
+                "--quantize float32 keeps the model's labels"
+            ),
+        )
+    raised = compress(original, quantize="float32", **prune_opts)
+    return (
+        raised,
+        measure(reference, raised, rows[0], basis=rows[1]),
+        (
+            f"int8 gave {fid.describe()}, below the 99.5% bar: written as float32 instead "
+            "(--quantize int8 keeps int8; --check-data decides on your own rows)"
+        ),
+    )
+
+
+def _fidelity_dict(fid: Fidelity) -> dict[str, Any]:
     return {**dataclasses.asdict(fid), "text": fid.describe(), "meets_default_bar": fid.meets()}
 
 

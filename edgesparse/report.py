@@ -32,7 +32,9 @@ def compress_summary(report: CompressReport) -> str:
         ("format", report.format_detail or report.format),
         ("quantization", _quantization(report)),
     ]
-    if report.estimate is not None:
+    if report.precision_note is not None:
+        rows.append(("precision", report.precision_note))
+    if report.estimate is not None and report.estimate["basis"] == "probe":
         rows.append(("estimated fidelity", report.estimate["text"]))
         if not report.estimate["meets_default_bar"]:
             rows.append(
