@@ -100,7 +100,7 @@ def test_probe_esb_against_sklearn_oracle(digits: dict[str, Path]) -> None:
     assert result["status"] == "ok"
     assert result["agreement"] == pytest.approx(np.mean(ours == sk))
     assert result["accuracy"] == pytest.approx(np.mean(ours == y))
-    assert result["agreement"] < 1.0  # int8: the oracle says 2 of 450 labels differ
+    assert result["agreement"] >= 0.995  # int8 with column exponents: (nearly) all agree
     assert [r["batch_size"] for r in result["rows"]] == [1, 16]
     for row in result["rows"]:
         lat = row["latency_us"]
