@@ -7,8 +7,9 @@ For every bundled model in models/ (and the large ones after ``python models/tra
 * latency: batch-1 ``predict`` over the held-out rows, p50 / p99 per call. C: the driver
   ``esb bench`` (edgesparse/runtime/c/esb_main.c, gcc -O2 -static), each call timed on its
   own, in three memory modes (esb.h): the default workspace of ``esb_workspace_size_fast``
-  bytes (the dense or transposed layout), the minimal ``--min-workspace`` of 4*nnz bytes
-  (dense, else the column list) and ``--stream`` (no workspace); numpy:
+  bytes (the dense or transposed layout), the minimal ``--min-workspace`` of
+  ``esb_workspace_size`` bytes (4*nnz without column exponents: dense, else the column list)
+  and ``--stream`` (no workspace); numpy:
   ``Model.predict(X[i:i+1])`` in this process, each call timed with perf_counter_ns.
   Goal: C (default mode) <= 1/4 of numpy.
 * memory: peak RSS (VmHWM) of the C driver process (statically linked), which holds the
@@ -222,7 +223,7 @@ def main() -> None:
 
     print(
         "| model | shape | nnz | .esb B | layout, workspace B | C p50/p99 ns | "
-        "C p50 ns (4 x nnz B) | C p50 ns (streamed) | "
+        "C p50 ns (min workspace) | C p50 ns (streamed) | "
         "numpy p50/p99 ns | C/numpy p50 | C peak RSS KiB | program text+data+bss B |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

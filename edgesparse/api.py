@@ -18,8 +18,15 @@ import numpy as np
 from edgesparse.errors import InputError
 from edgesparse.frontend_knn import KnnCompressReport, compress_knn_file, is_surprise_knn
 from edgesparse.ir import LinearIR
+from edgesparse.passes.fidelity import (
+    Fidelity,
+    choose_int8,
+    data_stats,
+    evaluation_rows,
+    measure,
+)
 from edgesparse.passes.prune import prune
-from edgesparse.passes.quantize import quantize_int8, to_float32
+from edgesparse.passes.quantize import COLUMN_SCALINGS, quantize_int8, to_float32
 from edgesparse.runtime.model import Model
 
 QUANTIZE_CHOICES = ("int8", "float32", "none")
@@ -72,6 +79,9 @@ class CompressReport:
     check: CheckResult | None
     format: str = "esb"
     format_detail: str = ""
+    column_scaling: str = "none"
+    estimate: dict[str, Any] | None = None
+    precision_note: str | None = None
     budget: dict[str, Any] | None = None
 
     @property
@@ -109,6 +119,8 @@ def compress(
     prune_scope: str = "global",
     quantize: str = "int8",
     granularity: str = "row",
+    columns: str = "auto",
+    data: Any | None = None,
 ) -> LinearIR:
     """Prune, then quantize, a model (an estimator, a ``RawLinearModel`` or a ``LinearIR``).
 
@@ -119,16 +131,32 @@ def compress(
         prune_scope: ``"global"`` (one cut for the whole matrix) or ``"row"`` (per output).
         quantize: ``"int8"`` (default), ``"float32"`` or ``"none"`` (float64, lossless).
         granularity: int8 scales per ``"row"`` (default) or per ``"tensor"``.
+        columns: int8 per-column power-of-two exponents: ``"auto"`` (default: with or
+            without, whichever measures better on ``data`` or on probe rows drawn from the
+            model's scaler statistics; with them when neither exists), ``"pow2"`` or ``"none"``.
+            See :mod:`edgesparse.passes.quantize`.
+        data: rows ``X`` (dense or CSR) like the model's inputs, optional: their statistics
+            (rather than the model's scalers') set the column exponents and the bias
+            correction, and ``columns="auto"`` measures on them.
     """
     if quantize not in QUANTIZE_CHOICES:
         raise InputError(f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
+    if columns not in ("auto", *COLUMN_SCALINGS):
+        raise InputError(f"columns must be one of auto, {', '.join(COLUMN_SCALINGS)}")
     ir = model if isinstance(model, LinearIR) else _to_ir(model)
     if threshold is not None:
         ir = prune(ir, threshold=threshold)
     elif sparsity:
         ir = prune(ir, sparsity=sparsity, scope=prune_scope)
-    if quantize == "int8":
-        ir = quantize_int8(ir, granularity=granularity)
+    if data is not None:
+        # The user's rows describe the inputs better than any scaler: MaxAbsScaler, say,
+        # knows no centre at all.
+        stats = data_stats(data)
+        ir = ir.replace(input_stats=stats if stats is not None else ir.input_stats)
+    if quantize == "int8" and columns == "auto":
+        ir, _ = choose_int8(ir, granularity=granularity, X=data)
+    elif quantize == "int8":
+        ir = quantize_int8(ir, granularity=granularity, columns=columns)
     elif quantize == "float32":
         ir = to_float32(ir)
     return ir
@@ -141,8 +169,9 @@ def compress_file(
     sparsity: float = 0.0,
     threshold: float | None = None,
     prune_scope: str = "global",
-    quantize: str = "int8",
+    quantize: str | None = None,
     granularity: str = "row",
+    columns: str = "auto",
     check_data: str | os.PathLike[str] | None = None,
     format: str | None = None,
     opset: int | None = None,
@@ -165,6 +194,9 @@ def compress_file(
     A Surprise k-NN recommender goes to :func:`edgesparse.frontend_knn.compress_knn_file`
     instead (``neighbours`` per row, ``quantize``, ``check_data`` as a user,item,rating CSV)
     and gives a :class:`~edgesparse.frontend_knn.KnnCompressReport`.
+
+    ``quantize``: None (the default) is int8, raised to float32 when int8 measures below the
+    bar (see :func:`_safe_compress`); ``"int8"``, ``"float32"``, ``"none"`` are taken as given.
 
     The output format is ``format`` (one of :data:`FORMATS`) or else follows the suffix of
     ``output`` (``.esb`` or ``.onnx``). ONNX options (see :func:`edgesparse.formats.onnx.build`):
@@ -231,7 +263,12 @@ def compress_file(
         steps.total = 2
         steps("compressing the k-NN recommender" + (" and checking it" if check_data else ""))
         return compress_knn_file(
-            estimator, src, out, neighbours=neighbours, quantize=quantize, check_data=check_data
+            estimator,
+            src,
+            out,
+            neighbours=neighbours,
+            quantize=quantize or "int8",
+            check_data=check_data,
         )
     if neighbours is not None:
         raise InputError("--neighbours applies to Surprise k-NN models only")
@@ -244,6 +281,9 @@ def compress_file(
     )
     original = _to_ir(estimator)
     budget_report = None
+    dataset = None
+    estimate: dict[str, Any] | None = None
+    precision_note: str | None = None
     if budgeted:
         compressed, budget_report = _budget_compress(
             estimator,
@@ -252,7 +292,7 @@ def compress_file(
             limits=limits,
             sparsity=sparsity,
             threshold=threshold,
-            quantize=quantize,
+            quantize=quantize or "int8",
             granularity=granularity,
             refit=refit,
             force=force,
@@ -265,14 +305,22 @@ def compress_file(
                 "--quantize auto, --force and --report belong to accuracy-aware compression: "
                 "give --calibration DATA and a budget (e.g. --max-accuracy-drop 0.005)"
             )
-        compressed = compress(
+        dataset = (
+            load_dataset(check_data, n_features=original.n_features)
+            if check_data is not None
+            else None
+        )
+        compressed, fid, precision_note = _safe_compress(
             original,
+            quantize=quantize,
+            data=None if dataset is None else dataset.X,
             sparsity=sparsity,
             threshold=threshold,
             prune_scope=prune_scope,
-            quantize=quantize,
             granularity=granularity,
+            columns=columns,
         )
+        estimate = None if fid is None else _fidelity_dict(fid)
     steps("building the ONNX graph" if fmt == "onnx" else "encoding the .esb blob")
     data, runner, detail = _encode(
         compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
@@ -291,7 +339,9 @@ def compress_file(
             estimator=estimator,
             original=original,
             compressed=compressed,
-            dataset=load_dataset(check_data, n_features=original.n_features),
+            dataset=dataset
+            if dataset is not None
+            else load_dataset(check_data, n_features=original.n_features),
             model=runner,
         )
     steps(f"writing {out}")
@@ -316,7 +366,57 @@ def compress_file(
         format=fmt,
         format_detail=detail,
         budget=budget_report,
+        column_scaling=compressed.column_scaling,
+        estimate=estimate,
+        precision_note=precision_note,
     )
+
+
+def _safe_compress(
+    original: LinearIR, *, quantize: str | None, data: Any | None, **options: Any
+) -> tuple[LinearIR, Fidelity | None, str | None]:
+    """Prune and quantize; measure what quantization costs; the default raises precision.
+
+    The reference is the pruned model before quantization, measured on ``data`` (the user's
+    rows) or else on probe rows from the model's input statistics (see
+    :mod:`edgesparse.passes.fidelity`). When int8 is below the bar (99.5% label agreement,
+    regressors 1% of the output range) and ``quantize`` is None (the default), float32 is
+    written instead; an explicit ``"int8"`` keeps int8 and says what it costs. Returns the
+    model, its fidelity (None when there is nothing to measure on) and a note for the summary.
+    """
+    compressed = compress(original, quantize=quantize or "int8", data=data, **options)
+    if compressed.values.dtype != np.int8:
+        return compressed, None, None
+    prune_opts = {k: options[k] for k in ("sparsity", "threshold", "prune_scope")}
+    reference = compress(original, quantize="none", **prune_opts)
+    rows = evaluation_rows(original, data)
+    if rows is None:
+        return compressed, None, None
+    fid = measure(reference, compressed, rows[0], basis=rows[1])
+    if fid.meets():
+        return compressed, fid, None
+    if quantize is not None:
+        return (
+            compressed,
+            fid,
+            (
+                "int8 kept as asked (--quantize int8) although it is below the 99.5% bar here; "
+                "--quantize float32 keeps the model's labels"
+            ),
+        )
+    raised = compress(original, quantize="float32", **prune_opts)
+    return (
+        raised,
+        measure(reference, raised, rows[0], basis=rows[1]),
+        (
+            f"int8 gave {fid.describe()}, below the 99.5% bar: written as float32 instead "
+            "(--quantize int8 keeps int8; --check-data decides on your own rows)"
+        ),
+    )
+
+
+def _fidelity_dict(fid: Fidelity) -> dict[str, Any]:
+    return {**dataclasses.asdict(fid), "text": fid.describe(), "meets_default_bar": fid.meets()}
 
 
 def compress_to_budget(
@@ -516,7 +616,11 @@ def _encode(
     data = onnx_format.encode(ir, opset=opset, sparse=onnx_sparse, int8_form=form)
     detail = f"ONNX opset {opset}"
     if ir.values.dtype == np.int8:
-        detail += f", int8 via {'DequantizeLinear' if form == 'dequantize' else 'MatMulInteger'}"
+        detail += (
+            ", int8 dequantized at load (float32 MatMul)"
+            if form == "dequantize"
+            else ", int8 via MatMulInteger"
+        )
     detail += ", sparse weights" if onnx_sparse else ""
     return data, OnnxModel.from_bytes(data), detail
 

@@ -17,8 +17,10 @@ into outputs) is chosen the way scikit-learn 1.9 computes ``predict_proba``:
   every other loss -> ``hard`` (no ``predict_proba``).
 * ``OneVsRestClassifier``: the binary estimators' rows stacked; ``logistic`` when they are
   logistic (scikit-learn's normalisation), ``hard`` when they have no ``predict_proba``.
-* ``Pipeline``: StandardScaler / MaxAbsScaler / MinMaxScaler steps are folded into the weights
-  and bias, in float64; weights that were zero stay zero.
+* ``Pipeline``: StandardScaler / MaxAbsScaler / MinMaxScaler / RobustScaler steps (each a
+  per-feature affine ``x*a + o``) are folded into the weights and bias, in float64; weights that
+  were zero stay zero. What the scalers know about the raw input (centre, spread) becomes the
+  IR's ``input_stats``, which int8 quantization uses to work in the standardized domain.
 
 Adding a model: write ``def _convert(est) -> _Linear`` and decorate it with
 ``@register("ClassName", ...)``.
@@ -34,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IRError, UnsupportedModelError
-from .ir import PROBA_HEADS, LinearIR
+from .ir import PROBA_HEADS, FeatureStats, LinearIR
 
 __all__ = ["register", "supported_models", "supported_preprocessors", "to_ir"]
 
@@ -53,6 +55,7 @@ class _Linear:
     classes: np.ndarray | None
     squeeze: bool
     source: str
+    stats: FeatureStats | None = None
 
     @property
     def n_outputs(self) -> int:
@@ -119,6 +122,7 @@ def to_ir(estimator: Any) -> LinearIR:
             classes=lin.classes,
             squeeze=lin.squeeze,
             provenance=provenance,
+            input_stats=lin.stats,
         )
     except IRError as exc:
         raise IRError(f"{lin.source}: {exc}") from None
@@ -479,50 +483,118 @@ def _multi_output_regressor(est: Any) -> _Linear:
     return lin
 
 
-# -- pipelines: fold the scalers into the weights -------------------------------------------
-def _scale_columns(lin: _Linear, factor: np.ndarray, *, divide: bool) -> None:
-    f = np.asarray(factor, dtype=np.float64)[lin.indices]
-    lin.values = lin.values / f if divide else lin.values * f
+# -- pipelines: every scaler is a per-feature affine x*a + o ----------------------------------
+# Folded into the float64 weights exactly (W' = W*a, b' = b + W@o); what each scaler knows
+# about its input's distribution becomes the IR's input_stats, so that int8 quantization can
+# work in the standardized domain instead of on the folded weights (ARCHITECTURE v2).
+@dataclasses.dataclass
+class _Affine:
+    """One scaler as ``z = x * scale + offset`` plus what it knows of its input's spread and
+    centre (in its own input's units; None when it does not know)."""
+
+    scale: np.ndarray
+    offset: np.ndarray
+    spread: np.ndarray | None
+    center: np.ndarray | None
 
 
-def _add_to_bias(lin: _Linear, shift: np.ndarray) -> None:
-    """``bias += W @ shift`` with the current (sparse) weights."""
-    contrib = lin.values * np.asarray(shift, dtype=np.float64)[lin.indices]
-    lin.bias = lin.bias + np.bincount(lin.row_ids(), weights=contrib, minlength=lin.n_outputs)
+def _vec(value: Any, n: int, default: float) -> np.ndarray:
+    if value is None:
+        return np.full(n, default)
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
 
 
-def _fold_standard(step: Any, lin: _Linear) -> None:
-    # x' = (x - mean) / scale  ->  W' = W / scale, b' = b - W' @ mean
-    if getattr(step, "with_std", True) and step.scale_ is not None:
-        _scale_columns(lin, step.scale_, divide=True)
-    if getattr(step, "with_mean", True) and step.mean_ is not None:
-        _add_to_bias(lin, -np.asarray(step.mean_, dtype=np.float64))
+def _affine_standard(step: Any, n: int) -> _Affine:
+    # z = (x - mean) / scale, for each of with_mean / with_std on or off.
+    mean = step.mean_ if getattr(step, "with_mean", True) else None
+    scale = step.scale_ if getattr(step, "with_std", True) else None
+    a = 1.0 / _vec(scale, n, 1.0)
+    var = getattr(step, "var_", None)
+    return _Affine(
+        scale=a,
+        offset=-_vec(mean, n, 0.0) * a,
+        spread=None if var is None else np.sqrt(_vec(var, n, 1.0)),
+        center=None if getattr(step, "mean_", None) is None else _vec(step.mean_, n, 0.0),
+    )
 
 
-def _fold_maxabs(step: Any, lin: _Linear) -> None:
-    # x' = x / scale  ->  W' = W / scale
-    _scale_columns(lin, step.scale_, divide=True)
+def _affine_maxabs(step: Any, n: int) -> _Affine:
+    # z = x / scale (scale = max|x|, 1 where that is 0); the centre is unknown.
+    scale = _vec(step.scale_, n, 1.0)
+    return _Affine(scale=1.0 / scale, offset=np.zeros(n), spread=scale / 2.0, center=None)
 
 
-def _fold_minmax(step: Any, lin: _Linear) -> None:
-    # x' = x * scale + min  ->  W' = W * scale, b' = b + W @ min
+def _affine_minmax(step: Any, n: int) -> _Affine:
+    # z = x * scale + min
     if getattr(step, "clip", False):
         raise UnsupportedModelError(
             "MinMaxScaler(clip=True) cannot be folded into a linear model (clipping is not "
             "linear); refit the pipeline with clip=False"
         )
-    _add_to_bias(lin, step.min_)
-    _scale_columns(lin, step.scale_, divide=False)
+    lo, hi = getattr(step, "data_min_", None), getattr(step, "data_max_", None)
+    known = lo is not None and hi is not None
+    return _Affine(
+        scale=_vec(step.scale_, n, 1.0),
+        offset=_vec(step.min_, n, 0.0),
+        # The spread of a uniform variable over [min, max] is (max - min) / sqrt(12).
+        spread=(_vec(hi, n, 0.0) - _vec(lo, n, 0.0)) / np.sqrt(12.0) if known else None,
+        center=(_vec(hi, n, 0.0) + _vec(lo, n, 0.0)) / 2.0 if known else None,
+    )
 
 
-_SCALERS: dict[str, tuple[tuple[str, ...], Callable[[Any, _Linear], None]]] = {
-    "StandardScaler": (("n_features_in_",), _fold_standard),
-    "MaxAbsScaler": (("scale_",), _fold_maxabs),
-    "MinMaxScaler": (("scale_", "min_"), _fold_minmax),
+def _affine_robust(step: Any, n: int) -> _Affine:
+    # z = (x - center) / scale, for each of with_centering / with_scaling on or off.
+    center = getattr(step, "center_", None) if getattr(step, "with_centering", True) else None
+    scale = getattr(step, "scale_", None) if getattr(step, "with_scaling", True) else None
+    a = 1.0 / _vec(scale, n, 1.0)
+    return _Affine(
+        scale=a,
+        offset=-_vec(center, n, 0.0) * a,
+        spread=None if scale is None else _vec(scale, n, 1.0),
+        center=None if center is None else _vec(center, n, 0.0),
+    )
+
+
+_SCALERS: dict[str, tuple[tuple[str, ...], Callable[[Any, int], _Affine]]] = {
+    "StandardScaler": (("n_features_in_",), _affine_standard),
+    "MaxAbsScaler": (("scale_",), _affine_maxabs),
+    "MinMaxScaler": (("scale_", "min_"), _affine_minmax),
+    "RobustScaler": (("n_features_in_",), _affine_robust),
 }
 
 
-def _scaler_for(step: Any) -> tuple[tuple[str, ...], Callable[[Any, _Linear], None]] | None:
+def _fold(lin: _Linear, affine: _Affine) -> None:
+    """``W @ (x*a + o) + b`` as ``(W*a) @ x + (b + W @ o)``, in float64."""
+    contrib = lin.values * affine.offset[lin.indices]
+    lin.bias = lin.bias + np.bincount(lin.row_ids(), weights=contrib, minlength=lin.n_outputs)
+    lin.values = lin.values * affine.scale[lin.indices]
+
+
+def _raw_stats(affines: list[_Affine], source: str) -> FeatureStats | None:
+    """The raw input's centre and spread, from the first scaler that knows its input's spread
+    (mapped back through the scalers before it); None when no scaler knows one."""
+    n = affines[0].scale.size if affines else 0
+    scale, offset = np.ones(n), np.zeros(n)  # z_k = x * scale + offset before step k
+    for affine in affines:
+        if affine.spread is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                spread = affine.spread / np.abs(scale)
+                center = ((affine.center if affine.center is not None else 0.0) - offset) / scale
+            # A constant column (spread 0) or a degenerate scale gives no usable spread: its
+            # exponent then follows the weights (any value quantizes a constant well).
+            bad = ~(np.isfinite(spread) & (spread > 0))
+            spread[bad] = np.nan
+            center[~np.isfinite(center)] = 0.0
+            if np.all(bad):
+                return None
+            spread[bad] = np.nanmedian(spread)
+            return FeatureStats(center=center, spread=spread, source=source)
+        offset = offset * affine.scale + affine.offset
+        scale = scale * affine.scale
+    return None
+
+
+def _scaler_for(step: Any) -> tuple[tuple[str, ...], Callable[[Any, int], _Affine]] | None:
     for klass in type(step).__mro__:
         entry = _SCALERS.get(klass.__name__)
         if entry is not None and (klass.__module__ or "").split(".")[0] == "sklearn":
@@ -561,6 +633,7 @@ def _pipeline(pipe: Any) -> _Linear:
         )
     lin = _convert(final)
     scalers = steps[:-1]
+    affines: list[_Affine] = []
     for step_name, step in reversed(scalers):
         entry = _scaler_for(step)
         if entry is None:
@@ -569,7 +642,7 @@ def _pipeline(pipe: Any) -> _Linear:
                 f"folds only {', '.join(supported_preprocessors())} (and 'passthrough') "
                 "into the linear model that ends the pipeline"
             )
-        required, fold = entry
+        required, affine_of = entry
         _require_fitted(step, *required)
         n = getattr(step, "n_features_in_", None)
         if n is not None and int(n) != lin.n_features:
@@ -577,7 +650,9 @@ def _pipeline(pipe: Any) -> _Linear:
                 f"{name} step {step_name!r} ({_name(step)}) outputs {n} features but the "
                 f"next step expects {lin.n_features}"
             )
-        fold(step, lin)
+        affine = affine_of(step, lin.n_features)
+        _fold(lin, affine)
+        affines.insert(0, affine)
     # Folding never creates nonzeros; drop any weight that underflowed to zero.
     keep = lin.values != 0
     if not keep.all():
@@ -588,4 +663,5 @@ def _pipeline(pipe: Any) -> _Linear:
     if not (np.all(np.isfinite(lin.values)) and np.all(np.isfinite(lin.bias))):
         raise IRError(f"{name}: folding the scalers into the weights overflowed (NaN or Inf)")
     lin.source = f"{name}({', '.join([_name(s) for _, s in scalers] + [lin.source])})"
+    lin.stats = _raw_stats(affines, ", ".join(_name(s) for _, s in scalers))
     return lin

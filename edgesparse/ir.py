@@ -21,9 +21,19 @@ For every classifier head, ``predict`` is ``classes[scores > 0]`` when there is 
 
 Weights are canonical CSR (``indptr``, ``indices``, ``values``): sorted column indices, no
 duplicates, no stored zeros. ``values`` are float64 (lossless), float32, or int8 with float32
-``scales`` per row (``len(scales) == n_outputs``) or per tensor (``len(scales) == 1``); the real
-weight is ``scales[row] * values`` (``w = s*q``). Invariants are checked once, on construction;
+``scales`` per row (``len(scales) == n_outputs``) or per tensor (``len(scales) == 1``) and,
+optionally, one power-of-two exponent per input column (``col_exponents``, int8): the real
+weight is ``W ≈ diag(r) · Q · diag(2^e)``, i.e. ``w[i, j] = scales[i] * q[i, j] * 2**e[j]``
+computed in float32 (the power of two is exact, so the order of the products does not matter).
+Without ``col_exponents`` every ``e`` is 0 and ``w = s*q``. Runtimes may apply ``2^e`` to the
+input instead (``x[j] * 2**e[j]``, one multiply per used input): the same numbers. Exponents of
+columns no weight uses are normalised to 0. Invariants are checked once, on construction,
+including the arithmetic they feed (every ``scale * 2^e * 127`` is a finite, normal float32);
 a pass that produces an invalid IR fails here, naming the field.
+
+``input_stats`` (optional :class:`FeatureStats`) is what is known about the raw input columns'
+distribution (a scaler's centre and scale, or statistics of data the user gave). Passes use it
+(quantization chooses column exponents and corrects the bias with it); formats do not store it.
 
 Imports only numpy and the standard library: the on-device runtime uses this module.
 """
@@ -47,6 +57,39 @@ PROBA_HEADS = ("logistic", "softmax", "modified_huber")
 
 VALUE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int8))
 
+EXPONENT_RANGE = (-126, 127)
+"""Allowed column exponents: ``2^e`` is a normal float32 for each."""
+
+_F32 = np.finfo(np.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeatureStats:
+    """Centre and spread of each raw input column, and where they come from.
+
+    ``center[j]`` is a typical value of ``x[j]`` (a mean, median or mid-range) and
+    ``spread[j] > 0`` its typical distance from the centre (a standard deviation, IQR or range).
+    ``source`` says where they come from (``"StandardScaler"``, ``"data"``, ...).
+    """
+
+    center: np.ndarray
+    spread: np.ndarray
+    source: str
+
+    def __post_init__(self) -> None:
+        center = np.array(self.center, dtype=np.float64, copy=True).reshape(-1)
+        spread = np.array(self.spread, dtype=np.float64, copy=True).reshape(-1)
+        if center.shape != spread.shape:
+            raise IRError("input_stats: center and spread must have the same length")
+        if not (np.all(np.isfinite(center)) and np.all(np.isfinite(spread))):
+            raise IRError("input_stats: center and spread must be finite")
+        if not np.all(spread > 0):
+            raise IRError("input_stats: every spread must be > 0")
+        center.setflags(write=False)
+        spread.setflags(write=False)
+        object.__setattr__(self, "center", center)
+        object.__setattr__(self, "spread", spread)
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class LinearIR:
@@ -66,6 +109,8 @@ class LinearIR:
     scales: np.ndarray | None = None
     squeeze: bool = True
     provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    col_exponents: np.ndarray | None = None
+    input_stats: FeatureStats | None = None
 
     def __post_init__(self) -> None:
         def fix(name: str, value: Any) -> None:
@@ -110,6 +155,15 @@ class LinearIR:
                 raise IRError("values: int8 values must lie in [-127, 127]")
         elif scales is not None:
             raise IRError("scales: only int8 values have scales")
+        exponents = self._checked_exponents(indptr, indices, scales, n_features)
+        if self.input_stats is not None:
+            if not isinstance(self.input_stats, FeatureStats):
+                raise IRError("input_stats: must be a FeatureStats")
+            if self.input_stats.center.size != n_features:
+                raise IRError(
+                    f"input_stats: has {self.input_stats.center.size} columns, "
+                    f"expected n_features={n_features}"
+                )
 
         if self.head not in HEADS:
             raise IRError(f"head: {self.head!r} is not one of {', '.join(HEADS)}")
@@ -151,6 +205,7 @@ class LinearIR:
             arr.setflags(write=False)
         if scales is not None:
             scales.setflags(write=False)
+        fix("col_exponents", exponents)
         fix("indptr", indptr)
         fix("indices", indices)
         fix("values", values)
@@ -158,6 +213,37 @@ class LinearIR:
         fix("scales", scales)
         fix("classes", classes)
         fix("provenance", types.MappingProxyType(prov))
+
+    def _checked_exponents(
+        self, indptr: np.ndarray, indices: np.ndarray, scales: np.ndarray | None, n_features: int
+    ) -> np.ndarray | None:
+        if self.col_exponents is None:
+            return None
+        if scales is None:
+            raise IRError("col_exponents: only int8 values have column exponents")
+        exps = _as_array(self.col_exponents, "col_exponents", np.int8)
+        if exps.ndim != 1 or exps.size != n_features:
+            raise IRError(
+                f"col_exponents: has {exps.size} entries, expected n_features={n_features}"
+            )
+        used = np.zeros(n_features, dtype=bool)
+        used[indices] = True
+        exps[~used] = 0
+        lo, hi = EXPONENT_RANGE
+        if exps.min() < lo or exps.max() > hi:
+            raise IRError(f"col_exponents: every exponent must lie in [{lo}, {hi}]")
+        if indices.size:
+            # The arithmetic the exponents feed: each stored weight's step s * 2^e (and the
+            # largest weight, 127 of them) must be a normal, finite float32.
+            rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+            s = scales.astype(np.float64)
+            step = (s if s.size == 1 else s[rows]) * np.exp2(exps[indices].astype(np.float64))
+            if step.min() < _F32.tiny or step.max() * 127 > _F32.max:
+                raise IRError(
+                    "col_exponents: scale * 2^exponent leaves the float32 range for some weight"
+                )
+        exps.setflags(write=False)
+        return exps
 
     # -- derived facts -------------------------------------------------------------------
     @property
@@ -193,6 +279,11 @@ class LinearIR:
         assert self.scales is not None
         return "int8-per-row" if self.scales.size == self.n_outputs else "int8-per-tensor"
 
+    @property
+    def column_scaling(self) -> str:
+        """``pow2`` when int8 weights carry per-column power-of-two exponents, else ``none``."""
+        return "none" if self.col_exponents is None else "pow2"
+
     def row_ids(self) -> np.ndarray:
         """Row index of every stored value (length ``nnz``)."""
         return np.repeat(np.arange(self.n_outputs, dtype=np.int64), np.diff(self.indptr))
@@ -204,7 +295,11 @@ class LinearIR:
         assert self.scales is not None
         s = self.scales if self.scales.size == 1 else self.scales[self.row_ids()]
         # Multiply in float32 first: that is the contract the runtimes implement.
-        return (s.astype(np.float32) * self.values.astype(np.float32)).astype(dtype)
+        w = s.astype(np.float32) * self.values.astype(np.float32)
+        if self.col_exponents is not None:
+            # Exact: a power of two within the checked range changes only the exponent.
+            w = np.ldexp(w, self.col_exponents[self.indices].astype(np.int32))
+        return w.astype(dtype)
 
     def to_dense(self, *, dtype: Any = np.float64) -> np.ndarray:
         """The weight matrix as a dense ``(n_outputs, n_features)`` array."""

@@ -142,6 +142,7 @@ _SKLEARN_PIPELINE: frozenset[tuple[str, str]] = frozenset(
         ("sklearn.preprocessing._data", "StandardScaler"),
         ("sklearn.preprocessing._data", "MaxAbsScaler"),
         ("sklearn.preprocessing._data", "MinMaxScaler"),
+        ("sklearn.preprocessing._data", "RobustScaler"),
     }
 )
 

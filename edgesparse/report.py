@@ -30,8 +30,28 @@ def compress_summary(report: CompressReport) -> str:
             f"(sparsity {report.sparsity_before:.1%} -> {report.sparsity_after:.1%})",
         ),
         ("format", report.format_detail or report.format),
-        ("quantization", report.quantization),
+        ("quantization", _quantization(report)),
     ]
+    if report.precision_note is not None:
+        rows.append(("precision", report.precision_note))
+    if report.estimate is not None and report.estimate["basis"] == "probe":
+        rows.append(("estimated fidelity", report.estimate["text"]))
+        if not report.estimate["meets_default_bar"]:
+            rows.append(
+                (
+                    "",
+                    "below 99.5% on these probes (independent columns: real data, whose "
+                    "columns correlate, usually agrees more); measure with --check-data X.npz",
+                )
+            )
+    elif report.check is None and report.quantization.startswith("int8"):
+        rows.append(
+            (
+                "estimated fidelity",
+                "unknown: the model carries no input statistics (no scaler); "
+                "give --check-data X.npz to measure",
+            )
+        )
     if report.nnz_after:
         rows.append(("bytes/nonzero", f"{report.output_bytes / report.nnz_after:.2f}"))
     c = report.check
@@ -48,6 +68,12 @@ def compress_summary(report: CompressReport) -> str:
         rows.extend(budget_rows(report.budget))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _quantization(report: CompressReport) -> str:
+    if report.column_scaling == "pow2":
+        return f"{report.quantization}, power-of-two scale per input column"
+    return report.quantization
 
 
 def budget_rows(b: dict[str, Any]) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ edgesparse inspect out/digits.esb
 python -c "import numpy as np; np.save('out/digits_X5.npy', np.load('models/digits_pipeline.test.npz')['X'][:5])"
 edgesparse predict out/digits.esb out/digits_X5.npy --proba
 edgesparse predict out/digits.esb out/digits_X5.npy
-edgesparse compress models/digits_pipeline.pkl -o out/digits.onnx
+edgesparse compress models/digits_pipeline.pkl -o out/digits.onnx \
+  --check-data models/digits_pipeline.test.npz
 edgesparse bench out/digits.esb out/digits.onnx models/digits_pipeline.pkl --target host \
   --data models/digits_pipeline.test.npz --runs 300 --warmup 30 -o out/report

@@ -15,22 +15,29 @@ import random
 import shutil
 import struct
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
+from sklearn.datasets import load_wine, make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
-from edgesparse.api import compress_file
+from edgesparse.api import compress, compress_file
 from edgesparse.cli import cli
 from edgesparse.errors import FormatError
 from edgesparse.export_c import c_runtime_dir, export_c, write_rows
 from edgesparse.formats import esb
 from edgesparse.ir import LinearIR, from_dense
+from edgesparse.passes.quantize import quantize_int8
 from edgesparse.runtime import Model
 from tests.conftest import require_tool
-from tests.test_esb_malformed import CASES, reseal
+from tests.test_esb_malformed import CASES, KIND, build, reseal, split
 
 ROOT = Path(__file__).resolve().parents[1]
 C_DIR = c_runtime_dir()
@@ -128,10 +135,14 @@ def score_bound(ir: LinearIR, X: np.ndarray) -> np.ndarray:
 # Memory modes of the driver: the fastest layout's workspace (dense or transposed), the
 # minimal one (4 * nnz: dense, else the column list), none (streamed).
 MODES = {"fast": [], "min": ["--min-workspace"], "stream": ["--stream"]}
+# Each layout built whatever the model qualifies for (esb_use_layout), in its exact bytes.
+C_LAYOUTS = ("streamed", "columns", "dense", "transposed")
+FORCED = {layout: ["--layout", layout] for layout in C_LAYOUTS}
+_ARGS = {**MODES, **FORCED}
 
 
 def run_predict(driver: list[str], blob: Path, rows: Path, *, mode: str) -> list[list[str]]:
-    res = _run([*driver, "predict", str(blob), str(rows), *MODES[mode]])
+    res = _run([*driver, "predict", str(blob), str(rows), *_ARGS[mode]])
     assert res.returncode == 0, res.stderr
     return [line.split("\t") for line in res.stdout.splitlines()]
 
@@ -209,6 +220,13 @@ def _synthetic_irs() -> dict[str, LinearIR]:
     def f32(ir: LinearIR) -> LinearIR:
         return ir.replace(values=ir.values.astype(np.float32))
 
+    def pow2(ir: LinearIR, granularity: str = "row") -> LinearIR:
+        # int8 with column exponents: columns (but the first) spread over 10^-3 .. 10^3 first
+        w = ir.to_dense() * 10.0 ** np.r_[0, rng.integers(-3, 4, ir.n_features - 1)]
+        out = quantize_int8(ir.replace(**_csr(w)), granularity=granularity, columns="pow2")
+        assert out.col_exponents is not None and np.ptp(out.col_exponents) >= 10
+        return out
+
     b = rng.normal(size=4)
     return {
         "hard-multi-int": int8(
@@ -237,7 +255,23 @@ def _synthetic_irs() -> dict[str, LinearIR]:
         ),
         "identity-multi": f32(from_dense(weights(3), bias=b[:3], head="identity", squeeze=False)),
         "identity-single-f64": from_dense(weights(1), bias=b[:1], head="identity"),
+        "hard-multi-int-pow2": pow2(
+            from_dense(weights(4), bias=b, head="hard", classes=np.array([10, 20, 30, 40]))
+        ),
+        "logistic-ovr-tensor-int8-pow2": pow2(
+            from_dense(weights(3), bias=b[:3], head="logistic", classes=np.arange(3)), "tensor"
+        ),
+        "logistic-binary-int8-pow2": pow2(
+            from_dense(weights(1), bias=b[:1], head="logistic", classes=np.array([0, 1]))
+        ),
     }
+
+
+def _csr(w: np.ndarray) -> dict:
+    """The CSR fields of a dense weight matrix (for LinearIR.replace)."""
+    rows, cols = np.nonzero(w)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=w.shape[0]))])
+    return {"indptr": indptr, "indices": cols.astype(np.int32), "values": w[rows, cols]}
 
 
 SYNTHETIC = _synthetic_irs()
@@ -275,9 +309,12 @@ LAYOUTS = [
 ]
 
 
+@pytest.mark.parametrize("case", ["hard-multi-int", "hard-multi-int-pow2"])
 @pytest.mark.parametrize(("cols", "idx"), LAYOUTS, ids=[f"{c}-{i}" for c, i in LAYOUTS])
-def test_every_index_layout_matches(cols: str, idx: str, driver: list[str], tmp_path: Path) -> None:
-    ir = SYNTHETIC["hard-multi-int"]
+def test_every_index_layout_matches(
+    cols: str, idx: str, case: str, driver: list[str], tmp_path: Path
+) -> None:
+    ir = SYNTHETIC[case]
     X = _synthetic_rows()
     dense, csr = rows_files(tmp_path, X)
     blob = tmp_path / "m.esb"
@@ -293,12 +330,17 @@ def test_every_index_layout_matches(cols: str, idx: str, driver: list[str], tmp_
 
 def _wide_ir(*, n_out: int, dtype: str) -> LinearIR:
     """A text-like model: many features, few used (a `columns` section), sparse rows; more
-    outputs than the transposed kernel's block of 64 when n_out > 64."""
+    outputs than the transposed kernel's block of 64 when n_out > 64. dtype "int8-pow2":
+    columns spread over 10^-3 .. 10^3, quantized with column exponents."""
     rng = np.random.default_rng(61)
     w = rng.normal(size=(n_out, 3000)) * (rng.random((n_out, 3000)) < 0.004)
     w[:, 7] = 0.0  # a column no output uses, hit by the rows below
     ir = from_dense(w, bias=rng.normal(size=n_out), head="hard", classes=np.arange(n_out))
-    if dtype == "int8":
+    if dtype == "int8-pow2":
+        w *= 10.0 ** rng.integers(-3, 4, 3000)
+        ir = quantize_int8(ir.replace(**_csr(w)), columns="pow2")
+        assert ir.col_exponents is not None
+    elif dtype == "int8":
         s = np.abs(w).max(axis=1) / 127
         q = np.round(w / s[:, None]).astype(np.int8)
         ir = from_dense(q, bias=ir.bias, head="hard", classes=np.arange(n_out))
@@ -315,14 +357,20 @@ def _wide_rows(n_rows: int = 30) -> np.ndarray:
 
 
 def bench_json(driver: list[str], blob: Path, rows: Path, mode: str) -> dict:
-    res = _run([*driver, "bench", str(blob), str(rows), "3", "1", *MODES[mode]])
+    res = _run([*driver, "bench", str(blob), str(rows), "3", "1", *_ARGS[mode]])
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
 
 @pytest.mark.parametrize(
     ("n_out", "dtype", "cols"),
-    [(5, "int8", "eliasfano"), (70, "int8", "varint"), (70, "float64", "all")],
+    [
+        (5, "int8", "eliasfano"),
+        (70, "int8", "varint"),
+        (70, "float64", "all"),
+        (70, "int8-pow2", "bitmap"),
+        (5, "int8-pow2", "all"),
+    ],
 )
 def test_wide_sparse_models_every_mode(
     n_out: int, dtype: str, cols: str, driver: list[str], tmp_path: Path
@@ -339,33 +387,78 @@ def test_wide_sparse_models_every_mode(
             assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
 
 
+def layout_bytes(ir: LinearIR, n_columns: int) -> dict[str, int]:
+    """esb.h's workspace bytes of each layout; E = 1 with column exponents."""
+    e = int(ir.col_exponents is not None)
+    n_out, n_feat, nnz = ir.n_outputs, ir.n_features, ir.nnz
+    return {
+        "streamed": 0,
+        "columns": (4 + e) * nnz,
+        "dense": n_out * n_feat + 4 * e * n_feat if ir.values.dtype == np.int8 else 0,
+        "transposed": 8 * nnz + 8 * n_columns + 4,
+    }
+
+
 def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_path: Path) -> None:
-    """esb.h's rule: int8 with n_outputs * n_features <= 4 * nnz -> dense in 4 * nnz bytes;
-    else transposed in 8 * nnz + 8 * n_columns + 4 bytes, or the column list in 4 * nnz."""
-    digits = tmp_path / "digits.esb"
-    compress_file(ROOT / "models" / "digits_pipeline.pkl", digits)
-    digits64 = tmp_path / "digits64.esb"
-    compress_file(ROOT / "models" / "digits_pipeline.pkl", digits64, quantize="none")
-    wide = tmp_path / "wide.esb"
-    esb.write(_wide_ir(n_out=70, dtype="int8"), wide, columns="eliasfano")
+    """esb.h's rule: int8 with n_outputs * n_features <= 4 * nnz -> dense in
+    max(4 * nnz, n_outputs * n_features + 4 * E * n_features) bytes; else transposed in
+    8 * nnz + 8 * n_columns + 4 bytes, or the column list in (4 + E) * nnz. Every layout can
+    be forced (esb_use_layout) in its own bytes, and all compute the same predictions."""
+    digits_pkl = ROOT / "models" / "digits_pipeline.pkl"
+    blobs = {name: tmp_path / f"{name}.esb" for name in ("digits", "digits-e0", "digits64")}
+    compress_file(digits_pkl, blobs["digits"])
+    compress_file(digits_pkl, blobs["digits-e0"], columns="none")
+    compress_file(digits_pkl, blobs["digits64"], quantize="none")
+    blobs["diabetes"] = tmp_path / "diabetes.esb"
+    compress_file(ROOT / "models" / "diabetes_ridge.pkl", blobs["diabetes"])
+    for name, dtype in (("wide", "int8"), ("wide-e", "int8-pow2")):
+        blobs[name] = tmp_path / f"{name}.esb"
+        esb.write(_wide_ir(n_out=70, dtype=dtype), blobs[name], columns="eliasfano")
     X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:5]
-    rows = {digits: tmp_path / "d.bin", digits64: tmp_path / "d.bin", wide: tmp_path / "w.bin"}
-    write_rows(rows[digits], X)
-    write_rows(rows[wide], sp.csr_matrix(_wide_rows(5)))
-    expected = {digits: ("dense", "dense"), digits64: ("transposed", "columns")}
-    expected[wide] = ("transposed", "columns")
-    for blob, (fast, small) in expected.items():
+    rows = {
+        "digits": tmp_path / "d.bin",
+        "diabetes": tmp_path / "b.bin",
+        "wide": tmp_path / "w.bin",
+    }
+    write_rows(rows["digits"], X)
+    write_rows(rows["diabetes"], np.load(ROOT / "models" / "diabetes_ridge.test.npz")["X"][:5])
+    write_rows(rows["wide"], sp.csr_matrix(_wide_rows(5)))
+    expected = {
+        "digits": ("dense", "dense"),
+        "digits-e0": ("dense", "dense"),
+        "digits64": ("transposed", "columns"),
+        "diabetes": ("dense", "dense"),
+        "wide": ("transposed", "columns"),
+        "wide-e": ("transposed", "columns"),
+    }
+    for name, (fast, small) in expected.items():
+        blob = blobs[name]
         ir = esb.read(blob)
-        n_columns = esb.inspect_file(blob)["used_columns"]
-        got = {mode: bench_json(host_driver, blob, rows[blob], mode) for mode in MODES}
-        assert (got["fast"]["layout"], got["min"]["layout"]) == (fast, small)
+        assert (ir.col_exponents is not None) == (name in ("digits", "diabetes", "wide-e")), name
+        sizes = layout_bytes(ir, esb.inspect_file(blob)["used_columns"])
+        r = rows[name.split("-")[0].removesuffix("64")]
+        got = {mode: bench_json(host_driver, blob, r, mode) for mode in MODES}
+        assert (got["fast"]["layout"], got["min"]["layout"]) == (fast, small), name
         assert got["stream"]["layout"] == "streamed" and got["stream"]["workspace_bytes"] == 0
-        assert got["min"]["workspace_bytes"] == 4 * ir.nnz
-        fast_bytes = 4 * ir.nnz if fast == "dense" else 8 * ir.nnz + 8 * n_columns + 4
-        assert got["fast"]["workspace_bytes"] == fast_bytes
+        smallest = max(4 * ir.nnz, sizes["dense"]) if small == "dense" else sizes["columns"]
+        assert got["min"]["workspace_bytes"] == smallest, name
+        fast_bytes = smallest if fast == "dense" else sizes["transposed"]
+        assert got["fast"]["workspace_bytes"] == fast_bytes, name
         assert got["fast"]["mode"] == got["min"]["mode"] == "decoded"  # the harness contract
-        # every mode computes the same predictions
-        assert len({g["checksum"] for g in got.values()}) == 1
+        for layout in C_LAYOUTS:
+            if layout == "dense" and ir.values.dtype != np.int8:
+                res = _run([*host_driver, "predict", str(blob), str(r), "--layout", "dense"])
+                assert res.returncode != 0 and "cannot set up the dense layout" in res.stderr
+                continue
+            got[layout] = bench_json(host_driver, blob, r, layout)
+            assert got[layout]["layout"] == layout
+            assert got[layout]["workspace_bytes"] == sizes[layout], (name, layout)
+        # every mode and layout computes the same predictions (a regressor's: to rounding)
+        sums = np.array([g["checksum"] for g in got.values()])
+        if ir.is_classifier:
+            assert np.all(sums == sums[0]), name
+        else:
+            np.testing.assert_allclose(sums, sums[0], rtol=1e-6)
 
 
 def test_invalid_input_rows_are_refused(host_driver: list[str], tmp_path: Path) -> None:
@@ -425,6 +518,61 @@ def test_driver_refuses_bad_arguments(host_driver: list[str], tmp_path: Path) ->
         assert res.returncode == 2 and message in res.stderr, (argv, res.stderr)
         assert res.stdout == ""
     assert _run([*bench, "10", "1", "--batch", "4"]).returncode == 0
+
+
+# ------------------------------------------------------------------------------------------
+# Column exponents: mixed-scale models, scikit-learn as the oracle, every C layout
+# ------------------------------------------------------------------------------------------
+def _mixed_scale(n_classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A classification table whose columns are in units of 10^-3 .. 10^4 (random powers of
+    ten), each shifted by up to 50 of its own units."""
+    rng = np.random.default_rng(seed)
+    X, y = make_classification(
+        n_samples=3000,
+        n_features=12,
+        n_informative=8,
+        n_redundant=2,
+        n_classes=n_classes,
+        random_state=seed,
+    )
+    unit = 10.0 ** rng.integers(-3, 5, X.shape[1])
+    return X * unit + unit * rng.uniform(-50, 50, X.shape[1]), y
+
+
+@functools.cache
+def _oracle(case: str) -> tuple[object, np.ndarray]:
+    """A fitted scikit-learn model and the rows it is compared on (held out, except wine's)."""
+    if case == "wine-raw-logreg":
+        X, y = load_wine(return_X_y=True)
+        with warnings.catch_warnings():  # unscaled: lbfgs may stop at max_iter, that is fine
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return LogisticRegression(max_iter=10_000).fit(X, y), X
+    X, y = _mixed_scale(3 if case == "mixed-scale-pipeline-3" else 2, seed=3)
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    return est.fit(X[:2000], y[:2000]), X[2000:]
+
+
+@pytest.mark.parametrize(
+    "case", ["mixed-scale-pipeline-3", "mixed-scale-pipeline-binary", "wine-raw-logreg"]
+)
+def test_mixed_scale_models_match_numpy_and_sklearn_in_every_layout(
+    case: str, driver: list[str], tmp_path: Path
+) -> None:
+    est, X = _oracle(case)
+    ir = compress(est)  # the default picks column exponents for these
+    assert ir.col_exponents is not None and np.ptp(ir.col_exponents) >= 5
+    blob = tmp_path / "m.esb"
+    esb.write(ir, blob)
+    model = Model(esb.read(blob))
+    sk = est.predict(X)
+    assert np.mean(model.predict(X) == sk) >= 0.995
+    dense, csr = rows_files(tmp_path, X)
+    for rows in (dense, csr):
+        for mode in (*MODES, *FORCED):
+            lines = run_predict(driver, blob, rows, mode=mode)
+            assert_parity(model, X, lines)  # labels equal to the numpy runtime's
+            labels = model.classes_[[int(ln[0]) for ln in lines]]
+            assert np.mean(labels == sk) >= 0.995, mode
 
 
 # ------------------------------------------------------------------------------------------
@@ -490,6 +638,10 @@ def _base_blobs() -> list[bytes]:
         out.append(esb.encode(SYNTHETIC["hard-multi-int"], columns=cols, indices=idx))
     for case in ("softmax-unicode", "logistic-binary-float", "identity-single-f64"):
         out.append(esb.encode(SYNTHETIC[case]))
+    # column exponents, one per feature and one per listed column, per-row and per-tensor
+    out.append(esb.encode(SYNTHETIC["hard-multi-int-pow2"], columns="all", indices="varint"))
+    out.append(esb.encode(SYNTHETIC["hard-multi-int-pow2"], columns="varint", indices="raw"))
+    out.append(esb.encode(SYNTHETIC["logistic-ovr-tensor-int8-pow2"], columns="eliasfano"))
     return out
 
 
@@ -527,6 +679,56 @@ def _mutations(seed: int) -> tuple[list[bytes], list[bytes]]:
     return bad, maybe
 
 
+def _exponent_blobs() -> list[bytes]:
+    """Valid blobs with column exponents in every index layout, over several windows of the C
+    verifier's unused-column search (4096 listed columns), and the same with nonzero
+    exponents put on unused columns: in each window, at its edges, and two at once."""
+    rng = np.random.default_rng(15)
+    out = []
+    sizes = [(1, 9000, 0.05), (3, 12289, 0.02), (7, 20000, 0.004), (2, 30000, 0.01)]
+    sizes += [(int(rng.integers(1, 12)), int(rng.integers(4000, 40000)), 0.01) for _ in range(4)]
+    for n_out, n_feat, density in sizes:
+        w = rng.normal(size=(n_out, n_feat)) * (rng.random((n_out, n_feat)) < density)
+        w *= 10.0 ** rng.integers(-3, 4, n_feat)
+        ir = from_dense(w, bias=np.zeros(n_out), head="identity", squeeze=n_out == 1)
+        ir = quantize_int8(ir, columns="pow2")
+        assert ir.col_exponents is not None
+        unused = np.setdiff1d(np.arange(n_feat), ir.indices)
+        picks = {int(unused[0]), int(unused[-1])}
+        for edge in (4095, 4096, 8191, 8192, 12288):  # spread over the windows
+            picks.add(int(unused[np.searchsorted(unused, min(edge, n_feat - 1))]))
+        for cols, idx in LAYOUTS:
+            blob = esb.encode(ir, columns=cols, indices=idx)
+            out.append(blob)
+            if cols != "all":
+                continue  # with a column list, every listed column is used
+            header, secs = split(blob)
+            (sec,) = [x for x in secs if x.kind == KIND["exponents"]]
+            base = sec.data
+            for group in [[p] for p in sorted(picks)] + [sorted(picks)[-2:]]:
+                data = bytearray(base)
+                for p in group:
+                    data[p] = int(rng.choice([1, 5, -3, 63, -126])) & 0xFF
+                sec.data = bytes(data)
+                out.append(build(header, secs))
+    return out
+
+
+def test_exponent_checks_same_as_python_in_every_index_layout(asan_driver, tmp_path) -> None:
+    blobs = _exponent_blobs()
+    lines = verify_all(asan_driver, blobs, tmp_path)
+    rejected = 0
+    for blob, line in zip(blobs, lines, strict=True):
+        expected = python_error(blob)
+        if expected is None:
+            assert line == "OK", line
+        else:
+            rejected += 1
+            assert "has no weights but a nonzero exponent" in expected
+            assert line.split(" ", 2)[2] == expected
+    assert rejected >= 3 * 4 * 6
+
+
 def test_mutated_blobs_same_decision_as_python_under_sanitizers(asan_driver, tmp_path) -> None:
     bad, maybe = _mutations(seed=6)
     lines = verify_all(asan_driver, bad + maybe, tmp_path)
@@ -551,22 +753,27 @@ def test_mutated_blobs_same_decision_as_python_under_sanitizers(asan_driver, tmp
 
 def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: Path) -> None:
     """Dense, transposed (one and two output blocks, float64), column-list and streamed
-    kernels on dense and CSR rows, with exact-size buffers, under ASan + UBSan."""
+    kernels on dense and CSR rows, with exact-size buffers, under ASan + UBSan; with column
+    exponents too, and every layout forced on every model (dense: int8 ones)."""
     blobs = []
-    for i, (n_out, dtype) in enumerate([(5, "int8"), (70, "int8"), (70, "float64")]):
+    wide = [(5, "int8"), (70, "int8"), (70, "float64"), (70, "int8-pow2"), (5, "int8-pow2")]
+    for i, (n_out, dtype) in enumerate(wide):
         blobs.append((tmp_path / f"w{i}.esb", _wide_rows(8)))
         esb.write(_wide_ir(n_out=n_out, dtype=dtype), blobs[-1][0], columns="eliasfano")
     digits = tmp_path / "digits.esb"
     compress_file(ROOT / "models" / "digits_pipeline.pkl", digits)
     blobs.append((digits, np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:20]))
+    blobs.append((tmp_path / "pow2.esb", _synthetic_rows()))
+    esb.write(SYNTHETIC["logistic-binary-int8-pow2"], blobs[-1][0], columns="varint")
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
     for blob, X in blobs:
         model = Model(esb.read(blob))
+        modes = [m for m in _ARGS if m != "dense" or model.ir.values.dtype == np.int8]
         for rows_x in (X, sp.csr_matrix(X)):
             rows = tmp_path / "rows.bin"
             write_rows(rows, rows_x)
-            for mode in MODES:
-                res = _run([*asan_driver, "predict", str(blob), str(rows), *MODES[mode]], env=env)
+            for mode in modes:
+                res = _run([*asan_driver, "predict", str(blob), str(rows), *_ARGS[mode]], env=env)
                 assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr
                 assert res.returncode == 0, res.stderr
                 assert_parity(model, X, [ln.split("\t") for ln in res.stdout.splitlines()])
@@ -810,7 +1017,7 @@ int main(void)
 """
 
 
-@pytest.mark.parametrize("case", ["digits", "wide-int8", "wide-float32"])
+@pytest.mark.parametrize("case", ["digits", "wide-int8", "wide-float32", "wide-int8-pow2"])
 def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> None:
     # Oracle: the C runtime's own esb_workspace_size_fast and the layout it then picks.
     require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
@@ -819,7 +1026,7 @@ def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> 
         compress_file(ROOT / "models" / "digits_pipeline.pkl", blob)
         expected = "dense"
     else:
-        ir = _wide_ir(n_out=5, dtype=case.split("-")[1])
+        ir = _wide_ir(n_out=5, dtype=case.removeprefix("wide-"))
         esb.write(ir, blob, columns="eliasfano")
         expected = "transposed"
     out = tmp_path / "out"

@@ -264,6 +264,22 @@ def test_onnx_int8_forms_and_sparse_weights(iris, tmp_path):
         assert np.mean(np.array(r.output.split()) == est.predict(X)) >= 0.98, args
 
 
+def test_onnx_inspect_shows_column_exponents(iris, tmp_path):
+    d, est, X, _ = iris
+    for scale in ("pow2", "none"):
+        out = tmp_path / f"{scale}.onnx"
+        r = run("compress", d / "model.pkl", "-o", out, "--column-scale", scale)
+        assert r.exit_code == 0, r.output + r.stderr
+        r = run("inspect", out)
+        assert r.exit_code == 0, r.stderr
+        assert re.search(rf"^ +columns +{scale}$", r.output, re.MULTILINE), r.output
+        info = json.loads(run("inspect", out, "--json").output)
+        assert info["edgesparse"]["columns"] == scale
+        assert (info["column_exponents"] is None) == (scale == "none")
+        r = run("predict", out, d / "X.npy")
+        assert np.mean(np.array(r.output.split()) == est.predict(X)) >= 0.98
+
+
 def test_onnx_predict_proba_missing(tmp_path):
     X, y = load_iris(return_X_y=True)
     from sklearn.svm import LinearSVC

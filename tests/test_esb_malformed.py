@@ -207,6 +207,11 @@ F32_IR = ir_from_dense(
 )
 # A float64 regressor with two outputs (no classes section).
 REG_IR = ir_from_dense(Q.astype(np.float64) / 3, head="identity", bias=np.ones(3), squeeze=False)
+# INT8_IR with a power-of-two exponent per column (column 4 has no weights: exponent 0). Its
+# 'exponents' section has one byte per feature (6) without a 'columns' section, one per used
+# column (5: columns 0, 1, 2, 3, 5) with one.
+EXPONENTS = np.array([1, -2, 3, 0, 0, 2], np.int8)
+EXP_IR = INT8_IR.replace(col_exponents=EXPONENTS)
 
 
 def blob_of(ir: LinearIR = INT8_IR, columns: str = "all", indices: str = "raw") -> bytes:
@@ -248,6 +253,15 @@ def set_entry(index: int, **entry: int) -> Callable[[dict, list[Sec]], None]:
     return change
 
 
+def add_exponents(data: bytes) -> Callable[[dict, list[Sec]], None]:
+    """Append an 'exponents' section (the last kind) holding ``data``."""
+
+    def change(header: dict, secs: list[Sec]) -> None:
+        secs.append(Sec(KIND["exponents"], 0, data))
+
+    return change
+
+
 def drop(name: str) -> Callable[[dict, list[Sec]], None]:
     def change(header: dict, secs: list[Sec]) -> None:
         secs[:] = [s for s in secs if s.kind != KIND[name]]
@@ -283,6 +297,8 @@ ROWS_AT, INDICES_AT, VALUES_AT, SCALES_AT, BIAS_AT, CLASSES_AT, PROV_AT = (
     272,
 )
 F32_VALUES_AT = section(blob_of(F32_IR), "values")[0]
+EXP_AT = section(blob_of(EXP_IR), "exponents")[0]
+EXP_COLS_AT = section(blob_of(EXP_IR, "varint"), "exponents")[0]
 F32_CLASSES_AT = section(blob_of(F32_IR), "classes")[0]
 REG_VALUES_AT = section(blob_of(REG_IR), "values")[0]
 C = "corrupt .esb: "
@@ -344,17 +360,17 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     (
         "n-sections-3",
         lambda: edit(n_sections=3),
-        C + "section count at offset 12 is 3, expected 4 to 8",
+        C + "section count at offset 12 is 3, expected 4 to 9",
     ),
     (
-        "n-sections-9",
-        lambda: edit(n_sections=9),
-        C + "section count at offset 12 is 9, expected 4 to 8",
+        "n-sections-10",
+        lambda: edit(n_sections=10),
+        C + "section count at offset 12 is 10, expected 4 to 9",
     ),
     (
         "n-sections-u32-max",
         lambda: edit(n_sections=U32),
-        C + "section count at offset 12 is 4294967295, expected 4 to 8",
+        C + "section count at offset 12 is 4294967295, expected 4 to 9",
     ),
     (
         "table-truncated",
@@ -444,9 +460,9 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         "(written by a newer edgesparse?)",
     ),
     (
-        "kind-9",
-        lambda: edit(change=set_entry(6, kind=9)),
-        C + "section table entry 6 at offset 160: unknown section kind 9 "
+        "kind-10",
+        lambda: edit(change=set_entry(6, kind=10)),
+        C + "section table entry 6 at offset 160: unknown section kind 10 "
         "(written by a newer edgesparse?)",
     ),
     (
@@ -806,6 +822,110 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         lambda: edit(change=set_data("provenance", b'{"source":1e999}')),
         C + f"section 'provenance' at offset {PROV_AT}: must be a JSON object of strings",
     ),
+    # -- exponents ---------------------------------------------------------------------------
+    (
+        "exponents-with-float32-values",
+        lambda: edit(F32_IR, change=add_exponents(bytes(6))),
+        C + "section 'exponents' is only allowed with int8 values (value dtype at offset 41 "
+        "is float32)",
+    ),
+    (
+        "exponents-with-float64-values",
+        lambda: edit(REG_IR, change=add_exponents(bytes(6))),
+        C + "section 'exponents' is only allowed with int8 values (value dtype at offset 41 "
+        "is float64)",
+    ),
+    (
+        "exponents-unknown-encoding",
+        lambda: edit(EXP_IR, change=set_entry(7, enc=1)),
+        C + "section table entry 7 at offset 176: section 'exponents' has unknown encoding 1",
+    ),
+    (
+        "exponents-one-per-used-column-without-columns",
+        lambda: edit(EXP_IR, change=set_data("exponents", bytes([1, 254, 3, 0, 2]))),
+        C + f"section 'exponents' at offset {EXP_AT} is 5 bytes, expected 6 "
+        "(6 int8 column exponents (one per used column))",
+    ),
+    (
+        "exponents-one-per-feature-with-columns",
+        lambda: edit(EXP_IR, "varint", change=set_data("exponents", bytes([1, 254, 3, 0, 0, 2]))),
+        C + f"section 'exponents' at offset {EXP_COLS_AT} is 6 bytes, expected 5 "
+        "(5 int8 column exponents (one per used column))",
+    ),
+    (
+        "exponents-empty",
+        lambda: edit(EXP_IR, change=set_data("exponents", b"")),
+        C + f"section 'exponents' at offset {EXP_AT} is 0 bytes, expected 6 "
+        "(6 int8 column exponents (one per used column))",
+    ),
+    (
+        "exponent-minus-127",
+        lambda: edit(EXP_IR, change=set_data("exponents", bytes([1, 254, 0x81, 0, 0, 2]))),
+        C + f"section 'exponents' at offset {EXP_AT}: exponent -127 at position 2 is outside "
+        "[-126, 127]",
+    ),
+    (
+        "exponent-minus-128-with-columns",
+        lambda: edit(EXP_IR, "varint", change=set_data("exponents", bytes([1, 254, 3, 0, 0x80]))),
+        C + f"section 'exponents' at offset {EXP_COLS_AT}: exponent -128 at position 4 is "
+        "outside [-126, 127]",
+    ),
+    (
+        "exponent-of-a-column-without-weights",
+        lambda: edit(EXP_IR, change=set_data("exponents", bytes([1, 254, 3, 0, 5, 2]))),
+        C + f"section 'exponents' at offset {EXP_AT}: column 4 has no weights but a nonzero "
+        "exponent",
+    ),
+    (
+        # the column list names 0, 1, 2, 3, 5; the indices stop using position 4 (column 5)
+        "exponent-of-a-listed-column-without-weights",
+        lambda: edit(
+            EXP_IR,
+            "varint",
+            "raw",
+            change=set_data("indices", np.array([1, 3, 0, 2, 3], "<i4").tobytes()),
+        ),
+        C + f"section 'exponents' at offset {EXP_COLS_AT}: column 5 has no weights but a "
+        "nonzero exponent",
+    ),
+    (
+        "exponent-of-an-empty-model",
+        lambda: edit(
+            EXP_IR,
+            change=both(
+                set_data("rows", b"\x00\x00\x00"),
+                set_data("indices", b""),
+                set_data("values", b""),
+            ),
+            nnz=0,
+        ),
+        # (the indices' 24 bytes and the values' 8 are gone)
+        C + f"section 'exponents' at offset {EXP_AT - 32}: column 0 has no weights but a "
+        "nonzero exponent",
+    ),
+    (
+        # scale 0.0236 of row 2 (column 0) * 2^-126 is below float32's smallest normal
+        "exponent-step-below-float32-normal",
+        lambda: edit(EXP_IR, change=set_data("exponents", bytes([0x82, 254, 3, 0, 0, 2]))),
+        C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
+    ),
+    (
+        # 127 * 0.0236 * 2^127 (row 2, column 0) is above float32's largest value
+        "exponent-step-above-float32-max",
+        lambda: edit(EXP_IR, change=set_data("exponents", bytes([127, 254, 3, 0, 0, 2]))),
+        C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
+    ),
+    (
+        "exponent-step-per-tensor-scale",
+        lambda: edit(
+            EXP_IR,
+            change=both(
+                set_data("scales", np.array([1e-30], "<f4").tobytes()),
+                set_data("exponents", bytes([1, 254, 3, 0xA0, 0, 2])),
+            ),
+        ),
+        C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
+    ),
 ]
 
 
@@ -828,6 +948,8 @@ LAYOUTS = [
     (INT8_IR, "eliasfano", "eliasfano"),
     (F32_IR, "bitmap", "bitmap"),
     (REG_IR, "auto", "auto"),
+    (EXP_IR, "all", "raw"),
+    (EXP_IR, "varint", "bitmap"),
 ]
 
 
@@ -925,6 +1047,8 @@ def irs(draw) -> LinearIR:
         values = values.astype(np.int8)
         per_row = draw(st.booleans())
         kw["scales"] = rng.uniform(1e-6, 10, n_out if per_row else 1).astype(np.float32)
+        if n_feat <= 1000 and draw(st.booleans()):  # one exponent per feature
+            kw["col_exponents"] = rng.integers(-40, 41, n_feat).astype(np.int8)
     else:
         values = rng.normal(size=nnz).astype(dtype)
         values[values == 0] = 1
@@ -987,6 +1111,10 @@ def test_property_encode_decode_round_trip(ir: LinearIR, cols: str, idx: str) ->
     assert dict(got.provenance) == dict(ir.provenance)
     if ir.scales is not None:
         assert np.array_equal(got.scales, ir.scales)
+    if ir.col_exponents is None:
+        assert got.col_exponents is None
+    else:
+        assert np.array_equal(got.col_exponents, ir.col_exponents)
     if ir.classes is not None:
         assert got.classes.tolist() == ir.classes.tolist()
     assert esb.encode(got, columns=cols, indices=idx) == blob  # canonical: one file per model

@@ -27,7 +27,9 @@ DATA = MODELS / "digits_pipeline.test.npz"
 def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("probe")
     esb = d / "digits.esb"
-    compress_file(PKL, esb)
+    # Pruned a little, so that the oracle has something to find (int8 alone, with the scaler's
+    # statistics, now agrees with scikit-learn on all 450 rows).
+    compress_file(PKL, esb, sparsity=0.3)
     data = np.load(DATA)
     np.save(d / "ref.npy", load_model(PKL).predict(data["X"]))
     np.save(d / "y.npy", data["y"])
@@ -100,7 +102,7 @@ def test_probe_esb_against_sklearn_oracle(digits: dict[str, Path]) -> None:
     assert result["status"] == "ok"
     assert result["agreement"] == pytest.approx(np.mean(ours == sk))
     assert result["accuracy"] == pytest.approx(np.mean(ours == y))
-    assert result["agreement"] < 1.0  # int8: the oracle says 2 of 450 labels differ
+    assert result["agreement"] < 1.0  # the oracle says 3 of 450 labels differ
     assert [r["batch_size"] for r in result["rows"]] == [1, 16]
     for row in result["rows"]:
         lat = row["latency_us"]

@@ -34,7 +34,7 @@ import numpy as np
 
 from edgesparse.errors import FormatError, IRError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
-from edgesparse.ir import HEADS, LinearIR
+from edgesparse.ir import EXPONENT_RANGE, HEADS, LinearIR
 
 __all__ = [
     "COLUMN_ENCODINGS",
@@ -72,7 +72,7 @@ assert _HEADER.size == HEADER_SIZE and _ENTRY.size == ENTRY_SIZE
 FLAG_SQUEEZE = 0x01
 
 # Section kinds, in the order they must appear in the table.
-ROWS, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE = range(1, 9)
+ROWS, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE, EXPONENTS = range(1, 10)
 SECTION_NAMES = {
     ROWS: "rows",
     COLUMNS: "columns",
@@ -82,6 +82,7 @@ SECTION_NAMES = {
     BIAS: "bias",
     CLASSES: "classes",
     PROVENANCE: "provenance",
+    EXPONENTS: "exponents",
 }
 _REQUIRED = (ROWS, INDICES, VALUES, BIAS)
 
@@ -103,6 +104,7 @@ _ENCODINGS: dict[int, dict[int, str]] = {
     BIAS: {0: "float64", 1: "float32"},
     CLASSES: {0: "int-zigzag-varint", 1: "float64", 2: "utf8"},
     PROVENANCE: {0: "json"},
+    EXPONENTS: {0: "int8"},
 }
 
 
@@ -170,6 +172,9 @@ def encode(ir: LinearIR, *, columns: str = "auto", indices: str = "auto") -> byt
         sections.append((CLASSES, *_encode_classes(ir.classes)))
     if ir.provenance:
         sections.append((PROVENANCE, 0, _encode_provenance(ir.provenance)))
+    if ir.col_exponents is not None:
+        listed = np.unique(ir.indices) if col_enc is not None else slice(None)
+        sections.append((EXPONENTS, 0, ir.col_exponents[listed].astype("i1").tobytes()))
 
     flags = FLAG_SQUEEZE if ir.squeeze else 0
     head_code = HEADS.index(ir.head)
@@ -270,13 +275,17 @@ def _encode_pattern(
         return sizes
 
     # Candidate A: no column list; candidate B: list of used columns + local indices.
+    # Column exponents (one byte per listed column) count with the layout that lists them.
+    per_col = 1 if ir.col_exponents is not None else 0
     cands: list[tuple[int, int, int | None, int, int]] = []  # (total, order, col_enc, idx_enc, n)
     want_idx = [k for k, v in INDEX_ENCODINGS.items() if indices in ("auto", v)]
     if columns in ("auto", "all"):
         sizes = idx_sizes(cols, n_feat)
         for k in want_idx:
             if k in sizes:
-                cands.append((_align(sizes[k]), len(cands), None, k, n_feat))
+                cands.append(
+                    (_align(sizes[k]) + _align(per_col * n_feat), len(cands), None, k, n_feat)
+                )
     used = local = None
     if columns != "all":
         used = np.unique(cols)
@@ -293,6 +302,7 @@ def _encode_pattern(
             for k in want_idx:
                 if k in sizes:
                     total = ENTRY_SIZE + _align(csize) + _align(sizes[k])
+                    total += _align(per_col * int(used.size))
                     cands.append((total, len(cands), ck, k, int(used.size)))
     if not cands:
         raise ValueError(f"layout columns={columns!r}, indices={indices!r} cannot hold this model")
@@ -799,6 +809,11 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
             "section 'classes' must be present exactly when the head is a classifier (head at "
             f"offset 40 is {head!r}, 'classes' is {'present' if CLASSES in secs else 'missing'})"
         )
+    if EXPONENTS in secs and not is_int8:
+        _fail(
+            "section 'exponents' is only allowed with int8 values (value dtype at offset 41 "
+            f"is {_VALUE_DTYPE_NAMES[dtype_code]})"
+        )
     if COLUMNS not in secs and n_cols != n_feat:
         _fail(
             f"n_columns at offset 32 is {n_cols}, but without a 'columns' section it "
@@ -950,6 +965,9 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
     if PROVENANCE in secs:
         _, off, b = section(PROVENANCE)
         provenance = _decode_provenance(b.tobytes(), off)
+    exponents = None
+    if EXPONENTS in secs:
+        exponents = _decode_exponents(section(EXPONENTS), need, used, n_cols, n_feat, indices)
 
     try:
         ir = LinearIR(
@@ -963,11 +981,44 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
             scales=scales,
             squeeze=bool(flags & FLAG_SQUEEZE),
             provenance=provenance,
+            col_exponents=exponents,
         )
     except IRError as exc:
         raise FormatError(f"corrupt .esb: {exc}") from None
     hdr = {"version": version, "file_size": file_size, "n_columns": n_cols}
     return ir, hdr, info
+
+
+def _decode_exponents(
+    sec: tuple[int, int, np.ndarray],
+    need: Any,
+    used: np.ndarray | None,
+    n_cols: int,
+    n_feat: int,
+    indices: np.ndarray,
+) -> np.ndarray:
+    """One int8 exponent per listed column, in [-126, 127]; 0 for every column no weight
+    uses (one encoding per model). The IR checks the products ``scale * 2^e`` next."""
+    _, off, b = sec
+    need(EXPONENTS, n_cols, f"{n_cols} int8 column exponents (one per used column)")
+    exps = np.frombuffer(b, dtype="i1").astype(np.int8)
+    lo, hi = EXPONENT_RANGE
+    bad = (exps < lo) | (exps > hi)
+    if np.any(bad):
+        p = int(np.argmax(bad))
+        _sfail("exponents", off, f"exponent {int(exps[p])} at position {p} is outside [{lo}, {hi}]")
+    full = np.zeros(n_feat, dtype=np.int8)
+    columns = np.arange(n_feat) if used is None else used
+    full[columns] = exps
+    stray = full.astype(bool)
+    stray[indices] = False
+    if np.any(stray):
+        _sfail(
+            "exponents",
+            off,
+            f"column {int(np.argmax(stray))} has no weights but a nonzero exponent",
+        )
+    return full
 
 
 def _decode_sorted(

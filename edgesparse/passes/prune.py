@@ -68,7 +68,7 @@ def prune(
             rank = np.arange(ir.nnz) - ir.indptr[rows[order]]
             keep[order[rank < budget]] = True
         note = f"sparsity={sparsity:g} scope={scope}"
-    return select(ir, keep, note=f"prune {note}", scales=ir.scales)
+    return select(ir, keep, note=f"prune {note}", scales=ir.scales, col_exponents=ir.col_exponents)
 
 
 def select(
@@ -78,11 +78,12 @@ def select(
     note: str,
     values: np.ndarray | None = None,
     scales: np.ndarray | None = None,
+    col_exponents: np.ndarray | None = None,
 ) -> LinearIR:
     """The IR restricted to the stored weights where ``keep`` (a boolean mask of nnz) is true.
 
-    ``values`` (and ``scales``) replace the IR's own before selection, so a pass can change the
-    value dtype and drop the weights that became zero in one validated step.
+    ``values`` (and ``scales``, ``col_exponents``) replace the IR's own before selection, so a
+    pass can change the value dtype and drop the weights that became zero in one validated step.
     """
     values = ir.values if values is None else values
     rows = ir.row_ids()[keep]
@@ -93,6 +94,7 @@ def select(
         indices=ir.indices[keep],
         values=values[keep],
         scales=scales if values.dtype == np.int8 else None,
+        col_exponents=col_exponents if values.dtype == np.int8 else None,
         provenance=_append(ir, "passes", note),
     )
 

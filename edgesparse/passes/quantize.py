@@ -1,39 +1,87 @@
 """Weight quantization passes.
 
-Contract of :func:`quantize_int8` (symmetric, weight-only):
+Contract of :func:`quantize_int8` (symmetric, weight-only, scale-aware):
 
-* the real weight is ``w ≈ s * q`` with ``q`` an int8 in ``[-127, 127]`` (never -128, so the
-  range is symmetric and ``-q`` always exists) and ``s`` a float32 scale > 0;
-* ``s = max|w| / 127`` over a row (``granularity="row"``, the default: one scale per output)
-  or over the whole matrix (``"tensor"``); the largest weight maps to ±127;
-* ``q = clip(round_half_even(w / s), -127, 127)``, so ``|w - s*q| <= s/2``;
+* the real weight is ``w[i, j] ≈ r[i] * q[i, j] * 2^e[j]``, i.e. ``W ≈ diag(r) · Q · diag(2^e)``,
+  with ``q`` an int8 in ``[-127, 127]`` (never -128, so ``-q`` always exists), ``r`` a float32
+  scale > 0 per output row (``granularity="row"``, the default) or one for the whole matrix
+  (``"tensor"``), and ``e`` an integer exponent per input column (``columns="pow2"``) or 0
+  (``columns="none"``);
+* with ``v[i, j] = w[i, j] / 2^e[j]`` (the weights in equalized units), ``r = max|v| / 127``
+  over the row (or matrix), so the largest equalized weight maps to ±127, and
+  ``q = clip(round_half_even(v / r), -127, 127)``; hence ``|w - r*q*2^e| <= r * 2^e / 2``;
 * exact zeros stay exactly zero (they are not stored in CSR at all), and weights that round to
   ``q = 0`` become zeros too and are dropped from the CSR structure;
-* a row (or matrix) with no nonzero weights gets ``s = 1.0``, a valid scale.
+* a row (or matrix) with no nonzero weights gets ``r = 1.0``, a valid scale.
 
-Inputs are not quantized: runtimes dequantize weights once and compute in float32, which is
-why label agreement stays high where onnxruntime's dynamic quantization (int8 activations)
-loses it.
+Why column exponents: one scale per row is set by the row's largest weight. When input columns
+have different magnitudes (amounts beside ratios), a column of large raw values has small
+weights, which round to 0 or ±1 while ``|x[j]|`` is large: the per-term error
+``(r/2)·|x[j]|`` swamps the signal. Quantizing ``v = w * 2^-e`` instead puts every column on
+a grid that fits it. The exponents come from (:func:`column_exponents`):
+
+* the model's input statistics when it has them (``ir.input_stats``: a scaler's centre and
+  spread, or statistics of the user's data): ``e[j] = round(-log2 spread[j])``, so ``v`` are
+  the weights in standardized units (``w[j] * spread[j]``, up to a factor of √2);
+* otherwise the weights themselves (data-free equalization): ``e[j] = round(log2 max_i
+  |w[i, j]|)``, which assumes every column's largest contribution is of similar size.
+
+Exponents are centred (their median over used columns is 0) and stored only when they are not
+all equal. Powers of two cost one byte per used column and are exact to apply in float.
+
+Bias correction: where the input centre ``μ`` is known (``ir.input_stats``), the mean error
+the quantized weights make is moved into the bias, ``b' = b + (W - W_q) @ μ``, so the error
+left is ``(W - W_q) @ (x - μ)``: centred, and small even when columns have large offsets.
+
+Inputs are not quantized: runtimes dequantize weights and compute in float32, which is why
+label agreement stays high where onnxruntime's dynamic quantization (int8 activations) loses it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgesparse.errors import InputError
-from edgesparse.ir import LinearIR
+from edgesparse.errors import InputError, IRError
+from edgesparse.ir import EXPONENT_RANGE, LinearIR
 from edgesparse.passes.prune import select
 
 GRANULARITIES = ("row", "tensor")
+COLUMN_SCALINGS = ("none", "pow2")
 
 
-def int8_scales(ir: LinearIR, *, granularity: str = "row") -> np.ndarray:
-    """The float32 scales :func:`quantize_int8` uses: ``max|w| / 127`` per row or per tensor."""
+def column_exponents(ir: LinearIR) -> np.ndarray:
+    """Per-column power-of-two exponents (int8, ``n_features`` long) for :func:`quantize_int8`.
+
+    From ``ir.input_stats`` when present, else from the weights (see the module contract).
+    Unused columns get 0; the median over used columns is 0.
+    """
+    used = np.unique(ir.indices)
+    exps = np.zeros(ir.n_features, dtype=np.int8)
+    if used.size == 0:
+        return exps
+    if ir.input_stats is not None:
+        raw = -np.log2(ir.input_stats.spread[used])
+    else:
+        colmax = np.zeros(ir.n_features)
+        np.maximum.at(colmax, ir.indices, np.abs(ir.real_values()))
+        raw = np.log2(colmax[used])
+    e = np.rint(raw - np.median(raw))
+    lo, hi = EXPONENT_RANGE
+    # Keep well inside float32 so that r * 2^e stays normal for any sane weight magnitude.
+    exps[used] = np.clip(e, lo // 2, hi // 2).astype(np.int8)
+    return exps
+
+
+def int8_scales(
+    ir: LinearIR, *, granularity: str = "row", exponents: np.ndarray | None = None
+) -> np.ndarray:
+    """The float32 scales ``r`` :func:`quantize_int8` uses: ``max|v| / 127`` per row or tensor,
+    with ``v = w / 2^e`` (``exponents`` ``e`` per column, or none)."""
     if granularity not in GRANULARITIES:
         raise InputError(
             f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}"
         )
-    magnitude = np.abs(ir.real_values())
+    magnitude = np.abs(_equalized(ir, exponents))
     if granularity == "tensor":
         peak = np.array([magnitude.max() if magnitude.size else 0.0])
     else:
@@ -45,14 +93,69 @@ def int8_scales(ir: LinearIR, *, granularity: str = "row") -> np.ndarray:
     return scales
 
 
-def quantize_int8(ir: LinearIR, *, granularity: str = "row") -> LinearIR:
-    """Symmetric int8 quantization of the weights (see the module contract)."""
-    scales = int8_scales(ir, granularity=granularity)
+def quantize_int8(ir: LinearIR, *, granularity: str = "row", columns: str = "none") -> LinearIR:
+    """Symmetric int8 quantization of the weights (see the module contract).
+
+    Args:
+        ir: the model to quantize (its weights are read as real numbers, whatever their dtype).
+        granularity: one scale per output ``"row"`` (default) or per ``"tensor"``.
+        columns: ``"none"`` (every ``e`` is 0) or ``"pow2"`` (per-column exponents from
+            :func:`column_exponents`; dropped again when they are all equal, or when the
+            model's weight magnitudes would leave float32's range with them).
+    """
+    if columns not in COLUMN_SCALINGS:
+        raise InputError(f"columns must be one of {', '.join(COLUMN_SCALINGS)}, got {columns!r}")
+    exps = column_exponents(ir) if columns == "pow2" else None
+    if exps is not None and np.unique(exps[np.unique(ir.indices)]).size <= 1:
+        exps = None
+    try:
+        out = _quantize(ir, granularity, exps)
+    except IRError:
+        if exps is None:
+            raise
+        # Extreme weight magnitudes: per-row scales alone are always representable.
+        out = _quantize(ir, granularity, None)
+    return _correct_bias(ir, out)
+
+
+def _equalized(ir: LinearIR, exponents: np.ndarray | None) -> np.ndarray:
     w = ir.real_values()
+    if exponents is None:
+        return w
+    return np.ldexp(w, -exponents[ir.indices].astype(np.int32))
+
+
+def _quantize(ir: LinearIR, granularity: str, exps: np.ndarray | None) -> LinearIR:
+    scales = int8_scales(ir, granularity=granularity, exponents=exps)
+    v = _equalized(ir, exps)
     s = scales.astype(np.float64)
     per_value = s if scales.size == 1 else s[ir.row_ids()]
-    q = np.clip(np.rint(w / per_value), -127, 127).astype(np.int8)
-    return select(ir, q != 0, note=f"int8 per {granularity}", values=q, scales=scales)
+    q = np.clip(np.rint(v / per_value), -127, 127).astype(np.int8)
+    note = f"int8 per {granularity}" + ("" if exps is None else " + pow2 per column")
+    out = select(ir, q != 0, note=note, values=q, scales=scales, col_exponents=exps)
+    if exps is not None and np.unique(exps[np.unique(out.indices)]).size <= 1:
+        # Rounding dropped every column but those of one exponent: it fits in the scales.
+        common = int(exps[out.indices[0]]) if out.nnz else 0
+        out = out.replace(col_exponents=None, scales=np.ldexp(out.scales, common))
+    return out
+
+
+def _correct_bias(original: LinearIR, quantized: LinearIR) -> LinearIR:
+    """``b' = b + (W - W_q) @ μ`` where the input centre ``μ`` is known."""
+    stats = original.input_stats
+    if stats is None:
+        return quantized
+    center = stats.center
+    shift = np.bincount(
+        original.row_ids(),
+        weights=original.real_values() * center[original.indices],
+        minlength=original.n_outputs,
+    ) - np.bincount(
+        quantized.row_ids(),
+        weights=quantized.real_values() * center[quantized.indices],
+        minlength=quantized.n_outputs,
+    )
+    return quantized.replace(bias=quantized.bias + shift)
 
 
 def to_float32(ir: LinearIR) -> LinearIR:

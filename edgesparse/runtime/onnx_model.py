@@ -10,14 +10,15 @@ Session settings, on purpose:
 
 * ``intra_op_num_threads = threads`` (default 1), ``inter_op_num_threads = 1``, sequential
   execution: predictable latency on small devices.
-* ``session.disable_quant_qdq = 1``: with it, onnxruntime folds ``DequantizeLinear`` on the
-  int8 weights into float32 weights once, at load, and runs a float32 ``Gemm``: the IR's
-  contract (``w = s*q``, float32 activations), so outputs match the numpy runtime and
-  ``--check-data``. Without it (a plain onnxruntime session) onnxruntime >= 1.2x fuses
-  ``DequantizeLinear -> MatMul`` into ``MatMulNBits``, which by default also quantizes the
-  *activations* to int8: faster for big matrices, but less exact. The ``matmulinteger`` form
-  quantizes activations by design (per batch, so a row's output depends slightly on the
-  other rows of its batch).
+* ``session.disable_quant_qdq = 1``: for files from edgesparse versions that dequantized the
+  int8 weights with ``DequantizeLinear``. Without it, onnxruntime >= 1.2x fuses
+  ``DequantizeLinear -> MatMul`` into ``MatMulNBits``, which also quantizes the *activations*
+  to int8 (blocks of 32 columns), losing the small columns of mixed-scale inputs; with it,
+  onnxruntime folds the weights into float32 at load. Current files dequantize with
+  ``Cast -> Mul``, which every session folds into the same float32 weights, so outputs match
+  the numpy runtime and ``--check-data`` with any session settings. The ``matmulinteger``
+  form quantizes activations by design (uint8, one scale per batch, so a row's output
+  depends on the other rows of its batch).
 
 The graph is dense, so CSR input is densified here, a bounded number of rows at a time.
 """
@@ -143,7 +144,8 @@ class OnnxModel:
         kind = "classifier" if self._is_classifier else "regressor"
         return (
             f"<edgesparse.OnnxModel {kind} head={self._head} "
-            f"shape=({self.n_outputs_}, {self.n_features_in_}) {self.meta.get('weights', '')}>"
+            f"shape=({self.n_outputs_}, {self.n_features_in_}) {self.meta.get('weights', '')}"
+            f"{' + pow2 columns' if self.meta.get('columns') == 'pow2' else ''}>"
         )
 
     # -- running ------------------------------------------------------------------------------

@@ -4,7 +4,9 @@
  *
  * Property: for any bytes, esb_open either returns ESB_OK or an error code with a message,
  * never reading outside the buffer (ASan) or hitting undefined behaviour (UBSan); an accepted
- * model runs decision / predict / proba on dense and CSR rows without a sanitizer report.
+ * model runs decision / predict / proba on dense and CSR rows without a sanitizer report, in
+ * every index layout (streamed; columns, dense and transposed built with esb_use_layout in
+ * exactly esb_layout_size bytes; and what esb_use_workspace picks for esb_workspace_size).
  * Each input is tried twice: as given, and "resealed" (every CRC recomputed where the table
  * allows), so that mutations get past the checksums to the structural checks behind them.
  *
@@ -61,34 +63,67 @@ static void reseal(uint8_t *b, size_t size)
     wr32(b + 60, crc32_(b + 64, 16 * (size_t)n, crc32_(b, 60, 0)));
 }
 
+static void run_all(const esb_model *m, const float *x, uint32_t n, const int32_t *idx,
+                    const float *val)
+{
+    static float out[4096];
+    uint32_t k;
+    if (esb_decision(m, x, out) != ESB_OK) abort();
+    if (esb_decision_csr(m, n, idx, val, out) != ESB_OK) abort();
+    if (m->head != ESB_HEAD_IDENTITY) {
+        esb_label lab;
+        if (esb_predict(m, x, &k) != ESB_OK || k >= m->n_classes) abort();
+        if (esb_predict_csr(m, n, idx, val, &k) != ESB_OK || k >= m->n_classes) abort();
+        if (esb_class_label(m, k, &lab) != ESB_OK) abort();
+    }
+    if (esb_has_proba(m)) {
+        if (esb_predict_proba(m, x, out) != ESB_OK) abort();
+        if (esb_predict_proba_csr(m, n, idx, val, out) != ESB_OK) abort();
+    }
+}
+
+/* Build a layout in a buffer of exactly `bytes` (ASan sees any write past it) and run it. */
+static void in_layout(esb_model *m, int layout, size_t bytes, const float *x, uint32_t n,
+                      const int32_t *idx, const float *val)
+{
+    static const char *const NAMES[4] = {"streamed", "columns", "dense", "transposed"};
+    int32_t *ws;
+    if (bytes > (1u << 20)) return; /* a model too large to bother */
+    ws = (int32_t *)malloc(bytes ? bytes : 1);
+    if (!ws) return;
+    if (layout < 0) {
+        if (esb_use_workspace(m, ws, bytes) != ESB_OK) abort();
+    } else {
+        if (bytes && esb_use_layout(m, layout, ws, bytes - 1) != ESB_E_ARGUMENT) abort();
+        if (esb_use_layout(m, layout, ws, bytes) != ESB_OK) abort();
+        if (strcmp(esb_layout_name(m), NAMES[layout]) != 0) abort();
+    }
+    run_all(m, x, n, idx, val);
+    if (esb_use_layout(m, ESB_LAYOUT_STREAMED, NULL, 0) != ESB_OK) abort();
+    free(ws);
+}
+
 static void exercise(const esb_model *m0)
 {
-    static float x[4096], out[4096];
-    static int32_t idx[8], ws[1 << 16];
+    static float x[4096];
+    static int32_t idx[8];
     float val[8] = {1.0f, -2.0f, 0.5f, 3.0f, -1.0f, 2.0f, 0.25f, -4.0f};
     esb_model m = *m0;
-    uint32_t i, k, n = 0, pass;
+    uint32_t i, n = 0;
+    int layout;
     if (m.n_features > 4096 || m.n_outputs + m.n_classes > 4096) return; /* rows too large */
     for (i = 0; i < m.n_features; i++) x[i] = (float)((int)(i % 7) - 3);
     for (i = 0; i < 8 && i * 3 < m.n_features; i++) idx[n++] = (int32_t)(i * 3);
-    for (pass = 0; pass < 2; pass++) {
-        if (pass == 1) {
-            if (esb_workspace_size(&m) > sizeof ws) return;
-            if (esb_use_workspace(&m, ws, sizeof ws) != ESB_OK) abort();
+    run_all(&m, x, n, idx, val);
+    for (layout = ESB_LAYOUT_COLUMNS; layout <= ESB_LAYOUT_TRANSPOSED; layout++) {
+        if (layout == ESB_LAYOUT_DENSE && m.value_dtype != ESB_VALUES_I8) {
+            if (esb_use_layout(&m, layout, idx, sizeof idx) != ESB_E_ARGUMENT) abort();
+            continue;
         }
-        if (esb_decision(&m, x, out) != ESB_OK) abort();
-        if (esb_decision_csr(&m, n, idx, val, out) != ESB_OK) abort();
-        if (m.head != ESB_HEAD_IDENTITY) {
-            esb_label lab;
-            if (esb_predict(&m, x, &k) != ESB_OK || k >= m.n_classes) abort();
-            if (esb_predict_csr(&m, n, idx, val, &k) != ESB_OK || k >= m.n_classes) abort();
-            if (esb_class_label(&m, k, &lab) != ESB_OK) abort();
-        }
-        if (esb_has_proba(&m)) {
-            if (esb_predict_proba(&m, x, out) != ESB_OK) abort();
-            if (esb_predict_proba_csr(&m, n, idx, val, out) != ESB_OK) abort();
-        }
+        in_layout(&m, layout, esb_layout_size(&m, layout), x, n, idx, val);
     }
+    in_layout(&m, -1, esb_workspace_size(&m), x, n, idx, val);
+    in_layout(&m, -1, esb_workspace_size_fast(&m), x, n, idx, val);
 }
 
 static void one(const uint8_t *data, size_t size)

@@ -18,13 +18,18 @@
 #error "esb.c needs IEEE 754 float and double"
 #endif
 
-enum { ROWS = 1, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE };
+enum { ROWS = 1, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE, EXPONENTS };
+enum { N_KINDS = EXPONENTS };
 enum { ENC_RAW = 0, ENC_VARINT = 1, ENC_BITMAP = 2, ENC_EF = 3 };
 
-static const char *const SEC_NAMES[9] = {
-    "?", "rows", "columns", "indices", "values", "scales", "bias", "classes", "provenance"};
+static const char *const SEC_NAMES[N_KINDS + 1] = {
+    "?", "rows", "columns", "indices", "values", "scales", "bias", "classes", "provenance",
+    "exponents"};
 /* Allowed encodings per kind, as bit masks (docs/FORMAT.md, "Sections"). */
-static const unsigned SEC_ENCODINGS[9] = {0, 0x2, 0xE, 0xF, 0x1, 0x1, 0x3, 0x7, 0x1};
+static const unsigned SEC_ENCODINGS[N_KINDS + 1] = {0, 0x2, 0xE, 0xF, 0x1, 0x1, 0x3, 0x7, 0x1, 0x1};
+/* Column exponents (ir.EXPONENT_RANGE): 2^e is a normal float for each. */
+#define EXP_MIN (-126)
+#define EXP_MAX 127
 static const char *const HEAD_NAMES[5] = {"identity", "hard", "logistic", "softmax",
                                           "modified_huber"};
 static const char *const DTYPE_NAMES[3] = {"float64", "float32", "int8"};
@@ -74,6 +79,14 @@ static unsigned popcount8(unsigned b)
     unsigned n = 0;
     for (; b; b &= b - 1u) n++;
     return n;
+}
+
+static unsigned popcount64(uint64_t x)
+{
+    x -= (x >> 1) & 0x5555555555555555u;
+    x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Fu;
+    return (unsigned)((x * 0x0101010101010101u) >> 56);
 }
 
 static const uint32_t CRC_TABLE[256] = {
@@ -660,6 +673,8 @@ static const char *json_check(const uint8_t *p, uint64_t n)
 /* ---------------------------------------------------------------------------------------- */
 static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t size);
 static esb_status check_contents(esb_model *m, const uint8_t *d);
+static esb_status check_exponents(esb_model *m, uint32_t off, const uint8_t *exps);
+static float scale_of(const esb_model *m, uint32_t r);
 
 esb_status esb_open(const void *buf, size_t len, esb_model *m)
 {
@@ -668,11 +683,16 @@ esb_status esb_open(const void *buf, size_t len, esb_model *m)
     memset(m, 0, sizeof *m);
     if (!buf && len) return fail(m, ESB_E_ARGUMENT, "esb_open: buf is NULL");
     st = check_header_and_table(m, (const uint8_t *)buf, len);
-    if (st == ESB_OK) st = check_contents(m, (const uint8_t *)buf);
     if (st != ESB_OK) return st;
+    /* The exponent checks walk the stored weights with the kernels' own decoder. */
     m->buf_ = (const unsigned char *)buf;
     m->size_ = len;
-    return ESB_OK;
+    st = check_contents(m, (const uint8_t *)buf);
+    if (st != ESB_OK) {
+        m->buf_ = NULL; /* the model must not be used */
+        m->size_ = 0;
+    }
+    return st;
 }
 
 static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t size)
@@ -725,7 +745,8 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
     if (header_size != HEADER_SIZE)
         BAD("header size field at offset 10 is %" PRIu32 ", expected %u", header_size,
             HEADER_SIZE);
-    if (n_sec < 4 || n_sec > 8) BAD("section count at offset 12 is %" PRIu32 ", expected 4 to 8", n_sec);
+    if (n_sec < 4 || n_sec > N_KINDS)
+        BAD("section count at offset 12 is %" PRIu32 ", expected 4 to %d", n_sec, N_KINDS);
     table_end = HEADER_SIZE + (uint64_t)ENTRY_SIZE * n_sec;
     if (size < table_end)
         BAD("truncated section table at offset %u (needs %" PRIu64 " bytes, %zu left)",
@@ -778,7 +799,7 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
         unsigned kind = e[0], enc = e[1];
         uint32_t res = ld_u16(e + 2), off = ld_u32(e + 4), length = ld_u32(e + 8);
         const char *name;
-        if (kind < 1 || kind > 8)
+        if (kind < 1 || kind > N_KINDS)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
                 ": unknown section kind %u (written by a newer edgesparse?)", i, at, kind);
         name = SEC_NAMES[kind];
@@ -829,6 +850,9 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
         BAD("section 'classes' must be present exactly when the head is a classifier (head at "
             "offset 40 is '%s', 'classes' is %s)", HEAD_NAMES[head],
             m->sec_[CLASSES].present ? "present" : "missing");
+    if (m->sec_[EXPONENTS].present && dtype != ESB_VALUES_I8)
+        BAD("section 'exponents' is only allowed with int8 values (value dtype at offset 41 "
+            "is %s)", DTYPE_NAMES[dtype]);
     if (!m->sec_[COLUMNS].present && n_cols != n_feat)
         BAD("n_columns at offset 32 is %" PRIu32 ", but without a 'columns' section it must "
             "equal n_features=%" PRIu32, n_cols, n_feat);
@@ -1098,6 +1122,12 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
             BAD("section 'provenance' at offset %" PRIu32 ": not a valid JSON object of "
                 "strings (%s)", off, why);
     }
+    if (m->sec_[EXPONENTS].present) {
+        esb_status st;
+        SEC(EXPONENTS);
+        st = check_exponents(m, off, b);
+        if (st != ESB_OK) return st;
+    }
     /* LinearIR's own invariant, the one the header checks above do not imply. */
     if (m->head == ESB_HEAD_SOFTMAX && n_out < 2)
         BAD("head: 'softmax' needs at least 3 classes (binary is 'logistic')");
@@ -1173,6 +1203,204 @@ static void walker_fill(walker *w, int32_t *out, int32_t *local_out, uint32_t n)
     }
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The exponents section (esb.py's _decode_exponents, then LinearIR's check of the products) */
+/* ---------------------------------------------------------------------------------------- */
+/* Used-column marks per window of the stray-exponent search (a bitmap on the stack). */
+#define STRAY_WINDOW 4096u
+
+/* Set bit p - lo of seen for position p of the column list. */
+static void mark(uint8_t *seen, uint32_t lo, uint64_t p)
+{
+    uint32_t bit = (uint32_t)(p - lo);
+    seen[bit >> 3] |= (uint8_t)(1u << (bit & 7u));
+}
+
+/* Mark, in seen, the positions in [lo, hi) of the column list that some stored weight uses
+ * (the indices section's own numbers), reading only what lies in the window where the
+ * encoding allows: a binary search per row (raw), the window's slice of every row (bitmap),
+ * a forward skip over the high bits (Elias-Fano); varint gaps are summed from each row's
+ * start, and the rest of the row skipped byte-wise. */
+static void mark_window(const esb_model *m, uint32_t lo, uint32_t hi, uint8_t *seen)
+{
+    const uint8_t *b = m->buf_ + m->sec_[INDICES].offset;
+    const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset;
+    const uint64_t n_cols = m->n_columns, nnz = m->nnz;
+    const uint8_t enc = m->sec_[INDICES].encoding;
+    uint32_t r;
+    if (enc == ENC_RAW || enc == ENC_VARINT) {
+        uint64_t start = 0;
+        const uint8_t *vp = b;
+        for (r = 0; r < m->n_outputs; r++) {
+            uint64_t cnt = rdv(&rows), k;
+            if (enc == ENC_RAW) {
+                uint64_t a = start, z = start + cnt;
+                while (a < z) { /* first stored weight of the row at a position >= lo */
+                    uint64_t mid = a + (z - a) / 2u;
+                    if (ld_u32(b + 4u * mid) < lo) a = mid + 1u;
+                    else z = mid;
+                }
+                for (; a < start + cnt && ld_u32(b + 4u * a) < hi; a++)
+                    mark(seen, lo, ld_u32(b + 4u * a));
+            } else {
+                uint64_t local = 0;
+                for (k = 0; k < cnt; k++) {
+                    uint64_t g = rdv(&vp);
+                    local = k ? local + g + 1u : g;
+                    if (local >= hi) { /* skip the rest of the row: one end byte per number */
+                        for (k++; k < cnt; vp++) k += *vp < 0x80;
+                        break;
+                    }
+                    if (local >= lo) mark(seen, lo, local);
+                }
+            }
+            start += cnt;
+        }
+    } else if (enc == ENC_BITMAP) {
+        for (r = 0; r < m->n_outputs; r++) {
+            uint64_t bit = r * n_cols + lo, end = r * n_cols + hi;
+            while (bit < end) {
+                unsigned byte = b[bit >> 3] >> (bit & 7u);
+                if (!byte) {
+                    bit = (bit | 7u) + 1u;
+                    continue;
+                }
+                while (!(byte & 1u)) byte >>= 1, bit++;
+                if (bit < end) mark(seen, lo, bit - r * n_cols);
+                bit++;
+            }
+        }
+    } else { /* Elias-Fano: element i is ((h_i - i) << L) | low_i, h_i the i-th set high bit */
+        const unsigned L = nnz ? ef_low_bits(nnz, (uint64_t)m->n_outputs * n_cols) : 0;
+        const uint8_t *high = b + ceil8(nnz * L);
+        const uint64_t high_len = m->sec_[INDICES].length - ceil8(nnz * L);
+        uint64_t i = 0, bit = 0;
+        for (r = 0; r < m->n_outputs && i < nnz; r++) {
+            const uint64_t from = r * n_cols + lo, to = r * n_cols + hi;
+            /* skip whole high words (or bytes) whose elements all lie in buckets below from's:
+             * the last one in [bit, stop) has bucket <= stop - (ones up to stop) */
+            for (;;) {
+                uint64_t y = bit >> 3, ones, stop;
+                if (!(bit & 63u) && y + 8u <= high_len) {
+                    ones = popcount64(ld_u64(high + y));
+                    stop = bit + 64u;
+                } else {
+                    ones = popcount8((unsigned)high[y] >> (bit & 7u));
+                    stop = (y + 1u) * 8u;
+                }
+                if (stop - (i + ones) >= (from >> L) || i + ones >= nnz) break;
+                i += ones;
+                bit = stop;
+            }
+            while (i < nnz) {
+                uint64_t pos = next_bit(high, bit), v;
+                v = ((pos - i) << L) | read_bits(b, i * L, L);
+                if (v >= to) break;
+                bit = pos + 1u;
+                i++;
+                if (v >= from) mark(seen, lo, v - r * n_cols);
+            }
+        }
+    }
+}
+
+/* The first listed column with a nonzero exponent that no stored weight uses, or n_columns.
+ * No allocation: the columns from the next nonzero exponent on are marked STRAY_WINDOW at a
+ * time (a bitmap on the stack), one window holding any nonzero exponent after another. */
+static uint32_t first_stray(const esb_model *m, const uint8_t *exps)
+{
+    uint8_t seen[STRAY_WINDOW / 8u];
+    const uint32_t n_cols = m->n_columns;
+    uint32_t lo = 0, hi, c;
+    for (;;) {
+        while (lo < n_cols && !exps[lo]) lo++;
+        if (lo == n_cols) return n_cols;
+        hi = n_cols - lo < STRAY_WINDOW ? n_cols : lo + STRAY_WINDOW;
+        memset(seen, 0, sizeof seen);
+        mark_window(m, lo, hi, seen);
+        for (c = lo; c < hi; c++)
+            if (exps[c] && !(seen[(c - lo) >> 3] >> ((c - lo) & 7u) & 1u)) return c;
+        lo = hi;
+    }
+}
+
+/* The global column of position c in the used-column list. */
+static uint32_t listed_column(const esb_model *m, uint32_t c)
+{
+    seq s;
+    uint32_t i, col = c;
+    if (!m->sec_[COLUMNS].present) return c;
+    seq_init(&s, m->buf_ + m->sec_[COLUMNS].offset, m->sec_[COLUMNS].encoding, m->n_columns,
+             m->n_features);
+    for (i = 0; i <= c; i++) col = (uint32_t)seq_next(&s);
+    return col;
+}
+
+static esb_status check_exponents(esb_model *m, uint32_t off, const uint8_t *exps)
+{
+    const uint32_t n_cols = m->n_columns;
+    const uint64_t len = m->sec_[EXPONENTS].length;
+    const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset;
+    int32_t pos[ESB_CHUNK];
+    uint32_t c, r, n_scales = m->n_scales_;
+    walker w;
+    if (len != n_cols)
+        BAD("section 'exponents' at offset %" PRIu32 " is %" PRIu64 " bytes, expected %" PRIu32
+            " (%" PRIu32 " int8 column exponents (one per used column))", off, len, n_cols,
+            n_cols);
+    for (c = 0; c < n_cols; c++) {
+        int e = (int8_t)exps[c];
+        if (e < EXP_MIN || e > EXP_MAX)
+            BAD("section 'exponents' at offset %" PRIu32 ": exponent %d at position %" PRIu32
+                " is outside [%d, %d]", off, e, c, EXP_MIN, EXP_MAX);
+    }
+    c = first_stray(m, exps);
+    if (c < n_cols)
+        BAD("section 'exponents' at offset %" PRIu32 ": column %" PRIu32
+            " has no weights but a nonzero exponent", off, listed_column(m, c));
+    /* LinearIR: every stored weight's step scale * 2^e (and 127 of them) is a normal, finite
+     * float. Per row (per tensor: over all rows), the smallest and largest exponent decide;
+     * computed in double, exactly as the reference does. */
+    {
+        int lo = EXP_MAX, hi = EXP_MIN;
+        walker_init(&w, m);
+        w.has_cols = 0;
+        for (r = 0; r < m->n_outputs; r++) {
+            uint32_t cnt = (uint32_t)rdv(&rows), done = 0, i;
+            walker_row(&w, r);
+            if (n_scales != 1) lo = EXP_MAX, hi = EXP_MIN;
+            while (done < cnt) {
+                uint32_t n = cnt - done < ESB_CHUNK ? cnt - done : ESB_CHUNK;
+                walker_fill(&w, pos, NULL, n);
+                for (i = 0; i < n; i++) {
+                    int e = (int8_t)exps[pos[i]];
+                    if (e < lo) lo = e;
+                    if (e > hi) hi = e;
+                }
+                done += n;
+            }
+            if (lo <= hi && (n_scales != 1 || r + 1 == m->n_outputs)) {
+                double s = (double)scale_of(m, r);
+                if (s * ldexp(1.0, lo) < FLT_MIN || s * ldexp(1.0, hi) * 127.0 > FLT_MAX)
+                    BAD("col_exponents: scale * 2^exponent leaves the float32 range for some "
+                        "weight");
+            }
+        }
+    }
+    return ESB_OK;
+}
+
+/* 2^e as a float, exactly (e in [EXP_MIN, EXP_MAX]: a normal float). */
+static float pow2f(int e)
+{
+    uint32_t u = (uint32_t)(e + 127) << 23;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static int has_exponents(const esb_model *m) { return m->sec_[EXPONENTS].present; }
+
 /* The dense layout: int8 weights whose dense matrix is no larger than the column list. */
 static int dense_eligible(const esb_model *m)
 {
@@ -1180,15 +1408,42 @@ static int dense_eligible(const esb_model *m)
            (uint64_t)m->n_outputs * m->n_features <= 4u * (uint64_t)m->nnz;
 }
 
-size_t esb_workspace_size(const esb_model *m) { return m ? (size_t)m->nnz * 4u : 0; }
+/* Workspace bytes of the dense layout: with exponents, 2^e of every feature (float bits)
+ * first, then the int8 matrix. */
+static uint64_t dense_bytes(const esb_model *m)
+{
+    return (uint64_t)m->n_outputs * m->n_features +
+           (has_exponents(m) ? 4u * (uint64_t)m->n_features : 0u);
+}
+
+/* Workspace bytes of the column list: each stored weight's column and, with exponents, its
+ * column's exponent (one byte). */
+static uint64_t list_bytes(const esb_model *m)
+{
+    return (4u + (has_exponents(m) ? 1u : 0u)) * (uint64_t)m->nnz;
+}
+
+static uint64_t transposed_bytes(const esb_model *m)
+{
+    return 8u * (uint64_t)m->nnz + 8u * (uint64_t)m->n_columns + 4u;
+}
+
+static size_t clamp_size(uint64_t t) { return t > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)t; }
+
+size_t esb_workspace_size(const esb_model *m)
+{
+    uint64_t t;
+    if (!m || !m->buf_) return 0;
+    if (!dense_eligible(m)) return clamp_size(list_bytes(m));
+    t = 4u * (uint64_t)m->nnz; /* without exponents the dense matrix always fits in these */
+    return clamp_size(dense_bytes(m) > t ? dense_bytes(m) : t);
+}
 
 size_t esb_workspace_size_fast(const esb_model *m)
 {
-    uint64_t t;
-    if (!m) return 0;
+    if (!m || !m->buf_) return 0;
     if (dense_eligible(m)) return esb_workspace_size(m);
-    t = 8u * (uint64_t)m->nnz + 8u * (uint64_t)m->n_columns + 4u;
-    return t > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)t;
+    return clamp_size(transposed_bytes(m));
 }
 
 const char *esb_layout_name(const esb_model *m)
@@ -1223,22 +1478,28 @@ static void for_each_weight(const esb_model *m, weight_fn f, void *ctx)
 typedef struct build_ctx {
     const esb_model *m;
     int32_t *a, *b, *c, *d;
+    int8_t *e; /* a character type: may alias the int32_t buffer */
 } build_ctx;
+
+static const uint8_t *exps_of(const esb_model *m)
+{
+    return m->buf_ + m->sec_[EXPONENTS].offset;
+}
 
 static void put_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
 {
+    build_ctx *b = (build_ctx *)ctx;
     (void)r;
-    (void)local;
-    ((build_ctx *)ctx)->a[k] = col;
+    b->a[k] = col;
+    if (b->e) b->e[k] = (int8_t)exps_of(b->m)[local];
 }
 
 static void put_dense(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
 {
     build_ctx *b = (build_ctx *)ctx;
     const uint8_t *v = b->m->buf_ + b->m->sec_[VALUES].offset;
-    int8_t *dense = (int8_t *)b->a; /* a character type: may alias the int32_t buffer */
     (void)local;
-    dense[(size_t)r * b->m->n_features + (uint32_t)col] = (int8_t)v[k];
+    b->e[(size_t)r * b->m->n_features + (uint32_t)col] = (int8_t)v[k];
 }
 
 static void count_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
@@ -1261,45 +1522,108 @@ static void put_transposed(void *ctx, uint32_t r, uint32_t k, int32_t col, int32
         b->d[e] = (int32_t)k;
     } else {
         float w = weight_of(b->m, r, k);
+        if (has_exponents(b->m)) w *= pow2f((int8_t)exps_of(b->m)[local]); /* exact */
         memcpy(&b->d[e], &w, 4); /* float bits: the buffer's declared type is int32_t */
+    }
+}
+
+/* The used columns' global numbers, in order, into out[0 .. n_columns). */
+static void listed_columns(const esb_model *m, int32_t *out)
+{
+    uint32_t c, nc = m->n_columns;
+    if (m->sec_[COLUMNS].present) {
+        seq cs;
+        seq_init(&cs, m->buf_ + m->sec_[COLUMNS].offset, m->sec_[COLUMNS].encoding, nc,
+                 m->n_features);
+        for (c = 0; c < nc; c++) out[c] = (int32_t)seq_next(&cs);
+    } else {
+        for (c = 0; c < nc; c++) out[c] = (int32_t)c;
+    }
+}
+
+size_t esb_layout_size(const esb_model *m, int layout)
+{
+    if (!m || !m->buf_) return 0;
+    switch (layout) {
+    case ESB_LAYOUT_COLUMNS: return clamp_size(list_bytes(m));
+    case ESB_LAYOUT_DENSE:
+        return m->value_dtype == ESB_VALUES_I8 ? clamp_size(dense_bytes(m)) : 0;
+    case ESB_LAYOUT_TRANSPOSED: return clamp_size(transposed_bytes(m));
+    default: return 0;
     }
 }
 
 esb_status esb_use_workspace(esb_model *m, int32_t *ws, size_t bytes)
 {
-    build_ctx b;
-    const int dense = dense_eligible(m) && ws;
+    int layout;
     if (!m || !m->buf_) return ESB_E_ARGUMENT;
-    if (dense ? bytes < (size_t)m->n_outputs * m->n_features
-              : (!ws && m->nnz) || bytes / 4u < m->nnz)
-        return ESB_E_ARGUMENT;
+    if (ws && dense_eligible(m) && bytes >= dense_bytes(m)) layout = ESB_LAYOUT_DENSE;
+    else if (ws && bytes >= transposed_bytes(m)) layout = ESB_LAYOUT_TRANSPOSED;
+    else if ((ws || !m->nnz) && bytes >= list_bytes(m)) layout = ESB_LAYOUT_COLUMNS;
+    else return ESB_E_ARGUMENT;
+    return esb_use_layout(m, layout, ws, bytes);
+}
+
+esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes)
+{
+    build_ctx b;
+    if (!m || !m->buf_) return ESB_E_ARGUMENT;
+    switch (layout) {
+    case ESB_LAYOUT_STREAMED: break;
+    case ESB_LAYOUT_COLUMNS:
+        if ((!ws && m->nnz) || bytes < list_bytes(m)) return ESB_E_ARGUMENT;
+        break;
+    case ESB_LAYOUT_DENSE:
+        if (!ws || m->value_dtype != ESB_VALUES_I8 || bytes < dense_bytes(m))
+            return ESB_E_ARGUMENT;
+        break;
+    case ESB_LAYOUT_TRANSPOSED:
+        if (!ws || bytes < transposed_bytes(m)) return ESB_E_ARGUMENT;
+        break;
+    default: return ESB_E_ARGUMENT;
+    }
     memset(&b, 0, sizeof b);
     b.m = m;
     b.a = ws;
     m->cols_ = NULL;
+    m->wexp_ = NULL;
     m->dense_ = NULL;
+    m->dfac_ = NULL;
     m->tptr_ = m->tcol_ = m->trow_ = m->tval_ = NULL;
-    if (dense) {
-        memset(ws, 0, (size_t)m->n_outputs * m->n_features);
+    if (layout == ESB_LAYOUT_DENSE) {
+        /* With exponents: 2^e of every feature (float bits; 1 where no weight is), then the
+         * int8 matrix, row-major. */
+        const size_t nf = m->n_features, nfac = has_exponents(m) ? nf : 0;
+        b.e = (int8_t *)(ws + nfac);
+        memset(b.e, 0, (size_t)m->n_outputs * nf);
         for_each_weight(m, put_dense, &b);
-        m->dense_ = (const int8_t *)ws;
-        m->layout_ = ESB_LAYOUT_DENSE;
-    } else if (ws && bytes >= esb_workspace_size_fast(m)) {
+        m->dense_ = b.e;
+        if (nfac) {
+            const uint8_t *exps = exps_of(m);
+            const float one = 1.0f;
+            uint32_t c, col;
+            seq cs;
+            for (c = 0; c < nf; c++) memcpy(&ws[c], &one, 4);
+            if (m->sec_[COLUMNS].present)
+                seq_init(&cs, m->buf_ + m->sec_[COLUMNS].offset, m->sec_[COLUMNS].encoding,
+                         m->n_columns, m->n_features);
+            for (c = 0; c < m->n_columns; c++) {
+                float f = pow2f((int8_t)exps[c]);
+                col = m->sec_[COLUMNS].present ? (uint32_t)seq_next(&cs) : c;
+                memcpy(&ws[col], &f, 4); /* float bits: the buffer's declared type is int32_t */
+            }
+            m->dfac_ = ws;
+        }
+    } else if (layout == ESB_LAYOUT_TRANSPOSED) {
         /* Column pointers, then the used columns' global numbers, then per stored weight its
-         * output row and its value (float bits, or its CSR position for float64 models). */
+         * output row and its value (float bits, 2^e included, or its CSR position for
+         * float64 models). */
         uint32_t c, nc = m->n_columns;
         b.b = ws + nc + 1u;
         b.c = b.b + nc;
         b.d = b.c + m->nnz;
         memset(ws, 0, 4u * ((size_t)nc + 1u));
-        if (m->sec_[COLUMNS].present) {
-            seq cs;
-            seq_init(&cs, m->buf_ + m->sec_[COLUMNS].offset, m->sec_[COLUMNS].encoding, nc,
-                     m->n_features);
-            for (c = 0; c < nc; c++) b.b[c] = (int32_t)seq_next(&cs);
-        } else {
-            for (c = 0; c < nc; c++) b.b[c] = (int32_t)c;
-        }
+        listed_columns(m, b.b);
         for_each_weight(m, count_column, &b);
         for (c = 0; c < nc; c++) b.a[c + 1] += b.a[c];
         for_each_weight(m, put_transposed, &b); /* advances b.a[c] to the end of column c */
@@ -1309,12 +1633,14 @@ esb_status esb_use_workspace(esb_model *m, int32_t *ws, size_t bytes)
         m->tcol_ = b.b;
         m->trow_ = b.c;
         m->tval_ = b.d;
-        m->layout_ = ESB_LAYOUT_TRANSPOSED;
-    } else {
+    } else if (layout == ESB_LAYOUT_COLUMNS) {
+        /* Each stored weight's column, then (with exponents) its column's exponent. */
+        if (has_exponents(m) && ws) b.e = (int8_t *)(ws + m->nnz);
         for_each_weight(m, put_column, &b);
         m->cols_ = ws;
-        m->layout_ = ESB_LAYOUT_COLUMNS;
+        m->wexp_ = b.e;
     }
+    m->layout_ = (uint8_t)layout;
     return ESB_OK;
 }
 
@@ -1356,14 +1682,16 @@ static double bias_of(const esb_model *m, uint32_t r)
         *ACC += (a0 + a1) + (a2 + a3);                                                         \
     } while (0)
 
-static void dense_chunk(const esb_model *m, const int32_t *cols, uint32_t n, uint64_t k,
-                        float scale, const float *x, float *facc, double *dacc)
+/* ex: the exponents of these n weights' columns (int8 models with exponents), else NULL. */
+static void dense_chunk(const esb_model *m, const int32_t *cols, const int8_t *ex, uint32_t n,
+                        uint64_t k, float scale, const float *x, float *facc, double *dacc)
 {
     const uint8_t *v = m->buf_ + m->sec_[VALUES].offset;
     uint32_t i;
 #define X(i) x[cols[i]]
 #define W_F32(i) ld_f32(v + 4 * (i))
 #define W_I8(i) (scale * (float)(int8_t)v[i]) /* rounded to float first: the IR contract */
+#define W_I8E(i) (W_I8(i) * pow2f(ex[i]))    /* then 2^e: exact */
 #define W_F64(i) ld_f64(v + 8 * (i))
 #define XD(i) (double)x[cols[i]]
     if (m->value_dtype == ESB_VALUES_F32) {
@@ -1371,7 +1699,8 @@ static void dense_chunk(const esb_model *m, const int32_t *cols, uint32_t n, uin
         DOT4(float, facc, W_F32);
     } else if (m->value_dtype == ESB_VALUES_I8) {
         v += k;
-        DOT4(float, facc, W_I8);
+        if (ex) DOT4(float, facc, W_I8E);
+        else DOT4(float, facc, W_I8);
     } else {
         v += 8 * k;
 #undef X
@@ -1382,6 +1711,7 @@ static void dense_chunk(const esb_model *m, const int32_t *cols, uint32_t n, uin
 #undef XD
 #undef W_F32
 #undef W_I8
+#undef W_I8E
 #undef W_F64
 }
 
@@ -1396,8 +1726,9 @@ static uint32_t lower_bound(const int32_t *a, uint32_t lo, uint32_t hi, int32_t 
 }
 
 /* CSR input: intersect the sorted columns of this chunk with the input row from *jp on. */
-static void csr_chunk(const esb_model *m, const int32_t *cols, uint32_t n, uint64_t k,
-                      float scale, const input *in, uint32_t *jp, float *facc, double *dacc)
+static void csr_chunk(const esb_model *m, const int32_t *cols, const int8_t *ex, uint32_t n,
+                      uint64_t k, float scale, const input *in, uint32_t *jp, float *facc,
+                      double *dacc)
 {
     const uint8_t *v = m->buf_ + m->sec_[VALUES].offset;
     uint32_t i = 0, j = *jp;
@@ -1413,7 +1744,8 @@ static void csr_chunk(const esb_model *m, const int32_t *cols, uint32_t n, uint6
             uint64_t kk = k + i;
             if (m->value_dtype == ESB_VALUES_F32) fa += ld_f32(v + 4 * kk) * in->val[j];
             else if (m->value_dtype == ESB_VALUES_I8)
-                fa += (scale * (float)(int8_t)v[kk]) * in->val[j];
+                fa += (ex ? (scale * (float)(int8_t)v[kk]) * pow2f(ex[i])
+                          : scale * (float)(int8_t)v[kk]) * in->val[j];
             else da += ld_f64(v + 8 * kk) * (double)in->val[j];
             i++;
             j++;
@@ -1454,7 +1786,9 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
 {
     const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset;
     const int streamed = m->cols_ == NULL;
-    int32_t chunk[ESB_CHUNK];
+    const uint8_t *exps = has_exponents(m) ? exps_of(m) : NULL;
+    int32_t chunk[ESB_CHUNK], local[ESB_CHUNK];
+    int8_t echunk[ESB_CHUNK];
     walker w;
     uint64_t k = 0;
     uint32_t r;
@@ -1468,16 +1802,23 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
         while (done < cnt) {
             uint32_t n;
             const int32_t *cols;
+            const int8_t *ex = NULL;
             if (streamed) {
                 n = cnt - done < ESB_CHUNK ? cnt - done : ESB_CHUNK;
-                walker_fill(&w, chunk, NULL, n);
+                walker_fill(&w, chunk, exps ? local : NULL, n);
                 cols = chunk;
+                if (exps) {
+                    uint32_t i;
+                    for (i = 0; i < n; i++) echunk[i] = (int8_t)exps[local[i]];
+                    ex = echunk;
+                }
             } else {
                 n = cnt - done;
                 cols = m->cols_ + k;
+                if (m->wexp_) ex = m->wexp_ + k;
             }
-            if (in->x) dense_chunk(m, cols, n, k, scale, in->x, &facc, &dacc);
-            else csr_chunk(m, cols, n, k, scale, in, &j, &facc, &dacc);
+            if (in->x) dense_chunk(m, cols, ex, n, k, scale, in->x, &facc, &dacc);
+            else csr_chunk(m, cols, ex, n, k, scale, in, &j, &facc, &dacc);
             done += n;
             k += n;
         }
@@ -1501,6 +1842,25 @@ static float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
     for (j = 0; j < LANES; j++) s += a[j];
     return s;
 }
+/* The same with each q[i] scaled by its column's 2^e first (exact: q * 2^e is a normal float,
+ * or an overflow, which the caller's NaN/Inf fallback handles). f: float bits. */
+static float dot_i8_pow2(const int8_t *restrict q, const int32_t *restrict f,
+                         const float *restrict x, size_t n)
+{
+    float a[LANES] = {0}, s = 0.0f, g;
+    size_t j;
+    for (; n >= LANES; n -= LANES, q += LANES, f += LANES, x += LANES)
+        for (j = 0; j < LANES; j++) {
+            memcpy(&g, f + j, 4);
+            a[j] += ((float)q[j] * g) * x[j];
+        }
+    for (j = 0; j < n; j++) {
+        memcpy(&g, f + j, 4);
+        s += ((float)q[j] * g) * x[j];
+    }
+    for (j = 0; j < LANES; j++) s += a[j];
+    return s;
+}
 #undef LANES
 
 /* Dense layout: sum q * x over the whole row (dense input) or the input's nonzeros (CSR), then
@@ -1510,8 +1870,10 @@ static float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
 static void compute_dense(const esb_model *m, const input *in, pick *p, int exact)
 {
     const size_t nf = m->n_features;
+    const int32_t *fac = m->dfac_; /* 2^e per feature (float bits), or NULL */
     size_t i;
     uint32_t r, j;
+    float f = 1.0f;
     for (r = 0; r < m->n_outputs; r++) {
         const int8_t *q = m->dense_ + r * nf;
         const float scale = scale_of(m, r);
@@ -1519,13 +1881,20 @@ static void compute_dense(const esb_model *m, const input *in, pick *p, int exac
         if (exact) {
             for (i = 0, j = 0; in->x ? i < nf : j < in->nnz; i++, j++) {
                 size_t c = in->x ? i : (size_t)in->idx[j];
-                if (q[c]) acc += (scale * (float)q[c]) * (in->x ? in->x[c] : in->val[j]);
+                if (!q[c]) continue;
+                if (fac) memcpy(&f, &fac[c], 4);
+                acc += ((scale * (float)q[c]) * f) * (in->x ? in->x[c] : in->val[j]);
             }
             take(acc + (float)bias_of(m, r), r, p);
             continue;
         }
         if (in->x) {
-            acc = dot_i8(q, in->x, nf);
+            acc = fac ? dot_i8_pow2(q, fac, in->x, nf) : dot_i8(q, in->x, nf);
+        } else if (fac) {
+            for (j = 0; j < in->nnz; j++) {
+                memcpy(&f, &fac[in->idx[j]], 4);
+                acc += ((float)q[in->idx[j]] * f) * in->val[j];
+            }
         } else {
             for (j = 0; j < in->nnz; j++) acc += (float)q[in->idx[j]] * in->val[j];
         }

@@ -22,8 +22,8 @@
  *
  * esb_open verifies the whole blob in place (it is never copied; it may live in flash) and
  * keeps pointers into it: the blob must stay valid and unchanged while the model is used.
- * The model is read-only after esb_open (and esb_use_workspace), so several threads may run
- * inferences on one model at the same time.
+ * The model is read-only after esb_open (and esb_use_workspace or esb_use_layout), so several
+ * threads may run inferences on one model at the same time.
  *
  * ---------------------------------------------------------------------------------------------
  * Memory: no function allocates. Exact RAM needs:
@@ -31,41 +31,75 @@
  *   - the esb_model struct: sizeof(esb_model) bytes (the caller's, static or on the stack);
  *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
  *     into caller buffers; esb_predict needs no buffer;
- *   - column indices, in one of four layouts (esb_layout_name tells which one is in use):
+ *   - esb_open's stack frame: a few hundred bytes of locals; with column exponents about
+ *     900 more (a 512-byte bitmap for the check that unused columns have exponent 0, 64
+ *     column positions and an index walker);
+ *   - column indices, in one of four layouts (esb_layout_name tells which one is in use).
+ *     Below, E is 1 when the model has column exponents (the `exponents` section, int8 models
+ *     only; see "Column exponents") and 0 otherwise:
  *       streamed (default, no esb_use_workspace): the packed index sections (varint gaps,
  *         bitmaps, Elias-Fano, or raw int32 read byte-wise) are decoded on the fly during
  *         every call. Extra RAM: 0 bytes outside the call's stack frame, which holds ESB_CHUNK
- *         (64) int32 column numbers (256 bytes) plus a few dozen bytes of iterator state.
- *         Cost: with a `columns` section, each row also re-walks the used-column list up to
- *         its last used column, so a call costs O(nnz + n_outputs * n_columns), not O(nnz).
+ *         (64) int32 column numbers (256 bytes; with column exponents also their 64 positions
+ *         in the column list and 64 exponents, 320 bytes) and a few dozen bytes of iterator
+ *         state. Cost: with a `columns` section, each row also re-walks the used-column list
+ *         up to its last used column, so a call costs O(nnz + n_outputs * n_columns), not
+ *         O(nnz).
  *       esb_use_workspace(&m, ws, bytes) builds one of the other three once, in a caller
- *       buffer (int32_t aligned) that must outlive the model; calls then only read it:
+ *       buffer (int32_t aligned) that must outlive the model; calls then only read it. It
+ *       takes the first of these that `bytes` allows (esb_layout_size gives each one's bytes):
  *       dense: int8 models with n_outputs * n_features <= 4 * nnz (at least 1/4 of the weights
- *         stored): the int8 weight matrix, row-major, zeros included, in exactly
- *         n_outputs * n_features bytes of ws (any bytes >= that). A dense row is one
- *         contiguous int8 x float dot product that -O2 vectorizes; a CSR row reads its
- *         weights directly. Chosen whenever the model qualifies.
- *       transposed: other models, when bytes >= esb_workspace_size_fast(m) =
- *         8 * nnz + 8 * n_columns + 4 bytes: column pointers (4 * (n_columns + 1)), the used
- *         columns' numbers (4 * n_columns), and per stored weight its output row (4) and its
- *         dequantized float value (4; float64 models: its position in the values section).
- *         A CSR row costs O(row nnz * log n_columns + weights in its columns), independent of
- *         the model's width; a dense row skips the columns where it is zero. Partial sums of
- *         up to ESB_CHUNK outputs at a time live on the stack (512 bytes).
- *       columns: otherwise, with bytes >= esb_workspace_size(m) = 4 * nnz: the global column
- *         of every stored weight (int32_t, CSR order), read directly.
+ *         stored), in n_outputs * n_features + 4 * E * n_features bytes of ws (any bytes >=
+ *         that): with exponents, first the factor 2^e of every feature (a float; 1 where no
+ *         weight is), then the int8 weight matrix, row-major, zeros included. A dense row is
+ *         one contiguous int8 x float dot product that -O2 vectorizes; a CSR row reads its
+ *         weights directly.
+ *       transposed: when bytes >= 8 * nnz + 8 * n_columns + 4: column pointers
+ *         (4 * (n_columns + 1)), the used columns' numbers (4 * n_columns), and per stored
+ *         weight its output row (4) and its dequantized float value, 2^e included (4; float64
+ *         models: its position in the values section). A CSR row costs
+ *         O(row nnz * log n_columns + weights in its columns), independent of the model's
+ *         width; a dense row skips the columns where it is zero. Partial sums of up to
+ *         ESB_CHUNK outputs at a time live on the stack (512 bytes).
+ *       columns: otherwise, with bytes >= (4 + E) * nnz: the global column of every stored
+ *         weight (int32_t, CSR order), read directly, then (with exponents) every stored
+ *         weight's exponent (int8, CSR order).
+ *     esb_workspace_size(m) is enough for the layout that gives the smallest workspace: for
+ *     models that qualify for dense, max(4 * nnz, the dense bytes) (4 * nnz without exponents);
+ *     for the others the column list's (4 + E) * nnz. esb_workspace_size_fast(m) is that for
+ *     dense models, else the transposed layout's bytes. esb_use_layout builds a given layout
+ *     whatever the model qualifies for (to compare them; dense needs int8 weights).
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Column exponents
+ *
+ * An int8 model may carry one power-of-two exponent e[j] in [-126, 127] per input column
+ * (section 9, `exponents`): the real weight is w[i, j] = scale[i] * q[i, j] * 2^e[j]
+ * (ir.LinearIR.col_exponents). esb_open checks them as the reference decoder does, including
+ * that every stored weight's step scale[i] * 2^e[j] is a normal float and 127 steps are
+ * finite. Since 2^e is a power of two, scaling by it is exact, so each layout applies it where
+ * it costs least and still computes the reference's weights:
+ *   streamed, columns: per stored weight, (scale * q rounded to float) * 2^e, the exponent
+ *     read from the blob (streamed) or the workspace (columns, one byte per weight);
+ *   transposed: folded into the dequantized float weights when the layout is built (no cost
+ *     per call);
+ *   dense: per element of the dot product, (q * 2^e[j]) * x[j], then the row's scale once;
+ *     the factors 2^e[j] are floats in the workspace (one multiply more per element, still
+ *     vectorized).
+ * The input is never scaled (x[j] * 2^e[j] could overflow or lose bits to underflow where the
+ * weight times x does not).
  *
  * ---------------------------------------------------------------------------------------------
  * Numerics and the parity bound with the numpy runtime
  *
  * float32 and int8 models compute in float (w = scale * q rounded to float first, exactly as
- * LinearIR.real_values does; products and the row sum in float, in any order; then
- * + (float)bias), except the dense layout, which sums q * x in float and multiplies by the
- * row's scale once (its weights scale * q are exact; the numpy runtime's are rounded to
- * float). float64 models accumulate in double from the float inputs and round the score to
- * float at the end. For every score of a row with k stored weights w_i (dequantized) and bias
- * b, with x the input (rounded to float, as this API takes it), and no overflow or underflow
- * in between:
+ * LinearIR.real_values does, then times 2^e, exact; products and the row sum in float, in any
+ * order; then + (float)bias), except the dense layout, which sums (q * 2^e) * x in float and
+ * multiplies by the row's scale once (its weights scale * q * 2^e are exact; the numpy
+ * runtime's are rounded to float). float64 models accumulate in double from the float inputs
+ * and round the score to float at the end. For every score of a row with k stored weights w_i
+ * (dequantized) and bias b, with x the input (rounded to float, as this API takes it), and no
+ * overflow or underflow in between:
  *
  *     |score_c - score_numpy| <= (k + 4) * 2^-23 * (sum_i |w_i * x_i| + |b|)
  *
@@ -73,13 +107,13 @@
  * layout's scale (1), the numpy runtime's own float32 or float64 sum in another order (k) and
  * its weights rounded to float where the dense layout's are exact (1), the rounding of float64
  * inputs to float (1), the bias and the final rounding of the score (2): 2k + 5 <= 2k + 8.
- * q * x can overflow where w * x does not (|q| <= 127): when a score comes out NaN/Inf the
- * dense layout recomputes the row weight by weight, as the other layouts do. Labels are equal
- * except where two scores (or a binary score and 0) lie within that bound of each other.
- * Probabilities follow
- * through the head: logistic and softmax change by at most half the largest score difference
- * plus a few float ulps (expf vs numpy's exp); modified_huber with several outputs divides by
- * the row sum and can amplify a difference when every output is near -1.
+ * q * x (or q * 2^e * x) can overflow where w * x does not (|q| <= 127): when a score comes
+ * out NaN/Inf the dense layout recomputes the row weight by weight, as the other layouts do.
+ * Labels are equal except where two scores (or a binary score and 0) lie within that bound of
+ * each other. Probabilities follow through the head: logistic and softmax change by at most
+ * half the largest score difference plus a few float ulps (expf vs numpy's exp);
+ * modified_huber with several outputs divides by the row sum and can amplify a difference
+ * when every output is near -1.
  *
  * Inputs must be finite: a dense row is checked in full (n_features values; in the dense
  * layout only when a score comes out NaN/Inf, since every input value is then multiplied in),
@@ -99,8 +133,8 @@ extern "C" {
 
 #define ESB_FORMAT_VERSION 1
 #define ESB_MESSAGE_SIZE 200
-/* Column numbers decoded per step in streamed mode (stack: 4 * ESB_CHUNK bytes); outputs
- * per block in the transposed layout. */
+/* Column numbers decoded per step in streamed mode (stack: 4 * ESB_CHUNK bytes, 9 * ESB_CHUNK
+ * with column exponents); outputs per block in the transposed layout. */
 #define ESB_CHUNK 64
 
 typedef enum esb_status {
@@ -152,11 +186,13 @@ typedef struct esb_model {
     /* Private. */
     const unsigned char *buf_;
     size_t size_;
-    esb_section_ref sec_[9];   /* indexed by section kind 1..8 */
+    esb_section_ref sec_[10];  /* indexed by section kind 1..9 */
     uint32_t n_scales_;        /* 0, 1 (per tensor) or n_outputs (per row) */
     uint8_t layout_;           /* ESB_LAYOUT_* (esb_use_workspace) */
     const int32_t *cols_;      /* columns: global column of every stored weight */
+    const int8_t *wexp_;       /* columns, with exponents: every stored weight's exponent */
     const int8_t *dense_;      /* dense: n_outputs x n_features int8 weights */
+    const int32_t *dfac_;      /* dense, with exponents: 2^e of every feature (float bits) */
     const int32_t *tptr_, *tcol_, *trow_, *tval_; /* transposed: see esb_use_workspace */
 } esb_model;
 
@@ -169,18 +205,30 @@ esb_status esb_open(const void *buf, size_t len, esb_model *m);
 /* A short static description of a status code. */
 const char *esb_strerror(esb_status code);
 
-/* 4 * nnz: enough workspace for the dense or the column-list layout (see "Memory" above). */
+/* The smallest workspace for a decoded layout (see "Memory" above): for models that qualify
+ * for the dense layout max(4 * nnz, its bytes), else the column list's (4 + E) * nnz; without
+ * column exponents (E = 0), 4 * nnz. */
 size_t esb_workspace_size(const esb_model *m);
 
 /* Workspace for this model's fastest layout: esb_workspace_size(m) when it gets the dense
- * layout (which uses only n_outputs * n_features of those bytes), else the transposed
- * layout's 8 * nnz + 8 * n_columns + 4. */
+ * layout (which uses only n_outputs * n_features + 4 * E * n_features of those bytes), else
+ * the transposed layout's 8 * nnz + 8 * n_columns + 4. */
 size_t esb_workspace_size_fast(const esb_model *m);
 
 /* Build an index layout in ws (int32_t aligned; bytes decides the layout, see "Memory"
  * above) and use it from now on; ESB_E_ARGUMENT when bytes is too small for any. ws must
  * stay valid and unchanged while the model is used. */
 esb_status esb_use_workspace(esb_model *m, int32_t *ws, size_t bytes);
+
+/* Workspace bytes of one layout (ESB_LAYOUT_*) for this model: 0 for streamed, and for dense
+ * when the values are not int8. */
+size_t esb_layout_size(const esb_model *m, int layout);
+
+/* Build the given layout (ESB_LAYOUT_STREAMED: drop the workspace) whether or not the model
+ * qualifies for it, e.g. to compare layouts; ESB_E_ARGUMENT when bytes <
+ * esb_layout_size(m, layout) or for dense without int8 values. Same rules for ws as
+ * esb_use_workspace. */
+esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes);
 
 /* "streamed", "columns", "dense" or "transposed": the layout the calls use. */
 const char *esb_layout_name(const esb_model *m);

@@ -3,10 +3,10 @@
  *
  *   esb verify MODEL.esb...                        one line per file: "OK" or
  *                                                  "ERR <code> <message>"; exit 1 if any failed
- *   esb predict MODEL.esb ROWS.bin [--stream|--min-workspace]
+ *   esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout NAME]
  *                                                  one line per row:
  *                                                  "<class index or -1>\t<scores>\t<probas>"
- *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace]
+ *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace|--layout NAME]
  *             [--op predict|proba|decision]
  *             [--batch N] [--predictions FILE]
  *                                                  one JSON line (see below)
@@ -14,7 +14,8 @@
  * By default the index sections are decoded once into a workspace of esb_workspace_size_fast
  * bytes (esb_use_workspace: the dense or transposed layout); --min-workspace gives it only
  * esb_workspace_size bytes (dense, else the column list); --stream decodes them on the fly
- * during every call (no workspace).
+ * during every call (no workspace); --layout streamed|columns|dense|transposed builds that
+ * layout whatever the model qualifies for (esb_use_layout, in esb_layout_size bytes).
  *
  * ROWS.bin (written by edgesparse.export_c.write_rows), little-endian:
  *   0  "ESBROWS1"   8 bytes
@@ -164,6 +165,13 @@ static int read_rows(const char *path, rows *r)
     return 1;
 }
 
+/* Names of ESB_LAYOUT_* (what esb_layout_name returns for each). */
+static const char *layout_name_of(int layout)
+{
+    static const char *const NAMES[4] = {"streamed", "columns", "dense", "transposed"};
+    return layout >= 0 && layout < 4 ? NAMES[layout] : "?";
+}
+
 typedef struct loaded {
     unsigned char *blob;
     size_t len;
@@ -172,7 +180,10 @@ typedef struct loaded {
     size_t ws_bytes;
 } loaded;
 
-/* stream: 1 streamed, 2 the minimal workspace, 0 the fastest layout's workspace. */
+/* stream: 1 streamed, 2 the minimal workspace, 0 the fastest layout's workspace,
+ * FORCED + ESB_LAYOUT_* that layout (esb_use_layout). */
+enum { FORCED = 16 };
+
 static int load_model(const char *path, int stream, loaded *l)
 {
     esb_status st;
@@ -188,7 +199,15 @@ static int load_model(const char *path, int stream, loaded *l)
         fprintf(stderr, "esb: %s: %s\n", path, l->m.message);
         return 0;
     }
-    if (stream != 1) {
+    if (stream >= FORCED) {
+        l->ws_bytes = esb_layout_size(&l->m, stream - FORCED);
+        l->ws = (int32_t *)malloc(l->ws_bytes ? l->ws_bytes : 4);
+        if (!l->ws || esb_use_layout(&l->m, stream - FORCED, l->ws, l->ws_bytes) != ESB_OK) {
+            fprintf(stderr, "esb: cannot set up the %s layout\n",
+                    layout_name_of(stream - FORCED));
+            return 0;
+        }
+    } else if (stream != 1) {
         l->ws_bytes = stream == 2 ? esb_workspace_size(&l->m) : esb_workspace_size_fast(&l->m);
         l->ws = (int32_t *)malloc(l->ws_bytes ? l->ws_bytes : 4);
         if (!l->ws || esb_use_workspace(&l->m, l->ws, l->ws_bytes) != ESB_OK) {
@@ -509,9 +528,11 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
 static int usage(void)
 {
     fprintf(stderr, "usage: esb verify MODEL.esb...\n"
-                    "       esb predict MODEL.esb ROWS.bin [--stream|--min-workspace]\n"
-                    "       esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace] "
-                    "[--op predict|proba|decision] [--batch N] [--predictions FILE]\n");
+                    "       esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout L]\n"
+                    "       esb bench MODEL.esb ROWS.bin RUNS WARMUP "
+                    "[--stream|--min-workspace|--layout L] "
+                    "[--op predict|proba|decision] [--batch N] [--predictions FILE]\n"
+                    "       (L: streamed, columns, dense or transposed)\n");
     return 2;
 }
 
@@ -543,6 +564,13 @@ int main(int argc, char **argv)
     for (i = first_option; i < argc; i++) {
         if (strcmp(argv[i], "--stream") == 0) o.stream = 1;
         else if (strcmp(argv[i], "--min-workspace") == 0) o.stream = 2;
+        else if (strcmp(argv[i], "--layout") == 0 && i + 1 < argc) {
+            int k;
+            for (k = 0; k < 4 && strcmp(argv[i + 1], layout_name_of(k)) != 0; k++) continue;
+            if (k == 4) return usage();
+            o.stream = k == ESB_LAYOUT_STREAMED ? 1 : FORCED + k;
+            i++;
+        }
         else if (strcmp(argv[i], "--op") == 0 && i + 1 < argc) {
             const char *op = argv[++i];
             if (strcmp(op, "predict") == 0) o.op = OP_PREDICT;

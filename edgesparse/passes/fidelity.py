@@ -1,0 +1,144 @@
+"""How closely a compressed model follows the original, measured without scikit-learn.
+
+Both models are :class:`~edgesparse.ir.LinearIR` run by the numpy runtime, on rows the user
+gave or, without data, on *probe* rows drawn from what the model knows of its inputs
+(``ir.input_stats``: a scaler's centre and spread). Classifiers are scored by label agreement,
+regressors by the largest absolute error relative to the original's output range
+(``max|Δ| / (max - min)`` over the rows, worst output).
+
+:func:`choose_int8` uses it to pick the int8 layout (with or without per-column exponents).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from edgesparse.ir import FeatureStats, LinearIR
+from edgesparse.passes.quantize import quantize_int8
+from edgesparse.runtime.model import Model
+
+PROBE_ROWS = 4096
+"""Rows drawn from the input statistics when no data is given."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Fidelity:
+    """One fidelity figure and what it was measured on.
+
+    ``value`` is label agreement (classifiers, higher is better) or relative error (regressors,
+    lower is better); ``rows`` the number of rows, ``basis`` ``"data"`` or ``"probe"``.
+    """
+
+    metric: str
+    value: float
+    rows: int
+    basis: str
+
+    def better_or_equal(self, other: Fidelity) -> bool:
+        """True when this figure is at least as good as ``other`` (same metric)."""
+        if self.metric == "agreement":
+            return self.value >= other.value
+        return self.value <= other.value
+
+    def meets(self, *, min_agreement: float = 0.995, max_error: float = 0.01) -> bool:
+        """The safe-default bar: ≥ 99.5% agreement, or error ≤ 1% of the output range."""
+        if self.metric == "agreement":
+            return self.value >= min_agreement
+        return self.value <= max_error
+
+    def describe(self) -> str:
+        """E.g. ``99.80% label agreement on 4096 probe rows``."""
+        what = (
+            f"{self.value:.2%} label agreement"
+            if self.metric == "agreement"
+            else f"max error {self.value:.2%} of the output range"
+        )
+        if self.basis == "probe":
+            return f"{what} on {self.rows} probe rows drawn from the model's input statistics"
+        return f"{what} on {self.rows} data rows"
+
+
+def data_stats(X: Any, *, source: str = "data") -> FeatureStats | None:
+    """Column means and standard deviations of ``X`` (dense or scipy CSR) as input statistics.
+
+    Columns whose standard deviation is 0 take the median of the others; None when every
+    column is constant or there are no rows.
+    """
+    if getattr(X, "shape", (0,))[0] == 0:
+        return None
+    if hasattr(X, "tocsr"):
+        X = X.tocsr()
+        mean = np.asarray(X.mean(axis=0), dtype=np.float64).reshape(-1)
+        sq = np.asarray(X.multiply(X).mean(axis=0), dtype=np.float64).reshape(-1)
+        std = np.sqrt(np.maximum(sq - mean**2, 0.0))
+    else:
+        Xd = np.asarray(X, dtype=np.float64)
+        mean, std = Xd.mean(axis=0), Xd.std(axis=0)
+    good = np.isfinite(std) & (std > 0)
+    if not good.any():
+        return None
+    std = np.where(good, std, np.median(std[good]))
+    return FeatureStats(center=np.nan_to_num(mean), spread=std, source=source)
+
+
+def probe_rows(stats: FeatureStats, *, n: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
+    """``n`` rows drawn as ``centre + spread · N(0, 1)`` per column (float64)."""
+    rng = np.random.default_rng(seed)
+    return stats.center + stats.spread * rng.standard_normal((n, stats.center.size))
+
+
+def measure(reference: LinearIR, candidate: LinearIR, X: Any, *, basis: str) -> Fidelity:
+    """Fidelity of ``candidate`` against ``reference`` on the rows ``X``."""
+    ref, got = Model(reference), Model(candidate)
+    n = int(X.shape[0])
+    if reference.is_classifier:
+        agree = np.asarray(ref.predict(X)) == np.asarray(got.predict(X))
+        return Fidelity("agreement", float(agree.mean()) if n else 1.0, n, basis)
+    r = np.asarray(ref.predict(X), dtype=np.float64).reshape(n, -1)
+    g = np.asarray(got.predict(X), dtype=np.float64).reshape(n, -1)
+    span = r.max(axis=0) - r.min(axis=0) if n else np.ones(r.shape[1])
+    span = np.where(span > 0, span, np.maximum(np.abs(r).max(axis=0, initial=0.0), 1e-300))
+    err = np.abs(g - r).max(axis=0, initial=0.0) / span
+    return Fidelity("relative_error", float(err.max(initial=0.0)), n, basis)
+
+
+def evaluation_rows(ir: LinearIR, X: Any | None) -> tuple[Any, str] | None:
+    """The rows to measure on: the user's ``X``, else probe rows, else None."""
+    if X is not None and X.shape[0] > 0:
+        return X, "data"
+    if ir.input_stats is not None:
+        return probe_rows(ir.input_stats), "probe"
+    return None
+
+
+def choose_int8(
+    ir: LinearIR, *, granularity: str = "row", X: Any | None = None
+) -> tuple[LinearIR, Fidelity | None]:
+    """Int8-quantize ``ir`` with or without per-column exponents, whichever measures better.
+
+    Measured on ``X`` (the user's rows) or probe rows from ``ir.input_stats``; ties go to the
+    smaller layout (no exponents). Without either, per-column exponents from the weights
+    (data-free equalization) are used, and the fidelity is None (unknown).
+    """
+    rows = evaluation_rows(ir, X)
+    pow2 = quantize_int8(ir, granularity=granularity, columns="pow2")
+    if rows is None:
+        return pow2, None
+    plain = quantize_int8(ir, granularity=granularity, columns="none")
+    if pow2.col_exponents is None:
+        return plain, measure(ir, plain, rows[0], basis=rows[1])
+    # Decided on the RMS score error, not on labels: with few rows, label agreement ties often
+    # while the scores already show which layout is closer.
+    if score_error(ir, plain, rows[0]) <= score_error(ir, pow2, rows[0]):
+        return plain, measure(ir, plain, rows[0], basis=rows[1])
+    return pow2, measure(ir, pow2, rows[0], basis=rows[1])
+
+
+def score_error(reference: LinearIR, candidate: LinearIR, X: Any) -> float:
+    """RMS difference of the raw scores (``decision_function``) over ``X``."""
+    ref = np.asarray(Model(reference).decision_function(X), dtype=np.float64)
+    got = np.asarray(Model(candidate).decision_function(X), dtype=np.float64)
+    return float(np.sqrt(np.mean((ref - got) ** 2))) if ref.size else 0.0
