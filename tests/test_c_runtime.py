@@ -406,11 +406,11 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
     be forced (esb_use_layout) in its own bytes, and all compute the same predictions."""
     digits_pkl = ROOT / "models" / "digits_pipeline.pkl"
     blobs = {name: tmp_path / f"{name}.esb" for name in ("digits", "digits-e0", "digits64")}
-    compress_file(digits_pkl, blobs["digits"])
-    compress_file(digits_pkl, blobs["digits-e0"], columns="none")
+    compress_file(digits_pkl, blobs["digits"], quantize="int8")
+    compress_file(digits_pkl, blobs["digits-e0"], columns="none", quantize="int8")
     compress_file(digits_pkl, blobs["digits64"], quantize="none")
     blobs["diabetes"] = tmp_path / "diabetes.esb"
-    compress_file(ROOT / "models" / "diabetes_ridge.pkl", blobs["diabetes"])
+    compress_file(ROOT / "models" / "diabetes_ridge.pkl", blobs["diabetes"], quantize="int8")
     for name, dtype in (("wide", "int8"), ("wide-e", "int8-pow2")):
         blobs[name] = tmp_path / f"{name}.esb"
         esb.write(_wide_ir(n_out=70, dtype=dtype), blobs[name], columns="eliasfano")
@@ -761,7 +761,7 @@ def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: P
         blobs.append((tmp_path / f"w{i}.esb", _wide_rows(8)))
         esb.write(_wide_ir(n_out=n_out, dtype=dtype), blobs[-1][0], columns="eliasfano")
     digits = tmp_path / "digits.esb"
-    compress_file(ROOT / "models" / "digits_pipeline.pkl", digits)
+    compress_file(ROOT / "models" / "digits_pipeline.pkl", digits, quantize="int8")
     blobs.append((digits, np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:20]))
     blobs.append((tmp_path / "pow2.esb", _synthetic_rows()))
     esb.write(SYNTHETIC["logistic-binary-int8-pow2"], blobs[-1][0], columns="varint")
@@ -847,7 +847,7 @@ def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> 
         esb.write(SYNTHETIC[case], blob)
         X = _synthetic_rows()
     else:
-        compress_file(ROOT / "models" / f"{case}.pkl", blob)
+        compress_file(ROOT / "models" / f"{case}.pkl", blob, quantize="int8")
         X = np.load(ROOT / "models" / f"{case}.test.npz")["X"]
     model = Model(esb.read(blob))
     out = tmp_path / "out"
@@ -871,7 +871,7 @@ def digits_main(tmp_path_factory) -> tuple[Path, Model, np.ndarray]:
     """The export-c program of digits_pipeline (64 features), its numpy model and test rows."""
     root = tmp_path_factory.mktemp("digits-main")
     blob = root / "m.esb"
-    compress_file(ROOT / "models" / "digits_pipeline.pkl", blob)
+    compress_file(ROOT / "models" / "digits_pipeline.pkl", blob, quantize="int8")
     export_c(blob, root / "out", name="model")
     exe = _build_export(root / "out")
     return exe, Model(esb.read(blob)), np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"]
@@ -984,7 +984,7 @@ def test_export_c_input_parsing_clean_under_sanitizers(digits_main, tmp_path: Pa
 
 def test_export_c_cli_and_errors(tmp_path: Path) -> None:
     blob = tmp_path / "iris.esb"
-    compress_file(ROOT / "models" / "iris_l2_logreg.pkl", blob)
+    compress_file(ROOT / "models" / "iris_l2_logreg.pkl", blob, quantize="int8")
     runner = CliRunner()
     res = runner.invoke(cli, ["export-c", str(blob), "-o", str(tmp_path / "c"), "--name", "iris"])
     assert res.exit_code == 0, res.output
@@ -1023,7 +1023,7 @@ def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> 
     require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
     blob = tmp_path / "m.esb"
     if case == "digits":
-        compress_file(ROOT / "models" / "digits_pipeline.pkl", blob)
+        compress_file(ROOT / "models" / "digits_pipeline.pkl", blob, quantize="int8")
         expected = "dense"
     else:
         ir = _wide_ir(n_out=5, dtype=case.removeprefix("wide-"))

@@ -36,14 +36,14 @@ DATA = MODELS / "digits_pipeline.test.npz"
 @pytest.fixture(scope="module")
 def esb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("harness") / "digits.esb"
-    compress_file(PKL, out)
+    compress_file(PKL, out, quantize="int8")
     return out
 
 
 @pytest.fixture(scope="module")
 def onnx(esb: Path) -> Path:
     out = esb.with_suffix(".onnx")
-    compress_file(PKL, out)
+    compress_file(PKL, out, quantize="int8")
     return out
 
 

@@ -36,7 +36,7 @@ from tests.test_harness import (
 @pytest.fixture(scope="module")
 def esb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("harness_c") / "digits.esb"
-    compress_file(PKL, out)
+    compress_file(PKL, out, quantize="int8")
     return out
 
 
@@ -130,7 +130,7 @@ def test_c_regressor_matches_numpy_runtime(tmp_path: Path) -> None:
     _require_cc()
     pkl, data = MODELS / "diabetes_ridge.pkl", MODELS / "diabetes_ridge.test.npz"
     blob = tmp_path / "ridge.esb"
-    compress_file(pkl, blob)
+    compress_file(pkl, blob, quantize="int8")
     d = np.load(data)
     ours = edgesparse.load(blob).predict(d["X"])
     sk = load_model(pkl).predict(d["X"])
