@@ -179,3 +179,88 @@ def test_choose_int8_prefers_exponents_on_mixed_scales_and_measures():
     assert measure(ir, chosen, X, basis="data").value == pytest.approx(want)
     plain = quantize_int8(ir, columns="none")
     assert want >= 0.995 > np.mean(Model(ir).predict(X) == Model(plain).predict(X))
+
+
+def test_data_free_exponents_keep_only_the_outliers_within_budget():
+    # 600 columns, no statistics: at most max(256, 1% of nnz) columns keep their own exponent,
+    # those of the largest exponents; the others share the floor (0 after centring).
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((2, 600)) * 2.0 ** rng.integers(-6, 7, 600)
+    ir = make(w)
+    e = column_exponents(ir)
+    raw = np.log2(np.abs(w).max(axis=0))
+    full = np.rint(raw - np.median(raw))
+    kept = np.sort(full)[::-1]
+    floor = kept[256]
+    np.testing.assert_array_equal(e, np.maximum(full, floor) - floor)
+    assert np.count_nonzero(e) <= 256
+    # With statistics every column keeps its exponent: the scales are known to matter.
+    stats = FeatureStats(center=np.zeros(600), spread=2.0 ** rng.integers(-6, 7, 600), source="t")
+    assert np.count_nonzero(column_exponents(make(w, stats))) > 256
+
+
+@pytest.mark.parametrize("columns", ["all", "eliasfano"])
+def test_esb_exceptions_encoding_round_trip(columns):
+    # Few distinct exponents: the exceptions encoding is the smaller one and decodes exactly.
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((3, 2000)) * 0.01
+    w[:, rng.choice(2000, 1500, replace=False)] = 0.0
+    w[0, :40] = rng.standard_normal(40) * 50.0  # 40 outlier columns
+    q = quantize_int8(make(w), columns="pow2")
+    assert q.col_exponents is not None
+    blob = esb.encode(q, columns=columns)
+    info = esb.verify(blob)
+    assert info["sections"]["exponents"]["encoding"] == "exceptions"
+    back = esb.decode(blob)
+    np.testing.assert_array_equal(back.col_exponents, q.col_exponents)
+    np.testing.assert_array_equal(back.real_values(), q.real_values())
+
+
+def _exceptions_blob() -> tuple[bytearray, int, LinearIR]:
+    w = np.zeros((1, 300))
+    w[0, :200] = 0.01
+    w[0, 200:203] = 100.0
+    q = quantize_int8(make(w), columns="pow2")
+    blob = bytearray(esb.encode(q, columns="all"))
+    info = esb.verify(bytes(blob))
+    assert info["sections"]["exponents"]["encoding"] == "exceptions"
+    return blob, info["sections"]["exponents"]["offset"], q
+
+
+def test_exceptions_encoding_layout_is_as_specified():
+    blob, off, q = _exceptions_blob()
+    # u32 count 3, i8 default 0, the three exponents, then gaps 200, 0, 0.
+    k = int.from_bytes(blob[off : off + 4], "little")
+    assert k == 3 and blob[off + 4] == 0
+    assert bytes(blob[off + 5 : off + 8]) == q.col_exponents[200:203].astype("i1").tobytes()
+    assert bytes(blob[off + 8 : off + 12]) == bytes([0xC8, 0x01, 0x00, 0x00])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda b, o: b.__setitem__(slice(o, o + 4), (301).to_bytes(4, "little")),
+            "lists 301 exceptions, but there are only 300 listed columns",
+        ),
+        (
+            lambda b, o: b.__setitem__(o + 4, 0x81),  # default -127
+            r"default exponent -127 is outside \[-126, 127\]",
+        ),
+        (lambda b, o: b.__setitem__(o + 5, 0), "exception 0 has exponent 0: outside"),
+        (lambda b, o: b.__setitem__(o + 11, 0x80), "holds 2 numbers, expected 3"),
+        (
+            lambda b, o: b.__setitem__(slice(o + 8, o + 10), bytes([0xAB, 0x02])),
+            "exception 1 names column position 300, beyond the 300 listed",
+        ),
+        (
+            lambda b, o: b.__setitem__(slice(o + 8, o + 10), bytes([0xFA, 0x01])),
+            "column 250 has no weights but an exception exponent",
+        ),
+    ],
+)
+def test_exceptions_encoding_rejects(edit, message):
+    blob, off, _ = _exceptions_blob()
+    edit(blob, off)
+    with pytest.raises(FormatError, match=message):
+        esb.decode(_reseal(blob))

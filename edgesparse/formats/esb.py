@@ -104,7 +104,7 @@ _ENCODINGS: dict[int, dict[int, str]] = {
     BIAS: {0: "float64", 1: "float32"},
     CLASSES: {0: "int-zigzag-varint", 1: "float64", 2: "utf8"},
     PROVENANCE: {0: "json"},
-    EXPONENTS: {0: "int8"},
+    EXPONENTS: {0: "int8", 1: "exceptions"},
 }
 
 
@@ -173,8 +173,7 @@ def encode(ir: LinearIR, *, columns: str = "auto", indices: str = "auto") -> byt
     if ir.provenance:
         sections.append((PROVENANCE, 0, _encode_provenance(ir.provenance)))
     if ir.col_exponents is not None:
-        listed = np.unique(ir.indices) if col_enc is not None else slice(None)
-        sections.append((EXPONENTS, 0, ir.col_exponents[listed].astype("i1").tobytes()))
+        sections.append((EXPONENTS, *_encode_exponents(ir, listed=col_enc is not None)))
 
     flags = FLAG_SQUEEZE if ir.squeeze else 0
     head_code = HEADS.index(ir.head)
@@ -276,16 +275,18 @@ def _encode_pattern(
 
     # Candidate A: no column list; candidate B: list of used columns + local indices.
     # Column exponents (one byte per listed column) count with the layout that lists them.
-    per_col = 1 if ir.col_exponents is not None else 0
+    def exp_cost(listed: bool) -> int:
+        if ir.col_exponents is None:
+            return 0
+        return ENTRY_SIZE + _align(len(_encode_exponents(ir, listed=listed)[1]))
+
     cands: list[tuple[int, int, int | None, int, int]] = []  # (total, order, col_enc, idx_enc, n)
     want_idx = [k for k, v in INDEX_ENCODINGS.items() if indices in ("auto", v)]
     if columns in ("auto", "all"):
         sizes = idx_sizes(cols, n_feat)
         for k in want_idx:
             if k in sizes:
-                cands.append(
-                    (_align(sizes[k]) + _align(per_col * n_feat), len(cands), None, k, n_feat)
-                )
+                cands.append((_align(sizes[k]) + exp_cost(False), len(cands), None, k, n_feat))
     used = local = None
     if columns != "all":
         used = np.unique(cols)
@@ -302,7 +303,7 @@ def _encode_pattern(
             for k in want_idx:
                 if k in sizes:
                     total = ENTRY_SIZE + _align(csize) + _align(sizes[k])
-                    total += _align(per_col * int(used.size))
+                    total += exp_cost(True)
                     cands.append((total, len(cands), ck, k, int(used.size)))
     if not cands:
         raise ValueError(f"layout columns={columns!r}, indices={indices!r} cannot hold this model")
@@ -989,6 +990,28 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
     return ir, hdr, info
 
 
+def _encode_exponents(ir: LinearIR, *, listed: bool) -> tuple[int, bytes]:
+    """The smaller of the two encodings of ``ir.col_exponents`` over the listed columns (the
+    used ones when the blob has a column list, else every feature): one i8 each (0), or the
+    exceptions to the most common exponent of the used columns (1)."""
+    assert ir.col_exponents is not None
+    used = np.unique(ir.indices)
+    per_listed = ir.col_exponents[used] if listed else ir.col_exponents
+    dense = per_listed.astype("i1").tobytes()
+    values, counts = np.unique(ir.col_exponents[used], return_counts=True)
+    default = int(values[np.argmax(counts)])  # ties: the smallest, so the choice is unique
+    pos_in_listed = np.arange(used.size) if listed else used
+    exc = ir.col_exponents[used] != default
+    positions = pos_in_listed[exc].astype(np.int64)
+    gaps = np.diff(positions, prepend=-1) - 1
+    sparse = (
+        struct.pack("<Ib", int(positions.size), default)
+        + ir.col_exponents[used][exc].astype("i1").tobytes()
+        + _varint_encode(gaps.astype(_U64))
+    )
+    return (0, dense) if len(dense) <= len(sparse) else (1, sparse)
+
+
 def _decode_exponents(
     sec: tuple[int, int, np.ndarray],
     need: Any,
@@ -999,16 +1022,18 @@ def _decode_exponents(
 ) -> np.ndarray:
     """One int8 exponent per listed column, in [-126, 127]; 0 for every column no weight
     uses (one encoding per model). The IR checks the products ``scale * 2^e`` next."""
-    _, off, b = sec
+    enc, off, b = sec
+    lo, hi = EXPONENT_RANGE
+    columns = np.arange(n_feat) if used is None else used
+    if enc == 1:
+        return _decode_exception_exponents(b, off, n_cols, columns, n_feat, indices)
     need(EXPONENTS, n_cols, f"{n_cols} int8 column exponents (one per used column)")
     exps = np.frombuffer(b, dtype="i1").astype(np.int8)
-    lo, hi = EXPONENT_RANGE
     bad = (exps < lo) | (exps > hi)
     if np.any(bad):
         p = int(np.argmax(bad))
         _sfail("exponents", off, f"exponent {int(exps[p])} at position {p} is outside [{lo}, {hi}]")
     full = np.zeros(n_feat, dtype=np.int8)
-    columns = np.arange(n_feat) if used is None else used
     full[columns] = exps
     stray = full.astype(bool)
     stray[indices] = False
@@ -1018,6 +1043,54 @@ def _decode_exponents(
             off,
             f"column {int(np.argmax(stray))} has no weights but a nonzero exponent",
         )
+    return full
+
+
+def _decode_exception_exponents(
+    b: np.ndarray, off: int, n_cols: int, columns: np.ndarray, n_feat: int, indices: np.ndarray
+) -> np.ndarray:
+    """Encoding 1: u32 count k, i8 default, k i8 exponents, k varint gaps of listed-column
+    positions. Used columns take the default unless listed; unused columns are 0 and may not
+    be listed; a listed exponent differs from the default (one encoding per model)."""
+    lo, hi = EXPONENT_RANGE
+
+    def fail(msg: str) -> None:
+        _sfail("exponents", off, msg)
+
+    if b.size < 5:
+        fail(f"is {b.size} bytes, too short for its 5-byte count and default")
+    k = int(np.frombuffer(b[:4].tobytes(), dtype="<u4")[0])
+    default = int(np.frombuffer(b[4:5].tobytes(), dtype="i1")[0])
+    if not lo <= default <= hi:
+        fail(f"default exponent {default} is outside [{lo}, {hi}]")
+    if k > n_cols:
+        fail(f"lists {k} exceptions, but there are only {n_cols} listed columns")
+    if 5 + k > b.size:
+        fail(f"is {b.size} bytes, too short for {k} exception exponents")
+    exps = np.frombuffer(b[5 : 5 + k].tobytes(), dtype="i1").astype(np.int8)
+    gaps, err = _varint_decode(b[5 + k :], k, 5)
+    if err:
+        fail(f"{err} (one column gap per exception)")
+    pos = np.cumsum(gaps.astype(np.int64) + 1) - 1
+    if k and int(pos[-1]) >= n_cols:
+        p = int(np.argmax(pos >= n_cols))
+        fail(f"exception {p} names column position {int(pos[p])}, beyond the {n_cols} listed")
+    bad = (exps < lo) | (exps > hi) | (exps == default)
+    if np.any(bad):
+        p = int(np.argmax(bad))
+        fail(
+            f"exception {p} has exponent {int(exps[p])}: outside [{lo}, {hi}] or equal to the "
+            f"default {default}"
+        )
+    used = np.zeros(n_feat, dtype=bool)
+    used[indices] = True
+    listed_cols = columns[pos]
+    if np.any(~used[listed_cols]):
+        p = int(np.argmax(~used[listed_cols]))
+        fail(f"column {int(listed_cols[p])} has no weights but an exception exponent")
+    full = np.zeros(n_feat, dtype=np.int8)
+    full[used] = default
+    full[listed_cols] = exps
     return full
 
 
