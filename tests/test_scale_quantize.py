@@ -151,16 +151,22 @@ def _reseal(blob: bytearray) -> bytes:
 def test_data_stats_dense_and_csr():
     import scipy.sparse as sp
 
+    from edgesparse.data import CSRArrays
+
     X = np.array([[1.0, 0.0, 5.0], [3.0, 0.0, 5.0], [5.0, 4.0, 5.0]])
-    for data in (X, sp.csr_matrix(X)):
+    st = data_stats(X)
+    assert st is not None
+    np.testing.assert_allclose(st.center, [3.0, 4.0 / 3.0, 5.0])
+    std1 = np.std([0.0, 0.0, 4.0])
+    # The constant column takes the median of the others' spreads.
+    np.testing.assert_allclose(st.spread, [np.sqrt(8 / 3), std1, np.median([np.sqrt(8 / 3), std1])])
+    # CSR rows: the spread is the RMS of the stored values (column 1 is 4 when present).
+    m = sp.csr_matrix(X)
+    for data in (m, CSRArrays(m.data, m.indices, m.indptr, m.shape)):
         st = data_stats(data)
         assert st is not None
         np.testing.assert_allclose(st.center, [3.0, 4.0 / 3.0, 5.0])
-        std1 = np.std([0.0, 0.0, 4.0])
-        # The constant column takes the median of the others' spreads.
-        np.testing.assert_allclose(
-            st.spread, [np.sqrt(8 / 3), std1, np.median([np.sqrt(8 / 3), std1])]
-        )
+        np.testing.assert_allclose(st.spread, [np.sqrt(35 / 3), 4.0, 5.0])
     assert data_stats(np.zeros((0, 3))) is None
 
 

@@ -62,26 +62,34 @@ class Fidelity:
 
 
 def data_stats(X: Any, *, source: str = "data") -> FeatureStats | None:
-    """Column means and standard deviations of ``X`` (dense or scipy CSR) as input statistics.
+    """Input statistics of the rows ``X`` (dense, or CSR: scipy or :class:`CSRArrays`).
 
-    Columns whose standard deviation is 0 take the median of the others; None when every
-    column is constant or there are no rows.
+    The centre is each column's mean. The spread is its standard deviation for dense rows; for
+    CSR rows it is the root mean square of the column's *stored* values, the size ``x[j]`` has
+    when it is present: a rare text feature has a tiny standard deviation, yet when it occurs
+    its value is as large as any other's. Columns without a spread take the median of the
+    others; None when no column has one or there are no rows.
     """
-    if getattr(X, "shape", (0,))[0] == 0:
+    n_rows = int(X.shape[0])
+    if n_rows == 0:
         return None
-    if hasattr(X, "tocsr"):
+    if hasattr(X, "tocsr") and hasattr(X, "indptr"):
         X = X.tocsr()
-        mean = np.asarray(X.mean(axis=0), dtype=np.float64).reshape(-1)
-        sq = np.asarray(X.multiply(X).mean(axis=0), dtype=np.float64).reshape(-1)
-        std = np.sqrt(np.maximum(sq - mean**2, 0.0))
+        n_cols = int(X.shape[1])
+        data = np.asarray(X.data, dtype=np.float64)
+        cols = np.asarray(X.indices, dtype=np.intp)
+        mean = np.bincount(cols, weights=data, minlength=n_cols) / n_rows
+        present = np.bincount(cols, minlength=n_cols)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spread = np.sqrt(np.bincount(cols, weights=data**2, minlength=n_cols) / present)
     else:
         Xd = np.asarray(X, dtype=np.float64)
-        mean, std = Xd.mean(axis=0), Xd.std(axis=0)
-    good = np.isfinite(std) & (std > 0)
+        mean, spread = Xd.mean(axis=0), Xd.std(axis=0)
+    good = np.isfinite(spread) & (spread > 0)
     if not good.any():
         return None
-    std = np.where(good, std, np.median(std[good]))
-    return FeatureStats(center=np.nan_to_num(mean), spread=std, source=source)
+    spread = np.where(good, spread, np.median(spread[good]))
+    return FeatureStats(center=np.nan_to_num(mean), spread=spread, source=source)
 
 
 def probe_rows(stats: FeatureStats, *, n: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
