@@ -128,6 +128,15 @@ def seed_blobs() -> dict[str, bytes]:
         "identity-f64-multi": ir_of(w, head="identity", squeeze=False),
         "identity-tensor-int8": ir_of(q[:1], head="identity", scales=s[:1]),
     }
+    # column exponents in both encodings of the 'exponents' section: one i8 per listed column
+    # (varied exponents), exceptions to a common one (a few outlier columns)
+    used = np.unique(np.nonzero(q)[1])
+    varied = np.zeros(40, np.int8)
+    varied[used] = rng.integers(-3, 4, used.size)
+    few = np.zeros(40, np.int8)
+    few[used[::7]] = [2, -1, 3, 1, -2, 4][: used[::7].size]
+    for tag, exps in (("exp-i8", varied), ("exp-exceptions", few)):
+        models[f"softmax-int8-{tag}"] = models["softmax-int8-str"].replace(col_exponents=exps)
     layouts = [("auto", "auto"), ("all", "raw"), ("varint", "varint")]
     layouts += [("bitmap", "bitmap"), ("eliasfano", "eliasfano")]
     for name, ir in models.items():

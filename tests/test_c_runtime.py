@@ -37,7 +37,7 @@ from edgesparse.ir import LinearIR, from_dense
 from edgesparse.passes.quantize import quantize_int8
 from edgesparse.runtime import Model
 from tests.conftest import require_tool
-from tests.test_esb_malformed import CASES, KIND, build, reseal, split
+from tests.test_esb_malformed import CASES, KIND, build, exceptions, reseal, split
 
 ROOT = Path(__file__).resolve().parents[1]
 C_DIR = c_runtime_dir()
@@ -387,6 +387,52 @@ def test_wide_sparse_models_every_mode(
             assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
 
 
+def _outlier_ir(seed: int = 63) -> LinearIR:
+    """A wide text-like model: 3 x 2000, sparse, 40 columns ~1000x larger than the rest;
+    data-free pow2 exponents (no input_stats) keep only the outliers' own: 'exponents'
+    encoding 1 (exceptions to the common exponent)."""
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(3, 2000)) * (rng.random((3, 2000)) < 0.3)
+    big = rng.choice(2000, 40, replace=False)
+    w[:, big] *= 1000.0
+    w[:, 11] = 0.0  # a column no output uses
+    ir = from_dense(w, bias=rng.normal(size=3), head="softmax", classes=np.arange(3))
+    assert ir.input_stats is None
+    return quantize_int8(ir, columns="pow2")
+
+
+def _outlier_rows() -> np.ndarray:
+    rng = np.random.default_rng(64)
+    X = rng.normal(size=(25, 2000)) * (rng.random((25, 2000)) < 0.2)
+    X[:, 11] = 1.0
+    X[0] = 0.0
+    return X
+
+
+def _exponents_encoding(blob: bytes) -> tuple[int, int]:
+    """(encoding, k: exceptions, or bytes for encoding 0) of a blob's 'exponents' section."""
+    (sec,) = [x for x in split(blob)[1] if x.kind == KIND["exponents"]]
+    return sec.enc, struct.unpack_from("<I", sec.data)[0] if sec.enc == 1 else len(sec.data)
+
+
+@pytest.mark.parametrize("cols", ["all", "varint", "bitmap"])
+def test_exception_exponents_every_layout(cols: str, driver: list[str], tmp_path: Path) -> None:
+    """Encoding 1 of the column exponents: the C runtime's predictions equal the numpy
+    runtime's in every layout (forced, and the memory modes), dense and CSR rows."""
+    ir = _outlier_ir()
+    blob = tmp_path / "outliers.esb"
+    esb.write(ir, blob, columns=cols)
+    enc, k = _exponents_encoding(blob.read_bytes())
+    assert enc == 1 and 40 <= k < 200, (enc, k)
+    X = _outlier_rows()
+    dense, csr = rows_files(tmp_path, X)
+    model = Model(esb.read(blob))
+    np.testing.assert_array_equal(model.ir.col_exponents, ir.col_exponents)
+    for rows in (dense, csr):
+        for mode in _ARGS:
+            assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
+
+
 def layout_bytes(ir: LinearIR, n_columns: int) -> dict[str, int]:
     """esb.h's workspace bytes of each layout; E = 1 with column exponents."""
     e = int(ir.col_exponents is not None)
@@ -642,6 +688,9 @@ def _base_blobs() -> list[bytes]:
     out.append(esb.encode(SYNTHETIC["hard-multi-int-pow2"], columns="all", indices="varint"))
     out.append(esb.encode(SYNTHETIC["hard-multi-int-pow2"], columns="varint", indices="raw"))
     out.append(esb.encode(SYNTHETIC["logistic-ovr-tensor-int8-pow2"], columns="eliasfano"))
+    # ... and as exceptions to a common exponent ('exponents' encoding 1)
+    out.append(esb.encode(SYNTHETIC["logistic-binary-int8-pow2"], columns="all"))
+    out.append(esb.encode(_outlier_ir(), columns="varint"))
     return out
 
 
@@ -679,10 +728,45 @@ def _mutations(seed: int) -> tuple[list[bytes], list[bytes]]:
     return bad, maybe
 
 
+def _listed_exponents(enc: int, data: bytes, n_cols: int) -> tuple[np.ndarray, int]:
+    """An 'exponents' section as one exponent per listed column (encoding 1: every listed
+    column not an exception takes the default, unused ones too), and the default (0 for
+    encoding 0)."""
+    if enc == 0:
+        return np.frombuffer(data, np.int8).copy(), 0
+    k, default = struct.unpack_from("<Ib", data)
+    out = np.full(n_cols, default, np.int8)
+    gaps, at = [], 5 + k
+    while at < len(data):
+        g = shift = 0
+        while True:
+            g |= (data[at] & 0x7F) << shift
+            shift += 7
+            at += 1
+            if data[at - 1] < 0x80:
+                break
+        gaps.append(g)
+    out[np.cumsum(np.array(gaps, np.int64) + 1) - 1] = np.frombuffer(data[5 : 5 + k], np.int8)
+    return out, default
+
+
+def _with_exponents(enc: int, listed: np.ndarray, default: int, *, only: np.ndarray) -> bytes:
+    """Encode per-listed exponents back (encoding 1: every position in ``only`` whose exponent
+    differs from the default is an exception)."""
+    if enc == 0:
+        return listed.astype(np.int8).tobytes()
+    pos = only[listed[only] != default]
+    return exceptions(
+        default, [int(e) for e in listed[pos]], [int(g) for g in np.diff(pos, prepend=-1) - 1]
+    )
+
+
 def _exponent_blobs() -> list[bytes]:
     """Valid blobs with column exponents in every index layout, over several windows of the C
     verifier's unused-column search (4096 listed columns), and the same with nonzero
-    exponents put on unused columns: in each window, at its edges, and two at once."""
+    exponents (encoding 0) or exceptions (encoding 1) put on unused columns: in each window,
+    at its edges, and two at once. Encoding 1 is what these data-free exponents use; each
+    blob is also rewritten in the other encoding, so both are covered."""
     rng = np.random.default_rng(15)
     out = []
     sizes = [(1, 9000, 0.05), (3, 12289, 0.02), (7, 20000, 0.004), (2, 30000, 0.01)]
@@ -704,13 +788,25 @@ def _exponent_blobs() -> list[bytes]:
                 continue  # with a column list, every listed column is used
             header, secs = split(blob)
             (sec,) = [x for x in secs if x.kind == KIND["exponents"]]
-            base = sec.data
-            for group in [[p] for p in sorted(picks)] + [sorted(picks)[-2:]]:
-                data = bytearray(base)
-                for p in group:
-                    data[p] = int(rng.choice([1, 5, -3, 63, -126])) & 0xFF
-                sec.data = bytes(data)
-                out.append(build(header, secs))
+            listed, default = _listed_exponents(sec.enc, sec.data, n_feat)
+            used = np.unique(ir.indices)
+            listed[np.setdiff1d(np.arange(n_feat), used)] = 0
+            np.testing.assert_array_equal(listed, ir.col_exponents)
+            for enc in (sec.enc, 1 - sec.enc):
+                if enc != sec.enc:  # the same model in the other encoding
+                    mode = np.bincount(listed[used].astype(np.int64) + 128).argmax()
+                    sec.enc, default = enc, (int(mode) - 128 if enc == 1 else 0)
+                    sec.data = _with_exponents(enc, listed, default, only=used)
+                    out.append(build(header, secs))
+                base = listed.copy()
+                for group in [[p] for p in sorted(picks)] + [sorted(picks)[-2:]]:
+                    data = base.copy()
+                    for p in group:
+                        data[p] = default + int(rng.choice([1, 5, -3, 63, -126 - default]))
+                    data = np.clip(data.astype(np.int64), -126, 127).astype(np.int8)
+                    data[[p for p in group if data[p] == default]] = default + 1
+                    sec.data = _with_exponents(enc, data, default, only=np.union1d(used, group))
+                    out.append(build(header, secs))
     return out
 
 
@@ -724,9 +820,9 @@ def test_exponent_checks_same_as_python_in_every_index_layout(asan_driver, tmp_p
             assert line == "OK", line
         else:
             rejected += 1
-            assert "has no weights but a nonzero exponent" in expected
+            assert "has no weights but a" in expected
             assert line.split(" ", 2)[2] == expected
-    assert rejected >= 3 * 4 * 6
+    assert rejected >= 2 * 3 * 4 * 6
 
 
 def test_mutated_blobs_same_decision_as_python_under_sanitizers(asan_driver, tmp_path) -> None:
@@ -840,10 +936,16 @@ def _stdin_rows(X: np.ndarray) -> str:
     return "\n".join(" ".join(repr(float(v)) for v in row.astype(np.float32)) for row in X) + "\n"
 
 
-@pytest.mark.parametrize("case", ["digits_pipeline", "softmax-unicode", "identity-multi"])
+@pytest.mark.parametrize(
+    "case", ["digits_pipeline", "softmax-unicode", "identity-multi", "outlier-exponents"]
+)
 def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> None:
     blob = tmp_path / "m.esb"
-    if case in SYNTHETIC:
+    if case == "outlier-exponents":  # 'exponents' encoding 1
+        esb.write(_outlier_ir(), blob)
+        assert _exponents_encoding(blob.read_bytes())[0] == 1
+        X = _outlier_rows()
+    elif case in SYNTHETIC:
         esb.write(SYNTHETIC[case], blob)
         X = _synthetic_rows()
     else:

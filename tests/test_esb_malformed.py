@@ -262,6 +262,36 @@ def add_exponents(data: bytes) -> Callable[[dict, list[Sec]], None]:
     return change
 
 
+def uvarint(n: int) -> bytes:
+    """Minimal LEB128."""
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def exceptions(
+    default: int, exps: list[int], gaps: bytes | list[int], k: int | None = None
+) -> bytes:
+    """Encoding 1 of 'exponents': u32 k, i8 default, k i8 exponents, k varint gaps."""
+    if not isinstance(gaps, bytes):
+        gaps = b"".join(uvarint(g) for g in gaps)
+    k = len(exps) if k is None else k
+    return struct.pack("<Ib", k, default) + bytes(e & 0xFF for e in exps) + gaps
+
+
+def set_exceptions(data: bytes) -> Callable[[dict, list[Sec]], None]:
+    return set_data("exponents", data, enc=1)
+
+
+# EXP_IR's exponents as exceptions to 0: columns 0, 1, 2, 5 (positions 0, 1, 2, 5 of all six
+# features; 0, 1, 2, 4 of the column list 0, 1, 2, 3, 5).
+EXC = exceptions(0, [1, -2, 3, 2], [0, 0, 0, 2])
+EXC_COLS = exceptions(0, [1, -2, 3, 2], [0, 0, 0, 1])
+
+
 def drop(name: str) -> Callable[[dict, list[Sec]], None]:
     def change(header: dict, secs: list[Sec]) -> None:
         secs[:] = [s for s in secs if s.kind != KIND[name]]
@@ -303,6 +333,8 @@ F32_CLASSES_AT = section(blob_of(F32_IR), "classes")[0]
 REG_VALUES_AT = section(blob_of(REG_IR), "values")[0]
 C = "corrupt .esb: "
 F = "unsupported .esb version"
+XA = C + f"section 'exponents' at offset {EXP_AT}: "
+XC = C + f"section 'exponents' at offset {EXP_COLS_AT}: "
 U32, U64 = 2**32 - 1, 2**64 - 1
 
 # ------------------------------------------------------------------------------------------
@@ -837,8 +869,8 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     ),
     (
         "exponents-unknown-encoding",
-        lambda: edit(EXP_IR, change=set_entry(7, enc=1)),
-        C + "section table entry 7 at offset 176: section 'exponents' has unknown encoding 1",
+        lambda: edit(EXP_IR, change=set_entry(7, enc=2)),
+        C + "section table entry 7 at offset 176: section 'exponents' has unknown encoding 2",
     ),
     (
         "exponents-one-per-used-column-without-columns",
@@ -926,12 +958,167 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         ),
         C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
     ),
+    (
+        "exceptions-empty",
+        lambda: edit(EXP_IR, change=set_exceptions(b"")),
+        XA + "is 0 bytes, too short for its 5-byte count and default",
+    ),
+    (
+        "exceptions-too-short-for-the-default",
+        lambda: edit(EXP_IR, change=set_exceptions(bytes(4))),
+        XA + "is 4 bytes, too short for its 5-byte count and default",
+    ),
+    (
+        "exceptions-default-minus-127",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(-127, [], []))),
+        XA + "default exponent -127 is outside [-126, 127]",
+    ),
+    (
+        "exceptions-default-minus-128-with-columns",
+        lambda: edit(EXP_IR, "varint", change=set_exceptions(exceptions(-128, [], []))),
+        XC + "default exponent -128 is outside [-126, 127]",
+    ),
+    (
+        "exceptions-more-than-columns",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [1] * 7, [0] * 7))),
+        XA + "lists 7 exceptions, but there are only 6 listed columns",
+    ),
+    (
+        "exceptions-more-than-listed-columns",
+        lambda: edit(EXP_IR, "varint", change=set_exceptions(exceptions(0, [1] * 6, [0] * 6))),
+        XC + "lists 6 exceptions, but there are only 5 listed columns",
+    ),
+    (
+        "exceptions-count-2-32-minus-1",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [], [], k=U32))),
+        XA + "lists 4294967295 exceptions, but there are only 6 listed columns",
+    ),
+    (
+        "exceptions-too-short-for-the-exponents",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [1, -2, 3], b"", k=4))),
+        XA + "is 8 bytes, too short for 4 exception exponents",
+    ),
+    (
+        "exceptions-too-short-for-the-exponents-with-columns",
+        lambda: edit(EXP_IR, "varint", change=set_exceptions(exceptions(0, [], b"", k=5))),
+        XC + "is 5 bytes, too short for 5 exception exponents",
+    ),
+    (
+        "exceptions-missing-gap",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [1, -2, 3, 2], [0, 0, 0]))),
+        XA + "holds 3 numbers, expected 4 (one column gap per exception)",
+    ),
+    (
+        "exceptions-gap-without-exceptions",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [], [0]))),
+        XA + "holds data but expects 0 numbers (one column gap per exception)",
+    ),
+    (
+        "exceptions-gap-unterminated",
+        lambda: edit(
+            EXP_IR, change=set_exceptions(exceptions(0, [1, -2, 3, 2], bytes([0, 0, 0, 0, 0x80])))
+        ),
+        XA + "ends in the middle of a number (one column gap per exception)",
+    ),
+    (
+        "exceptions-gap-not-minimal",
+        lambda: edit(
+            EXP_IR, change=set_exceptions(exceptions(0, [1, -2, 3, 2], bytes([0, 0, 0, 0x82, 0])))
+        ),
+        XA + "number at byte 3 is not minimally encoded (one column gap per exception)",
+    ),
+    (
+        "exceptions-gap-longer-than-5-bytes",
+        lambda: edit(
+            EXP_IR,
+            change=set_exceptions(
+                exceptions(0, [1, -2, 3, 2], bytes([0, 0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 1]))
+            ),
+        ),
+        XA + "number at byte 3 is longer than 5 bytes (one column gap per exception)",
+    ),
+    (
+        "exceptions-position-beyond-the-features",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [1, -2, 3, 2], [0, 0, 0, 3]))),
+        XA + "exception 3 names column position 6, beyond the 6 listed",
+    ),
+    (
+        "exceptions-position-beyond-the-column-list",
+        lambda: edit(
+            EXP_IR, "varint", change=set_exceptions(exceptions(0, [1, -2, 3, 2], [0, 0, 0, 2]))
+        ),
+        XC + "exception 3 names column position 5, beyond the 5 listed",
+    ),
+    (
+        "exceptions-gap-overflow",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [1, -2], [2**35 - 1, 2**35 - 1]))),
+        XA + "exception 0 names column position 34359738367, beyond the 6 listed",
+    ),
+    (
+        "exceptions-gaps-add-up-beyond",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [1, -2, 3], [1, 1, 2]))),
+        XA + "exception 2 names column position 6, beyond the 6 listed",
+    ),
+    (
+        "exceptions-equal-to-the-default",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(-2, [1, -2, 3, 2], [0, 0, 0, 2]))),
+        XA + "exception 1 has exponent -2: outside [-126, 127] or equal to the default -2",
+    ),
+    (
+        "exceptions-minus-127",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(0, [1, -2, -127, 2], [0, 0, 0, 2]))),
+        XA + "exception 2 has exponent -127: outside [-126, 127] or equal to the default 0",
+    ),
+    (
+        "exceptions-minus-128-with-columns",
+        lambda: edit(
+            EXP_IR, "varint", change=set_exceptions(exceptions(0, [1, -2, 3, -128], [0, 0, 0, 1]))
+        ),
+        XC + "exception 3 has exponent -128: outside [-126, 127] or equal to the default 0",
+    ),
+    (
+        "exceptions-on-a-column-without-weights",
+        lambda: edit(
+            EXP_IR, change=set_exceptions(exceptions(0, [1, -2, 3, 5, 2], [0, 0, 0, 1, 0]))
+        ),
+        XA + "column 4 has no weights but an exception exponent",
+    ),
+    (
+        "exceptions-on-a-listed-column-without-weights",
+        lambda: edit(
+            EXP_IR,
+            "varint",
+            "raw",
+            change=both(
+                set_data("indices", np.array([1, 3, 0, 2, 3], "<i4").tobytes()),
+                set_exceptions(EXC_COLS),
+            ),
+        ),
+        XC + "column 5 has no weights but an exception exponent",
+    ),
+    (
+        "exceptions-default-step-above-float32-max",
+        lambda: edit(EXP_IR, change=set_exceptions(exceptions(127, [], []))),
+        C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
+    ),
+    (
+        "exceptions-step-below-float32-normal-with-columns",
+        lambda: edit(EXP_IR, "varint", change=set_exceptions(exceptions(0, [-126], [0]))),
+        C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("blob_fn", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_malformed_case_exact_message(blob_fn: Callable[[], bytes], message: str) -> None:
     assert error_of(blob_fn()) == message
+
+
+def test_exceptions_decode_like_one_exponent_per_column() -> None:
+    # encoding 1 of the same exponents, with and without a column list: the same model
+    for columns, data in (("all", EXC), ("varint", EXC_COLS)):
+        ir = esb.decode(edit(EXP_IR, columns, change=set_exceptions(data)))
+        np.testing.assert_array_equal(ir.col_exponents, EXPONENTS)
 
 
 def test_there_are_at_least_40_distinct_cases() -> None:

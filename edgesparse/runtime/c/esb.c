@@ -26,7 +26,7 @@ static const char *const SEC_NAMES[N_KINDS + 1] = {
     "?", "rows", "columns", "indices", "values", "scales", "bias", "classes", "provenance",
     "exponents"};
 /* Allowed encodings per kind, as bit masks (docs/FORMAT.md, "Sections"). */
-static const unsigned SEC_ENCODINGS[N_KINDS + 1] = {0, 0x2, 0xE, 0xF, 0x1, 0x1, 0x3, 0x7, 0x1, 0x1};
+static const unsigned SEC_ENCODINGS[N_KINDS + 1] = {0, 0x2, 0xE, 0xF, 0x1, 0x1, 0x3, 0x7, 0x1, 0x3};
 /* Column exponents (ir.EXPONENT_RANGE): 2^e is a normal float for each. */
 #define EXP_MIN (-126)
 #define EXP_MAX 127
@@ -1336,6 +1336,150 @@ static uint32_t listed_column(const esb_model *m, uint32_t c)
     return col;
 }
 
+/* Column exponents by listed-column position, for either encoding of a checked section:
+ * encoding 0 holds one per listed column; encoding 1 (exceptions) a default and k exceptions,
+ * their positions gap-coded. Queries at increasing positions walk the gaps forward; EXC_MARKS
+ * marks (every stride-th exception, taken in one O(k) pass at init) let a query jump ahead or
+ * back (a new row) by a binary search, so one costs O(log EXC_MARKS + stride), stride =
+ * ceil(k / EXC_MARKS), and a row's in-order queries together walk at most k exceptions. */
+#define EXC_MARKS 64u
+typedef struct exp_reader {
+    const uint8_t *e;     /* encoding 0: n_columns exponents; 1: the k exceptions' */
+    const uint8_t *p;     /* 1: just after exception i's gap */
+    uint32_t k, i, stride, n_marks, pos, last;
+    int dense, def;       /* encoding 0; encoding 1's default */
+    uint32_t mpos[EXC_MARKS];       /* position of exception j * stride */
+    const uint8_t *mp[EXC_MARKS];   /* just after its gap */
+} exp_reader;
+
+static void exp_reader_init(exp_reader *er, const uint8_t *b, uint8_t encoding)
+{
+    memset(er, 0, sizeof *er);
+    if (encoding == 0) {
+        er->dense = 1;
+        er->e = b;
+        return;
+    }
+    er->k = ld_u32(b);
+    er->def = (int8_t)b[4];
+    er->e = b + 5;
+    if (er->k) {
+        const uint8_t *p = b + 5 + er->k;
+        uint64_t pos = 0;
+        uint32_t i;
+        er->stride = er->k / EXC_MARKS + (er->k % EXC_MARKS != 0);
+        for (i = 0; i < er->k; i++) {
+            pos = i ? pos + rdv(&p) + 1u : rdv(&p);
+            if (i % er->stride == 0) {
+                er->mpos[er->n_marks] = (uint32_t)pos;
+                er->mp[er->n_marks++] = p;
+            }
+        }
+        er->pos = er->mpos[0];
+        er->p = er->mp[0];
+    }
+}
+
+/* The exponent of listed column t (for a column no weight uses: unspecified). */
+static int exp_at(exp_reader *er, uint32_t t)
+{
+    uint32_t next;
+    if (er->dense) return (int8_t)er->e[t];
+    if (!er->k) return er->def;
+    next = er->i / er->stride + 1u;
+    if (t < er->last || (next < er->n_marks && er->mpos[next] <= t)) {
+        uint32_t lo = 0, hi = er->n_marks; /* the last mark at or before t, else the first */
+        while (hi - lo > 1u) {
+            uint32_t mid = lo + (hi - lo) / 2u;
+            if (er->mpos[mid] <= t) lo = mid;
+            else hi = mid;
+        }
+        er->i = lo * er->stride;
+        er->pos = er->mpos[lo];
+        er->p = er->mp[lo];
+    }
+    er->last = t;
+    while (er->pos < t && er->i + 1u < er->k) {
+        er->pos += (uint32_t)rdv(&er->p) + 1u;
+        er->i++;
+    }
+    return er->pos == t ? (int8_t)er->e[er->i] : er->def;
+}
+
+/* Encoding 1: the first exception (in order) on a listed column no stored weight uses, or k;
+ * *where gets its position. The positions are checked (increasing, < n_columns); windows of
+ * STRAY_WINDOW positions from each next exception on are marked as in first_stray. */
+static uint32_t first_stray_exception(const esb_model *m, const uint8_t *gaps, uint32_t k,
+                                      uint32_t *where)
+{
+    uint8_t seen[STRAY_WINDOW / 8u];
+    const uint32_t n_cols = m->n_columns;
+    const uint8_t *p = gaps;
+    uint32_t i, lo = 0, hi = 0, pos = 0;
+    for (i = 0; i < k; i++) {
+        pos = i ? pos + (uint32_t)rdv(&p) + 1u : (uint32_t)rdv(&p);
+        if (!i || pos >= hi) {
+            lo = pos;
+            hi = n_cols - lo < STRAY_WINDOW ? n_cols : lo + STRAY_WINDOW;
+            memset(seen, 0, sizeof seen);
+            mark_window(m, lo, hi, seen);
+        }
+        if (!(seen[(pos - lo) >> 3] >> ((pos - lo) & 7u) & 1u)) {
+            *where = pos;
+            return i;
+        }
+    }
+    return k;
+}
+
+/* esb.py's _decode_exception_exponents, check by check. */
+static esb_status check_exception_exponents(esb_model *m, uint32_t off, const uint8_t *b)
+{
+    const uint32_t n_cols = m->n_columns;
+    const uint64_t len = m->sec_[EXPONENTS].length;
+    uint32_t k, i, where = 0;
+    uint64_t pos = 0;
+    int def;
+    char err[96];
+    const uint8_t *p;
+    if (len < 5)
+        BAD("section 'exponents' at offset %" PRIu32 ": is %" PRIu64 " bytes, too short for its "
+            "5-byte count and default", off, len);
+    k = ld_u32(b);
+    def = (int8_t)b[4];
+    if (def < EXP_MIN || def > EXP_MAX)
+        BAD("section 'exponents' at offset %" PRIu32 ": default exponent %d is outside [%d, %d]",
+            off, def, EXP_MIN, EXP_MAX);
+    if (k > n_cols)
+        BAD("section 'exponents' at offset %" PRIu32 ": lists %" PRIu32 " exceptions, but there "
+            "are only %" PRIu32 " listed columns", off, k, n_cols);
+    if (5u + (uint64_t)k > len)
+        BAD("section 'exponents' at offset %" PRIu32 ": is %" PRIu64 " bytes, too short for %"
+            PRIu32 " exception exponents", off, len, k);
+    if (varint_check(b + 5 + k, len - 5u - k, k, 5, err, sizeof err))
+        BAD("section 'exponents' at offset %" PRIu32 ": %s (one column gap per exception)", off,
+            err);
+    /* strictly increasing by construction; the first one at or beyond n_columns (a sum of
+     * at most n_columns + 1 gaps of < 2^35 each: no overflow) */
+    for (p = b + 5 + k, i = 0; i < k; i++) {
+        pos = i ? pos + rdv(&p) + 1u : rdv(&p);
+        if (pos >= n_cols)
+            BAD("section 'exponents' at offset %" PRIu32 ": exception %" PRIu32 " names column "
+                "position %" PRIu64 ", beyond the %" PRIu32 " listed", off, i, pos, n_cols);
+    }
+    for (i = 0; i < k; i++) {
+        int e = (int8_t)b[5 + i];
+        if (e < EXP_MIN || e > EXP_MAX || e == def)
+            BAD("section 'exponents' at offset %" PRIu32 ": exception %" PRIu32 " has exponent "
+                "%d: outside [%d, %d] or equal to the default %d", off, i, e, EXP_MIN, EXP_MAX,
+                def);
+    }
+    if (first_stray_exception(m, b + 5 + k, k, &where) < k)
+        BAD("section 'exponents' at offset %" PRIu32 ": column %" PRIu32
+            " has no weights but an exception exponent", off, listed_column(m, where));
+    return ESB_OK;
+}
+
 static esb_status check_exponents(esb_model *m, uint32_t off, const uint8_t *exps)
 {
     const uint32_t n_cols = m->n_columns;
@@ -1344,20 +1488,27 @@ static esb_status check_exponents(esb_model *m, uint32_t off, const uint8_t *exp
     int32_t pos[ESB_CHUNK];
     uint32_t c, r, n_scales = m->n_scales_;
     walker w;
-    if (len != n_cols)
-        BAD("section 'exponents' at offset %" PRIu32 " is %" PRIu64 " bytes, expected %" PRIu32
-            " (%" PRIu32 " int8 column exponents (one per used column))", off, len, n_cols,
-            n_cols);
-    for (c = 0; c < n_cols; c++) {
-        int e = (int8_t)exps[c];
-        if (e < EXP_MIN || e > EXP_MAX)
-            BAD("section 'exponents' at offset %" PRIu32 ": exponent %d at position %" PRIu32
-                " is outside [%d, %d]", off, e, c, EXP_MIN, EXP_MAX);
+    exp_reader er;
+    if (m->sec_[EXPONENTS].encoding == 1) {
+        esb_status st = check_exception_exponents(m, off, exps);
+        if (st != ESB_OK) return st;
+    } else {
+        if (len != n_cols)
+            BAD("section 'exponents' at offset %" PRIu32 " is %" PRIu64 " bytes, expected %"
+                PRIu32 " (%" PRIu32 " int8 column exponents (one per used column))", off, len,
+                n_cols, n_cols);
+        for (c = 0; c < n_cols; c++) {
+            int e = (int8_t)exps[c];
+            if (e < EXP_MIN || e > EXP_MAX)
+                BAD("section 'exponents' at offset %" PRIu32 ": exponent %d at position %"
+                    PRIu32 " is outside [%d, %d]", off, e, c, EXP_MIN, EXP_MAX);
+        }
+        c = first_stray(m, exps);
+        if (c < n_cols)
+            BAD("section 'exponents' at offset %" PRIu32 ": column %" PRIu32
+                " has no weights but a nonzero exponent", off, listed_column(m, c));
     }
-    c = first_stray(m, exps);
-    if (c < n_cols)
-        BAD("section 'exponents' at offset %" PRIu32 ": column %" PRIu32
-            " has no weights but a nonzero exponent", off, listed_column(m, c));
+    exp_reader_init(&er, exps, m->sec_[EXPONENTS].encoding);
     /* LinearIR: every stored weight's step scale * 2^e (and 127 of them) is a normal, finite
      * float. Per row (per tensor: over all rows), the smallest and largest exponent decide;
      * computed in double, exactly as the reference does. */
@@ -1373,7 +1524,7 @@ static esb_status check_exponents(esb_model *m, uint32_t off, const uint8_t *exp
                 uint32_t n = cnt - done < ESB_CHUNK ? cnt - done : ESB_CHUNK;
                 walker_fill(&w, pos, NULL, n);
                 for (i = 0; i < n; i++) {
-                    int e = (int8_t)exps[pos[i]];
+                    int e = exp_at(&er, (uint32_t)pos[i]);
                     if (e < lo) lo = e;
                     if (e > hi) hi = e;
                 }
@@ -1479,6 +1630,7 @@ typedef struct build_ctx {
     const esb_model *m;
     int32_t *a, *b, *c, *d;
     int8_t *e; /* a character type: may alias the int32_t buffer */
+    exp_reader *er; /* with exponents */
 } build_ctx;
 
 static const uint8_t *exps_of(const esb_model *m)
@@ -1491,15 +1643,18 @@ static void put_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t l
     build_ctx *b = (build_ctx *)ctx;
     (void)r;
     b->a[k] = col;
-    if (b->e) b->e[k] = (int8_t)exps_of(b->m)[local];
+    if (b->e) b->e[k] = (int8_t)exp_at(b->er, (uint32_t)local);
 }
 
 static void put_dense(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
 {
     build_ctx *b = (build_ctx *)ctx;
     const uint8_t *v = b->m->buf_ + b->m->sec_[VALUES].offset;
-    (void)local;
     b->e[(size_t)r * b->m->n_features + (uint32_t)col] = (int8_t)v[k];
+    if (b->er) { /* the factor 2^e of a used column */
+        float f = pow2f(exp_at(b->er, (uint32_t)local));
+        memcpy(&b->a[col], &f, 4); /* float bits: the buffer's declared type is int32_t */
+    }
 }
 
 static void count_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
@@ -1522,7 +1677,7 @@ static void put_transposed(void *ctx, uint32_t r, uint32_t k, int32_t col, int32
         b->d[e] = (int32_t)k;
     } else {
         float w = weight_of(b->m, r, k);
-        if (has_exponents(b->m)) w *= pow2f((int8_t)exps_of(b->m)[local]); /* exact */
+        if (b->er) w *= pow2f(exp_at(b->er, (uint32_t)local)); /* exact */
         memcpy(&b->d[e], &w, 4); /* float bits: the buffer's declared type is int32_t */
     }
 }
@@ -1567,6 +1722,7 @@ esb_status esb_use_workspace(esb_model *m, int32_t *ws, size_t bytes)
 esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes)
 {
     build_ctx b;
+    exp_reader er;
     if (!m || !m->buf_) return ESB_E_ARGUMENT;
     switch (layout) {
     case ESB_LAYOUT_STREAMED: break;
@@ -1585,6 +1741,10 @@ esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes)
     memset(&b, 0, sizeof b);
     b.m = m;
     b.a = ws;
+    if (has_exponents(m)) {
+        exp_reader_init(&er, exps_of(m), m->sec_[EXPONENTS].encoding);
+        b.er = &er;
+    }
     m->cols_ = NULL;
     m->wexp_ = NULL;
     m->dense_ = NULL;
@@ -1594,26 +1754,14 @@ esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes)
         /* With exponents: 2^e of every feature (float bits; 1 where no weight is), then the
          * int8 matrix, row-major. */
         const size_t nf = m->n_features, nfac = has_exponents(m) ? nf : 0;
+        const float one = 1.0f;
+        size_t c;
+        for (c = 0; c < nfac; c++) memcpy(&ws[c], &one, 4);
         b.e = (int8_t *)(ws + nfac);
         memset(b.e, 0, (size_t)m->n_outputs * nf);
-        for_each_weight(m, put_dense, &b);
+        for_each_weight(m, put_dense, &b); /* with exponents, also 2^e of each used column */
         m->dense_ = b.e;
-        if (nfac) {
-            const uint8_t *exps = exps_of(m);
-            const float one = 1.0f;
-            uint32_t c, col;
-            seq cs;
-            for (c = 0; c < nf; c++) memcpy(&ws[c], &one, 4);
-            if (m->sec_[COLUMNS].present)
-                seq_init(&cs, m->buf_ + m->sec_[COLUMNS].offset, m->sec_[COLUMNS].encoding,
-                         m->n_columns, m->n_features);
-            for (c = 0; c < m->n_columns; c++) {
-                float f = pow2f((int8_t)exps[c]);
-                col = m->sec_[COLUMNS].present ? (uint32_t)seq_next(&cs) : c;
-                memcpy(&ws[col], &f, 4); /* float bits: the buffer's declared type is int32_t */
-            }
-            m->dfac_ = ws;
-        }
+        if (nfac) m->dfac_ = ws;
     } else if (layout == ESB_LAYOUT_TRANSPOSED) {
         /* Column pointers, then the used columns' global numbers, then per stored weight its
          * output row and its value (float bits, 2^e included, or its CSR position for
@@ -1786,13 +1934,15 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
 {
     const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset;
     const int streamed = m->cols_ == NULL;
-    const uint8_t *exps = has_exponents(m) ? exps_of(m) : NULL;
+    const int exps = has_exponents(m);
+    exp_reader er;
     int32_t chunk[ESB_CHUNK], local[ESB_CHUNK];
     int8_t echunk[ESB_CHUNK];
     walker w;
     uint64_t k = 0;
     uint32_t r;
     if (streamed) walker_init(&w, m);
+    if (streamed && exps) exp_reader_init(&er, exps_of(m), m->sec_[EXPONENTS].encoding);
     for (r = 0; r < m->n_outputs; r++) {
         uint32_t cnt = (uint32_t)rdv(&rows), done = 0, j = 0;
         float facc = 0.0f, s;
@@ -1809,7 +1959,7 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
                 cols = chunk;
                 if (exps) {
                     uint32_t i;
-                    for (i = 0; i < n; i++) echunk[i] = (int8_t)exps[local[i]];
+                    for (i = 0; i < n; i++) echunk[i] = (int8_t)exp_at(&er, (uint32_t)local[i]);
                     ex = echunk;
                 }
             } else {

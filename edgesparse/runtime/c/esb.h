@@ -32,8 +32,8 @@
  *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
  *     into caller buffers; esb_predict needs no buffer;
  *   - esb_open's stack frame: a few hundred bytes of locals; with column exponents about
- *     900 more (a 512-byte bitmap for the check that unused columns have exponent 0, 64
- *     column positions and an index walker);
+ *     1700 more (a 512-byte bitmap for the check that unused columns have exponent 0, 64
+ *     column positions, an index walker and the exception index below);
  *   - column indices, in one of four layouts (esb_layout_name tells which one is in use).
  *     Below, E is 1 when the model has column exponents (the `exponents` section, int8 models
  *     only; see "Column exponents") and 0 otherwise:
@@ -41,10 +41,11 @@
  *         bitmaps, Elias-Fano, or raw int32 read byte-wise) are decoded on the fly during
  *         every call. Extra RAM: 0 bytes outside the call's stack frame, which holds ESB_CHUNK
  *         (64) int32 column numbers (256 bytes; with column exponents also their 64 positions
- *         in the column list and 64 exponents, 320 bytes) and a few dozen bytes of iterator
- *         state. Cost: with a `columns` section, each row also re-walks the used-column list
- *         up to its last used column, so a call costs O(nnz + n_outputs * n_columns), not
- *         O(nnz).
+ *         in the column list and 64 exponents, 320 bytes; with exponents stored as exceptions,
+ *         see "Column exponents", an index of 64 marks into them, about 800 bytes) and a few
+ *         dozen bytes of iterator state. Cost: with a `columns` section, each row also
+ *         re-walks the used-column list up to its last used column, so a call costs
+ *         O(nnz + n_outputs * n_columns), not O(nnz).
  *       esb_use_workspace(&m, ws, bytes) builds one of the other three once, in a caller
  *       buffer (int32_t aligned) that must outlive the model; calls then only read it. It
  *       takes the first of these that `bytes` allows (esb_layout_size gives each one's bytes):
@@ -88,6 +89,14 @@
  *     vectorized).
  * The input is never scaled (x[j] * 2^e[j] could overflow or lose bits to underflow where the
  * weight times x does not).
+ * The section has two encodings: one i8 per listed column (0), or the k exceptions to a
+ * default exponent, their column positions gap-coded (1). For encoding 1, the verifier, the
+ * streamed kernels and the layout builders look exponents up with no allocation: one O(k)
+ * pass marks every ceil(k/64)-th exception (position and place in the gaps; 64 marks on the
+ * stack), then a lookup binary-searches the marks when it jumps ahead or back (a new row) and
+ * otherwise walks forward: a lookup costs O(log 64 + k/64), and a row's in-order lookups
+ * walk at most k exceptions in all, so a streamed call costs
+ * O(k + nnz * log 64 + min(n_outputs * k, nnz * k / 64)) more than with encoding 0.
  *
  * ---------------------------------------------------------------------------------------------
  * Numerics and the parity bound with the numpy runtime
