@@ -270,3 +270,13 @@ def test_exceptions_encoding_rejects(edit, message):
     edit(blob, off)
     with pytest.raises(FormatError, match=message):
         esb.decode(_reseal(blob))
+
+
+def test_outlier_columns_lift_with_statistics():
+    # 100 columns of one scale; column 0's standardized weight is 64x the others': it is one
+    # of at most 5% outliers and gets its own exponent, log2(64) = 6 above the rest.
+    w = np.full((2, 100), 0.01)
+    w[0, 0] = 0.64
+    stats = FeatureStats(center=np.zeros(100), spread=np.ones(100), source="t")
+    e = column_exponents(make(w, stats))
+    assert e[0] == 6 and np.all(e[1:] == 0)

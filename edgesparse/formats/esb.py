@@ -999,7 +999,8 @@ def _encode_exponents(ir: LinearIR, *, listed: bool) -> tuple[int, bytes]:
     per_listed = ir.col_exponents[used] if listed else ir.col_exponents
     dense = per_listed.astype("i1").tobytes()
     values, counts = np.unique(ir.col_exponents[used], return_counts=True)
-    default = int(values[np.argmax(counts)])  # ties: the smallest, so the choice is unique
+    # The most common; ties: the smallest, so the choice is unique (no weights at all: 0).
+    default = int(values[np.argmax(counts)]) if used.size else 0
     pos_in_listed = np.arange(used.size) if listed else used
     exc = ir.col_exponents[used] != default
     positions = pos_in_listed[exc].astype(np.int64)

@@ -20,20 +20,24 @@ weights, which round to 0 or ±1 while ``|x[j]|`` is large: the per-term error
 ``(r/2)·|x[j]|`` swamps the signal. Quantizing ``v = w * 2^-e`` instead puts every column on
 a grid that fits it. The exponents come from (:func:`column_exponents`):
 
-* the model's input statistics when it has them (``ir.input_stats``: a scaler's centre and
-  spread, or statistics of the user's data): ``e[j] = round(-log2 spread[j])``, so ``v`` are
-  the weights in standardized units (``w[j] * spread[j]``, up to a factor of √2);
-* otherwise the weights themselves (data-free equalization): ``e[j] = round(log2 max_i
-  |w[i, j]|)``, which assumes every column's largest contribution is of similar size. Without
-  statistics a small column may simply be unimportant (hashed text), so here the exponents
-  must earn their bytes: only the outlier columns, those of the largest exponents, keep their
-  own, within a budget of max(:data:`EXPONENT_BUDGET_MIN`, :data:`EXPONENT_BUDGET_SHARE` of
-  nnz) exceptions; every other column shares the floor. The outliers are what set a row's
-  scale, so lifting them onto their own grid refines the row's grid for all the rest.
+* a scale part from the model's input statistics when it has them (``ir.input_stats``: a
+  scaler's centre and spread, or statistics of the user's data): ``round(-log2 spread[j])``,
+  so ``v`` are the weights in standardized units (``w[j] * spread[j]``, up to a factor of √2);
+  0 without statistics;
+* plus a lift for the *outlier* columns: those whose largest weight in
+  standardized units (``max_i |w[i, j]| * spread[j]``; without statistics spread is 1) is far
+  above the others' get ``round(log2(that / median))`` more, the largest first, at most
+  max(:data:`EXPONENT_BUDGET_MIN`, :data:`EXPONENT_BUDGET_SHARE` of nnz) of them without
+  statistics and :data:`OUTLIER_SHARE` of the used columns with them. The outliers are what
+  set a row's scale, so lifting them onto their own grid refines the row's grid for all the
+  rest. Without statistics a small column may simply be unimportant (hashed text), which is
+  why only outliers, not every column, get an exponent there: few exponents, few bytes. With
+  no statistics and few columns (within the budget) every column keeps its own: data-free
+  equalization, which assumes every column's largest contribution is of similar size.
 
-Exponents are centred (their median over used columns is 0) and stored only when they are not
-all equal. Powers of two are exact to apply in float; the blob stores one byte per column, or
-only the exceptions to the most common exponent, whichever is smaller.
+The scale part is centred (its median over used columns is 0); exponents are stored only when
+they are not all equal. Powers of two are exact to apply in float; the blob stores one byte
+per column, or only the exceptions to the most common exponent, whichever is smaller.
 
 Bias correction: where the input centre ``μ`` is known (``ir.input_stats``), the mean error
 the quantized weights make is moved into the bias, ``b' = b + (W - W_q) @ μ``, so the error
@@ -52,6 +56,10 @@ from edgesparse.ir import EXPONENT_RANGE, LinearIR
 from edgesparse.passes.prune import select
 
 GRANULARITIES = ("row", "tensor")
+OUTLIER_SHARE = 0.05
+"""With input statistics, at most this share of the used columns lift off their scale's
+exponent as outliers (measured on the fidelity suite: 0 -> 15 cases below the bar, 0.05 -> 10,
+0.2 -> 9)."""
 EXPONENT_BUDGET_MIN = 256
 """Data-free exponents: at least this many columns may keep their own exponent..."""
 EXPONENT_BUDGET_SHARE = 0.01
@@ -70,15 +78,18 @@ def column_exponents(ir: LinearIR) -> np.ndarray:
     exps = np.zeros(ir.n_features, dtype=np.int8)
     if used.size == 0:
         return exps
+    spread = ir.input_stats.spread[used] if ir.input_stats is not None else np.ones(used.size)
+    base = -np.log2(spread)
+    e = np.rint(base - np.median(base))
+    # Outlier columns, by their largest weight in standardized units, lift off the floor.
+    colmax = np.zeros(ir.n_features)
+    np.maximum.at(colmax, ir.indices, np.abs(ir.real_values()))
+    lift = np.log2(colmax[used] * spread)
+    lift = np.rint(lift - np.median(lift))
+    budget = max(EXPONENT_BUDGET_MIN, EXPONENT_BUDGET_SHARE * ir.nnz)
     if ir.input_stats is not None:
-        raw = -np.log2(ir.input_stats.spread[used])
-    else:
-        colmax = np.zeros(ir.n_features)
-        np.maximum.at(colmax, ir.indices, np.abs(ir.real_values()))
-        raw = np.log2(colmax[used])
-    e = np.rint(raw - np.median(raw))
-    if ir.input_stats is None:
-        e = _outliers_within_budget(e, max(EXPONENT_BUDGET_MIN, EXPONENT_BUDGET_SHARE * ir.nnz))
+        budget = min(budget, OUTLIER_SHARE * used.size)
+    e = e + _outliers_within_budget(lift, budget)
     lo, hi = EXPONENT_RANGE
     # Keep well inside float32 so that r * 2^e stays normal for any sane weight magnitude.
     exps[used] = np.clip(e, lo // 2, hi // 2).astype(np.int8)
@@ -86,8 +97,9 @@ def column_exponents(ir: LinearIR) -> np.ndarray:
 
 
 def _outliers_within_budget(e: np.ndarray, budget: float) -> np.ndarray:
-    """Keep the exponents of at most ``budget`` columns, those of the largest exponents; the
-    rest share the floor (the largest exponent not kept)."""
+    """Keep the exponents of at most ``budget`` columns, those of the largest exponents, as
+    lifts above the floor (the largest exponent not kept); every other column gets 0. When
+    every column fits the budget, all keep their (centred) exponents."""
     if e.size <= budget:
         return e
     floor = np.sort(e)[::-1][int(budget)]
