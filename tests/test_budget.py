@@ -235,12 +235,15 @@ def test_regressor_budget_is_r2(tmp_path):
 
 @pytest.fixture(scope="module")
 def fragile(tmp_path_factory):
-    """A model int8 cannot hold: its second weight is 1/1000 of the first, but its feature is
-    1000x larger, so rounding it to zero (per-row int8) changes many labels."""
+    """A model int8 cannot hold, whatever the column scales: classes 0 and 1 differ by 0.001 in
+    each weight (both columns of one scale), far below an int8 step of 1/127, so the int8 rows
+    point the same way and about half the rows of those classes change label."""
     rng = np.random.default_rng(3)
-    X = np.column_stack([rng.standard_normal(600), 1000 * rng.standard_normal(600)])
-    y = (X[:, 0] + X[:, 1] / 1000 > 0).astype(int)
-    est = LogisticRegression(C=1e4, max_iter=5000).fit(X[:300], y[:300])
+    X = rng.standard_normal((600, 2))
+    est = LogisticRegression().fit(X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 1))
+    est.coef_ = np.array([[1.0, 1.0], [1.001, 0.999], [-5.0, -5.0]])
+    est.intercept_ = np.zeros(3)
+    y = est.predict(X)
     d = tmp_path_factory.mktemp("fragile")
     np.savez(d / "cal.npz", X=X[300:], y=y[300:])
     return _pickle(est, d / "m.pkl"), d / "cal.npz"

@@ -51,6 +51,7 @@ import scipy.sparse as sp
 
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
+from edgesparse.passes.fidelity import data_stats
 from edgesparse.passes.prune import select
 from edgesparse.passes.quantize import quantize_int8, to_float32
 from edgesparse.passes.refit import Penalty, class_index, refit
@@ -231,10 +232,11 @@ def prune_candidate(
 
 def quantize_as(ir: LinearIR, quantization: str) -> LinearIR:
     """Store ``ir``'s weights as one of :data:`QUANTIZATIONS`."""
+    # Column exponents where the columns' scales differ (they drop out when all are equal).
     if quantization == "int8-per-row":
-        return quantize_int8(ir, granularity="row")
+        return quantize_int8(ir, granularity="row", columns="pow2")
     if quantization == "int8-per-tensor":
-        return quantize_int8(ir, granularity="tensor")
+        return quantize_int8(ir, granularity="tensor", columns="pow2")
     if quantization == "float32":
         return to_float32(ir)
     if quantization == "float64":
@@ -293,6 +295,10 @@ def search(
     X_fit, X_hold = Xc[split.fit], Xc[split.heldout]
     y_fit, y_hold = y[split.fit], y[split.heldout]
     mean, std = fit_statistics(X_fit)
+    if original.input_stats is None:
+        # No scaler: the fit rows (never the held-out ones) set the int8 column exponents and
+        # the bias correction, as --check-data rows do without a budget.
+        original = original.replace(input_stats=data_stats(X_fit))
     scorer = _Scorer(original, X_hold, y_hold, None if target is None else target[split.heldout])
     reference = scorer.reference
     curve: list[dict[str, Any]] = []
