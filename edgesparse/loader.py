@@ -22,6 +22,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "RawLinearModel",
     "allowed_globals",
+    "SKLEARN_VERSION_ATTRIBUTE",
     "load_model",
 ]
 
@@ -146,17 +148,29 @@ _SKLEARN_PIPELINE: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
+# SGD/Perceptron/PassiveAggressive keep their loss object (_loss_function_, and before 1.3
+# loss_function_ too). Up to scikit-learn 1.5 every loss was one of these Cython classes; Log,
+# SquaredLoss and Huber are gone since 1.6, so today's scikit-learn cannot unpickle them. None
+# of them is ever imported: each resolves to a stand-in that records the class name only (see
+# _OldSGDLoss); edgesparse reads the loss from the estimator's ``loss`` string.
+_SGD_FAST_LOSSES: tuple[str, ...] = (
+    "Hinge",
+    "SquaredHinge",
+    "ModifiedHuber",
+    "Log",
+    "SquaredLoss",
+    "Huber",
+    "EpsilonInsensitive",
+    "SquaredEpsilonInsensitive",
+)
+
 # Fitted attributes of the estimators above: OneVsRestClassifier and RidgeClassifier(CV) keep a
 # LabelBinarizer; SGD/Perceptron/PassiveAggressive keep their loss object (_loss_function_),
 # rebuilt from a float parameter by these Cython classes.
 _SKLEARN_HELPERS: frozenset[tuple[str, str]] = frozenset(
     {
         ("sklearn.preprocessing._label", "LabelBinarizer"),
-        ("sklearn.linear_model._sgd_fast", "Hinge"),
-        ("sklearn.linear_model._sgd_fast", "SquaredHinge"),
-        ("sklearn.linear_model._sgd_fast", "ModifiedHuber"),
-        ("sklearn.linear_model._sgd_fast", "EpsilonInsensitive"),
-        ("sklearn.linear_model._sgd_fast", "SquaredEpsilonInsensitive"),
+        *(("sklearn.linear_model._sgd_fast", name) for name in _SGD_FAST_LOSSES),
         ("sklearn._loss._loss", "CyHalfBinomialLoss"),
         ("sklearn._loss._loss", "CyHalfSquaredError"),
         ("sklearn._loss._loss", "CyHuberLoss"),
@@ -432,7 +446,46 @@ def _defaultdict_of_list(factory: Any = None) -> Any:
     return collections.defaultdict(list)
 
 
+class _OldSGDLoss:
+    """What an ``sklearn.linear_model._sgd_fast`` loss object becomes: its class name, nothing
+    else. The pickle calls ``Log()`` or ``Hinge(1.0)``; the stand-in accepts at most two plain
+    numbers (the loss parameters scikit-learn wrote) and keeps none of them."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<scikit-learn loss {self.name} (read as a name only)>"
+
+    def __setstate__(self, state: Any) -> None:
+        # Cython classes may add a state; it is data we never use.
+        if state is not None and not isinstance(state, (dict, tuple)):
+            raise pickle.UnpicklingError(f"unexpected state for loss {self.name}")
+
+
+class _OldSGDLossFactory:
+    """The callable an allow-listed ``_sgd_fast.<Loss>`` global resolves to."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any) -> _OldSGDLoss:
+        if len(args) > 2 or not all(type(a) in (float, int) for a in args):
+            raise pickle.UnpicklingError(
+                f"_sgd_fast.{self.name} called with arguments scikit-learn never writes"
+            )
+        return _OldSGDLoss(self.name)
+
+
 _SUBSTITUTES: dict[tuple[str, str], Any] = {
+    **{
+        ("sklearn.linear_model._sgd_fast", name): _OldSGDLossFactory(name)
+        for name in _SGD_FAST_LOSSES
+    },
     ("collections", "defaultdict"): _defaultdict_of_list,
     ("builtins", "list"): _LIST_FACTORY,
     ("__builtin__", "list"): _LIST_FACTORY,
@@ -645,8 +698,12 @@ def _make_joblib_unpickler() -> type:
             # joblib's load_build, but the array is read by us: object arrays through our
             # restricted unpickler (not whatever this joblib version uses) and with the
             # wrapper's fields validated first.
+            state = self.stack[-1]
+            written_by = _written_by(state)
             pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
             top = self.stack[-1]
+            if written_by is not None:
+                _record_version(top, written_by)
             if type(top) is NumpyArrayWrapper:
                 self.stack[-1] = self._read_wrapped_array(top)
 
@@ -976,7 +1033,45 @@ def _audit_objects(root: Any, source: str) -> None:
         stack.extend((child, depth + 1, None) for child in children)
 
 
+SKLEARN_VERSION_ATTRIBUTE = "_sklearn_version"
+"""The attribute where a loaded scikit-learn object keeps the version that pickled it.
+
+scikit-learn writes ``_sklearn_version`` into every estimator's pickled state and drops it
+again on loading (after warning when it differs from the installed version); the loader puts
+it back, so that the frontend reads the estimator by the rules of the release that wrote it."""
+
+
+def _written_by(state: Any) -> str | None:
+    if isinstance(state, dict):
+        version = state.get(SKLEARN_VERSION_ATTRIBUTE)
+        if isinstance(version, str) and len(version) <= 40 and version.isprintable():
+            return version
+    return None
+
+
+def _record_version(obj: Any, version: str) -> None:
+    attrs = getattr(obj, "__dict__", None)
+    if isinstance(attrs, dict) and (type(obj).__module__ or "").startswith("sklearn."):
+        attrs[SKLEARN_VERSION_ATTRIBUTE] = version
+
+
 def _unpickle(
+    data: bytes, compressor: str, compressors: dict[str, Any], source: str, max_unpacked: int
+) -> Any:
+    # scikit-learn warns (InconsistentVersionWarning) on every estimator pickled by another
+    # release. edgesparse records that version instead and reads the model by its rules (the
+    # compress summary says so), so the raw warning is not shown.
+    with warnings.catch_warnings():
+        try:
+            from sklearn.exceptions import InconsistentVersionWarning
+        except ImportError:  # scikit-learn < 1.3, or absent
+            pass
+        else:
+            warnings.simplefilter("ignore", InconsistentVersionWarning)
+        return _unpickle_quietly(data, compressor, compressors, source, max_unpacked)
+
+
+def _unpickle_quietly(
     data: bytes, compressor: str, compressors: dict[str, Any], source: str, max_unpacked: int
 ) -> Any:
     raw: Any = io.BytesIO(data)
