@@ -38,7 +38,13 @@ import numpy as np
 from .errors import IRError, UnsupportedModelError
 from .ir import PROBA_HEADS, FeatureStats, LinearIR
 
-__all__ = ["register", "supported_models", "supported_preprocessors", "to_ir"]
+__all__ = [
+    "pickled_by_other_release",
+    "register",
+    "supported_models",
+    "supported_preprocessors",
+    "to_ir",
+]
 
 
 @dataclasses.dataclass
@@ -211,6 +217,12 @@ def _release(version: str) -> tuple[int, int] | None:
 def _written_by_other(est: Any) -> bool:
     """Whether ``est`` was pickled by a scikit-learn release other than the installed one."""
     return _sklearn_version(est) not in (_installed_sklearn(), "n/a")
+
+
+def pickled_by_other_release(estimator: Any) -> str | None:
+    """The scikit-learn version that pickled ``estimator`` when it is not the installed one
+    (its methods then follow the installed release's rules, not its owner's), else None."""
+    return _sklearn_version(estimator) if _written_by_other(estimator) else None
 
 
 def _rules(est: Any) -> tuple[int, int]:

@@ -82,3 +82,118 @@ def test_old_model_gives_its_own_outputs(release, name, suffix):
             )
         elif ir.is_classifier and method == "predict_proba":
             assert not ir.has_proba
+
+
+# -- what the user is told (issue 22, part 3) -------------------------------------------------
+def _iris_check(tmp_path: Path, release: str, name: str) -> Path:
+    outputs = _outputs(release)
+    path = tmp_path / "check.npz"
+    np.savez(path, X=outputs["X.iris"], y=outputs[f"{name}.predict"])
+    return path
+
+
+def test_summary_names_the_release_and_its_rules(tmp_path):
+    import sklearn
+    from click.testing import CliRunner
+
+    from edgesparse.cli import cli
+
+    model = WILD / "1.3.2" / "logreg_ovr.pkl"
+    check = _iris_check(tmp_path, "1.3.2", "logreg_ovr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InconsistentVersionWarning)
+        result = CliRunner().invoke(
+            cli,
+            [
+                "compress",
+                str(model),
+                "-o",
+                str(tmp_path / "m.esb"),
+                "--quantize",
+                "none",
+                "--check-data",
+                str(check),
+            ],
+        )
+    assert result.exit_code == 0, result.output
+    assert "InconsistentVersionWarning" not in result.output + result.stderr
+    line = next(x for x in result.output.splitlines() if x.startswith("written by"))
+    assert "scikit-learn 1.3.2; read by the rules of scikit-learn 1.3.2" in line
+    assert f"(installed: {sklearn.__version__})" in line
+    assert "one-vs-rest normalised (multi_class='ovr')" in line
+    # The check's reference is the model as 1.3.2 computed it, not today's softmax.
+    proba = next(x for x in result.output.splitlines() if x.startswith("max |d proba|"))
+    assert float(proba.split()[-1]) < 1e-9
+
+
+def test_report_fields_and_why_todays_sklearn_is_not_the_oracle(tmp_path):
+    from edgesparse.api import compress_file
+
+    model = WILD / "1.3.2" / "logreg_ovr.pkl"
+    check = _iris_check(tmp_path, "1.3.2", "logreg_ovr")
+    report = compress_file(model, tmp_path / "m.esb", quantize="none", check_data=check)
+    assert report.sklearn_version == "1.3.2"
+    assert report.sklearn_rules is not None and "multi_class='ovr'" in report.sklearn_rules
+    assert report.check is not None and report.check.max_abs_proba_delta < 1e-9
+    # What the issue saw: today's scikit-learn computes this model's predict_proba with
+    # softmax, far from what it gave its owner.
+    X = _outputs("1.3.2")["X.iris"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        todays = load_model(model).predict_proba(X)
+    assert np.max(np.abs(todays - _outputs("1.3.2")["logreg_ovr.predict_proba"])) > 0.1
+
+
+def test_model_fitted_here_names_the_installed_release(tmp_path):
+    import pickle
+
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    from edgesparse.api import compress_file
+
+    X, y = _outputs("1.3.2")["X.iris"], _outputs("1.3.2")["logreg_ovr.predict"]
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(LogisticRegression(max_iter=500).fit(X, y)))
+    report = compress_file(tmp_path / "m.pkl", tmp_path / "m.esb")
+    assert report.sklearn_version == sklearn.__version__
+    assert report.sklearn_rules == f"read by the rules of scikit-learn {sklearn.__version__}"
+
+
+def test_version_without_known_rules_is_refused(tmp_path):
+    import pickle
+
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _outputs("1.3.2")["X.iris"], _outputs("1.3.2")["logreg_ovr.predict"]
+    est = LogisticRegression(max_iter=500).fit(X, y)
+    est.__dict__["_sklearn_version"] = "0.17.1"  # as the loader records an ancient pickle
+    with pytest.raises(UnsupportedModelError, match=r"scikit-learn 0\.17\.1 \(its _sklearn_v"):
+        compress(est, quantize="none")
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))  # __getstate__ writes today's version
+    assert (
+        compress(load_model(tmp_path / "m.pkl"), quantize="none").provenance["sklearn_version"]
+        == __import__("sklearn").__version__
+    )
+
+
+def test_loss_is_loaded_by_the_loss_attribute_only():
+    # The pickle's _sgd_fast.Log object becomes a name-only stand-in; nothing is imported.
+    est = load_model(WILD / "1.3.2" / "sgd_log_l1.pkl")
+    assert repr(est.loss_function_) == "<scikit-learn loss Log (read as a name only)>"
+    assert est.loss == "log_loss"
+
+
+@pytest.mark.parametrize(
+    "args", [("os.system",), (1.0, 2.0, 3.0), (b"x",), ([1.0],)], ids=["str", "3", "b", "list"]
+)
+def test_loss_stand_in_refuses_unexpected_arguments(tmp_path, args):
+    import pickle
+
+    from edgesparse.errors import ModelFileError
+
+    # GLOBAL _sgd_fast.Hinge, then REDUCE with the given arguments.
+    body = pickle.dumps(args, protocol=2)[2:-1]  # the tuple, without PROTO and STOP
+    data = b"\x80\x02csklearn.linear_model._sgd_fast\nHinge\n" + body + b"R."
+    (tmp_path / "x.pkl").write_bytes(data)
+    with pytest.raises(ModelFileError, match="arguments scikit-learn never writes"):
+        load_model(tmp_path / "x.pkl")
