@@ -1042,17 +1042,25 @@ it back, so that the frontend reads the estimator by the rules of the release th
 
 
 def _written_by(state: Any) -> str | None:
-    if isinstance(state, dict):
-        version = state.get(SKLEARN_VERSION_ATTRIBUTE)
-        if isinstance(version, str) and len(version) <= 40 and version.isprintable():
-            return version
-    return None
+    """The version an object's pickled state records: "pre-0.18" when a state dict has none
+    (as scikit-learn says of such pickles), "<not a version>" when it is not a short string;
+    None for states that are not dicts."""
+    if not isinstance(state, dict):
+        return None
+    version = state.get(SKLEARN_VERSION_ATTRIBUTE, "pre-0.18")
+    if isinstance(version, str) and len(version) <= 40 and version.isprintable():
+        return version
+    return "<not a version>"
 
 
 def _record_version(obj: Any, version: str) -> None:
+    # Only scikit-learn's own estimators carry a version (BaseEstimator.__getstate__).
     attrs = getattr(obj, "__dict__", None)
-    if isinstance(attrs, dict) and (type(obj).__module__ or "").startswith("sklearn."):
-        attrs[SKLEARN_VERSION_ATTRIBUTE] = version
+    if not isinstance(attrs, dict) or not (type(obj).__module__ or "").startswith("sklearn."):
+        return
+    if not any(k.__name__ == "BaseEstimator" for k in type(obj).__mro__):
+        return
+    attrs[SKLEARN_VERSION_ATTRIBUTE] = version
 
 
 def _unpickle(

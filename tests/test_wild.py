@@ -9,6 +9,7 @@ give those outputs: labels equal, values within 1e-5.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -197,3 +198,38 @@ def test_loss_stand_in_refuses_unexpected_arguments(tmp_path, args):
     (tmp_path / "x.pkl").write_bytes(data)
     with pytest.raises(ModelFileError, match="arguments scikit-learn never writes"):
         load_model(tmp_path / "x.pkl")
+
+
+@pytest.mark.parametrize(
+    ("edit", "shown"),
+    [
+        (lambda state: state.pop("_sklearn_version"), "pre-0.18"),
+        (lambda state: state.update(_sklearn_version="x" * 1000), "<not a version>"),
+        (lambda state: state.update(_sklearn_version=["1.3.2"]), "<not a version>"),
+    ],
+    ids=["missing", "long", "list"],
+)
+def test_pickle_without_a_usable_version_is_refused(tmp_path, edit, shown):
+    import copyreg
+    import io
+    import pickle
+
+    from sklearn.linear_model import Ridge
+
+    est = Ridge().fit(_outputs("1.3.2")["X.diabetes"], np.arange(30.0))
+
+    class Tampering(pickle.Pickler):
+        def reducer_override(self, obj):
+            if obj is not est:
+                return NotImplemented
+            state = est.__getstate__()
+            edit(state)
+            return copyreg.__newobj__, (Ridge,), state
+
+    buf = io.BytesIO()
+    Tampering(buf, protocol=2).dump(est)
+    (tmp_path / "m.pkl").write_bytes(buf.getvalue())
+    model = load_model(tmp_path / "m.pkl")
+    assert type(model) is Ridge
+    with pytest.raises(UnsupportedModelError, match=f"scikit-learn {re.escape(shown)}"):
+        compress(model, quantize="none")
