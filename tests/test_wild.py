@@ -35,8 +35,9 @@ def _cases() -> list[tuple[str, str, str]]:
     for release in RELEASES:
         manifest = json.loads((WILD / release / "manifest.json").read_text())
         for name in sorted(manifest["models"]):
-            for suffix in (".pkl", ".joblib"):
-                out.append((release, name, suffix))
+            for suffix in (".pkl", ".joblib", ".skops"):
+                if (WILD / release / f"{name}{suffix}").is_file():
+                    out.append((release, name, suffix))
     return out
 
 
@@ -233,3 +234,10 @@ def test_pickle_without_a_usable_version_is_refused(tmp_path, edit, shown):
     assert type(model) is Ridge
     with pytest.raises(UnsupportedModelError, match=f"scikit-learn {re.escape(shown)}"):
         compress(model, quantize="none")
+
+
+def test_skops_loss_objects_are_read_as_names():
+    # skops 0.16 would import sklearn.linear_model._sgd_fast.Log, which no longer exists.
+    est = load_model(WILD / "1.5.2" / "sgd_log_l1.skops")
+    assert est._loss_function_ == "<scikit-learn loss Log (read as a name only)>"
+    assert est.__dict__["_sklearn_version"] == "1.5.2"

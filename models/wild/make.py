@@ -10,7 +10,9 @@ wine, diabetes), then saves, under ``models/wild/<release>/``:
 * ``outputs.npz``: the fixed input rows of each dataset (``X.<dataset>``) and, for each model,
   what the model itself returned on them in that release (``<name>.predict``,
   ``<name>.predict_proba``, ``<name>.decision_function``, whichever it has);
-* ``manifest.json``: the versions installed, and each model's dataset and constructor.
+* ``manifest.json``: the versions installed, and each model's dataset and constructor;
+* ``<name>.skops`` (``skops.io.dump``) for a few version-sensitive families
+  (``SKOPS_MODELS``), when a skops release installs next to that scikit-learn.
 
 The tests (``tests/test_wild.py``) compress each file with today's edgesparse at float64 and
 compare with those outputs. Releases covered: every minor release from 1.1 with wheels for
@@ -159,6 +161,14 @@ MODELS = [
     ("multioutput_ridge", "diabetes2", lambda: MultiOutputRegressor(lm.Ridge())),
 ]
 
+# The version-sensitive families, also as .skops files (kept few: the fixtures stay small).
+SKOPS_MODELS = {"logreg_ovr", "logreg_liblinear", "sgd_log_l1", "ridge_classifier"}
+try:
+    import skops
+    import skops.io as sio
+except ImportError:
+    sio = None
+
 outputs = {f"X.{k}": v for k, v in inputs.items()}
 manifest = {
     "sklearn": sklearn.__version__,
@@ -166,6 +176,7 @@ manifest = {
     "scipy": scipy.__version__,
     "joblib": joblib.__version__,
     "python": sys.version.split()[0],
+    "skops": None if sio is None else skops.__version__,
     "models": {},
 }
 for name, data, make in MODELS:
@@ -177,6 +188,8 @@ for name, data, make in MODELS:
     with open(out / f"{name}.pkl", "wb") as fh:
         pickle.dump(model, fh, protocol=4)
     joblib.dump(model, out / f"{name}.joblib", compress=3)
+    if sio is not None and name in SKOPS_MODELS:
+        sio.dump(model, out / f"{name}.skops")
     Xf = inputs[data]
     for method in ("predict", "predict_proba", "decision_function"):
         if hasattr(model, method):
@@ -198,6 +211,11 @@ def build(release: str, pins: list[str], out: Path, *, keep: bool = False) -> No
         subprocess.run(
             [str(py), "-m", "pip", "install", "--quiet", "--only-binary=:all:", *pins],
             check=True,
+        )
+        # skops is optional: whichever release pip finds compatible, if any.
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "--quiet", "--only-binary=:all:", "skops", *pins],
+            check=False,
         )
         target = out / release
         if target.exists():
