@@ -60,6 +60,9 @@ class CheckResult:
     score_name: str | None
     score_before: float | None
     score_after: float | None
+    reference: str | None = None
+    """What the compressed model was compared with when that is not the installed
+    scikit-learn running the original (None: it was, or the model is not scikit-learn's)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -672,10 +675,9 @@ def check_fidelity(
             )
     ref_model = Model(original)
     X_ref = _for_sklearn(X)
+    written_by = None if isinstance(estimator, LinearIR) else pickled_by_other_release(estimator)
     has_own = (
-        hasattr(estimator, "predict")
-        and not isinstance(estimator, LinearIR)
-        and pickled_by_other_release(estimator) is None
+        hasattr(estimator, "predict") and not isinstance(estimator, LinearIR) and written_by is None
     )
     pred_ref = estimator.predict(X_ref) if has_own else ref_model.predict(X)
     if original.is_classifier:
@@ -710,6 +712,9 @@ def check_fidelity(
         score_name=score_name,
         score_before=before,
         score_after=after,
+        reference=None
+        if written_by is None
+        else f"the float64 model read by the rules of scikit-learn {written_by}",
     )
 
 

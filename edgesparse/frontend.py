@@ -179,7 +179,9 @@ def _name(obj: Any) -> str:
 # one: scikit-learn 1.9 unpickles a 1.3 LogisticRegression(multi_class="ovr") without complaint
 # and then computes its predict_proba with softmax.
 _VERSION_ATTRIBUTE = "_sklearn_version"
-_OLDEST_RULES = (0, 18)  # releases before 0.18 did not record their version at all
+# LogisticRegression.predict_proba has read as in _logistic_head since 0.22 (multi_class
+# "auto"); older releases (and those before 0.18, which recorded no version) are refused.
+_OLDEST_RULES = (0, 22)
 
 
 def _shown(text: str) -> str:
@@ -205,7 +207,7 @@ def _sklearn_version(estimator: Any) -> str:
 
 def _release(version: str) -> tuple[int, int] | None:
     """``(major, minor)`` of a scikit-learn version string, or None when it is not one
-    edgesparse knows the rules of (unparseable, "pre-0.18", or older than 0.18)."""
+    edgesparse knows the rules of (unparseable, "pre-0.18", or older than 0.22)."""
     parts = version.split(".")
     try:
         release = (int(parts[0]), int(parts[1]))

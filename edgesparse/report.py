@@ -58,6 +58,8 @@ def compress_summary(report: CompressReport) -> str:
     c = report.check
     if c is not None:
         rows.append(("check rows", str(c.n_rows)))
+        if c.reference is not None:
+            rows.append(("check reference", c.reference))
         if c.label_agreement is not None:
             rows.append(("label agreement", f"{c.label_agreement:.2%}"))
         rows.append(("max |d decision|", f"{c.max_abs_decision_delta:.3g}"))

@@ -126,6 +126,8 @@ def test_summary_names_the_release_and_its_rules(tmp_path):
     # The check's reference is the model as 1.3.2 computed it, not today's softmax.
     proba = next(x for x in result.output.splitlines() if x.startswith("max |d proba|"))
     assert float(proba.split()[-1]) < 1e-9
+    reference = next(x for x in result.output.splitlines() if x.startswith("check reference"))
+    assert reference.endswith("the float64 model read by the rules of scikit-learn 1.3.2")
 
 
 def test_report_fields_and_why_todays_sklearn_is_not_the_oracle(tmp_path):
@@ -168,9 +170,12 @@ def test_version_without_known_rules_is_refused(tmp_path):
 
     X, y = _outputs("1.3.2")["X.iris"], _outputs("1.3.2")["logreg_ovr.predict"]
     est = LogisticRegression(max_iter=500).fit(X, y)
-    est.__dict__["_sklearn_version"] = "0.17.1"  # as the loader records an ancient pickle
-    with pytest.raises(UnsupportedModelError, match=r"scikit-learn 0\.17\.1 \(its _sklearn_v"):
-        compress(est, quantize="none")
+    for ancient in ("0.17.1", "0.21.3"):
+        est.__dict__["_sklearn_version"] = ancient  # as the loader records an old pickle
+        with pytest.raises(UnsupportedModelError, match=rf"scikit-learn {ancient} \(its _skl"):
+            compress(est, quantize="none")
+    est.__dict__["_sklearn_version"] = "0.22.2"  # LogisticRegression as in 1.1: auto -> softmax
+    assert compress(est, quantize="none").head == "softmax"
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(est))  # __getstate__ writes today's version
     assert (
         compress(load_model(tmp_path / "m.pkl"), quantize="none").provenance["sklearn_version"]
