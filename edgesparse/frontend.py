@@ -410,7 +410,9 @@ def _linear_classifier(est: Any, head_for: Callable[[Any, int], str]) -> _Linear
     head = head_for(est, classes.size)
     # Safety net: the head must agree with whether scikit-learn offers predict_proba. Only
     # the installed release can be asked; a model it did not write follows the rules above.
-    if not _written_by_other(est) and (head in PROBA_HEADS) != hasattr(est, "predict_proba"):
+    if not (_written_by_other(est) or _evidently_old(est)) and (head in PROBA_HEADS) != hasattr(
+        est, "predict_proba"
+    ):
         raise UnsupportedModelError(
             f"{name}: cannot tell how it computes predict_proba; not converting it"
         )
@@ -442,9 +444,15 @@ def _logistic_head(est: Any, n_classes: int) -> str:
     softmax, which for a binary model is softmax([-d, d]), i.e. expit(2 d).
     """
     release = _rules(est)
+    attrs = getattr(est, "__dict__", {})
+    if release >= (1, 8) and "multi_class" in attrs:
+        # Only releases up to 1.7 have multi_class: a model unpickled without edgesparse's
+        # loader (which keeps _sklearn_version) still says where it comes from.
+        _note(est, f"{_name(est)} has multi_class, so it was written by scikit-learn <= 1.7")
+        release = (1, 7)
     if release >= (1, 8):
         return "logistic" if n_classes == 2 else "softmax"
-    multi_class = getattr(est, "__dict__", {}).get("multi_class", "auto")
+    multi_class = attrs.get("multi_class", "auto")
     solver = getattr(est, "solver", "lbfgs")
     version = _sklearn_version(est)
     if multi_class in ("ovr", "warn") or (
@@ -483,13 +491,16 @@ _SGD_HEADS = {"log_loss": "logistic", "log": "logistic", "modified_huber": "modi
 def _sgd_head(est: Any, n_classes: int) -> str:
     loss = str(getattr(est, "loss", ""))
     if loss == "log":
-        if _rules(est) >= (1, 3):
-            raise UnsupportedModelError(
-                f"{_name(est)}: loss='log' in a model pickled by scikit-learn "
-                f"{_sklearn_version(est)}, which has no such loss"
-            )
-        _note(est, f"{_name(est)} loss='log' read as 'log_loss'")
+        # Only releases up to 1.2 accept "log" (the name of log_loss before 1.1).
+        _note(est, f"{_name(est)} loss='log' read as 'log_loss' (scikit-learn <= 1.2)")
     return _SGD_HEADS.get(loss, "hard")
+
+
+def _evidently_old(est: Any) -> bool:
+    """Whether ``est`` holds a parameter only older releases have, whatever version it
+    claims (``multi_class``, removed in 1.8; ``loss="log"``, removed in 1.3)."""
+    attrs = getattr(est, "__dict__", {})
+    return "multi_class" in attrs or attrs.get("loss") == "log"
 
 
 @register("SGDClassifier", "Perceptron", "PassiveAggressiveClassifier")
@@ -610,7 +621,12 @@ def _one_vs_rest(est: Any) -> _Linear:
             "probabilities differently from SGDClassifier; use SGDClassifier("
             "loss='modified_huber') directly, which is one-vs-rest already"
         )
-    if not _written_by_other(est) and (head in PROBA_HEADS) != hasattr(est, "predict_proba"):
+    inner_old = any(_evidently_old(e) for e in est.estimators_) or _evidently_old(
+        getattr(est, "estimator", None)
+    )
+    if not (_written_by_other(est) or inner_old) and (head in PROBA_HEADS) != hasattr(
+        est, "predict_proba"
+    ):
         raise UnsupportedModelError(
             f"{name}({base}): cannot tell how it computes predict_proba; not converting it"
         )

@@ -246,3 +246,35 @@ def test_skops_loss_objects_are_read_as_names():
     est = load_model(WILD / "1.5.2" / "sgd_log_l1.skops")
     assert est._loss_function_ == "<scikit-learn loss Log (read as a name only)>"
     assert est.__dict__["_sklearn_version"] == "1.5.2"
+
+
+@pytest.mark.parametrize(
+    ("release", "name"), [("1.3.2", "logreg_ovr"), ("1.6.1", "logreg_liblinear")]
+)
+def test_model_unpickled_elsewhere_is_still_read_by_its_rules(release, name):
+    # A model unpickled by plain pickle has lost _sklearn_version; what it holds (multi_class,
+    # loss="log") still tells which releases' rules apply.
+    import pickle
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = pickle.loads((WILD / release / f"{name}.pkl").read_bytes())
+    ir = compress(est, quantize="none")
+    assert "written by scikit-learn <= 1.7" in ir.provenance["sklearn_rules"]
+    expected = _outputs(release)
+    np.testing.assert_allclose(
+        Model(ir).predict_proba(expected["X.iris"]), expected[f"{name}.predict_proba"], atol=1e-9
+    )
+
+
+def test_old_loss_name_with_a_newer_version_is_read_as_log_loss():
+    est = load_model(WILD / "1.1.3" / "sgd_log_l1.pkl")
+    est.__dict__["_sklearn_version"] = __import__("sklearn").__version__
+    ir = compress(est, quantize="none")
+    assert (
+        ir.head == "logistic" and "loss='log' read as 'log_loss'" in ir.provenance["sklearn_rules"]
+    )
+    expected = _outputs("1.1.3")
+    np.testing.assert_allclose(
+        Model(ir).predict_proba(expected["X.iris"]), expected["sgd_log_l1.predict_proba"], atol=1e-9
+    )
