@@ -60,6 +60,9 @@ class CheckResult:
     score_name: str | None
     score_before: float | None
     score_after: float | None
+    reference: str | None = None
+    """What the compressed model was compared with when that is not the installed
+    scikit-learn running the original (None: it was, or the model is not scikit-learn's)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +86,10 @@ class CompressReport:
     estimate: dict[str, Any] | None = None
     precision_note: str | None = None
     budget: dict[str, Any] | None = None
+    sklearn_version: str | None = None
+    """The scikit-learn release that wrote the model (None for non-scikit-learn models)."""
+    sklearn_rules: str | None = None
+    """By which release's rules edgesparse read it, and what those rules changed."""
 
     @property
     def ratio(self) -> float:
@@ -369,7 +376,15 @@ def compress_file(
         column_scaling=compressed.column_scaling,
         estimate=estimate,
         precision_note=precision_note,
+        **_provenance_versions(original),
     )
+
+
+def _provenance_versions(ir: LinearIR) -> dict[str, str | None]:
+    version = ir.provenance.get("sklearn_version")
+    if version in (None, "n/a"):
+        return {"sklearn_version": None, "sklearn_rules": None}
+    return {"sklearn_version": version, "sklearn_rules": ir.provenance.get("sklearn_rules")}
 
 
 def _safe_compress(
@@ -636,9 +651,15 @@ def check_fidelity(
     """Compare ``compressed`` with the original model on ``dataset.X`` (and ``dataset.y``).
 
     The reference is the estimator's own ``predict``/``decision_function`` when it has them
-    (scikit-learn is the oracle), else the uncompressed IR. ``model`` is what runs the
-    compressed model (default: the numpy runtime; an ``OnnxModel`` checks an ONNX artifact).
+    (scikit-learn is the oracle), else the uncompressed IR. An estimator pickled by another
+    scikit-learn release is not its own oracle here: the installed release would compute its
+    outputs by today's rules (softmax for a ``multi_class="ovr"`` model of 1.7, say), so the
+    uncompressed IR, read by the rules of the release that wrote it, is the reference.
+    ``model`` is what runs the compressed model (default: the numpy runtime; an
+    ``OnnxModel`` checks an ONNX artifact).
     """
+    from edgesparse.frontend import pickled_by_other_release
+
     X, y = dataset.X, dataset.y
     new = Model(compressed) if model is None else model
     pred_new = new.predict(X)  # validates X first, with the runtime's friendly errors
@@ -654,7 +675,10 @@ def check_fidelity(
             )
     ref_model = Model(original)
     X_ref = _for_sklearn(X)
-    has_own = hasattr(estimator, "predict") and not isinstance(estimator, LinearIR)
+    written_by = None if isinstance(estimator, LinearIR) else pickled_by_other_release(estimator)
+    has_own = (
+        hasattr(estimator, "predict") and not isinstance(estimator, LinearIR) and written_by is None
+    )
     pred_ref = estimator.predict(X_ref) if has_own else ref_model.predict(X)
     if original.is_classifier:
         dec_ref = (
@@ -688,6 +712,9 @@ def check_fidelity(
         score_name=score_name,
         score_before=before,
         score_after=after,
+        reference=None
+        if written_by is None
+        else f"the float64 model read by the rules of scikit-learn {written_by}",
     )
 
 

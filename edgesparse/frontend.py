@@ -38,7 +38,13 @@ import numpy as np
 from .errors import IRError, UnsupportedModelError
 from .ir import PROBA_HEADS, FeatureStats, LinearIR
 
-__all__ = ["register", "supported_models", "supported_preprocessors", "to_ir"]
+__all__ = [
+    "pickled_by_other_release",
+    "register",
+    "supported_models",
+    "supported_preprocessors",
+    "to_ir",
+]
 
 
 @dataclasses.dataclass
@@ -105,10 +111,18 @@ def to_ir(estimator: Any) -> LinearIR:
         UnsupportedModelError: the estimator (or a part of it) is not supported, or not fitted.
         IRError: its weights or intercepts contain NaN or Inf.
     """
+    version = _sklearn_version(estimator)
+    if version not in ("n/a", "unknown") and _release(version) is None:
+        raise UnsupportedModelError(
+            f"{_name(estimator)} was pickled by scikit-learn {_shown(version)} (its "
+            "_sklearn_version), whose rules edgesparse does not know; load it with that "
+            "version and export its weights to .npz (coef, intercept, classes, head)"
+        )
     lin = _convert(estimator)
     provenance = {
         "source": lin.source,
-        "sklearn_version": _sklearn_version(estimator),
+        "sklearn_version": version,
+        "sklearn_rules": _rules_note(estimator, version, lin),
         "n_features_in": str(lin.n_features),
     }
     try:
@@ -158,12 +172,93 @@ def _name(obj: Any) -> str:
     return type(obj).__name__
 
 
+# -- which scikit-learn release's rules apply -------------------------------------------------
+# A pickled estimator keeps the release that wrote it in ``_sklearn_version`` (put back by
+# edgesparse.loader); an estimator fitted in this process has none and follows the installed
+# release. Converters read the estimator by the rules of that release, not of the installed
+# one: scikit-learn 1.9 unpickles a 1.3 LogisticRegression(multi_class="ovr") without complaint
+# and then computes its predict_proba with softmax.
+_VERSION_ATTRIBUTE = "_sklearn_version"
+# LogisticRegression.predict_proba has read as in _logistic_head since 0.22 (multi_class
+# "auto"); older releases (and those before 0.18, which recorded no version) are refused.
+_OLDEST_RULES = (0, 22)
+
+
+def _shown(text: str) -> str:
+    return text if text.isprintable() and len(text) <= 40 else repr(text[:40])
+
+
+def _installed_sklearn() -> str:
+    sklearn = sys.modules.get("sklearn")
+    return str(getattr(sklearn, "__version__", "unknown"))
+
+
 def _sklearn_version(estimator: Any) -> str:
+    """The scikit-learn release whose rules apply to ``estimator``: the one that pickled it
+    (``_sklearn_version``), else the installed one; ``"n/a"`` for non-scikit-learn objects."""
     modules = {(k.__module__ or "").split(".")[0] for k in type(estimator).__mro__}
     if "sklearn" not in modules:
         return "n/a"
-    sklearn = sys.modules.get("sklearn")
-    return str(getattr(sklearn, "__version__", "unknown"))
+    written = getattr(estimator, "__dict__", {}).get(_VERSION_ATTRIBUTE)
+    if isinstance(written, str):
+        return written
+    return _installed_sklearn()
+
+
+def _release(version: str) -> tuple[int, int] | None:
+    """``(major, minor)`` of a scikit-learn version string, or None when it is not one
+    edgesparse knows the rules of (unparseable, "pre-0.18", or older than 0.22)."""
+    parts = version.split(".")
+    try:
+        release = (int(parts[0]), int(parts[1]))
+    except (ValueError, IndexError):
+        return None
+    return release if release >= _OLDEST_RULES else None
+
+
+def _written_by_other(est: Any) -> bool:
+    """Whether ``est`` was pickled by a scikit-learn release other than the installed one."""
+    return _sklearn_version(est) not in (_installed_sklearn(), "n/a")
+
+
+def pickled_by_other_release(estimator: Any) -> str | None:
+    """The scikit-learn version that pickled ``estimator`` when it is not the installed one
+    (its methods then follow the installed release's rules, not its owner's), else None."""
+    return _sklearn_version(estimator) if _written_by_other(estimator) else None
+
+
+def _rules(est: Any) -> tuple[int, int]:
+    release = _release(_sklearn_version(est))
+    if release is None:  # to_ir refuses these before converting
+        raise UnsupportedModelError(
+            f"{_name(est)}: pickled by scikit-learn {_shown(_sklearn_version(est))} (its "
+            "_sklearn_version), whose rules edgesparse does not know"
+        )
+    return release
+
+
+def _rules_note(estimator: Any, version: str, lin: _Linear) -> str:
+    """One line for the compress summary: by which release's rules the model was read."""
+    if version == "n/a":
+        return "n/a"
+    installed = _installed_sklearn()
+    which = f"read by the rules of scikit-learn {version}"
+    if version != installed:
+        which += f" (installed: {installed})"
+    notes = [n for n in _rule_notes(estimator) if n]
+    return which + (": " + "; ".join(dict.fromkeys(notes)) if notes else "")
+
+
+def _rule_notes(est: Any) -> list[str]:
+    """What a release's rules changed for ``est`` and the estimators inside it."""
+    notes = list(getattr(est, "__dict__", {}).get("_edgesparse_rule_notes", []))
+    for attr in ("steps", "estimators_"):
+        inner = getattr(est, attr, None)
+        if isinstance(inner, list):
+            for item in inner:
+                step = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+                notes.extend(_rule_notes(step))
+    return notes
 
 
 def _require_fitted(est: Any, *attributes: str) -> None:
@@ -291,8 +386,13 @@ def _check_n_features(est: Any, lin: _Linear) -> None:
 # -- linear classifiers ----------------------------------------------------------------------
 def _linear_classifier(est: Any, head_for: Callable[[Any, int], str]) -> _Linear:
     name = _name(est)
-    _require_fitted(est, "coef_", "classes_")
     lb = getattr(est, "_label_binarizer", None)
+    if getattr(est, "classes_", None) is None and getattr(lb, "classes_", None) is not None:
+        # RidgeClassifier(CV) before 1.9 kept its labels only in _label_binarizer (classes_
+        # was a property reading them); today's class looks for its own attribute.
+        est.__dict__["classes_"] = lb.classes_
+        _note(est, f"{name} classes_ read from _label_binarizer")
+    _require_fitted(est, "coef_", "classes_")
     if lb is not None and str(getattr(lb, "y_type_", "")).startswith("multilabel"):
         raise UnsupportedModelError(
             f"{name} was fitted on multilabel targets; only binary and multiclass "
@@ -308,8 +408,11 @@ def _linear_classifier(est: Any, head_for: Callable[[Any, int], str]) -> _Linear
             "layout edgesparse can reproduce"
         )
     head = head_for(est, classes.size)
-    # Safety net: the head must agree with whether scikit-learn offers predict_proba.
-    if (head in PROBA_HEADS) != hasattr(est, "predict_proba"):
+    # Safety net: the head must agree with whether scikit-learn offers predict_proba. Only
+    # the installed release can be asked; a model it did not write follows the rules above.
+    if not (_written_by_other(est) or _evidently_old(est)) and (head in PROBA_HEADS) != hasattr(
+        est, "predict_proba"
+    ):
         raise UnsupportedModelError(
             f"{name}: cannot tell how it computes predict_proba; not converting it"
         )
@@ -318,18 +421,91 @@ def _linear_classifier(est: Any, head_for: Callable[[Any, int], str]) -> _Linear
     return lin
 
 
+def _note(est: Any, text: str) -> None:
+    """Record what a release's rules changed, for the compress summary."""
+    attrs = getattr(est, "__dict__", None)
+    if isinstance(attrs, dict):
+        attrs.setdefault("_edgesparse_rule_notes", [])
+        if text not in attrs["_edgesparse_rule_notes"]:
+            attrs["_edgesparse_rule_notes"].append(text)
+
+
+def _logistic_head(est: Any, n_classes: int) -> str:
+    """How ``LogisticRegression(CV).predict_proba`` turns scores into probabilities, by the
+    rules of the release that wrote ``est``.
+
+    scikit-learn 1.8 removed ``multi_class``: binary -> expit, multiclass -> softmax. From 0.22
+    to 1.7 ``predict_proba`` reads (1.5-1.7 also accept the default "deprecated" as "auto")::
+
+        ovr = multi_class in ("ovr", "warn") or (
+            multi_class in ("auto", "deprecated") and (n_classes <= 2 or solver == "liblinear"))
+
+    one-vs-rest is expit per class, normalised to sum to 1 (``_predict_proba_lr``); otherwise
+    softmax, which for a binary model is softmax([-d, d]), i.e. expit(2 d).
+    """
+    release = _rules(est)
+    attrs = getattr(est, "__dict__", {})
+    if release >= (1, 8) and "multi_class" in attrs:
+        # Only releases up to 1.7 have multi_class: a model unpickled without edgesparse's
+        # loader (which keeps _sklearn_version) still says where it comes from.
+        _note(est, f"{_name(est)} has multi_class, so it was written by scikit-learn <= 1.7")
+        release = (1, 7)
+    if release >= (1, 8):
+        return "logistic" if n_classes == 2 else "softmax"
+    multi_class = attrs.get("multi_class", "auto")
+    solver = getattr(est, "solver", "lbfgs")
+    version = _sklearn_version(est)
+    if multi_class in ("ovr", "warn") or (
+        multi_class in ("auto", "deprecated") and (n_classes <= 2 or solver == "liblinear")
+    ):
+        if n_classes > 2:
+            why = f"multi_class={multi_class!r}" + (
+                f", solver={solver!r}" if multi_class != "ovr" else ""
+            )
+            _note(est, f"{_name(est)} predict_proba one-vs-rest normalised ({why})")
+        return "logistic"
+    if multi_class not in ("multinomial", "auto", "deprecated"):
+        raise UnsupportedModelError(
+            f"{_name(est)}: pickled by scikit-learn {version} with multi_class="
+            f"{_shown(str(multi_class))}, which edgesparse cannot read by that version's rules"
+        )
+    if n_classes == 2:
+        raise UnsupportedModelError(
+            f"{_name(est)}: pickled by scikit-learn {version} with multi_class='multinomial' "
+            "on two classes; that version's predict_proba is softmax([-d, d]) = expit(2 d), "
+            "which edgesparse cannot reproduce next to its decision_function d; refit it with "
+            "multi_class='auto' (or with this scikit-learn)"
+        )
+    return "softmax"
+
+
 @register("LogisticRegression", "LogisticRegressionCV")
 def _logistic_regression(est: Any) -> _Linear:
-    # scikit-learn 1.8+: no multi_class; binary uses expit, >= 3 classes softmax.
-    return _linear_classifier(est, lambda e, n: "logistic" if n == 2 else "softmax")
+    return _linear_classifier(est, _logistic_head)
 
 
-_SGD_HEADS = {"log_loss": "logistic", "modified_huber": "modified_huber"}
+# Loss names by release: "log" was renamed "log_loss" in 1.1 and removed in 1.3.
+_SGD_HEADS = {"log_loss": "logistic", "log": "logistic", "modified_huber": "modified_huber"}
+
+
+def _sgd_head(est: Any, n_classes: int) -> str:
+    loss = str(getattr(est, "loss", ""))
+    if loss == "log":
+        # Only releases up to 1.2 accept "log" (the name of log_loss before 1.1).
+        _note(est, f"{_name(est)} loss='log' read as 'log_loss' (scikit-learn <= 1.2)")
+    return _SGD_HEADS.get(loss, "hard")
+
+
+def _evidently_old(est: Any) -> bool:
+    """Whether ``est`` holds a parameter only older releases have, whatever version it
+    claims (``multi_class``, removed in 1.8; ``loss="log"``, removed in 1.3)."""
+    attrs = getattr(est, "__dict__", {})
+    return "multi_class" in attrs or attrs.get("loss") == "log"
 
 
 @register("SGDClassifier", "Perceptron", "PassiveAggressiveClassifier")
 def _sgd_classifier(est: Any) -> _Linear:
-    return _linear_classifier(est, lambda e, n: _SGD_HEADS.get(str(e.loss), "hard"))
+    return _linear_classifier(est, _sgd_head)
 
 
 @register("LinearSVC", "RidgeClassifier", "RidgeClassifierCV")
@@ -445,7 +621,12 @@ def _one_vs_rest(est: Any) -> _Linear:
             "probabilities differently from SGDClassifier; use SGDClassifier("
             "loss='modified_huber') directly, which is one-vs-rest already"
         )
-    if (head in PROBA_HEADS) != hasattr(est, "predict_proba"):
+    inner_old = any(_evidently_old(e) for e in est.estimators_) or _evidently_old(
+        getattr(est, "estimator", None)
+    )
+    if not (_written_by_other(est) or inner_old) and (head in PROBA_HEADS) != hasattr(
+        est, "predict_proba"
+    ):
         raise UnsupportedModelError(
             f"{name}({base}): cannot tell how it computes predict_proba; not converting it"
         )

@@ -22,6 +22,7 @@ import math
 import os
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "RawLinearModel",
     "allowed_globals",
+    "SKLEARN_VERSION_ATTRIBUTE",
     "load_model",
 ]
 
@@ -146,17 +148,29 @@ _SKLEARN_PIPELINE: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
+# SGD/Perceptron/PassiveAggressive keep their loss object (_loss_function_, and before 1.3
+# loss_function_ too). Up to scikit-learn 1.5 every loss was one of these Cython classes; Log,
+# SquaredLoss and Huber are gone since 1.6, so today's scikit-learn cannot unpickle them. None
+# of them is ever imported: each resolves to a stand-in that records the class name only (see
+# _OldSGDLoss); edgesparse reads the loss from the estimator's ``loss`` string.
+_SGD_FAST_LOSSES: tuple[str, ...] = (
+    "Hinge",
+    "SquaredHinge",
+    "ModifiedHuber",
+    "Log",
+    "SquaredLoss",
+    "Huber",
+    "EpsilonInsensitive",
+    "SquaredEpsilonInsensitive",
+)
+
 # Fitted attributes of the estimators above: OneVsRestClassifier and RidgeClassifier(CV) keep a
 # LabelBinarizer; SGD/Perceptron/PassiveAggressive keep their loss object (_loss_function_),
 # rebuilt from a float parameter by these Cython classes.
 _SKLEARN_HELPERS: frozenset[tuple[str, str]] = frozenset(
     {
         ("sklearn.preprocessing._label", "LabelBinarizer"),
-        ("sklearn.linear_model._sgd_fast", "Hinge"),
-        ("sklearn.linear_model._sgd_fast", "SquaredHinge"),
-        ("sklearn.linear_model._sgd_fast", "ModifiedHuber"),
-        ("sklearn.linear_model._sgd_fast", "EpsilonInsensitive"),
-        ("sklearn.linear_model._sgd_fast", "SquaredEpsilonInsensitive"),
+        *(("sklearn.linear_model._sgd_fast", name) for name in _SGD_FAST_LOSSES),
         ("sklearn._loss._loss", "CyHalfBinomialLoss"),
         ("sklearn._loss._loss", "CyHalfSquaredError"),
         ("sklearn._loss._loss", "CyHuberLoss"),
@@ -432,7 +446,46 @@ def _defaultdict_of_list(factory: Any = None) -> Any:
     return collections.defaultdict(list)
 
 
+class _OldSGDLoss:
+    """What an ``sklearn.linear_model._sgd_fast`` loss object becomes: its class name, nothing
+    else. The pickle calls ``Log()`` or ``Hinge(1.0)``; the stand-in accepts at most two plain
+    numbers (the loss parameters scikit-learn wrote) and keeps none of them."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<scikit-learn loss {self.name} (read as a name only)>"
+
+    def __setstate__(self, state: Any) -> None:
+        # Cython classes may add a state; it is data we never use.
+        if state is not None and not isinstance(state, (dict, tuple)):
+            raise pickle.UnpicklingError(f"unexpected state for loss {self.name}")
+
+
+class _OldSGDLossFactory:
+    """The callable an allow-listed ``_sgd_fast.<Loss>`` global resolves to."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, *args: Any) -> _OldSGDLoss:
+        if len(args) > 2 or not all(type(a) in (float, int) for a in args):
+            raise pickle.UnpicklingError(
+                f"_sgd_fast.{self.name} called with arguments scikit-learn never writes"
+            )
+        return _OldSGDLoss(self.name)
+
+
 _SUBSTITUTES: dict[tuple[str, str], Any] = {
+    **{
+        ("sklearn.linear_model._sgd_fast", name): _OldSGDLossFactory(name)
+        for name in _SGD_FAST_LOSSES
+    },
     ("collections", "defaultdict"): _defaultdict_of_list,
     ("builtins", "list"): _LIST_FACTORY,
     ("__builtin__", "list"): _LIST_FACTORY,
@@ -645,8 +698,12 @@ def _make_joblib_unpickler() -> type:
             # joblib's load_build, but the array is read by us: object arrays through our
             # restricted unpickler (not whatever this joblib version uses) and with the
             # wrapper's fields validated first.
+            state = self.stack[-1]
+            written_by = _written_by(state)
             pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
             top = self.stack[-1]
+            if written_by is not None:
+                _record_version(top, written_by)
             if type(top) is NumpyArrayWrapper:
                 self.stack[-1] = self._read_wrapped_array(top)
 
@@ -976,7 +1033,57 @@ def _audit_objects(root: Any, source: str) -> None:
         stack.extend((child, depth + 1, None) for child in children)
 
 
+SKLEARN_VERSION_ATTRIBUTE = "_sklearn_version"
+"""The attribute where a loaded scikit-learn object keeps the version that pickled it.
+
+scikit-learn writes ``_sklearn_version`` into every estimator's pickled state and drops it
+again on loading (after warning when it differs from the installed version); the loader puts
+it back, so that the frontend reads the estimator by the rules of the release that wrote it."""
+
+
+def _written_by(state: Any) -> str | None:
+    """The version an object's pickled state records: "pre-0.18" when a state dict has none
+    (as scikit-learn says of such pickles), "<not a version>" when it is not a short string;
+    None for states that are not dicts."""
+    if not isinstance(state, dict):
+        return None
+    version = state.get(SKLEARN_VERSION_ATTRIBUTE, "pre-0.18")
+    if isinstance(version, str) and len(version) <= 40 and version.isprintable():
+        return version
+    return "<not a version>"
+
+
+def _record_version(obj: Any, version: str) -> None:
+    # Only scikit-learn's own estimators carry a version (BaseEstimator.__getstate__).
+    attrs = getattr(obj, "__dict__", None)
+    if not isinstance(attrs, dict) or not (type(obj).__module__ or "").startswith("sklearn."):
+        return
+    if not any(k.__name__ == "BaseEstimator" for k in type(obj).__mro__):
+        return
+    attrs[SKLEARN_VERSION_ATTRIBUTE] = version
+
+
 def _unpickle(
+    data: bytes, compressor: str, compressors: dict[str, Any], source: str, max_unpacked: int
+) -> Any:
+    # scikit-learn warns (InconsistentVersionWarning) on every estimator pickled by another
+    # release. edgesparse records that version instead and reads the model by its rules (the
+    # compress summary says so), so the raw warning is not shown.
+    with warnings.catch_warnings():
+        _hide_version_warning()
+        return _unpickle_quietly(data, compressor, compressors, source, max_unpacked)
+
+
+def _hide_version_warning() -> None:
+    """Inside ``warnings.catch_warnings()``: ignore scikit-learn's InconsistentVersionWarning."""
+    try:
+        from sklearn.exceptions import InconsistentVersionWarning
+    except ImportError:  # scikit-learn < 1.3, or absent
+        return
+    warnings.simplefilter("ignore", InconsistentVersionWarning)
+
+
+def _unpickle_quietly(
     data: bytes, compressor: str, compressors: dict[str, Any], source: str, max_unpacked: int
 ) -> Any:
     raw: Any = io.BytesIO(data)
@@ -1032,13 +1139,11 @@ def _load_skops(data: bytes, source: str, max_unpacked: int) -> Any:
     fix = "save the model again with skops.io.dump"
     _zip_guarded(source, "skops", fix, data, max_unpacked)
 
-    def audit() -> list[str]:
+    def audit() -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             schema = json.loads(zf.read("schema.json"))
         types: set[str] = set()
         _schema_types(schema, types)
-        untrusted = sio.get_untrusted_types(data=data)
-        types.update(untrusted)
         refused = sorted(t for t in types if t not in _SKOPS_ALLOWED_TYPES)
         if refused:
             root = (
@@ -1047,11 +1152,99 @@ def _load_skops(data: bytes, source: str, max_unpacked: int) -> Any:
                 else None
             )
             raise _refused(source, refused, skops=True, root=root)
-        return untrusted
 
-    untrusted = _guarded(source, "skops", fix, audit)
-    # Trust exactly the types skops flagged, all of which are on our list by now.
-    return _guarded(source, "skops", fix, sio.loads, data, untrusted)
+    _guarded(source, "skops", fix, audit)
+    # Old loss objects are rewritten as data before skops sees them (see _skops_as_data); then
+    # trust exactly the types skops flags, all of which are on our list.
+    readable = _guarded(source, "skops", fix, _skops_as_data, data)
+    untrusted = _guarded(source, "skops", fix, lambda: sio.get_untrusted_types(data=readable))
+    refused = sorted(t for t in untrusted if t not in _SKOPS_ALLOWED_TYPES)
+    if refused:
+        raise _refused(source, refused, skops=True)
+    with warnings.catch_warnings():
+        _hide_version_warning()
+        obj = _guarded(source, "skops", fix, sio.loads, readable, untrusted)
+    _record_skops_version(obj, data)
+    return obj
+
+
+def _skops_as_data(data: bytes) -> bytes:
+    """The skops file with its SGD loss objects made readable without their classes.
+
+    ``sklearn.linear_model._sgd_fast`` losses (``Log`` is gone from today's scikit-learn)
+    become a string naming the class, as the pickle loader's stand-in does; ``_loss.Cy*`` (the
+    module name scikit-learn 1.6-1.8 builds gave those classes) is renamed to its real home.
+    Decided by module and name only; nothing is imported.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = {info.filename: zf.read(info) for info in zf.infolist()}
+    schema = json.loads(members["schema.json"])
+    changed = False
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        key = (node.get("__module__"), node.get("__class__"))
+        if key[0] == "sklearn.linear_model._sgd_fast" and key[1] in _SGD_FAST_LOSSES:
+            text = repr(_OldSGDLoss(str(key[1])))
+            node.clear()
+            node.update(
+                __class__="str",
+                __module__="builtins",
+                __loader__="JsonNode",
+                content=json.dumps(text),
+                is_json=True,
+                __id__=id(text),
+            )
+            changed = True
+            continue
+        if key in _RENAMED:
+            node["__module__"] = _RENAMED[key][0]  # type: ignore[index]
+            changed = True
+        stack.extend(node.values())
+    if not changed:
+        return data
+    members["schema.json"] = json.dumps(schema).encode()
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, payload in members.items():
+            zf.writestr(name, payload)
+    return out.getvalue()
+
+
+def _record_skops_version(root: Any, data: bytes) -> None:
+    """Put the version a skops file records for its top object back on every scikit-learn
+    estimator in it (one file is written by one release), as the pickle loader does."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        schema = json.loads(zf.read("schema.json"))
+    version: str | None = None
+    content = schema.get("content") if isinstance(schema, dict) else None
+    state = content.get("content") if isinstance(content, dict) else None
+    node = state.get(SKLEARN_VERSION_ATTRIBUTE) if isinstance(state, dict) else None
+    if isinstance(node, dict) and isinstance(node.get("content"), str):
+        try:
+            version = _written_by({SKLEARN_VERSION_ATTRIBUTE: json.loads(node["content"])})
+        except ValueError:
+            version = "<not a version>"
+    elif isinstance(state, dict):
+        version = "pre-0.18"
+    if version is None:
+        return
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, (np.ndarray, *_ATOMS)):
+            continue
+        seen.add(id(obj))
+        _record_version(obj, version)
+        children = _children(obj)
+        if children:
+            stack.extend(children)
 
 
 # -- npz weights -----------------------------------------------------------------------------

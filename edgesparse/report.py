@@ -29,6 +29,7 @@ def compress_summary(report: CompressReport) -> str:
             f"{report.nnz_before} -> {report.nnz_after}  "
             f"(sparsity {report.sparsity_before:.1%} -> {report.sparsity_after:.1%})",
         ),
+        *_written_by(report),
         ("format", report.format_detail or report.format),
         ("quantization", _quantization(report)),
     ]
@@ -57,6 +58,8 @@ def compress_summary(report: CompressReport) -> str:
     c = report.check
     if c is not None:
         rows.append(("check rows", str(c.n_rows)))
+        if c.reference is not None:
+            rows.append(("check reference", c.reference))
         if c.label_agreement is not None:
             rows.append(("label agreement", f"{c.label_agreement:.2%}"))
         rows.append(("max |d decision|", f"{c.max_abs_decision_delta:.3g}"))
@@ -68,6 +71,14 @@ def compress_summary(report: CompressReport) -> str:
         rows.extend(budget_rows(report.budget))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _written_by(report: CompressReport) -> list[tuple[str, str]]:
+    """The scikit-learn release that wrote the model and by whose rules it was read."""
+    if report.sklearn_version is None:
+        return []
+    rules = report.sklearn_rules or f"read by the rules of scikit-learn {report.sklearn_version}"
+    return [("written by", f"scikit-learn {report.sklearn_version}; {rules}")]
 
 
 def _quantization(report: CompressReport) -> str:

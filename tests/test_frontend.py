@@ -734,6 +734,7 @@ def test_provenance() -> None:
     assert dict(ir.provenance) == {
         "source": "Pipeline(StandardScaler, LogisticRegression)",
         "sklearn_version": sklearn.__version__,
+        "sklearn_rules": f"read by the rules of scikit-learn {sklearn.__version__}",
         "n_features_in": "64",
     }
     assert to_ir(fitted("ovr-linearsvc")[0]).provenance["source"] == (
