@@ -28,7 +28,9 @@ computed in float32 (the power of two is exact, so the order of the products doe
 Without ``col_exponents`` every ``e`` is 0 and ``w = s*q``. Runtimes may apply ``2^e`` to the
 input instead (``x[j] * 2**e[j]``, one multiply per used input): the same numbers. Exponents of
 columns no weight uses are normalised to 0. Invariants are checked once, on construction,
-including the arithmetic they feed (every ``scale * 2^e * 127`` is a finite, normal float32);
+including the arithmetic they feed (every ``scale * 127`` and ``scale * 2^e * 127`` is a
+finite float32, ``scale * 2^e`` a normal one, and without float64 values every bias fits a
+float32);
 a pass that produces an invalid IR fails here, naming the field.
 
 ``input_stats`` (optional :class:`FeatureStats`) is what is known about the raw input columns'
@@ -156,6 +158,14 @@ class LinearIR:
         elif scales is not None:
             raise IRError("scales: only int8 values have scales")
         exponents = self._checked_exponents(indptr, indices, scales, n_features)
+        # The arithmetic the fields feed, not only the fields: the largest int8 weight
+        # (scale * 127, computed in float32 before any 2^e) and, for the float32 runtimes
+        # (float32 and int8 values), every bias must be finite float32 numbers. Otherwise
+        # every score is NaN/Inf and every prediction one arbitrary class.
+        if scales is not None and np.any(scales.astype(np.float64) * 127 > _F32.max):
+            raise IRError("scales: some scale * 127 overflows float32 (largest int8 weight)")
+        if values.dtype != np.float64 and np.any(np.abs(bias) > _F32.max):
+            raise IRError("bias: some bias overflows float32 (the arithmetic of this model)")
         if self.input_stats is not None:
             if not isinstance(self.input_stats, FeatureStats):
                 raise IRError("input_stats: must be a FeatureStats")

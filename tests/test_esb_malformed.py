@@ -1106,6 +1106,40 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         lambda: edit(EXP_IR, "varint", change=set_exceptions(exceptions(0, [-126], [0]))),
         C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
     ),
+    # -- the arithmetic the fields feed: finite and > 0 is not enough --------------------------
+    (
+        "scale-at-float32-max-per-row",
+        lambda: edit(change=set_data("scales", np.array([0.0157, 3.4e38, 1], "<f4").tobytes())),
+        C + "scales: some scale * 127 overflows float32 (largest int8 weight)",
+    ),
+    (
+        "scale-just-above-float32-max-over-127-per-tensor",
+        lambda: edit(change=set_data("scales", np.array([2.7e36], "<f4").tobytes())),
+        C + "scales: some scale * 127 overflows float32 (largest int8 weight)",
+    ),
+    (
+        "scale-times-127-overflows-where-scale-times-2e-times-127-does-not",
+        lambda: edit(
+            EXP_IR,
+            change=both(
+                set_data("scales", np.array([3e36, 1, 0.0236], "<f4").tobytes()),
+                set_data("exponents", np.array([1, -2, 3, -1, 0, 2], "i1").tobytes()),
+            ),
+        ),
+        C + "scales: some scale * 127 overflows float32 (largest int8 weight)",
+    ),
+    (
+        "float64-bias-beyond-float32-in-an-int8-model",
+        lambda: edit(change=set_data("bias", np.array([0, 1e39, 0], "<f8").tobytes(), enc=0)),
+        C + "bias: some bias overflows float32 (the arithmetic of this model)",
+    ),
+    (
+        "float64-bias-beyond-float32-in-a-float32-model",
+        lambda: edit(
+            F32_IR, change=set_data("bias", np.array([-1e300, 0, 0], "<f8").tobytes(), enc=0)
+        ),
+        C + "bias: some bias overflows float32 (the arithmetic of this model)",
+    ),
 ]
 
 

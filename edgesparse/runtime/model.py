@@ -150,8 +150,16 @@ class Model:
                 sub = Xd[:, self._used]
                 r, c = np.nonzero(sub)
                 out = self._gathered_scores(sub[r, c], c, r, Xd.shape[0])
-        out = out.astype(self._dtype, copy=False)
-        out += self._bias
+        with np.errstate(over="ignore", invalid="ignore"):  # checked right below
+            out = out.astype(self._dtype, copy=False)
+            out += self._bias
+        if not np.isfinite(out).all():
+            # Finite input, finite weights: only an overflow gets here. A NaN/Inf score is
+            # not a prediction (argmax would pick an arbitrary class).
+            raise InputError(
+                "Input X makes a score overflow this model's "
+                f"{self._dtype} arithmetic; scale the input down"
+            )
         return out
 
     def _block_for(self, dtype: np.dtype) -> np.ndarray:

@@ -154,8 +154,8 @@ const char *esb_strerror(esb_status code)
     case ESB_E_VERSION: return "unsupported .esb version";
     case ESB_E_CORRUPT: return "corrupt .esb";
     case ESB_E_CHECKSUM: return "corrupt .esb: checksum mismatch";
-    case ESB_E_INPUT: return "invalid input row (NaN/Inf, or CSR indices not strictly "
-                             "increasing in [0, n_features))";
+    case ESB_E_INPUT: return "invalid input row (NaN/Inf, CSR indices not strictly "
+                             "increasing in [0, n_features), or a score overflows)";
     case ESB_E_HEAD: return "not available for this model's head";
     }
     return "unknown status";
@@ -675,6 +675,7 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
 static esb_status check_contents(esb_model *m, const uint8_t *d);
 static esb_status check_exponents(esb_model *m, uint32_t off, const uint8_t *exps);
 static float scale_of(const esb_model *m, uint32_t r);
+static double bias_of(const esb_model *m, uint32_t r);
 
 esb_status esb_open(const void *buf, size_t len, esb_model *m)
 {
@@ -1127,6 +1128,19 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
         SEC(EXPONENTS);
         st = check_exponents(m, off, b);
         if (st != ESB_OK) return st;
+    }
+    /* LinearIR: the arithmetic the fields feed. The largest int8 weight (scale * 127) and,
+     * without float64 values, every bias must be finite floats: otherwise every score is
+     * NaN/Inf and every prediction one arbitrary class. */
+    if (m->value_dtype == ESB_VALUES_I8) {
+        for (i = 0; i < m->n_scales_; i++)
+            if ((double)scale_of(m, (uint32_t)i) * 127.0 > FLT_MAX)
+                BAD("scales: some scale * 127 overflows float32 (largest int8 weight)");
+    }
+    if (m->value_dtype != ESB_VALUES_F64) {
+        for (i = 0; i < n_out; i++)
+            if (fabs(bias_of(m, (uint32_t)i)) > FLT_MAX)
+                BAD("bias: some bias overflows float32 (the arithmetic of this model)");
     }
     /* LinearIR's own invariant, the one the header checks above do not imply. */
     if (m->head == ESB_HEAD_SOFTMAX && n_out < 2)
@@ -2215,14 +2229,17 @@ int esb_has_proba(const esb_model *m)
 /* Scores via compute. The dense layout multiplies every input value (zeros included), so a
  * NaN/Inf input makes every score NaN/Inf: for it the dense input check runs only then, and
  * a finite input is recomputed weight by weight (an overflow of q * x alone goes away; a
- * genuine one keeps its Inf scores, as in the other layouts). */
+ * genuine one is ESB_E_INPUT, as in the other layouts). */
 static esb_status scores_of(const esb_model *m, const input *in, float *out, uint32_t *best)
 {
-    if (compute(m, in, out, best, 0) && m->layout_ == ESB_LAYOUT_DENSE) {
+    int bad = compute(m, in, out, best, 0);
+    if (bad && m->layout_ == ESB_LAYOUT_DENSE) {
         if (in->x && check_dense(m, in->x) != ESB_OK) return ESB_E_INPUT;
-        compute(m, in, out, best, 1);
+        bad = compute(m, in, out, best, 1);
     }
-    return ESB_OK;
+    /* Finite input and weights: a NaN/Inf score is an overflow, not a prediction (the numpy
+     * runtime raises InputError too). */
+    return bad ? ESB_E_INPUT : ESB_OK;
 }
 
 static esb_status run_decision(const esb_model *m, const input *in, float *scores)

@@ -128,7 +128,8 @@
  * layout only when a score comes out NaN/Inf, since every input value is then multiplied in),
  * a CSR row's values and indices always; a CSR row must be canonical (indices strictly
  * increasing, in [0, n_features)), unlike scipy matrices which may be unsorted. Violations return
- * ESB_E_INPUT (the numpy runtime raises InputError for non-finite values).
+ * ESB_E_INPUT (the numpy runtime raises InputError for non-finite values). So does a finite
+ * row whose score overflows to NaN/Inf: such a score is not a prediction.
  */
 #ifndef ESB_H
 #define ESB_H
@@ -153,7 +154,7 @@ typedef enum esb_status {
     ESB_E_VERSION = 3,   /* a format version this reader does not know */
     ESB_E_CORRUPT = 4,   /* any malformed field, section or length; see esb_model.message */
     ESB_E_CHECKSUM = 5,  /* a header or section CRC32 does not match */
-    ESB_E_INPUT = 6,     /* NaN/Inf input, or a CSR row that is not canonical */
+    ESB_E_INPUT = 6,     /* NaN/Inf input, a CSR row that is not canonical, score overflow */
     ESB_E_HEAD = 7       /* not available for this model (predict on a regressor, proba ...) */
 } esb_status;
 
