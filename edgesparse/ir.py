@@ -205,6 +205,7 @@ class LinearIR:
                     f"classes: {classes.size} classes need {expected} output row(s), "
                     f"weights have {n_outputs}"
                 )
+            _check_labels(classes.tolist())
             if self.head == "softmax" and n_outputs < 2:
                 raise IRError("head: 'softmax' needs at least 3 classes (binary is 'logistic')")
             classes.setflags(write=False)
@@ -351,6 +352,19 @@ def from_dense(
         squeeze=squeeze,
         provenance=provenance or {},
     )
+
+
+def _check_labels(labels: list[Any]) -> None:
+    """No NaN label and no label twice: either makes predictions silently wrong (a repeated
+    label is predicted for both of its outputs). Linear; the first repeat names its first
+    occurrence (-0.0 repeats 0.0)."""
+    first: dict[Any, int] = {}
+    for i, label in enumerate(labels):
+        if label != label:
+            raise IRError(f"classes: label {i} is NaN")
+        j = first.setdefault(label, i)
+        if j != i:
+            raise IRError(f"classes: label {i} repeats label {j} (labels must be distinct)")
 
 
 def _as_array(value: Any, name: str, dtype: Any) -> np.ndarray:

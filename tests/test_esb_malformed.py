@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edgesparse.errors import FormatError
+from edgesparse.errors import FormatError, IRError
 from edgesparse.formats import esb
 from edgesparse.ir import LinearIR
 
@@ -334,6 +334,11 @@ REG_VALUES_AT = section(blob_of(REG_IR), "values")[0]
 C = "corrupt .esb: "
 F = "unsupported .esb version"
 XA = C + f"section 'exponents' at offset {EXP_AT}: "
+# 4097 classes (one more than esb.MAX_UNSORTED_CLASSES): they must be stored in increasing order.
+BIG_IR = ir_from_dense(
+    np.eye(4097, 2), head="hard", classes=np.arange(4097) * 3, bias=np.zeros(4097)
+)
+BIG_CLASSES_AT = section(blob_of(BIG_IR), "classes")[0]
 XC = C + f"section 'exponents' at offset {EXP_COLS_AT}: "
 U32, U64 = 2**32 - 1, 2**64 - 1
 
@@ -1140,7 +1145,69 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         ),
         C + "bias: some bias overflows float32 (the arithmetic of this model)",
     ),
+    # -- labels that would make every prediction wrong ------------------------------------------
+    (
+        "classes-nan-label",
+        lambda: edit(
+            F32_IR, change=set_data("classes", np.array([-1, np.nan, 7], "<f8").tobytes(), enc=1)
+        ),
+        C + "classes: label 1 is NaN",
+    ),
+    (
+        "classes-minus-zero-repeats-zero",
+        lambda: edit(
+            F32_IR, change=set_data("classes", np.array([0.0, 1, -0.0], "<f8").tobytes(), enc=1)
+        ),
+        C + "classes: label 2 repeats label 0 (labels must be distinct)",
+    ),
+    (
+        "classes-repeated-int",
+        lambda: edit(F32_IR, change=set_data("classes", esb._zigzag_encode(np.array([-1, 7, 7])))),
+        C + "classes: label 2 repeats label 1 (labels must be distinct)",
+    ),
+    (
+        "classes-repeated-string",
+        lambda: edit(change=set_data("classes", esb._strings_encode([b"ant", b"bee", b"ant"]))),
+        C + "classes: label 2 repeats label 0 (labels must be distinct)",
+    ),
+    (
+        "classes-many-not-increasing",
+        lambda: edit(
+            BIG_IR,
+            change=set_data(
+                "classes", esb._zigzag_encode(np.r_[np.arange(4000), 3999, np.arange(4001, 4097)])
+            ),
+        ),
+        C + f"section 'classes' at offset {BIG_CLASSES_AT}: label 4000 is not greater than "
+        "label 3999 (more than 4096 labels must be in increasing order)",
+    ),
+    (
+        "classes-many-strings-not-increasing",
+        lambda: edit(
+            BIG_IR,
+            change=set_data(
+                "classes",
+                esb._strings_encode([b"b", b"a", *(b"c%05d" % i for i in range(4095))]),
+                enc=2,
+            ),
+        ),
+        C + f"section 'classes' at offset {BIG_CLASSES_AT}: label 1 is not greater than "
+        "label 0 (more than 4096 labels must be in increasing order)",
+    ),
 ]
+
+
+def test_labels_repeated_or_nan_are_refused_by_the_ir() -> None:
+    with pytest.raises(IRError, match=r"^classes: label 1 repeats label 0 \(labels must be"):
+        INT8_IR.replace(classes=np.array(["ant", "ant", "cat"]))
+    with pytest.raises(IRError, match=r"^classes: label 0 is NaN$"):
+        F32_IR.replace(classes=np.array([np.nan, 0.0, 1.0]))
+
+
+def test_many_unsorted_labels_cannot_be_encoded() -> None:
+    with pytest.raises(FormatError, match="more than 4096 class labels must be in increasing"):
+        esb.encode(BIG_IR.replace(classes=np.arange(4097)[::-1]))
+    assert esb.decode(blob_of(BIG_IR)).classes.tolist() == (np.arange(4097) * 3).tolist()
 
 
 @pytest.mark.parametrize(("blob_fn", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -647,7 +647,26 @@ def _ef_encode(x: np.ndarray, universe: int) -> bytes:
 # ----------------------------------------------------------------------------------------
 # Classes
 # ----------------------------------------------------------------------------------------
+MAX_UNSORTED_CLASSES = 4096
+"""More class labels than this must be stored in strictly increasing order (scikit-learn's
+``classes_`` always are): then a reader without memory to spare checks them for repeats in
+linear time; up to this many it compares every pair."""
+
+
+def _labels_increasing(labels: list[Any]) -> int:
+    """The first position whose label is not greater than the one before, or 0."""
+    for i in range(1, len(labels)):
+        if not labels[i - 1] < labels[i]:
+            return i
+    return 0
+
+
 def _encode_classes(classes: np.ndarray) -> tuple[int, bytes]:
+    if classes.size > MAX_UNSORTED_CLASSES and _labels_increasing(classes.tolist()):
+        raise FormatError(
+            f"cannot encode: more than {MAX_UNSORTED_CLASSES} class labels must be in "
+            "increasing order"
+        )
     if classes.dtype.kind == "i":
         return _CLS_INT, _zigzag_encode(classes.astype(np.int64))
     if classes.dtype.kind == "f":
@@ -1158,16 +1177,26 @@ def _decode_sorted(
 def _decode_classes(sec: tuple[int, int, np.ndarray], n: int, need: Any) -> np.ndarray:
     enc, off, b = sec
     where = f"section 'classes' at offset {off}"
+    labels: Any
     if enc == _CLS_FLOAT:
         need(CLASSES, 8 * n, f"{n} float64 labels")
-        return np.frombuffer(b, dtype="<f8").astype(np.float64)
-    if enc == _CLS_INT:
+        labels = np.frombuffer(b, dtype="<f8").astype(np.float64)
+    elif enc == _CLS_INT:
         zig, err = _varint_decode(b, n, 10)
         if err:
             _fail(f"{where}: {err} (one label per class)")
-        return _zigzag_decode(zig)
-    # numpy's str arrays drop trailing NULs: "a\0" would silently become "a"
-    return np.array(_strings_decode(b, n, "classes", off, "label", nul_ok=False), dtype=str)
+        labels = _zigzag_decode(zig)
+    else:
+        # numpy's str arrays drop trailing NULs: "a\0" would silently become "a"
+        labels = _strings_decode(b, n, "classes", off, "label", nul_ok=False)
+    if n > MAX_UNSORTED_CLASSES:
+        i = _labels_increasing(labels if isinstance(labels, list) else labels.tolist())
+        if i:
+            _fail(
+                f"{where}: label {i} is not greater than label {i - 1} (more than "
+                f"{MAX_UNSORTED_CLASSES} labels must be in increasing order)"
+            )
+    return labels if not isinstance(labels, list) else np.array(labels, dtype=str)
 
 
 def _encode_provenance(provenance: Mapping[str, str]) -> bytes:

@@ -671,6 +671,70 @@ static const char *json_check(const uint8_t *p, uint64_t n)
 /* ---------------------------------------------------------------------------------------- */
 /* esb_open: the verifier                                                                    */
 /* ---------------------------------------------------------------------------------------- */
+/* ---------------------------------------------------------------------------------------- */
+/* Class labels of a checked 'classes' section, one after another (no allocation)            */
+/* ---------------------------------------------------------------------------------------- */
+/* esb.py's MAX_UNSORTED_CLASSES: more labels than this must be strictly increasing, so that
+ * repeats are found in linear time; up to this many every pair is compared. */
+#define MAX_UNSORTED_CLASSES 4096u
+
+typedef struct {
+    uint8_t enc;
+    const uint8_t *next; /* int: next varint; float: next f64; string: next length varint */
+    const uint8_t *data; /* string: the next label's bytes */
+    int64_t i;
+    double f;
+    const uint8_t *s;
+    uint64_t len;
+} label_cursor;
+
+static void labels_start(label_cursor *c, const uint8_t *b, uint8_t enc, uint32_t n)
+{
+    uint32_t found = 0;
+    const uint8_t *p = b;
+    c->enc = enc;
+    c->next = b;
+    c->data = b;
+    if (enc == ESB_LABEL_STRING) {
+        while (found < n) found += *p++ < 0x80; /* the checked section holds n lengths */
+        c->data = p;
+    }
+}
+
+static void labels_next(label_cursor *c)
+{
+    if (c->enc == ESB_LABEL_FLOAT) {
+        c->f = ld_f64(c->next);
+        c->next += 8;
+    } else if (c->enc == ESB_LABEL_INT) {
+        uint64_t z = rdv(&c->next);
+        c->i = (int64_t)((z >> 1) ^ (0u - (z & 1u)));
+    } else {
+        c->len = rdv(&c->next);
+        c->s = c->data;
+        c->data += c->len;
+    }
+}
+
+static int label_eq(const label_cursor *a, const label_cursor *b)
+{
+    if (a->enc == ESB_LABEL_FLOAT) return a->f == b->f;
+    if (a->enc == ESB_LABEL_INT) return a->i == b->i;
+    return a->len == b->len && (!a->len || memcmp(a->s, b->s, a->len) == 0);
+}
+
+/* a < b; UTF-8 byte order is code point order, as Python compares str. */
+static int label_lt(const label_cursor *a, const label_cursor *b)
+{
+    if (a->enc == ESB_LABEL_FLOAT) return a->f < b->f;
+    if (a->enc == ESB_LABEL_INT) return a->i < b->i;
+    {
+        uint64_t k = a->len < b->len ? a->len : b->len;
+        int c = k ? memcmp(a->s, b->s, k) : 0;
+        return c < 0 || (c == 0 && a->len < b->len);
+    }
+}
+
 static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t size);
 static esb_status check_contents(esb_model *m, const uint8_t *d);
 static esb_status check_exponents(esb_model *m, uint32_t off, const uint8_t *exps);
@@ -1112,6 +1176,19 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
             }
         }
         }
+        if (n > MAX_UNSORTED_CLASSES) {
+            label_cursor prev, cur;
+            labels_start(&cur, b, m->sec_[CLASSES].encoding, n);
+            labels_next(&cur);
+            for (i = 1; i < n; i++) {
+                prev = cur;
+                labels_next(&cur);
+                if (!label_lt(&prev, &cur))
+                    BAD("section 'classes' at offset %" PRIu32 ": label %" PRIu64 " is not "
+                        "greater than label %" PRIu64 " (more than %u labels must be in "
+                        "increasing order)", off, i, i - 1, MAX_UNSORTED_CLASSES);
+            }
+        }
     }
     if (m->sec_[PROVENANCE].present) {
         const char *why;
@@ -1141,6 +1218,26 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
         for (i = 0; i < n_out; i++)
             if (fabs(bias_of(m, (uint32_t)i)) > FLT_MAX)
                 BAD("bias: some bias overflows float32 (the arithmetic of this model)");
+    }
+    /* LinearIR: no NaN label, no label twice (a repeated label is predicted for both of its
+     * outputs). Sorted labels (checked above when there are many) cannot repeat. */
+    if (m->sec_[CLASSES].present && m->n_classes <= MAX_UNSORTED_CLASSES) {
+        const uint8_t *cb = d + m->sec_[CLASSES].offset;
+        const uint8_t enc = m->sec_[CLASSES].encoding;
+        label_cursor a, c;
+        uint64_t j;
+        labels_start(&a, cb, enc, m->n_classes);
+        for (i = 0; i < m->n_classes; i++) {
+            labels_next(&a);
+            if (enc == ESB_LABEL_FLOAT && a.f != a.f) BAD("classes: label %" PRIu64 " is NaN", i);
+            labels_start(&c, cb, enc, m->n_classes);
+            for (j = 0; j < i; j++) {
+                labels_next(&c);
+                if (label_eq(&a, &c))
+                    BAD("classes: label %" PRIu64 " repeats label %" PRIu64
+                        " (labels must be distinct)", i, j);
+            }
+        }
     }
     /* LinearIR's own invariant, the one the header checks above do not imply. */
     if (m->head == ESB_HEAD_SOFTMAX && n_out < 2)
