@@ -17,14 +17,24 @@ from edgesparse import __version__
 from edgesparse.errors import EdgesparseError
 
 
+def _echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Every line the command prints goes through here: characters a file could use to rewrite
+    the screen or fake lines (ESC, CR, BEL, ..., lone surrogates) are shown escaped."""
+    from edgesparse.report import terminal_text
+
+    click.echo(terminal_text(str(text), keep_lines=True), err=err, nl=nl)
+
+
 class _Group(click.Group):
     """Turns library errors into click's one-line ``Error:`` output, in one place."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from edgesparse.report import terminal_text
+
         try:
             return super().invoke(ctx)
         except EdgesparseError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(terminal_text(str(exc))) from None
 
 
 def _stderr_is_tty() -> bool:
@@ -39,7 +49,7 @@ def _terminal_progress() -> Callable[[str, int, int], None] | None:
 
     def show(message: str, done: int, total: int) -> None:
         if message != "done":  # the result printed next says so
-            click.echo(f"[{min(done + 1, total)}/{total}] {message} ...", err=True)
+            _echo(f"[{min(done + 1, total)}/{total}] {message} ...", err=True)
 
     return show
 
@@ -272,11 +282,11 @@ def compress(
         progress=_terminal_progress(),
     )
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2))
+        _echo(json.dumps(report.to_dict(), indent=2))
     elif isinstance(report, KnnCompressReport):
-        click.echo(knn_summary(report))
+        _echo(knn_summary(report))
     else:
-        click.echo(compress_summary(report))
+        _echo(compress_summary(report))
 
 
 @cli.command()
@@ -294,7 +304,7 @@ def inspect(blob: Path, as_json: bool) -> None:
         info = onnx_format.inspect_file(blob)
     else:
         info = esb.inspect_file(blob)
-    click.echo(json.dumps(info, indent=2) if as_json else key_values(info))
+    _echo(json.dumps(info, indent=2) if as_json else key_values(info))
 
 
 def _is_onnx_file(path: Path) -> bool:
@@ -326,7 +336,7 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
     user, item, estimate and 1 when the prediction was impossible (global-mean fallback)."""
     import edgesparse
     from edgesparse.data import load_dataset, save_npy
-    from edgesparse.report import array_lines
+    from edgesparse.report import array_lines, knn_lines
     from edgesparse.runtime import KnnModel
 
     if proba and decision:
@@ -342,12 +352,7 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
         if output is not None:
             save_npy(output, est)
         else:
-            click.echo(
-                "\n".join(
-                    f"{u},{i},{e:.6g},{int(f)}"
-                    for (u, i), e, f in zip(pairs, est.tolist(), impossible.tolist(), strict=True)
-                )
-            )
+            _echo(knn_lines(pairs, est, impossible))
         return
     X = load_dataset(data).X
     if proba:
@@ -365,7 +370,7 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
     if output is not None:
         save_npy(output, result)
     else:
-        click.echo(array_lines(result))
+        _echo(array_lines(result))
 
 
 @cli.command(name="list")
@@ -385,7 +390,7 @@ def list_(what: str) -> None:
         from edgesparse.ir import HEADS
 
         items = list(HEADS)
-    click.echo("\n".join(items))
+    _echo("\n".join(items))
 
 
 @cli.command()
@@ -403,7 +408,7 @@ def report(results: Path, out_dir: Path) -> None:
     from edgesparse.bench.report import read_results, write_report
 
     for path in write_report(read_results(results), out_dir):
-        click.echo(str(path))
+        _echo(str(path))
 
 
 @cli.command()
@@ -501,9 +506,9 @@ def bench(
         command=shlex.join(["edgesparse", *sys.argv[1:]]),
     )
     paths = write_report(results, out_dir)
-    click.echo(_bench_table(results))
+    _echo(_bench_table(results))
     for path in paths:
-        click.echo(str(path))
+        _echo(str(path))
 
 
 def _bench_table(results: dict[str, Any]) -> str:
@@ -613,8 +618,8 @@ def devices_list() -> None:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
-    click.echo("real boards: --target ssh://[user@]host[:port]")
+        _echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    _echo("real boards: --target ssh://[user@]host[:port]")
 
 
 @devices.command(name="setup")
@@ -646,14 +651,14 @@ def devices_setup(name: str, force: bool) -> None:
         if state["bar"] is not None:
             state["bar"].__exit__(None, None, None)
     stamp = read_stamp(target) or {}
-    click.echo(f"{name}: ready in {time.monotonic() - started:.1f} s")
-    click.echo(f"  cache:   {cache_dir()}")
-    click.echo(f"  target:  {folder}")
+    _echo(f"{name}: ready in {time.monotonic() - started:.1f} s")
+    _echo(f"  cache:   {cache_dir()}")
+    _echo(f"  target:  {folder}")
     for key in ("sysroot", "site", "qemu"):
         if key in stamp:
-            click.echo(f"  {key + ':':<8} {stamp[key]}")
+            _echo(f"  {key + ':':<8} {stamp[key]}")
     if stamp.get("versions"):
-        click.echo("  guest:   " + ", ".join(f"{k} {v}" for k, v in stamp["versions"].items()))
+        _echo("  guest:   " + ", ".join(f"{k} {v}" for k, v in stamp["versions"].items()))
 
 
 @devices.command(name="show")
@@ -697,7 +702,7 @@ def devices_show(name: str) -> None:
     }
     for key, value in fields.items():
         if value not in (None, ""):
-            click.echo(f"{key + ':':<13}{value}")
+            _echo(f"{key + ':':<13}{value}")
 
 
 @cli.command(name="export-c")
@@ -721,8 +726,8 @@ def export_c(blob: Path, out_dir: Path, name: str) -> None:
     from edgesparse.export_c import export_c as export
 
     for path in export(blob, out_dir, name=name):
-        click.echo(f"wrote {path}")
-    click.echo(f"build: make -C {out_dir}  then: {out_dir}/model_main < rows.txt (README.txt)")
+        _echo(f"wrote {path}")
+    _echo(f"build: make -C {out_dir}  then: {out_dir}/model_main < rows.txt (README.txt)")
 
 
 def main() -> None:

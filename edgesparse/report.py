@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from edgesparse.api import CompressReport
+
+# C0/C1 controls (ESC, BEL, CR, LF, ...), DEL, line/paragraph separators, bidi overrides and
+# isolates, and lone surrogates (which stdout cannot encode).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_UNSAFE_IN_LINES = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def terminal_text(text: str, *, keep_lines: bool = False) -> str:
+    """``text`` safe to print: every character that could move the cursor, rewrite the screen,
+    fake a line or fail to encode becomes a visible escape (ESC -> ``\\x1b``). Values from a
+    file (labels, provenance, ids) are escaped with ``keep_lines=False``; the CLI escapes every
+    line it prints once more with ``keep_lines=True`` (its own newlines stay)."""
+    return (_UNSAFE_IN_LINES if keep_lines else _UNSAFE).sub(_escape, text)
 
 
 def _bytes(n: int) -> str:
@@ -139,15 +160,15 @@ def key_values(info: dict[str, Any]) -> str:
     lines: list[str] = []
 
     def walk(d: dict[str, Any], indent: str) -> None:
-        width = max((len(str(k)) for k in d), default=0)
+        width = max((len(terminal_text(str(k))) for k in d), default=0)
         for k, v in d.items():
             if isinstance(v, dict) and v:
-                lines.append(f"{indent}{k}:")
+                lines.append(f"{indent}{terminal_text(str(k))}:")
                 walk(v, indent + "  ")
             elif isinstance(v, dict):
-                lines.append(f"{indent}{k!s:<{width}}  none")
+                lines.append(f"{indent}{terminal_text(str(k)):<{width}}  none")
             else:
-                lines.append(f"{indent}{k!s:<{width}}  {v}")
+                lines.append(f"{indent}{terminal_text(str(k)):<{width}}  {terminal_text(str(v))}")
 
     walk(info, "")
     return "\n".join(lines)
@@ -159,5 +180,13 @@ def array_lines(values: Any) -> str:
 
     arr = np.asarray(values)
     if arr.ndim == 1:
-        return "\n".join(str(v) for v in arr.tolist())
+        return "\n".join(terminal_text(str(v)) for v in arr.tolist())
     return "\n".join(" ".join(f"{v:.6g}" for v in row) for row in arr.tolist())
+
+
+def knn_lines(pairs: Any, estimates: Any, impossible: Any) -> str:
+    """``user,item,estimate,impossible`` per pair (ids escaped: they come from a file)."""
+    return "\n".join(
+        f"{terminal_text(str(u))},{terminal_text(str(i))},{e:.6g},{int(f)}"
+        for (u, i), e, f in zip(pairs, estimates.tolist(), impossible.tolist(), strict=True)
+    )

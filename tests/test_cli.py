@@ -365,3 +365,49 @@ def test_compress_progress_on_a_terminal_only(iris, tmp_path, monkeypatch, capfd
         f"[4/4] writing {tmp_path / 't.esb'} ...",
     ]
     json.loads(shown.stdout)  # stdout stays pure JSON
+
+
+# ------------------------------------------------------------------------------------------
+# Output from a file never reaches the terminal raw (issue 16)
+# ------------------------------------------------------------------------------------------
+def _cli_process(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}  # strict: a lone surrogate would fail
+    return subprocess.run(
+        [sys.executable, "-m", "edgesparse", *map(str, args)],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=120,
+    )
+
+
+def test_control_characters_in_labels_and_provenance_are_escaped(tmp_path):
+    from edgesparse.formats import esb
+    from edgesparse.ir import from_dense
+    from tests.test_esb_malformed import edit, set_data
+
+    ir = from_dense(
+        np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]),
+        bias=np.zeros(3),
+        head="hard",
+        classes=np.array(["\x1b[2Jwiped", "ok\rFAKE", "bell\x07\nError: fake"]),
+        provenance={"note": "x"},
+    )
+    # a lone surrogate ("\ud800" in the JSON) cannot be written by the encoder: edit it in
+    prov = b'{"note":"\\ud800\\u001b]0;title\\u0007","k\\u000d":"v"}'
+    blob = tmp_path / "m.esb"
+    blob.write_bytes(edit(ir, change=set_data("provenance", prov)))
+    res = _cli_process("inspect", blob)
+    assert res.returncode == 0, res.stderr
+    assert "\\ud800\\x1b]0;title\\x07" in res.stdout
+    assert "k\\x0d" in res.stdout
+    assert not any(c in res.stdout for c in "\x1b\x07\r")
+    as_json = _cli_process("inspect", blob, "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["provenance"]["k\r"] == "v"
+    X = tmp_path / "X.npy"
+    np.save(X, np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    res = _cli_process("predict", blob, X)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["\\x1b[2Jwiped", "ok\\x0dFAKE", "bell\\x07\\x0aError: fake"]
+    assert esb.read(blob).classes[2] == "bell\x07\nError: fake"  # the model itself is unchanged
