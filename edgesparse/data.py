@@ -13,7 +13,11 @@ Accepted files (:data:`edgesparse.sniff.DATA_FORMATS`):
   column goes last (:func:`load_calibration` always, :func:`load_dataset` when told the
   model's feature count and the table has one column more).
 
-Arrays are read with ``allow_pickle=False``: a data file can never run code.
+Arrays are read with ``allow_pickle=False``: a data file can never run code. Nor can it make
+the process allocate without bound: before anything is loaded, the arrays a ``.npy``/``.npz``
+declares (shape x itemsize, read from each ``.npy`` header) and a text table's size must fit
+:data:`DEFAULT_MAX_DATA_BYTES` (``EDGESPARSE_MAX_DATA_BYTES`` overrides), and an ``.npz``
+member's array must fit the member's declared unpacked size.
 """
 
 from __future__ import annotations
@@ -28,6 +32,85 @@ import numpy as np
 
 from edgesparse.errors import InputError, ModelFileError
 from edgesparse.sniff import DATA_FORMATS, NPY_MAGIC, TEXT_SUFFIXES, ZIP_MAGIC, sniff
+
+DEFAULT_MAX_DATA_BYTES = 2 << 30
+"""Most memory the arrays of one data file may declare (2 GiB); ``EDGESPARSE_MAX_DATA_BYTES``
+overrides (as ``EDGESPARSE_MAX_MODEL_BYTES`` does for model files)."""
+_ENV_MAX_DATA = "EDGESPARSE_MAX_DATA_BYTES"
+
+
+def max_data_bytes() -> int:
+    """The data-file cap: ``EDGESPARSE_MAX_DATA_BYTES``, else :data:`DEFAULT_MAX_DATA_BYTES`."""
+    text = os.environ.get(_ENV_MAX_DATA, "").strip()
+    if not text:
+        return DEFAULT_MAX_DATA_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        raise InputError(f"{_ENV_MAX_DATA}={text!r} is not a whole number of bytes") from None
+    if value < 1:
+        raise InputError(f"{_ENV_MAX_DATA} must be a positive number of bytes, got {value}")
+    return value
+
+
+def _too_big(p: Path, what: str, n: int, cap: int) -> InputError:
+    return InputError(
+        f"{p}: {what} {n} bytes, more than the data-file limit of {cap}; split the data, or "
+        f"if you trust it raise the limit with {_ENV_MAX_DATA}=<bytes>"
+    )
+
+
+def _npy_declared_bytes(fh: Any, p: Path, name: str) -> int:
+    """Bytes the ``.npy`` array at ``fh`` declares (shape x itemsize), from its header only."""
+    from numpy.lib import format as npy_format
+
+    try:
+        version = npy_format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = npy_format.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, _, dtype = npy_format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{p}: {name} is not a readable .npy array ({exc})") from None
+    n = int(dtype.itemsize)
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _check_declared_size(p: Path, head: bytes) -> None:
+    """Refuse a ``.npy``/``.npz`` whose arrays would take more memory than the cap, before
+    numpy allocates anything (it allocates a declared shape before reading the data)."""
+    cap = max_data_bytes()
+    try:
+        if head.startswith(NPY_MAGIC):
+            with open(p, "rb") as fh:
+                n = _npy_declared_bytes(fh, p, "the array")
+            if n > cap:
+                raise _too_big(p, "its array would take", n, cap)
+            return
+        with zipfile.ZipFile(p) as zf:
+            total = 0
+            for info in zf.infolist():
+                if info.file_size > cap:
+                    raise _too_big(p, f"member {info.filename!r} unpacks to", info.file_size, cap)
+                with zf.open(info) as fh:
+                    if fh.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                        continue  # numpy reads such a member as its raw bytes (<= file_size)
+                with zf.open(info) as fh:  # numpy reads an .npy by content, whatever its name
+                    n = _npy_declared_bytes(fh, p, repr(info.filename))
+                if n > info.file_size:
+                    raise InputError(
+                        f"{p}: member {info.filename!r} declares a {n}-byte array in "
+                        f"{info.file_size} bytes; the file is corrupt"
+                    )
+                total += n
+                if total > cap:
+                    raise _too_big(p, "its arrays would take", total, cap)
+    except (OSError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
+        raise InputError(f"{p} is not a readable .npy/.npz array file ({exc})") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +165,7 @@ def load_dataset(path: str | os.PathLike[str], *, n_features: int | None = None)
     head = _head(p)
     if not head.startswith((NPY_MAGIC, ZIP_MAGIC)):
         raise InputError(_not_data(p))
+    _check_declared_size(p, head)
     try:
         loaded = np.load(p, allow_pickle=False)
     except ValueError as exc:
@@ -222,7 +306,10 @@ def _read_table(p: Path, *, what: str) -> _Table:
 
     from edgesparse.fileio import read_bytes
 
-    raw = read_bytes(p, what=what)
+    cap = max_data_bytes()
+    raw = read_bytes(
+        p, what=what, max_bytes=cap, how_to_raise=f"raise the limit with {_ENV_MAX_DATA}=<bytes>"
+    )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -29,7 +29,17 @@ def read_bytes(
             if max_bytes is None:
                 return fh.read()
             size = os.fstat(fh.fileno()).st_size
-            data = fh.read(max_bytes + 1) if size <= max_bytes else b""
+            data = b""
+            if size <= max_bytes:
+                # read(n) allocates n bytes up front: ask for what the file holds (+1 to see
+                # growth), never for the cap itself (4 GiB for a blob), then any growth in
+                # bounded steps until the cap is passed.
+                data = fh.read(size + 1)
+                while len(data) <= max_bytes and len(data) > size:
+                    more = fh.read(min(1 << 24, max_bytes + 1 - len(data)))
+                    if not more:
+                        break
+                    data += more
     except FileNotFoundError:
         raise ModelFileError(f"{what} not found: {p} (check the path)") from None
     except IsADirectoryError:
