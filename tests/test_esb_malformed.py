@@ -855,6 +855,16 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         "(maximum recursion depth exceeded while decoding a JSON array from a unicode string)",
     ),
     (
+        "provenance-60000-keys",  # the C verifier compares keys pairwise: their number is capped
+        lambda: edit(
+            change=set_data(
+                "provenance",
+                ("{" + ",".join(f'"k{i}":"v"' for i in range(60_000)) + "}").encode(),
+            )
+        ),
+        C + f"section 'provenance' at offset {PROV_AT}: has more than 1024 keys",
+    ),
+    (
         "provenance-non-string",
         lambda: edit(change=set_data("provenance", b'{"source":1e999}')),
         C + f"section 'provenance' at offset {PROV_AT}: must be a JSON object of strings",
@@ -1202,6 +1212,13 @@ def test_labels_repeated_or_nan_are_refused_by_the_ir() -> None:
         INT8_IR.replace(classes=np.array(["ant", "ant", "cat"]))
     with pytest.raises(IRError, match=r"^classes: label 0 is NaN$"):
         F32_IR.replace(classes=np.array([np.nan, 0.0, 1.0]))
+
+
+def test_provenance_key_cap_in_the_encoder_and_at_the_limit() -> None:
+    at_limit = {f"k{i}": "v" for i in range(1024)}
+    assert dict(esb.decode(blob_of(INT8_IR.replace(provenance=at_limit))).provenance) == at_limit
+    with pytest.raises(FormatError, match=r"^cannot encode: provenance has more than 1024 keys$"):
+        esb.encode(INT8_IR.replace(provenance={**at_limit, "one more": "v"}))
 
 
 def test_many_unsorted_labels_cannot_be_encoded() -> None:

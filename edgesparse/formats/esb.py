@@ -1199,7 +1199,18 @@ def _decode_classes(sec: tuple[int, int, np.ndarray], n: int, need: Any) -> np.n
     return labels if not isinstance(labels, list) else np.array(labels, dtype=str)
 
 
+MAX_PROVENANCE_KEYS = 1024
+"""Most keys the provenance object may hold: a reader without memory to spare checks them for
+repeats pairwise (about 10 keys in practice)."""
+
+
+class _TooManyKeys(Exception):
+    pass
+
+
 def _encode_provenance(provenance: Mapping[str, str]) -> bytes:
+    if len(provenance) > MAX_PROVENANCE_KEYS:
+        raise FormatError(f"cannot encode: provenance has more than {MAX_PROVENANCE_KEYS} keys")
     text = json.dumps(dict(provenance), ensure_ascii=False, separators=(",", ":"))
     try:
         return text.encode("utf-8")
@@ -1216,12 +1227,18 @@ def _decode_provenance(raw: bytes, off: int) -> dict[str, str]:
             if k in out:
                 raise ValueError(f"duplicate key {k!r}")
             out[k] = v
+        if len(out) > MAX_PROVENANCE_KEYS:
+            raise _TooManyKeys
         return out
 
     try:
         obj = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs)
     except UnicodeDecodeError as exc:
         raise FormatError(f"corrupt .esb: {where}: not valid UTF-8 ({exc.reason})") from None
+    except _TooManyKeys:
+        raise FormatError(
+            f"corrupt .esb: {where}: has more than {MAX_PROVENANCE_KEYS} keys"
+        ) from None
     except (ValueError, RecursionError) as exc:
         raise FormatError(f"corrupt .esb: {where}: not a valid JSON object ({exc})") from None
     if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):

@@ -626,7 +626,13 @@ static int json_same_key(const uint8_t *p, uint64_t a, uint64_t b)
     }
 }
 
-/* 0 when p[0..n) is one JSON object whose values are all strings, with no duplicate keys. */
+/* esb.py's MAX_PROVENANCE_KEYS: duplicate keys are found pairwise, so their number is capped
+ * (about 10 in practice; 1024 keys take milliseconds). */
+#define MAX_PROVENANCE_KEYS 1024u
+static const char TOO_MANY_KEYS[] = "too many keys";
+
+/* 0 when p[0..n) is one JSON object whose values are all strings, with no duplicate keys and
+ * at most MAX_PROVENANCE_KEYS keys (else TOO_MANY_KEYS). */
 static const char *json_check(const uint8_t *p, uint64_t n)
 {
     uint64_t i = json_ws(p, n, 0), open, keys = 0;
@@ -641,7 +647,8 @@ static const char *json_check(const uint8_t *p, uint64_t n)
             if (i >= n || p[i] != '"') return "expected a string key";
             i = json_string(p, n, i);
             if (!i) return "invalid string";
-            /* duplicate keys: compare with every earlier key (O(keys^2); ~10 in practice) */
+            if (keys == MAX_PROVENANCE_KEYS) return TOO_MANY_KEYS;
+            /* duplicate keys: compare with every earlier key (O(keys^2), keys capped) */
             for (j = json_ws(p, n, open + 1), t = 0; t < keys; t++) {
                 if (json_same_key(p, j, key)) return "duplicate key";
                 e = json_ws(p, n, json_string(p, n, j)) + 1;     /* past ':' */
@@ -1196,6 +1203,9 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
         if (!utf8_valid(b, len))
             BAD("section 'provenance' at offset %" PRIu32 ": not valid UTF-8", off);
         why = json_check(b, len);
+        if (why == TOO_MANY_KEYS)
+            BAD("section 'provenance' at offset %" PRIu32 ": has more than %u keys", off,
+                MAX_PROVENANCE_KEYS);
         if (why)
             BAD("section 'provenance' at offset %" PRIu32 ": not a valid JSON object of "
                 "strings (%s)", off, why);
