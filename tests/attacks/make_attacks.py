@@ -793,7 +793,132 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         message="it declares an array of 8796093022208 bytes",
         suffix=".joblib",
     )
+
+    # -- resource bombs through allowed globals (tiny file, huge cost) -------------------------
+    # Each also runs alone under a 1.5 GiB address-space limit (tests/test_attacks.py).
+    add(
+        "bomb-void-scalar",
+        "numpy scalar(dtype('V1073741824')) with no bytes: numpy would allocate 1 GiB",
+        lambda: pickle.dumps(
+            estimator(n_iter_=_Reduce(_numpy_scalar(), (np.dtype("V1073741824"),))), 4
+        ),
+        error="ModelFileError",
+        message="(1073741824 bytes; at most 1048576 are allowed)",
+    )
+    huge_seed = 1 << (8 * 400_000)
+    add(
+        "bomb-mt19937-seed",
+        "MT19937 seeded with a 400 KB integer (LONG4): converting the seed is quadratic",
+        lambda: pickle.dumps(estimator(random_state=_Reduce(_mt19937(), (huge_seed,))), 4),
+        error="ModelFileError",
+        message="MT19937 called with arguments its pickles never have",
+    )
+    add(
+        "bomb-mt19937-seed-zlib",
+        "the same seeded MT19937, zlib-compressed joblib",
+        lambda: joblib_compress(
+            pickle.dumps(estimator(random_state=_Reduce(_mt19937(), (huge_seed,))), 4), "zlib"
+        ),
+        error="ModelFileError",
+        message="MT19937 called with arguments its pickles never have",
+        suffix=".joblib",
+    )
+    add(
+        "bomb-randomstate-ctor-ndarray",
+        "__randomstate_ctor((2**40,), numpy.ndarray): ndarray called through numpy's helper",
+        lambda: pickle.dumps(_Reduce(_randomstate_ctor(), ((2**40,), np.ndarray)), 4),
+        error="ModelFileError",
+        message="numpy RandomState constructor called with arguments numpy never writes",
+    )
+    add(
+        "bomb-csr-reduce-shape",
+        "csr_matrix(((2**26, 4),)) called directly: scipy allocates the shape",
+        lambda: pickle.dumps(estimator(coef_=_Reduce(_csr_matrix(), (((2**26, 4),),))), 4),
+        error="ModelFileError",
+        message="csr_matrix called with arguments its pickles never have",
+    )
+    add(
+        "bomb-csc-shape",
+        "csc_matrix([[1.0]]) with _shape (2**27, 1): passes scipy's check, 2**27 outputs",
+        lambda: pickle.dumps(_regressor(coef_=_csc_with_shape((2**27, 1)), intercept_=0.0), 4),
+        error="ModelFileError",
+        message="its arrays hold more than 268435456 bytes",
+    )
+    add(
+        "bomb-multioutput-memo",
+        "MultiOutputRegressor: one 8192-coefficient model repeated 12 000 times by memo",
+        lambda: pickle.dumps(_multioutput_repeated(8192, 12_000), 4),
+        error="ModelFileError",
+        message="its arrays hold more than 268435456 bytes",
+    )
     return out
+
+
+RESOURCE_BOMBS = (
+    "bomb-void-scalar",
+    "bomb-mt19937-seed",
+    "bomb-mt19937-seed-zlib",
+    "bomb-randomstate-ctor-ndarray",
+    "bomb-csr-reduce-shape",
+    "bomb-csc-shape",
+    "bomb-multioutput-memo",
+)
+"""The fixtures that cost far more than their size; each is also run alone under limits."""
+
+
+def _numpy_scalar() -> Callable:
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar
+    return scalar
+
+
+def _mt19937() -> Callable:
+    from numpy.random import MT19937
+
+    return MT19937
+
+
+def _randomstate_ctor() -> Callable:
+    import numpy.random._pickle as nrp
+
+    return getattr(nrp, "__randomstate_ctor")
+
+
+def _csr_matrix() -> Callable:
+    import scipy.sparse as sp
+
+    return sp.csr_matrix
+
+
+def _csc_with_shape(shape: tuple) -> object:
+    import scipy.sparse as sp
+
+    m = sp.csc_matrix(np.array([[1.0]]))
+    m._shape = shape  # indptr still has N + 1 = 2 entries: scipy's full check passes
+    return m
+
+
+def _regressor(**attrs: object) -> object:
+    from sklearn.linear_model import LinearRegression
+
+    est = LinearRegression()
+    for k, v in attrs.items():
+        setattr(est, k, v)
+    return est
+
+
+def _multioutput_repeated(n_features: int, times: int) -> object:
+    from sklearn.multioutput import MultiOutputRegressor
+
+    one = _regressor(
+        coef_=np.linspace(1.0, 2.0, n_features), intercept_=0.5, n_features_in_=n_features
+    )
+    meta = MultiOutputRegressor(_regressor())
+    meta.estimators_ = [one] * times
+    meta.n_features_in_ = n_features
+    return meta
 
 
 def _os_system() -> Callable:
