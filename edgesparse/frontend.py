@@ -348,7 +348,10 @@ def _sparse_to_csr(
         raise IRError(f"{owner}: coef_ contains NaN or Inf")
     keys = rows.astype(np.int64) * n_features + cols.astype(np.int64)
     uniq, inverse = np.unique(keys, return_inverse=True)  # sorted by (row, column)
-    sums = np.bincount(inverse.reshape(-1), weights=data, minlength=uniq.size)
+    # float64 even when empty (np.bincount of no weights returns int64).
+    sums = np.bincount(inverse.reshape(-1), weights=data, minlength=uniq.size).astype(
+        np.float64, copy=False
+    )
     keep = sums != 0
     uniq, sums = uniq[keep], sums[keep]
     out_rows = uniq // n_features
@@ -747,7 +750,8 @@ _SCALERS: dict[str, tuple[tuple[str, ...], Callable[[Any, int], _Affine]]] = {
 def _fold(lin: _Linear, affine: _Affine) -> None:
     """``W @ (x*a + o) + b`` as ``(W*a) @ x + (b + W @ o)``, in float64."""
     contrib = lin.values * affine.offset[lin.indices]
-    lin.bias = lin.bias + np.bincount(lin.row_ids(), weights=contrib, minlength=lin.n_outputs)
+    folded = np.bincount(lin.row_ids(), weights=contrib, minlength=lin.n_outputs)
+    lin.bias = lin.bias + folded.astype(np.float64, copy=False)
     lin.values = lin.values * affine.scale[lin.indices]
 
 
