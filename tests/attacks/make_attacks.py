@@ -851,7 +851,119 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         error="ModelFileError",
         message="its arrays hold more than 268435456 bytes",
     )
+
+    # -- malformed but allowed structures: one Error line, never a traceback ------------------
+    pairs = "steps must be a list of (name, step) pairs, but it is"
+    for name, what, make, message in [
+        ("pipeline-steps-str", "Pipeline.steps a string", lambda: _pipe(steps="abc"), pairs),
+        ("pipeline-steps-int", "Pipeline.steps an int", lambda: _pipe(steps=7), pairs),
+        (
+            "pipeline-steps-3-tuples",
+            "Pipeline.steps of (name, step, extra) triples",
+            lambda: _pipe(steps=[("s", _scaler("MaxAbsScaler"), 1), ("m", estimator(), 2)]),
+            pairs,
+        ),
+        (
+            "maxabs-scale-short",
+            "MaxAbsScaler.scale_ with 2 entries for 3 features",
+            lambda: _pipe(_scaler("MaxAbsScaler", scale_=np.ones(2))),
+            "MaxAbsScaler: scale_ must be 3 finite nonzero numbers",
+        ),
+        (
+            "maxabs-scale-0d",
+            "MaxAbsScaler.scale_ a 0-d array",
+            lambda: _pipe(_scaler("MaxAbsScaler", scale_=np.array(2.0))),
+            "but it is an array of shape () and dtype float64",
+        ),
+        (
+            "standard-scale-2d",
+            "StandardScaler.scale_ 2-D",
+            lambda: _pipe(_scaler("StandardScaler", scale_=np.ones((3, 3)))),
+            "StandardScaler: scale_ must be 3 finite nonzero numbers",
+        ),
+        (
+            "standard-mean-strings",
+            "StandardScaler.mean_ an array of strings",
+            lambda: _pipe(_scaler("StandardScaler", mean_=np.array(["a", "b", "c"]))),
+            "StandardScaler: mean_ must be 3 finite numbers",
+        ),
+        (
+            "minmax-data-min-strings",
+            "MinMaxScaler.data_min_ an array of strings",
+            lambda: _pipe(_scaler("MinMaxScaler", data_min_=np.array(["a", "b", "c"]))),
+            "MinMaxScaler: data_min_ must be 3 finite numbers",
+        ),
+        (
+            "robust-center-nan",
+            "RobustScaler.center_ holding NaN",
+            lambda: _pipe(_scaler("RobustScaler", center_=np.array([0.0, np.nan, 1.0]))),
+            "RobustScaler: center_ must be 3 finite numbers",
+        ),
+        (
+            "n-features-in-str",
+            "n_features_in_ a string",
+            lambda: pickle.dumps(estimator(n_features_in_="3"), 4),
+            "n_features_in_ must be a positive whole number, but it is a str",
+        ),
+        (
+            "n-features-in-list",
+            "n_features_in_ a list",
+            lambda: pickle.dumps(estimator(n_features_in_=[3]), 4),
+            "n_features_in_ must be a positive whole number, but it is a list",
+        ),
+        (
+            "scaler-n-features-in-str",
+            "a scaler's n_features_in_ a string",
+            lambda: _pipe(_scaler("StandardScaler", n_features_in_="3")),
+            "StandardScaler: n_features_in_ must be a positive whole number",
+        ),
+    ]:
+        add(
+            name,
+            what,
+            lambda make=make: _dumped(make()),
+            error="UnsupportedModelError",
+            message=message,
+        )
     return out
+
+
+def _dumped(obj: object) -> bytes:
+    return obj if isinstance(obj, bytes) else pickle.dumps(obj, 4)
+
+
+def _scaler(kind: str, **attrs: object) -> object:
+    """A fitted-looking scikit-learn scaler over 3 features (attributes set, no fitting)."""
+    from sklearn import preprocessing
+
+    step = getattr(preprocessing, kind)()
+    base: dict[str, object] = {"n_features_in_": 3, "n_samples_seen_": 10}
+    if kind == "StandardScaler":
+        base.update(mean_=np.zeros(3), var_=np.ones(3), scale_=np.ones(3))
+    elif kind == "MaxAbsScaler":
+        base.update(max_abs_=np.ones(3), scale_=np.ones(3))
+    elif kind == "MinMaxScaler":
+        base.update(
+            min_=np.zeros(3),
+            scale_=np.ones(3),
+            data_min_=np.zeros(3),
+            data_max_=np.ones(3),
+            data_range_=np.ones(3),
+        )
+    else:
+        base.update(center_=np.zeros(3), scale_=np.ones(3))
+    for k, v in {**base, **attrs}.items():
+        setattr(step, k, v)
+    return step
+
+
+def _pipe(scaler: object = None, *, steps: object = None) -> object:
+    """A Pipeline(scaler, LogisticRegression) with its steps as given."""
+    from sklearn.pipeline import Pipeline
+
+    pipe = Pipeline([("m", estimator())])
+    pipe.steps = steps if steps is not None else [("s", scaler), ("m", estimator())]
+    return pipe
 
 
 RESOURCE_BOMBS = (
