@@ -1036,8 +1036,9 @@ about 8 deep); deeper structures, and reference cycles, are refused."""
 MAX_TREE_SIZE = 10_000_000
 """Most objects a loaded model may hold when shared references are counted once per use."""
 
-DEFAULT_MAX_ARRAY_BYTES = 256 << 20
-"""Most bytes of arrays a loaded model may hold (256 MiB), counted as the frontends
+DEFAULT_MAX_ARRAY_BYTES = 64 << 20
+"""Most bytes of arrays a loaded model may hold (64 MiB: 8 million float64 weights, which
+compress in about 0.9 GiB), counted as the frontends
 materialize them: a shared array once per reference, a scipy sparse matrix also by the
 per-row and per-column arrays its shape implies. ``EDGESPARSE_MAX_ARRAY_BYTES`` overrides."""
 _ENV_MAX_ARRAYS = "EDGESPARSE_MAX_ARRAY_BYTES"

@@ -842,14 +842,14 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         "csc_matrix([[1.0]]) with _shape (2**27, 1): passes scipy's check, 2**27 outputs",
         lambda: pickle.dumps(_regressor(coef_=_csc_with_shape((2**27, 1)), intercept_=0.0), 4),
         error="ModelFileError",
-        message="its arrays hold more than 268435456 bytes",
+        message="its arrays hold more than 67108864 bytes",
     )
     add(
         "bomb-multioutput-memo",
         "MultiOutputRegressor: one 8192-coefficient model repeated 12 000 times by memo",
         lambda: pickle.dumps(_multioutput_repeated(8192, 12_000), 4),
         error="ModelFileError",
-        message="its arrays hold more than 268435456 bytes",
+        message="its arrays hold more than 67108864 bytes",
     )
 
     # -- malformed but allowed structures: one Error line, never a traceback ------------------
