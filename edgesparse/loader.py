@@ -768,6 +768,8 @@ def _make_joblib_unpickler() -> type:
             super().__init__("", file_handle, True)
             self._source = source
             self._stream = file_handle
+            self._array_bytes = 0
+            self._max_array_bytes = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
 
         def load_build(self) -> None:
             # joblib's load_build, but the array is read by us: object arrays through our
@@ -800,7 +802,9 @@ def _make_joblib_unpickler() -> type:
                 if not isinstance(array, np.ndarray):
                     raise pickle.UnpicklingError("joblib object array is not an array")
                 return array
-            # joblib allocates the declared shape before reading: check it fits what is left.
+            # joblib allocates the declared shape before reading: check it fits what is left,
+            # and that the arrays read so far stay within the array cap (checked again, per
+            # use, once the pickle is loaded).
             nbytes = math.prod(shape) * dtype.itemsize
             if nbytes > self._stream.left():
                 if self._stream.compressed:
@@ -809,6 +813,9 @@ def _make_joblib_unpickler() -> type:
                     f"joblib array header declares {nbytes} bytes, but only "
                     f"{self._stream.left()} bytes are left in the file"
                 )
+            self._array_bytes += nbytes
+            if self._array_bytes > self._max_array_bytes:
+                raise _array_limit_error(self._source, self._array_bytes, self._max_array_bytes)
             return NumpyArrayWrapper.read_array(wrapper, self, True)
 
     return _SafeJoblibUnpickler
@@ -1144,9 +1151,9 @@ def _audit_objects(root: Any, source: str) -> None:
 
 def _array_limit_error(source: str, total: int, max_bytes: int) -> ModelFileError:
     return ModelFileError(
-        f"cannot load {source}: its arrays hold more than {max_bytes} bytes (at least {total}, "
-        "shared arrays counted once per use), more than edgesparse allows by default; if you "
-        f"trust the file, raise the limit with {_ENV_MAX_ARRAYS}=<bytes>"
+        f"cannot load {source}: its arrays hold more than {max_bytes} bytes (at least "
+        f"{total} bytes, shared arrays counted once per use), more than edgesparse allows by "
+        f"default; if you trust the file, raise the limit with {_ENV_MAX_ARRAYS}=<bytes>"
     )
 
 

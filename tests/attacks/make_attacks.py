@@ -845,6 +845,15 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         message="its arrays hold more than 67108864 bytes",
     )
     add(
+        "bomb-joblib-array-1gib",
+        "zlib joblib array header declaring 2**27 float64 (1 GiB, under the unpacked-size cap)",
+        lambda: joblib_compress(_joblib_wrapper_stream((2**27,)), "zlib"),
+        error="ModelFileError",
+        # the array cap by default; the unpacked-size cap first where that is set lower
+        message=" 1073741824 bytes",
+        suffix=".joblib",
+    )
+    add(
         "bomb-multioutput-memo",
         "MultiOutputRegressor: one 8192-coefficient model repeated 12 000 times by memo",
         lambda: pickle.dumps(_multioutput_repeated(8192, 12_000), 4),
@@ -973,6 +982,7 @@ RESOURCE_BOMBS = (
     "bomb-randomstate-ctor-ndarray",
     "bomb-csr-reduce-shape",
     "bomb-csc-shape",
+    "bomb-joblib-array-1gib",
     "bomb-multioutput-memo",
 )
 """The fixtures that cost far more than their size; each is also run alone under limits."""
