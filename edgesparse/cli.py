@@ -35,6 +35,12 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except EdgesparseError as exc:
             raise click.ClickException(terminal_text(str(exc))) from None
+        except MemoryError:
+            raise click.ClickException(
+                "out of memory: the model needs more memory than this process may use; run "
+                "it with more memory, or set EDGESPARSE_MAX_ARRAY_BYTES lower to refuse such "
+                "models before they are converted"
+            ) from None
 
 
 def _stderr_is_tty() -> bool:

@@ -348,7 +348,10 @@ def _sparse_to_csr(
         raise IRError(f"{owner}: coef_ contains NaN or Inf")
     keys = rows.astype(np.int64) * n_features + cols.astype(np.int64)
     uniq, inverse = np.unique(keys, return_inverse=True)  # sorted by (row, column)
-    sums = np.bincount(inverse.reshape(-1), weights=data, minlength=uniq.size)
+    # float64 even when empty (np.bincount of no weights returns int64).
+    sums = np.bincount(inverse.reshape(-1), weights=data, minlength=uniq.size).astype(
+        np.float64, copy=False
+    )
     keep = sums != 0
     uniq, sums = uniq[keep], sums[keep]
     out_rows = uniq // n_features
@@ -375,9 +378,45 @@ def _classes(est: Any, labels: Any) -> np.ndarray:
     return classes
 
 
-def _check_n_features(est: Any, lin: _Linear) -> None:
+_CORRUPT = "the model is corrupt or crafted: fit it again and save it again"
+
+
+def _n_features_in(est: Any) -> int | None:
+    """``est.n_features_in_`` as an int (None when absent), refusing anything else."""
     n = getattr(est, "n_features_in_", None)
-    if n is not None and int(n) != lin.n_features:
+    if n is None:
+        return None
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise UnsupportedModelError(
+            f"{_name(est)}: n_features_in_ must be a positive whole number, but it is "
+            f"{_described(n)}; {_CORRUPT}"
+        )
+    return int(n)
+
+
+def _described(value: Any) -> str:
+    """A short description of a hostile attribute's value (never its full text)."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    if isinstance(value, (bool, np.bool_, int, float, np.integer, np.floating)):
+        text = repr(value) if not isinstance(value, int) or value.bit_length() < 64 else "huge"
+        return f"{_shown(text)} ({type(value).__name__})"
+    return f"a {_shown(type(value).__name__)}"
+
+
+def _flag(est: Any, attr: str, default: bool) -> bool:
+    """A boolean hyper-parameter (``with_mean``, ``clip``...), refusing anything else."""
+    value = getattr(est, attr, default)
+    if not isinstance(value, (bool, np.bool_)):
+        raise UnsupportedModelError(
+            f"{_name(est)}: {attr} must be True or False, but it is {_described(value)}; {_CORRUPT}"
+        )
+    return bool(value)
+
+
+def _check_n_features(est: Any, lin: _Linear) -> None:
+    n = _n_features_in(est)
+    if n is not None and n != lin.n_features:
         raise UnsupportedModelError(
             f"{_name(est)}: n_features_in_ is {n} but coef_ has {lin.n_features} columns"
         )
@@ -679,44 +718,68 @@ class _Affine:
     center: np.ndarray | None
 
 
-def _vec(value: Any, n: int, default: float) -> np.ndarray:
+def _stat(step: Any, attr: str, n: int, *, nonzero: bool = False) -> np.ndarray | None:
+    """A scaler's per-feature statistic (``scale_``, ``mean_``...): None when absent, else
+    exactly ``n`` finite numbers (``nonzero``: none of them 0, for what is divided by)."""
+    value = getattr(step, attr, None)
     if value is None:
-        return np.full(n, default)
-    return np.broadcast_to(np.asarray(value, dtype=np.float64), (n,)).copy()
+        return None
+    ok = (
+        isinstance(value, np.ndarray)
+        and value.dtype.kind in "fiub"
+        and value.shape == (n,)
+        and bool(np.all(np.isfinite(value)))
+    )
+    if ok and nonzero and bool(np.any(value == 0)):
+        ok = False
+    if not ok:
+        what = "finite nonzero numbers" if nonzero else "finite numbers"
+        raise UnsupportedModelError(
+            f"{_name(step)}: {attr} must be {n} {what} (one per feature of the model it "
+            f"feeds), but it is {_described(value)}; {_CORRUPT}"
+        )
+    return np.asarray(value, dtype=np.float64)
+
+
+def _vec(value: np.ndarray | None, n: int, default: float) -> np.ndarray:
+    return np.full(n, default) if value is None else value.copy()
 
 
 def _affine_standard(step: Any, n: int) -> _Affine:
     # z = (x - mean) / scale, for each of with_mean / with_std on or off.
-    mean = step.mean_ if getattr(step, "with_mean", True) else None
-    scale = step.scale_ if getattr(step, "with_std", True) else None
+    mean_ = _stat(step, "mean_", n)
+    mean = mean_ if _flag(step, "with_mean", True) else None
+    scale = _stat(step, "scale_", n, nonzero=True) if _flag(step, "with_std", True) else None
     a = 1.0 / _vec(scale, n, 1.0)
-    var = getattr(step, "var_", None)
+    var = _stat(step, "var_", n)
+    if var is not None and bool(np.any(var < 0)):
+        raise UnsupportedModelError(f"{_name(step)}: var_ has negative entries; {_CORRUPT}")
     return _Affine(
         scale=a,
         offset=-_vec(mean, n, 0.0) * a,
-        spread=None if var is None else np.sqrt(_vec(var, n, 1.0)),
-        center=None if getattr(step, "mean_", None) is None else _vec(step.mean_, n, 0.0),
+        spread=None if var is None else np.sqrt(var),
+        center=None if mean_ is None else mean_,
     )
 
 
 def _affine_maxabs(step: Any, n: int) -> _Affine:
     # z = x / scale (scale = max|x|, 1 where that is 0); the centre is unknown.
-    scale = _vec(step.scale_, n, 1.0)
+    scale = _vec(_stat(step, "scale_", n, nonzero=True), n, 1.0)
     return _Affine(scale=1.0 / scale, offset=np.zeros(n), spread=scale / 2.0, center=None)
 
 
 def _affine_minmax(step: Any, n: int) -> _Affine:
     # z = x * scale + min
-    if getattr(step, "clip", False):
+    if _flag(step, "clip", False):
         raise UnsupportedModelError(
             "MinMaxScaler(clip=True) cannot be folded into a linear model (clipping is not "
             "linear); refit the pipeline with clip=False"
         )
-    lo, hi = getattr(step, "data_min_", None), getattr(step, "data_max_", None)
+    lo, hi = _stat(step, "data_min_", n), _stat(step, "data_max_", n)
     known = lo is not None and hi is not None
     return _Affine(
-        scale=_vec(step.scale_, n, 1.0),
-        offset=_vec(step.min_, n, 0.0),
+        scale=_vec(_stat(step, "scale_", n), n, 1.0),
+        offset=_vec(_stat(step, "min_", n), n, 0.0),
         # The spread of a uniform variable over [min, max] is (max - min) / sqrt(12).
         spread=(_vec(hi, n, 0.0) - _vec(lo, n, 0.0)) / np.sqrt(12.0) if known else None,
         center=(_vec(hi, n, 0.0) + _vec(lo, n, 0.0)) / 2.0 if known else None,
@@ -725,8 +788,8 @@ def _affine_minmax(step: Any, n: int) -> _Affine:
 
 def _affine_robust(step: Any, n: int) -> _Affine:
     # z = (x - center) / scale, for each of with_centering / with_scaling on or off.
-    center = getattr(step, "center_", None) if getattr(step, "with_centering", True) else None
-    scale = getattr(step, "scale_", None) if getattr(step, "with_scaling", True) else None
+    center = _stat(step, "center_", n) if _flag(step, "with_centering", True) else None
+    scale = _stat(step, "scale_", n, nonzero=True) if _flag(step, "with_scaling", True) else None
     a = 1.0 / _vec(scale, n, 1.0)
     return _Affine(
         scale=a,
@@ -747,7 +810,8 @@ _SCALERS: dict[str, tuple[tuple[str, ...], Callable[[Any, int], _Affine]]] = {
 def _fold(lin: _Linear, affine: _Affine) -> None:
     """``W @ (x*a + o) + b`` as ``(W*a) @ x + (b + W @ o)``, in float64."""
     contrib = lin.values * affine.offset[lin.indices]
-    lin.bias = lin.bias + np.bincount(lin.row_ids(), weights=contrib, minlength=lin.n_outputs)
+    folded = np.bincount(lin.row_ids(), weights=contrib, minlength=lin.n_outputs)
+    lin.bias = lin.bias + folded.astype(np.float64, copy=False)
     lin.values = lin.values * affine.scale[lin.indices]
 
 
@@ -785,8 +849,15 @@ def _scaler_for(step: Any) -> tuple[tuple[str, ...], Callable[[Any, int], _Affin
 
 def _flat_steps(pipe: Any) -> list[tuple[str, Any]]:
     steps = getattr(pipe, "steps", None)
-    if not steps:
+    if steps is None or (isinstance(steps, (list, tuple)) and not steps):
         raise UnsupportedModelError(f"{_name(pipe)} has no steps")
+    if not isinstance(steps, (list, tuple)) or not all(
+        isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[0], str) for s in steps
+    ):
+        raise UnsupportedModelError(
+            f"{_name(pipe)}: steps must be a list of (name, step) pairs, but it is "
+            f"{_described(steps)}; {_CORRUPT}"
+        )
     out: list[tuple[str, Any]] = []
     for step_name, step in steps:
         if _lookup(step) is _pipeline:
@@ -825,8 +896,8 @@ def _pipeline(pipe: Any) -> _Linear:
             )
         required, affine_of = entry
         _require_fitted(step, *required)
-        n = getattr(step, "n_features_in_", None)
-        if n is not None and int(n) != lin.n_features:
+        n = _n_features_in(step)
+        if n is not None and n != lin.n_features:
             raise UnsupportedModelError(
                 f"{name} step {step_name!r} ({_name(step)}) outputs {n} features but the "
                 f"next step expects {lin.n_features}"

@@ -426,6 +426,64 @@ def _empty_array_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray
     return np.ndarray.__new__(np.ndarray, (0,), dtype)
 
 
+MAX_SCALAR_BYTES = 1 << 20
+"""Largest numpy scalar a model file may build (a label or a number needs a few bytes)."""
+
+
+def _checked_scalar(dtype: Any, obj: Any = None) -> Any:
+    """Stand-in for ``numpy._core.multiarray.scalar`` that cannot allocate more than it read.
+
+    numpy pickles a scalar as ``scalar(dtype, raw_bytes)`` (``scalar(dtype('O'), obj)`` for
+    objects); without bytes, numpy allocates ``dtype.itemsize`` zeros, and a void dtype can
+    declare a GiB in a few characters."""
+    if not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError("numpy scalar built without a dtype")
+    if dtype.itemsize > MAX_SCALAR_BYTES:
+        raise pickle.UnpicklingError(
+            f"a numpy scalar of dtype {_shown(str(dtype))} ({dtype.itemsize} bytes; at most "
+            f"{MAX_SCALAR_BYTES} are allowed)"
+        )
+    if not dtype.hasobject and not (type(obj) is bytes and len(obj) == dtype.itemsize):
+        raise pickle.UnpicklingError(
+            "numpy scalar called with arguments numpy never writes (its bytes must match its dtype)"
+        )
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar  # type: ignore[no-redef]
+    return scalar(dtype, obj) if obj is not None else scalar(dtype)
+
+
+def _mt19937_class() -> Any:
+    from numpy.random import MT19937
+
+    return MT19937
+
+
+def _bit_generator_ctor(bit_generator: Any = "MT19937") -> Any:
+    """Stand-in for ``numpy.random._pickle.__bit_generator_ctor``: only an unseeded MT19937
+    (its state comes next, from the pickle's BUILD), named by string or by class."""
+    mt = _mt19937_class()
+    if bit_generator is not mt and not (type(bit_generator) is str and bit_generator == "MT19937"):
+        raise pickle.UnpicklingError(
+            "numpy bit generator constructor called with arguments numpy never writes"
+        )
+    return mt()
+
+
+def _randomstate_ctor(bit_generator_name: Any = "MT19937", bit_generator_ctor: Any = None) -> Any:
+    """Stand-in for ``numpy.random._pickle.__randomstate_ctor``: a RandomState around an
+    MT19937 (given, or named), never a call of whatever the pickle passes as constructor."""
+    mt = _mt19937_class()
+    if bit_generator_ctor not in (None, _bit_generator_ctor):
+        raise pickle.UnpicklingError(
+            "numpy RandomState constructor called with arguments numpy never writes"
+        )
+    if type(bit_generator_name) is not mt:
+        bit_generator_name = _bit_generator_ctor(bit_generator_name)
+    return np.random.RandomState(bit_generator_name)
+
+
 class _ListFactoryToken:
     """What ``builtins.list`` resolves to: a token only _defaultdict_of_list accepts, so a
     pickle can never call ``list`` itself."""
@@ -492,6 +550,10 @@ _SUBSTITUTES: dict[tuple[str, str], Any] = {
     ("_codecs", "encode"): _latin1_encode,
     ("numpy._core.multiarray", "_reconstruct"): _empty_array_reconstruct,
     ("numpy.core.multiarray", "_reconstruct"): _empty_array_reconstruct,
+    ("numpy._core.multiarray", "scalar"): _checked_scalar,
+    ("numpy.core.multiarray", "scalar"): _checked_scalar,
+    ("numpy.random._pickle", "__bit_generator_ctor"): _bit_generator_ctor,
+    ("numpy.random._pickle", "__randomstate_ctor"): _randomstate_ctor,
 }
 
 
@@ -568,11 +630,23 @@ class _CappedStream:
             )
 
 
-def _guard_call(unpickler: Any, func: Any) -> None:
+def _guard_call(unpickler: Any, func: Any, args: Any = (), *, new: bool = False) -> None:
     # ndarray's constructor allocates the shape it is given; numpy pickles never call it (they
     # go through _reconstruct), so a pickle that does is crafted.
     if func is np.ndarray:
         raise _refused(unpickler._source, ["numpy.ndarray called as a constructor"])
+    if not isinstance(func, type):
+        return
+    module = func.__module__ or ""
+    # scipy sparse matrices are pickled as an empty object plus its arrays (NEWOBJ, BUILD);
+    # calling the class allocates whatever shape the arguments give. A seeded MT19937 converts
+    # its seed in quadratic time; numpy pickles an unseeded one and then its state.
+    sparse = module.startswith("scipy.sparse")
+    seeded = module.startswith("numpy.random") and func.__name__ == "MT19937"
+    if (sparse and (not new or args)) or (seeded and args):
+        raise pickle.UnpicklingError(
+            f"{_shown(func.__name__)} called with arguments its pickles never have"
+        )
 
 
 def _resolve_global(module: str, name: str, source: str) -> Any:
@@ -623,19 +697,20 @@ class _AllowListMixin:
         raise _refused(self._source, ["the copyreg extension registry (EXT1/EXT2/EXT4 opcodes)"])
 
     def _instantiate(self, klass: Any, args: Any) -> None:  # INST and OBJ
-        _guard_call(self, klass)
+        _guard_call(self, klass, args)
         super()._instantiate(klass, args)  # type: ignore[misc]
 
     def _load_reduce(self) -> None:
-        _guard_call(self, self.stack[-2])  # type: ignore[attr-defined]
+        _guard_call(self, self.stack[-2], self.stack[-1])  # type: ignore[attr-defined]
         pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
 
     def _load_newobj(self) -> None:
-        _guard_call(self, self.stack[-2])  # type: ignore[attr-defined]
+        _guard_call(self, self.stack[-2], self.stack[-1], new=True)  # type: ignore[attr-defined]
         pickle._Unpickler.load_newobj(self)  # type: ignore[attr-defined]
 
     def _load_newobj_ex(self) -> None:
-        _guard_call(self, self.stack[-3])  # type: ignore[attr-defined]
+        stack = self.stack  # type: ignore[attr-defined]
+        _guard_call(self, stack[-3], (*stack[-2], *stack[-1]), new=True)
         pickle._Unpickler.load_newobj_ex(self)  # type: ignore[attr-defined]
 
     def _load_global(self) -> None:
@@ -693,6 +768,8 @@ def _make_joblib_unpickler() -> type:
             super().__init__("", file_handle, True)
             self._source = source
             self._stream = file_handle
+            self._array_bytes = 0
+            self._max_array_bytes = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
 
         def load_build(self) -> None:
             # joblib's load_build, but the array is read by us: object arrays through our
@@ -725,7 +802,9 @@ def _make_joblib_unpickler() -> type:
                 if not isinstance(array, np.ndarray):
                     raise pickle.UnpicklingError("joblib object array is not an array")
                 return array
-            # joblib allocates the declared shape before reading: check it fits what is left.
+            # joblib allocates the declared shape before reading: check it fits what is left,
+            # and that the arrays read so far stay within the array cap (checked again, per
+            # use, once the pickle is loaded).
             nbytes = math.prod(shape) * dtype.itemsize
             if nbytes > self._stream.left():
                 if self._stream.compressed:
@@ -734,6 +813,9 @@ def _make_joblib_unpickler() -> type:
                     f"joblib array header declares {nbytes} bytes, but only "
                     f"{self._stream.left()} bytes are left in the file"
                 )
+            self._array_bytes += nbytes
+            if self._array_bytes > self._max_array_bytes:
+                raise _array_limit_error(self._source, self._array_bytes, self._max_array_bytes)
             return NumpyArrayWrapper.read_array(wrapper, self, True)
 
     return _SafeJoblibUnpickler
@@ -826,7 +908,9 @@ def _unknown_suffix(p: Path, source: str, suffix: str) -> ModelFileError:
 
 def _limit(value: int | None, env: str, default: int) -> int:
     """A size cap: the argument, else the environment variable, else the default."""
-    origin = "max_file_bytes" if env == _ENV_MAX_FILE else "max_unpacked_bytes"
+    origin = {_ENV_MAX_FILE: "max_file_bytes", _ENV_MAX_UNPACKED: "max_unpacked_bytes"}.get(
+        env, env
+    )
     if value is None:
         text = os.environ.get(env, "").strip()
         if not text:
@@ -959,6 +1043,27 @@ about 8 deep); deeper structures, and reference cycles, are refused."""
 MAX_TREE_SIZE = 10_000_000
 """Most objects a loaded model may hold when shared references are counted once per use."""
 
+DEFAULT_MAX_ARRAY_BYTES = 64 << 20
+"""Most bytes of arrays a loaded model may hold (64 MiB: 8 million float64 weights, which
+compress in about 0.9 GiB), counted as the frontends
+materialize them: a shared array once per reference, a scipy sparse matrix also by the
+per-row and per-column arrays its shape implies. ``EDGESPARSE_MAX_ARRAY_BYTES`` overrides."""
+_ENV_MAX_ARRAYS = "EDGESPARSE_MAX_ARRAY_BYTES"
+
+
+def _own_bytes(obj: Any) -> int:
+    """Bytes ``obj`` itself makes the frontends hold, beyond its children."""
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return int(obj.nbytes)
+    if isinstance(obj, (str, bytes, bytearray)):
+        return len(obj)
+    if hasattr(obj, "check_format") and type(obj).__module__.startswith("scipy.sparse"):
+        # Converting it builds an index (and a bias) per row and per column of its shape.
+        shape = getattr(obj, "_shape", None) or ()
+        return 16 * sum(int(n) for n in shape if isinstance(n, (int, np.integer)))
+    return 0
+
+
 _ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, type)
 
 
@@ -983,8 +1088,11 @@ def _audit_objects(root: Any, source: str) -> None:
     nesting (which send recursive code into RecursionError), and scipy.sparse matrices whose
     arrays disagree (BUILD sets them without scipy's checks). Refuse those here, with one line.
     """
+    max_bytes = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
     on_path, done = 1, 2
     state: dict[int, int] = {}
+    # Bytes under each object, shared references counted once per use, like ``tree``.
+    weight: dict[int, int] = {}
     # Size of each container as a tree: shared references count once per path, so a DAG of
     # 12 lists of 100 references each ("billion laughs") is 100**11, which recursive code
     # such as numpy.asarray would try to materialize.
@@ -1002,9 +1110,17 @@ def _audit_objects(root: Any, source: str) -> None:
                     "model does that, the file is crafted or corrupt)"
                 )
             tree[id(obj)] = size
+            total = _own_bytes(obj) + sum(
+                weight[id(c)] if id(c) in weight else _own_bytes(c) for c in leaving
+            )
+            if total > max_bytes:
+                raise _array_limit_error(source, total, max_bytes)
+            weight[id(obj)] = total
             continue
         children = _children(obj)
         if children is None:
+            if obj is root and _own_bytes(obj) > max_bytes:
+                raise _array_limit_error(source, _own_bytes(obj), max_bytes)
             continue
         seen = state.get(id(obj))
         if seen == done:
@@ -1031,6 +1147,14 @@ def _audit_objects(root: Any, source: str) -> None:
         state[id(obj)] = on_path
         stack.append((obj, depth, children))
         stack.extend((child, depth + 1, None) for child in children)
+
+
+def _array_limit_error(source: str, total: int, max_bytes: int) -> ModelFileError:
+    return ModelFileError(
+        f"cannot load {source}: its arrays hold more than {max_bytes} bytes (at least "
+        f"{total} bytes, shared arrays counted once per use), more than edgesparse allows by "
+        f"default; if you trust the file, raise the limit with {_ENV_MAX_ARRAYS}=<bytes>"
+    )
 
 
 SKLEARN_VERSION_ATTRIBUTE = "_sklearn_version"

@@ -887,3 +887,23 @@ def test_scaler_statistics_become_input_stats() -> None:
     none = make_pipeline(StandardScaler(with_std=False), lm.LogisticRegression()).fit(X, y)
     assert to_ir(none).input_stats is None
     assert to_ir(lm.LogisticRegression().fit(X, y)).input_stats is None
+
+
+def test_all_zero_sparsified_regressor_compresses_like_the_dense_one(tmp_path) -> None:
+    # np.bincount of an empty weights array is int64; the weights must still be float64.
+    import joblib
+
+    from edgesparse.api import compress_file
+
+    X, y = np.arange(12.0).reshape(4, 3), np.arange(4.0)
+    dense = lm.SGDRegressor(max_iter=5, tol=None).fit(X, y)
+    dense.coef_, dense.intercept_ = np.zeros(3), np.array([0.5])
+    sparse = lm.SGDRegressor(max_iter=5, tol=None).fit(X, y)
+    sparse.coef_, sparse.intercept_ = np.zeros(3), np.array([0.5])
+    sparse.sparsify()
+    a, b = to_ir(dense), to_ir(sparse)
+    assert b.values.dtype == np.float64 and a.nnz == b.nnz == 0
+    np.testing.assert_array_equal(a.bias, b.bias)
+    joblib.dump(sparse, tmp_path / "m.joblib")
+    compress_file(tmp_path / "m.joblib", tmp_path / "m.esb")
+    assert (tmp_path / "m.esb").stat().st_size > 0

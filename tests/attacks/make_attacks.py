@@ -793,7 +793,254 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         message="it declares an array of 8796093022208 bytes",
         suffix=".joblib",
     )
+
+    # -- resource bombs through allowed globals (tiny file, huge cost) -------------------------
+    # Each also runs alone under a 1.5 GiB address-space limit (tests/test_attacks.py).
+    add(
+        "bomb-void-scalar",
+        "numpy scalar(dtype('V1073741824')) with no bytes: numpy would allocate 1 GiB",
+        lambda: pickle.dumps(
+            estimator(n_iter_=_Reduce(_numpy_scalar(), (np.dtype("V1073741824"),))), 4
+        ),
+        error="ModelFileError",
+        message="(1073741824 bytes; at most 1048576 are allowed)",
+    )
+    huge_seed = 1 << (8 * 400_000)
+    add(
+        "bomb-mt19937-seed",
+        "MT19937 seeded with a 400 KB integer (LONG4): converting the seed is quadratic",
+        lambda: pickle.dumps(estimator(random_state=_Reduce(_mt19937(), (huge_seed,))), 4),
+        error="ModelFileError",
+        message="MT19937 called with arguments its pickles never have",
+    )
+    add(
+        "bomb-mt19937-seed-zlib",
+        "the same seeded MT19937, zlib-compressed joblib",
+        lambda: joblib_compress(
+            pickle.dumps(estimator(random_state=_Reduce(_mt19937(), (huge_seed,))), 4), "zlib"
+        ),
+        error="ModelFileError",
+        message="MT19937 called with arguments its pickles never have",
+        suffix=".joblib",
+    )
+    add(
+        "bomb-randomstate-ctor-ndarray",
+        "__randomstate_ctor((2**40,), numpy.ndarray): ndarray called through numpy's helper",
+        lambda: pickle.dumps(_Reduce(_randomstate_ctor(), ((2**40,), np.ndarray)), 4),
+        error="ModelFileError",
+        message="numpy RandomState constructor called with arguments numpy never writes",
+    )
+    add(
+        "bomb-csr-reduce-shape",
+        "csr_matrix(((2**26, 4),)) called directly: scipy allocates the shape",
+        lambda: pickle.dumps(estimator(coef_=_Reduce(_csr_matrix(), (((2**26, 4),),))), 4),
+        error="ModelFileError",
+        message="csr_matrix called with arguments its pickles never have",
+    )
+    add(
+        "bomb-csc-shape",
+        "csc_matrix([[1.0]]) with _shape (2**27, 1): passes scipy's check, 2**27 outputs",
+        lambda: pickle.dumps(_regressor(coef_=_csc_with_shape((2**27, 1)), intercept_=0.0), 4),
+        error="ModelFileError",
+        message="its arrays hold more than 67108864 bytes",
+    )
+    add(
+        "bomb-joblib-array-1gib",
+        "zlib joblib array header declaring 2**27 float64 (1 GiB, under the unpacked-size cap)",
+        lambda: joblib_compress(_joblib_wrapper_stream((2**27,)), "zlib"),
+        error="ModelFileError",
+        # the array cap by default; the unpacked-size cap first where that is set lower
+        message=" 1073741824 bytes",
+        suffix=".joblib",
+    )
+    add(
+        "bomb-multioutput-memo",
+        "MultiOutputRegressor: one 8192-coefficient model repeated 12 000 times by memo",
+        lambda: pickle.dumps(_multioutput_repeated(8192, 12_000), 4),
+        error="ModelFileError",
+        message="its arrays hold more than 67108864 bytes",
+    )
+
+    # -- malformed but allowed structures: one Error line, never a traceback ------------------
+    pairs = "steps must be a list of (name, step) pairs, but it is"
+    for name, what, make, message in [
+        ("pipeline-steps-str", "Pipeline.steps a string", lambda: _pipe(steps="abc"), pairs),
+        ("pipeline-steps-int", "Pipeline.steps an int", lambda: _pipe(steps=7), pairs),
+        (
+            "pipeline-steps-3-tuples",
+            "Pipeline.steps of (name, step, extra) triples",
+            lambda: _pipe(steps=[("s", _scaler("MaxAbsScaler"), 1), ("m", estimator(), 2)]),
+            pairs,
+        ),
+        (
+            "maxabs-scale-short",
+            "MaxAbsScaler.scale_ with 2 entries for 3 features",
+            lambda: _pipe(_scaler("MaxAbsScaler", scale_=np.ones(2))),
+            "MaxAbsScaler: scale_ must be 3 finite nonzero numbers",
+        ),
+        (
+            "maxabs-scale-0d",
+            "MaxAbsScaler.scale_ a 0-d array",
+            lambda: _pipe(_scaler("MaxAbsScaler", scale_=np.array(2.0))),
+            "but it is an array of shape () and dtype float64",
+        ),
+        (
+            "standard-scale-2d",
+            "StandardScaler.scale_ 2-D",
+            lambda: _pipe(_scaler("StandardScaler", scale_=np.ones((3, 3)))),
+            "StandardScaler: scale_ must be 3 finite nonzero numbers",
+        ),
+        (
+            "standard-mean-strings",
+            "StandardScaler.mean_ an array of strings",
+            lambda: _pipe(_scaler("StandardScaler", mean_=np.array(["a", "b", "c"]))),
+            "StandardScaler: mean_ must be 3 finite numbers",
+        ),
+        (
+            "minmax-data-min-strings",
+            "MinMaxScaler.data_min_ an array of strings",
+            lambda: _pipe(_scaler("MinMaxScaler", data_min_=np.array(["a", "b", "c"]))),
+            "MinMaxScaler: data_min_ must be 3 finite numbers",
+        ),
+        (
+            "robust-center-nan",
+            "RobustScaler.center_ holding NaN",
+            lambda: _pipe(_scaler("RobustScaler", center_=np.array([0.0, np.nan, 1.0]))),
+            "RobustScaler: center_ must be 3 finite numbers",
+        ),
+        (
+            "n-features-in-str",
+            "n_features_in_ a string",
+            lambda: pickle.dumps(estimator(n_features_in_="3"), 4),
+            "n_features_in_ must be a positive whole number, but it is a str",
+        ),
+        (
+            "n-features-in-list",
+            "n_features_in_ a list",
+            lambda: pickle.dumps(estimator(n_features_in_=[3]), 4),
+            "n_features_in_ must be a positive whole number, but it is a list",
+        ),
+        (
+            "scaler-n-features-in-str",
+            "a scaler's n_features_in_ a string",
+            lambda: _pipe(_scaler("StandardScaler", n_features_in_="3")),
+            "StandardScaler: n_features_in_ must be a positive whole number",
+        ),
+    ]:
+        add(
+            name,
+            what,
+            lambda make=make: _dumped(make()),
+            error="UnsupportedModelError",
+            message=message,
+        )
     return out
+
+
+def _dumped(obj: object) -> bytes:
+    return obj if isinstance(obj, bytes) else pickle.dumps(obj, 4)
+
+
+def _scaler(kind: str, **attrs: object) -> object:
+    """A fitted-looking scikit-learn scaler over 3 features (attributes set, no fitting)."""
+    from sklearn import preprocessing
+
+    step = getattr(preprocessing, kind)()
+    base: dict[str, object] = {"n_features_in_": 3, "n_samples_seen_": 10}
+    if kind == "StandardScaler":
+        base.update(mean_=np.zeros(3), var_=np.ones(3), scale_=np.ones(3))
+    elif kind == "MaxAbsScaler":
+        base.update(max_abs_=np.ones(3), scale_=np.ones(3))
+    elif kind == "MinMaxScaler":
+        base.update(
+            min_=np.zeros(3),
+            scale_=np.ones(3),
+            data_min_=np.zeros(3),
+            data_max_=np.ones(3),
+            data_range_=np.ones(3),
+        )
+    else:
+        base.update(center_=np.zeros(3), scale_=np.ones(3))
+    for k, v in {**base, **attrs}.items():
+        setattr(step, k, v)
+    return step
+
+
+def _pipe(scaler: object = None, *, steps: object = None) -> object:
+    """A Pipeline(scaler, LogisticRegression) with its steps as given."""
+    from sklearn.pipeline import Pipeline
+
+    pipe = Pipeline([("m", estimator())])
+    pipe.steps = steps if steps is not None else [("s", scaler), ("m", estimator())]
+    return pipe
+
+
+RESOURCE_BOMBS = (
+    "bomb-void-scalar",
+    "bomb-mt19937-seed",
+    "bomb-mt19937-seed-zlib",
+    "bomb-randomstate-ctor-ndarray",
+    "bomb-csr-reduce-shape",
+    "bomb-csc-shape",
+    "bomb-joblib-array-1gib",
+    "bomb-multioutput-memo",
+)
+"""The fixtures that cost far more than their size; each is also run alone under limits."""
+
+
+def _numpy_scalar() -> Callable:
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar
+    return scalar
+
+
+def _mt19937() -> Callable:
+    from numpy.random import MT19937
+
+    return MT19937
+
+
+def _randomstate_ctor() -> Callable:
+    import numpy.random._pickle as nrp
+
+    return getattr(nrp, "__randomstate_ctor")
+
+
+def _csr_matrix() -> Callable:
+    import scipy.sparse as sp
+
+    return sp.csr_matrix
+
+
+def _csc_with_shape(shape: tuple) -> object:
+    import scipy.sparse as sp
+
+    m = sp.csc_matrix(np.array([[1.0]]))
+    m._shape = shape  # indptr still has N + 1 = 2 entries: scipy's full check passes
+    return m
+
+
+def _regressor(**attrs: object) -> object:
+    from sklearn.linear_model import LinearRegression
+
+    est = LinearRegression()
+    for k, v in attrs.items():
+        setattr(est, k, v)
+    return est
+
+
+def _multioutput_repeated(n_features: int, times: int) -> object:
+    from sklearn.multioutput import MultiOutputRegressor
+
+    one = _regressor(
+        coef_=np.linspace(1.0, 2.0, n_features), intercept_=0.5, n_features_in_=n_features
+    )
+    meta = MultiOutputRegressor(_regressor())
+    meta.estimators_ = [one] * times
+    meta.n_features_in_ = n_features
+    return meta
 
 
 def _os_system() -> Callable:
