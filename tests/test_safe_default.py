@@ -22,6 +22,7 @@ def test_probe_below_the_bar_writes_float32(tmp_path: Path) -> None:
     report = compress_file(DIGITS, tmp_path / "d.esb")
     assert report.quantization == "float32"
     assert report.precision_note is not None and "below the 99.5% bar" in report.precision_note
+    assert "--check-data decides on your own rows" in report.precision_note
     assert report.estimate is not None and report.estimate["basis"] == "probe"
     assert report.estimate["meets_default_bar"]
     ir = esb.read(tmp_path / "d.esb")
