@@ -337,6 +337,7 @@ MIX_AT = section(blob_of(MIX_IR), "values")[0]
 # Bitmap 0b100 (row 2 wide); row 0: i8 95, -127; row 2: i16 LE 300, 11, -42.
 MIX = bytes([0x04, 0x5F, 0x81, 0x2C, 0x01, 0x0B, 0x00, 0xD6, 0xFF])
 C = "corrupt .esb: "
+MV = C + f"section 'values' at offset {MIX_AT}: "
 F = "unsupported .esb version"
 XA = C + f"section 'exponents' at offset {EXP_AT}: "
 # 4097 classes (one more than esb.MAX_UNSORTED_CLASSES): they must be stored in increasing order.
@@ -1218,14 +1219,12 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     (
         "mixed-no-wide-row",
         lambda: edit(MIX_IR, change=set_data("values", b"\x00" + MIX[1:])),
-        C
-        + f"section 'values' at offset {MIX_AT}: mixed widths with no wide row (such a file uses encoding 0)",
+        MV + "mixed widths with no wide row (such a file uses encoding 0)",
     ),
     (
         "mixed-shorter-than-bitmap",
         lambda: edit(MIX_IR, change=set_data("values", b"")),
-        C
-        + f"section 'values' at offset {MIX_AT}: is 0 bytes, shorter than its 1-byte wide-row bitmap",
+        MV + "is 0 bytes, shorter than its 1-byte wide-row bitmap",
     ),
     (
         "mixed-short",
@@ -1236,29 +1235,25 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     (
         "mixed-minus-128-in-int8-row",
         lambda: edit(MIX_IR, change=set_data("values", MIX[:2] + b"\x80" + MIX[3:])),
-        C
-        + f"section 'values' at offset {MIX_AT}: value -128 at position 1 is not allowed (stored values are never 0, "
+        MV + "value -128 at position 1 is not allowed (stored values are never 0, "
         "-128 in an int8 row or -32768 in an int16 row)",
     ),
     (
         "mixed-minus-32768",
         lambda: edit(MIX_IR, change=set_data("values", MIX[:3] + b"\x00\x80" + MIX[5:])),
-        C
-        + f"section 'values' at offset {MIX_AT}: value -32768 at position 2 is not allowed (stored values are never 0, "
+        MV + "value -32768 at position 2 is not allowed (stored values are never 0, "
         "-128 in an int8 row or -32768 in an int16 row)",
     ),
     (
         "mixed-zero-in-int16-row",
         lambda: edit(MIX_IR, change=set_data("values", MIX[:5] + b"\x00\x00" + MIX[7:])),
-        C
-        + f"section 'values' at offset {MIX_AT}: value 0 at position 3 is not allowed (stored values are never 0, "
+        MV + "value 0 at position 3 is not allowed (stored values are never 0, "
         "-128 in an int8 row or -32768 in an int16 row)",
     ),
     (
         "mixed-int16-row-fits-int8",
         lambda: edit(MIX_IR, change=set_data("values", MIX[:3] + b"\x64\x00" + MIX[5:])),
-        C
-        + f"section 'values' at offset {MIX_AT}: row 2 is marked int16 but all its values fit int8",
+        MV + "row 2 is marked int16 but all its values fit int8",
     ),
     (
         "mixed-on-float-values",
@@ -1269,8 +1264,7 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     (
         "mixed-tensor-scale",
         lambda: edit(MIX_IR, change=set_data("scales", np.float32([0.5]).tobytes())),
-        C
-        + f"section 'values' at offset {MIX_AT}: int16 rows need one scale per row, 'scales' has 1",
+        MV + "int16 rows need one scale per row, 'scales' has 1",
     ),
     (
         "mixed-scale-times-32767-overflows",
