@@ -420,7 +420,12 @@ def _provenance_versions(ir: LinearIR) -> dict[str, str | None]:
 
 
 def _fidelity_dict(fid: Fidelity) -> dict[str, Any]:
-    return {**dataclasses.asdict(fid), "text": fid.describe(), "meets_default_bar": fid.meets()}
+    return {
+        **dataclasses.asdict(fid),
+        "text": fid.describe(),
+        "bar": fid.bar,
+        "meets_default_bar": fid.meets(),
+    }
 
 
 def compress_to_budget(

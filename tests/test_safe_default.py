@@ -22,7 +22,8 @@ def test_probe_below_the_bar_raises_only_some_rows(tmp_path: Path) -> None:
     # default will not stand behind that and raises the rows int8 serves worst to int16.
     report = compress_file(DIGITS, tmp_path / "d.esb")
     assert report.quantization == "int8/int16-per-row"
-    assert report.precision_note is not None and "below the 99.5% bar" in report.precision_note
+    assert report.precision_note is not None
+    assert "below the 99.9% (probe rows) bar" in report.precision_note
     assert "rows raised to int16" in report.precision_note
     assert "--check-data decides on your own rows" in report.precision_note
     assert report.estimate is not None and report.estimate["basis"] == "probe"

@@ -7,7 +7,8 @@
 2. measured against the unquantized model on the user's rows or, without them, on probe rows
    drawn from the model's input statistics (:func:`edgesparse.passes.fidelity.evaluation_rows`);
    with neither, nothing can be measured and int8 is kept (the summary says so);
-3. below the bar (99.5% label agreement; regressors 1% of each output's range), the rows int8
+3. below the bar (99.5% label agreement on the user's rows, 99.9% on probe rows, whose
+   agreement predicts the data's only loosely; regressors 1% of each output's range), the rows int8
    serves worst are raised to int16, 1, 2, 4, ... of them, until the bar is met
    (:func:`edgesparse.passes.fidelity.raise_precision`): a raised row costs one byte more per
    weight, float32 three;
@@ -75,8 +76,8 @@ def safe_quantize(
         return Quantized(compressed, fid, None)
     if explicit_int8:
         note = (
-            "int8 kept as asked (--quantize int8) although it is below the 99.5% bar here; "
-            "--quantize float32 keeps the model's labels"
+            f"int8 kept as asked (--quantize int8) although it is below the {fid.bar} bar "
+            "here; --quantize float32 keeps the model's labels"
         )
         return Quantized(compressed, fid, note)
     hint = "; --check-data decides on your own rows" if fid.basis == "probe" else ""
@@ -89,13 +90,13 @@ def safe_quantize(
             raised_fid, k = fid, 0
         if k and raised_fid.meets():
             note = (
-                f"int8 gave {fid.describe()}, below the 99.5% bar: {k} of "
+                f"int8 gave {fid.describe()}, below the {fid.bar} bar: {k} of "
                 f"{compressed.n_outputs} rows raised to int16 (--quantize int8 keeps int8{hint})"
             )
             return Quantized(raised, raised_fid, note)
     wide = to_float32(ir)
     note = (
-        f"int8 gave {fid.describe()}, below the 99.5% bar, and int16 rows do not reach it: "
+        f"int8 gave {fid.describe()}, below the {fid.bar} bar, and int16 rows do not reach it: "
         f"written as float32 instead (--quantize int8 keeps int8{hint})"
     )
     return Quantized(wide, measure(ir, wide, rows[0], basis=rows[1]), note)
