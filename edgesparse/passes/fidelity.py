@@ -151,22 +151,30 @@ def choose_int8(
 ) -> tuple[LinearIR, Fidelity | None]:
     """Int8-quantize ``ir`` with or without per-column exponents, whichever measures better.
 
-    Measured on ``X`` (the user's rows) or probe rows from ``ir.input_stats``; ties go to the
-    smaller layout (no exponents). Without either, per-column exponents from the weights
+    Measured on ``X`` (the user's rows) or probe rows from ``ir.input_stats``: no exponents,
+    exponents from the statistics, or from the weights alone, by the RMS score error; ties go
+    to the smaller layout (no exponents). Without rows, per-column exponents from the weights
     (data-free equalization) are used, and the fidelity is None (unknown).
     """
     rows = evaluation_rows(ir, X)
     pow2 = quantize_int8(ir, granularity=granularity, columns="pow2")
     if rows is None:
         return pow2, None
-    plain = quantize_int8(ir, granularity=granularity, columns="none")
-    if pow2.col_exponents is None:
-        return plain, measure(ir, plain, rows[0], basis=rows[1])
+    # Candidates, smallest layout first (ties go to it): no exponents; exponents from the
+    # input statistics; exponents from the weights alone (data-free equalization, which
+    # measured closer on the hashed-text model, whose row statistics are sparse).
+    candidates = [quantize_int8(ir, granularity=granularity, columns="none")]
+    if pow2.col_exponents is not None:
+        candidates.append(pow2)
+    if ir.input_stats is not None:
+        free = quantize_int8(ir, granularity=granularity, columns="pow2", stats_exponents=False)
+        if free.col_exponents is not None:
+            candidates.append(free)
     # Decided on the RMS score error, not on labels: with few rows, label agreement ties often
     # while the scores already show which layout is closer.
-    if score_error(ir, plain, rows[0]) <= score_error(ir, pow2, rows[0]):
-        return plain, measure(ir, plain, rows[0], basis=rows[1])
-    return pow2, measure(ir, pow2, rows[0], basis=rows[1])
+    errors = [score_error(ir, c, rows[0]) for c in candidates]
+    best = candidates[int(np.argmin(errors))]
+    return best, measure(ir, best, rows[0], basis=rows[1])
 
 
 def score_error(reference: LinearIR, candidate: LinearIR, X: Any) -> float:

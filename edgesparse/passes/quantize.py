@@ -75,17 +75,18 @@ EXPONENT_BUDGET_SHARE = 0.01
 COLUMN_SCALINGS = ("none", "pow2")
 
 
-def column_exponents(ir: LinearIR) -> np.ndarray:
+def column_exponents(ir: LinearIR, *, use_stats: bool = True) -> np.ndarray:
     """Per-column power-of-two exponents (int8, ``n_features`` long) for :func:`quantize_int8`.
 
-    From ``ir.input_stats`` when present, else from the weights (see the module contract).
-    Unused columns get 0; the median over used columns is 0.
+    From ``ir.input_stats`` when present (and ``use_stats``), else from the weights alone (see
+    the module contract). Unused columns get 0; the median over used columns is 0.
     """
     used = np.unique(ir.indices)
     exps = np.zeros(ir.n_features, dtype=np.int8)
     if used.size == 0:
         return exps
-    spread = ir.input_stats.spread[used] if ir.input_stats is not None else np.ones(used.size)
+    stats = ir.input_stats if use_stats else None
+    spread = stats.spread[used] if stats is not None else np.ones(used.size)
     base = -np.log2(spread)
     e = np.rint(base - np.median(base))
     # Outlier columns, by their largest weight in standardized units, lift off the floor.
@@ -94,7 +95,7 @@ def column_exponents(ir: LinearIR) -> np.ndarray:
     lift = np.log2(colmax[used] * spread)
     lift = np.rint(lift - np.median(lift))
     budget = max(EXPONENT_BUDGET_MIN, EXPONENT_BUDGET_SHARE * ir.nnz)
-    if ir.input_stats is not None:
+    if stats is not None:
         budget = min(budget, OUTLIER_SHARE * used.size)
     e = e + _outliers_within_budget(lift, budget)
     lo, hi = EXPONENT_RANGE
@@ -134,7 +135,9 @@ def int8_scales(
     return scales
 
 
-def quantize_int8(ir: LinearIR, *, granularity: str = "row", columns: str = "none") -> LinearIR:
+def quantize_int8(
+    ir: LinearIR, *, granularity: str = "row", columns: str = "none", stats_exponents: bool = True
+) -> LinearIR:
     """Symmetric int8 quantization of the weights (see the module contract).
 
     Args:
@@ -143,10 +146,13 @@ def quantize_int8(ir: LinearIR, *, granularity: str = "row", columns: str = "non
         columns: ``"none"`` (every ``e`` is 0) or ``"pow2"`` (per-column exponents from
             :func:`column_exponents`; dropped again when they are all equal, or when the
             model's weight magnitudes would leave float32's range with them).
+        stats_exponents: with ``"pow2"``, derive the exponents from ``ir.input_stats`` when
+            there are some (default), or from the weights alone (the bias correction still
+            uses the statistics).
     """
     if columns not in COLUMN_SCALINGS:
         raise InputError(f"columns must be one of {', '.join(COLUMN_SCALINGS)}, got {columns!r}")
-    exps = column_exponents(ir) if columns == "pow2" else None
+    exps = column_exponents(ir, use_stats=stats_exponents) if columns == "pow2" else None
     if exps is not None and np.unique(exps[np.unique(ir.indices)]).size <= 1:
         exps = None
     try:
