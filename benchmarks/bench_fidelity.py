@@ -58,6 +58,8 @@ def run_case(name: str) -> dict[str, Any]:
         "case": name,
         "classifier": case.is_classifier,
         "test_rows": int(case.X_test.shape[0]),
+        "quantization": new.quantization,
+        "int16_rows": int(new.wide_rows.sum()),
         "column_scaling": new.column_scaling,
         "with_training_stats": data is not None,
         "esb_bytes": len(blob),
@@ -65,6 +67,44 @@ def run_case(name: str) -> dict[str, Any]:
         **scores,
         "passes": {k: fs.passes(case, v) for k, v in scores.items()},
     }
+
+
+def size_cases() -> list[dict[str, Any]]:
+    """Bytes against fidelity: a 10-class x 200-feature StandardScaler + LogisticRegression on
+    mixed-scale columns, and the hashed-text model when ``models/train.py --large`` made it."""
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from edgesparse.api import compress_quantized
+
+    X, y = make_classification(
+        n_samples=4000, n_features=200, n_informative=60, n_classes=10, random_state=0
+    )
+    X = fs.mixed_scale(X, seed=5)
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(X[:2000], y[:2000])
+    out = []
+    for layout, quantize, data in (
+        ("default (probe rows)", None, None),
+        ("default + --check-data (fit rows)", None, X[:2000]),
+        ("--quantize int8", "int8", None),
+        ("--quantize float32", "float32", None),
+    ):
+        ir = compress_quantized(est, quantize=quantize, data=data).ir
+        n = len(esb.encode(ir))
+        agree = float(np.mean(Model(ir).predict(X[2000:]) == est.predict(X[2000:])))
+        out.append(
+            {
+                "model": "10 x 200 mixed-scale",
+                "layout": f"{layout}: {ir.quantization}, {int(ir.wide_rows.sum())} int16 rows",
+                "bytes": n,
+                "vs_float32": n / (4 * 2000),
+                "agreement": agree,
+            }
+        )
+    return out
 
 
 def _fmt(row: dict[str, Any], key: str) -> str:
@@ -102,8 +142,22 @@ def main() -> None:
     )
     for r in fails:
         print(f"  {r['case']}: .esb {_fmt(r, 'esb')} on {r['test_rows']} rows")
+    raised = [r for r in rows if r["int16_rows"]]
+    print(
+        f"default precision: {len(rows) - len(raised)} int8, {len(raised)} with int16 rows "
+        f"({sum(r['int16_rows'] for r in raised)} rows), "
+        f"{sum(r['quantization'] == 'float32' for r in rows)} float32"
+    )
+    sizes = size_cases()
+    print("\n| model | layout | bytes | vs float32 weights | agreement on held-out rows |")
+    print("|---|---|---|---|---|")
+    for z in sizes:
+        print(
+            f"| {z['model']} | {z['layout']} | {z['bytes']:,} | {z['vs_float32']:.2f}x | "
+            f"{z['agreement']:.2%} |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"seconds": time.perf_counter() - start, "cases": rows}
+    doc = {"seconds": time.perf_counter() - start, "cases": rows, "sizes": sizes}
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
 
