@@ -104,6 +104,36 @@ def size_cases() -> list[dict[str, Any]]:
                 "agreement": agree,
             }
         )
+    return out + _text_sizes()
+
+
+def _text_sizes() -> list[dict[str, Any]]:
+    import numpy as np
+
+    from edgesparse.api import compress_quantized
+    from edgesparse.data import load_dataset
+    from edgesparse.loader import load_model
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    if not (models / "text_sgd.pkl").exists():
+        print("(text model absent: python models/train.py --large makes it)")
+        return []
+    est = load_model(models / "text_sgd.pkl")
+    X = load_dataset(models / "text_sgd.test.npz", n_features=est.n_features_in_).X
+    out = []
+    for layout, data in (("default (no statistics)", None), ("default + --check-data", X)):
+        ir = compress_quantized(est, data=data).ir
+        n = len(esb.encode(ir))
+        agree = float(np.mean(Model(ir).predict(X) == est.predict(X)))
+        out.append(
+            {
+                "model": f"text 20 x 2^18 ({n / ir.nnz:.2f} B/nnz)",
+                "layout": f"{layout}: {ir.quantization}, {int(ir.wide_rows.sum())} int16 rows",
+                "bytes": n,
+                "vs_float32": n / (4 * ir.nnz),
+                "agreement": agree,
+            }
+        )
     return out
 
 
