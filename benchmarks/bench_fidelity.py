@@ -119,7 +119,10 @@ def _text_sizes() -> list[dict[str, Any]]:
         print("(text model absent: python models/train.py --large makes it)")
         return []
     est = load_model(models / "text_sgd.pkl")
+    import scipy.sparse as sp
+
     X = load_dataset(models / "text_sgd.test.npz", n_features=est.n_features_in_).X
+    X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=X.shape)
     out = []
     for layout, data in (("default (no statistics)", None), ("default + --check-data", X)):
         ir = compress_quantized(est, data=data).ir
