@@ -82,7 +82,12 @@ def _int(obj: Any, name: str) -> int:
 
 
 def from_surprise(algo: Any) -> KnnIR:
-    """Convert a fitted Surprise KNN algorithm exactly (every positive similarity kept)."""
+    """Convert a fitted Surprise KNN algorithm exactly (every positive similarity kept).
+
+    Pickles of Surprise 1.0.x are read by their rules: their trainset keeps the ``offset`` its
+    Reader added to a rating scale starting at or below 0, taken off here. Provenance records
+    which releases the pickle points to (``surprise_version``) and by whose rules it was read.
+    """
     algo = _unwrap(algo)
     if not is_surprise_knn(algo):
         raise UnsupportedModelError(
