@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -186,3 +187,15 @@ def test_surprise_1_1_2_could_pickle_no_knn_model():
     assert manifest["models"] == {}
     assert len(manifest["unpicklable"]) == 8
     assert all("__reduce__" in why for why in manifest["unpicklable"].values())
+
+
+@pytest.mark.parametrize("args", [("u",), ("u", "i", None, 3.0, {}, "extra")], ids=["1", "6"])
+def test_prediction_stand_in_refuses_other_shapes(tmp_path, args):
+    # Prediction resolves to a plain five-field tuple: other arities are a bad file, not a crash.
+    from edgesparse.errors import ModelFileError
+
+    body = pickle.dumps(args, protocol=2)[2:-1]  # the tuple, without PROTO and STOP
+    data = b"\x80\x02csurprise.prediction_algorithms.predictions\nPrediction\n" + body + b"R."
+    (tmp_path / "p.pkl").write_bytes(data)
+    with pytest.raises(ModelFileError, match="not a valid pickle"):
+        load_model(tmp_path / "p.pkl")
