@@ -88,6 +88,27 @@ def test_binomial_p_values_and_bounds_by_hand():
     assert certify.binomial_p_value(events=0, rows=0, budget=0.5) == 1.0
 
 
+def test_net_accuracy_test_by_hand():
+    # No events either way: U(0) = 1 - (a/2)^(1/n) <= b  <=>  a >= 2 (1 - b)^n.
+    assert certify.net_p_value(worse=0, better=0, rows=1000, budget=0.005) == pytest.approx(
+        2 * 0.995**1000
+    )
+    # At its p-value the union bound holds exactly: U(k, p/2) - L(j, p/2) = budget.
+    p = certify.net_p_value(worse=30, better=25, rows=10_000, budget=0.005)
+    up = certify.binomial_upper(events=30, rows=10_000, alpha=p / 2)
+    lo = certify.binomial_lower(events=25, rows=10_000, alpha=p / 2)
+    assert up - lo == pytest.approx(0.005, abs=1e-9)
+    # Crediting 25 fixed rows certifies what the count test (30 broken rows) cannot.
+    assert p < 0.001 < certify.binomial_p_value(events=30, rows=10_000, budget=0.005)
+    assert certify.binomial_lower(events=0, rows=10, alpha=0.05) == 0.0
+    assert certify.binomial_lower(events=10, rows=10, alpha=0.05) == pytest.approx(0.05**0.1)
+    # The test is chosen on the search rows: without fixed rows there, the count test.
+    search = certify.Outcome("accuracy_drop", 100, 0.01, events=3, fixed=0)
+    assert certify.choose_test(search, rows=1000, budget=0.005) == "count"
+    search = certify.Outcome("accuracy_drop", 1000, 0.0005, events=3, fixed=2)
+    assert certify.choose_test(search, rows=10_000, budget=0.005) == "net"
+
+
 def test_student_t_p_value_by_hand():
     values = np.array([1.0, -1.0, 1.0, -1.0])  # mean 0, sd sqrt(4/3), n = 4
     s = math.sqrt(4 / 3)
@@ -110,6 +131,7 @@ def test_paired_outcomes_by_hand():
     # Rows 2 and 4 changed label; row 2 went right -> wrong, row 4 wrong -> right.
     assert out["agreement_loss"].events == 2 and out["agreement_loss"].estimate == 0.4
     assert out["accuracy_drop"].events == 1 and out["accuracy_drop"].estimate == 0.0
+    assert out["accuracy_drop"].fixed == 1
     # R²: squared-error differences over var(y), averaged over outputs.
     y = np.array([[1.0], [2.0], [3.0]])
     o = np.array([[1.0], [2.0], [3.0]])
@@ -202,14 +224,19 @@ def test_cli_certifies_on_rows_the_search_never_saw(digits, tmp_path):
     model = edgesparse.load(out)
     ref, new = est.predict(X[hold]), model.predict(X[hold])
     k = int(np.sum((ref == y[hold]) & (new != y[hold])))
-    assert stats.binom.cdf(k, hold.size, budget) <= 0.05
-    assert report["chosen"]["p_value"] == pytest.approx(stats.binom.cdf(k, hold.size, budget))
+    j = int(np.sum((ref != y[hold]) & (new == y[hold])))
+    (seq,) = report["sequences"]
+    walk = [p for p in report["curve"] if p["family"] == seq["family"]]
+    assert walk[-2]["accuracy_drop_events"] == k and walk[-2]["accuracy_drop_fixed"] == j
+    if walk[-2]["accuracy_drop_test"] == "count":
+        p = stats.binom.cdf(k, hold.size, budget)
+    else:
+        p = certify.net_p_value(worse=k, better=j, rows=hold.size, budget=budget)
+    assert p <= 0.05 and report["chosen"]["p_value"] == pytest.approx(p)
     assert report["chosen"]["nnz"] == model.ir.nnz
     assert report["chosen"]["sparsity"] == pytest.approx(1 - model.ir.nnz / 640)
     assert report["chosen"]["sparsity"] > 0.3
     # The walk: every candidate before the chosen one certified, the one after it not.
-    (seq,) = report["sequences"]
-    walk = [p for p in report["curve"] if p["family"] == seq["family"]]
     assert [p["certified"] for p in walk] == [True] * seq["certified"] + [False]
     assert walk[-2]["nnz"] == model.ir.nnz and walk[-1]["p_value"] > 0.05
     assert [p["keep"] for p in walk] == keep_grid(walk[0]["keep"])[: len(walk)]
@@ -535,3 +562,32 @@ def test_digits_training_rows_file_is_the_models_training_split():
     # other iterates and may flip a borderline row; a model fit on other rows differs on ~3%.
     agreement = np.mean(again.predict(test.X) == committed.predict(test.X))
     assert agreement >= 0.995, agreement
+
+
+def test_oracle_net_test_known_trinomial_risks():
+    """Candidates that break rows at rate ``a`` and fix rows at rate ``b`` (known): the walk
+    with the net test picks one whose true drop ``a - b`` is above the budget in at most 5%
+    of simulated runs, and certifies drops the count test cannot (``a`` above the budget)."""
+    rng = np.random.default_rng(1)
+    a = np.array([0.0, 0.004, 0.008, 0.012, 0.016, 0.02])
+    b = np.array([0.0, 0.003, 0.006, 0.0085, 0.0105, 0.012])  # drops 0, .1, .2, .35, .55, .8 pt
+    budget, n, runs = 0.005, 20_000, 200
+    bad = beyond_count = 0
+    for _ in range(runs):
+        draws = [rng.multinomial(n, [ai, bi, 1 - ai - bi]) for ai, bi in zip(a, b, strict=True)]
+        steps = certify.fixed_sequence(
+            iter(range(a.size)),
+            test=lambda i, d=draws: {
+                "accuracy_drop": certify.Outcome(
+                    "accuracy_drop", n, 0.0, events=int(d[i][0]), fixed=int(d[i][1]), test="net"
+                )
+            },
+            budgets={"accuracy_drop": budget},
+            alpha=0.05,
+        )
+        ok = [s.item for s in steps if s.certified]
+        if ok:
+            bad += a[ok[-1]] - b[ok[-1]] > budget
+            beyond_count += a[ok[-1]] > budget
+    assert bad / runs <= 0.05
+    assert beyond_count / runs > 0.5

@@ -355,6 +355,8 @@ def _verdict(step: certify.Step) -> dict[str, Any]:
         "certified": step.certified,
         **{f"{r}_estimate": o.estimate for r, o in step.outcomes.items()},
         **{f"{r}_events": o.events for r, o in step.outcomes.items() if o.events is not None},
+        **{f"{r}_fixed": o.fixed for r, o in step.outcomes.items() if o.fixed is not None},
+        **{f"{r}_test": o.test for r, o in step.outcomes.items() if o.fixed is not None},
     }
 
 
@@ -413,11 +415,20 @@ def _walk(
     def with_point(c: _Candidate) -> _Candidate:
         return _Candidate(c.ir, {**point, **c.point})
 
+    risks = ctx.budget.risks()
+
+    def test(c: _Candidate) -> dict[str, certify.Outcome]:
+        outs = ctx.certifier.outcomes(c.ir, tuple(risks))
+        if "accuracy_drop" in outs:
+            # The accuracy test is chosen on the search rows, never on the certify rows.
+            seen = ctx.searcher.outcomes(c.ir, ("accuracy_drop",))["accuracy_drop"]
+            acc = outs["accuracy_drop"]
+            mode = certify.choose_test(seen, rows=acc.rows, budget=risks["accuracy_drop"])
+            outs["accuracy_drop"] = dataclasses.replace(acc, test=mode)
+        return outs
+
     steps = certify.fixed_sequence(
-        (with_point(c) for c in candidates),
-        test=lambda c: ctx.certifier.outcomes(c.ir, tuple(ctx.budget.risks())),
-        budgets=ctx.budget.risks(),
-        alpha=ctx.alpha,
+        (with_point(c) for c in candidates), test=test, budgets=risks, alpha=ctx.alpha
     )
     return _Walk({**point, "alpha": ctx.alpha}, steps)
 

@@ -23,11 +23,17 @@ candidate of any sequence is kept. ``confidence = 1 - alpha``, 0.95 by default.
   exactly; ``p = P(Binomial(n, budget) <= k)`` (:func:`binomial_p_value`). Labels are not
   needed: unlabelled rows count fully.
 * accuracy drop: the paired outcomes ``d_i = [original right] - [candidate right]`` in
-  ``{-1, 0, 1}``; the drop is ``E[d] = P(d = 1) - P(d = -1) <= P(d = 1)``. ``k`` = rows the
-  candidate gets wrong that the original got right, and the same exact binomial test of
-  ``P(d = 1) <= budget`` is applied. Rows the candidate fixes (``d = -1``) are *not*
-  credited: conservative by their rate (which is small for pruning), in exchange for an exact,
-  hand-checkable test that needs no approximation.
+  ``{-1, 0, 1}``; the drop is ``E[d] = P(d = 1) - P(d = -1)``. Rows where both are right or
+  both wrong carry no information. Two exact tests, one chosen per candidate *on the search
+  rows* (whichever would give the smaller p-value at the certify rows' size, counts scaled:
+  :func:`choose_test`), so the choice never looks at the certify rows:
+
+  - ``count``: ``k`` = rows turned right -> wrong; ``E[d] <= P(d = 1)``, so the binomial test
+    of ``P(d = 1) <= budget`` is valid (rows the candidate fixes are not credited);
+  - ``net``: also ``j`` = rows turned wrong -> right; with Clopper-Pearson bounds at
+    ``alpha' / 2`` each, ``U(k) - L(j) <= budget`` rejects at ``alpha'`` (a union bound over
+    the two one-sided bounds); ``p`` is the smallest such ``alpha'`` (:func:`net_p_value`).
+    It pays when pruning fixes rows as well as breaking them (refit shuffles errors).
 * R² drop (regressors): ``e_i = (y_i - c_i)^2 - (y_i - o_i)^2`` (candidate ``c``, original
   ``o``), divided by the variance of ``y`` on the calibration rows (per output, then averaged
   as scikit-learn does): the R² drop is ``E[e] / var(y)``. ``p`` is the one-sided Student-t
@@ -76,6 +82,36 @@ def binomial_upper(*, events: int, rows: int, alpha: float) -> float:
     return float(stats.beta.ppf(1.0 - alpha, events + 1, rows - events))
 
 
+def binomial_lower(*, events: int, rows: int, alpha: float) -> float:
+    """One-sided ``1 - alpha`` Clopper-Pearson lower bound on a rate (0.0 with no events)."""
+    if rows <= 0 or events <= 0:
+        return 0.0
+    if events >= rows:
+        return float(alpha ** (1.0 / rows))
+    return float(stats.beta.ppf(alpha, events, rows - events + 1))
+
+
+def net_p_value(*, worse: int, better: int, rows: int, budget: float) -> float:
+    """P-value of ``H: P(worse) - P(better) > budget`` (paired, see ``net`` above): the
+    smallest ``alpha`` with ``upper(worse, alpha/2) - lower(better, alpha/2) <= budget``,
+    found by bisection (the difference falls as ``alpha`` grows); 1.0 when none."""
+
+    def holds(a: float) -> bool:
+        up = binomial_upper(events=worse, rows=rows, alpha=a / 2)
+        return up - binomial_lower(events=better, rows=rows, alpha=a / 2) <= budget
+
+    if rows <= 0 or not holds(1.0):
+        return 1.0
+    lo, hi = 0.0, 1.0  # holds(hi) is true
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if holds(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def mean_p_value(values: np.ndarray, *, budget: float) -> float:
     """One-sided Student-t p-value of ``H: E[values] > budget`` (asymptotic; see above)."""
     n = values.size
@@ -122,12 +158,16 @@ class Outcome:
     estimate: float
     events: int | None = None
     values: np.ndarray | None = None
+    fixed: int | None = None
+    test: str = "count"
 
     def p_value(self, budget: float) -> float:
         """P-value of ``risk > budget`` (see the module docstring)."""
         if self.values is not None:
             return mean_p_value(self.values, budget=budget)
         assert self.events is not None
+        if self.test == "net" and self.fixed is not None:
+            return net_p_value(worse=self.events, better=self.fixed, rows=self.rows, budget=budget)
         return binomial_p_value(events=self.events, rows=self.rows, budget=budget)
 
     def upper(self, alpha: float) -> float:
@@ -142,7 +182,22 @@ class Outcome:
         out: dict[str, Any] = {"rows": self.rows, "estimate": self.estimate}
         if self.events is not None:
             out["events"] = self.events
+        if self.fixed is not None:
+            out.update(fixed=self.fixed, test=self.test)
         return out
+
+
+def choose_test(search: Outcome, *, rows: int, budget: float) -> str:
+    """``count`` or ``net`` for an accuracy outcome on ``rows`` certify rows, from the same
+    candidate's outcome on the *search* rows: their counts scaled to ``rows``, whichever test
+    gives the smaller p-value (``count`` on ties and without fixed rows)."""
+    if not search.fixed or search.rows <= 0 or search.events is None:
+        return "count"
+    scale = rows / search.rows
+    worse, better = round(search.events * scale), round(search.fixed * scale)
+    p_count = binomial_p_value(events=worse, rows=rows, budget=budget)
+    p_net = net_p_value(worse=worse, better=better, rows=rows, budget=budget)
+    return "net" if p_net < p_count else "count"
 
 
 def outcomes(
@@ -169,8 +224,9 @@ def outcomes(
         assert target is not None
         ref_ok, ok = ref_pred == target, pred == target
         k = int(np.count_nonzero(ref_ok & ~ok))
+        j = int(np.count_nonzero(~ref_ok & ok))
         drop = float(np.mean(ref_ok) - np.mean(ok)) if n else 0.0
-        out["accuracy_drop"] = Outcome("accuracy_drop", n, drop, events=k)
+        out["accuracy_drop"] = Outcome("accuracy_drop", n, drop, events=k, fixed=j)
     if "r2_drop" in risks:
         assert y is not None and var_y is not None
         yy = np.asarray(y, dtype=np.float64).reshape(pred.shape)
