@@ -105,7 +105,7 @@ def cli() -> None:
     "Default: int8, written as float32 instead when int8 measures below 99.5%% label "
     "agreement (1%% of the output range for regressors) on --check-data or on rows drawn "
     "from the model's scaler statistics; an explicit int8 stays int8. auto (with a budget): "
-    "int8 with per-row or per-tensor scales, whichever measures better.",
+    "int8 with per-row and with per-tensor scales, each certified; the sparser is kept.",
 )
 @click.option(
     "--granularity",
@@ -219,7 +219,8 @@ def cli() -> None:
     "--report",
     "report_path",
     type=click.Path(path_type=Path),
-    help="Write the accuracy-aware search (curve, chosen point, flipped rows) as JSON here.",
+    help="Write the accuracy-aware search as JSON here: the guarantee, each certified "
+    "sequence and its p-values, the chosen point, flipped rows.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def compress(

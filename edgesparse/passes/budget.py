@@ -235,49 +235,12 @@ def search(
         when not even that can be certified: the caller decides (refuse, or ``--force``).
     """
     started = time.perf_counter()
-    budget.validate(original, labelled=y is not None)
-    if not (math.isfinite(confidence) and 0.5 <= confidence < 1.0):
-        raise InputError(f"confidence must be at least 0.5 and below 1, got {confidence}")
-    for q in quantizations:
-        if q not in QUANTIZATIONS:
-            raise InputError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
-    if refit_weights and y is None:
-        raise InputError("--refit solves on labelled rows: the calibration data has no labels")
-    Xc = as_sparse_or_dense(X)
-    if y is not None:
-        y = np.asarray(y)
-        if Xc.shape[0] != y.shape[0]:
-            raise InputError(f"calibration X has {Xc.shape[0]} rows but y has {y.shape[0]}")
-    if Xc.shape[1] != original.n_features:
-        raise InputError(
-            f"calibration X has {Xc.shape[1]} features, the model expects {original.n_features}"
-        )
-    target = class_index(y, original.classes) if original.is_classifier and y is not None else None
+    Xc, y, target = _checked(original, X, y, budget, confidence, quantizations, refit_weights)
     split = split_calibration(Xc.shape[0], target, holdout=holdout, seed=seed)
-    X_fit, X_hold = Xc[split.fit], Xc[split.heldout]
-    mean, std = fit_statistics(X_fit)
-    if original.input_stats is None:
-        # No scaler: the search rows (never the certify ones) set the int8 column exponents
-        # and the bias correction, as --check-data rows do without a budget.
-        original = original.replace(input_stats=data_stats(X_fit))
-
-    def part(idx: np.ndarray, a: np.ndarray | None) -> np.ndarray | None:
-        return None if a is None else a[idx]
-
-    var_y = None if original.is_classifier or y is None else _target_variance(y, original)
-    searcher = Scorer(original, X_fit, part(split.fit, y), part(split.fit, target))
-    certifier = Scorer(
-        original, X_hold, part(split.heldout, y), part(split.heldout, target), var_y=var_y
-    )
-    ctx = _Context(
-        original=original,
-        budget=budget,
-        mean=mean,
-        std=std,
-        searcher=searcher,
-        certifier=certifier,
-        alpha=round(1.0 - confidence, 12) / (len(quantizations) * (2 if refit_weights else 1)),
-    )
+    X_fit = Xc[split.fit]
+    alpha = round(1.0 - confidence, 12) / (len(quantizations) * (2 if refit_weights else 1))
+    ctx = _context(original, Xc, y, target, split=split, budget=budget, alpha=alpha)
+    original = ctx.original
     walks: list[_Walk] = []
     for quant in quantizations:
         family, importance = _choose_family(ctx, quant, families, importances)
@@ -298,7 +261,7 @@ def search(
         budget=budget,
         confidence=confidence,
         split=split,
-        scorer=certifier,
+        scorer=ctx.certifier,
         walks=[w.summary() for w in walks],
         curve=[dict(s.item.point, **_verdict(s)) for w in walks for s in w.steps],
         search_curve=ctx.search_curve,
@@ -309,6 +272,72 @@ def search(
 
 
 # -- internals ---------------------------------------------------------------------------
+
+
+def _checked(
+    original: LinearIR,
+    X: Any,
+    y: Any,
+    budget: Budget,
+    confidence: float,
+    quantizations: tuple[str, ...],
+    refit_weights: bool,
+) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+    """The options and calibration arrays, checked: ``(X, y, class indices or None)``."""
+    budget.validate(original, labelled=y is not None)
+    if not (math.isfinite(confidence) and 0.5 <= confidence < 1.0):
+        raise InputError(f"confidence must be at least 0.5 and below 1, got {confidence}")
+    for q in quantizations:
+        if q not in QUANTIZATIONS:
+            raise InputError(f"quantization must be one of {', '.join(QUANTIZATIONS)}")
+    if refit_weights and y is None:
+        raise InputError("--refit solves on labelled rows: the calibration data has no labels")
+    Xc = as_sparse_or_dense(X)
+    if y is not None:
+        y = np.asarray(y)
+        if Xc.shape[0] != y.shape[0]:
+            raise InputError(f"calibration X has {Xc.shape[0]} rows but y has {y.shape[0]}")
+    if Xc.shape[1] != original.n_features:
+        raise InputError(
+            f"calibration X has {Xc.shape[1]} features, the model expects {original.n_features}"
+        )
+    target = class_index(y, original.classes) if original.is_classifier and y is not None else None
+    return Xc, y, target
+
+
+def _context(
+    original: LinearIR,
+    Xc: Any,
+    y: np.ndarray | None,
+    target: np.ndarray | None,
+    *,
+    split: Split,
+    budget: Budget,
+    alpha: float,
+) -> _Context:
+    """Statistics and scorers: the search rows' and the certify rows'."""
+    X_fit, X_hold = Xc[split.fit], Xc[split.heldout]
+    mean, std = fit_statistics(X_fit)
+    if original.input_stats is None:
+        # No scaler: the search rows (never the certify ones) set the int8 column exponents
+        # and the bias correction, as --check-data rows do without a budget.
+        original = original.replace(input_stats=data_stats(X_fit))
+
+    def part(idx: np.ndarray, a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else a[idx]
+
+    var_y = None if original.is_classifier or y is None else _target_variance(y, original)
+    return _Context(
+        original=original,
+        budget=budget,
+        mean=mean,
+        std=std,
+        searcher=Scorer(original, X_fit, part(split.fit, y), part(split.fit, target)),
+        certifier=Scorer(
+            original, X_hold, part(split.heldout, y), part(split.heldout, target), var_y=var_y
+        ),
+        alpha=alpha,
+    )
 
 
 @dataclasses.dataclass
