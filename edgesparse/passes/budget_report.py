@@ -129,6 +129,9 @@ def guarantee(
             f"NOT certified: the {certify_rows} certify rows cannot show, {lead}, that "
             + " and ".join(parts)
         )
+        most = max((n for n in needed.values() if n is not None), default=None)
+        if most is not None and most > certify_rows:
+            statement += f" (that needs at least {most} certify rows)"
     out: dict[str, Any] = {
         "confidence": confidence,
         "alpha_per_sequence": alpha,
