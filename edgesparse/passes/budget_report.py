@@ -142,6 +142,7 @@ def guarantee(
     }
     if "r2_drop" in risks:
         out["note"] = "the R² bound is a Student-t bound: asymptotically valid, not exact"
+        out["statement"] += " (approximate: Student-t bound)"
     return out
 
 
