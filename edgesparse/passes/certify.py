@@ -54,7 +54,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 RISKS = ("accuracy_drop", "agreement_loss", "r2_drop")
 
@@ -72,14 +72,14 @@ def binomial_p_value(*, events: int, rows: int, budget: float) -> float:
         return 1.0
     if budget >= 1.0:
         return 0.0
-    return float(stats.binom.cdf(events, rows, budget))
+    return float(special.bdtr(events, rows, budget))
 
 
 def binomial_upper(*, events: int, rows: int, alpha: float) -> float:
     """One-sided ``1 - alpha`` Clopper-Pearson upper bound on a rate (1.0 without rows)."""
     if rows <= 0 or events >= rows:
         return 1.0
-    return float(stats.beta.ppf(1.0 - alpha, events + 1, rows - events))
+    return float(special.betaincinv(events + 1, rows - events, 1.0 - alpha))
 
 
 def binomial_lower(*, events: int, rows: int, alpha: float) -> float:
@@ -88,7 +88,7 @@ def binomial_lower(*, events: int, rows: int, alpha: float) -> float:
         return 0.0
     if events >= rows:
         return float(alpha ** (1.0 / rows))
-    return float(stats.beta.ppf(alpha, events, rows - events + 1))
+    return float(special.betaincinv(events, rows - events + 1, alpha))
 
 
 def net_p_value(*, worse: int, better: int, rows: int, budget: float) -> float:
