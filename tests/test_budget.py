@@ -591,3 +591,24 @@ def test_oracle_net_test_known_trinomial_risks():
             beyond_count += a[ok[-1]] > budget
     assert bad / runs <= 0.05
     assert beyond_count / runs > 0.5
+
+
+def test_the_sequence_never_depends_on_the_certify_rows(digits):
+    """Scrambling the certify rows (labels and features) changes verdicts, never what is
+    walked: family, importance and keep grid are chosen on the search rows alone."""
+    est, X, y = digits
+    hold = _heldout(y, est.classes_)
+    X2, y2 = X.copy(), y.copy()
+    rng = np.random.default_rng(0)
+    X2[hold] = X[rng.permutation(hold)] + rng.normal(0, 3, size=(hold.size, X.shape[1]))
+    a = compress_to_budget(est, X, y, max_accuracy_drop=0.05)
+    # Same classes per row keep the stratified split identical; only the certify rows differ.
+    b = compress_to_budget(est, X2, y2, max_accuracy_drop=0.05)
+    assert np.array_equal(_heldout(y2, est.classes_), hold)
+    for sa, sb in zip(a.report["sequences"], b.report["sequences"], strict=True):
+        assert (sa["family"], sa["importance"]) == (sb["family"], sb["importance"])
+    assert a.report["search_curve"] == b.report["search_curve"]
+    walk_a = [p["keep"] for p in a.report["curve"]]
+    walk_b = [p["keep"] for p in b.report["curve"]]
+    n = min(len(walk_a), len(walk_b))
+    assert walk_a[:n] == walk_b[:n]
