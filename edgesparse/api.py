@@ -8,6 +8,7 @@ unless every step before it succeeded.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -222,8 +223,9 @@ def compress_file(
     refit: bool = False,
     force: bool = False,
     report: str | os.PathLike[str] | None = None,
-    holdout: float = 0.25,
+    holdout: float = 0.7,
     seed: int = 0,
+    confidence: float = 0.95,
     progress: Progress | None = None,
 ) -> CompressReport | KnnCompressReport:
     """Load ``source`` safely, compress it, check it on ``check_data``, write ``output``.
@@ -244,12 +246,13 @@ def compress_file(
     loading, compression and the check have all succeeded.
 
     Accuracy-aware compression (see :func:`compress_to_budget`): ``calibration`` (a ``.npz``
-    with ``X`` and ``y``, CSR parts allowed, or a CSV with the label in the last column) and
-    one or more of ``max_accuracy_drop``, ``max_agreement_loss``, ``max_r2_drop``; ``refit``,
-    ``holdout``/``seed`` (the calibration split), ``quantize="auto"``. When the budget cannot
-    be met even without pruning nothing is written (``force`` writes the unpruned model
-    anyway). ``report`` names a JSON file for the search's fidelity report (written
-    atomically, after the model).
+    with ``X`` and ``y``, CSR parts allowed, or a CSV with the label in the last column; ``y``
+    may be left out for ``max_agreement_loss`` alone) and one or more of
+    ``max_accuracy_drop``, ``max_agreement_loss``, ``max_r2_drop``; ``confidence`` of the
+    certificate, ``refit``, ``holdout``/``seed`` (the calibration split), ``quantize="auto"``.
+    When not even the unpruned model can be certified nothing is written (``force`` writes
+    the unpruned model anyway). ``report`` names a JSON file for the search's fidelity report
+    (written atomically, after the model).
 
     ``progress`` (see :data:`Progress`) is told about each step (loading, compressing or the
     budget search, encoding, the check, writing), which can take seconds on wide models.
@@ -336,6 +339,7 @@ def compress_file(
             force=force,
             holdout=holdout,
             seed=seed,
+            confidence=confidence,
         )
     else:
         if quantize == "auto" or force or report is not None:
@@ -431,7 +435,7 @@ def _fidelity_dict(fid: Fidelity) -> dict[str, Any]:
 def compress_to_budget(
     model: Any,
     X: Any,
-    y: Any,
+    y: Any = None,
     *,
     max_accuracy_drop: float | None = None,
     max_agreement_loss: float | None = None,
@@ -439,16 +443,18 @@ def compress_to_budget(
     quantize: str = "int8",
     granularity: str = "row",
     refit: bool = False,
-    holdout: float = 0.25,
+    holdout: float = 0.7,
     seed: int = 0,
+    confidence: float = 0.95,
 ) -> Any:
-    """The sparsest model whose quantized form stays within an accuracy budget (pure).
+    """The sparsest model whose quantized form is certified within an accuracy budget (pure).
 
     ``model`` is an estimator (its own regularization sets the refit's L2 term) or a
-    ``LinearIR``; ``X``, ``y`` are calibration rows, of which ``holdout`` (25%, stratified,
-    fixed ``seed``) are held out: every budget decision and reported figure is measured on
-    them, the rest are what ``refit`` solves on. ``quantize="auto"`` searches per-row and
-    per-tensor int8 scales and keeps the better one. Returns a
+    ``LinearIR``; ``X``, ``y`` are calibration rows (``y`` may be None for an agreement
+    budget), of which ``holdout`` (70%, stratified, fixed ``seed``) are held out to certify,
+    at ``confidence``, that the budget holds on new rows; the rest choose the pruning and are
+    what ``refit`` solves on. ``quantize="auto"`` certifies per-row and per-tensor int8 scales
+    and keeps the sparser. Returns a
     :class:`edgesparse.passes.budget.SearchResult` (``.ir``, ``.met``, ``.report``); see
     :mod:`edgesparse.passes.budget` for the search itself.
     """
@@ -482,6 +488,7 @@ def compress_to_budget(
         penalty=penalty,
         holdout=holdout,
         seed=seed,
+        confidence=confidence,
     )
 
 
@@ -499,10 +506,11 @@ def _budget_compress(
     force: bool,
     holdout: float,
     seed: int,
+    confidence: float,
 ) -> tuple[LinearIR, dict[str, Any]]:
     """compress_file's accuracy-aware branch: checks the options, runs the search, refuses
-    (unless ``force``) when the budget cannot be met even without pruning."""
-    from edgesparse.data import load_calibration
+    (unless ``force``) when not even the unpruned model can be certified."""
+    from edgesparse.data import load_dataset
 
     if calibration is None:
         raise InputError(
@@ -514,7 +522,9 @@ def _budget_compress(
             "--sparsity/--threshold and an accuracy budget both choose the sparsity: "
             "give one or the other"
         )
-    dataset = load_calibration(calibration)
+    # Labels are optional here (an agreement budget needs none; the search says when the
+    # budget does): y in the .npz, or a table with one column more than the model's features.
+    dataset = load_dataset(calibration, n_features=original.n_features)
     result = compress_to_budget(
         estimator,
         dataset.X,
@@ -527,21 +537,44 @@ def _budget_compress(
         refit=refit,
         holdout=holdout,
         seed=seed,
+        confidence=confidence,
     )
     report = dict(result.report)
     report["calibration"] = {"file": str(calibration), **report["calibration"]}
     if not result.met:
-        before, after = report["before"], report["after"]
-        shown = ", ".join(f"{k} {before[k]:.4f} -> {after[k]:.4f}" for k in before)
         if not force:
-            raise InputError(
-                f"the budget cannot be met even without pruning: on the "
-                f"{report['calibration']['heldout_rows']} held-out calibration rows the "
-                f"{report['chosen']['quantization']} model has {shown}; raise the budget, try "
-                "--quantize float32, or pass --force to write the unpruned model anyway"
-            )
+            raise InputError(_uncertified(report, holdout))
         report["forced"] = True
     return result.ir, report
+
+
+def _uncertified(report: dict[str, Any], holdout: float) -> str:
+    """The one-line refusal when not even the unpruned model is certified: what was seen,
+    and how many rows a certificate would need."""
+    g, cal = report["guarantee"], report["calibration"]
+    stop = report["sequences"][0]["stopped_at"] or {}
+    seen = ", ".join(
+        f"{r.replace('_', ' ')} {stop[r + '_estimate']:.2%}"
+        + (f" ({stop[r + '_events']} rows)" if r + "_events" in stop else "")
+        for r in g["limits"]
+        if r + "_estimate" in stop
+    )
+    needed = [n for n in g["rows_needed"].values() if n is not None]
+    hint = ""
+    if needed and max(needed) > cal["heldout_rows"]:
+        total = math.ceil(max(needed) / holdout)
+        hint = (
+            f"; even with no row against it, that needs at least {max(needed)} certify rows "
+            f"(about {total} calibration rows at --holdout {holdout:g})"
+        )
+    seen = seen or f"p-value {report['chosen']['p_value']:.3g}"
+    return (
+        f"the budget cannot be certified even without pruning at "
+        f"{g['confidence']:.0%} confidence: on the {cal['heldout_rows']} held-out calibration "
+        f"rows the unpruned {report['chosen']['quantization']} model has {seen}{hint}; give "
+        "more rows, raise the budget, try --quantize float32, or pass --force to write the "
+        "unpruned model anyway"
+    )
 
 
 def _refit_penalty(model: Any, ir: LinearIR) -> Any:

@@ -82,7 +82,12 @@ def _int(obj: Any, name: str) -> int:
 
 
 def from_surprise(algo: Any) -> KnnIR:
-    """Convert a fitted Surprise KNN algorithm exactly (every positive similarity kept)."""
+    """Convert a fitted Surprise KNN algorithm exactly (every positive similarity kept).
+
+    Pickles of Surprise 1.0.x are read by their rules: their trainset keeps the ``offset`` its
+    Reader added to a rating scale starting at or below 0, taken off here. Provenance records
+    which releases the pickle points to (``surprise_version``) and by whose rules it was read.
+    """
     algo = _unwrap(algo)
     if not is_surprise_knn(algo):
         raise UnsupportedModelError(
@@ -152,9 +157,15 @@ def from_surprise(algo: Any) -> KnnIR:
         gm = float(gm)
     except (TypeError, ValueError):
         raise _bad("rating scale and global mean must be numbers") from None
+    release, offset = _surprise_release(state, t)
+    if offset:
+        # Surprise 1.0.x stored the ratings shifted up by trainset.offset and took it off each
+        # estimate in predict(); shifted back here once, the estimates are the same.
+        ratings = ratings - offset
+        gm -= offset
     extra: dict[str, Any] = {}
     if variant in ("means", "zscore"):
-        extra["means"] = _float_array(state.get("means"), "means", (n_x,))
+        extra["means"] = _float_array(state.get("means"), "means", (n_x,)) - offset
     if variant == "zscore":
         extra["sigmas"] = _float_array(state.get("sigmas"), "sigmas", (n_x,))
     if variant == "baseline":
@@ -187,11 +198,46 @@ def from_surprise(algo: Any) -> KnnIR:
                 "source": f"surprise.{type(algo).__name__}",
                 "similarity": str(sim_name),
                 "user_based": str(user_based),
+                "surprise_version": release,
+                "surprise_rules": _rules_note(release, offset),
             },
             **extra,
         )
     except Exception as exc:  # IRError: the object is not what a fitted Surprise model is
         raise _bad(str(exc)) from None
+
+
+# Surprise writes no version into its pickles; what the state holds tells the releases apart.
+# 1.0.x trainsets keep the offset their Reader added to a rating scale starting at or below 0
+# (gone in 1.1.0); 1.0.5 and 1.0.6 algorithms keep skip_train (the train() -> fit() bridge).
+SURPRISE_1_0_OLD = "1.0.4 or older"
+SURPRISE_1_0_NEW = "1.0.5-1.0.6"
+SURPRISE_1_1 = "1.1 or newer"
+
+
+def _surprise_release(state: dict[str, Any], trainset: dict[str, Any]) -> tuple[str, float]:
+    """(the Surprise releases whose pickle this is, the trainset's rating offset)."""
+    if "offset" not in trainset:
+        return SURPRISE_1_1, 0.0
+    release = SURPRISE_1_0_NEW if "skip_train" in state else SURPRISE_1_0_OLD
+    offset = trainset["offset"]
+    if (
+        isinstance(offset, bool)
+        or not isinstance(offset, (int, float, np.integer, np.floating))
+        or not math.isfinite(offset)
+    ):
+        raise UnsupportedModelError(
+            f"cannot convert this Surprise model: written by Surprise {release}, whose "
+            f"trainset.offset must be a number, got {offset!r}"
+        )
+    return release, float(offset)
+
+
+def _rules_note(release: str, offset: float) -> str:
+    if release == SURPRISE_1_1:
+        return "read by the rules of Surprise 1.1 (its pickles record no version)"
+    shift = f"ratings shifted back by trainset.offset={offset:g}" if offset else "offset 0"
+    return f"read by the rules of Surprise 1.0.x ({shift})"
 
 
 def _ids_in_inner_order(raw2inner: dict[Any, Any], what: str) -> tuple[Any, ...]:
@@ -349,6 +395,10 @@ class KnnCompressReport:
     mae_after: float | None = None
     max_abs_delta: float | None = None
     format: str = "esb"
+    surprise_version: str | None = None
+    """The Surprise releases that wrote the model, as told by what its pickle holds."""
+    surprise_rules: str | None = None
+    """By which release's rules it was read (and what that changed)."""
 
     @property
     def ratio(self) -> float:
@@ -377,6 +427,10 @@ def knn_summary(report: KnnCompressReport) -> str:
         ("similarities", f"{report.sims_before} positive -> {report.sims_after} kept"),
         ("similarity dtype", report.sim_dtype),
     ]
+    if report.surprise_version is not None:
+        rows.append(
+            ("written by", f"Surprise {report.surprise_version}; {report.surprise_rules or ''}")
+        )
     if report.check_rows is not None:
         rows.append(("check rows", str(report.check_rows)))
         rows.append(("RMSE", f"{report.rmse_before:.4f} -> {report.rmse_after:.4f}"))
@@ -511,5 +565,7 @@ def compress_knn_file(
         sims_before=exact.sim_nnz,
         sims_after=ir.sim_nnz,
         sim_dtype=ir.sim_dtype,
+        surprise_version=exact.provenance.get("surprise_version"),
+        surprise_rules=exact.provenance.get("surprise_rules"),
         **check,
     )

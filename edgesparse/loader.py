@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -196,6 +196,9 @@ _SURPRISE: frozenset[tuple[str, str]] = frozenset(
         ("surprise.prediction_algorithms.knns", "KNNWithZScore"),
         ("surprise.prediction_algorithms.knns", "KNNBaseline"),
         ("surprise.trainset", "Trainset"),
+        ("surprise.dataset", "Trainset"),  # where Surprise 1.0.4 and older kept it
+        # surprise.dump.dump(file, predictions=..., algo=...) keeps Prediction tuples too
+        ("surprise.prediction_algorithms.predictions", "Prediction"),
         ("collections", "defaultdict"),
         ("builtins", "list"),
         ("__builtin__", "list"),
@@ -227,6 +230,7 @@ _ALIASES: dict[tuple[str, str], tuple[str, str]] = {
     ("numpy.core.numeric", "_frombuffer"): ("numpy._core.numeric", "_frombuffer"),
     ("scipy.sparse.csr", "csr_matrix"): ("scipy.sparse._csr", "csr_matrix"),
     ("scipy.sparse.csc", "csc_matrix"): ("scipy.sparse._csc", "csc_matrix"),
+    ("surprise.dataset", "Trainset"): ("surprise.trainset", "Trainset"),
 }
 # scikit-learn 1.8.0's build gave its Cython loss classes the module name "_loss", so its SGD
 # pickles say "_loss.CyHalfBinomialLoss". They resolve to scikit-learn's module and nothing
@@ -539,7 +543,19 @@ class _OldSGDLossFactory:
         return _OldSGDLoss(self.name)
 
 
+class _SurprisePrediction(NamedTuple):
+    """What Surprise's ``Prediction`` in a ``surprise.dump`` file becomes: a plain tuple of its
+    five fields (Surprise's own class is not imported; edgesparse reads only the ``algo``)."""
+
+    uid: Any
+    iid: Any
+    r_ui: Any
+    est: Any
+    details: Any
+
+
 _SUBSTITUTES: dict[tuple[str, str], Any] = {
+    ("surprise.prediction_algorithms.predictions", "Prediction"): _SurprisePrediction,
     **{
         ("sklearn.linear_model._sgd_fast", name): _OldSGDLossFactory(name)
         for name in _SGD_FAST_LOSSES
