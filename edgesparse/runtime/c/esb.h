@@ -198,6 +198,8 @@ typedef struct esb_model {
     size_t size_;
     esb_section_ref sec_[10];  /* indexed by section kind 1..9 */
     uint32_t n_scales_;        /* 0, 1 (per tensor) or n_outputs (per row) */
+    uint32_t n_wide_;          /* int16 ("wide") rows: values encoding 1 (mixed widths) */
+    uint8_t mixed_;            /* values encoding 1: a wide-row bitmap precedes the values */
     uint8_t layout_;           /* ESB_LAYOUT_* (esb_use_workspace) */
     const int32_t *cols_;      /* columns: global column of every stored weight */
     const int8_t *wexp_;       /* columns, with exponents: every stored weight's exponent */
