@@ -1804,7 +1804,7 @@ size_t esb_workspace_size(const esb_model *m)
     uint64_t t;
     if (!m || !m->buf_) return 0;
     if (!dense_eligible(m)) return clamp_size(list_bytes(m));
-    t = 4u * (uint64_t)m->nnz; /* without exponents the dense matrix always fits in these */
+    t = 4u * (uint64_t)m->nnz; /* without exponents or int16 rows the dense matrix fits */
     return clamp_size(dense_bytes(m) > t ? dense_bytes(m) : t);
 }
 
