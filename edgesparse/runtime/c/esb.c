@@ -2173,8 +2173,12 @@ static void take(float s, uint32_t r, pick *p)
 }
 
 /* Streamed and column-list layouts: one output row at a time, walking its stored weights. */
-static void compute_rows(const esb_model *m, const input *in, pick *p)
+/* mixed: the model has int16 rows (a constant at both call sites, so that the int8-only
+ * instance has no per-row width test). */
+static void compute_rows_(const esb_model *m, const input *in, pick *p, const int mixed)
 {
+    static const unsigned itemsize[3] = {8, 4, 1};
+    const unsigned width = itemsize[m->value_dtype];
     const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset, *v = values_of(m);
     const int streamed = m->cols_ == NULL;
     const int exps = has_exponents(m);
@@ -2191,8 +2195,8 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
         float facc = 0.0f, s;
         double dacc = 0.0;
         float scale = m->value_dtype == ESB_VALUES_I8 ? scale_of(m, r) : 0.0f;
-        const unsigned vw = value_width(m, r); /* bytes per value: 2 in a wide row */
-        const int wide = vw == 2;
+        const int wide = mixed && is_wide(m, r);
+        const unsigned vw = width + (unsigned)wide; /* bytes per value: 2 in a wide row */
         if (streamed) walker_row(&w, r);
         while (done < cnt) {
             uint32_t n;
@@ -2222,6 +2226,12 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
         else s = facc + (float)bias_of(m, r);
         take(s, r, p);
     }
+}
+
+static void compute_rows(const esb_model *m, const input *in, pick *p)
+{
+    if (m->mixed_) compute_rows_(m, in, p, 1);
+    else compute_rows_(m, in, p, 0);
 }
 
 #define LANES 16
@@ -2257,7 +2267,6 @@ static float dot_i8_pow2(const int8_t *restrict q, const int32_t *restrict f,
     for (j = 0; j < LANES; j++) s += a[j];
     return s;
 }
-#undef LANES
 
 /* Element c of a dense row: int8, or int16 (host byte order, maybe unaligned) in a wide row. */
 static float dense_q(const int8_t *q, size_t c, int wide)
@@ -2268,24 +2277,40 @@ static float dense_q(const int8_t *q, size_t c, int wide)
     return (float)h;
 }
 
-/* sum_i q[i] * 2^e[i] * x[i] over a wide (int16) dense row; f (float bits) or NULL. Few rows
- * are wide: plain code, four partial sums. */
-static float dot_i16(const int8_t *q, const int32_t *f, const float *x, size_t n)
+/* dot_i8 and dot_i8_pow2 over a wide row: q holds n int16 (host byte order, maybe unaligned:
+ * copied LANES at a time, which -O2 turns into plain vector loads). f: float bits, or NULL. */
+static float dot_i16(const int8_t *restrict q, const int32_t *restrict f,
+                     const float *restrict x, size_t n)
 {
-    float a[4] = {0.0f, 0.0f, 0.0f, 0.0f}, g = 1.0f;
+    float a[LANES] = {0}, s = 0.0f, g[LANES];
+    int16_t h[LANES];
     size_t j;
-    for (j = 0; j < n; j++) {
-        if (f) memcpy(&g, f + j, 4);
-        a[j & 3u] += (dense_q(q, j, 1) * g) * x[j];
+    for (; n >= LANES; n -= LANES, q += 2 * LANES, x += LANES) {
+        memcpy(h, q, sizeof h);
+        if (f) {
+            memcpy(g, f, sizeof g);
+            f += LANES;
+            for (j = 0; j < LANES; j++) a[j] += ((float)h[j] * g[j]) * x[j];
+        } else {
+            for (j = 0; j < LANES; j++) a[j] += (float)h[j] * x[j];
+        }
     }
-    return (a[0] + a[1]) + (a[2] + a[3]);
+    for (j = 0; j < n; j++) {
+        float gj = 1.0f;
+        if (f) memcpy(&gj, f + j, 4);
+        s += (dense_q(q, j, 1) * gj) * x[j];
+    }
+    for (j = 0; j < LANES; j++) s += a[j];
+    return s;
 }
+#undef LANES
 
 /* Dense layout: sum q * x over the whole row (dense input) or the input's nonzeros (CSR), then
  * the row scale once. q * x can overflow where (scale * q) * x does not (|q| <= 127, 32767 in
  * a wide row): with `exact`, each weight is dequantized first, as in the other layouts (the
  * fallback when a score comes out NaN/Inf). */
-static void compute_dense(const esb_model *m, const input *in, pick *p, int exact)
+static void compute_dense_(const esb_model *m, const input *in, pick *p, int exact,
+                           const int mixed)
 {
     const size_t nf = m->n_features;
     const int32_t *fac = m->dfac_; /* 2^e per feature (float bits), or NULL */
@@ -2294,7 +2319,7 @@ static void compute_dense(const esb_model *m, const input *in, pick *p, int exac
     uint32_t r, j;
     float f = 1.0f;
     for (r = 0; r < m->n_outputs; r++) {
-        const int wide = is_wide(m, r);
+        const int wide = mixed && is_wide(m, r); /* a constant 0 without int16 rows */
         const int8_t *q = next;
         const float scale = scale_of(m, r);
         float acc = 0.0f;
@@ -2331,6 +2356,12 @@ static void compute_dense(const esb_model *m, const input *in, pick *p, int exac
         }
         take(scale * acc + (float)bias_of(m, r), r, p);
     }
+}
+
+static void compute_dense(const esb_model *m, const input *in, pick *p, int exact)
+{
+    if (m->mixed_) compute_dense_(m, in, p, exact, 1);
+    else compute_dense_(m, in, p, exact, 0);
 }
 
 /* Transposed layout: for each input nonzero, the stored weights of its column. Outputs in
