@@ -46,7 +46,7 @@ def run_case(name: str) -> dict[str, Any]:
     """Measure one case of the suite."""
     case = fs.case(name)
     data = fs.training_rows(name) if fs.needs_data(name) else None
-    old = compress(to_ir(case.estimator).replace(input_stats=None), columns="none")
+    old = compress(to_ir(case.estimator).replace(input_stats=None), columns="none", quantize="int8")
     new = compress(case.estimator, data=data)
     blob = esb.encode(new)
     scores = {

@@ -180,10 +180,12 @@ class LinearIR:
         # (scale * 127, computed in float32 before any 2^e; 32767 in a wide row) and, for the
         # float32 runtimes (float32 and integer values), every bias must be finite float32
         # numbers. Otherwise every score is NaN/Inf and every prediction one arbitrary class.
-        if scales is not None and np.any(
-            scales.astype(np.float64) * (q_max if scales.size > 1 else INT8_MAX) > _F32.max
-        ):
-            raise IRError("scales: some scale * 127 overflows float32 (largest int8 weight)")
+        if scales is not None:
+            top = scales.astype(np.float64) * (q_max if scales.size > 1 else INT8_MAX)
+            if np.any((top > _F32.max) & (q_max == INT8_MAX)):
+                raise IRError("scales: some scale * 127 overflows float32 (largest int8 weight)")
+            if np.any(top > _F32.max):
+                raise IRError("scales: some scale * 32767 overflows float32 (largest int16 weight)")
         if values.dtype != np.float64 and np.any(np.abs(bias) > _F32.max):
             raise IRError("bias: some bias overflows float32 (the arithmetic of this model)")
         if self.input_stats is not None:

@@ -331,7 +331,13 @@ EXP_AT = section(blob_of(EXP_IR), "exponents")[0]
 EXP_COLS_AT = section(blob_of(EXP_IR, "varint"), "exponents")[0]
 F32_CLASSES_AT = section(blob_of(F32_IR), "classes")[0]
 REG_VALUES_AT = section(blob_of(REG_IR), "values")[0]
+# INT8_IR with row 2 raised to int16 (300 needs 16 bits): values encoding 1, "mixed widths".
+MIX_IR = INT8_IR.replace(values=np.array([95, -127, 300, 11, -42], np.int16))
+MIX_AT = section(blob_of(MIX_IR), "values")[0]
+# Bitmap 0b100 (row 2 wide); row 0: i8 95, -127; row 2: i16 LE 300, 11, -42.
+MIX = bytes([0x04, 0x5F, 0x81, 0x2C, 0x01, 0x0B, 0x00, 0xD6, 0xFF])
 C = "corrupt .esb: "
+MV = C + f"section 'values' at offset {MIX_AT}: "
 F = "unsupported .esb version"
 XA = C + f"section 'exponents' at offset {EXP_AT}: "
 # 4097 classes (one more than esb.MAX_UNSORTED_CLASSES): they must be stored in increasing order.
@@ -1327,6 +1333,67 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         C + f"section 'classes' at offset {BIG_CLASSES_AT}: label 1 is not greater than "
         "label 0 (more than 4096 labels must be in increasing order)",
     ),
+    # -- values encoding 1: mixed int8 / int16 rows ---------------------------------------
+    (
+        "mixed-bitmap-padding",
+        lambda: edit(MIX_IR, change=set_data("values", b"\x0c" + MIX[1:])),
+        C + f"section 'values' at offset {MIX_AT}: wide-row bitmap has bits set past n_outputs=3",
+    ),
+    (
+        "mixed-no-wide-row",
+        lambda: edit(MIX_IR, change=set_data("values", b"\x00" + MIX[1:])),
+        MV + "mixed widths with no wide row (such a file uses encoding 0)",
+    ),
+    (
+        "mixed-shorter-than-bitmap",
+        lambda: edit(MIX_IR, change=set_data("values", b"")),
+        MV + "is 0 bytes, shorter than its 1-byte wide-row bitmap",
+    ),
+    (
+        "mixed-short",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:-1])),
+        C + f"section 'values' at offset {MIX_AT} is 8 bytes, expected 9 (1-byte wide-row "
+        "bitmap, then nnz=5 values of which 3 are int16)",
+    ),
+    (
+        "mixed-minus-128-in-int8-row",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:2] + b"\x80" + MIX[3:])),
+        MV + "value -128 at position 1 is not allowed (stored values are never 0, "
+        "-128 in an int8 row or -32768 in an int16 row)",
+    ),
+    (
+        "mixed-minus-32768",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:3] + b"\x00\x80" + MIX[5:])),
+        MV + "value -32768 at position 2 is not allowed (stored values are never 0, "
+        "-128 in an int8 row or -32768 in an int16 row)",
+    ),
+    (
+        "mixed-zero-in-int16-row",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:5] + b"\x00\x00" + MIX[7:])),
+        MV + "value 0 at position 3 is not allowed (stored values are never 0, "
+        "-128 in an int8 row or -32768 in an int16 row)",
+    ),
+    (
+        "mixed-int16-row-fits-int8",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:3] + b"\x64\x00" + MIX[5:])),
+        MV + "row 2 is marked int16 but all its values fit int8",
+    ),
+    (
+        "mixed-on-float-values",
+        lambda: edit(F32_IR, change=set_data("values", MIX, enc=1)),
+        C + f"section 'values' at offset {F32_VALUES_AT}: mixed int8/int16 widths need value "
+        "dtype int8",
+    ),
+    (
+        "mixed-tensor-scale",
+        lambda: edit(MIX_IR, change=set_data("scales", np.float32([0.5]).tobytes())),
+        MV + "int16 rows need one scale per row, 'scales' has 1",
+    ),
+    (
+        "mixed-scale-times-32767-overflows",
+        lambda: edit(MIX_IR, change=set_data("scales", np.float32([0.0157, 1.0, 1e35]).tobytes())),
+        C + "scales: some scale * 32767 overflows float32 (largest int16 weight)",
+    ),
 ]
 
 
@@ -1460,7 +1527,7 @@ def irs(draw) -> LinearIR:
     # Up to the format's limit: a huge, empty feature space must still round-trip cheaply.
     n_feat = draw(st.sampled_from([1, 2, 7, 64, 1000, 2**20, 2**31 - 1]))
     nnz_row = draw(st.integers(0, min(n_feat, 12)))
-    dtype = draw(st.sampled_from(["float64", "float32", "int8"]))
+    dtype = draw(st.sampled_from(["float64", "float32", "int8", "int16"]))
     indptr = [0]
     cols: list[np.ndarray] = []
     for _ in range(n_out):
@@ -1470,7 +1537,16 @@ def irs(draw) -> LinearIR:
         indptr.append(indptr[-1] + c.size)
     nnz = indptr[-1]
     kw: dict = {}
-    if dtype == "int8":
+    if dtype == "int16":
+        # Some rows wide (each with one value past the int8 range), the others int8-sized.
+        rows = np.repeat(np.arange(n_out), np.diff(indptr))
+        wide = rng.random(n_out) < 0.5
+        top = np.where(wide[rows], 32768, 128)
+        values = (rng.integers(1, top) * rng.choice([-1, 1], nnz)).astype(np.int16)
+        for r in np.flatnonzero(wide & (np.diff(indptr) > 0)):
+            values[indptr[r]] = 1000 + r
+        kw["scales"] = rng.uniform(1e-6, 10, n_out).astype(np.float32)
+    elif dtype == "int8":
         values = rng.integers(1, 128, nnz) * rng.choice([-1, 1], nnz)
         values = values.astype(np.int8)
         per_row = draw(st.booleans())
@@ -1534,7 +1610,10 @@ def test_property_encode_decode_round_trip(ir: LinearIR, cols: str, idx: str) ->
     got = esb.decode(blob)
     for name in ("indptr", "indices", "values", "bias"):
         assert np.array_equal(getattr(got, name), getattr(ir, name)), name
-        assert getattr(got, name).dtype == getattr(ir, name).dtype, name
+        want = getattr(ir, name).dtype
+        if name == "values" and want == np.int16 and not ir.wide_rows.any():
+            want = np.dtype(np.int8)  # int16 rows that all fit int8 are written as int8
+        assert getattr(got, name).dtype == want, name
     assert (got.n_features, got.head, got.squeeze) == (ir.n_features, ir.head, ir.squeeze)
     assert dict(got.provenance) == dict(ir.provenance)
     if ir.scales is not None:

@@ -353,7 +353,7 @@ def test_default_opset_is_17_and_ir_version_8():
 @pytest.fixture(scope="module")
 def digits():
     est, X = load_bundled("digits_pipeline")
-    ir = edgesparse.compress(est)
+    ir = edgesparse.compress(est, quantize="int8")
     return ir, X, Model(ir), loads(eo.encode(ir))
 
 

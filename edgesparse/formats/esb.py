@@ -212,6 +212,7 @@ def verify(buf: bytes | bytearray | memoryview) -> dict[str, Any]:
         "bytes_per_nonzero": round(total / ir.nnz, 4) if ir.nnz else None,
         "values": str(ir.values.dtype),
         "quantization": ir.quantization,
+        **({"int16_rows": int(ir.wide_rows.sum())} if ir.values.dtype == np.int16 else {}),
         "head": ir.head,
         "n_classes": 0 if ir.classes is None else int(ir.classes.size),
         "classes": classes if classes is None or len(classes) <= 20 else [*classes[:20], "..."],

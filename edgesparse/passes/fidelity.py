@@ -6,7 +6,9 @@ gave or, without data, on *probe* rows drawn from what the model knows of its in
 regressors by the largest absolute error relative to the original's output range
 (``max|Δ| / (max - min)`` over the rows, worst output).
 
-:func:`choose_int8` uses it to pick the int8 layout (with or without per-column exponents).
+:func:`choose_int8` uses it to pick the int8 layout (with or without per-column exponents),
+:func:`raise_precision` to raise the rows int8 serves worst to int16 until the model meets the
+bar.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.ir import FeatureStats, LinearIR
-from edgesparse.passes.quantize import quantize_int8
+from edgesparse.passes.quantize import quantize_int8, raise_rows
 from edgesparse.runtime.model import Model
 
 PROBE_ROWS = 4096
@@ -150,3 +152,41 @@ def score_error(reference: LinearIR, candidate: LinearIR, X: Any) -> float:
     ref = np.asarray(Model(reference).decision_function(X), dtype=np.float64)
     got = np.asarray(Model(candidate).decision_function(X), dtype=np.float64)
     return float(np.sqrt(np.mean((ref - got) ** 2))) if ref.size else 0.0
+
+
+def raise_precision(
+    reference: LinearIR, quantized: LinearIR, X: Any, *, basis: str
+) -> tuple[LinearIR, Fidelity, int]:
+    """Raise the fewest rows of ``quantized`` to int16 that make it meet the bar on ``X``.
+
+    Rows are ranked by how far int8 moves their scores on ``X`` (RMS; regressors relative to
+    each output's range, since outputs are judged one by one) and raised in that order, 1, 2,
+    4, ... of them, until :meth:`Fidelity.meets` holds or every row is raised. Returns the
+    model, its fidelity and the number of rows raised (0: ``quantized`` already meets the bar;
+    a model that fails with every row raised is returned with every row raised, and the
+    caller decides). ``quantized`` needs one int8 scale per row.
+    """
+    fid = measure(reference, quantized, X, basis=basis)
+    if fid.meets():
+        return quantized, fid, 0
+    order = _rows_by_error(reference, quantized, X)
+    k, best = 1, (quantized, fid, 0)
+    while True:
+        k = min(k, order.size)
+        raised = raise_rows(reference, quantized, order[:k])
+        best = (raised, measure(reference, raised, X, basis=basis), k)
+        if best[1].meets() or k == order.size:
+            return best
+        k *= 2
+
+
+def _rows_by_error(reference: LinearIR, quantized: LinearIR, X: Any) -> np.ndarray:
+    """Row indices, the row whose scores int8 moves most first."""
+    n = int(X.shape[0])
+    ref = np.asarray(Model(reference).decision_function(X), dtype=np.float64).reshape(n, -1)
+    got = np.asarray(Model(quantized).decision_function(X), dtype=np.float64).reshape(n, -1)
+    err = np.sqrt(np.mean((ref - got) ** 2, axis=0))
+    if not reference.is_classifier:
+        span = ref.max(axis=0) - ref.min(axis=0)
+        err = err / np.where(span > 0, span, 1.0)
+    return np.argsort(-err, kind="stable")
