@@ -97,8 +97,6 @@ def export_c(
         info = esb.verify(blob)
     except FormatError as exc:
         raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
-    if info["values"] == "int16":  # int8 rows and a few int16 ("wide") rows
-        info = {**info, "wide_rows": int(esb.decode(blob).wide_rows.sum())}
     layout, ws_bytes = fast_workspace(info)
     info = {**info, "ws_layout": layout, "ws_bytes": ws_bytes}
     out = Path(out_dir)
@@ -126,7 +124,7 @@ def fast_workspace(info: dict[str, Any]) -> tuple[str, int]:
 
     Mirrors the C runtime's rule (``esb.h``): int8 models storing at least a quarter of their
     weights get the dense layout in max(4 * nnz, its own bytes) bytes (n_outputs * n_features
-    int8 weights, n_features more per int16 row of a mixed-width model (``info["wide_rows"]``),
+    int8 weights, n_features more per int16 row of a mixed-width model (``info["int16_rows"]``),
     plus 4 * n_features for the columns' 2^e factors when the model has column exponents), the
     others the transposed layout in 8 * nnz + 8 * used columns + 4 bytes.
     """
@@ -134,7 +132,7 @@ def fast_workspace(info: dict[str, Any]) -> tuple[str, int]:
     n_out, n_feat = int(info["n_outputs"]), int(info["n_features"])
     if info["values"] in ("int8", "int16") and n_out * n_feat <= 4 * nnz:
         factors = 4 * n_feat if "exponents" in info["sections"] else 0
-        rows = n_out + int(info.get("wide_rows", 0))
+        rows = n_out + int(info.get("int16_rows", 0))
         return "dense", max(4 * nnz, rows * n_feat + factors)
     return "transposed", 8 * nnz + 8 * int(info["used_columns"]) + 4
 

@@ -1316,9 +1316,12 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
      * without float64 values, every bias must be finite floats: otherwise every score is
      * NaN/Inf and every prediction one arbitrary class. */
     if (m->value_dtype == ESB_VALUES_I8) {
-        for (i = 0; i < m->n_scales_; i++)
-            if ((double)scale_of(m, (uint32_t)i) * q_max(m, (uint32_t)i) > FLT_MAX)
+        for (i = 0; i < m->n_scales_; i++) /* int8 rows first, then int16 ones */
+            if (!is_wide(m, (uint32_t)i) && (double)scale_of(m, (uint32_t)i) * 127.0 > FLT_MAX)
                 BAD("scales: some scale * 127 overflows float32 (largest int8 weight)");
+        for (i = 0; i < m->n_scales_; i++)
+            if (is_wide(m, (uint32_t)i) && (double)scale_of(m, (uint32_t)i) * 32767.0 > FLT_MAX)
+                BAD("scales: some scale * 32767 overflows float32 (largest int16 weight)");
     }
     if (m->value_dtype != ESB_VALUES_F64) {
         for (i = 0; i < n_out; i++)
@@ -2172,9 +2175,10 @@ static void take(float s, uint32_t r, pick *p)
     }
 }
 
-/* Streamed and column-list layouts: one output row at a time, walking its stored weights. */
-/* mixed: the model has int16 rows (a constant at both call sites, so that the int8-only
- * instance has no per-row width test). */
+/* Streamed and column-list layouts: one output row at a time, walking its stored weights.
+ * mixed: the model has int16 rows (a constant at each call site, so a compiler may drop the
+ * per-row width test from the int8-only instance; either way the loops over a row's weights
+ * are chosen once per row). */
 static void compute_rows_(const esb_model *m, const input *in, pick *p, const int mixed)
 {
     static const unsigned itemsize[3] = {8, 4, 1};
@@ -2238,7 +2242,7 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
 /* sum_i q[i] * x[i] in float. LANES independent partial sums in a fixed-size inner loop: gcc
  * -O2's very-cheap vectorizer turns it into SIMD (the trip count is a known multiple of the
  * vector width, and each lane is its own sum, so no reassociation is needed). */
-static float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
+static inline float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
 {
     float a[LANES] = {0}, s = 0.0f;
     size_t j;
@@ -2250,8 +2254,8 @@ static float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
 }
 /* The same with each q[i] scaled by its column's 2^e first (exact: q * 2^e is a normal float,
  * or an overflow, which the caller's NaN/Inf fallback handles). f: float bits. */
-static float dot_i8_pow2(const int8_t *restrict q, const int32_t *restrict f,
-                         const float *restrict x, size_t n)
+static inline float dot_i8_pow2(const int8_t *restrict q, const int32_t *restrict f,
+                                const float *restrict x, size_t n)
 {
     float a[LANES] = {0}, s = 0.0f, g;
     size_t j;
@@ -2309,8 +2313,43 @@ static float dot_i16(const int8_t *restrict q, const int32_t *restrict f,
  * the row scale once. q * x can overflow where (scale * q) * x does not (|q| <= 127, 32767 in
  * a wide row): with `exact`, each weight is dequantized first, as in the other layouts (the
  * fallback when a score comes out NaN/Inf). */
-static void compute_dense_(const esb_model *m, const input *in, pick *p, int exact,
-                           const int mixed)
+static void compute_dense(const esb_model *m, const input *in, pick *p, int exact)
+{
+    const size_t nf = m->n_features;
+    const int32_t *fac = m->dfac_; /* 2^e per feature (float bits), or NULL */
+    size_t i;
+    uint32_t r, j;
+    float f = 1.0f;
+    for (r = 0; r < m->n_outputs; r++) {
+        const int8_t *q = m->dense_ + r * nf;
+        const float scale = scale_of(m, r);
+        float acc = 0.0f;
+        if (exact) {
+            for (i = 0, j = 0; in->x ? i < nf : j < in->nnz; i++, j++) {
+                size_t c = in->x ? i : (size_t)in->idx[j];
+                if (!q[c]) continue;
+                if (fac) memcpy(&f, &fac[c], 4);
+                acc += ((scale * (float)q[c]) * f) * (in->x ? in->x[c] : in->val[j]);
+            }
+            take(acc + (float)bias_of(m, r), r, p);
+            continue;
+        }
+        if (in->x) {
+            acc = fac ? dot_i8_pow2(q, fac, in->x, nf) : dot_i8(q, in->x, nf);
+        } else if (fac) {
+            for (j = 0; j < in->nnz; j++) {
+                memcpy(&f, &fac[in->idx[j]], 4);
+                acc += ((float)q[in->idx[j]] * f) * in->val[j];
+            }
+        } else {
+            for (j = 0; j < in->nnz; j++) acc += (float)q[in->idx[j]] * in->val[j];
+        }
+        take(scale * acc + (float)bias_of(m, r), r, p);
+    }
+}
+
+/* compute_dense for a model with int16 rows (the int8-only kernel stays as it was). */
+static void compute_dense_mixed(const esb_model *m, const input *in, pick *p, int exact)
 {
     const size_t nf = m->n_features;
     const int32_t *fac = m->dfac_; /* 2^e per feature (float bits), or NULL */
@@ -2319,7 +2358,7 @@ static void compute_dense_(const esb_model *m, const input *in, pick *p, int exa
     uint32_t r, j;
     float f = 1.0f;
     for (r = 0; r < m->n_outputs; r++) {
-        const int wide = mixed && is_wide(m, r); /* a constant 0 without int16 rows */
+        const int wide = is_wide(m, r);
         const int8_t *q = next;
         const float scale = scale_of(m, r);
         float acc = 0.0f;
@@ -2356,12 +2395,6 @@ static void compute_dense_(const esb_model *m, const input *in, pick *p, int exa
         }
         take(scale * acc + (float)bias_of(m, r), r, p);
     }
-}
-
-static void compute_dense(const esb_model *m, const input *in, pick *p, int exact)
-{
-    if (m->mixed_) compute_dense_(m, in, p, exact, 1);
-    else compute_dense_(m, in, p, exact, 0);
 }
 
 /* Transposed layout: for each input nonzero, the stored weights of its column. Outputs in
@@ -2430,7 +2463,8 @@ static int compute(const esb_model *m, const input *in, float *out, uint32_t *be
     p.best_s = 0.0f;
     p.best = 0;
     p.bad = 0;
-    if (m->layout_ == ESB_LAYOUT_DENSE) compute_dense(m, in, &p, exact);
+    if (m->layout_ == ESB_LAYOUT_DENSE && m->mixed_) compute_dense_mixed(m, in, &p, exact);
+    else if (m->layout_ == ESB_LAYOUT_DENSE) compute_dense(m, in, &p, exact);
     else if (m->layout_ == ESB_LAYOUT_TRANSPOSED) compute_transposed(m, in, &p);
     else compute_rows(m, in, &p);
     *best = m->n_outputs == 1 ? p.best_s > 0.0f : p.best; /* binary: classes[score > 0] */
