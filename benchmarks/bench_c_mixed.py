@@ -14,6 +14,12 @@ dense), and a sparse text-like model (20 x 3000, 1 % stored), int8 with column e
 (quantize_int8(columns="pow2")). Each configuration is timed ``--repeats`` times, interleaved
 (baseline, this tree, ...), one call = ``--batch`` rows; the median of the per-repeat p50s is
 reported. One run on a shared machine: compare ratios, not absolute numbers.
+
+Code placement: on the machine this was written on (AMD EPYC, gcc -O2) a kernel whose machine
+code did not change (same instructions, same count under ``valgrind --tool=callgrind``) timed
+1.37x slower after an edit elsewhere in esb.c (the verifier), and equal again with
+``-falign-loops=32``, ``-falign-jumps=32`` or ``-falign-functions=64``. When an unchanged
+kernel's ratio is far from 1, compare instruction counts before concluding anything.
 """
 
 from __future__ import annotations
