@@ -347,6 +347,28 @@ BIG_IR = ir_from_dense(
 BIG_CLASSES_AT = section(blob_of(BIG_IR), "classes")[0]
 XC = C + f"section 'exponents' at offset {EXP_COLS_AT}: "
 U32, U64 = 2**32 - 1, 2**64 - 1
+MIX_EXP_IR = MIX_IR.replace(col_exponents=EXPONENTS)
+
+
+def mixed(bitmap: int, narrow: list[int], wide: list[int]) -> bytes:
+    """A values section of encoding 1 for MIX_IR's rows: bitmap, row 0's i8, row 2's i16."""
+    return bytes([bitmap]) + np.array(narrow, "i1").tobytes() + np.array(wide, "<i2").tobytes()
+
+
+BAD_MIX_VALUE = (
+    " is not allowed (stored values are never 0, -128 in an int8 row or -32768 in an int16 row)"
+)
+assert mixed(0b100, [95, -127], [300, 11, -42]) == MIX
+
+
+def set_encoding(name: str, enc: int) -> Callable[[dict, list[Sec]], None]:
+    def change(header: dict, secs: list[Sec]) -> None:
+        for s in secs:
+            if s.kind == KIND[name]:
+                s.enc = enc
+
+    return change
+
 
 # ------------------------------------------------------------------------------------------
 # The cases: (id, blob, exact message). Each builds its blob lazily (parametrize ids only).
@@ -1161,6 +1183,43 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         ),
         C + "bias: some bias overflows float32 (the arithmetic of this model)",
     ),
+    # -- values encoding 1: int8 rows and a few int16 ("wide") rows --------------------------
+    (
+        "mixed-section-one-byte-long",
+        lambda: edit(MIX_IR, change=set_data("values", MIX + b"\x01")),
+        C + f"section 'values' at offset {MIX_AT} is 10 bytes, expected 9 (1-byte wide-row "
+        "bitmap, then nnz=5 values of which 3 are int16)",
+    ),
+    (
+        "mixed-int8-row-sized-as-int16",  # row 0 marked wide too: 2 more bytes expected
+        lambda: edit(MIX_IR, change=set_data("values", mixed(0b101, [95, -127], [300, 11, -42]))),
+        C + f"section 'values' at offset {MIX_AT} is 9 bytes, expected 11 (1-byte wide-row "
+        "bitmap, then nnz=5 values of which 5 are int16)",
+    ),
+    (
+        "mixed-zero-in-an-int8-row-before-a-bad-int16",
+        lambda: edit(
+            MIX_IR, change=set_data("values", mixed(0b100, [0, -127], [300, -32768, -42]))
+        ),
+        MV + "value 0 at position 0" + BAD_MIX_VALUE,
+    ),
+    (
+        "mixed-empty-row-marked-int16",  # same length: the empty row 1 adds no bytes
+        lambda: edit(MIX_IR, change=set_data("values", mixed(0b110, [95, -127], [300, 11, -42]))),
+        MV + "row 1 is marked int16 but all its values fit int8",
+    ),
+    (
+        # row 0 (int8) overflows at 127 steps, row 2 (int16) at 32767: the int8 check first
+        "mixed-int8-row-scale-overflow-reported-before-int16",
+        lambda: edit(MIX_IR, change=set_data("scales", np.array([3e36, 1, 1e35], "<f4").tobytes())),
+        C + "scales: some scale * 127 overflows float32 (largest int8 weight)",
+    ),
+    (
+        # 0.0236 * 2^120 * 127 is a float32, * 32767 is not (row 2, column 0)
+        "mixed-step-times-32767-overflows-with-exponents",
+        lambda: edit(MIX_EXP_IR, change=set_data("exponents", bytes([120, 254, 3, 0, 0, 2]))),
+        C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
+    ),
     # -- labels that would make every prediction wrong ------------------------------------------
     (
         "classes-nan-label",
@@ -1646,3 +1705,24 @@ def test_file_larger_than_the_format_allows_is_not_read(tmp_path: Path) -> None:
         f".esb file {big} is {5 << 30} bytes, more than the limit of 4294967295 bytes; a .esb "
         "file is at most 4 GiB (32-bit offsets), so this is not one"
     )
+
+
+def test_mixed_widths_base_blob_and_its_valid_edge_cases() -> None:
+    """The mixed-width cases above edit a blob laid out as they assume; the same edits just
+    inside the limits are valid: -128 in an int16 row (it does not fit int8: that row is
+    rightly wide), a scale that only an int8 row can hold, the exponent step an int8 row can
+    hold."""
+    _, secs = split(blob_of(MIX_IR))
+    (values,) = [s for s in secs if s.kind == KIND["values"]]
+    assert (values.enc, values.data) == (1, MIX)
+    ir = esb.decode(blob_of(MIX_IR))
+    np.testing.assert_array_equal(ir.values, MIX_IR.values)
+    np.testing.assert_array_equal(ir.wide_rows, [False, False, True])
+    edge = esb.decode(
+        edit(MIX_IR, change=set_data("values", mixed(4, [95, -127], [-128, 11, 200])))
+    )
+    assert edge.values.tolist() == [95, -127, -128, 11, 200]
+    big = np.array([1.1e34, 1, 0.0236], "<f4")
+    assert esb.decode(edit(MIX_IR, change=set_data("scales", big.tobytes()))).scales[0] == big[0]
+    exps = esb.decode(edit(MIX_EXP_IR, change=set_data("exponents", bytes([3, 120, 3, 0, 0, 2]))))
+    assert exps.col_exponents[1] == 120
