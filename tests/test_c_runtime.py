@@ -1328,3 +1328,21 @@ def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> 
     header = (out / "model_data.h").read_text()
     assert f"#define MODEL_WORKSPACE_BYTES {size}u" in header
     assert layout == expected and f"({expected})" in header
+
+
+def test_fidelity_suite_in_c_matches_the_numpy_runtime(host_driver: list[str], tmp_path: Path):
+    """Every model of the fidelity suite (tests/fidelity_suite.py), as the default writes it
+    (int8, int16 rows where raised, column exponents), run by the C driver on its held-out
+    rows: the numpy runtime's labels on every row and scores within the esb.h bound, so the C
+    runtime meets the suite's bar exactly where .esb does."""
+    from tests import fidelity_suite as fs
+
+    for name in fs.case_names():
+        case, ir = fs.case(name), fs.default_compressed(name)
+        blob = tmp_path / "m.esb"
+        esb.write(ir, blob)
+        rows = tmp_path / "rows.bin"
+        write_rows(rows, case.X_test)
+        assert_parity(
+            Model(esb.read(blob)), case.X_test, run_predict(host_driver, blob, rows, mode="fast")
+        )

@@ -7,9 +7,7 @@ import functools
 
 import pytest
 
-from edgesparse.api import compress
 from edgesparse.formats import esb
-from edgesparse.ir import LinearIR
 from edgesparse.runtime.model import Model
 from tests import fidelity_suite as fs
 
@@ -23,18 +21,9 @@ MIN_SHARE_AT_BAR = 0.97
 
 
 @functools.cache
-def _default_ir(name: str) -> LinearIR:
-    """What ``compress`` writes by default (the training rows stand in for --check-data where
-    the model knows no input centre)."""
-    case = fs.case(name)
-    data = fs.training_rows(name) if fs.needs_data(name) else None
-    return compress(case.estimator, data=data)
-
-
-@functools.cache
 def _int8_score(name: str) -> tuple[fs.Case, float, str]:
     case = fs.case(name)
-    ir = _default_ir(name)
+    ir = fs.default_compressed(name)
     model = Model(esb.decode(esb.encode(ir)))
     return case, fs.score(case, model.predict(case.X_test)), ir.column_scaling
 
@@ -65,7 +54,7 @@ def test_onnx_follows_sklearn_like_esb() -> None:
 
     below = []
     for name in fs.case_names():
-        case, ir = fs.case(name), _default_ir(name)
+        case, ir = fs.case(name), fs.default_compressed(name)
         got = loads(eo.encode(ir)).predict(case.X_test)
         same = Model(ir).predict(case.X_test)
         if case.is_classifier:
