@@ -19,15 +19,10 @@ import numpy as np
 from edgesparse.errors import InputError
 from edgesparse.frontend_knn import KnnCompressReport, compress_knn_file, is_surprise_knn
 from edgesparse.ir import LinearIR
-from edgesparse.passes.fidelity import (
-    Fidelity,
-    choose_int8,
-    data_stats,
-    evaluation_rows,
-    measure,
-)
+from edgesparse.passes.fidelity import Fidelity, data_stats
+from edgesparse.passes.precision import Quantized, safe_quantize
 from edgesparse.passes.prune import prune
-from edgesparse.passes.quantize import COLUMN_SCALINGS, quantize_int8, to_float32
+from edgesparse.passes.quantize import COLUMN_SCALINGS, to_float32
 from edgesparse.runtime.model import Model
 
 QUANTIZE_CHOICES = ("int8", "float32", "none")
@@ -125,19 +120,25 @@ def compress(
     sparsity: float = 0.0,
     threshold: float | None = None,
     prune_scope: str = "global",
-    quantize: str = "int8",
+    quantize: str | None = None,
     granularity: str = "row",
     columns: str = "auto",
     data: Any | None = None,
 ) -> LinearIR:
     """Prune, then quantize, a model (an estimator, a ``RawLinearModel`` or a ``LinearIR``).
 
+    :func:`compress_quantized` does the same and also returns the fidelity it measured and
+    what the default did.
+
     Args:
         model: what to compress; estimators go through :func:`edgesparse.frontend.to_ir`.
         sparsity: target fraction of zero weights (0 = no pruning, the default).
         threshold: alternatively, prune every weight with ``|w| < threshold``.
         prune_scope: ``"global"`` (one cut for the whole matrix) or ``"row"`` (per output).
-        quantize: ``"int8"`` (default), ``"float32"`` or ``"none"`` (float64, lossless).
+        quantize: None (default: int8, with the rows it serves worst raised to int16, or
+            float32, where int8 measures below the bar; see :mod:`edgesparse.passes.precision`),
+            ``"int8"`` (int8 whatever it measures), ``"float32"`` or ``"none"`` (float64,
+            lossless).
         granularity: int8 scales per ``"row"`` (default) or per ``"tensor"``.
         columns: int8 per-column power-of-two exponents: ``"auto"`` (default: with or
             without, whichever measures better on ``data`` or on probe rows drawn from the
@@ -147,7 +148,34 @@ def compress(
             (rather than the model's scalers') set the column exponents and the bias
             correction, and ``columns="auto"`` measures on them.
     """
-    if quantize not in QUANTIZE_CHOICES:
+    return compress_quantized(
+        model,
+        sparsity=sparsity,
+        threshold=threshold,
+        prune_scope=prune_scope,
+        quantize=quantize,
+        granularity=granularity,
+        columns=columns,
+        data=data,
+    ).ir
+
+
+def compress_quantized(
+    model: Any,
+    *,
+    sparsity: float = 0.0,
+    threshold: float | None = None,
+    prune_scope: str = "global",
+    quantize: str | None = None,
+    granularity: str = "row",
+    columns: str = "auto",
+    data: Any | None = None,
+) -> Quantized:
+    """:func:`compress` (same arguments), returning a
+    :class:`~edgesparse.passes.precision.Quantized`: the model, the fidelity of int8 measured
+    on ``data`` or probe rows (None when not int8 or nothing to measure on) and a note when the
+    default raised precision or an explicit int8 misses the bar."""
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
         raise InputError(f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
     if columns not in ("auto", *COLUMN_SCALINGS):
         raise InputError(f"columns must be one of auto, {', '.join(COLUMN_SCALINGS)}")
@@ -161,13 +189,15 @@ def compress(
         # knows no centre at all.
         stats = data_stats(data)
         ir = ir.replace(input_stats=stats if stats is not None else ir.input_stats)
-    if quantize == "int8" and columns == "auto":
-        ir, _ = choose_int8(ir, granularity=granularity, X=data)
-    elif quantize == "int8":
-        ir = quantize_int8(ir, granularity=granularity, columns=columns)
-    elif quantize == "float32":
-        ir = to_float32(ir)
-    return ir
+    if quantize in (None, "int8"):
+        return safe_quantize(
+            ir,
+            explicit_int8=quantize == "int8",
+            granularity=granularity,
+            columns=columns,
+            data=data,
+        )
+    return Quantized(to_float32(ir) if quantize == "float32" else ir, None, None)
 
 
 def compress_file(
@@ -204,8 +234,9 @@ def compress_file(
     instead (``neighbours`` per row, ``quantize``, ``check_data`` as a user,item,rating CSV)
     and gives a :class:`~edgesparse.frontend_knn.KnnCompressReport`.
 
-    ``quantize``: None (the default) is int8, raised to float32 when int8 measures below the
-    bar (see :func:`_safe_compress`); ``"int8"``, ``"float32"``, ``"none"`` are taken as given.
+    ``quantize``: None (the default) is int8, with rows raised to int16 (or float32) where int8
+    measures below the bar (see :mod:`edgesparse.passes.precision`); ``"int8"``,
+    ``"float32"``, ``"none"`` are taken as given.
 
     The output format is ``format`` (one of :data:`FORMATS`) or else follows the suffix of
     ``output`` (``.esb`` or ``.onnx``). ONNX options (see :func:`edgesparse.formats.onnx.build`):
@@ -321,7 +352,7 @@ def compress_file(
             if check_data is not None
             else None
         )
-        compressed, fid, precision_note = _safe_compress(
+        done = compress_quantized(
             original,
             quantize=quantize,
             data=None if dataset is None else dataset.X,
@@ -331,7 +362,8 @@ def compress_file(
             granularity=granularity,
             columns=columns,
         )
-        estimate = None if fid is None else _fidelity_dict(fid)
+        compressed, precision_note = done.ir, done.note
+        estimate = None if done.fidelity is None else _fidelity_dict(done.fidelity)
     steps("building the ONNX graph" if fmt == "onnx" else "encoding the .esb blob")
     data, runner, detail = _encode(
         compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
@@ -391,52 +423,13 @@ def _provenance_versions(ir: LinearIR) -> dict[str, str | None]:
     return {"sklearn_version": version, "sklearn_rules": ir.provenance.get("sklearn_rules")}
 
 
-def _safe_compress(
-    original: LinearIR, *, quantize: str | None, data: Any | None, **options: Any
-) -> tuple[LinearIR, Fidelity | None, str | None]:
-    """Prune and quantize; measure what quantization costs; the default raises precision.
-
-    The reference is the pruned model before quantization, measured on ``data`` (the user's
-    rows) or else on probe rows from the model's input statistics (see
-    :mod:`edgesparse.passes.fidelity`). When int8 is below the bar (99.5% label agreement,
-    regressors 1% of the output range) and ``quantize`` is None (the default), float32 is
-    written instead; an explicit ``"int8"`` keeps int8 and says what it costs. Returns the
-    model, its fidelity (None when there is nothing to measure on) and a note for the summary.
-    """
-    compressed = compress(original, quantize=quantize or "int8", data=data, **options)
-    if compressed.values.dtype != np.int8:
-        return compressed, None, None
-    prune_opts = {k: options[k] for k in ("sparsity", "threshold", "prune_scope")}
-    reference = compress(original, quantize="none", **prune_opts)
-    rows = evaluation_rows(original, data)
-    if rows is None:
-        return compressed, None, None
-    fid = measure(reference, compressed, rows[0], basis=rows[1])
-    if fid.meets():
-        return compressed, fid, None
-    if quantize is not None:
-        return (
-            compressed,
-            fid,
-            (
-                "int8 kept as asked (--quantize int8) although it is below the 99.5% bar here; "
-                "--quantize float32 keeps the model's labels"
-            ),
-        )
-    raised = compress(original, quantize="float32", **prune_opts)
-    hint = "; --check-data decides on your own rows" if fid.basis == "probe" else ""
-    return (
-        raised,
-        measure(reference, raised, rows[0], basis=rows[1]),
-        (
-            f"int8 gave {fid.describe()}, below the 99.5% bar: written as float32 instead "
-            f"(--quantize int8 keeps int8{hint})"
-        ),
-    )
-
-
 def _fidelity_dict(fid: Fidelity) -> dict[str, Any]:
-    return {**dataclasses.asdict(fid), "text": fid.describe(), "meets_default_bar": fid.meets()}
+    return {
+        **dataclasses.asdict(fid),
+        "text": fid.describe(),
+        "bar": fid.bar,
+        "meets_default_bar": fid.meets(),
+    }
 
 
 def compress_to_budget(
@@ -659,12 +652,16 @@ def _encode(
     from edgesparse.runtime.onnx_model import OnnxModel
 
     if onnx_int8 is not None and ir.values.dtype != np.int8:
-        raise InputError(f"--onnx-int8 {onnx_int8} needs int8 weights (--quantize int8)")
+        raise InputError(
+            f"--onnx-int8 {onnx_int8} needs int8 weights in every row (--quantize int8)"
+        )
     opset = onnx_format.DEFAULT_OPSET if opset is None else opset
     form = onnx_int8 or "dequantize"
     data = onnx_format.encode(ir, opset=opset, sparse=onnx_sparse, int8_form=form)
     detail = f"ONNX opset {opset}"
-    if ir.values.dtype == np.int8:
+    if ir.values.dtype == np.int16:
+        detail += ", int8/int16 rows dequantized at load (float32 MatMul)"
+    elif ir.values.dtype == np.int8:
         detail += (
             ", int8 dequantized at load (float32 MatMul)"
             if form == "dequantize"

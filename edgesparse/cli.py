@@ -102,9 +102,10 @@ def cli() -> None:
     type=click.Choice(["int8", "float32", "none", "auto"]),
     default=None,
     help="Weight storage: symmetric int8 (w = r*q*2^e), float32, or none (float64, lossless). "
-    "Default: int8, written as float32 instead when int8 measures below 99.5%% label "
-    "agreement (1%% of the output range for regressors) on --check-data or on rows drawn "
-    "from the model's scaler statistics; an explicit int8 stays int8. auto (with a budget): "
+    "Default: int8; where int8 measures below 99.5% label agreement on --check-data (99.9% "
+    "on rows drawn from the model's scaler statistics; 1% of the output range for "
+    "regressors), the rows it serves worst are raised to int16, or float32 if that is not "
+    "enough. An explicit int8 stays int8. auto (with a budget): "
     "int8 with per-row and with per-tensor scales, each certified; the sparser is kept.",
 )
 @click.option(

@@ -62,8 +62,8 @@ def compress_summary(report: CompressReport) -> str:
             rows.append(
                 (
                     "",
-                    "below 99.5% on these probes (independent columns: real data, whose "
-                    "columns correlate, usually agrees more); measure with --check-data X.npz",
+                    f"below the {report.estimate['bar']} bar on these probes (independent "
+                    "columns, not your data); measure with --check-data X.npz",
                 )
             )
     elif report.check is None and report.quantization.startswith("int8"):
