@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from edgesparse.counting import small_int_counts, used_columns
 from edgesparse.errors import FormatError, IRError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.ir import EXPONENT_RANGE, HEADS, LinearIR
@@ -275,10 +276,14 @@ def _encode_pattern(
 
     # Candidate A: no column list; candidate B: list of used columns + local indices.
     # Column exponents (one byte per listed column) count with the layout that lists them.
+    exp_costs: dict[bool, int] = {}
+
     def exp_cost(listed: bool) -> int:
         if ir.col_exponents is None:
             return 0
-        return ENTRY_SIZE + _align(len(_encode_exponents(ir, listed=listed)[1]))
+        if listed not in exp_costs:
+            exp_costs[listed] = ENTRY_SIZE + _align(len(_encode_exponents(ir, listed=listed)[1]))
+        return exp_costs[listed]
 
     cands: list[tuple[int, int, int | None, int, int]] = []  # (total, order, col_enc, idx_enc, n)
     want_idx = [k for k, v in INDEX_ENCODINGS.items() if indices in ("auto", v)]
@@ -289,7 +294,7 @@ def _encode_pattern(
                 cands.append((_align(sizes[k]) + exp_cost(False), len(cands), None, k, n_feat))
     used = local = None
     if columns != "all":
-        used = np.unique(cols)
+        used = used_columns(cols, n_features=n_feat)
         local = np.searchsorted(used, cols)
         csizes = {
             ENC_VARINT: int(_varint_lengths(_row_gaps(used, np.zeros(1, np.int64))).sum()),
@@ -1014,10 +1019,10 @@ def _encode_exponents(ir: LinearIR, *, listed: bool) -> tuple[int, bytes]:
     used ones when the blob has a column list, else every feature): one i8 each (0), or the
     exceptions to the most common exponent of the used columns (1)."""
     assert ir.col_exponents is not None
-    used = np.unique(ir.indices)
+    used = used_columns(ir.indices, n_features=ir.n_features)
     per_listed = ir.col_exponents[used] if listed else ir.col_exponents
     dense = per_listed.astype("i1").tobytes()
-    values, counts = np.unique(ir.col_exponents[used], return_counts=True)
+    values, counts = small_int_counts(ir.col_exponents[used])
     # The most common; ties: the smallest, so the choice is unique (no weights at all: 0).
     default = int(values[np.argmax(counts)]) if used.size else 0
     pos_in_listed = np.arange(used.size) if listed else used
