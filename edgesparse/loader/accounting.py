@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import math
 import os
-import pickle
 import zipfile
 from typing import Any
 
@@ -19,7 +18,7 @@ from edgesparse.errors import (
     UnsafeModelError,
     UnsupportedModelError,
 )
-from edgesparse.loader.allowlist import _one_line, _shown
+from edgesparse.loader.allowlist import _Crafted, _one_line, _shown
 
 # Size caps. A model file is read whole into memory, and a compressed pickle can unpack to far
 # more than its own size; both are bounded, with a documented way to raise the bound.
@@ -33,6 +32,28 @@ MAX_PICKLE_OPCODES = 2_000_000
 _ENV_MAX_FILE = "EDGESPARSE_MAX_MODEL_BYTES"
 _ENV_MAX_UNPACKED = "EDGESPARSE_MAX_UNPACKED_BYTES"
 _PICKLE_FIX = "re-save the model with joblib.dump or pickle.dump"
+
+
+PICKLE_OVERHEAD_BYTES = 32 << 20
+"""What a pickle stream may hold beyond its arrays (opcodes, names, numbers): a model within the
+array cap unpacks to at most the cap plus this (2 million opcodes of at most 9 bytes each)."""
+
+
+def stream_budget(source: str) -> tuple[str, int, int]:
+    """``(source, array cap, most bytes a pickle stream may deliver)``: the stream of a model
+    within the array cap is at most the cap plus :data:`PICKLE_OVERHEAD_BYTES`, so a file that
+    unpacks to more is refused as it streams, not after 2 GiB were read."""
+    cap = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    return source, cap, cap + PICKLE_OVERHEAD_BYTES
+
+
+def _stream_budget_error(source: str, cap: int, budget: int) -> ModelFileError:
+    return ModelFileError(
+        f"cannot load {source}: its pickle data runs past {budget} bytes, more than a model "
+        f"within the array cap holds ({cap} bytes of arrays plus {PICKLE_OVERHEAD_BYTES} for "
+        f"the pickle itself); if you trust the file, raise the limit with {_ENV_MAX_ARRAYS}="
+        "<bytes>"
+    )
 
 
 class _LimitExceeded(Exception):
@@ -64,12 +85,26 @@ class _CappedStream:
     declaring a 1 TiB bytes object) is refused before anything is allocated.
     """
 
-    def __init__(self, raw: Any, limit: int, *, compressed: bool) -> None:
+    def __init__(
+        self,
+        raw: Any,
+        limit: int,
+        *,
+        compressed: bool,
+        budget: tuple[str, int, int] | None = None,
+    ) -> None:
         self._raw = raw
         self.limit = limit
         self.compressed = compressed
+        # (source, array cap, most bytes the stream may deliver for a model within that cap)
+        self.budget = budget
         self.used = 0
         self.opcodes = 0
+
+    def check_budget(self, n: int) -> None:
+        """Refuse, before reading or allocating, ``n`` more bytes past the array-cap budget."""
+        if self.budget is not None and self.used + n > self.budget[2]:
+            raise _stream_budget_error(*self.budget)
 
     def left(self) -> int:
         """Bytes the stream may still deliver."""
@@ -78,8 +113,8 @@ class _CappedStream:
     def _refuse(self, n: int) -> None:
         if self.compressed:
             raise _LimitExceeded(f"it unpacks to more than {self.limit} bytes")
-        raise pickle.UnpicklingError(
-            f"pickle data was truncated (it needs {n} more bytes, {self.left()} are left)"
+        raise _Crafted(
+            f"the file is truncated: its pickle needs {n} more bytes and {self.left()} are left"
         )
 
     def read(self, n: int = -1) -> bytes:
@@ -87,6 +122,7 @@ class _CappedStream:
             n = self.left()
         if n > self.left():
             self._refuse(n)
+        self.check_budget(n)
         data = self._raw.read(n)
         self.used += len(data)
         return data
@@ -95,6 +131,7 @@ class _CappedStream:
         # Only GLOBAL/INST read lines (module and class names): bounded by the cap too.
         limit = self.left() if size is None or size < 0 else min(size, self.left())
         line = self._raw.readline(limit)
+        self.check_budget(len(line))
         self.used += len(line)
         return line
 
@@ -150,9 +187,10 @@ def _check_zip(data: bytes, source: str, max_unpacked: int) -> None:
                     shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
                 nbytes = math.prod(shape) * dtype.itemsize
                 if not dtype.hasobject and nbytes > m.file_size:
-                    raise pickle.UnpicklingError(
-                        f"array {_shown(m.filename)!r} declares {nbytes} bytes, but its "
-                        f"archive member holds {m.file_size}"
+                    raise _Crafted(
+                        f"its array {_shown(m.filename)!r} declares {nbytes} bytes, but its "
+                        f"archive member holds only {m.file_size}; numpy never writes that: "
+                        "the file is crafted or corrupt"
                     )
 
 
@@ -174,12 +212,15 @@ def _guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
         ToolMissingError,
         InputError,
         _LimitExceeded,
+        MemoryError,  # the CLI says "out of memory" in one line
     ):
         raise
+    except _Crafted as exc:  # found by edgesparse: its own words, then what to do
+        raise ModelFileError(f"cannot load {source}: {exc}; {fix}") from None
     except Exception as exc:  # a hostile or corrupt file can make any library raise anything
         raise ModelFileError(
-            f"cannot load {source}: not a valid {kind} file, or it is truncated "
-            f"({_one_line(exc)}); {fix}"
+            f"cannot load {source}: not a valid {kind} file, or it is truncated; {fix} "
+            f"(where reading stopped: {_one_line(exc)})"
         ) from exc
 
 

@@ -345,6 +345,15 @@ def _unsupported(
     )
 
 
+class _Crafted(pickle.UnpicklingError):
+    """What edgesparse itself found wrong inside a model file, in its own words: the part of
+    the message after ``cannot load <file>: ``; the reader adds what to do."""
+
+
+CRAFTED = "no file numpy, scikit-learn or joblib writes does that: it is crafted or corrupt"
+"""The end of a :class:`_Crafted` message for structures only a hand-made file has."""
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if len(text) > 200:

@@ -8,6 +8,7 @@ import importlib
 import io
 import math
 import pickle
+import struct
 import warnings
 from typing import Any
 
@@ -25,6 +26,7 @@ from edgesparse.loader.accounting import (
     _limit,
     _limit_error,
     _LimitExceeded,
+    stream_budget,
 )
 from edgesparse.loader.allowlist import (
     _ALIASES,
@@ -32,6 +34,8 @@ from edgesparse.loader.allowlist import (
     _RENAMED,
     _SGD_FAST_LOSSES,
     ALLOWED_GLOBALS,
+    CRAFTED,
+    _Crafted,
     _refused,
     _shown,
 )
@@ -44,7 +48,7 @@ def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") ->
     """Stand-in for ``_codecs.encode`` that does only what pickle protocol 2 needs."""
     # codecs.encode can reach every registered codec; a pickle only ever needs latin-1.
     if type(obj) is not str or encoding not in ("latin1", "latin-1") or errors != "strict":
-        raise pickle.UnpicklingError("_codecs.encode is allowed only as str -> latin1 bytes")
+        raise _Crafted(f"it calls _codecs.encode other than as text to latin-1 bytes; {CRAFTED}")
     return codecs.encode(obj, "latin1")
 
 
@@ -53,10 +57,10 @@ def _empty_array_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray
     # numpy pickles every array as _reconstruct(ndarray, (0,), b"b") plus BUILD(state); a
     # hostile pickle could ask for any shape and make numpy allocate it before anything else.
     if subtype is not np.ndarray or type(shape) is not tuple or shape != (0,):
-        raise pickle.UnpicklingError(
-            "numpy _reconstruct called with arguments numpy never writes "
-            f"(subtype {getattr(subtype, '__name__', type(subtype).__name__)}, shape "
-            f"{_shown(repr(shape))})"
+        raise _Crafted(
+            "it rebuilds a numpy array with arguments numpy never writes "
+            f"(subtype {_shown(getattr(subtype, '__name__', type(subtype).__name__))}, shape "
+            f"{_shown(repr(shape))}); {CRAFTED}"
         )
     return np.ndarray.__new__(np.ndarray, (0,), dtype)
 
@@ -72,15 +76,16 @@ def _checked_scalar(dtype: Any, obj: Any = None) -> Any:
     objects); without bytes, numpy allocates ``dtype.itemsize`` zeros, and a void dtype can
     declare a GiB in a few characters."""
     if not isinstance(dtype, np.dtype):
-        raise pickle.UnpicklingError("numpy scalar built without a dtype")
+        raise _Crafted(f"it builds a numpy scalar without a dtype; {CRAFTED}")
     if dtype.itemsize > MAX_SCALAR_BYTES:
-        raise pickle.UnpicklingError(
-            f"a numpy scalar of dtype {_shown(str(dtype))} ({dtype.itemsize} bytes; at most "
-            f"{MAX_SCALAR_BYTES} are allowed)"
+        raise _Crafted(
+            f"it builds a numpy scalar of dtype {_shown(str(dtype))} ({dtype.itemsize} bytes; "
+            f"at most {MAX_SCALAR_BYTES} are allowed); {CRAFTED}"
         )
     if not dtype.hasobject and not (type(obj) is bytes and len(obj) == dtype.itemsize):
-        raise pickle.UnpicklingError(
-            "numpy scalar called with arguments numpy never writes (its bytes must match its dtype)"
+        raise _Crafted(
+            f"it builds a numpy scalar whose bytes do not match its dtype {_shown(str(dtype))}; "
+            f"{CRAFTED}"
         )
     try:
         from numpy._core.multiarray import scalar
@@ -100,8 +105,9 @@ def _bit_generator_ctor(bit_generator: Any = "MT19937") -> Any:
     (its state comes next, from the pickle's BUILD), named by string or by class."""
     mt = _mt19937_class()
     if bit_generator is not mt and not (type(bit_generator) is str and bit_generator == "MT19937"):
-        raise pickle.UnpicklingError(
-            "numpy bit generator constructor called with arguments numpy never writes"
+        raise _Crafted(
+            "it builds a numpy bit generator other than an unseeded MT19937 (numpy writes only "
+            f"that, then its state); {CRAFTED}"
         )
     return mt()
 
@@ -111,8 +117,8 @@ def _randomstate_ctor(bit_generator_name: Any = "MT19937", bit_generator_ctor: A
     MT19937 (given, or named), never a call of whatever the pickle passes as constructor."""
     mt = _mt19937_class()
     if bit_generator_ctor not in (None, _bit_generator_ctor):
-        raise pickle.UnpicklingError(
-            "numpy RandomState constructor called with arguments numpy never writes"
+        raise _Crafted(
+            f"it builds a numpy RandomState with a constructor numpy never writes; {CRAFTED}"
         )
     if type(bit_generator_name) is not mt:
         bit_generator_name = _bit_generator_ctor(bit_generator_name)
@@ -135,7 +141,9 @@ def _defaultdict_of_list(factory: Any = None) -> Any:
 
     # Any other factory would be called later, on a missing key, with no check at all.
     if factory is not _LIST_FACTORY:
-        raise pickle.UnpicklingError("collections.defaultdict is allowed only as defaultdict(list)")
+        raise _Crafted(
+            f"it builds a collections.defaultdict other than defaultdict(list); {CRAFTED}"
+        )
     return collections.defaultdict(list)
 
 
@@ -155,7 +163,9 @@ class _OldSGDLoss:
     def __setstate__(self, state: Any) -> None:
         # Cython classes may add a state; it is data we never use.
         if state is not None and not isinstance(state, (dict, tuple)):
-            raise pickle.UnpicklingError(f"unexpected state for loss {self.name}")
+            raise _Crafted(
+                f"it gives the scikit-learn loss {self.name} a state of another kind; {CRAFTED}"
+            )
 
 
 class _OldSGDLossFactory:
@@ -168,8 +178,9 @@ class _OldSGDLossFactory:
 
     def __call__(self, *args: Any) -> _OldSGDLoss:
         if len(args) > 2 or not all(type(a) in (float, int) for a in args):
-            raise pickle.UnpicklingError(
-                f"_sgd_fast.{self.name} called with arguments scikit-learn never writes"
+            raise _Crafted(
+                f"it calls the scikit-learn loss {self.name} with arguments scikit-learn never "
+                f"writes; {CRAFTED}"
             )
         return _OldSGDLoss(self.name)
 
@@ -206,8 +217,8 @@ def _guard_call(unpickler: Any, func: Any, args: Any = (), *, new: bool = False)
     sparse = module.startswith("scipy.sparse")
     seeded = module.startswith("numpy.random") and func.__name__ == "MT19937"
     if (sparse and (not new or args)) or (seeded and args):
-        raise pickle.UnpicklingError(
-            f"{_shown(func.__name__)} called with arguments its pickles never have"
+        raise _Crafted(
+            f"it calls {_shown(func.__name__)} with arguments its pickles never have; {CRAFTED}"
         )
 
 
@@ -280,8 +291,15 @@ class _AllowListMixin:
         # so a cut-off GLOBAL would ask for a clipped name; call it what it is: truncation.
         module, name = self.readline(), self.readline()  # type: ignore[attr-defined]
         if not (module.endswith(b"\n") and name.endswith(b"\n")):
-            raise pickle.UnpicklingError("pickle data was truncated")
+            raise _Crafted("the file is truncated: it ends inside a class name")
         self.append(self.find_class(module[:-1].decode(), name[:-1].decode()))  # type: ignore[attr-defined]
+
+
+def _load_bytearray8(self: Any) -> None:
+    # pickle allocates bytearray(declared length) before reading it: 12 bytes could ask for
+    # 1 GiB. Read first (the stream checks the length against what is left), then copy.
+    (n,) = struct.unpack("<Q", self.read(8))
+    self.append(bytearray(self.read(n)))
 
 
 def _counted(func: Any) -> Any:
@@ -297,6 +315,7 @@ def _restricted_dispatch(dispatch: dict[int, Any]) -> dict[int, Any]:
     for op in (pickle.EXT1, pickle.EXT2, pickle.EXT4):
         table[op[0]] = _AllowListMixin._refuse_extension
     table[pickle.GLOBAL[0]] = _AllowListMixin._load_global
+    table[pickle.BYTEARRAY8[0]] = _load_bytearray8
     table[pickle.REDUCE[0]] = _AllowListMixin._load_reduce
     table[pickle.NEWOBJ[0]] = _AllowListMixin._load_newobj
     table[pickle.NEWOBJ_EX[0]] = _AllowListMixin._load_newobj_ex
@@ -358,11 +377,13 @@ def _make_joblib_unpickler() -> type:
                 or not isinstance(shape, tuple)
                 or not all(type(n) is int and n >= 0 for n in shape)
             ):
-                raise pickle.UnpicklingError("malformed joblib array header")
+                raise _Crafted(f"it holds a joblib array header joblib never writes; {CRAFTED}")
             if dtype.hasobject:
                 array = _SafeObjectArrayUnpickler(self._stream, self._source).load()
                 if not isinstance(array, np.ndarray):
-                    raise pickle.UnpicklingError("joblib object array is not an array")
+                    raise _Crafted(
+                        f"it holds a joblib object array that is not an array; {CRAFTED}"
+                    )
                 return array
             # joblib allocates the declared shape before reading: check it fits what is left,
             # and that the arrays read so far stay within the array cap (checked again, per
@@ -371,13 +392,14 @@ def _make_joblib_unpickler() -> type:
             if nbytes > self._stream.left():
                 if self._stream.compressed:
                     raise _LimitExceeded(f"it declares an array of {nbytes} bytes")
-                raise pickle.UnpicklingError(
-                    f"joblib array header declares {nbytes} bytes, but only "
-                    f"{self._stream.left()} bytes are left in the file"
+                raise _Crafted(
+                    f"the file is truncated: a joblib array declares {nbytes} bytes, but only "
+                    f"{self._stream.left()} bytes are left"
                 )
             self._array_bytes += nbytes
             if self._array_bytes > self._max_array_bytes:
                 raise _array_limit_error(self._source, self._array_bytes, self._max_array_bytes)
+            self._stream.check_budget(nbytes)
             return NumpyArrayWrapper.read_array(wrapper, self, True)
 
     return _SafeJoblibUnpickler
@@ -441,18 +463,27 @@ def _unpickle_quietly(
     if compressed:
         # joblib's own decompressor file objects (zlib, gzip, bz2, lzma, xz, lz4).
         raw = io.BufferedReader(compressors[compressor].decompressor_file(raw))
-    stream = _CappedStream(raw, max_unpacked if compressed else len(data), compressed=compressed)
+    stream = _CappedStream(
+        raw,
+        max_unpacked if compressed else len(data),
+        compressed=compressed,
+        budget=stream_budget(source),
+    )
     try:
         obj = _make_joblib_unpickler()(stream, source).load()
         # Reading on to the end makes the decompressor check its end marker and checksum, so
         # a cut-off compressed file is caught even when the cut falls after the pickle's STOP.
         if raw.read(1):
-            raise pickle.UnpicklingError("unexpected data after the end of the pickle")
+            raise _Crafted(
+                "the file goes on after the end of its pickle (two files joined, or a damaged one)"
+            )
     except _LimitExceeded as exc:
         raise _limit_error(source, exc) from None
     # joblib's zlib/gzip reader takes a missing end-of-stream marker (and checksum) for a
     # normal end; the stdlib decompressor knows better.
     decompressor = getattr(getattr(raw, "raw", None), "_decompressor", None)
     if getattr(decompressor, "eof", True) is False:
-        raise EOFError("compressed data ended before its end-of-stream marker")
+        raise _Crafted(
+            "the file is truncated: its compressed data ends before the end-of-stream marker"
+        )
     return obj
