@@ -114,31 +114,9 @@ def from_surprise(algo: Any) -> KnnIR:
     yr = ir_ if user_based else ur
     sim = _float_array(state.get("sim"), "sim", (n_x, n_x))
 
-    # yr in Surprise's order: it breaks ties between equal similarities.
-    counts = np.zeros(n_y, dtype=np.int64)
-    xs: list[int] = []
-    rs: list[float] = []
-    for y in range(n_y):
-        row = yr.get(y, [])  # type: ignore[union-attr]
-        if not isinstance(row, list):
-            raise _bad(f"trainset rating list {y} is not a list")
-        counts[y] = len(row)
-        for entry in row:
-            if not (isinstance(entry, tuple) and len(entry) == 2):
-                raise _bad(f"trainset rating list {y} holds {type(entry).__name__}, not pairs")
-            xs.append(entry[0])
-            rs.append(entry[1])
-    try:
-        yr_x = np.array(xs, dtype=np.int64)
-        ratings = np.array(rs, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise _bad("trainset ratings are not (inner id, number) pairs") from None
-    if yr_x.size and (yr_x.min() < 0 or yr_x.max() >= n_x):
-        raise _bad("trainset ratings name inner ids out of range")
-    if len(ur) != n_users or len(ir_) != n_items:  # type: ignore[arg-type]
-        raise _bad("trainset ur/ir sizes disagree with its id maps")
-    yr_indptr = np.zeros(n_y + 1, dtype=np.int64)
-    np.cumsum(counts, out=yr_indptr[1:])
+    _rating_lists(ur, n_users, n_items, "ur")  # type: ignore[arg-type]
+    _rating_lists(ir_, n_items, n_users, "ir")  # type: ignore[arg-type]
+    yr_indptr, yr_x, ratings = _flatten(yr, n_y)  # type: ignore[arg-type]
 
     gm = t.get("_global_mean")
     if gm is None:
@@ -147,11 +125,8 @@ def from_surprise(algo: Any) -> KnnIR:
     scale = t.get("rating_scale")
     if not (isinstance(scale, tuple) and len(scale) == 2):
         raise _bad("trainset.rating_scale must be a (low, high) pair")
-    try:
-        lo, hi = float(scale[0]), float(scale[1])
-        gm = float(gm)
-    except (TypeError, ValueError):
-        raise _bad("rating scale and global mean must be numbers") from None
+    lo, hi = _number(scale[0], "trainset.rating_scale"), _number(scale[1], "trainset.rating_scale")
+    gm = _number(gm, "the trainset's global mean")
     extra: dict[str, Any] = {}
     if variant in ("means", "zscore"):
         extra["means"] = _float_array(state.get("means"), "means", (n_x,))
@@ -192,6 +167,53 @@ def from_surprise(algo: Any) -> KnnIR:
         )
     except Exception as exc:  # IRError: the object is not what a fitted Surprise model is
         raise _bad(str(exc)) from None
+
+
+def _number(obj: Any, name: str) -> float:
+    """A finite real number (a bool or a number too large for a float is not one)."""
+    if isinstance(obj, bool) or not isinstance(obj, (int, float, np.integer, np.floating)):
+        raise _bad(f"{name} must be numbers, got {type(obj).__name__}")
+    try:
+        value = float(obj)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise _bad(f"{name} must be finite numbers")
+    return value
+
+
+def _rating_lists(lists: dict[Any, Any], n: int, n_other: int, name: str) -> None:
+    """Check ``trainset.ur``/``ir``: keys exactly the inner ids 0..n-1, each value a list of
+    (inner id of the other side, finite rating) pairs. Both are checked, though one is
+    converted: Surprise walks ``ur`` for the global mean, and keys that are not the inner
+    ids would make every list look empty and the model predict only the mean."""
+    if len(lists) != n or any(
+        isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n for k in lists
+    ):
+        raise _bad(f"trainset.{name} must map each inner id 0..{n - 1} to its ratings")
+    for key, row in lists.items():
+        if not isinstance(row, list):
+            raise _bad(f"trainset rating list {key} is not a list")
+        for entry in row:
+            if not (isinstance(entry, tuple) and len(entry) == 2):
+                raise _bad(f"trainset rating list {key} holds {type(entry).__name__}, not pairs")
+            other, rating = entry
+            if isinstance(other, bool) or not isinstance(other, (int, np.integer)):
+                raise _bad("trainset ratings are not (inner id, number) pairs")
+            if not 0 <= other < n_other:
+                raise _bad("trainset ratings name inner ids out of range")
+            _number(rating, "trainset ratings")
+
+
+def _flatten(lists: dict[int, list[Any]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, ids, ratings) of checked rating lists, rows in inner-id order and each row in
+    Surprise's order (it breaks ties between equal similarities)."""
+    counts = np.array([len(lists[y]) for y in range(n)], dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    ids = np.array([int(x) for y in range(n) for x, _ in lists[y]], dtype=np.int64)
+    ratings = np.array([float(r) for y in range(n) for _, r in lists[y]], dtype=np.float64)
+    return indptr, ids, ratings
 
 
 def _ids_in_inner_order(raw2inner: dict[Any, Any], what: str) -> tuple[Any, ...]:

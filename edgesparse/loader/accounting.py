@@ -165,33 +165,67 @@ def _limit(value: int | None, env: str, default: int) -> int:
 
 
 def _check_zip(data: bytes, source: str, max_unpacked: int) -> None:
-    """Refuse a zip archive (npz, skops) whose members unpack to more than the cap.
+    """Refuse a zip archive (npz, skops) whose members unpack to more than the cap, or whose
+    arrays declare more than the array cap, before anything is inflated or allocated.
 
     ``zipfile`` never inflates a member past its declared size, so the declared sizes bound
     the real work; for ``.npy`` members the array header must also fit the member, since numpy
-    allocates the declared shape before reading the data.
+    allocates the declared shape before reading the data. A ``.npz`` member (skops keeps a
+    scipy sparse matrix so) is an archive of its own: its members count too, one level deep.
     """
+    max_arrays = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    unpacked, arrays = _zip_sizes(data, (source, max_unpacked, max_arrays), depth=0)
+    if unpacked > max_unpacked:
+        raise _LimitExceeded(f"its archive members unpack to {unpacked} bytes")
+    if arrays > max_arrays:
+        raise _array_limit_error(source, arrays, max_arrays)
+
+
+def _zip_sizes(data: bytes, caps: tuple[str, int, int], *, depth: int) -> tuple[int, int]:
+    """(bytes the members unpack to, bytes their arrays declare), nested .npz included;
+    ``caps`` is (source, unpacked-size cap, array cap). An inner archive is read whole only
+    when it is no larger than the arrays a model may hold (plus a pickle's overhead)."""
+    source, max_unpacked, max_arrays = caps
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         members = zf.infolist()
-        total = sum(m.file_size for m in members)
-        if total > max_unpacked:
-            raise _LimitExceeded(f"its {len(members)} archive members unpack to {total} bytes")
+        unpacked = sum(m.file_size for m in members)
+        if unpacked > max_unpacked:  # refused by the caller: open nothing
+            return unpacked, 0
+        arrays = 0
         for m in members:
-            if not m.filename.endswith(".npy"):
-                continue
-            with zf.open(m) as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                else:
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                nbytes = math.prod(shape) * dtype.itemsize
-                if not dtype.hasobject and nbytes > m.file_size:
+            if m.filename.endswith(".npz"):
+                if depth > 0:
                     raise _Crafted(
-                        f"its array {_shown(m.filename)!r} declares {nbytes} bytes, but its "
-                        f"archive member holds only {m.file_size}; numpy never writes that: "
-                        "the file is crafted or corrupt"
+                        f"it holds an archive {_shown(m.filename)!r} inside an archive inside "
+                        "the file; neither skops nor numpy writes that: the file is crafted or "
+                        "corrupt"
                     )
+                if m.file_size > max_arrays + PICKLE_OVERHEAD_BYTES:
+                    raise _array_limit_error(source, m.file_size, max_arrays)
+                inner_unpacked, inner_arrays = _zip_sizes(zf.read(m), caps, depth=depth + 1)
+                unpacked += inner_unpacked
+                arrays += inner_arrays
+            elif m.filename.endswith(".npy"):
+                arrays += _npy_bytes(zf, m)
+        return unpacked, arrays
+
+
+def _npy_bytes(zf: zipfile.ZipFile, m: zipfile.ZipInfo) -> int:
+    """Bytes the array in ``.npy`` member ``m`` declares (checked against what it holds)."""
+    with zf.open(m) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if not dtype.hasobject and nbytes > m.file_size:
+        raise _Crafted(
+            f"its array {_shown(m.filename)!r} declares {nbytes} bytes, but its "
+            f"archive member holds only {m.file_size}; numpy never writes that: "
+            "the file is crafted or corrupt"
+        )
+    return nbytes
 
 
 def _zip_guarded(source: str, kind: str, fix: str, data: bytes, max_unpacked: int) -> None:

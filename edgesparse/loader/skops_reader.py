@@ -14,7 +14,13 @@ from edgesparse.errors import (
     ModelFileError,
     ToolMissingError,
 )
-from edgesparse.loader.accounting import _ATOMS, _children, _guarded, _zip_guarded
+from edgesparse.loader.accounting import (
+    _ATOMS,
+    _audit_objects,
+    _children,
+    _guarded,
+    _zip_guarded,
+)
 from edgesparse.loader.allowlist import (
     _RENAMED,
     _SGD_FAST_LOSSES,
@@ -87,6 +93,9 @@ def _load_skops(data: bytes, source: str, max_unpacked: int) -> Any:
     with warnings.catch_warnings():
         _hide_version_warning()
         obj = _guarded(source, "skops", fix, sio.loads, readable, untrusted)
+    # What skops built is checked as a pickle's is: cycles, nesting, sparse consistency, and
+    # arrays counted once per use (skops shares an object written once and referenced again).
+    _audit_objects(obj, source)
     _record_skops_version(obj, data)
     return obj
 
