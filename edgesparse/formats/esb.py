@@ -1037,6 +1037,25 @@ def _encode_exponents(ir: LinearIR, *, listed: bool) -> tuple[int, bytes]:
     return (0, dense) if len(dense) <= len(sparse) else (1, sparse)
 
 
+DEFAULT_MAX_EXPONENT_FEATURES = 64 << 20
+"""Most features a blob with column exponents may declare to this reader (default: the model
+array cap, 64 MiB, since it holds one exponent byte per feature, unused ones included): a
+290-byte blob declaring 2**31 - 1 features took 23 s and 4.2 GB to inspect (issue 16).
+``EDGESPARSE_MAX_ARRAY_BYTES`` overrides, as for models."""
+
+
+def _check_exponent_memory(n_feat: int) -> None:
+    text = os.environ.get("EDGESPARSE_MAX_ARRAY_BYTES", "").strip()
+    cap = int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_EXPONENT_FEATURES
+    if n_feat > cap:
+        raise FormatError(
+            f"cannot read it here: it has column exponents and n_features={n_feat}, and this "
+            f"reader holds one exponent byte per feature, more than the {cap} bytes of arrays "
+            "edgesparse allows by default; if you trust the file, raise the limit with "
+            "EDGESPARSE_MAX_ARRAY_BYTES=<bytes>"
+        )
+
+
 def _decode_exponents(
     sec: tuple[int, int, np.ndarray],
     need: Any,
@@ -1049,6 +1068,7 @@ def _decode_exponents(
     uses (one encoding per model). The IR checks the products ``scale * 2^e`` next."""
     enc, off, b = sec
     lo, hi = EXPONENT_RANGE
+    _check_exponent_memory(n_feat)
     columns = np.arange(n_feat) if used is None else used
     if enc == 1:
         return _decode_exception_exponents(b, off, n_cols, columns, n_feat, indices)
