@@ -174,15 +174,25 @@ def _check_zip(data: bytes, source: str, max_unpacked: int) -> None:
     scipy sparse matrix so) is an archive of its own: its members count too, one level deep.
     """
     max_arrays = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
-    unpacked, arrays = _zip_sizes(data, (source, max_unpacked, max_arrays), depth=0)
+    unpacked, arrays, leaves = _zip_sizes(data, (source, max_unpacked, max_arrays), depth=0)
     if unpacked > max_unpacked:
         raise _LimitExceeded(f"its archive members unpack to {unpacked} bytes")
     if arrays > max_arrays:
         raise _array_limit_error(source, arrays, max_arrays)
+    # Members that are not arrays (skops reads every member, schema.json is parsed whole) are
+    # bounded like a pickle stream: the arrays a model may hold plus what describes them.
+    if leaves > max_arrays + PICKLE_OVERHEAD_BYTES:
+        raise ModelFileError(
+            f"cannot load {source}: its archive members unpack to {leaves} bytes, more than "
+            f"a model within the array cap holds ({max_arrays} bytes of arrays plus "
+            f"{PICKLE_OVERHEAD_BYTES} to describe them); if you trust the file, raise the "
+            f"limit with {_ENV_MAX_ARRAYS}=<bytes>"
+        )
 
 
-def _zip_sizes(data: bytes, caps: tuple[str, int, int], *, depth: int) -> tuple[int, int]:
-    """(bytes the members unpack to, bytes their arrays declare), nested .npz included;
+def _zip_sizes(data: bytes, caps: tuple[str, int, int], *, depth: int) -> tuple[int, int, int]:
+    """(bytes the members unpack to, bytes their arrays declare, bytes of the members that are
+    not archives), nested .npz included;
     ``caps`` is (source, unpacked-size cap, array cap). An inner archive is read whole only
     when it is no larger than the arrays a model may hold (plus a pickle's overhead)."""
     source, max_unpacked, max_arrays = caps
@@ -190,8 +200,8 @@ def _zip_sizes(data: bytes, caps: tuple[str, int, int], *, depth: int) -> tuple[
         members = zf.infolist()
         unpacked = sum(m.file_size for m in members)
         if unpacked > max_unpacked:  # refused by the caller: open nothing
-            return unpacked, 0
-        arrays = 0
+            return unpacked, 0, 0
+        arrays = leaves = 0
         for m in members:
             if m.filename.endswith(".npz"):
                 if depth > 0:
@@ -202,12 +212,17 @@ def _zip_sizes(data: bytes, caps: tuple[str, int, int], *, depth: int) -> tuple[
                     )
                 if m.file_size > max_arrays + PICKLE_OVERHEAD_BYTES:
                     raise _array_limit_error(source, m.file_size, max_arrays)
-                inner_unpacked, inner_arrays = _zip_sizes(zf.read(m), caps, depth=depth + 1)
-                unpacked += inner_unpacked
-                arrays += inner_arrays
-            elif m.filename.endswith(".npy"):
+                inner = _zip_sizes(zf.read(m), caps, depth=depth + 1)
+                unpacked, arrays, leaves = (
+                    unpacked + inner[0],
+                    arrays + inner[1],
+                    leaves + inner[2],
+                )
+                continue
+            if m.filename.endswith(".npy"):
                 arrays += _npy_bytes(zf, m)
-        return unpacked, arrays
+            leaves += m.file_size
+        return unpacked, arrays, leaves
 
 
 def _npy_bytes(zf: zipfile.ZipFile, m: zipfile.ZipInfo) -> int:

@@ -154,6 +154,22 @@ def _npy_header(n_float64: int) -> bytes:
     return head.getvalue()
 
 
+def skops_junk_member() -> bytes:
+    """A model plus a 1 GiB member of zeros that is no array (1 MB on disk): skops's reader,
+    and edgesparse's rewrite of old loss objects, read every member."""
+    import skops.io as sio
+
+    out = io.BytesIO(sio.dumps(_logreg(3)))
+    with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+        entry = zipfile.ZipInfo("junk.bin")
+        entry.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(entry, "w", force_zip64=True) as fh:
+            chunk = bytes(1 << 24)
+            for _ in range(64):
+                fh.write(chunk)
+    return out.getvalue()
+
+
 # ---------------------------------------------------------------------------------------------
 # Surprise k-NN (the committed example, read through edgesparse's loader, one thing changed)
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +248,17 @@ def attacks() -> list[FormatAttack]:
             ARRAY_CAP.format(cap=CAP, total="{n}"),
             "skops",
             lambda: skops_nested_npz_bomb(zipfile.ZIP_DEFLATED),
+        ),
+        FormatAttack(
+            "skops-junk-member-1gib",
+            ".skops",
+            "a 1 GiB member that is no array, deflated to 1 MB",
+            "cannot load {path}: its archive members unpack to {n} bytes, more than a model "
+            "within the array cap holds (67108864 bytes of arrays plus 33554432 to describe "
+            "them); if you trust the file, raise the limit with EDGESPARSE_MAX_ARRAY_BYTES="
+            "<bytes>",
+            "skops",
+            skops_junk_member,
         ),
         FormatAttack(
             "knn-rating-not-a-pair",
