@@ -362,6 +362,10 @@ def _sparse_to_csr(
 
 def _classes(est: Any, labels: Any) -> np.ndarray:
     classes = np.asarray(labels)
+    if classes.ndim != 1:  # a crafted file may hold a scalar or a dict here
+        raise UnsupportedModelError(
+            f"{_name(est)}: classes_ must be a 1-D array of labels, got shape {classes.shape}"
+        )
     if classes.dtype == object:
         if all(isinstance(c, str) for c in classes):
             classes = classes.astype(str)
@@ -528,7 +532,12 @@ _SGD_HEADS = {"log_loss": "logistic", "log": "logistic", "modified_huber": "modi
 
 
 def _sgd_head(est: Any, n_classes: int) -> str:
-    loss = str(getattr(est, "loss", ""))
+    loss = getattr(est, "loss", "")
+    if not isinstance(loss, str):  # it decides the output function: never guess it
+        raise UnsupportedModelError(
+            f"{_name(est)}: loss must be a name such as 'hinge' or 'log_loss', but it is a "
+            f"{type(loss).__name__}; {_CORRUPT}"
+        )
     if loss == "log":
         # Only releases up to 1.2 accept "log" (the name of log_loss before 1.1).
         _note(est, f"{_name(est)} loss='log' read as 'log_loss' (scikit-learn <= 1.2)")
@@ -539,7 +548,8 @@ def _evidently_old(est: Any) -> bool:
     """Whether ``est`` holds a parameter only older releases have, whatever version it
     claims (``multi_class``, removed in 1.8; ``loss="log"``, removed in 1.3)."""
     attrs = getattr(est, "__dict__", {})
-    return "multi_class" in attrs or attrs.get("loss") == "log"
+    loss = attrs.get("loss")  # a crafted file may hold anything here, even an array
+    return "multi_class" in attrs or (isinstance(loss, str) and loss == "log")
 
 
 @register("SGDClassifier", "Perceptron", "PassiveAggressiveClassifier")

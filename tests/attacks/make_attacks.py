@@ -954,6 +954,19 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
             "n_features_in_ must be a positive whole number, but it is a list",
         ),
         (
+            "classes-a-scalar",
+            "classes_ a 0-d array (an int too large for int64 becomes one)",
+            lambda: pickle.dumps(estimator(classes_=np.array(10**30, dtype=object)), 4),
+            "LogisticRegression: classes_ must be a 1-D array of labels, got shape ()",
+        ),
+        (
+            "sgd-loss-an-array",
+            "SGDClassifier.loss an array (compared with 'log' by the version rules)",
+            lambda: pickle.dumps(_sgd(loss=np.array([1.0, 2.0])), 4),
+            "SGDClassifier: loss must be a name such as 'hinge' or 'log_loss', but it is a "
+            "ndarray; the model is corrupt or crafted: fit it again and save it again",
+        ),
+        (
             "scaler-n-features-in-str",
             "a scaler's n_features_in_ a string",
             lambda: _pipe(_scaler("StandardScaler", n_features_in_="3")),
@@ -968,6 +981,17 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
             message=message,
         )
     return out
+
+
+def _sgd(**attrs: object) -> object:
+    """An SGDClassifier with the fitted attributes of the LogisticRegression fixture."""
+    from sklearn.linear_model import SGDClassifier
+
+    est = SGDClassifier()
+    for k, v in {**vars(estimator()), **attrs}.items():
+        if k.endswith("_") or k in attrs:
+            setattr(est, k, v)
+    return est
 
 
 def _dumped(obj: object) -> bytes:
