@@ -427,6 +427,9 @@ def read_pairs(
     kind = sniff(p)
     if kind is not None and not kind.text:
         raise InputError(f"{p} is {kind.what}, not a CSV of {columns} rows; {expected}")
+    from edgesparse.data import check_text_size
+
+    check_text_size(p, what="pairs file")
     try:
         with open(p, newline="", encoding="utf-8") as fh:
             rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]

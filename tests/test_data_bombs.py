@@ -139,3 +139,19 @@ def test_cap_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("EDGESPARSE_MAX_DATA_BYTES", "lots")
     with pytest.raises(InputError, match="EDGESPARSE_MAX_DATA_BYTES='lots' is not a whole"):
         load_dataset(X)
+
+
+def test_pairs_file_shares_the_text_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgesparse.frontend_knn import read_pairs
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("u1,i1\n" * 40)
+    assert len(read_pairs(pairs)[0]) == 40
+    monkeypatch.setenv("EDGESPARSE_MAX_DATA_BYTES", str(32 * 100))
+    with pytest.raises(InputError) as info:
+        read_pairs(pairs)
+    assert str(info.value) == (
+        f"pairs file {pairs} is 240 bytes, more than the limit of 100 bytes; a text table may "
+        "be 1/32 of the data-file limit (reading text takes up to 32 bytes of memory per "
+        "byte): split it, or raise the limit with EDGESPARSE_MAX_DATA_BYTES=<bytes>"
+    )
