@@ -370,6 +370,8 @@ def _classes(est: Any, labels: Any) -> np.ndarray:
         if all(isinstance(c, str) for c in classes):
             classes = classes.astype(str)
         elif all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in classes):
+            if not all(-(2**63) <= c < 2**63 for c in classes):
+                raise UnsupportedModelError(f"{_name(est)}: class labels must fit 64-bit integers")
             classes = classes.astype(np.int64)
         else:
             raise UnsupportedModelError(
@@ -395,7 +397,16 @@ def _n_features_in(est: Any) -> int | None:
             f"{_name(est)}: n_features_in_ must be a positive whole number, but it is "
             f"{_described(n)}; {_CORRUPT}"
         )
+    if n > _MAX_FEATURES:  # and any message that printed it would fail (int-to-str limit)
+        raise UnsupportedModelError(
+            f"{_name(est)}: n_features_in_ is {_described(n)}, more than the {_MAX_FEATURES} "
+            f"inputs a model can have; {_CORRUPT}"
+        )
     return int(n)
+
+
+_MAX_FEATURES = 0x7FFFFFFF
+"""Most inputs a model can have (the .esb header's limit)."""
 
 
 def _described(value: Any) -> str:

@@ -960,6 +960,19 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
             "LogisticRegression: classes_ must be a 1-D array of labels, got shape ()",
         ),
         (
+            "n-features-in-10-to-5000",
+            "n_features_in_ 10**5000 (printing it in a message fails: int-to-str limit)",
+            lambda: pickle.dumps(estimator(n_features_in_=10**5000), 4),
+            "LogisticRegression: n_features_in_ is huge (int), more than the 2147483647 inputs "
+            "a model can have; the model is corrupt or crafted: fit it again and save it again",
+        ),
+        (
+            "classes-huge-int",
+            "an object-dtype label 10**5000 (int64 conversion overflows)",
+            lambda: pickle.dumps(estimator(classes_=np.array([10**5000, 1], dtype=object)), 4),
+            "LogisticRegression: class labels must fit 64-bit integers",
+        ),
+        (
             "sgd-loss-an-array",
             "SGDClassifier.loss an array (compared with 'log' by the version rules)",
             lambda: pickle.dumps(_sgd(loss=np.array([1.0, 2.0])), 4),
