@@ -76,8 +76,10 @@ def _float_array(obj: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _int(obj: Any, name: str) -> int:
-    if isinstance(obj, bool) or not isinstance(obj, (int, np.integer)) or obj < 0:
-        raise _bad(f"{name} must be a whole number >= 0, got {obj!r}")
+    if isinstance(obj, bool) or not isinstance(obj, (int, np.integer)) or not 0 <= obj < 2**32:
+        shown = repr(obj) if isinstance(obj, (int, np.integer)) and obj.bit_length() < 64 else None
+        got = shown or ("a huge number" if isinstance(obj, int) else type(obj).__name__)
+        raise _bad(f"{name} must be a whole number in [0, 2^32), got {got}")
     return int(obj)
 
 
@@ -142,6 +144,8 @@ def from_surprise(algo: Any) -> KnnIR:
     np.cumsum(mask.sum(axis=1), out=indptr[1:])
     rows, cols = np.nonzero(mask)
     sim_name = sim_options.get("name", "msd")
+    if not isinstance(sim_name, str):
+        raise _bad(f"sim_options['name'] must be a similarity name, got {type(sim_name).__name__}")
     try:
         return KnnIR(
             variant=variant,
@@ -165,6 +169,8 @@ def from_surprise(algo: Any) -> KnnIR:
             },
             **extra,
         )
+    except UnsupportedModelError:
+        raise
     except Exception as exc:  # IRError: the object is not what a fitted Surprise model is
         raise _bad(str(exc)) from None
 

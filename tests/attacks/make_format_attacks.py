@@ -297,6 +297,24 @@ def attacks() -> list[FormatAttack]:
             _knn(_string_keys),
         ),
         FormatAttack(
+            "knn-k-10-to-5000",
+            ".pkl",
+            "k = 10**5000: any message that printed it would fail (int-to-str limit)",
+            "cannot convert this Surprise model: k must be a whole number in [0, 2^32), got a "
+            "huge number" + KNN_ADVICE,
+            "surprise",
+            _knn(_set("k", 10**5000)),
+        ),
+        FormatAttack(
+            "knn-similarity-name-an-int",
+            ".pkl",
+            "sim_options['name'] 10**5000 (written into the blob's provenance as text)",
+            "cannot convert this Surprise model: sim_options['name'] must be a similarity name, "
+            "got int" + KNN_ADVICE,
+            "surprise",
+            _knn(lambda algo: algo.sim_options.__setitem__("name", 10**5000)),
+        ),
+        FormatAttack(
             "knn-shared-rating-lists",
             ".pkl",
             "every item's ratings one memoized list of 150 000 pairs",
