@@ -137,6 +137,7 @@ CASES: dict[str, tuple[Callable[[], Any], list[str]]] = {
     "839k classes x 8 (esb)": (_many_classes, []),
     "MultiOutputRegressor 4096 x 1984 (esb)": (_multi_output, []),
     "OneVsRest 2048 x 4032 (esb)": (_one_vs_rest, []),
+    "dense 1 x 8.4M as .skops (esb)": (_dense_one_row, ["skops"]),
 }
 
 
@@ -149,8 +150,14 @@ def run_case(name: str, work: Path) -> dict[str, Any]:
     import joblib
 
     make, args = CASES[name]
-    src = work / "model.joblib"
-    joblib.dump(make(), src)
+    if args == ["skops"]:
+        import skops.io as sio
+
+        src, args = work / "model.skops", []
+        sio.dump(make(), src)
+    else:
+        src = work / "model.joblib"
+        joblib.dump(make(), src)
     out = work / ("out.onnx" if "onnx" in args else "out.esb")
     body = (
         "import sys, runpy\n"
