@@ -127,6 +127,35 @@ def _one_vs_rest() -> Any:
     return ovr
 
 
+def _knn_at_cap() -> Any:
+    """The committed Surprise example with 2880 users x 40 items rated by each and a dense
+    2880 x 2880 similarity matrix (63 MiB; 115 200 ratings, within the opcode cap)."""
+    import collections
+
+    from edgesparse.loader import load_model
+
+    algo = load_model(ROOT / "models" / "knn_means.pkl")
+    algo = algo["algo"] if isinstance(algo, dict) else algo
+    n_u, n_i = 2880, 40
+    rng = np.random.default_rng(4)
+    ur: Any = collections.defaultdict(list)
+    ir: Any = collections.defaultdict(list)
+    for u in range(n_u):
+        for i in range(n_i):
+            r = float(rng.integers(1, 6))
+            ur[u].append((i, r))
+            ir[i].append((u, r))
+    ts = algo.trainset
+    ts.ur, ts.ir, ts._global_mean = ur, ir, None
+    ts._raw2inner_id_users = {f"u{u}": u for u in range(n_u)}
+    ts._raw2inner_id_items = {f"i{i}": i for i in range(n_i)}
+    ts.n_users, ts.n_items, ts.n_ratings = n_u, n_i, n_u * n_i
+    algo.sim = rng.uniform(0.01, 1.0, (n_u, n_u))
+    algo.means = rng.uniform(1.0, 5.0, n_u)
+    algo.sim_options = {"name": "cosine", "user_based": True}
+    return algo
+
+
 CASES: dict[str, tuple[Callable[[], Any], list[str]]] = {
     "dense 1 x 8.4M (esb)": (_dense_one_row, []),
     "dense 8 x 1M (esb)": (_dense_eight_rows, []),
@@ -138,6 +167,8 @@ CASES: dict[str, tuple[Callable[[], Any], list[str]]] = {
     "MultiOutputRegressor 4096 x 1984 (esb)": (_multi_output, []),
     "OneVsRest 2048 x 4032 (esb)": (_one_vs_rest, []),
     "dense 1 x 8.4M as .skops (esb)": (_dense_one_row, ["skops"]),
+    "Surprise k-NN 2880 users (esb v2)": (_knn_at_cap, []),
+    "Surprise k-NN 2880 users, --neighbours exact": (_knn_at_cap, ["--neighbours", "exact"]),
 }
 
 
