@@ -1,35 +1,39 @@
-"""Accuracy-aware compression benchmark: sparsity reached within an accuracy budget.
+"""Accuracy-aware compression benchmark: does the certified budget hold on rows the run never
+saw, and how much sparsity does it reach as calibration data grows?
 
-For every bundled model in ``--models-dir`` (default models/; the large ones when generated
-with ``python models/train.py --large --out DIR``) the calibration data is the model's own
-``<name>.test.npz`` (rows the model was never trained on). As ``edgesparse compress
---calibration`` does, 25% of it is held out (stratified, fixed seed) and every figure here is
-measured on those held-out rows only. Because one quarter of a small file is few rows, the
-search is repeated for seeds 0-3 (four different held-out quarters) and the table shows the
-mean (and range).
+For each dataset a model is trained once on a training part; the rest is split, by a fixed
+seed, into a calibration *pool* and a large *test* set that neither training nor any compress
+run touches. Each run draws ``n`` calibration rows from the pool (seeds 0-4: a different draw
+and a different search/certify split each time), runs :func:`edgesparse.api.
+compress_to_budget` (95% confidence) and scores the written model against the original
+(scikit-learn's ``predict``) on the whole test set. A run "holds" when its test accuracy drop
+is within the budget; a run that certifies nothing writes nothing (counted as 0% sparsity,
+and as holding: the tool refused).
 
-For budgets of 0.1%, 0.5% and 1% held-out accuracy drop (R² drop for regressors), with and
-without ``--refit``, it reports the sparsity reached, the held-out drop of the chosen model
-(recomputed here: scikit-learn's predictions vs the numpy runtime's), the held-out drop of
-one-shot global magnitude pruning (``--sparsity S``, int8) at the *same* sparsity, and the
-time taken. Goal: digits pipeline >= 80% sparsity within 0.5 pt held-out accuracy.
+Datasets (no network: scikit-learn's bundled sets and generators):
 
-A quarter of digits' 450 test rows is 113 rows: 0.5 pt is less than one row there, so that
-protocol cannot resolve the goal, and choosing the sparsest of many candidates on those same
-rows favours lucky ones. A second table therefore uses an *independent* check for models that
-ship ``<name>.train.npz`` (digits: the 1347 rows the model was trained on, written by
-``models/train.py``): that file is the calibration data (the compress run holds out 25% of it
-for its own decisions and refits on the rest), and the chosen model is then scored on all of
-``<name>.test.npz``, rows that neither the model's training nor the compress run ever saw. The
-table shows both drops and the paired standard error of the test drop.
+* ``digits``: StandardScaler + LogisticRegression on 8x8 digits (64 x 10), 600 training rows,
+  calibration up to 600 rows, 597 test rows;
+* ``breast_cancer``: StandardScaler + LogisticRegression (30 x 1), 170 training rows,
+  calibration up to 200, 199 test rows;
+* ``synthetic``: ``make_classification`` (100 features, 20 informative, 5 classes), 10 000
+  training rows, calibration 100 ... 10 000, 15 000 test rows;
+* ``synthetic_binary``: ``make_classification`` (300 features, 15 informative, 2 classes,
+  LogisticRegression C=0.1), same sizes.
 
-Prints Markdown tables and writes JSON (``--out``, default benchmarks/results/budget.json).
+The digits goal (>= 80% sparsity within 0.5 pt, certified at 95%) is answered by the rows it
+needs: :func:`digits_rows_needed` takes the certified sequence's candidate at 80% sparsity,
+measures how often it turns a right answer wrong on the test rows, and computes the fewest
+certify rows with which the exact binomial test would certify 0.5 pt at that rate.
+
+Prints a Markdown table and writes JSON (``--out``, default benchmarks/results/budget.json).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -37,315 +41,275 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import edgesparse  # noqa: E402
 from edgesparse.api import compress_to_budget  # noqa: E402
 from edgesparse.frontend import to_ir  # noqa: E402
-from edgesparse.loader import load_model  # noqa: E402
-from edgesparse.passes.budget import split_calibration  # noqa: E402
-from edgesparse.passes.refit import class_index  # noqa: E402
+from edgesparse.passes import certify  # noqa: E402
+from edgesparse.passes.candidates import prune_candidate, quantize_as  # noqa: E402
 from edgesparse.runtime.model import Model  # noqa: E402
 
-MODELS = [
-    "digits_pipeline",
-    "iris_l2_logreg",
-    "iris_sgd_l1",
-    "diabetes_ridge",
-    "text_sgd",
-    "synthetic_sgd",
-]
-BUDGETS = (0.001, 0.005, 0.01)
-SEEDS = (0, 1, 2, 3)
+SEEDS = (0, 1, 2, 3, 4)
+CONFIDENCE = 0.95
 
 
-def load_data(path: Path) -> tuple[Any, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        y = npz["y"]
-        if "X" in npz.files:
-            return npz["X"], y
-        shape = tuple(int(v) for v in npz["X_shape"])
-        X = sp.csr_matrix((npz["X_data"], npz["X_indices"], npz["X_indptr"]), shape=shape)
-        return X, y
+def datasets() -> dict[str, dict[str, Any]]:
+    """Each dataset: the trained estimator, the calibration pool, the test set, the runs."""
+    from sklearn.datasets import load_breast_cancer, load_digits, make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    def pipe(C: float = 1.0) -> Any:
+        return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+
+    out: dict[str, dict[str, Any]] = {}
+    X, y = load_digits(return_X_y=True)
+    out["digits"] = _parts(
+        pipe(), X, y, train=600, test=597, sizes=(100, 300, 600), budgets=(0.005, 0.01, 0.02)
+    )
+    X, y = load_breast_cancer(return_X_y=True)
+    out["breast_cancer"] = _parts(
+        pipe(), X, y, train=170, test=199, sizes=(100, 200), budgets=(0.02, 0.05)
+    )
+    X, y = make_classification(
+        n_samples=40_000,
+        n_features=100,
+        n_informative=20,
+        n_classes=5,
+        n_clusters_per_class=1,
+        random_state=0,
+    )
+    out["synthetic"] = _parts(
+        pipe(),
+        X,
+        y,
+        train=10_000,
+        test=15_000,
+        sizes=(100, 300, 1000, 3000, 10_000),
+        budgets=(0.005, 0.01),
+    )
+    X, y = make_classification(
+        n_samples=40_000, n_features=300, n_informative=15, n_redundant=5, random_state=1
+    )
+    out["synthetic_binary"] = _parts(
+        pipe(0.1),
+        X,
+        y,
+        train=10_000,
+        test=15_000,
+        sizes=(100, 300, 1000, 3000, 10_000),
+        budgets=(0.005, 0.01),
+    )
+    return out
 
 
-def score(est_or_model: Any, X: Any, y: np.ndarray, *, classifier: bool) -> float:
-    pred = est_or_model.predict(X)
-    if classifier:
-        return float(np.mean(pred == y))
-    from sklearn.metrics import r2_score
-
-    return float(r2_score(y, pred))
-
-
-def one_run(
-    est: Any, X: Any, y: np.ndarray, *, budget: float, refit: bool, seed: int
-) -> dict[str, Any]:
-    ir = to_ir(est)
-    classifier = ir.is_classifier
-    limit = {"max_accuracy_drop" if classifier else "max_r2_drop": budget}
-    start = time.perf_counter()
-    result = compress_to_budget(est, X, y, refit=refit, seed=seed, **limit)
-    seconds = time.perf_counter() - start
-    target = class_index(y, ir.classes) if classifier else None
-    hold = split_calibration(X.shape[0], target, seed=seed).heldout
-    Xh, yh = X[hold], y[hold]
-    # Oracle: scikit-learn itself on the held-out rows; the chosen IR run by the runtime.
-    ref = score(est, Xh, yh, classifier=classifier)
-    got = score(Model(result.ir), Xh, yh, classifier=classifier)
-    sparsity = result.report["chosen"]["sparsity"]
-    # One-shot global magnitude pruning at the same sparsity (what --sparsity S does).
-    shot = edgesparse.compress(ir, sparsity=sparsity, quantize="int8")
-    shot_score = score(Model(shot), Xh, yh, classifier=classifier)
-    return {
-        "seed": seed,
-        "met": result.met,
-        "sparsity": sparsity,
-        "nnz": result.ir.nnz,
-        "family": f"{result.report['chosen']['family']}/{result.report['chosen']['importance']}",
-        "refit_kept": bool(result.report["refit"].get("kept")),
-        "heldout_rows": int(hold.size),
-        "score_before": ref,
-        "score_after": got,
-        "drop": ref - got,
-        "one_shot_sparsity": 1 - shot.nnz / (ir.n_outputs * ir.n_features),
-        "one_shot_drop": ref - shot_score,
-        "seconds": seconds,
-    }
-
-
-def independent_run(
+def _parts(
     est: Any,
-    X_cal: Any,
-    y_cal: np.ndarray,
-    X_test: Any,
-    y_test: np.ndarray,
+    X: np.ndarray,
+    y: np.ndarray,
     *,
-    budget: float,
-    refit: bool,
-    seed: int,
+    train: int,
+    test: int,
+    sizes: tuple[int, ...],
+    budgets: tuple[float, ...],
 ) -> dict[str, Any]:
-    """Compress with ``(X_cal, y_cal)`` as calibration, score on ``(X_test, y_test)``."""
-    ir = to_ir(est)
-    limit = {"max_accuracy_drop" if ir.is_classifier else "max_r2_drop": budget}
-    start = time.perf_counter()
-    result = compress_to_budget(est, X_cal, y_cal, refit=refit, seed=seed, **limit)
-    seconds = time.perf_counter() - start
-    report = result.report
-    sparsity = report["chosen"]["sparsity"]
-    shot = edgesparse.compress(ir, sparsity=sparsity, quantize="int8")
+    order = np.random.default_rng(12345).permutation(len(y))
+    tr, te, pool = order[:train], order[train : train + test], order[train + test :]
+    est.fit(X[tr], y[tr])
+    return {
+        "est": est,
+        "pool": (X[pool], y[pool]),
+        "test": (X[te], y[te]),
+        "sizes": tuple(min(s, pool.size) for s in sizes),
+        "budgets": budgets,
+        "shape": f"{len(np.unique(y))} classes x {X.shape[1]} features",
+    }
+
+
+def one_run(d: dict[str, Any], *, n: int, budget: float, seed: int, refit: bool) -> dict[str, Any]:
+    """Compress with ``n`` calibration rows drawn from the pool; score on the test set."""
+    Xp, yp = d["pool"]
+    Xt, yt = d["test"]
+    idx = np.random.default_rng(1000 + seed).choice(yp.size, size=n, replace=False)
+    started = time.perf_counter()
+    res = compress_to_budget(
+        d["est"],
+        Xp[idx],
+        yp[idx],
+        max_accuracy_drop=budget,
+        seed=seed,
+        refit=refit,
+        confidence=CONFIDENCE,
+    )
+    seconds = time.perf_counter() - started
+    ref = d["est"].predict(Xt)
     row: dict[str, Any] = {
+        "n": n,
+        "budget": budget,
         "seed": seed,
-        "met": result.met,
-        "sparsity": sparsity,
-        "nnz": result.ir.nnz,
-        "refit_kept": bool(report["refit"].get("kept")),
-        "calibration_heldout_rows": report["calibration"]["heldout_rows"],
-        "calibration_heldout_drop": _drop(report, ir.is_classifier),
-        "test_rows": int(X_test.shape[0]),
+        "refit": refit,
+        "certified": res.met,
         "seconds": seconds,
     }
-    if ir.is_classifier:
-        ref_ok = est.predict(X_test) == y_test
-        got_ok = Model(result.ir).predict(X_test) == y_test
-        n = ref_ok.size
-        # Paired difference of two accuracies on the same rows: only discordant rows count.
-        b, c = int(np.sum(ref_ok & ~got_ok)), int(np.sum(~ref_ok & got_ok))
-        row.update(
-            test_drop=(b - c) / n,
-            test_drop_se=float(np.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n),
-            one_shot_test_drop=float(
-                np.mean(ref_ok) - np.mean(Model(shot).predict(X_test) == y_test)
-            ),
-        )
-    else:
-        ref = score(est, X_test, y_test, classifier=False)
-        row.update(
-            test_drop=ref - score(Model(result.ir), X_test, y_test, classifier=False),
-            test_drop_se=None,
-            one_shot_test_drop=ref - score(Model(shot), X_test, y_test, classifier=False),
-        )
-    return row
+    if not res.met:
+        return {**row, "sparsity": 0.0, "test_drop": 0.0, "holds": True}
+    new = Model(res.ir).predict(Xt)
+    drop = float(np.mean(ref == yt) - np.mean(new == yt))
+    return {
+        **row,
+        "sparsity": res.report["chosen"]["sparsity"],
+        "test_drop": drop,
+        "holds": drop <= budget + 1e-12,
+        "chosen": res.report["chosen"],
+    }
 
 
-def _drop(report: dict[str, Any], classifier: bool) -> float:
-    key = "accuracy" if classifier else "r2"
-    return float(report["before"][key] - report["after"][key])
+def digits_goal(*, budget: float = 0.005, sparsity: float = 0.8) -> dict[str, Any]:
+    """The committed digits pipeline at ``sparsity``: how many certify rows would certify
+    ``budget``? For each family x importance (and with a refit on its training rows), the
+    candidate keeping the most units at that sparsity is built; the one turning the fewest of
+    ``digits_pipeline.train.npz``'s right answers wrong is chosen (never on the test rows),
+    then its right -> wrong and wrong -> right rates are measured on the 450 unseen rows of
+    ``.test.npz`` and the fewest certify rows with which the count or net test certifies
+    ``budget`` at those rates are computed (None: not at any count, the measured drop is above
+    the budget)."""
+    from edgesparse.data import load_dataset
+    from edgesparse.loader import load_model
+    from edgesparse.passes.candidates import FAMILIES, IMPORTANCES, keep_grid, n_units
+    from edgesparse.passes.refit import Penalty, refit
 
+    est = load_model(ROOT / "models" / "digits_pipeline.pkl")
+    train = load_dataset(ROOT / "models" / "digits_pipeline.train.npz")
+    test = load_dataset(ROOT / "models" / "digits_pipeline.test.npz")
+    ir = to_ir(est)
+    cells = ir.n_outputs * ir.n_features
+    mean, std = train.X.mean(axis=0), train.X.std(axis=0)
+    penalty = Penalty(total=1.0 / est.steps[-1][1].C)
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/budget.json")
-    parser.add_argument(
-        "--models", nargs="+", choices=MODELS, default=MODELS, help="models to run (default: all)"
-    )
-    args = parser.parse_args(argv)
-    rows: list[dict[str, Any]] = []
-    independent: list[dict[str, Any]] = []
-    for name in args.models:
-        pkl, data = args.models_dir / f"{name}.pkl", args.models_dir / f"{name}.test.npz"
-        if not (pkl.exists() and data.exists()):
-            print(
-                f"skip {name}: {pkl.name} / {data.name} not in {args.models_dir}", file=sys.stderr
+    def wrong(model_ir: Any, X: np.ndarray, y: np.ndarray) -> int:
+        return int(np.sum((est.predict(X) == y) & (Model(model_ir).predict(X) != y)))
+
+    options = []
+    for fam in FAMILIES:
+        for imp in IMPORTANCES:
+            for k in keep_grid(n_units(ir, family=fam), factor=0.99):
+                pruned = prune_candidate(ir, family=fam, importance=imp, keep=k, mean=mean, std=std)
+                if 1 - quantize_as(pruned, "int8-per-row").nnz / cells >= sparsity:
+                    break
+            for refitted in (False, True):
+                cand = (
+                    refit(pruned, train.X, train.y, penalty=penalty, teacher=ir).ir
+                    if (refitted)
+                    else pruned
+                )
+                cand = quantize_as(cand, "int8-per-row")
+                options.append((wrong(cand, train.X, train.y), fam, imp, refitted, cand))
+    k_train, fam, imp, refitted, cand = min(options, key=lambda o: o[0])
+    k = wrong(cand, test.X, test.y)
+    j = int(np.sum((est.predict(test.X) != test.y) & (Model(cand).predict(test.X) == test.y)))
+    m = test.y.size
+    drop = (k - j) / m
+    needed = None
+    if drop < budget:
+        # The fewest certify rows at which the measured rates pass the better exact test.
+        n = certify.rows_needed(budget=budget, alpha=1 - CONFIDENCE) or 1
+        while n < 10**7:
+            kk, jj = math.floor(k / m * n), math.ceil(j / m * n)
+            p = min(
+                certify.binomial_p_value(events=kk, rows=n, budget=budget),
+                certify.net_p_value(worse=kk, better=jj, rows=n, budget=budget),
             )
-            continue
-        est = load_model(pkl)
-        X, y = load_data(data)
-        for budget in BUDGETS:
-            for refit in (False, True):
-                runs = [one_run(est, X, y, budget=budget, refit=refit, seed=s) for s in SEEDS]
-                rows.append(
-                    {
-                        "model": name,
-                        "metric": "accuracy" if to_ir(est).is_classifier else "r2",
-                        "budget": budget,
-                        "refit": refit,
-                        "runs": runs,
-                        **{
-                            f"mean_{k}": float(np.mean([r[k] for r in runs]))
-                            for k in ("sparsity", "drop", "one_shot_drop", "seconds")
-                        },
-                        "min_sparsity": min(r["sparsity"] for r in runs),
-                        "max_sparsity": max(r["sparsity"] for r in runs),
-                        "refit_kept": sum(r["refit_kept"] for r in runs),
-                        "calibration_rows": int(X.shape[0]),
-                        "nnz_before": to_ir(est).nnz,
-                        "mean_nnz": float(np.mean([r["nnz"] for r in runs])),
-                    }
-                )
-                print(f"  {name} budget {budget} refit {refit}: done", file=sys.stderr)
-        cal = args.models_dir / f"{name}.train.npz"
-        if not cal.exists():
-            continue
-        X_cal, y_cal = load_data(cal)
-        for budget in BUDGETS:
-            for refit in (False, True):
-                runs = [
-                    independent_run(est, X_cal, y_cal, X, y, budget=budget, refit=refit, seed=s)
-                    for s in SEEDS
-                ]
-                independent.append(
-                    {
-                        "model": name,
-                        "budget": budget,
-                        "refit": refit,
-                        "runs": runs,
-                        "calibration_rows": int(X_cal.shape[0]),
-                        "test_rows": int(X.shape[0]),
-                        **{
-                            f"mean_{k}": float(np.mean([r[k] for r in runs]))
-                            for k in (
-                                "sparsity",
-                                "calibration_heldout_drop",
-                                "test_drop",
-                                "one_shot_test_drop",
-                                "seconds",
-                            )
-                        },
-                        "min_sparsity": min(r["sparsity"] for r in runs),
-                        "max_sparsity": max(r["sparsity"] for r in runs),
-                        "max_test_drop": max(r["test_drop"] for r in runs),
-                    }
-                )
-                print(f"  {name} independent budget {budget} refit {refit}: done", file=sys.stderr)
-    header = (
-        "| model | metric | budget | refit | sparsity mean (min-max) | nnz | held-out drop | "
-        "one-shot magnitude drop, same sparsity | refit kept | seconds |"
+            if p <= 1 - CONFIDENCE:
+                break
+            n += max(1, n // 200)
+        needed = n
+    return {
+        "family": f"{fam}/{imp}",
+        "refit": refitted,
+        "sparsity": 1 - cand.nnz / cells,
+        "train_right_to_wrong": k_train,
+        "test_rows": m,
+        "test_right_to_wrong": k,
+        "test_wrong_to_right": j,
+        "test_drop": drop,
+        "certify_rows_needed": needed,
+        "calibration_rows_needed": None if needed is None else math.ceil(needed / 0.7),
+    }
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "| dataset | budget | calibration rows | certified | sparsity, mean (min-max) "
+        "| test drop, mean (worst) | within budget | s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted(
+        {(r["dataset"], r["budget"], r["refit"], r["n"]) for r in results},
+        key=lambda k: (k[0], k[1], k[2], k[3]),
     )
-    lines = [header, "|" + "---|" * 10]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['metric']} | {r['budget']:.1%} | "
-            f"{'yes' if r['refit'] else 'no'} | {r['mean_sparsity']:.1%} "
-            f"({r['min_sparsity']:.1%}-{r['max_sparsity']:.1%}) | "
-            f"{r['nnz_before']} -> {r['mean_nnz']:.0f} | {100 * r['mean_drop']:+.2f} pt | "
-            f"{100 * r['mean_one_shot_drop']:+.2f} pt | "
-            f"{r['refit_kept'] if r['refit'] else '-'}{'/4' if r['refit'] else ''} | "
-            f"{r['mean_seconds']:.2f} |"
-        )
-    print("\n".join(lines))
-    if independent:
-        print(
-            "\nIndependent check: calibration = <name>.train.npz (the model's training rows; "
-            "25% held out inside the compress run), drop measured on all of <name>.test.npz, "
-            "rows neither training nor compression saw. Seeds 0-3.\n"
-        )
-        lines = [
-            "| model | budget | refit | sparsity mean (min-max) | drop on calibration "
-            "held-out | test drop mean (worst) | test drop paired s.e. | one-shot test drop, "
-            "same sparsity |",
-            "|" + "---|" * 8,
+    for name, budget, refit, n in keys:
+        rs = [
+            r
+            for r in results
+            if (r["dataset"], r["budget"], r["refit"], r["n"]) == (name, budget, refit, n)
         ]
-        for r in independent:
-            se = [x["test_drop_se"] for x in r["runs"] if x["test_drop_se"] is not None]
-            lines.append(
-                f"| {r['model']} | {r['budget']:.1%} | {'yes' if r['refit'] else 'no'} | "
-                f"{r['mean_sparsity']:.1%} ({r['min_sparsity']:.1%}-{r['max_sparsity']:.1%}) | "
-                f"{100 * r['mean_calibration_heldout_drop']:+.2f} pt | "
-                f"{100 * r['mean_test_drop']:+.2f} pt ({100 * r['max_test_drop']:+.2f}) | "
-                + (f"{100 * float(np.mean(se)):.2f} pt" if se else "-")
-                + f" | {100 * r['mean_one_shot_test_drop']:+.2f} pt |"
-            )
-        print("\n".join(lines))
-    goal = [
-        r for r in rows if r["model"] == "digits_pipeline" and r["budget"] == 0.005 and r["refit"]
-    ]
-    verdict = None
-    goal_independent = [
-        r for r in independent if r["model"] == "digits_pipeline" and r["budget"] == 0.005
-    ]
-    independent_verdict = None
-    if goal_independent:
-        best = max(goal_independent, key=lambda r: r["mean_sparsity"])
-        independent_verdict = {
-            "refit": best["refit"],
-            "mean_sparsity": best["mean_sparsity"],
-            "mean_test_drop_pt": 100 * best["mean_test_drop"],
-            "max_test_drop_pt": 100 * best["max_test_drop"],
-            "met": best["mean_sparsity"] >= 0.8 and best["max_test_drop"] <= 0.005,
-        }
-        print(
-            f"\ngoal, independent check (calibration train.npz, drop on test.npz, "
-            f"{'--refit' if best['refit'] else 'no refit'}): mean sparsity "
-            f"{best['mean_sparsity']:.1%}, test drop mean "
-            f"{independent_verdict['mean_test_drop_pt']:+.2f} pt, worst "
-            f"{independent_verdict['max_test_drop_pt']:+.2f} pt -> "
-            f"{'met' if independent_verdict['met'] else 'NOT met'}"
+        sp_ = [r["sparsity"] for r in rs]
+        drops = [r["test_drop"] for r in rs if r["certified"]]
+        drop = f"{np.mean(drops) * 100:+.2f} pt ({max(drops) * 100:+.2f})" if drops else "-"
+        lines.append(
+            f"| {name}{' +refit' if refit else ''} | {budget:.1%} | {n} "
+            f"| {sum(r['certified'] for r in rs)}/{len(rs)} "
+            f"| {np.mean(sp_):.1%} ({min(sp_):.0%}-{max(sp_):.0%}) | {drop} "
+            f"| {sum(r['holds'] for r in rs)}/{len(rs)} "
+            f"| {np.mean([r['seconds'] for r in rs]):.2f} |"
         )
-    if goal:
-        g = goal[0]
-        verdict = {
-            "mean_sparsity": g["mean_sparsity"],
-            "max_drop_pt": 100 * max(x["drop"] for x in g["runs"]),
-            "goal": "digits pipeline >= 80% sparsity within 0.5 pt held-out accuracy",
-            "met": g["mean_sparsity"] >= 0.8 and all(x["drop"] <= 0.005 for x in g["runs"]),
-        }
-        print(
-            f"\ngoal (digits >= 80% sparsity within 0.5 pt, --refit): mean sparsity "
-            f"{g['mean_sparsity']:.1%}, worst held-out drop {verdict['max_drop_pt']:+.2f} pt -> "
-            f"{'met' if verdict['met'] else 'NOT met'}"
-        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "budget.json")
+    ap.add_argument("--quick", action="store_true", help="2 seeds, fewer sizes (smoke run)")
+    args = ap.parse_args()
+    seeds = SEEDS[:2] if args.quick else SEEDS
+    results: list[dict[str, Any]] = []
+    data = datasets()
+    for name, d in data.items():
+        sizes = d["sizes"][:2] if args.quick else d["sizes"]
+        plans = [(b, False) for b in d["budgets"]]
+        if name == "digits":
+            plans.append((0.01, True))
+        for budget, refit in plans:
+            for n in sizes:
+                for seed in seeds:
+                    r = one_run(d, n=n, budget=budget, seed=seed, refit=refit)
+                    results.append({"dataset": name, "shape": d["shape"], **r})
+            print(f"{name} budget {budget} refit {refit}: done", file=sys.stderr)
+    goal = [digits_goal(sparsity=f) for f in (0.8, 0.7, 0.6)]
+    held = sum(r["holds"] for r in results)
+    print(table(results))
+    print(
+        f"\nwithin budget on the test set: {held}/{len(results)} runs "
+        f"({held / len(results):.1%}); certified: "
+        f"{sum(r['certified'] for r in results)}/{len(results)}"
+    )
+    for g in goal:
+        print(f"digits goal: {json.dumps(g)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
-        "machine": {"python": platform.python_version(), "machine": platform.machine()},
-        "protocol": "calibration = <name>.test.npz; 25% held out (stratified), seeds 0-3; "
-        "figures on the held-out rows",
-        "rows": rows,
-        "goal": verdict,
-        "independent_protocol": "calibration = <name>.train.npz (the rows the model was trained "
-        "on; 25% held out inside the compress run, seeds 0-3); test figures on all of "
-        "<name>.test.npz, which neither the model's training nor the compress run saw",
-        "independent": independent,
-        "goal_independent": independent_verdict,
+        "machine": platform.platform(),
+        "python": platform.python_version(),
+        "confidence": CONFIDENCE,
+        "runs": [{k: v for k, v in r.items() if k != "chosen"} for r in results],
+        "within_budget": held / len(results),
+        "digits_goal": goal,
     }
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+    print(f"wrote {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -80,7 +80,7 @@ def bench_model(name: str, work: Path) -> dict[str, Any] | None:
     if not pkl.exists() or not data.exists():
         return None
     est = load_model(pkl)
-    ir = edgesparse.compress(est)  # defaults: int8 per row, no pruning
+    ir = edgesparse.compress(est, quantize="int8")  # int8 per row, no pruning
     blob = work / f"{name}.esb"
     n_bytes = esb.write(ir, blob)
     model = edgesparse.load(blob)

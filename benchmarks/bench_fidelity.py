@@ -46,7 +46,7 @@ def run_case(name: str) -> dict[str, Any]:
     """Measure one case of the suite."""
     case = fs.case(name)
     data = fs.training_rows(name) if fs.needs_data(name) else None
-    old = compress(to_ir(case.estimator).replace(input_stats=None), columns="none")
+    old = compress(to_ir(case.estimator).replace(input_stats=None), columns="none", quantize="int8")
     new = compress(case.estimator, data=data)
     blob = esb.encode(new)
     scores = {
@@ -58,6 +58,8 @@ def run_case(name: str) -> dict[str, Any]:
         "case": name,
         "classifier": case.is_classifier,
         "test_rows": int(case.X_test.shape[0]),
+        "quantization": new.quantization,
+        "int16_rows": int(new.wide_rows.sum()),
         "column_scaling": new.column_scaling,
         "with_training_stats": data is not None,
         "esb_bytes": len(blob),
@@ -65,6 +67,77 @@ def run_case(name: str) -> dict[str, Any]:
         **scores,
         "passes": {k: fs.passes(case, v) for k, v in scores.items()},
     }
+
+
+def size_cases() -> list[dict[str, Any]]:
+    """Bytes against fidelity: a 10-class x 200-feature StandardScaler + LogisticRegression on
+    mixed-scale columns, and the hashed-text model when ``models/train.py --large`` made it."""
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from edgesparse.api import compress_quantized
+
+    X, y = make_classification(
+        n_samples=4000, n_features=200, n_informative=60, n_classes=10, random_state=0
+    )
+    X = fs.mixed_scale(X, seed=5)
+    est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000)).fit(X[:2000], y[:2000])
+    out = []
+    for layout, quantize, data in (
+        ("default (probe rows)", None, None),
+        ("default + --check-data (fit rows)", None, X[:2000]),
+        ("--quantize int8", "int8", None),
+        ("--quantize float32", "float32", None),
+    ):
+        ir = compress_quantized(est, quantize=quantize, data=data).ir
+        n = len(esb.encode(ir))
+        agree = float(np.mean(Model(ir).predict(X[2000:]) == est.predict(X[2000:])))
+        out.append(
+            {
+                "model": "10 x 200 mixed-scale",
+                "layout": f"{layout}: {ir.quantization}, {int(ir.wide_rows.sum())} int16 rows",
+                "bytes": n,
+                "vs_float32": n / (4 * 2000),
+                "agreement": agree,
+            }
+        )
+    return out + _text_sizes()
+
+
+def _text_sizes() -> list[dict[str, Any]]:
+    import numpy as np
+
+    from edgesparse.api import compress_quantized
+    from edgesparse.data import load_dataset
+    from edgesparse.loader import load_model
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    if not (models / "text_sgd.pkl").exists():
+        print("(text model absent: python models/train.py --large makes it)")
+        return []
+    est = load_model(models / "text_sgd.pkl")
+    import scipy.sparse as sp
+
+    X = load_dataset(models / "text_sgd.test.npz", n_features=est.n_features_in_).X
+    X = sp.csr_matrix((X.data, X.indices, X.indptr), shape=X.shape)
+    out = []
+    for layout, data in (("default (no statistics)", None), ("default + --check-data", X)):
+        ir = compress_quantized(est, data=data).ir
+        n = len(esb.encode(ir))
+        agree = float(np.mean(Model(ir).predict(X) == est.predict(X)))
+        out.append(
+            {
+                "model": f"text 20 x 2^18 ({n / ir.nnz:.2f} B/nnz)",
+                "layout": f"{layout}: {ir.quantization}, {int(ir.wide_rows.sum())} int16 rows",
+                "bytes": n,
+                "vs_float32": n / (4 * ir.nnz),
+                "agreement": agree,
+            }
+        )
+    return out
 
 
 def _fmt(row: dict[str, Any], key: str) -> str:
@@ -102,8 +175,22 @@ def main() -> None:
     )
     for r in fails:
         print(f"  {r['case']}: .esb {_fmt(r, 'esb')} on {r['test_rows']} rows")
+    raised = [r for r in rows if r["int16_rows"]]
+    print(
+        f"default precision: {len(rows) - len(raised)} int8, {len(raised)} with int16 rows "
+        f"({sum(r['int16_rows'] for r in raised)} rows), "
+        f"{sum(r['quantization'] == 'float32' for r in rows)} float32"
+    )
+    sizes = size_cases()
+    print("\n| model | layout | bytes | vs float32 weights | agreement on held-out rows |")
+    print("|---|---|---|---|---|")
+    for z in sizes:
+        print(
+            f"| {z['model']} | {z['layout']} | {z['bytes']:,} | {z['vs_float32']:.2f}x | "
+            f"{z['agreement']:.2%} |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"seconds": time.perf_counter() - start, "cases": rows}
+    doc = {"seconds": time.perf_counter() - start, "cases": rows, "sizes": sizes}
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {args.out}")
 

@@ -187,12 +187,12 @@ def skl2onnx_variants(est: Any, X: Any, work: Path) -> list[tuple[str, bytes | N
 def edgesparse_variants(est: Any) -> list[tuple[str, bytes, bool, str]]:
     """(variant, model bytes, run with edgesparse.load's session options, note)."""
     fp32 = edgesparse.compress(est, quantize="float32")
-    int8 = edgesparse.compress(est)
+    int8 = edgesparse.compress(est, quantize="int8")
     # Half of the nonzero weights pruned (sparsity counts existing zeros: text_sgd is ~99%
     # zeros already, so a plain 0.5 would prune nothing there).
     exact = edgesparse.compress(est, quantize="none")
     n_cells = exact.n_outputs * exact.n_features
-    pruned = edgesparse.compress(est, sparsity=1 - 0.5 * exact.nnz / n_cells)
+    pruned = edgesparse.compress(est, sparsity=1 - 0.5 * exact.nnz / n_cells, quantize="int8")
     dq = eo.encode(int8)
     return [
         ("edgesparse fp32", eo.encode(fp32), True, ""),

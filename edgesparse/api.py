@@ -8,6 +8,7 @@ unless every step before it succeeded.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,15 +19,10 @@ import numpy as np
 from edgesparse.errors import InputError
 from edgesparse.frontend_knn import KnnCompressReport, compress_knn_file, is_surprise_knn
 from edgesparse.ir import LinearIR
-from edgesparse.passes.fidelity import (
-    Fidelity,
-    choose_int8,
-    data_stats,
-    evaluation_rows,
-    measure,
-)
+from edgesparse.passes.fidelity import Fidelity, data_stats
+from edgesparse.passes.precision import Quantized, safe_quantize
 from edgesparse.passes.prune import prune
-from edgesparse.passes.quantize import COLUMN_SCALINGS, quantize_int8, to_float32
+from edgesparse.passes.quantize import COLUMN_SCALINGS, to_float32
 from edgesparse.runtime.model import Model
 
 QUANTIZE_CHOICES = ("int8", "float32", "none")
@@ -124,19 +120,25 @@ def compress(
     sparsity: float = 0.0,
     threshold: float | None = None,
     prune_scope: str = "global",
-    quantize: str = "int8",
+    quantize: str | None = None,
     granularity: str = "row",
     columns: str = "auto",
     data: Any | None = None,
 ) -> LinearIR:
     """Prune, then quantize, a model (an estimator, a ``RawLinearModel`` or a ``LinearIR``).
 
+    :func:`compress_quantized` does the same and also returns the fidelity it measured and
+    what the default did.
+
     Args:
         model: what to compress; estimators go through :func:`edgesparse.frontend.to_ir`.
         sparsity: target fraction of zero weights (0 = no pruning, the default).
         threshold: alternatively, prune every weight with ``|w| < threshold``.
         prune_scope: ``"global"`` (one cut for the whole matrix) or ``"row"`` (per output).
-        quantize: ``"int8"`` (default), ``"float32"`` or ``"none"`` (float64, lossless).
+        quantize: None (default: int8, with the rows it serves worst raised to int16, or
+            float32, where int8 measures below the bar; see :mod:`edgesparse.passes.precision`),
+            ``"int8"`` (int8 whatever it measures), ``"float32"`` or ``"none"`` (float64,
+            lossless).
         granularity: int8 scales per ``"row"`` (default) or per ``"tensor"``.
         columns: int8 per-column power-of-two exponents: ``"auto"`` (default: with or
             without, whichever measures better on ``data`` or on probe rows drawn from the
@@ -146,7 +148,34 @@ def compress(
             (rather than the model's scalers') set the column exponents and the bias
             correction, and ``columns="auto"`` measures on them.
     """
-    if quantize not in QUANTIZE_CHOICES:
+    return compress_quantized(
+        model,
+        sparsity=sparsity,
+        threshold=threshold,
+        prune_scope=prune_scope,
+        quantize=quantize,
+        granularity=granularity,
+        columns=columns,
+        data=data,
+    ).ir
+
+
+def compress_quantized(
+    model: Any,
+    *,
+    sparsity: float = 0.0,
+    threshold: float | None = None,
+    prune_scope: str = "global",
+    quantize: str | None = None,
+    granularity: str = "row",
+    columns: str = "auto",
+    data: Any | None = None,
+) -> Quantized:
+    """:func:`compress` (same arguments), returning a
+    :class:`~edgesparse.passes.precision.Quantized`: the model, the fidelity of int8 measured
+    on ``data`` or probe rows (None when not int8 or nothing to measure on) and a note when the
+    default raised precision or an explicit int8 misses the bar."""
+    if quantize is not None and quantize not in QUANTIZE_CHOICES:
         raise InputError(f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}, not {quantize!r}")
     if columns not in ("auto", *COLUMN_SCALINGS):
         raise InputError(f"columns must be one of auto, {', '.join(COLUMN_SCALINGS)}")
@@ -160,13 +189,15 @@ def compress(
         # knows no centre at all.
         stats = data_stats(data)
         ir = ir.replace(input_stats=stats if stats is not None else ir.input_stats)
-    if quantize == "int8" and columns == "auto":
-        ir, _ = choose_int8(ir, granularity=granularity, X=data)
-    elif quantize == "int8":
-        ir = quantize_int8(ir, granularity=granularity, columns=columns)
-    elif quantize == "float32":
-        ir = to_float32(ir)
-    return ir
+    if quantize in (None, "int8"):
+        return safe_quantize(
+            ir,
+            explicit_int8=quantize == "int8",
+            granularity=granularity,
+            columns=columns,
+            data=data,
+        )
+    return Quantized(to_float32(ir) if quantize == "float32" else ir, None, None)
 
 
 def compress_file(
@@ -192,8 +223,9 @@ def compress_file(
     refit: bool = False,
     force: bool = False,
     report: str | os.PathLike[str] | None = None,
-    holdout: float = 0.25,
+    holdout: float = 0.7,
     seed: int = 0,
+    confidence: float = 0.95,
     progress: Progress | None = None,
 ) -> CompressReport | KnnCompressReport:
     """Load ``source`` safely, compress it, check it on ``check_data``, write ``output``.
@@ -202,8 +234,9 @@ def compress_file(
     instead (``neighbours`` per row, ``quantize``, ``check_data`` as a user,item,rating CSV)
     and gives a :class:`~edgesparse.frontend_knn.KnnCompressReport`.
 
-    ``quantize``: None (the default) is int8, raised to float32 when int8 measures below the
-    bar (see :func:`_safe_compress`); ``"int8"``, ``"float32"``, ``"none"`` are taken as given.
+    ``quantize``: None (the default) is int8, with rows raised to int16 (or float32) where int8
+    measures below the bar (see :mod:`edgesparse.passes.precision`); ``"int8"``,
+    ``"float32"``, ``"none"`` are taken as given.
 
     The output format is ``format`` (one of :data:`FORMATS`) or else follows the suffix of
     ``output`` (``.esb`` or ``.onnx``). ONNX options (see :func:`edgesparse.formats.onnx.build`):
@@ -213,12 +246,13 @@ def compress_file(
     loading, compression and the check have all succeeded.
 
     Accuracy-aware compression (see :func:`compress_to_budget`): ``calibration`` (a ``.npz``
-    with ``X`` and ``y``, CSR parts allowed, or a CSV with the label in the last column) and
-    one or more of ``max_accuracy_drop``, ``max_agreement_loss``, ``max_r2_drop``; ``refit``,
-    ``holdout``/``seed`` (the calibration split), ``quantize="auto"``. When the budget cannot
-    be met even without pruning nothing is written (``force`` writes the unpruned model
-    anyway). ``report`` names a JSON file for the search's fidelity report (written
-    atomically, after the model).
+    with ``X`` and ``y``, CSR parts allowed, or a CSV with the label in the last column; ``y``
+    may be left out for ``max_agreement_loss`` alone) and one or more of
+    ``max_accuracy_drop``, ``max_agreement_loss``, ``max_r2_drop``; ``confidence`` of the
+    certificate, ``refit``, ``holdout``/``seed`` (the calibration split), ``quantize="auto"``.
+    When not even the unpruned model can be certified nothing is written (``force`` writes
+    the unpruned model anyway). ``report`` names a JSON file for the search's fidelity report
+    (written atomically, after the model).
 
     ``progress`` (see :data:`Progress`) is told about each step (loading, compressing or the
     budget search, encoding, the check, writing), which can take seconds on wide models.
@@ -305,6 +339,7 @@ def compress_file(
             force=force,
             holdout=holdout,
             seed=seed,
+            confidence=confidence,
         )
     else:
         if quantize == "auto" or force or report is not None:
@@ -317,7 +352,7 @@ def compress_file(
             if check_data is not None
             else None
         )
-        compressed, fid, precision_note = _safe_compress(
+        done = compress_quantized(
             original,
             quantize=quantize,
             data=None if dataset is None else dataset.X,
@@ -327,7 +362,8 @@ def compress_file(
             granularity=granularity,
             columns=columns,
         )
-        estimate = None if fid is None else _fidelity_dict(fid)
+        compressed, precision_note = done.ir, done.note
+        estimate = None if done.fidelity is None else _fidelity_dict(done.fidelity)
     steps("building the ONNX graph" if fmt == "onnx" else "encoding the .esb blob")
     data, runner, detail = _encode(
         compressed, fmt, opset=opset, onnx_sparse=onnx_sparse, onnx_int8=onnx_int8
@@ -387,58 +423,19 @@ def _provenance_versions(ir: LinearIR) -> dict[str, str | None]:
     return {"sklearn_version": version, "sklearn_rules": ir.provenance.get("sklearn_rules")}
 
 
-def _safe_compress(
-    original: LinearIR, *, quantize: str | None, data: Any | None, **options: Any
-) -> tuple[LinearIR, Fidelity | None, str | None]:
-    """Prune and quantize; measure what quantization costs; the default raises precision.
-
-    The reference is the pruned model before quantization, measured on ``data`` (the user's
-    rows) or else on probe rows from the model's input statistics (see
-    :mod:`edgesparse.passes.fidelity`). When int8 is below the bar (99.5% label agreement,
-    regressors 1% of the output range) and ``quantize`` is None (the default), float32 is
-    written instead; an explicit ``"int8"`` keeps int8 and says what it costs. Returns the
-    model, its fidelity (None when there is nothing to measure on) and a note for the summary.
-    """
-    compressed = compress(original, quantize=quantize or "int8", data=data, **options)
-    if compressed.values.dtype != np.int8:
-        return compressed, None, None
-    prune_opts = {k: options[k] for k in ("sparsity", "threshold", "prune_scope")}
-    reference = compress(original, quantize="none", **prune_opts)
-    rows = evaluation_rows(original, data)
-    if rows is None:
-        return compressed, None, None
-    fid = measure(reference, compressed, rows[0], basis=rows[1])
-    if fid.meets():
-        return compressed, fid, None
-    if quantize is not None:
-        return (
-            compressed,
-            fid,
-            (
-                "int8 kept as asked (--quantize int8) although it is below the 99.5% bar here; "
-                "--quantize float32 keeps the model's labels"
-            ),
-        )
-    raised = compress(original, quantize="float32", **prune_opts)
-    hint = "; --check-data decides on your own rows" if fid.basis == "probe" else ""
-    return (
-        raised,
-        measure(reference, raised, rows[0], basis=rows[1]),
-        (
-            f"int8 gave {fid.describe()}, below the 99.5% bar: written as float32 instead "
-            f"(--quantize int8 keeps int8{hint})"
-        ),
-    )
-
-
 def _fidelity_dict(fid: Fidelity) -> dict[str, Any]:
-    return {**dataclasses.asdict(fid), "text": fid.describe(), "meets_default_bar": fid.meets()}
+    return {
+        **dataclasses.asdict(fid),
+        "text": fid.describe(),
+        "bar": fid.bar,
+        "meets_default_bar": fid.meets(),
+    }
 
 
 def compress_to_budget(
     model: Any,
     X: Any,
-    y: Any,
+    y: Any = None,
     *,
     max_accuracy_drop: float | None = None,
     max_agreement_loss: float | None = None,
@@ -446,16 +443,18 @@ def compress_to_budget(
     quantize: str = "int8",
     granularity: str = "row",
     refit: bool = False,
-    holdout: float = 0.25,
+    holdout: float = 0.7,
     seed: int = 0,
+    confidence: float = 0.95,
 ) -> Any:
-    """The sparsest model whose quantized form stays within an accuracy budget (pure).
+    """The sparsest model whose quantized form is certified within an accuracy budget (pure).
 
     ``model`` is an estimator (its own regularization sets the refit's L2 term) or a
-    ``LinearIR``; ``X``, ``y`` are calibration rows, of which ``holdout`` (25%, stratified,
-    fixed ``seed``) are held out: every budget decision and reported figure is measured on
-    them, the rest are what ``refit`` solves on. ``quantize="auto"`` searches per-row and
-    per-tensor int8 scales and keeps the better one. Returns a
+    ``LinearIR``; ``X``, ``y`` are calibration rows (``y`` may be None for an agreement
+    budget), of which ``holdout`` (70%, stratified, fixed ``seed``) are held out to certify,
+    at ``confidence``, that the budget holds on new rows; the rest choose the pruning and are
+    what ``refit`` solves on. ``quantize="auto"`` certifies per-row and per-tensor int8 scales
+    and keeps the sparser. Returns a
     :class:`edgesparse.passes.budget.SearchResult` (``.ir``, ``.met``, ``.report``); see
     :mod:`edgesparse.passes.budget` for the search itself.
     """
@@ -489,6 +488,7 @@ def compress_to_budget(
         penalty=penalty,
         holdout=holdout,
         seed=seed,
+        confidence=confidence,
     )
 
 
@@ -506,10 +506,11 @@ def _budget_compress(
     force: bool,
     holdout: float,
     seed: int,
+    confidence: float,
 ) -> tuple[LinearIR, dict[str, Any]]:
     """compress_file's accuracy-aware branch: checks the options, runs the search, refuses
-    (unless ``force``) when the budget cannot be met even without pruning."""
-    from edgesparse.data import load_calibration
+    (unless ``force``) when not even the unpruned model can be certified."""
+    from edgesparse.data import load_dataset
 
     if calibration is None:
         raise InputError(
@@ -521,7 +522,9 @@ def _budget_compress(
             "--sparsity/--threshold and an accuracy budget both choose the sparsity: "
             "give one or the other"
         )
-    dataset = load_calibration(calibration)
+    # Labels are optional here (an agreement budget needs none; the search says when the
+    # budget does): y in the .npz, or a table with one column more than the model's features.
+    dataset = load_dataset(calibration, n_features=original.n_features)
     result = compress_to_budget(
         estimator,
         dataset.X,
@@ -534,21 +537,44 @@ def _budget_compress(
         refit=refit,
         holdout=holdout,
         seed=seed,
+        confidence=confidence,
     )
     report = dict(result.report)
     report["calibration"] = {"file": str(calibration), **report["calibration"]}
     if not result.met:
-        before, after = report["before"], report["after"]
-        shown = ", ".join(f"{k} {before[k]:.4f} -> {after[k]:.4f}" for k in before)
         if not force:
-            raise InputError(
-                f"the budget cannot be met even without pruning: on the "
-                f"{report['calibration']['heldout_rows']} held-out calibration rows the "
-                f"{report['chosen']['quantization']} model has {shown}; raise the budget, try "
-                "--quantize float32, or pass --force to write the unpruned model anyway"
-            )
+            raise InputError(_uncertified(report, holdout))
         report["forced"] = True
     return result.ir, report
+
+
+def _uncertified(report: dict[str, Any], holdout: float) -> str:
+    """The one-line refusal when not even the unpruned model is certified: what was seen,
+    and how many rows a certificate would need."""
+    g, cal = report["guarantee"], report["calibration"]
+    stop = report["sequences"][0]["stopped_at"] or {}
+    seen = ", ".join(
+        f"{r.replace('_', ' ')} {stop[r + '_estimate']:.2%}"
+        + (f" ({stop[r + '_events']} rows)" if r + "_events" in stop else "")
+        for r in g["limits"]
+        if r + "_estimate" in stop
+    )
+    needed = [n for n in g["rows_needed"].values() if n is not None]
+    hint = ""
+    if needed and max(needed) > cal["heldout_rows"]:
+        total = math.ceil(max(needed) / holdout)
+        hint = (
+            f"; even with no row against it, that needs at least {max(needed)} certify rows "
+            f"(about {total} calibration rows at --holdout {holdout:g})"
+        )
+    seen = seen or f"p-value {report['chosen']['p_value']:.3g}"
+    return (
+        f"the budget cannot be certified even without pruning at "
+        f"{g['confidence']:.0%} confidence: on the {cal['heldout_rows']} held-out calibration "
+        f"rows the unpruned {report['chosen']['quantization']} model has {seen}{hint}; give "
+        "more rows, raise the budget, try --quantize float32, or pass --force to write the "
+        "unpruned model anyway"
+    )
 
 
 def _refit_penalty(model: Any, ir: LinearIR) -> Any:
@@ -626,12 +652,16 @@ def _encode(
     from edgesparse.runtime.onnx_model import OnnxModel
 
     if onnx_int8 is not None and ir.values.dtype != np.int8:
-        raise InputError(f"--onnx-int8 {onnx_int8} needs int8 weights (--quantize int8)")
+        raise InputError(
+            f"--onnx-int8 {onnx_int8} needs int8 weights in every row (--quantize int8)"
+        )
     opset = onnx_format.DEFAULT_OPSET if opset is None else opset
     form = onnx_int8 or "dequantize"
     data = onnx_format.encode(ir, opset=opset, sparse=onnx_sparse, int8_form=form)
     detail = f"ONNX opset {opset}"
-    if ir.values.dtype == np.int8:
+    if ir.values.dtype == np.int16:
+        detail += ", int8/int16 rows dequantized at load (float32 MatMul)"
+    elif ir.values.dtype == np.int8:
         detail += (
             ", int8 dequantized at load (float32 MatMul)"
             if form == "dequantize"

@@ -102,10 +102,11 @@ def cli() -> None:
     type=click.Choice(["int8", "float32", "none", "auto"]),
     default=None,
     help="Weight storage: symmetric int8 (w = r*q*2^e), float32, or none (float64, lossless). "
-    "Default: int8, written as float32 instead when int8 measures below 99.5%% label "
-    "agreement (1%% of the output range for regressors) on --check-data or on rows drawn "
-    "from the model's scaler statistics; an explicit int8 stays int8. auto (with a budget): "
-    "int8 with per-row or per-tensor scales, whichever measures better.",
+    "Default: int8; where int8 measures below 99.5% label agreement on --check-data (99.9% "
+    "on rows drawn from the model's scaler statistics; 1% of the output range for "
+    "regressors), the rows it serves worst are raised to int16, or float32 if that is not "
+    "enough. An explicit int8 stays int8. auto (with a budget): "
+    "int8 with per-row and with per-tensor scales, each certified; the sparser is kept.",
 )
 @click.option(
     "--granularity",
@@ -165,49 +166,62 @@ def cli() -> None:
 @click.option(
     "--calibration",
     type=click.Path(path_type=Path),
-    help="Accuracy-aware: labelled rows, a .npz with X (or CSR parts) and y, or a .csv (.tsv, "
-    ".txt) with the label in the last column. Part is held out (--holdout): every figure is "
-    "measured there.",
+    help="Accuracy-aware: rows the model was not trained on, a .npz with X (or CSR parts) and "
+    "y, or a .csv (.tsv, .txt) with the label in the last column; y may be left out for "
+    "--max-agreement-loss alone. Part chooses the pruning, the held-out part (--holdout) "
+    "certifies the budget.",
 )
 @click.option(
     "--max-accuracy-drop",
     type=click.FloatRange(0.0, 1.0),
-    help="Budget: held-out accuracy may drop by at most this fraction (0.005 = 0.5 pt).",
+    help="Budget: accuracy on new rows may drop by at most this fraction (0.005 = 0.5 pt), "
+    "certified at --confidence.",
 )
 @click.option(
     "--max-agreement-loss",
     type=click.FloatRange(0.0, 1.0),
-    help="Budget: at most this fraction of held-out labels may differ from the original's.",
+    help="Budget: at most this fraction of labels on new rows may differ from the original's "
+    "(no labels needed), certified at --confidence.",
 )
 @click.option(
     "--max-r2-drop",
     type=click.FloatRange(0.0, 1.0),
-    help="Budget for regressors: held-out R2 may drop by at most this much.",
+    help="Budget for regressors: R2 on new rows may drop by at most this much (Student-t "
+    "bound: approximate).",
+)
+@click.option(
+    "--confidence",
+    type=click.FloatRange(0.5, 1.0, max_open=True),
+    default=0.95,
+    show_default=True,
+    help="Confidence with which the budget must hold on new rows from the same distribution.",
 )
 @click.option(
     "--refit",
     is_flag=True,
-    help="Re-solve the kept weights and biases on the fit part of the calibration data; kept "
-    "only if it does better on the held-out part.",
+    help="Also certify prune-then-refit candidates (refit on the search part of the "
+    "calibration data); kept only if certified sparser.",
 )
 @click.option(
     "--holdout",
     type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
-    default=0.25,
+    default=0.7,
     show_default=True,
-    help="Fraction of the calibration rows held out (stratified by class, fixed --seed).",
+    help="Fraction of the calibration rows held out to certify (stratified by class, fixed "
+    "--seed); the rest choose the pruning.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Calibration split seed.")
 @click.option(
     "--force",
     is_flag=True,
-    help="Write the unpruned model even when it breaks the budget (default: error, no file).",
+    help="Write the unpruned model even when it cannot be certified (default: error, no file).",
 )
 @click.option(
     "--report",
     "report_path",
     type=click.Path(path_type=Path),
-    help="Write the accuracy-aware search (curve, chosen point, flipped rows) as JSON here.",
+    help="Write the accuracy-aware search as JSON here: the guarantee, each certified "
+    "sequence and its p-values, the chosen point, flipped rows.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def compress(
@@ -229,6 +243,7 @@ def compress(
     max_accuracy_drop: float | None,
     max_agreement_loss: float | None,
     max_r2_drop: float | None,
+    confidence: float,
     refit: bool,
     holdout: float,
     seed: int,
@@ -241,11 +256,11 @@ def compress(
 
     The defaults are safe for accuracy: int8 weights with one scale per row and no pruning
     (typically >= 99.5% label agreement). Pruning happens only when --sparsity or --threshold
-    is given, or a budget with --calibration: then the sparsest model within the budget on
-    held-out calibration rows is written. A pickled Surprise k-NN recommender becomes a .esb
-    version-2 blob (see --neighbours). Pickles are loaded through an allow-list: anything but
-    scikit-learn linear models, scalers, pipelines, Surprise's four k-NN classes, numpy and
-    scipy.sparse arrays is refused before it runs.
+    is given, or a budget with --calibration: then the sparsest model certified, on held-out
+    calibration rows, to stay within the budget on new rows is written. A pickled Surprise
+    k-NN recommender becomes a .esb version-2 blob (see --neighbours). Pickles are loaded
+    through an allow-list: anything but scikit-learn linear models, scalers, pipelines,
+    Surprise's four k-NN classes, numpy and scipy.sparse arrays is refused before it runs.
     """
     from edgesparse.api import compress_file
     from edgesparse.frontend_knn import KnnCompressReport, knn_summary
@@ -283,6 +298,7 @@ def compress(
         refit=refit,
         holdout=holdout,
         seed=seed,
+        confidence=confidence,
         force=force,
         report=report_path,
         progress=_terminal_progress(),

@@ -124,14 +124,16 @@ def fast_workspace(info: dict[str, Any]) -> tuple[str, int]:
 
     Mirrors the C runtime's rule (``esb.h``): int8 models storing at least a quarter of their
     weights get the dense layout in max(4 * nnz, its own bytes) bytes (n_outputs * n_features
-    int8 weights, plus 4 * n_features for the columns' 2^e factors when the model has column
-    exponents), the others the transposed layout in 8 * nnz + 8 * used columns + 4 bytes.
+    int8 weights, n_features more per int16 row of a mixed-width model (``info["int16_rows"]``),
+    plus 4 * n_features for the columns' 2^e factors when the model has column exponents), the
+    others the transposed layout in 8 * nnz + 8 * used columns + 4 bytes.
     """
     nnz = int(info["nnz"])
     n_out, n_feat = int(info["n_outputs"]), int(info["n_features"])
-    if info["values"] == "int8" and n_out * n_feat <= 4 * nnz:
+    if info["values"] in ("int8", "int16") and n_out * n_feat <= 4 * nnz:
         factors = 4 * n_feat if "exponents" in info["sections"] else 0
-        return "dense", max(4 * nnz, n_out * n_feat + factors)
+        rows = n_out + int(info.get("int16_rows", 0))
+        return "dense", max(4 * nnz, rows * n_feat + factors)
     return "transposed", 8 * nnz + 8 * int(info["used_columns"]) + 4
 
 

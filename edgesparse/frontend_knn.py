@@ -84,7 +84,12 @@ def _int(obj: Any, name: str) -> int:
 
 
 def from_surprise(algo: Any) -> KnnIR:
-    """Convert a fitted Surprise KNN algorithm exactly (every positive similarity kept)."""
+    """Convert a fitted Surprise KNN algorithm exactly (every positive similarity kept).
+
+    Pickles of Surprise 1.0.x are read by their rules: their trainset keeps the ``offset`` its
+    Reader added to a rating scale starting at or below 0, taken off here. Provenance records
+    which releases the pickle points to (``surprise_version``) and by whose rules it was read.
+    """
     algo = _unwrap(algo)
     if not is_surprise_knn(algo):
         raise UnsupportedModelError(
@@ -129,9 +134,15 @@ def from_surprise(algo: Any) -> KnnIR:
         raise _bad("trainset.rating_scale must be a (low, high) pair")
     lo, hi = _number(scale[0], "trainset.rating_scale"), _number(scale[1], "trainset.rating_scale")
     gm = _number(gm, "the trainset's global mean")
+    release, offset = _surprise_release(state, t)
+    if offset:
+        # Surprise 1.0.x stored the ratings shifted up by trainset.offset and took it off each
+        # estimate in predict(); shifted back here once, the estimates are the same.
+        ratings = ratings - offset
+        gm -= offset
     extra: dict[str, Any] = {}
     if variant in ("means", "zscore"):
-        extra["means"] = _float_array(state.get("means"), "means", (n_x,))
+        extra["means"] = _float_array(state.get("means"), "means", (n_x,)) - offset
     if variant == "zscore":
         extra["sigmas"] = _float_array(state.get("sigmas"), "sigmas", (n_x,))
     if variant == "baseline":
@@ -166,6 +177,8 @@ def from_surprise(algo: Any) -> KnnIR:
                 "source": f"surprise.{type(algo).__name__}",
                 "similarity": str(sim_name),
                 "user_based": str(user_based),
+                "surprise_version": release,
+                "surprise_rules": _rules_note(release, offset),
             },
             **extra,
         )
@@ -220,6 +233,39 @@ def _flatten(lists: dict[int, list[Any]], n: int) -> tuple[np.ndarray, np.ndarra
     ids = np.array([int(x) for y in range(n) for x, _ in lists[y]], dtype=np.int64)
     ratings = np.array([float(r) for y in range(n) for _, r in lists[y]], dtype=np.float64)
     return indptr, ids, ratings
+
+
+# Surprise writes no version into its pickles; what the state holds tells the releases apart.
+# 1.0.x trainsets keep the offset their Reader added to a rating scale starting at or below 0
+# (gone in 1.1.0); 1.0.5 and 1.0.6 algorithms keep skip_train (the train() -> fit() bridge).
+SURPRISE_1_0_OLD = "1.0.4 or older"
+SURPRISE_1_0_NEW = "1.0.5-1.0.6"
+SURPRISE_1_1 = "1.1 or newer"
+
+
+def _surprise_release(state: dict[str, Any], trainset: dict[str, Any]) -> tuple[str, float]:
+    """(the Surprise releases whose pickle this is, the trainset's rating offset)."""
+    if "offset" not in trainset:
+        return SURPRISE_1_1, 0.0
+    release = SURPRISE_1_0_NEW if "skip_train" in state else SURPRISE_1_0_OLD
+    offset = trainset["offset"]
+    if (
+        isinstance(offset, bool)
+        or not isinstance(offset, (int, float, np.integer, np.floating))
+        or not math.isfinite(offset)
+    ):
+        raise UnsupportedModelError(
+            f"cannot convert this Surprise model: written by Surprise {release}, whose "
+            f"trainset.offset must be a number, got {offset!r}"
+        )
+    return release, float(offset)
+
+
+def _rules_note(release: str, offset: float) -> str:
+    if release == SURPRISE_1_1:
+        return "read by the rules of Surprise 1.1 (its pickles record no version)"
+    shift = f"ratings shifted back by trainset.offset={offset:g}" if offset else "offset 0"
+    return f"read by the rules of Surprise 1.0.x ({shift})"
 
 
 def _ids_in_inner_order(raw2inner: dict[Any, Any], what: str) -> tuple[Any, ...]:
@@ -377,6 +423,10 @@ class KnnCompressReport:
     mae_after: float | None = None
     max_abs_delta: float | None = None
     format: str = "esb"
+    surprise_version: str | None = None
+    """The Surprise releases that wrote the model, as told by what its pickle holds."""
+    surprise_rules: str | None = None
+    """By which release's rules it was read (and what that changed)."""
 
     @property
     def ratio(self) -> float:
@@ -405,6 +455,10 @@ def knn_summary(report: KnnCompressReport) -> str:
         ("similarities", f"{report.sims_before} positive -> {report.sims_after} kept"),
         ("similarity dtype", report.sim_dtype),
     ]
+    if report.surprise_version is not None:
+        rows.append(
+            ("written by", f"Surprise {report.surprise_version}; {report.surprise_rules or ''}")
+        )
     if report.check_rows is not None:
         rows.append(("check rows", str(report.check_rows)))
         rows.append(("RMSE", f"{report.rmse_before:.4f} -> {report.rmse_after:.4f}"))
@@ -542,5 +596,7 @@ def compress_knn_file(
         sims_before=exact.sim_nnz,
         sims_after=ir.sim_nnz,
         sim_dtype=ir.sim_dtype,
+        surprise_version=exact.provenance.get("surprise_version"),
+        surprise_rules=exact.provenance.get("surprise_rules"),
         **check,
     )

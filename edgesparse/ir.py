@@ -23,7 +23,10 @@ Weights are canonical CSR (``indptr``, ``indices``, ``values``): sorted column i
 duplicates, no stored zeros. ``values`` are float64 (lossless), float32, or int8 with float32
 ``scales`` per row (``len(scales) == n_outputs``) or per tensor (``len(scales) == 1``) and,
 optionally, one power-of-two exponent per input column (``col_exponents``, int8): the real
-weight is ``W ≈ diag(r) · Q · diag(2^e)``, i.e. ``w[i, j] = scales[i] * q[i, j] * 2**e[j]``
+weight is ``W ≈ diag(r) · Q · diag(2^e)``, i.e. ``w[i, j] = scales[i] * q[i, j] * 2**e[j]``.
+Values may also be int16 with per-row scales: rows holding a ``|q| > 127`` are *wide* (16-bit
+steps, ``|q| <= 32767``), every other row is int8 (see :attr:`LinearIR.wide_rows`); the formula
+is the same,
 computed in float32 (the power of two is exact, so the order of the products does not matter).
 Without ``col_exponents`` every ``e`` is 0 and ``w = s*q``. Runtimes may apply ``2^e`` to the
 input instead (``x[j] * 2**e[j]``, one multiply per used input): the same numbers. Exponents of
@@ -57,7 +60,13 @@ HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
 PROBA_HEADS = ("logistic", "softmax", "modified_huber")
 """Heads for which ``predict_proba`` exists."""
 
-VALUE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int8))
+VALUE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32), np.dtype(np.int8), np.dtype(np.int16))
+
+QUANTIZED_DTYPES = (np.dtype(np.int8), np.dtype(np.int16))
+"""Value dtypes that are integer steps of a scale (``w = scale * q * 2^e``)."""
+
+INT8_MAX, INT16_MAX = 127, 32767
+"""Largest |q| of a narrow (int8) and of a wide (int16) row; -128 and -32768 are never used."""
 
 EXPONENT_RANGE = (-126, 127)
 """Allowed column exponents: ``2^e`` is a normal float32 for each."""
@@ -122,7 +131,9 @@ class LinearIR:
         indices = _as_array(self.indices, "indices", np.int32)
         values = np.asarray(self.values)
         if values.dtype not in VALUE_DTYPES:
-            raise IRError(f"values: dtype {values.dtype} is not one of float64, float32, int8")
+            raise IRError(
+                f"values: dtype {values.dtype} is not one of float64, float32, int8, int16"
+            )
         bias = _as_array(self.bias, "bias", np.float64)
         if indptr.ndim != 1 or indices.ndim != 1 or values.ndim != 1 or bias.ndim != 1:
             raise IRError("indptr, indices, values and bias must all be 1-D arrays")
@@ -142,7 +153,7 @@ class LinearIR:
             raise IRError("bias: contains NaN or Inf")
 
         scales = self.scales
-        if values.dtype == np.int8:
+        if values.dtype in QUANTIZED_DTYPES:
             if scales is None:
                 raise IRError("scales: int8 values need scales")
             scales = _as_array(scales, "scales", np.float32)
@@ -153,17 +164,28 @@ class LinearIR:
                 )
             if not np.all(np.isfinite(scales)) or not np.all(scales > 0):
                 raise IRError("scales: every scale must be finite and > 0")
-            if np.any(values == -128):
+            if values.dtype == np.int8 and np.any(values == -128):
                 raise IRError("values: int8 values must lie in [-127, 127]")
+            if values.dtype == np.int16:
+                if scales.size != n_outputs:
+                    raise IRError("scales: int16 rows need one scale per row")
+                if np.any(values == -32768):
+                    raise IRError("values: int16 values must lie in [-32767, 32767]")
         elif scales is not None:
             raise IRError("scales: only int8 values have scales")
-        exponents = self._checked_exponents(indptr, indices, scales, n_features)
+        # Largest |q| a row may hold: 32767 in a wide row, 127 in every other.
+        q_max = np.where(_wide_rows(indptr, values), INT16_MAX, INT8_MAX)
+        exponents = self._checked_exponents(indptr, indices, scales, n_features, q_max)
         # The arithmetic the fields feed, not only the fields: the largest int8 weight
-        # (scale * 127, computed in float32 before any 2^e) and, for the float32 runtimes
-        # (float32 and int8 values), every bias must be finite float32 numbers. Otherwise
-        # every score is NaN/Inf and every prediction one arbitrary class.
-        if scales is not None and np.any(scales.astype(np.float64) * 127 > _F32.max):
-            raise IRError("scales: some scale * 127 overflows float32 (largest int8 weight)")
+        # (scale * 127, computed in float32 before any 2^e; 32767 in a wide row) and, for the
+        # float32 runtimes (float32 and integer values), every bias must be finite float32
+        # numbers. Otherwise every score is NaN/Inf and every prediction one arbitrary class.
+        if scales is not None:
+            top = scales.astype(np.float64) * (q_max if scales.size > 1 else INT8_MAX)
+            if np.any((top > _F32.max) & (q_max == INT8_MAX)):
+                raise IRError("scales: some scale * 127 overflows float32 (largest int8 weight)")
+            if np.any(top > _F32.max):
+                raise IRError("scales: some scale * 32767 overflows float32 (largest int16 weight)")
         if values.dtype != np.float64 and np.any(np.abs(bias) > _F32.max):
             raise IRError("bias: some bias overflows float32 (the arithmetic of this model)")
         if self.input_stats is not None:
@@ -226,7 +248,12 @@ class LinearIR:
         fix("provenance", types.MappingProxyType(prov))
 
     def _checked_exponents(
-        self, indptr: np.ndarray, indices: np.ndarray, scales: np.ndarray | None, n_features: int
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        scales: np.ndarray | None,
+        n_features: int,
+        q_max: np.ndarray,
     ) -> np.ndarray | None:
         if self.col_exponents is None:
             return None
@@ -245,11 +272,11 @@ class LinearIR:
             raise IRError(f"col_exponents: every exponent must lie in [{lo}, {hi}]")
         if indices.size:
             # The arithmetic the exponents feed: each stored weight's step s * 2^e (and the
-            # largest weight, 127 of them) must be a normal, finite float32.
+            # largest weight, 127 of them, 32767 in a wide row) must be a normal, finite float32.
             rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
             s = scales.astype(np.float64)
             step = (s if s.size == 1 else s[rows]) * np.exp2(exps[indices].astype(np.float64))
-            if step.min() < _F32.tiny or step.max() * 127 > _F32.max:
+            if step.min() < _F32.tiny or np.max(step * q_max[rows]) > _F32.max:
                 raise IRError(
                     "col_exponents: scale * 2^exponent leaves the float32 range for some weight"
                 )
@@ -284,7 +311,10 @@ class LinearIR:
 
     @property
     def quantization(self) -> str:
-        """``float64``, ``float32``, ``int8-per-row`` or ``int8-per-tensor``."""
+        """``float64``, ``float32``, ``int8-per-row``, ``int8-per-tensor`` or
+        ``int8/int16-per-row`` (int8 with some rows raised to int16, see :attr:`wide_rows`)."""
+        if self.values.dtype == np.int16:
+            return "int8/int16-per-row"
         if self.values.dtype != np.int8:
             return str(self.values.dtype)
         assert self.scales is not None
@@ -295,13 +325,24 @@ class LinearIR:
         """``pow2`` when int8 weights carry per-column power-of-two exponents, else ``none``."""
         return "none" if self.col_exponents is None else "pow2"
 
+    @property
+    def is_quantized(self) -> bool:
+        """True when the weights are integer steps of scales (int8, or int8/int16 rows)."""
+        return self.values.dtype in QUANTIZED_DTYPES
+
+    @property
+    def wide_rows(self) -> np.ndarray:
+        """Boolean mask of the rows that need 16 bits (some ``|q| > 127``); formats store
+        every other row as int8. All false unless the values are int16."""
+        return _wide_rows(self.indptr, self.values)
+
     def row_ids(self) -> np.ndarray:
         """Row index of every stored value (length ``nnz``)."""
         return np.repeat(np.arange(self.n_outputs, dtype=np.int64), np.diff(self.indptr))
 
     def real_values(self, *, dtype: Any = np.float64) -> np.ndarray:
         """Stored weights as real numbers (``scales[row] * q`` for int8), in ``dtype``."""
-        if self.values.dtype != np.int8:
+        if not self.is_quantized:
             return self.values.astype(dtype)
         assert self.scales is not None
         s = self.scales if self.scales.size == 1 else self.scales[self.row_ids()]
@@ -406,3 +447,12 @@ def _check_csr(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_co
         )
     if np.any(values == 0):
         raise IRError("values: explicit zeros must not be stored")
+
+
+def _wide_rows(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Rows holding a value outside the int8 range (only int16 values can)."""
+    n_outputs = indptr.size - 1
+    if values.dtype != np.int16 or values.size == 0:
+        return np.zeros(n_outputs, dtype=bool)
+    rows = np.repeat(np.arange(n_outputs), np.diff(indptr))
+    return np.bincount(rows[np.abs(values.astype(np.int32)) > INT8_MAX], minlength=n_outputs) > 0

@@ -62,8 +62,8 @@ def compress_summary(report: CompressReport) -> str:
             rows.append(
                 (
                     "",
-                    "below 99.5% on these probes (independent columns: real data, whose "
-                    "columns correlate, usually agrees more); measure with --check-data X.npz",
+                    f"below the {report.estimate['bar']} bar on these probes (independent "
+                    "columns, not your data); measure with --check-data X.npz",
                 )
             )
     elif report.check is None and report.quantization.startswith("int8"):
@@ -110,29 +110,31 @@ def _quantization(report: CompressReport) -> str:
 
 def budget_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
     """Summary lines of an accuracy-aware search (``CompressReport.budget``)."""
-    cal, chosen = b["calibration"], b["chosen"]
+    cal, chosen, g = b["calibration"], b["chosen"], b["guarantee"]
     limits = ", ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in b["budget"].items())
     rows = [
         (
             "calibration",
-            f"{cal['rows']} rows: {cal['fit_rows']} fit, {cal['heldout_rows']} held out "
+            f"{cal['rows']} rows{'' if cal.get('labelled', True) else ' (unlabelled)'}: "
+            f"{cal['fit_rows']} search, {cal['heldout_rows']} held out to certify "
             f"({cal['holdout']:.0%}{', stratified' if cal['stratified'] else ''}, "
             f"seed {cal['seed']}); figures below are held-out",
         ),
-        ("budget", limits + ("" if b["met"] else "  NOT MET (--force)")),
+        ("budget", limits + ("" if b["met"] else "  NOT CERTIFIED (--force)")),
+        ("guarantee", g["statement"]),
         (
             "chosen",
             f"{chosen['family']}/{chosen['importance']} pruning, {chosen['quantization']}, "
             f"sparsity {chosen['sparsity']:.1%}{', refitted' if chosen['refit'] else ''}",
         ),
     ]
-    nxt = b.get("next_step")
-    if nxt is not None:
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in nxt.items() if k != "keep")
-        rows.append(("next step", f"keep {nxt['keep']} breaks the budget ({shown})"))
-    refit = b.get("refit") or {}
-    if refit.get("requested"):
-        rows.append(("refit", ("kept: " if refit.get("kept") else "") + refit.get("reason", "")))
+    for seq in b.get("sequences", []):
+        stop = seq.get("stopped_at")
+        name = f"{seq['quantization']}{', refit' if seq['refit'] else ''}"
+        text = f"{seq['certified']} of {seq['tested']} candidates certified"
+        if stop is not None:
+            text += f"; stopped at sparsity {stop['sparsity']:.1%} (p = {stop['p_value']:.3g})"
+        rows.append((f"sequence {name}", text))
     for key in b["before"]:
         if key == "agreement":  # the original agrees with itself: one figure says it all
             rows.append(("held-out agreement", f"{b['after'][key]:.2%} of labels unchanged"))
@@ -150,7 +152,8 @@ def budget_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
                 + (f" (smallest margins {margins}; median margin {median:.3g})" if margins else ""),
             )
         )
-    rows.append(("searched", f"{len(b['curve'])} candidates in {b['seconds']:.2f} s"))
+    searched = len(b["curve"]) + len(b.get("search_curve", []))
+    rows.append(("searched", f"{searched} candidates in {b['seconds']:.2f} s"))
     rows.extend(("warning", w) for w in b.get("warnings", []))
     return rows
 

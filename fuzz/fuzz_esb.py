@@ -96,7 +96,8 @@ def test_one_input(data: bytes) -> None:
 
 
 def seed_blobs() -> dict[str, bytes]:
-    """Valid blobs of every head, value dtype, label kind and column/index layout."""
+    """Valid blobs of every head, value dtype (int8 with int16 rows too), label kind and
+    column/index layout."""
     rng = np.random.default_rng(0)
     out: dict[str, bytes] = {}
 
@@ -137,6 +138,15 @@ def seed_blobs() -> dict[str, bytes]:
     few[used[::7]] = [2, -1, 3, 1, -2, 4][: used[::7].size]
     for tag, exps in (("exp-i8", varied), ("exp-exceptions", few)):
         models[f"softmax-int8-{tag}"] = models["softmax-int8-str"].replace(col_exponents=exps)
+    # mixed int8/int16 rows ('values' encoding 1): row 1 raised to 16 bits, the others int8
+    q16 = q.astype(np.int16)
+    q16[1] = np.round(w[1] / (np.abs(w[1]).max() / 32767)).astype(np.int16)
+    s16 = s.copy()
+    s16[1] = np.abs(w[1]).max() / 32767
+    models["softmax-mixed"] = models["softmax-int8-str"].replace(
+        values=q16[np.nonzero(q16)], scales=s16
+    )
+    models["softmax-mixed-exp-i8"] = models["softmax-mixed"].replace(col_exponents=varied)
     layouts = [("auto", "auto"), ("all", "raw"), ("varint", "varint")]
     layouts += [("bitmap", "bitmap"), ("eliasfano", "eliasfano")]
     for name, ir in models.items():

@@ -7,7 +7,7 @@ this script. Every model is trained with fixed seeds on a held-out split and wri
 * ``<name>.test.npz``: the held-out rows: ``X`` (dense float64) and ``y``, or for sparse
   inputs the CSR parts ``X_data``, ``X_indices``, ``X_indptr``, ``X_shape`` and ``y``;
 * ``digits_pipeline.train.npz`` only: the 1347 rows that model was trained on, same layout
-  (calibration data for ``benchmarks/bench_budget.py``, whose figures stay on ``.test.npz``).
+  (tests/test_budget.py checks it is that model's training split).
 
 The small models (iris, digits, diabetes; a few KiB each) are committed. ``--large`` also trains
 the two big ones (``text_sgd``, ``synthetic_sgd``), which are regenerated on demand and ignored by

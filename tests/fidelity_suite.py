@@ -160,3 +160,13 @@ def training_rows(name: str) -> np.ndarray:
     table = name.split("/")[0]
     X, y, _ = _tables()[table]
     return _split(X, y)[0]
+
+
+@functools.cache
+def default_compressed(name: str) -> Any:
+    """What ``compress`` writes by default for the case (a ``LinearIR``; the training rows
+    stand in for --check-data where the model knows no input centre). Cached."""
+    from edgesparse.api import compress
+
+    case_ = case(name)
+    return compress(case_.estimator, data=training_rows(name) if needs_data(name) else None)

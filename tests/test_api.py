@@ -31,11 +31,22 @@ def test_public_functions_survive_importing_every_submodule():
 def test_compress_defaults_are_int8_without_pruning():
     X, y = load_digits(return_X_y=True)
     est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
-    ir = edgesparse.compress(est)
+    # On its own rows int8 keeps the labels: plain int8 per row.
+    ir = edgesparse.compress(est, data=X)
     assert ir.quantization == "int8-per-row"
     assert "prune" not in ir.provenance["passes"]
     m = edgesparse.Model(ir)
     assert np.mean(m.predict(X) == est.predict(X)) >= 0.995
+    # Without rows, the scaler's probes are harder than the data: rows go to int16, and
+    # those that stay int8 keep exactly int8's steps.
+    default = edgesparse.compress(est)
+    int8 = edgesparse.compress(est, quantize="int8")
+    assert default.quantization == "int8/int16-per-row"
+    narrow = ~default.wide_rows
+    assert default.wide_rows.any()
+    np.testing.assert_array_equal(default.scales[narrow], int8.scales[narrow])
+    np.testing.assert_array_equal(default.to_dense()[narrow], int8.to_dense()[narrow])
+    assert np.mean(edgesparse.Model(default).predict(X) == est.predict(X)) >= 0.995
 
 
 def test_compress_lossless_equals_sklearn():

@@ -22,9 +22,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner
-from sklearn.datasets import load_wine, make_classification
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_digits,
+    load_iris,
+    load_linnerud,
+    load_wine,
+    make_classification,
+)
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -33,8 +40,9 @@ from edgesparse.cli import cli
 from edgesparse.errors import FormatError
 from edgesparse.export_c import c_runtime_dir, export_c, write_rows
 from edgesparse.formats import esb
+from edgesparse.frontend import to_ir
 from edgesparse.ir import LinearIR, from_dense
-from edgesparse.passes.quantize import quantize_int8
+from edgesparse.passes.quantize import quantize_int8, raise_rows
 from edgesparse.runtime import Model
 from tests.conftest import require_tool
 from tests.test_esb_malformed import CASES, KIND, build, exceptions, reseal, split
@@ -440,14 +448,17 @@ def layout_bytes(ir: LinearIR, n_columns: int) -> dict[str, int]:
     return {
         "streamed": 0,
         "columns": (4 + e) * nnz,
-        "dense": n_out * n_feat + 4 * e * n_feat if ir.values.dtype == np.int8 else 0,
+        "dense": (n_out + int(ir.wide_rows.sum())) * n_feat + 4 * e * n_feat
+        if ir.is_quantized
+        else 0,
         "transposed": 8 * nnz + 8 * n_columns + 4,
     }
 
 
 def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_path: Path) -> None:
     """esb.h's rule: int8 with n_outputs * n_features <= 4 * nnz -> dense in
-    max(4 * nnz, n_outputs * n_features + 4 * E * n_features) bytes; else transposed in
+    max(4 * nnz, (n_outputs + W) * n_features + 4 * E * n_features) bytes (W: int16 rows of a
+    mixed-width model); else transposed in
     8 * nnz + 8 * n_columns + 4 bytes, or the column list in (4 + E) * nnz. Every layout can
     be forced (esb_use_layout) in its own bytes, and all compute the same predictions."""
     digits_pkl = ROOT / "models" / "digits_pipeline.pkl"
@@ -460,6 +471,9 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
     for name, dtype in (("wide", "int8"), ("wide-e", "int8-pow2")):
         blobs[name] = tmp_path / f"{name}.esb"
         esb.write(_wide_ir(n_out=70, dtype=dtype), blobs[name], columns="eliasfano")
+    for name, exps in (("raised", "pow2"), ("raised-e0", "none")):  # 13 features, 1 row int16
+        blobs[name] = tmp_path / f"{name}.esb"
+        esb.write(_raised("wine-pipeline", exps)[0], blobs[name])
     X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:5]
     rows = {
         "digits": tmp_path / "d.bin",
@@ -469,6 +483,8 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
     write_rows(rows["digits"], X)
     write_rows(rows["diabetes"], np.load(ROOT / "models" / "diabetes_ridge.test.npz")["X"][:5])
     write_rows(rows["wide"], sp.csr_matrix(_wide_rows(5)))
+    rows["raised"] = tmp_path / "r.bin"
+    write_rows(rows["raised"], _raised("wine-pipeline", "none")[1][:5])
     expected = {
         "digits": ("dense", "dense"),
         "digits-e0": ("dense", "dense"),
@@ -476,11 +492,14 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
         "diabetes": ("dense", "dense"),
         "wide": ("transposed", "columns"),
         "wide-e": ("transposed", "columns"),
+        "raised": ("dense", "dense"),
+        "raised-e0": ("dense", "dense"),
     }
     for name, (fast, small) in expected.items():
         blob = blobs[name]
         ir = esb.read(blob)
-        assert (ir.col_exponents is not None) == (name in ("digits", "diabetes", "wide-e")), name
+        with_exps = ("digits", "diabetes", "wide-e", "raised")
+        assert (ir.col_exponents is not None) == (name in with_exps), name
         sizes = layout_bytes(ir, esb.inspect_file(blob)["used_columns"])
         r = rows[name.split("-")[0].removesuffix("64")]
         got = {mode: bench_json(host_driver, blob, r, mode) for mode in MODES}
@@ -492,7 +511,7 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
         assert got["fast"]["workspace_bytes"] == fast_bytes, name
         assert got["fast"]["mode"] == got["min"]["mode"] == "decoded"  # the harness contract
         for layout in C_LAYOUTS:
-            if layout == "dense" and ir.values.dtype != np.int8:
+            if layout == "dense" and not ir.is_quantized:
                 res = _run([*host_driver, "predict", str(blob), str(r), "--layout", "dense"])
                 assert res.returncode != 0 and "cannot set up the dense layout" in res.stderr
                 continue
@@ -631,6 +650,132 @@ def test_mixed_scale_models_match_numpy_and_sklearn_in_every_layout(
 
 
 # ------------------------------------------------------------------------------------------
+# Raised rows: int8 models with a few rows at 16 bits ('values' encoding 1, mixed widths)
+# ------------------------------------------------------------------------------------------
+# case -> the rows raised to int16 (quantize.raise_rows), on scikit-learn's bundled tables
+RAISED = {
+    "wine-pipeline": [1],
+    "breast-cancer-binary": [0],  # one output row, and it is the wide one
+    "linnerud-ridge": [0, 2],  # a multi-output regressor
+    "iris-l1": [0, 1, 2],  # row 1 is empty: raising it keeps it int8 (an empty row is not wide)
+    "digits-l1": [0, 4, 8, 9],  # sparse, 10 rows, row 8 empty
+}
+
+
+@functools.cache
+def _raised(case: str, columns: str) -> tuple[LinearIR, np.ndarray]:
+    """(quantize_int8(columns=columns) of a fitted model with RAISED[case] raised to int16,
+    the rows to compare on)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if case == "wine-pipeline":
+            X, y = load_wine(return_X_y=True)
+            est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, y)
+        elif case == "breast-cancer-binary":
+            X, y = load_breast_cancer(return_X_y=True)
+            est = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, y)
+        elif case == "linnerud-ridge":
+            X, y = load_linnerud(return_X_y=True)
+            est = make_pipeline(StandardScaler(), Ridge()).fit(X, y)
+        else:
+            X, y = (load_iris if case == "iris-l1" else load_digits)(return_X_y=True)
+            c = 0.03 if case == "iris-l1" else 0.001
+            est = LogisticRegression(l1_ratio=1, solver="saga", C=c, max_iter=3000).fit(X, y)
+    ir = to_ir(est)
+    return raise_rows(ir, quantize_int8(ir, columns=columns), RAISED[case]), X
+
+
+def _write_raised(case: str, exps: str, blob: Path, **kw: str) -> Model:
+    """Write _raised(case, exps) to blob (esb.write's keywords: kw); its numpy model."""
+    ir, _ = _raised(case, exps)
+    esb.write(ir, blob, **kw)
+    (sec,) = [x for x in split(blob.read_bytes())[1] if x.kind == KIND["values"]]
+    assert sec.enc == 1  # mixed widths
+    model = Model(esb.read(blob))
+    wide = model.ir.wide_rows
+    np.testing.assert_array_equal(wide, ir.wide_rows)
+    counts = np.diff(ir.indptr)
+    assert wide.any() and not np.any(wide & (counts == 0))
+    assert set(np.flatnonzero(wide)) == {r for r in RAISED[case] if counts[r]}
+    if exps == "none":  # pow2 drops exponents that are all equal (iris-l1)
+        assert ir.col_exponents is None
+    return model
+
+
+@pytest.mark.parametrize("columns", ["none", "pow2"])
+@pytest.mark.parametrize("case", list(RAISED))
+def test_raised_rows_match_numpy_in_every_layout(
+    case: str, columns: str, host_driver: list[str], tmp_path: Path
+) -> None:
+    """Every memory mode and forced layout (dense included: its int16 rows), dense and CSR
+    rows: the C runtime's scores, labels and probabilities are the numpy runtime's."""
+    blob = tmp_path / "m.esb"
+    model = _write_raised(case, columns, blob)
+    X = _raised(case, columns)[1]
+    dense, csr = rows_files(tmp_path, X)
+    for rows in (dense, csr):
+        for mode in _ARGS:
+            assert_parity(model, X, run_predict(host_driver, blob, rows, mode=mode))
+
+
+@pytest.mark.parametrize(("cols", "idx"), LAYOUTS, ids=[f"{c}-{i}" for c, i in LAYOUTS])
+def test_raised_rows_every_index_encoding(
+    cols: str, idx: str, host_driver: list[str], tmp_path: Path
+) -> None:
+    blob = tmp_path / "m.esb"
+    model = _write_raised("digits-l1", "pow2", blob, columns=cols, indices=idx)
+    assert esb.inspect_file(blob)["index_layout"] == f"columns={cols}, indices={idx}"
+    X = _raised("digits-l1", "pow2")[1][::4]
+    dense, csr = rows_files(tmp_path, X)
+    for rows, modes in ((dense, ("stream", "fast", "columns")), (csr, ("stream", "transposed"))):
+        for mode in modes:
+            assert_parity(model, X, run_predict(host_driver, blob, rows, mode=mode))
+
+
+def test_raised_rows_on_every_target(driver: list[str], tmp_path: Path) -> None:
+    """The same mixed-width model on the host and the emulated aarch64 and armhf builds."""
+    blob = tmp_path / "m.esb"
+    model = _write_raised("wine-pipeline", "pow2", blob)
+    X = _raised("wine-pipeline", "pow2")[1]
+    dense, csr = rows_files(tmp_path, X)
+    for rows in (dense, csr):
+        for mode in _ARGS:
+            assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
+
+
+def _overflowing_raised_ir() -> LinearIR:
+    """2 x 5, row 0 wide with a tiny scale: q * x overflows float where scale * q * x does not
+    (the dense layout's exact fallback), row 1 int8."""
+    q = np.array([[30000, -20000, 0, 32767, 1], [5, 0, -127, 0, 9]], np.int16)
+    rows, cols = np.nonzero(q)
+    return LinearIR(
+        indptr=np.array([0, 4, 7]),
+        indices=cols.astype(np.int32),
+        values=q[rows, cols],
+        n_features=5,
+        bias=np.array([0.5, -0.25]),
+        head="identity",
+        squeeze=False,
+        scales=np.array([1e-30, 0.01], np.float32),
+    )
+
+
+def test_raised_rows_dense_layout_overflow_falls_back(host_driver: list[str], tmp_path: Path):
+    ir = _overflowing_raised_ir()
+    assert ir.wide_rows.tolist() == [True, False]
+    blob = tmp_path / "m.esb"
+    esb.write(ir, blob)
+    model = Model(esb.read(blob))
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(12, 5)) * 10.0 ** rng.integers(-2, 3, (12, 5))
+    X[:6, :4] *= 1e34  # 32767 * 1e34 overflows float; 1e-30 * 32767 * 1e34 does not
+    dense, csr = rows_files(tmp_path, X)
+    for rows in (dense, csr):
+        for mode in _ARGS:
+            assert_parity(model, X, run_predict(host_driver, blob, rows, mode=mode))
+
+
+# ------------------------------------------------------------------------------------------
 # The verifier: malformed blobs under ASan + UBSan, message and decision parity with Python
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
@@ -700,6 +845,11 @@ def _base_blobs() -> list[bytes]:
     # ... and as exceptions to a common exponent ('exponents' encoding 1)
     out.append(esb.encode(SYNTHETIC["logistic-binary-int8-pow2"], columns="all"))
     out.append(esb.encode(_outlier_ir(), columns="varint"))
+    # mixed int8/int16 rows ('values' encoding 1), with and without exponents, empty rows
+    out.append(esb.encode(_raised("iris-l1", "none")[0], columns="varint", indices="bitmap"))
+    out.append(esb.encode(_raised("wine-pipeline", "pow2")[0]))
+    out.append(esb.encode(_raised("linnerud-ridge", "pow2")[0], indices="eliasfano"))
+    out.append(esb.encode(_overflowing_raised_ir()))
     return out
 
 
@@ -870,10 +1020,14 @@ def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: P
     blobs.append((digits, np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:20]))
     blobs.append((tmp_path / "pow2.esb", _synthetic_rows()))
     esb.write(SYNTHETIC["logistic-binary-int8-pow2"], blobs[-1][0], columns="varint")
+    for case, cols in (("digits-l1", "bitmap"), ("breast-cancer-binary", "all")):
+        ir, X = _raised(case, "pow2")
+        blobs.append((tmp_path / f"{case}.esb", X[:10]))
+        esb.write(ir, blobs[-1][0], columns=cols)
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
     for blob, X in blobs:
         model = Model(esb.read(blob))
-        modes = [m for m in _ARGS if m != "dense" or model.ir.values.dtype == np.int8]
+        modes = [m for m in _ARGS if m != "dense" or model.ir.is_quantized]
         for rows_x in (X, sp.csr_matrix(X)):
             rows = tmp_path / "rows.bin"
             write_rows(rows, rows_x)
@@ -946,11 +1100,23 @@ def _stdin_rows(X: np.ndarray) -> str:
 
 
 @pytest.mark.parametrize(
-    "case", ["digits_pipeline", "softmax-unicode", "identity-multi", "outlier-exponents"]
+    "case",
+    [
+        "digits_pipeline",
+        "softmax-unicode",
+        "identity-multi",
+        "outlier-exponents",
+        "raised-wine-pipeline",
+        "raised-digits-l1",
+        "raised-linnerud-ridge",
+    ],
 )
 def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> None:
     blob = tmp_path / "m.esb"
-    if case == "outlier-exponents":  # 'exponents' encoding 1
+    if case.startswith("raised-"):  # mixed int8/int16 rows ('values' encoding 1)
+        _write_raised(case.removeprefix("raised-"), "pow2", blob)
+        X = _raised(case.removeprefix("raised-"), "pow2")[1]
+    elif case == "outlier-exponents":  # 'exponents' encoding 1
         esb.write(_outlier_ir(), blob)
         assert _exponents_encoding(blob.read_bytes())[0] == 1
         X = _outlier_rows()
@@ -1128,7 +1294,10 @@ int main(void)
 """
 
 
-@pytest.mark.parametrize("case", ["digits", "wide-int8", "wide-float32", "wide-int8-pow2"])
+@pytest.mark.parametrize(
+    "case",
+    ["digits", "wide-int8", "wide-float32", "wide-int8-pow2", "raised-wine", "raised-digits"],
+)
 def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> None:
     # Oracle: the C runtime's own esb_workspace_size_fast and the layout it then picks.
     require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
@@ -1136,6 +1305,12 @@ def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> 
     if case == "digits":
         compress_file(ROOT / "models" / "digits_pipeline.pkl", blob, quantize="int8")
         expected = "dense"
+    elif case == "raised-wine":  # dense, with one int16 row
+        _write_raised("wine-pipeline", "pow2", blob)
+        expected = "dense"
+    elif case == "raised-digits":  # 2.8 % of the weights stored
+        _write_raised("digits-l1", "none", blob)
+        expected = "transposed"
     else:
         ir = _wide_ir(n_out=5, dtype=case.removeprefix("wide-"))
         esb.write(ir, blob, columns="eliasfano")
@@ -1153,3 +1328,21 @@ def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> 
     header = (out / "model_data.h").read_text()
     assert f"#define MODEL_WORKSPACE_BYTES {size}u" in header
     assert layout == expected and f"({expected})" in header
+
+
+def test_fidelity_suite_in_c_matches_the_numpy_runtime(host_driver: list[str], tmp_path: Path):
+    """Every model of the fidelity suite (tests/fidelity_suite.py), as the default writes it
+    (int8, int16 rows where raised, column exponents), run by the C driver on its held-out
+    rows: the numpy runtime's labels on every row and scores within the esb.h bound, so the C
+    runtime meets the suite's bar exactly where .esb does."""
+    from tests import fidelity_suite as fs
+
+    for name in fs.case_names():
+        case, ir = fs.case(name), fs.default_compressed(name)
+        blob = tmp_path / "m.esb"
+        esb.write(ir, blob)
+        rows = tmp_path / "rows.bin"
+        write_rows(rows, case.X_test)
+        assert_parity(
+            Model(esb.read(blob)), case.X_test, run_predict(host_driver, blob, rows, mode="fast")
+        )

@@ -331,7 +331,13 @@ EXP_AT = section(blob_of(EXP_IR), "exponents")[0]
 EXP_COLS_AT = section(blob_of(EXP_IR, "varint"), "exponents")[0]
 F32_CLASSES_AT = section(blob_of(F32_IR), "classes")[0]
 REG_VALUES_AT = section(blob_of(REG_IR), "values")[0]
+# INT8_IR with row 2 raised to int16 (300 needs 16 bits): values encoding 1, "mixed widths".
+MIX_IR = INT8_IR.replace(values=np.array([95, -127, 300, 11, -42], np.int16))
+MIX_AT = section(blob_of(MIX_IR), "values")[0]
+# Bitmap 0b100 (row 2 wide); row 0: i8 95, -127; row 2: i16 LE 300, 11, -42.
+MIX = bytes([0x04, 0x5F, 0x81, 0x2C, 0x01, 0x0B, 0x00, 0xD6, 0xFF])
 C = "corrupt .esb: "
+MV = C + f"section 'values' at offset {MIX_AT}: "
 F = "unsupported .esb version"
 XA = C + f"section 'exponents' at offset {EXP_AT}: "
 # 4097 classes (one more than esb.MAX_UNSORTED_CLASSES): they must be stored in increasing order.
@@ -341,6 +347,28 @@ BIG_IR = ir_from_dense(
 BIG_CLASSES_AT = section(blob_of(BIG_IR), "classes")[0]
 XC = C + f"section 'exponents' at offset {EXP_COLS_AT}: "
 U32, U64 = 2**32 - 1, 2**64 - 1
+MIX_EXP_IR = MIX_IR.replace(col_exponents=EXPONENTS)
+
+
+def mixed(bitmap: int, narrow: list[int], wide: list[int]) -> bytes:
+    """A values section of encoding 1 for MIX_IR's rows: bitmap, row 0's i8, row 2's i16."""
+    return bytes([bitmap]) + np.array(narrow, "i1").tobytes() + np.array(wide, "<i2").tobytes()
+
+
+BAD_MIX_VALUE = (
+    " is not allowed (stored values are never 0, -128 in an int8 row or -32768 in an int16 row)"
+)
+assert mixed(0b100, [95, -127], [300, 11, -42]) == MIX
+
+
+def set_encoding(name: str, enc: int) -> Callable[[dict, list[Sec]], None]:
+    def change(header: dict, secs: list[Sec]) -> None:
+        for s in secs:
+            if s.kind == KIND[name]:
+                s.enc = enc
+
+    return change
+
 
 # ------------------------------------------------------------------------------------------
 # The cases: (id, blob, exact message). Each builds its blob lazily (parametrize ids only).
@@ -1155,6 +1183,43 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         ),
         C + "bias: some bias overflows float32 (the arithmetic of this model)",
     ),
+    # -- values encoding 1: int8 rows and a few int16 ("wide") rows --------------------------
+    (
+        "mixed-section-one-byte-long",
+        lambda: edit(MIX_IR, change=set_data("values", MIX + b"\x01")),
+        C + f"section 'values' at offset {MIX_AT} is 10 bytes, expected 9 (1-byte wide-row "
+        "bitmap, then nnz=5 values of which 3 are int16)",
+    ),
+    (
+        "mixed-int8-row-sized-as-int16",  # row 0 marked wide too: 2 more bytes expected
+        lambda: edit(MIX_IR, change=set_data("values", mixed(0b101, [95, -127], [300, 11, -42]))),
+        C + f"section 'values' at offset {MIX_AT} is 9 bytes, expected 11 (1-byte wide-row "
+        "bitmap, then nnz=5 values of which 5 are int16)",
+    ),
+    (
+        "mixed-zero-in-an-int8-row-before-a-bad-int16",
+        lambda: edit(
+            MIX_IR, change=set_data("values", mixed(0b100, [0, -127], [300, -32768, -42]))
+        ),
+        MV + "value 0 at position 0" + BAD_MIX_VALUE,
+    ),
+    (
+        "mixed-empty-row-marked-int16",  # same length: the empty row 1 adds no bytes
+        lambda: edit(MIX_IR, change=set_data("values", mixed(0b110, [95, -127], [300, 11, -42]))),
+        MV + "row 1 is marked int16 but all its values fit int8",
+    ),
+    (
+        # row 0 (int8) overflows at 127 steps, row 2 (int16) at 32767: the int8 check first
+        "mixed-int8-row-scale-overflow-reported-before-int16",
+        lambda: edit(MIX_IR, change=set_data("scales", np.array([3e36, 1, 1e35], "<f4").tobytes())),
+        C + "scales: some scale * 127 overflows float32 (largest int8 weight)",
+    ),
+    (
+        # 0.0236 * 2^120 * 127 is a float32, * 32767 is not (row 2, column 0)
+        "mixed-step-times-32767-overflows-with-exponents",
+        lambda: edit(MIX_EXP_IR, change=set_data("exponents", bytes([120, 254, 3, 0, 0, 2]))),
+        C + "col_exponents: scale * 2^exponent leaves the float32 range for some weight",
+    ),
     # -- labels that would make every prediction wrong ------------------------------------------
     (
         "classes-nan-label",
@@ -1203,6 +1268,67 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         ),
         C + f"section 'classes' at offset {BIG_CLASSES_AT}: label 1 is not greater than "
         "label 0 (more than 4096 labels must be in increasing order)",
+    ),
+    # -- values encoding 1: mixed int8 / int16 rows ---------------------------------------
+    (
+        "mixed-bitmap-padding",
+        lambda: edit(MIX_IR, change=set_data("values", b"\x0c" + MIX[1:])),
+        C + f"section 'values' at offset {MIX_AT}: wide-row bitmap has bits set past n_outputs=3",
+    ),
+    (
+        "mixed-no-wide-row",
+        lambda: edit(MIX_IR, change=set_data("values", b"\x00" + MIX[1:])),
+        MV + "mixed widths with no wide row (such a file uses encoding 0)",
+    ),
+    (
+        "mixed-shorter-than-bitmap",
+        lambda: edit(MIX_IR, change=set_data("values", b"")),
+        MV + "is 0 bytes, shorter than its 1-byte wide-row bitmap",
+    ),
+    (
+        "mixed-short",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:-1])),
+        C + f"section 'values' at offset {MIX_AT} is 8 bytes, expected 9 (1-byte wide-row "
+        "bitmap, then nnz=5 values of which 3 are int16)",
+    ),
+    (
+        "mixed-minus-128-in-int8-row",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:2] + b"\x80" + MIX[3:])),
+        MV + "value -128 at position 1 is not allowed (stored values are never 0, "
+        "-128 in an int8 row or -32768 in an int16 row)",
+    ),
+    (
+        "mixed-minus-32768",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:3] + b"\x00\x80" + MIX[5:])),
+        MV + "value -32768 at position 2 is not allowed (stored values are never 0, "
+        "-128 in an int8 row or -32768 in an int16 row)",
+    ),
+    (
+        "mixed-zero-in-int16-row",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:5] + b"\x00\x00" + MIX[7:])),
+        MV + "value 0 at position 3 is not allowed (stored values are never 0, "
+        "-128 in an int8 row or -32768 in an int16 row)",
+    ),
+    (
+        "mixed-int16-row-fits-int8",
+        lambda: edit(MIX_IR, change=set_data("values", MIX[:3] + b"\x64\x00" + MIX[5:])),
+        MV + "row 2 is marked int16 but all its values fit int8",
+    ),
+    (
+        "mixed-on-float-values",
+        lambda: edit(F32_IR, change=set_data("values", MIX, enc=1)),
+        C + f"section 'values' at offset {F32_VALUES_AT}: mixed int8/int16 widths need value "
+        "dtype int8",
+    ),
+    (
+        "mixed-tensor-scale",
+        lambda: edit(MIX_IR, change=set_data("scales", np.float32([0.5]).tobytes())),
+        MV + "int16 rows need one scale per row, 'scales' has 1",
+    ),
+    (
+        "mixed-scale-times-32767-overflows",
+        lambda: edit(MIX_IR, change=set_data("scales", np.float32([0.0157, 1.0, 1e35]).tobytes())),
+        C + "scales: some scale * 32767 overflows float32 (largest int16 weight)",
     ),
 ]
 
@@ -1337,7 +1463,7 @@ def irs(draw) -> LinearIR:
     # Up to the format's limit: a huge, empty feature space must still round-trip cheaply.
     n_feat = draw(st.sampled_from([1, 2, 7, 64, 1000, 2**20, 2**31 - 1]))
     nnz_row = draw(st.integers(0, min(n_feat, 12)))
-    dtype = draw(st.sampled_from(["float64", "float32", "int8"]))
+    dtype = draw(st.sampled_from(["float64", "float32", "int8", "int16"]))
     indptr = [0]
     cols: list[np.ndarray] = []
     for _ in range(n_out):
@@ -1347,7 +1473,16 @@ def irs(draw) -> LinearIR:
         indptr.append(indptr[-1] + c.size)
     nnz = indptr[-1]
     kw: dict = {}
-    if dtype == "int8":
+    if dtype == "int16":
+        # Some rows wide (each with one value past the int8 range), the others int8-sized.
+        rows = np.repeat(np.arange(n_out), np.diff(indptr))
+        wide = rng.random(n_out) < 0.5
+        top = np.where(wide[rows], 32768, 128)
+        values = (rng.integers(1, top) * rng.choice([-1, 1], nnz)).astype(np.int16)
+        for r in np.flatnonzero(wide & (np.diff(indptr) > 0)):
+            values[indptr[r]] = 1000 + r
+        kw["scales"] = rng.uniform(1e-6, 10, n_out).astype(np.float32)
+    elif dtype == "int8":
         values = rng.integers(1, 128, nnz) * rng.choice([-1, 1], nnz)
         values = values.astype(np.int8)
         per_row = draw(st.booleans())
@@ -1411,7 +1546,10 @@ def test_property_encode_decode_round_trip(ir: LinearIR, cols: str, idx: str) ->
     got = esb.decode(blob)
     for name in ("indptr", "indices", "values", "bias"):
         assert np.array_equal(getattr(got, name), getattr(ir, name)), name
-        assert getattr(got, name).dtype == getattr(ir, name).dtype, name
+        want = getattr(ir, name).dtype
+        if name == "values" and want == np.int16 and not ir.wide_rows.any():
+            want = np.dtype(np.int8)  # int16 rows that all fit int8 are written as int8
+        assert getattr(got, name).dtype == want, name
     assert (got.n_features, got.head, got.squeeze) == (ir.n_features, ir.head, ir.squeeze)
     assert dict(got.provenance) == dict(ir.provenance)
     if ir.scales is not None:
@@ -1567,3 +1705,24 @@ def test_file_larger_than_the_format_allows_is_not_read(tmp_path: Path) -> None:
         f".esb file {big} is {5 << 30} bytes, more than the limit of 4294967295 bytes; a .esb "
         "file is at most 4 GiB (32-bit offsets), so this is not one"
     )
+
+
+def test_mixed_widths_base_blob_and_its_valid_edge_cases() -> None:
+    """The mixed-width cases above edit a blob laid out as they assume; the same edits just
+    inside the limits are valid: -128 in an int16 row (it does not fit int8: that row is
+    rightly wide), a scale that only an int8 row can hold, the exponent step an int8 row can
+    hold."""
+    _, secs = split(blob_of(MIX_IR))
+    (values,) = [s for s in secs if s.kind == KIND["values"]]
+    assert (values.enc, values.data) == (1, MIX)
+    ir = esb.decode(blob_of(MIX_IR))
+    np.testing.assert_array_equal(ir.values, MIX_IR.values)
+    np.testing.assert_array_equal(ir.wide_rows, [False, False, True])
+    edge = esb.decode(
+        edit(MIX_IR, change=set_data("values", mixed(4, [95, -127], [-128, 11, 200])))
+    )
+    assert edge.values.tolist() == [95, -127, -128, 11, 200]
+    big = np.array([1.1e34, 1, 0.0236], "<f4")
+    assert esb.decode(edit(MIX_IR, change=set_data("scales", big.tobytes()))).scales[0] == big[0]
+    exps = esb.decode(edit(MIX_EXP_IR, change=set_data("exponents", bytes([3, 120, 3, 0, 0, 2]))))
+    assert exps.col_exponents[1] == 120

@@ -248,3 +248,38 @@ def test_ssh_c_builds_on_the_board(
         assert row["cold_start_method"] == "spawn timestamp" and row["cold_start_ms"] > 0
         _check_program(row, esb)
     assert not any(Path(sshd["board_tmp"]).iterdir())  # type: ignore[arg-type]  # removed
+
+
+def test_emulated_rpi4_c_raised_rows(tmp_path: Path) -> None:
+    """A model with a row raised to int16 ('values' encoding 1) on the emulated rpi4: the
+    aarch64 build's labels are the numpy runtime's on every row."""
+    from edgesparse.bench.provision import provision
+    from edgesparse.formats import esb as esb_format
+    from tests.test_c_runtime import _raised
+
+    require_tool(
+        targets_mod.qemu_binary("aarch64") is not None,
+        what="qemu-aarch64-static",
+        install="apt-get install qemu-user-static",
+    )
+    require_tool(
+        shutil.which("aarch64-linux-gnu-gcc") is not None,
+        what="aarch64-linux-gnu-gcc",
+        install="apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
+    )
+    ir, X = _raised("wine-pipeline", "pow2")
+    assert ir.wide_rows.tolist() == [False, True, False]
+    blob = tmp_path / "wine-raised.esb"
+    esb_format.write(ir, blob)
+    np.save(tmp_path / "X.npy", X)
+    rpi4 = targets_mod.get_target("rpi4")
+    provision(rpi4)
+    results = harness.run_bench(
+        artifacts=[f"c:{blob}"], targets=[rpi4], data=tmp_path / "X.npy", runs=5, warmup=0
+    )
+    validate_results(results)
+    assert results["reference"]["kind"] == "artifact"
+    (row,) = results["results"]
+    assert row["status"] == "ok", row["error"]
+    assert row["emulated"] is True and row["engine"] == "c"
+    assert row["agreement"] == 1.0 and row["accuracy"] is None

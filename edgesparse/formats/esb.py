@@ -89,6 +89,7 @@ _REQUIRED = (ROWS, INDICES, VALUES, BIAS)
 
 # Encoding codes per section kind (code -> name).
 ENC_RAW, ENC_VARINT, ENC_BITMAP, ENC_EF = 0, 1, 2, 3
+ENC_MIXED = 1  # values: int8 rows with some int16 ("wide") rows
 COLUMN_ENCODINGS = {ENC_VARINT: "varint", ENC_BITMAP: "bitmap", ENC_EF: "eliasfano"}
 INDEX_ENCODINGS = {
     ENC_RAW: "raw",
@@ -100,7 +101,7 @@ _ENCODINGS: dict[int, dict[int, str]] = {
     ROWS: {ENC_VARINT: "varint"},
     COLUMNS: COLUMN_ENCODINGS,
     INDICES: INDEX_ENCODINGS,
-    VALUES: {0: "raw"},
+    VALUES: {0: "raw", ENC_MIXED: "mixed-int8-int16"},
     SCALES: {0: "float32"},
     BIAS: {0: "float64", 1: "float32"},
     CLASSES: {0: "int-zigzag-varint", 1: "float64", 2: "utf8"},
@@ -157,8 +158,8 @@ def encode(ir: LinearIR, *, columns: str = "auto", indices: str = "auto") -> byt
     if col_enc is not None:
         sections.append((COLUMNS, col_enc, col_bytes))
     sections.append((INDICES, idx_enc, idx_bytes))
-    dtype_code = _VALUE_DTYPE_NAMES.index(str(ir.values.dtype))
-    sections.append((VALUES, 0, ir.values.astype(_VALUE_DTYPES[dtype_code]).tobytes()))
+    dtype_code, values_enc, values_bytes = _encode_values(ir)
+    sections.append((VALUES, values_enc, values_bytes))
     if ir.scales is not None:
         sections.append((SCALES, 0, ir.scales.astype("<f4").tobytes()))
     with np.errstate(over="ignore"):
@@ -212,6 +213,7 @@ def verify(buf: bytes | bytearray | memoryview) -> dict[str, Any]:
         "bytes_per_nonzero": round(total / ir.nnz, 4) if ir.nnz else None,
         "values": str(ir.values.dtype),
         "quantization": ir.quantization,
+        **({"int16_rows": int(ir.wide_rows.sum())} if ir.values.dtype == np.int16 else {}),
         "head": ir.head,
         "n_classes": 0 if ir.classes is None else int(ir.classes.size),
         "classes": classes if classes is None or len(classes) <= 20 else [*classes[:20], "..."],
@@ -944,24 +946,13 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
     indices = local if used is None else used[local]
 
     # -- values, scales, bias -----------------------------------------------------------
-    enc, off, b = section(VALUES)
-    vdt = _VALUE_DTYPES[dtype_code]
-    need(VALUES, nnz * vdt.itemsize, f"nnz={nnz} {_VALUE_DTYPE_NAMES[dtype_code]} values")
-    values = np.frombuffer(b, dtype=vdt).astype(vdt.newbyteorder("="))
-    if values.size:
-        bad = values == 0
-        if is_int8:
-            bad |= values == -128
-        else:
-            bad |= ~np.isfinite(values)
-        if np.any(bad):
-            p = int(np.argmax(bad))
-            _sfail(
-                "values",
-                off,
-                f"value {values[p].item()!r} at position {p} is not allowed "
-                "(stored values are never 0, NaN, Inf or -128)",
-            )
+    values_enc, values_off, b = section(VALUES)
+    if values_enc == ENC_MIXED:
+        if not is_int8:
+            _sfail("values", values_off, "mixed int8/int16 widths need value dtype int8")
+        values = _decode_mixed_values(b, values_off, counts, need)
+    else:
+        values = _decode_raw_values(b, values_off, dtype_code, nnz, need)
     scales = None
     if is_int8:
         _, off, b = section(SCALES)
@@ -974,6 +965,10 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
             _sfail(
                 "scales", off, f"scale {float(scales[p])!r} at position {p} must be finite and > 0"
             )
+    if values_enc == ENC_MIXED and scales is not None and scales.size != n_out:
+        _sfail(
+            "values", values_off, f"int16 rows need one scale per row, 'scales' has {scales.size}"
+        )
     enc, off, b = section(BIAS)
     width = 8 if enc == 0 else 4
     need(BIAS, width * n_out, f"{n_out} {_ENCODINGS[BIAS][enc]} biases")
@@ -1012,6 +1007,95 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, dict[str, Any], dict]:
         raise FormatError(f"corrupt .esb: {exc}") from None
     hdr = {"version": version, "file_size": file_size, "n_columns": n_cols}
     return ir, hdr, info
+
+
+def _encode_values(ir: LinearIR) -> tuple[int, int, bytes]:
+    """(value dtype code, values encoding, section bytes): raw, or mixed widths when some rows
+    need 16 bits (int16 values whose rows all fit int8 are written as plain int8)."""
+    values = ir.values
+    if values.dtype == np.int16:
+        wide = ir.wide_rows
+        if not wide.any():
+            return 2, ENC_RAW, values.astype(np.int8).tobytes()
+        counts = np.diff(ir.indptr)
+        width = np.repeat(np.where(wide, 2, 1), counts)
+        bitmap = np.packbits(wide, bitorder="little")
+        start = bitmap.size + np.cumsum(width) - width
+        out = np.zeros(bitmap.size + int(width.sum()), dtype=np.uint8)
+        out[: bitmap.size] = bitmap
+        raw = values.astype("<i2").view(np.uint8).reshape(-1, 2)
+        out[start] = raw[:, 0]
+        out[start[width == 2] + 1] = raw[width == 2, 1]
+        return 2, ENC_MIXED, out.tobytes()
+    code = _VALUE_DTYPE_NAMES.index(str(values.dtype))
+    return code, ENC_RAW, values.astype(_VALUE_DTYPES[code]).tobytes()
+
+
+def _decode_raw_values(
+    b: np.ndarray, off: int, dtype_code: int, nnz: int, need: Callable[[int, int, str], None]
+) -> np.ndarray:
+    vdt = _VALUE_DTYPES[dtype_code]
+    need(VALUES, nnz * vdt.itemsize, f"nnz={nnz} {_VALUE_DTYPE_NAMES[dtype_code]} values")
+    values = np.frombuffer(b, dtype=vdt).astype(vdt.newbyteorder("="))
+    if values.size:
+        bad = values == 0
+        if values.dtype == np.int8:
+            bad |= values == -128
+        else:
+            bad |= ~np.isfinite(values)
+        if np.any(bad):
+            p = int(np.argmax(bad))
+            _sfail(
+                "values",
+                off,
+                f"value {values[p].item()!r} at position {p} is not allowed "
+                "(stored values are never 0, NaN, Inf or -128)",
+            )
+    return values
+
+
+def _decode_mixed_values(
+    b: np.ndarray, off: int, counts: np.ndarray, need: Callable[[int, int, str], None]
+) -> np.ndarray:
+    """Values encoding 1: a bitmap of wide rows, then i8 (narrow) or i16 LE (wide) values."""
+    n_out = counts.size
+    n_map = (n_out + 7) // 8
+    if b.size < n_map:
+        _sfail("values", off, f"is {b.size} bytes, shorter than its {n_map}-byte wide-row bitmap")
+    bits = np.unpackbits(b[:n_map], bitorder="little")
+    if bits[n_out:].any():
+        _sfail("values", off, f"wide-row bitmap has bits set past n_outputs={n_out}")
+    wide = bits[:n_out].astype(bool)
+    if not wide.any():
+        _sfail("values", off, "mixed widths with no wide row (such a file uses encoding 0)")
+    lengths = counts.astype(np.int64)
+    nnz, nnz_wide = int(lengths.sum()), int(lengths[wide].sum())
+    need(
+        VALUES,
+        n_map + nnz + nnz_wide,
+        f"{n_map}-byte wide-row bitmap, then nnz={nnz} values of which {nnz_wide} are int16",
+    )
+    width = np.repeat(np.where(wide, 2, 1), lengths)
+    start = n_map + np.cumsum(width) - width
+    values = b[start].view(np.int8).astype(np.int16)
+    two = width == 2
+    hi = b[start[two] + 1].astype(np.uint16) << 8
+    values[two] = (b[start[two]].astype(np.uint16) | hi).view(np.int16)
+    bad = (values == 0) | (values == (np.where(two, -32768, -128)))
+    if np.any(bad):
+        p = int(np.argmax(bad))
+        _sfail(
+            "values",
+            off,
+            f"value {int(values[p])} at position {p} is not allowed (stored values are never 0, "
+            f"-128 in an int8 row or -32768 in an int16 row)",
+        )
+    rows = np.repeat(np.arange(n_out), lengths)
+    fits = np.bincount(rows[np.abs(values.astype(np.int32)) > 127], minlength=n_out) == 0
+    if np.any(wide & fits):
+        r = int(np.argmax(wide & fits))
+        _sfail("values", off, f"row {r} is marked int16 but all its values fit int8")
+    return values
 
 
 def _encode_exponents(ir: LinearIR, *, listed: bool) -> tuple[int, bytes]:

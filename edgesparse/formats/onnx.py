@@ -115,7 +115,7 @@ def gathers_columns(ir: LinearIR) -> bool:
     model gathers its few thousand used columns).
     """
     n_used = int(np.unique(ir.indices).size)
-    itemsize = 1 if ir.values.dtype == np.int8 else 4
+    itemsize = {1: 1, 2: 2}.get(ir.values.dtype.itemsize, 4) if ir.is_quantized else 4
     return (ir.n_features - n_used) * ir.n_outputs * itemsize > 4 * max(n_used, 1)
 
 
@@ -139,9 +139,13 @@ def build(
     opset = check_opset(opset)
     if int8_form not in INT8_FORMS:
         raise InputError(f"int8 form must be one of {', '.join(INT8_FORMS)}, not {int8_form!r}")
-    is_int8 = ir.values.dtype == np.int8
-    if int8_form != "dequantize" and not is_int8:
-        raise InputError(f"int8 form {int8_form!r} needs int8 weights (use --quantize int8)")
+    is_int8 = ir.is_quantized
+    if int8_form != "dequantize" and ir.values.dtype != np.int8:
+        raise InputError(
+            f"int8 form {int8_form!r} needs int8 weights"
+            + (" in every row (this model has int16 rows)" if is_int8 else "")
+            + " (use --quantize int8)"
+        )
 
     g = _Graph()
     n_out = ir.n_outputs
@@ -157,13 +161,16 @@ def build(
 
     # Dense [n_used, n_outputs] weights: X @ W, so each output's scale runs along axis 1.
     pos = np.searchsorted(used, ir.indices)
-    dense = np.zeros((used.size, n_out), dtype=np.int8 if is_int8 else np.float32)
-    dense[pos, ir.row_ids()] = ir.values if is_int8 else ir.values.astype(np.float32)
-    w = g.weight("W", dense, sparse=sparse)
-    if is_int8:
-        product = _int8_product(g, ir, x, w, used, int8_form)
+    if ir.wide_rows.any():
+        product = g.node("MatMul", [x, _mixed_weights(g, ir, used, pos, sparse=sparse)])
     else:
-        product = g.node("MatMul", [x, w])
+        dense = np.zeros((used.size, n_out), dtype=np.int8 if is_int8 else np.float32)
+        dense[pos, ir.row_ids()] = ir.values if is_int8 else ir.values.astype(np.float32)
+        w = g.weight("W", dense, sparse=sparse)
+        if is_int8:
+            product = _int8_product(g, ir, x, w, used, int8_form)
+        else:
+            product = g.node("MatMul", [x, w])
     bias = g.const("B", ir.bias.astype(np.float32))
     score_name = "variable" if not ir.is_classifier else "scores"
     scores = g.node("Add", [product, bias], out=score_name)
@@ -388,6 +395,36 @@ def _int8_product(g: _Graph, ir: LinearIR, x: str, w: str, used: np.ndarray, int
     acc = g.node("MatMulInteger", [x_q, w, x_zero])
     acc_f = g.node("Cast", [acc], to=TensorProto.FLOAT)
     return g.node("Mul", [acc_f, g.node("Mul", [x_scale, w_scale])])
+
+
+def _mixed_weights(
+    g: _Graph, ir: LinearIR, used: np.ndarray, pos: np.ndarray, *, sparse: bool
+) -> str:
+    """Float32 ``[n_used, n_outputs]`` weights of a model with int16 rows, from constants only
+    (folded at load): ``Cast(q) * s * 2^e`` of an int8 matrix of the narrow outputs and of an
+    int16 matrix of the wide ones, concatenated and put back in output order by a ``Gather``
+    (moves, no arithmetic: bit for bit the numpy runtime's weights)."""
+    assert ir.scales is not None
+    wide = ir.wide_rows
+    rows = ir.row_ids()
+    parts = []
+    for name, dtype, mask in (("W", np.int8, ~wide), ("W_int16", np.int16, wide)):
+        outputs = np.flatnonzero(mask)
+        if outputs.size == 0:
+            continue
+        dense = np.zeros((used.size, outputs.size), dtype=dtype)
+        keep = mask[rows]
+        dense[pos[keep], np.searchsorted(outputs, rows[keep])] = ir.values[keep]
+        w = g.weight(name, dense, sparse=sparse)
+        scale = g.const(f"{name}_scale", ir.scales[outputs].astype(np.float32).reshape(1, -1))
+        parts.append(g.node("Mul", [g.node("Cast", [w], to=TensorProto.FLOAT), scale]))
+    order = np.argsort(np.concatenate([np.flatnonzero(~wide), np.flatnonzero(wide)]))
+    w_real = g.node("Concat", parts, axis=1) if len(parts) > 1 else parts[0]
+    w_real = g.node("Gather", [w_real, g.const("W_order", order.astype(np.int64))], axis=1)
+    if ir.col_exponents is not None:
+        pow2 = np.ldexp(np.float32(1.0), ir.col_exponents[used].astype(np.int32))
+        w_real = g.node("Mul", [w_real, g.const("col_pow2", pow2.reshape(-1, 1))])
+    return w_real
 
 
 def _classifier_head(g: _Graph, ir: LinearIR, scores: str) -> list[tuple[str, int, list]]:

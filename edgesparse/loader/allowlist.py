@@ -159,6 +159,9 @@ _SURPRISE: frozenset[tuple[str, str]] = frozenset(
         ("surprise.prediction_algorithms.knns", "KNNWithZScore"),
         ("surprise.prediction_algorithms.knns", "KNNBaseline"),
         ("surprise.trainset", "Trainset"),
+        ("surprise.dataset", "Trainset"),  # where Surprise 1.0.4 and older kept it
+        # surprise.dump.dump(file, predictions=..., algo=...) keeps Prediction tuples too
+        ("surprise.prediction_algorithms.predictions", "Prediction"),
         ("collections", "defaultdict"),
         ("builtins", "list"),
         ("__builtin__", "list"),
@@ -190,6 +193,7 @@ _ALIASES: dict[tuple[str, str], tuple[str, str]] = {
     ("numpy.core.numeric", "_frombuffer"): ("numpy._core.numeric", "_frombuffer"),
     ("scipy.sparse.csr", "csr_matrix"): ("scipy.sparse._csr", "csr_matrix"),
     ("scipy.sparse.csc", "csc_matrix"): ("scipy.sparse._csc", "csc_matrix"),
+    ("surprise.dataset", "Trainset"): ("surprise.trainset", "Trainset"),
 }
 # scikit-learn 1.8.0's build gave its Cython loss classes the module name "_loss", so its SGD
 # pickles say "_loss.CyHalfBinomialLoss". They resolve to scikit-learn's module and nothing

@@ -10,7 +10,7 @@ import math
 import pickle
 import struct
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -185,7 +185,19 @@ class _OldSGDLossFactory:
         return _OldSGDLoss(self.name)
 
 
+class _SurprisePrediction(NamedTuple):
+    """What Surprise's ``Prediction`` in a ``surprise.dump`` file becomes: a plain tuple of its
+    five fields (Surprise's own class is not imported; edgesparse reads only the ``algo``)."""
+
+    uid: Any
+    iid: Any
+    r_ui: Any
+    est: Any
+    details: Any
+
+
 _SUBSTITUTES: dict[tuple[str, str], Any] = {
+    ("surprise.prediction_algorithms.predictions", "Prediction"): _SurprisePrediction,
     **{
         ("sklearn.linear_model._sgd_fast", name): _OldSGDLossFactory(name)
         for name in _SGD_FAST_LOSSES

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgesparse.errors import InputError
-from edgesparse.ir import LinearIR
+from edgesparse.ir import QUANTIZED_DTYPES, LinearIR
 
 SCOPES = ("global", "row")
 
@@ -93,8 +93,8 @@ def select(
         indptr=indptr,
         indices=ir.indices[keep],
         values=values[keep],
-        scales=scales if values.dtype == np.int8 else None,
-        col_exponents=col_exponents if values.dtype == np.int8 else None,
+        scales=scales if values.dtype in QUANTIZED_DTYPES else None,
+        col_exponents=col_exponents if values.dtype in QUANTIZED_DTYPES else None,
         provenance=_append(ir, "passes", note),
     )
 

@@ -43,6 +43,13 @@ Bias correction: where the input centre ``μ`` is known (``ir.input_stats``), th
 the quantized weights make is moved into the bias, ``b' = b + (W - W_q) @ μ``, so the error
 left is ``(W - W_q) @ (x - μ)``: centred, and small even when columns have large offsets.
 
+Raised rows (:func:`raise_rows`): where int8 measures too coarse, chosen rows are quantized
+again from the unquantized weights with 16-bit steps, ``r[i] = max|v| / 32767`` and
+``q = clip(round_half_even(v / r), -32767, 32767)`` (int16, never -32768), with the same column
+exponents; every other row keeps its int8 ``q`` and ``r`` exactly. The bias correction is then
+recomputed for the whole model. A raised row costs one byte more per stored weight; its error
+bound ``r * 2^e / 2`` shrinks by 32767/127 = 258x.
+
 Inputs are not quantized: runtimes dequantize weights and compute in float32, which is why
 label agreement stays high where onnxruntime's dynamic quantization (int8 activations) loses it.
 """
@@ -53,7 +60,7 @@ import numpy as np
 
 from edgesparse.counting import small_int_counts, used_columns
 from edgesparse.errors import InputError, IRError
-from edgesparse.ir import EXPONENT_RANGE, LinearIR
+from edgesparse.ir import EXPONENT_RANGE, INT16_MAX, LinearIR
 from edgesparse.passes.prune import select
 
 GRANULARITIES = ("row", "tensor")
@@ -75,17 +82,18 @@ def _one_exponent(exps: np.ndarray, ir: LinearIR) -> bool:
     return values.size <= 1
 
 
-def column_exponents(ir: LinearIR) -> np.ndarray:
+def column_exponents(ir: LinearIR, *, use_stats: bool = True) -> np.ndarray:
     """Per-column power-of-two exponents (int8, ``n_features`` long) for :func:`quantize_int8`.
 
-    From ``ir.input_stats`` when present, else from the weights (see the module contract).
-    Unused columns get 0; the median over used columns is 0.
+    From ``ir.input_stats`` when present (and ``use_stats``), else from the weights alone (see
+    the module contract). Unused columns get 0; the median over used columns is 0.
     """
     used = used_columns(ir.indices, n_features=ir.n_features)
     exps = np.zeros(ir.n_features, dtype=np.int8)
     if used.size == 0:
         return exps
-    spread = ir.input_stats.spread[used] if ir.input_stats is not None else np.ones(used.size)
+    stats = ir.input_stats if use_stats else None
+    spread = stats.spread[used] if stats is not None else np.ones(used.size)
     base = -np.log2(spread)
     e = np.rint(base - np.median(base))
     # Outlier columns, by their largest weight in standardized units, lift off the floor.
@@ -94,7 +102,7 @@ def column_exponents(ir: LinearIR) -> np.ndarray:
     lift = np.log2(colmax[used] * spread)
     lift = np.rint(lift - np.median(lift))
     budget = max(EXPONENT_BUDGET_MIN, EXPONENT_BUDGET_SHARE * ir.nnz)
-    if ir.input_stats is not None:
+    if stats is not None:
         budget = min(budget, OUTLIER_SHARE * used.size)
     e = e + _outliers_within_budget(lift, budget)
     lo, hi = EXPONENT_RANGE
@@ -134,7 +142,9 @@ def int8_scales(
     return scales
 
 
-def quantize_int8(ir: LinearIR, *, granularity: str = "row", columns: str = "none") -> LinearIR:
+def quantize_int8(
+    ir: LinearIR, *, granularity: str = "row", columns: str = "none", stats_exponents: bool = True
+) -> LinearIR:
     """Symmetric int8 quantization of the weights (see the module contract).
 
     Args:
@@ -143,10 +153,13 @@ def quantize_int8(ir: LinearIR, *, granularity: str = "row", columns: str = "non
         columns: ``"none"`` (every ``e`` is 0) or ``"pow2"`` (per-column exponents from
             :func:`column_exponents`; dropped again when they are all equal, or when the
             model's weight magnitudes would leave float32's range with them).
+        stats_exponents: with ``"pow2"``, derive the exponents from ``ir.input_stats`` when
+            there are some (default), or from the weights alone (the bias correction still
+            uses the statistics).
     """
     if columns not in COLUMN_SCALINGS:
         raise InputError(f"columns must be one of {', '.join(COLUMN_SCALINGS)}, got {columns!r}")
-    exps = column_exponents(ir) if columns == "pow2" else None
+    exps = column_exponents(ir, use_stats=stats_exponents) if columns == "pow2" else None
     if exps is not None and _one_exponent(exps, ir):
         exps = None
     try:
@@ -157,6 +170,56 @@ def quantize_int8(ir: LinearIR, *, granularity: str = "row", columns: str = "non
         # Extreme weight magnitudes: per-row scales alone are always representable.
         out = _quantize(ir, granularity, None)
     return _correct_bias(ir, out)
+
+
+def raise_rows(reference: LinearIR, quantized: LinearIR, rows: np.ndarray) -> LinearIR:
+    """``quantized`` with the ``rows`` re-quantized from ``reference`` at 16 bits (int16 values).
+
+    ``quantized`` must be :func:`quantize_int8` of ``reference`` with one scale per row; rows
+    not listed keep their int8 steps and scales exactly (see "Raised rows" in the module
+    contract). With no rows listed, ``quantized`` is returned unchanged.
+    """
+    rows = np.unique(np.asarray(rows, dtype=np.int64))
+    if rows.size == 0:
+        return quantized
+    if quantized.values.dtype != np.int8 or quantized.scales is None:
+        raise InputError("raise_rows needs an int8 model")
+    if quantized.scales.size != quantized.n_outputs:
+        raise InputError("raise_rows needs one int8 scale per row (granularity 'row')")
+    if rows[0] < 0 or rows[-1] >= reference.n_outputs:
+        raise InputError(f"raise_rows: rows must lie in [0, {reference.n_outputs})")
+    exps = quantized.col_exponents
+    ref_rows = reference.row_ids()
+    raised = np.zeros(reference.n_outputs, dtype=bool)
+    raised[rows] = True
+    # Every stored int8 weight sits at a position the reference stores too (quantization only
+    # drops weights), so keys in canonical CSR order locate them.
+    keys = ref_rows * reference.n_features + reference.indices
+    q_keys = quantized.row_ids() * quantized.n_features + quantized.indices
+    values = np.zeros(reference.nnz, dtype=np.int16)
+    values[np.searchsorted(keys, q_keys)] = quantized.values
+    v = _equalized(reference, exps)
+    peak = np.zeros(reference.n_outputs)
+    np.maximum.at(peak, ref_rows, np.abs(v))
+    scales = quantized.scales.copy()
+    wide = (peak / INT16_MAX).astype(np.float32)
+    scales[raised & (wide > 0)] = wide[raised & (wide > 0)]
+    in_raised = raised[ref_rows]
+    q16 = np.rint(v[in_raised] / scales[ref_rows[in_raised]].astype(np.float64))
+    values[in_raised] = np.clip(q16, -INT16_MAX, INT16_MAX).astype(np.int16)
+    note = f"{rows.size} of {reference.n_outputs} rows raised to int16"
+    out = select(
+        reference, values != 0, note=note, values=values, scales=scales, col_exponents=exps
+    )
+    out = out.replace(provenance={**out.provenance, "passes": _passes_note(quantized, note)})
+    return _correct_bias(reference, out)
+
+
+def _passes_note(quantized: LinearIR, note: str) -> str:
+    """The quantized model's pass history plus ``note`` (the reference's history lacks the
+    int8 step)."""
+    done = quantized.provenance.get("passes", "")
+    return f"{done}; {note}" if done else note
 
 
 def _equalized(ir: LinearIR, exponents: np.ndarray | None) -> np.ndarray:

@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -51,7 +52,7 @@ RELEASES: dict[str, list[str]] = {
 
 # Runs inside the release's venv: argv[1] is the output directory.
 TRAINER = r"""
-import json, pickle, sys, warnings
+import json, os, pickle, sys, warnings
 from pathlib import Path
 
 import joblib, numpy as np, scipy, sklearn
@@ -163,6 +164,11 @@ MODELS = [
 
 # The version-sensitive families, also as .skops files (kept few: the fixtures stay small).
 SKOPS_MODELS = {"logreg_ovr", "logreg_liblinear", "sgd_log_l1", "ridge_classifier"}
+# A skops-only run (make.py --skops): just these families, as .skops files only.
+SKOPS_ONLY = os.environ.get("WILD_SKOPS_ONLY")
+if SKOPS_ONLY:
+    SKOPS_MODELS = set(SKOPS_ONLY.split(","))
+    MODELS = [m for m in MODELS if m[0] in SKOPS_MODELS]
 try:
     import skops
     import skops.io as sio
@@ -185,9 +191,10 @@ for name, data, make in MODELS:
         continue
     X, y = sets[data]
     model.fit(X, y)
-    with open(out / f"{name}.pkl", "wb") as fh:
-        pickle.dump(model, fh, protocol=4)
-    joblib.dump(model, out / f"{name}.joblib", compress=3)
+    if not SKOPS_ONLY:
+        with open(out / f"{name}.pkl", "wb") as fh:
+            pickle.dump(model, fh, protocol=4)
+        joblib.dump(model, out / f"{name}.joblib", compress=3)
     if sio is not None and name in SKOPS_MODELS:
         sio.dump(model, out / f"{name}.skops")
     Xf = inputs[data]
@@ -201,8 +208,28 @@ print(f"{sklearn.__version__}: {len(manifest['models'])} models")
 """
 
 
-def build(release: str, pins: list[str], out: Path, *, keep: bool = False) -> None:
-    """Train and save the fixtures of one scikit-learn ``release`` into ``out/<release>``."""
+# skops-only fixtures (models/wild/skops/<skops release>/): every skops release from the
+# pyproject floor (0.11) that the sklearn fixtures above do not already use (0.11 with 1.1-1.2,
+# 0.16 after), each with a scikit-learn of its time, and the families below as .skops only.
+SKOPS_RELEASES: dict[str, list[str]] = {
+    "0.12.0": ["skops==0.12.0", *RELEASES["1.5.2"]],
+    "0.13.0": ["skops==0.13.0", *RELEASES["1.5.2"]],
+    "0.14.0": ["skops==0.14.0", *RELEASES["1.6.1"]],
+    "0.15.0": ["skops==0.15.0", *RELEASES["1.7.2"]],
+}
+SKOPS_FAMILIES = "logreg_ovr,sgd_log_l1,ridge_classifier,linear_regression"
+
+
+def build(
+    release: str,
+    pins: list[str],
+    out: Path,
+    *,
+    keep: bool = False,
+    skops_only: bool = False,
+) -> None:
+    """Train and save the fixtures of one scikit-learn ``release`` into ``out/<release>``
+    (``skops_only``: ``release`` is a skops release, ``pins`` already name it)."""
     work = Path(tempfile.mkdtemp(prefix=f"wild-{release}-"))
     try:
         venv = work / "venv"
@@ -212,17 +239,19 @@ def build(release: str, pins: list[str], out: Path, *, keep: bool = False) -> No
             [str(py), "-m", "pip", "install", "--quiet", "--only-binary=:all:", *pins],
             check=True,
         )
-        # skops is optional: whichever release pip finds compatible, if any.
-        subprocess.run(
-            [str(py), "-m", "pip", "install", "--quiet", "--only-binary=:all:", "skops", *pins],
-            check=False,
-        )
+        if not skops_only:
+            # skops is optional: whichever release pip finds compatible, if any.
+            subprocess.run(
+                [str(py), "-m", "pip", "install", "--quiet", "--only-binary=:all:", "skops", *pins],
+                check=False,
+            )
         target = out / release
         if target.exists():
             shutil.rmtree(target)
         script = work / "trainer.py"
         script.write_text(TRAINER)
-        subprocess.run([str(py), str(script), str(target)], check=True, cwd=work)
+        env = dict(os.environ, WILD_SKOPS_ONLY=SKOPS_FAMILIES) if skops_only else None
+        subprocess.run([str(py), str(script), str(target)], check=True, cwd=work, env=env)
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
@@ -234,12 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("releases", nargs="*", help="e.g. 1.3 or 1.3.2 (default: all)")
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--keep-venvs", action="store_true")
+    parser.add_argument(
+        "--skops", action="store_true", help="the skops-only fixtures (releases: skops releases)"
+    )
     args = parser.parse_args(argv)
-    chosen = [
-        r for r in RELEASES if not args.releases or any(r.startswith(a) for a in args.releases)
-    ]
+    table = SKOPS_RELEASES if args.skops else RELEASES
+    out = args.out / "skops" if args.skops else args.out
+    chosen = [r for r in table if not args.releases or any(r.startswith(a) for a in args.releases)]
     for release in chosen:
-        build(release, RELEASES[release], args.out, keep=args.keep_venvs)
+        build(release, table[release], out, keep=args.keep_venvs, skops_only=args.skops)
     return 0
 
 

@@ -26,7 +26,8 @@ static const char *const SEC_NAMES[N_KINDS + 1] = {
     "?", "rows", "columns", "indices", "values", "scales", "bias", "classes", "provenance",
     "exponents"};
 /* Allowed encodings per kind, as bit masks (docs/FORMAT.md, "Sections"). */
-static const unsigned SEC_ENCODINGS[N_KINDS + 1] = {0, 0x2, 0xE, 0xF, 0x1, 0x1, 0x3, 0x7, 0x1, 0x3};
+static const unsigned SEC_ENCODINGS[N_KINDS + 1] = {0, 0x2, 0xE, 0xF, 0x3, 0x1, 0x3, 0x7, 0x1, 0x3};
+enum { ENC_MIXED = 1 }; /* values: int8 rows and a few int16 ("wide") rows */
 /* Column exponents (ir.EXPONENT_RANGE): 2^e is a normal float for each. */
 #define EXP_MIN (-126)
 #define EXP_MAX 127
@@ -42,6 +43,8 @@ static const unsigned char MAGIC[8] = {0x89, 'E', 'S', 'B', '\r', '\n', 0x1A, '\
 /* Byte-wise little-endian loads: no alignment needed, any host byte order.                */
 /* ---------------------------------------------------------------------------------------- */
 static uint32_t ld_u16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8; }
+/* A little-endian i16, byte by byte (no unaligned load, no implementation-defined cast). */
+static int32_t ld_i16(const uint8_t *p) { return (int32_t)ld_u16(p) - (p[1] & 0x80 ? 65536 : 0); }
 static uint32_t ld_u32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -949,6 +952,92 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
     return ESB_OK;
 }
 
+/* Row r is stored with 16-bit values (values encoding 1, bit r of the wide-row bitmap). */
+static int is_wide(const esb_model *m, uint32_t r)
+{
+    return m->mixed_ && (m->buf_[m->sec_[VALUES].offset + (r >> 3)] >> (r & 7u) & 1u);
+}
+
+/* The largest |q| of row r's values: 32767 in a wide row, 127 in every other. */
+static double q_max(const esb_model *m, uint32_t r) { return is_wide(m, r) ? 32767.0 : 127.0; }
+
+/* The stored values themselves: after the wide-row bitmap with values encoding 1. */
+static const uint8_t *values_of(const esb_model *m)
+{
+    return m->buf_ + m->sec_[VALUES].offset + (m->mixed_ ? ceil8(m->n_outputs) : 0);
+}
+
+/* Bytes of each stored value of row r. */
+static unsigned value_width(const esb_model *m, uint32_t r)
+{
+    static const unsigned itemsize[3] = {8, 4, 1};
+    return itemsize[m->value_dtype] + (unsigned)is_wide(m, r);
+}
+
+/* esb.py's _decode_mixed_values (values encoding 1): a bitmap of wide rows, then i8 (narrow
+ * rows) or i16 LE (wide rows) values in CSR order. Same checks, order and messages. */
+static esb_status check_mixed_values(esb_model *m, uint32_t off, uint64_t len, const uint8_t *b,
+                                     uint64_t nnz)
+{
+    const uint32_t n_out = m->n_outputs;
+    const uint64_t n_map = ceil8(n_out);
+    const uint8_t *p = m->buf_ + m->sec_[ROWS].offset, *v;
+    uint64_t nnz_wide = 0, pos = 0;
+    uint32_t r, n_wide = 0;
+    if (m->value_dtype != ESB_VALUES_I8)
+        BAD("section 'values' at offset %" PRIu32 ": mixed int8/int16 widths need value dtype "
+            "int8", off);
+    if (len < n_map)
+        BAD("section 'values' at offset %" PRIu32 ": is %" PRIu64 " bytes, shorter than its %"
+            PRIu64 "-byte wide-row bitmap", off, len, n_map);
+    if (n_out % 8u && b[n_map - 1] >> (n_out % 8u))
+        BAD("section 'values' at offset %" PRIu32 ": wide-row bitmap has bits set past "
+            "n_outputs=%" PRIu32, off, n_out);
+    m->mixed_ = 1; /* is_wide reads the bitmap from now on */
+    for (r = 0; r < n_out; r++) {
+        uint64_t c = rdv(&p);
+        if (is_wide(m, r)) {
+            n_wide++;
+            nnz_wide += c;
+        }
+    }
+    if (!n_wide)
+        BAD("section 'values' at offset %" PRIu32 ": mixed widths with no wide row (such a file "
+            "uses encoding 0)", off);
+    if (len != n_map + nnz + nnz_wide)
+        BAD("section 'values' at offset %" PRIu32 " is %" PRIu64 " bytes, expected %" PRIu64
+            " (%" PRIu64 "-byte wide-row bitmap, then nnz=%" PRIu64 " values of which %" PRIu64
+            " are int16)", off, len, n_map + nnz + nnz_wide, n_map, nnz, nnz_wide);
+    /* First the forbidden values (in CSR order), then the wide rows that fit int8. */
+    for (v = b + n_map, p = m->buf_ + m->sec_[ROWS].offset, r = 0; r < n_out; r++) {
+        uint64_t c = rdv(&p), k;
+        const int wide = is_wide(m, r);
+        for (k = 0; k < c; k++, pos++) {
+            int32_t q = wide ? ld_i16(v + 2 * k) : (int8_t)v[k];
+            if (q == 0 || q == (wide ? -32768 : -128))
+                BAD("section 'values' at offset %" PRIu32 ": value %" PRId32 " at position %"
+                    PRIu64 " is not allowed (stored values are never 0, -128 in an int8 row or "
+                    "-32768 in an int16 row)", off, q, pos);
+        }
+        v += c * (wide ? 2u : 1u);
+    }
+    for (v = b + n_map, p = m->buf_ + m->sec_[ROWS].offset, r = 0; r < n_out; r++) {
+        uint64_t c = rdv(&p), k;
+        const int wide = is_wide(m, r);
+        int fits = 1;
+        for (k = 0; wide && k < c; k++) {
+            int32_t q = ld_i16(v + 2 * k);
+            if (q > 127 || q < -127) fits = 0;
+        }
+        if (wide && fits)
+            BAD("section 'values' at offset %" PRIu32 ": row %" PRIu32 " is marked int16 but all "
+                "its values fit int8", off, r);
+        v += c * (wide ? 2u : 1u);
+    }
+    m->n_wide_ = n_wide;
+    return ESB_OK;
+}
+
 static esb_status check_contents(esb_model *m, const uint8_t *d)
 {
     const uint32_t n_out = m->n_outputs, n_cols = m->n_columns, n_feat = m->n_features;
@@ -1069,7 +1158,10 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
 
     /* -- values, scales, bias -- */
     SEC(VALUES);
-    {
+    if (m->sec_[VALUES].encoding == ENC_MIXED) {
+        esb_status st = check_mixed_values(m, off, len, b, nnz);
+        if (st != ESB_OK) return st;
+    } else {
         static const unsigned itemsize[3] = {8, 4, 1};
         unsigned w = itemsize[m->value_dtype];
         if (len != nnz * w)
@@ -1117,6 +1209,9 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
             }
         }
         m->n_scales_ = (uint32_t)(len / 4);
+        if (m->mixed_ && m->n_scales_ != n_out)
+            BAD("section 'values' at offset %" PRIu32 ": int16 rows need one scale per row, "
+                "'scales' has %" PRIu32, m->sec_[VALUES].offset, m->n_scales_);
     }
     SEC(BIAS);
     {
@@ -1216,13 +1311,17 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
         st = check_exponents(m, off, b);
         if (st != ESB_OK) return st;
     }
-    /* LinearIR: the arithmetic the fields feed. The largest int8 weight (scale * 127) and,
+    /* LinearIR: the arithmetic the fields feed. The largest int8 weight (scale * 127, or
+     * scale * 32767 in a wide row) and,
      * without float64 values, every bias must be finite floats: otherwise every score is
      * NaN/Inf and every prediction one arbitrary class. */
     if (m->value_dtype == ESB_VALUES_I8) {
-        for (i = 0; i < m->n_scales_; i++)
-            if ((double)scale_of(m, (uint32_t)i) * 127.0 > FLT_MAX)
+        for (i = 0; i < m->n_scales_; i++) /* int8 rows first, then int16 ones */
+            if (!is_wide(m, (uint32_t)i) && (double)scale_of(m, (uint32_t)i) * 127.0 > FLT_MAX)
                 BAD("scales: some scale * 127 overflows float32 (largest int8 weight)");
+        for (i = 0; i < m->n_scales_; i++)
+            if (is_wide(m, (uint32_t)i) && (double)scale_of(m, (uint32_t)i) * 32767.0 > FLT_MAX)
+                BAD("scales: some scale * 32767 overflows float32 (largest int16 weight)");
     }
     if (m->value_dtype != ESB_VALUES_F64) {
         for (i = 0; i < n_out; i++)
@@ -1653,7 +1752,7 @@ static esb_status check_exponents(esb_model *m, uint32_t off, const uint8_t *exp
             }
             if (lo <= hi && (n_scales != 1 || r + 1 == m->n_outputs)) {
                 double s = (double)scale_of(m, r);
-                if (s * ldexp(1.0, lo) < FLT_MIN || s * ldexp(1.0, hi) * 127.0 > FLT_MAX)
+                if (s * ldexp(1.0, lo) < FLT_MIN || s * ldexp(1.0, hi) * q_max(m, r) > FLT_MAX)
                     BAD("col_exponents: scale * 2^exponent leaves the float32 range for some "
                         "weight");
             }
@@ -1673,7 +1772,8 @@ static float pow2f(int e)
 
 static int has_exponents(const esb_model *m) { return m->sec_[EXPONENTS].present; }
 
-/* The dense layout: int8 weights whose dense matrix is no larger than the column list. */
+/* The dense layout: int8 weights (with or without int16 rows) whose dense matrix is no larger
+ * than the column list. */
 static int dense_eligible(const esb_model *m)
 {
     return m && m->buf_ && m->value_dtype == ESB_VALUES_I8 &&
@@ -1681,10 +1781,10 @@ static int dense_eligible(const esb_model *m)
 }
 
 /* Workspace bytes of the dense layout: with exponents, 2^e of every feature (float bits)
- * first, then the int8 matrix. */
+ * first, then the int8 matrix, row by row (a wide row: n_features int16, 2 bytes each). */
 static uint64_t dense_bytes(const esb_model *m)
 {
-    return (uint64_t)m->n_outputs * m->n_features +
+    return ((uint64_t)m->n_outputs + m->n_wide_) * m->n_features +
            (has_exponents(m) ? 4u * (uint64_t)m->n_features : 0u);
 }
 
@@ -1707,7 +1807,7 @@ size_t esb_workspace_size(const esb_model *m)
     uint64_t t;
     if (!m || !m->buf_) return 0;
     if (!dense_eligible(m)) return clamp_size(list_bytes(m));
-    t = 4u * (uint64_t)m->nnz; /* without exponents the dense matrix always fits in these */
+    t = 4u * (uint64_t)m->nnz; /* without exponents or int16 rows the dense matrix fits */
     return clamp_size(dense_bytes(m) > t ? dense_bytes(m) : t);
 }
 
@@ -1724,23 +1824,26 @@ const char *esb_layout_name(const esb_model *m)
     return m && m->layout_ < 4 ? NAMES[m->layout_] : "streamed";
 }
 
-/* Calls f(ctx, r, k, global column, local column) for every stored weight, in CSR order. */
-typedef void (*weight_fn)(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local);
+/* Calls f(ctx, r, k, global column, local column, its value's bytes) for every stored
+ * weight, in CSR order. */
+typedef void (*weight_fn)(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local,
+                          const uint8_t *v);
 
 static void for_each_weight(const esb_model *m, weight_fn f, void *ctx)
 {
     walker w;
     int32_t cols[ESB_CHUNK], locs[ESB_CHUNK];
-    const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset;
+    const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset, *v = values_of(m);
     uint32_t r, k = 0;
     walker_init(&w, m);
     for (r = 0; r < m->n_outputs; r++) {
         uint32_t cnt = (uint32_t)rdv(&rows), done = 0, i;
+        const unsigned vw = value_width(m, r);
         walker_row(&w, r);
         while (done < cnt) {
             uint32_t n = cnt - done < ESB_CHUNK ? cnt - done : ESB_CHUNK;
             walker_fill(&w, cols, locs, n);
-            for (i = 0; i < n; i++) f(ctx, r, k + i, cols[i], locs[i]);
+            for (i = 0; i < n; i++, v += vw) f(ctx, r, k + i, cols[i], locs[i], v);
             done += n;
             k += n;
         }
@@ -1752,6 +1855,8 @@ typedef struct build_ctx {
     int32_t *a, *b, *c, *d;
     int8_t *e; /* a character type: may alias the int32_t buffer */
     exp_reader *er; /* with exponents */
+    uint32_t row;   /* dense: the row whose first byte is at e + row_at */
+    size_t row_at;
 } build_ctx;
 
 static const uint8_t *exps_of(const esb_model *m)
@@ -1759,36 +1864,49 @@ static const uint8_t *exps_of(const esb_model *m)
     return m->buf_ + m->sec_[EXPONENTS].offset;
 }
 
-static void put_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
+static void put_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local,
+                       const uint8_t *v)
 {
     build_ctx *b = (build_ctx *)ctx;
     (void)r;
+    (void)v;
     b->a[k] = col;
     if (b->e) b->e[k] = (int8_t)exp_at(b->er, (uint32_t)local);
 }
 
-static void put_dense(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
+static void put_dense(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local,
+                      const uint8_t *v)
 {
     build_ctx *b = (build_ctx *)ctx;
-    const uint8_t *v = b->m->buf_ + b->m->sec_[VALUES].offset;
-    b->e[(size_t)r * b->m->n_features + (uint32_t)col] = (int8_t)v[k];
+    const size_t nf = b->m->n_features;
+    (void)k;
+    for (; b->row < r; b->row++) b->row_at += is_wide(b->m, b->row) ? 2 * nf : nf;
+    if (is_wide(b->m, r)) { /* an int16, in the host's byte order */
+        int16_t h = (int16_t)ld_i16(v);
+        memcpy(b->e + b->row_at + 2 * (uint32_t)col, &h, 2);
+    } else {
+        b->e[b->row_at + (uint32_t)col] = (int8_t)v[0];
+    }
     if (b->er) { /* the factor 2^e of a used column */
         float f = pow2f(exp_at(b->er, (uint32_t)local));
         memcpy(&b->a[col], &f, 4); /* float bits: the buffer's declared type is int32_t */
     }
 }
 
-static void count_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
+static void count_column(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local,
+                         const uint8_t *v)
 {
     (void)r;
+    (void)v;
     (void)k;
     (void)col;
     ((build_ctx *)ctx)->a[local + 1]++;
 }
 
-static float weight_of(const esb_model *m, uint32_t r, uint32_t k);
+static float weight_of(const esb_model *m, uint32_t r, const uint8_t *v);
 
-static void put_transposed(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local)
+static void put_transposed(void *ctx, uint32_t r, uint32_t k, int32_t col, int32_t local,
+                           const uint8_t *v)
 {
     build_ctx *b = (build_ctx *)ctx;
     int32_t e = b->a[local]++;
@@ -1797,7 +1915,7 @@ static void put_transposed(void *ctx, uint32_t r, uint32_t k, int32_t col, int32
     if (b->m->value_dtype == ESB_VALUES_F64) {
         b->d[e] = (int32_t)k;
     } else {
-        float w = weight_of(b->m, r, k);
+        float w = weight_of(b->m, r, v);
         if (b->er) w *= pow2f(exp_at(b->er, (uint32_t)local)); /* exact */
         memcpy(&b->d[e], &w, 4); /* float bits: the buffer's declared type is int32_t */
     }
@@ -1879,7 +1997,7 @@ esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes)
         size_t c;
         for (c = 0; c < nfac; c++) memcpy(&ws[c], &one, 4);
         b.e = (int8_t *)(ws + nfac);
-        memset(b.e, 0, (size_t)m->n_outputs * nf);
+        memset(b.e, 0, ((size_t)m->n_outputs + m->n_wide_) * nf);
         for_each_weight(m, put_dense, &b); /* with exponents, also 2^e of each used column */
         m->dense_ = b.e;
         if (nfac) m->dfac_ = ws;
@@ -1951,27 +2069,30 @@ static double bias_of(const esb_model *m, uint32_t r)
         *ACC += (a0 + a1) + (a2 + a3);                                                         \
     } while (0)
 
-/* ex: the exponents of these n weights' columns (int8 models with exponents), else NULL. */
+/* v: the n weights' values; wide: they are int16 (a wide row of an int8 model). ex: the
+ * exponents of their columns (int8 models with exponents), else NULL. */
 static void dense_chunk(const esb_model *m, const int32_t *cols, const int8_t *ex, uint32_t n,
-                        uint64_t k, float scale, const float *x, float *facc, double *dacc)
+                        const uint8_t *v, int wide, float scale, const float *x, float *facc,
+                        double *dacc)
 {
-    const uint8_t *v = m->buf_ + m->sec_[VALUES].offset;
     uint32_t i;
 #define X(i) x[cols[i]]
 #define W_F32(i) ld_f32(v + 4 * (i))
 #define W_I8(i) (scale * (float)(int8_t)v[i]) /* rounded to float first: the IR contract */
 #define W_I8E(i) (W_I8(i) * pow2f(ex[i]))    /* then 2^e: exact */
+#define W_I16(i) (scale * (float)ld_i16(v + 2 * (i)))
+#define W_I16E(i) (W_I16(i) * pow2f(ex[i]))
 #define W_F64(i) ld_f64(v + 8 * (i))
 #define XD(i) (double)x[cols[i]]
     if (m->value_dtype == ESB_VALUES_F32) {
-        v += 4 * k;
         DOT4(float, facc, W_F32);
     } else if (m->value_dtype == ESB_VALUES_I8) {
-        v += k;
-        if (ex) DOT4(float, facc, W_I8E);
+        if (wide) { /* a branch per chunk: the int8 loops below are today's */
+            if (ex) DOT4(float, facc, W_I16E);
+            else DOT4(float, facc, W_I16);
+        } else if (ex) DOT4(float, facc, W_I8E);
         else DOT4(float, facc, W_I8);
     } else {
-        v += 8 * k;
 #undef X
 #define X(i) XD(i)
         DOT4(double, dacc, W_F64);
@@ -1981,6 +2102,8 @@ static void dense_chunk(const esb_model *m, const int32_t *cols, const int8_t *e
 #undef W_F32
 #undef W_I8
 #undef W_I8E
+#undef W_I16
+#undef W_I16E
 #undef W_F64
 }
 
@@ -1996,10 +2119,9 @@ static uint32_t lower_bound(const int32_t *a, uint32_t lo, uint32_t hi, int32_t 
 
 /* CSR input: intersect the sorted columns of this chunk with the input row from *jp on. */
 static void csr_chunk(const esb_model *m, const int32_t *cols, const int8_t *ex, uint32_t n,
-                      uint64_t k, float scale, const input *in, uint32_t *jp, float *facc,
-                      double *dacc)
+                      const uint8_t *v, int wide, float scale, const input *in, uint32_t *jp,
+                      float *facc, double *dacc)
 {
-    const uint8_t *v = m->buf_ + m->sec_[VALUES].offset;
     uint32_t i = 0, j = *jp;
     float fa = *facc;
     double da = *dacc;
@@ -2010,12 +2132,14 @@ static void csr_chunk(const esb_model *m, const int32_t *cols, const int8_t *ex,
         } else if (a > b) {
             j = lower_bound(in->idx, j + 1u, in->nnz, a);
         } else {
-            uint64_t kk = k + i;
-            if (m->value_dtype == ESB_VALUES_F32) fa += ld_f32(v + 4 * kk) * in->val[j];
-            else if (m->value_dtype == ESB_VALUES_I8)
-                fa += (ex ? (scale * (float)(int8_t)v[kk]) * pow2f(ex[i])
-                          : scale * (float)(int8_t)v[kk]) * in->val[j];
-            else da += ld_f64(v + 8 * kk) * (double)in->val[j];
+            if (m->value_dtype == ESB_VALUES_F32) {
+                fa += ld_f32(v + 4 * i) * in->val[j];
+            } else if (m->value_dtype == ESB_VALUES_I8) {
+                float w = scale * (float)(wide ? ld_i16(v + 2 * i) : (int8_t)v[i]);
+                fa += (ex ? w * pow2f(ex[i]) : w) * in->val[j];
+            } else {
+                da += ld_f64(v + 8 * i) * (double)in->val[j];
+            }
             i++;
             j++;
         }
@@ -2025,11 +2149,12 @@ static void csr_chunk(const esb_model *m, const int32_t *cols, const int8_t *ex,
     *dacc = da;
 }
 
-static float weight_of(const esb_model *m, uint32_t r, uint32_t k)
+/* The weight whose value is at v (float32 and int8 models). */
+static float weight_of(const esb_model *m, uint32_t r, const uint8_t *v)
 {
-    const uint8_t *v = m->buf_ + m->sec_[VALUES].offset;
-    if (m->value_dtype == ESB_VALUES_F32) return ld_f32(v + 4u * k);
-    return scale_of(m, r) * (float)(int8_t)v[k]; /* rounded to float first: the IR contract */
+    if (m->value_dtype == ESB_VALUES_F32) return ld_f32(v);
+    /* rounded to float first: the IR contract */
+    return scale_of(m, r) * (float)(is_wide(m, r) ? ld_i16(v) : (int8_t)v[0]);
 }
 
 typedef struct pick {
@@ -2050,10 +2175,15 @@ static void take(float s, uint32_t r, pick *p)
     }
 }
 
-/* Streamed and column-list layouts: one output row at a time, walking its stored weights. */
-static void compute_rows(const esb_model *m, const input *in, pick *p)
+/* Streamed and column-list layouts: one output row at a time, walking its stored weights.
+ * mixed: the model has int16 rows (a constant at each call site, so a compiler may drop the
+ * per-row width test from the int8-only instance; either way the loops over a row's weights
+ * are chosen once per row). */
+static void compute_rows_(const esb_model *m, const input *in, pick *p, const int mixed)
 {
-    const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset;
+    static const unsigned itemsize[3] = {8, 4, 1};
+    const unsigned width = itemsize[m->value_dtype];
+    const uint8_t *rows = m->buf_ + m->sec_[ROWS].offset, *v = values_of(m);
     const int streamed = m->cols_ == NULL;
     const int exps = has_exponents(m);
     exp_reader er;
@@ -2069,6 +2199,8 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
         float facc = 0.0f, s;
         double dacc = 0.0;
         float scale = m->value_dtype == ESB_VALUES_I8 ? scale_of(m, r) : 0.0f;
+        const int wide = mixed && is_wide(m, r);
+        const unsigned vw = width + (unsigned)wide; /* bytes per value: 2 in a wide row */
         if (streamed) walker_row(&w, r);
         while (done < cnt) {
             uint32_t n;
@@ -2088,10 +2220,11 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
                 cols = m->cols_ + k;
                 if (m->wexp_) ex = m->wexp_ + k;
             }
-            if (in->x) dense_chunk(m, cols, ex, n, k, scale, in->x, &facc, &dacc);
-            else csr_chunk(m, cols, ex, n, k, scale, in, &j, &facc, &dacc);
+            if (in->x) dense_chunk(m, cols, ex, n, v, wide, scale, in->x, &facc, &dacc);
+            else csr_chunk(m, cols, ex, n, v, wide, scale, in, &j, &facc, &dacc);
             done += n;
             k += n;
+            v += (size_t)n * vw;
         }
         if (m->value_dtype == ESB_VALUES_F64) s = (float)(dacc + bias_of(m, r));
         else s = facc + (float)bias_of(m, r);
@@ -2099,11 +2232,17 @@ static void compute_rows(const esb_model *m, const input *in, pick *p)
     }
 }
 
+static void compute_rows(const esb_model *m, const input *in, pick *p)
+{
+    if (m->mixed_) compute_rows_(m, in, p, 1);
+    else compute_rows_(m, in, p, 0);
+}
+
 #define LANES 16
 /* sum_i q[i] * x[i] in float. LANES independent partial sums in a fixed-size inner loop: gcc
  * -O2's very-cheap vectorizer turns it into SIMD (the trip count is a known multiple of the
  * vector width, and each lane is its own sum, so no reassociation is needed). */
-static float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
+static inline float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
 {
     float a[LANES] = {0}, s = 0.0f;
     size_t j;
@@ -2115,8 +2254,8 @@ static float dot_i8(const int8_t *restrict q, const float *restrict x, size_t n)
 }
 /* The same with each q[i] scaled by its column's 2^e first (exact: q * 2^e is a normal float,
  * or an overflow, which the caller's NaN/Inf fallback handles). f: float bits. */
-static float dot_i8_pow2(const int8_t *restrict q, const int32_t *restrict f,
-                         const float *restrict x, size_t n)
+static inline float dot_i8_pow2(const int8_t *restrict q, const int32_t *restrict f,
+                                const float *restrict x, size_t n)
 {
     float a[LANES] = {0}, s = 0.0f, g;
     size_t j;
@@ -2132,12 +2271,48 @@ static float dot_i8_pow2(const int8_t *restrict q, const int32_t *restrict f,
     for (j = 0; j < LANES; j++) s += a[j];
     return s;
 }
+
+/* Element c of a dense row: int8, or int16 (host byte order, maybe unaligned) in a wide row. */
+static float dense_q(const int8_t *q, size_t c, int wide)
+{
+    int16_t h;
+    if (!wide) return (float)q[c];
+    memcpy(&h, q + 2 * c, 2);
+    return (float)h;
+}
+
+/* dot_i8 and dot_i8_pow2 over a wide row: q holds n int16 (host byte order, maybe unaligned:
+ * copied LANES at a time, which -O2 turns into plain vector loads). f: float bits, or NULL. */
+static float dot_i16(const int8_t *restrict q, const int32_t *restrict f,
+                     const float *restrict x, size_t n)
+{
+    float a[LANES] = {0}, s = 0.0f, g[LANES];
+    int16_t h[LANES];
+    size_t j;
+    for (; n >= LANES; n -= LANES, q += 2 * LANES, x += LANES) {
+        memcpy(h, q, sizeof h);
+        if (f) {
+            memcpy(g, f, sizeof g);
+            f += LANES;
+            for (j = 0; j < LANES; j++) a[j] += ((float)h[j] * g[j]) * x[j];
+        } else {
+            for (j = 0; j < LANES; j++) a[j] += (float)h[j] * x[j];
+        }
+    }
+    for (j = 0; j < n; j++) {
+        float gj = 1.0f;
+        if (f) memcpy(&gj, f + j, 4);
+        s += (dense_q(q, j, 1) * gj) * x[j];
+    }
+    for (j = 0; j < LANES; j++) s += a[j];
+    return s;
+}
 #undef LANES
 
 /* Dense layout: sum q * x over the whole row (dense input) or the input's nonzeros (CSR), then
- * the row scale once. q * x can overflow where (scale * q) * x does not (|q| <= 127): with
- * `exact`, each weight is dequantized first, as in the other layouts (the fallback when a
- * score comes out NaN/Inf). */
+ * the row scale once. q * x can overflow where (scale * q) * x does not (|q| <= 127, 32767 in
+ * a wide row): with `exact`, each weight is dequantized first, as in the other layouts (the
+ * fallback when a score comes out NaN/Inf). */
 static void compute_dense(const esb_model *m, const input *in, pick *p, int exact)
 {
     const size_t nf = m->n_features;
@@ -2160,6 +2335,55 @@ static void compute_dense(const esb_model *m, const input *in, pick *p, int exac
             continue;
         }
         if (in->x) {
+            acc = fac ? dot_i8_pow2(q, fac, in->x, nf) : dot_i8(q, in->x, nf);
+        } else if (fac) {
+            for (j = 0; j < in->nnz; j++) {
+                memcpy(&f, &fac[in->idx[j]], 4);
+                acc += ((float)q[in->idx[j]] * f) * in->val[j];
+            }
+        } else {
+            for (j = 0; j < in->nnz; j++) acc += (float)q[in->idx[j]] * in->val[j];
+        }
+        take(scale * acc + (float)bias_of(m, r), r, p);
+    }
+}
+
+/* compute_dense for a model with int16 rows (the int8-only kernel stays as it was). */
+static void compute_dense_mixed(const esb_model *m, const input *in, pick *p, int exact)
+{
+    const size_t nf = m->n_features;
+    const int32_t *fac = m->dfac_; /* 2^e per feature (float bits), or NULL */
+    const int8_t *next = m->dense_; /* row by row; a wide row takes 2 * nf bytes */
+    size_t i;
+    uint32_t r, j;
+    float f = 1.0f;
+    for (r = 0; r < m->n_outputs; r++) {
+        const int wide = is_wide(m, r);
+        const int8_t *q = next;
+        const float scale = scale_of(m, r);
+        float acc = 0.0f;
+        next += wide ? 2 * nf : nf;
+        if (exact) {
+            for (i = 0, j = 0; in->x ? i < nf : j < in->nnz; i++, j++) {
+                size_t c = in->x ? i : (size_t)in->idx[j];
+                float qc = dense_q(q, c, wide);
+                if (qc == 0.0f) continue;
+                if (fac) memcpy(&f, &fac[c], 4);
+                acc += ((scale * qc) * f) * (in->x ? in->x[c] : in->val[j]);
+            }
+            take(acc + (float)bias_of(m, r), r, p);
+            continue;
+        }
+        if (wide) {
+            if (in->x) {
+                acc = dot_i16(q, fac, in->x, nf);
+            } else {
+                for (j = 0; j < in->nnz; j++) {
+                    if (fac) memcpy(&f, &fac[in->idx[j]], 4);
+                    acc += (dense_q(q, (size_t)in->idx[j], 1) * f) * in->val[j];
+                }
+            }
+        } else if (in->x) {
             acc = fac ? dot_i8_pow2(q, fac, in->x, nf) : dot_i8(q, in->x, nf);
         } else if (fac) {
             for (j = 0; j < in->nnz; j++) {
@@ -2239,7 +2463,8 @@ static int compute(const esb_model *m, const input *in, float *out, uint32_t *be
     p.best_s = 0.0f;
     p.best = 0;
     p.bad = 0;
-    if (m->layout_ == ESB_LAYOUT_DENSE) compute_dense(m, in, &p, exact);
+    if (m->layout_ == ESB_LAYOUT_DENSE && m->mixed_) compute_dense_mixed(m, in, &p, exact);
+    else if (m->layout_ == ESB_LAYOUT_DENSE) compute_dense(m, in, &p, exact);
     else if (m->layout_ == ESB_LAYOUT_TRANSPOSED) compute_transposed(m, in, &p);
     else compute_rows(m, in, &p);
     *best = m->n_outputs == 1 ? p.best_s > 0.0f : p.best; /* binary: classes[score > 0] */

@@ -50,11 +50,12 @@
  *       buffer (int32_t aligned) that must outlive the model; calls then only read it. It
  *       takes the first of these that `bytes` allows (esb_layout_size gives each one's bytes):
  *       dense: int8 models with n_outputs * n_features <= 4 * nnz (at least 1/4 of the weights
- *         stored), in n_outputs * n_features + 4 * E * n_features bytes of ws (any bytes >=
- *         that): with exponents, first the factor 2^e of every feature (a float; 1 where no
- *         weight is), then the int8 weight matrix, row-major, zeros included. A dense row is
- *         one contiguous int8 x float dot product that -O2 vectorizes; a CSR row reads its
- *         weights directly.
+ *         stored), in (n_outputs + W) * n_features + 4 * E * n_features bytes of ws (any bytes
+ *         >= that; W: the int16 rows, see "Raised rows", 0 without): with exponents, first the
+ *         factor 2^e of every feature (a float; 1 where no weight is), then the weight matrix,
+ *         row-major, zeros included: n_features int8 per row, n_features int16 (host byte
+ *         order) per int16 row. A dense row is one contiguous int8 x float dot product that -O2
+ *         vectorizes; a CSR row reads its weights directly.
  *       transposed: when bytes >= 8 * nnz + 8 * n_columns + 4: column pointers
  *         (4 * (n_columns + 1)), the used columns' numbers (4 * n_columns), and per stored
  *         weight its output row (4) and its dequantized float value, 2^e included (4; float64
@@ -66,7 +67,8 @@
  *         weight (int32_t, CSR order), read directly, then (with exponents) every stored
  *         weight's exponent (int8, CSR order).
  *     esb_workspace_size(m) is enough for the layout that gives the smallest workspace: for
- *     models that qualify for dense, max(4 * nnz, the dense bytes) (4 * nnz without exponents);
+ *     models that qualify for dense, max(4 * nnz, the dense bytes) (4 * nnz without exponents
+ *     and int16 rows);
  *     for the others the column list's (4 + E) * nnz. esb_workspace_size_fast(m) is that for
  *     dense models, else the transposed layout's bytes. esb_use_layout builds a given layout
  *     whatever the model qualifies for (to compare them; dense needs int8 weights).
@@ -99,6 +101,22 @@
  * O(k + nnz * log 64 + min(n_outputs * k, nnz * k / 64)) more than with encoding 0.
  *
  * ---------------------------------------------------------------------------------------------
+ * Raised rows
+ *
+ * An int8 model with one scale per row may store a few rows with 16-bit values (values
+ * encoding 1, "mixed widths"; ir.LinearIR.wide_rows, quantize.raise_rows): the section starts
+ * with a bitmap of those wide rows, then each narrow row's values are one i8, each wide row's
+ * one little-endian i16 in [-32767, 32767]. The weight is scale[i] * q[i, j] * 2^e[j] for both.
+ * esb_open checks the section as the reference decoder does (bitmap length and padding, at least
+ * one wide row, exact length, no 0, no -128 in a narrow row, no -32768 in a wide one, every wide
+ * row with a value outside [-127, 127], one scale per row, and 32767 steps finite in a wide
+ * row). Every layout and API handles them: the streamed and column-list kernels walk the rows
+ * with a running byte pointer (1 byte per narrow value, 2 per wide one, read byte-wise: no
+ * unaligned loads), choosing the row's loop once per row (int8 rows run exactly the int8
+ * loops); transposed folds them into its float weights; dense stores a wide row as n_features
+ * int16 (see "Memory"). esb_model.value_dtype stays ESB_VALUES_I8 for these models.
+ *
+ * ---------------------------------------------------------------------------------------------
  * Numerics and the parity bound with the numpy runtime
  *
  * float32 and int8 models compute in float (w = scale * q rounded to float first, exactly as
@@ -116,8 +134,9 @@
  * layout's scale (1), the numpy runtime's own float32 or float64 sum in another order (k) and
  * its weights rounded to float where the dense layout's are exact (1), the rounding of float64
  * inputs to float (1), the bias and the final rounding of the score (2): 2k + 5 <= 2k + 8.
- * q * x (or q * 2^e * x) can overflow where w * x does not (|q| <= 127): when a score comes
- * out NaN/Inf the dense layout recomputes the row weight by weight, as the other layouts do.
+ * q * x (or q * 2^e * x) can overflow where w * x does not (|q| <= 127, 32767 in a wide row):
+ * when a score comes out NaN/Inf the dense layout recomputes the row weight by weight, as the
+ * other layouts do.
  * Labels are equal except where two scores (or a binary score and 0) lie within that bound of
  * each other. Probabilities follow through the head: logistic and softmax change by at most
  * half the largest score difference plus a few float ulps (expf vs numpy's exp);
@@ -161,7 +180,7 @@ typedef enum esb_status {
 /* Heads, in the format's numbering (ir.HEADS). */
 enum { ESB_HEAD_IDENTITY = 0, ESB_HEAD_HARD, ESB_HEAD_LOGISTIC, ESB_HEAD_SOFTMAX,
        ESB_HEAD_MODIFIED_HUBER };
-/* Value dtypes. */
+/* Value dtypes (ESB_VALUES_I8 also for int8 models with int16 rows: see "Raised rows"). */
 enum { ESB_VALUES_F64 = 0, ESB_VALUES_F32 = 1, ESB_VALUES_I8 = 2 };
 /* Index layouts (esb_layout_name): streamed without a workspace, the others built by
  * esb_use_workspace. */
@@ -198,6 +217,8 @@ typedef struct esb_model {
     size_t size_;
     esb_section_ref sec_[10];  /* indexed by section kind 1..9 */
     uint32_t n_scales_;        /* 0, 1 (per tensor) or n_outputs (per row) */
+    uint32_t n_wide_;          /* int16 ("wide") rows: values encoding 1 (mixed widths) */
+    uint8_t mixed_;            /* values encoding 1: a wide-row bitmap precedes the values */
     uint8_t layout_;           /* ESB_LAYOUT_* (esb_use_workspace) */
     const int32_t *cols_;      /* columns: global column of every stored weight */
     const int8_t *wexp_;       /* columns, with exponents: every stored weight's exponent */
@@ -217,7 +238,7 @@ const char *esb_strerror(esb_status code);
 
 /* The smallest workspace for a decoded layout (see "Memory" above): for models that qualify
  * for the dense layout max(4 * nnz, its bytes), else the column list's (4 + E) * nnz; without
- * column exponents (E = 0), 4 * nnz. */
+ * column exponents (E = 0) and int16 rows, 4 * nnz. */
 size_t esb_workspace_size(const esb_model *m);
 
 /* Workspace for this model's fastest layout: esb_workspace_size(m) when it gets the dense
@@ -231,7 +252,7 @@ size_t esb_workspace_size_fast(const esb_model *m);
 esb_status esb_use_workspace(esb_model *m, int32_t *ws, size_t bytes);
 
 /* Workspace bytes of one layout (ESB_LAYOUT_*) for this model: 0 for streamed, and for dense
- * when the values are not int8. */
+ * when the values are not int8 (with or without int16 rows). */
 size_t esb_layout_size(const esb_model *m, int layout);
 
 /* Build the given layout (ESB_LAYOUT_STREAMED: drop the workspace) whether or not the model
