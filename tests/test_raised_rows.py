@@ -93,6 +93,7 @@ def test_mixed_widths_layout_is_as_specified() -> None:
     info = esb.verify(blob)
     assert info["sections"]["values"]["encoding"] == "mixed-int8-int16"
     assert info["int16_rows"] == 1
+    assert (info["values"], info["quantization"]) == ("int8", "int8/int16-per-row")
     off = info["sections"]["values"]["offset"]
     # bitmap 0b01; row 0: i16 LE 32767, 98; row 1: i8 127, 51
     want = bytes([0x01, 0xFF, 0x7F, 0x62, 0x00, 0x7F, 0x33])

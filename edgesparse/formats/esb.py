@@ -211,7 +211,8 @@ def verify(buf: bytes | bytearray | memoryview) -> dict[str, Any]:
         "nnz": ir.nnz,
         "density": round(ir.nnz / (ir.n_outputs * ir.n_features), 6),
         "bytes_per_nonzero": round(total / ir.nnz, 4) if ir.nnz else None,
-        "values": str(ir.values.dtype),
+        # As stored: a mixed-width blob holds int8 values with some int16 rows.
+        "values": "int8" if ir.values.dtype == np.int16 else str(ir.values.dtype),
         "quantization": ir.quantization,
         **({"int16_rows": int(ir.wide_rows.sum())} if ir.values.dtype == np.int16 else {}),
         "head": ir.head,
