@@ -427,7 +427,8 @@ def list_(what: str) -> None:
 )
 def report(results: Path, out_dir: Path) -> None:
     """Re-render the report from RESULTS (a results.json written by `edgesparse bench`)."""
-    from edgesparse.bench.report import read_results, write_report
+    from edgesparse.bench.report import write_report
+    from edgesparse.bench.results import read_results
 
     for path in write_report(read_results(results), out_dir):
         _echo(str(path))

@@ -19,7 +19,8 @@ import edgesparse
 from edgesparse.api import compress_file
 from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
-from edgesparse.bench.report import render_markdown, validate_results
+from edgesparse.bench.report import render_markdown
+from edgesparse.bench.results import validate_results
 from edgesparse.cli import cli
 from edgesparse.errors import InputError
 from edgesparse.loader import load_model

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.bench.report import SCHEMA, SUPPORTED_SCHEMA_VERSIONS
+from edgesparse.bench.results import SCHEMA, SCHEMA_VERSION
 from edgesparse.errors import (
     EdgesparseError,
     InputError,
@@ -54,8 +54,6 @@ from edgesparse.errors import (
     ToolMissingError,
 )
 
-# The reader (report.py) owns the schema; the harness writes the newest version it reads.
-SCHEMA_VERSION = SUPPORTED_SCHEMA_VERSIONS[-1]
 ENGINE_BY_SUFFIX = {
     ".esb": "esb",
     ".onnx": "onnx",
