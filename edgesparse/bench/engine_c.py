@@ -203,7 +203,7 @@ class DriverEngine:
     for the rows file)."""
 
     make_context: Callable[[], DriverContext]
-    _context: DriverContext | None = None
+    _context: DriverContext | None = dataclasses.field(default=None, init=False, repr=False)
 
     def context(self) -> DriverContext:
         """The run's shared context (made once)."""

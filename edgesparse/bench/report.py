@@ -412,12 +412,24 @@ def _build(
     d: Dialect, results: dict[str, Any], images: dict[str, str] | None
 ) -> tuple[str, list[str]]:
     images = images or {}
-    s = results.get("settings") or {}
-    targets = results["targets"]
-    ratios = _within_target_ratios(results)
     title = "edgesparse bench report"
-    out = [d.heading(1, d.esc(title))]
+    return title, [
+        d.heading(1, d.esc(title)),
+        *_intro(d, results),
+        d.heading(2, "What these numbers mean"),
+        d.items(_meaning(d, results)),
+        *_sizes_section(d, results, images),
+        *_latency_section(d, results, images),
+        *_memory_section(d, images),
+        *_environment_section(d, results),
+        *_problems_section(d, results),
+    ]
 
+
+def _intro(d: Dialect, results: dict[str, Any]) -> list[str]:
+    """Run facts, the command, and the emulated targets named up front."""
+    s = results.get("settings") or {}
+    out: list[str] = []
     facts = [
         f"Created {d.esc(results['created'])} by edgesparse {d.esc(results['edgesparse_version'])}."
     ]
@@ -437,7 +449,7 @@ def _build(
     out.append(d.para(" ".join(facts)))
     if results.get("command"):
         out.append(d.para("Command: " + d.code(results["command"])))
-    emulated = [t for t in targets if t["emulated"]]
+    emulated = [t for t in results["targets"] if t["emulated"]]
     if emulated:
         names = ", ".join(d.esc(t["target"]) for t in emulated)
         out.append(
@@ -447,10 +459,12 @@ def _build(
                 "latency (see “What these numbers mean”)."
             )
         )
+    return out
 
-    out.append(d.heading(2, "What these numbers mean"))
-    out.append(d.items(_meaning(d, results)))
 
+def _sizes_section(d: Dialect, results: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """Artifact sizes, and the C programs' sizes when there are any."""
+    out: list[str] = []
     out.append(d.heading(2, "Artifact sizes"))
     out.append(d.para("File size of each artifact; it does not depend on the target."))
     sizes = [a["model_bytes"] for a in results["artifacts"]]
@@ -485,7 +499,15 @@ def _build(
             )
         )
         out.append(programs)
+    return out
 
+
+def _latency_section(d: Dialect, results: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """One table per target; ratios never cross targets."""
+    targets = results["targets"]
+    emulated = any(t["emulated"] for t in targets)
+    ratios = _within_target_ratios(results)
+    out: list[str] = []
     out.append(d.heading(2, "Latency per target"))
     out.append(
         d.para(
@@ -514,7 +536,12 @@ def _build(
             out.append(d.para(d.strong(f"Target {d.esc(t['status'])}:") + " " + d.esc(t["error"])))
         table = _target_table(d, results, t, ratios)
         out.append(table if table is not None else d.para("No measurements for this target."))
+    return out
 
+
+def _memory_section(d: Dialect, images: dict[str, str]) -> list[str]:
+    """The memory plot; the figures are in the target tables."""
+    out: list[str] = []
     out.append(d.heading(2, "Memory"))
     if "memory" in images:
         out.append(d.image(images["memory"], "peak RSS and model RSS per artifact and target"))
@@ -524,7 +551,14 @@ def _build(
             "was measured)."
         )
     )
+    return out
 
+
+def _environment_section(d: Dialect, results: dict[str, Any]) -> list[str]:
+    """One row per target: machine, versions, QEMU, dot product."""
+    targets = results["targets"]
+    emulated = any(t["emulated"] for t in targets)
+    out: list[str] = []
     out.append(d.heading(2, "Environment"))
     if emulated:
         out.append(
@@ -578,7 +612,13 @@ def _build(
             {4, 5, 9},
         )
     )
+    return out
 
+
+def _problems_section(d: Dialect, results: dict[str, Any]) -> list[str]:
+    """Every failed or skipped target and row with its reason."""
+    targets = results["targets"]
+    out: list[str] = []
     out.append(d.heading(2, "Failed and skipped"))
     problems = [
         [
@@ -610,7 +650,7 @@ def _build(
         )
     else:
         out.append(d.para("None: every target and every measurement succeeded."))
-    return title, out
+    return out
 
 
 def render_markdown(results: dict[str, Any], *, images: dict[str, str] | None = None) -> str:
