@@ -540,7 +540,7 @@ def _bench_table(results: dict[str, Any]) -> str:
     rows/s is derived from p50 (so the two columns agree); the agreement column's header names
     its reference, and accuracy or R² against the labels get their own column.
     """
-    from edgesparse.bench.report import reference_label, reference_sentence, rows_per_s_at_p50
+    from edgesparse.bench.explain import reference_label, reference_sentence, rows_per_s_at_p50
 
     def num(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
