@@ -119,20 +119,7 @@ def run_bench(
             task=task,
             settings=(batch_sizes, runs, warmup, threads, timeout_s),
         )
-        engines: dict[str, Engine] = {
-            "probe": ProbeEngine(common),
-            "c": engine_c.DriverEngine(
-                lambda: engine_c.driver_context(
-                    workdir=workdir,
-                    arts=arts,
-                    X=dataset.X,
-                    ref=ref_pred,
-                    y=y,
-                    task=task,
-                    common=common,
-                )
-            ),
-        }
+        engines = _engines(workdir, arts, X=dataset.X, ref=ref_pred, y=y, task=task, common=common)
         rows: list[dict[str, Any]] = []
         entries: list[dict[str, Any]] = []
         for k, target in enumerate(tgts):
@@ -153,6 +140,27 @@ def run_bench(
         reference={"kind": ref_kind, "source": ref_source},
         rows=rows,
     )
+
+
+def _engines(
+    workdir: Path,
+    arts: list[Artifact],
+    *,
+    X: Any,
+    ref: np.ndarray | None,
+    y: np.ndarray | None,
+    task: str,
+    common: dict[str, Any],
+) -> dict[str, Engine]:
+    """The run's engines by group: the Python probe, and the C driver (its rows file and
+    class labels made only when a target first runs a ``c:`` artifact)."""
+
+    def context() -> engine_c.DriverContext:
+        return engine_c.driver_context(
+            workdir=workdir, arts=arts, X=X, ref=ref, y=y, task=task, common=common
+        )
+
+    return {"probe": ProbeEngine(common), "c": engine_c.DriverEngine(context)}
 
 
 def _run_target(

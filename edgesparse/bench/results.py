@@ -139,6 +139,33 @@ def validate_results(results: dict[str, Any]) -> None:
         FormatError: one line naming the field (``results[3].latency_us.p99``) and the problem.
     """
     c = _Checker()
+    _check_header(c, results)
+    artifacts = c.key(results, "artifacts", "")
+    c.array(artifacts, "artifacts")
+    engines = _check_artifacts(c, artifacts)
+    targets = c.key(results, "targets", "")
+    c.array(targets, "targets")
+    emulated = _check_targets(c, targets)
+    rows = c.key(results, "results", "")
+    c.array(rows, "results")
+    seen: dict[tuple[str, str, int], int] = {}
+    for i, row in enumerate(rows):
+        where = f"results[{i}]"
+        c.obj(row, where)
+        _check_row(c, row, where, engines=engines, emulated=emulated)
+        ident = (row["target"], row["artifact"], row["batch_size"])
+        if ident in seen:
+            c.fail(
+                where,
+                f"duplicate of results[{seen[ident]}] (target {ident[0]!r}, "
+                f"artifact {ident[1]!r}, batch_size {ident[2]})",
+            )
+        seen[ident] = i
+
+
+def _check_header(c: _Checker, results: Any) -> None:
+    """The schema name and version first (a wrong file says so, not "missing key"), then the
+    run's own fields: created, version, command, settings, reference."""
     if not isinstance(results, dict):
         raise FormatError(
             f"bench results must be a JSON object, got {c.type_name(results)}; {_FIX}"
@@ -156,7 +183,6 @@ def validate_results(results: dict[str, Any]) -> None:
             f"bench results schema_version {version!r} is not supported: this edgesparse reads "
             f"schema_version {readable}; upgrade edgesparse or re-run `edgesparse bench`"
         )
-
     c.string(c.key(results, "created", ""), "created")
     c.string(c.key(results, "edgesparse_version", ""), "edgesparse_version")
     c.string(results.get("command"), "command", null=True)
@@ -169,32 +195,39 @@ def validate_results(results: dict[str, Any]) -> None:
         c.choice(reference.get("kind"), "reference.kind", ("sklearn", "labels", "artifact", None))
         c.string(reference.get("source"), "reference.source", null=True)
 
-    artifacts = c.key(results, "artifacts", "")
-    c.array(artifacts, "artifacts")
+
+def _declared_name(
+    c: _Checker, d: Any, where: str, *, key: str, what: str, seen: dict[str, Any]
+) -> str:
+    """The name a declaration (artifact or target) is known by; unique among ``seen``."""
+    c.obj(d, where)
+    name = c.key(d, key, where)
+    c.string(name, f"{where}.{key}")
+    if name in seen:
+        c.fail(f"{where}.{key}", f"duplicate {what} name {name!r}")
+    return name
+
+
+def _check_artifacts(c: _Checker, artifacts: list[Any]) -> dict[str, str]:
+    """Each declared artifact; returns artifact name -> engine."""
     engines: dict[str, str] = {}
     for i, a in enumerate(artifacts):
         where = f"artifacts[{i}]"
-        c.obj(a, where)
-        name = c.key(a, "artifact", where)
-        c.string(name, f"{where}.artifact")
-        if name in engines:
-            c.fail(f"{where}.artifact", f"duplicate artifact name {name!r}")
+        name = _declared_name(c, a, where, key="artifact", what="artifact", seen=engines)
         c.choice(c.key(a, "engine", where), f"{where}.engine", ENGINES)
         c.integer(c.key(a, "model_bytes", where), f"{where}.model_bytes")
         c.string(a.get("path"), f"{where}.path", null=True)
         c.string(a.get("sha256"), f"{where}.sha256", null=True)
         engines[name] = a["engine"]
+    return engines
 
-    targets = c.key(results, "targets", "")
-    c.array(targets, "targets")
+
+def _check_targets(c: _Checker, targets: list[Any]) -> dict[str, bool]:
+    """Each target entry; returns target name -> emulated."""
     emulated: dict[str, bool] = {}
     for i, t in enumerate(targets):
         where = f"targets[{i}]"
-        c.obj(t, where)
-        name = c.key(t, "target", where)
-        c.string(name, f"{where}.target")
-        if name in emulated:
-            c.fail(f"{where}.target", f"duplicate target name {name!r}")
+        name = _declared_name(c, t, where, key="target", what="target", seen=emulated)
         c.boolean(c.key(t, "emulated", where), f"{where}.emulated")
         _check_status(c, t, where)
         for key in ("kind", "description", "arch", "cpu", "notes"):
@@ -207,22 +240,7 @@ def validate_results(results: dict[str, Any]) -> None:
         if env is not None:
             _check_environment(c, env, f"{where}.environment")
         emulated[name] = t["emulated"]
-
-    rows = c.key(results, "results", "")
-    c.array(rows, "results")
-    seen: dict[tuple[str, str, int], int] = {}
-    for i, row in enumerate(rows):
-        where = f"results[{i}]"
-        c.obj(row, where)
-        _check_row(c, row, where, engines=engines, emulated=emulated)
-        ident = (row["target"], row["artifact"], row["batch_size"])
-        if ident in seen:
-            c.fail(
-                where,
-                f"duplicate of results[{seen[ident]}] (target {ident[0]!r}, "
-                f"artifact {ident[1]!r}, batch_size {ident[2]})",
-            )
-        seen[ident] = i
+    return emulated
 
 
 def _check_settings(c: _Checker, s: dict[str, Any]) -> None:
