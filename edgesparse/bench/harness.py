@@ -12,6 +12,7 @@ connections become rows with ``status: "failed"`` and the reason, and the run go
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -119,7 +120,21 @@ def run_bench(
             task=task,
             settings=(batch_sizes, runs, warmup, threads, timeout_s),
         )
-        engines = _engines(workdir, arts, X=dataset.X, ref=ref_pred, y=y, task=task, common=common)
+        # The C driver's rows file and class labels are made when a target first runs one.
+        make_context = functools.partial(
+            engine_c.driver_context,
+            workdir=workdir,
+            arts=arts,
+            X=dataset.X,
+            ref=ref_pred,
+            y=y,
+            task=task,
+            common=common,
+        )
+        engines: dict[str, Engine] = {
+            "probe": ProbeEngine(common),
+            "c": engine_c.DriverEngine(make_context),
+        }
         rows: list[dict[str, Any]] = []
         entries: list[dict[str, Any]] = []
         for k, target in enumerate(tgts):
@@ -140,27 +155,6 @@ def run_bench(
         reference={"kind": ref_kind, "source": ref_source},
         rows=rows,
     )
-
-
-def _engines(
-    workdir: Path,
-    arts: list[Artifact],
-    *,
-    X: Any,
-    ref: np.ndarray | None,
-    y: np.ndarray | None,
-    task: str,
-    common: dict[str, Any],
-) -> dict[str, Engine]:
-    """The run's engines by group: the Python probe, and the C driver (its rows file and
-    class labels made only when a target first runs a ``c:`` artifact)."""
-
-    def context() -> engine_c.DriverContext:
-        return engine_c.driver_context(
-            workdir=workdir, arts=arts, X=X, ref=ref, y=y, task=task, common=common
-        )
-
-    return {"probe": ProbeEngine(common), "c": engine_c.DriverEngine(context)}
 
 
 def _run_target(
