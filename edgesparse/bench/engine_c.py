@@ -243,8 +243,16 @@ class DriverEngine:
             "qemu": transport.facts().get("qemu"),
             "c_compiler": facts.get("compiler"),
         }
-        native = transport.native()
-        return DriverSession(self, transport, native, exe, blobs, rows, facts, environment)
+        return DriverSession(
+            engine=self,
+            transport=transport,
+            native=transport.native(),
+            exe=exe,
+            blobs=blobs,
+            rows=rows,
+            facts=facts,
+            environment=environment,
+        )
 
     def _build_here(
         self, transport: Transport, ctx: DriverContext, *, tracker: Tracker
