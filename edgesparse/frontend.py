@@ -362,10 +362,16 @@ def _sparse_to_csr(
 
 def _classes(est: Any, labels: Any) -> np.ndarray:
     classes = np.asarray(labels)
+    if classes.ndim != 1:  # a crafted file may hold a scalar or a dict here
+        raise UnsupportedModelError(
+            f"{_name(est)}: classes_ must be a 1-D array of labels, got shape {classes.shape}"
+        )
     if classes.dtype == object:
         if all(isinstance(c, str) for c in classes):
             classes = classes.astype(str)
         elif all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in classes):
+            if not all(-(2**63) <= c < 2**63 for c in classes):
+                raise UnsupportedModelError(f"{_name(est)}: class labels must fit 64-bit integers")
             classes = classes.astype(np.int64)
         else:
             raise UnsupportedModelError(
@@ -391,7 +397,16 @@ def _n_features_in(est: Any) -> int | None:
             f"{_name(est)}: n_features_in_ must be a positive whole number, but it is "
             f"{_described(n)}; {_CORRUPT}"
         )
+    if n > _MAX_FEATURES:  # and any message that printed it would fail (int-to-str limit)
+        raise UnsupportedModelError(
+            f"{_name(est)}: n_features_in_ is {_described(n)}, more than the {_MAX_FEATURES} "
+            f"inputs a model can have; {_CORRUPT}"
+        )
     return int(n)
+
+
+_MAX_FEATURES = 0x7FFFFFFF
+"""Most inputs a model can have (the .esb header's limit)."""
 
 
 def _described(value: Any) -> str:
@@ -528,7 +543,12 @@ _SGD_HEADS = {"log_loss": "logistic", "log": "logistic", "modified_huber": "modi
 
 
 def _sgd_head(est: Any, n_classes: int) -> str:
-    loss = str(getattr(est, "loss", ""))
+    loss = getattr(est, "loss", "")
+    if not isinstance(loss, str):  # it decides the output function: never guess it
+        raise UnsupportedModelError(
+            f"{_name(est)}: loss must be a name such as 'hinge' or 'log_loss', but it is a "
+            f"{type(loss).__name__}; {_CORRUPT}"
+        )
     if loss == "log":
         # Only releases up to 1.2 accept "log" (the name of log_loss before 1.1).
         _note(est, f"{_name(est)} loss='log' read as 'log_loss' (scikit-learn <= 1.2)")
@@ -539,7 +559,8 @@ def _evidently_old(est: Any) -> bool:
     """Whether ``est`` holds a parameter only older releases have, whatever version it
     claims (``multi_class``, removed in 1.8; ``loss="log"``, removed in 1.3)."""
     attrs = getattr(est, "__dict__", {})
-    return "multi_class" in attrs or attrs.get("loss") == "log"
+    loss = attrs.get("loss")  # a crafted file may hold anything here, even an array
+    return "multi_class" in attrs or (isinstance(loss, str) and loss == "log")
 
 
 @register("SGDClassifier", "Perceptron", "PassiveAggressiveClassifier")

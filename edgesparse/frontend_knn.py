@@ -76,8 +76,10 @@ def _float_array(obj: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _int(obj: Any, name: str) -> int:
-    if isinstance(obj, bool) or not isinstance(obj, (int, np.integer)) or obj < 0:
-        raise _bad(f"{name} must be a whole number >= 0, got {obj!r}")
+    if isinstance(obj, bool) or not isinstance(obj, (int, np.integer)) or not 0 <= obj < 2**32:
+        shown = repr(obj) if isinstance(obj, (int, np.integer)) and obj.bit_length() < 64 else None
+        got = shown or ("a huge number" if isinstance(obj, int) else type(obj).__name__)
+        raise _bad(f"{name} must be a whole number in [0, 2^32), got {got}")
     return int(obj)
 
 
@@ -119,31 +121,9 @@ def from_surprise(algo: Any) -> KnnIR:
     yr = ir_ if user_based else ur
     sim = _float_array(state.get("sim"), "sim", (n_x, n_x))
 
-    # yr in Surprise's order: it breaks ties between equal similarities.
-    counts = np.zeros(n_y, dtype=np.int64)
-    xs: list[int] = []
-    rs: list[float] = []
-    for y in range(n_y):
-        row = yr.get(y, [])  # type: ignore[union-attr]
-        if not isinstance(row, list):
-            raise _bad(f"trainset rating list {y} is not a list")
-        counts[y] = len(row)
-        for entry in row:
-            if not (isinstance(entry, tuple) and len(entry) == 2):
-                raise _bad(f"trainset rating list {y} holds {type(entry).__name__}, not pairs")
-            xs.append(entry[0])
-            rs.append(entry[1])
-    try:
-        yr_x = np.array(xs, dtype=np.int64)
-        ratings = np.array(rs, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        raise _bad("trainset ratings are not (inner id, number) pairs") from None
-    if yr_x.size and (yr_x.min() < 0 or yr_x.max() >= n_x):
-        raise _bad("trainset ratings name inner ids out of range")
-    if len(ur) != n_users or len(ir_) != n_items:  # type: ignore[arg-type]
-        raise _bad("trainset ur/ir sizes disagree with its id maps")
-    yr_indptr = np.zeros(n_y + 1, dtype=np.int64)
-    np.cumsum(counts, out=yr_indptr[1:])
+    _rating_lists(ur, n_users, n_items, "ur")  # type: ignore[arg-type]
+    _rating_lists(ir_, n_items, n_users, "ir")  # type: ignore[arg-type]
+    yr_indptr, yr_x, ratings = _flatten(yr, n_y)  # type: ignore[arg-type]
 
     gm = t.get("_global_mean")
     if gm is None:
@@ -152,11 +132,8 @@ def from_surprise(algo: Any) -> KnnIR:
     scale = t.get("rating_scale")
     if not (isinstance(scale, tuple) and len(scale) == 2):
         raise _bad("trainset.rating_scale must be a (low, high) pair")
-    try:
-        lo, hi = float(scale[0]), float(scale[1])
-        gm = float(gm)
-    except (TypeError, ValueError):
-        raise _bad("rating scale and global mean must be numbers") from None
+    lo, hi = _number(scale[0], "trainset.rating_scale"), _number(scale[1], "trainset.rating_scale")
+    gm = _number(gm, "the trainset's global mean")
     release, offset = _surprise_release(state, t)
     if offset:
         # Surprise 1.0.x stored the ratings shifted up by trainset.offset and took it off each
@@ -178,6 +155,8 @@ def from_surprise(algo: Any) -> KnnIR:
     np.cumsum(mask.sum(axis=1), out=indptr[1:])
     rows, cols = np.nonzero(mask)
     sim_name = sim_options.get("name", "msd")
+    if not isinstance(sim_name, str):
+        raise _bad(f"sim_options['name'] must be a similarity name, got {type(sim_name).__name__}")
     try:
         return KnnIR(
             variant=variant,
@@ -203,8 +182,57 @@ def from_surprise(algo: Any) -> KnnIR:
             },
             **extra,
         )
+    except UnsupportedModelError:
+        raise
     except Exception as exc:  # IRError: the object is not what a fitted Surprise model is
         raise _bad(str(exc)) from None
+
+
+def _number(obj: Any, name: str) -> float:
+    """A finite real number (a bool or a number too large for a float is not one)."""
+    if isinstance(obj, bool) or not isinstance(obj, (int, float, np.integer, np.floating)):
+        raise _bad(f"{name} must be numbers, got {type(obj).__name__}")
+    try:
+        value = float(obj)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise _bad(f"{name} must be finite numbers")
+    return value
+
+
+def _rating_lists(lists: dict[Any, Any], n: int, n_other: int, name: str) -> None:
+    """Check ``trainset.ur``/``ir``: keys exactly the inner ids 0..n-1, each value a list of
+    (inner id of the other side, finite rating) pairs. Both are checked, though one is
+    converted: Surprise walks ``ur`` for the global mean, and keys that are not the inner
+    ids would make every list look empty and the model predict only the mean."""
+    if len(lists) != n or any(
+        isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n for k in lists
+    ):
+        raise _bad(f"trainset.{name} must map each inner id 0..{n - 1} to its ratings")
+    for key, row in lists.items():
+        if not isinstance(row, list):
+            raise _bad(f"trainset rating list {key} is not a list")
+        for entry in row:
+            if not (isinstance(entry, tuple) and len(entry) == 2):
+                raise _bad(f"trainset rating list {key} holds {type(entry).__name__}, not pairs")
+            other, rating = entry
+            if isinstance(other, bool) or not isinstance(other, (int, np.integer)):
+                raise _bad("trainset ratings are not (inner id, number) pairs")
+            if not 0 <= other < n_other:
+                raise _bad("trainset ratings name inner ids out of range")
+            _number(rating, "trainset ratings")
+
+
+def _flatten(lists: dict[int, list[Any]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, ids, ratings) of checked rating lists, rows in inner-id order and each row in
+    Surprise's order (it breaks ties between equal similarities)."""
+    counts = np.array([len(lists[y]) for y in range(n)], dtype=np.int64)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    ids = np.array([int(x) for y in range(n) for x, _ in lists[y]], dtype=np.int64)
+    ratings = np.array([float(r) for y in range(n) for _, r in lists[y]], dtype=np.float64)
+    return indptr, ids, ratings
 
 
 # Surprise writes no version into its pickles; what the state holds tells the releases apart.
@@ -459,6 +487,9 @@ def read_pairs(
     kind = sniff(p)
     if kind is not None and not kind.text:
         raise InputError(f"{p} is {kind.what}, not a CSV of {columns} rows; {expected}")
+    from edgesparse.data import check_text_size
+
+    check_text_size(p, what="pairs file")
     try:
         with open(p, newline="", encoding="utf-8") as fh:
             rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]

@@ -66,7 +66,7 @@ def compress_summary(report: CompressReport) -> str:
                     "columns, not your data); measure with --check-data X.npz",
                 )
             )
-    elif report.check is None and report.quantization.startswith("int8"):
+    elif report.check is None and report.budget is None and report.quantization.startswith("int8"):
         rows.append(
             (
                 "estimated fidelity",

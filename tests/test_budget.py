@@ -216,6 +216,8 @@ def test_cli_certifies_on_rows_the_search_never_saw(digits, tmp_path):
         "with 95% confidence the accuracy drop on new rows from the same distribution is at "
         "most 3 points" in r.output
     )
+    # The budget's held-out figures are the fidelity: no "estimated fidelity unknown" line.
+    assert "estimated fidelity" not in r.output
     report = json.loads(rep.read_text())
     assert report["met"] is True and report["guarantee"]["confidence"] == 0.95
     hold = _heldout(y, est.classes_)
@@ -612,3 +614,16 @@ def test_the_sequence_never_depends_on_the_certify_rows(digits):
     walk_b = [p["keep"] for p in b.report["curve"]]
     n = min(len(walk_a), len(walk_b))
     assert walk_a[:n] == walk_b[:n]
+
+
+def test_guarantee_wording_by_hand():
+    from edgesparse.passes.budget_report import guarantee
+
+    g = guarantee(
+        risks={"accuracy_drop": 0.01}, confidence=0.95, alpha=0.05, met=True, certify_rows=400
+    )
+    assert g["statement"] == (
+        "with 95% confidence the accuracy drop on new rows from the same distribution is at "
+        "most 1 point"
+    )
+    assert "1 points" not in g["statement"]

@@ -17,7 +17,7 @@ import pytest
 from numpy.lib import format as npy_format
 
 from edgesparse.data import DEFAULT_MAX_DATA_BYTES, load_calibration, load_dataset
-from edgesparse.errors import InputError
+from edgesparse.errors import InputError, ModelFileError
 from edgesparse.formats import esb
 from edgesparse.ir import from_dense
 
@@ -127,8 +127,31 @@ def test_cap_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         load_dataset(X)
     table = tmp_path / "t.csv"
     table.write_text("1,2,0\n" * 500)
-    with pytest.raises(Exception, match="more than the limit of 1000 bytes; raise the limit"):
+    monkeypatch.setenv("EDGESPARSE_MAX_DATA_BYTES", str(32 * 1000))
+    with pytest.raises(ModelFileError) as info:
         load_calibration(table)
+    assert str(info.value) == (
+        f"calibration file {table} is 3000 bytes, more than the limit of 1000 bytes; a text "
+        "table may be 1/32 of the data-file limit (reading text takes up to 32 bytes of memory "
+        "per byte): save the data as .npy or .npz, or raise the limit with "
+        "EDGESPARSE_MAX_DATA_BYTES=<bytes>"
+    )
     monkeypatch.setenv("EDGESPARSE_MAX_DATA_BYTES", "lots")
     with pytest.raises(InputError, match="EDGESPARSE_MAX_DATA_BYTES='lots' is not a whole"):
         load_dataset(X)
+
+
+def test_pairs_file_shares_the_text_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgesparse.frontend_knn import read_pairs
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("u1,i1\n" * 40)
+    assert len(read_pairs(pairs)[0]) == 40
+    monkeypatch.setenv("EDGESPARSE_MAX_DATA_BYTES", str(32 * 100))
+    with pytest.raises(InputError) as info:
+        read_pairs(pairs)
+    assert str(info.value) == (
+        f"pairs file {pairs} is 240 bytes, more than the limit of 100 bytes; a text table may "
+        "be 1/32 of the data-file limit (reading text takes up to 32 bytes of memory per "
+        "byte): split it, or raise the limit with EDGESPARSE_MAX_DATA_BYTES=<bytes>"
+    )

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from edgesparse.api import compress_file
 from edgesparse.cli import cli
-from edgesparse.errors import InputError, UnsafeModelError, UnsupportedModelError
+from edgesparse.errors import InputError, ModelFileError, UnsafeModelError, UnsupportedModelError
 from edgesparse.formats import esb, esb_knn
 from edgesparse.frontend_knn import compress_knn, from_surprise, prune_top_k, read_pairs
 from edgesparse.loader import load_model
@@ -441,8 +441,13 @@ def test_hostile_defaultdict_factory_is_refused(tmp_path: Path) -> None:
         load_model(p)
     payload = b"\x80\x04\x8c\x0bcollections\x8c\x0bdefaultdict\x93\x8c\x03abc\x85R."
     p.write_bytes(payload)
-    with pytest.raises(Exception, match="defaultdict is allowed only as defaultdict"):
+    with pytest.raises(ModelFileError) as info:
         load_model(p)
+    assert str(info.value) == (
+        f"cannot load {p}: it builds a collections.defaultdict other than defaultdict(list); "
+        "no file numpy, scikit-learn or joblib writes does that: it is crafted or corrupt; "
+        "re-save the model with joblib.dump or pickle.dump"
+    )
 
 
 @pytest.mark.parametrize(

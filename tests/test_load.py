@@ -10,6 +10,7 @@ import io
 import os
 import pickle
 import random
+import re
 import subprocess
 import sys
 import warnings
@@ -40,6 +41,10 @@ from edgesparse.errors import (
 from edgesparse.loader import ALLOWED_GLOBALS, RawLinearModel, allowed_globals, load_model
 
 L = importlib.import_module("edgesparse.loader")
+CRAFTED_FIX = (
+    "no file numpy, scikit-learn or joblib writes does that: it is crafted or corrupt; "
+    "re-save the model with joblib.dump or pickle.dump"
+)
 
 # PassiveAggressive* are deprecated in scikit-learn 1.8 but still supported by edgesparse.
 pytestmark = pytest.mark.filterwarnings("ignore:Class PassiveAggressive:FutureWarning")
@@ -267,8 +272,12 @@ def test_codecs_encode_stand_in_accepts_only_latin1(tmp_path):
     path = tmp_path / "m.pkl"
     # _codecs.encode("abc", "rot13"): the global is allowed (protocol 2 needs it), the use not.
     path.write_bytes(b"\x80\x02c_codecs\nencode\nX\x03\x00\x00\x00abcX\x05\x00\x00\x00rot13\x86R.")
-    with pytest.raises(ModelFileError, match="only as str -> latin1"):
+    with pytest.raises(ModelFileError) as info:
         load_model(path)
+    assert str(info.value) == (
+        f"cannot load {path}: it calls _codecs.encode other than as text to latin-1 bytes; "
+        f"{CRAFTED_FIX}"
+    )
 
 
 # -- hostile pickles ---------------------------------------------------------------------------
@@ -609,14 +618,22 @@ def test_trailing_data_and_a_cut_zlib_checksum(fitted, tmp_path):
     est, _ = fitted["lr"]
     path = tmp_path / "m.pkl"
     path.write_bytes(pickle.dumps(est) + b"extra")
-    with pytest.raises(ModelFileError, match="unexpected data after the end of the pickle"):
+    with pytest.raises(ModelFileError) as info:
         load_model(path)
+    assert str(info.value) == (
+        f"cannot load {path}: the file goes on after the end of its pickle (two files joined, "
+        "or a damaged one); re-save the model with joblib.dump or pickle.dump"
+    )
     # joblib itself loads a zlib file whose last bytes (the adler32 checksum) are missing.
     path = _save(est, "joblib-3", tmp_path)
     path.write_bytes(path.read_bytes()[:-2])
     joblib.load(path)
-    with pytest.raises(ModelFileError, match="ended before its end-of-stream marker"):
+    with pytest.raises(ModelFileError) as info:
         load_model(path)
+    assert str(info.value) == (
+        f"cannot load {path}: the file is truncated: its compressed data ends before the "
+        "end-of-stream marker; re-save the model with joblib.dump or pickle.dump"
+    )
 
 
 def _truncations(data: bytes) -> list[bytes]:
@@ -643,11 +660,11 @@ def test_truncated_pickle_message(tmp_path):
     path.write_bytes(pickle.dumps(np.arange(10), protocol=4)[:-10])
     with pytest.raises(ModelFileError) as info:
         load_model(path)
-    msg = str(info.value)
-    assert msg.startswith(
-        f"cannot load {path}: not a valid pickle/joblib file, or it is truncated ("
+    assert re.fullmatch(
+        f"cannot load {re.escape(str(path))}: the file is truncated: its pickle needs \\d+ more "
+        "bytes and \\d+ are left; re-save the model with joblib.dump or pickle.dump",
+        str(info.value),
     )
-    assert msg.endswith("); re-save the model with joblib.dump or pickle.dump")
 
 
 @pytest.mark.parametrize("fmt", ["pickle2", "pickle5", "joblib", "joblib-gzip", "skops"])
@@ -696,9 +713,10 @@ def test_truncated_gzip_joblib_message(fitted, tmp_path):
     # UnpicklingError, by Python version); ours is the rest of the line.
     msg = str(info.value)
     assert msg.startswith(
-        f"cannot load {path}: not a valid pickle/joblib file, or it is truncated ("
+        f"cannot load {path}: not a valid pickle/joblib file, or it is truncated; re-save the "
+        "model with joblib.dump or pickle.dump (where reading stopped: "
     )
-    assert msg.endswith("); re-save the model with joblib.dump or pickle.dump")
+    assert msg.endswith(")")
 
 
 # -- npz weight files --------------------------------------------------------------------------
@@ -835,3 +853,43 @@ def test_extra_regressors_round_trip(tmp_path, name):
     path = tmp_path / "m.pkl"
     path.write_bytes(pickle.dumps(est))
     np.testing.assert_array_equal(load_model(path).predict(X), est.predict(X))
+
+
+# -- the stream budget: a pickle is bounded against the array cap as it streams (issue 16) ----
+def _budget_message(path: Path, cap: int) -> str:
+    return (
+        f"cannot load {path}: its pickle data runs past {cap + (32 << 20)} bytes, more than a "
+        f"model within the array cap holds ({cap} bytes of arrays plus {32 << 20} for the "
+        "pickle itself); if you trust the file, raise the limit with "
+        "EDGESPARSE_MAX_ARRAY_BYTES=<bytes>"
+    )
+
+
+@pytest.mark.parametrize("compress", [None, gzip.compress])
+def test_pickle_stream_is_bounded_by_the_array_cap(tmp_path, monkeypatch, compress):
+    # 40 MiB of bytes objects and no array: the stream budget (1 MiB of arrays + 32 MiB) stops
+    # it at the read that would pass the budget, not after the unpacked-size cap (2 GiB).
+    payload = pickle.dumps([bytes(1 << 20) for _ in range(40)], protocol=4)
+    path = tmp_path / "m.pkl"
+    path.write_bytes(compress(payload) if compress else payload)
+    monkeypatch.setenv("EDGESPARSE_MAX_ARRAY_BYTES", str(1 << 20))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == _budget_message(path, 1 << 20)
+    monkeypatch.setenv("EDGESPARSE_MAX_ARRAY_BYTES", str(16 << 20))
+    with pytest.raises(ModelFileError) as info:  # read whole, then counted by the audit
+        load_model(path)
+    assert str(info.value).startswith(f"cannot load {path}: its arrays hold more than ")
+
+
+def test_bytearray8_is_read_before_it_is_allocated(tmp_path):
+    path = tmp_path / "m.pkl"
+    path.write_bytes(b"\x80\x05\x96" + (1 << 30).to_bytes(8, "little") + b".")
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    assert str(info.value) == (
+        f"cannot load {path}: the file is truncated: its pickle needs 1073741824 more bytes "
+        "and 1 are left; re-save the model with joblib.dump or pickle.dump"
+    )
+    path.write_bytes(pickle.dumps(bytearray(b"abc"), protocol=5))
+    assert load_model(path) == bytearray(b"abc")

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from edgesparse.counting import small_int_counts, used_columns
 from edgesparse.errors import FormatError, IRError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.ir import EXPONENT_RANGE, HEADS, LinearIR
@@ -277,10 +278,14 @@ def _encode_pattern(
 
     # Candidate A: no column list; candidate B: list of used columns + local indices.
     # Column exponents (one byte per listed column) count with the layout that lists them.
+    exp_costs: dict[bool, int] = {}
+
     def exp_cost(listed: bool) -> int:
         if ir.col_exponents is None:
             return 0
-        return ENTRY_SIZE + _align(len(_encode_exponents(ir, listed=listed)[1]))
+        if listed not in exp_costs:
+            exp_costs[listed] = ENTRY_SIZE + _align(len(_encode_exponents(ir, listed=listed)[1]))
+        return exp_costs[listed]
 
     cands: list[tuple[int, int, int | None, int, int]] = []  # (total, order, col_enc, idx_enc, n)
     want_idx = [k for k, v in INDEX_ENCODINGS.items() if indices in ("auto", v)]
@@ -291,7 +296,7 @@ def _encode_pattern(
                 cands.append((_align(sizes[k]) + exp_cost(False), len(cands), None, k, n_feat))
     used = local = None
     if columns != "all":
-        used = np.unique(cols)
+        used = used_columns(cols, n_features=n_feat)
         local = np.searchsorted(used, cols)
         csizes = {
             ENC_VARINT: int(_varint_lengths(_row_gaps(used, np.zeros(1, np.int64))).sum()),
@@ -1098,10 +1103,10 @@ def _encode_exponents(ir: LinearIR, *, listed: bool) -> tuple[int, bytes]:
     used ones when the blob has a column list, else every feature): one i8 each (0), or the
     exceptions to the most common exponent of the used columns (1)."""
     assert ir.col_exponents is not None
-    used = np.unique(ir.indices)
+    used = used_columns(ir.indices, n_features=ir.n_features)
     per_listed = ir.col_exponents[used] if listed else ir.col_exponents
     dense = per_listed.astype("i1").tobytes()
-    values, counts = np.unique(ir.col_exponents[used], return_counts=True)
+    values, counts = small_int_counts(ir.col_exponents[used])
     # The most common; ties: the smallest, so the choice is unique (no weights at all: 0).
     default = int(values[np.argmax(counts)]) if used.size else 0
     pos_in_listed = np.arange(used.size) if listed else used
@@ -1116,6 +1121,25 @@ def _encode_exponents(ir: LinearIR, *, listed: bool) -> tuple[int, bytes]:
     return (0, dense) if len(dense) <= len(sparse) else (1, sparse)
 
 
+DEFAULT_MAX_EXPONENT_FEATURES = 64 << 20
+"""Most features a blob with column exponents may declare to this reader (default: the model
+array cap, 64 MiB, since it holds one exponent byte per feature, unused ones included): a
+290-byte blob declaring 2**31 - 1 features took 23 s and 4.2 GB to inspect (issue 16).
+``EDGESPARSE_MAX_ARRAY_BYTES`` overrides, as for models."""
+
+
+def _check_exponent_memory(n_feat: int) -> None:
+    text = os.environ.get("EDGESPARSE_MAX_ARRAY_BYTES", "").strip()
+    cap = int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_EXPONENT_FEATURES
+    if n_feat > cap:
+        raise FormatError(
+            f"cannot read it here: it has column exponents and n_features={n_feat}, and this "
+            f"reader holds one exponent byte per feature, more than the {cap} bytes of arrays "
+            "edgesparse allows by default; if you trust the file, raise the limit with "
+            "EDGESPARSE_MAX_ARRAY_BYTES=<bytes>"
+        )
+
+
 def _decode_exponents(
     sec: tuple[int, int, np.ndarray],
     need: Any,
@@ -1128,6 +1152,7 @@ def _decode_exponents(
     uses (one encoding per model). The IR checks the products ``scale * 2^e`` next."""
     enc, off, b = sec
     lo, hi = EXPONENT_RANGE
+    _check_exponent_memory(n_feat)
     columns = np.arange(n_feat) if used is None else used
     if enc == 1:
         return _decode_exception_exponents(b, off, n_cols, columns, n_feat, indices)

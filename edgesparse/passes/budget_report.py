@@ -114,6 +114,8 @@ def guarantee(
     needed: dict[str, int | None] = {}
     for risk, limit in risks.items():
         words, unit, factor = _WORDS[risk]
+        if unit == "points" and limit * factor == 1:
+            unit = "point"
         sep = "" if unit in ("%", "") else " "
         parts.append(
             f"{words} on new rows from the same distribution is at most "

@@ -116,8 +116,18 @@ def data_stats(X: Any, *, source: str = "data") -> FeatureStats | None:
     return FeatureStats(center=np.nan_to_num(mean), spread=spread, source=source)
 
 
-def probe_rows(stats: FeatureStats, *, n: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
-    """``n`` rows drawn as ``centre + spread · N(0, 1)`` per column (float64)."""
+PROBE_CELLS = 8 << 20
+"""Most values the probe rows may hold (64 MiB of float64): a model with millions of inputs
+gets fewer rows (at least :data:`MIN_PROBE_ROWS`), not gigabytes of them (issue 16: 4096
+rows of a 2-million-input pipeline asked for 64 GiB)."""
+MIN_PROBE_ROWS = 8
+
+
+def probe_rows(stats: FeatureStats, *, n: int | None = None, seed: int = 0) -> np.ndarray:
+    """``n`` rows drawn as ``centre + spread · N(0, 1)`` per column (float64); by default
+    :data:`PROBE_ROWS`, fewer when that many would hold more than :data:`PROBE_CELLS` values."""
+    if n is None:
+        n = min(PROBE_ROWS, max(MIN_PROBE_ROWS, PROBE_CELLS // max(1, stats.center.size)))
     rng = np.random.default_rng(seed)
     return stats.center + stats.spread * rng.standard_normal((n, stats.center.size))
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgesparse.counting import small_int_counts, used_columns
 from edgesparse.errors import InputError, IRError
 from edgesparse.ir import EXPONENT_RANGE, INT16_MAX, LinearIR
 from edgesparse.passes.prune import select
@@ -75,13 +76,19 @@ EXPONENT_BUDGET_SHARE = 0.01
 COLUMN_SCALINGS = ("none", "pow2")
 
 
+def _one_exponent(exps: np.ndarray, ir: LinearIR) -> bool:
+    """True when every column ``ir`` uses has the same exponent (or it uses none)."""
+    values, _ = small_int_counts(exps[used_columns(ir.indices, n_features=ir.n_features)])
+    return values.size <= 1
+
+
 def column_exponents(ir: LinearIR, *, use_stats: bool = True) -> np.ndarray:
     """Per-column power-of-two exponents (int8, ``n_features`` long) for :func:`quantize_int8`.
 
     From ``ir.input_stats`` when present (and ``use_stats``), else from the weights alone (see
     the module contract). Unused columns get 0; the median over used columns is 0.
     """
-    used = np.unique(ir.indices)
+    used = used_columns(ir.indices, n_features=ir.n_features)
     exps = np.zeros(ir.n_features, dtype=np.int8)
     if used.size == 0:
         return exps
@@ -153,7 +160,7 @@ def quantize_int8(
     if columns not in COLUMN_SCALINGS:
         raise InputError(f"columns must be one of {', '.join(COLUMN_SCALINGS)}, got {columns!r}")
     exps = column_exponents(ir, use_stats=stats_exponents) if columns == "pow2" else None
-    if exps is not None and np.unique(exps[np.unique(ir.indices)]).size <= 1:
+    if exps is not None and _one_exponent(exps, ir):
         exps = None
     try:
         out = _quantize(ir, granularity, exps)
@@ -230,7 +237,7 @@ def _quantize(ir: LinearIR, granularity: str, exps: np.ndarray | None) -> Linear
     q = np.clip(np.rint(v / per_value), -127, 127).astype(np.int8)
     note = f"int8 per {granularity}" + ("" if exps is None else " + pow2 per column")
     out = select(ir, q != 0, note=note, values=q, scales=scales, col_exponents=exps)
-    if exps is not None and np.unique(exps[np.unique(out.indices)]).size <= 1:
+    if exps is not None and _one_exponent(exps, out):
         # Rounding dropped every column but those of one exponent: it fits in the scales.
         common = int(exps[out.indices[0]]) if out.nnz else 0
         out = out.replace(col_exponents=None, scales=np.ldexp(out.scales, common))

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from edgesparse.counting import column_counts
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
 
@@ -67,7 +68,7 @@ class Model:
         # Column-major order of the nonzeros gives both the used-column list and the CSC layout.
         order = np.lexsort((rows, ir.indices))
         cols_sorted = ir.indices[order]
-        self._used, col_counts = np.unique(cols_sorted, return_counts=True)
+        self._used, col_counts = column_counts(cols_sorted, n_features=ir.n_features)
         self._used = self._used.astype(np.intp)
         self._all_used = self._used.size == ir.n_features
         n_used = self._used.size

@@ -33,6 +33,11 @@ import numpy as np
 
 # Refusal texts (fragments of the one-line messages; the full path is added at run time).
 REFUSED = "which is not on edgesparse's allow-list"
+STREAM_BUDGET = (
+    "its pickle data runs past 100663296 bytes, more than a model within the array cap holds "
+    "(67108864 bytes of arrays plus 33554432 for the pickle itself); if you trust the file, "
+    "raise the limit with EDGESPARSE_MAX_ARRAY_BYTES=<bytes>"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Attack:
     error: str  # the exception class name edgesparse must raise
     message: str  # a fragment of its message
     make: Callable[[], bytes] = field(repr=False, compare=False, default=bytes)
+    # the fragment when the file is run alone with the default caps (RESOURCE_BOMBS), if other
+    alone: str = ""
 
     @property
     def data(self) -> bytes:
@@ -52,7 +59,7 @@ class Attack:
         return self.make()
 
     def manifest(self) -> dict:
-        d = {k: v for k, v in asdict(self).items() if k != "make"}
+        d = {k: v for k, v in asdict(self).items() if k not in ("make", "alone")}
         d["file"] = f"{self.name}{self.suffix}"
         return d
 
@@ -134,6 +141,10 @@ def p4(body: bytes) -> bytes:
     return proto(4) + body + STOP
 
 
+def p5(body: bytes) -> bytes:
+    return proto(5) + body + STOP
+
+
 class _Reduce:
     """Pickles as ``func(*args)``: what a hostile object looks like to ``pickle.dumps``."""
 
@@ -199,9 +210,10 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         error: str = "UnsafeModelError",
         message: str = "",
         suffix: str = ".pkl",
+        alone: str = "",
     ) -> None:
         make = data if callable(data) else (lambda: data)
-        out.append(Attack(name, suffix, what, error, message, make))
+        out.append(Attack(name, suffix, what, error, message, make, alone))
 
     def canary(name: str) -> str:
         return f"{canary_dir}/{name}"
@@ -539,7 +551,7 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
             pickle.dumps(estimator(), protocol=4) + p2(call(glob("os", "system"), s(sh(n))))
         ),
         error="ModelFileError",
-        message="unexpected data after the end of the pickle",
+        message="the file goes on after the end of its pickle (two files joined, or a damaged one)",
     )
 
     # -- allowed classes carrying hostile state ----------------------------------------------------
@@ -577,7 +589,7 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
             )
         ),
         error="ModelFileError",
-        message="numpy _reconstruct called with arguments numpy never writes",
+        message="it rebuilds a numpy array with arguments numpy never writes",
     )
     n = "coef-object-array"
     add(
@@ -668,7 +680,7 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         "joblib array header declaring 2**40 float64 in a 200-byte file",
         lambda n=n: _joblib_wrapper_stream((2**40,)),
         error="ModelFileError",
-        message="joblib array header declares 8796093022208 bytes",
+        message="the file is truncated: a joblib array declares 8796093022208 bytes",
     )
     n = "joblib-array-negative-shape"
     add(
@@ -676,7 +688,7 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         "joblib array header with a negative dimension",
         lambda n=n: _joblib_wrapper_stream((-1,)),
         error="ModelFileError",
-        message="malformed joblib array header",
+        message="it holds a joblib array header joblib never writes",
     )
 
     # -- memo and recursion bombs ----------------------------------------------------------------
@@ -811,7 +823,7 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         "MT19937 seeded with a 400 KB integer (LONG4): converting the seed is quadratic",
         lambda: pickle.dumps(estimator(random_state=_Reduce(_mt19937(), (huge_seed,))), 4),
         error="ModelFileError",
-        message="MT19937 called with arguments its pickles never have",
+        message="it calls MT19937 with arguments its pickles never have",
     )
     add(
         "bomb-mt19937-seed-zlib",
@@ -820,7 +832,7 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
             pickle.dumps(estimator(random_state=_Reduce(_mt19937(), (huge_seed,))), 4), "zlib"
         ),
         error="ModelFileError",
-        message="MT19937 called with arguments its pickles never have",
+        message="it calls MT19937 with arguments its pickles never have",
         suffix=".joblib",
     )
     add(
@@ -828,14 +840,14 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         "__randomstate_ctor((2**40,), numpy.ndarray): ndarray called through numpy's helper",
         lambda: pickle.dumps(_Reduce(_randomstate_ctor(), ((2**40,), np.ndarray)), 4),
         error="ModelFileError",
-        message="numpy RandomState constructor called with arguments numpy never writes",
+        message="it builds a numpy RandomState with a constructor numpy never writes",
     )
     add(
         "bomb-csr-reduce-shape",
         "csr_matrix(((2**26, 4),)) called directly: scipy allocates the shape",
         lambda: pickle.dumps(estimator(coef_=_Reduce(_csr_matrix(), (((2**26, 4),),))), 4),
         error="ModelFileError",
-        message="csr_matrix called with arguments its pickles never have",
+        message="it calls csr_matrix with arguments its pickles never have",
     )
     add(
         "bomb-csc-shape",
@@ -852,6 +864,27 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
         # the array cap by default; the unpacked-size cap first where that is set lower
         message=" 1073741824 bytes",
         suffix=".joblib",
+    )
+    add(
+        "bomb-bytearray8-1gib",
+        "BYTEARRAY8 declaring 1 GiB in a 12-byte file (pickle allocates before reading)",
+        p5(b"\x96" + struct.pack("<Q", 1 << 30)),
+        error="ModelFileError",
+        message="the file is truncated: its pickle needs 1073741824 more bytes and 1 are left",
+    )
+    # Many 1 MiB bytes objects in a gzip stream: each read is small, the sum is what counts.
+    # In the corpus the 32 MiB unpacked-size cap stops it; alone, the array-cap budget does.
+    add(
+        "bomb-gzip-many-bytes",
+        "gzip pickle stream of 200 x 1 MiB bytes objects (no array at all)",
+        lambda: _compress_parts(
+            _repeat_stream(proto(3) + EMPTY_LIST, b(bytes(1 << 20)) + APPEND, 200, NONE + STOP),
+            "gzip",
+        ),
+        error="ModelFileError",
+        message="it unpacks to more than 33554432 bytes",
+        alone=STREAM_BUDGET,
+        suffix=".pkl",
     )
     add(
         "bomb-multioutput-memo",
@@ -921,6 +954,32 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
             "n_features_in_ must be a positive whole number, but it is a list",
         ),
         (
+            "classes-a-scalar",
+            "classes_ a 0-d array (an int too large for int64 becomes one)",
+            lambda: pickle.dumps(estimator(classes_=np.array(10**30, dtype=object)), 4),
+            "LogisticRegression: classes_ must be a 1-D array of labels, got shape ()",
+        ),
+        (
+            "n-features-in-10-to-5000",
+            "n_features_in_ 10**5000 (printing it in a message fails: int-to-str limit)",
+            lambda: pickle.dumps(estimator(n_features_in_=10**5000), 4),
+            "LogisticRegression: n_features_in_ is huge (int), more than the 2147483647 inputs "
+            "a model can have; the model is corrupt or crafted: fit it again and save it again",
+        ),
+        (
+            "classes-huge-int",
+            "an object-dtype label 10**5000 (int64 conversion overflows)",
+            lambda: pickle.dumps(estimator(classes_=np.array([10**5000, 1], dtype=object)), 4),
+            "LogisticRegression: class labels must fit 64-bit integers",
+        ),
+        (
+            "sgd-loss-an-array",
+            "SGDClassifier.loss an array (compared with 'log' by the version rules)",
+            lambda: pickle.dumps(_sgd(loss=np.array([1.0, 2.0])), 4),
+            "SGDClassifier: loss must be a name such as 'hinge' or 'log_loss', but it is a "
+            "ndarray; the model is corrupt or crafted: fit it again and save it again",
+        ),
+        (
             "scaler-n-features-in-str",
             "a scaler's n_features_in_ a string",
             lambda: _pipe(_scaler("StandardScaler", n_features_in_="3")),
@@ -935,6 +994,17 @@ def attacks(canary_dir: str | Path) -> list[Attack]:
             message=message,
         )
     return out
+
+
+def _sgd(**attrs: object) -> object:
+    """An SGDClassifier with the fitted attributes of the LogisticRegression fixture."""
+    from sklearn.linear_model import SGDClassifier
+
+    est = SGDClassifier()
+    for k, v in {**vars(estimator()), **attrs}.items():
+        if k.endswith("_") or k in attrs:
+            setattr(est, k, v)
+    return est
 
 
 def _dumped(obj: object) -> bytes:
@@ -984,6 +1054,8 @@ RESOURCE_BOMBS = (
     "bomb-csc-shape",
     "bomb-joblib-array-1gib",
     "bomb-multioutput-memo",
+    "bomb-bytearray8-1gib",
+    "bomb-gzip-many-bytes",
 )
 """The fixtures that cost far more than their size; each is also run alone under limits."""
 

@@ -1,0 +1,394 @@
+"""Resource accounting: the size caps, the stream that counts bytes and opcodes against them,
+the audit of what a pickle built, and the error each cap raises."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from edgesparse.errors import (
+    InputError,
+    ModelFileError,
+    ToolMissingError,
+    UnsafeModelError,
+    UnsupportedModelError,
+)
+from edgesparse.loader.allowlist import _Crafted, _one_line, _shown
+
+# Size caps. A model file is read whole into memory, and a compressed pickle can unpack to far
+# more than its own size; both are bounded, with a documented way to raise the bound.
+DEFAULT_MAX_FILE_BYTES = 1 << 30
+"""Largest model file :func:`load_model` reads (1 GiB); ``EDGESPARSE_MAX_MODEL_BYTES`` overrides."""
+DEFAULT_MAX_UNPACKED_BYTES = 2 << 30
+"""Most bytes a model may unpack to (2 GiB: decompressed pickle stream, zip members);
+``EDGESPARSE_MAX_UNPACKED_BYTES`` overrides."""
+MAX_PICKLE_OPCODES = 2_000_000
+"""Most pickle opcodes one file may execute (a scikit-learn linear model needs thousands)."""
+_ENV_MAX_FILE = "EDGESPARSE_MAX_MODEL_BYTES"
+_ENV_MAX_UNPACKED = "EDGESPARSE_MAX_UNPACKED_BYTES"
+_PICKLE_FIX = "re-save the model with joblib.dump or pickle.dump"
+
+
+PICKLE_OVERHEAD_BYTES = 32 << 20
+"""What a pickle stream may hold beyond its arrays (opcodes, names, numbers): a model within the
+array cap unpacks to at most the cap plus this (2 million opcodes of at most 9 bytes each)."""
+
+
+def stream_budget(source: str) -> tuple[str, int, int]:
+    """``(source, array cap, most bytes a pickle stream may deliver)``: the stream of a model
+    within the array cap is at most the cap plus :data:`PICKLE_OVERHEAD_BYTES`, so a file that
+    unpacks to more is refused as it streams, not after 2 GiB were read."""
+    cap = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    return source, cap, cap + PICKLE_OVERHEAD_BYTES
+
+
+def _stream_budget_error(source: str, cap: int, budget: int) -> ModelFileError:
+    return ModelFileError(
+        f"cannot load {source}: its pickle data runs past {budget} bytes, more than a model "
+        f"within the array cap holds ({cap} bytes of arrays plus {PICKLE_OVERHEAD_BYTES} for "
+        f"the pickle itself); if you trust the file, raise the limit with {_ENV_MAX_ARRAYS}="
+        "<bytes>"
+    )
+
+
+class _LimitExceeded(Exception):
+    """A size or opcode cap was hit (see _limit_error for the message the user sees)."""
+
+    def __init__(self, what: str, *, raisable: bool = True) -> None:
+        super().__init__(what)
+        self.raisable = raisable
+
+
+def _limit_error(source: str, exc: _LimitExceeded) -> ModelFileError:
+    if not exc.raisable:
+        return ModelFileError(
+            f"cannot load {source}: {exc}; a pickle this long is not a model edgesparse can "
+            "read (export its weights to .npz instead)"
+        )
+    return ModelFileError(
+        f"cannot load {source}: {exc}, more than edgesparse allows by default; if you trust "
+        f"the file, raise the limit with {_ENV_MAX_UNPACKED}=<bytes> "
+        "(or load_model(..., max_unpacked_bytes=...))"
+    )
+
+
+class _CappedStream:
+    """File object the unpicklers read from: counts bytes and opcodes against the caps.
+
+    ``limit`` is the most bytes the stream may deliver: the file size for a plain pickle, the
+    decompressed-size cap for a compressed one. A read asking for more than is left (a pickle
+    declaring a 1 TiB bytes object) is refused before anything is allocated.
+    """
+
+    def __init__(
+        self,
+        raw: Any,
+        limit: int,
+        *,
+        compressed: bool,
+        budget: tuple[str, int, int] | None = None,
+    ) -> None:
+        self._raw = raw
+        self.limit = limit
+        self.compressed = compressed
+        # (source, array cap, most bytes the stream may deliver for a model within that cap)
+        self.budget = budget
+        self.used = 0
+        self.opcodes = 0
+
+    def check_budget(self, n: int) -> None:
+        """Refuse, before reading or allocating, ``n`` more bytes past the array-cap budget."""
+        if self.budget is not None and self.used + n > self.budget[2]:
+            raise _stream_budget_error(*self.budget)
+
+    def left(self) -> int:
+        """Bytes the stream may still deliver."""
+        return self.limit - self.used
+
+    def _refuse(self, n: int) -> None:
+        if self.compressed:
+            raise _LimitExceeded(f"it unpacks to more than {self.limit} bytes")
+        raise _Crafted(
+            f"the file is truncated: its pickle needs {n} more bytes and {self.left()} are left"
+        )
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = self.left()
+        if n > self.left():
+            self._refuse(n)
+        self.check_budget(n)
+        data = self._raw.read(n)
+        self.used += len(data)
+        return data
+
+    def readline(self, size: int = -1) -> bytes:
+        # Only GLOBAL/INST read lines (module and class names): bounded by the cap too.
+        limit = self.left() if size is None or size < 0 else min(size, self.left())
+        line = self._raw.readline(limit)
+        self.check_budget(len(line))
+        self.used += len(line)
+        return line
+
+    def tick(self) -> None:
+        self.opcodes += 1
+        if self.opcodes > MAX_PICKLE_OPCODES:
+            raise _LimitExceeded(
+                f"it runs more than {MAX_PICKLE_OPCODES} pickle opcodes (a scikit-learn linear "
+                "model needs a few thousand)",
+                raisable=False,
+            )
+
+
+def _limit(value: int | None, env: str, default: int) -> int:
+    """A size cap: the argument, else the environment variable, else the default."""
+    origin = {_ENV_MAX_FILE: "max_file_bytes", _ENV_MAX_UNPACKED: "max_unpacked_bytes"}.get(
+        env, env
+    )
+    if value is None:
+        text = os.environ.get(env, "").strip()
+        if not text:
+            return default
+        origin = env
+        try:
+            value = int(text)
+        except ValueError:
+            raise InputError(f"{env}={text!r} is not a whole number of bytes") from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{origin} must be a positive number of bytes, got {value!r}")
+    return value
+
+
+def _check_zip(data: bytes, source: str, max_unpacked: int) -> None:
+    """Refuse a zip archive (npz, skops) whose members unpack to more than the cap, or whose
+    arrays declare more than the array cap, before anything is inflated or allocated.
+
+    ``zipfile`` never inflates a member past its declared size, so the declared sizes bound
+    the real work; for ``.npy`` members the array header must also fit the member, since numpy
+    allocates the declared shape before reading the data. A ``.npz`` member (skops keeps a
+    scipy sparse matrix so) is an archive of its own: its members count too, one level deep.
+    """
+    max_arrays = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    unpacked, arrays, leaves = _zip_sizes(data, (source, max_unpacked, max_arrays), depth=0)
+    if unpacked > max_unpacked:
+        raise _LimitExceeded(f"its archive members unpack to {unpacked} bytes")
+    if arrays > max_arrays:
+        raise _array_limit_error(source, arrays, max_arrays)
+    # Members that are not arrays (skops reads every member, schema.json is parsed whole) are
+    # bounded like a pickle stream: the arrays a model may hold plus what describes them.
+    if leaves > max_arrays + PICKLE_OVERHEAD_BYTES:
+        raise ModelFileError(
+            f"cannot load {source}: its archive members unpack to {leaves} bytes, more than "
+            f"a model within the array cap holds ({max_arrays} bytes of arrays plus "
+            f"{PICKLE_OVERHEAD_BYTES} to describe them); if you trust the file, raise the "
+            f"limit with {_ENV_MAX_ARRAYS}=<bytes>"
+        )
+
+
+def _zip_sizes(data: bytes, caps: tuple[str, int, int], *, depth: int) -> tuple[int, int, int]:
+    """(bytes the members unpack to, bytes their arrays declare, bytes of the members that are
+    not archives), nested .npz included;
+    ``caps`` is (source, unpacked-size cap, array cap). An inner archive is read whole only
+    when it is no larger than the arrays a model may hold (plus a pickle's overhead)."""
+    source, max_unpacked, max_arrays = caps
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = zf.infolist()
+        unpacked = sum(m.file_size for m in members)
+        if unpacked > max_unpacked:  # refused by the caller: open nothing
+            return unpacked, 0, 0
+        arrays = leaves = 0
+        for m in members:
+            if m.filename.endswith(".npz"):
+                if depth > 0:
+                    raise _Crafted(
+                        f"it holds an archive {_shown(m.filename)!r} inside an archive inside "
+                        "the file; neither skops nor numpy writes that: the file is crafted or "
+                        "corrupt"
+                    )
+                if m.file_size > max_arrays + PICKLE_OVERHEAD_BYTES:
+                    raise _array_limit_error(source, m.file_size, max_arrays)
+                inner = _zip_sizes(zf.read(m), caps, depth=depth + 1)
+                unpacked, arrays, leaves = (
+                    unpacked + inner[0],
+                    arrays + inner[1],
+                    leaves + inner[2],
+                )
+                continue
+            if m.filename.endswith(".npy"):
+                arrays += _npy_bytes(zf, m)
+            leaves += m.file_size
+        return unpacked, arrays, leaves
+
+
+def _npy_bytes(zf: zipfile.ZipFile, m: zipfile.ZipInfo) -> int:
+    """Bytes the array in ``.npy`` member ``m`` declares (checked against what it holds)."""
+    with zf.open(m) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if not dtype.hasobject and nbytes > m.file_size:
+        raise _Crafted(
+            f"its array {_shown(m.filename)!r} declares {nbytes} bytes, but its "
+            f"archive member holds only {m.file_size}; numpy never writes that: "
+            "the file is crafted or corrupt"
+        )
+    return nbytes
+
+
+def _zip_guarded(source: str, kind: str, fix: str, data: bytes, max_unpacked: int) -> None:
+    try:
+        _guarded(source, kind, fix, _check_zip, data, source, max_unpacked)
+    except _LimitExceeded as exc:
+        raise _limit_error(source, exc) from None
+
+
+def _guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
+    """Run a loader; any exception that is not ours becomes one ModelFileError line."""
+    try:
+        return func(*args)
+    except (
+        UnsafeModelError,
+        UnsupportedModelError,
+        ModelFileError,
+        ToolMissingError,
+        InputError,
+        _LimitExceeded,
+        MemoryError,  # the CLI says "out of memory" in one line
+    ):
+        raise
+    except _Crafted as exc:  # found by edgesparse: its own words, then what to do
+        raise ModelFileError(f"cannot load {source}: {exc}; {fix}") from None
+    except Exception as exc:  # a hostile or corrupt file can make any library raise anything
+        raise ModelFileError(
+            f"cannot load {source}: not a valid {kind} file, or it is truncated; {fix} "
+            f"(where reading stopped: {_one_line(exc)})"
+        ) from exc
+
+
+MAX_NESTING = 100
+"""Deepest chain of containers a loaded model may have (a Pipeline of a one-vs-rest model is
+about 8 deep); deeper structures, and reference cycles, are refused."""
+
+MAX_TREE_SIZE = 10_000_000
+"""Most objects a loaded model may hold when shared references are counted once per use."""
+
+DEFAULT_MAX_ARRAY_BYTES = 64 << 20
+"""Most bytes of arrays a loaded model may hold (64 MiB: 8 million float64 weights, which
+compress in about 0.9 GiB), counted as the frontends
+materialize them: a shared array once per reference, a scipy sparse matrix also by the
+per-row and per-column arrays its shape implies. ``EDGESPARSE_MAX_ARRAY_BYTES`` overrides."""
+_ENV_MAX_ARRAYS = "EDGESPARSE_MAX_ARRAY_BYTES"
+
+
+def _own_bytes(obj: Any) -> int:
+    """Bytes ``obj`` itself makes the frontends hold, beyond its children."""
+    if isinstance(obj, (np.ndarray, np.generic)):
+        return int(obj.nbytes)
+    if isinstance(obj, (str, bytes, bytearray)):
+        return len(obj)
+    if hasattr(obj, "check_format") and type(obj).__module__.startswith("scipy.sparse"):
+        # Converting it builds an index (and a bias) per row and per column of its shape.
+        shape = getattr(obj, "_shape", None) or ()
+        return 16 * sum(int(n) for n in shape if isinstance(n, (int, np.integer)))
+    return 0
+
+
+_ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, type)
+
+
+def _children(obj: Any) -> list[Any] | None:
+    """What ``obj`` refers to, or None for a leaf."""
+    if isinstance(obj, _ATOMS):
+        return None
+    if isinstance(obj, np.ndarray):
+        return list(obj.ravel()) if obj.dtype.hasobject else None
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    attrs = getattr(obj, "__dict__", None)
+    return list(attrs.values()) if isinstance(attrs, dict) else None
+
+
+def _audit_objects(root: Any, source: str) -> None:
+    """Walk what a pickle built, once per object, before anything else touches it.
+
+    A pickle can build shapes no scikit-learn model has: reference cycles and very deep
+    nesting (which send recursive code into RecursionError), and scipy.sparse matrices whose
+    arrays disagree (BUILD sets them without scipy's checks). Refuse those here, with one line.
+    """
+    max_bytes = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    on_path, done = 1, 2
+    state: dict[int, int] = {}
+    # Bytes under each object, shared references counted once per use, like ``tree``.
+    weight: dict[int, int] = {}
+    # Size of each container as a tree: shared references count once per path, so a DAG of
+    # 12 lists of 100 references each ("billion laughs") is 100**11, which recursive code
+    # such as numpy.asarray would try to materialize.
+    tree: dict[int, int] = {}
+    stack: list[tuple[Any, int, list[Any] | None]] = [(root, 0, None)]
+    while stack:
+        obj, depth, leaving = stack.pop()
+        if leaving is not None:
+            state[id(obj)] = done
+            size = 1 + sum(tree.get(id(c), 1) for c in leaving)
+            if size > MAX_TREE_SIZE:
+                raise ModelFileError(
+                    f"cannot load {source}: its objects, walked as a tree, number more than "
+                    f"{MAX_TREE_SIZE} (shared references repeated many times; no scikit-learn "
+                    "model does that, the file is crafted or corrupt)"
+                )
+            tree[id(obj)] = size
+            total = _own_bytes(obj) + sum(
+                weight[id(c)] if id(c) in weight else _own_bytes(c) for c in leaving
+            )
+            if total > max_bytes:
+                raise _array_limit_error(source, total, max_bytes)
+            weight[id(obj)] = total
+            continue
+        children = _children(obj)
+        if children is None:
+            if obj is root and _own_bytes(obj) > max_bytes:
+                raise _array_limit_error(source, _own_bytes(obj), max_bytes)
+            continue
+        seen = state.get(id(obj))
+        if seen == done:
+            continue
+        if seen == on_path:
+            raise ModelFileError(
+                f"cannot load {source}: a {_shown(type(obj).__name__)} in it contains itself "
+                "(a reference cycle, which no scikit-learn model has; the file is crafted or "
+                "corrupt)"
+            )
+        if depth > MAX_NESTING:
+            raise ModelFileError(
+                f"cannot load {source}: its objects nest more than {MAX_NESTING} levels deep "
+                "(no scikit-learn model does; the file is crafted or corrupt)"
+            )
+        if hasattr(obj, "check_format") and type(obj).__module__.startswith("scipy.sparse"):
+            try:
+                obj.check_format(full_check=True)
+            except Exception as exc:  # scipy raises ValueError, TypeError, IndexError...
+                raise ModelFileError(
+                    f"cannot load {source}: a sparse matrix in it is inconsistent "
+                    f"({_one_line(exc)}); {_PICKLE_FIX}"
+                ) from None
+        state[id(obj)] = on_path
+        stack.append((obj, depth, children))
+        stack.extend((child, depth + 1, None) for child in children)
+
+
+def _array_limit_error(source: str, total: int, max_bytes: int) -> ModelFileError:
+    return ModelFileError(
+        f"cannot load {source}: its arrays hold more than {max_bytes} bytes (at least "
+        f"{total} bytes, shared arrays counted once per use), more than edgesparse allows by "
+        f"default; if you trust the file, raise the limit with {_ENV_MAX_ARRAYS}=<bytes>"
+    )
