@@ -287,6 +287,24 @@ def _check_row(
     engines: dict[str, str],
     emulated: dict[str, bool],
 ) -> None:
+    _check_row_identity(c, row, where, engines=engines, emulated=emulated)
+    _check_status(c, row, where)
+    # Metrics may be null only on failed/skipped rows, except those the schema always allows
+    # to be null (memory that cannot be measured, agreement without a reference, ...).
+    missing_ok = row["status"] != "ok"
+    _check_latency(c, row, where, missing_ok=missing_ok)
+    _check_metrics(c, row, where, missing_ok=missing_ok)
+
+
+def _check_row_identity(
+    c: _Checker,
+    row: dict[str, Any],
+    where: str,
+    *,
+    engines: dict[str, str],
+    emulated: dict[str, bool],
+) -> None:
+    """Target, artifact, engine, batch size and the emulated flag, against the declarations."""
     target = c.key(row, "target", where)
     c.string(target, f"{where}.target")
     if target not in emulated:
@@ -312,11 +330,10 @@ def _check_row(
             f"is {str(flag).lower()} but target {target!r} is declared with emulated "
             f"{str(emulated[target]).lower()}",
         )
-    _check_status(c, row, where)
-    # Metrics may be null only on failed/skipped rows, except those the schema always allows
-    # to be null (memory that cannot be measured, agreement without a reference, ...).
-    missing_ok = row["status"] != "ok"
 
+
+def _check_latency(c: _Checker, row: dict[str, Any], where: str, *, missing_ok: bool) -> None:
+    """The latency percentiles: numbers, in non-decreasing order."""
     lat = c.key(row, "latency_us", where)
     c.obj(lat, f"{where}.latency_us", null=missing_ok)
     if lat is not None:
@@ -332,6 +349,10 @@ def _check_row(
                 )
             prev = (p, v)
         c.number(lat.get("mean"), f"{where}.latency_us.mean", null=True)
+
+
+def _check_metrics(c: _Checker, row: dict[str, Any], where: str, *, missing_ok: bool) -> None:
+    """Every other figure of a row, and the C program's sizes."""
     # Throughput and cold start may be null even on an ok row: the probe reports null rather
     # than a made-up number when the clock gave nothing usable (e.g. no spawn timestamp).
     c.number(
