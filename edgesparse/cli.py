@@ -427,7 +427,8 @@ def list_(what: str) -> None:
 )
 def report(results: Path, out_dir: Path) -> None:
     """Re-render the report from RESULTS (a results.json written by `edgesparse bench`)."""
-    from edgesparse.bench.report import read_results, write_report
+    from edgesparse.bench.report import write_report
+    from edgesparse.bench.results import read_results
 
     for path in write_report(read_results(results), out_dir):
         _echo(str(path))
@@ -539,7 +540,7 @@ def _bench_table(results: dict[str, Any]) -> str:
     rows/s is derived from p50 (so the two columns agree); the agreement column's header names
     its reference, and accuracy or R² against the labels get their own column.
     """
-    from edgesparse.bench.report import reference_label, reference_sentence, rows_per_s_at_p50
+    from edgesparse.bench.explain import reference_label, reference_sentence, rows_per_s_at_p50
 
     def num(v: float | None, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)

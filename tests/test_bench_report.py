@@ -16,13 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from edgesparse.bench.report import (
-    render_html,
-    render_markdown,
-    render_plots,
-    validate_results,
-    write_report,
-)
+from edgesparse.bench.plots import render_plots
+from edgesparse.bench.report import render_html, render_markdown, write_report
+from edgesparse.bench.results import validate_results
 from edgesparse.cli import cli
 from edgesparse.errors import FormatError
 
@@ -497,11 +493,11 @@ def test_latency_plot_marks_emulated_targets(results):
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from edgesparse.bench import report
+    from edgesparse.bench import plots
 
     fig = Figure()
     FigureCanvasAgg(fig)
-    report._plot_latency(fig, results, report._artifact_colors(results))
+    plots.plot_latency(fig, results, plots.artifact_colors(results))
     panels = fig.axes
     assert [ax.get_title() for ax in panels] == ["batch 1", "batch 64"]
     for ax in panels:

@@ -22,7 +22,7 @@ import edgesparse
 from edgesparse.api import compress_file
 from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
-from edgesparse.bench.report import validate_results
+from edgesparse.bench.results import validate_results
 from edgesparse.bench.targets import Launch, get_target
 from edgesparse.errors import ToolMissingError
 from edgesparse.loader import load_model

@@ -17,9 +17,10 @@ from click.testing import CliRunner
 
 import edgesparse
 from edgesparse.api import compress_file
-from edgesparse.bench import harness
+from edgesparse.bench import engine_c, harness
 from edgesparse.bench import targets as targets_mod
-from edgesparse.bench.report import render_markdown, validate_results
+from edgesparse.bench.report import render_markdown
+from edgesparse.bench.results import validate_results
 from edgesparse.cli import cli
 from edgesparse.errors import InputError
 from edgesparse.loader import load_model
@@ -213,7 +214,7 @@ def test_emulated_rpi4_c(esb: Path, oracle: dict[str, float]) -> None:
         assert row["agreement"] == _by(results, "rpi4", "digits.esb", batch)["agreement"]
         # QEMU's RSS is not the guest's: no peak RSS; the exact blob + workspace bytes instead.
         assert row["peak_rss_bytes"] is None
-        assert row["memory_method"] == harness.C_MEMORY_EXACT
+        assert row["memory_method"] == engine_c.C_MEMORY_EXACT
         p = row["c_program"]
         assert row["model_rss_bytes"] == esb.stat().st_size + p["workspace_bytes"]
         assert p["compiler"].startswith("aarch64-linux-gnu-gcc") and p["linkage"] == "static"

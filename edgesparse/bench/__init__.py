@@ -1,3 +1,4 @@
-"""Cross-target benchmarking: device profiles (targets), provisioning of emulated targets,
-the harness that runs the on-target probe (the only code that starts processes), and the
-pure report renderer."""
+"""Cross-target benchmarking: device profiles (targets), provisioning of emulated targets, the
+on-target probe, the runner (harness) composing transports (local, QEMU user mode, ssh; the only
+bench code that starts processes, with provisioning) with engines (the Python probe, the C
+driver), the results schema (results) and the pure report renderer (report, markup, plots)."""

@@ -230,7 +230,9 @@ def environment(*, threads: int, emulated: bool = False) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 # Engines
 # ---------------------------------------------------------------------------------------------
-def _load(engine: str, path: str, threads: int) -> Any:
+def load_artifact(engine: str, path: str, threads: int) -> Any:
+    """Load an artifact for ``engine`` (``esb``, ``onnx`` or ``sklearn``); the runtime and the
+    loader are imported here, so that the load time includes them."""
     if engine == "esb":
         from edgesparse.runtime import load
 
@@ -246,7 +248,8 @@ def _load(engine: str, path: str, threads: int) -> Any:
     raise ValueError(f"unknown engine {engine!r} (esb, onnx or sklearn)")
 
 
-def _prepare_input(engine: str, X: Any) -> Any:
+def prepare_input(engine: str, X: Any) -> Any:
+    """The input rows as ``engine`` takes them (scipy CSR for scikit-learn)."""
     if engine == "sklearn":
         from edgesparse.api import _for_sklearn
 
@@ -301,7 +304,7 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
     clock = time.time_ns if t0_clock == "realtime" else time.monotonic_ns
 
     dataset = load_dataset(spec["data"])
-    X = _prepare_input(engine, dataset.X)
+    X = prepare_input(engine, dataset.X)
     ref = np.load(spec["reference"], allow_pickle=False) if spec.get("reference") else None
     labels = np.load(spec["labels"], allow_pickle=False) if spec.get("labels") else None
 
@@ -309,7 +312,7 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
     before = proc_status()
     heap_before = mallinfo2_in_use() if guest_heap else None
     t_load = time.perf_counter_ns()
-    model = _load(engine, spec["artifact"], threads)
+    model = load_artifact(engine, spec["artifact"], threads)
     load_ns = time.perf_counter_ns() - t_load
     heap_after = mallinfo2_in_use() if guest_heap else None
     after = proc_status()
@@ -411,7 +414,7 @@ def _guest_heap(
 
     tracemalloc.start()
     snap0 = tracemalloc.take_snapshot()
-    second = _load(spec["engine"], spec["artifact"], threads)
+    second = load_artifact(spec["engine"], spec["artifact"], threads)
     snap1 = tracemalloc.take_snapshot()
     traced = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
