@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
+from collections.abc import Sequence
+from pathlib import Path
 
 from hypothesis.configuration import set_hypothesis_home_dir
 
@@ -21,8 +26,6 @@ def require_tool(available: bool, *, what: str, install: str) -> None:
     ``.ci/run`` sets ``EDGESPARSE_REQUIRE_TARGETS=1`` after installing the Debian packages, so a
     broken install can never turn into a green run of skips.
     """
-    import os
-
     import pytest
 
     if available:
@@ -31,3 +34,37 @@ def require_tool(available: bool, *, what: str, install: str) -> None:
     if os.environ.get("EDGESPARSE_REQUIRE_TARGETS") == "1":
         pytest.fail(f"EDGESPARSE_REQUIRE_TARGETS=1 but {message}")
     pytest.skip(message)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+BUDGET_AS = 3 << 29
+"""1.5 GiB of address space: the budget SECURITY.md promises for any input file."""
+BUDGET_SECONDS = 60
+"""CPU seconds (and wall-clock timeout) of that budget."""
+
+
+def _limited() -> None:  # runs in the child, before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (BUDGET_AS, BUDGET_AS))
+    resource.setrlimit(resource.RLIMIT_CPU, (BUDGET_SECONDS, BUDGET_SECONDS))
+
+
+def run_cli_limited(
+    args: Sequence[str], *, unset: Sequence[str] = (), cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m edgesparse ARGS`` under the hostile-input budget (1.5 GiB, 60 s), one BLAS
+    thread, with the environment variables ``unset`` removed (the caps' overrides), so that a
+    test sees the defaults a user gets."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
+    for var in unset:
+        env.pop(var, None)
+    return subprocess.run(
+        [sys.executable, "-m", "edgesparse", *args],
+        capture_output=True,
+        text=True,
+        timeout=BUDGET_SECONDS,
+        cwd=cwd,
+        env=env,
+        preexec_fn=_limited,
+    )

@@ -29,6 +29,7 @@ import pytest
 
 from edgesparse.loader import ALLOWED_GLOBALS, load_model
 from tests.attacks import make_attacks
+from tests.conftest import run_cli_limited
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTACKS = make_attacks.attacks("/unused")  # names and expectations only (bytes built lazily)
@@ -331,33 +332,15 @@ def test_npy_member_declaring_more_than_it_holds(tmp_path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Resource bombs: each alone, through the real CLI, under the documented budget
 # ---------------------------------------------------------------------------------------------
-BUDGET_AS = 3 << 29  # 1.5 GiB of address space
-BUDGET_SECONDS = 60
-
-
-def _limited() -> None:  # runs in the child, before exec
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (BUDGET_AS, BUDGET_AS))
-    resource.setrlimit(resource.RLIMIT_CPU, (BUDGET_SECONDS, BUDGET_SECONDS))
-
-
 @pytest.mark.parametrize("name", make_attacks.RESOURCE_BOMBS)
 def test_resource_bomb_ends_within_budget(name: str, tmp_path) -> None:
     a = {x.name: x for x in make_attacks.attacks(tmp_path)}[name]
     src = tmp_path / f"{name}{a.suffix}"
     src.write_bytes(a.data)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
-    env.pop("EDGESPARSE_MAX_ARRAY_BYTES", None)
-    env.pop("EDGESPARSE_MAX_UNPACKED_BYTES", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgesparse", "compress", str(src), "-o", str(tmp_path / "o.esb")],
-        capture_output=True,
-        text=True,
-        timeout=BUDGET_SECONDS,
+    proc = run_cli_limited(
+        ["compress", str(src), "-o", str(tmp_path / "o.esb")],
+        unset=("EDGESPARSE_MAX_ARRAY_BYTES", "EDGESPARSE_MAX_UNPACKED_BYTES"),
         cwd=tmp_path,
-        env=env,
-        preexec_fn=_limited,
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: "), proc.stderr

@@ -5,27 +5,15 @@ each ends, through the real CLI under 1.5 GiB of address space and 60 s of CPU, 
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.attacks import make_format_attacks
+from tests.conftest import run_cli_limited
 
-ROOT = Path(__file__).resolve().parents[1]
 ATTACKS = make_format_attacks.attacks()
-BUDGET_AS = 3 << 29  # 1.5 GiB
-BUDGET_SECONDS = 60
-
-
-def _limited() -> None:  # runs in the child, before exec
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (BUDGET_AS, BUDGET_AS))
-    resource.setrlimit(resource.RLIMIT_CPU, (BUDGET_SECONDS, BUDGET_SECONDS))
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +38,9 @@ def test_format_attack_is_one_error_line(attack, fixtures: Path, tmp_path: Path)
         pytest.skip(f"needs {attack.needs}")
     src = fixtures / f"{attack.name}{attack.suffix}"
     out = tmp_path / "o.esb"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
-    for var in ("EDGESPARSE_MAX_ARRAY_BYTES", "EDGESPARSE_MAX_UNPACKED_BYTES"):
-        env.pop(var, None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgesparse", "compress", str(src), "-o", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=BUDGET_SECONDS,
-        env=env,
-        preexec_fn=_limited,
+    proc = run_cli_limited(
+        ["compress", str(src), "-o", str(out)],
+        unset=("EDGESPARSE_MAX_ARRAY_BYTES", "EDGESPARSE_MAX_UNPACKED_BYTES"),
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stdout == ""

@@ -4,25 +4,12 @@ address space and 60 s of CPU, in exactly the ``Error:`` line its manifest gives
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.attacks import make_reader_attacks
-
-ROOT = Path(__file__).resolve().parents[1]
-BUDGET_AS = 3 << 29  # 1.5 GiB
-BUDGET_SECONDS = 60
-
-
-def _limited() -> None:  # runs in the child, before exec
-    import resource
-
-    resource.setrlimit(resource.RLIMIT_AS, (BUDGET_AS, BUDGET_AS))
-    resource.setrlimit(resource.RLIMIT_CPU, (BUDGET_SECONDS, BUDGET_SECONDS))
+from tests.conftest import run_cli_limited
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +25,9 @@ def fixtures(tmp_path_factory) -> Path:
 def test_reader_attack_is_one_error_line(attack: dict, fixtures: Path) -> None:
     path = fixtures / attack["file"]
     fill = {"path": str(path), "model": str(fixtures / "model.esb")}
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
-    for var in ("EDGESPARSE_MAX_ARRAY_BYTES", "EDGESPARSE_MAX_DATA_BYTES"):
-        env.pop(var, None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "edgesparse", *(c.format(**fill) for c in attack["command"])],
-        capture_output=True,
-        text=True,
-        timeout=BUDGET_SECONDS,
-        env=env,
-        preexec_fn=_limited,
+    proc = run_cli_limited(
+        [c.format(**fill) for c in attack["command"]],
+        unset=("EDGESPARSE_MAX_ARRAY_BYTES", "EDGESPARSE_MAX_DATA_BYTES"),
     )
     assert proc.returncode == 1, proc.stderr[-2000:]
     expected = attack["error"].format(**fill, size=path.stat().st_size)
