@@ -68,9 +68,9 @@ def test_cpu_sysfs_rpi4() -> None:
     assert not any(k.startswith("cpu4/") for k in files)
 
 
-def test_tiny_matmul_onnx_is_valid_and_right() -> None:
+def test_verify_model_is_valid_and_right() -> None:
     w = ((1.0, -2.0), (0.5, 3.0), (-1.0, 4.0))
-    blob = P.tiny_matmul_onnx(w)
+    blob = P.verify_model(w)
     model = onnx.load_from_string(blob)
     onnx.checker.check_model(model, full_check=True)
     x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)

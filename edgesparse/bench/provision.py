@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -53,6 +52,8 @@ from edgesparse.bench.targets import (
     target_dir,
 )
 from edgesparse.errors import InputError, ToolMissingError
+from edgesparse.formats import onnx as onnx_format
+from edgesparse.ir import from_dense
 
 Progress = Callable[[str, int, int], None]
 
@@ -581,11 +582,23 @@ print(json.dumps({
 _VERIFY_W = ((1.0, -2.0), (0.5, 3.0), (-1.0, 4.0))
 
 
+def verify_model(weights: tuple[tuple[float, ...], ...]) -> bytes:
+    """The guest check's ONNX model: ``Y = X @ W + 0`` (X: float32 [N, k]), first output Y.
+
+    Built by ``formats/onnx.py`` like every edgesparse ONNX file (a float identity-head model),
+    so the guest runs the same kind of graph the bench measures.
+    """
+    w = [list(row) for row in weights]
+    columns = [[w[k][j] for k in range(len(w))] for j in range(len(w[0]))]
+    ir = from_dense(columns, bias=[0.0] * len(columns), head="identity", squeeze=False)
+    return onnx_format.encode(ir)
+
+
 def _verify(target: Target, build: Path, *, qemu: str, site: Path, final: Path) -> dict[str, str]:
     """Run the guest Python once: numpy and onnxruntime import, one inference is right, the
     guest sees the board's architecture, core count and dot-product support."""
     model = build / "home" / "verify.onnx"
-    model.write_bytes(tiny_matmul_onnx(_VERIFY_W))
+    model.write_bytes(verify_model(_VERIFY_W))
     # Paths of the folder being built; the final names only exist after the rename.
     lau = qemu_launch(
         target,
@@ -638,56 +651,3 @@ def _run(argv: list[str], *, what: str, cwd: Path | None = None) -> None:
         errors = [ln for ln in lines if ln.startswith(("E:", "ERROR"))] or lines
         tail = errors[-1] if errors else f"exit code {done.returncode}"
         raise ToolMissingError(f"{what} failed: {tail.strip()}")
-
-
-# ----------------------------------------------------------------------------------------------
-# A tiny ONNX model, hand-encoded: the guest has no onnx package and only formats/onnx.py may
-# import it. Y[n, 2] = MatMul(X[n, 3], W), float32, opset 13.
-
-
-def tiny_matmul_onnx(weights: tuple[tuple[float, ...], ...]) -> bytes:
-    """Serialized ONNX ``ModelProto`` computing ``Y = X @ W`` (X: float32 [N, k], W given)."""
-    k, m = len(weights), len(weights[0])
-    raw = struct.pack(f"<{k * m}f", *(v for row in weights for v in row))
-    tensor = (
-        _f_varint(1, k) + _f_varint(1, m) + _f_varint(2, 1) + _f_bytes(8, b"W") + _f_bytes(9, raw)
-    )
-    node = _f_bytes(1, b"X") + _f_bytes(1, b"W") + _f_bytes(2, b"Y") + _f_bytes(4, b"MatMul")
-
-    def value_info(name: bytes, dims: tuple[int | str, ...]) -> bytes:
-        shape = b"".join(
-            _f_bytes(1, _f_bytes(2, d.encode()) if isinstance(d, str) else _f_varint(1, d))
-            for d in dims
-        )
-        tensor_type = _f_varint(1, 1) + _f_bytes(2, shape)  # elem_type FLOAT
-        return _f_bytes(1, name) + _f_bytes(2, _f_bytes(1, tensor_type))
-
-    graph = (
-        _f_bytes(1, node)
-        + _f_bytes(2, b"verify")
-        + _f_bytes(5, tensor)
-        + _f_bytes(11, value_info(b"X", ("N", k)))
-        + _f_bytes(12, value_info(b"Y", ("N", m)))
-    )
-    opset = _f_bytes(1, b"") + _f_varint(2, 13)
-    return _f_varint(1, 8) + _f_bytes(2, b"edgesparse") + _f_bytes(7, graph) + _f_bytes(8, opset)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _f_varint(field: int, value: int) -> bytes:
-    return _varint(field << 3) + _varint(value)
-
-
-def _f_bytes(field: int, data: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(data)) + data
