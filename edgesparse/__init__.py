@@ -21,8 +21,7 @@ from .errors import (
 )
 from .ir import LinearIR
 from .runtime import Model, OnnxModel, load
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "EdgesparseError",

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from edgesparse import __version__
 from edgesparse.errors import EdgesparseError
+from edgesparse.version import __version__
 
 
 def _echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:

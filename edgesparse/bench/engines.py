@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import edgesparse
 from edgesparse.bench.results import Outcome
 from edgesparse.bench.transports import Command, StepFailed, Transport, failure
 from edgesparse.errors import ToolMissingError
@@ -142,7 +141,7 @@ def probe_outcome(rc: int | None, stderr: str, result_path: Path, timeout_s: flo
 def package_files() -> list[tuple[str, Path]]:
     """The edgesparse package's ``.py`` files (no caches, no data), as (name, path) pairs
     with names like ``edgesparse/bench/probe.py``."""
-    src = Path(edgesparse.__file__).resolve().parent
+    src = Path(__file__).resolve().parents[1]
     return [
         ((Path("edgesparse") / path.relative_to(src)).as_posix(), path)
         for path in sorted(src.rglob("*.py"))

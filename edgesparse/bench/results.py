@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgesparse import __version__
 from edgesparse.errors import FormatError, ModelFileError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
+from edgesparse.version import __version__
 
 SCHEMA = "edgesparse-bench"
 #: The results.json versions this edgesparse can read (docs/BENCH.md describes each).

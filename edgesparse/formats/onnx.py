@@ -54,6 +54,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgesparse.errors import FormatError, InputError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.ir import LinearIR
+from edgesparse.version import __version__
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -191,8 +192,6 @@ def build(
     model = helper.make_model(graph, opset_imports=opsets, producer_name="edgesparse")
     # The lowest IR version the opset allows, so older onnxruntime builds load the file.
     model.ir_version = helper.find_min_ir_version_for(opsets)
-    from edgesparse import __version__
-
     model.producer_version = __version__
     # Only what the graph cannot tell onnxruntime's API (feature count, output shapes, label
     # type and whether there are probabilities can be read off the inputs and outputs), kept
