@@ -45,9 +45,10 @@ left is ``(W - W_q) @ (x - μ)``: centred, and small even when columns have larg
 
 Bias in float32: every quantized model (int8, int8/int16 rows, float32 weights) stores its bias
 rounded to the nearest float32, ``b' = float32(b + (W - W_q) @ μ)`` (``float32(b)`` without
-statistics). Every runtime adds the bias in float32 for such models (the numpy runtime, the C
-runtime, the ONNX graph), so their outputs do not change, and ``.esb`` then stores 4 bytes per
-output instead of 8 (its ``bias`` encoding 1: a 10 x 200 int8 blob went from 3,000 to 2,960 bytes).
+statistics, and for float32 weights, which get no bias correction). Every runtime adds the bias
+in float32 for such models (the numpy runtime, the C runtime, the ONNX graph), so their outputs
+do not change, and ``.esb`` then stores 4 bytes per output instead of 8 (its ``bias`` encoding
+1: a 10 x 200 int8 blob went from 3,000 to 2,960 bytes).
 
 Raised rows (:func:`raise_rows`): where int8 measures too coarse, chosen rows are quantized
 again from the unquantized weights with 16-bit steps, ``r[i] = max|v| / 32767`` and
