@@ -93,18 +93,30 @@ def size_cases() -> list[dict[str, Any]]:
         ("--quantize float32", "float32", None),
     ):
         ir = compress_quantized(est, quantize=quantize, data=data).ir
-        n = len(esb.encode(ir))
+        blob = esb.encode(ir)
         agree = float(np.mean(Model(ir).predict(X[2000:]) == est.predict(X[2000:])))
         out.append(
             {
                 "model": "10 x 200 mixed-scale",
                 "layout": f"{layout}: {ir.quantization}, {int(ir.wide_rows.sum())} int16 rows",
-                "bytes": n,
-                "vs_float32": n / (4 * 2000),
+                "bytes": len(blob),
+                "vs_float32": len(blob) / (4 * 2000),
                 "agreement": agree,
+                "sections": section_bytes(blob),
             }
         )
     return out + _text_sizes()
+
+
+def section_bytes(blob: bytes) -> dict[str, int]:
+    """Where a blob's bytes go: header and section table, each section (name[encoding]),
+    and the alignment padding between sections."""
+    secs = esb.verify(blob)["sections"]
+    first = min(v["offset"] for v in secs.values())
+    out = {"header+table": first}
+    out.update({f"{k}[{v['encoding']}]": v["bytes"] for k, v in secs.items()})
+    out["padding"] = len(blob) - sum(out.values())
+    return out
 
 
 def _text_sizes() -> list[dict[str, Any]]:
@@ -189,6 +201,11 @@ def main() -> None:
             f"| {z['model']} | {z['layout']} | {z['bytes']:,} | {z['vs_float32']:.2f}x | "
             f"{z['agreement']:.2%} |"
         )
+    print("\nwhere the 10 x 200 blobs' bytes go:")
+    for z in sizes:
+        if "sections" in z:
+            parts = ", ".join(f"{k} {v}" for k, v in z["sections"].items())
+            print(f"  {z['layout']} ({z['bytes']:,} B): {parts}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"seconds": time.perf_counter() - start, "cases": rows, "sizes": sizes}
     args.out.write_text(json.dumps(doc, indent=1) + "\n")
