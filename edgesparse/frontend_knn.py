@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import InputError, ModelFileError, UnsupportedModelError
-from edgesparse.knn_ir import KnnIR
+from edgesparse.ir.knn import KnnIR
 
 __all__ = [
     "SURPRISE_KNN_CLASSES",

@@ -52,7 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IRError
+from edgesparse.errors import IRError
+from edgesparse.ir.csr import CsrFault, indices_fault, indptr_fault
 
 HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
 """Every head kind, in the order the ``.esb`` format numbers them."""
@@ -422,31 +423,27 @@ def _as_array(value: Any, name: str, dtype: Any) -> np.ndarray:
 
 
 def _check_csr(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_cols: int) -> None:
-    if indptr[0] != 0:
+    fault = indptr_fault(indptr, nnz=indices.size)
+    if fault is None and indices.size != values.size:
+        fault = CsrFault("end")
+    if fault is None:
+        fault = indices_fault(indptr, indices, n_cols=n_cols)
+    if fault is None:
+        if np.any(values == 0):
+            raise IRError("values: explicit zeros must not be stored")
+        return
+    if fault.kind == "start":
         raise IRError(f"indptr: must start at 0, starts at {indptr[0]}")
-    steps = np.diff(indptr)
-    if np.any(steps < 0):
-        raise IRError(f"indptr: decreases at row {int(np.argmax(steps < 0))}")
-    if indptr[-1] != indices.size or indices.size != values.size:
+    if fault.kind == "decreases":
+        raise IRError(f"indptr: decreases at row {fault.at}")
+    if fault.kind == "end":
         raise IRError(
             f"indptr: ends at {indptr[-1]} but there are {indices.size} indices "
             f"and {values.size} values"
         )
-    if indices.size == 0:
-        return
-    if indices.min() < 0 or indices.max() >= n_cols:
+    if fault.kind == "range":
         raise IRError(f"indices: a column index is outside [0, {n_cols})")
-    # Strictly increasing within each row: a non-positive step is only allowed where a row starts.
-    bad = np.diff(indices) <= 0
-    starts = indptr[1:-1]
-    starts = starts[(starts > 0) & (starts < indices.size)]
-    bad[starts - 1] = False
-    if np.any(bad):
-        raise IRError(
-            f"indices: not strictly increasing within a row at position {int(np.argmax(bad)) + 1}"
-        )
-    if np.any(values == 0):
-        raise IRError("values: explicit zeros must not be stored")
+    raise IRError(f"indices: not strictly increasing within a row at position {fault.at}")
 
 
 def _wide_rows(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:

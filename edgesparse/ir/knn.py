@@ -1,7 +1,8 @@
 """``KnnIR``: the validated description of a compressed k-NN recommender (Surprise's KNN family).
 
-It plays the role :class:`~edgesparse.ir.LinearIR` plays for linear models: the frontend builds
-it from a trained Surprise algorithm, the passes prune and quantize it, ``formats/esb_knn.py``
+It plays the role :class:`~edgesparse.ir.LinearIR` plays for linear models: the frontend
+(``frontends/surprise.py``) builds it from a trained Surprise algorithm, the passes
+(``passes/knn.py``) prune and quantize it, ``formats/esb_knn.py``
 writes and reads it, ``runtime/knn.py`` predicts with it. Imports numpy and the standard library
 only (the on-device runtime uses it).
 
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import IRError
+from edgesparse.ir.csr import indices_fault, indptr_fault
 
 __all__ = ["VARIANTS", "KnnIR"]
 
@@ -189,16 +191,12 @@ class KnnIR:
     ) -> None:
         if indptr.dtype != np.int64 or indptr.shape != (n_rows + 1,):
             _fail(f"{name}_indptr must be int64 of shape ({n_rows + 1},)")
-        if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != indices.size:
+        if indptr_fault(indptr, nnz=indices.size) is not None:
             _fail(f"{name}_indptr must start at 0, not decrease and end at {indices.size}")
         if indices.dtype != np.int32 or indices.ndim != 1:
             _fail(f"{name} indices must be 1-D int32")
-        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_cols):
+        fault = indices_fault(indptr, indices, n_cols=n_cols, sorted_rows=sorted_rows)
+        if fault is not None and fault.kind == "range":
             _fail(f"{name} indices must lie in [0, {n_cols})")
-        if sorted_rows and indices.size > 1:
-            step = np.diff(indices) <= 0
-            starts = indptr[1:-1]
-            starts = starts[(starts > 0) & (starts < indices.size)]
-            step[starts - 1] = False
-            if np.any(step):
-                _fail(f"{name} column indices must be strictly increasing within each row")
+        if fault is not None:
+            _fail(f"{name} column indices must be strictly increasing within each row")
