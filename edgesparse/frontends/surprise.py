@@ -90,8 +90,7 @@ def from_surprise(algo: Any) -> KnnIR:
             f"{type(algo).__name__} is not a Surprise k-NN model; supported: "
             + ", ".join(SURPRISE_KNN_CLASSES)
         )
-    variant = SURPRISE_KNN_CLASSES[type(algo).__name__]
-    state = vars(algo)
+    variant, state = SURPRISE_KNN_CLASSES[type(algo).__name__], vars(algo)
     t, sim_options, user_based = _trainset(state)
     user_ids, item_ids, ur, ir_ = _id_maps(t)
     n_users, n_items = len(user_ids), len(item_ids)
@@ -106,23 +105,19 @@ def from_surprise(algo: Any) -> KnnIR:
         gm -= offset
     extra = _variant_arrays(state, variant, n_x, n_users, n_items, offset)
 
-    # Only positive similarities matter (Surprise skips sim <= 0), so only they are kept.
-    mask = sim > 0
-    indptr = np.zeros(n_x + 1, dtype=np.int64)
-    np.cumsum(mask.sum(axis=1), out=indptr[1:])
-    rows, cols = np.nonzero(mask)
     sim_name = sim_options.get("name", "msd")
     if not isinstance(sim_name, str):
         raise _bad(f"sim_options['name'] must be a similarity name, got {type(sim_name).__name__}")
+    sim_indptr, sim_indices, sim_values = _positive(sim)
     try:
         return KnnIR(
             variant=variant,
             user_based=user_based,
             k=_int(state.get("k"), "k"),
             min_k=_int(state.get("min_k"), "min_k"),
-            sim_indptr=indptr,
-            sim_indices=cols.astype(np.int32),
-            sim_values=sim[rows, cols],
+            sim_indptr=sim_indptr,
+            sim_indices=sim_indices,
+            sim_values=sim_values,
             yr_indptr=yr_indptr,
             yr_x=yr_x.astype(np.int32),
             ratings=ratings,
@@ -132,7 +127,7 @@ def from_surprise(algo: Any) -> KnnIR:
             item_ids=item_ids,
             provenance={
                 "source": f"surprise.{type(algo).__name__}",
-                "similarity": str(sim_name),
+                "similarity": sim_name,
                 "user_based": str(user_based),
                 "surprise_version": release,
                 "surprise_rules": _rules_note(release, offset),
@@ -143,6 +138,16 @@ def from_surprise(algo: Any) -> KnnIR:
         raise
     except Exception as exc:  # IRError: the object is not what a fitted Surprise model is
         raise _bad(str(exc)) from None
+
+
+def _positive(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, values) of the positive similarities: only they matter (Surprise
+    skips neighbours whose similarity is <= 0), so only they are kept."""
+    mask = sim > 0
+    indptr = np.zeros(sim.shape[0] + 1, dtype=np.int64)
+    np.cumsum(mask.sum(axis=1), out=indptr[1:])
+    rows, cols = np.nonzero(mask)
+    return indptr, cols.astype(np.int32), sim[rows, cols]
 
 
 def _trainset(state: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, Any], bool]:

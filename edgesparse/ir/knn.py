@@ -128,6 +128,24 @@ class KnnIR:
                 _fail(f"{name} has repeated ids")
         n_x, n_y = self.n_x, self.n_y
         self._csr("sim", self.sim_indptr, self.sim_indices, n_x, n_x, sorted_rows=True)
+        self._check_sim_values(n_x)
+        self._csr("yr", self.yr_indptr, self.yr_x, n_y, n_x, sorted_rows=False)
+        r = self.ratings
+        if r.dtype != np.float64 or r.shape != self.yr_x.shape:
+            _fail(f"ratings must be float64 with {self.yr_x.size} entries")
+        if not np.all(np.isfinite(r)):
+            _fail("ratings must be finite")
+        lo, hi = self.rating_scale
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            _fail(f"rating_scale {self.rating_scale!r} must be finite with low <= high")
+        if not math.isfinite(self.global_mean):
+            _fail("global_mean must be finite")
+        self._check_variant_arrays(n_x)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.provenance.items()):
+            _fail("provenance must map strings to strings")
+
+    def _check_sim_values(self, n_x: int) -> None:
+        """The similarities' values and scales (the CSR structure is checked before)."""
         vals = self.sim_values
         if vals.ndim != 1 or vals.size != self.sim_indices.size:
             _fail(f"sim_values must be 1-D with {self.sim_indices.size} entries")
@@ -146,17 +164,9 @@ class KnnIR:
                 _fail("sim_scales are only for uint8 similarities")
             if vals.size and not np.all(np.isfinite(vals) & (vals > 0)):
                 _fail("sim_values must be finite and > 0 (only positive similarities are stored)")
-        self._csr("yr", self.yr_indptr, self.yr_x, n_y, n_x, sorted_rows=False)
-        r = self.ratings
-        if r.dtype != np.float64 or r.shape != self.yr_x.shape:
-            _fail(f"ratings must be float64 with {self.yr_x.size} entries")
-        if not np.all(np.isfinite(r)):
-            _fail("ratings must be finite")
-        lo, hi = self.rating_scale
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-            _fail(f"rating_scale {self.rating_scale!r} must be finite with low <= high")
-        if not math.isfinite(self.global_mean):
-            _fail("global_mean must be finite")
+
+    def _check_variant_arrays(self, n_x: int) -> None:
+        """What the variant needs (means, sigmas, baselines), and nothing it does not."""
         need = {
             "means": self.variant in ("means", "zscore"),
             "sigmas": self.variant == "zscore",
@@ -176,8 +186,6 @@ class KnnIR:
                 _fail(f"{name} must be finite")
         if self.sigmas is not None and not np.all(self.sigmas > 0):
             _fail("sigmas must be > 0")
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.provenance.items()):
-            _fail("provenance must map strings to strings")
 
     @staticmethod
     def _csr(
