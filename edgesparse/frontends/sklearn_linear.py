@@ -44,7 +44,6 @@ from edgesparse.frontends.sklearn_rules import (
 from edgesparse.ir.linear import PROBA_HEADS
 
 __all__ = [
-    "classes_of",
     "hard_classifier",
     "logistic_regression",
     "multi_output_regressor",
@@ -146,7 +145,7 @@ def _sparse_to_csr(
     return indptr, uniq % n_features, sums, n_rows, n_features, ndim
 
 
-def classes_of(est: Any, labels: Any) -> np.ndarray:
+def _classes(est: Any, labels: Any) -> np.ndarray:
     """``labels`` as a 1-D array of strings, 64-bit integers or floats, refusing the rest."""
     classes = np.asarray(labels)
     if classes.ndim != 1:  # a crafted file may hold a scalar or a dict here
@@ -196,7 +195,7 @@ def _linear_classifier(est: Any, head_for: Callable[[Any, int], str]) -> LinearP
             f"{name} was fitted on multilabel targets; only binary and multiclass "
             "classifiers are supported"
         )
-    classes = classes_of(est, est.classes_)
+    classes = _classes(est, est.classes_)
     indptr, indices, values, n_features, bias, _ = _weights(est.coef_, est.intercept_, name)
     n_rows = indptr.size - 1
     expected = 1 if classes.size == 2 else classes.size
@@ -263,7 +262,7 @@ def sgd_regressor(est: Any) -> LinearParts:
 def raw_linear_model(model: Any) -> LinearParts:
     """edgesparse.loader's RawLinearModel (a weights file): its arrays as they are."""
     name = name_of(model)
-    classes = None if model.classes is None else classes_of(model, model.classes)
+    classes = None if model.classes is None else _classes(model, model.classes)
     head = model.head or ("hard" if classes is not None else "identity")
     indptr, indices, values, n_features, bias, ndim = _weights(model.coef, model.intercept, name)
     squeeze = ndim == 1 if classes is None else True
@@ -330,7 +329,7 @@ def one_vs_rest(est: Any, *, inner: Inner) -> LinearParts:
         raise UnsupportedModelError(
             f"{name}({base}): cannot tell how it computes predict_proba; not converting it"
         )
-    classes = classes_of(est, est.classes_)
+    classes = _classes(est, est.classes_)
     if classes.size != (2 if len(parts) == 1 else len(parts)):
         raise UnsupportedModelError(f"{name}: {classes.size} classes but {len(parts)} estimators")
     indptr, indices, values, bias = _stack(parts)
