@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edgesparse.api import compress_to_budget  # noqa: E402
-from edgesparse.frontend import to_ir  # noqa: E402
+from edgesparse.frontends import to_linear_ir as to_ir  # noqa: E402
 from edgesparse.passes import certify  # noqa: E402
 from edgesparse.passes.candidates import prune_candidate, quantize_as  # noqa: E402
 from edgesparse.runtime.model import Model  # noqa: E402

@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from edgesparse.export_c import c_runtime_dir, write_rows  # noqa: E402
 from edgesparse.formats import esb  # noqa: E402
-from edgesparse.frontend import to_ir  # noqa: E402
+from edgesparse.frontends import to_linear_ir as to_ir  # noqa: E402
 from edgesparse.ir import from_dense  # noqa: E402
 from edgesparse.loader import load_model  # noqa: E402
 from edgesparse.passes.quantize import quantize_int8, raise_rows  # noqa: E402

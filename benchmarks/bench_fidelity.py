@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgesparse.api import compress
 from edgesparse.formats import esb
-from edgesparse.frontend import to_ir
+from edgesparse.frontends import to_linear_ir as to_ir
 from edgesparse.runtime.model import Model
 from tests import fidelity_suite as fs
 

@@ -48,7 +48,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "to_ir":
-        from .frontend import to_ir
+        from .frontends import to_ir
 
         return to_ir
     raise AttributeError(f"module 'edgesparse' has no attribute {name!r}")

@@ -17,15 +17,16 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import InputError
-from edgesparse.frontend_knn import KnnCompressReport, compress_knn_file, is_surprise_knn
+from edgesparse.frontend_knn import KnnCompressReport, compress_knn_file
+from edgesparse.frontends.surprise import is_surprise_knn
 from edgesparse.ir import LinearIR
 from edgesparse.passes.fidelity import Fidelity, data_stats
+from edgesparse.passes.knn import QUANTIZE_CHOICES
 from edgesparse.passes.precision import Quantized, safe_quantize
 from edgesparse.passes.prune import prune
 from edgesparse.passes.quantize import COLUMN_SCALINGS, to_float32
 from edgesparse.runtime.model import Model
 
-QUANTIZE_CHOICES = ("int8", "float32", "none")
 FORMATS = ("esb", "onnx")
 """Output formats: the compact ``.esb`` blob, or a standard-op ONNX graph."""
 
@@ -689,7 +690,7 @@ def check_fidelity(
     ``model`` is what runs the compressed model (default: the numpy runtime; an
     ``OnnxModel`` checks an ONNX artifact).
     """
-    from edgesparse.frontend import pickled_by_other_release
+    from edgesparse.frontends import pickled_by_other_release
 
     X, y = dataset.X, dataset.y
     new = Model(compressed) if model is None else model
@@ -750,7 +751,7 @@ def check_fidelity(
 
 
 def _to_ir(model: Any) -> LinearIR:
-    from edgesparse.frontend import to_ir
+    from edgesparse.frontends import to_linear_ir as to_ir
 
     return to_ir(model)
 

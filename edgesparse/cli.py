@@ -400,8 +400,7 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
 def list_(what: str) -> None:
     """List supported models, output formats or model heads."""
     if what == "models":
-        from edgesparse.frontend import supported_models
-        from edgesparse.frontend_knn import SURPRISE_KNN_CLASSES
+        from edgesparse.frontends import SURPRISE_KNN_CLASSES, supported_models
 
         items = [*supported_models(), *(f"surprise.{n}" for n in SURPRISE_KNN_CLASSES)]
     elif what == "formats":

@@ -27,7 +27,7 @@ from edgesparse.api import compress_to_budget
 from edgesparse.cli import cli
 from edgesparse.data import load_dataset
 from edgesparse.errors import InputError
-from edgesparse.frontend import to_ir
+from edgesparse.frontends import to_linear_ir as to_ir
 from edgesparse.ir import LinearIR
 from edgesparse.loader import load_model
 from edgesparse.passes import certify

@@ -40,7 +40,7 @@ from edgesparse.cli import cli
 from edgesparse.errors import FormatError
 from edgesparse.export_c import c_runtime_dir, export_c, write_rows
 from edgesparse.formats import esb
-from edgesparse.frontend import to_ir
+from edgesparse.frontends import to_linear_ir as to_ir
 from edgesparse.ir import LinearIR, from_dense
 from edgesparse.passes.quantize import quantize_int8, raise_rows
 from edgesparse.runtime import Model

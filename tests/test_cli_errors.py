@@ -341,14 +341,14 @@ def test_sniff_knows_the_esb_magic():
 
 def test_out_of_memory_is_one_error_line(tmp_path, monkeypatch) -> None:
     # A model too large for the memory the process may use (RLIMIT_AS) ends like any error.
-    from edgesparse import frontend
+    from edgesparse import frontends
 
     def too_big(model: object) -> None:
         raise MemoryError
 
     path = tmp_path / "m.pkl"
     path.write_bytes(pickle.dumps(LogisticRegression().fit(np.eye(3), [0, 1, 2])))
-    monkeypatch.setattr(frontend, "to_ir", too_big)
+    monkeypatch.setattr(frontends, "to_linear_ir", too_big)
     message = error_line(run("compress", path, "-o", tmp_path / "m.esb"))
     assert message.startswith("out of memory: ")
     assert "EDGESPARSE_MAX_ARRAY_BYTES" in message

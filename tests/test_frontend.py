@@ -38,9 +38,9 @@ from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, Stan
 from sklearn.svm import LinearSVC, LinearSVR
 from sklearn.tree import DecisionTreeClassifier
 
-from edgesparse import frontend
+from edgesparse import frontends
 from edgesparse.errors import IRError, UnsupportedModelError
-from edgesparse.frontend import register, supported_models, to_ir
+from edgesparse.frontends import register, supported_models, to_ir
 from edgesparse.runtime import Model
 
 pytestmark = pytest.mark.filterwarnings(
@@ -795,7 +795,7 @@ def test_registry() -> None:
         "RawLinearModel",
     ]:
         assert name in names
-    assert frontend.supported_preprocessors() == [
+    assert frontends.supported_preprocessors() == [
         "MaxAbsScaler",
         "MinMaxScaler",
         "RobustScaler",
@@ -807,7 +807,7 @@ def test_registry() -> None:
 
 def test_import_needs_neither_sklearn_nor_scipy() -> None:
     code = (
-        "import sys, edgesparse.frontend as f; f.supported_models(); "
+        "import sys, edgesparse.frontends as f; f.supported_models(); "
         "bad = [m for m in ('sklearn', 'scipy') if m in sys.modules]; "
         "assert not bad, bad"
     )

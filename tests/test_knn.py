@@ -25,8 +25,10 @@ from edgesparse.api import compress_file
 from edgesparse.cli import cli
 from edgesparse.errors import InputError, ModelFileError, UnsafeModelError, UnsupportedModelError
 from edgesparse.formats import esb, esb_knn
-from edgesparse.frontend_knn import compress_knn, from_surprise, prune_top_k, read_pairs
+from edgesparse.frontend_knn import compress_knn, read_pairs
+from edgesparse.frontends.surprise import from_surprise
 from edgesparse.loader import load_model
+from edgesparse.passes.knn import prune_top_k
 from edgesparse.runtime import KnnModel, load
 from tests.conftest import require_tool
 

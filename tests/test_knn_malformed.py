@@ -22,7 +22,7 @@ from edgesparse.errors import FormatError
 from edgesparse.export_c import c_runtime_dir
 from edgesparse.formats import esb, esb_knn
 from edgesparse.ir import from_dense
-from edgesparse.knn_ir import KnnIR
+from edgesparse.ir.knn import KnnIR
 from edgesparse.runtime import KnnModel, loads
 from tests.conftest import require_tool
 from tests.test_esb_malformed import SAFETY_NET, Sec, build, reseal, split

@@ -828,7 +828,7 @@ def test_raw_linear_model_validates_on_construction():
 
 def test_allow_list_covers_every_supported_model():
     """Every estimator the frontend converts can be loaded from a pickle, and nothing else."""
-    from edgesparse.frontend import supported_models
+    from edgesparse.frontends import supported_models
 
     allowed_names = {name for _, name in ALLOWED_GLOBALS}
     missing = [m for m in supported_models() if m != "RawLinearModel" and m not in allowed_names]

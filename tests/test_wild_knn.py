@@ -20,7 +20,8 @@ from click.testing import CliRunner
 
 from edgesparse.errors import UnsupportedModelError
 from edgesparse.formats import esb_knn
-from edgesparse.frontend_knn import compress_knn, from_surprise
+from edgesparse.frontend_knn import compress_knn
+from edgesparse.frontends.surprise import from_surprise
 from edgesparse.loader import load_model
 from edgesparse.runtime import KnnModel
 from tests.conftest import require_tool
@@ -152,7 +153,7 @@ def test_bad_offset_is_refused_naming_the_release_and_attribute():
 def test_dump_with_predictions_is_read():
     # surprise.dump.dump(file, predictions=..., algo=...) as Surprise's documentation shows.
     # Its Prediction tuples load as plain tuples; only the algorithm is read.
-    from edgesparse.frontend_knn import is_surprise_knn
+    from edgesparse.frontends.surprise import is_surprise_knn
 
     dumps = sorted(WILD.glob("*/means_pearson_user.dump.pkl"))
     assert len(dumps) == len(RELEASES) - 1  # all but 1.1.2 (see the test below)

@@ -43,7 +43,7 @@ from edgesparse.formats.esb import (
     _zigzag_decode,
     _zigzag_encode,
 )
-from edgesparse.knn_ir import VARIANTS, KnnIR
+from edgesparse.ir.knn import VARIANTS, KnnIR
 
 __all__ = ["MODEL_KIND_KNN", "VERSION", "decode", "encode", "read", "verify", "write"]
 

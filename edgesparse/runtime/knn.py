@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from edgesparse.errors import InputError
-from edgesparse.knn_ir import KnnIR
+from edgesparse.ir.knn import KnnIR
 
 __all__ = ["KnnModel", "Prediction"]
 

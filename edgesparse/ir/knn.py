@@ -1,7 +1,8 @@
 """``KnnIR``: the validated description of a compressed k-NN recommender (Surprise's KNN family).
 
-It plays the role :class:`~edgesparse.ir.LinearIR` plays for linear models: the frontend builds
-it from a trained Surprise algorithm, the passes prune and quantize it, ``formats/esb_knn.py``
+It plays the role :class:`~edgesparse.ir.LinearIR` plays for linear models: the frontend
+(``frontends/surprise.py``) builds it from a trained Surprise algorithm, the passes
+(``passes/knn.py``) prune and quantize it, ``formats/esb_knn.py``
 writes and reads it, ``runtime/knn.py`` predicts with it. Imports numpy and the standard library
 only (the on-device runtime uses it).
 
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import IRError
+from edgesparse.ir.csr import indices_fault, indptr_fault
 
 __all__ = ["VARIANTS", "KnnIR"]
 
@@ -126,6 +128,24 @@ class KnnIR:
                 _fail(f"{name} has repeated ids")
         n_x, n_y = self.n_x, self.n_y
         self._csr("sim", self.sim_indptr, self.sim_indices, n_x, n_x, sorted_rows=True)
+        self._check_sim_values(n_x)
+        self._csr("yr", self.yr_indptr, self.yr_x, n_y, n_x, sorted_rows=False)
+        r = self.ratings
+        if r.dtype != np.float64 or r.shape != self.yr_x.shape:
+            _fail(f"ratings must be float64 with {self.yr_x.size} entries")
+        if not np.all(np.isfinite(r)):
+            _fail("ratings must be finite")
+        lo, hi = self.rating_scale
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            _fail(f"rating_scale {self.rating_scale!r} must be finite with low <= high")
+        if not math.isfinite(self.global_mean):
+            _fail("global_mean must be finite")
+        self._check_variant_arrays(n_x)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.provenance.items()):
+            _fail("provenance must map strings to strings")
+
+    def _check_sim_values(self, n_x: int) -> None:
+        """The similarities' values and scales (the CSR structure is checked before)."""
         vals = self.sim_values
         if vals.ndim != 1 or vals.size != self.sim_indices.size:
             _fail(f"sim_values must be 1-D with {self.sim_indices.size} entries")
@@ -144,17 +164,9 @@ class KnnIR:
                 _fail("sim_scales are only for uint8 similarities")
             if vals.size and not np.all(np.isfinite(vals) & (vals > 0)):
                 _fail("sim_values must be finite and > 0 (only positive similarities are stored)")
-        self._csr("yr", self.yr_indptr, self.yr_x, n_y, n_x, sorted_rows=False)
-        r = self.ratings
-        if r.dtype != np.float64 or r.shape != self.yr_x.shape:
-            _fail(f"ratings must be float64 with {self.yr_x.size} entries")
-        if not np.all(np.isfinite(r)):
-            _fail("ratings must be finite")
-        lo, hi = self.rating_scale
-        if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-            _fail(f"rating_scale {self.rating_scale!r} must be finite with low <= high")
-        if not math.isfinite(self.global_mean):
-            _fail("global_mean must be finite")
+
+    def _check_variant_arrays(self, n_x: int) -> None:
+        """What the variant needs (means, sigmas, baselines), and nothing it does not."""
         need = {
             "means": self.variant in ("means", "zscore"),
             "sigmas": self.variant == "zscore",
@@ -174,8 +186,6 @@ class KnnIR:
                 _fail(f"{name} must be finite")
         if self.sigmas is not None and not np.all(self.sigmas > 0):
             _fail("sigmas must be > 0")
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.provenance.items()):
-            _fail("provenance must map strings to strings")
 
     @staticmethod
     def _csr(
@@ -189,16 +199,12 @@ class KnnIR:
     ) -> None:
         if indptr.dtype != np.int64 or indptr.shape != (n_rows + 1,):
             _fail(f"{name}_indptr must be int64 of shape ({n_rows + 1},)")
-        if indptr[0] != 0 or np.any(np.diff(indptr) < 0) or indptr[-1] != indices.size:
+        if indptr_fault(indptr, nnz=indices.size) is not None:
             _fail(f"{name}_indptr must start at 0, not decrease and end at {indices.size}")
         if indices.dtype != np.int32 or indices.ndim != 1:
             _fail(f"{name} indices must be 1-D int32")
-        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= n_cols):
+        fault = indices_fault(indptr, indices, n_cols=n_cols, sorted_rows=sorted_rows)
+        if fault is not None and fault.kind == "range":
             _fail(f"{name} indices must lie in [0, {n_cols})")
-        if sorted_rows and indices.size > 1:
-            step = np.diff(indices) <= 0
-            starts = indptr[1:-1]
-            starts = starts[(starts > 0) & (starts < indices.size)]
-            step[starts - 1] = False
-            if np.any(step):
-                _fail(f"{name} column indices must be strictly increasing within each row")
+        if fault is not None:
+            _fail(f"{name} column indices must be strictly increasing within each row")

@@ -52,7 +52,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IRError
+from edgesparse.errors import IRError
+from edgesparse.ir.csr import CsrFault, indices_fault, indptr_fault
 
 HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
 """Every head kind, in the order the ``.esb`` format numbers them."""
@@ -127,110 +128,17 @@ class LinearIR:
         def fix(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
-        indptr = _as_array(self.indptr, "indptr", np.int64)
-        indices = _as_array(self.indices, "indices", np.int32)
-        values = np.asarray(self.values)
-        if values.dtype not in VALUE_DTYPES:
-            raise IRError(
-                f"values: dtype {values.dtype} is not one of float64, float32, int8, int16"
-            )
-        bias = _as_array(self.bias, "bias", np.float64)
-        if indptr.ndim != 1 or indices.ndim != 1 or values.ndim != 1 or bias.ndim != 1:
-            raise IRError("indptr, indices, values and bias must all be 1-D arrays")
-        n_outputs = indptr.size - 1
-        if n_outputs < 1:
-            raise IRError("indptr: needs at least 2 entries (one output row)")
-        n_features = int(self.n_features)
-        if n_features < 1 or n_features > np.iinfo(np.int32).max:
-            raise IRError(f"n_features: {n_features} is out of range")
+        indptr, indices, values, bias, n_features = _checked_weights(self)
         fix("n_features", n_features)
-        if bias.size != n_outputs:
-            raise IRError(f"bias: has {bias.size} entries, expected n_outputs={n_outputs}")
-        _check_csr(indptr, indices, values, n_features)
-        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-            raise IRError("values: weights contain NaN or Inf")
-        if not np.all(np.isfinite(bias)):
-            raise IRError("bias: contains NaN or Inf")
-
-        scales = self.scales
-        if values.dtype in QUANTIZED_DTYPES:
-            if scales is None:
-                raise IRError("scales: int8 values need scales")
-            scales = _as_array(scales, "scales", np.float32)
-            if scales.ndim != 1 or scales.size not in (1, n_outputs):
-                raise IRError(
-                    f"scales: has {scales.size} entries, expected 1 (per tensor) "
-                    f"or n_outputs={n_outputs} (per row)"
-                )
-            if not np.all(np.isfinite(scales)) or not np.all(scales > 0):
-                raise IRError("scales: every scale must be finite and > 0")
-            if values.dtype == np.int8 and np.any(values == -128):
-                raise IRError("values: int8 values must lie in [-127, 127]")
-            if values.dtype == np.int16:
-                if scales.size != n_outputs:
-                    raise IRError("scales: int16 rows need one scale per row")
-                if np.any(values == -32768):
-                    raise IRError("values: int16 values must lie in [-32767, 32767]")
-        elif scales is not None:
-            raise IRError("scales: only int8 values have scales")
+        n_outputs = indptr.size - 1
+        scales = _checked_scales(self.scales, values, n_outputs)
         # Largest |q| a row may hold: 32767 in a wide row, 127 in every other.
         q_max = np.where(_wide_rows(indptr, values), INT16_MAX, INT8_MAX)
         exponents = self._checked_exponents(indptr, indices, scales, n_features, q_max)
-        # The arithmetic the fields feed, not only the fields: the largest int8 weight
-        # (scale * 127, computed in float32 before any 2^e; 32767 in a wide row) and, for the
-        # float32 runtimes (float32 and integer values), every bias must be finite float32
-        # numbers. Otherwise every score is NaN/Inf and every prediction one arbitrary class.
-        if scales is not None:
-            top = scales.astype(np.float64) * (q_max if scales.size > 1 else INT8_MAX)
-            if np.any((top > _F32.max) & (q_max == INT8_MAX)):
-                raise IRError("scales: some scale * 127 overflows float32 (largest int8 weight)")
-            if np.any(top > _F32.max):
-                raise IRError("scales: some scale * 32767 overflows float32 (largest int16 weight)")
-        if values.dtype != np.float64 and np.any(np.abs(bias) > _F32.max):
-            raise IRError("bias: some bias overflows float32 (the arithmetic of this model)")
-        if self.input_stats is not None:
-            if not isinstance(self.input_stats, FeatureStats):
-                raise IRError("input_stats: must be a FeatureStats")
-            if self.input_stats.center.size != n_features:
-                raise IRError(
-                    f"input_stats: has {self.input_stats.center.size} columns, "
-                    f"expected n_features={n_features}"
-                )
-
-        if self.head not in HEADS:
-            raise IRError(f"head: {self.head!r} is not one of {', '.join(HEADS)}")
-        classes = self.classes
-        if self.head == "identity":
-            if classes is not None:
-                raise IRError("classes: a regressor (head 'identity') has no classes")
-            if self.squeeze not in (True, False):
-                raise IRError("squeeze: must be a bool")
-            if self.squeeze and n_outputs != 1:
-                raise IRError("squeeze: only a single-output regressor can return 1-D output")
-        else:
-            if classes is None:
-                raise IRError(f"classes: a classifier (head {self.head!r}) needs class labels")
-            classes = np.asarray(classes)
-            if classes.dtype.kind in "US":
-                classes = classes.astype(str)
-            elif classes.dtype.kind in "iub":
-                classes = classes.astype(np.int64)
-            elif classes.dtype.kind == "f":
-                classes = classes.astype(np.float64)
-            else:
-                raise IRError(f"classes: labels of dtype {classes.dtype} are not supported")
-            if classes.ndim != 1 or classes.size < 2:
-                raise IRError("classes: needs a 1-D array of at least 2 labels")
-            expected = 1 if classes.size == 2 else classes.size
-            if n_outputs != expected:
-                raise IRError(
-                    f"classes: {classes.size} classes need {expected} output row(s), "
-                    f"weights have {n_outputs}"
-                )
-            _check_labels(classes.tolist())
-            if self.head == "softmax" and n_outputs < 2:
-                raise IRError("head: 'softmax' needs at least 3 classes (binary is 'logistic')")
-            classes.setflags(write=False)
+        _check_arithmetic(scales, q_max, values, bias)
+        _check_input_stats(self.input_stats, n_features)
+        classes = _checked_classes(self, n_outputs)
+        if classes is not None:
             fix("squeeze", True)
 
         prov = {str(k): str(v) for k, v in dict(self.provenance).items()}
@@ -364,6 +272,127 @@ class LinearIR:
         return dataclasses.replace(self, **changes)
 
 
+def _checked_weights(ir: LinearIR) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """(indptr, indices, values, bias, n_features) of ``ir``, as fresh arrays, checked."""
+    indptr = _as_array(ir.indptr, "indptr", np.int64)
+    indices = _as_array(ir.indices, "indices", np.int32)
+    values = np.asarray(ir.values)
+    if values.dtype not in VALUE_DTYPES:
+        raise IRError(f"values: dtype {values.dtype} is not one of float64, float32, int8, int16")
+    bias = _as_array(ir.bias, "bias", np.float64)
+    if indptr.ndim != 1 or indices.ndim != 1 or values.ndim != 1 or bias.ndim != 1:
+        raise IRError("indptr, indices, values and bias must all be 1-D arrays")
+    n_outputs = indptr.size - 1
+    if n_outputs < 1:
+        raise IRError("indptr: needs at least 2 entries (one output row)")
+    n_features = int(ir.n_features)
+    if n_features < 1 or n_features > np.iinfo(np.int32).max:
+        raise IRError(f"n_features: {n_features} is out of range")
+    if bias.size != n_outputs:
+        raise IRError(f"bias: has {bias.size} entries, expected n_outputs={n_outputs}")
+    _check_csr(indptr, indices, values, n_features)
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise IRError("values: weights contain NaN or Inf")
+    if not np.all(np.isfinite(bias)):
+        raise IRError("bias: contains NaN or Inf")
+    return indptr, indices, values, bias, n_features
+
+
+def _checked_scales(
+    scales: np.ndarray | None, values: np.ndarray, n_outputs: int
+) -> np.ndarray | None:
+    """The scales as fresh float32, where the values need them (int8, int16)."""
+    if values.dtype in QUANTIZED_DTYPES:
+        if scales is None:
+            raise IRError("scales: int8 values need scales")
+        scales = _as_array(scales, "scales", np.float32)
+        if scales.ndim != 1 or scales.size not in (1, n_outputs):
+            raise IRError(
+                f"scales: has {scales.size} entries, expected 1 (per tensor) "
+                f"or n_outputs={n_outputs} (per row)"
+            )
+        if not np.all(np.isfinite(scales)) or not np.all(scales > 0):
+            raise IRError("scales: every scale must be finite and > 0")
+        if values.dtype == np.int8 and np.any(values == -128):
+            raise IRError("values: int8 values must lie in [-127, 127]")
+        if values.dtype == np.int16:
+            if scales.size != n_outputs:
+                raise IRError("scales: int16 rows need one scale per row")
+            if np.any(values == -32768):
+                raise IRError("values: int16 values must lie in [-32767, 32767]")
+    elif scales is not None:
+        raise IRError("scales: only int8 values have scales")
+    return scales
+
+
+def _check_arithmetic(
+    scales: np.ndarray | None, q_max: np.ndarray, values: np.ndarray, bias: np.ndarray
+) -> None:
+    # The arithmetic the fields feed, not only the fields: the largest int8 weight
+    # (scale * 127, computed in float32 before any 2^e; 32767 in a wide row) and, for the
+    # float32 runtimes (float32 and integer values), every bias must be finite float32
+    # numbers. Otherwise every score is NaN/Inf and every prediction one arbitrary class.
+    if scales is not None:
+        top = scales.astype(np.float64) * (q_max if scales.size > 1 else INT8_MAX)
+        if np.any((top > _F32.max) & (q_max == INT8_MAX)):
+            raise IRError("scales: some scale * 127 overflows float32 (largest int8 weight)")
+        if np.any(top > _F32.max):
+            raise IRError("scales: some scale * 32767 overflows float32 (largest int16 weight)")
+    if values.dtype != np.float64 and np.any(np.abs(bias) > _F32.max):
+        raise IRError("bias: some bias overflows float32 (the arithmetic of this model)")
+
+
+def _check_input_stats(stats: FeatureStats | None, n_features: int) -> None:
+    """What is known of the raw input covers exactly the model's input columns."""
+    if stats is not None:
+        if not isinstance(stats, FeatureStats):
+            raise IRError("input_stats: must be a FeatureStats")
+        if stats.center.size != n_features:
+            raise IRError(
+                f"input_stats: has {stats.center.size} columns, expected n_features={n_features}"
+            )
+
+
+def _checked_classes(ir: LinearIR, n_outputs: int) -> np.ndarray | None:
+    """The class labels as a fresh read-only array (None for a regressor), checked against
+    the head and the number of output rows."""
+    if ir.head not in HEADS:
+        raise IRError(f"head: {ir.head!r} is not one of {', '.join(HEADS)}")
+    classes = ir.classes
+    if ir.head == "identity":
+        if classes is not None:
+            raise IRError("classes: a regressor (head 'identity') has no classes")
+        if ir.squeeze not in (True, False):
+            raise IRError("squeeze: must be a bool")
+        if ir.squeeze and n_outputs != 1:
+            raise IRError("squeeze: only a single-output regressor can return 1-D output")
+    else:
+        if classes is None:
+            raise IRError(f"classes: a classifier (head {ir.head!r}) needs class labels")
+        classes = np.asarray(classes)
+        if classes.dtype.kind in "US":
+            classes = classes.astype(str)
+        elif classes.dtype.kind in "iub":
+            classes = classes.astype(np.int64)
+        elif classes.dtype.kind == "f":
+            classes = classes.astype(np.float64)
+        else:
+            raise IRError(f"classes: labels of dtype {classes.dtype} are not supported")
+        if classes.ndim != 1 or classes.size < 2:
+            raise IRError("classes: needs a 1-D array of at least 2 labels")
+        expected = 1 if classes.size == 2 else classes.size
+        if n_outputs != expected:
+            raise IRError(
+                f"classes: {classes.size} classes need {expected} output row(s), "
+                f"weights have {n_outputs}"
+            )
+        _check_labels(classes.tolist())
+        if ir.head == "softmax" and n_outputs < 2:
+            raise IRError("head: 'softmax' needs at least 3 classes (binary is 'logistic')")
+        classes.setflags(write=False)
+    return classes
+
+
 def from_dense(
     weights: np.ndarray,
     *,
@@ -422,31 +451,27 @@ def _as_array(value: Any, name: str, dtype: Any) -> np.ndarray:
 
 
 def _check_csr(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_cols: int) -> None:
-    if indptr[0] != 0:
+    fault = indptr_fault(indptr, nnz=indices.size)
+    if fault is None and indices.size != values.size:
+        fault = CsrFault("end")
+    if fault is None:
+        fault = indices_fault(indptr, indices, n_cols=n_cols)
+    if fault is None:
+        if np.any(values == 0):
+            raise IRError("values: explicit zeros must not be stored")
+        return
+    if fault.kind == "start":
         raise IRError(f"indptr: must start at 0, starts at {indptr[0]}")
-    steps = np.diff(indptr)
-    if np.any(steps < 0):
-        raise IRError(f"indptr: decreases at row {int(np.argmax(steps < 0))}")
-    if indptr[-1] != indices.size or indices.size != values.size:
+    if fault.kind == "decreases":
+        raise IRError(f"indptr: decreases at row {fault.at}")
+    if fault.kind == "end":
         raise IRError(
             f"indptr: ends at {indptr[-1]} but there are {indices.size} indices "
             f"and {values.size} values"
         )
-    if indices.size == 0:
-        return
-    if indices.min() < 0 or indices.max() >= n_cols:
+    if fault.kind == "range":
         raise IRError(f"indices: a column index is outside [0, {n_cols})")
-    # Strictly increasing within each row: a non-positive step is only allowed where a row starts.
-    bad = np.diff(indices) <= 0
-    starts = indptr[1:-1]
-    starts = starts[(starts > 0) & (starts < indices.size)]
-    bad[starts - 1] = False
-    if np.any(bad):
-        raise IRError(
-            f"indices: not strictly increasing within a row at position {int(np.argmax(bad)) + 1}"
-        )
-    if np.any(values == 0):
-        raise IRError("values: explicit zeros must not be stored")
+    raise IRError(f"indices: not strictly increasing within a row at position {fault.at}")
 
 
 def _wide_rows(indptr: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -1,0 +1,41 @@
+"""The IR: what every frontend produces and every pass, format and runtime consumes.
+
+* :mod:`edgesparse.ir.linear`: :class:`LinearIR` (sparse linear layer, head, classes) and
+  :class:`FeatureStats` (what is known of the raw input columns);
+* :mod:`edgesparse.ir.knn`: :class:`KnnIR`, the k-NN recommender, a second model kind;
+* :mod:`edgesparse.ir.csr`: the canonical-CSR checks both share.
+
+Every IR is frozen and validated on construction. Imports numpy and the standard library only:
+the on-device runtime uses it.
+"""
+
+from __future__ import annotations
+
+from edgesparse.ir.knn import VARIANTS, KnnIR
+from edgesparse.ir.linear import (
+    EXPONENT_RANGE,
+    HEADS,
+    INT8_MAX,
+    INT16_MAX,
+    PROBA_HEADS,
+    QUANTIZED_DTYPES,
+    VALUE_DTYPES,
+    FeatureStats,
+    LinearIR,
+    from_dense,
+)
+
+__all__ = [
+    "EXPONENT_RANGE",
+    "HEADS",
+    "INT8_MAX",
+    "INT16_MAX",
+    "PROBA_HEADS",
+    "QUANTIZED_DTYPES",
+    "VALUE_DTYPES",
+    "VARIANTS",
+    "FeatureStats",
+    "KnnIR",
+    "LinearIR",
+    "from_dense",
+]
