@@ -14,8 +14,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import edgesparse
-from edgesparse.api import compress_file
 from edgesparse.errors import InputError
+from edgesparse.pipeline import CompressOptions, compress_file
 
 
 def test_public_functions_survive_importing_every_submodule():
@@ -68,9 +68,11 @@ def test_compress_file_check_regressor_r2(tmp_path):
     (tmp_path / "r.pkl").write_bytes(pickle.dumps(est))
     np.savez(tmp_path / "check.npz", X=X, y=y)
     report = compress_file(
-        tmp_path / "r.pkl", tmp_path / "r.esb", check_data=tmp_path / "check.npz"
+        CompressOptions(
+            source=tmp_path / "r.pkl", output=tmp_path / "r.esb", check_data=tmp_path / "check.npz"
+        )
     )
-    c = report.check
+    c = report.linear.check
     assert c is not None and c.label_agreement is None
     assert c.score_name == "r2"
     expected = 1 - np.sum((y - est.predict(X)) ** 2) / np.sum((y - y.mean()) ** 2)
@@ -85,7 +87,7 @@ def test_compress_file_refuses_to_overwrite_its_input(tmp_path):
     src = tmp_path / "r.esb"
     src.write_bytes(pickle.dumps(Ridge().fit(X, y)))
     with pytest.raises(InputError, match="would overwrite the input model"):
-        compress_file(src, src)
+        compress_file(CompressOptions(source=src, output=src))
 
 
 def test_compress_file_onnx_checks_the_written_artifact(tmp_path):
@@ -96,14 +98,16 @@ def test_compress_file_onnx_checks_the_written_artifact(tmp_path):
     np.savez(tmp_path / "check.npz", X=X, y=y)
     out = tmp_path / "model.bin"  # no known suffix: the explicit format decides
     report = compress_file(
-        tmp_path / "d.pkl",
-        out,
-        format="onnx",
-        onnx_int8="matmulinteger",
-        check_data=tmp_path / "check.npz",
+        CompressOptions(
+            source=tmp_path / "d.pkl",
+            output=out,
+            format="onnx",
+            onnx_int8="matmulinteger",
+            check_data=tmp_path / "check.npz",
+        )
     )
     assert report.format == "onnx"
-    assert report.format_detail == "ONNX opset 17, int8 via MatMulInteger"
+    assert report.linear.format_detail == "ONNX opset 17, int8 via MatMulInteger"
     assert report.output_bytes == out.stat().st_size
     onnx_delta = np.max(
         np.abs(edgesparse.load(out).decision_function(X) - est.decision_function(X))
@@ -114,18 +118,24 @@ def test_compress_file_onnx_checks_the_written_artifact(tmp_path):
             - est.decision_function(X)
         )
     )
-    assert report.check.max_abs_decision_delta == pytest.approx(onnx_delta, rel=1e-6)
-    assert report.check.max_abs_decision_delta != pytest.approx(numpy_delta, rel=1e-3)
-    assert report.check.label_agreement >= 0.995
+    assert report.linear.check.max_abs_decision_delta == pytest.approx(onnx_delta, rel=1e-6)
+    assert report.linear.check.max_abs_decision_delta != pytest.approx(numpy_delta, rel=1e-3)
+    assert report.linear.check.label_agreement >= 0.995
 
 
 def test_compress_file_format_errors(tmp_path):
     X, y = load_diabetes(return_X_y=True)
     (tmp_path / "r.pkl").write_bytes(pickle.dumps(Ridge().fit(X, y)))
     with pytest.raises(InputError, match="format must be one of esb, onnx"):
-        compress_file(tmp_path / "r.pkl", tmp_path / "r.out", format="tflite")
+        compress_file(
+            CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.out", format="tflite")
+        )
     with pytest.raises(InputError, match="apply to ONNX output only"):
-        compress_file(tmp_path / "r.pkl", tmp_path / "r.esb", onnx_sparse=True)
+        compress_file(
+            CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.esb", onnx_sparse=True)
+        )
     with pytest.raises(InputError, match="opset 12 is not supported"):
-        compress_file(tmp_path / "r.pkl", tmp_path / "r.onnx", opset=12)
+        compress_file(
+            CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.onnx", opset=12)
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.pkl"]
