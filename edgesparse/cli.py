@@ -481,37 +481,13 @@ def devices() -> None:
     """Benchmark targets: the profiles in devices/*.toml and their emulated setups."""
 
 
-def _gib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 2**30:.1f} GiB"
-
-
-def _yes_no(v: bool | None) -> str:
-    return "-" if v is None else ("yes" if v else "no")
-
-
 @devices.command(name="list")
 def devices_list() -> None:
     """Show every target, what it is, and whether it can run here."""
     from edgesparse.bench.targets import list_targets, target_status
+    from edgesparse.summary import targets_table
 
-    rows = [("name", "kind", "cpu", "cores", "RAM", "dotprod", "emulated", "status")]
-    for t in list_targets():
-        _ready, why = target_status(t)
-        rows.append(
-            (
-                t.name,
-                t.kind,
-                t.cpu,
-                str(t.cores or "-"),
-                _gib(t.ram_bytes),
-                _yes_no(t.dotprod),
-                _yes_no(t.emulated),
-                why,
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        _echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    _echo(targets_table([(t, target_status(t)[1]) for t in list_targets()]))
     _echo("real boards: --target ssh://[user@]host[:port]")
 
 
@@ -559,43 +535,10 @@ def devices_setup(name: str, force: bool) -> None:
 def devices_show(name: str) -> None:
     """Show one target's profile and status."""
     from edgesparse.bench.targets import get_target, target_status
+    from edgesparse.summary import target_lines
 
     t = get_target(name)
-    _ready, why = target_status(t)
-    fields = {
-        "name": t.name,
-        "kind": t.kind,
-        "description": t.description,
-        "arch": t.arch,
-        "cpu": t.cpu,
-        "board": t.board,
-        "cores": t.cores,
-        "RAM": _gib(t.ram_bytes),
-        "clock": f"{t.clock_mhz} MHz" if t.clock_mhz else None,
-        "dot product": _yes_no(t.dotprod),
-        "emulated": _yes_no(t.emulated),
-        "qemu cpu": t.qemu_cpu,
-        "MIDR": t.midr,
-        "features": t.features,
-        "caches": ", ".join(
-            f"L{c.level}{c.type[0].lower() if c.level == 1 else ''} {c.size_kib}K"
-            f"{' shared' if c.shared else ''}"
-            for c in t.caches
-        )
-        or None,
-        "guest": (
-            f"Python {t.guest.python} (Debian {t.guest.debian_suite} {t.guest.debian_arch}), "
-            + ", ".join(t.guest.wheels)
-            if t.guest
-            else None
-        ),
-        "notes": t.notes,
-        "profile": t.source,
-        "status": why,
-    }
-    for key, value in fields.items():
-        if value not in (None, ""):
-            _echo(f"{key + ':':<13}{value}")
+    _echo(target_lines(t, target_status(t)[1]))
 
 
 @cli.command(name="export-c")

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from edgesparse import frontend
 from edgesparse.api import (
     CheckResult,
     check_fidelity,
@@ -34,6 +35,7 @@ from edgesparse.fileio import atomic_write_bytes
 from edgesparse.frontend_knn import is_surprise_knn
 from edgesparse.ir import LinearIR
 from edgesparse.knn_ir import KnnIR
+from edgesparse.loader import load_model
 from edgesparse.options import FORMATS, CompressOptions, PathLike
 from edgesparse.passes.fidelity import Fidelity
 from edgesparse.runtime.model import Model
@@ -188,8 +190,6 @@ def compress_file(options: CompressOptions, *, progress: Progress | None = None)
     ``progress`` (see :data:`Progress`) is told about each step (loading, compressing or the
     budget search, encoding, the check, writing), which can take seconds on wide models.
     """
-    from edgesparse.loader import load_model
-
     fmt = options.output_format()
     options.check_output(fmt)
     src = Path(options.source)
@@ -197,15 +197,15 @@ def compress_file(options: CompressOptions, *, progress: Progress | None = None)
     steps(f"loading {src.name}")
     estimator = load_model(src)
     if is_surprise_knn(estimator):
-        return _knn_file(options, estimator, steps)
+        return _knn_file(options, estimator, fmt, steps)
     return _linear_file(options, estimator, fmt, steps)
 
 
-def _knn_file(options: CompressOptions, algo: Any, steps: _Steps) -> CompressReport:
+def _knn_file(options: CompressOptions, algo: Any, fmt: str, steps: _Steps) -> CompressReport:
     """A Surprise recommender: passes, ``.esb``, the rating check, the write: one step."""
     from edgesparse.formats import esb_knn
 
-    options.check_knn(options.output_format())
+    options.check_knn(fmt)
     steps.total = 2
     steps("compressing the k-NN recommender" + (" and checking it" if options.check_data else ""))
     src, out = Path(options.source), Path(options.output)
@@ -278,8 +278,6 @@ def _linear_file(
     options: CompressOptions, estimator: Any, fmt: str, steps: _Steps
 ) -> CompressReport:
     """A linear model: frontend, passes, format, check, write."""
-    from edgesparse.frontend import to_ir
-
     options.check_linear()
     calibration = options.calibration
     steps(
@@ -287,7 +285,7 @@ def _linear_file(
         if options.budgeted and calibration is not None
         else "pruning and quantizing"
     )
-    original = to_ir(estimator)
+    original = frontend.to_ir(estimator)
     done = (
         _budget_passes(options, estimator, original)
         if options.budgeted

@@ -339,3 +339,71 @@ def _bench_columns(results: dict[str, Any]) -> list[_Column]:
         )
     )
     return columns
+
+
+def _gib(n: int | None) -> str:
+    return "-" if n is None else f"{n / 2**30:.1f} GiB"
+
+
+def _yes_no(v: bool | None) -> str:
+    return "-" if v is None else ("yes" if v else "no")
+
+
+def targets_table(targets: list[tuple[Any, str]]) -> str:
+    """``edgesparse devices list``: one line per (target, status), in aligned columns."""
+    rows = [("name", "kind", "cpu", "cores", "RAM", "dotprod", "emulated", "status")]
+    for t, why in targets:
+        rows.append(
+            (
+                t.name,
+                t.kind,
+                t.cpu,
+                str(t.cores or "-"),
+                _gib(t.ram_bytes),
+                _yes_no(t.dotprod),
+                _yes_no(t.emulated),
+                why,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1] for r in rows
+    )
+
+
+def target_lines(t: Any, why: str) -> str:
+    """``edgesparse devices show``: a target's profile (a ``bench.targets`` target) and its
+    status, one ``key: value`` line per field that has a value."""
+    caches = ", ".join(
+        f"L{c.level}{c.type[0].lower() if c.level == 1 else ''} {c.size_kib}K"
+        f"{' shared' if c.shared else ''}"
+        for c in t.caches
+    )
+    guest = None
+    if t.guest:
+        guest = (
+            f"Python {t.guest.python} (Debian {t.guest.debian_suite} {t.guest.debian_arch}), "
+            + ", ".join(t.guest.wheels)
+        )
+    fields = {
+        "name": t.name,
+        "kind": t.kind,
+        "description": t.description,
+        "arch": t.arch,
+        "cpu": t.cpu,
+        "board": t.board,
+        "cores": t.cores,
+        "RAM": _gib(t.ram_bytes),
+        "clock": f"{t.clock_mhz} MHz" if t.clock_mhz else None,
+        "dot product": _yes_no(t.dotprod),
+        "emulated": _yes_no(t.emulated),
+        "qemu cpu": t.qemu_cpu,
+        "MIDR": t.midr,
+        "features": t.features,
+        "caches": caches or None,
+        "guest": guest,
+        "notes": t.notes,
+        "profile": t.source,
+        "status": why,
+    }
+    return "\n".join(f"{k + ':':<13}{v}" for k, v in fields.items() if v not in (None, ""))
