@@ -313,7 +313,7 @@ def _linear_file(
     return CompressReport(
         source=str(src),
         source_bytes=src.stat().st_size,
-        output=str(options.output),
+        output=str(Path(options.output)),
         output_bytes=len(data),
         estimator=original.provenance.get("source", type(estimator).__name__),
         format=fmt,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,59 @@ def test_compress_file_format_errors(tmp_path):
             CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.onnx", opset=12)
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.pkl"]
+
+
+def test_options_are_frozen_validated_and_shared(tmp_path):
+    """One options object per job: validated on construction with the library's error texts,
+    frozen, and compress() takes it or its fields as keywords (the same model either way)."""
+    import dataclasses
+
+    from edgesparse.api import QuantizeOptions
+
+    opts = CompressOptions(source=tmp_path / "m.pkl", output=tmp_path / "m.esb")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.sparsity = 0.5  # type: ignore[misc]
+    with pytest.raises(InputError, match="columns must be one of auto, none, pow2"):
+        CompressOptions(source="m.pkl", output="m.esb", columns="pow3")
+    with pytest.raises(InputError, match="neighbours must be a whole number >= 1"):
+        CompressOptions(source="m.pkl", output="m.esb", neighbours=0)
+    with pytest.raises(InputError, match="quantize must be one of int8, float32, none, auto"):
+        CompressOptions(source="m.pkl", output="m.esb", quantize="int4")
+    X, y = load_diabetes(return_X_y=True)
+    est = Ridge().fit(X, y)
+    by_object = edgesparse.compress(est, options=QuantizeOptions(sparsity=0.5, quantize="none"))
+    by_keywords = edgesparse.compress(est, sparsity=0.5, quantize="none")
+    np.testing.assert_array_equal(by_object.to_dense(), by_keywords.to_dense())
+    with pytest.raises(TypeError, match="not both"):
+        edgesparse.compress(est, options=QuantizeOptions(), quantize="none")
+
+
+def test_one_report_type_keeps_the_json_of_each_kind(tmp_path):
+    """--json stays what it was: the same keys, in the same order, for a linear model."""
+    X, y = load_diabetes(return_X_y=True)
+    (tmp_path / "r.pkl").write_bytes(pickle.dumps(Ridge().fit(X, y)))
+    report = compress_file(CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.esb"))
+    assert report.knn is None and report.linear is not None
+    assert list(report.to_dict()) == [
+        "source", "source_bytes", "output", "output_bytes", "estimator", "shape",
+        "nnz_before", "nnz_after", "quantization", "passes", "check", "format",
+        "format_detail", "column_scaling", "estimate", "precision_note", "budget",
+        "sklearn_version", "sklearn_rules", "ratio", "sparsity_before", "sparsity_after",
+    ]  # fmt: skip
+    assert report.to_dict()["shape"] == [1, 10]
+    # ... and for a Surprise k-NN recommender (its details instead of the linear ones)
+    root = Path(__file__).resolve().parents[1] / "models"
+    knn = compress_file(
+        CompressOptions(
+            source=root / "knn_means.pkl",
+            output=tmp_path / "k.esb",
+            check_data=root / "knn_ratings.test.csv",
+        )
+    )
+    assert knn.linear is None and knn.knn is not None
+    assert list(knn.to_dict()) == [
+        "source", "source_bytes", "output", "output_bytes", "estimator", "n_users", "n_items",
+        "n_ratings", "k", "sims_before", "sims_after", "sim_dtype", "check_rows",
+        "rmse_before", "rmse_after", "mae_before", "mae_after", "max_abs_delta", "format",
+        "surprise_version", "surprise_rules", "ratio",
+    ]  # fmt: skip
