@@ -46,9 +46,9 @@ sys.path.insert(0, str(ROOT))
 
 from _measure import MODELS as BUNDLED  # noqa: E402  (benchmarks/, this script's folder)
 
-from edgesparse.api import compress_file  # noqa: E402
 from edgesparse.export_c import c_runtime_dir, export_c, write_rows  # noqa: E402
 from edgesparse.formats import esb  # noqa: E402
+from edgesparse.pipeline import CompressOptions, compress_file  # noqa: E402
 from edgesparse.runtime import Model  # noqa: E402
 
 MODELS = list(BUNDLED)
@@ -158,7 +158,7 @@ def main() -> None:
                 print(f"skip {name}: {pkl.name} not found (python models/train.py --large)")
                 continue
             blob = work / f"{name}.esb"
-            compress_file(pkl, blob)
+            compress_file(CompressOptions(source=pkl, output=blob))
             X = load_test(npz)
             # Rows held by the C process count in its RSS: keep them to ~256 KiB (a dense
             # 20000-feature row is 80 KB) or 200 rows; both runtimes cycle through the same rows.

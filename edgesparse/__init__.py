@@ -43,10 +43,14 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     # Workstation-side API, imported lazily so the device-side import stays numpy-only.
-    if name in ("compress", "compress_file"):
-        from . import api
+    if name == "compress":
+        from .api import compress
 
-        return getattr(api, name)
+        return compress
+    if name in ("compress_file", "CompressOptions"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
     if name == "to_ir":
         from .frontends import to_ir
 

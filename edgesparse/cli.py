@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import json
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from edgesparse.errors import EdgesparseError
+from edgesparse.errors import EdgesparseError, InputError
 from edgesparse.version import __version__
 
 
 def _echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
     """Every line the command prints goes through here: characters a file could use to rewrite
     the screen or fake lines (ESC, CR, BEL, ..., lone surrogates) are shown escaped."""
-    from edgesparse.report import terminal_text
+    from edgesparse.summary import terminal_text
 
     click.echo(terminal_text(str(text), keep_lines=True), err=err, nl=nl)
 
@@ -29,7 +28,7 @@ class _Group(click.Group):
     """Turns library errors into click's one-line ``Error:`` output, in one place."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from edgesparse.report import terminal_text
+        from edgesparse.summary import terminal_text
 
         try:
             return super().invoke(ctx)
@@ -76,7 +75,6 @@ def cli() -> None:
 )
 @click.option(
     "--format",
-    "fmt",
     type=click.Choice(["esb", "onnx"]),
     help="Output format. Default: the suffix of -o (.esb or .onnx); esb without -o.",
 )
@@ -218,39 +216,12 @@ def cli() -> None:
 )
 @click.option(
     "--report",
-    "report_path",
     type=click.Path(path_type=Path),
     help="Write the accuracy-aware search as JSON here: the guarantee, each certified "
     "sequence and its p-values, the chosen point, flipped rows.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def compress(
-    model: Path,
-    output: Path | None,
-    fmt: str | None,
-    sparsity: float,
-    threshold: float | None,
-    prune_scope: str,
-    quantize: str | None,
-    granularity: str,
-    columns: str,
-    check_data: Path | None,
-    opset: int | None,
-    onnx_sparse: bool,
-    onnx_int8: str | None,
-    neighbours: str | None,
-    calibration: Path | None,
-    max_accuracy_drop: float | None,
-    max_agreement_loss: float | None,
-    max_r2_drop: float | None,
-    confidence: float,
-    refit: bool,
-    holdout: float,
-    seed: int,
-    force: bool,
-    report_path: Path | None,
-    as_json: bool,
-) -> None:
+def compress(model: Path, as_json: bool, **options: Any) -> None:
     """Prune and quantize MODEL (.pkl, .joblib, .skops or .npz weights) into a .esb blob or a
     standard-op ONNX graph (--format onnx, or -o NAME.onnx).
 
@@ -262,53 +233,23 @@ def compress(
     through an allow-list: anything but scikit-learn linear models, scalers, pipelines,
     Surprise's four k-NN classes, numpy and scipy.sparse arrays is refused before it runs.
     """
-    from edgesparse.api import compress_file
-    from edgesparse.frontend_knn import KnnCompressReport, knn_summary
-    from edgesparse.report import compress_summary
+    from edgesparse.pipeline import CompressOptions, compress_file
+    from edgesparse.summary import compress_summary
 
-    if sparsity and threshold is not None:
+    # click's parameter names are CompressOptions' field names (one per option).
+    if options["sparsity"] and options["threshold"] is not None:
         raise click.UsageError("give --sparsity or --threshold, not both")
+    neighbours = options["neighbours"]
     if neighbours is not None and neighbours not in ("all", "exact"):
         if not neighbours.isdigit() or int(neighbours) < 1:
             raise click.UsageError(
                 f"--neighbours must be a whole number >= 1, 'all' or 'exact', not {neighbours!r}"
             )
-        neighbours = int(neighbours)
-    if output is None:
-        output = model.with_suffix("." + (fmt or "esb"))
-    report = compress_file(
-        model,
-        output,
-        sparsity=sparsity,
-        threshold=threshold,
-        prune_scope=prune_scope,
-        quantize=quantize,
-        granularity=granularity,
-        columns=columns,
-        check_data=check_data,
-        format=fmt,
-        opset=opset,
-        onnx_sparse=onnx_sparse,
-        onnx_int8=onnx_int8,
-        neighbours=neighbours,
-        calibration=calibration,
-        max_accuracy_drop=max_accuracy_drop,
-        max_agreement_loss=max_agreement_loss,
-        max_r2_drop=max_r2_drop,
-        refit=refit,
-        holdout=holdout,
-        seed=seed,
-        confidence=confidence,
-        force=force,
-        report=report_path,
-        progress=_terminal_progress(),
-    )
-    if as_json:
-        _echo(json.dumps(report.to_dict(), indent=2))
-    elif isinstance(report, KnnCompressReport):
-        _echo(knn_summary(report))
-    else:
-        _echo(compress_summary(report))
+        options["neighbours"] = int(neighbours)
+    if options["output"] is None:
+        options["output"] = model.with_suffix("." + (options["format"] or "esb"))
+    report = compress_file(CompressOptions(source=model, **options), progress=_terminal_progress())
+    _echo(json.dumps(report.to_dict(), indent=2) if as_json else compress_summary(report))
 
 
 @cli.command()
@@ -318,7 +259,7 @@ def inspect(blob: Path, as_json: bool) -> None:
     """Verify a .esb file (header, shapes, nnz, dtype, bytes, checksums) or an .onnx model
     (onnx.checker full check; ops, opset, inputs/outputs, initializer dtypes and bytes)."""
     from edgesparse.formats import esb
-    from edgesparse.report import key_values
+    from edgesparse.summary import key_values
 
     if _is_onnx_file(blob):
         from edgesparse.formats import onnx as onnx_format
@@ -358,14 +299,14 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
     user, item, estimate and 1 when the prediction was impossible (global-mean fallback)."""
     import edgesparse
     from edgesparse.data import load_dataset, save_npy
-    from edgesparse.report import array_lines, knn_lines
     from edgesparse.runtime import KnnModel
+    from edgesparse.summary import array_lines, knn_lines
 
     if proba and decision:
         raise click.UsageError("give --proba or --decision, not both")
     model = edgesparse.load(blob)
     if isinstance(model, KnnModel):
-        from edgesparse.frontend_knn import read_pairs
+        from edgesparse.data import read_pairs
 
         if proba or decision:
             raise click.UsageError("--proba and --decision do not apply to a k-NN recommender")
@@ -381,7 +322,7 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
         # OnnxModel says it directly; the numpy Model through its IR.
         has_proba = model.has_proba if hasattr(model, "has_proba") else model.ir.has_proba
         if not has_proba:
-            raise click.ClickException(
+            raise InputError(
                 "this model has no predict_proba (nor does the original); use --decision"
             )
         result = model.predict_proba(X)
@@ -400,11 +341,11 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
 def list_(what: str) -> None:
     """List supported models, output formats or model heads."""
     if what == "models":
-        from edgesparse.frontends import SURPRISE_KNN_CLASSES, supported_models
+        from edgesparse.frontends import listed_models
 
-        items = [*supported_models(), *(f"surprise.{n}" for n in SURPRISE_KNN_CLASSES)]
+        items = listed_models()
     elif what == "formats":
-        from edgesparse.api import FORMATS
+        from edgesparse.options import FORMATS
 
         items = list(FORMATS)
     else:
@@ -512,6 +453,7 @@ def bench(
 
     from edgesparse.bench.harness import run_bench
     from edgesparse.bench.report import write_report
+    from edgesparse.summary import bench_table
 
     results = run_bench(
         artifacts=list(artifacts),
@@ -528,81 +470,9 @@ def bench(
         command=shlex.join(["edgesparse", *sys.argv[1:]]),
     )
     paths = write_report(results, out_dir)
-    _echo(_bench_table(results))
+    _echo(bench_table(results))
     for path in paths:
         _echo(str(path))
-
-
-def _bench_table(results: dict[str, Any]) -> str:
-    """A fixed-width summary, one line per target x artifact x batch size, and a legend.
-
-    rows/s is derived from p50 (so the two columns agree); the agreement column's header names
-    its reference, and accuracy or R² against the labels get their own column.
-    """
-    from edgesparse.bench.explain import reference_label, reference_sentence, rows_per_s_at_p50
-
-    def num(v: float | None, fmt: str) -> str:
-        return "-" if v is None else format(v, fmt)
-
-    def us(v: float | None) -> str:
-        return num(v, ".2f" if v is not None and v < 10 else ".1f")
-
-    def pct(v: float | None) -> str:
-        return num(v, ".2%")
-
-    def agree(r: dict[str, Any]) -> str:
-        if r["agreement"] is None and r.get("max_abs_diff") is not None:
-            return f"diff {r['max_abs_diff']:.3g}"  # regressors: largest |difference|
-        return pct(r["agreement"])
-
-    rows = results["results"]
-    ref = reference_label(results)
-    kind = (results.get("reference") or {}).get("kind")
-    # With labels as the reference, agreement already is the accuracy: no second column.
-    show_acc = kind != "labels" and any(r.get("accuracy") is not None for r in rows)
-    show_r2 = any(r.get("r2") is not None for r in rows)
-    # (header, right-aligned, cell)
-    columns: list[tuple[str, bool, Callable[[dict[str, Any]], str]]] = [
-        ("target", False, lambda r: r["target"] + ("*" if r["emulated"] else "")),
-        ("artifact", False, lambda r: r["artifact"]),
-        ("batch", True, lambda r: str(r["batch_size"])),
-        ("p50 us", True, lambda r: us((r["latency_us"] or {}).get("p50"))),
-        ("p99 us", True, lambda r: us((r["latency_us"] or {}).get("p99"))),
-        ("rows/s@p50", True, lambda r: num(rows_per_s_at_p50(r), ",.0f")),
-        ("cold ms", True, lambda r: num(r["cold_start_ms"], ".0f")),
-    ]
-    if ref is not None:
-        columns.append((f"agree vs {ref}", True, agree))
-    if show_acc:
-        columns.append(("accuracy", True, lambda r: pct(r.get("accuracy"))))
-    if show_r2:
-        columns.append(("R2", True, lambda r: num(r.get("r2"), ".4f")))
-    columns.append(
-        (
-            "status",
-            False,
-            lambda r: r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}",
-        )
-    )
-    cells = [[cell(r) for _, _, cell in columns] for r in rows]
-    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (h, _, _) in enumerate(columns)]
-
-    def line(values: list[str]) -> str:
-        out = [
-            v.rjust(w) if right else v.ljust(w)
-            for v, w, (_, right, _) in zip(values[:-1], widths, columns, strict=False)
-        ]
-        return "  ".join([*out, values[-1]])
-
-    lines = [line([h for h, _, _ in columns]), *(line(c) for c in cells)]
-    if any(r["emulated"] for r in rows):
-        lines.append("* emulated (QEMU user mode): not device latency; compare within a target")
-    legend = (
-        "rows/s@p50 = batch / p50 latency (results.json's throughput_rows_per_s is "
-        "batch / mean latency). " + reference_sentence(results)
-    )
-    lines.append(textwrap.fill(legend, width=100))
-    return "\n".join(lines)
 
 
 @cli.group()
@@ -610,37 +480,13 @@ def devices() -> None:
     """Benchmark targets: the profiles in devices/*.toml and their emulated setups."""
 
 
-def _gib(n: int | None) -> str:
-    return "-" if n is None else f"{n / 2**30:.1f} GiB"
-
-
-def _yes_no(v: bool | None) -> str:
-    return "-" if v is None else ("yes" if v else "no")
-
-
 @devices.command(name="list")
 def devices_list() -> None:
     """Show every target, what it is, and whether it can run here."""
     from edgesparse.bench.targets import list_targets, target_status
+    from edgesparse.summary import targets_table
 
-    rows = [("name", "kind", "cpu", "cores", "RAM", "dotprod", "emulated", "status")]
-    for t in list_targets():
-        _ready, why = target_status(t)
-        rows.append(
-            (
-                t.name,
-                t.kind,
-                t.cpu,
-                str(t.cores or "-"),
-                _gib(t.ram_bytes),
-                _yes_no(t.dotprod),
-                _yes_no(t.emulated),
-                why,
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for r in rows:
-        _echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    _echo(targets_table([(t, target_status(t)[1]) for t in list_targets()]))
     _echo("real boards: --target ssh://[user@]host[:port]")
 
 
@@ -688,43 +534,10 @@ def devices_setup(name: str, force: bool) -> None:
 def devices_show(name: str) -> None:
     """Show one target's profile and status."""
     from edgesparse.bench.targets import get_target, target_status
+    from edgesparse.summary import target_lines
 
     t = get_target(name)
-    _ready, why = target_status(t)
-    fields = {
-        "name": t.name,
-        "kind": t.kind,
-        "description": t.description,
-        "arch": t.arch,
-        "cpu": t.cpu,
-        "board": t.board,
-        "cores": t.cores,
-        "RAM": _gib(t.ram_bytes),
-        "clock": f"{t.clock_mhz} MHz" if t.clock_mhz else None,
-        "dot product": _yes_no(t.dotprod),
-        "emulated": _yes_no(t.emulated),
-        "qemu cpu": t.qemu_cpu,
-        "MIDR": t.midr,
-        "features": t.features,
-        "caches": ", ".join(
-            f"L{c.level}{c.type[0].lower() if c.level == 1 else ''} {c.size_kib}K"
-            f"{' shared' if c.shared else ''}"
-            for c in t.caches
-        )
-        or None,
-        "guest": (
-            f"Python {t.guest.python} (Debian {t.guest.debian_suite} {t.guest.debian_arch}), "
-            + ", ".join(t.guest.wheels)
-            if t.guest
-            else None
-        ),
-        "notes": t.notes,
-        "profile": t.source,
-        "status": why,
-    }
-    for key, value in fields.items():
-        if value not in (None, ""):
-            _echo(f"{key + ':':<13}{value}")
+    _echo(target_lines(t, target_status(t)[1]))
 
 
 @cli.command(name="export-c")

@@ -1,5 +1,6 @@
-"""Reading input arrays for ``predict``, ``--check-data``, ``--calibration`` and ``bench --data``
-(numpy only, so it works on a device).
+"""Reading input arrays for ``predict``, ``--check-data``, ``--calibration`` and ``bench --data``,
+and the ``user,item[,rating]`` CSVs of k-NN recommenders (:func:`read_pairs`); numpy only, so
+it works on a device.
 
 Accepted files (:data:`edgesparse.sniff.DATA_FORMATS`):
 
@@ -22,6 +23,7 @@ member's array must fit the member's declared unpacked size.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import zipfile
@@ -325,8 +327,6 @@ def check_text_size(p: Path, *, what: str) -> None:
 
 def _read_table(p: Path, *, what: str) -> _Table:
     """The one reader of text tables (comma- or whitespace-separated, see the module doc)."""
-    import csv
-
     from edgesparse.fileio import read_bytes
 
     cap = max_data_bytes() // TEXT_MEMORY_PER_BYTE
@@ -431,6 +431,82 @@ def _csr_from(npz: Any, path: Path) -> CSRArrays:
     if indices.size and (indices.min() < 0 or indices.max() >= n_cols):
         raise InputError(f"{path}: X_indices has a column outside [0, {n_cols})")
     return CSRArrays(data=data, indices=indices, indptr=indptr, shape=(n_rows, n_cols))
+
+
+def for_sklearn(X: Any) -> Any:
+    """``X`` as scikit-learn takes it: a :class:`CSRArrays` becomes a scipy CSR matrix (scipy
+    imported only then), anything else is returned as is."""
+    if isinstance(X, CSRArrays):
+        import scipy.sparse
+
+        return scipy.sparse.csr_matrix((X.data, X.indices, X.indptr), shape=X.shape)
+    return X
+
+
+def read_pairs(
+    path: str | os.PathLike[str],
+    *,
+    user_ids: tuple[Any, ...] = (),
+    item_ids: tuple[Any, ...] = (),
+    columns: str = "user,item",
+) -> tuple[list[tuple[Any, Any]], np.ndarray | None]:
+    """Read ``user,item[,rating]`` rows from a CSV file (a header row is skipped when its
+    rating column is not a number). Ids are read as text and turned into ints or floats when
+    the model's ids (``user_ids``/``item_ids``) are numbers. Returns (pairs, ratings or None).
+    ``columns`` is what the caller needs, for the message when the file is not such a CSV.
+    """
+    p = Path(path)
+    expected = f"a k-NN recommender takes a CSV of {columns} rows, one per line (header optional)"
+    kind = sniff(p)
+    if kind is not None and not kind.text:
+        raise InputError(f"{p} is {kind.what}, not a CSV of {columns} rows; {expected}")
+    check_text_size(p, what="pairs file")
+    try:
+        with open(p, newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
+    except FileNotFoundError:
+        raise ModelFileError(f"pairs file not found: {p} (check the path)") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"pairs file is a directory: {p}; {expected}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{p} is not a text file; {expected}") from None
+    except (OSError, csv.Error) as exc:
+        raise InputError(f"cannot read pairs file {p}: {exc}") from None
+    if rows and len(rows[0]) >= 2 and rows[0][0].strip().lower() in ("user", "uid", "user_id"):
+        rows = rows[1:]
+    if not rows:
+        raise InputError(f"{p} holds no pairs: give one 'user,item[,rating]' row per line")
+    width = len(rows[0])
+    to_u, to_i = _id_parser(user_ids), _id_parser(item_ids)
+    pairs, ratings = [], []
+    for n, row in enumerate(rows, start=1):
+        if len(row) != width or width not in (2, 3):
+            raise InputError(
+                f"{p}, row {n}: expected 'user,item' or 'user,item,rating' on every row, "
+                f"got {len(row)} fields"
+            )
+        pairs.append((to_u(row[0].strip()), to_i(row[1].strip())))
+        if width == 3:
+            try:
+                ratings.append(float(row[2]))
+            except ValueError:
+                raise InputError(f"{p}, row {n}: rating {row[2]!r} is not a number") from None
+    return pairs, (np.array(ratings) if width == 3 else None)
+
+
+def _id_parser(ids: tuple[Any, ...]) -> Any:
+    if ids and all(isinstance(v, int) for v in ids):
+        return lambda s: int(s) if s.lstrip("-").isdigit() else s
+    if ids and all(isinstance(v, float) for v in ids):
+
+        def num(s: str) -> Any:
+            try:
+                return float(s)
+            except ValueError:
+                return s
+
+        return num
+    return lambda s: s
 
 
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

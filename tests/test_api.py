@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import edgesparse
-from edgesparse.api import compress_file
 from edgesparse.errors import InputError
+from edgesparse.pipeline import CompressOptions, compress_file
 
 
 def test_public_functions_survive_importing_every_submodule():
@@ -68,9 +69,11 @@ def test_compress_file_check_regressor_r2(tmp_path):
     (tmp_path / "r.pkl").write_bytes(pickle.dumps(est))
     np.savez(tmp_path / "check.npz", X=X, y=y)
     report = compress_file(
-        tmp_path / "r.pkl", tmp_path / "r.esb", check_data=tmp_path / "check.npz"
+        CompressOptions(
+            source=tmp_path / "r.pkl", output=tmp_path / "r.esb", check_data=tmp_path / "check.npz"
+        )
     )
-    c = report.check
+    c = report.linear.check
     assert c is not None and c.label_agreement is None
     assert c.score_name == "r2"
     expected = 1 - np.sum((y - est.predict(X)) ** 2) / np.sum((y - y.mean()) ** 2)
@@ -85,7 +88,7 @@ def test_compress_file_refuses_to_overwrite_its_input(tmp_path):
     src = tmp_path / "r.esb"
     src.write_bytes(pickle.dumps(Ridge().fit(X, y)))
     with pytest.raises(InputError, match="would overwrite the input model"):
-        compress_file(src, src)
+        compress_file(CompressOptions(source=src, output=src))
 
 
 def test_compress_file_onnx_checks_the_written_artifact(tmp_path):
@@ -96,14 +99,16 @@ def test_compress_file_onnx_checks_the_written_artifact(tmp_path):
     np.savez(tmp_path / "check.npz", X=X, y=y)
     out = tmp_path / "model.bin"  # no known suffix: the explicit format decides
     report = compress_file(
-        tmp_path / "d.pkl",
-        out,
-        format="onnx",
-        onnx_int8="matmulinteger",
-        check_data=tmp_path / "check.npz",
+        CompressOptions(
+            source=tmp_path / "d.pkl",
+            output=out,
+            format="onnx",
+            onnx_int8="matmulinteger",
+            check_data=tmp_path / "check.npz",
+        )
     )
     assert report.format == "onnx"
-    assert report.format_detail == "ONNX opset 17, int8 via MatMulInteger"
+    assert report.linear.format_detail == "ONNX opset 17, int8 via MatMulInteger"
     assert report.output_bytes == out.stat().st_size
     onnx_delta = np.max(
         np.abs(edgesparse.load(out).decision_function(X) - est.decision_function(X))
@@ -114,18 +119,80 @@ def test_compress_file_onnx_checks_the_written_artifact(tmp_path):
             - est.decision_function(X)
         )
     )
-    assert report.check.max_abs_decision_delta == pytest.approx(onnx_delta, rel=1e-6)
-    assert report.check.max_abs_decision_delta != pytest.approx(numpy_delta, rel=1e-3)
-    assert report.check.label_agreement >= 0.995
+    assert report.linear.check.max_abs_decision_delta == pytest.approx(onnx_delta, rel=1e-6)
+    assert report.linear.check.max_abs_decision_delta != pytest.approx(numpy_delta, rel=1e-3)
+    assert report.linear.check.label_agreement >= 0.995
 
 
 def test_compress_file_format_errors(tmp_path):
     X, y = load_diabetes(return_X_y=True)
     (tmp_path / "r.pkl").write_bytes(pickle.dumps(Ridge().fit(X, y)))
     with pytest.raises(InputError, match="format must be one of esb, onnx"):
-        compress_file(tmp_path / "r.pkl", tmp_path / "r.out", format="tflite")
+        compress_file(
+            CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.out", format="tflite")
+        )
     with pytest.raises(InputError, match="apply to ONNX output only"):
-        compress_file(tmp_path / "r.pkl", tmp_path / "r.esb", onnx_sparse=True)
+        compress_file(
+            CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.esb", onnx_sparse=True)
+        )
     with pytest.raises(InputError, match="opset 12 is not supported"):
-        compress_file(tmp_path / "r.pkl", tmp_path / "r.onnx", opset=12)
+        compress_file(
+            CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.onnx", opset=12)
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.pkl"]
+
+
+def test_options_are_frozen_validated_and_shared(tmp_path):
+    """One options object per job: validated on construction with the library's error texts,
+    frozen, and compress() takes it or its fields as keywords (the same model either way)."""
+    import dataclasses
+
+    from edgesparse.api import QuantizeOptions
+
+    opts = CompressOptions(source=tmp_path / "m.pkl", output=tmp_path / "m.esb")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.sparsity = 0.5  # type: ignore[misc]
+    with pytest.raises(InputError, match="columns must be one of auto, none, pow2"):
+        CompressOptions(source="m.pkl", output="m.esb", columns="pow3")
+    with pytest.raises(InputError, match="neighbours must be a whole number >= 1"):
+        CompressOptions(source="m.pkl", output="m.esb", neighbours=0)
+    with pytest.raises(InputError, match="quantize must be one of int8, float32, none, auto"):
+        CompressOptions(source="m.pkl", output="m.esb", quantize="int4")
+    X, y = load_diabetes(return_X_y=True)
+    est = Ridge().fit(X, y)
+    by_object = edgesparse.compress(est, options=QuantizeOptions(sparsity=0.5, quantize="none"))
+    by_keywords = edgesparse.compress(est, sparsity=0.5, quantize="none")
+    np.testing.assert_array_equal(by_object.to_dense(), by_keywords.to_dense())
+    with pytest.raises(TypeError, match="not both"):
+        edgesparse.compress(est, options=QuantizeOptions(), quantize="none")
+
+
+def test_one_report_type_keeps_the_json_of_each_kind(tmp_path):
+    """--json stays what it was: the same keys, in the same order, for a linear model."""
+    X, y = load_diabetes(return_X_y=True)
+    (tmp_path / "r.pkl").write_bytes(pickle.dumps(Ridge().fit(X, y)))
+    report = compress_file(CompressOptions(source=tmp_path / "r.pkl", output=tmp_path / "r.esb"))
+    assert report.knn is None and report.linear is not None
+    assert list(report.to_dict()) == [
+        "source", "source_bytes", "output", "output_bytes", "estimator", "shape",
+        "nnz_before", "nnz_after", "quantization", "passes", "check", "format",
+        "format_detail", "column_scaling", "estimate", "precision_note", "budget",
+        "sklearn_version", "sklearn_rules", "ratio", "sparsity_before", "sparsity_after",
+    ]  # fmt: skip
+    assert report.to_dict()["shape"] == [1, 10]
+    # ... and for a Surprise k-NN recommender (its details instead of the linear ones)
+    root = Path(__file__).resolve().parents[1] / "models"
+    knn = compress_file(
+        CompressOptions(
+            source=root / "knn_means.pkl",
+            output=tmp_path / "k.esb",
+            check_data=root / "knn_ratings.test.csv",
+        )
+    )
+    assert knn.linear is None and knn.knn is not None
+    assert list(knn.to_dict()) == [
+        "source", "source_bytes", "output", "output_bytes", "estimator", "n_users", "n_items",
+        "n_ratings", "k", "sims_before", "sims_after", "sim_dtype", "check_rows",
+        "rmse_before", "rmse_after", "mae_before", "mae_after", "max_abs_delta", "format",
+        "surprise_version", "surprise_rules", "ratio",
+    ]  # fmt: skip

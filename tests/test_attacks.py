@@ -45,7 +45,7 @@ CHILD = textwrap.dedent(
     # -- warm up: everything the allow-list names, and one legitimate load per compressor ----
     import joblib, numpy as np
     from sklearn.linear_model import LogisticRegression
-    from edgesparse.api import compress_file
+    from edgesparse.pipeline import CompressOptions, compress_file
     from edgesparse.loader import ALLOWED_GLOBALS
     for module, _ in sorted(ALLOWED_GLOBALS):
         try:
@@ -56,14 +56,15 @@ CHILD = textwrap.dedent(
     est = LogisticRegression().fit(np.eye(3), [0, 1, 2])
     for i, c in enumerate([0, 3, ("gzip", 3), ("bz2", 3), ("lzma", 3), ("xz", 3)]):
         joblib.dump(est, f"{outputs}/warm{i}.joblib", compress=c)
-        compress_file(f"{outputs}/warm{i}.joblib", f"{outputs}/warm{i}.esb")
+        warm = f"{outputs}/warm{i}"
+        compress_file(CompressOptions(source=f"{warm}.joblib", output=f"{warm}.esb"))
         os.unlink(f"{outputs}/warm{i}.esb")
         os.unlink(f"{outputs}/warm{i}.joblib")
     import pickle
     for protocol in range(2, 6):
         with open(f"{outputs}/warm.pkl", "wb") as fh:
             pickle.dump(est, fh, protocol=protocol)
-        compress_file(f"{outputs}/warm.pkl", f"{outputs}/warm.esb")
+        compress_file(CompressOptions(source=f"{outputs}/warm.pkl", output=f"{outputs}/warm.esb"))
         os.unlink(f"{outputs}/warm.esb")
     os.unlink(f"{outputs}/warm.pkl")
 
@@ -99,7 +100,7 @@ CHILD = textwrap.dedent(
         t0 = time.perf_counter()
         signal.alarm(20)
         try:
-            compress_file(os.path.join(fixtures, entry["file"]), out)
+            compress_file(CompressOptions(source=os.path.join(fixtures, entry["file"]), output=out))
             error, message = None, "loaded and compressed without an error"
         except BaseException as exc:
             error, message = type(exc).__name__, str(exc)

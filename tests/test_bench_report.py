@@ -625,9 +625,9 @@ def test_cli_report_missing_file(tmp_path):
 
 def terminal_table(results: dict) -> tuple[list[str], list[dict[str, str]], str]:
     """(headers, rows as {header: cell}, legend) of the summary `edgesparse bench` prints."""
-    from edgesparse.cli import _bench_table
+    from edgesparse.summary import bench_table
 
-    lines = _bench_table(results).splitlines()
+    lines = bench_table(results).splitlines()
     headers = re.split(r"\s{2,}", lines[0].strip())
     n = len(results["results"])
     rows = [

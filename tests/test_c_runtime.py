@@ -35,7 +35,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from edgesparse.api import compress, compress_file
+from edgesparse.api import compress
 from edgesparse.cli import cli
 from edgesparse.errors import FormatError
 from edgesparse.export_c import c_runtime_dir, export_c, write_rows
@@ -43,6 +43,7 @@ from edgesparse.formats import esb
 from edgesparse.frontends import to_linear_ir as to_ir
 from edgesparse.ir import LinearIR, from_dense
 from edgesparse.passes.quantize import quantize_int8, raise_rows
+from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import Model
 from tests.conftest import require_tool
 from tests.test_esb_malformed import CASES, KIND, build, exceptions, reseal, split
@@ -191,7 +192,7 @@ def test_bundled_models_match_numpy_runtime(name: str, driver: list[str], tmp_pa
     dense, csr = rows_files(tmp_path, X)
     for variant, opts in VARIANTS.items():
         blob = tmp_path / f"{name}-{variant}.esb"
-        compress_file(ROOT / "models" / f"{name}.pkl", blob, **opts)
+        compress_file(CompressOptions(source=ROOT / "models" / f"{name}.pkl", output=blob, **opts))
         model = Model(esb.read(blob))
         for rows in (dense, csr):
             for mode in MODES:
@@ -463,11 +464,19 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
     be forced (esb_use_layout) in its own bytes, and all compute the same predictions."""
     digits_pkl = ROOT / "models" / "digits_pipeline.pkl"
     blobs = {name: tmp_path / f"{name}.esb" for name in ("digits", "digits-e0", "digits64")}
-    compress_file(digits_pkl, blobs["digits"], quantize="int8")
-    compress_file(digits_pkl, blobs["digits-e0"], columns="none", quantize="int8")
-    compress_file(digits_pkl, blobs["digits64"], quantize="none")
+    compress_file(CompressOptions(source=digits_pkl, output=blobs["digits"], quantize="int8"))
+    compress_file(
+        CompressOptions(
+            source=digits_pkl, output=blobs["digits-e0"], columns="none", quantize="int8"
+        )
+    )
+    compress_file(CompressOptions(source=digits_pkl, output=blobs["digits64"], quantize="none"))
     blobs["diabetes"] = tmp_path / "diabetes.esb"
-    compress_file(ROOT / "models" / "diabetes_ridge.pkl", blobs["diabetes"], quantize="int8")
+    compress_file(
+        CompressOptions(
+            source=ROOT / "models" / "diabetes_ridge.pkl", output=blobs["diabetes"], quantize="int8"
+        )
+    )
     for name, dtype in (("wide", "int8"), ("wide-e", "int8-pow2")):
         blobs[name] = tmp_path / f"{name}.esb"
         esb.write(_wide_ir(n_out=70, dtype=dtype), blobs[name], columns="eliasfano")
@@ -1016,7 +1025,11 @@ def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: P
         blobs.append((tmp_path / f"w{i}.esb", _wide_rows(8)))
         esb.write(_wide_ir(n_out=n_out, dtype=dtype), blobs[-1][0], columns="eliasfano")
     digits = tmp_path / "digits.esb"
-    compress_file(ROOT / "models" / "digits_pipeline.pkl", digits, quantize="int8")
+    compress_file(
+        CompressOptions(
+            source=ROOT / "models" / "digits_pipeline.pkl", output=digits, quantize="int8"
+        )
+    )
     blobs.append((digits, np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:20]))
     blobs.append((tmp_path / "pow2.esb", _synthetic_rows()))
     esb.write(SYNTHETIC["logistic-binary-int8-pow2"], blobs[-1][0], columns="varint")
@@ -1124,7 +1137,9 @@ def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> 
         esb.write(SYNTHETIC[case], blob)
         X = _synthetic_rows()
     else:
-        compress_file(ROOT / "models" / f"{case}.pkl", blob, quantize="int8")
+        compress_file(
+            CompressOptions(source=ROOT / "models" / f"{case}.pkl", output=blob, quantize="int8")
+        )
         X = np.load(ROOT / "models" / f"{case}.test.npz")["X"]
     model = Model(esb.read(blob))
     out = tmp_path / "out"
@@ -1148,7 +1163,11 @@ def digits_main(tmp_path_factory) -> tuple[Path, Model, np.ndarray]:
     """The export-c program of digits_pipeline (64 features), its numpy model and test rows."""
     root = tmp_path_factory.mktemp("digits-main")
     blob = root / "m.esb"
-    compress_file(ROOT / "models" / "digits_pipeline.pkl", blob, quantize="int8")
+    compress_file(
+        CompressOptions(
+            source=ROOT / "models" / "digits_pipeline.pkl", output=blob, quantize="int8"
+        )
+    )
     export_c(blob, root / "out", name="model")
     exe = _build_export(root / "out")
     return exe, Model(esb.read(blob)), np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"]
@@ -1261,7 +1280,9 @@ def test_export_c_input_parsing_clean_under_sanitizers(digits_main, tmp_path: Pa
 
 def test_export_c_cli_and_errors(tmp_path: Path) -> None:
     blob = tmp_path / "iris.esb"
-    compress_file(ROOT / "models" / "iris_l2_logreg.pkl", blob, quantize="int8")
+    compress_file(
+        CompressOptions(source=ROOT / "models" / "iris_l2_logreg.pkl", output=blob, quantize="int8")
+    )
     runner = CliRunner()
     res = runner.invoke(cli, ["export-c", str(blob), "-o", str(tmp_path / "c"), "--name", "iris"])
     assert res.exit_code == 0, res.output
@@ -1303,7 +1324,11 @@ def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> 
     require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
     blob = tmp_path / "m.esb"
     if case == "digits":
-        compress_file(ROOT / "models" / "digits_pipeline.pkl", blob, quantize="int8")
+        compress_file(
+            CompressOptions(
+                source=ROOT / "models" / "digits_pipeline.pkl", output=blob, quantize="int8"
+            )
+        )
         expected = "dense"
     elif case == "raised-wine":  # dense, with one int16 row
         _write_raised("wine-pipeline", "pow2", blob)

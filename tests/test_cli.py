@@ -332,15 +332,15 @@ def test_corrupt_onnx_files(iris, tmp_path, content):
 
 def test_compress_progress_on_a_terminal_only(iris, tmp_path, monkeypatch, capfd):
     from edgesparse import cli as cli_module
-    from edgesparse.api import compress_file
+    from edgesparse.pipeline import CompressOptions, compress_file
 
     d, _, _, _ = iris
     # the library reports its steps to a callback, and prints nothing itself
     calls: list[tuple[str, int, int]] = []
     compress_file(
-        d / "model.pkl",
-        tmp_path / "m.onnx",
-        check_data=d / "check.npz",
+        CompressOptions(
+            source=d / "model.pkl", output=tmp_path / "m.onnx", check_data=d / "check.npz"
+        ),
         progress=lambda *a: calls.append(a),
     )
     assert calls == [
@@ -350,7 +350,7 @@ def test_compress_progress_on_a_terminal_only(iris, tmp_path, monkeypatch, capfd
         ("checking against the original on check.npz", 3, 5),
         (f"writing {tmp_path / 'm.onnx'}", 4, 5),
     ]
-    compress_file(d / "model.pkl", tmp_path / "m2.esb")
+    compress_file(CompressOptions(source=d / "model.pkl", output=tmp_path / "m2.esb"))
     assert capfd.readouterr() == ("", "")
     # the CLI passes a callback only when stderr is a terminal
     quiet = run("compress", d / "model.pkl", "-o", tmp_path / "q.esb")

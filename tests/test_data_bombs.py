@@ -142,7 +142,7 @@ def test_cap_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_pairs_file_shares_the_text_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgesparse.frontend_knn import read_pairs
+    from edgesparse.data import read_pairs
 
     pairs = tmp_path / "pairs.csv"
     pairs.write_text("u1,i1\n" * 40)

@@ -893,7 +893,7 @@ def test_all_zero_sparsified_regressor_compresses_like_the_dense_one(tmp_path) -
     # np.bincount of an empty weights array is int64; the weights must still be float64.
     import joblib
 
-    from edgesparse.api import compress_file
+    from edgesparse.pipeline import CompressOptions, compress_file
 
     X, y = np.arange(12.0).reshape(4, 3), np.arange(4.0)
     dense = lm.SGDRegressor(max_iter=5, tol=None).fit(X, y)
@@ -905,5 +905,5 @@ def test_all_zero_sparsified_regressor_compresses_like_the_dense_one(tmp_path) -
     assert b.values.dtype == np.float64 and a.nnz == b.nnz == 0
     np.testing.assert_array_equal(a.bias, b.bias)
     joblib.dump(sparse, tmp_path / "m.joblib")
-    compress_file(tmp_path / "m.joblib", tmp_path / "m.esb")
+    compress_file(CompressOptions(source=tmp_path / "m.joblib", output=tmp_path / "m.esb"))
     assert (tmp_path / "m.esb").stat().st_size > 0

@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 import edgesparse
-from edgesparse.api import compress_file
 from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
 from edgesparse.bench.results import validate_results
 from edgesparse.bench.targets import Launch, get_target
 from edgesparse.errors import ToolMissingError
 from edgesparse.loader import load_model
+from edgesparse.pipeline import CompressOptions, compress_file
 from tests.conftest import require_tool
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -36,14 +36,14 @@ DATA = MODELS / "digits_pipeline.test.npz"
 @pytest.fixture(scope="module")
 def esb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("harness") / "digits.esb"
-    compress_file(PKL, out, quantize="int8")
+    compress_file(CompressOptions(source=PKL, output=out, quantize="int8"))
     return out
 
 
 @pytest.fixture(scope="module")
 def onnx(esb: Path) -> Path:
     out = esb.with_suffix(".onnx")
-    compress_file(PKL, out, quantize="int8")
+    compress_file(CompressOptions(source=PKL, output=out, quantize="int8"))
     return out
 
 

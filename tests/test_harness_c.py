@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner
 
 import edgesparse
-from edgesparse.api import compress_file
 from edgesparse.bench import engine_c, harness
 from edgesparse.bench import targets as targets_mod
 from edgesparse.bench.report import render_markdown
@@ -24,6 +23,7 @@ from edgesparse.bench.results import validate_results
 from edgesparse.cli import cli
 from edgesparse.errors import InputError
 from edgesparse.loader import load_model
+from edgesparse.pipeline import CompressOptions, compress_file
 from tests.conftest import require_tool
 from tests.test_harness import (
     DATA,
@@ -37,7 +37,7 @@ from tests.test_harness import (
 @pytest.fixture(scope="module")
 def esb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("harness_c") / "digits.esb"
-    compress_file(PKL, out, quantize="int8")
+    compress_file(CompressOptions(source=PKL, output=out, quantize="int8"))
     return out
 
 
@@ -131,7 +131,7 @@ def test_c_regressor_matches_numpy_runtime(tmp_path: Path) -> None:
     _require_cc()
     pkl, data = MODELS / "diabetes_ridge.pkl", MODELS / "diabetes_ridge.test.npz"
     blob = tmp_path / "ridge.esb"
-    compress_file(pkl, blob, quantize="int8")
+    compress_file(CompressOptions(source=pkl, output=blob, quantize="int8"))
     d = np.load(data)
     ours = edgesparse.load(blob).predict(d["X"])
     sk = load_model(pkl).predict(d["X"])

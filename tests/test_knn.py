@@ -21,14 +21,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgesparse.api import compress_file
+from edgesparse.api import compress_knn
 from edgesparse.cli import cli
+from edgesparse.data import read_pairs
 from edgesparse.errors import InputError, ModelFileError, UnsafeModelError, UnsupportedModelError
 from edgesparse.formats import esb, esb_knn
-from edgesparse.frontend_knn import compress_knn, read_pairs
 from edgesparse.frontends.surprise import from_surprise
 from edgesparse.loader import load_model
 from edgesparse.passes.knn import prune_top_k
+from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import KnnModel, load
 from tests.conftest import require_tool
 
@@ -322,20 +323,28 @@ def test_compress_file_and_load(data, tmp_path: Path) -> None:
     csv.write_text(
         "".join(f"{u},{i},{r}\n" for (u, i), r in zip(data["pairs"], data["truth"], strict=True))
     )
-    report = compress_file(src, tmp_path / "knn.esb", check_data=csv, neighbours="all")
-    assert report.sims_after == report.sims_before and report.sim_dtype == "uint8"
+    report = compress_file(
+        CompressOptions(source=src, output=tmp_path / "knn.esb", check_data=csv, neighbours="all")
+    )
+    assert report.knn.sims_after == report.knn.sims_before and report.knn.sim_dtype == "uint8"
     assert report.output_bytes < report.source_bytes / 4
-    assert abs(report.rmse_after / report.rmse_before - 1) < 0.005
+    assert abs(report.knn.rmse_after / report.knn.rmse_before - 1) < 0.005
     ref, _ = _surprise_predictions(algo, data["pairs"])
-    assert report.rmse_before == pytest.approx(_rmse(ref, data["truth"]), abs=1e-9)
+    assert report.knn.rmse_before == pytest.approx(_rmse(ref, data["truth"]), abs=1e-9)
     model = load(tmp_path / "knn.esb")
     assert isinstance(model, KnnModel) and "zscore" in repr(model)
     with pytest.raises(InputError, match=r"compresses to \.esb with --neighbours and --quantize"):
-        compress_file(src, tmp_path / "x.esb", sparsity=0.5)
+        compress_file(CompressOptions(source=src, output=tmp_path / "x.esb", sparsity=0.5))
     with pytest.raises(InputError, match="--refit"):
-        compress_file(src, tmp_path / "x.esb", refit=True)
+        compress_file(CompressOptions(source=src, output=tmp_path / "x.esb", refit=True))
     with pytest.raises(InputError, match="Surprise k-NN models only"):
-        compress_file(ROOT / "models" / "iris_l1_logreg.pkl", tmp_path / "x.esb", neighbours=3)
+        compress_file(
+            CompressOptions(
+                source=ROOT / "models" / "iris_l1_logreg.pkl",
+                output=tmp_path / "x.esb",
+                neighbours=3,
+            )
+        )
     assert not (tmp_path / "x.esb").exists()
 
 

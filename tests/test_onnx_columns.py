@@ -27,8 +27,8 @@ from sklearn.preprocessing import StandardScaler
 import edgesparse
 from edgesparse.formats import onnx as eo
 from edgesparse.ir import LinearIR
-from edgesparse.report import key_values
 from edgesparse.runtime import Model, OnnxModel, loads
+from edgesparse.summary import key_values
 from tests.test_onnx import checked, plain_session
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import edgesparse
-from edgesparse.api import compress_file
 from edgesparse.bench import probe
 from edgesparse.loader import load_model
+from edgesparse.pipeline import CompressOptions, compress_file
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 PKL = MODELS / "digits_pipeline.pkl"
@@ -29,7 +29,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     esb = d / "digits.esb"
     # Pruned a little, so that the oracle has something to find (int8 alone, with the scaler's
     # statistics, now agrees with scikit-learn on all 450 rows).
-    compress_file(PKL, esb, sparsity=0.3)
+    compress_file(CompressOptions(source=PKL, output=esb, sparsity=0.3))
     data = np.load(DATA)
     np.save(d / "ref.npy", load_model(PKL).predict(data["X"]))
     np.save(d / "y.npy", data["y"])

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgesparse.api import compress_file
 from edgesparse.formats import esb
 from edgesparse.loader import load_model
+from edgesparse.pipeline import CompressOptions, compress_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "models" / "digits_pipeline.pkl"
@@ -20,23 +20,25 @@ IRIS = ROOT / "models" / "iris_l2_logreg.pkl"
 def test_probe_below_the_bar_raises_only_some_rows(tmp_path: Path) -> None:
     # Digits' StandardScaler statistics give probe rows on which int8 agrees on ~99.3%: the
     # default will not stand behind that and raises the rows int8 serves worst to int16.
-    report = compress_file(DIGITS, tmp_path / "d.esb")
-    assert report.quantization == "int8/int16-per-row"
-    assert report.precision_note is not None
-    assert "below the 99.9% (probe rows) bar" in report.precision_note
-    assert "rows raised to int16" in report.precision_note
-    assert "--check-data decides on your own rows" in report.precision_note
-    assert report.estimate is not None and report.estimate["basis"] == "probe"
-    assert report.estimate["meets_default_bar"]
+    report = compress_file(CompressOptions(source=DIGITS, output=tmp_path / "d.esb"))
+    assert report.linear.quantization == "int8/int16-per-row"
+    assert report.linear.precision_note is not None
+    assert "below the 99.9% (probe rows) bar" in report.linear.precision_note
+    assert "rows raised to int16" in report.linear.precision_note
+    assert "--check-data decides on your own rows" in report.linear.precision_note
+    assert report.linear.estimate is not None and report.linear.estimate["basis"] == "probe"
+    assert report.linear.estimate["meets_default_bar"]
     ir = esb.read(tmp_path / "d.esb")
     assert 0 < ir.wide_rows.sum() < ir.n_outputs
-    assert f"{int(ir.wide_rows.sum())} of 10 rows raised to int16" in report.precision_note
+    assert f"{int(ir.wide_rows.sum())} of 10 rows raised to int16" in report.linear.precision_note
     X = np.load(DIGITS_TEST)["X"]
     from edgesparse.runtime.model import Model
 
     np.testing.assert_array_equal(Model(ir).predict(X), load_model(DIGITS).predict(X))
     # Cheaper than float32 weights: one byte more per weight of a raised row only.
-    f32 = compress_file(DIGITS, tmp_path / "f.esb", quantize="float32")
+    f32 = compress_file(
+        CompressOptions(source=DIGITS, output=tmp_path / "f.esb", quantize="float32")
+    )
     assert report.output_bytes < f32.output_bytes
 
 
@@ -74,24 +76,30 @@ def test_rows_on_the_boundary_need_float32() -> None:
 
 def test_user_rows_decide(tmp_path: Path) -> None:
     # On its own 450 held-out rows int8 keeps every label: int8 is written.
-    report = compress_file(DIGITS, tmp_path / "d.esb", check_data=DIGITS_TEST)
-    assert report.quantization == "int8-per-row"
-    assert report.precision_note is None
-    assert report.estimate is not None and report.estimate["basis"] == "data"
-    assert report.check is not None and report.check.label_agreement >= 0.995
+    report = compress_file(
+        CompressOptions(source=DIGITS, output=tmp_path / "d.esb", check_data=DIGITS_TEST)
+    )
+    assert report.linear.quantization == "int8-per-row"
+    assert report.linear.precision_note is None
+    assert report.linear.estimate is not None and report.linear.estimate["basis"] == "data"
+    assert report.linear.check is not None and report.linear.check.label_agreement >= 0.995
 
 
 def test_explicit_int8_stays_int8_with_a_note(tmp_path: Path) -> None:
-    report = compress_file(DIGITS, tmp_path / "d.esb", quantize="int8")
-    assert report.quantization == "int8-per-row"
-    assert report.precision_note is not None and "kept as asked" in report.precision_note
+    report = compress_file(
+        CompressOptions(source=DIGITS, output=tmp_path / "d.esb", quantize="int8")
+    )
+    assert report.linear.quantization == "int8-per-row"
+    assert (
+        report.linear.precision_note is not None and "kept as asked" in report.linear.precision_note
+    )
 
 
 def test_no_statistics_no_estimate(tmp_path: Path) -> None:
     # A model without a scaler carries nothing to draw probes from: int8, fidelity unknown.
-    report = compress_file(IRIS, tmp_path / "i.esb")
-    assert report.quantization == "int8-per-row"
-    assert report.estimate is None and report.precision_note is None
+    report = compress_file(CompressOptions(source=IRIS, output=tmp_path / "i.esb"))
+    assert report.linear.quantization == "int8-per-row"
+    assert report.linear.estimate is None and report.linear.precision_note is None
 
 
 def test_cli_summary_says_what_the_default_did(tmp_path: Path) -> None:

@@ -133,14 +133,19 @@ def test_summary_names_the_release_and_its_rules(tmp_path):
 
 
 def test_report_fields_and_why_todays_sklearn_is_not_the_oracle(tmp_path):
-    from edgesparse.api import compress_file
+    from edgesparse.pipeline import CompressOptions, compress_file
 
     model = WILD / "1.3.2" / "logreg_ovr.pkl"
     check = _iris_check(tmp_path, "1.3.2", "logreg_ovr")
-    report = compress_file(model, tmp_path / "m.esb", quantize="none", check_data=check)
-    assert report.sklearn_version == "1.3.2"
-    assert report.sklearn_rules is not None and "multi_class='ovr'" in report.sklearn_rules
-    assert report.check is not None and report.check.max_abs_proba_delta < 1e-9
+    report = compress_file(
+        CompressOptions(source=model, output=tmp_path / "m.esb", quantize="none", check_data=check)
+    )
+    assert report.linear.sklearn_version == "1.3.2"
+    assert (
+        report.linear.sklearn_rules is not None
+        and "multi_class='ovr'" in report.linear.sklearn_rules
+    )
+    assert report.linear.check is not None and report.linear.check.max_abs_proba_delta < 1e-9
     # What the issue saw: today's scikit-learn computes this model's predict_proba with
     # softmax, far from what it gave its owner.
     X = _outputs("1.3.2")["X.iris"]
@@ -156,13 +161,13 @@ def test_model_fitted_here_names_the_installed_release(tmp_path):
     import sklearn
     from sklearn.linear_model import LogisticRegression
 
-    from edgesparse.api import compress_file
+    from edgesparse.pipeline import CompressOptions, compress_file
 
     X, y = _outputs("1.3.2")["X.iris"], _outputs("1.3.2")["logreg_ovr.predict"]
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(LogisticRegression(max_iter=500).fit(X, y)))
-    report = compress_file(tmp_path / "m.pkl", tmp_path / "m.esb")
-    assert report.sklearn_version == sklearn.__version__
-    assert report.sklearn_rules == f"read by the rules of scikit-learn {sklearn.__version__}"
+    report = compress_file(CompressOptions(source=tmp_path / "m.pkl", output=tmp_path / "m.esb"))
+    assert report.linear.sklearn_version == sklearn.__version__
+    assert report.linear.sklearn_rules == f"read by the rules of scikit-learn {sklearn.__version__}"
 
 
 def test_version_without_known_rules_is_refused(tmp_path):

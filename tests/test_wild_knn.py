@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from edgesparse.api import compress_knn
 from edgesparse.errors import UnsupportedModelError
 from edgesparse.formats import esb_knn
-from edgesparse.frontend_knn import compress_knn
 from edgesparse.frontends.surprise import from_surprise
 from edgesparse.loader import load_model
 from edgesparse.runtime import KnnModel

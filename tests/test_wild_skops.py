@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from sklearn.exceptions import InconsistentVersionWarning
 
-from edgesparse.api import compress, compress_file
+from edgesparse.api import compress
 from edgesparse.loader import load_model
+from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime.model import Model
 from tests.conftest import require_tool
 
@@ -86,7 +87,9 @@ def test_skops_file_gives_its_own_outputs(release, name):
 def test_summary_names_the_release_that_wrote_the_skops_file(tmp_path):
     release = RELEASES[0]
     sklearn_version = _manifest(release)["sklearn"]
-    report = compress_file(SKOPS / release / "logreg_ovr.skops", tmp_path / "m.esb")
-    assert report.sklearn_version == sklearn_version
-    assert report.sklearn_rules is not None
-    assert "multi_class='ovr'" in report.sklearn_rules
+    report = compress_file(
+        CompressOptions(source=SKOPS / release / "logreg_ovr.skops", output=tmp_path / "m.esb")
+    )
+    assert report.linear.sklearn_version == sklearn_version
+    assert report.linear.sklearn_rules is not None
+    assert "multi_class='ovr'" in report.linear.sklearn_rules

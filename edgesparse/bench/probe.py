@@ -251,9 +251,9 @@ def load_artifact(engine: str, path: str, threads: int) -> Any:
 def prepare_input(engine: str, X: Any) -> Any:
     """The input rows as ``engine`` takes them (scipy CSR for scikit-learn)."""
     if engine == "sklearn":
-        from edgesparse.api import _for_sklearn
+        from edgesparse.data import for_sklearn
 
-        return _for_sklearn(X)  # scikit-learn wants scipy CSR, not the numpy-only stand-in
+        return for_sklearn(X)  # scikit-learn wants scipy CSR, not the numpy-only stand-in
     return X
 
 

@@ -15,10 +15,10 @@ import numpy as np
 
 from edgesparse.errors import InputError
 from edgesparse.ir.knn import KnnIR
+from edgesparse.passes.quantize import QUANTIZE_CHOICES
 
 __all__ = ["QUANTIZE_CHOICES", "prune_top_k", "prune_unused", "quantize_sims"]
 
-QUANTIZE_CHOICES = ("int8", "float32", "none")
 """What ``--quantize`` accepts (``auto``, for linear models only, aside)."""
 
 

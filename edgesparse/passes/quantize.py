@@ -84,6 +84,10 @@ from edgesparse.errors import InputError, IRError
 from edgesparse.ir import EXPONENT_RANGE, INT16_MAX, LinearIR
 from edgesparse.passes.prune import select
 
+QUANTIZE_CHOICES = ("int8", "float32", "none")
+"""Storage a caller may ask for, for every model kind (None: the safe default of
+:mod:`edgesparse.passes.precision`; ``"auto"``: the accuracy budget only)."""
+
 GRANULARITIES = ("row", "tensor")
 OUTLIER_SHARE = 0.05
 """With input statistics, at most this share of the used columns lift off their scale's

@@ -1,0 +1,211 @@
+"""What ``edgesparse compress`` (and :func:`edgesparse.pipeline.compress_file`) is asked to do:
+one frozen :class:`CompressOptions`, and every rule about which options go together."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from edgesparse.api import (
+    QUANTIZE_CHOICES,
+    BudgetOptions,
+    QuantizeOptions,
+    check_columns,
+    check_neighbours,
+)
+from edgesparse.errors import InputError
+
+__all__ = ["FORMATS", "CompressOptions"]
+
+FORMATS = ("esb", "onnx")
+"""Output formats: the compact ``.esb`` blob, or a standard-op ONNX graph."""
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompressOptions:
+    """Everything ``compress_file`` needs: one field per option of ``edgesparse compress``.
+
+    The choices are checked on construction; which options go together is checked by the
+    ``check_*`` methods, each called by :func:`compress_file` once it knows what it needs to
+    (the output path, the model kind), so every combination is decided in this class.
+
+    Attributes:
+        source: the model file (loaded through the allow-list loader).
+        output: the file to write; its suffix (``.esb``/``.onnx``) gives the format unless
+            ``format`` does.
+        format: one of :data:`FORMATS`, or None (the suffix of ``output``).
+        sparsity, threshold, prune_scope, quantize, granularity, columns: as
+            :class:`edgesparse.api.QuantizeOptions` (``quantize`` may also be ``"auto"`` with
+            a budget); for a k-NN recommender ``quantize`` (int8 by default) is the
+            similarities' storage.
+        check_data: rows to check the written model against the original on (for a k-NN
+            recommender a CSV of ``user,item,rating``).
+        opset, onnx_sparse, onnx_int8: ONNX output only (see
+            :func:`edgesparse.formats.onnx.encode`): the opset, weights as a COO sparse
+            tensor, ``"dequantize"`` (default) or ``"matmulinteger"`` for int8 weights.
+        neighbours: k-NN only: similarities kept per row (a count >= 1, ``"all"`` or
+            ``"exact"``; see :func:`edgesparse.api.compress_knn`).
+        calibration: accuracy-aware: a ``.npz`` with ``X`` and ``y`` (CSR parts allowed) or a
+            CSV with the label last (``y`` may be left out for ``max_agreement_loss`` alone).
+        max_accuracy_drop, max_agreement_loss, max_r2_drop, confidence, refit, holdout,
+            seed: the budget and the search (as :class:`edgesparse.api.BudgetOptions`).
+        force: write the unpruned model when not even it can be certified.
+        report: a JSON file for the accuracy-aware search's report (written after the model).
+    """
+
+    source: PathLike
+    output: PathLike
+    format: str | None = None
+    sparsity: float = 0.0
+    threshold: float | None = None
+    prune_scope: str = "global"
+    quantize: str | None = None
+    granularity: str = "row"
+    columns: str = "auto"
+    check_data: PathLike | None = None
+    opset: int | None = None
+    onnx_sparse: bool = False
+    onnx_int8: str | None = None
+    neighbours: int | str | None = None
+    calibration: PathLike | None = None
+    max_accuracy_drop: float | None = None
+    max_agreement_loss: float | None = None
+    max_r2_drop: float | None = None
+    confidence: float = 0.95
+    refit: bool = False
+    holdout: float = 0.7
+    seed: int = 0
+    force: bool = False
+    report: PathLike | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantize is not None and self.quantize not in (*QUANTIZE_CHOICES, "auto"):
+            choices = ", ".join((*QUANTIZE_CHOICES, "auto"))
+            raise InputError(f"quantize must be one of {choices}, not {self.quantize!r}")
+        check_columns(self.columns)
+        check_neighbours(self.neighbours)
+
+    @property
+    def limits(self) -> tuple[float | None, float | None, float | None]:
+        """(max_accuracy_drop, max_agreement_loss, max_r2_drop)."""
+        return (self.max_accuracy_drop, self.max_agreement_loss, self.max_r2_drop)
+
+    @property
+    def budgeted(self) -> bool:
+        """Accuracy-aware compression: a calibration file, a budget or ``refit``."""
+        return self.calibration is not None or any(v is not None for v in self.limits) or self.refit
+
+    def quantize_options(self) -> QuantizeOptions:
+        """The pruning and storage of plain (not accuracy-aware) compression."""
+        return QuantizeOptions(
+            sparsity=self.sparsity,
+            threshold=self.threshold,
+            prune_scope=self.prune_scope,
+            quantize=self.quantize,
+            granularity=self.granularity,
+            columns=self.columns,
+        )
+
+    def budget_options(self) -> BudgetOptions:
+        """The accuracy-aware search's options (int8 unless ``quantize`` says otherwise)."""
+        return BudgetOptions(
+            max_accuracy_drop=self.max_accuracy_drop,
+            max_agreement_loss=self.max_agreement_loss,
+            max_r2_drop=self.max_r2_drop,
+            quantize=self.quantize or "int8",
+            granularity=self.granularity,
+            refit=self.refit,
+            holdout=self.holdout,
+            seed=self.seed,
+            confidence=self.confidence,
+        )
+
+    def output_format(self) -> str:
+        """The format to write (``format``, or the suffix of ``output``), after checking
+        that ``output`` is not a folder and that the two agree."""
+        out, format = Path(self.output), self.format
+        if out.is_dir():
+            raise InputError(
+                f"output {out} is a directory; give a file name, e.g. -o "
+                f"{out / ('model.' + (format or 'esb'))}"
+            )
+        suffix = out.suffix.lower().lstrip(".")
+        if format is None:
+            if suffix not in FORMATS:
+                raise InputError(
+                    f"cannot write {out.name!r}: unknown output format "
+                    f"{out.suffix or '(no suffix)'!r}; use one of: "
+                    f"{', '.join('.' + f for f in FORMATS)} (or give the format explicitly)"
+                )
+            return suffix
+        if format not in FORMATS:
+            raise InputError(f"format must be one of {', '.join(FORMATS)}, not {format!r}")
+        if suffix in FORMATS and suffix != format:
+            raise InputError(f"output {out.name!r} ends in .{suffix} but the format is {format}")
+        return format
+
+    def check_output(self, fmt: str) -> None:
+        """ONNX options only with ONNX output; never overwrite the input model."""
+        if fmt != "onnx" and (self.opset is not None or self.onnx_sparse or self.onnx_int8):
+            raise InputError(
+                "opset, onnx_sparse and onnx_int8 (--opset, --onnx-sparse, --onnx-int8) apply "
+                "to ONNX output only: use --format onnx or an output name ending in .onnx"
+            )
+        out, src = Path(self.output), Path(self.source)
+        if out.resolve() == src.resolve():
+            raise InputError(f"output {out} would overwrite the input model; choose another path")
+
+    def check_knn(self, fmt: str) -> None:
+        """A Surprise k-NN recommender takes ``.esb`` output, ``neighbours`` and ``quantize``
+        (and ``check_data``) only."""
+        src, out = Path(self.source), Path(self.output)
+        if fmt != "esb":
+            asked = f"--format {self.format}" if self.format is not None else f"-o {out.name}"
+            raise InputError(
+                f"{src} is a Surprise k-NN recommender, which compresses to .esb only, not "
+                f"{fmt.upper()} (asked for by {asked}); use -o {out.stem}.esb"
+            )
+        linear = {
+            "sparsity": self.sparsity != 0.0,
+            "threshold": self.threshold is not None,
+            "prune-scope": self.prune_scope != "global",
+            "granularity": self.granularity != "row",
+            "calibration": self.calibration is not None,
+            "max-*-drop/loss": any(v is not None for v in self.limits),
+            "refit": self.refit,
+            "force": self.force,
+            "report": self.report is not None,
+        }
+        if any(linear.values()):
+            raise InputError(
+                f"{src} is a Surprise k-NN recommender: it compresses to .esb with "
+                "--neighbours and --quantize only (not "
+                f"{', '.join('--' + n for n, used in linear.items() if used)})"
+            )
+
+    def check_linear(self) -> None:
+        """A linear model: no k-NN options; a budget needs calibration data and chooses the
+        sparsity itself; ``quantize="auto"``, ``force`` and ``report`` need a budget."""
+        if self.neighbours is not None:
+            raise InputError("--neighbours applies to Surprise k-NN models only")
+        if not self.budgeted:
+            if self.quantize == "auto" or self.force or self.report is not None:
+                raise InputError(
+                    "--quantize auto, --force and --report belong to accuracy-aware "
+                    "compression: give --calibration DATA and a budget (e.g. "
+                    "--max-accuracy-drop 0.005)"
+                )
+            return
+        if self.calibration is None:
+            raise InputError(
+                "an accuracy budget (or --refit) needs calibration data: --calibration cal.npz "
+                "(X and y) or cal.csv (label in the last column)"
+            )
+        if self.sparsity or self.threshold is not None:
+            raise InputError(
+                "--sparsity/--threshold and an accuracy budget both choose the sparsity: "
+                "give one or the other"
+            )

@@ -1,0 +1,466 @@
+"""``compress_file``: one model file in, one compressed file out, for every model kind.
+
+Stages, each a function here: load (the allow-list loader) -> frontend (estimator to IR) ->
+passes (prune and quantize, or the accuracy-aware search; top-k and 8-bit similarities for a
+k-NN recommender) -> format (``.esb`` or ONNX bytes) -> check (the bytes that will be written,
+against the original on the user's rows) -> write (atomic). Nothing is written unless every
+stage before it succeeded. What to do is one frozen
+:class:`~edgesparse.options.CompressOptions` (one field per option of ``edgesparse compress``,
+every combination checked there); what was done is one :class:`CompressReport`, whatever the
+model kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from edgesparse import frontends
+from edgesparse.api import (
+    CheckResult,
+    check_fidelity,
+    compress_knn,
+    compress_quantized,
+    compress_to_budget,
+)
+from edgesparse.data import Dataset, load_dataset, read_pairs
+from edgesparse.errors import InputError
+from edgesparse.fileio import atomic_write_bytes
+from edgesparse.frontends.surprise import is_surprise_knn
+from edgesparse.ir import KnnIR, LinearIR
+from edgesparse.loader import load_model
+from edgesparse.options import FORMATS, CompressOptions, PathLike
+from edgesparse.passes.fidelity import Fidelity
+from edgesparse.runtime.model import Model
+
+__all__ = [
+    "FORMATS",
+    "CompressOptions",
+    "CompressReport",
+    "KnnDetails",
+    "LinearDetails",
+    "Progress",
+    "compress_file",
+]
+
+Progress = Callable[[str, int, int], None]
+"""``progress(message, done, total)``: called before each step, ``done`` steps finished."""
+
+
+# ----------------------------------------------------------------------------------------
+# What was done
+# ----------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LinearDetails:
+    """What compressing a linear model did: weights, storage, fidelity, the budget search."""
+
+    shape: tuple[int, int]
+    nnz_before: int
+    nnz_after: int
+    quantization: str
+    passes: str
+    check: CheckResult | None
+    format_detail: str = ""
+    column_scaling: str = "none"
+    estimate: dict[str, Any] | None = None
+    """The default's int8 fidelity, measured on the check rows or probe rows."""
+    precision_note: str | None = None
+    budget: dict[str, Any] | None = None
+    """The accuracy-aware search's report (see :mod:`edgesparse.passes.budget_report`)."""
+    sklearn_version: str | None = None
+    """The scikit-learn release that wrote the model (None for non-scikit-learn models)."""
+    sklearn_rules: str | None = None
+    """By which release's rules edgesparse read it, and what those rules changed."""
+
+    FORMAT_BEFORE: ClassVar[str] = "format_detail"
+    """Where ``format`` goes among these fields in :meth:`CompressReport.to_dict`."""
+
+    @property
+    def sparsity_before(self) -> float:
+        """Fraction of zero weights in the original model."""
+        return 1.0 - self.nnz_before / (self.shape[0] * self.shape[1])
+
+    @property
+    def sparsity_after(self) -> float:
+        """Fraction of zero weights in the compressed model."""
+        return 1.0 - self.nnz_after / (self.shape[0] * self.shape[1])
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KnnDetails:
+    """What compressing a Surprise k-NN recommender did: kept similarities, rating check."""
+
+    n_users: int
+    n_items: int
+    n_ratings: int
+    k: int
+    sims_before: int
+    sims_after: int
+    sim_dtype: str
+    check_rows: int | None = None
+    rmse_before: float | None = None
+    rmse_after: float | None = None
+    mae_before: float | None = None
+    mae_after: float | None = None
+    max_abs_delta: float | None = None
+    surprise_version: str | None = None
+    """The Surprise releases that wrote the model, as told by what its pickle holds."""
+    surprise_rules: str | None = None
+    """By which release's rules it was read (and what that changed)."""
+
+    FORMAT_BEFORE: ClassVar[str] = "surprise_version"
+    """Where ``format`` goes among these fields in :meth:`CompressReport.to_dict`."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CompressReport:
+    """What :func:`compress_file` did, for every model kind: the files and their sizes, and
+    the kind's details in ``linear`` or ``knn`` (exactly one of them is set)."""
+
+    source: str
+    source_bytes: int
+    output: str
+    output_bytes: int
+    estimator: str
+    format: str = "esb"
+    linear: LinearDetails | None = None
+    knn: KnnDetails | None = None
+
+    def __post_init__(self) -> None:
+        if (self.linear is None) == (self.knn is None):
+            raise ValueError("a CompressReport has linear or k-NN details (exactly one)")
+
+    @property
+    def ratio(self) -> float:
+        """Original bytes / output bytes."""
+        return self.source_bytes / max(self.output_bytes, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: the files, then the kind's details flat, derived figures last
+        (the ``--json`` output of ``edgesparse compress``)."""
+        details: LinearDetails | KnnDetails = self.linear or self.knn  # type: ignore[assignment]
+        out = {f: getattr(self, f) for f in ("source", "source_bytes", "output", "output_bytes")}
+        out["estimator"] = self.estimator
+        for key, value in dataclasses.asdict(details).items():
+            if key == details.FORMAT_BEFORE:
+                out["format"] = self.format
+            out[key] = value
+        out["ratio"] = self.ratio
+        if self.linear is not None:
+            out.update(
+                sparsity_before=self.linear.sparsity_before,
+                sparsity_after=self.linear.sparsity_after,
+                shape=list(self.linear.shape),
+            )
+        return out
+
+
+# ----------------------------------------------------------------------------------------
+# The stages
+# ----------------------------------------------------------------------------------------
+class _Steps:
+    """Announces the steps of one call to an optional :data:`Progress` callback."""
+
+    def __init__(self, progress: Progress | None, *, total: int) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def __call__(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message, self.done, self.total)
+        self.done += 1
+
+
+def compress_file(options: CompressOptions, *, progress: Progress | None = None) -> CompressReport:
+    """Load ``options.source`` safely, compress it, check it on ``options.check_data``, write
+    ``options.output`` (atomically, and only after every stage before succeeded).
+
+    A Surprise k-NN recommender is compressed to ``.esb`` (``neighbours`` per row,
+    ``quantize`` of the similarities, ``check_data`` a ``user,item,rating`` CSV); anything
+    else goes through the linear frontends (see :class:`CompressOptions`). The check runs
+    the artifact that will be written (the ONNX one in onnxruntime). When not even the
+    unpruned model can be certified within a budget, nothing is written (unless ``force``).
+
+    ``progress`` (see :data:`Progress`) is told about each step (loading, compressing or the
+    budget search, encoding, the check, writing), which can take seconds on wide models.
+    """
+    fmt = options.output_format()
+    options.check_output(fmt)
+    src = Path(options.source)
+    steps = _Steps(progress, total=4 + (options.check_data is not None))
+    steps(f"loading {src.name}")
+    estimator = load_model(src)
+    if is_surprise_knn(estimator):
+        return _knn_file(options, estimator, fmt, steps)
+    return _linear_file(options, estimator, fmt, steps)
+
+
+def _knn_file(options: CompressOptions, algo: Any, fmt: str, steps: _Steps) -> CompressReport:
+    """A Surprise recommender: passes, ``.esb``, the rating check, the write: one step."""
+    from edgesparse.formats import esb_knn
+
+    options.check_knn(fmt)
+    steps.total = 2
+    steps("compressing the k-NN recommender" + (" and checking it" if options.check_data else ""))
+    src, out = Path(options.source), Path(options.output)
+    exact, ir = compress_knn(
+        algo, neighbours=options.neighbours, quantize=options.quantize or "int8"
+    )
+    data = esb_knn.encode(ir)
+    check = {} if options.check_data is None else _knn_check(exact, data, options.check_data)
+    atomic_write_bytes(out, data)
+    details = KnnDetails(
+        n_users=exact.n_users,
+        n_items=exact.n_items,
+        n_ratings=exact.n_ratings,
+        k=exact.k,
+        sims_before=exact.sim_nnz,
+        sims_after=ir.sim_nnz,
+        sim_dtype=ir.sim_dtype,
+        surprise_version=exact.provenance.get("surprise_version"),
+        surprise_rules=exact.provenance.get("surprise_rules"),
+        **check,
+    )
+    return CompressReport(
+        source=str(src),
+        source_bytes=src.stat().st_size,
+        output=str(out),
+        output_bytes=len(data),
+        estimator=exact.provenance["source"],
+        knn=details,
+    )
+
+
+def _knn_check(exact: KnnIR, data: bytes, check_data: PathLike) -> dict[str, Any]:
+    """RMSE and MAE of the exact and of the encoded model on ``user,item,rating`` rows (both
+    run by edgesparse's runtime, which equals Surprise's ``predict`` for the exact model)."""
+    from edgesparse.formats import esb_knn
+    from edgesparse.runtime.knn import KnnModel
+
+    pairs, truth = read_pairs(
+        check_data, user_ids=exact.user_ids, item_ids=exact.item_ids, columns="user,item,rating"
+    )
+    if truth is None:
+        raise InputError(
+            f"check data {check_data} has no rating column: give 'user,item,rating' rows"
+        )
+    before = KnnModel(exact).predict_many(pairs)
+    after = KnnModel(esb_knn.decode(data)).predict_many(pairs)
+    return {
+        "check_rows": len(pairs),
+        "rmse_before": math.sqrt(float(np.mean((before - truth) ** 2))),
+        "rmse_after": math.sqrt(float(np.mean((after - truth) ** 2))),
+        "mae_before": float(np.mean(np.abs(before - truth))),
+        "mae_after": float(np.mean(np.abs(after - truth))),
+        "max_abs_delta": float(np.max(np.abs(after - before))),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compressed:
+    """What the passes stage gives the later ones."""
+
+    ir: LinearIR
+    budget: dict[str, Any] | None = None
+    dataset: Dataset | None = None
+    """The check rows, when the passes already read them (to measure the default on)."""
+    estimate: dict[str, Any] | None = None
+    precision_note: str | None = None
+
+
+def _linear_file(
+    options: CompressOptions, estimator: Any, fmt: str, steps: _Steps
+) -> CompressReport:
+    """A linear model: frontend, passes, format, check, write."""
+    options.check_linear()
+    calibration = options.calibration
+    steps(
+        f"searching the sparsest model within the budget on {Path(calibration).name}"
+        if options.budgeted and calibration is not None
+        else "pruning and quantizing"
+    )
+    original = frontends.to_linear_ir(estimator)
+    done = (
+        _budget_passes(options, estimator, original)
+        if options.budgeted
+        else _passes(options, original)
+    )
+    steps("building the ONNX graph" if fmt == "onnx" else "encoding the .esb blob")
+    data, runner, detail = _encode(done.ir, fmt, options)
+    check = _check(options, estimator, original, done, runner, steps)
+    _write(options, data, done.budget, steps)
+    src = Path(options.source)
+    details = LinearDetails(
+        shape=original.shape,
+        nnz_before=original.nnz,
+        nnz_after=done.ir.nnz,
+        quantization=done.ir.quantization,
+        passes=done.ir.provenance.get("passes", ""),
+        check=check,
+        format_detail=detail,
+        column_scaling=done.ir.column_scaling,
+        estimate=done.estimate,
+        precision_note=done.precision_note,
+        budget=done.budget,
+        **_provenance_versions(original),
+    )
+    return CompressReport(
+        source=str(src),
+        source_bytes=src.stat().st_size,
+        output=str(Path(options.output)),
+        output_bytes=len(data),
+        estimator=original.provenance.get("source", type(estimator).__name__),
+        format=fmt,
+        linear=details,
+    )
+
+
+def _passes(options: CompressOptions, original: LinearIR) -> _Compressed:
+    """Plain compression: the safe default measures int8 on the check rows when given."""
+    dataset = None
+    if options.check_data is not None:
+        dataset = load_dataset(options.check_data, n_features=original.n_features)
+    done = compress_quantized(
+        original,
+        options=options.quantize_options(),
+        data=None if dataset is None else dataset.X,
+    )
+    estimate = None if done.fidelity is None else _fidelity_dict(done.fidelity)
+    return _Compressed(done.ir, None, dataset, estimate, done.note)
+
+
+def _budget_passes(options: CompressOptions, estimator: Any, original: LinearIR) -> _Compressed:
+    """Accuracy-aware compression: the search, and a refusal (unless ``force``) when not
+    even the unpruned model can be certified."""
+    assert options.calibration is not None  # check_linear said so
+    # Labels are optional here (an agreement budget needs none; the search says when the
+    # budget does): y in the .npz, or a table with one column more than the model's features.
+    dataset = load_dataset(options.calibration, n_features=original.n_features)
+    result = compress_to_budget(estimator, dataset.X, dataset.y, options=options.budget_options())
+    report = dict(result.report)
+    report["calibration"] = {"file": str(options.calibration), **report["calibration"]}
+    if not result.met:
+        if not options.force:
+            raise InputError(_uncertified(report, options.holdout))
+        report["forced"] = True
+    return _Compressed(result.ir, budget=report)
+
+
+def _uncertified(report: dict[str, Any], holdout: float) -> str:
+    """The one-line refusal when not even the unpruned model is certified: what was seen,
+    and how many rows a certificate would need."""
+    g, cal = report["guarantee"], report["calibration"]
+    stop = report["sequences"][0]["stopped_at"] or {}
+    seen = ", ".join(
+        f"{r.replace('_', ' ')} {stop[r + '_estimate']:.2%}"
+        + (f" ({stop[r + '_events']} rows)" if r + "_events" in stop else "")
+        for r in g["limits"]
+        if r + "_estimate" in stop
+    )
+    needed = [n for n in g["rows_needed"].values() if n is not None]
+    hint = ""
+    if needed and max(needed) > cal["heldout_rows"]:
+        total = math.ceil(max(needed) / holdout)
+        hint = (
+            f"; even with no row against it, that needs at least {max(needed)} certify rows "
+            f"(about {total} calibration rows at --holdout {holdout:g})"
+        )
+    seen = seen or f"p-value {report['chosen']['p_value']:.3g}"
+    return (
+        f"the budget cannot be certified even without pruning at "
+        f"{g['confidence']:.0%} confidence: on the {cal['heldout_rows']} held-out calibration "
+        f"rows the unpruned {report['chosen']['quantization']} model has {seen}{hint}; give "
+        "more rows, raise the budget, try --quantize float32, or pass --force to write the "
+        "unpruned model anyway"
+    )
+
+
+def _encode(ir: LinearIR, fmt: str, options: CompressOptions) -> tuple[bytes, Any, str]:
+    """The output bytes, the runtime model that runs exactly them, and a one-line description."""
+    if fmt == "esb":
+        from edgesparse.formats import esb
+
+        return esb.encode(ir), Model(ir), ".esb"
+    from edgesparse.formats import onnx as onnx_format
+    from edgesparse.runtime.onnx_model import OnnxModel
+
+    if options.onnx_int8 is not None and ir.values.dtype != np.int8:
+        raise InputError(
+            f"--onnx-int8 {options.onnx_int8} needs int8 weights in every row (--quantize int8)"
+        )
+    opset = onnx_format.DEFAULT_OPSET if options.opset is None else options.opset
+    form = options.onnx_int8 or "dequantize"
+    data = onnx_format.encode(ir, opset=opset, sparse=options.onnx_sparse, int8_form=form)
+    detail = f"ONNX opset {opset}"
+    if ir.values.dtype == np.int16:
+        detail += ", int8/int16 rows dequantized at load (float32 MatMul)"
+    elif ir.values.dtype == np.int8:
+        detail += (
+            ", int8 dequantized at load (float32 MatMul)"
+            if form == "dequantize"
+            else ", int8 via MatMulInteger"
+        )
+    detail += ", sparse weights" if options.onnx_sparse else ""
+    return data, OnnxModel.from_bytes(data), detail
+
+
+def _check(
+    options: CompressOptions,
+    estimator: Any,
+    original: LinearIR,
+    done: _Compressed,
+    runner: Any,
+    steps: _Steps,
+) -> CheckResult | None:
+    """The encoded model (run by ``runner``) against the original on the check rows."""
+    check_data = options.check_data
+    if check_data is None:
+        return None
+    calibration, budget = options.calibration, done.budget
+    if budget is not None and calibration is not None:
+        if Path(check_data).resolve() == Path(calibration).resolve():
+            budget.setdefault("warnings", []).append(
+                "--check-data is the calibration file: its fit rows tuned the search"
+                + (" and the refit" if budget["chosen"]["refit"] else "")
+                + ", so its check figures are not held-out; use separate rows"
+            )
+    steps(f"checking against the original on {Path(check_data).name}")
+    dataset = done.dataset
+    if dataset is None:
+        dataset = load_dataset(check_data, n_features=original.n_features)
+    return check_fidelity(
+        estimator=estimator, original=original, compressed=done.ir, dataset=dataset, model=runner
+    )
+
+
+def _write(
+    options: CompressOptions, data: bytes, budget: dict[str, Any] | None, steps: _Steps
+) -> None:
+    """The model, then the search's JSON report when one was asked for, each atomically."""
+    out = Path(options.output)
+    steps(f"writing {out}")
+    atomic_write_bytes(out, data)
+    if options.report is not None and budget is not None:
+        doc = {"source": str(Path(options.source)), "output": str(out), **budget}
+        atomic_write_bytes(options.report, (json.dumps(doc, indent=2) + "\n").encode())
+
+
+def _provenance_versions(ir: LinearIR) -> dict[str, str | None]:
+    version = ir.provenance.get("sklearn_version")
+    if version in (None, "n/a"):
+        return {"sklearn_version": None, "sklearn_rules": None}
+    return {"sklearn_version": version, "sklearn_rules": ir.provenance.get("sklearn_rules")}
+
+
+def _fidelity_dict(fid: Fidelity) -> dict[str, Any]:
+    return {
+        **dataclasses.asdict(fid),
+        "text": fid.describe(),
+        "bar": fid.bar,
+        "meets_default_bar": fid.meets(),
+    }
