@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from _measure import peak_rss_kib  # noqa: E402  (benchmarks/, this script's folder)
 
 import edgesparse  # noqa: E402
-from edgesparse.formats import esb_knn  # noqa: E402
+from edgesparse.formats import knn as esb_knn  # noqa: E402
 from edgesparse.frontend_knn import compress_knn  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("train_knn", ROOT / "models" / "train_knn.py")

@@ -554,7 +554,7 @@ def compress_knn_file(
     Surprise's ``predict`` for the exact model).
     """
     from edgesparse.fileio import atomic_write_bytes
-    from edgesparse.formats import esb_knn
+    from edgesparse.formats import knn as esb_knn
     from edgesparse.runtime.knn import KnnModel
 
     out, src = Path(output), Path(source)

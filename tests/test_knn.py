@@ -24,7 +24,8 @@ from click.testing import CliRunner
 from edgesparse.api import compress_file
 from edgesparse.cli import cli
 from edgesparse.errors import InputError, ModelFileError, UnsafeModelError, UnsupportedModelError
-from edgesparse.formats import esb, esb_knn
+from edgesparse.formats import esb
+from edgesparse.formats import knn as esb_knn
 from edgesparse.frontend_knn import compress_knn, from_surprise, prune_top_k, read_pairs
 from edgesparse.loader import load_model
 from edgesparse.runtime import KnnModel, load

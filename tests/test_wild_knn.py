@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgesparse.errors import UnsupportedModelError
-from edgesparse.formats import esb_knn
+from edgesparse.formats import knn as esb_knn
 from edgesparse.frontend_knn import compress_knn, from_surprise
 from edgesparse.loader import load_model
 from edgesparse.runtime import KnnModel
