@@ -452,6 +452,35 @@ def _decode_weights(
     return values, scales, _decode_bias(section(BIAS), need, hdr.n_out)
 
 
+def _decode_extras(
+    section: Callable,
+    need: Callable,
+    secs: dict[int, Any],
+    hdr: _Header,
+    used: np.ndarray | None,
+    indices: np.ndarray,
+) -> tuple[np.ndarray | None, dict[str, str], np.ndarray | None]:
+    """The optional classes, provenance and column exponents, in table order."""
+    classes = None
+    if CLASSES in secs:
+        classes = _decode_classes(section(CLASSES), hdr.n_classes, need)
+    provenance: dict[str, str] = {}
+    if PROVENANCE in secs:
+        _, off, b = section(PROVENANCE)
+        provenance = decode_provenance(b.tobytes(), off)
+    exponents = None
+    if EXPONENTS in secs:
+        exponents = decode_exponents(
+            section(EXPONENTS),
+            partial(need, EXPONENTS),
+            used=used,
+            n_cols=hdr.n_cols,
+            n_feat=hdr.n_feat,
+            indices=indices,
+        )
+    return classes, provenance, exponents
+
+
 def _parse_bytes(data: bytes) -> tuple[LinearIR, _Header, dict]:
     hdr = _check_header(read_header(data, reader=BlobKind.ESB_LINEAR, layout=_LAYOUT))
     secs, info = read_table(data, n_sec=hdr.n_sec, file_size=hdr.file_size, layout=_LAYOUT)
@@ -477,23 +506,7 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, _Header, dict]:
     indices = local if used is None else used[local]
     values, scales, bias = _decode_weights(section, need, hdr, counts)
 
-    classes = None
-    if CLASSES in secs:
-        classes = _decode_classes(section(CLASSES), hdr.n_classes, need)
-    provenance: dict[str, str] = {}
-    if PROVENANCE in secs:
-        _, off, b = section(PROVENANCE)
-        provenance = decode_provenance(b.tobytes(), off)
-    exponents = None
-    if EXPONENTS in secs:
-        exponents = decode_exponents(
-            section(EXPONENTS),
-            partial(need, EXPONENTS),
-            used=used,
-            n_cols=hdr.n_cols,
-            n_feat=hdr.n_feat,
-            indices=indices,
-        )
+    classes, provenance, exponents = _decode_extras(section, need, secs, hdr, used, indices)
     try:
         ir = LinearIR(
             indptr=indptr,
