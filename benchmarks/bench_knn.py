@@ -39,7 +39,7 @@ from _measure import peak_rss_kib  # noqa: E402  (benchmarks/, this script's fol
 
 import edgesparse  # noqa: E402
 from edgesparse.api import compress_knn  # noqa: E402
-from edgesparse.formats import esb_knn  # noqa: E402
+from edgesparse.formats import knn as esb_knn  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("train_knn", ROOT / "models" / "train_knn.py")
 assert _spec is not None and _spec.loader is not None

@@ -273,14 +273,12 @@ def inspect(blob: Path, as_json: bool) -> None:
 def _is_onnx_file(path: Path) -> bool:
     """By the bytes, as edgesparse.load decides: no ESB magic means ONNX; a missing or
     unreadable file by its name (the reader then reports the problem)."""
-    from edgesparse.formats import esb
+    from edgesparse.formats.container import BlobKind, kind_of_file
 
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(esb.MAGIC))
-    except OSError:
+    kind = kind_of_file(path)
+    if kind is None:
         return path.suffix.lower() == ".onnx"
-    return head != esb.MAGIC and path.suffix.lower() != ".esb"
+    return kind is BlobKind.ONNX and path.suffix.lower() != ".esb"
 
 
 @cli.command()

@@ -32,6 +32,7 @@ import numpy as np
 from edgesparse.errors import FormatError, InputError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.formats import esb
+from edgesparse.formats.container import BlobKind, kind_of
 
 __all__ = ["RUNTIME_FILES", "c_runtime_dir", "export_c", "fast_workspace", "write_rows"]
 
@@ -55,16 +56,15 @@ def _runtime_source(name: str) -> bytes:
 def _check_linear_blob(path: str | os.PathLike[str], blob: bytes) -> None:
     """Refuse, saying what it is, a file export-c cannot take: a k-NN blob, an ONNX model, a
     model still to compress, a data file (a damaged .esb is the verifier's to describe)."""
-    from edgesparse.formats import esb_knn
     from edgesparse.sniff import not_a_compressed_model
 
     shown = os.fspath(path)
-    if esb_knn.is_knn_blob(blob):
+    if kind_of(blob) is BlobKind.ESB_KNN:
         raise InputError(
             f"{shown} is a k-NN recommender blob; export-c writes C for linear models only "
             f"(run it with the numpy runtime: edgesparse predict {shown} pairs.csv)"
         )
-    if blob.startswith(esb.MAGIC):
+    if kind_of(blob).is_esb:
         return
     wrong = not_a_compressed_model(path, data_hint="export-c reads a .esb model")
     if wrong is not None:

@@ -32,6 +32,7 @@ from edgesparse.api import (
 from edgesparse.data import Dataset, load_dataset, read_pairs
 from edgesparse.errors import InputError
 from edgesparse.fileio import atomic_write_bytes
+from edgesparse.formats import knn as knn_format
 from edgesparse.frontends.surprise import is_surprise_knn
 from edgesparse.ir import KnnIR, LinearIR
 from edgesparse.loader import load_model
@@ -202,8 +203,6 @@ def compress_file(options: CompressOptions, *, progress: Progress | None = None)
 
 def _knn_file(options: CompressOptions, algo: Any, fmt: str, steps: _Steps) -> CompressReport:
     """A Surprise recommender: passes, ``.esb``, the rating check, the write: one step."""
-    from edgesparse.formats import esb_knn
-
     options.check_knn(fmt)
     steps.total = 2
     steps("compressing the k-NN recommender" + (" and checking it" if options.check_data else ""))
@@ -211,7 +210,7 @@ def _knn_file(options: CompressOptions, algo: Any, fmt: str, steps: _Steps) -> C
     exact, ir = compress_knn(
         algo, neighbours=options.neighbours, quantize=options.quantize or "int8"
     )
-    data = esb_knn.encode(ir)
+    data = knn_format.encode(ir)
     check = {} if options.check_data is None else _knn_check(exact, data, options.check_data)
     atomic_write_bytes(out, data)
     details = KnnDetails(
@@ -239,7 +238,6 @@ def _knn_file(options: CompressOptions, algo: Any, fmt: str, steps: _Steps) -> C
 def _knn_check(exact: KnnIR, data: bytes, check_data: PathLike) -> dict[str, Any]:
     """RMSE and MAE of the exact and of the encoded model on ``user,item,rating`` rows (both
     run by edgesparse's runtime, which equals Surprise's ``predict`` for the exact model)."""
-    from edgesparse.formats import esb_knn
     from edgesparse.runtime.knn import KnnModel
 
     pairs, truth = read_pairs(
@@ -250,7 +248,7 @@ def _knn_check(exact: KnnIR, data: bytes, check_data: PathLike) -> dict[str, Any
             f"check data {check_data} has no rating column: give 'user,item,rating' rows"
         )
     before = KnnModel(exact).predict_many(pairs)
-    after = KnnModel(esb_knn.decode(data)).predict_many(pairs)
+    after = KnnModel(knn_format.decode(data)).predict_many(pairs)
     return {
         "check_rows": len(pairs),
         "rmse_before": math.sqrt(float(np.mean((before - truth) ** 2))),

@@ -3,7 +3,9 @@ tell), so that a file given in the wrong place gets an error that says what it i
 do, instead of the complaint of whichever reader tried it last.
 
 Only consulted after the reader that was meant for the file has failed (or for a name the
-reader does not know). Standard library only: the on-device runtime uses it.
+reader does not know). Whether bytes are an ``.esb`` blob is the container's to say
+(:func:`edgesparse.formats.container.kind_of`). Numpy and the standard library only: the
+on-device runtime uses it.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgesparse.errors import ModelFileError
+from edgesparse.formats.container import MAGIC, kind_of
 
 __all__ = ["DATA_FORMATS", "TEXT_SUFFIXES", "FileKind", "not_a_compressed_model", "sniff"]
 
-ESB_MAGIC = b"\x89ESB\r\n\x1a\n"
-"""The first bytes of every ``.esb`` blob (``edgesparse.formats.esb.MAGIC``)."""
+ESB_MAGIC = MAGIC
+"""The first bytes of every ``.esb`` blob (the container's :data:`MAGIC`)."""
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -59,7 +62,7 @@ def sniff(path: str | os.PathLike[str]) -> FileKind | None:
             head = fh.read(16)
     except OSError:
         return None
-    if head.startswith(ESB_MAGIC):
+    if kind_of(head).is_esb:
         return FileKind("compressed", "an edgesparse .esb model")
     if head.startswith(NPY_MAGIC):
         return FileKind("data", "a .npy array")

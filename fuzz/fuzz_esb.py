@@ -32,20 +32,21 @@ with atheris.instrument_imports(include=["edgesparse"]):
 
     from edgesparse.errors import FormatError
     from edgesparse.formats import esb
+    from edgesparse.formats.container import ENTRY_SIZE, HEADER_SIZE
     from edgesparse.ir import LinearIR
 
 
 def reseal(blob: bytes) -> bytes:
     """Recompute every section CRC and the header CRC that can be located in ``blob``."""
     b = bytearray(blob)
-    if len(b) < esb.HEADER_SIZE:
+    if len(b) < HEADER_SIZE:
         return blob
     (n,) = struct.unpack_from("<I", b, 12)
-    end = esb.HEADER_SIZE + esb.ENTRY_SIZE * n
+    end = HEADER_SIZE + ENTRY_SIZE * n
     if n > 16 or len(b) < end:
         return blob
     for i in range(n):
-        at = esb.HEADER_SIZE + esb.ENTRY_SIZE * i
+        at = HEADER_SIZE + ENTRY_SIZE * i
         off, length = struct.unpack_from("<II", b, at + 4)
         if off + length <= len(b):
             struct.pack_into("<I", b, at + 12, zlib.crc32(b[off : off + length]))
@@ -89,7 +90,7 @@ def check_one(data: bytes) -> None:
 def test_one_input(data: bytes) -> None:
     """libFuzzer entry point: the input as given, then resealed."""
     check_one(data)
-    if len(data) >= esb.HEADER_SIZE:
+    if len(data) >= HEADER_SIZE:
         sealed = reseal(data)
         if sealed != data:
             check_one(sealed)

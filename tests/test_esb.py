@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgesparse.errors import FormatError, ModelFileError
-from edgesparse.formats import esb
+from edgesparse.formats import codecs, esb, linear
 from edgesparse.ir import HEADS, LinearIR
 
 LAYOUT_COLUMNS = ("auto", "all", "varint", "bitmap", "eliasfano")
@@ -99,7 +99,7 @@ def table(blob: bytes) -> list[list[int]]:
 
 def section(blob: bytes, name: str) -> tuple[int, int]:
     """(offset, length) of the named section."""
-    kind = {v: k for k, v in esb.SECTION_NAMES.items()}[name]
+    kind = {v: k for k, v in linear.SECTION_NAMES.items()}[name]
     for k, _, _, off, length, _ in table(blob):
         if k == kind:
             return off, length
@@ -454,34 +454,34 @@ def test_error_unknown_kind_and_encoding(small_ir: LinearIR) -> None:
 @pytest.mark.parametrize(
     ("enc", "data", "n", "universe", "message"),
     [
-        (esb.ENC_EF, b"\x05\x05", 2, 8, None),  # [1, 5]
-        (esb.ENC_EF, b"\x01\x03", 2, 8, "nonzeros are not strictly increasing at position 1"),
-        (esb.ENC_EF, b"\x15\x05", 2, 8, "padding bits of the low part are not zero"),
-        (esb.ENC_EF, b"\x05\x21", 2, 8, "padding bits of the high part are not zero"),
-        (esb.ENC_EF, b"\x05\x09", 2, 8, "a nonzero lies outside [0, 8)"),
-        (esb.ENC_EF, b"\x05\x07", 2, 8, "high part has 3 bits set, expected 2 (nonzeros)"),
-        (esb.ENC_EF, b"\x05", 2, 8, "is 1 bytes, expected 2 (Elias-Fano code of 2 nonzeros)"),
-        (esb.ENC_EF, b"\x00", 0, 8, "is 1 bytes, expected 0 (no nonzeros)"),
-        (esb.ENC_BITMAP, b"\x22", 2, 8, None),
-        (esb.ENC_BITMAP, b"\x22\x00", 2, 8, "is 2 bytes, expected 1 (a bitmap of 8 bits)"),
-        (esb.ENC_BITMAP, b"\x42", 2, 6, "padding bits after bit 6 are not zero"),
-        (esb.ENC_BITMAP, b"\x23", 2, 8, "bitmap has 3 bits set, expected 2 (nonzeros)"),
-        (esb.ENC_VARINT, b"\x01\x02", 2, 8, None),  # [1, 4]
-        (esb.ENC_VARINT, b"\x01\x07", 2, 8, "a nonzero lies outside [0, 8)"),
-        (esb.ENC_VARINT, b"\x01\x08", 2, 8, "a nonzero lies outside [0, 8)"),
-        (esb.ENC_VARINT, b"\x01\x82\x00", 2, 8, "number at byte 1 is not minimally encoded"),
-        (esb.ENC_VARINT, b"\x01\x82", 2, 8, "holds 1 numbers, expected 2"),
-        (esb.ENC_VARINT, b"\x01\x02\x82", 2, 8, "ends in the middle of a number"),
-        (esb.ENC_VARINT, b"\x01\x80\x80\x80\x80\x80\x01", 2, 8, "longer than 5 bytes"),
+        (codecs.ENC_EF, b"\x05\x05", 2, 8, None),  # [1, 5]
+        (codecs.ENC_EF, b"\x01\x03", 2, 8, "nonzeros are not strictly increasing at position 1"),
+        (codecs.ENC_EF, b"\x15\x05", 2, 8, "padding bits of the low part are not zero"),
+        (codecs.ENC_EF, b"\x05\x21", 2, 8, "padding bits of the high part are not zero"),
+        (codecs.ENC_EF, b"\x05\x09", 2, 8, "a nonzero lies outside [0, 8)"),
+        (codecs.ENC_EF, b"\x05\x07", 2, 8, "high part has 3 bits set, expected 2 (nonzeros)"),
+        (codecs.ENC_EF, b"\x05", 2, 8, "is 1 bytes, expected 2 (Elias-Fano code of 2 nonzeros)"),
+        (codecs.ENC_EF, b"\x00", 0, 8, "is 1 bytes, expected 0 (no nonzeros)"),
+        (codecs.ENC_BITMAP, b"\x22", 2, 8, None),
+        (codecs.ENC_BITMAP, b"\x22\x00", 2, 8, "is 2 bytes, expected 1 (a bitmap of 8 bits)"),
+        (codecs.ENC_BITMAP, b"\x42", 2, 6, "padding bits after bit 6 are not zero"),
+        (codecs.ENC_BITMAP, b"\x23", 2, 8, "bitmap has 3 bits set, expected 2 (nonzeros)"),
+        (codecs.ENC_VARINT, b"\x01\x02", 2, 8, None),  # [1, 4]
+        (codecs.ENC_VARINT, b"\x01\x07", 2, 8, "a nonzero lies outside [0, 8)"),
+        (codecs.ENC_VARINT, b"\x01\x08", 2, 8, "a nonzero lies outside [0, 8)"),
+        (codecs.ENC_VARINT, b"\x01\x82\x00", 2, 8, "number at byte 1 is not minimally encoded"),
+        (codecs.ENC_VARINT, b"\x01\x82", 2, 8, "holds 1 numbers, expected 2"),
+        (codecs.ENC_VARINT, b"\x01\x02\x82", 2, 8, "ends in the middle of a number"),
+        (codecs.ENC_VARINT, b"\x01\x80\x80\x80\x80\x80\x01", 2, 8, "longer than 5 bytes"),
     ],
 )
 def test_sorted_codecs_reject_malformed_input(enc, data, n, universe, message) -> None:
     b = np.frombuffer(data, dtype=np.uint8)
     if message is None:
-        assert esb._decode_sorted(b, enc, n, universe, 100, "indices", "nonzero").size == n
+        assert codecs.decode_sorted(b, enc, n, universe, 100, "indices", "nonzero").size == n
     else:
         with pytest.raises(FormatError) as exc:
-            esb._decode_sorted(b, enc, n, universe, 100, "indices", "nonzero")
+            codecs.decode_sorted(b, enc, n, universe, 100, "indices", "nonzero")
         assert str(exc.value).startswith("corrupt .esb: section 'indices' at offset 100")
         assert message in str(exc.value)
 

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgesparse.errors import FormatError, IRError
-from edgesparse.formats import esb
+from edgesparse.formats import codecs, container, esb, linear
 from edgesparse.ir import LinearIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +78,7 @@ FIELD_AT = dict(
         strict=True,
     )
 )
-KIND = {name: kind for kind, name in esb.SECTION_NAMES.items()}
+KIND = {name: kind for kind, name in linear.SECTION_NAMES.items()}
 
 
 @dataclasses.dataclass
@@ -111,7 +111,7 @@ def build(header: dict, secs: list[Sec], *, tail: bytes = b"", **override: int) 
     then is not recomputed); ``tail`` is appended after the last section.
     """
     n = len(secs)
-    pos = esb._align(64 + 16 * n)
+    pos = container.align(64 + 16 * n)
     body = bytearray(pos - (64 + 16 * n))
     placed = []
     for i, s in enumerate(secs):
@@ -119,8 +119,8 @@ def build(header: dict, secs: list[Sec], *, tail: bytes = b"", **override: int) 
         body += s.data
         pos += len(s.data)
         if i < n - 1:
-            body += bytes(esb._align(pos) - pos)
-            pos = esb._align(pos)
+            body += bytes(container.align(pos) - pos)
+            pos = container.align(pos)
     body += tail
     total = 64 + 16 * n + len(body)
     fields = {**header, "n_sections": n, "file_size": total, "header_crc": 0, **override}
@@ -166,11 +166,11 @@ def error_of(blob: bytes) -> str:
 def section(blob: bytes, name: str) -> tuple[int, int]:
     """(offset, length) of a section, from the table."""
     _, secs = split(blob)
-    off = esb._align(64 + 16 * len(secs))
+    off = container.align(64 + 16 * len(secs))
     for s in secs:
         if s.kind == KIND[name]:
             return off, len(s.data)
-        off = esb._align(off + len(s.data))
+        off = container.align(off + len(s.data))
     raise KeyError(name)
 
 
@@ -340,7 +340,7 @@ C = "corrupt .esb: "
 MV = C + f"section 'values' at offset {MIX_AT}: "
 F = "unsupported .esb version"
 XA = C + f"section 'exponents' at offset {EXP_AT}: "
-# 4097 classes (one more than esb.MAX_UNSORTED_CLASSES): they must be stored in increasing order.
+# 4097 classes (one more than linear.MAX_UNSORTED_CLASSES): they must be stored in increasing order.
 BIG_IR = ir_from_dense(
     np.eye(4097, 2), head="hard", classes=np.arange(4097) * 3, bias=np.zeros(4097)
 )
@@ -751,7 +751,7 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         "columns-eliasfano-duplicate",
         lambda: edit(
             columns="eliasfano",
-            change=set_data("columns", esb._ef_encode(np.array([0, 1, 2, 3, 3], np.uint64), 6)),
+            change=set_data("columns", codecs.ef_encode(np.array([0, 1, 2, 3, 3], np.uint64), 6)),
         ),
         C + "section 'columns' at offset 200: used columns are not strictly increasing at "
         "position 4",
@@ -1237,12 +1237,14 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
     ),
     (
         "classes-repeated-int",
-        lambda: edit(F32_IR, change=set_data("classes", esb._zigzag_encode(np.array([-1, 7, 7])))),
+        lambda: edit(
+            F32_IR, change=set_data("classes", codecs.zigzag_encode(np.array([-1, 7, 7])))
+        ),
         C + "classes: label 2 repeats label 1 (labels must be distinct)",
     ),
     (
         "classes-repeated-string",
-        lambda: edit(change=set_data("classes", esb._strings_encode([b"ant", b"bee", b"ant"]))),
+        lambda: edit(change=set_data("classes", codecs.strings_encode([b"ant", b"bee", b"ant"]))),
         C + "classes: label 2 repeats label 0 (labels must be distinct)",
     ),
     (
@@ -1250,7 +1252,7 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
         lambda: edit(
             BIG_IR,
             change=set_data(
-                "classes", esb._zigzag_encode(np.r_[np.arange(4000), 3999, np.arange(4001, 4097)])
+                "classes", codecs.zigzag_encode(np.r_[np.arange(4000), 3999, np.arange(4001, 4097)])
             ),
         ),
         C + f"section 'classes' at offset {BIG_CLASSES_AT}: label 4000 is not greater than "
@@ -1262,7 +1264,7 @@ CASES: list[tuple[str, Callable[[], bytes], str]] = [
             BIG_IR,
             change=set_data(
                 "classes",
-                esb._strings_encode([b"b", b"a", *(b"c%05d" % i for i in range(4095))]),
+                codecs.strings_encode([b"b", b"a", *(b"c%05d" % i for i in range(4095))]),
                 enc=2,
             ),
         ),

@@ -25,7 +25,8 @@ from edgesparse.api import compress_knn
 from edgesparse.cli import cli
 from edgesparse.data import read_pairs
 from edgesparse.errors import InputError, ModelFileError, UnsafeModelError, UnsupportedModelError
-from edgesparse.formats import esb, esb_knn
+from edgesparse.formats import esb
+from edgesparse.formats import knn as esb_knn
 from edgesparse.frontends.surprise import from_surprise
 from edgesparse.loader import load_model
 from edgesparse.passes.knn import prune_top_k

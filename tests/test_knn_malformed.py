@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 
 from edgesparse.errors import FormatError
 from edgesparse.export_c import c_runtime_dir
-from edgesparse.formats import esb, esb_knn
+from edgesparse.formats import esb
+from edgesparse.formats import knn as esb_knn
 from edgesparse.ir import from_dense
 from edgesparse.ir.knn import KnnIR
 from edgesparse.runtime import KnnModel, loads

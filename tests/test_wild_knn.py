@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from edgesparse.api import compress_knn
 from edgesparse.errors import UnsupportedModelError
-from edgesparse.formats import esb_knn
+from edgesparse.formats import knn as esb_knn
 from edgesparse.frontends.surprise import from_surprise
 from edgesparse.loader import load_model
 from edgesparse.runtime import KnnModel

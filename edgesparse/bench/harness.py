@@ -36,7 +36,7 @@ from edgesparse.bench.targets import get_target
 from edgesparse.bench.transports import env_ssh_options, open_transport
 from edgesparse.data import load_dataset
 from edgesparse.errors import InputError, ModelFileError, TargetError
-from edgesparse.formats import esb_knn
+from edgesparse.formats.container import BlobKind, kind_of
 from edgesparse.sniff import NPY_MAGIC, sniff
 
 ENGINE_BY_SUFFIX = {
@@ -295,7 +295,7 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
             raise ModelFileError(f"artifact not found: {p} (check the path)")
         blob = p.read_bytes()
         name = f"{forced}:{p.name}" if forced else p.name
-        if engine in ("esb", "c") and esb_knn.is_knn_blob(blob):
+        if engine in ("esb", "c") and kind_of(blob) is BlobKind.ESB_KNN:
             raise InputError(
                 f"cannot benchmark {name}: it is a k-NN recommender blob, and the bench times "
                 "linear models; time it in Python with edgesparse.load(path).predict_many(pairs)"

@@ -2,7 +2,7 @@
 
 It plays the role :class:`~edgesparse.ir.LinearIR` plays for linear models: the frontend
 (``frontends/surprise.py``) builds it from a trained Surprise algorithm, the passes
-(``passes/knn.py``) prune and quantize it, ``formats/esb_knn.py``
+(``passes/knn.py``) prune and quantize it, ``formats/knn.py``
 writes and reads it, ``runtime/knn.py`` predicts with it. Imports numpy and the standard library
 only (the on-device runtime uses it).
 

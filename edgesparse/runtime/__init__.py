@@ -5,7 +5,8 @@
 >>> m = edgesparse.load("model.esb")            # doctest: +SKIP
 >>> m.predict(X); m.predict_proba(X)             # doctest: +SKIP
 
-The kind is decided by the bytes, not the name: a file that starts with the ``.esb`` magic is
+The kind is decided by the bytes, not the name
+(:func:`edgesparse.formats.container.kind_of`): a file that starts with the ``.esb`` magic is
 a blob; anything else is handed to onnxruntime (imported only then).
 """
 
@@ -13,6 +14,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from edgesparse.errors import FormatError
+from edgesparse.fileio import read_bytes
+from edgesparse.formats import knn as knn_format  # `.knn` below would shadow a plain `knn`
+from edgesparse.formats import linear as linear_format
+from edgesparse.formats.container import BlobKind, kind_of
+from edgesparse.formats.esb import read_blob_file
+from edgesparse.sniff import not_a_compressed_model
 
 from .knn import KnnModel
 from .model import Model
@@ -27,20 +36,17 @@ def loads(buf: bytes | bytearray | memoryview, *, threads: int = 1) -> Model | K
 
     ``threads`` is onnxruntime's ``intra_op_num_threads`` (ignored for ``.esb``).
     """
-    from edgesparse.formats import esb
-
-    if bytes(buf[: len(esb.MAGIC)]) == esb.MAGIC:
+    if kind_of(buf).is_esb:
         return _blob_model(buf)
     return OnnxModel.from_bytes(buf, threads=threads)
 
 
 def _blob_model(buf: bytes | bytearray | memoryview) -> Model | KnnModel:
-    """The model in ``.esb`` bytes: version 2 is a k-NN recommender, anything else linear."""
-    from edgesparse.formats import esb, esb_knn
-
-    if esb_knn.is_knn_blob(buf):
-        return KnnModel(esb_knn.decode(buf))
-    return Model(esb.decode(buf))
+    """The model in ``.esb`` bytes: version 2 is a k-NN recommender, anything else linear
+    (whose reader names what is wrong with an unknown version)."""
+    if kind_of(buf) is BlobKind.ESB_KNN:
+        return KnnModel(knn_format.decode(buf))
+    return Model(linear_format.decode(buf))
 
 
 def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model | KnnModel | OnnxModel:
@@ -50,21 +56,15 @@ def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model | KnnModel 
     ``threads`` is onnxruntime's ``intra_op_num_threads`` (ignored for ``.esb``). Errors name
     the path.
     """
-    from edgesparse.errors import FormatError
-    from edgesparse.fileio import read_bytes
-    from edgesparse.formats import esb
-
     if Path(path).suffix.lower() == ".esb":
         # A damaged .esb must say what is wrong with it, not that it is not ONNX either.
-        return esb._read_file(path, _blob_model)
+        return read_blob_file(path, _blob_model)
     data = read_bytes(path, what="model file")
-    if data[: len(esb.MAGIC)] == esb.MAGIC:
+    if kind_of(data).is_esb:
         try:
             return _blob_model(data)
         except FormatError as exc:
             raise FormatError(f"{os.fspath(path)}: {exc}") from None
-    from edgesparse.sniff import not_a_compressed_model
-
     wrong = not_a_compressed_model(path)  # a pickle, a data file: say so, not "bad ONNX"
     if wrong is not None:
         raise wrong

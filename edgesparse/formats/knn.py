@@ -1,7 +1,7 @@
 """``.esb`` version 2: the k-NN recommender model kind (spec: docs/FORMAT.md, "Version 2").
 
 Same container as version 1 (64-byte header, 16-byte section table, 8-byte aligned packed
-sections, CRC32s; see :mod:`edgesparse.formats.esb`), with its own header fields and section
+sections, CRC32s; see :mod:`edgesparse.formats.container`), with its own header fields and section
 kinds. Linear models stay version 1, so every version-1 reader keeps reading them and rejects a
 k-NN blob by its version before interpreting anything else.
 
@@ -15,39 +15,42 @@ from __future__ import annotations
 import math
 import os
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from edgesparse.errors import FormatError, IRError
 from edgesparse.fileio import atomic_write_bytes
-from edgesparse.formats.esb import (
-    MAGIC,
+from edgesparse.formats.codecs import (
+    decode_provenance,
+    encode_provenance,
+    strings_decode,
+    strings_encode,
+    varint_decode,
+    varint_encode,
+    zigzag_decode,
+    zigzag_encode,
+)
+from edgesparse.formats.container import (
+    KNN_VERSION,
     MAX_U32,
-    _assemble,
-    _check_section_crcs,
-    _decode_provenance,
-    _encode_provenance,
-    _fail,
-    _Layout,
-    _parse_guarded,
-    _read_file,
-    _read_header,
-    _read_table,
-    _section_access,
-    _sfail,
-    _strings_decode,
-    _strings_encode,
-    _varint_decode,
-    _varint_encode,
-    _zigzag_decode,
-    _zigzag_encode,
+    BlobKind,
+    SectionLayout,
+    assemble,
+    check_section_crcs,
+    corrupt,
+    corrupt_section,
+    parse_guarded,
+    read_header,
+    read_table,
+    section_access,
 )
 from edgesparse.ir.knn import VARIANTS, KnnIR
 
-__all__ = ["MODEL_KIND_KNN", "VERSION", "decode", "encode", "read", "verify", "write"]
+__all__ = ["MODEL_KIND_KNN", "SECTION_NAMES", "VERSION", "decode", "encode", "verify", "write"]
 
-VERSION = 2
+VERSION = KNN_VERSION
 """The ``.esb`` version of k-NN blobs."""
 MODEL_KIND_KNN = 1
 """Header byte 43 of a version-2 file: the model kind (1 = k-NN recommender)."""
@@ -104,7 +107,7 @@ _ENCODINGS: dict[int, dict[int, str]] = {
     PROVENANCE: {0: "json"},
 }
 _REQUIRED = (PARAMS, SIM_ROWS, SIM_INDICES, SIM_VALUES, YR_ROWS, YR_X, RATINGS, USER_IDS, ITEM_IDS)
-_LAYOUT = _Layout(SECTION_NAMES, _ENCODINGS, _REQUIRED)
+_LAYOUT = SectionLayout(SECTION_NAMES, _ENCODINGS, _REQUIRED)
 _SIM_DTYPES = (np.dtype("<f8"), np.dtype("<f4"), np.dtype("u1"))
 _SIM_DTYPE_NAMES = ("float64", "float32", "uint8")
 _RATING_STEPS = (1.0, 0.5)  # integer and half-star scales fit a uint8 code exactly
@@ -114,12 +117,6 @@ _ID_INT, _ID_FLOAT, _ID_STR = 0, 1, 2
 # ----------------------------------------------------------------------------------------
 # Public API
 # ----------------------------------------------------------------------------------------
-def is_knn_blob(buf: bytes | bytearray | memoryview) -> bool:
-    """True when ``buf`` starts with the ``.esb`` magic and says version 2 (k-NN)."""
-    head = bytes(buf[:10])
-    return head[:8] == MAGIC and len(head) == 10 and struct.unpack("<H", head[8:])[0] == VERSION
-
-
 def encode(ir: KnnIR) -> bytes:
     """Serialize ``ir`` into version-2 ``.esb`` bytes (lossless for what ``ir`` holds).
 
@@ -141,13 +138,13 @@ def encode(ir: KnnIR) -> bytes:
     dtype_code = _SIM_DTYPE_NAMES.index(ir.sim_dtype)
     sections: list[tuple[int, int, bytes]] = [
         (PARAMS, 0, struct.pack("<4d", ir.global_mean, lo, hi, step)),
-        (SIM_ROWS, 1, _varint_encode(sim_counts.astype(_U64))),
-        (SIM_INDICES, 1, _varint_encode(gaps.astype(_U64))),
+        (SIM_ROWS, 1, varint_encode(sim_counts.astype(_U64))),
+        (SIM_INDICES, 1, varint_encode(gaps.astype(_U64))),
         (SIM_VALUES, 0, ir.sim_values.astype(_SIM_DTYPES[dtype_code]).tobytes()),
     ]
     if ir.sim_scales is not None:
         sections.append((SIM_SCALES, 0, ir.sim_scales.astype("<f4").tobytes()))
-    sections.append((YR_ROWS, 1, _varint_encode(np.diff(ir.yr_indptr).astype(_U64))))
+    sections.append((YR_ROWS, 1, varint_encode(np.diff(ir.yr_indptr).astype(_U64))))
     narrow = ir.n_x <= 1 << 16
     sections.append((YR_X, int(narrow), ir.yr_x.astype("<u2" if narrow else "<u4").tobytes()))
     sections.append((RATINGS, rating_enc, rating_bytes))
@@ -160,7 +157,7 @@ def encode(ir: KnnIR) -> bytes:
     sections.append((USER_IDS, *_encode_ids(ir.user_ids, "user")))
     sections.append((ITEM_IDS, *_encode_ids(ir.item_ids, "item")))
     if ir.provenance:
-        sections.append((PROVENANCE, 0, _encode_provenance(ir.provenance)))
+        sections.append((PROVENANCE, 0, encode_provenance(ir.provenance)))
 
     fields = (
         ir.n_users,
@@ -174,7 +171,7 @@ def encode(ir: KnnIR) -> bytes:
         MODEL_KIND_KNN,
         ir.sim_nnz,
     )
-    return _assemble(VERSION, sections, fields)
+    return assemble(VERSION, sections, fields)
 
 
 def decode(buf: bytes | bytearray | memoryview) -> KnnIR:
@@ -214,11 +211,6 @@ def write(ir: KnnIR, path: str | os.PathLike[str]) -> int:
     return len(data)
 
 
-def read(path: str | os.PathLike[str]) -> KnnIR:
-    """Read and fully verify a k-NN ``.esb`` file; errors name the path."""
-    return _read_file(path, decode)
-
-
 # ----------------------------------------------------------------------------------------
 # Encoding helpers
 # ----------------------------------------------------------------------------------------
@@ -246,7 +238,7 @@ def _encode_ids(ids: tuple[Any, ...], what: str) -> tuple[int, bytes]:
             v = np.array([int(i) for i in ids], dtype=np.int64)
         except OverflowError:
             raise FormatError(f"cannot encode: a {what} id does not fit 64 bits") from None
-        return _ID_INT, _zigzag_encode(v)
+        return _ID_INT, zigzag_encode(v)
     if all(isinstance(v, (float, np.floating)) for v in ids):
         return _ID_FLOAT, np.array(ids, dtype="<f8").tobytes()
     if all(isinstance(v, str) for v in ids):
@@ -254,7 +246,7 @@ def _encode_ids(ids: tuple[Any, ...], what: str) -> tuple[int, bytes]:
             raw = [s.encode("utf-8") for s in ids]
         except UnicodeEncodeError:
             raise FormatError(f"cannot encode: a {what} id is not valid Unicode") from None
-        return _ID_STR, _strings_encode(raw)
+        return _ID_STR, strings_encode(raw)
     kinds = sorted({type(v).__name__ for v in ids})
     raise FormatError(
         f"cannot encode: {what} ids must be all integers, all floats or all strings, got "
@@ -266,122 +258,146 @@ def _encode_ids(ids: tuple[Any, ...], what: str) -> tuple[int, bytes]:
 # Decoding
 # ----------------------------------------------------------------------------------------
 def _parse(buf: bytes | bytearray | memoryview) -> tuple[KnnIR, int, dict[str, Any]]:
-    return _parse_guarded(_parse_bytes, buf)
+    return parse_guarded(_parse_bytes, buf)
 
 
-def _version_error(version: int) -> str | None:
-    if version == VERSION:
-        return None
-    return (
-        f"unsupported .esb version {version} at offset 8 for a k-NN model (k-NN "
-        f"recommenders are version {VERSION}; version 1 holds a linear model)"
-    )
+class _Header(NamedTuple):
+    """The version-2 header fields, checked."""
+
+    n_sec: int
+    n_users: int
+    n_items: int
+    n_ratings: int
+    k: int
+    min_k: int
+    variant: str
+    dtype_code: int
+    user_based: bool
+    sim_nnz: int
+    file_size: int
+
+    @property
+    def n_x(self) -> int:
+        """Rows of the similarity matrix: users when user-based, else items."""
+        return self.n_users if self.user_based else self.n_items
+
+    @property
+    def n_y(self) -> int:
+        """Rows of the ratings table: the other side."""
+        return self.n_items if self.user_based else self.n_users
 
 
-def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
-    size = len(data)
-    fields = _read_header(data, _version_error, _LAYOUT)
-    (
-        _,
-        _,
-        _,
+def _check_header(fields: tuple) -> _Header:
+    """Check the version-2 header fields, in byte order."""
+    _, _, _, n_sec, n_users, n_items, n_ratings, k, min_k = fields[:9]
+    variant_code, dtype_code, flags, kind_code, sim_nnz, file_size, res32 = fields[9:16]
+    if kind_code != MODEL_KIND_KNN:
+        corrupt(
+            f"unknown model kind {kind_code} at offset 43 (version {VERSION} defines kind "
+            f"{MODEL_KIND_KNN}, k-NN; was the file written by a newer edgesparse?)"
+        )
+    if variant_code >= len(VARIANTS):
+        corrupt(f"unknown k-NN variant code {variant_code} at offset 40")
+    if dtype_code >= len(_SIM_DTYPES):
+        corrupt(f"unknown similarity dtype code {dtype_code} at offset 41")
+    if flags & ~FLAG_USER_BASED:
+        corrupt(f"unknown flag bits 0x{flags & ~FLAG_USER_BASED:02x} at offset 42")
+    if res32:
+        corrupt(f"reserved field at offset 56 is {res32}, expected 0")
+    if n_users < 1:
+        corrupt("n_users at offset 16 is 0")
+    if n_items < 1:
+        corrupt("n_items at offset 20 is 0")
+    hdr = _Header(
         n_sec,
         n_users,
         n_items,
         n_ratings,
         k,
         min_k,
-        variant_code,
+        VARIANTS[variant_code],
         dtype_code,
-        flags,
-        kind_code,
+        bool(flags & FLAG_USER_BASED),
         sim_nnz,
         file_size,
-        res32,
-        _,
-    ) = fields
-    if kind_code != MODEL_KIND_KNN:
-        _fail(
-            f"unknown model kind {kind_code} at offset 43 (version {VERSION} defines kind "
-            f"{MODEL_KIND_KNN}, k-NN; was the file written by a newer edgesparse?)"
-        )
-    if variant_code >= len(VARIANTS):
-        _fail(f"unknown k-NN variant code {variant_code} at offset 40")
-    if dtype_code >= len(_SIM_DTYPES):
-        _fail(f"unknown similarity dtype code {dtype_code} at offset 41")
-    if flags & ~FLAG_USER_BASED:
-        _fail(f"unknown flag bits 0x{flags & ~FLAG_USER_BASED:02x} at offset 42")
-    if res32:
-        _fail(f"reserved field at offset 56 is {res32}, expected 0")
-    if n_users < 1:
-        _fail("n_users at offset 16 is 0")
-    if n_items < 1:
-        _fail("n_items at offset 20 is 0")
-    user_based = bool(flags & FLAG_USER_BASED)
-    n_x, n_y = (n_users, n_items) if user_based else (n_items, n_users)
-    if sim_nnz > n_x * n_x:
-        _fail(f"sim_nnz at offset 44 is {sim_nnz}, more than {n_x} x {n_x}")
-    variant = VARIANTS[variant_code]
+    )
+    if sim_nnz > hdr.n_x * hdr.n_x:
+        corrupt(f"sim_nnz at offset 44 is {sim_nnz}, more than {hdr.n_x} x {hdr.n_x}")
+    return hdr
 
-    # -- section table ------------------------------------------------------------------
-    secs, info = _read_table(data, n_sec, file_size, _LAYOUT)
+
+def _check_presence(secs: dict[int, Any], hdr: _Header) -> None:
+    """The optional sections the header fields call for, and no others."""
+    variant = hdr.variant
     wanted = {
-        SIM_SCALES: (dtype_code == 2, "similarities are uint8 (offset 41)"),
+        SIM_SCALES: (hdr.dtype_code == 2, "similarities are uint8 (offset 41)"),
         MEANS: (variant in ("means", "zscore"), f"the variant (offset 40) is {variant!r}"),
         SIGMAS: (variant == "zscore", f"the variant (offset 40) is {variant!r}"),
         BASELINES: (variant == "baseline", f"the variant (offset 40) is {variant!r}"),
     }
     for kind, (needed, why) in wanted.items():
         if (kind in secs) != needed:
-            _fail(
+            corrupt(
                 f"section '{SECTION_NAMES[kind]}' must be "
                 f"{'present' if needed else 'absent'} when {why}"
             )
-    _check_section_crcs(data, n_sec, SECTION_NAMES)
-    section, need = _section_access(data, secs, SECTION_NAMES)
 
-    def floats(kind: int, n: int, what: str, *, positive: bool = False) -> np.ndarray:
-        _, off, b = section(kind)
-        need(kind, 8 * n, f"{n} float64 {what}")
-        a = np.frombuffer(b, dtype="<f8").astype(np.float64)
-        bad = ~np.isfinite(a) if not positive else ~(np.isfinite(a) & (a > 0))
-        if np.any(bad):
-            p = int(np.argmax(bad))
-            _sfail(
-                SECTION_NAMES[kind],
-                off,
-                f"value {float(a[p])!r} at position {p} must be finite"
-                + (" and > 0" if positive else ""),
-            )
-        return a
 
-    # -- params -------------------------------------------------------------------------
-    rating_enc, off, _ = section(RATINGS)
-    gm, lo, hi, step = floats(PARAMS, 4, "(global mean, rating low, rating high, step)").tolist()
+def _floats(
+    section: Callable, need: Callable, kind: int, n: int, what: str, *, positive: bool = False
+) -> np.ndarray:
+    """``n`` float64 values, finite (and > 0 when ``positive``)."""
+    _, off, b = section(kind)
+    need(kind, 8 * n, f"{n} float64 {what}")
+    a = np.frombuffer(b, dtype="<f8").astype(np.float64)
+    bad = ~np.isfinite(a) if not positive else ~(np.isfinite(a) & (a > 0))
+    if np.any(bad):
+        p = int(np.argmax(bad))
+        corrupt_section(
+            SECTION_NAMES[kind],
+            off,
+            f"value {float(a[p])!r} at position {p} must be finite"
+            + (" and > 0" if positive else ""),
+        )
+    return a
+
+
+def _decode_params(section: Callable, need: Callable) -> list[float]:
+    """(global mean, rating low, rating high, step), the step fitting the ratings encoding."""
+    rating_enc, _, _ = section(RATINGS)
+    params = _floats(section, need, PARAMS, 4, "(global mean, rating low, rating high, step)")
+    _, lo, hi, step = params.tolist()
     _, p_off, _ = section(PARAMS)
     if lo > hi:
-        _sfail("params", p_off, f"rating scale low {lo!r} is above high {hi!r}")
+        corrupt_section("params", p_off, f"rating scale low {lo!r} is above high {hi!r}")
     if (rating_enc == 0) != (step > 0) or (rating_enc == 0 and step not in _RATING_STEPS):
-        _sfail(
+        corrupt_section(
             "params",
             p_off,
             f"rating step {step!r} does not fit the ratings encoding "
             f"({_ENCODINGS[RATINGS][rating_enc]}: step must be "
             f"{'1 or 0.5' if rating_enc == 0 else '0'})",
         )
+    return params.tolist()
 
-    # -- similarities -------------------------------------------------------------------
-    sim_indptr, counts = _rows(section(SIM_ROWS), n_x, sim_nnz, n_x, "sim_rows", "similarity")
-    enc, off, b = section(SIM_INDICES)
+
+def _sim_columns(
+    sec: tuple[int, int, np.ndarray], sim_indptr: np.ndarray, counts: np.ndarray, n_x: int
+) -> np.ndarray:
+    """Similarity columns from per-row gaps, each in [0, n_x)."""
+    _, off, b = sec
+    sim_nnz = int(sim_indptr[-1])
     if b.size == sim_nnz and (b.size == 0 or int(b.max()) < 0x80):
         gaps: np.ndarray = b  # every gap fits one byte (dense rows): no varint temporaries
     else:
-        gaps, err = _varint_decode(b, sim_nnz, 5)
+        gaps, err = varint_decode(b, sim_nnz, 5)
         if err:
-            _sfail("sim_indices", off, f"{err} (one column gap per similarity)")
+            corrupt_section("sim_indices", off, f"{err} (one column gap per similarity)")
     if gaps.size and int(gaps.max()) >= n_x:
         p = int(np.argmax(gaps >= n_x))
-        _sfail("sim_indices", off, f"column gap {int(gaps[p])} at position {p} is >= {n_x}")
+        corrupt_section(
+            "sim_indices", off, f"column gap {int(gaps[p])} at position {p} is >= {n_x}"
+        )
     # Columns from gaps in place, one array of sim_nnz int64 plus one temporary: a large
     # dense model must not cost many times its file size to read.
     starts = sim_indptr[:-1][counts > 0]
@@ -399,7 +415,17 @@ def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
     del shift
     if cols.size and int(cols.max()) >= n_x:
         p = int(np.argmax(cols >= n_x))
-        _sfail("sim_indices", off, f"column {int(cols[p])} at position {p} is out of [0, {n_x})")
+        corrupt_section(
+            "sim_indices", off, f"column {int(cols[p])} at position {p} is out of [0, {n_x})"
+        )
+    return cols
+
+
+def _sim_values(
+    section: Callable, need: Callable, hdr: _Header
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Similarity values (finite, > 0) and, for uint8 ones, the per-row scales."""
+    dtype_code, sim_nnz, n_x = hdr.dtype_code, hdr.sim_nnz, hdr.n_x
     _, off, b = section(SIM_VALUES)
     vdt = _SIM_DTYPES[dtype_code]
     need(SIM_VALUES, sim_nnz * vdt.itemsize, f"sim_nnz={sim_nnz} {_SIM_DTYPE_NAMES[dtype_code]}")
@@ -407,7 +433,7 @@ def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
     bad = values == 0 if dtype_code == 2 else ~(np.isfinite(values) & (values > 0))
     if np.any(bad):
         p = int(np.argmax(bad))
-        _sfail(
+        corrupt_section(
             "sim_values",
             off,
             f"similarity {values[p].item()!r} at position {p} is not allowed (only finite "
@@ -421,17 +447,23 @@ def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
         bad = ~(np.isfinite(scales) & (scales > 0))
         if np.any(bad):
             p = int(np.argmax(bad))
-            _sfail("sim_scales", off, f"scale {float(scales[p])!r} at row {p} must be > 0")
+            corrupt_section("sim_scales", off, f"scale {float(scales[p])!r} at row {p} must be > 0")
+    return values, scales
 
-    # -- ratings ------------------------------------------------------------------------
-    yr_indptr, _ = _rows(section(YR_ROWS), n_y, n_ratings, None, "yr_rows", "rating")
+
+def _decode_ratings(
+    section: Callable, need: Callable, hdr: _Header, lo: float, step: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(yr_indptr, yr_x, ratings): who rated what, and how."""
+    n_ratings, n_x = hdr.n_ratings, hdr.n_x
+    yr_indptr, _ = _rows(section(YR_ROWS), hdr.n_y, n_ratings, None, "yr_rows", "rating")
     enc, off, b = section(YR_X)
     width = 2 if enc == 1 else 4
     need(YR_X, width * n_ratings, f"n_ratings={n_ratings} {_ENCODINGS[YR_X][enc]} rater ids")
     yr_x = np.frombuffer(b, dtype="<u2" if enc == 1 else "<u4").astype(np.int64)
     if yr_x.size and int(yr_x.max()) >= n_x:
         p = int(np.argmax(yr_x >= n_x))
-        _sfail("yr_x", off, f"rater {int(yr_x[p])} at position {p} is out of [0, {n_x})")
+        corrupt_section("yr_x", off, f"rater {int(yr_x[p])} at position {p} is out of [0, {n_x})")
     enc, off, b = section(RATINGS)
     if enc == 0:
         need(RATINGS, n_ratings, f"n_ratings={n_ratings} uint8 codes")
@@ -442,26 +474,55 @@ def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
         ratings = np.frombuffer(b, dtype="<f4" if enc == 1 else "<f8").astype(np.float64)
     if not np.all(np.isfinite(ratings)):
         p = int(np.argmax(~np.isfinite(ratings)))
-        _sfail("ratings", off, f"rating {float(ratings[p])!r} at position {p} is not finite")
+        corrupt_section(
+            "ratings", off, f"rating {float(ratings[p])!r} at position {p} is not finite"
+        )
+    return yr_indptr, yr_x, ratings
 
-    means = floats(MEANS, n_x, "means") if MEANS in secs else None
-    sigmas = floats(SIGMAS, n_x, "sigmas", positive=True) if SIGMAS in secs else None
-    bu = bi = None
+
+def _decode_per_entity(
+    section: Callable, need: Callable, secs: dict[int, Any], hdr: _Header
+) -> dict[str, Any]:
+    """The optional means, sigmas and baselines, the ids and the provenance (KnnIR fields)."""
+    n_x, n_users, n_items = hdr.n_x, hdr.n_users, hdr.n_items
+    out: dict[str, Any] = {"means": None, "sigmas": None, "bu": None, "bi": None}
+    if MEANS in secs:
+        out["means"] = _floats(section, need, MEANS, n_x, "means")
+    if SIGMAS in secs:
+        out["sigmas"] = _floats(section, need, SIGMAS, n_x, "sigmas", positive=True)
     if BASELINES in secs:
-        both = floats(BASELINES, n_users + n_items, "baselines (users, then items)")
-        bu, bi = both[:n_users], both[n_users:]
-    user_ids = _decode_ids(section(USER_IDS), n_users, "user_ids", need, USER_IDS)
-    item_ids = _decode_ids(section(ITEM_IDS), n_items, "item_ids", need, ITEM_IDS)
-    provenance: dict[str, str] = {}
+        both = _floats(section, need, BASELINES, n_users + n_items, "baselines (users, then items)")
+        out["bu"], out["bi"] = both[:n_users], both[n_users:]
+    out["user_ids"] = _decode_ids(section(USER_IDS), n_users, "user_ids", need, USER_IDS)
+    out["item_ids"] = _decode_ids(section(ITEM_IDS), n_items, "item_ids", need, ITEM_IDS)
+    out["provenance"] = {}
     if PROVENANCE in secs:
         _, off, b = section(PROVENANCE)
-        provenance = _decode_provenance(b.tobytes(), off)
+        out["provenance"] = decode_provenance(b.tobytes(), off)
+    return out
+
+
+def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
+    size = len(data)
+    hdr = _check_header(read_header(data, reader=BlobKind.ESB_KNN, layout=_LAYOUT))
+    secs, info = read_table(data, n_sec=hdr.n_sec, file_size=hdr.file_size, layout=_LAYOUT)
+    _check_presence(secs, hdr)
+    check_section_crcs(data, hdr.n_sec, SECTION_NAMES)
+    section, need = section_access(data, secs, SECTION_NAMES)
+
+    gm, lo, hi, step = _decode_params(section, need)
+    n_x = hdr.n_x
+    sim_indptr, counts = _rows(section(SIM_ROWS), n_x, hdr.sim_nnz, n_x, "sim_rows", "similarity")
+    cols = _sim_columns(section(SIM_INDICES), sim_indptr, counts, n_x)
+    values, scales = _sim_values(section, need, hdr)
+    yr_indptr, yr_x, ratings = _decode_ratings(section, need, hdr, lo, step)
+    rest = _decode_per_entity(section, need, secs, hdr)
     try:
         ir = KnnIR(
-            variant=variant,
-            user_based=user_based,
-            k=k,
-            min_k=min_k,
+            variant=hdr.variant,
+            user_based=hdr.user_based,
+            k=hdr.k,
+            min_k=hdr.min_k,
             sim_indptr=sim_indptr,
             sim_indices=cols.astype(np.int32),
             sim_values=values,
@@ -471,13 +532,7 @@ def _parse_bytes(data: bytes) -> tuple[KnnIR, int, dict[str, Any]]:
             ratings=ratings,
             global_mean=float(gm),
             rating_scale=(float(lo), float(hi)),
-            user_ids=user_ids,
-            item_ids=item_ids,
-            means=means,
-            sigmas=sigmas,
-            bu=bu,
-            bi=bi,
-            provenance=provenance,
+            **rest,
         )
     except IRError as exc:
         raise FormatError(f"corrupt .esb: {exc}") from None
@@ -494,15 +549,17 @@ def _rows(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row lengths (varints) -> (indptr, counts), checked against ``total`` and ``cap``."""
     _, off, b = sec
-    counts, err = _varint_decode(b, n_rows, 5)
+    counts, err = varint_decode(b, n_rows, 5)
     if err:
-        _sfail(name, off, f"{err} (one row length per row)")
+        corrupt_section(name, off, f"{err} (one row length per row)")
     if cap is not None and counts.size and int(counts.max()) > cap:
         r = int(np.argmax(counts > cap))
-        _sfail(name, off, f"row {r} has {int(counts[r])} entries, more than {cap}")
+        corrupt_section(name, off, f"row {r} has {int(counts[r])} entries, more than {cap}")
     got = int(counts.sum(dtype=_U64))
     if got != total:
-        _sfail(name, off, f"row lengths sum to {got}, the header says {total} {what} entries")
+        corrupt_section(
+            name, off, f"row lengths sum to {got}, the header says {total} {what} entries"
+        )
     counts = counts.astype(np.int64)
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
@@ -518,15 +575,15 @@ def _decode_ids(
         need(kind, 8 * n, f"{n} float64 ids")
         ids: list[Any] = np.frombuffer(b, dtype="<f8").astype(np.float64).tolist()
         if not all(math.isfinite(v) for v in ids):
-            _fail(f"{where}: an id is not finite")
+            corrupt(f"{where}: an id is not finite")
     elif enc == _ID_INT:
-        zig, err = _varint_decode(b, n, 10)
+        zig, err = varint_decode(b, n, 10)
         if err:
-            _fail(f"{where}: {err} (one id per entry)")
-        ids = _zigzag_decode(zig).tolist()
+            corrupt(f"{where}: {err} (one id per entry)")
+        ids = zigzag_decode(zig).tolist()
     else:
         # ids stay Python strings (a tuple, not a numpy array), so a trailing NUL survives
-        ids = _strings_decode(b, n, name, off, "id", nul_ok=True)
+        ids = strings_decode(b, n, name, off, "id", nul_ok=True)
     if len(set(ids)) != n:
-        _fail(f"{where}: ids are not distinct (each raw id maps to one inner id)")
+        corrupt(f"{where}: ids are not distinct (each raw id maps to one inner id)")
     return tuple(ids)
