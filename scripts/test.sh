@@ -8,4 +8,5 @@ source "$root/scripts/system-deps.sh"
 cd "$root"
 ruff check .
 ruff format --check .
+lint-imports  # the floors (pyproject.toml [tool.importlinter])
 python -m pytest -q "$@"

@@ -26,33 +26,33 @@ from typing import Any
 from edgesparse.errors import ModelFileError, ToolMissingError
 from edgesparse.fileio import read_bytes
 from edgesparse.loader.accounting import (
-    _ENV_MAX_FILE,
-    _ENV_MAX_UNPACKED,
-    _PICKLE_FIX,
     DEFAULT_MAX_ARRAY_BYTES,
     DEFAULT_MAX_FILE_BYTES,
     DEFAULT_MAX_UNPACKED_BYTES,
+    ENV_MAX_FILE,
+    ENV_MAX_UNPACKED,
     MAX_NESTING,
     MAX_PICKLE_OPCODES,
     MAX_TREE_SIZE,
-    _audit_objects,
-    _guarded,
-    _limit,
+    PICKLE_FIX,
+    audit_objects,
+    guarded,
+    limit_from_env,
 )
 from edgesparse.loader.allowlist import (
-    _PICKLE_PROTO_OPCODE,
-    _ZIP_MAGIC,
     ALLOWED_GLOBALS,
+    PICKLE_PROTO_OPCODE,
     SUPPORTED_SUFFIXES,
+    ZIP_MAGIC,
     allowed_globals,
 )
-from edgesparse.loader.npz_reader import RawLinearModel, _load_npz
-from edgesparse.loader.skops_reader import _load_skops
+from edgesparse.loader.npz_reader import RawLinearModel, load_npz
+from edgesparse.loader.skops_reader import load_skops
 from edgesparse.loader.unpickler import (
     MAX_SCALAR_BYTES,
     SKLEARN_VERSION_ATTRIBUTE,
-    _resolve_global,
-    _unpickle,
+    resolve_global,
+    unpickle_guarded,
 )
 
 __all__ = [
@@ -70,7 +70,7 @@ __all__ = [
     "MAX_SCALAR_BYTES",
     "MAX_TREE_SIZE",
 ]
-_resolve_global = _resolve_global  # tests check the allow-list resolution directly
+resolve_global = resolve_global  # tests check the allow-list resolution directly
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,14 +111,14 @@ def load_model(
         )
     if suffix not in SUPPORTED_SUFFIXES:
         raise _unknown_suffix(p, source, suffix)
-    max_file = _limit(max_file_bytes, _ENV_MAX_FILE, DEFAULT_MAX_FILE_BYTES)
-    max_unpacked = _limit(max_unpacked_bytes, _ENV_MAX_UNPACKED, DEFAULT_MAX_UNPACKED_BYTES)
+    max_file = limit_from_env(max_file_bytes, ENV_MAX_FILE, DEFAULT_MAX_FILE_BYTES)
+    max_unpacked = limit_from_env(max_unpacked_bytes, ENV_MAX_UNPACKED, DEFAULT_MAX_UNPACKED_BYTES)
     data = read_bytes(
         p,
         what="model file",
         max_bytes=max_file,
         how_to_raise=(
-            f"if you trust it, raise the limit with {_ENV_MAX_FILE}=<bytes> "
+            f"if you trust it, raise the limit with {ENV_MAX_FILE}=<bytes> "
             "(or load_model(..., max_file_bytes=...))"
         ),
     )
@@ -128,9 +128,9 @@ def load_model(
             "pickle.dump, skops.io.dump or numpy.savez)"
         )
     if suffix == ".npz":
-        return _load_npz(data, source, max_unpacked)
+        return load_npz(data, source, max_unpacked)
     if suffix == ".skops":
-        return _load_skops(data, source, max_unpacked)
+        return load_skops(data, source, max_unpacked)
     return _load_pickle(data, source, max_unpacked)
 
 
@@ -162,7 +162,7 @@ def _unknown_suffix(p: Path, source: str, suffix: str) -> ModelFileError:
 
 
 def _load_pickle(data: bytes, source: str, max_unpacked: int) -> Any:
-    if data.startswith(_ZIP_MAGIC):
+    if data.startswith(ZIP_MAGIC):
         raise ModelFileError(
             f"cannot load {source}: it is a zip archive, not a pickle (a skops or npz file? "
             "give it a .skops or .npz suffix)"
@@ -190,23 +190,23 @@ def _load_pickle(data: bytes, source: str, max_unpacked: int) -> Any:
                 f"cannot load {source}: it is lz4-compressed and lz4 is not installed "
                 "(pip install lz4)"
             ) from None
-    if compressor == "not-compressed" and not data.startswith(_PICKLE_PROTO_OPCODE):
+    if compressor == "not-compressed" and not data.startswith(PICKLE_PROTO_OPCODE):
         # Every pickle of protocol 2+ starts with PROTO; scikit-learn models are never saved
         # with 0/1. This also turns a text file named .pkl into a clear message.
         raise ModelFileError(
             f"cannot load {source}: not a pickle or joblib file (it does not start like a "
-            f"pickle of protocol 2 or newer); {_PICKLE_FIX}"
+            f"pickle of protocol 2 or newer); {PICKLE_FIX}"
         )
-    obj = _guarded(
+    obj = guarded(
         source,
         "pickle/joblib",
-        _PICKLE_FIX,
-        _unpickle,
+        PICKLE_FIX,
+        unpickle_guarded,
         data,
         compressor,
         _COMPRESSORS,
         source,
         max_unpacked,
     )
-    _audit_objects(obj, source)
+    audit_objects(obj, source)
     return obj

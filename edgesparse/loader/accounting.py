@@ -18,7 +18,7 @@ from edgesparse.errors import (
     UnsafeModelError,
     UnsupportedModelError,
 )
-from edgesparse.loader.allowlist import _Crafted, _one_line, _shown
+from edgesparse.loader.allowlist import Crafted, one_line_error, shown_text
 
 # Size caps. A model file is read whole into memory, and a compressed pickle can unpack to far
 # more than its own size; both are bounded, with a documented way to raise the bound.
@@ -29,9 +29,9 @@ DEFAULT_MAX_UNPACKED_BYTES = 2 << 30
 ``EDGESPARSE_MAX_UNPACKED_BYTES`` overrides."""
 MAX_PICKLE_OPCODES = 2_000_000
 """Most pickle opcodes one file may execute (a scikit-learn linear model needs thousands)."""
-_ENV_MAX_FILE = "EDGESPARSE_MAX_MODEL_BYTES"
-_ENV_MAX_UNPACKED = "EDGESPARSE_MAX_UNPACKED_BYTES"
-_PICKLE_FIX = "re-save the model with joblib.dump or pickle.dump"
+ENV_MAX_FILE = "EDGESPARSE_MAX_MODEL_BYTES"
+ENV_MAX_UNPACKED = "EDGESPARSE_MAX_UNPACKED_BYTES"
+PICKLE_FIX = "re-save the model with joblib.dump or pickle.dump"
 
 
 PICKLE_OVERHEAD_BYTES = 32 << 20
@@ -43,7 +43,7 @@ def stream_budget(source: str) -> tuple[str, int, int]:
     """``(source, array cap, most bytes a pickle stream may deliver)``: the stream of a model
     within the array cap is at most the cap plus :data:`PICKLE_OVERHEAD_BYTES`, so a file that
     unpacks to more is refused as it streams, not after 2 GiB were read."""
-    cap = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    cap = limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
     return source, cap, cap + PICKLE_OVERHEAD_BYTES
 
 
@@ -51,20 +51,20 @@ def _stream_budget_error(source: str, cap: int, budget: int) -> ModelFileError:
     return ModelFileError(
         f"cannot load {source}: its pickle data runs past {budget} bytes, more than a model "
         f"within the array cap holds ({cap} bytes of arrays plus {PICKLE_OVERHEAD_BYTES} for "
-        f"the pickle itself); if you trust the file, raise the limit with {_ENV_MAX_ARRAYS}="
+        f"the pickle itself); if you trust the file, raise the limit with {ENV_MAX_ARRAYS}="
         "<bytes>"
     )
 
 
-class _LimitExceeded(Exception):
-    """A size or opcode cap was hit (see _limit_error for the message the user sees)."""
+class LimitExceeded(Exception):
+    """A size or opcode cap was hit (see limit_error for the message the user sees)."""
 
     def __init__(self, what: str, *, raisable: bool = True) -> None:
         super().__init__(what)
         self.raisable = raisable
 
 
-def _limit_error(source: str, exc: _LimitExceeded) -> ModelFileError:
+def limit_error(source: str, exc: LimitExceeded) -> ModelFileError:
     if not exc.raisable:
         return ModelFileError(
             f"cannot load {source}: {exc}; a pickle this long is not a model edgesparse can "
@@ -72,12 +72,12 @@ def _limit_error(source: str, exc: _LimitExceeded) -> ModelFileError:
         )
     return ModelFileError(
         f"cannot load {source}: {exc}, more than edgesparse allows by default; if you trust "
-        f"the file, raise the limit with {_ENV_MAX_UNPACKED}=<bytes> "
+        f"the file, raise the limit with {ENV_MAX_UNPACKED}=<bytes> "
         "(or load_model(..., max_unpacked_bytes=...))"
     )
 
 
-class _CappedStream:
+class CappedStream:
     """File object the unpicklers read from: counts bytes and opcodes against the caps.
 
     ``limit`` is the most bytes the stream may deliver: the file size for a plain pickle, the
@@ -112,8 +112,8 @@ class _CappedStream:
 
     def _refuse(self, n: int) -> None:
         if self.compressed:
-            raise _LimitExceeded(f"it unpacks to more than {self.limit} bytes")
-        raise _Crafted(
+            raise LimitExceeded(f"it unpacks to more than {self.limit} bytes")
+        raise Crafted(
             f"the file is truncated: its pickle needs {n} more bytes and {self.left()} are left"
         )
 
@@ -138,18 +138,16 @@ class _CappedStream:
     def tick(self) -> None:
         self.opcodes += 1
         if self.opcodes > MAX_PICKLE_OPCODES:
-            raise _LimitExceeded(
+            raise LimitExceeded(
                 f"it runs more than {MAX_PICKLE_OPCODES} pickle opcodes (a scikit-learn linear "
                 "model needs a few thousand)",
                 raisable=False,
             )
 
 
-def _limit(value: int | None, env: str, default: int) -> int:
+def limit_from_env(value: int | None, env: str, default: int) -> int:
     """A size cap: the argument, else the environment variable, else the default."""
-    origin = {_ENV_MAX_FILE: "max_file_bytes", _ENV_MAX_UNPACKED: "max_unpacked_bytes"}.get(
-        env, env
-    )
+    origin = {ENV_MAX_FILE: "max_file_bytes", ENV_MAX_UNPACKED: "max_unpacked_bytes"}.get(env, env)
     if value is None:
         text = os.environ.get(env, "").strip()
         if not text:
@@ -173,12 +171,12 @@ def _check_zip(data: bytes, source: str, max_unpacked: int) -> None:
     allocates the declared shape before reading the data. A ``.npz`` member (skops keeps a
     scipy sparse matrix so) is an archive of its own: its members count too, one level deep.
     """
-    max_arrays = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    max_arrays = limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
     unpacked, arrays, leaves = _zip_sizes(data, (source, max_unpacked, max_arrays), depth=0)
     if unpacked > max_unpacked:
-        raise _LimitExceeded(f"its archive members unpack to {unpacked} bytes")
+        raise LimitExceeded(f"its archive members unpack to {unpacked} bytes")
     if arrays > max_arrays:
-        raise _array_limit_error(source, arrays, max_arrays)
+        raise array_limit_error(source, arrays, max_arrays)
     # Members that are not arrays (skops reads every member, schema.json is parsed whole) are
     # bounded like a pickle stream: the arrays a model may hold plus what describes them.
     if leaves > max_arrays + PICKLE_OVERHEAD_BYTES:
@@ -186,7 +184,7 @@ def _check_zip(data: bytes, source: str, max_unpacked: int) -> None:
             f"cannot load {source}: its archive members unpack to {leaves} bytes, more than "
             f"a model within the array cap holds ({max_arrays} bytes of arrays plus "
             f"{PICKLE_OVERHEAD_BYTES} to describe them); if you trust the file, raise the "
-            f"limit with {_ENV_MAX_ARRAYS}=<bytes>"
+            f"limit with {ENV_MAX_ARRAYS}=<bytes>"
         )
 
 
@@ -205,13 +203,13 @@ def _zip_sizes(data: bytes, caps: tuple[str, int, int], *, depth: int) -> tuple[
         for m in members:
             if m.filename.endswith(".npz"):
                 if depth > 0:
-                    raise _Crafted(
-                        f"it holds an archive {_shown(m.filename)!r} inside an archive inside "
+                    raise Crafted(
+                        f"it holds an archive {shown_text(m.filename)!r} inside an archive inside "
                         "the file; neither skops nor numpy writes that: the file is crafted or "
                         "corrupt"
                     )
                 if m.file_size > max_arrays + PICKLE_OVERHEAD_BYTES:
-                    raise _array_limit_error(source, m.file_size, max_arrays)
+                    raise array_limit_error(source, m.file_size, max_arrays)
                 inner = _zip_sizes(zf.read(m), caps, depth=depth + 1)
                 unpacked, arrays, leaves = (
                     unpacked + inner[0],
@@ -235,22 +233,22 @@ def _npy_bytes(zf: zipfile.ZipFile, m: zipfile.ZipInfo) -> int:
             shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
     nbytes = math.prod(shape) * dtype.itemsize
     if not dtype.hasobject and nbytes > m.file_size:
-        raise _Crafted(
-            f"its array {_shown(m.filename)!r} declares {nbytes} bytes, but its "
+        raise Crafted(
+            f"its array {shown_text(m.filename)!r} declares {nbytes} bytes, but its "
             f"archive member holds only {m.file_size}; numpy never writes that: "
             "the file is crafted or corrupt"
         )
     return nbytes
 
 
-def _zip_guarded(source: str, kind: str, fix: str, data: bytes, max_unpacked: int) -> None:
+def zip_guarded(source: str, kind: str, fix: str, data: bytes, max_unpacked: int) -> None:
     try:
-        _guarded(source, kind, fix, _check_zip, data, source, max_unpacked)
-    except _LimitExceeded as exc:
-        raise _limit_error(source, exc) from None
+        guarded(source, kind, fix, _check_zip, data, source, max_unpacked)
+    except LimitExceeded as exc:
+        raise limit_error(source, exc) from None
 
 
-def _guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
+def guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
     """Run a loader; any exception that is not ours becomes one ModelFileError line."""
     try:
         return func(*args)
@@ -260,16 +258,16 @@ def _guarded(source: str, kind: str, fix: str, func: Any, *args: Any) -> Any:
         ModelFileError,
         ToolMissingError,
         InputError,
-        _LimitExceeded,
+        LimitExceeded,
         MemoryError,  # the CLI says "out of memory" in one line
     ):
         raise
-    except _Crafted as exc:  # found by edgesparse: its own words, then what to do
+    except Crafted as exc:  # found by edgesparse: its own words, then what to do
         raise ModelFileError(f"cannot load {source}: {exc}; {fix}") from None
     except Exception as exc:  # a hostile or corrupt file can make any library raise anything
         raise ModelFileError(
             f"cannot load {source}: not a valid {kind} file, or it is truncated; {fix} "
-            f"(where reading stopped: {_one_line(exc)})"
+            f"(where reading stopped: {one_line_error(exc)})"
         ) from exc
 
 
@@ -285,7 +283,7 @@ DEFAULT_MAX_ARRAY_BYTES = 64 << 20
 compress in about 0.9 GiB), counted as the frontends
 materialize them: a shared array once per reference, a scipy sparse matrix also by the
 per-row and per-column arrays its shape implies. ``EDGESPARSE_MAX_ARRAY_BYTES`` overrides."""
-_ENV_MAX_ARRAYS = "EDGESPARSE_MAX_ARRAY_BYTES"
+ENV_MAX_ARRAYS = "EDGESPARSE_MAX_ARRAY_BYTES"
 
 
 def _own_bytes(obj: Any) -> int:
@@ -301,12 +299,12 @@ def _own_bytes(obj: Any) -> int:
     return 0
 
 
-_ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, type)
+ATOMS = (str, bytes, bytearray, int, float, complex, bool, type(None), np.generic, type)
 
 
-def _children(obj: Any) -> list[Any] | None:
+def children_of(obj: Any) -> list[Any] | None:
     """What ``obj`` refers to, or None for a leaf."""
-    if isinstance(obj, _ATOMS):
+    if isinstance(obj, ATOMS):
         return None
     if isinstance(obj, np.ndarray):
         return list(obj.ravel()) if obj.dtype.hasobject else None
@@ -318,14 +316,14 @@ def _children(obj: Any) -> list[Any] | None:
     return list(attrs.values()) if isinstance(attrs, dict) else None
 
 
-def _audit_objects(root: Any, source: str) -> None:
+def audit_objects(root: Any, source: str) -> None:
     """Walk what a pickle built, once per object, before anything else touches it.
 
     A pickle can build shapes no scikit-learn model has: reference cycles and very deep
     nesting (which send recursive code into RecursionError), and scipy.sparse matrices whose
     arrays disagree (BUILD sets them without scipy's checks). Refuse those here, with one line.
     """
-    max_bytes = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    max_bytes = limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
     on_path, done = 1, 2
     state: dict[int, int] = {}
     # Bytes under each object, shared references counted once per use, like ``tree``.
@@ -351,20 +349,20 @@ def _audit_objects(root: Any, source: str) -> None:
                 weight[id(c)] if id(c) in weight else _own_bytes(c) for c in leaving
             )
             if total > max_bytes:
-                raise _array_limit_error(source, total, max_bytes)
+                raise array_limit_error(source, total, max_bytes)
             weight[id(obj)] = total
             continue
-        children = _children(obj)
+        children = children_of(obj)
         if children is None:
             if obj is root and _own_bytes(obj) > max_bytes:
-                raise _array_limit_error(source, _own_bytes(obj), max_bytes)
+                raise array_limit_error(source, _own_bytes(obj), max_bytes)
             continue
         seen = state.get(id(obj))
         if seen == done:
             continue
         if seen == on_path:
             raise ModelFileError(
-                f"cannot load {source}: a {_shown(type(obj).__name__)} in it contains itself "
+                f"cannot load {source}: a {shown_text(type(obj).__name__)} in it contains itself "
                 "(a reference cycle, which no scikit-learn model has; the file is crafted or "
                 "corrupt)"
             )
@@ -379,16 +377,16 @@ def _audit_objects(root: Any, source: str) -> None:
             except Exception as exc:  # scipy raises ValueError, TypeError, IndexError...
                 raise ModelFileError(
                     f"cannot load {source}: a sparse matrix in it is inconsistent "
-                    f"({_one_line(exc)}); {_PICKLE_FIX}"
+                    f"({one_line_error(exc)}); {PICKLE_FIX}"
                 ) from None
         state[id(obj)] = on_path
         stack.append((obj, depth, children))
         stack.extend((child, depth + 1, None) for child in children)
 
 
-def _array_limit_error(source: str, total: int, max_bytes: int) -> ModelFileError:
+def array_limit_error(source: str, total: int, max_bytes: int) -> ModelFileError:
     return ModelFileError(
         f"cannot load {source}: its arrays hold more than {max_bytes} bytes (at least "
         f"{total} bytes, shared arrays counted once per use), more than edgesparse allows by "
-        f"default; if you trust the file, raise the limit with {_ENV_MAX_ARRAYS}=<bytes>"
+        f"default; if you trust the file, raise the limit with {ENV_MAX_ARRAYS}=<bytes>"
     )

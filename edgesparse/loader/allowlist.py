@@ -19,7 +19,7 @@ from edgesparse.errors import (
 # ---------------------------------------------------------------------------------------------
 
 # numpy arrays, dtypes and scalars. numpy 2 pickles say ``numpy._core``; numpy 1.x pickles say
-# ``numpy.core`` (both spellings are resolved to whichever module this numpy has, see _ALIASES).
+# ``numpy.core`` (both spellings are resolved to whichever module this numpy has, see ALIASES).
 _NUMPY: frozenset[tuple[str, str]] = frozenset(
     {
         ("numpy", "ndarray"),
@@ -115,8 +115,8 @@ _SKLEARN_PIPELINE: frozenset[tuple[str, str]] = frozenset(
 # loss_function_ too). Up to scikit-learn 1.5 every loss was one of these Cython classes; Log,
 # SquaredLoss and Huber are gone since 1.6, so today's scikit-learn cannot unpickle them. None
 # of them is ever imported: each resolves to a stand-in that records the class name only (see
-# _OldSGDLoss); edgesparse reads the loss from the estimator's ``loss`` string.
-_SGD_FAST_LOSSES: tuple[str, ...] = (
+# OldSGDLoss); edgesparse reads the loss from the estimator's ``loss`` string.
+SGD_FAST_LOSSES: tuple[str, ...] = (
     "Hinge",
     "SquaredHinge",
     "ModifiedHuber",
@@ -133,11 +133,11 @@ _SGD_FAST_LOSSES: tuple[str, ...] = (
 _SKLEARN_HELPERS: frozenset[tuple[str, str]] = frozenset(
     {
         ("sklearn.preprocessing._label", "LabelBinarizer"),
-        *(("sklearn.linear_model._sgd_fast", name) for name in _SGD_FAST_LOSSES),
+        *(("sklearn.linear_model._sgd_fast", name) for name in SGD_FAST_LOSSES),
         ("sklearn._loss._loss", "CyHalfBinomialLoss"),
         ("sklearn._loss._loss", "CyHalfSquaredError"),
         ("sklearn._loss._loss", "CyHuberLoss"),
-        # The same classes as scikit-learn 1.8.0's build named them (see _RENAMED).
+        # The same classes as scikit-learn 1.8.0's build named them (see RENAMED).
         ("_loss", "CyHalfBinomialLoss"),
         ("_loss", "CyHalfSquaredError"),
         ("_loss", "CyHuberLoss"),
@@ -187,7 +187,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = (
 
 # Legacy spellings resolved to their modern home, so numpy 1.x pickles load on numpy 2 without
 # going through numpy's deprecated ``numpy.core`` shim (and vice versa on numpy 1.x).
-_ALIASES: dict[tuple[str, str], tuple[str, str]] = {
+ALIASES: dict[tuple[str, str], tuple[str, str]] = {
     ("numpy.core.multiarray", "_reconstruct"): ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.multiarray", "scalar"): ("numpy._core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"): ("numpy._core.numeric", "_frombuffer"),
@@ -198,14 +198,14 @@ _ALIASES: dict[tuple[str, str], tuple[str, str]] = {
 # scikit-learn 1.8.0's build gave its Cython loss classes the module name "_loss", so its SGD
 # pickles say "_loss.CyHalfBinomialLoss". They resolve to scikit-learn's module and nothing
 # else: a top-level module named "_loss" is never imported.
-_RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+RENAMED: dict[tuple[str, str], tuple[str, str]] = {
     ("_loss", name): ("sklearn._loss._loss", name)
     for name in ("CyHalfBinomialLoss", "CyHalfSquaredError", "CyHuberLoss")
 }
 # The other way round, tried last: numpy 1.x has no numpy._core (1.26.1+ has a partial shim
 # without ``numeric``), so a numpy 2 pickle, such as the bundled models, needs numpy.core there.
-_LEGACY: dict[tuple[str, str], tuple[str, str]] = {
-    modern: legacy for legacy, modern in _ALIASES.items() if legacy[0].startswith("numpy.")
+LEGACY: dict[tuple[str, str], tuple[str, str]] = {
+    modern: legacy for legacy, modern in ALIASES.items() if legacy[0].startswith("numpy.")
 }
 
 # skops describes containers, primitives and numpy scalars by type name instead of by pickle
@@ -242,7 +242,7 @@ _SKOPS_EXTRA_TYPES: frozenset[str] = frozenset(
         ),
     }
 )
-_SKOPS_ALLOWED_TYPES: frozenset[str] = (
+SKOPS_ALLOWED_TYPES: frozenset[str] = (
     frozenset(
         f"{m}.{n}"
         for m, n in _SCIPY_SPARSE | _SKLEARN_ESTIMATORS | _SKLEARN_PIPELINE | _SKLEARN_HELPERS
@@ -253,8 +253,8 @@ _SKOPS_ALLOWED_TYPES: frozenset[str] = (
 _PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 SUPPORTED_SUFFIXES: tuple[str, ...] = (*_PICKLE_SUFFIXES, ".skops", ".npz")
 """File suffixes :func:`load_model` understands."""
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_PROTO_OPCODE = pickle.PROTO  # b"\x80": first byte of every protocol >= 2 pickle
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_PROTO_OPCODE = pickle.PROTO  # b"\x80": first byte of every protocol >= 2 pickle
 
 
 def allowed_globals() -> list[str]:
@@ -281,7 +281,7 @@ _MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\Z")
 _CLASS_RE = re.compile(r"_*[A-Z][A-Za-z0-9_]*\Z")
 
 
-def _shown(text: str) -> str:
+def shown_text(text: str) -> str:
     # A hostile file chooses these names: keep the message one short, printable line.
     if text.isprintable() and len(text) <= 200:
         return text
@@ -299,7 +299,7 @@ def _library_class(name: str) -> tuple[str, str, str] | None:
     return library, module, cls
 
 
-def _refused(
+def refused_error(
     source: str, names: Iterable[str], *, skops: bool = False, root: str | None = None
 ) -> UnsafeModelError | UnsupportedModelError | ModelFileError:
     """The error for a file that names globals (or types) outside the allow-list: an
@@ -313,7 +313,7 @@ def _refused(
     classes = [_library_class(n) for n in names]
     if classes and all(c is not None for c in classes):
         return _unsupported(source, [c for c in classes if c is not None])
-    shown = [_shown(n) for n in names]
+    shown = [shown_text(n) for n in names]
     if len(shown) == 1:
         what = f"{shown[0]}, which is"
     else:
@@ -349,16 +349,16 @@ def _unsupported(
     )
 
 
-class _Crafted(pickle.UnpicklingError):
+class Crafted(pickle.UnpicklingError):
     """What edgesparse itself found wrong inside a model file, in its own words: the part of
     the message after ``cannot load <file>: ``; the reader adds what to do."""
 
 
 CRAFTED = "no file numpy, scikit-learn or joblib writes does that: it is crafted or corrupt"
-"""The end of a :class:`_Crafted` message for structures only a hand-made file has."""
+"""The end of a :class:`Crafted` message for structures only a hand-made file has."""
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line_error(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if len(text) > 200:
         text = text[:197] + "..."

@@ -13,8 +13,8 @@ from edgesparse.errors import (
     ModelFileError,
     UnsafeModelError,
 )
-from edgesparse.loader.accounting import _guarded, _zip_guarded
-from edgesparse.loader.allowlist import _ZIP_MAGIC, _shown
+from edgesparse.loader.accounting import guarded, zip_guarded
+from edgesparse.loader.allowlist import ZIP_MAGIC, shown_text
 
 
 # -- npz weights -----------------------------------------------------------------------------
@@ -78,14 +78,14 @@ def _raw_problem(coef: Any, intercept: Any, classes: Any, head: Any) -> str | No
     return None
 
 
-def _load_npz(data: bytes, source: str, max_unpacked: int) -> RawLinearModel:
-    if not data.startswith(_ZIP_MAGIC):
+def load_npz(data: bytes, source: str, max_unpacked: int) -> RawLinearModel:
+    if not data.startswith(ZIP_MAGIC):
         raise ModelFileError(
             f"cannot load {source}: not an npz file (an .npz file is a zip archive); "
             "save the weights with numpy.savez(path, coef=..., intercept=...)"
         )
 
-    _zip_guarded(source, "npz", "save it with numpy.savez", data, max_unpacked)
+    zip_guarded(source, "npz", "save it with numpy.savez", data, max_unpacked)
 
     def read() -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
@@ -100,7 +100,7 @@ def _load_npz(data: bytes, source: str, max_unpacked: int) -> RawLinearModel:
             if unexpected:
                 raise ModelFileError(
                     f"cannot load {source}: unexpected array(s) "
-                    f"{', '.join(map(repr, map(_shown, unexpected)))}; {_NPZ_EXPECTED}"
+                    f"{', '.join(map(repr, map(shown_text, unexpected)))}; {_NPZ_EXPECTED}"
                 )
             for key in ("coef", "intercept"):
                 if key not in names:
@@ -121,7 +121,7 @@ def _load_npz(data: bytes, source: str, max_unpacked: int) -> RawLinearModel:
                     ) from None
             return arrays
 
-    arrays = _guarded(source, "npz", "save it with numpy.savez", read)
+    arrays = guarded(source, "npz", "save it with numpy.savez", read)
     head: Any = arrays.get("head")
     if head is not None:
         if head.ndim != 0 or head.dtype.kind != "U":

@@ -15,25 +15,25 @@ from edgesparse.errors import (
     ToolMissingError,
 )
 from edgesparse.loader.accounting import (
-    _ATOMS,
-    _audit_objects,
-    _children,
-    _guarded,
-    _zip_guarded,
+    ATOMS,
+    audit_objects,
+    children_of,
+    guarded,
+    zip_guarded,
 )
 from edgesparse.loader.allowlist import (
-    _RENAMED,
-    _SGD_FAST_LOSSES,
-    _SKOPS_ALLOWED_TYPES,
-    _ZIP_MAGIC,
-    _refused,
+    RENAMED,
+    SGD_FAST_LOSSES,
+    SKOPS_ALLOWED_TYPES,
+    ZIP_MAGIC,
+    refused_error,
 )
 from edgesparse.loader.unpickler import (
     SKLEARN_VERSION_ATTRIBUTE,
-    _hide_version_warning,
-    _OldSGDLoss,
-    _record_version,
-    _written_by,
+    OldSGDLoss,
+    hide_version_warning,
+    record_version,
+    written_by_release,
 )
 
 
@@ -53,49 +53,49 @@ def _schema_types(node: Any, out: set[str]) -> None:
             stack.extend(item)
 
 
-def _load_skops(data: bytes, source: str, max_unpacked: int) -> Any:
+def load_skops(data: bytes, source: str, max_unpacked: int) -> Any:
     try:
         import skops.io as sio
     except ImportError as exc:
         raise ToolMissingError(
             f"cannot load {source}: reading .skops files needs skops (pip install skops)"
         ) from exc
-    if not data.startswith(_ZIP_MAGIC):
+    if not data.startswith(ZIP_MAGIC):
         raise ModelFileError(
             f"cannot load {source}: not a skops file (a .skops file is a zip archive); "
             "save the model with skops.io.dump"
         )
     fix = "save the model again with skops.io.dump"
-    _zip_guarded(source, "skops", fix, data, max_unpacked)
+    zip_guarded(source, "skops", fix, data, max_unpacked)
 
     def audit() -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             schema = json.loads(zf.read("schema.json"))
         types: set[str] = set()
         _schema_types(schema, types)
-        refused = sorted(t for t in types if t not in _SKOPS_ALLOWED_TYPES)
+        refused = sorted(t for t in types if t not in SKOPS_ALLOWED_TYPES)
         if refused:
             root = (
                 f"{schema.get('__module__')}.{schema.get('__class__')}"
                 if isinstance(schema, dict)
                 else None
             )
-            raise _refused(source, refused, skops=True, root=root)
+            raise refused_error(source, refused, skops=True, root=root)
 
-    _guarded(source, "skops", fix, audit)
+    guarded(source, "skops", fix, audit)
     # Old loss objects are rewritten as data before skops sees them (see _skops_as_data); then
     # trust exactly the types skops flags, all of which are on our list.
-    readable = _guarded(source, "skops", fix, _skops_as_data, data)
-    untrusted = _guarded(source, "skops", fix, lambda: sio.get_untrusted_types(data=readable))
-    refused = sorted(t for t in untrusted if t not in _SKOPS_ALLOWED_TYPES)
+    readable = guarded(source, "skops", fix, _skops_as_data, data)
+    untrusted = guarded(source, "skops", fix, lambda: sio.get_untrusted_types(data=readable))
+    refused = sorted(t for t in untrusted if t not in SKOPS_ALLOWED_TYPES)
     if refused:
-        raise _refused(source, refused, skops=True)
+        raise refused_error(source, refused, skops=True)
     with warnings.catch_warnings():
-        _hide_version_warning()
-        obj = _guarded(source, "skops", fix, sio.loads, readable, untrusted)
+        hide_version_warning()
+        obj = guarded(source, "skops", fix, sio.loads, readable, untrusted)
     # What skops built is checked as a pickle's is: cycles, nesting, sparse consistency, and
     # arrays counted once per use (skops shares an object written once and referenced again).
-    _audit_objects(obj, source)
+    audit_objects(obj, source)
     _record_skops_version(obj, data)
     return obj
 
@@ -121,8 +121,8 @@ def _skops_as_data(data: bytes) -> bytes:
         if not isinstance(node, dict):
             continue
         key = (node.get("__module__"), node.get("__class__"))
-        if key[0] == "sklearn.linear_model._sgd_fast" and key[1] in _SGD_FAST_LOSSES:
-            text = repr(_OldSGDLoss(str(key[1])))
+        if key[0] == "sklearn.linear_model._sgd_fast" and key[1] in SGD_FAST_LOSSES:
+            text = repr(OldSGDLoss(str(key[1])))
             node.clear()
             node.update(
                 __class__="str",
@@ -134,8 +134,8 @@ def _skops_as_data(data: bytes) -> bytes:
             )
             changed = True
             continue
-        if key in _RENAMED:
-            node["__module__"] = _RENAMED[key][0]  # type: ignore[index]
+        if key in RENAMED:
+            node["__module__"] = RENAMED[key][0]  # type: ignore[index]
             changed = True
         stack.extend(node.values())
     if not changed:
@@ -159,7 +159,7 @@ def _record_skops_version(root: Any, data: bytes) -> None:
     node = state.get(SKLEARN_VERSION_ATTRIBUTE) if isinstance(state, dict) else None
     if isinstance(node, dict) and isinstance(node.get("content"), str):
         try:
-            version = _written_by({SKLEARN_VERSION_ATTRIBUTE: json.loads(node["content"])})
+            version = written_by_release({SKLEARN_VERSION_ATTRIBUTE: json.loads(node["content"])})
         except ValueError:
             version = "<not a version>"
     elif isinstance(state, dict):
@@ -170,10 +170,10 @@ def _record_skops_version(root: Any, data: bytes) -> None:
     stack = [root]
     while stack:
         obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, (np.ndarray, *_ATOMS)):
+        if id(obj) in seen or isinstance(obj, (np.ndarray, *ATOMS)):
             continue
         seen.add(id(obj))
-        _record_version(obj, version)
-        children = _children(obj)
+        record_version(obj, version)
+        children = children_of(obj)
         if children:
             stack.extend(children)

@@ -19,25 +19,25 @@ from edgesparse.errors import (
     ToolMissingError,
 )
 from edgesparse.loader.accounting import (
-    _ENV_MAX_ARRAYS,
     DEFAULT_MAX_ARRAY_BYTES,
-    _array_limit_error,
-    _CappedStream,
-    _limit,
-    _limit_error,
-    _LimitExceeded,
+    ENV_MAX_ARRAYS,
+    CappedStream,
+    LimitExceeded,
+    array_limit_error,
+    limit_error,
+    limit_from_env,
     stream_budget,
 )
 from edgesparse.loader.allowlist import (
-    _ALIASES,
-    _LEGACY,
-    _RENAMED,
-    _SGD_FAST_LOSSES,
+    ALIASES,
     ALLOWED_GLOBALS,
     CRAFTED,
-    _Crafted,
-    _refused,
-    _shown,
+    LEGACY,
+    RENAMED,
+    SGD_FAST_LOSSES,
+    Crafted,
+    refused_error,
+    shown_text,
 )
 
 
@@ -48,7 +48,7 @@ def _latin1_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") ->
     """Stand-in for ``_codecs.encode`` that does only what pickle protocol 2 needs."""
     # codecs.encode can reach every registered codec; a pickle only ever needs latin-1.
     if type(obj) is not str or encoding not in ("latin1", "latin-1") or errors != "strict":
-        raise _Crafted(f"it calls _codecs.encode other than as text to latin-1 bytes; {CRAFTED}")
+        raise Crafted(f"it calls _codecs.encode other than as text to latin-1 bytes; {CRAFTED}")
     return codecs.encode(obj, "latin1")
 
 
@@ -57,10 +57,10 @@ def _empty_array_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray
     # numpy pickles every array as _reconstruct(ndarray, (0,), b"b") plus BUILD(state); a
     # hostile pickle could ask for any shape and make numpy allocate it before anything else.
     if subtype is not np.ndarray or type(shape) is not tuple or shape != (0,):
-        raise _Crafted(
+        raise Crafted(
             "it rebuilds a numpy array with arguments numpy never writes "
-            f"(subtype {_shown(getattr(subtype, '__name__', type(subtype).__name__))}, shape "
-            f"{_shown(repr(shape))}); {CRAFTED}"
+            f"(subtype {shown_text(getattr(subtype, '__name__', type(subtype).__name__))}, shape "
+            f"{shown_text(repr(shape))}); {CRAFTED}"
         )
     return np.ndarray.__new__(np.ndarray, (0,), dtype)
 
@@ -76,16 +76,16 @@ def _checked_scalar(dtype: Any, obj: Any = None) -> Any:
     objects); without bytes, numpy allocates ``dtype.itemsize`` zeros, and a void dtype can
     declare a GiB in a few characters."""
     if not isinstance(dtype, np.dtype):
-        raise _Crafted(f"it builds a numpy scalar without a dtype; {CRAFTED}")
+        raise Crafted(f"it builds a numpy scalar without a dtype; {CRAFTED}")
     if dtype.itemsize > MAX_SCALAR_BYTES:
-        raise _Crafted(
-            f"it builds a numpy scalar of dtype {_shown(str(dtype))} ({dtype.itemsize} bytes; "
+        raise Crafted(
+            f"it builds a numpy scalar of dtype {shown_text(str(dtype))} ({dtype.itemsize} bytes; "
             f"at most {MAX_SCALAR_BYTES} are allowed); {CRAFTED}"
         )
     if not dtype.hasobject and not (type(obj) is bytes and len(obj) == dtype.itemsize):
-        raise _Crafted(
-            f"it builds a numpy scalar whose bytes do not match its dtype {_shown(str(dtype))}; "
-            f"{CRAFTED}"
+        raise Crafted(
+            "it builds a numpy scalar whose bytes do not match its dtype "
+            f"{shown_text(str(dtype))}; {CRAFTED}"
         )
     try:
         from numpy._core.multiarray import scalar
@@ -105,7 +105,7 @@ def _bit_generator_ctor(bit_generator: Any = "MT19937") -> Any:
     (its state comes next, from the pickle's BUILD), named by string or by class."""
     mt = _mt19937_class()
     if bit_generator is not mt and not (type(bit_generator) is str and bit_generator == "MT19937"):
-        raise _Crafted(
+        raise Crafted(
             "it builds a numpy bit generator other than an unseeded MT19937 (numpy writes only "
             f"that, then its state); {CRAFTED}"
         )
@@ -117,7 +117,7 @@ def _randomstate_ctor(bit_generator_name: Any = "MT19937", bit_generator_ctor: A
     MT19937 (given, or named), never a call of whatever the pickle passes as constructor."""
     mt = _mt19937_class()
     if bit_generator_ctor not in (None, _bit_generator_ctor):
-        raise _Crafted(
+        raise Crafted(
             f"it builds a numpy RandomState with a constructor numpy never writes; {CRAFTED}"
         )
     if type(bit_generator_name) is not mt:
@@ -141,13 +141,13 @@ def _defaultdict_of_list(factory: Any = None) -> Any:
 
     # Any other factory would be called later, on a missing key, with no check at all.
     if factory is not _LIST_FACTORY:
-        raise _Crafted(
+        raise Crafted(
             f"it builds a collections.defaultdict other than defaultdict(list); {CRAFTED}"
         )
     return collections.defaultdict(list)
 
 
-class _OldSGDLoss:
+class OldSGDLoss:
     """What an ``sklearn.linear_model._sgd_fast`` loss object becomes: its class name, nothing
     else. The pickle calls ``Log()`` or ``Hinge(1.0)``; the stand-in accepts at most two plain
     numbers (the loss parameters scikit-learn wrote) and keeps none of them."""
@@ -163,7 +163,7 @@ class _OldSGDLoss:
     def __setstate__(self, state: Any) -> None:
         # Cython classes may add a state; it is data we never use.
         if state is not None and not isinstance(state, (dict, tuple)):
-            raise _Crafted(
+            raise Crafted(
                 f"it gives the scikit-learn loss {self.name} a state of another kind; {CRAFTED}"
             )
 
@@ -176,13 +176,13 @@ class _OldSGDLossFactory:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, *args: Any) -> _OldSGDLoss:
+    def __call__(self, *args: Any) -> OldSGDLoss:
         if len(args) > 2 or not all(type(a) in (float, int) for a in args):
-            raise _Crafted(
+            raise Crafted(
                 f"it calls the scikit-learn loss {self.name} with arguments scikit-learn never "
                 f"writes; {CRAFTED}"
             )
-        return _OldSGDLoss(self.name)
+        return OldSGDLoss(self.name)
 
 
 class _SurprisePrediction(NamedTuple):
@@ -200,7 +200,7 @@ _SUBSTITUTES: dict[tuple[str, str], Any] = {
     ("surprise.prediction_algorithms.predictions", "Prediction"): _SurprisePrediction,
     **{
         ("sklearn.linear_model._sgd_fast", name): _OldSGDLossFactory(name)
-        for name in _SGD_FAST_LOSSES
+        for name in SGD_FAST_LOSSES
     },
     ("collections", "defaultdict"): _defaultdict_of_list,
     ("builtins", "list"): _LIST_FACTORY,
@@ -219,7 +219,7 @@ def _guard_call(unpickler: Any, func: Any, args: Any = (), *, new: bool = False)
     # ndarray's constructor allocates the shape it is given; numpy pickles never call it (they
     # go through _reconstruct), so a pickle that does is crafted.
     if func is np.ndarray:
-        raise _refused(unpickler._source, ["numpy.ndarray called as a constructor"])
+        raise refused_error(unpickler._source, ["numpy.ndarray called as a constructor"])
     if not isinstance(func, type):
         return
     module = func.__module__ or ""
@@ -229,24 +229,24 @@ def _guard_call(unpickler: Any, func: Any, args: Any = (), *, new: bool = False)
     sparse = module.startswith("scipy.sparse")
     seeded = module.startswith("numpy.random") and func.__name__ == "MT19937"
     if (sparse and (not new or args)) or (seeded and args):
-        raise _Crafted(
-            f"it calls {_shown(func.__name__)} with arguments its pickles never have; {CRAFTED}"
+        raise Crafted(
+            f"it calls {shown_text(func.__name__)} with arguments its pickles never have; {CRAFTED}"
         )
 
 
-def _resolve_global(module: str, name: str, source: str) -> Any:
+def resolve_global(module: str, name: str, source: str) -> Any:
     """Return the object for an allow-listed global; refuse anything else before importing."""
     key = (module, name)
     # Exact pair match: a dotted name such as "LogisticRegression.__init__.__globals__" is not
     # on the list, so it is never walked attribute by attribute.
     if key not in ALLOWED_GLOBALS:
-        raise _refused(source, [f"{module}.{name}"])
+        raise refused_error(source, [f"{module}.{name}"])
     if key in _SUBSTITUTES:
         return _SUBSTITUTES[key]
-    if key in _RENAMED:
-        candidates: tuple[tuple[str, str], ...] = (_RENAMED[key],)
+    if key in RENAMED:
+        candidates: tuple[tuple[str, str], ...] = (RENAMED[key],)
     else:
-        candidates = (_ALIASES.get(key, key), key, _LEGACY.get(key, key))
+        candidates = (ALIASES.get(key, key), key, LEGACY.get(key, key))
     for mod_name, attr in candidates:
         try:
             mod = importlib.import_module(mod_name)
@@ -270,16 +270,18 @@ class _AllowListMixin:
     _source: str = "<model>"
 
     def find_class(self, module: str, name: str) -> Any:
-        return _resolve_global(module, name, self._source)
+        return resolve_global(module, name, self._source)
 
     def persistent_load(self, pid: Any) -> Any:
         # Persistent ids hand arbitrary data to a callback; no model file needs one.
-        raise _refused(self._source, ["a persistent id (pickle persistent_load)"])
+        raise refused_error(self._source, ["a persistent id (pickle persistent_load)"])
 
     def _refuse_extension(self) -> None:
         # EXT1/2/4 look globals up in copyreg's process-wide extension registry and its cache,
         # which can bypass find_class; sklearn never writes them, so refuse them outright.
-        raise _refused(self._source, ["the copyreg extension registry (EXT1/EXT2/EXT4 opcodes)"])
+        raise refused_error(
+            self._source, ["the copyreg extension registry (EXT1/EXT2/EXT4 opcodes)"]
+        )
 
     def _instantiate(self, klass: Any, args: Any) -> None:  # INST and OBJ
         _guard_call(self, klass, args)
@@ -303,7 +305,7 @@ class _AllowListMixin:
         # so a cut-off GLOBAL would ask for a clipped name; call it what it is: truncation.
         module, name = self.readline(), self.readline()  # type: ignore[attr-defined]
         if not (module.endswith(b"\n") and name.endswith(b"\n")):
-            raise _Crafted("the file is truncated: it ends inside a class name")
+            raise Crafted("the file is truncated: it ends inside a class name")
         self.append(self.find_class(module[:-1].decode(), name[:-1].decode()))  # type: ignore[attr-defined]
 
 
@@ -340,7 +342,7 @@ class _SafeObjectArrayUnpickler(_AllowListMixin, pickle._Unpickler):  # type: ig
 
     dispatch = _restricted_dispatch(pickle._Unpickler.dispatch)  # type: ignore[attr-defined]
 
-    def __init__(self, file: _CappedStream, source: str) -> None:
+    def __init__(self, file: CappedStream, source: str) -> None:
         super().__init__(file)
         self._source = source
         self._stream = file
@@ -357,23 +359,23 @@ def _make_joblib_unpickler() -> type:
         ``joblib.dump`` to a ``.pkl`` name.
         """
 
-        def __init__(self, file_handle: _CappedStream, source: str) -> None:
+        def __init__(self, file_handle: CappedStream, source: str) -> None:
             super().__init__("", file_handle, True)
             self._source = source
             self._stream = file_handle
             self._array_bytes = 0
-            self._max_array_bytes = _limit(None, _ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+            self._max_array_bytes = limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
 
         def load_build(self) -> None:
             # joblib's load_build, but the array is read by us: object arrays through our
             # restricted unpickler (not whatever this joblib version uses) and with the
             # wrapper's fields validated first.
             state = self.stack[-1]
-            written_by = _written_by(state)
+            written_by = written_by_release(state)
             pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
             top = self.stack[-1]
             if written_by is not None:
-                _record_version(top, written_by)
+                record_version(top, written_by)
             if type(top) is NumpyArrayWrapper:
                 self.stack[-1] = self._read_wrapped_array(top)
 
@@ -389,13 +391,11 @@ def _make_joblib_unpickler() -> type:
                 or not isinstance(shape, tuple)
                 or not all(type(n) is int and n >= 0 for n in shape)
             ):
-                raise _Crafted(f"it holds a joblib array header joblib never writes; {CRAFTED}")
+                raise Crafted(f"it holds a joblib array header joblib never writes; {CRAFTED}")
             if dtype.hasobject:
                 array = _SafeObjectArrayUnpickler(self._stream, self._source).load()
                 if not isinstance(array, np.ndarray):
-                    raise _Crafted(
-                        f"it holds a joblib object array that is not an array; {CRAFTED}"
-                    )
+                    raise Crafted(f"it holds a joblib object array that is not an array; {CRAFTED}")
                 return array
             # joblib allocates the declared shape before reading: check it fits what is left,
             # and that the arrays read so far stay within the array cap (checked again, per
@@ -403,14 +403,14 @@ def _make_joblib_unpickler() -> type:
             nbytes = math.prod(shape) * dtype.itemsize
             if nbytes > self._stream.left():
                 if self._stream.compressed:
-                    raise _LimitExceeded(f"it declares an array of {nbytes} bytes")
-                raise _Crafted(
+                    raise LimitExceeded(f"it declares an array of {nbytes} bytes")
+                raise Crafted(
                     f"the file is truncated: a joblib array declares {nbytes} bytes, but only "
                     f"{self._stream.left()} bytes are left"
                 )
             self._array_bytes += nbytes
             if self._array_bytes > self._max_array_bytes:
-                raise _array_limit_error(self._source, self._array_bytes, self._max_array_bytes)
+                raise array_limit_error(self._source, self._array_bytes, self._max_array_bytes)
             self._stream.check_budget(nbytes)
             return NumpyArrayWrapper.read_array(wrapper, self, True)
 
@@ -425,7 +425,7 @@ again on loading (after warning when it differs from the installed version); the
 it back, so that the frontend reads the estimator by the rules of the release that wrote it."""
 
 
-def _written_by(state: Any) -> str | None:
+def written_by_release(state: Any) -> str | None:
     """The version an object's pickled state records: "pre-0.18" when a state dict has none
     (as scikit-learn says of such pickles), "<not a version>" when it is not a short string;
     None for states that are not dicts."""
@@ -437,7 +437,7 @@ def _written_by(state: Any) -> str | None:
     return "<not a version>"
 
 
-def _record_version(obj: Any, version: str) -> None:
+def record_version(obj: Any, version: str) -> None:
     # Only scikit-learn's own estimators carry a version (BaseEstimator.__getstate__).
     attrs = getattr(obj, "__dict__", None)
     if not isinstance(attrs, dict) or not (type(obj).__module__ or "").startswith("sklearn."):
@@ -447,18 +447,18 @@ def _record_version(obj: Any, version: str) -> None:
     attrs[SKLEARN_VERSION_ATTRIBUTE] = version
 
 
-def _unpickle(
+def unpickle_guarded(
     data: bytes, compressor: str, compressors: dict[str, Any], source: str, max_unpacked: int
 ) -> Any:
     # scikit-learn warns (InconsistentVersionWarning) on every estimator pickled by another
     # release. edgesparse records that version instead and reads the model by its rules (the
     # compress summary says so), so the raw warning is not shown.
     with warnings.catch_warnings():
-        _hide_version_warning()
+        hide_version_warning()
         return _unpickle_quietly(data, compressor, compressors, source, max_unpacked)
 
 
-def _hide_version_warning() -> None:
+def hide_version_warning() -> None:
     """Inside ``warnings.catch_warnings()``: ignore scikit-learn's InconsistentVersionWarning."""
     try:
         from sklearn.exceptions import InconsistentVersionWarning
@@ -475,7 +475,7 @@ def _unpickle_quietly(
     if compressed:
         # joblib's own decompressor file objects (zlib, gzip, bz2, lzma, xz, lz4).
         raw = io.BufferedReader(compressors[compressor].decompressor_file(raw))
-    stream = _CappedStream(
+    stream = CappedStream(
         raw,
         max_unpacked if compressed else len(data),
         compressed=compressed,
@@ -486,16 +486,16 @@ def _unpickle_quietly(
         # Reading on to the end makes the decompressor check its end marker and checksum, so
         # a cut-off compressed file is caught even when the cut falls after the pickle's STOP.
         if raw.read(1):
-            raise _Crafted(
+            raise Crafted(
                 "the file goes on after the end of its pickle (two files joined, or a damaged one)"
             )
-    except _LimitExceeded as exc:
-        raise _limit_error(source, exc) from None
+    except LimitExceeded as exc:
+        raise limit_error(source, exc) from None
     # joblib's zlib/gzip reader takes a missing end-of-stream marker (and checksum) for a
     # normal end; the stdlib decompressor knows better.
     decompressor = getattr(getattr(raw, "raw", None), "_decompressor", None)
     if getattr(decompressor, "eof", True) is False:
-        raise _Crafted(
+        raise Crafted(
             "the file is truncated: its compressed data ends before the end-of-stream marker"
         )
     return obj
