@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import InputError, ModelFileError
-from edgesparse.sniff import DATA_FORMATS, NPY_MAGIC, TEXT_SUFFIXES, ZIP_MAGIC, sniff
+from edgesparse.formats.sniff import DATA_FORMATS, NPY_MAGIC, TEXT_SUFFIXES, ZIP_MAGIC, sniff
 
 DEFAULT_MAX_DATA_BYTES = 2 << 30
 """Most memory the arrays of one data file may declare (2 GiB); ``EDGESPARSE_MAX_DATA_BYTES``

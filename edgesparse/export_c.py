@@ -56,7 +56,7 @@ def _runtime_source(name: str) -> bytes:
 def _check_linear_blob(path: str | os.PathLike[str], blob: bytes) -> None:
     """Refuse, saying what it is, a file export-c cannot take: a k-NN blob, an ONNX model, a
     model still to compress, a data file (a damaged .esb is the verifier's to describe)."""
-    from edgesparse.sniff import not_a_compressed_model
+    from edgesparse.formats.sniff import not_a_compressed_model
 
     shown = os.fspath(path)
     if kind_of(blob) is BlobKind.ESB_KNN:

@@ -333,8 +333,7 @@ def test_bench_labels_must_be_npy(iris, tmp_path):
 
 
 def test_sniff_knows_the_esb_magic():
-    from edgesparse import sniff
-    from edgesparse.formats import esb
+    from edgesparse.formats import esb, sniff
 
     assert sniff.ESB_MAGIC == esb.MAGIC
 

@@ -37,7 +37,7 @@ from edgesparse.bench.transports import env_ssh_options, open_transport
 from edgesparse.data import load_dataset
 from edgesparse.errors import InputError, ModelFileError, TargetError
 from edgesparse.formats.container import BlobKind, kind_of
-from edgesparse.sniff import NPY_MAGIC, sniff
+from edgesparse.formats.sniff import NPY_MAGIC, sniff
 
 ENGINE_BY_SUFFIX = {
     ".esb": "esb",

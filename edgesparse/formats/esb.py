@@ -30,8 +30,8 @@ from edgesparse.formats.linear import (
     encode,
     verify,
 )
+from edgesparse.formats.sniff import not_a_compressed_model
 from edgesparse.ir import LinearIR
-from edgesparse.sniff import not_a_compressed_model
 
 __all__ = [
     "COLUMN_ENCODINGS",

@@ -298,7 +298,7 @@ def _exponent_summary(g: onnx.GraphProto, meta: Any) -> dict[str, Any] | None:
 
 def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """:func:`describe` for a file; errors name the path."""
-    from edgesparse.sniff import not_a_compressed_model
+    from edgesparse.formats.sniff import not_a_compressed_model
 
     data = read_bytes(path, what="ONNX file")
     try:

@@ -136,7 +136,7 @@ def load_model(
 
 def _unknown_suffix(p: Path, source: str, suffix: str) -> ModelFileError:
     """The error for a name load_model does not know, saying what the file is when it can."""
-    from edgesparse.sniff import sniff
+    from edgesparse.formats.sniff import sniff
 
     supported = ", ".join(SUPPORTED_SUFFIXES)
     kind = sniff(p)

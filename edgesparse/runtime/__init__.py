@@ -21,7 +21,7 @@ from edgesparse.formats import knn as knn_format  # `.knn` below would shadow a 
 from edgesparse.formats import linear as linear_format
 from edgesparse.formats.container import BlobKind, kind_of
 from edgesparse.formats.esb import read_blob_file
-from edgesparse.sniff import not_a_compressed_model
+from edgesparse.formats.sniff import not_a_compressed_model
 
 from .knn import KnnModel
 from .model import Model
