@@ -139,7 +139,7 @@ class Model:
 
     # -- kernels -----------------------------------------------------------------------------
     def _scores(self, X: Any) -> np.ndarray:
-        if _is_sparse(X):
+        if is_sparse(X):
             data, indices, indptr, n_rows = self._check_csr(X)
             out = self._sparse_input_scores(data, indices, indptr, n_rows)
         else:
@@ -234,7 +234,7 @@ class Model:
         self._check_shape(Xd.shape)
         _check_finite(Xd)
         if Xd.dtype != self._dtype and not (self._dense and Xd.dtype == np.float64):
-            Xd = _cast(Xd, self._dtype)
+            Xd = cast_to(Xd, self._dtype)
         return Xd
 
     def _check_csr(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -298,7 +298,8 @@ def _check_finite(a: np.ndarray) -> None:
         raise InputError("Input X contains NaN or infinity; impute or drop those values first")
 
 
-def _cast(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
+def cast_to(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``X`` as ``dtype``; a finite float that overflows the narrower type is an InputError."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = X.astype(dtype)
     if out.dtype.kind == "f" and X.dtype.kind == "f" and not np.isfinite(out).all():
@@ -309,7 +310,8 @@ def _cast(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return out
 
 
-def _is_sparse(X: Any) -> bool:
+def is_sparse(X: Any) -> bool:
+    """Whether ``X`` is a scipy sparse matrix or array."""
     # Duck-typed so that the runtime never imports scipy.
     return hasattr(X, "tocsr") and hasattr(X, "nnz")
 

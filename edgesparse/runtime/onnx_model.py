@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import FormatError, InputError, ToolMissingError
-from edgesparse.runtime.model import Model, _cast, _is_sparse
+from edgesparse.runtime.model import Model, cast_to, is_sparse
 
 METADATA_KEY = "edgesparse"  # same as edgesparse.formats.onnx.METADATA_KEY (no onnx import)
 _HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
@@ -150,7 +150,7 @@ class OnnxModel:
 
     # -- running ------------------------------------------------------------------------------
     def _run(self, output: str, X: Any) -> np.ndarray:
-        if not _is_sparse(X):
+        if not is_sparse(X):
             X = np.ascontiguousarray(self._check_dense(X))
             return self.session.run([output], {"X": X})[0]
         data, indices, indptr, n_rows = self._check_csr(X)
@@ -162,7 +162,7 @@ class OnnxModel:
             a, b = int(indptr[lo]), int(indptr[hi])
             rows = np.repeat(np.arange(hi - lo), np.diff(indptr[lo : hi + 1]))
             # add.at sums duplicate entries, as scipy's toarray does.
-            np.add.at(dense, (rows, indices[a:b]), _cast(data[a:b], self._dtype))
+            np.add.at(dense, (rows, indices[a:b]), cast_to(data[a:b], self._dtype))
             parts.append(self.session.run([output], {"X": dense})[0])
         return np.concatenate(parts)
 
