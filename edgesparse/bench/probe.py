@@ -34,6 +34,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -316,10 +317,51 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
     load_ns = time.perf_counter_ns() - t_load
     heap_after = mallinfo2_in_use() if guest_heap else None
     after = proc_status()
+    cold_start_ms, cold_method = _cold_start(model, X, clock, t0_ns, guest_heap)
+
+    # -- predictions on all of X: agreement and accuracy ---------------------------------------
+    pred = np.asarray(model.predict(X))
+    task = spec.get("task") or ("classification" if hasattr(model, "classes_") else "regression")
+    quality = _quality(task, pred, ref, labels)
+
+    rows = _latency_rows(model, X, spec["batch_sizes"], runs, warmup)
+
+    end = proc_status()
+    memory: dict[str, Any]
+    if guest_heap:
+        memory = _guest_heap(spec, threads, heap_before, heap_after)
+    else:
+        memory = _proc_memory(before, after, end)
+    return {
+        "probe_version": PROBE_VERSION,
+        "status": "ok",
+        "error": None,
+        "engine": engine,
+        "n_rows": int(X.shape[0]),
+        "task": task,
+        "load_ms": load_ns / 1e6,
+        "cold_start_ms": cold_start_ms,
+        "cold_start_method": cold_method,
+        "startup_ms": (_STARTED_NS[t0_clock] - t0_ns) / 1e6
+        if cold_method == "spawn timestamp"
+        else None,
+        **quality,
+        **memory,
+        "rows": rows,
+        "environment": environment(threads=threads, emulated=guest_heap),
+    }
+
+
+def _cold_start(
+    model: Any, X: Any, clock: Callable[[], int], t0_ns: int | None, guest_heap: bool
+) -> tuple[float | None, str | None]:
+    """Predict the first row; cold start (process start to that answer) in ms and its method.
+
+    (None, None) when neither the launcher's timestamp nor /proc gives a usable figure.
+    """
     first = _row_slice(X, 0, 1)
     model.predict(first)
     first_done = clock()
-
     cold_start_ms, cold_method = None, None
     if t0_ns is not None:
         elapsed = first_done - t0_ns
@@ -332,10 +374,11 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
         age = process_age_ns()
         if age is not None and age > 0:
             cold_start_ms, cold_method = age / 1e6, "/proc start time (10 ms resolution)"
+    return cold_start_ms, cold_method
 
-    # -- predictions on all of X: agreement and accuracy ---------------------------------------
-    pred = np.asarray(model.predict(X))
-    task = spec.get("task") or ("classification" if hasattr(model, "classes_") else "regression")
+
+def _quality(task: str, pred: Any, ref: Any, labels: Any) -> dict[str, Any]:
+    """Agreement with the reference and accuracy (or max diff and R^2) on all rows."""
     quality: dict[str, Any] = {"agreement": None, "accuracy": None, "r2": None}
     if task == "classification":
         if ref is not None:
@@ -349,11 +392,16 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
         if labels is not None:
             r2 = r2_score(labels, pred)
             quality["r2"] = r2 if np.isfinite(r2) else None  # constant targets: undefined
+    return quality
 
-    # -- latency per batch size -----------------------------------------------------------------
+
+def _latency_rows(
+    model: Any, X: Any, batch_sizes: Any, runs: int, warmup: int
+) -> list[dict[str, Any]]:
+    """Latency percentiles and throughput per batch size (warm-up calls untimed)."""
     rows: list[dict[str, Any]] = []
     timer = time.perf_counter_ns
-    for batch_size in spec["batch_sizes"]:
+    for batch_size in batch_sizes:
         batches = _batches(X, int(batch_size), runs + warmup)
         nb = len(batches)
         predict = model.predict
@@ -375,35 +423,18 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
                 "runs": runs,
             }
         )
+    return rows
 
-    end = proc_status()
-    memory: dict[str, Any]
-    if guest_heap:
-        memory = _guest_heap(spec, threads, heap_before, heap_after)
-    else:
-        rss = after.get("VmRSS", 0) - before.get("VmRSS", 0) if before and after else None
-        memory = {
-            "memory_method": MEMORY_PROC,
-            "peak_rss_bytes": end.get("VmHWM"),
-            "model_rss_bytes": rss,
-        }
+
+def _proc_memory(
+    before: dict[str, int], after: dict[str, int], end: dict[str, int]
+) -> dict[str, Any]:
+    """Peak RSS and what loading the model added, from /proc/self/status."""
+    rss = after.get("VmRSS", 0) - before.get("VmRSS", 0) if before and after else None
     return {
-        "probe_version": PROBE_VERSION,
-        "status": "ok",
-        "error": None,
-        "engine": engine,
-        "n_rows": int(X.shape[0]),
-        "task": task,
-        "load_ms": load_ns / 1e6,
-        "cold_start_ms": cold_start_ms,
-        "cold_start_method": cold_method,
-        "startup_ms": (_STARTED_NS[t0_clock] - t0_ns) / 1e6
-        if cold_method == "spawn timestamp"
-        else None,
-        **quality,
-        **memory,
-        "rows": rows,
-        "environment": environment(threads=threads, emulated=guest_heap),
+        "memory_method": MEMORY_PROC,
+        "peak_rss_bytes": end.get("VmHWM"),
+        "model_rss_bytes": rss,
     }
 
 
