@@ -284,7 +284,27 @@ def load_profile(path: Path) -> Target:
     if kind == "host":
         f.done()
         return _host_target(name, description=description, notes=notes, source=where, sha=digest)
+    return _qemu_target(
+        f, name=name, description=description, notes=notes, source=where, sha=digest
+    )
 
+
+@dataclass(frozen=True)
+class _Emulation:
+    """The validated ``[emulation]`` table of a qemu profile."""
+
+    qemu_cpu: str
+    midr: str
+    features: str
+    bogomips: str
+    governor: str
+    caches: tuple[CacheLevel, ...]
+
+
+def _qemu_target(
+    f: _Fields, *, name: str, description: str, notes: str, source: str, sha: str
+) -> Target:
+    # The board's own fields first, then [emulation], then [guest]: the order errors come in.
     arch = f.get("arch", str)
     if arch not in _DEBIAN_ARCH:
         raise f.fail("arch", f"is {arch!r}; emulated targets support: {', '.join(_DEBIAN_ARCH)}")
@@ -295,7 +315,36 @@ def load_profile(path: Path) -> Target:
     clock = f.positive("clock_mhz")
     min_clock = f.positive("min_clock_mhz", required=False) or clock
     dotprod = f.get("dotprod", bool)
+    emu = _emulation(f, dotprod=dotprod)
+    guest = _guest_spec(f, arch=arch)
+    f.done()
+    return Target(
+        name=name,
+        kind="qemu",
+        description=description,
+        arch=arch,
+        cpu=cpu,
+        cores=cores,
+        ram_bytes=ram_mib * 2**20,
+        emulated=True,
+        dotprod=dotprod,
+        qemu_cpu=emu.qemu_cpu,
+        midr=emu.midr.lower(),
+        notes=notes,
+        board=board,
+        clock_mhz=clock,
+        min_clock_mhz=min_clock,
+        features=emu.features,
+        bogomips=emu.bogomips,
+        governor=emu.governor,
+        caches=emu.caches,
+        guest=guest,
+        source=source,
+        profile_sha256=sha,
+    )
 
+
+def _emulation(f: _Fields, *, dotprod: bool) -> _Emulation:
     emu = f.table_of("emulation")
     assert emu is not None
     qemu_cpu = emu.get("qemu_cpu", str)
@@ -305,6 +354,19 @@ def load_profile(path: Path) -> Target:
     governor = emu.get("governor", str, required=False) or "ondemand"
     caches = _caches(emu)
     emu.done()
+    _check_midr(emu, qemu_cpu=qemu_cpu, midr=midr)
+    has_dp = "asimddp" in features.split()
+    if has_dp != dotprod:
+        raise f.fail(
+            "dotprod",
+            f"is {str(dotprod).lower()} but emulation.features "
+            f"{'lists' if has_dp else 'does not list'} asimddp; make them agree",
+        )
+    return _Emulation(qemu_cpu, midr, features, bogomips, governor, caches)
+
+
+def _check_midr(emu: _Fields, *, qemu_cpu: str, midr: str) -> None:
+    """The MIDR must name the CPU qemu emulates (see the module docstring for why)."""
     if qemu_cpu not in QEMU_CPU_PARTS:
         why = " (it gives wrong int8 results in onnxruntime)" if qemu_cpu.startswith("max") else ""
         raise emu.fail(
@@ -325,14 +387,9 @@ def load_profile(path: Path) -> Target:
             f"but emulation.qemu_cpu is {qemu_cpu} (part {want_part:#05x}); make them the same CPU "
             "(onnxruntime picks kernels from the MIDR and dies with SIGILL on a mismatch)",
         )
-    has_dp = "asimddp" in features.split()
-    if has_dp != dotprod:
-        raise f.fail(
-            "dotprod",
-            f"is {str(dotprod).lower()} but emulation.features "
-            f"{'lists' if has_dp else 'does not list'} asimddp; make them agree",
-        )
 
+
+def _guest_spec(f: _Fields, *, arch: str) -> GuestSpec:
     g = f.table_of("guest")
     assert g is not None
     python = g.get("python", str)
@@ -349,31 +406,7 @@ def load_profile(path: Path) -> Target:
     g.done()
     if guest.debian_arch != _DEBIAN_ARCH[arch]:
         raise g.fail("debian_arch", f"is {guest.debian_arch!r} but arch {arch} needs 'arm64'")
-    f.done()
-    return Target(
-        name=name,
-        kind="qemu",
-        description=description,
-        arch=arch,
-        cpu=cpu,
-        cores=cores,
-        ram_bytes=ram_mib * 2**20,
-        emulated=True,
-        dotprod=dotprod,
-        qemu_cpu=qemu_cpu,
-        midr=midr.lower(),
-        notes=notes,
-        board=board,
-        clock_mhz=clock,
-        min_clock_mhz=min_clock,
-        features=features,
-        bogomips=bogomips,
-        governor=governor,
-        caches=caches,
-        guest=guest,
-        source=where,
-        profile_sha256=digest,
-    )
+    return guest
 
 
 def _caches(emu: _Fields) -> tuple[CacheLevel, ...]:
