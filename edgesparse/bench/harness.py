@@ -101,6 +101,7 @@ def run_bench(
     _check_counts(batch_sizes=batch_sizes, runs=runs, warmup=warmup, threads=threads)
     if timeout_s <= 0:
         raise InputError(f"timeout must be positive, got {timeout_s}")
+    settings: _Settings = (batch_sizes, runs, warmup, threads, timeout_s)
     arts = _artifacts(artifacts)
     tgts = _targets(targets)
     tracker = Tracker(progress, total=len(tgts) * len(arts))
@@ -112,49 +113,74 @@ def run_bench(
     opts = list(ssh_options) if ssh_options is not None else env_ssh_options()
     workdir = Path(tempfile.mkdtemp(prefix="edgesparse-bench-"))
     try:
-        common = _common_spec(
-            workdir,
-            data_path=data_path,
-            ref=ref_pred,
-            y=y,
-            task=task,
-            settings=(batch_sizes, runs, warmup, threads, timeout_s),
+        engines = _engines(workdir, arts, dataset.X, data_path, ref_pred, y, task, settings)
+        rows, entries = _bench_targets(
+            tgts, arts, engines, workdir, opts, tracker, strict, settings
         )
-        # The C driver's rows file and class labels are made when a target first runs one.
-        make_context = functools.partial(
-            engine_c.driver_context,
-            workdir=workdir,
-            arts=arts,
-            X=dataset.X,
-            ref=ref_pred,
-            y=y,
-            task=task,
-            common=common,
-        )
-        engines: dict[str, Engine] = {
-            "probe": ProbeEngine(common),
-            "c": engine_c.DriverEngine(make_context),
-        }
-        rows: list[dict[str, Any]] = []
-        entries: list[dict[str, Any]] = []
-        for k, target in enumerate(tgts):
-            tdir = workdir / f"target-{k}"
-            tdir.mkdir()
-            outcomes = _run_target(target, arts, engines, tdir, timeout_s, opts, tracker)
-            for art in arts:
-                rows.extend(_checked_rows(target, art, outcomes[art.name], batch_sizes, strict))
-            entries.append(target_entry(target=target, outcomes=[outcomes[a.name] for a in arts]))
         tracker.report("done")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return new_results(
         command=command,
-        settings=_settings(data, labels, y, (batch_sizes, runs, warmup, threads, timeout_s)),
+        settings=_settings(data, labels, y, settings),
         artifacts=[a.declaration() for a in arts],
         targets=entries,
         reference={"kind": ref_kind, "source": ref_source},
         rows=rows,
     )
+
+
+def _engines(
+    workdir: Path,
+    arts: list[Artifact],
+    X: Any,
+    data_path: Path,
+    ref: np.ndarray | None,
+    y: np.ndarray | None,
+    task: str,
+    settings: _Settings,
+) -> dict[str, Engine]:
+    """The engines of this run: the Python probe and the C driver, sharing one spec."""
+    common = _common_spec(workdir, data_path=data_path, ref=ref, y=y, task=task, settings=settings)
+    # The C driver's rows file and class labels are made when a target first runs one.
+    make_context = functools.partial(
+        engine_c.driver_context,
+        workdir=workdir,
+        arts=arts,
+        X=X,
+        ref=ref,
+        y=y,
+        task=task,
+        common=common,
+    )
+    return {
+        "probe": ProbeEngine(common),
+        "c": engine_c.DriverEngine(make_context),
+    }
+
+
+def _bench_targets(
+    tgts: list[Any],
+    arts: list[Artifact],
+    engines: dict[str, Engine],
+    workdir: Path,
+    ssh_options: list[str],
+    tracker: Tracker,
+    strict: bool,
+    settings: _Settings,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every artifact on every target, in order: the result rows and the targets' entries."""
+    batch_sizes, timeout_s = settings[0], settings[4]
+    rows: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    for k, target in enumerate(tgts):
+        tdir = workdir / f"target-{k}"
+        tdir.mkdir()
+        outcomes = _run_target(target, arts, engines, tdir, timeout_s, ssh_options, tracker)
+        for art in arts:
+            rows.extend(_checked_rows(target, art, outcomes[art.name], batch_sizes, strict))
+        entries.append(target_entry(target=target, outcomes=[outcomes[a.name] for a in arts]))
+    return rows, entries
 
 
 def _run_target(
