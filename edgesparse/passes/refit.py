@@ -36,6 +36,7 @@ it (:mod:`edgesparse.passes.budget` does).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -113,26 +114,12 @@ def refit(
     if penalty.anchor not in ("start", "zero"):
         raise InputError(f"penalty anchor must be 'start' or 'zero', not {penalty.anchor!r}")
     toward_start = penalty.anchor == "start"
-    if not 0.0 <= teacher_weight <= 1.0:
-        raise InputError(f"teacher_weight must be in [0, 1], got {teacher_weight}")
-    soft = None
-    if teacher is not None and teacher_weight > 0:
-        if teacher.shape != ir.shape or teacher.head != ir.head:
-            raise InputError("the teacher must be the same kind of model (shape and head)")
-        soft = _teacher_outputs(teacher, Xc)
-    f = (
-        np.ones(ir.n_features)
-        if penalty.column_scale is None
-        else np.asarray(penalty.column_scale, dtype=np.float64)
-    )
-    used = np.unique(ir.indices).astype(np.intp)
+    soft = _teacher_targets(ir, Xc, teacher, teacher_weight)
+    f = _column_factors(penalty, ir.n_features)
     rows = ir.row_ids()
-    w0 = ir.real_values()
     if ir.head == "identity":
         if soft is not None:
-            y = (1 - teacher_weight) * np.asarray(y, dtype=np.float64).reshape(
-                soft.shape
-            ) + teacher_weight * soft
+            y = _blend(y, soft, teacher_weight)
         values, bias, before, after = _least_squares(
             ir, Xc, y, l2=l2, f=f, toward_start=toward_start
         )
@@ -142,32 +129,65 @@ def refit(
             ir,
             Xc,
             y,
-            used=used,
             rows=rows,
-            w0=w0,
             l2=l2,
             f=f,
             max_iter=max_iter,
             toward_start=toward_start,
             soft=None if soft is None else (teacher_weight, soft),
         )
+    new = _on_support(ir, values, bias, rows=rows, note=f"refit rows={n} l2={l2:.4g}")
+    return RefitResult(
+        ir=new, rows=n, l2=l2, iterations=iterations, loss_before=before, loss_after=after
+    )
+
+
+def _teacher_targets(
+    ir: LinearIR, X: Any, teacher: LinearIR | None, teacher_weight: float
+) -> np.ndarray | None:
+    """The teacher's outputs on ``X`` when there is a teacher with a share, else None."""
+    if not 0.0 <= teacher_weight <= 1.0:
+        raise InputError(f"teacher_weight must be in [0, 1], got {teacher_weight}")
+    if teacher is None or not teacher_weight > 0:
+        return None
+    if teacher.shape != ir.shape or teacher.head != ir.head:
+        raise InputError("the teacher must be the same kind of model (shape and head)")
+    return _teacher_outputs(teacher, X)
+
+
+def _column_factors(penalty: Penalty, n_features: int) -> np.ndarray:
+    """``f`` of the penalty: its column scale, or all ones."""
+    return (
+        np.ones(n_features)
+        if penalty.column_scale is None
+        else np.asarray(penalty.column_scale, dtype=np.float64)
+    )
+
+
+def _blend(y: np.ndarray, soft: np.ndarray, teacher_weight: float) -> np.ndarray:
+    """Regression targets: the labels and the teacher's predictions, weighted."""
+    return (1 - teacher_weight) * np.asarray(y, dtype=np.float64).reshape(
+        soft.shape
+    ) + teacher_weight * soft
+
+
+def _on_support(
+    ir: LinearIR, values: np.ndarray, bias: np.ndarray, *, rows: np.ndarray, note: str
+) -> LinearIR:
+    """``ir`` with the refitted values and biases; weights that came out exactly 0 dropped."""
     keep = values != 0
     counts = np.bincount(rows[keep], minlength=ir.n_outputs)
     indptr = np.zeros(ir.n_outputs + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     prov = dict(ir.provenance)
-    note = f"refit rows={n} l2={l2:.4g}"
     prov["passes"] = f"{prov['passes']}; {note}" if prov.get("passes") else note
-    new = ir.replace(
+    return ir.replace(
         indptr=indptr,
         indices=ir.indices[keep],
         values=values[keep],
         scales=None,
         bias=bias,
         provenance=prov,
-    )
-    return RefitResult(
-        ir=new, rows=n, l2=l2, iterations=iterations, loss_before=before, loss_after=after
     )
 
 
@@ -214,9 +234,7 @@ def _lbfgs(
     X: Any,
     y: np.ndarray,
     *,
-    used: np.ndarray,
     rows: np.ndarray,
-    w0: np.ndarray,
     l2: float,
     f: np.ndarray,
     max_iter: int,
@@ -226,8 +244,28 @@ def _lbfgs(
     from scipy.optimize import minimize
 
     assert ir.classes is not None
+    used = np.unique(ir.indices).astype(np.intp)
+    w0 = ir.real_values()
     n, n_out, n_used = X.shape[0], ir.n_outputs, used.size
     target = class_index(y, ir.classes)
+    Xu, d = _unit_rms_columns(X, used)
+    col = np.searchsorted(used, ir.indices)
+    flat = rows * n_used + col
+    pen = (f[used] / d)[col] ** 2  # penalty per stored weight, in the scaled coordinates
+    Y = _class_targets(ir.head, target, n, n_out, soft)
+    anchor = w0 * d[col] if toward_start else np.zeros(w0.size)
+    objective = _objective(ir.head, Xu, Y, flat=flat, n_out=n_out, pen=pen, anchor=anchor, l2=l2)
+    nnz = w0.size
+    start = np.concatenate([w0 * d[col], ir.bias.astype(np.float64)])
+    before = objective(start)[0]
+    with _one_blas_thread():
+        res = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
+    p = res.x if res.fun <= before else start  # never return something worse than the start
+    return p[:nnz] / d[col], p[nnz:].copy(), before, float(min(res.fun, before)), int(res.nit)
+
+
+def _unit_rms_columns(X: Any, used: np.ndarray) -> tuple[Any, np.ndarray]:
+    """The used columns of ``X``, each divided by its RMS (1 where that is 0), and the RMS."""
     # Work on the used columns only, each scaled to unit RMS: L-BFGS converges in far fewer
     # iterations on a well-conditioned problem (raw pixels, folded scalers).
     Xu = X[:, used]
@@ -236,11 +274,15 @@ def _lbfgs(
     d[~(d > 0)] = 1.0
     Xu = Xu @ sp.diags(1.0 / d) if sp.issparse(Xu) else Xu / d
     Xu = sp.csr_matrix(Xu) if sp.issparse(Xu) else np.ascontiguousarray(Xu)
-    col = np.searchsorted(used, ir.indices)
-    flat = rows * n_used + col
-    pen = (f[used] / d)[col] ** 2  # penalty per stored weight, in the scaled coordinates
-    nnz = w0.size
-    if ir.head == "softmax":
+    return Xu, d
+
+
+def _class_targets(
+    head: str, target: np.ndarray, n: int, n_out: int, soft: tuple[float, np.ndarray] | None
+) -> np.ndarray:
+    """Per-row targets in the head's layout (one-hot, or 0/1 for one binary row), blended with
+    the teacher's probabilities for the log-loss heads."""
+    if head == "softmax":
         Y = np.zeros((n, n_out))
         Y[np.arange(n), target] = 1.0
     elif n_out == 1:
@@ -248,12 +290,28 @@ def _lbfgs(
     else:
         Y = np.zeros((n, n_out))
         Y[np.arange(n), target] = 1.0
-    if soft is not None and ir.head in ("softmax", "logistic"):
+    if soft is not None and head in ("softmax", "logistic"):
         weight, P = soft
         Y = (1.0 - weight) * Y + weight * P
+    return Y
+
+
+def _objective(
+    head: str,
+    Xu: Any,
+    Y: np.ndarray,
+    *,
+    flat: np.ndarray,
+    n_out: int,
+    pen: np.ndarray,
+    anchor: np.ndarray,
+    l2: float,
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """Mean loss and gradient over ``p`` = the stored weights (scaled coordinates), then the
+    biases: ``head``'s loss on ``Xu`` against ``Y`` plus the anchored L2 term."""
+    n, n_used = Xu.shape[0], Xu.shape[1]
+    nnz = anchor.size
     sign = 2.0 * Y - 1.0
-    head = ir.head
-    anchor = w0 * d[col] if toward_start else np.zeros(w0.size)
 
     def objective(p: np.ndarray) -> tuple[float, np.ndarray]:
         W = np.zeros(n_out * n_used)
@@ -280,12 +338,7 @@ def _lbfgs(
         # Mean form keeps L-BFGS's absolute gradient tolerance meaningful for any row count.
         return loss / n, grad / n
 
-    start = np.concatenate([w0 * d[col], ir.bias.astype(np.float64)])
-    before = objective(start)[0]
-    with _one_blas_thread():
-        res = minimize(objective, start, jac=True, method="L-BFGS-B", options={"maxiter": max_iter})
-    p = res.x if res.fun <= before else start  # never return something worse than the start
-    return p[:nnz] / d[col], p[nnz:].copy(), before, float(min(res.fun, before)), int(res.nit)
+    return objective
 
 
 def _teacher_outputs(teacher: LinearIR, X: Any) -> np.ndarray:
