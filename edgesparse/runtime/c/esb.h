@@ -143,6 +143,21 @@
  * modified_huber with several outputs divides by the row sum and can amplify a difference
  * when every output is near -1.
  *
+ * ---------------------------------------------------------------------------------------------
+ * Batch calls
+ *
+ * esb_decision_batch, esb_predict_batch and esb_predict_proba_batch take n_rows dense rows
+ * (row-major, any row stride) and give every row exactly the bits the one-row call gives it.
+ * In the dense layout (models of up to 2048 features) they run a blocked kernel: the int8 (or
+ * int16) weights of as many consecutive output rows as fit in 2048 floats are converted to
+ * float once (exact: q, or q * 2^e) and used for blocks of 32 input rows, 4 rows at a time;
+ * each row's sum has the one-row kernel's lanes and order, and the compiler may vectorize it
+ * but not reorder it (no -ffast-math; the C99 modes do not contract to FMA, -ffp-contract=off
+ * in gcc's ISO modes). Stack: 8 KiB of float weights and 32 running argmaxes, about 9 KiB. A
+ * row whose score comes out NaN/Inf is handed to the one-row call (input check, exact
+ * recompute), which decides. Other layouts and wider models loop over the one-row call
+ * (outputs and errors as above, minus the per-call overhead).
+ *
  * Inputs must be finite: a dense row is checked in full (n_features values; in the dense
  * layout only when a score comes out NaN/Inf, since every input value is then multiplied in),
  * a CSR row's values and indices always; a CSR row must be canonical (indices strictly
@@ -279,6 +294,29 @@ esb_status esb_predict_csr(const esb_model *m, uint32_t nnz, const int32_t *indi
 esb_status esb_predict_proba(const esb_model *m, const float *x, float *proba);
 esb_status esb_predict_proba_csr(const esb_model *m, uint32_t nnz, const int32_t *indices,
                                  const float *values, float *proba);
+
+/* Batches of dense rows: n_rows rows, row i at x + i * stride (stride >= n_features when
+ * n_rows > 1; any value, e.g. 0, when n_rows <= 1), into caller-owned outputs:
+ *   esb_decision_batch:      n_rows * n_outputs floats, row i's scores at scores + i * n_outputs
+ *   esb_predict_batch:       n_rows class indices
+ *   esb_predict_proba_batch: n_rows * n_classes floats, row i's at proba + i * n_classes.
+ * Row i's outputs are bit for bit those of the one-row call on x + i * stride (esb_decision,
+ * esb_predict, esb_predict_proba) with the same layout: the same operations in the same order
+ * (see "Batch calls" above). No allocation and no workspace beyond esb_use_workspace's; stack
+ * as described there.
+ * Errors: ESB_E_ARGUMENT for a NULL model, x or output when n_rows > 0, or a stride below
+ * n_features with n_rows > 1; ESB_E_HEAD as the one-row call; otherwise the rows are done in
+ * order and the call stops at the first row the one-row call refuses (ESB_E_INPUT: NaN/Inf
+ * input, score overflow) and returns its status. *n_done (if n_done is not NULL) is then the
+ * number of rows whose outputs are written, i.e. the index of the refused row (n_rows on
+ * success, 0 on an argument or head error); outputs of later rows are unspecified.
+ * n_rows == 0 is ESB_OK and writes nothing. */
+esb_status esb_decision_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
+                              float *scores, size_t *n_done);
+esb_status esb_predict_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
+                             uint32_t *class_index, size_t *n_done);
+esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_rows,
+                                   size_t stride, float *proba, size_t *n_done);
 
 /* 1 when the model has predict_proba. */
 int esb_has_proba(const esb_model *m);
