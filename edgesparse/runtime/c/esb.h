@@ -148,15 +148,18 @@
  *
  * esb_decision_batch, esb_predict_batch and esb_predict_proba_batch take n_rows dense rows
  * (row-major, any row stride) and give every row exactly the bits the one-row call gives it.
- * In the dense layout (models of up to 2048 features) they run a blocked kernel: the int8 (or
- * int16) weights of as many consecutive output rows as fit in 2048 floats are converted to
- * float once (exact: q, or q * 2^e) and used for blocks of 32 input rows, 4 rows at a time;
- * each row's sum has the one-row kernel's lanes and order, and the compiler may vectorize it
- * but not reorder it (no -ffast-math; the C99 modes do not contract to FMA, -ffp-contract=off
- * in gcc's ISO modes). Stack: 8 KiB of float weights and 32 running argmaxes, about 9 KiB. A
- * row whose score comes out NaN/Inf is handed to the one-row call (input check, exact
- * recompute), which decides. Other layouts and wider models loop over the one-row call
- * (outputs and errors as above, minus the per-call overhead).
+ * In the dense layout, for models of up to 512 features, they run a blocked kernel: the int8
+ * (or int16) weights of 4 output rows at a time are converted to float once (exact: q, or
+ * q * 2^e), feature-major, as many groups of 4 as fit in 2048 floats, and used for blocks of
+ * 32 input rows, two rows at a time; each score is summed in the one-row kernel's order (16
+ * lanes over the features, lane j taking j, j + 16, ...; the leftover features in order; then
+ * the leftover sum plus lane 0, 1, ..., 15; then scale, then bias), the compiler vectorizing
+ * across the 4 outputs, never reordering (no -ffast-math; no FMA contraction: gcc's C99 mode
+ * has -ffp-contract=off, and where a compiler contracts it contracts both kernels' identical
+ * expressions alike). Stack: 8 KiB of float weights and 32 running argmaxes (about 9 KiB in
+ * all). A row whose score comes out NaN/Inf is handed to the one-row call (input check, exact
+ * recompute), which decides. Other layouts and wider models loop over the one-row calls (same
+ * outputs and errors, without the per-call overhead of the caller's loop).
  *
  * Inputs must be finite: a dense row is checked in full (n_features values; in the dense
  * layout only when a score comes out NaN/Inf, since every input value is then multiplied in),
@@ -310,7 +313,7 @@ esb_status esb_predict_proba_csr(const esb_model *m, uint32_t nnz, const int32_t
  * input, score overflow) and returns its status. *n_done (if n_done is not NULL) is then the
  * number of rows whose outputs are written, i.e. the index of the refused row (n_rows on
  * success, 0 on an argument or head error); outputs of later rows are unspecified.
- * n_rows == 0 is ESB_OK and writes nothing. */
+ * n_rows == 0 writes nothing and returns ESB_OK (or the head error: it comes first). */
 esb_status esb_decision_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
                               float *scores, size_t *n_done);
 esb_status esb_predict_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
