@@ -63,6 +63,7 @@ def _check_program(row: dict, esb: Path) -> None:
     assert p["file_bytes"] >= p["text"] + p["data"]
     assert p["cflags"].startswith("-O2 -std=c99")
     assert p["mode"] == "decoded"
+    assert p["api"] == "batch"  # dense rows: the runtime's batch calls
     # The decoded index workspace holds one int32 per stored weight (esb.h).
     assert p["workspace_bytes"] == 4 * edgesparse.load(esb).ir.nnz
 

@@ -30,7 +30,8 @@
  *
  *   - the esb_model struct: sizeof(esb_model) bytes (the caller's, static or on the stack);
  *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
- *     into caller buffers; esb_predict needs no buffer;
+ *     into caller buffers; esb_predict needs no buffer; the batch calls n_rows times those
+ *     (esb_predict_batch n_rows uint32_t), and about 9 KiB of stack (see "Batch calls");
  *   - esb_open's stack frame: a few hundred bytes of locals; with column exponents about
  *     1700 more (a 512-byte bitmap for the check that unused columns have exponent 0, 64
  *     column positions, an index walker and the exception index below);
