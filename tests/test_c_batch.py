@@ -165,7 +165,8 @@ _EDGES = r"""
 static int32_t ws[(MODEL_WORKSPACE_BYTES + 3) / 4];
 static float x[5][NF + 2], out[6 * (NO + NC + 1)], one[NO + NC + 1];
 static uint32_t cls[6];
-#define CHECK(c) do { if (!(c)) { printf("FAIL line %d: %s\n", __LINE__, #c); return 1; } } while (0)
+#define CHECK(c) \
+    do { if (!(c)) { printf("FAIL line %d: %s\n", __LINE__, #c); return 1; } } while (0)
 static int edges(const esb_model *m)
 {
     size_t done = 99, i;
