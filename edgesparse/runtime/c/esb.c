@@ -2736,7 +2736,7 @@ static void dense_block(const esb_model *m, const float *x, size_t stride, int o
     const size_t nf = m->n_features, quads = BATCH_WEIGHTS / (4 * (nf ? nf : 1));
     const int8_t *next = m->dense_;
     float wbuf[BATCH_WEIGHTS];
-    uint32_t r0, r1, r;
+    uint32_t r0, r1;
     size_t i, q;
     for (i = 0; i < nb; i++) {
         p[i].out = batch_slot(m, op, out, i0 + i);
@@ -2750,17 +2750,22 @@ static void dense_block(const esb_model *m, const float *x, size_t stride, int o
             e = m->n_outputs - r1 < 4 ? m->n_outputs : r1 + 4;
             load_quad(m, r1, e, &next, wbuf + 4 * nf * n_q);
         }
-        for (i = 0; i < nb; i += 2) { /* two rows at a time (the last one twice if nb is odd) */
-            const float *x0 = x + (i0 + i) * stride;
-            const float *x1 = i + 1 < nb ? x0 + stride : x0;
-            for (q = 0, r = r0; q < n_q; q++) {
+        for (q = 0; q < n_q; q++) { /* a quad's weights, scales, biases stay at hand */
+            const uint32_t qa = r0 + 4 * (uint32_t)q, nk = r1 - qa < 4 ? r1 - qa : 4;
+            float sc[4], bi[4];
+            uint32_t k;
+            for (k = 0; k < nk; k++) {
+                sc[k] = scale_of(m, qa + k);
+                bi[k] = (float)bias_of(m, qa + k);
+            }
+            for (i = 0; i < nb; i += 2) { /* two rows at a time (the last one twice if odd) */
+                const float *x0 = x + (i0 + i) * stride;
+                const float *x1 = i + 1 < nb ? x0 + stride : x0;
                 float s[8];
-                uint32_t k;
                 dot_quad2(wbuf + 4 * nf * q, x0, x1, nf, s);
-                for (k = 0; k < 4 && r < r1; k++, r++) {
-                    const float scale = scale_of(m, r), bias = (float)bias_of(m, r);
-                    take(scale * s[k] + bias, r, &p[i]);
-                    if (i + 1 < nb) take(scale * s[4 + k] + bias, r, &p[i + 1]);
+                for (k = 0; k < nk; k++) { /* each row's scores in output order, as take wants */
+                    take(sc[k] * s[k] + bi[k], qa + k, &p[i]);
+                    if (i + 1 < nb) take(sc[k] * s[4 + k] + bi[k], qa + k, &p[i + 1]);
                 }
             }
         }

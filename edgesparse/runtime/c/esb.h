@@ -19,6 +19,7 @@
  *     uint32_t k;
  *     esb_predict(&m, x, &k);                     // x: m.n_features floats
  *     esb_label lab; esb_class_label(&m, k, &lab);
+ *     esb_predict_batch(&m, rows, n, m.n_features, ks, NULL);  // n rows, row-major; n uint32
  *
  * esb_open verifies the whole blob in place (it is never copied; it may live in flash) and
  * keeps pointers into it: the blob must stay valid and unchanged while the model is used.
