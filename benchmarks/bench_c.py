@@ -22,7 +22,8 @@ For every bundled model in models/ (and the large ones after ``python models/tra
 emulator numbers, useful only as a smoke test of the cross builds, not as device latency.
 
 Prints a Markdown table and writes JSON (``--out``, default benchmarks/results/c.json). One run
-on a shared machine: compare ratios, not absolute numbers.
+on a shared machine: compare ratios, not absolute numbers. Batch 1000 (the batch calls vs the
+per-row loop vs numpy): benchmarks/bench_c_batch.py.
 """
 
 from __future__ import annotations

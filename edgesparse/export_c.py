@@ -236,8 +236,16 @@ const size_t {name}_esb_len = {len(blob)};
 """
 
 
+# Rows the example program buffers per batch call: up to 64, in at most 16 KiB of floats.
+MAIN_BATCH_FLOATS = 4096
+MAIN_BATCH_ROWS = 64
+
+
 def _main_source(info: dict[str, Any], name: str) -> str:
-    return _MAIN_C.substitute(name=name, NAME=name.upper(), n_features=info["n_features"])
+    batch = max(1, min(MAIN_BATCH_ROWS, MAIN_BATCH_FLOATS // max(1, info["n_features"])))
+    return _MAIN_C.substitute(
+        name=name, NAME=name.upper(), n_features=info["n_features"], batch=batch
+    )
 
 
 # A Template, not an f-string: the C braces stay readable. No allocation here either.
@@ -254,6 +262,9 @@ _MAIN_C = string.Template(
  * Output stops at the first bad line, so output line k is always input line k; the rest of the
  * input is still checked and each bad line reported (up to 20).
  * Exit status: 0 every line predicted, 1 bad input, 2 the model or the output failed.
+ * Rows are predicted ${batch} at a time through the runtime's batch calls (esb_predict_batch,
+ * esb_predict_proba_batch, esb_decision_batch: the same numbers as one call per row), and
+ * whenever the input ends or a bad line comes: output appears in batches of ${batch} lines.
  * Build: make   (or: cc -O2 -std=c99 -Wall -Wextra -Werror -o model_main main.c esb.c
  * model_data.c -lm). Define ESB_STREAMED to run without the decoded-index workspace.
  */
@@ -272,8 +283,13 @@ _MAIN_C = string.Template(
 
 enum { ROW_OK, ROW_BAD, ROW_EOF };
 
-static float row[${NAME}_N_FEATURES];
-static float out[${NAME}_N_OUTPUTS + ${NAME}_N_CLASSES + 1];
+#define BATCH ${batch}u /* rows per batch call */
+
+static float rows[BATCH][${NAME}_N_FEATURES];
+static float *row = rows[0]; /* where read_row puts the next row */
+static size_t n_pending;      /* rows read and not yet predicted */
+static float out[BATCH * (${NAME}_N_OUTPUTS + ${NAME}_N_CLASSES + 1)];
+static uint32_t classes[BATCH];
 #ifndef ESB_STREAMED
 static int32_t workspace[(${NAME}_WORKSPACE_BYTES + 3) / 4];
 #endif
@@ -393,26 +409,43 @@ static void print_label(const esb_model *m, uint32_t k)
     else fwrite(lab.s, 1, lab.len, stdout);
 }
 
-static esb_status predict_row(const esb_model *m)
+/* Predicts and prints the pending rows, the lines up to line_no - back (back 1 after a bad
+ * line or the end of the input); a row the model refuses is named by its line. 0 on a model
+ * error (the rows before it printed). */
+static int flush_rows(const esb_model *m, unsigned long back)
 {
+    const size_t n = n_pending;
+    size_t done = 0, d = 0, i;
+    uint32_t j;
     esb_status st;
-    uint32_t i;
+    n_pending = 0;
+    row = rows[0];
     if (m->head == ESB_HEAD_IDENTITY) {
-        st = esb_decision(m, row, out);
-        for (i = 0; st == ESB_OK && i < m->n_outputs; i++)
-            printf(i ? " %.9g" : "%.9g", (double)out[i]);
+        st = esb_decision_batch(m, rows[0], n, ${NAME}_N_FEATURES, out, &done);
     } else {
-        uint32_t k;
-        st = esb_predict(m, row, &k);
-        if (st == ESB_OK) print_label(m, k);
-        if (st == ESB_OK && esb_has_proba(m)) {
-            st = esb_predict_proba(m, row, out);
-            for (i = 0; st == ESB_OK && i < m->n_classes; i++)
-                printf(i ? " %.9g" : "\t%.9g", (double)out[i]);
+        st = esb_predict_batch(m, rows[0], n, ${NAME}_N_FEATURES, classes, &done);
+        if (done > 0 && esb_has_proba(m)) {
+            esb_status sp = esb_predict_proba_batch(m, rows[0], done, ${NAME}_N_FEATURES, out, &d);
+            if (sp != ESB_OK) st = sp, done = d;
         }
     }
-    if (st == ESB_OK) printf("\n");
-    return st;
+    for (i = 0; i < done; i++) {
+        if (m->head == ESB_HEAD_IDENTITY) {
+            for (j = 0; j < m->n_outputs; j++)
+                printf(j ? " %.9g" : "%.9g", (double)out[i * m->n_outputs + j]);
+        } else {
+            print_label(m, classes[i]);
+            for (j = 0; esb_has_proba(m) && j < m->n_classes; j++)
+                printf(j ? " %.9g" : "\t%.9g", (double)out[i * m->n_classes + j]);
+        }
+        printf("\n");
+    }
+    if (st != ESB_OK) {
+        fprintf(stderr, "line %lu: model: %s\n", line_no - back - (n - done) + 1,
+                esb_strerror(st));
+        return 0;
+    }
+    return 1;
 }
 
 int main(void)
@@ -433,18 +466,19 @@ int main(void)
 #endif
     while ((r = read_row()) != ROW_EOF) {
         if (r == ROW_BAD) {
+            /* the rows before the first bad line are still predicted */
+            if (n_bad == 0 && n_pending && !flush_rows(&m, 1)) return 2;
             if (++n_bad == MAX_REPORTED) {
                 fprintf(stderr, "stopping after %d bad lines\n", MAX_REPORTED);
                 break;
             }
         } else if (n_bad == 0) {
-            st = predict_row(&m);
-            if (st != ESB_OK) {
-                fprintf(stderr, "line %lu: model: %s\n", line_no, esb_strerror(st));
-                return 2;
-            }
+            row = rows[++n_pending % BATCH];
+            if (n_pending == BATCH && !flush_rows(&m, 0)) return 2;
         }
     }
+    /* at the end of the input line_no counts the line that was not there */
+    if (n_bad == 0 && n_pending && !flush_rows(&m, 1)) return 2;
     if (ferror(stdin)) {
         fprintf(stderr, "line %lu: reading stdin failed\n", line_no);
         return 2;

@@ -147,11 +147,11 @@ MODES = {"fast": [], "min": ["--min-workspace"], "stream": ["--stream"]}
 # Each layout built whatever the model qualifies for (esb_use_layout), in its exact bytes.
 C_LAYOUTS = ("streamed", "columns", "dense", "transposed")
 FORCED = {layout: ["--layout", layout] for layout in C_LAYOUTS}
-_ARGS = {**MODES, **FORCED}
+DRIVER_ARGS = {**MODES, **FORCED}
 
 
 def run_predict(driver: list[str], blob: Path, rows: Path, *, mode: str) -> list[list[str]]:
-    res = _run([*driver, "predict", str(blob), str(rows), *_ARGS[mode]])
+    res = _run([*driver, "predict", str(blob), str(rows), *DRIVER_ARGS[mode]])
     assert res.returncode == 0, res.stderr
     return [line.split("\t") for line in res.stdout.splitlines()]
 
@@ -286,7 +286,7 @@ def _csr(w: np.ndarray) -> dict:
 SYNTHETIC = _synthetic_irs()
 
 
-def _synthetic_rows() -> np.ndarray:
+def synthetic_rows() -> np.ndarray:
     rng = np.random.default_rng(7)
     X = rng.normal(size=(24, 40)) * (rng.random((24, 40)) < 0.5)
     X[0] = 0.0  # empty CSR row
@@ -298,7 +298,7 @@ def _synthetic_rows() -> np.ndarray:
 @pytest.mark.parametrize("case", list(SYNTHETIC))
 def test_every_head_and_label_kind_matches(case: str, driver: list[str], tmp_path: Path) -> None:
     ir = SYNTHETIC[case]
-    X = _synthetic_rows()
+    X = synthetic_rows()
     dense, csr = rows_files(tmp_path, X)
     blob = tmp_path / "m.esb"
     esb.write(ir, blob)
@@ -324,7 +324,7 @@ def test_every_index_layout_matches(
     cols: str, idx: str, case: str, driver: list[str], tmp_path: Path
 ) -> None:
     ir = SYNTHETIC[case]
-    X = _synthetic_rows()
+    X = synthetic_rows()
     dense, csr = rows_files(tmp_path, X)
     blob = tmp_path / "m.esb"
     esb.write(ir, blob, columns=cols, indices=idx)
@@ -337,7 +337,7 @@ def test_every_index_layout_matches(
     assert_parity(model, X, run_predict(driver, blob, csr, mode="fast"))
 
 
-def _wide_ir(*, n_out: int, dtype: str) -> LinearIR:
+def wide_ir(*, n_out: int, dtype: str) -> LinearIR:
     """A text-like model: many features, few used (a `columns` section), sparse rows; more
     outputs than the transposed kernel's block of 64 when n_out > 64. dtype "int8-pow2":
     columns spread over 10^-3 .. 10^3, quantized with column exponents."""
@@ -357,7 +357,7 @@ def _wide_ir(*, n_out: int, dtype: str) -> LinearIR:
     return ir
 
 
-def _wide_rows(n_rows: int = 30) -> np.ndarray:
+def wide_rows(n_rows: int = 30) -> np.ndarray:
     rng = np.random.default_rng(62)
     X = rng.normal(size=(n_rows, 3000)) * (rng.random((n_rows, 3000)) < 0.01)
     X[:, 7] = 1.0
@@ -366,7 +366,7 @@ def _wide_rows(n_rows: int = 30) -> np.ndarray:
 
 
 def bench_json(driver: list[str], blob: Path, rows: Path, mode: str) -> dict:
-    res = _run([*driver, "bench", str(blob), str(rows), "3", "1", *_ARGS[mode]])
+    res = _run([*driver, "bench", str(blob), str(rows), "3", "1", *DRIVER_ARGS[mode]])
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout)
 
@@ -384,8 +384,8 @@ def bench_json(driver: list[str], blob: Path, rows: Path, mode: str) -> dict:
 def test_wide_sparse_models_every_mode(
     n_out: int, dtype: str, cols: str, driver: list[str], tmp_path: Path
 ) -> None:
-    ir = _wide_ir(n_out=n_out, dtype=dtype)
-    X = _wide_rows()
+    ir = wide_ir(n_out=n_out, dtype=dtype)
+    X = wide_rows()
     dense, csr = rows_files(tmp_path, X)
     blob = tmp_path / "wide.esb"
     esb.write(ir, blob, columns=cols)
@@ -396,7 +396,7 @@ def test_wide_sparse_models_every_mode(
             assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
 
 
-def _outlier_ir(seed: int = 63) -> LinearIR:
+def outlier_ir(seed: int = 63) -> LinearIR:
     """A wide text-like model: 3 x 2000, sparse, 40 columns ~1000x larger than the rest;
     data-free pow2 exponents (no input_stats) keep only the outliers' own: 'exponents'
     encoding 1 (exceptions to the common exponent)."""
@@ -410,7 +410,7 @@ def _outlier_ir(seed: int = 63) -> LinearIR:
     return quantize_int8(ir, columns="pow2")
 
 
-def _outlier_rows() -> np.ndarray:
+def outlier_rows() -> np.ndarray:
     rng = np.random.default_rng(64)
     X = rng.normal(size=(25, 2000)) * (rng.random((25, 2000)) < 0.2)
     X[:, 11] = 1.0
@@ -428,17 +428,17 @@ def _exponents_encoding(blob: bytes) -> tuple[int, int]:
 def test_exception_exponents_every_layout(cols: str, driver: list[str], tmp_path: Path) -> None:
     """Encoding 1 of the column exponents: the C runtime's predictions equal the numpy
     runtime's in every layout (forced, and the memory modes), dense and CSR rows."""
-    ir = _outlier_ir()
+    ir = outlier_ir()
     blob = tmp_path / "outliers.esb"
     esb.write(ir, blob, columns=cols)
     enc, k = _exponents_encoding(blob.read_bytes())
     assert enc == 1 and 40 <= k < 200, (enc, k)
-    X = _outlier_rows()
+    X = outlier_rows()
     dense, csr = rows_files(tmp_path, X)
     model = Model(esb.read(blob))
     np.testing.assert_array_equal(model.ir.col_exponents, ir.col_exponents)
     for rows in (dense, csr):
-        for mode in _ARGS:
+        for mode in DRIVER_ARGS:
             assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
 
 
@@ -479,10 +479,10 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
     )
     for name, dtype in (("wide", "int8"), ("wide-e", "int8-pow2")):
         blobs[name] = tmp_path / f"{name}.esb"
-        esb.write(_wide_ir(n_out=70, dtype=dtype), blobs[name], columns="eliasfano")
+        esb.write(wide_ir(n_out=70, dtype=dtype), blobs[name], columns="eliasfano")
     for name, exps in (("raised", "pow2"), ("raised-e0", "none")):  # 13 features, 1 row int16
         blobs[name] = tmp_path / f"{name}.esb"
-        esb.write(_raised("wine-pipeline", exps)[0], blobs[name])
+        esb.write(raised_case("wine-pipeline", exps)[0], blobs[name])
     X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:5]
     rows = {
         "digits": tmp_path / "d.bin",
@@ -491,9 +491,9 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
     }
     write_rows(rows["digits"], X)
     write_rows(rows["diabetes"], np.load(ROOT / "models" / "diabetes_ridge.test.npz")["X"][:5])
-    write_rows(rows["wide"], sp.csr_matrix(_wide_rows(5)))
+    write_rows(rows["wide"], sp.csr_matrix(wide_rows(5)))
     rows["raised"] = tmp_path / "r.bin"
-    write_rows(rows["raised"], _raised("wine-pipeline", "none")[1][:5])
+    write_rows(rows["raised"], raised_case("wine-pipeline", "none")[1][:5])
     expected = {
         "digits": ("dense", "dense"),
         "digits-e0": ("dense", "dense"),
@@ -538,7 +538,7 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
 def test_invalid_input_rows_are_refused(host_driver: list[str], tmp_path: Path) -> None:
     blob = tmp_path / "m.esb"
     esb.write(SYNTHETIC["hard-multi-int"], blob)
-    X = _synthetic_rows()
+    X = synthetic_rows()
     ok_rows = tmp_path / "ok.bin"
     write_rows(ok_rows, X)
     # the dense layout checks a dense row only when a score comes out NaN/Inf: cover it
@@ -587,7 +587,7 @@ def test_invalid_input_rows_are_refused(host_driver: list[str], tmp_path: Path) 
 def test_driver_refuses_bad_arguments(host_driver: list[str], tmp_path: Path) -> None:
     blob, rows = tmp_path / "m.esb", tmp_path / "rows.bin"
     esb.write(SYNTHETIC["hard-multi-int"], blob)
-    write_rows(rows, _synthetic_rows())
+    write_rows(rows, synthetic_rows())
     bench = [*host_driver, "bench", str(blob), str(rows)]
     for argv, message in (
         ([*bench, "10", "1", "--bacth", "4"], "unknown option or missing value: --bacth"),
@@ -672,7 +672,7 @@ RAISED = {
 
 
 @functools.cache
-def _raised(case: str, columns: str) -> tuple[LinearIR, np.ndarray]:
+def raised_case(case: str, columns: str) -> tuple[LinearIR, np.ndarray]:
     """(quantize_int8(columns=columns) of a fitted model with RAISED[case] raised to int16,
     the rows to compare on)."""
     with warnings.catch_warnings():
@@ -694,9 +694,9 @@ def _raised(case: str, columns: str) -> tuple[LinearIR, np.ndarray]:
     return raise_rows(ir, quantize_int8(ir, columns=columns), RAISED[case]), X
 
 
-def _write_raised(case: str, exps: str, blob: Path, **kw: str) -> Model:
-    """Write _raised(case, exps) to blob (esb.write's keywords: kw); its numpy model."""
-    ir, _ = _raised(case, exps)
+def write_raised(case: str, exps: str, blob: Path, **kw: str) -> Model:
+    """Write raised_case(case, exps) to blob (esb.write's keywords: kw); its numpy model."""
+    ir, _ = raised_case(case, exps)
     esb.write(ir, blob, **kw)
     (sec,) = [x for x in split(blob.read_bytes())[1] if x.kind == KIND["values"]]
     assert sec.enc == 1  # mixed widths
@@ -719,11 +719,11 @@ def test_raised_rows_match_numpy_in_every_layout(
     """Every memory mode and forced layout (dense included: its int16 rows), dense and CSR
     rows: the C runtime's scores, labels and probabilities are the numpy runtime's."""
     blob = tmp_path / "m.esb"
-    model = _write_raised(case, columns, blob)
-    X = _raised(case, columns)[1]
+    model = write_raised(case, columns, blob)
+    X = raised_case(case, columns)[1]
     dense, csr = rows_files(tmp_path, X)
     for rows in (dense, csr):
-        for mode in _ARGS:
+        for mode in DRIVER_ARGS:
             assert_parity(model, X, run_predict(host_driver, blob, rows, mode=mode))
 
 
@@ -732,9 +732,9 @@ def test_raised_rows_every_index_encoding(
     cols: str, idx: str, host_driver: list[str], tmp_path: Path
 ) -> None:
     blob = tmp_path / "m.esb"
-    model = _write_raised("digits-l1", "pow2", blob, columns=cols, indices=idx)
+    model = write_raised("digits-l1", "pow2", blob, columns=cols, indices=idx)
     assert esb.inspect_file(blob)["index_layout"] == f"columns={cols}, indices={idx}"
-    X = _raised("digits-l1", "pow2")[1][::4]
+    X = raised_case("digits-l1", "pow2")[1][::4]
     dense, csr = rows_files(tmp_path, X)
     for rows, modes in ((dense, ("stream", "fast", "columns")), (csr, ("stream", "transposed"))):
         for mode in modes:
@@ -744,15 +744,15 @@ def test_raised_rows_every_index_encoding(
 def test_raised_rows_on_every_target(driver: list[str], tmp_path: Path) -> None:
     """The same mixed-width model on the host and the emulated aarch64 and armhf builds."""
     blob = tmp_path / "m.esb"
-    model = _write_raised("wine-pipeline", "pow2", blob)
-    X = _raised("wine-pipeline", "pow2")[1]
+    model = write_raised("wine-pipeline", "pow2", blob)
+    X = raised_case("wine-pipeline", "pow2")[1]
     dense, csr = rows_files(tmp_path, X)
     for rows in (dense, csr):
-        for mode in _ARGS:
+        for mode in DRIVER_ARGS:
             assert_parity(model, X, run_predict(driver, blob, rows, mode=mode))
 
 
-def _overflowing_raised_ir() -> LinearIR:
+def overflowing_raised_ir() -> LinearIR:
     """2 x 5, row 0 wide with a tiny scale: q * x overflows float where scale * q * x does not
     (the dense layout's exact fallback), row 1 int8."""
     q = np.array([[30000, -20000, 0, 32767, 1], [5, 0, -127, 0, 9]], np.int16)
@@ -770,7 +770,7 @@ def _overflowing_raised_ir() -> LinearIR:
 
 
 def test_raised_rows_dense_layout_overflow_falls_back(host_driver: list[str], tmp_path: Path):
-    ir = _overflowing_raised_ir()
+    ir = overflowing_raised_ir()
     assert ir.wide_rows.tolist() == [True, False]
     blob = tmp_path / "m.esb"
     esb.write(ir, blob)
@@ -780,7 +780,7 @@ def test_raised_rows_dense_layout_overflow_falls_back(host_driver: list[str], tm
     X[:6, :4] *= 1e34  # 32767 * 1e34 overflows float; 1e-30 * 32767 * 1e34 does not
     dense, csr = rows_files(tmp_path, X)
     for rows in (dense, csr):
-        for mode in _ARGS:
+        for mode in DRIVER_ARGS:
             assert_parity(model, X, run_predict(host_driver, blob, rows, mode=mode))
 
 
@@ -853,12 +853,12 @@ def _base_blobs() -> list[bytes]:
     out.append(esb.encode(SYNTHETIC["logistic-ovr-tensor-int8-pow2"], columns="eliasfano"))
     # ... and as exceptions to a common exponent ('exponents' encoding 1)
     out.append(esb.encode(SYNTHETIC["logistic-binary-int8-pow2"], columns="all"))
-    out.append(esb.encode(_outlier_ir(), columns="varint"))
+    out.append(esb.encode(outlier_ir(), columns="varint"))
     # mixed int8/int16 rows ('values' encoding 1), with and without exponents, empty rows
-    out.append(esb.encode(_raised("iris-l1", "none")[0], columns="varint", indices="bitmap"))
-    out.append(esb.encode(_raised("wine-pipeline", "pow2")[0]))
-    out.append(esb.encode(_raised("linnerud-ridge", "pow2")[0], indices="eliasfano"))
-    out.append(esb.encode(_overflowing_raised_ir()))
+    out.append(esb.encode(raised_case("iris-l1", "none")[0], columns="varint", indices="bitmap"))
+    out.append(esb.encode(raised_case("wine-pipeline", "pow2")[0]))
+    out.append(esb.encode(raised_case("linnerud-ridge", "pow2")[0], indices="eliasfano"))
+    out.append(esb.encode(overflowing_raised_ir()))
     return out
 
 
@@ -1022,8 +1022,8 @@ def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: P
     blobs = []
     wide = [(5, "int8"), (70, "int8"), (70, "float64"), (70, "int8-pow2"), (5, "int8-pow2")]
     for i, (n_out, dtype) in enumerate(wide):
-        blobs.append((tmp_path / f"w{i}.esb", _wide_rows(8)))
-        esb.write(_wide_ir(n_out=n_out, dtype=dtype), blobs[-1][0], columns="eliasfano")
+        blobs.append((tmp_path / f"w{i}.esb", wide_rows(8)))
+        esb.write(wide_ir(n_out=n_out, dtype=dtype), blobs[-1][0], columns="eliasfano")
     digits = tmp_path / "digits.esb"
     compress_file(
         CompressOptions(
@@ -1031,21 +1031,23 @@ def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: P
         )
     )
     blobs.append((digits, np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:20]))
-    blobs.append((tmp_path / "pow2.esb", _synthetic_rows()))
+    blobs.append((tmp_path / "pow2.esb", synthetic_rows()))
     esb.write(SYNTHETIC["logistic-binary-int8-pow2"], blobs[-1][0], columns="varint")
     for case, cols in (("digits-l1", "bitmap"), ("breast-cancer-binary", "all")):
-        ir, X = _raised(case, "pow2")
+        ir, X = raised_case(case, "pow2")
         blobs.append((tmp_path / f"{case}.esb", X[:10]))
         esb.write(ir, blobs[-1][0], columns=cols)
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
     for blob, X in blobs:
         model = Model(esb.read(blob))
-        modes = [m for m in _ARGS if m != "dense" or model.ir.is_quantized]
+        modes = [m for m in DRIVER_ARGS if m != "dense" or model.ir.is_quantized]
         for rows_x in (X, sp.csr_matrix(X)):
             rows = tmp_path / "rows.bin"
             write_rows(rows, rows_x)
             for mode in modes:
-                res = _run([*asan_driver, "predict", str(blob), str(rows), *_ARGS[mode]], env=env)
+                res = _run(
+                    [*asan_driver, "predict", str(blob), str(rows), *DRIVER_ARGS[mode]], env=env
+                )
                 assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr
                 assert res.returncode == 0, res.stderr
                 assert_parity(model, X, [ln.split("\t") for ln in res.stdout.splitlines()])
@@ -1127,15 +1129,15 @@ def _stdin_rows(X: np.ndarray) -> str:
 def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> None:
     blob = tmp_path / "m.esb"
     if case.startswith("raised-"):  # mixed int8/int16 rows ('values' encoding 1)
-        _write_raised(case.removeprefix("raised-"), "pow2", blob)
-        X = _raised(case.removeprefix("raised-"), "pow2")[1]
+        write_raised(case.removeprefix("raised-"), "pow2", blob)
+        X = raised_case(case.removeprefix("raised-"), "pow2")[1]
     elif case == "outlier-exponents":  # 'exponents' encoding 1
-        esb.write(_outlier_ir(), blob)
+        esb.write(outlier_ir(), blob)
         assert _exponents_encoding(blob.read_bytes())[0] == 1
-        X = _outlier_rows()
+        X = outlier_rows()
     elif case in SYNTHETIC:
         esb.write(SYNTHETIC[case], blob)
-        X = _synthetic_rows()
+        X = synthetic_rows()
     else:
         compress_file(
             CompressOptions(source=ROOT / "models" / f"{case}.pkl", output=blob, quantize="int8")
@@ -1331,13 +1333,13 @@ def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> 
         )
         expected = "dense"
     elif case == "raised-wine":  # dense, with one int16 row
-        _write_raised("wine-pipeline", "pow2", blob)
+        write_raised("wine-pipeline", "pow2", blob)
         expected = "dense"
     elif case == "raised-digits":  # 2.8 % of the weights stored
-        _write_raised("digits-l1", "none", blob)
+        write_raised("digits-l1", "none", blob)
         expected = "transposed"
     else:
-        ir = _wide_ir(n_out=5, dtype=case.removeprefix("wide-"))
+        ir = wide_ir(n_out=5, dtype=case.removeprefix("wide-"))
         esb.write(ir, blob, columns="eliasfano")
         expected = "transposed"
     out = tmp_path / "out"

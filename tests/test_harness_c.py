@@ -63,6 +63,7 @@ def _check_program(row: dict, esb: Path) -> None:
     assert p["file_bytes"] >= p["text"] + p["data"]
     assert p["cflags"].startswith("-O2 -std=c99")
     assert p["mode"] == "decoded"
+    assert p["api"] == "batch"  # dense rows: the runtime's batch calls
     # The decoded index workspace holds one int32 per stored weight (esb.h).
     assert p["workspace_bytes"] == 4 * edgesparse.load(esb).ir.nnz
 
@@ -256,7 +257,7 @@ def test_emulated_rpi4_c_raised_rows(tmp_path: Path) -> None:
     aarch64 build's labels are the numpy runtime's on every row."""
     from edgesparse.bench.provision import provision
     from edgesparse.formats import esb as esb_format
-    from tests.test_c_runtime import _raised
+    from tests.test_c_runtime import raised_case
 
     require_tool(
         targets_mod.qemu_binary("aarch64") is not None,
@@ -268,7 +269,7 @@ def test_emulated_rpi4_c_raised_rows(tmp_path: Path) -> None:
         what="aarch64-linux-gnu-gcc",
         install="apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
     )
-    ir, X = _raised("wine-pipeline", "pow2")
+    ir, X = raised_case("wine-pipeline", "pow2")
     assert ir.wide_rows.tolist() == [False, True, False]
     blob = tmp_path / "wine-raised.esb"
     esb_format.write(ir, blob)

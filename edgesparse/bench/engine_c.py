@@ -6,7 +6,9 @@ linking fails): on the host with ``cc`` for the host, ``aarch64-linux-gnu-gcc`` 
 Pi targets (then run under the target's QEMU command line); on a board reached over ssh with
 the board's ``cc``. ``$EDGESPARSE_CC`` / ``$EDGESPARSE_CC_AARCH64`` override the local
 compilers. One driver process per batch size; the first one also writes the predicted labels,
-from which agreement is computed here. Every failure reads ``engine c: <reason>``.
+from which agreement is computed here. A batch of dense rows is one call of the runtime's batch
+API (``esb_predict_batch`` and friends, esb.h), CSR rows one call per row; ``c_program.api``
+says which ("batch" or "one-row"). Every failure reads ``engine c: <reason>``.
 """
 
 from __future__ import annotations
@@ -426,6 +428,7 @@ def driver_outcome(
     program = {
         **facts,
         "mode": first.get("mode"),
+        "api": first.get("api"),
         "workspace_bytes": first.get("workspace_bytes"),
         "size_plus_model_bytes": facts["size_total"] + art.model_bytes
         if facts.get("size_total") is not None

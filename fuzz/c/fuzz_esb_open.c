@@ -6,7 +6,8 @@
  * never reading outside the buffer (ASan) or hitting undefined behaviour (UBSan); an accepted
  * model runs decision / predict / proba on dense and CSR rows without a sanitizer report, in
  * every index layout (streamed; columns, dense and transposed built with esb_use_layout in
- * exactly esb_layout_size bytes; and what esb_use_workspace picks for esb_workspace_size).
+ * exactly esb_layout_size bytes; and what esb_use_workspace picks for esb_workspace_size),
+ * and the batch calls on two rows give the one-row calls' status and bits.
  * Each input is tried twice: as given, and "resealed" (every CRC recomputed where the table
  * allows), so that mutations get past the checksums to the structural checks behind them.
  *
@@ -67,6 +68,34 @@ static void reseal(uint8_t *b, size_t size)
  * is an error, not a prediction. Anything else but ESB_OK is a bug. */
 static int bad_status(esb_status st) { return st != ESB_OK && st != ESB_E_INPUT; }
 
+/* One batch call (2 copies of x, stride n_features) against the one-row call: same status,
+ * the same bits for both rows when it is ESB_OK. op: 0 decision, 1 predict, 2 proba. */
+static void batch_same(const esb_model *m, const float *x, int op)
+{
+    static float xx[2 * 4096], one[4096], two[2 * 4096];
+    const uint32_t nf = m->n_features;
+    const size_t w = op == 2 ? m->n_classes : m->n_outputs;
+    uint32_t k = 0, kk[2];
+    size_t done = 3;
+    esb_status s1, s2;
+    memcpy(xx, x, 4 * (size_t)nf);
+    memcpy(xx + nf, x, 4 * (size_t)nf);
+    if (op == 0) {
+        s1 = esb_decision(m, x, one);
+        s2 = esb_decision_batch(m, xx, 2, nf, two, &done);
+    } else if (op == 1) {
+        s1 = esb_predict(m, x, &k);
+        s2 = esb_predict_batch(m, xx, 2, nf, kk, &done);
+    } else {
+        s1 = esb_predict_proba(m, x, one);
+        s2 = esb_predict_proba_batch(m, xx, 2, nf, two, &done);
+    }
+    if (s1 != s2 || done != (s1 == ESB_OK ? 2u : 0u)) abort();
+    if (s1 != ESB_OK) return;
+    if (op == 1 && (kk[0] != k || kk[1] != k)) abort();
+    if (op != 1 && (memcmp(one, two, 4 * w) != 0 || memcmp(one, two + w, 4 * w) != 0)) abort();
+}
+
 static void run_all(const esb_model *m, const float *x, uint32_t n, const int32_t *idx,
                     const float *val)
 {
@@ -87,6 +116,9 @@ static void run_all(const esb_model *m, const float *x, uint32_t n, const int32_
         if (bad_status(esb_predict_proba(m, x, out))) abort();
         if (bad_status(esb_predict_proba_csr(m, n, idx, val, out))) abort();
     }
+    batch_same(m, x, 0);
+    if (m->head != ESB_HEAD_IDENTITY) batch_same(m, x, 1);
+    if (esb_has_proba(m)) batch_same(m, x, 2);
 }
 
 /* Build a layout in a buffer of exactly `bytes` (ASan sees any write past it) and run it. */

@@ -2656,6 +2656,183 @@ esb_status esb_predict_proba_csr(const esb_model *m, uint32_t nnz, const int32_t
     return st != ESB_OK ? st : run_proba(m, &in, proba);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Batch calls                                                                               */
+/* ---------------------------------------------------------------------------------------- */
+enum { BATCH_DECISION, BATCH_PREDICT, BATCH_PROBA };
+/* Dense layout, fast path: the weights of 4 consecutive output rows ("a quad") at a time
+ * converted to float once (exact: q, or q * 2^e), feature-major (w[4 * c + p]: feature c of
+ * the quad's row p, rows past n_outputs zero), as many quads as fit in BATCH_WEIGHTS floats
+ * (stack: 4 * BATCH_WEIGHTS bytes), used for BATCH_ROWS input rows (a pick each on the stack).
+ * Models with 4 * n_features > BATCH_WEIGHTS take the one-row calls. */
+#define BATCH_WEIGHTS 2048u
+#define BATCH_ROWS 32u
+#define LANES 16
+
+/* The 4 sums of a quad for input rows x0 and x1: for each of the 8 the operations of dot_i8 /
+ * dot_i8_pow2 / dot_i16 in the same order (lane j sums features j, j + 16, ... from 0; the
+ * tail features in order from 0; then the tail plus lane 0, 1, ..., 15), so the same bits,
+ * side by side, which the compiler may vectorize (4 floats) without reordering anything.
+ * Lane by lane: one lane's sum does not depend on the others. */
+static void dot_quad2(const float *restrict w, const float *restrict x0,
+                      const float *restrict x1, size_t n, float s[8])
+{
+    float t[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    size_t c, j, p, full = n / LANES * LANES;
+    for (c = full; c < n; c++)
+        for (p = 0; p < 4; p++) {
+            t[p] += w[4 * c + p] * x0[c];
+            t[4 + p] += w[4 * c + p] * x1[c];
+        }
+    if (full == 0) { /* no lanes: adding their 16 zeros is adding +0 once */
+        for (p = 0; p < 8; p++) s[p] = t[p] + 0.0f;
+        return;
+    }
+    for (j = 0; j < LANES; j++) {
+        float a[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+        for (c = j; c < full; c += LANES)
+            for (p = 0; p < 4; p++) {
+                a[p] += w[4 * c + p] * x0[c];
+                a[4 + p] += w[4 * c + p] * x1[c];
+            }
+        for (p = 0; p < 8; p++) t[p] += a[p];
+    }
+    for (p = 0; p < 8; p++) s[p] = t[p];
+}
+
+/* Row i's output slot: scores (decision, proba) or NULL (predict). */
+static float *batch_slot(const esb_model *m, int op, void *out, size_t i)
+{
+    if (op == BATCH_DECISION) return (float *)out + i * m->n_outputs;
+    if (op == BATCH_PROBA) return (float *)out + i * m->n_classes;
+    return NULL;
+}
+
+/* Output rows [r0, r1) (r1 - r0 <= 4) of the dense layout as a quad into w; *next: the first
+ * row's weights, advanced past the last. */
+static void load_quad(const esb_model *m, uint32_t r0, uint32_t r1, const int8_t **next,
+                      float *w)
+{
+    const size_t nf = m->n_features;
+    size_t c;
+    uint32_t r;
+    float f = 1.0f;
+    memset(w, 0, 16 * nf);
+    for (r = r0; r < r1; r++) {
+        const int wide = m->mixed_ && is_wide(m, r);
+        for (c = 0; c < nf; c++) {
+            if (m->dfac_) memcpy(&f, &m->dfac_[c], 4);
+            w[4 * c + (r - r0)] = m->dfac_ ? dense_q(*next, c, wide) * f : dense_q(*next, c, wide);
+        }
+        *next += wide ? 2 * nf : nf;
+    }
+}
+
+/* Rows [i0, i0 + nb) of a dense-layout model (nb <= BATCH_ROWS): the scores of compute_dense /
+ * compute_dense_mixed without `exact`, into the picks. */
+static void dense_block(const esb_model *m, const float *x, size_t stride, int op, void *out,
+                        size_t i0, size_t nb, pick *p)
+{
+    const size_t nf = m->n_features, quads = BATCH_WEIGHTS / (4 * (nf ? nf : 1));
+    const int8_t *next = m->dense_;
+    float wbuf[BATCH_WEIGHTS];
+    uint32_t r0, r1;
+    size_t i, q;
+    for (i = 0; i < nb; i++) {
+        p[i].out = batch_slot(m, op, out, i0 + i);
+        p[i].best_s = 0.0f;
+        p[i].best = 0;
+        p[i].bad = 0;
+    }
+    for (r0 = 0; r0 < m->n_outputs; r0 = r1) {
+        uint32_t n_q = 0, e;
+        for (r1 = r0; r1 < m->n_outputs && n_q < quads; n_q++, r1 = e) {
+            e = m->n_outputs - r1 < 4 ? m->n_outputs : r1 + 4;
+            load_quad(m, r1, e, &next, wbuf + 4 * nf * n_q);
+        }
+        for (q = 0; q < n_q; q++) { /* a quad's weights, scales, biases stay at hand */
+            const uint32_t qa = r0 + 4 * (uint32_t)q, nk = r1 - qa < 4 ? r1 - qa : 4;
+            float sc[4], bi[4];
+            uint32_t k;
+            for (k = 0; k < nk; k++) {
+                sc[k] = scale_of(m, qa + k);
+                bi[k] = (float)bias_of(m, qa + k);
+            }
+            for (i = 0; i < nb; i += 2) { /* two rows at a time (the last one twice if odd) */
+                const float *x0 = x + (i0 + i) * stride;
+                const float *x1 = i + 1 < nb ? x0 + stride : x0;
+                float s[8];
+                dot_quad2(wbuf + 4 * nf * q, x0, x1, nf, s);
+                for (k = 0; k < nk; k++) { /* each row's scores in output order, as take wants */
+                    take(sc[k] * s[k] + bi[k], qa + k, &p[i]);
+                    if (i + 1 < nb) take(sc[k] * s[4 + k] + bi[k], qa + k, &p[i + 1]);
+                }
+            }
+        }
+    }
+}
+
+/* One row through the one-row entry points (every layout; the fallback of the fast path). */
+static esb_status batch_row(const esb_model *m, const float *x, int op, void *out, size_t i)
+{
+    if (op == BATCH_PREDICT) return esb_predict(m, x, (uint32_t *)out + i);
+    if (op == BATCH_PROBA) return esb_predict_proba(m, x, batch_slot(m, op, out, i));
+    return esb_decision(m, x, batch_slot(m, op, out, i));
+}
+
+static esb_status run_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
+                            int op, void *out, size_t *n_done)
+{
+    pick p[BATCH_ROWS];
+    size_t i0, i;
+    esb_status st = ESB_OK;
+    if (n_done) *n_done = 0;
+    if (!m || !m->buf_ || (n_rows && (!x || !out)) || (n_rows > 1 && stride < m->n_features))
+        return ESB_E_ARGUMENT;
+    if (op == BATCH_PREDICT && m->head == ESB_HEAD_IDENTITY) return ESB_E_HEAD;
+    if (op == BATCH_PROBA && !esb_has_proba(m)) return ESB_E_HEAD;
+    if (m->layout_ != ESB_LAYOUT_DENSE || m->n_features > BATCH_WEIGHTS / 4) {
+        for (i = 0; i < n_rows && st == ESB_OK; i++) {
+            st = batch_row(m, x + i * stride, op, out, i);
+            if (st == ESB_OK && n_done) *n_done = i + 1;
+        }
+        return st;
+    }
+    for (i0 = 0; i0 < n_rows; i0 += BATCH_ROWS) {
+        size_t nb = n_rows - i0 < BATCH_ROWS ? n_rows - i0 : BATCH_ROWS;
+        dense_block(m, x, stride, op, out, i0, nb, p);
+        for (i = 0; i < nb; i++) {
+            /* A NaN/Inf score: the one-row call decides (input check, exact recompute). */
+            if (p[i].bad) st = batch_row(m, x + (i0 + i) * stride, op, out, i0 + i);
+            else if (op == BATCH_PREDICT)
+                ((uint32_t *)out)[i0 + i] = m->n_outputs == 1 ? p[i].best_s > 0.0f : p[i].best;
+            else if (op == BATCH_PROBA) proba_head(m, p[i].out);
+            if (st != ESB_OK) return st;
+            if (n_done) *n_done = i0 + i + 1;
+        }
+    }
+    return ESB_OK;
+}
+#undef LANES
+
+esb_status esb_decision_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
+                              float *scores, size_t *n_done)
+{
+    return run_batch(m, x, n_rows, stride, BATCH_DECISION, scores, n_done);
+}
+
+esb_status esb_predict_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
+                             uint32_t *class_index, size_t *n_done)
+{
+    return run_batch(m, x, n_rows, stride, BATCH_PREDICT, class_index, n_done);
+}
+
+esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_rows,
+                                   size_t stride, float *proba, size_t *n_done)
+{
+    return run_batch(m, x, n_rows, stride, BATCH_PROBA, proba, n_done);
+}
+
 esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label)
 {
     const uint8_t *b, *p;

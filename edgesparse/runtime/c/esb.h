@@ -19,6 +19,7 @@
  *     uint32_t k;
  *     esb_predict(&m, x, &k);                     // x: m.n_features floats
  *     esb_label lab; esb_class_label(&m, k, &lab);
+ *     esb_predict_batch(&m, rows, n, m.n_features, ks, NULL);  // n rows, row-major; n uint32
  *
  * esb_open verifies the whole blob in place (it is never copied; it may live in flash) and
  * keeps pointers into it: the blob must stay valid and unchanged while the model is used.
@@ -30,7 +31,8 @@
  *
  *   - the esb_model struct: sizeof(esb_model) bytes (the caller's, static or on the stack);
  *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
- *     into caller buffers; esb_predict needs no buffer;
+ *     into caller buffers; esb_predict needs no buffer; the batch calls n_rows times those
+ *     (esb_predict_batch n_rows uint32_t), and about 9 KiB of stack (see "Batch calls");
  *   - esb_open's stack frame: a few hundred bytes of locals; with column exponents about
  *     1700 more (a 512-byte bitmap for the check that unused columns have exponent 0, 64
  *     column positions, an index walker and the exception index below);
@@ -142,6 +144,24 @@
  * half the largest score difference plus a few float ulps (expf vs numpy's exp);
  * modified_huber with several outputs divides by the row sum and can amplify a difference
  * when every output is near -1.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Batch calls
+ *
+ * esb_decision_batch, esb_predict_batch and esb_predict_proba_batch take n_rows dense rows
+ * (row-major, any row stride) and give every row exactly the bits the one-row call gives it.
+ * In the dense layout, for models of up to 512 features, they run a blocked kernel: the int8
+ * (or int16) weights of 4 output rows at a time are converted to float once (exact: q, or
+ * q * 2^e), feature-major, as many groups of 4 as fit in 2048 floats, and used for blocks of
+ * 32 input rows, two rows at a time; each score is summed in the one-row kernel's order (16
+ * lanes over the features, lane j taking j, j + 16, ...; the leftover features in order; then
+ * the leftover sum plus lane 0, 1, ..., 15; then scale, then bias), the compiler vectorizing
+ * across the 4 outputs, never reordering (no -ffast-math; no FMA contraction: gcc's C99 mode
+ * has -ffp-contract=off, and where a compiler contracts it contracts both kernels' identical
+ * expressions alike). Stack: 8 KiB of float weights and 32 running argmaxes (about 9 KiB in
+ * all). A row whose score comes out NaN/Inf is handed to the one-row call (input check, exact
+ * recompute), which decides. Other layouts and wider models loop over the one-row calls (same
+ * outputs and errors, without the per-call overhead of the caller's loop).
  *
  * Inputs must be finite: a dense row is checked in full (n_features values; in the dense
  * layout only when a score comes out NaN/Inf, since every input value is then multiplied in),
@@ -279,6 +299,29 @@ esb_status esb_predict_csr(const esb_model *m, uint32_t nnz, const int32_t *indi
 esb_status esb_predict_proba(const esb_model *m, const float *x, float *proba);
 esb_status esb_predict_proba_csr(const esb_model *m, uint32_t nnz, const int32_t *indices,
                                  const float *values, float *proba);
+
+/* Batches of dense rows: n_rows rows, row i at x + i * stride (stride >= n_features when
+ * n_rows > 1; any value, e.g. 0, when n_rows <= 1), into caller-owned outputs:
+ *   esb_decision_batch:      n_rows * n_outputs floats, row i's scores at scores + i * n_outputs
+ *   esb_predict_batch:       n_rows class indices
+ *   esb_predict_proba_batch: n_rows * n_classes floats, row i's at proba + i * n_classes.
+ * Row i's outputs are bit for bit those of the one-row call on x + i * stride (esb_decision,
+ * esb_predict, esb_predict_proba) with the same layout: the same operations in the same order
+ * (see "Batch calls" above). No allocation and no workspace beyond esb_use_workspace's; stack
+ * as described there.
+ * Errors: ESB_E_ARGUMENT for a NULL model, x or output when n_rows > 0, or a stride below
+ * n_features with n_rows > 1; ESB_E_HEAD as the one-row call; otherwise the rows are done in
+ * order and the call stops at the first row the one-row call refuses (ESB_E_INPUT: NaN/Inf
+ * input, score overflow) and returns its status. *n_done (if n_done is not NULL) is then the
+ * number of rows whose outputs are written, i.e. the index of the refused row (n_rows on
+ * success, 0 on an argument or head error); outputs of later rows are unspecified.
+ * n_rows == 0 writes nothing and returns ESB_OK (or the head error: it comes first). */
+esb_status esb_decision_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
+                              float *scores, size_t *n_done);
+esb_status esb_predict_batch(const esb_model *m, const float *x, size_t n_rows, size_t stride,
+                             uint32_t *class_index, size_t *n_done);
+esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_rows,
+                                   size_t stride, float *proba, size_t *n_done);
 
 /* 1 when the model has predict_proba. */
 int esb_has_proba(const esb_model *m);

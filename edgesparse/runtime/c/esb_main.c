@@ -4,11 +4,11 @@
  *   esb verify MODEL.esb...                        one line per file: "OK" or
  *                                                  "ERR <code> <message>"; exit 1 if any failed
  *   esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout NAME]
- *                                                  one line per row:
+ *               [--one-row] [--pad N]              one line per row:
  *                                                  "<class index or -1>\t<scores>\t<probas>"
  *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace|--layout NAME]
  *             [--op predict|proba|decision]
- *             [--batch N] [--predictions FILE]
+ *             [--batch N] [--predictions FILE] [--one-row]
  *                                                  one JSON line (see below)
  *
  * By default the index sections are decoded once into a workspace of esb_workspace_size_fast
@@ -24,8 +24,16 @@
  *   24 dense: n_rows * n_features f32
  *      CSR:   (n_rows + 1) u32 indptr, nnz i32 indices (strictly increasing per row), nnz f32
  *
- * bench: one call is N (--batch, default 1) consecutive rows, one esb_* call per row (the
- * runtime has no batch API: a batch is this loop); call i starts at row i * N % n_rows.
+ * predict: dense rows go through the batch calls (esb_decision_batch, esb_predict_batch,
+ * esb_predict_proba_batch) over all rows at once, CSR rows through the one-row calls;
+ * --one-row sends dense rows one at a time through esb_decision / esb_predict /
+ * esb_predict_proba instead (the outputs are the same bits: tests compare the two), --pad N
+ * lays the rows out with a stride of n_features + N floats, the N extra ones NaN (which the
+ * runtime must not read).
+ * bench: one call is N (--batch, default 1) consecutive rows, call i starting at row
+ * i * N % n_rows (wrapping): dense rows one batch call per contiguous run (one when N <=
+ * n_rows and the rows do not wrap), CSR rows and --one-row one esb_* call per row (the loop
+ * before the batch API, to compare). The JSON line's "api" says which: "batch" or "one-row".
  * WARMUP untimed calls, then RUNS calls each timed on its own with
  * clock_gettime(CLOCK_MONOTONIC). Prints
  *   {"engine": "c", "op": ..., "mode": "decoded"|"streamed", "layout": "dense"|"transposed"|
@@ -33,7 +41,7 @@
  *    "warmup": .., "rows": .., "p50_ns": .., "p90_ns": .., "p99_ns": .., "p999_ns": ..,
  *    "mean_ns": .., "min_ns": .., "timer_overhead_ns": .., "load_ns": ..,
  *    "cold_start_ns": .. or null, "peak_rss_bytes": .., "model_rss_bytes": .. or null,
- *    "model_bytes": .., "workspace_bytes": .., "checksum": ..}
+ *    "model_bytes": .., "workspace_bytes": .., "checksum": .., "api": "batch"|"one-row"}
  * Percentiles interpolate linearly between order statistics at rank q * (RUNS - 1) (numpy's
  * default, as edgesparse.bench.probe does) and include the timer's own cost, reported as
  * timer_overhead_ns (median of empty intervals). load_ns: reading the blob, esb_open and the
@@ -268,12 +276,73 @@ static int cmd_verify(int argc, char **argv)
     return bad;
 }
 
-static int cmd_predict(const char *model, const char *data, int stream)
+/* One output line; cls < 0 for regressors, proba NULL without predict_proba. */
+static void print_row(const esb_model *m, long cls, const float *scores, const float *proba)
+{
+    uint32_t j;
+    printf("%ld\t", cls);
+    for (j = 0; j < m->n_outputs; j++) printf(j ? " %.9g" : "%.9g", (double)scores[j]);
+    printf("\t");
+    if (proba)
+        for (j = 0; j < m->n_classes; j++) printf(j ? " %.9g" : "%.9g", (double)proba[j]);
+    printf("\n");
+}
+
+/* The rows with a stride of n_features + pad floats, the pad NaN (pad 0: r->x itself). */
+static float *strided_rows(const rows *r, size_t pad)
+{
+    size_t i, j, stride = (size_t)r->n_features + pad;
+    float *x, nan;
+    uint32_t bits = 0x7FC00000u;
+    if (pad == 0) return r->x;
+    memcpy(&nan, &bits, 4);
+    x = (float *)malloc(4 * stride * r->n_rows);
+    if (!x) return NULL;
+    for (i = 0; i < r->n_rows; i++) {
+        memcpy(x + i * stride, r->x + i * r->n_features, 4 * (size_t)r->n_features);
+        for (j = r->n_features; j < stride; j++) x[i * stride + j] = nan;
+    }
+    return x;
+}
+
+/* predict for dense rows through the batch calls: every row's scores, class and
+ * probabilities, then the lines of the rows before the first refused one. */
+static int predict_batch(const esb_model *m, const rows *r, size_t pad)
+{
+    size_t n = r->n_rows, stride = (size_t)r->n_features + pad, done = n, d, i;
+    const float *x = strided_rows(r, pad);
+    float *scores = (float *)malloc(4 * n * m->n_outputs + 4);
+    float *proba = (float *)malloc(4 * n * ((size_t)m->n_classes + 1));
+    uint32_t *cls = (uint32_t *)malloc(4 * n);
+    esb_status st, first = ESB_OK;
+    if (!x || !scores || !proba || !cls) return 2;
+    st = esb_decision_batch(m, x, n, stride, scores, &done);
+    if (st != ESB_OK) first = st;
+    if (m->head != ESB_HEAD_IDENTITY) {
+        st = esb_predict_batch(m, x, n, stride, cls, &d);
+        if (st != ESB_OK && d <= done) first = st, done = d;
+    }
+    if (esb_has_proba(m)) {
+        st = esb_predict_proba_batch(m, x, n, stride, proba, &d);
+        if (st != ESB_OK && d <= done) first = st, done = d;
+    }
+    for (i = 0; i < done; i++)
+        print_row(m, m->head != ESB_HEAD_IDENTITY ? (long)cls[i] : -1,
+                  scores + i * m->n_outputs,
+                  esb_has_proba(m) ? proba + i * m->n_classes : NULL);
+    if (first != ESB_OK) {
+        fprintf(stderr, "esb: row %u: %s\n", (unsigned)done, esb_strerror(first));
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_predict(const char *model, const char *data, int stream, int one_row, long pad)
 {
     loaded l;
     rows r;
     float *scores, *proba;
-    uint32_t i, j;
+    uint32_t i;
     memset(&r, 0, sizeof r);
     if (!load_model(model, stream, &l) || !read_rows(data, &r)) return 2;
     if (r.n_features != l.m.n_features) {
@@ -281,6 +350,7 @@ static int cmd_predict(const char *model, const char *data, int stream)
                 (unsigned)r.n_features, (unsigned)l.m.n_features);
         return 2;
     }
+    if (r.kind == 0 && !one_row) return predict_batch(&l.m, &r, (size_t)pad);
     scores = (float *)malloc(4 * (size_t)l.m.n_outputs);
     proba = (float *)malloc(4 * ((size_t)l.m.n_classes + 1));
     if (!scores || !proba) return 2;
@@ -301,12 +371,7 @@ static int cmd_predict(const char *model, const char *data, int stream)
             fprintf(stderr, "esb: row %u: %s\n", (unsigned)i, esb_strerror(st));
             return 1;
         }
-        printf("%ld\t", cls);
-        for (j = 0; j < l.m.n_outputs; j++) printf(j ? " %.9g" : "%.9g", (double)scores[j]);
-        printf("\t");
-        if (esb_has_proba(&l.m))
-            for (j = 0; j < l.m.n_classes; j++) printf(j ? " %.9g" : "%.9g", (double)proba[j]);
-        printf("\n");
+        print_row(&l.m, cls, scores, esb_has_proba(&l.m) ? proba : NULL);
     }
     return 0;
 }
@@ -407,17 +472,47 @@ static int write_predictions(const char *path, const loaded *l, const rows *r, f
 }
 
 typedef struct bench_opts {
-    long runs, warmup, batch;
-    int stream, op;
+    long runs, warmup, batch, pad;
+    int stream, op, one_row;
     const char *predictions;
 } bench_opts;
 
-/* One timed unit: o->batch consecutive rows from row `start` (wrapping). */
+/* n consecutive dense rows from row i through one batch call; out holds n rows' outputs. */
+static esb_status call_rows(const loaded *l, const rows *r, uint32_t i, size_t n, int op,
+                            float *out, double *checksum)
+{
+    const esb_model *m = &l->m;
+    const float *x = r->x + (size_t)i * r->n_features;
+    size_t j, width = op == OP_PROBA ? m->n_classes : m->n_outputs;
+    esb_status st;
+    if (op == OP_PREDICT) {
+        uint32_t *k = (uint32_t *)out;
+        st = esb_predict_batch(m, x, n, r->n_features, k, NULL);
+        for (j = 0; st == ESB_OK && j < n; j++) *checksum += (double)k[j];
+        return st;
+    }
+    if (op == OP_PROBA) st = esb_predict_proba_batch(m, x, n, r->n_features, out, NULL);
+    else st = esb_decision_batch(m, x, n, r->n_features, out, NULL);
+    for (j = 0; st == ESB_OK && j < n; j++) *checksum += (double)out[j * width];
+    return st;
+}
+
+/* One timed unit: `batch` consecutive rows from row `start` (wrapping): dense rows one batch
+ * call per contiguous run, else (CSR, one_row) one call per row. */
 static esb_status call_batch(const loaded *l, const rows *r, uint32_t start, long batch, int op,
-                             float *buf, double *checksum)
+                             int one_row, float *buf, double *checksum)
 {
     long j;
     esb_status st = ESB_OK;
+    if (r->kind == 0 && !one_row) {
+        for (j = 0; j < batch && st == ESB_OK;) {
+            uint32_t i = (uint32_t)((start + (uint64_t)j) % r->n_rows);
+            size_t n = (size_t)(batch - j) < r->n_rows - i ? (size_t)(batch - j) : r->n_rows - i;
+            st = call_rows(l, r, i, n, op, buf, checksum);
+            j += (long)n;
+        }
+        return st;
+    }
     for (j = 0; j < batch && st == ESB_OK; j++)
         st = call(l, r, (uint32_t)((start + (uint32_t)j) % r->n_rows), op, buf, checksum);
     return st;
@@ -474,7 +569,9 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
         fprintf(stderr, "esb: this model has no predict_proba\n");
         return 2;
     }
-    buf = (float *)malloc(4 * ((size_t)l.m.n_outputs + l.m.n_classes + 1));
+    /* outputs of up to min(batch, rows) rows: the batch calls write them all */
+    buf = (float *)malloc(4 * ((size_t)l.m.n_outputs + l.m.n_classes + 1) *
+                          ((size_t)o->batch < r.n_rows ? (size_t)o->batch : r.n_rows));
     t = (uint32_t *)malloc(4 * (size_t)runs);
     n_empty = runs < 10000 ? runs : 10000;
     empty = (uint32_t *)malloc(4 * (size_t)n_empty);
@@ -490,14 +587,14 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
     }
     if (rss_before >= 0 && rss_after >= 0) sprintf(model_rss, "%ld", rss_after - rss_before);
     for (i = 0; i < (uint32_t)o->warmup; i++)
-        if (call_batch(&l, &r, (uint32_t)((uint64_t)i * o->batch % r.n_rows), o->batch, op, buf,
-                       &checksum) != ESB_OK)
+        if (call_batch(&l, &r, (uint32_t)((uint64_t)i * o->batch % r.n_rows), o->batch, op,
+                       o->one_row, buf, &checksum) != ESB_OK)
             return bad_row(&l, &r, op, buf);
     checksum = 0;
     for (i = 0; i < runs; i++) {
         uint32_t start = (uint32_t)((uint64_t)i * o->batch % r.n_rows);
         uint64_t a = now_ns(), b;
-        esb_status st = call_batch(&l, &r, start, o->batch, op, buf, &checksum);
+        esb_status st = call_batch(&l, &r, start, o->batch, op, o->one_row, buf, &checksum);
         b = now_ns();
         t[i] = (uint32_t)(b - a);
         sum += (double)(b - a);
@@ -516,22 +613,24 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
            "\"p90_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, \"mean_ns\": %.1f, "
            "\"min_ns\": %u, \"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, \"cold_start_ns\": %s, "
            "\"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, \"model_bytes\": %lu, "
-           "\"workspace_bytes\": %lu, \"checksum\": %.9g}\n",
+           "\"workspace_bytes\": %lu, \"checksum\": %.9g, \"api\": \"%s\"}\n",
            OPS[op], o->stream == 1 ? "streamed" : "decoded", esb_layout_name(&l.m), o->batch,
            o->runs, o->warmup, (unsigned)r.n_rows, pct(t, runs, 0.5), pct(t, runs, 0.9),
            pct(t, runs, 0.99), pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0],
            pct(empty, n_empty, 0.5), (double)load_ns, cold, peak_rss_bytes(), model_rss,
-           (unsigned long)l.len, (unsigned long)l.ws_bytes, checksum);
+           (unsigned long)l.len, (unsigned long)l.ws_bytes, checksum,
+           r.kind == 0 && !o->one_row ? "batch" : "one-row");
     return 0;
 }
 
 static int usage(void)
 {
     fprintf(stderr, "usage: esb verify MODEL.esb...\n"
-                    "       esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout L]\n"
+                    "       esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout L] "
+                    "[--one-row] [--pad N]\n"
                     "       esb bench MODEL.esb ROWS.bin RUNS WARMUP "
                     "[--stream|--min-workspace|--layout L] "
-                    "[--op predict|proba|decision] [--batch N] [--predictions FILE]\n"
+                    "[--op predict|proba|decision] [--batch N] [--predictions FILE] [--one-row]\n"
                     "       (L: streamed, columns, dense or transposed)\n");
     return 2;
 }
@@ -579,6 +678,13 @@ int main(int argc, char **argv)
             else return usage();
         } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
             if (!parse_count("--batch", argv[++i], &o.batch)) return 2;
+        } else if (strcmp(argv[i], "--one-row") == 0) {
+            o.one_row = 1;
+        } else if (strcmp(argv[i], "--pad") == 0 && i + 1 < argc && first_option == 4) {
+            if (!parse_count("--pad", argv[++i], &o.pad) || o.pad < 0 || o.pad > 1024) {
+                fprintf(stderr, "esb: --pad must be 0..1024\n");
+                return 2;
+            }
         } else if (strcmp(argv[i], "--predictions") == 0 && i + 1 < argc) {
             o.predictions = argv[++i];
         } else {
@@ -586,7 +692,7 @@ int main(int argc, char **argv)
             return usage();
         }
     }
-    if (first_option == 4) return cmd_predict(argv[2], argv[3], o.stream);
+    if (first_option == 4) return cmd_predict(argv[2], argv[3], o.stream, o.one_row, o.pad);
     if (!parse_count("RUNS", argv[4], &o.runs) || !parse_count("WARMUP", argv[5], &o.warmup))
         return 2;
     return cmd_bench(argv[2], argv[3], &o);

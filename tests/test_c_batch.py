@@ -1,0 +1,268 @@
+"""The C runtime's batch calls (esb_decision_batch, esb_predict_batch, esb_predict_proba_batch).
+
+Oracles: the one-row calls on the same blob and layout (the batch calls promise the same bits:
+the driver's `predict` prints every score with %.9g, which round-trips a float, so equal text
+is equal bits), and the numpy runtime (labels, scores within the esb.h bound). The driver's
+`predict` takes the batch calls for dense rows, so every parity test in test_c_runtime.py
+(bundled models, fidelity suite, every layout and value encoding, ASan/UBSan) runs them too;
+here `--one-row` and `--pad` compare the two paths directly, and a small C program checks the
+API's edges (0 and 1 rows, strides, NULLs, refused rows and *n_done).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgesparse.export_c import c_runtime_dir, export_c, write_rows
+from edgesparse.formats import esb
+from edgesparse.pipeline import CompressOptions, compress_file
+from edgesparse.runtime import Model
+from tests.test_c_runtime import (
+    CFLAGS,
+    DRIVER_ARGS,
+    MODELS,
+    RAISED,
+    SYNTHETIC,
+    VARIANTS,
+    assert_parity,
+    outlier_ir,
+    outlier_rows,
+    overflowing_raised_ir,
+    raised_case,
+    synthetic_rows,
+    wide_ir,
+    wide_rows,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+C_DIR = c_runtime_dir()
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def esb_exe(tmp_path_factory) -> str:
+    exe = tmp_path_factory.mktemp("cbatch") / "esb"
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    res = _run(["gcc", *CFLAGS, *sources, "-lm", "-o", str(exe)])
+    assert res.returncode == 0, res.stderr
+    return str(exe)
+
+
+def _predict(exe: str, blob: Path, rows: Path, mode: str, *extra: str):
+    return _run([exe, "predict", str(blob), str(rows), *DRIVER_ARGS[mode], *extra])
+
+
+def assert_batch_is_one_row(exe: str, blob: Path, X: np.ndarray, tmp_path: Path) -> None:
+    """In every layout the model can have: batch output (plain and with a padded stride whose
+    padding is NaN) is the one-row output, byte for byte, and so is the exit status and the
+    message of a refused row; where it succeeds it matches the numpy runtime."""
+    rows = tmp_path / "rows.bin"
+    write_rows(rows, X)
+    model = Model(esb.read(blob))
+    for mode in DRIVER_ARGS:
+        if mode == "dense" and not model.ir.is_quantized:
+            continue
+        one = _predict(exe, blob, rows, mode, "--one-row")
+        for extra in ([], ["--pad", "3"]):
+            got = _predict(exe, blob, rows, mode, *extra)
+            assert (got.returncode, got.stdout, got.stderr) == (
+                one.returncode,
+                one.stdout,
+                one.stderr,
+            ), (mode, extra)
+        if one.returncode == 0:
+            assert_parity(model, X, [ln.split("\t") for ln in got.stdout.splitlines()])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_bundled_models_batch_same_bits_as_one_row(name: str, esb_exe: str, tmp_path: Path):
+    X = np.load(ROOT / "models" / f"{name}.test.npz")["X"]
+    for variant, opts in VARIANTS.items():
+        blob = tmp_path / f"{variant}.esb"
+        compress_file(CompressOptions(source=ROOT / "models" / f"{name}.pkl", output=blob, **opts))
+        assert_batch_is_one_row(esb_exe, blob, X, tmp_path)
+
+
+def test_every_head_encoding_and_layout_batch_same_bits(esb_exe: str, tmp_path: Path) -> None:
+    """Every head, label kind and value dtype (SYNTHETIC: float64, float32, int8, column
+    exponents), int16 rows with and without exponents, exception-coded exponents, wide
+    models (more than 64 outputs, more than the fast path's 512 features), and the dense
+    layout's overflow fallback."""
+    cases: list[tuple[object, np.ndarray]] = [(ir, synthetic_rows()) for ir in SYNTHETIC.values()]
+    for case in RAISED:
+        for exps in ("none", "pow2"):
+            ir, X = raised_case(case, exps)
+            cases.append((ir, X[:40]))
+    cases.append((outlier_ir(), outlier_rows()))
+    for n_out, dtype in ((5, "int8"), (70, "int8"), (70, "float64"), (5, "int8-pow2")):
+        cases.append((wide_ir(n_out=n_out, dtype=dtype), wide_rows(8)))
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(40, 5)) * 10.0 ** rng.integers(-2, 3, (40, 5))
+    X[:6, :4] *= 1e34  # q * x overflows in the dense kernel: the one-row call recomputes
+    cases.append((overflowing_raised_ir(), X))
+    for i, (ir, X) in enumerate(cases):
+        blob = tmp_path / f"m{i}.esb"
+        esb.write(ir, blob)
+        assert_batch_is_one_row(esb_exe, blob, X, tmp_path)
+
+
+def test_fidelity_suite_batch_same_bits_as_one_row(esb_exe: str, tmp_path: Path) -> None:
+    from tests import fidelity_suite as fs
+
+    for name in fs.case_names():
+        case, ir = fs.case(name), fs.default_compressed(name)
+        blob = tmp_path / "m.esb"
+        esb.write(ir, blob)
+        rows = tmp_path / "rows.bin"
+        write_rows(rows, case.X_test)
+        for mode in ("fast", "dense") if ir.is_quantized else ("fast",):
+            one = _predict(esb_exe, blob, rows, mode, "--one-row")
+            got = _predict(esb_exe, blob, rows, mode)
+            assert one.returncode == 0 and got.stdout == one.stdout, (name, mode)
+
+
+def test_refused_rows_stop_the_batch_where_the_one_row_call_does(esb_exe, tmp_path: Path):
+    """NaN, +Inf, -Inf in a row (after a block of 32 rows, and in the first row), and a finite
+    row whose score overflows: the same rows before it printed, the same row named."""
+    blob = tmp_path / "m.esb"
+    ir = SYNTHETIC["hard-multi-int"]
+    esb.write(ir, blob)
+    X = np.tile(synthetic_rows(), (3, 1))  # 72 rows: more than one block
+    for row in (0, 37):
+        for bad in (np.nan, np.inf, -np.inf):
+            Xb = X.copy()
+            Xb[row, 5] = bad
+            assert_batch_is_one_row(esb_exe, blob, Xb, tmp_path)
+            got = _predict(esb_exe, blob, tmp_path / "rows.bin", "fast")
+            assert got.returncode == 1 and f"row {row}: invalid input row" in got.stderr
+            assert len(got.stdout.splitlines()) == row
+    Xb = X.copy()
+    Xb[40] = 0.0
+    Xb[40, 0] = 3e38
+    Xb[40, 1:] = np.sign(ir.to_dense()[0, 1:]) * -3e38
+    assert_batch_is_one_row(esb_exe, blob, Xb, tmp_path)
+    got = _predict(esb_exe, blob, tmp_path / "rows.bin", "fast")
+    assert got.returncode == 1 and "row 40: invalid input row" in got.stderr
+
+
+_EDGES = r"""
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include "esb.h"
+#include "model_data.h"
+#define NF MODEL_N_FEATURES
+#define NO MODEL_N_OUTPUTS
+#define NC MODEL_N_CLASSES
+static int32_t ws[(MODEL_WORKSPACE_BYTES + 3) / 4];
+static float x[5][NF + 2], out[6 * (NO + NC + 1)], one[NO + NC + 1];
+static uint32_t cls[6];
+#define CHECK(c) \
+    do { if (!(c)) { printf("FAIL line %d: %s\n", __LINE__, #c); return 1; } } while (0)
+static int edges(const esb_model *m)
+{
+    size_t done = 99, i;
+    uint32_t k;
+    const float canary = -12345.0f;
+    for (i = 0; i < 6 * (NO + NC + 1); i++) out[i] = canary;
+    /* 0 rows: OK, nothing written, x and outputs may be NULL */
+    CHECK(esb_decision_batch(m, NULL, 0, 0, NULL, &done) == ESB_OK && done == 0);
+    /* ... unless the model lacks the head: that error first */
+    CHECK(esb_predict_batch(m, x[0], 0, 0, cls, NULL) ==
+          (m->head != ESB_HEAD_IDENTITY ? ESB_OK : ESB_E_HEAD));
+    CHECK(esb_predict_proba_batch(m, x[0], 0, 0, out, &done) ==
+              (esb_has_proba(m) ? ESB_OK : ESB_E_HEAD) && done == 0);
+    CHECK(out[0] == canary);
+    /* 1 row: any stride; the one-row call's bits */
+    CHECK(esb_decision_batch(m, x[1], 1, 0, out, &done) == ESB_OK && done == 1);
+    CHECK(esb_decision(m, x[1], one) == ESB_OK && memcmp(one, out, 4 * NO) == 0);
+    CHECK(out[NO] == canary);
+    /* arguments */
+    CHECK(esb_decision_batch(NULL, x[0], 1, NF, out, &done) == ESB_E_ARGUMENT && done == 0);
+    CHECK(esb_decision_batch(m, NULL, 1, NF, out, &done) == ESB_E_ARGUMENT);
+    CHECK(esb_decision_batch(m, x[0], 1, NF, NULL, &done) == ESB_E_ARGUMENT);
+    CHECK(esb_decision_batch(m, x[0], 2, NF - 1, out, &done) == ESB_E_ARGUMENT && done == 0);
+    CHECK(esb_proba_status);
+    /* 5 rows with stride NF + 2; row 3 NaN: rows 0..2 done and equal to the one-row call */
+    x[3][NF - 1] = NAN;
+    CHECK(esb_decision_batch(m, x[0], 5, NF + 2, out, &done) == ESB_E_INPUT && done == 3);
+    for (i = 0; i < 3; i++)
+        CHECK(esb_decision(m, x[i], one) == ESB_OK && memcmp(one, out + i * NO, 4 * NO) == 0);
+    if (m->head != ESB_HEAD_IDENTITY) {
+        CHECK(esb_predict_batch(m, x[0], 5, NF + 2, cls, &done) == ESB_E_INPUT && done == 3);
+        for (i = 0; i < 3; i++) CHECK(esb_predict(m, x[i], &k) == ESB_OK && k == cls[i]);
+    } else {
+        CHECK(esb_predict_batch(m, x[0], 5, NF + 2, cls, &done) == ESB_E_HEAD && done == 0);
+    }
+    x[3][NF - 1] = INFINITY;
+    CHECK(esb_decision_batch(m, x[0], 5, NF + 2, out, &done) == ESB_E_INPUT && done == 3);
+    x[3][NF - 1] = 0.5f;
+    CHECK(esb_decision_batch(m, x[0], 5, NF + 2, out, &done) == ESB_OK && done == 5);
+    return 0;
+}
+int main(void)
+{
+    esb_model m;
+    size_t i, j;
+    for (i = 0; i < 5; i++)
+        for (j = 0; j < NF + 2; j++) x[i][j] = j < NF ? (float)((int)((i * 7 + j) % 5) - 2) : NAN;
+    if (esb_open(model_esb, model_esb_len, &m) != ESB_OK) return 2;
+    if (edges(&m)) return 1;
+    if (esb_use_workspace(&m, ws, sizeof ws) != ESB_OK) return 3;
+    if (edges(&m)) return 1;
+    printf("ok %s\n", esb_layout_name(&m));
+    return 0;
+}
+"""
+_PROBA_STATUS = {
+    True: "esb_predict_proba_batch(m, x[0], 1, NF, out, &done) == ESB_OK && done == 1",
+    False: "esb_predict_proba_batch(m, x[0], 1, NF, out, &done) == ESB_E_HEAD && done == 0",
+}
+
+
+@pytest.mark.parametrize("case", ["logistic-binary-int8-pow2", "softmax-unicode", "identity-multi"])
+def test_batch_api_edges(case: str, tmp_path: Path) -> None:
+    """0 rows, 1 row with stride 0, NULL arguments, a stride below the width, a NaN / Inf row
+    in the middle (*n_done, earlier rows' bits), a head the model lacks; streamed and with
+    the fastest workspace; the padding (NaN) between rows is never read."""
+    ir = SYNTHETIC[case]
+    blob = tmp_path / "m.esb"
+    esb.write(ir, blob)
+    out = tmp_path / "c"
+    export_c(blob, out, name="model")
+    src = _EDGES.replace("esb_proba_status", _PROBA_STATUS[ir.has_proba])
+    (out / "edges.c").write_text(src)
+    exe = out / "edges"
+    cmd = ["gcc", *CFLAGS, "-o", str(exe), "edges.c", "esb.c", "model_data.c", "-lm"]
+    res = _run(cmd, cwd=out)
+    assert res.returncode == 0, res.stderr
+    res = _run([str(exe)])
+    assert res.returncode == 0 and res.stdout.startswith("ok "), res.stdout + res.stderr
+
+
+def test_bench_batch_checksum_equals_one_row_loop(esb_exe: str, tmp_path: Path) -> None:
+    """`esb bench --batch` through the batch calls (wrapping around the rows) sums the same
+    outputs as the one-row loop."""
+    X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"][:70]
+    blob = tmp_path / "m.esb"
+    compress_file(CompressOptions(source=ROOT / "models" / "digits_pipeline.pkl", output=blob))
+    rows = tmp_path / "rows.bin"
+    write_rows(rows, X)
+    for op in ("predict", "proba", "decision"):
+        got = {}
+        for api in ("batch", "one-row"):
+            extra = ["--one-row"] if api == "one-row" else []
+            cmd = [esb_exe, "bench", str(blob), str(rows), "3", "1", "--batch", "100", "--op", op]
+            res = _run([*cmd, *extra])
+            assert res.returncode == 0, res.stderr
+            got[api] = json.loads(res.stdout)
+            assert got[api]["api"] == api
+        assert got["batch"]["checksum"] == got["one-row"]["checksum"], op
