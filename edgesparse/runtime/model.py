@@ -23,6 +23,7 @@ Imports only numpy and the standard library: this is what runs on the device.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,12 @@ _DENSE_BLOCK_CELLS = 1 << 16
 _DENSE_BLOCK_FILL = 0.25
 # The sparse-column kernel expands at most about this many (output, weight) pairs at once.
 _GATHER_CHUNK = 1 << 15
+# Dense input to a sparse-column model: the weights are expanded to dense column slices of at
+# most this many cells, one at a time (a bounded workspace), each one BLAS call.
+_SLICE_CELLS = 1 << 18
+# Unused columns are checked for NaN/inf by gathering them when they are at most this
+# fraction of the input's columns; otherwise the whole input is checked in one pass.
+_UNUSED_GATHER = 0.125
 
 
 class Model:
@@ -80,6 +87,10 @@ class Model:
             self._used = np.arange(ir.n_features, dtype=np.intp)
             self._all_used = True
             n_used = ir.n_features
+        # Columns no output reads: the kernels may skip them, the NaN/inf check may not.
+        has_weight = np.zeros(ir.n_features, dtype=bool)
+        has_weight[ir.indices] = True
+        self._unused = np.flatnonzero(~has_weight)
         if self._dense:
             # One extra zero row: input columns no output uses are pointed at it.
             block = np.zeros((n_used + 1, ir.n_outputs), dtype=self._dtype)
@@ -92,6 +103,18 @@ class Model:
             np.cumsum(col_counts, out=self._col_ptr[1:])
             self._col_rows = rows[order].astype(np.int32)
             self._col_vals = weights[order]
+            self._init_slices(cols_sorted)
+
+    def _init_slices(self, cols_sorted: np.ndarray) -> None:
+        # Dense input meets this model as consecutive column slices of _slice_width columns;
+        # _slice_ptr[k] is the first nonzero (in CSC order) of slice k, _slice_flat each
+        # nonzero's cell in its slice's (width, n_outputs) block.
+        n_out = self.n_outputs_
+        width = max(1, min(self.n_features_in_, _SLICE_CELLS // n_out))
+        self._slice_width = width
+        bounds = np.arange(0, self.n_features_in_ + width, width)
+        self._slice_ptr = np.searchsorted(cols_sorted, bounds).astype(np.intp)
+        self._slice_flat = ((cols_sorted % width) * n_out + self._col_rows).astype(np.intp)
 
     @classmethod
     def from_ir(cls, ir: LinearIR) -> Model:
@@ -139,28 +162,79 @@ class Model:
 
     # -- kernels -----------------------------------------------------------------------------
     def _scores(self, X: Any) -> np.ndarray:
-        if _is_sparse(X):
+        if type(X) is not np.ndarray and _is_sparse(X):
             data, indices, indptr, n_rows = self._check_csr(X)
             out = self._sparse_input_scores(data, indices, indptr, n_rows)
+            Xd = None
         else:
-            Xd = self._check_dense(X)
-            if self._dense:
-                block = self._block_for(Xd.dtype)
-                out = Xd @ block[:-1] if self._all_used else Xd[:, self._used] @ block[:-1]
-            else:
-                sub = Xd[:, self._used]
-                r, c = np.nonzero(sub)
-                out = self._gathered_scores(sub[r, c], c, r, Xd.shape[0])
-        with np.errstate(over="ignore", invalid="ignore"):  # checked right below
+            Xd = self._read_dense(X)
+        # NaN/inf in the input (and overflow) is checked on the scores, right below: one
+        # errstate for the whole call (entering it costs as much as a batch-1 product).
+        with np.errstate(over="ignore", invalid="ignore"):
+            if Xd is not None:
+                out = self._dense_input_scores(Xd)
             out = out.astype(self._dtype, copy=False)
             out += self._bias
-        if not np.isfinite(out).all():
+            # One sum is non-finite if any score is (or, rarely, if finite scores overflow
+            # it: then the exact test decides). Cheaper than isfinite on each score.
+            total = out.sum()
+        if not math.isfinite(total) and not np.isfinite(out).all():
+            if Xd is not None:
+                # Every column the kernel read has a nonzero weight, so a NaN/inf there
+                # reached a score: report it as the input's fault, as a full check would.
+                _check_finite(Xd)
+                if Xd.dtype != self._dtype and not self._dense:
+                    # The sliced kernel computes float64 input in float64: an input value
+                    # beyond the model's float32 range is reported as it was when cast first.
+                    _cast(Xd, self._dtype)
             # Finite input, finite weights: only an overflow gets here. A NaN/Inf score is
             # not a prediction (argmax would pick an arbitrary class).
             raise InputError(
                 "Input X makes a score overflow this model's "
                 f"{self._dtype} arithmetic; scale the input down"
             )
+        return out
+
+    def _dense_input_scores(self, Xd: np.ndarray) -> np.ndarray:
+        # NaN/inf in a column the kernel reads propagates to a score (checked after, in
+        # _scores); the columns no output reads are checked here.
+        if self._dense and self._all_used:
+            self._check_unused(Xd)
+            return Xd.dot(self._block_for(Xd.dtype)[:-1])
+        if self._dense:
+            _check_finite(Xd)  # the gather below skips most columns: check them all
+            return Xd[:, self._used].dot(self._block_for(Xd.dtype)[:-1])
+        self._check_unused(Xd)
+        return self._sliced_scores(Xd)
+
+    def _check_unused(self, Xd: np.ndarray) -> None:
+        if self._unused.size == 0 or Xd.dtype.kind != "f":
+            return
+        if self._unused.size <= _UNUSED_GATHER * Xd.shape[1]:
+            _check_finite(Xd[:, self._unused])
+        else:
+            _check_finite(Xd)
+
+    def _sliced_scores(self, Xd: np.ndarray) -> np.ndarray:
+        # One (width, n_outputs) block of weights at a time: scatter the slice's nonzeros in,
+        # one BLAS product with the matching input columns (a view, no copy), clear them out.
+        # Time is one pass over the model plus the dense product; workspace is one block.
+        n_out = self.n_outputs_
+        width = self._slice_width
+        dtype = Xd.dtype if Xd.dtype == np.float64 else self._dtype
+        block = np.zeros((width, n_out), dtype=dtype)
+        flat = block.reshape(-1)
+        out = np.zeros((Xd.shape[0], n_out), dtype=dtype)
+        ptr = self._slice_ptr.tolist()
+        for k, (lo, hi) in enumerate(itertools.pairwise(ptr)):
+            if lo == hi:
+                continue
+            cells = self._slice_flat[lo:hi]
+            flat[cells] = self._col_vals[lo:hi]
+            first = k * width
+            cols = Xd[:, first : first + width]
+            out += cols.dot(block[: cols.shape[1]])
+            flat[cells] = 0
         return out
 
     def _block_for(self, dtype: np.dtype) -> np.ndarray:
@@ -205,20 +279,43 @@ class Model:
         if expanded > _GATHER_CHUNK:  # batch-1 never gets here: no chunking overhead
             cuts = np.searchsorted(ends, np.arange(_GATHER_CHUNK, expanded, _GATHER_CHUNK))
             bounds[1:1] = cuts.tolist()
-        sums = np.zeros(n_rows * self.n_outputs_)
+        n_out = self.n_outputs_
+        sums = np.zeros(n_rows * n_out)
         for lo, hi in itertools.pairwise(bounds):
+            if lo == hi:
+                continue
             c = counts[lo:hi]
             total = int(c.sum())
             first = np.cumsum(c) - c
             gather = np.repeat(starts[lo:hi] - first, c) + np.arange(total, dtype=np.intp)
-            keys = np.repeat(row_ids[lo:hi] * self.n_outputs_, c) + self._col_rows[gather]
+            # Row ids are non-decreasing: a chunk covers rows r0..r1 only, and summing into
+            # just those keeps the time linear in the batch (not chunks x batch).
+            r0, r1 = int(row_ids[lo]), int(row_ids[hi - 1]) + 1
+            keys = np.repeat((row_ids[lo:hi] - r0) * n_out, c) + self._col_rows[gather]
             x = data[lo:hi].astype(self._dtype, copy=False)
             vals = np.repeat(x, c) * self._col_vals[gather]
-            sums += np.bincount(keys, weights=vals, minlength=sums.size)
+            sums[r0 * n_out : r1 * n_out] += np.bincount(
+                keys, weights=vals, minlength=(r1 - r0) * n_out
+            )
         return sums.astype(self._dtype, copy=False).reshape(n_rows, self.n_outputs_)
 
     # -- input validation (scikit-learn's messages, one pass over the input) -----------------
     def _check_dense(self, X: Any) -> np.ndarray:
+        """Read, check (NaN/inf included) and cast a dense input, as a separate pass."""
+        Xd = self._read_dense(X, cast=False)
+        _check_finite(Xd)
+        if Xd.dtype != self._dtype and not (self._dense and Xd.dtype == np.float64):
+            Xd = _cast(Xd, self._dtype)
+        return Xd
+
+    def _read_dense(self, X: Any, *, cast: bool = True) -> np.ndarray:
+        # Everything but NaN/inf, which the kernels check on what they read.
+        if type(X) is np.ndarray and X.ndim == 2 and X.dtype.kind == "f":
+            # The common case, without the general path's calls (a third of a batch-1 call).
+            if X.shape[1] != self.n_features_in_ or X.shape[0] < 1:
+                self._check_shape(X.shape)
+            if X.dtype.itemsize >= 4 and X.dtype.itemsize <= 8:  # float32/float64: no cast
+                return X
         try:
             Xd = np.asarray(X)
         except (TypeError, ValueError) as exc:
@@ -232,8 +329,9 @@ class Model:
                 + reshape_advice(Xd.shape)
             )
         self._check_shape(Xd.shape)
-        _check_finite(Xd)
-        if Xd.dtype != self._dtype and not (self._dense and Xd.dtype == np.float64):
+        if cast and Xd.dtype not in (np.float32, np.float64):
+            # Integers, booleans, float16/longdouble: cast (ints are finite; a longdouble too
+            # large for the model's arithmetic is refused by _cast, NaN/inf by the kernels).
             Xd = _cast(Xd, self._dtype)
         return Xd
 
