@@ -41,6 +41,11 @@ _GATHER_CHUNK = 1 << 15
 # Dense input to a sparse-column model: the weights are expanded to dense column slices of at
 # most this many cells, one at a time (a bounded workspace), each one BLAS call.
 _SLICE_CELLS = 1 << 18
+# CSR input to a sparse-column model goes through a dense block of the used columns when it
+# has at most this many cells (4 MiB in float32)...
+_CSR_BLOCK_CELLS = 1 << 20
+# ...and input columns are mapped to block rows by a table when there are at most this many.
+_POS_MAP_FEATURES = 1 << 20
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
 # fraction of the input's columns; otherwise the whole input is checked in one pass.
 _UNUSED_GATHER = 0.125
@@ -88,6 +93,8 @@ class Model:
             self._all_used = True
             n_used = ir.n_features
         # Columns no output reads: the kernels may skip them, the NaN/inf check may not.
+        self._csr_block: np.ndarray | None = None
+        self._pos_map: np.ndarray | None = None
         has_weight = np.zeros(ir.n_features, dtype=bool)
         has_weight[ir.indices] = True
         self._unused = np.flatnonzero(~has_weight)
@@ -249,22 +256,48 @@ class Model:
     def _sparse_input_scores(
         self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
     ) -> np.ndarray:
-        # Position of each input column among the used columns; unused ones hit nothing.
+        block = self._block if self._dense else self._sparse_input_block()
+        if block is None:
+            # Position of each input column among the used columns; unused ones hit nothing.
+            pos = np.searchsorted(self._used, indices)
+            hit = pos < self._used.size
+            hit[hit] = self._used[pos[hit]] == indices[hit]
+            row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
+            return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
+        # Each input nonzero scales its column's weight row (unused columns: the zero row).
+        contrib = data.astype(self._dtype, copy=False)[:, None] * block[self._positions(indices)]
+        out = np.zeros((n_rows, self.n_outputs_), dtype=self._dtype)
+        rows = indptr[1:] > indptr[:-1]
+        if contrib.shape[0]:
+            # CSR rows are contiguous segments: one reduceat sums them all.
+            out[rows] = np.add.reduceat(contrib, indptr[:-1][rows], axis=0)
+        return out
+
+    def _sparse_input_block(self) -> np.ndarray | None:
+        # A sparse-column model meets CSR input through a dense block of its used columns
+        # when that block is small (built on first use, so dense-input users never pay for
+        # it); gathering rows of it is many times faster than expanding column lists.
+        if self._csr_block is None and self._used.size * self.n_outputs_ <= _CSR_BLOCK_CELLS:
+            block = np.zeros((self._used.size + 1, self.n_outputs_), dtype=self._dtype)
+            pos = np.repeat(np.arange(self._used.size), np.diff(self._col_ptr))
+            block[pos, self._col_rows] = self._col_vals
+            self._csr_block = block
+        return self._csr_block
+
+    def _positions(self, indices: np.ndarray) -> np.ndarray:
+        # Input column -> row of the block (n_used, the zero row, for unused columns). A
+        # lookup table (4 bytes a feature, built once) when affordable; else a binary search.
+        if self._pos_map is None and self.n_features_in_ <= _POS_MAP_FEATURES:
+            pos_map = np.full(self.n_features_in_, self._used.size, dtype=np.int32)
+            pos_map[self._used] = np.arange(self._used.size, dtype=np.int32)
+            self._pos_map = pos_map
+        if self._pos_map is not None:
+            return self._pos_map[indices]
         pos = np.searchsorted(self._used, indices)
         hit = pos < self._used.size
         hit[hit] = self._used[pos[hit]] == indices[hit]
-        counts = np.diff(indptr)
-        if self._dense:
-            pos[~hit] = self._used.size  # the block's zero row
-            contrib = data.astype(self._dtype, copy=False)[:, None] * self._block[pos]
-            out = np.zeros((n_rows, self.n_outputs_), dtype=self._dtype)
-            rows = counts > 0
-            if contrib.shape[0]:
-                # CSR rows are contiguous segments: one reduceat sums them all.
-                out[rows] = np.add.reduceat(contrib, indptr[:-1][rows], axis=0)
-            return out
-        row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), counts)
-        return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
+        pos[~hit] = self._used.size
+        return pos
 
     def _gathered_scores(
         self, data: np.ndarray, pos: np.ndarray, row_ids: np.ndarray, n_rows: int
