@@ -46,6 +46,8 @@ _SLICE_CELLS = 1 << 18
 _CSR_BLOCK_CELLS = 1 << 20
 # ...and input columns are mapped to block rows by a table when there are at most this many.
 _POS_MAP_FEATURES = 1 << 20
+# NaN/inf checks that cannot ride on the scores test this many cells at a time.
+_FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
 # fraction of the input's columns; otherwise the whole input is checked in one pass.
 _UNUSED_GATHER = 0.125
@@ -264,13 +266,22 @@ class Model:
             hit[hit] = self._used[pos[hit]] == indices[hit]
             row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
             return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
-        # Each input nonzero scales its column's weight row (unused columns: the zero row).
-        contrib = data.astype(self._dtype, copy=False)[:, None] * block[self._positions(indices)]
-        out = np.zeros((n_rows, self.n_outputs_), dtype=self._dtype)
-        rows = indptr[1:] > indptr[:-1]
-        if contrib.shape[0]:
-            # CSR rows are contiguous segments: one reduceat sums them all.
-            out[rows] = np.add.reduceat(contrib, indptr[:-1][rows], axis=0)
+        # Each input nonzero scales its column's weight row (unused columns: the zero row);
+        # CSR rows are contiguous segments, so one reduceat sums a run of rows. Runs of rows
+        # of about _SLICE_CELLS products at a time keep the workspace bounded.
+        pos = self._positions(indices)
+        n_out = self.n_outputs_
+        out = np.zeros((n_rows, n_out), dtype=self._dtype)
+        step = max(1, _SLICE_CELLS // n_out)
+        starts = np.searchsorted(indptr, np.arange(0, int(indptr[-1]), step), side="right") - 1
+        bounds = [*np.unique(starts).tolist(), n_rows]
+        for r0, r1 in itertools.pairwise(bounds):
+            a, b = int(indptr[r0]), int(indptr[r1])
+            firsts = indptr[r0:r1]
+            rows = indptr[r0 + 1 : r1 + 1] > firsts
+            x = data[a:b].astype(self._dtype, copy=False)
+            contrib = x[:, None] * block[pos[a:b]]
+            out[r0:r1][rows] = np.add.reduceat(contrib, firsts[rows] - a, axis=0)
         return out
 
     def _sparse_input_block(self) -> np.ndarray | None:
@@ -425,8 +436,14 @@ def _check_numeric(dtype: np.dtype) -> None:
 
 
 def _check_finite(a: np.ndarray) -> None:
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise InputError("Input X contains NaN or infinity; impute or drop those values first")
+    if a.dtype.kind != "f":
+        return
+    # Runs of rows of about _FINITE_CHUNK cells: a bounded mask, not one the input's size.
+    rows = a.reshape(-1, 1) if a.ndim < 2 else a
+    step = max(1, _FINITE_CHUNK // max(1, rows.shape[1]))
+    for lo in range(0, rows.shape[0], step):
+        if not np.isfinite(rows[lo : lo + step]).all():
+            raise InputError("Input X contains NaN or infinity; impute or drop those values first")
 
 
 def _cast(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
