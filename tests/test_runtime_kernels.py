@@ -64,9 +64,10 @@ def sliced(monkeypatch) -> Model:
 
 @pytest.mark.parametrize("kernel", ["small_dense", "sliced"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_dense_input_matches_the_oracle(request, kernel: str, dtype) -> None:
+@pytest.mark.parametrize("n_rows", [1, 2, 37])  # sparse-column models: per-output sums, slices
+def test_dense_input_matches_the_oracle(request, kernel: str, dtype, n_rows: int) -> None:
     model = request.getfixturevalue(kernel)
-    X = np.random.default_rng(2).standard_normal((37, model.n_features_in_)).astype(dtype)
+    X = np.random.default_rng(2).standard_normal((n_rows, model.n_features_in_)).astype(dtype)
     np.testing.assert_allclose(model.decision_function(X), oracle(model, X), rtol=1e-4, atol=1e-4)
 
 
@@ -74,16 +75,17 @@ def test_dense_input_matches_the_oracle(request, kernel: str, dtype) -> None:
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", ["used", "unused"])
 @pytest.mark.parametrize("gather_unused", [True, False])
+@pytest.mark.parametrize("n_rows", [1, 5])
 def test_nan_or_inf_anywhere_is_refused_with_the_same_message(
-    request, monkeypatch, kernel: str, bad: float, where: str, gather_unused: bool
+    request, monkeypatch, kernel: str, bad: float, where: str, gather_unused: bool, n_rows: int
 ) -> None:
     # Unused columns are checked by gathering them (few) or by a pass over X (many): both.
     monkeypatch.setattr(model_module, "_UNUSED_GATHER", 1.0 if gather_unused else 0.0)
     model = request.getfixturevalue(kernel)
-    X = np.ones((5, model.n_features_in_))
+    X = np.ones((n_rows, model.n_features_in_))
     used = np.setdiff1d(np.arange(model.n_features_in_), model._unused)
     column = (model._unused if where == "unused" else used)[1]
-    X[3, column] = bad
+    X[-1, column] = bad
     for method in ("predict", "decision_function"):
         with pytest.raises(InputError) as info:
             getattr(model, method)(X)

@@ -46,6 +46,8 @@ _SLICE_CELLS = 1 << 18
 _CSR_BLOCK_CELLS = 1 << 20
 # ...and input columns are mapped to block rows by a table when there are at most this many.
 _POS_MAP_FEATURES = 1 << 20
+# Dense input of at most this many rows to a sparse-column model: per-output sums, no slices.
+_ROW_KERNEL_ROWS = 2
 # NaN/inf checks that cannot ride on the scores test this many cells at a time.
 _FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
@@ -94,11 +96,12 @@ class Model:
             self._used = np.arange(ir.n_features, dtype=np.intp)
             self._all_used = True
             n_used = ir.n_features
-        # Columns no output reads: the kernels may skip them, the NaN/inf check may not.
         self._csr_block: np.ndarray | None = None
         self._pos_map: np.ndarray | None = None
+        # Columns with no nonzero weight: a BLAS may skip a zero weight (and a NaN with it),
+        # so the NaN/inf check reads these columns itself.
         has_weight = np.zeros(ir.n_features, dtype=bool)
-        has_weight[ir.indices] = True
+        has_weight[ir.indices[weights != 0]] = True
         self._unused = np.flatnonzero(~has_weight)
         if self._dense:
             # One extra zero row: input columns no output uses are pointed at it.
@@ -112,6 +115,8 @@ class Model:
             np.cumsum(col_counts, out=self._col_ptr[1:])
             self._col_rows = rows[order].astype(np.int32)
             self._col_vals = weights[order]
+            self._row_vals = weights
+            self._row_idx = ir.indices.astype(np.intp)
             self._init_slices(cols_sorted)
 
     def _init_slices(self, cols_sorted: np.ndarray) -> None:
@@ -123,7 +128,7 @@ class Model:
         self._slice_width = width
         bounds = np.arange(0, self.n_features_in_ + width, width)
         self._slice_ptr = np.searchsorted(cols_sorted, bounds).astype(np.intp)
-        self._slice_flat = ((cols_sorted % width) * n_out + self._col_rows).astype(np.intp)
+        self._slice_flat = ((cols_sorted % width) * n_out + self._col_rows).astype(np.int32)
 
     @classmethod
     def from_ir(cls, ir: LinearIR) -> Model:
@@ -214,7 +219,21 @@ class Model:
             _check_finite(Xd)  # the gather below skips most columns: check them all
             return Xd[:, self._used].dot(self._block_for(Xd.dtype)[:-1])
         self._check_unused(Xd)
+        if Xd.shape[0] <= _ROW_KERNEL_ROWS:
+            return self._row_scores(Xd)
         return self._sliced_scores(Xd)
+
+    def _row_scores(self, Xd: np.ndarray) -> np.ndarray:
+        # A row or two: rebuilding dense slices would cost more than the product, so each
+        # output sums its own nonzeros (the IR's row-major order) straight off the input.
+        ptr = self.ir.indptr
+        prod = Xd.take(self._row_idx, axis=1)  # intp indices: take's fast path
+        prod *= self._row_vals
+        out = np.zeros((Xd.shape[0], self.n_outputs_), dtype=prod.dtype)
+        rows = ptr[1:] > ptr[:-1]
+        if prod.shape[1]:
+            out[:, rows] = np.add.reduceat(prod, ptr[:-1][rows], axis=1)
+        return out
 
     def _check_unused(self, Xd: np.ndarray) -> None:
         if self._unused.size == 0 or Xd.dtype.kind != "f":
