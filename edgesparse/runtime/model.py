@@ -214,7 +214,10 @@ class Model:
         # _scores); the columns no output reads are checked here.
         if self._dense and self._all_used:
             self._check_unused(Xd)
-            return Xd.dot(self._block_for(Xd.dtype)[:-1])
+            block = self._block_for(Xd.dtype)[:-1]
+            # ndarray.dot has the least overhead at batch 1 but copies a strided input;
+            # matmul reads any strides in place.
+            return Xd.dot(block) if Xd.flags.c_contiguous else np.matmul(Xd, block)
         if self._dense:
             _check_finite(Xd)  # the gather below skips most columns: check them all
             return Xd[:, self._used].dot(self._block_for(Xd.dtype)[:-1])
@@ -239,7 +242,10 @@ class Model:
         if self._unused.size == 0 or Xd.dtype.kind != "f":
             return
         if self._unused.size <= _UNUSED_GATHER * Xd.shape[1]:
-            _check_finite(Xd[:, self._unused])
+            # Gathered a run of rows at a time: a bounded copy, not a fraction of the input.
+            step = max(1, _FINITE_CHUNK // self._unused.size)
+            for lo in range(0, Xd.shape[0], step):
+                _check_finite(Xd[lo : lo + step, self._unused])
         else:
             _check_finite(Xd)
 
@@ -261,7 +267,7 @@ class Model:
             flat[cells] = self._col_vals[lo:hi]
             first = k * width
             cols = Xd[:, first : first + width]
-            out += cols.dot(block[: cols.shape[1]])
+            out += np.matmul(cols, block[: cols.shape[1]])  # strided view, no copy
             flat[cells] = 0
         return out
 
