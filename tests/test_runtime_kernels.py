@@ -74,13 +74,16 @@ def test_dense_input_matches_the_oracle(request, kernel: str, dtype, n_rows: int
 @pytest.mark.parametrize("kernel", ["small_dense", "sliced"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", ["used", "unused"])
-@pytest.mark.parametrize("gather_unused", [True, False])
+@pytest.mark.parametrize("check", ["one-gather", "gathered-runs", "whole-input"])
 @pytest.mark.parametrize("n_rows", [1, 5])
 def test_nan_or_inf_anywhere_is_refused_with_the_same_message(
-    request, monkeypatch, kernel: str, bad: float, where: str, gather_unused: bool, n_rows: int
+    request, monkeypatch, kernel: str, bad: float, where: str, check: str, n_rows: int
 ) -> None:
-    # Unused columns are checked by gathering them (few) or by a pass over X (many): both.
-    monkeypatch.setattr(model_module, "_UNUSED_GATHER", 1.0 if gather_unused else 0.0)
+    # Unused columns are checked by one gather (small inputs), by gathering them a run of
+    # rows at a time (few columns) or by a chunked pass over X (many): all three.
+    if check != "one-gather":
+        monkeypatch.setattr(model_module, "_FINITE_CHUNK", 2)
+        monkeypatch.setattr(model_module, "_UNUSED_GATHER", 1.0 if check == "gathered-runs" else 0)
     model = request.getfixturevalue(kernel)
     X = np.ones((n_rows, model.n_features_in_))
     used = np.setdiff1d(np.arange(model.n_features_in_), model._unused)

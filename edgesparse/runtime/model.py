@@ -48,6 +48,7 @@ _CSR_BLOCK_CELLS = 1 << 20
 _POS_MAP_FEATURES = 1 << 20
 # Dense input of at most this many rows to a sparse-column model: per-output sums, no slices.
 _ROW_KERNEL_ROWS = 2
+_NAN_MESSAGE = "Input X contains NaN or infinity; impute or drop those values first"
 # NaN/inf checks that cannot ride on the scores test this many cells at a time.
 _FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
@@ -241,7 +242,9 @@ class Model:
     def _check_unused(self, Xd: np.ndarray) -> None:
         if self._unused.size == 0 or Xd.dtype.kind != "f":
             return
-        if self._unused.size <= _UNUSED_GATHER * Xd.shape[1]:
+        if Xd.shape[0] * self._unused.size <= _FINITE_CHUNK:
+            _check_finite(Xd.take(self._unused, axis=1))  # small: one gather, no loop
+        elif self._unused.size <= _UNUSED_GATHER * Xd.shape[1]:
             # Gathered a run of rows at a time: a bounded copy, not a fraction of the input.
             step = max(1, _FINITE_CHUNK // self._unused.size)
             for lo in range(0, Xd.shape[0], step):
@@ -463,12 +466,16 @@ def _check_numeric(dtype: np.dtype) -> None:
 def _check_finite(a: np.ndarray) -> None:
     if a.dtype.kind != "f":
         return
+    if a.size <= _FINITE_CHUNK:
+        if not np.isfinite(a).all():
+            raise InputError(_NAN_MESSAGE)
+        return
     # Runs of rows of about _FINITE_CHUNK cells: a bounded mask, not one the input's size.
     rows = a.reshape(-1, 1) if a.ndim < 2 else a
     step = max(1, _FINITE_CHUNK // max(1, rows.shape[1]))
     for lo in range(0, rows.shape[0], step):
         if not np.isfinite(rows[lo : lo + step]).all():
-            raise InputError("Input X contains NaN or infinity; impute or drop those values first")
+            raise InputError(_NAN_MESSAGE)
 
 
 def _cast(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
