@@ -62,7 +62,18 @@ def sliced(monkeypatch) -> Model:
     return model
 
 
-@pytest.mark.parametrize("kernel", ["small_dense", "sliced"])
+@pytest.fixture
+def gathered(monkeypatch) -> Model:
+    # A dense block of few used columns, gathered a few rows at a time.
+    monkeypatch.setattr(model_module, "_SLICE_CELLS", 40)
+    w = np.zeros((3, 400))
+    w[:, [5, 17, 200, 399]] = np.random.default_rng(7).standard_normal((3, 4))
+    model = make_model(w)
+    assert model._dense and not model._all_used
+    return model
+
+
+@pytest.mark.parametrize("kernel", ["small_dense", "sliced", "gathered"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_rows", [1, 2, 37])  # sparse-column models: per-output sums, slices
 def test_dense_input_matches_the_oracle(request, kernel: str, dtype, n_rows: int) -> None:
@@ -71,7 +82,7 @@ def test_dense_input_matches_the_oracle(request, kernel: str, dtype, n_rows: int
     np.testing.assert_allclose(model.decision_function(X), oracle(model, X), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kernel", ["small_dense", "sliced"])
+@pytest.mark.parametrize("kernel", ["small_dense", "sliced", "gathered"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", ["used", "unused"])
 @pytest.mark.parametrize("check", ["one-gather", "gathered-runs", "whole-input"])

@@ -221,7 +221,7 @@ class Model:
             return Xd.dot(block) if Xd.flags.c_contiguous else np.matmul(Xd, block)
         if self._dense:
             _check_finite(Xd)  # the gather below skips most columns: check them all
-            return Xd[:, self._used].dot(self._block_for(Xd.dtype)[:-1])
+            return self._gathered_block_scores(Xd)
         self._check_unused(Xd)
         if Xd.shape[0] <= _ROW_KERNEL_ROWS:
             return self._row_scores(Xd)
@@ -237,6 +237,17 @@ class Model:
         rows = ptr[1:] > ptr[:-1]
         if prod.shape[1]:
             out[:, rows] = np.add.reduceat(prod, ptr[:-1][rows], axis=1)
+        return out
+
+    def _gathered_block_scores(self, Xd: np.ndarray) -> np.ndarray:
+        # Few used columns: gather them, a run of rows at a time (a bounded copy).
+        block = self._block_for(Xd.dtype)[:-1]
+        step = max(1, _SLICE_CELLS // max(1, self._used.size))
+        if Xd.shape[0] <= step:
+            return Xd[:, self._used].dot(block)
+        out = np.empty((Xd.shape[0], self.n_outputs_), dtype=np.result_type(Xd, block))
+        for lo in range(0, Xd.shape[0], step):
+            out[lo : lo + step] = Xd[lo : lo + step, self._used].dot(block)
         return out
 
     def _check_unused(self, Xd: np.ndarray) -> None:
