@@ -6,7 +6,7 @@ on a device; everything that needs scikit-learn, scipy or onnx is imported on fi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     EdgesparseError,
@@ -19,9 +19,15 @@ from .errors import (
     UnsafeModelError,
     UnsupportedModelError,
 )
-from .ir import LinearIR
-from .runtime import Model, OnnxModel, load
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .ir import LinearIR
+    from .runtime import Model, OnnxModel, load
+
+# Device-side names, imported on first use too: ``import edgesparse`` alone costs only the
+# error classes, and a process that never touches the IR or a runtime never imports them.
+_LAZY = {"LinearIR": ".ir", "Model": ".runtime", "OnnxModel": ".runtime", "load": ".runtime"}
 
 __all__ = [
     "EdgesparseError",
@@ -42,6 +48,12 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     # Workstation-side API, imported lazily so the device-side import stays numpy-only.
     if name == "compress":
         from .api import compress

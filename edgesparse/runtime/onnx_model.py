@@ -60,6 +60,7 @@ class OnnxModel:
     # graph's input type) and _dense (False: every input is cast to _dtype, with overflow
     # reported as an InputError).
     _check_dense = Model._check_dense
+    _read_dense = Model._read_dense
     _check_csr = Model._check_csr
     _check_shape = Model._check_shape
     _dtype = np.dtype(np.float32)
