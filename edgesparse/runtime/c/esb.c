@@ -1,8 +1,10 @@
 /*
  * esb.c - C99 runtime for edgesparse `.esb` linear models. See esb.h for the API, the memory
- * modes and the numeric bound; docs/FORMAT.md for the format. The verifier mirrors
- * edgesparse/formats/esb.py check by check and in the same order, so both reject the same
- * blobs (tests/test_c_runtime.py compares them on mutated blobs).
+ * modes and the numeric bound; docs/FORMAT.md for the format. The verifier mirrors the Python
+ * reader check by check and in the same order (edgesparse/formats/: container.py for the header
+ * and section table, codecs.py, linear.py, linear_pattern.py and linear_values.py for the
+ * version-1 payload), so both reject the same blobs (tests/test_c_runtime.py compares them on
+ * mutated blobs).
  */
 #include "esb.h"
 
@@ -263,7 +265,7 @@ static void py_bytes_repr(const uint8_t *p, size_t len, char *out, size_t n)
 /* ---------------------------------------------------------------------------------------- */
 /* LEB128 varints                                                                            */
 /* ---------------------------------------------------------------------------------------- */
-/* The structure check of esb.py's _varint_decode: exactly `count` minimal varints of at
+/* The structure check of codecs.py's varint_decode: exactly `count` minimal varints of at
  * most `max_bytes` bytes filling `b`. Writes a description of the first problem to err. */
 static int varint_check(const uint8_t *b, uint64_t len, uint64_t count, unsigned max_bytes,
                         char *err, size_t errsz)
@@ -411,7 +413,7 @@ static uint64_t seq_next(seq *s)
     return v;
 }
 
-/* esb.py's _decode_sorted checks: n strictly increasing values in [0, universe). */
+/* codecs.py's decode_sorted checks: n strictly increasing values in [0, universe). */
 static esb_status check_sorted(esb_model *m, const uint8_t *b, uint64_t len, uint8_t enc,
                                uint64_t n, uint64_t universe, uint32_t off, const char *name,
                                const char *what)
@@ -629,7 +631,7 @@ static int json_same_key(const uint8_t *p, uint64_t a, uint64_t b)
     }
 }
 
-/* esb.py's MAX_PROVENANCE_KEYS: duplicate keys are found pairwise, so their number is capped
+/* codecs.py's MAX_PROVENANCE_KEYS: duplicate keys are found pairwise, so their number is capped
  * (about 10 in practice; 1024 keys take milliseconds). */
 #define MAX_PROVENANCE_KEYS 1024u
 static const char TOO_MANY_KEYS[] = "too many keys";
@@ -684,7 +686,7 @@ static const char *json_check(const uint8_t *p, uint64_t n)
 /* ---------------------------------------------------------------------------------------- */
 /* Class labels of a checked 'classes' section, one after another (no allocation)            */
 /* ---------------------------------------------------------------------------------------- */
-/* esb.py's MAX_UNSORTED_CLASSES: more labels than this must be strictly increasing, so that
+/* linear.py's MAX_UNSORTED_CLASSES: more labels than this must be strictly increasing, so that
  * repeats are found in linear time; up to this many every pair is compared. */
 #define MAX_UNSORTED_CLASSES 4096u
 
@@ -788,7 +790,7 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
                     got, want);
     }
     /* Version 2 is the k-NN recommender kind (docs/FORMAT.md), which this runtime does not
-     * run; same words as formats/esb.py. */
+     * run; same words as formats/container.py. */
     if (size >= 10 && ld_u16(d + 8) == 2)
         return fail(m, ESB_E_VERSION,
                     "unsupported .esb version 2 at offset 8 (this reader supports version %d, "
@@ -974,7 +976,7 @@ static unsigned value_width(const esb_model *m, uint32_t r)
     return itemsize[m->value_dtype] + (unsigned)is_wide(m, r);
 }
 
-/* esb.py's _decode_mixed_values (values encoding 1): a bitmap of wide rows, then i8 (narrow
+/* linear_values.py's decode_mixed_values (values encoding 1): a bitmap of wide rows, then i8 (narrow
  * rows) or i16 LE (wide rows) values in CSR order. Same checks, order and messages. */
 static esb_status check_mixed_values(esb_model *m, uint32_t off, uint64_t len, const uint8_t *b,
                                      uint64_t nnz)
@@ -1424,7 +1426,7 @@ static void walker_fill(walker *w, int32_t *out, int32_t *local_out, uint32_t n)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The exponents section (esb.py's _decode_exponents, then LinearIR's check of the products) */
+/* The exponents section (linear_values.py's decode_exponents, then LinearIR's check of the products) */
 /* ---------------------------------------------------------------------------------------- */
 /* Used-column marks per window of the stray-exponent search (a bitmap on the stack). */
 #define STRAY_WINDOW 4096u
@@ -1652,7 +1654,7 @@ static uint32_t first_stray_exception(const esb_model *m, const uint8_t *gaps, u
     return k;
 }
 
-/* esb.py's _decode_exception_exponents, check by check. */
+/* linear_values.py's _decode_exception_exponents, check by check. */
 static esb_status check_exception_exponents(esb_model *m, uint32_t off, const uint8_t *b)
 {
     const uint32_t n_cols = m->n_columns;

@@ -2,7 +2,7 @@
  * esb.h - C99 runtime for edgesparse `.esb` linear models (format version 1).
  *
  * The blob format is specified in docs/FORMAT.md; the reference reader is
- * edgesparse/formats/esb.py and the reference runtime edgesparse/runtime/model.py. This reader
+ * edgesparse/formats/ (esb.py's decode) and the reference runtime edgesparse/runtime/model.py. This reader
  * makes the same checks as the reference decoder, in the same order, and computes the same
  * outputs (scikit-learn's decision_function / predict / predict_proba).
  *
