@@ -16,7 +16,7 @@ from edgesparse import frontends
 from edgesparse.cli import cli
 from edgesparse.errors import UnsupportedModelError
 from edgesparse.ir import KnnIR, LinearIR
-from edgesparse.loader.allowlist import ALLOWED_GLOBALS
+from edgesparse.loader.allowlist import ALLOWED_GLOBALS, SGD_FAST_LOSSES
 from tests.conftest import require_tool
 
 # What the allow-list lets a model file name besides the registered classes: the parts of a
@@ -49,19 +49,7 @@ _NOT_MODELS: frozenset[tuple[str, str]] = frozenset(
         # fitted attributes of scikit-learn estimators: the label binarizer of
         # OneVsRestClassifier and RidgeClassifier(CV), the loss objects of SGD & co.
         ("sklearn.preprocessing._label", "LabelBinarizer"),
-        *(
-            ("sklearn.linear_model._sgd_fast", name)
-            for name in (
-                "Hinge",
-                "SquaredHinge",
-                "ModifiedHuber",
-                "Log",
-                "SquaredLoss",
-                "Huber",
-                "EpsilonInsensitive",
-                "SquaredEpsilonInsensitive",
-            )
-        ),
+        *(("sklearn.linear_model._sgd_fast", name) for name in SGD_FAST_LOSSES),
         *(
             (module, name)
             for module in ("sklearn._loss._loss", "_loss")  # "_loss": scikit-learn 1.8.0's build
