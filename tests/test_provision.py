@@ -18,6 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgesparse.bench import provision as P
 from edgesparse.bench import targets as T
+from edgesparse.bench.debian import host_debian_sources
 from edgesparse.cli import cli
 from edgesparse.errors import ToolMissingError
 from tests.conftest import require_tool
@@ -97,7 +98,7 @@ def test_host_debian_sources(tmp_path: Path) -> None:
         "Components: main\nEnabled: no\n"
     )
     (parts / "ignored.txt").write_text("deb http://x.example/debian bookworm main\n")
-    text = P.host_debian_sources("bookworm", arch="arm64", roots=(one_line, parts))
+    text = host_debian_sources("bookworm", arch="arm64", roots=(one_line, parts))
     assert text == (
         "deb [arch=arm64] http://mirror.example/debian bookworm main contrib\n"
         "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "

@@ -28,7 +28,6 @@ import fcntl
 import getpass
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from contextlib import contextmanager
 from hashlib import sha256
 from pathlib import Path
 
+from edgesparse.bench.debian import host_debian_sources
 from edgesparse.bench.targets import (
     STAMP_NAME,
     Target,
@@ -60,7 +60,6 @@ Progress = Callable[[str, int, int], None]
 # Bump when the layout or contents of a piece change, so old caches are rebuilt, not trusted.
 LAYOUT_VERSION = 1
 
-_APT_SOURCES_DIRS = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 _VERIFY_TIMEOUT_S = 300
 
 
@@ -296,80 +295,6 @@ class _Apt:
                 "EDGESPARSE_APT_SOURCES to a sources.list file"
             )
         return text
-
-
-def host_debian_sources(
-    suite: str, *, arch: str, roots: tuple[Path, ...] = _APT_SOURCES_DIRS
-) -> str:
-    """One-line ``deb [arch=...] URI SUITE COMPONENTS`` entries for every host apt source whose
-    suite is ``suite`` or ``suite-*`` (bookworm, bookworm-updates, bookworm-security), read from
-    both the one-line ``.list`` and the deb822 ``.sources`` formats."""
-    files: list[Path] = []
-    for root in roots:
-        if root.is_file():
-            files.append(root)
-        elif root.is_dir():
-            files += sorted(p for p in root.iterdir() if p.suffix in (".list", ".sources"))
-    entries: list[tuple[str, str, str, str]] = []  # uri, suite, components, signed-by
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError:
-            continue
-        if path.suffix == ".sources":
-            entries += _deb822_entries(text)
-        else:
-            entries += _one_line_entries(text)
-    lines = []
-    for uri, s, components, signed in entries:
-        if s == suite or s.startswith(f"{suite}-") or s.startswith(f"{suite}/"):
-            opts = f"arch={arch}" + (f" signed-by={signed}" if signed else "")
-            line = f"deb [{opts}] {uri} {s} {components}"
-            if line not in lines:
-                lines.append(line)
-    return "".join(f"{line}\n" for line in lines)
-
-
-def _one_line_entries(text: str) -> list[tuple[str, str, str, str]]:
-    out = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        m = re.match(r"^deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$", line)
-        if not m:
-            continue
-        opts, uri, suite, components = m.groups()
-        signed = re.search(r"signed-by=(\S+)", opts or "")
-        out.append((uri, suite, components.strip() or "main", signed.group(1) if signed else ""))
-    return out
-
-
-def _deb822_entries(text: str) -> list[tuple[str, str, str, str]]:
-    out = []
-    for stanza in re.split(r"\n\s*\n", text):
-        fields: dict[str, str] = {}
-        key = None
-        for line in stanza.splitlines():
-            if line.startswith("#"):
-                continue
-            if line[:1] in (" ", "\t") and key:
-                fields[key] += "\n" + line  # continuation (e.g. an inline key block)
-                continue
-            key, sep, value = line.partition(":")
-            if not sep:
-                key = None
-                continue
-            key = key.strip().lower()
-            fields[key] = value.strip()
-        if "deb" not in fields.get("types", "").split():
-            continue
-        if fields.get("enabled", "yes").lower() == "no":
-            continue
-        signed = fields.get("signed-by", "")
-        signed = signed if signed and "\n" not in signed else ""  # inline keys: use the keyring
-        for uri in fields.get("uris", "").split():
-            for suite in fields.get("suites", "").split():
-                out.append((uri, suite, fields.get("components", "main"), signed))
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
