@@ -34,13 +34,14 @@ PROBE_MODULE = "edgesparse.bench.probe"
 @dataclasses.dataclass(frozen=True)
 class Artifact:
     """One artifact to time: its row label, file, engine (``esb``, ``onnx``, ``sklearn``,
-    ``c``), size and hash."""
+    ``surprise``, ``c``), size and hash; ``knn`` marks a k-NN recommender blob."""
 
     name: str
     path: Path
     engine: str
     model_bytes: int
     sha256: str
+    knn: bool = False
 
     def declaration(self) -> dict[str, Any]:
         """The artifact's entry in the results' ``artifacts`` list."""

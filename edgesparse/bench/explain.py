@@ -40,7 +40,10 @@ def reference_sentence(results: dict[str, Any]) -> str:
     """One plain-text sentence saying what ``agreement`` (and ``accuracy``/R²) compare with."""
     ref = results.get("reference") or {}
     kind, source = ref.get("kind"), ref.get("source")
-    labels = (results.get("settings") or {}).get("labels")
+    settings = results.get("settings") or {}
+    labels = settings.get("labels")
+    if settings.get("task") == "recommendation":
+        return _recommender_reference(kind, source, labels)
     if kind == "sklearn":
         text = (
             f"agreement is the share of predicted labels equal to scikit-learn's ({source}) "
@@ -62,6 +65,25 @@ def reference_sentence(results: dict[str, Any]) -> str:
     if labels and kind != "labels":
         text += f"; accuracy (R² for regressors) is against the labels ({labels})"
     return text[0].upper() + text[1:] + "."
+
+
+def _recommender_reference(kind: str | None, source: str | None, labels: str | None) -> str:
+    """:func:`reference_sentence` for a recommender run (errors, not label agreement)."""
+    if kind == "surprise":
+        text = (
+            f"Differences (RMSE, max abs diff) are against Surprise's own predict ({source}) "
+            "on the same pairs"
+        )
+    elif kind == "artifact":
+        text = (
+            f"Differences (RMSE, max abs diff) are against {source}, a cross-target "
+            "consistency check: no Surprise pickle was given"
+        )
+    else:
+        text = "No Surprise pickle was given, so there is no reference model"
+    if labels:
+        text += f"; RMSE and MAE vs ratings are against the ratings ({labels})"
+    return text + "."
 
 
 # --------------------------------------------------------------------------------------------
@@ -189,7 +211,9 @@ def meaning_items(d: Dialect, results: dict[str, Any]) -> list[Item]:
 def _engine_items(d: Dialect, results: dict[str, Any]) -> list[Item]:
     targets = results["targets"]
     items: list[Item] = []
-    if any(a["engine"] == "c" for a in results["artifacts"]):
+    recommend = (results.get("settings") or {}).get("task") == "recommendation"
+    # A recommender run's C rows are skipped: the recommender items say why.
+    if not recommend and any(a["engine"] == "c" for a in results["artifacts"]):
         items.append(
             f"Engine {d.code('c')} ({d.code('c:model.esb')}) is the C runtime: its driver "
             f"program ({d.code('esb bench')}, statically linked where possible) times each call "
@@ -199,7 +223,9 @@ def _engine_items(d: Dialect, results: dict[str, Any]) -> list[Item]:
             f"{d.strong('C programs')}."
         )
     onnx = [a["artifact"] for a in results["artifacts"] if a["engine"] == "onnx"]
-    if onnx:
+    if recommend:
+        pass  # no ONNX recommenders: the int8 ONNX note does not apply
+    elif onnx:
         names = ", ".join(d.code(n) for n in onnx)
         items.append(
             (

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.bench import engine_c
+from edgesparse.bench import engine_c, recommender
 from edgesparse.bench.engines import Artifact, Engine, ProbeEngine, Progress, Tracker, run_engine
 from edgesparse.bench.probe import load_artifact, prepare_input
 from edgesparse.bench.results import (
@@ -104,16 +104,33 @@ def run_bench(
     settings: _Settings = (batch_sizes, runs, warmup, threads, timeout_s)
     arts = _artifacts(artifacts)
     tgts = _targets(targets)
+    data_path = Path(data).resolve()
+    recommend = any(a.knn for a in arts)
+    surprise: dict[str, Any] = {}
+    if recommend:
+        if labels is not None:
+            raise InputError(
+                "--labels is for linear models; a recommender's true ratings are the third "
+                "column of its --data pairs file (user,item,rating)"
+            )
+        surprise = _surprise_pickles(arts)
+        arts = recommender.check_artifacts(arts, surprise=set(surprise))
     tracker = Tracker(progress, total=len(tgts) * len(arts))
     tracker.report(f"loading {Path(data).name} and the reference predictions")
-    data_path = Path(data).resolve()
-    dataset = load_dataset(data_path)
-    y = _labels(labels, dataset)
-    ref_kind, ref_source, ref_pred, task = _reference(arts, dataset.X, y)
     opts = list(ssh_options) if ssh_options is not None else env_ssh_options()
     workdir = Path(tempfile.mkdtemp(prefix="edgesparse-bench-"))
     try:
-        engines = _engines(workdir, arts, dataset.X, data_path, ref_pred, y, task, settings)
+        if recommend:
+            algo = next(iter(surprise.values()), None)  # the first pickle is the reference
+            engines, reference, run_settings = _recommender_run(
+                workdir, arts, data_path, algo, settings
+            )
+            run_settings["data"] = str(data)
+        else:
+            engines, reference, run_settings = _linear_run(
+                workdir, arts, data_path, labels, settings
+            )
+            run_settings = _settings(data, labels, run_settings.pop("y"), settings)
         rows, entries = _bench_targets(
             tgts, arts, engines, workdir, opts, tracker, strict, settings
         )
@@ -122,12 +139,78 @@ def run_bench(
         shutil.rmtree(workdir, ignore_errors=True)
     return new_results(
         command=command,
-        settings=_settings(data, labels, y, settings),
+        settings=run_settings,
         artifacts=[a.declaration() for a in arts],
         targets=entries,
-        reference={"kind": ref_kind, "source": ref_source},
+        reference=reference,
         rows=rows,
     )
+
+
+def _linear_run(
+    workdir: Path,
+    arts: list[Artifact],
+    data_path: Path,
+    labels: str | os.PathLike[str] | None,
+    settings: _Settings,
+) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
+    """Engines, reference and ``{"y": labels}`` of a run of linear models on rows."""
+    if recommender.looks_like_pairs(data_path):
+        names = ", ".join(a.name for a in arts)
+        raise InputError(
+            f"{data_path.name} holds user,item pairs, the data of a k-NN recommender blob; "
+            f"{names} take rows of features (--data X.npz, .npy or a CSV of numbers)"
+        )
+    dataset = load_dataset(data_path)
+    y = _labels(labels, dataset)
+    ref_kind, ref_source, ref_pred, task = _reference(arts, dataset.X, y)
+    engines = _engines(workdir, arts, dataset.X, data_path, ref_pred, y, task, settings)
+    return engines, {"kind": ref_kind, "source": ref_source}, {"y": y}
+
+
+def _recommender_run(
+    workdir: Path, arts: list[Artifact], data_path: Path, algo: Any, settings: _Settings
+) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
+    """Engines (the probe only: the C runtime has no recommender yet), reference and
+    settings of a run of k-NN recommenders on pairs (:mod:`edgesparse.bench.recommender`);
+    ``algo`` is the Surprise reference model, or None."""
+    from edgesparse.bench.probe_knn import RECOMMEND_MAX_RUNS, RECOMMEND_N
+
+    prep = recommender.prepare(arts, data=data_path, workdir=workdir, surprise_model=algo)
+    common = _common_spec(
+        workdir,
+        data_path=prep.data,
+        ref=prep.reference,
+        y=prep.ratings,
+        task="recommendation",
+        settings=settings,
+    )
+    batch_sizes, runs, warmup, threads, timeout_s = settings
+    run_settings = {
+        "task": "recommendation",
+        "runs": int(runs),
+        "warmup": int(warmup),
+        "batch_sizes": [int(b) for b in batch_sizes],
+        "threads": int(threads),
+        "labels": f"{data_path.name} (ratings)" if prep.ratings is not None else None,
+        "timeout_s": float(timeout_s),
+        "pairs": prep.n_pairs,
+        "recommend_n": RECOMMEND_N,
+        "recommend_runs": min(int(runs), RECOMMEND_MAX_RUNS),
+    }
+    reference = {"kind": prep.ref_kind, "source": prep.ref_source}
+    return {"probe": ProbeEngine(common)}, reference, run_settings
+
+
+def _surprise_pickles(arts: list[Artifact]) -> dict[str, Any]:
+    """The pickles among ``arts`` that hold a Surprise k-NN model, by name, with that model
+    (read by the allow-list loader, which refuses anything else Surprise defines)."""
+    from edgesparse.frontends.surprise import is_surprise_knn
+
+    models = {
+        a.name: load_artifact("surprise", str(a.path), 1) for a in arts if a.engine == "sklearn"
+    }
+    return {name: m for name, m in models.items() if is_surprise_knn(m)}
 
 
 def _engines(
@@ -197,11 +280,9 @@ def _run_target(
     outcomes: dict[str, Outcome] = {}
     groups: dict[str, list[Artifact]] = {key: [] for key in engines}
     for art in arts:
-        if art.engine == "sklearn" and target.kind != "host":
-            outcomes[art.name] = Outcome(
-                status="skipped",
-                error="scikit-learn models run on the host only (the baseline)",
-            )
+        why = _skip_reason(art, target)
+        if why is not None:
+            outcomes[art.name] = Outcome(status="skipped", error=why)
             tracker.advance()
             continue
         groups["c" if art.engine == "c" else "probe"].append(art)
@@ -212,6 +293,17 @@ def _run_target(
             transport = open_transport(target, wd, timeout_s=timeout_s, ssh_options=ssh_options)
             outcomes.update(run_engine(engines[key], transport, group, tracker=tracker))
     return outcomes
+
+
+def _skip_reason(art: Artifact, target: Any) -> str | None:
+    """Why ``art`` is not run on ``target`` (a row that says so), or None."""
+    if art.engine == "c" and art.knn:
+        return recommender.C_UNAVAILABLE
+    if art.engine == "sklearn" and target.kind != "host":
+        return "scikit-learn models run on the host only (the baseline)"
+    if art.engine == "surprise" and target.kind != "host":
+        return recommender.SURPRISE_HOST_ONLY
+    return None
 
 
 def _checked_rows(
@@ -321,11 +413,6 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
             raise ModelFileError(f"artifact not found: {p} (check the path)")
         blob = p.read_bytes()
         name = f"{forced}:{p.name}" if forced else p.name
-        if engine in ("esb", "c") and kind_of(blob) is BlobKind.ESB_KNN:
-            raise InputError(
-                f"cannot benchmark {name}: it is a k-NN recommender blob, and the bench times "
-                "linear models; time it in Python with edgesparse.load(path).predict_many(pairs)"
-            )
         if any(a.name == name for a in out):
             raise InputError(f"two artifacts are named {name!r}; rename one (names label rows)")
         out.append(
@@ -335,6 +422,7 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
                 engine=engine,
                 model_bytes=len(blob),
                 sha256=hashlib.sha256(blob).hexdigest(),
+                knn=engine in ("esb", "c") and kind_of(blob) is BlobKind.ESB_KNN,
             )
         )
     if not out:

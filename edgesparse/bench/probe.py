@@ -50,12 +50,21 @@ __all__ = [
     "MEMORY_GUEST_HEAP",
     "MEMORY_PROC",
     "agreement",
+    "cold_start_since",
     "environment",
+    "guest_heap_memory",
     "main",
     "percentiles",
+    "proc_memory",
     "process_age_ns",
     "run_probe",
+    "started_ns",
 ]
+
+
+def started_ns(clock: str) -> int:
+    """When this module started running, on ``clock`` (``monotonic`` or ``realtime``)."""
+    return _STARTED_NS[clock]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,7 +241,8 @@ def environment(*, threads: int, emulated: bool = False) -> dict[str, Any]:
 # Engines
 # ---------------------------------------------------------------------------------------------
 def load_artifact(engine: str, path: str, threads: int) -> Any:
-    """Load an artifact for ``engine`` (``esb``, ``onnx`` or ``sklearn``); the runtime and the
+    """Load an artifact for ``engine`` (``esb``, ``onnx``, ``sklearn`` or ``surprise``: the
+    algorithm of a Surprise pickle, host only); the runtime and the
     loader are imported here, so that the load time includes them."""
     if engine == "esb":
         from edgesparse.runtime import load
@@ -246,7 +256,12 @@ def load_artifact(engine: str, path: str, threads: int) -> Any:
         from edgesparse.loader import load_model
 
         return load_model(path)
-    raise ValueError(f"unknown engine {engine!r} (esb, onnx or sklearn)")
+    if engine == "surprise":
+        from edgesparse.frontends.surprise import unwrap
+        from edgesparse.loader import load_model
+
+        return unwrap(load_model(path))  # a surprise.dump file holds the algorithm in a dict
+    raise ValueError(f"unknown engine {engine!r} (esb, onnx, sklearn or surprise)")
 
 
 def prepare_input(engine: str, X: Any) -> Any:
@@ -329,9 +344,9 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
     end = proc_status()
     memory: dict[str, Any]
     if guest_heap:
-        memory = _guest_heap(spec, threads, heap_before, heap_after)
+        memory = guest_heap_memory(spec, threads, heap_before, heap_after)
     else:
-        memory = _proc_memory(before, after, end)
+        memory = proc_memory(before, after, end)
     return {
         "probe_version": PROBE_VERSION,
         "status": "ok",
@@ -342,8 +357,8 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
         "load_ms": load_ns / 1e6,
         "cold_start_ms": cold_start_ms,
         "cold_start_method": cold_method,
-        "startup_ms": (_STARTED_NS[t0_clock] - t0_ns) / 1e6
-        if cold_method == "spawn timestamp"
+        "startup_ms": (started_ns(t0_clock) - t0_ns) / 1e6
+        if cold_method == "spawn timestamp" and t0_ns is not None
         else None,
         **quality,
         **memory,
@@ -359,9 +374,17 @@ def _cold_start(
 
     (None, None) when neither the launcher's timestamp nor /proc gives a usable figure.
     """
-    first = _row_slice(X, 0, 1)
-    model.predict(first)
-    first_done = clock()
+    model.predict(_row_slice(X, 0, 1))
+    return cold_start_since(clock(), t0_ns, guest_heap)
+
+
+def cold_start_since(
+    first_done: int, t0_ns: int | None, guest_heap: bool
+) -> tuple[float | None, str | None]:
+    """Cold start in ms from the launcher's timestamp ``t0_ns`` (same clock as
+    ``first_done``, the time the first prediction returned) and its method; without a usable
+    timestamp, the kernel's start time of this process (not under QEMU). (None, None) when
+    neither gives a figure."""
     cold_start_ms, cold_method = None, None
     if t0_ns is not None:
         elapsed = first_done - t0_ns
@@ -426,7 +449,7 @@ def _latency_rows(
     return rows
 
 
-def _proc_memory(
+def proc_memory(
     before: dict[str, int], after: dict[str, int], end: dict[str, int]
 ) -> dict[str, Any]:
     """Peak RSS and what loading the model added, from /proc/self/status."""
@@ -438,9 +461,11 @@ def _proc_memory(
     }
 
 
-def _guest_heap(
+def guest_heap_memory(
     spec: dict[str, Any], threads: int, heap_before: int | None, heap_after: int | None
 ) -> dict[str, Any]:
+    """The model memory under QEMU: the glibc heap growth across the timed load plus the small
+    Python objects a second, untimed load of the artifact holds (``tracemalloc``)."""
     import tracemalloc
 
     tracemalloc.start()
@@ -482,7 +507,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = int(t0_raw) if t0_raw.isdigit() else None
     t0_clock = os.environ.get("EDGESPARSE_PROBE_T0_CLOCK", "monotonic")
     try:
-        result = run_probe(spec, t0_ns=t0, t0_clock=t0_clock)
+        if spec.get("task") == "recommendation":
+            from edgesparse.bench.probe_knn import run_knn_probe
+
+            result = run_knn_probe(spec, t0_ns=t0, t0_clock=t0_clock)
+        else:
+            result = run_probe(spec, t0_ns=t0, t0_clock=t0_clock)
         code = 0
     except MemoryError as exc:
         result = {"status": "failed", "error": f"out of memory (MemoryError: {exc})"}

@@ -42,6 +42,7 @@ from edgesparse.bench.markup import (
     fmt_us,
 )
 from edgesparse.bench.plots import render_plots
+from edgesparse.bench.report_knn import is_recommendation, recommender_items, recommender_table
 from edgesparse.bench.results import make_output_dir, validate_results, write_results
 from edgesparse.fileio import atomic_write_bytes
 
@@ -228,7 +229,12 @@ def _build(
         d.heading(1, d.esc(title)),
         *_intro(d, results),
         d.heading(2, "What these numbers mean"),
-        d.items(meaning_items(d, results)),
+        d.items(
+            [
+                *meaning_items(d, results),
+                *(recommender_items(d, results) if is_recommendation(results) else []),
+            ]
+        ),
         *_sizes_section(d, results, images),
         *_latency_section(d, results, images),
         *_memory_section(d, images),
@@ -345,7 +351,11 @@ def _latency_section(d: Dialect, results: dict[str, Any], images: dict[str, str]
             out.append(d.para(d.esc(t["notes"])))
         if t["status"] != "ok":
             out.append(d.para(d.strong(f"Target {d.esc(t['status'])}:") + " " + d.esc(t["error"])))
-        table = _target_table(d, results, t, ratios)
+        table = (
+            recommender_table(d, results, t)
+            if is_recommendation(results)
+            else _target_table(d, results, t, ratios)
+        )
         out.append(table if table is not None else d.para("No measurements for this target."))
     return out
 

@@ -27,7 +27,21 @@ SCHEMA = "edgesparse-bench"
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
 #: The version the harness writes: the newest one this module reads.
 SCHEMA_VERSION = SUPPORTED_SCHEMA_VERSIONS[-1]
-ENGINES: tuple[str, ...] = ("esb", "onnx", "sklearn", "c")
+ENGINES: tuple[str, ...] = ("esb", "onnx", "sklearn", "c", "surprise")
+#: What a run measured: linear models on rows (the default when absent) or recommenders on
+#: user,item pairs.
+TASKS: tuple[str, ...] = ("prediction", "recommendation")
+#: Optional row fields of a recommender run (docs/BENCH.md), copied from the probe's result.
+RECOMMENDER_METRICS = (
+    "rmse",
+    "mae",
+    "reference_rmse",
+    "reference_mae",
+    "impossible_pairs",
+    "recommend_latency_us",
+    "recommend_n",
+    "recommend_runs",
+)
 STATUSES: tuple[str, ...] = ("ok", "failed", "skipped")
 PERCENTILES: tuple[str, ...] = ("p50", "p90", "p99", "p999")
 #: The file name of the results inside a report folder.
@@ -192,7 +206,11 @@ def _check_header(c: _Checker, results: Any) -> None:
     reference = results.get("reference")
     c.obj(reference, "reference", null=True)
     if reference is not None:
-        c.choice(reference.get("kind"), "reference.kind", ("sklearn", "labels", "artifact", None))
+        c.choice(
+            reference.get("kind"),
+            "reference.kind",
+            ("sklearn", "surprise", "labels", "artifact", None),
+        )
         c.string(reference.get("source"), "reference.source", null=True)
 
 
@@ -254,6 +272,9 @@ def _check_settings(c: _Checker, s: dict[str, Any]) -> None:
     c.array(sizes, "settings.batch_sizes", null=True)
     for j, b in enumerate(sizes or []):
         c.integer(b, f"settings.batch_sizes[{j}]", minimum=1)
+    c.choice(s.get("task", "prediction"), "settings.task", TASKS)
+    for key in ("pairs", "recommend_n", "recommend_runs"):
+        c.integer(s.get(key), f"settings.{key}", null=True, minimum=1)
 
 
 def _check_environment(c: _Checker, env: dict[str, Any], where: str) -> None:
@@ -374,10 +395,25 @@ def _check_metrics(c: _Checker, row: dict[str, Any], where: str, *, missing_ok: 
     c.string(row.get("memory_method"), f"{where}.memory_method", null=True)
     c.number(row.get("accuracy"), f"{where}.accuracy", null=True, maximum=1.0)
     c.number(row.get("r2"), f"{where}.r2", null=True, minimum=None, maximum=1.0)
+    _check_recommender(c, row, where)
     program = row.get("c_program")
     c.obj(program, f"{where}.c_program", null=True)
     for key in ("file_bytes", "text", "data", "bss", "size_total", "size_plus_model_bytes"):
         c.integer((program or {}).get(key), f"{where}.c_program.{key}", null=True)
+
+
+def _check_recommender(c: _Checker, row: dict[str, Any], where: str) -> None:
+    """A recommender row's figures (all optional): errors, recommend latency, counts."""
+    for key in ("rmse", "mae", "reference_rmse", "reference_mae"):
+        c.number(row.get(key), f"{where}.{key}", null=True)
+    for key in ("impossible_pairs", "recommend_n", "recommend_runs"):
+        c.integer(row.get(key), f"{where}.{key}", null=True, minimum=0)
+    lat = row.get("recommend_latency_us")
+    c.obj(lat, f"{where}.recommend_latency_us", null=True)
+    for p in (*PERCENTILES, "mean") if lat is not None else ():
+        c.number(
+            c.key(lat, p, f"{where}.recommend_latency_us"), f"{where}.recommend_latency_us.{p}"
+        )
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
@@ -496,7 +532,8 @@ def result_rows(
             }
             for b in batch_sizes
         ]
-    extra = {k: result[k] for k in ("memory_detail", "max_abs_diff", "c_program") if k in result}
+    kept = ("memory_detail", "max_abs_diff", "c_program", *RECOMMENDER_METRICS)
+    extra = {k: result[k] for k in kept if k in result}
     return [
         {
             **head,

@@ -1,0 +1,167 @@
+"""The host side of a recommender bench: k-NN ``.esb`` blobs (version 2) timed on every target
+on held-out ``user,item[,rating]`` pairs, next to the Surprise pickle they came from (host
+only, the reference). The on-target side is :mod:`edgesparse.bench.probe_knn`.
+
+:func:`prepare` reads and checks the pairs once, here: every pair must name a user and an
+item each blob knows (the bench measures the k-NN path; an unknown id is answered with the
+global-mean fallback, which would time and score something else). It computes the reference
+estimates on the host: Surprise's own ``predict`` when the pickle is among the artifacts (as
+the linear bench takes scikit-learn's), else the ratings, else the first blob on the host. It
+writes what the probes read: the pairs as JSON (ints and strings stay apart), the ratings and
+the reference as ``.npy``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgesparse.bench.engines import Artifact
+from edgesparse.data import read_pairs
+from edgesparse.errors import InputError
+from edgesparse.fileio import atomic_write_bytes
+
+#: Why a ``c:knn.esb`` row has no numbers (it is listed as skipped, never dropped).
+C_UNAVAILABLE = (
+    "the C runtime does not run k-NN recommenders yet (issue 21, item 2); "
+    "this blob is timed on the numpy runtime (engine esb)"
+)
+#: Why the Surprise pickle is not timed off the host.
+SURPRISE_HOST_ONLY = (
+    "Surprise models run on the host only (the reference; Surprise is never installed on a target)"
+)
+#: Header names of a pairs file's first column (as :func:`edgesparse.data.read_pairs` skips).
+_PAIR_HEADERS = ("user", "uid", "user_id")
+
+__all__ = [
+    "C_UNAVAILABLE",
+    "SURPRISE_HOST_ONLY",
+    "Prepared",
+    "check_artifacts",
+    "looks_like_pairs",
+    "prepare",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What the probes of a recommender run share: the pairs file (JSON) and the reference
+    and ratings (None where absent), with the reference's kind and source for the results."""
+
+    data: Path
+    n_pairs: int
+    ratings: np.ndarray | None
+    reference: np.ndarray | None
+    ref_kind: str | None
+    ref_source: str | None
+
+
+def looks_like_pairs(path: Path) -> bool:
+    """Whether ``path`` is a text table whose header names a user column (``user,item...``),
+    the way recommender pairs files start; a binary or unreadable file is not."""
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="strict") as fh:
+            first = fh.readline(4096)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.replace("\t", ",").split(",")[0].strip().lower() in _PAIR_HEADERS
+
+
+def check_artifacts(arts: list[Artifact], *, surprise: set[str]) -> list[Artifact]:
+    """The artifacts of a recommender run, each pickle re-tagged with engine ``surprise``
+    (``surprise`` holds the names of the pickles that are Surprise k-NN models).
+
+    Raises:
+        InputError: a linear or ONNX artifact, or a pickle that is not a Surprise k-NN model,
+            among k-NN blobs (one run times one kind of model on one kind of data).
+    """
+    out: list[Artifact] = []
+    for art in arts:
+        if art.engine in ("esb", "c") and not art.knn:
+            raise InputError(
+                f"cannot benchmark {art.name} with k-NN recommender blobs: it is a linear "
+                "model, which takes rows of features; bench it in its own run (--data X.npz)"
+            )
+        if art.engine == "onnx":
+            raise InputError(
+                f"cannot benchmark {art.name} with k-NN recommender blobs: ONNX artifacts are "
+                "linear models; bench it in its own run (--data X.npz)"
+            )
+        if art.engine == "sklearn":
+            if art.name not in surprise:
+                raise InputError(
+                    f"cannot benchmark {art.name} with k-NN recommender blobs: it is not a "
+                    "Surprise k-NN model (give the pickle the blob was compressed from)"
+                )
+            art = dataclasses.replace(art, engine="surprise")
+        out.append(art)
+    return out
+
+
+def prepare(
+    arts: list[Artifact], *, data: Path, workdir: Path, surprise_model: Any | None
+) -> Prepared:
+    """Read and check the pairs, compute the reference on the host and write the probes'
+    inputs into ``workdir`` (module docstring). ``surprise_model`` is the Surprise algorithm
+    of the run's pickle, or None.
+
+    Raises:
+        InputError: ``data`` is not a pairs CSV (e.g. a feature matrix), or a pair names a
+            user or item a blob does not know.
+        ModelFileError: ``data`` is missing.
+    """
+    from edgesparse.runtime import load
+
+    blobs = [a for a in arts if a.knn and a.engine == "esb"] or [a for a in arts if a.knn]
+    models = {a.path: load(a.path) for a in blobs}
+    first = models[blobs[0].path]
+    pairs, ratings = read_pairs(
+        data, user_ids=first.ir.user_ids, item_ids=first.ir.item_ids, columns="user,item[,rating]"
+    )
+    for art in blobs:
+        _check_known(pairs, models[art.path], name=art.name, data=data)
+    if surprise_model is not None:
+        from edgesparse.bench.probe_knn import SurpriseRecommender
+
+        ref = SurpriseRecommender(surprise_model).predict_many(pairs)
+        source = next(a.name for a in arts if a.engine == "surprise")
+        kind, reference = "surprise", np.asarray(ref, dtype=np.float64)
+    elif ratings is not None:
+        kind, source, reference = "labels", "ratings", ratings
+    else:
+        kind, source = "artifact", f"{blobs[0].name} on the host"
+        reference = np.asarray(first.predict_many(pairs), dtype=np.float64)
+    users = list(dict.fromkeys(u for u, _ in pairs))  # each once, in the file's order
+    path = workdir / "pairs.json"
+    payload = {"pairs": [list(p) for p in pairs], "users": users}
+    atomic_write_bytes(path, json.dumps(payload).encode("utf-8"))
+    return Prepared(
+        data=path,
+        n_pairs=len(pairs),
+        ratings=ratings,
+        reference=reference,
+        ref_kind=kind,
+        ref_source=source,
+    )
+
+
+def _check_known(pairs: list[tuple[Any, Any]], model: Any, *, name: str, data: Path) -> None:
+    """Every pair's user and item are in ``model``'s id maps (module docstring says why)."""
+    users, items = set(model.ir.user_ids), set(model.ir.item_ids)
+    bad = [k for k, (u, i) in enumerate(pairs) if u not in users or i not in items]
+    if bad:
+        u, i = pairs[bad[0]]
+        what = "user" if u not in users else "item"
+        value = u if u not in users else i
+        raise InputError(
+            f"{data}: {len(bad)} of {len(pairs)} pairs name a user or item that {name} does not "
+            f"know (first: pair {bad[0] + 1}, {what} {value!r}); the bench times and scores the "
+            "k-NN path, and those get the global-mean fallback: hold out only pairs of known "
+            "users and items"
+        )
