@@ -331,6 +331,8 @@ def _bench_columns(results: dict[str, Any]) -> list[_Column]:
         columns.append(("accuracy", True, lambda r: _pct(r.get("accuracy"))))
     if show_r2:
         columns.append(("R2", True, lambda r: _num(r.get("r2"), ".4f")))
+    if any(r.get("rmse") is not None for r in rows):  # recommenders: error vs the ratings
+        columns.append(("RMSE vs ratings", True, lambda r: _num(r.get("rmse"), ".4f")))
     columns.append(
         (
             "status",

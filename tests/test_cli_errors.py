@@ -314,10 +314,13 @@ def test_knn_blob_in_export_c_and_bench(iris, knn, tmp_path):
         f"{knn} is a k-NN recommender blob; export-c writes C for linear models only (run it "
         f"with the numpy runtime: edgesparse predict {knn} pairs.csv)"
     )
-    r = run("bench", knn, "--data", iris["dir"] / "X.npy", "-o", tmp_path / "report")
+    # The bench times k-NN blobs on user,item pairs (tests/test_bench_knn.py), not on rows.
+    x = iris["dir"] / "X.npy"
+    r = run("bench", knn, "--data", x, "-o", tmp_path / "report")
     assert error_line(r) == (
-        "cannot benchmark knn.esb: it is a k-NN recommender blob, and the bench times linear "
-        "models; time it in Python with edgesparse.load(path).predict_many(pairs)"
+        f"cannot benchmark knn.esb on X.npy: {x} is a .npy array, not a CSV of "
+        "user,item[,rating] rows; a k-NN recommender takes a CSV of user,item[,rating] rows, "
+        "one per line (header optional)"
     )
 
 

@@ -158,8 +158,9 @@ def _linear_run(
     if recommender.looks_like_pairs(data_path):
         names = ", ".join(a.name for a in arts)
         raise InputError(
-            f"{data_path.name} holds user,item pairs, the data of a k-NN recommender blob; "
-            f"{names} take rows of features (--data X.npz, .npy or a CSV of numbers)"
+            f"{data_path.name} holds user,item pairs, the data of a k-NN recommender blob "
+            f"(.esb compressed from a Surprise model), and none of {names} is one; linear "
+            "models take rows of features (--data X.npz, .npy or a CSV of numbers)"
         )
     dataset = load_dataset(data_path)
     y = _labels(labels, dataset)

@@ -121,9 +121,15 @@ def prepare(
     blobs = [a for a in arts if a.knn and a.engine == "esb"] or [a for a in arts if a.knn]
     models = {a.path: load(a.path) for a in blobs}
     first = models[blobs[0].path]
-    pairs, ratings = read_pairs(
-        data, user_ids=first.ir.user_ids, item_ids=first.ir.item_ids, columns="user,item[,rating]"
-    )
+    try:
+        pairs, ratings = read_pairs(
+            data,
+            user_ids=first.ir.user_ids,
+            item_ids=first.ir.item_ids,
+            columns="user,item[,rating]",
+        )
+    except InputError as exc:
+        raise InputError(f"cannot benchmark {blobs[0].name} on {data.name}: {exc}") from None
     for art in blobs:
         _check_known(pairs, models[art.path], name=art.name, data=data)
     if surprise_model is not None:
