@@ -387,7 +387,8 @@ def report(results: Path, out_dir: Path) -> None:
     "--data",
     type=click.Path(path_type=Path),
     required=True,
-    help="Input rows: .npy (X), .npz (X, optional y used as labels) or a .csv/.tsv/.txt table.",
+    help="Input rows: .npy (X), .npz (X, optional y used as labels) or a .csv/.tsv/.txt table; "
+    "for k-NN recommender blobs, a user,item[,rating] CSV of held-out pairs.",
 )
 @click.option("--labels", type=click.Path(path_type=Path), help="True labels (.npy) for accuracy.")
 @click.option(
@@ -440,7 +441,8 @@ def bench(
 ) -> None:
     """Measure ARTIFACTS (.esb, .onnx, and .pkl/.joblib/.skops as the host-only scikit-learn
     baseline) on each target: latency percentiles, throughput, cold start, memory, label
-    agreement. Emulated targets (QEMU) are labelled: their timings are not device latency.
+    agreement. A k-NN recommender blob is timed on --data pairs (predict, batches,
+    recommend) and scored by RMSE/MAE, with its Surprise pickle (host only) as the reference. Emulated targets (QEMU) are labelled: their timings are not device latency.
     Extra ssh options (identity file, known_hosts) go in EDGESPARSE_SSH_OPTS.
 
     Write c:MODEL.esb to time the C runtime on that blob (engine c, next to MODEL.esb on the
