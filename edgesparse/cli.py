@@ -442,7 +442,8 @@ def bench(
     """Measure ARTIFACTS (.esb, .onnx, and .pkl/.joblib/.skops as the host-only scikit-learn
     baseline) on each target: latency percentiles, throughput, cold start, memory, label
     agreement. A k-NN recommender blob is timed on --data pairs (predict, batches,
-    recommend) and scored by RMSE/MAE, with its Surprise pickle (host only) as the reference. Emulated targets (QEMU) are labelled: their timings are not device latency.
+    recommend) and scored by RMSE/MAE, with its Surprise pickle (host only) as the reference.
+    Emulated targets (QEMU) are labelled: their timings are not device latency.
     Extra ssh options (identity file, known_hosts) go in EDGESPARSE_SSH_OPTS.
 
     Write c:MODEL.esb to time the C runtime on that blob (engine c, next to MODEL.esb on the

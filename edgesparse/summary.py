@@ -326,7 +326,9 @@ def _bench_columns(results: dict[str, Any]) -> list[_Column]:
         ("cold ms", True, lambda r: _num(r["cold_start_ms"], ".0f")),
     ]
     if ref is not None:
-        columns.append((f"agree vs {ref}", True, _agree))
+        # Recommenders have estimates, not labels: the cell is their largest difference.
+        recommend = (results.get("settings") or {}).get("task") == "recommendation"
+        columns.append((f"{'diff' if recommend else 'agree'} vs {ref}", True, _agree))
     if show_acc:
         columns.append(("accuracy", True, lambda r: _pct(r.get("accuracy"))))
     if show_r2:

@@ -6,7 +6,8 @@ only, the reference). The on-target side is :mod:`edgesparse.bench.probe_knn`.
 item each blob knows (the bench measures the k-NN path; an unknown id is answered with the
 global-mean fallback, which would time and score something else). It computes the reference
 estimates on the host: Surprise's own ``predict`` when the pickle is among the artifacts (as
-the linear bench takes scikit-learn's), else the ratings, else the first blob on the host. It
+the linear bench takes scikit-learn's), else the first blob's (a cross-target check; the
+ratings are scored on their own, never as the reference). It
 writes what the probes read: the pairs as JSON (ints and strings stay apart), the ratings and
 the reference as ``.npy``.
 """
@@ -28,7 +29,7 @@ from edgesparse.fileio import atomic_write_bytes
 #: Why a ``c:knn.esb`` row has no numbers (it is listed as skipped, never dropped).
 C_UNAVAILABLE = (
     "the C runtime does not run k-NN recommenders yet (issue 21, item 2); "
-    "this blob is timed on the numpy runtime (engine esb)"
+    "the numpy runtime does (the same blob without c:)"
 )
 #: Why the Surprise pickle is not timed off the host.
 SURPRISE_HOST_ONLY = (
@@ -138,8 +139,6 @@ def prepare(
         ref = SurpriseRecommender(surprise_model).predict_many(pairs)
         source = next(a.name for a in arts if a.engine == "surprise")
         kind, reference = "surprise", np.asarray(ref, dtype=np.float64)
-    elif ratings is not None:
-        kind, source, reference = "labels", "ratings", ratings
     else:
         kind, source = "artifact", f"{blobs[0].name} on the host"
         reference = np.asarray(first.predict_many(pairs), dtype=np.float64)
