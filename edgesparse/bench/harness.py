@@ -8,6 +8,9 @@ transport (local process, QEMU user mode, ssh: :mod:`edgesparse.bench.transports
 cold start belong to one artifact); hangs, crashes, the OOM killer, missing tools and failing
 connections become rows with ``status: "failed"`` and the reason, and the run goes on unless
 ``strict=True``. The reference every ``agreement`` compares with is computed here, on the host.
+A run of k-NN recommender blobs on user,item pairs is prepared by
+:mod:`edgesparse.bench.recommender` and measured by the same probe
+(:mod:`edgesparse.bench.probe_knn`).
 """
 
 from __future__ import annotations
@@ -78,9 +81,12 @@ def run_bench(
     Args:
         artifacts: ``.esb``, ``.onnx`` and scikit-learn model files (``.pkl``/``.joblib``/
             ``.skops``; these run on the host only, as the baseline); ``c:model.esb`` times
-            the C runtime on that blob (artifact name ``c:model.esb``).
+            the C runtime on that blob (artifact name ``c:model.esb``). Or k-NN recommender
+            blobs, with the Surprise pickle as the host-only reference
+            (:mod:`edgesparse.bench.recommender`; their ``c:`` rows are skipped, with why).
         targets: target specs (``"host"``, ``"rpi4"``, ``"ssh://pi@board"``) or ``Target``s.
-        data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels).
+        data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels), or for
+            k-NN blobs a ``user,item[,rating]`` CSV of held-out pairs.
         labels: optional ``.npy`` of true labels (or targets, for regressors).
         batch_sizes: rows per timed call; one result row per batch size.
         runs: timed calls per batch size; warmup: untimed calls before them.
@@ -104,33 +110,18 @@ def run_bench(
     settings: _Settings = (batch_sizes, runs, warmup, threads, timeout_s)
     arts = _artifacts(artifacts)
     tgts = _targets(targets)
-    data_path = Path(data).resolve()
-    recommend = any(a.knn for a in arts)
-    surprise: dict[str, Any] = {}
+    recommend, algo = any(a.knn for a in arts), None
     if recommend:
-        if labels is not None:
-            raise InputError(
-                "--labels is for linear models; a recommender's true ratings are the third "
-                "column of its --data pairs file (user,item,rating)"
-            )
-        surprise = _surprise_pickles(arts)
-        arts = recommender.check_artifacts(arts, surprise=set(surprise))
+        arts, algo = _recommender_artifacts(arts, labels)
     tracker = Tracker(progress, total=len(tgts) * len(arts))
     tracker.report(f"loading {Path(data).name} and the reference predictions")
     opts = list(ssh_options) if ssh_options is not None else env_ssh_options()
     workdir = Path(tempfile.mkdtemp(prefix="edgesparse-bench-"))
     try:
         if recommend:
-            algo = next(iter(surprise.values()), None)  # the first pickle is the reference
-            engines, reference, run_settings = _recommender_run(
-                workdir, arts, data_path, algo, settings
-            )
-            run_settings["data"] = str(data)
+            engines, reference, run_settings = _recommender_run(workdir, arts, data, algo, settings)
         else:
-            engines, reference, run_settings = _linear_run(
-                workdir, arts, data_path, labels, settings
-            )
-            run_settings = _settings(data, labels, run_settings.pop("y"), settings)
+            engines, reference, run_settings = _linear_run(workdir, arts, data, labels, settings)
         rows, entries = _bench_targets(
             tgts, arts, engines, workdir, opts, tracker, strict, settings
         )
@@ -150,11 +141,12 @@ def run_bench(
 def _linear_run(
     workdir: Path,
     arts: list[Artifact],
-    data_path: Path,
+    data: str | os.PathLike[str],
     labels: str | os.PathLike[str] | None,
     settings: _Settings,
 ) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
-    """Engines, reference and ``{"y": labels}`` of a run of linear models on rows."""
+    """Engines, reference and settings of a run of linear models on rows."""
+    data_path = Path(data).resolve()
     if recommender.looks_like_pairs(data_path):
         names = ", ".join(a.name for a in arts)
         raise InputError(
@@ -166,17 +158,38 @@ def _linear_run(
     y = _labels(labels, dataset)
     ref_kind, ref_source, ref_pred, task = _reference(arts, dataset.X, y)
     engines = _engines(workdir, arts, dataset.X, data_path, ref_pred, y, task, settings)
-    return engines, {"kind": ref_kind, "source": ref_source}, {"y": y}
+    reference = {"kind": ref_kind, "source": ref_source}
+    return engines, reference, _settings(data, labels, y, settings)
+
+
+def _recommender_artifacts(
+    arts: list[Artifact], labels: str | os.PathLike[str] | None
+) -> tuple[list[Artifact], Any]:
+    """The artifacts of a recommender run (pickles re-tagged ``surprise``) and the Surprise
+    model of the first pickle, the reference (or None)."""
+    if labels is not None:
+        raise InputError(
+            "--labels is for linear models; a recommender's true ratings are the third "
+            "column of its --data pairs file (user,item,rating)"
+        )
+    surprise = _surprise_pickles(arts)
+    arts = recommender.check_artifacts(arts, surprise=set(surprise))
+    return arts, next(iter(surprise.values()), None)
 
 
 def _recommender_run(
-    workdir: Path, arts: list[Artifact], data_path: Path, algo: Any, settings: _Settings
+    workdir: Path,
+    arts: list[Artifact],
+    data: str | os.PathLike[str],
+    algo: Any,
+    settings: _Settings,
 ) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
     """Engines (the probe only: the C runtime has no recommender yet), reference and
     settings of a run of k-NN recommenders on pairs (:mod:`edgesparse.bench.recommender`);
     ``algo`` is the Surprise reference model, or None."""
     from edgesparse.bench.probe_knn import RECOMMEND_MAX_RUNS, RECOMMEND_N
 
+    data_path = Path(data).resolve()
     prep = recommender.prepare(arts, data=data_path, workdir=workdir, surprise_model=algo)
     common = _common_spec(
         workdir,
@@ -189,6 +202,7 @@ def _recommender_run(
     batch_sizes, runs, warmup, threads, timeout_s = settings
     run_settings = {
         "task": "recommendation",
+        "data": str(data),
         "runs": int(runs),
         "warmup": int(warmup),
         "batch_sizes": [int(b) for b in batch_sizes],
