@@ -279,3 +279,19 @@ def test_bad_input_is_one_line(esb: Path, tmp_path: Path) -> None:
         "Surprise k-NN model (give the pickle the blob was compressed from)"
     )
     assert not (tmp_path / "report").exists()  # nothing written on a refused run
+
+
+def test_surprise_recommend_matches_the_runtime(tmp_path: Path) -> None:
+    """The Surprise side of ``recommend`` (the FAQ recipe the bench times) and the runtime's
+    ``recommend`` on an unquantized blob give the same top 10 with the same estimates."""
+    from edgesparse.bench.probe_knn import SurpriseRecommender
+
+    exact = tmp_path / "exact.esb"
+    compress_file(CompressOptions(source=PKL, output=exact, quantize="none"))
+    with open(PKL, "rb") as fh:
+        sur = SurpriseRecommender(pickle.load(fh))
+    ours = edgesparse.load(exact)
+    for user in ("u32", "u69", "u0"):
+        a, b = sur.recommend(user, n=10), ours.recommend(user, n=10)
+        assert [p.iid for p in a] == [p.iid for p in b]
+        assert [p.est for p in a] == pytest.approx([p.est for p in b], abs=1e-9)

@@ -63,7 +63,13 @@ __all__ = [
 
 
 def started_ns(clock: str) -> int:
-    """When this module started running, on ``clock`` (``monotonic`` or ``realtime``)."""
+    """When this module started running, on ``clock`` (``monotonic`` or ``realtime``).
+
+    Raises:
+        ValueError: an unknown clock name.
+    """
+    if clock not in _STARTED_NS:
+        raise ValueError(f"unknown clock {clock!r} (monotonic or realtime)")
     return _STARTED_NS[clock]
 
 
