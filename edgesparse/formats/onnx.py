@@ -266,9 +266,14 @@ def _metadata(ir: LinearIR, *, int8_form: str, input: str) -> dict[str, Any]:
     return meta
 
 
-def default_input(ir: LinearIR) -> str:
+def default_input(
+    ir: LinearIR, *, opset: int = DEFAULT_OPSET, int8_form: str = "dequantize"
+) -> str:
     """The input form ``compress`` writes when not told: ``csr`` for models at least
-    :data:`CSR_INPUT_FEATURES` features wide, ``dense`` otherwise."""
+    :data:`CSR_INPUT_FEATURES` features wide, unless ``opset`` or ``int8_form`` rule the
+    CSR-input graph out; ``dense`` otherwise."""
+    if opset < onnx_sparse.CSR_MIN_OPSET or int8_form != "dequantize":
+        return "dense"
     return "csr" if ir.n_features >= CSR_INPUT_FEATURES else "dense"
 
 

@@ -9,9 +9,10 @@ Inputs (the CSR arrays of a scipy matrix, as int64 and float32)::
 
 and the graph (standard ops, opset >= 16 for the scatter's ``reduction``)::
 
-    Gather(pos_map, indices) -> Cast int64       the weight row of each nonzero's column
-                                                 (pos_map: uint16, or int32 past 65 535
-                                                 used columns; unused columns -> a zero row)
+    Gather(table, indices)                       the weight row of each nonzero's column
+                                                 (table: int32 [n_features], unused columns
+                                                 -> a zero row; built from the used columns
+                                                 by ScatterElements, folded at load)
     Gather(W_real, rows) * Unsqueeze(values)     [nnz, n_outputs] products; W_real is the
                                                  dense graph's float32 weights of the used
                                                  columns plus one zero row, folded at load
@@ -73,13 +74,7 @@ def csr_products(g: Graph, ir: LinearIR, *, sparse: bool) -> str:
     pos = np.searchsorted(used, ir.indices)
     # Row n_used stays zero: the weight row of every column no output uses.
     w = real_weights(g, ir, used, pos, n_rows=n_used + 1, sparse=sparse)
-    # uint16 halves the table (n_features entries) whenever the zero row's index fits.
-    table_dtype = np.uint16 if n_used <= np.iinfo(np.uint16).max else np.int32
-    pos_map = np.full(ir.n_features, n_used, dtype=table_dtype)
-    pos_map[used] = np.arange(n_used, dtype=table_dtype)
-    rows = g.node("Gather", [g.const("pos_map", pos_map), "indices"], axis=0)
-    if table_dtype != np.int32:
-        rows = g.node("Cast", [rows], to=TensorProto.INT64)  # Gather indices: int32/int64
+    rows = g.node("Gather", [_column_table(g, used, ir.n_features), "indices"], axis=0)
     one = g.const("one_i64", np.array([1], dtype=np.int64))
     products = g.node(
         "Mul", [g.node("Gather", [w, rows], axis=0), g.node("Unsqueeze", ["values", one])]
@@ -91,6 +86,22 @@ def csr_products(g: Graph, ir: LinearIR, *, sparse: bool) -> str:
     zeros = g.node("ConstantOfShape", [out_shape], value=_scalar(TensorProto.FLOAT, 0.0))
     row_ids = g.node("Unsqueeze", [_row_ids(g, one), one])
     return g.node("ScatterND", [zeros, row_ids, products], reduction="add")
+
+
+def _column_table(g: Graph, used: np.ndarray, n_features: int) -> str:
+    """int32 ``[n_features]``: the weight row of each input column (``used.size``, the zero
+    row, for unused ones), from constants only: the file stores the used columns (4 bytes
+    each), onnxruntime folds the table (4 bytes a feature) at load."""
+    n_used = int(used.size)
+    width = g.const("n_features", np.array([n_features], dtype=np.int64))
+    table = g.node("ConstantOfShape", [width], value=_scalar(TensorProto.INT32, n_used))
+    start, step = (
+        g.const("zero_i32", np.array(0, np.int32)),
+        g.const("one_i32", np.array(1, np.int32)),
+    )
+    positions = g.node("Range", [start, g.const("n_used", np.array(n_used, np.int32)), step])
+    cols = g.const("used_columns", used.astype(np.int32))
+    return g.node("ScatterElements", [table, cols, positions], axis=0)
 
 
 def _row_ids(g: Graph, one: str) -> str:
