@@ -25,19 +25,22 @@ The arithmetic is the numpy runtime's: each score is the float32 sum of ``x * w`
 row's nonzeros (in input order), plus the bias.
 
 Why this formulation (measured on the text model, 20 x 2^18, int8 pow2, one thread,
-onnxruntime 1.32; ``benchmarks/bench_onnx_sparse.py`` has the current figures): per batch of
-1000 rows (~27 000 nonzeros) ``ScatterND`` with ``reduction="add"`` took 0.66 ms, the same
-with ``ScatterElements`` on expanded indices 3.1 ms, a prefix sum (``CumSum`` of the products,
-``Gather`` at ``indptr``, difference) 0.60 ms but with errors of 6e-5 on scores of order 1
-(differences of large float32 prefix sums), and the dense-input graph 279 ms (it multiplies
-every column). onnxruntime's contrib ``com.microsoft.SparseToDenseMatMul`` (a CSR
+onnxruntime 1.32, ``session.run`` alone; ``benchmarks/bench_onnx_sparse.py`` has the current
+figures, with the Python wrapper): per batch of 1000 rows (~27 000 nonzeros) ``ScatterND``
+with ``reduction="add"`` took 0.57-0.66 ms, the same with ``ScatterElements`` on expanded
+indices 3.1 ms, a prefix sum (``CumSum`` of the products, ``Gather`` at ``indptr``,
+difference) 0.60 ms but with errors of 6e-5 on scores of order 1 (differences of large float32
+prefix sums), the dense-input graph 270-280 ms (it multiplies every column), and the numpy
+runtime 0.74-0.93 ms. onnxruntime's contrib ``com.microsoft.SparseToDenseMatMul`` (a CSR
 ``SparseTensor`` input times the dense used-column weights) took 0.36 ms at batch 1000 but
-37 us at batch 1, three times this graph's 12 us (the Python ``SparseTensor`` and
-``OrtValue`` per call), and it cannot remap columns itself: the caller would have to map
-input columns to used ones (the file alone would not be a model), or the file would carry all
-2^18 weight rows (20 MiB once folded). Both are within the goal (<= 3x the numpy runtime at
-batch 1 and 1000); this graph is faster at batch 1, self-contained, standard-domain (any ONNX
-runtime) and fed plain arrays, so it is the one edgesparse writes.
+32-37 us at batch 1, three times this graph's 9-12 us (building the Python ``SparseTensor``
+and ``OrtValue`` each call; the numpy runtime: 19-24 us), and it cannot remap columns itself:
+the caller would have to map input columns to used ones (the file alone would not be the
+model), or the file would carry all 2^18 weight rows (20 MiB once folded). Both are within the
+goal (<= 3x the numpy runtime at batch 1 and 1000); this graph is faster at batch 1,
+self-contained, default-domain (any ONNX runtime) and fed plain arrays, so it is the one
+edgesparse writes. The column table costs the file 4 bytes per *used* column (as the dense
+graph's column gather does) and onnxruntime 4 bytes per feature once folded (1 MiB at 2^18).
 """
 
 from __future__ import annotations
