@@ -401,3 +401,15 @@ def test_compress_picks_csr_for_wide_models_and_keeps_dense_available(text, tmp_
         cli, ["compress", str(src), "-o", str(tmp_path / "x.esb"), "--onnx-input", "csr"]
     )
     assert result.exit_code != 0 and "apply to ONNX output only" in result.output
+
+
+def test_compress_options_check_the_input_form(tmp_path):
+    from edgesparse.options import CompressOptions
+
+    with pytest.raises(InputError, match="onnx_input must be one of auto, dense, csr"):
+        CompressOptions(source=tmp_path / "m.pkl", output=tmp_path / "m.onnx", onnx_input="coo")
+    esb_out = CompressOptions(
+        source=tmp_path / "m.pkl", output=tmp_path / "m.esb", onnx_input="csr"
+    )
+    with pytest.raises(InputError, match="apply to ONNX output only"):
+        esb_out.check_output("esb")
