@@ -143,6 +143,18 @@ def cli() -> None:
     "the model: this saves file bytes, not memory or time.",
 )
 @click.option(
+    "--onnx-input",
+    type=click.Choice(["auto", "dense", "csr"]),
+    default="auto",
+    show_default=True,
+    help="ONNX only: the graph's input. dense: X float32 [N, n_features]. csr: the rows' CSR "
+    "arrays (indices int64, values float32, indptr int64; opset >= 16), for wide sparse "
+    "input such as hashed text, where it runs as fast as the .esb model and the dense graph "
+    "tens of times slower. auto: csr for models of 65536 features or more (unless --opset "
+    "< 16 or --onnx-int8 matmulinteger), dense otherwise. edgesparse.load feeds either form "
+    "CSR or dense rows.",
+)
+@click.option(
     "--onnx-int8",
     type=click.Choice(["dequantize", "matmulinteger"]),
     help="ONNX only, int8 weights: dequantize (default: weights dequantized to float32 at load, "

@@ -21,6 +21,9 @@ __all__ = ["FORMATS", "CompressOptions"]
 FORMATS = ("esb", "onnx")
 """Output formats: the compact ``.esb`` blob, or a standard-op ONNX graph."""
 
+ONNX_INPUTS = ("auto", "dense", "csr")
+"""The ONNX graph's input form (``auto``: :func:`edgesparse.formats.onnx.default_input`)."""
+
 PathLike = str | os.PathLike[str]
 
 
@@ -43,9 +46,11 @@ class CompressOptions:
             similarities' storage.
         check_data: rows to check the written model against the original on (for a k-NN
             recommender a CSV of ``user,item,rating``).
-        opset, onnx_sparse, onnx_int8: ONNX output only (see
+        opset, onnx_sparse, onnx_int8, onnx_input: ONNX output only (see
             :func:`edgesparse.formats.onnx.encode`): the opset, weights as a COO sparse
-            tensor, ``"dequantize"`` (default) or ``"matmulinteger"`` for int8 weights.
+            tensor, ``"dequantize"`` (default) or ``"matmulinteger"`` for int8 weights, the
+            graph's input (``"dense"``, ``"csr"`` or ``"auto"``, the default:
+            :func:`edgesparse.formats.onnx.default_input`).
         neighbours: k-NN only: similarities kept per row (a count >= 1, ``"all"`` or
             ``"exact"``; see :func:`edgesparse.api.compress_knn`).
         calibration: accuracy-aware: a ``.npz`` with ``X`` and ``y`` (CSR parts allowed) or a
@@ -69,6 +74,7 @@ class CompressOptions:
     opset: int | None = None
     onnx_sparse: bool = False
     onnx_int8: str | None = None
+    onnx_input: str = "auto"
     neighbours: int | str | None = None
     calibration: PathLike | None = None
     max_accuracy_drop: float | None = None
@@ -86,6 +92,10 @@ class CompressOptions:
             choices = ", ".join((*QUANTIZE_CHOICES, "auto"))
             raise InputError(f"quantize must be one of {choices}, not {self.quantize!r}")
         check_columns(self.columns)
+        if self.onnx_input not in ONNX_INPUTS:
+            raise InputError(
+                f"onnx_input must be one of {', '.join(ONNX_INPUTS)}, not {self.onnx_input!r}"
+            )
         check_neighbours(self.neighbours)
 
     @property
@@ -149,10 +159,12 @@ class CompressOptions:
 
     def check_output(self, fmt: str) -> None:
         """ONNX options only with ONNX output; never overwrite the input model."""
-        if fmt != "onnx" and (self.opset is not None or self.onnx_sparse or self.onnx_int8):
+        onnx_only = self.opset is not None or self.onnx_sparse or self.onnx_int8
+        if fmt != "onnx" and (onnx_only or self.onnx_input != "auto"):
             raise InputError(
-                "opset, onnx_sparse and onnx_int8 (--opset, --onnx-sparse, --onnx-int8) apply "
-                "to ONNX output only: use --format onnx or an output name ending in .onnx"
+                "opset, onnx_sparse, onnx_int8 and onnx_input (--opset, --onnx-sparse, "
+                "--onnx-int8, --onnx-input) apply to ONNX output only: use --format onnx or an "
+                "output name ending in .onnx"
             )
         out, src = Path(self.output), Path(self.source)
         if out.resolve() == src.resolve():

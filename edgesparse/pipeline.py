@@ -393,13 +393,19 @@ def _encode(ir: LinearIR, fmt: str, options: CompressOptions) -> tuple[bytes, An
         )
     opset = onnx_format.DEFAULT_OPSET if options.opset is None else options.opset
     form = options.onnx_int8 or "dequantize"
-    data = onnx_format.encode(ir, opset=opset, sparse=options.onnx_sparse, int8_form=form)
-    detail = f"ONNX opset {opset}"
+    fed = options.onnx_input
+    if fed == "auto":
+        fed = onnx_format.default_input(ir, opset=opset, int8_form=form)
+    data = onnx_format.encode(
+        ir, opset=opset, sparse=options.onnx_sparse, int8_form=form, input=fed
+    )
+    detail = f"ONNX opset {opset}" + (", CSR input" if fed == "csr" else "")
+    product = "float32 gather-scatter" if fed == "csr" else "float32 MatMul"
     if ir.values.dtype == np.int16:
-        detail += ", int8/int16 rows dequantized at load (float32 MatMul)"
+        detail += f", int8/int16 rows dequantized at load ({product})"
     elif ir.values.dtype == np.int8:
         detail += (
-            ", int8 dequantized at load (float32 MatMul)"
+            f", int8 dequantized at load ({product})"
             if form == "dequantize"
             else ", int8 via MatMulInteger"
         )

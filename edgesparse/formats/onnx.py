@@ -1,8 +1,12 @@
 """ONNX export: a :class:`~edgesparse.ir.LinearIR` as a standard-op ONNX graph.
 
-The only module that imports ``onnx``. The graph uses the default ONNX domain only, so every
-ONNX tool understands it, and reproduces :mod:`edgesparse.runtime.model` (scikit-learn's
-semantics)::
+With :mod:`~edgesparse.formats.onnx_graph` (the building blocks) and
+:mod:`~edgesparse.formats.onnx_sparse` (the CSR-input graph), the only modules that import
+``onnx``. The graph uses the default ONNX domain only, so every ONNX tool understands it, and
+reproduces :mod:`edgesparse.runtime.model` (scikit-learn's semantics). Its input is dense
+(below) or, with ``input="csr"``, the CSR arrays of the rows (``indices``, ``values``,
+``indptr``: :mod:`~edgesparse.formats.onnx_sparse`, the default for models of
+:data:`CSR_INPUT_FEATURES` features or more); everything after the product is the same::
 
     X float32 [N, n_features]
       -> Gather(axis=1, used columns)   when many input columns have no weight (gathers_columns)
@@ -37,7 +41,7 @@ runtime's float32 weights (with optimizations off it computes the same values ev
 What the on-device wrapper (:mod:`edgesparse.runtime.onnx_model`, which cannot import ``onnx``)
 needs is stored as JSON in the model's ``metadata_props`` under :data:`METADATA_KEY`; it also
 says whether the weights carry column exponents (``"columns": "pow2"`` or ``"none"``, int8
-only).
+only) and, for the CSR-input graph, ``"input": "csr"`` and ``"n_features"``.
 """
 
 from __future__ import annotations
@@ -53,17 +57,27 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgesparse.errors import FormatError, InputError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
+from edgesparse.formats import onnx_sparse
+from edgesparse.formats.onnx_graph import (
+    Graph,
+    classifier_head,
+    matmulinteger_product,
+    real_weights,
+)
 from edgesparse.ir import LinearIR
 from edgesparse.version import __version__
 
 __all__ = [
+    "CSR_INPUT_FEATURES",
     "DEFAULT_OPSET",
+    "INPUT_FORMS",
     "INT8_FORMS",
     "MAX_OPSET",
     "METADATA_KEY",
     "MIN_OPSET",
     "build",
     "check_opset",
+    "default_input",
     "describe",
     "gathers_columns",
     "encode",
@@ -87,6 +101,16 @@ for a float32 ``MatMul`` (float32 activations, the default: predictions equal th
 runtime's to float32 rounding), or ``DynamicQuantizeLinear -> MatMulInteger`` (uint8
 activations with one scale and zero point per batch: faster on some CPUs, but lossy on inputs
 whose columns differ in magnitude; column exponents equalize them first)."""
+
+INPUT_FORMS = ("dense", "csr")
+"""The graph's input: ``X`` float32 ``[N, n_features]``, or the CSR arrays of the rows
+(``indices``, ``values``, ``indptr``; see :mod:`edgesparse.formats.onnx_sparse`)."""
+
+CSR_INPUT_FEATURES = 1 << 16
+"""Models at least this wide get the CSR-input graph by default (:func:`default_input`):
+their rows are sparse in practice (hashed or one-hot text; a dense float32 row would be
+256 KiB or more), and the dense graph multiplies every column (33x the numpy runtime's time
+on the 20 x 2^18 text model at batch 1000, where the CSR graph is faster than numpy)."""
 
 METADATA_KEY = "edgesparse"
 """``metadata_props`` key of the JSON the runtime wrapper reads."""
@@ -126,30 +150,88 @@ def build(
     opset: int = DEFAULT_OPSET,
     sparse: bool = False,
     int8_form: str = "dequantize",
+    input: str = "dense",
 ) -> onnx.ModelProto:
     """Build the ONNX model for ``ir`` (see the module docstring for the graph).
 
     Args:
         ir: the model; float64 weights are stored as float32 (the graph computes in float32).
-        opset: default-domain opset, :data:`MIN_OPSET`..:data:`MAX_OPSET`.
+        opset: default-domain opset, :data:`MIN_OPSET`..:data:`MAX_OPSET` (the CSR input
+            needs :data:`~edgesparse.formats.onnx_sparse.CSR_MIN_OPSET` or later).
         sparse: store the weight matrix as a COO sparse tensor (int64 linear indices, so
             smaller only below ~1/9 density for int8, ~1/3 for float32); onnxruntime
             densifies it when it loads the model, so it saves file bytes, not RAM or time.
-        int8_form: one of :data:`INT8_FORMS`; only for int8 weights.
+        int8_form: one of :data:`INT8_FORMS`; only for int8 weights (``dequantize`` only
+            with CSR input).
+        input: one of :data:`INPUT_FORMS`: ``dense`` (``X`` float32 ``[N, n_features]``) or
+            ``csr`` (``indices``, ``values``, ``indptr``: :mod:`edgesparse.formats.onnx_sparse`).
     """
+    opset = _check_options(ir, opset=opset, int8_form=int8_form, input=input)
+    g = Graph()
+    if input == "csr":
+        product = onnx_sparse.csr_products(g, ir, sparse=sparse)
+        inputs = onnx_sparse.csr_inputs()
+    else:
+        product = _dense_product(g, ir, sparse=sparse, int8_form=int8_form)
+        inputs = [
+            helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", ir.n_features])
+        ]
+    n_out = ir.n_outputs
+    bias = g.const("B", ir.bias.astype(np.float32))
+    score_name = "variable" if not ir.is_classifier else "scores"
+    scores = g.node("Add", [product, bias], out=score_name)
+
+    outputs = [(score_name, TensorProto.FLOAT, ["N", n_out])]
+    if ir.is_classifier:
+        assert ir.classes is not None
+        outputs = classifier_head(g, ir, scores) + outputs
+
+    graph = helper.make_graph(
+        g.nodes,
+        "edgesparse",
+        inputs,
+        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
+        initializer=g.initializers,
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="edgesparse")
+    # The lowest IR version the opset allows, so older onnxruntime builds load the file.
+    model.ir_version = helper.find_min_ir_version_for(opsets)
+    model.producer_version = __version__
+    meta = _metadata(ir, int8_form=int8_form, input=input)
+    helper.set_model_props(model, {METADATA_KEY: json.dumps(meta, separators=(",", ":"))})
+    return model
+
+
+def _check_options(ir: LinearIR, *, opset: Any, int8_form: str, input: str) -> int:
+    """The opset as an int, once ``opset``, ``int8_form`` and ``input`` are known to go
+    together for ``ir``; else :class:`InputError`."""
     opset = check_opset(opset)
     if int8_form not in INT8_FORMS:
         raise InputError(f"int8 form must be one of {', '.join(INT8_FORMS)}, not {int8_form!r}")
-    is_int8 = ir.is_quantized
+    if input not in INPUT_FORMS:
+        raise InputError(f"input must be one of {', '.join(INPUT_FORMS)}, not {input!r}")
     if int8_form != "dequantize" and ir.values.dtype != np.int8:
         raise InputError(
             f"int8 form {int8_form!r} needs int8 weights"
-            + (" in every row (this model has int16 rows)" if is_int8 else "")
+            + (" in every row (this model has int16 rows)" if ir.is_quantized else "")
             + " (use --quantize int8)"
         )
+    if input == "csr" and int8_form != "dequantize":
+        raise InputError(
+            f"int8 form {int8_form!r} applies to the dense-input graph only; the CSR-input "
+            "graph dequantizes its weights at load"
+        )
+    if input == "csr" and opset < onnx_sparse.CSR_MIN_OPSET:
+        raise InputError(
+            f"the CSR-input graph needs opset {onnx_sparse.CSR_MIN_OPSET} or later (its "
+            f"scatter adds), not {opset}"
+        )
+    return opset
 
-    g = _Graph()
-    n_out = ir.n_outputs
+
+def _dense_product(g: Graph, ir: LinearIR, *, sparse: bool, int8_form: str) -> str:
+    """``X @ W`` for the dense input ``X``, gathering the used columns first when that pays."""
     used = np.unique(ir.indices)
     if used.size == 0:
         # No weight at all: keep one (all-zero) column so the graph keeps its shape.
@@ -159,53 +241,40 @@ def build(
         x = g.node("Gather", [x, g.const("used_columns", used.astype(np.int32))], axis=1)
     else:
         used = np.arange(ir.n_features)  # full width: unused columns get zero weights
-
     # Dense [n_used, n_outputs] weights: X @ W, so each output's scale runs along axis 1.
     pos = np.searchsorted(used, ir.indices)
-    if ir.wide_rows.any():
-        product = g.node("MatMul", [x, _mixed_weights(g, ir, used, pos, sparse=sparse)])
-    else:
-        dense = np.zeros((used.size, n_out), dtype=np.int8 if is_int8 else np.float32)
-        dense[pos, ir.row_ids()] = ir.values if is_int8 else ir.values.astype(np.float32)
-        w = g.weight("W", dense, sparse=sparse)
-        if is_int8:
-            product = _int8_product(g, ir, x, w, used, int8_form)
-        else:
-            product = g.node("MatMul", [x, w])
-    bias = g.const("B", ir.bias.astype(np.float32))
-    score_name = "variable" if not ir.is_classifier else "scores"
-    scores = g.node("Add", [product, bias], out=score_name)
+    if ir.is_quantized and int8_form == "matmulinteger":
+        return matmulinteger_product(g, ir, x, used, pos, sparse=sparse)
+    return g.node("MatMul", [x, real_weights(g, ir, used, pos, n_rows=used.size, sparse=sparse)])
 
-    outputs = [(score_name, TensorProto.FLOAT, ["N", n_out])]
-    if ir.is_classifier:
-        assert ir.classes is not None
-        outputs = _classifier_head(g, ir, scores) + outputs
 
-    graph = helper.make_graph(
-        g.nodes,
-        "edgesparse",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", ir.n_features])],
-        [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
-        initializer=g.initializers,
-    )
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="edgesparse")
-    # The lowest IR version the opset allows, so older onnxruntime builds load the file.
-    model.ir_version = helper.find_min_ir_version_for(opsets)
-    model.producer_version = __version__
-    # Only what the graph cannot tell onnxruntime's API (feature count, output shapes, label
-    # type and whether there are probabilities can be read off the inputs and outputs), kept
-    # compact: on a 12-weight model these bytes are a third of the file.
+def _metadata(ir: LinearIR, *, int8_form: str, input: str) -> dict[str, Any]:
+    """Only what the graph cannot tell onnxruntime's API (feature count, output shapes, label
+    type and whether there are probabilities can be read off the inputs and outputs), kept
+    compact: on a 12-weight model these bytes are a third of the file. A CSR-input graph
+    adds ``"input": "csr"`` and its feature count (its inputs have no feature axis)."""
     meta: dict[str, Any] = {"version": METADATA_VERSION, "head": ir.head}
     if ir.classes is not None:
         meta["classes"] = ir.classes.tolist()
     else:
         meta["squeeze"] = bool(ir.squeeze)
-    meta["weights"] = ir.quantization + (f" {int8_form}" if is_int8 else "")
-    if is_int8:
+    meta["weights"] = ir.quantization + (f" {int8_form}" if ir.is_quantized else "")
+    if ir.is_quantized:
         meta["columns"] = ir.column_scaling
-    helper.set_model_props(model, {METADATA_KEY: json.dumps(meta, separators=(",", ":"))})
-    return model
+    if input == "csr":
+        meta.update(input="csr", n_features=int(ir.n_features))
+    return meta
+
+
+def default_input(
+    ir: LinearIR, *, opset: int = DEFAULT_OPSET, int8_form: str = "dequantize"
+) -> str:
+    """The input form ``compress`` writes when not told: ``csr`` for models at least
+    :data:`CSR_INPUT_FEATURES` features wide, unless ``opset`` or ``int8_form`` rule the
+    CSR-input graph out; ``dense`` otherwise."""
+    if opset < onnx_sparse.CSR_MIN_OPSET or int8_form != "dequantize":
+        return "dense"
+    return "csr" if ir.n_features >= CSR_INPUT_FEATURES else "dense"
 
 
 def encode(
@@ -214,9 +283,10 @@ def encode(
     opset: int = DEFAULT_OPSET,
     sparse: bool = False,
     int8_form: str = "dequantize",
+    input: str = "dense",
 ) -> bytes:
     """:func:`build` the model and serialize it (checked with ``full_check`` first)."""
-    model = build(ir, opset=opset, sparse=sparse, int8_form=int8_form)
+    model = build(ir, opset=opset, sparse=sparse, int8_form=int8_form, input=input)
     # A bug here must never reach a file: the full check includes strict shape inference.
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
@@ -310,179 +380,6 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         if wrong is not None:
             raise wrong from None
         raise FormatError(f"{os.fspath(path)}: {exc}") from None
-
-
-# ----------------------------------------------------------------------------------------
-# Graph building
-# ----------------------------------------------------------------------------------------
-class _Graph:
-    """Collects nodes and initializers, giving every intermediate a unique short name."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
-        self._count = 0
-
-    def const(self, name: str, value: np.ndarray) -> str:
-        self.initializers.append(numpy_helper.from_array(np.asarray(value), name))
-        return name
-
-    def weight(self, name: str, dense: np.ndarray, *, sparse: bool) -> str:
-        if not sparse:
-            return self.const(name, dense)
-        flat = dense.reshape(-1)
-        nz = np.flatnonzero(flat)
-        # The spec requires int64 indices; linearized ([nnz]) is the compact one of its forms.
-        values = numpy_helper.from_array(flat[nz], f"{name}_values")
-        indices = numpy_helper.from_array(nz.astype(np.int64), f"{name}_indices")
-        value = helper.make_sparse_tensor(values, indices, list(dense.shape))
-        # A Constant with sparse_value, not a graph sparse_initializer: onnx's shape inference
-        # types a sparse_initializer as a sparse tensor, which MatMul rejects in strict mode;
-        # the Constant's output is a dense tensor. onnxruntime densifies both alike at load.
-        return self.node("Constant", [], out=name, sparse_value=value)
-
-    def node(
-        self,
-        op: str,
-        inputs: list[str],
-        *,
-        out: str | None = None,
-        n_outputs: int = 1,
-        **attrs: Any,
-    ) -> Any:
-        # Short names and no node names: on tiny models names are a large share of the bytes.
-        outs = [out] if out is not None else []
-        while len(outs) < n_outputs:
-            outs.append(f"t{self._count}")
-            self._count += 1
-        self.nodes.append(helper.make_node(op, inputs, outs, **attrs))
-        return outs[0] if n_outputs == 1 else outs
-
-
-def _int8_product(g: _Graph, ir: LinearIR, x: str, w: str, used: np.ndarray, int8_form: str) -> str:
-    """``x @ W`` for int8 ``W`` (``[n_used, n_outputs]``, real value ``s[o] * q * 2^e[j]``).
-
-    ``dequantize``: ``Cast(q) * s``, times ``2^e`` per input row when the IR has column
-    exponents: constants only, so onnxruntime folds them into float32 weights at load, bit for
-    bit the numpy runtime's (``s * q`` in float32; a power of two is exact), and the call is one
-    float32 ``MatMul`` (see the module docstring for why not ``DequantizeLinear``).
-
-    ``matmulinteger``: the weights stay int8, so the exponents go on the input instead
-    (``x[j] * 2^e[j]``, exact in float32, one ``Mul``): the per-tensor uint8 quantization of
-    ``DynamicQuantizeLinear`` then sees columns of similar size.
-    """
-    assert ir.scales is not None
-    # One output (or one scale for all): a scalar scale, per-tensor; else one per column.
-    per_row = ir.scales.size > 1
-    scales = ir.scales.astype(np.float32)
-    pow2 = None
-    if ir.col_exponents is not None:
-        # Exact: 2^e for e in [-126, 127] is a normal float32.
-        pow2 = np.ldexp(np.float32(1.0), ir.col_exponents[used].astype(np.int32))
-    if int8_form == "dequantize":
-        w_scale = g.const("W_scale", scales.reshape(1, -1) if per_row else scales.reshape(()))
-        w_real = g.node("Mul", [g.node("Cast", [w], to=TensorProto.FLOAT), w_scale])
-        if pow2 is not None:
-            w_real = g.node("Mul", [w_real, g.const("col_pow2", pow2.reshape(-1, 1))])
-        return g.node("MatMul", [x, w_real])
-    if pow2 is not None:
-        x = g.node("Mul", [x, g.const("col_pow2", pow2)])
-    w_scale = g.const("W_scale", scales if per_row else scales.reshape(()))
-    # x ~ x_scale * (x_q - x_zero) (uint8, asymmetric, per batch); w = w_scale * w_q
-    # (int8, zero point 0), so x @ w = x_scale * w_scale * ((x_q - x_zero) @ w_q).
-    x_q, x_scale, x_zero = g.node("DynamicQuantizeLinear", [x], n_outputs=3)
-    acc = g.node("MatMulInteger", [x_q, w, x_zero])
-    acc_f = g.node("Cast", [acc], to=TensorProto.FLOAT)
-    return g.node("Mul", [acc_f, g.node("Mul", [x_scale, w_scale])])
-
-
-def _mixed_weights(
-    g: _Graph, ir: LinearIR, used: np.ndarray, pos: np.ndarray, *, sparse: bool
-) -> str:
-    """Float32 ``[n_used, n_outputs]`` weights of a model with int16 rows, from constants only
-    (folded at load): ``Cast(q) * s * 2^e`` of an int8 matrix of the narrow outputs and of an
-    int16 matrix of the wide ones, concatenated and put back in output order by a ``Gather``
-    (moves, no arithmetic: bit for bit the numpy runtime's weights)."""
-    assert ir.scales is not None
-    wide = ir.wide_rows
-    rows = ir.row_ids()
-    parts = []
-    for name, dtype, mask in (("W", np.int8, ~wide), ("W_int16", np.int16, wide)):
-        outputs = np.flatnonzero(mask)
-        if outputs.size == 0:
-            continue
-        dense = np.zeros((used.size, outputs.size), dtype=dtype)
-        keep = mask[rows]
-        dense[pos[keep], np.searchsorted(outputs, rows[keep])] = ir.values[keep]
-        w = g.weight(name, dense, sparse=sparse)
-        scale = g.const(f"{name}_scale", ir.scales[outputs].astype(np.float32).reshape(1, -1))
-        parts.append(g.node("Mul", [g.node("Cast", [w], to=TensorProto.FLOAT), scale]))
-    order = np.argsort(np.concatenate([np.flatnonzero(~wide), np.flatnonzero(wide)]))
-    w_real = g.node("Concat", parts, axis=1) if len(parts) > 1 else parts[0]
-    w_real = g.node("Gather", [w_real, g.const("W_order", order.astype(np.int64))], axis=1)
-    if ir.col_exponents is not None:
-        pow2 = np.ldexp(np.float32(1.0), ir.col_exponents[used].astype(np.int32))
-        w_real = g.node("Mul", [w_real, g.const("col_pow2", pow2.reshape(-1, 1))])
-    return w_real
-
-
-def _classifier_head(g: _Graph, ir: LinearIR, scores: str) -> list[tuple[str, int, list]]:
-    assert ir.classes is not None
-    n_classes = int(ir.classes.size)
-    if ir.n_outputs == 1:
-        # Binary: [-s, s]; argmax is classes[s > 0], elementwise heads give [1 - p, p].
-        scores = g.node("Concat", [g.node("Neg", [scores]), scores], axis=1)
-    index = g.node("ArgMax", [scores], axis=1, keepdims=0)
-    labels = _label_constant(ir.classes)
-    g.initializers.append(labels)
-    g.node("Gather", [labels.name, index], out="label", axis=0)
-    outputs: list[tuple[str, int, list]] = [("label", labels.data_type, ["N"])]
-    if not ir.has_proba:
-        return outputs
-    if ir.head == "softmax":
-        g.node("Softmax", [scores], out="probabilities", axis=1)
-    else:
-        one = g.const("one", np.array(1.0, dtype=np.float32))
-        if ir.head == "logistic":
-            # 1 / (1 + exp(-s)), not Sigmoid: onnxruntime's Sigmoid is a fast approximation
-            # that is off by up to 4x (relative) for s < -17; this form stays within 2e-7
-            # and is safe in float32 (exp overflows to inf, and 1 / inf = 0).
-            exp = g.node("Exp", [g.node("Neg", [scores])])
-            p = g.node("Reciprocal", [g.node("Add", [exp, one])])
-        else:  # modified_huber: (clip(s, -1, 1) + 1) / 2
-            minus_one = g.const("minus_one", np.array(-1.0, dtype=np.float32))
-            clipped = g.node("Clip", [scores, minus_one, one])
-            half = g.const("half", np.array(0.5, dtype=np.float32))
-            p = g.node("Mul", [g.node("Add", [clipped, one]), half])
-        if ir.n_outputs == 1:
-            g.node("Identity", [p], out="probabilities")
-        else:
-            # One-vs-rest: rows scaled to sum to 1; rows where every p is 0 become uniform
-            # (scikit-learn's rule, as in runtime.model._normalise_ovr).
-            axes = g.const("axes_1", np.array([1], dtype=np.int64))
-            total = g.node("ReduceSum", [p, axes], keepdims=1)
-            zero = g.node("Equal", [total, g.const("zero", np.array(0.0, dtype=np.float32))])
-            n = g.const("n_classes", np.array(float(n_classes), dtype=np.float32))
-            g.node(
-                "Div",
-                [g.node("Where", [zero, one, p]), g.node("Where", [zero, n, total])],
-                out="probabilities",
-            )
-    outputs.append(("probabilities", TensorProto.FLOAT, ["N", n_classes]))
-    return outputs
-
-
-def _label_constant(classes: np.ndarray) -> onnx.TensorProto:
-    kind = _classes_kind(classes)
-    if kind == "str":
-        return numpy_helper.from_array(np.array(classes.tolist(), dtype=object), "classes")
-    return numpy_helper.from_array(classes.astype(kind), "classes")
-
-
-def _classes_kind(classes: np.ndarray) -> str:
-    if classes.dtype.kind == "U":
-        return "str"
-    return "int64" if classes.dtype.kind in "iub" else "float64"
 
 
 # ----------------------------------------------------------------------------------------

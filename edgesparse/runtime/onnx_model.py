@@ -20,11 +20,20 @@ Session settings, on purpose:
   form quantizes activations by design (uint8, one scale per batch, so a row's output
   depends on the other rows of its batch).
 
-The graph is dense, so CSR input is densified here, a bounded number of rows at a time.
+Input forms: a dense-input graph (``X``) gets CSR input densified here, a bounded number of
+rows at a time. A CSR-input graph (``indices``, ``values``, ``indptr``; metadata
+``"input": "csr"``, see :mod:`edgesparse.formats.onnx_sparse`) gets the CSR arrays of a scipy
+matrix (duck-typed: ``.indptr``, ``.indices``, ``.data``, ``.shape``; unsorted and duplicate
+column indices are fine and summed) and dense input converted to CSR here (one pass over it, a
+bounded number of rows at a time; cheap next to what the dense graph would cost on models that
+wide). Both are fed in runs of rows of a bounded number of nonzeros, so the graph's
+``[nnz, n_outputs]`` products stay small. Every input is checked as the numpy runtime checks
+it (shape, dtype, NaN/inf, CSR structure, column indices in range), with the same errors.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -37,6 +46,10 @@ METADATA_KEY = "edgesparse"  # same as edgesparse.formats.onnx.METADATA_KEY (no 
 _HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
 # Densified CSR input is fed to the session in chunks of at most about this many cells.
 _DENSE_CHUNK_CELLS = 1 << 22
+# A CSR-input graph is fed runs of rows of at most about this many nonzeros x outputs (its
+# float32 products: 16 MiB); dense input is converted to CSR this many cells at a time.
+_CSR_CHUNK_CELLS = 1 << 22
+_CSR_INPUTS = ["indices", "values", "indptr"]  # formats.onnx_sparse.INPUTS (no onnx import)
 
 
 class OnnxModel:
@@ -75,6 +88,7 @@ class OnnxModel:
         self._head = str(meta["head"])
         self._is_classifier = self._head != "identity"
         self._one_column = bool(meta["squeeze"]) and self.n_outputs_ == 1
+        self._csr_input = meta.get("input") == "csr"
         self._classes = None
         if self._is_classifier:
             self._classes = np.asarray(meta["classes"], dtype=_CLASS_DTYPES[meta["classes_dtype"]])
@@ -151,6 +165,8 @@ class OnnxModel:
 
     # -- running ------------------------------------------------------------------------------
     def _run(self, output: str, X: Any) -> np.ndarray:
+        if self._csr_input:
+            return self._run_csr(output, X)
         if not is_sparse(X):
             X = np.ascontiguousarray(self._check_dense(X))
             return self.session.run([output], {"X": X})[0]
@@ -166,6 +182,54 @@ class OnnxModel:
             np.add.at(dense, (rows, indices[a:b]), cast_to(data[a:b], self._dtype))
             parts.append(self.session.run([output], {"X": dense})[0])
         return np.concatenate(parts)
+
+    def _run_csr(self, output: str, X: Any) -> np.ndarray:
+        """A CSR-input graph on CSR or dense ``X``: runs of rows of a bounded number of
+        nonzeros (a single row may exceed it: rows are never split)."""
+        if is_sparse(X):
+            data, indices, indptr, _ = self._check_csr(X)
+            values = data if data.dtype == np.float32 else cast_to(data, self._dtype)
+            return self._feed_csr(output, values, indices, indptr)
+        Xd = self._check_dense(X)  # float32, finite
+        step = max(1, _CSR_CHUNK_CELLS // self.n_features_in_)
+        parts = []
+        for lo in range(0, Xd.shape[0], step):
+            values, indices, indptr = _dense_to_csr(Xd[lo : lo + step])
+            parts.append(self._feed_csr(output, values, indices, indptr))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _feed_csr(
+        self, output: str, values: np.ndarray, indices: np.ndarray, indptr: np.ndarray
+    ) -> np.ndarray:
+        indices = indices.astype(np.int64, copy=False)
+        indptr = indptr.astype(np.int64, copy=False)
+        nnz, n_rows = int(indptr[-1]), indptr.size - 1
+        step = max(1, _CSR_CHUNK_CELLS // self.n_outputs_)
+        if nnz <= step:  # the common case: one run
+            feed = {"indices": indices, "values": values, "indptr": indptr}
+            return self.session.run([output], feed)[0]
+        starts = np.searchsorted(indptr, np.arange(0, nnz, step), side="right") - 1
+        bounds = [*np.unique(starts).tolist(), n_rows]
+        parts = []
+        for r0, r1 in itertools.pairwise(bounds):
+            a, b = int(indptr[r0]), int(indptr[r1])
+            feed = {
+                "indices": indices[a:b],
+                "values": values[a:b],
+                "indptr": indptr[r0 : r1 + 1] - a,
+            }
+            parts.append(self.session.run([output], feed)[0])
+        return np.concatenate(parts)
+
+
+def _dense_to_csr(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, column indices, indptr) of a dense 2-D array's nonzeros, row by row."""
+    n_cols = X.shape[1]
+    flat = np.flatnonzero(X)  # row-major: rows in order, columns sorted within a row
+    rows = flat // n_cols
+    indptr = np.zeros(X.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=X.shape[0]), out=indptr[1:])
+    return X.reshape(-1)[flat], flat - rows * n_cols, indptr
 
 
 _CLASS_DTYPES = {"int64": np.int64, "float64": np.float64, "str": str}
@@ -191,15 +255,12 @@ def _check_meta(raw: str | None, session: Any) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("head") not in _HEADS:
         raise FormatError(f"invalid {METADATA_KEY!r} metadata: no known head")
     head = meta["head"]
-    inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}
-    x = inputs.get("X")
-    if list(inputs) != ["X"] or len(x.shape) != 2 or not isinstance(x.shape[1], int):
-        raise FormatError("the graph's input must be X [N, n_features]")
+    n_features = _input_features(meta, session)
     scores = outputs.get("variable" if head == "identity" else "scores")
     if scores is None or len(scores.shape) != 2 or not isinstance(scores.shape[1], int):
         raise FormatError(f"the graph lacks the score output of a {head!r} model")
-    out = {**meta, "n_features": x.shape[1], "n_outputs": scores.shape[1]}
+    out = {**meta, "n_features": n_features, "n_outputs": scores.shape[1]}
     out["has_proba"] = "probabilities" in outputs
     if head == "identity":
         out.update(classes=None, classes_dtype=None, squeeze=meta.get("squeeze") is True)
@@ -212,6 +273,26 @@ def _check_meta(raw: str | None, session: Any) -> dict[str, Any]:
         raise FormatError("the classes in the metadata do not match the graph's outputs")
     out.update(classes_dtype=kind, squeeze=True)
     return out
+
+
+def _input_features(meta: dict[str, Any], session: Any) -> int:
+    """The feature count: off ``X``'s shape for a dense-input graph, from the metadata for a
+    CSR-input one (whose inputs have no feature axis), after checking that the graph's
+    inputs are those the metadata says."""
+    inputs = {i.name: i for i in session.get_inputs()}
+    if meta.get("input", "dense") == "csr":
+        n = meta.get("n_features")
+        if list(inputs) != _CSR_INPUTS or isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise FormatError(
+                "a CSR-input graph must take indices, values, indptr and store n_features >= 1"
+            )
+        return n
+    x = inputs.get("X")
+    if meta.get("input", "dense") != "dense" or list(inputs) != ["X"]:
+        raise FormatError("the graph's input must be X [N, n_features]")
+    if len(x.shape) != 2 or not isinstance(x.shape[1], int):
+        raise FormatError("the graph's input must be X [N, n_features]")
+    return x.shape[1]
 
 
 _LABEL_TYPES = {"tensor(int64)": "int64", "tensor(double)": "float64", "tensor(string)": "str"}
