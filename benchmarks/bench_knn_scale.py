@@ -33,10 +33,10 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _measure import CHILD_ENV, ROOT  # noqa: E402
+from _measure import CHILD_ENV, ROOT
 
 sys.path.insert(0, str(ROOT))
-import edgesparse  # noqa: E402
+import edgesparse
 
 _spec = importlib.util.spec_from_file_location("train_knn", ROOT / "models" / "train_knn.py")
 assert _spec is not None and _spec.loader is not None
@@ -86,14 +86,19 @@ def compress_child(pkl: Path, blob: Path) -> tuple[float, int]:
     return float(secs), int(rss)
 
 
+def surprise_side(algo: Any, pairs: list) -> tuple[np.ndarray, float]:
+    """(Surprise's estimates of ``pairs``, its median single-pair predict in µs)."""
+    ref = np.array([algo.predict(u, i).est for u, i in pairs])
+    return ref, median_us(lambda: algo.predict(*pairs[0]))
+
+
 def bench_model(name: str, train: list, test: list, work: Path) -> dict[str, Any]:
     algo, fit_s = train_knn.fit_movielens_1m(train, name)
     pkl = work / f"{name}.pkl"
     pkl.write_bytes(pickle.dumps(algo, protocol=5))
     pairs = [(u, i) for u, i, _ in test]
     truth = np.array([r for *_, r in test])
-    ref = np.array([algo.predict(u, i).est for u, i in pairs])
-    s_single = median_us(lambda: algo.predict(*pairs[0]))
+    ref, s_single = surprise_side(algo, pairs)
     del algo  # a user-based model holds ~1 GiB
     gc.collect()
     blob = work / f"{name}.esb"
@@ -161,9 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scale", type=float, default=1.0, help="table size (1.0: ~1 M ratings)")
     ap.add_argument("--user-based", action="store_true", help="also the user-based models")
     ap.add_argument("--work", type=Path, default=train_knn.ML1M_OUT, help="where files go")
-    ap.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "knn_scale.json"
-    )
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "knn_scale.json")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

@@ -78,12 +78,12 @@ def make_movielens_1m(
     """A seeded ``(user, item, rating)`` table of MovieLens-1M's shape, nothing downloaded.
 
     ``scale`` multiplies the number of ratings, and users and items by its square root, so the
-    density stays (1.0: 6 040 x 3 706, ~1 M ratings, density ~4.5 %). Users rate a log-normal number of movies (at least 20, median ~4/7 of
-    the mean, as in ML-1M); which movies follows a Zipf-like popularity (weight
-    ``(rank + 50)**-1.2``: median ~120 and most ~3 400 ratings per movie, as in ML-1M), drawn
-    without replacement per user (Gumbel top-k). Stars come from
-    user and item biases, ``factors`` latent factors and noise, cut at the quantiles that give
-    ML-1M's share of each star."""
+    density stays (1.0: 6 040 x 3 706, ~1 M ratings, density ~4.5 %). Users rate a log-normal
+    number of movies (at least 20, median ~4/7 of the mean, as in ML-1M); which movies follows
+    a Zipf-like popularity (weight ``(rank + 50)**-1.2``: median ~120 and most ~3 400 ratings
+    per movie, as in ML-1M), drawn without replacement per user (Gumbel top-k). Stars come
+    from user and item biases, ``factors`` latent factors and noise, cut at the quantiles that
+    give ML-1M's share of each star."""
     rng = np.random.default_rng(seed)
     side = math.sqrt(scale)
     n_users, n_items = max(8, round(ML1M_USERS * side)), max(8, round(ML1M_ITEMS * side))

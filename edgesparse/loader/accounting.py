@@ -424,11 +424,7 @@ def _is_flat(obj: Any) -> bool:
     """A short tuple of plain atoms (a Surprise ``(inner id, rating)`` pair): it can hold no
     cycle, and its sizes are summed where it is used instead of walking it, which keeps the
     audit of a million-rating trainset in seconds."""
-    return (
-        type(obj) is tuple
-        and len(obj) <= _FLAT_LEN
-        and all(type(x) in _FLAT_ATOMS for x in obj)
-    )
+    return type(obj) is tuple and len(obj) <= _FLAT_LEN and all(type(x) in _FLAT_ATOMS for x in obj)
 
 
 def _sums(
