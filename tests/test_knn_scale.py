@@ -97,7 +97,7 @@ def test_real_model_loads_by_what_it_builds_not_its_opcode_count(medium, monkeyp
     # The same number of opcodes that build nothing is refused.
     flood = medium["path"].with_name("flood.pkl")
     flood.write_bytes(b"\x80\x02" + b"(1" * n + b"N.")
-    with pytest.raises(Exception, match="pickle opcodes beyond one per 32 bytes") as info:
+    with pytest.raises(Exception, match="pickle opcodes beyond one per 48 bytes") as info:
         load_model(flood)
     assert "export its weights to .npz" in str(info.value)  # no k-NN class: a linear model
 
@@ -135,9 +135,9 @@ def test_idle_opcodes_in_a_knn_pickle_are_refused_without_npz_advice(
     # PROTO reads 1 byte, GLOBAL 45 (+ 8 for its reference): 54 bytes built pay for one
     # opcode past the cap; the 1002nd is refused
     assert str(info.value) == (
-        f"cannot load {path}: it runs more than 1000 pickle opcodes beyond one per 32 bytes "
+        f"cannot load {path}: it runs more than 1000 pickle opcodes beyond one per 48 bytes "
         "they build (1002 opcodes for 54 bytes; a Surprise k-NN model runs about 8 per "
-        "rating, each building some 50 bytes); no Surprise model is written so; the file is "
+        "rating, each building some 70 bytes); no Surprise model is written so; the file is "
         "crafted or corrupt"
     )
 

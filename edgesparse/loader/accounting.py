@@ -31,11 +31,11 @@ DEFAULT_MAX_UNPACKED_BYTES = 2 << 30
 MAX_PICKLE_OPCODES = 2_000_000
 """Most pickle opcodes one file may execute beyond one per :data:`OPCODE_BYTES` bytes it builds
 (see :class:`CappedStream`): a scikit-learn linear model needs thousands, a Surprise k-NN model
-about four per rating and list, each building ~50 bytes; a stream of opcodes that build
+about four per rating and list, each building ~70 bytes; a stream of opcodes that build
 nothing stops here."""
-OPCODE_BYTES = 32
+OPCODE_BYTES = 48
 """Bytes an opcode must build, on average, to be counted beyond :data:`MAX_PICKLE_OPCODES`; with
-the largest build budget this bounds the time a pickle may take (1 GiB: 35 million opcodes)."""
+the largest build budget this bounds the time a pickle may take (1 GiB: 24 million opcodes)."""
 ENV_MAX_FILE = "EDGESPARSE_MAX_MODEL_BYTES"
 ENV_MAX_UNPACKED = "EDGESPARSE_MAX_UNPACKED_BYTES"
 PICKLE_FIX = "re-save the model with joblib.dump or pickle.dump"
@@ -206,7 +206,7 @@ class CappedStream:
     def _idle_message(self) -> str:
         knn = self.budget is not None and self.budget.knn
         kind = (
-            "a Surprise k-NN model runs about 8 per rating, each building some 50 bytes"
+            "a Surprise k-NN model runs about 8 per rating, each building some 70 bytes"
             if knn
             else "a scikit-learn linear model needs a few thousand"
         )
