@@ -7,6 +7,7 @@ import io
 import math
 import os
 import zipfile
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,13 @@ DEFAULT_MAX_UNPACKED_BYTES = 2 << 30
 """Most bytes a model may unpack to (2 GiB: decompressed pickle stream, zip members);
 ``EDGESPARSE_MAX_UNPACKED_BYTES`` overrides."""
 MAX_PICKLE_OPCODES = 2_000_000
-"""Most pickle opcodes one file may execute (a scikit-learn linear model needs thousands)."""
+"""Most pickle opcodes one file may execute beyond one per :data:`OPCODE_BYTES` bytes it builds
+(see :class:`CappedStream`): a scikit-learn linear model needs thousands, a Surprise k-NN model
+about four per rating and list, each building ~70 bytes; a stream of opcodes that build
+nothing stops here."""
+OPCODE_BYTES = 48
+"""Bytes an opcode must build, on average, to be counted beyond :data:`MAX_PICKLE_OPCODES`; with
+the largest build budget this bounds the time a pickle may take (1 GiB: 24 million opcodes)."""
 ENV_MAX_FILE = "EDGESPARSE_MAX_MODEL_BYTES"
 ENV_MAX_UNPACKED = "EDGESPARSE_MAX_UNPACKED_BYTES"
 PICKLE_FIX = "re-save the model with joblib.dump or pickle.dump"
@@ -38,21 +45,72 @@ PICKLE_OVERHEAD_BYTES = 32 << 20
 """What a pickle stream may hold beyond its arrays (opcodes, names, numbers): a model within the
 array cap unpacks to at most the cap plus this (2 million opcodes of at most 9 bytes each)."""
 
+DEFAULT_MAX_KNN_BYTES = 1 << 30
+"""Most bytes a Surprise k-NN pickle may build (1 GiB): its similarity matrix and the rating
+lists of its trainset, Python objects counted at CPython's sizes. A MovieLens-1M-size model
+(1 M ratings) builds about 0.5 GiB item-based, 0.7 GiB user-based; the cap bounds the arrays,
+the stream and the objects of such a pickle together. ``EDGESPARSE_MAX_KNN_BYTES`` overrides."""
+ENV_MAX_KNN = "EDGESPARSE_MAX_KNN_BYTES"
+KNN_MODULE = "surprise.prediction_algorithms.knns"
+"""Where Surprise's k-NN classes live (as :data:`edgesparse.frontends.surprise.SURPRISE_MODULE`):
+a pickle naming one of them is held to :data:`DEFAULT_MAX_KNN_BYTES`."""
+KNN_FIX = f"if you trust the file, raise the limit with {ENV_MAX_KNN}=<bytes>"
 
-def stream_budget(source: str) -> tuple[str, int, int]:
-    """``(source, array cap, most bytes a pickle stream may deliver)``: the stream of a model
-    within the array cap is at most the cap plus :data:`PICKLE_OVERHEAD_BYTES`, so a file that
-    unpacks to more is refused as it streams, not after 2 GiB were read."""
+
+@dataclass
+class Budget:
+    """What a pickle being read may cost: its source, and the bytes of arrays, of stream and of
+    everything it builds (arrays included) that it may reach; ``knn`` once it names a Surprise
+    k-NN class, whose single cap replaces the three."""
+
+    source: str
+    arrays: int
+    stream: int
+    built: int
+    knn: bool = False
+
+    def to_knn(self) -> None:
+        """Switch to the k-NN cap (a k-NN model's size is its ratings, not its weights)."""
+        if not self.knn:
+            cap = limit_from_env(None, ENV_MAX_KNN, DEFAULT_MAX_KNN_BYTES)
+            self.knn, self.arrays, self.stream, self.built = True, cap, cap, cap
+
+
+def stream_budget(source: str) -> Budget:
+    """The budget of a pickle about to be read: arrays within the array cap, a stream of at
+    most the cap plus :data:`PICKLE_OVERHEAD_BYTES` (so a file that unpacks to more is refused
+    as it streams, not after 2 GiB were read), objects built of at most twice that overhead
+    more (every byte read is built, and so is each object's own header)."""
     cap = limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
-    return source, cap, cap + PICKLE_OVERHEAD_BYTES
+    return Budget(source, cap, cap + PICKLE_OVERHEAD_BYTES, cap + 2 * PICKLE_OVERHEAD_BYTES)
 
 
-def _stream_budget_error(source: str, cap: int, budget: int) -> ModelFileError:
+def _stream_budget_error(budget: Budget) -> ModelFileError:
+    if budget.knn:
+        return ModelFileError(
+            f"cannot load {budget.source}: its pickle data runs past {budget.stream} bytes, "
+            f"more than edgesparse allows for a Surprise k-NN model by default; {KNN_FIX}"
+        )
     return ModelFileError(
-        f"cannot load {source}: its pickle data runs past {budget} bytes, more than a model "
-        f"within the array cap holds ({cap} bytes of arrays plus {PICKLE_OVERHEAD_BYTES} for "
-        f"the pickle itself); if you trust the file, raise the limit with {ENV_MAX_ARRAYS}="
-        "<bytes>"
+        f"cannot load {budget.source}: its pickle data runs past {budget.stream} bytes, more "
+        f"than a model within the array cap holds ({budget.arrays} bytes of arrays plus "
+        f"{PICKLE_OVERHEAD_BYTES} for the pickle itself); if you trust the file, raise the "
+        f"limit with {ENV_MAX_ARRAYS}=<bytes>"
+    )
+
+
+def _built_error(budget: Budget) -> ModelFileError:
+    if budget.knn:
+        return ModelFileError(
+            f"cannot load {budget.source}: it builds more than {budget.built} bytes of arrays "
+            "and objects, more than edgesparse allows for a Surprise k-NN model by default (one "
+            f"of MovieLens-1M size builds about 0.5 GiB); {KNN_FIX}"
+        )
+    return ModelFileError(
+        f"cannot load {budget.source}: it builds more than {budget.built} bytes of arrays and "
+        f"objects, more than a model within the array cap holds ({budget.arrays} bytes of "
+        f"arrays plus {2 * PICKLE_OVERHEAD_BYTES} for the objects describing them); if you "
+        f"trust the file, raise the limit with {ENV_MAX_ARRAYS}=<bytes>"
     )
 
 
@@ -66,10 +124,7 @@ class LimitExceeded(Exception):
 
 def limit_error(source: str, exc: LimitExceeded) -> ModelFileError:
     if not exc.raisable:
-        return ModelFileError(
-            f"cannot load {source}: {exc}; a pickle this long is not a model edgesparse can "
-            "read (export its weights to .npz instead)"
-        )
+        return ModelFileError(f"cannot load {source}: {exc}")
     return ModelFileError(
         f"cannot load {source}: {exc}, more than edgesparse allows by default; if you trust "
         f"the file, raise the limit with {ENV_MAX_UNPACKED}=<bytes> "
@@ -78,11 +133,15 @@ def limit_error(source: str, exc: LimitExceeded) -> ModelFileError:
 
 
 class CappedStream:
-    """File object the unpicklers read from: counts bytes and opcodes against the caps.
+    """File object the unpicklers read from: counts bytes, opcodes and what they build.
 
     ``limit`` is the most bytes the stream may deliver: the file size for a plain pickle, the
     decompressed-size cap for a compressed one. A read asking for more than is left (a pickle
-    declaring a 1 TiB bytes object) is refused before anything is allocated.
+    declaring a 1 TiB bytes object) is refused before anything is allocated. The cost of a
+    pickle is what it materializes, so each opcode is charged the bytes it builds
+    (:meth:`charge`): that, not the opcode count, is held to the budget; the opcode count is
+    held to :data:`MAX_PICKLE_OPCODES` plus one per :data:`OPCODE_BYTES` built, which bounds
+    the time without refusing a large real model.
     """
 
     def __init__(
@@ -91,20 +150,20 @@ class CappedStream:
         limit: int,
         *,
         compressed: bool,
-        budget: tuple[str, int, int] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self._raw = raw
         self.limit = limit
         self.compressed = compressed
-        # (source, array cap, most bytes the stream may deliver for a model within that cap)
         self.budget = budget
         self.used = 0
         self.opcodes = 0
+        self.built = 0
 
     def check_budget(self, n: int) -> None:
-        """Refuse, before reading or allocating, ``n`` more bytes past the array-cap budget."""
-        if self.budget is not None and self.used + n > self.budget[2]:
-            raise _stream_budget_error(*self.budget)
+        """Refuse, before reading or allocating, ``n`` more bytes past the stream budget."""
+        if self.budget is not None and self.used + n > self.budget.stream:
+            raise _stream_budget_error(self.budget)
 
     def left(self) -> int:
         """Bytes the stream may still deliver."""
@@ -135,14 +194,33 @@ class CappedStream:
         self.used += len(line)
         return line
 
-    def tick(self) -> None:
+    def charge(self, nbytes: int) -> None:
+        """Count one opcode that built ``nbytes`` (what it read included)."""
         self.opcodes += 1
-        if self.opcodes > MAX_PICKLE_OPCODES:
-            raise LimitExceeded(
-                f"it runs more than {MAX_PICKLE_OPCODES} pickle opcodes (a scikit-learn linear "
-                "model needs a few thousand)",
-                raisable=False,
-            )
+        self.built += nbytes
+        if self.budget is not None and self.built > self.budget.built:
+            raise _built_error(self.budget)
+        if self.opcodes > MAX_PICKLE_OPCODES + self.built // OPCODE_BYTES:
+            raise LimitExceeded(self._idle_message(), raisable=False)
+
+    def _idle_message(self) -> str:
+        knn = self.budget is not None and self.budget.knn
+        kind = (
+            "a Surprise k-NN model runs about 8 per rating, each building some 70 bytes"
+            if knn
+            else "a scikit-learn linear model needs a few thousand"
+        )
+        fix = (
+            "no Surprise model is written so; the file is crafted or corrupt"
+            if knn
+            else "a pickle this long is not a model edgesparse can read (export its weights "
+            "to .npz instead)"
+        )
+        return (
+            f"it runs more than {MAX_PICKLE_OPCODES} pickle opcodes beyond one per "
+            f"{OPCODE_BYTES} bytes they build ({self.opcodes} opcodes for {self.built} bytes; "
+            f"{kind}); {fix}"
+        )
 
 
 def limit_from_env(value: int | None, env: str, default: int) -> int:
@@ -316,6 +394,97 @@ def children_of(obj: Any) -> list[Any] | None:
     return list(attrs.values()) if isinstance(attrs, dict) else None
 
 
+def is_knn_pickle(root: Any) -> bool:
+    """True when what a pickle built is a Surprise k-NN algorithm (or a ``surprise.dump`` of
+    one): such a model is held to :data:`DEFAULT_MAX_KNN_BYTES`, not the array cap."""
+    if isinstance(root, dict) and set(root) == {"predictions", "algo"}:
+        root = root["algo"]
+    return (type(root).__module__ or "") == KNN_MODULE
+
+
+def _audit_caps(root: Any) -> tuple[int, bool]:
+    """(array cap, k-NN?) for the audit of ``root``: a k-NN model's one cap bounds its arrays."""
+    if is_knn_pickle(root):
+        return limit_from_env(None, ENV_MAX_KNN, DEFAULT_MAX_KNN_BYTES), True
+    return limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES), False
+
+
+TREE_PER_OBJECT = 4
+"""How many times its distinct objects a Surprise k-NN model's tree may number, beyond
+:data:`MAX_TREE_SIZE`: its algorithm refers to the trainset's rating lists twice (``ur`` and
+``xr``, ``ir`` and ``yr``), so a real model's tree is about twice what it holds, however many
+ratings it has; a pickle that shares one rating list among all items is far more."""
+
+
+_FLAT_ATOMS = frozenset({int, float, str, bool, type(None)})
+_FLAT_LEN = 4
+
+
+def _is_flat(obj: Any) -> bool:
+    """A short tuple of plain atoms (a Surprise ``(inner id, rating)`` pair): it can hold no
+    cycle, and its sizes are summed where it is used instead of walking it, which keeps the
+    audit of a million-rating trainset in seconds."""
+    return type(obj) is tuple and len(obj) <= _FLAT_LEN and all(type(x) in _FLAT_ATOMS for x in obj)
+
+
+def _sums(
+    children: list[Any], tree: dict[int, int], weight: dict[int, int]
+) -> tuple[int, int, int]:
+    """(tree size, bytes, nodes seen here for the first time) of ``children``: walked
+    containers from the tables, flat tuples and leaves from themselves."""
+    size = nbytes = fresh = 0
+    for c in children:
+        k = id(c)
+        if k in tree:
+            size += tree[k]
+            nbytes += weight[k]
+        elif type(c) is tuple:  # flat (any other tuple was walked)
+            fresh += 1 + len(c)
+            nbytes += sum(len(x) for x in c if type(x) is str)
+        else:
+            fresh += 1
+            nbytes += _own_bytes(c)
+    return size + fresh, nbytes, fresh
+
+
+def _tree_error(source: str, cap: int, distinct: int) -> ModelFileError:
+    if cap > MAX_TREE_SIZE:
+        return ModelFileError(
+            f"cannot load {source}: its objects, walked as a tree, number more than {cap}, "
+            f"{TREE_PER_OBJECT} times the {distinct} it holds (shared references repeated many "
+            "times; no Surprise model does that, the file is crafted or corrupt)"
+        )
+    return ModelFileError(
+        f"cannot load {source}: its objects, walked as a tree, number more than "
+        f"{cap} (shared references repeated many times; no scikit-learn "
+        "model does that, the file is crafted or corrupt)"
+    )
+
+
+def _check_container(obj: Any, source: str, depth: int, seen: int | None) -> None:
+    """Refuse a container met again on its own path (a cycle), too deep, or an inconsistent
+    scipy.sparse matrix."""
+    if seen is not None:
+        raise ModelFileError(
+            f"cannot load {source}: a {shown_text(type(obj).__name__)} in it contains itself "
+            "(a reference cycle, which no scikit-learn model has; the file is crafted or "
+            "corrupt)"
+        )
+    if depth > MAX_NESTING:
+        raise ModelFileError(
+            f"cannot load {source}: its objects nest more than {MAX_NESTING} levels deep "
+            "(no scikit-learn model does; the file is crafted or corrupt)"
+        )
+    if hasattr(obj, "check_format") and type(obj).__module__.startswith("scipy.sparse"):
+        try:
+            obj.check_format(full_check=True)
+        except Exception as exc:  # scipy raises ValueError, TypeError, IndexError...
+            raise ModelFileError(
+                f"cannot load {source}: a sparse matrix in it is inconsistent "
+                f"({one_line_error(exc)}); {PICKLE_FIX}"
+            ) from None
+
+
 def audit_objects(root: Any, source: str) -> None:
     """Walk what a pickle built, once per object, before anything else touches it.
 
@@ -323,7 +492,8 @@ def audit_objects(root: Any, source: str) -> None:
     nesting (which send recursive code into RecursionError), and scipy.sparse matrices whose
     arrays disagree (BUILD sets them without scipy's checks). Refuse those here, with one line.
     """
-    max_bytes = limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+    max_bytes, knn = _audit_caps(root)
+    distinct = 0  # objects walked once each (flat tuples and leaves with their container)
     on_path, done = 1, 2
     state: dict[int, int] = {}
     # Bytes under each object, shared references counted once per use, like ``tree``.
@@ -337,54 +507,44 @@ def audit_objects(root: Any, source: str) -> None:
         obj, depth, leaving = stack.pop()
         if leaving is not None:
             state[id(obj)] = done
-            size = 1 + sum(tree.get(id(c), 1) for c in leaving)
-            if size > MAX_TREE_SIZE:
-                raise ModelFileError(
-                    f"cannot load {source}: its objects, walked as a tree, number more than "
-                    f"{MAX_TREE_SIZE} (shared references repeated many times; no scikit-learn "
-                    "model does that, the file is crafted or corrupt)"
-                )
-            tree[id(obj)] = size
-            total = _own_bytes(obj) + sum(
-                weight[id(c)] if id(c) in weight else _own_bytes(c) for c in leaving
-            )
+            size, total, fresh = _sums(leaving, tree, weight)
+            distinct += 1 + fresh
+            # What is held once may be walked a few times (k-NN), not 100**11 times.
+            max_tree = max(MAX_TREE_SIZE, TREE_PER_OBJECT * distinct) if knn else MAX_TREE_SIZE
+            if 1 + size > max_tree:
+                raise _tree_error(source, max_tree, distinct)
+            total += _own_bytes(obj)
             if total > max_bytes:
-                raise array_limit_error(source, total, max_bytes)
-            weight[id(obj)] = total
+                raise array_limit_error(source, total, max_bytes, knn=knn)
+            tree[id(obj)], weight[id(obj)] = 1 + size, total
             continue
         children = children_of(obj)
         if children is None:
             if obj is root and _own_bytes(obj) > max_bytes:
-                raise array_limit_error(source, _own_bytes(obj), max_bytes)
+                raise array_limit_error(source, _own_bytes(obj), max_bytes, knn=knn)
             continue
         seen = state.get(id(obj))
         if seen == done:
             continue
-        if seen == on_path:
-            raise ModelFileError(
-                f"cannot load {source}: a {shown_text(type(obj).__name__)} in it contains itself "
-                "(a reference cycle, which no scikit-learn model has; the file is crafted or "
-                "corrupt)"
-            )
-        if depth > MAX_NESTING:
-            raise ModelFileError(
-                f"cannot load {source}: its objects nest more than {MAX_NESTING} levels deep "
-                "(no scikit-learn model does; the file is crafted or corrupt)"
-            )
-        if hasattr(obj, "check_format") and type(obj).__module__.startswith("scipy.sparse"):
-            try:
-                obj.check_format(full_check=True)
-            except Exception as exc:  # scipy raises ValueError, TypeError, IndexError...
-                raise ModelFileError(
-                    f"cannot load {source}: a sparse matrix in it is inconsistent "
-                    f"({one_line_error(exc)}); {PICKLE_FIX}"
-                ) from None
+        _check_container(obj, source, depth, seen)
         state[id(obj)] = on_path
         stack.append((obj, depth, children))
-        stack.extend((child, depth + 1, None) for child in children)
+        flat_ok = depth + 1 <= MAX_NESTING  # deeper, even a flat tuple is refused
+        stack.extend(
+            (child, depth + 1, None) for child in children if not (flat_ok and _is_flat(child))
+        )
 
 
-def array_limit_error(source: str, total: int, max_bytes: int) -> ModelFileError:
+def array_limit_error(
+    source: str, total: int, max_bytes: int, *, knn: bool = False
+) -> ModelFileError:
+    """The error for arrays past the cap: for a Surprise k-NN model, its own cap's variable."""
+    if knn:
+        return ModelFileError(
+            f"cannot load {source}: its arrays hold more than {max_bytes} bytes (at least "
+            f"{total} bytes), more than edgesparse allows for a Surprise k-NN model by "
+            f"default; {KNN_FIX}"
+        )
     return ModelFileError(
         f"cannot load {source}: its arrays hold more than {max_bytes} bytes (at least "
         f"{total} bytes, shared arrays counted once per use), more than edgesparse allows by "

@@ -21,6 +21,7 @@ from edgesparse.errors import (
 from edgesparse.loader.accounting import (
     DEFAULT_MAX_ARRAY_BYTES,
     ENV_MAX_ARRAYS,
+    KNN_MODULE,
     CappedStream,
     LimitExceeded,
     array_limit_error,
@@ -270,7 +271,12 @@ class _AllowListMixin:
     _source: str = "<model>"
 
     def find_class(self, module: str, name: str) -> Any:
-        return resolve_global(module, name, self._source)
+        found = resolve_global(module, name, self._source)
+        budget = self._stream.budget  # type: ignore[attr-defined]
+        if module == KNN_MODULE and budget is not None:
+            # A k-NN model's size is its ratings: from here on the k-NN cap applies.
+            budget.to_knn()
+        return found
 
     def persistent_load(self, pid: Any) -> Any:
         # Persistent ids hand arbitrary data to a callback; no model file needs one.
@@ -316,10 +322,46 @@ def _load_bytearray8(self: Any) -> None:
     self.append(bytearray(self.read(n)))
 
 
-def _counted(func: Any) -> Any:
+# What each opcode builds, in bytes (CPython, 64-bit), beyond what it reads from the stream
+# (strings, bytes and array data are charged as read): the object and its slot on the stack or
+# in a container. Estimates within a small factor, which is what a budget needs; opcodes that
+# build nothing (MARK, POP, FRAME...) cost 0 and count against MAX_PICKLE_OPCODES alone.
+_P = pickle
+_BUILDS: dict[bytes, int] = {
+    **dict.fromkeys((_P.NONE, _P.NEWTRUE, _P.NEWFALSE, _P.EMPTY_TUPLE, _P.DUP), 8),
+    **dict.fromkeys((_P.GET, _P.BINGET, _P.LONG_BINGET, _P.GLOBAL, _P.STACK_GLOBAL), 8),
+    **dict.fromkeys((_P.INT, _P.BININT, _P.BININT1, _P.BININT2, _P.LONG, _P.LONG1), 36),
+    **dict.fromkeys((_P.LONG4, _P.FLOAT, _P.BINFLOAT), 36),
+    **dict.fromkeys((_P.STRING, _P.BINSTRING, _P.SHORT_BINSTRING, _P.UNICODE), 64),
+    **dict.fromkeys((_P.BINUNICODE, _P.SHORT_BINUNICODE, _P.BINUNICODE8), 64),
+    **dict.fromkeys((_P.BINBYTES, _P.SHORT_BINBYTES, _P.BINBYTES8, _P.BYTEARRAY8), 64),
+    **dict.fromkeys((_P.MEMOIZE, _P.PUT, _P.BINPUT, _P.LONG_BINPUT), 64),  # memo entry + key
+    **dict.fromkeys((_P.EMPTY_LIST, _P.EMPTY_DICT, _P.LIST, _P.DICT, _P.TUPLE), 72),
+    **dict.fromkeys((_P.TUPLE1, _P.TUPLE2, _P.TUPLE3), 64),
+    **dict.fromkeys((_P.EMPTY_SET, _P.FROZENSET), 224),
+    **dict.fromkeys((_P.REDUCE, _P.NEWOBJ, _P.NEWOBJ_EX, _P.INST, _P.OBJ), 128),  # + __dict__
+    _P.APPEND: 8,
+    _P.SETITEM: 48,
+}
+# Opcodes that take every item since the last MARK: bytes per item (a list or tuple slot, half
+# a dict entry, a set entry).
+_PER_ITEM: dict[bytes, int] = {
+    **dict.fromkeys((_P.APPENDS, _P.LIST, _P.TUPLE, _P.INST, _P.OBJ), 8),
+    **dict.fromkeys((_P.SETITEMS, _P.DICT), 24),
+    **dict.fromkeys((_P.ADDITEMS, _P.FROZENSET), 32),
+}
+
+
+def _counted(code: int, func: Any) -> Any:
+    builds = _BUILDS.get(bytes([code]), 0)
+    per_item = _PER_ITEM.get(bytes([code]), 0)
+
     def op(self: Any) -> None:
-        self._stream.tick()
+        stream = self._stream
+        used = stream.used
+        items = len(self.stack) if per_item else 0
         func(self)
+        stream.charge(builds + per_item * items + stream.used - used)
 
     return op
 
@@ -333,8 +375,8 @@ def _restricted_dispatch(dispatch: dict[int, Any]) -> dict[int, Any]:
     table[pickle.REDUCE[0]] = _AllowListMixin._load_reduce
     table[pickle.NEWOBJ[0]] = _AllowListMixin._load_newobj
     table[pickle.NEWOBJ_EX[0]] = _AllowListMixin._load_newobj_ex
-    # Every opcode counts against MAX_PICKLE_OPCODES: bounded time for any stream.
-    return {code: _counted(func) for code, func in table.items()}
+    # Every opcode is charged what it builds (bounded memory) and counted (bounded time).
+    return {code: _counted(code, func) for code, func in table.items()}
 
 
 class _SafeObjectArrayUnpickler(_AllowListMixin, pickle._Unpickler):  # type: ignore[misc]
@@ -364,7 +406,6 @@ def _make_joblib_unpickler() -> type:
             self._source = source
             self._stream = file_handle
             self._array_bytes = 0
-            self._max_array_bytes = limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
 
         def load_build(self) -> None:
             # joblib's load_build, but the array is read by us: object arrays through our
@@ -409,8 +450,15 @@ def _make_joblib_unpickler() -> type:
                     f"{self._stream.left()} bytes are left"
                 )
             self._array_bytes += nbytes
-            if self._array_bytes > self._max_array_bytes:
-                raise array_limit_error(self._source, self._array_bytes, self._max_array_bytes)
+            budget = self._stream.budget
+            cap = (
+                budget.arrays
+                if budget is not None
+                else limit_from_env(None, ENV_MAX_ARRAYS, DEFAULT_MAX_ARRAY_BYTES)
+            )
+            if self._array_bytes > cap:
+                knn = budget is not None and budget.knn
+                raise array_limit_error(self._source, self._array_bytes, cap, knn=knn)
             self._stream.check_budget(nbytes)
             return NumpyArrayWrapper.read_array(wrapper, self, True)
 
