@@ -311,9 +311,13 @@ class _AllowListMixin:
 
 def _load_bytearray8(self: Any) -> None:
     # pickle allocates bytearray(declared length) before reading it: 12 bytes could ask for
-    # 1 GiB. Read first (the stream checks the length against what is left), then copy.
+    # 1 GiB. The stream checks the length against what is left, then reads it in chunks (a
+    # protocol-5 array's bytes, held once). Inside a frame the frame's bytes are read.
     (n,) = struct.unpack("<Q", self.read(8))
-    self.append(bytearray(self.read(n)))
+    if self._unframer.current_frame is None:
+        self.append(self._stream.read_bytearray(n))
+    else:
+        self.append(bytearray(self.read(n)))
 
 
 def _counted(func: Any) -> Any:
