@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from edgesparse.errors import FormatError
 from edgesparse.fileio import atomic_write_bytes
-from edgesparse.formats import knn
 from edgesparse.formats.container import MAGIC, BlobKind, kind_of, read_blob_bytes
 from edgesparse.formats.linear import (
     COLUMN_ENCODINGS,
@@ -71,6 +70,8 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     def describe(data: bytes) -> dict[str, Any]:
         if kind_of(data) is BlobKind.ESB_KNN:
+            from edgesparse.formats import knn  # on first use: the device loads one kind
+
             return knn.verify(data)
         return {"file": os.fspath(path), **verify(data)}
 
