@@ -77,7 +77,7 @@ def limit_error(source: str, exc: LimitExceeded) -> ModelFileError:
     )
 
 
-READ_CHUNK_BYTES = 16 << 20
+READ_CHUNK_BYTES = 1 << 20
 """Largest piece :meth:`CappedStream.read_bytearray` reads at once."""
 
 
