@@ -29,7 +29,6 @@ from edgesparse.formats.linear import (
     encode,
     verify,
 )
-from edgesparse.formats.sniff import not_a_compressed_model
 from edgesparse.ir import LinearIR
 
 __all__ = [
@@ -86,6 +85,8 @@ def read_blob_file(path: str | os.PathLike[str], parse: Callable[[bytes], _T]) -
         return parse(data)
     except FormatError as exc:
         if not kind_of(data).is_esb:  # a pickle or data file named .esb: say which
+            from edgesparse.formats.sniff import not_a_compressed_model
+
             wrong = not_a_compressed_model(path)
             if wrong is not None:
                 raise wrong from None
