@@ -107,7 +107,7 @@ def _dense_to_csr(
     # Converting to float64 keeps every nonzero nonzero and every zero finite, so the nonzeros
     # of ``w`` and the finiteness of the converted nonzeros are those of ``w.astype(float64)``.
     rows, cols = np.nonzero(w)
-    data = w[rows, cols].astype(np.float64)
+    data = w[rows, cols].astype(np.float64, copy=False)  # the gather made it private
     if not np.all(np.isfinite(data)):
         raise IRError(f"{owner}: coef_ contains NaN or Inf")
     n_rows, n_features = w.shape

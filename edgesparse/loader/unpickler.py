@@ -311,8 +311,9 @@ class _AllowListMixin:
 
 def _load_bytearray8(self: Any) -> None:
     # pickle allocates bytearray(declared length) before reading it: 12 bytes could ask for
-    # 1 GiB. The stream checks the length against what is left, then reads it in chunks (a
-    # protocol-5 array's bytes, held once). Inside a frame the frame's bytes are read.
+    # 1 GiB. The stream checks the length against what is left, then reads the bytes into
+    # the bytearray (a protocol-5 array's bytes, held once). A frame's bytes are read as
+    # before (a frame is small, unless crafted).
     (n,) = struct.unpack("<Q", self.read(8))
     if self._unframer.current_frame is None:
         self.append(self._stream.read_bytearray(n))
