@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from edgesparse.errors import FormatError
 from edgesparse.fileio import atomic_write_bytes
-from edgesparse.formats import knn
 from edgesparse.formats.container import MAGIC, BlobKind, kind_of, read_blob_bytes
 from edgesparse.formats.linear import (
     COLUMN_ENCODINGS,
@@ -30,7 +29,6 @@ from edgesparse.formats.linear import (
     encode,
     verify,
 )
-from edgesparse.formats.sniff import not_a_compressed_model
 from edgesparse.ir import LinearIR
 
 __all__ = [
@@ -71,6 +69,8 @@ def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     def describe(data: bytes) -> dict[str, Any]:
         if kind_of(data) is BlobKind.ESB_KNN:
+            from edgesparse.formats import knn  # on first use: the device loads one kind
+
             return knn.verify(data)
         return {"file": os.fspath(path), **verify(data)}
 
@@ -85,6 +85,8 @@ def read_blob_file(path: str | os.PathLike[str], parse: Callable[[bytes], _T]) -
         return parse(data)
     except FormatError as exc:
         if not kind_of(data).is_esb:  # a pickle or data file named .esb: say which
+            from edgesparse.formats.sniff import not_a_compressed_model
+
             wrong = not_a_compressed_model(path)
             if wrong is not None:
                 raise wrong from None

@@ -71,22 +71,7 @@ def _weights(
     if _is_sparse(coef):
         indptr, indices, data, n_rows, n_features, ndim = _sparse_to_csr(coef, owner)
     else:
-        w = np.asarray(coef)
-        if w.dtype.kind not in "fiub":
-            raise UnsupportedModelError(f"{owner}: coef_ has dtype {w.dtype}")
-        ndim = w.ndim
-        if ndim == 1:
-            w = w.reshape(1, -1)
-        elif ndim != 2:
-            raise UnsupportedModelError(f"{owner}: coef_ has shape {w.shape}")
-        w = w.astype(np.float64)
-        if not np.all(np.isfinite(w)):
-            raise IRError(f"{owner}: coef_ contains NaN or Inf")
-        rows, cols = np.nonzero(w)
-        n_rows, n_features = w.shape
-        indptr = np.zeros(n_rows + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
-        indices, data = cols, w[rows, cols]
+        indptr, indices, data, n_rows, n_features, ndim = _dense_to_csr(coef, owner)
     if n_rows < 1 or n_features < 1:
         raise UnsupportedModelError(f"{owner}: coef_ is empty (shape {(n_rows, n_features)})")
 
@@ -103,6 +88,32 @@ def _weights(
     if not np.all(np.isfinite(b)):
         raise IRError(f"{owner}: intercept_ contains NaN or Inf")
     return indptr, indices.astype(np.int32), data, n_features, b, ndim
+
+
+def _dense_to_csr(
+    coef: Any, owner: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int]:
+    """CSR of a dense ``coef`` (zeros dropped, float64 values), holding nothing of its size:
+    a wide model's ``coef_`` is the largest thing compress holds, so no float64 or boolean copy
+    of it is made, only arrays as long as its nonzeros (issue 19)."""
+    w = np.asarray(coef)
+    if w.dtype.kind not in "fiub":
+        raise UnsupportedModelError(f"{owner}: coef_ has dtype {w.dtype}")
+    ndim = w.ndim
+    if ndim == 1:
+        w = w.reshape(1, -1)
+    elif ndim != 2:
+        raise UnsupportedModelError(f"{owner}: coef_ has shape {w.shape}")
+    # Converting to float64 keeps every nonzero nonzero and every zero finite, so the nonzeros
+    # of ``w`` and the finiteness of the converted nonzeros are those of ``w.astype(float64)``.
+    rows, cols = np.nonzero(w)
+    data = w[rows, cols].astype(np.float64, copy=False)  # the gather made it private
+    if not np.all(np.isfinite(data)):
+        raise IRError(f"{owner}: coef_ contains NaN or Inf")
+    n_rows, n_features = w.shape
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=indptr[1:])
+    return indptr, cols, data, n_rows, n_features, ndim
 
 
 def _sparse_to_csr(

@@ -132,6 +132,10 @@ def limit_error(source: str, exc: LimitExceeded) -> ModelFileError:
     )
 
 
+READ_CHUNK_BYTES = 1 << 20
+"""Largest piece :meth:`CappedStream.read_bytearray` reads at once."""
+
+
 class CappedStream:
     """File object the unpicklers read from: counts bytes, opcodes and what they build.
 
@@ -185,6 +189,30 @@ class CappedStream:
         data = self._raw.read(n)
         self.used += len(data)
         return data
+
+    def read_bytearray(self, n: int) -> bytearray:
+        """``read(n)`` as a bytearray, refused the same way before anything is read, and read
+        into place: ``bytearray(read(n))`` holds the bytes twice, and a wide model's weights
+        are most of the file (issue 19)."""
+        if n > self.left():
+            self._refuse(n)
+        self.check_budget(n)
+        if not self.compressed:
+            # What is left of a plain file is really there: allocate it, read straight in.
+            out = bytearray(n)
+            got = self._raw.readinto(out)
+            self.used += got
+            del out[got:]
+            return out
+        # A compressed stream may end sooner than its cap: grow with what really arrives.
+        out = bytearray()
+        while len(out) < n:
+            part = self._raw.read(min(READ_CHUNK_BYTES, n - len(out)))
+            if not part:
+                break
+            self.used += len(part)
+            out += part  # grows in place (large blocks are remapped, not copied)
+        return out
 
     def readline(self, size: int = -1) -> bytes:
         # Only GLOBAL/INST read lines (module and class names): bounded by the cap too.

@@ -317,9 +317,14 @@ class _AllowListMixin:
 
 def _load_bytearray8(self: Any) -> None:
     # pickle allocates bytearray(declared length) before reading it: 12 bytes could ask for
-    # 1 GiB. Read first (the stream checks the length against what is left), then copy.
+    # 1 GiB. The stream checks the length against what is left, then reads the bytes into
+    # the bytearray (a protocol-5 array's bytes, held once). A frame's bytes are read as
+    # before (a frame is small, unless crafted).
     (n,) = struct.unpack("<Q", self.read(8))
-    self.append(bytearray(self.read(n)))
+    if self._unframer.current_frame is None:
+        self.append(self._stream.read_bytearray(n))
+    else:
+        self.append(bytearray(self.read(n)))
 
 
 # What each opcode builds, in bytes (CPython, 64-bit), beyond what it reads from the stream
