@@ -2662,45 +2662,128 @@ esb_status esb_predict_proba_csr(const esb_model *m, uint32_t nnz, const int32_t
 /* Batch calls                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 enum { BATCH_DECISION, BATCH_PREDICT, BATCH_PROBA };
-/* Dense layout, fast path: the weights of 4 consecutive output rows ("a quad") at a time
- * converted to float once (exact: q, or q * 2^e), feature-major (w[4 * c + p]: feature c of
- * the quad's row p, rows past n_outputs zero), as many quads as fit in BATCH_WEIGHTS floats
- * (stack: 4 * BATCH_WEIGHTS bytes), used for BATCH_ROWS input rows (a pick each on the stack).
- * Models with 4 * n_features > BATCH_WEIGHTS take the one-row calls. */
-#define BATCH_WEIGHTS 2048u
+/* Dense layout, fast path. Input rows go 4 at a time, one row per vector lane: their features
+ * transposed into xt (xt[c] = feature c of rows 0..3). The weights are converted to float once
+ * (exact: q, or q * 2^e), each repeated in the 4 lanes, feature-major by groups of at most
+ * BATCH_GROUP outputs (w[c * P + p]: feature c of the group's output p). One stack buffer of
+ * BATCH_V4 vectors holds xt (n_features) and as many groups as fit (all of them, converted once
+ * per call, when n_outputs * n_features <= BATCH_V4 - n_features; otherwise re-converted per
+ * block of BATCH_ROWS rows). Models with 2 * n_features > BATCH_V4 take the one-row calls. */
+#define BATCH_V4 1024u
 #define BATCH_ROWS 32u
+#define BATCH_GROUP 7u /* outputs per kernel pass: 2 * 7 accumulators + xt in 16 SSE registers */
 #define LANES 16
 
-/* The 4 sums of a quad for input rows x0 and x1: for each of the 8 the operations of dot_i8 /
- * dot_i8_pow2 / dot_i16 in the same order (lane j sums features j, j + 16, ... from 0; the
- * tail features in order from 0; then the tail plus lane 0, 1, ..., 15), so the same bits,
- * side by side, which the compiler may vectorize (4 floats) without reordering anything.
- * Lane by lane: one lane's sum does not depend on the others. */
-static void dot_quad2(const float *restrict w, const float *restrict x0,
-                      const float *restrict x1, size_t n, float s[8])
+/* 4 floats. GCC and clang get their vector extension (SSE2 / NEON, elementwise IEEE operations
+ * in the lanes, so the same bits as the scalar code); other compilers the plain struct. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float v4 __attribute__((vector_size(16)));
+#define V4_ADD(a, b) ((a) + (b))
+#define V4_MUL(a, b) ((a) * (b))
+#define V4_LANE(v, k) ((v)[k])
+static v4 v4_set(float a, float b, float c, float d)
 {
-    float t[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-    size_t c, j, p, full = n / LANES * LANES;
-    for (c = full; c < n; c++)
-        for (p = 0; p < 4; p++) {
-            t[p] += w[4 * c + p] * x0[c];
-            t[4 + p] += w[4 * c + p] * x1[c];
-        }
-    if (full == 0) { /* no lanes: adding their 16 zeros is adding +0 once */
-        for (p = 0; p < 8; p++) s[p] = t[p] + 0.0f;
-        return;
-    }
-    for (j = 0; j < LANES; j++) {
-        float a[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
-        for (c = j; c < full; c += LANES)
-            for (p = 0; p < 4; p++) {
-                a[p] += w[4 * c + p] * x0[c];
-                a[4 + p] += w[4 * c + p] * x1[c];
-            }
-        for (p = 0; p < 8; p++) t[p] += a[p];
-    }
-    for (p = 0; p < 8; p++) s[p] = t[p];
+    v4 v = {a, b, c, d};
+    return v;
 }
+#else
+typedef struct v4 { float f[4]; } v4;
+static v4 v4_add(v4 a, v4 b)
+{
+    int k;
+    for (k = 0; k < 4; k++) a.f[k] += b.f[k];
+    return a;
+}
+static v4 v4_mul(v4 a, v4 b)
+{
+    int k;
+    for (k = 0; k < 4; k++) a.f[k] *= b.f[k];
+    return a;
+}
+#define V4_ADD(a, b) v4_add(a, b)
+#define V4_MUL(a, b) v4_mul(a, b)
+#define V4_LANE(v, k) ((v).f[k])
+static v4 v4_set(float a, float b, float c, float d)
+{
+    v4 v;
+    v.f[0] = a, v.f[1] = b, v.f[2] = c, v.f[3] = d;
+    return v;
+}
+#endif
+
+/* take() for 4 rows at once, on output r (> 0) with scores s: where s > *best (NaN never is),
+ * *best = s and *idx = r (a float: exact, as the fast path takes n_outputs < 2^24 only). */
+static void v4_take(v4 s, float r, v4 *best, v4 *idx)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    typedef int32_t v4i __attribute__((vector_size(16)));
+    const v4i gt = (v4i)(s > *best);
+    const v4 rv = v4_set(r, r, r, r);
+    *best = (v4)((gt & (v4i)s) | (~gt & (v4i)*best));
+    *idx = (v4)((gt & (v4i)rv) | (~gt & (v4i)*idx));
+#else
+    int k;
+    for (k = 0; k < 4; k++)
+        if (s.f[k] > best->f[k]) best->f[k] = s.f[k], idx->f[k] = r;
+#endif
+}
+
+/* The sums of P outputs (weights w, see above) for the 4 rows in xt, in s[0 .. P): for each,
+ * the operations of dot_i8 / dot_i8_pow2 / dot_i16 in the same order (the tail features in
+ * order from 0; lane j sums features j, j + 16, ... from 0; then the tail plus lane 0, 1, ...,
+ * 15), so the same bits, one row per vector lane. Each instance has a constant P and its
+ * accumulators as named variables (BATCH_REP), which compilers keep in registers where an
+ * array indexed in a loop would stay in memory at -O2. */
+#define BATCH_REP(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6)
+#define BATCH_DECL(k) v4 t##k = zero, a##k = zero;
+#define BATCH_TAIL(k) if (NP > k) t##k = V4_ADD(t##k, V4_MUL(w[c * NP + k], xc));
+#define BATCH_ZERO(k) a##k = zero;
+#define BATCH_LANE(k) if (NP > k) a##k = V4_ADD(a##k, V4_MUL(w[c * NP + k], xc));
+#define BATCH_FOLD(k) t##k = V4_ADD(t##k, a##k);
+#define BATCH_OUT(k) if (NP > k) s[k] = full ? t##k : V4_ADD(t##k, zero);
+#define BATCH_KERNEL(P)                                                                        \
+    static void batch_kernel_##P(const v4 *restrict w, const v4 *restrict xt, size_t n,      \
+                                 v4 *restrict s)                                             \
+    {                                                                                          \
+        enum { NP = P };                                                                       \
+        const v4 zero = v4_set(0.0f, 0.0f, 0.0f, 0.0f);                                        \
+        size_t c, j, full = n / LANES * LANES;                                                 \
+        BATCH_REP(BATCH_DECL)                                                                  \
+        for (c = full; c < n; c++) {                                                           \
+            const v4 xc = xt[c];                                                               \
+            BATCH_REP(BATCH_TAIL)                                                              \
+        }                                                                                      \
+        for (j = 0; j < (full ? LANES : 0); j++) {                                             \
+            BATCH_REP(BATCH_ZERO)                                                              \
+            for (c = j; c < full; c += LANES) {                                                \
+                const v4 xc = xt[c];                                                           \
+                BATCH_REP(BATCH_LANE)                                                          \
+            }                                                                                  \
+            BATCH_REP(BATCH_FOLD)                                                              \
+        }                                                                                      \
+        /* no lanes: adding their 16 zeros is adding +0 once */                               \
+        BATCH_REP(BATCH_OUT)                                                                   \
+    }
+BATCH_KERNEL(1)
+BATCH_KERNEL(2)
+BATCH_KERNEL(3)
+BATCH_KERNEL(4)
+BATCH_KERNEL(5)
+BATCH_KERNEL(6)
+BATCH_KERNEL(7)
+#undef BATCH_KERNEL
+#undef BATCH_REP
+#undef BATCH_DECL
+#undef BATCH_TAIL
+#undef BATCH_ZERO
+#undef BATCH_LANE
+#undef BATCH_FOLD
+#undef BATCH_OUT
+
+typedef void (*batch_kernel_fn)(const v4 *, const v4 *, size_t, v4 *);
+static const batch_kernel_fn BATCH_KERNELS[BATCH_GROUP + 1] = {
+    NULL, batch_kernel_1, batch_kernel_2, batch_kernel_3, batch_kernel_4,
+    batch_kernel_5, batch_kernel_6, batch_kernel_7};
 
 /* Row i's output slot: scores (decision, proba) or NULL (predict). */
 static float *batch_slot(const esb_model *m, int op, void *out, size_t i)
@@ -2710,67 +2793,127 @@ static float *batch_slot(const esb_model *m, int op, void *out, size_t i)
     return NULL;
 }
 
-/* Output rows [r0, r1) (r1 - r0 <= 4) of the dense layout as a quad into w; *next: the first
- * row's weights, advanced past the last. */
-static void load_quad(const esb_model *m, uint32_t r0, uint32_t r1, const int8_t **next,
-                      float *w)
+/* Output rows [r0, r1) of the dense layout as one group into w (P = r1 - r0); *next: row r0's
+ * weights, advanced past row r1 - 1's. */
+static void load_group(const esb_model *m, uint32_t r0, uint32_t r1, const int8_t **next, v4 *w)
 {
-    const size_t nf = m->n_features;
+    const size_t nf = m->n_features, np = r1 - r0;
     size_t c;
     uint32_t r;
-    float f = 1.0f;
-    memset(w, 0, 16 * nf);
+    float f = 1.0f, q;
     for (r = r0; r < r1; r++) {
         const int wide = m->mixed_ && is_wide(m, r);
         for (c = 0; c < nf; c++) {
             if (m->dfac_) memcpy(&f, &m->dfac_[c], 4);
-            w[4 * c + (r - r0)] = m->dfac_ ? dense_q(*next, c, wide) * f : dense_q(*next, c, wide);
+            q = m->dfac_ ? dense_q(*next, c, wide) * f : dense_q(*next, c, wide);
+            w[c * np + (r - r0)] = v4_set(q, q, q, q);
         }
         *next += wide ? 2 * nf : nf;
+    }
+}
+
+/* Outputs per group: as even as possible, at most BATCH_GROUP (and `cap`). */
+static uint32_t group_size(uint32_t n_outputs, uint32_t cap)
+{
+    uint32_t g, most = cap < BATCH_GROUP ? cap : BATCH_GROUP;
+    g = (n_outputs + most - 1) / most;
+    return (n_outputs + g - 1) / g;
+}
+
+typedef struct batch_state {
+    v4 buf[BATCH_V4];   /* xt, then the converted groups */
+    uint32_t gsize;     /* outputs per group */
+    uint32_t r_begin;   /* outputs converted into buf: [r_begin, r_end) */
+    uint32_t r_end;
+    const int8_t *next; /* dense weights of output r_end */
+    /* per 4 rows of the block: take()'s running maximum and its output, and the sum of
+     * s - s over the scores (0, or NaN once a score is NaN/Inf) */
+    v4 best_s[BATCH_ROWS / 4], best[BATCH_ROWS / 4], bad[BATCH_ROWS / 4];
+} batch_state;
+
+/* Convert the groups from output r0 on that fit into the buffer (after xt). */
+static void load_groups(const esb_model *m, batch_state *b, uint32_t r0)
+{
+    const size_t nf = m->n_features, room = BATCH_V4 - nf;
+    size_t used = 0;
+    uint32_t r1;
+    if (r0 == 0) b->next = m->dense_;
+    for (b->r_begin = r1 = r0; r1 < m->n_outputs; r1 += b->gsize) {
+        uint32_t e = m->n_outputs - r1 < b->gsize ? m->n_outputs : r1 + b->gsize;
+        if (used + (e - r1) * nf > room) break;
+        load_group(m, r1, e, &b->next, b->buf + nf + used);
+        used += (e - r1) * nf;
+    }
+    b->r_end = r1;
+}
+
+/* Rows i .. i + 3 (the last one repeated past nb) into xt. */
+static void load_rows(const esb_model *m, const float *x, size_t stride, size_t i, size_t nb,
+                      v4 *xt)
+{
+    const float *x0 = x + i * stride;
+    const float *x1 = i + 1 < nb ? x0 + stride : x0;
+    const float *x2 = i + 2 < nb ? x1 + stride : x1;
+    const float *x3 = i + 3 < nb ? x2 + stride : x2;
+    size_t c;
+    for (c = 0; c < m->n_features; c++) xt[c] = v4_set(x0[c], x1[c], x2[c], x3[c]);
+}
+
+/* The converted groups' scores (times scale, plus bias) for rows [i, i + 4) of the block
+ * (out: row i's output slot, or NULL; the next row's `step` floats on), taken as take()
+ * does, output by output. */
+static void run_groups(const esb_model *m, batch_state *b, size_t i, size_t nb, float *out,
+                       size_t step)
+{
+    const size_t nf = m->n_features, q = i / 4;
+    const v4 *w = b->buf + nf;
+    uint32_t r0, k;
+    size_t row;
+    for (r0 = b->r_begin; r0 < b->r_end; r0 += b->gsize) {
+        uint32_t np = b->r_end - r0 < b->gsize ? b->r_end - r0 : b->gsize;
+        v4 s[BATCH_GROUP];
+        BATCH_KERNELS[np](w, b->buf, nf, s);
+        w += (size_t)np * nf;
+        for (k = 0; k < np; k++) {
+            const uint32_t r = r0 + k;
+            const float sc = scale_of(m, r), bi = (float)bias_of(m, r);
+            const v4 z = V4_ADD(V4_MUL(v4_set(sc, sc, sc, sc), s[k]), v4_set(bi, bi, bi, bi));
+            b->bad[q] = V4_ADD(b->bad[q], V4_ADD(z, V4_MUL(z, v4_set(-1.0f, -1.0f, -1.0f, -1.0f))));
+            if (r == 0) {
+                b->best_s[q] = z;
+                b->best[q] = v4_set(0.0f, 0.0f, 0.0f, 0.0f);
+            } else {
+                v4_take(z, (float)r, &b->best_s[q], &b->best[q]);
+            }
+            if (out)
+                for (row = i; row < i + 4 && row < nb; row++)
+                    out[(row - i) * step + r] = V4_LANE(z, row - i);
+        }
     }
 }
 
 /* Rows [i0, i0 + nb) of a dense-layout model (nb <= BATCH_ROWS): the scores of compute_dense /
  * compute_dense_mixed without `exact`, into the picks. */
 static void dense_block(const esb_model *m, const float *x, size_t stride, int op, void *out,
-                        size_t i0, size_t nb, pick *p)
+                        size_t i0, size_t nb, pick *p, batch_state *b)
 {
-    const size_t nf = m->n_features, quads = BATCH_WEIGHTS / (4 * (nf ? nf : 1));
-    const int8_t *next = m->dense_;
-    float wbuf[BATCH_WEIGHTS];
-    uint32_t r0, r1;
-    size_t i, q;
-    for (i = 0; i < nb; i++) {
-        p[i].out = batch_slot(m, op, out, i0 + i);
-        p[i].best_s = 0.0f;
-        p[i].best = 0;
-        p[i].bad = 0;
+    size_t i;
+    uint32_t r0;
+    for (i = 0; i < nb; i += 4) b->bad[i / 4] = v4_set(0.0f, 0.0f, 0.0f, 0.0f);
+    for (r0 = 0; r0 < m->n_outputs; r0 = b->r_end) {
+        if (b->r_begin != r0 || b->r_end == 0) load_groups(m, b, r0);
+        for (i = 0; i < nb; i += 4) {
+            load_rows(m, x + i0 * stride, stride, i, nb, b->buf);
+            run_groups(m, b, i, nb, batch_slot(m, op, out, i0 + i),
+                       op == BATCH_PROBA ? m->n_classes : m->n_outputs);
+        }
     }
-    for (r0 = 0; r0 < m->n_outputs; r0 = r1) {
-        uint32_t n_q = 0, e;
-        for (r1 = r0; r1 < m->n_outputs && n_q < quads; n_q++, r1 = e) {
-            e = m->n_outputs - r1 < 4 ? m->n_outputs : r1 + 4;
-            load_quad(m, r1, e, &next, wbuf + 4 * nf * n_q);
-        }
-        for (q = 0; q < n_q; q++) { /* a quad's weights, scales, biases stay at hand */
-            const uint32_t qa = r0 + 4 * (uint32_t)q, nk = r1 - qa < 4 ? r1 - qa : 4;
-            float sc[4], bi[4];
-            uint32_t k;
-            for (k = 0; k < nk; k++) {
-                sc[k] = scale_of(m, qa + k);
-                bi[k] = (float)bias_of(m, qa + k);
-            }
-            for (i = 0; i < nb; i += 2) { /* two rows at a time (the last one twice if odd) */
-                const float *x0 = x + (i0 + i) * stride;
-                const float *x1 = i + 1 < nb ? x0 + stride : x0;
-                float s[8];
-                dot_quad2(wbuf + 4 * nf * q, x0, x1, nf, s);
-                for (k = 0; k < nk; k++) { /* each row's scores in output order, as take wants */
-                    take(sc[k] * s[k] + bi[k], qa + k, &p[i]);
-                    if (i + 1 < nb) take(sc[k] * s[4 + k] + bi[k], qa + k, &p[i + 1]);
-                }
-            }
-        }
+    for (i = 0; i < nb; i++) {
+        const float bad = V4_LANE(b->bad[i / 4], i % 4);
+        p[i].out = batch_slot(m, op, out, i0 + i);
+        p[i].best_s = V4_LANE(b->best_s[i / 4], i % 4);
+        p[i].best = (uint32_t)V4_LANE(b->best[i / 4], i % 4);
+        p[i].bad = bad != 0.0f;
     }
 }
 
@@ -2786,6 +2929,7 @@ static esb_status run_batch(const esb_model *m, const float *x, size_t n_rows, s
                             int op, void *out, size_t *n_done)
 {
     pick p[BATCH_ROWS];
+    batch_state b;
     size_t i0, i;
     esb_status st = ESB_OK;
     if (n_done) *n_done = 0;
@@ -2793,16 +2937,19 @@ static esb_status run_batch(const esb_model *m, const float *x, size_t n_rows, s
         return ESB_E_ARGUMENT;
     if (op == BATCH_PREDICT && m->head == ESB_HEAD_IDENTITY) return ESB_E_HEAD;
     if (op == BATCH_PROBA && !esb_has_proba(m)) return ESB_E_HEAD;
-    if (m->layout_ != ESB_LAYOUT_DENSE || m->n_features > BATCH_WEIGHTS / 4) {
+    if (m->layout_ != ESB_LAYOUT_DENSE || m->n_features > BATCH_V4 / 2 ||
+        m->n_outputs >= 1u << 24) {
         for (i = 0; i < n_rows && st == ESB_OK; i++) {
             st = batch_row(m, x + i * stride, op, out, i);
             if (st == ESB_OK && n_done) *n_done = i + 1;
         }
         return st;
     }
+    b.gsize = group_size(m->n_outputs, (BATCH_V4 - m->n_features) / (m->n_features ? m->n_features : 1));
+    b.r_begin = b.r_end = 0;
     for (i0 = 0; i0 < n_rows; i0 += BATCH_ROWS) {
         size_t nb = n_rows - i0 < BATCH_ROWS ? n_rows - i0 : BATCH_ROWS;
-        dense_block(m, x, stride, op, out, i0, nb, p);
+        dense_block(m, x, stride, op, out, i0, nb, p, &b);
         for (i = 0; i < nb; i++) {
             /* A NaN/Inf score: the one-row call decides (input check, exact recompute). */
             if (p[i].bad) st = batch_row(m, x + (i0 + i) * stride, op, out, i0 + i);
