@@ -12,6 +12,8 @@ API's edges (0 and 1 rows, strides, NULLs, refused rows and *n_done).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from edgesparse.ir import from_dense
 from edgesparse.passes.quantize import quantize_int8
 from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import Model
+from tests.conftest import require_tool
 from tests.test_c_runtime import (
     CFLAGS,
     DRIVER_ARGS,
@@ -382,3 +385,33 @@ def test_csr_batch_same_bits_as_one_row(esb_exe: str, tmp_path: Path) -> None:
             got[api] = json.loads(res.stdout)
             assert got[api]["api"] == api
         assert got["batch"]["checksum"] == got["one-row"]["checksum"], op
+
+
+def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
+    """Both batch kernels (AVX where the CPU has it, and -DESB_NO_AVX) under ASan + UBSan on
+    row counts that end a block mid-step, dense and CSR rows."""
+    flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    probe = tmp_path / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    require_tool(
+        shutil.which("clang") is not None
+        and _run(["clang", *flags, str(probe), "-o", str(tmp_path / "probe")]).returncode == 0,
+        what="clang with its sanitizer runtimes",
+        install="sudo apt-get install clang libclang-rt-dev",
+    )
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"]
+    blob = tmp_path / "digits.esb"
+    compress_file(CompressOptions(source=ROOT / "models" / "digits_pipeline.pkl", output=blob))
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    for extra in ([], ["-DESB_NO_AVX"]):
+        exe = tmp_path / "esb-asan"
+        res = _run(["clang", *CFLAGS, *flags, *extra, *sources, "-lm", "-o", str(exe)])
+        assert res.returncode == 0, res.stderr
+        for n in (45, 39):
+            for rows_x in (X[:n], sp.csr_matrix(X[:n])):
+                rows = tmp_path / "rows.bin"
+                write_rows(rows, rows_x)
+                res = _run([str(exe), "predict", str(blob), str(rows)], env=env)
+                assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr
+                assert res.returncode == 0 and len(res.stdout.splitlines()) == n, res.stderr
