@@ -2036,13 +2036,13 @@ esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes)
 /* ---------------------------------------------------------------------------------------- */
 /* Kernels                                                                                   */
 /* ---------------------------------------------------------------------------------------- */
-/* Every stride-th used column's number (transposed layout): a short table a CSR batch builds
- * once on its stack, so that finding an input column costs a search in it (cache-resident)
- * and one in a stride-long window of the used columns, not one over all of them. */
-#define ESB_COL_MARKS 1024u
+/* Where each bucket of 2^shift consecutive input columns starts among the used columns
+ * (transposed layout): a table a CSR batch builds once on its stack (8 KiB), so that finding
+ * an input column is one lookup and a search in its bucket, not one over all used columns. */
+#define ESB_COL_BUCKETS 2048u
 typedef struct col_marks {
-    uint32_t n, stride;
-    int32_t col[ESB_COL_MARKS];
+    uint32_t shift;
+    uint32_t first[ESB_COL_BUCKETS + 1]; /* first used column of bucket b; then n_columns */
 } col_marks;
 
 typedef struct input {
@@ -2413,15 +2413,28 @@ static void compute_dense_mixed(const esb_model *m, const input *in, pick *p, in
     }
 }
 
-/* lower_bound(a, lo, hi, key) for a = the used columns (hi = their count), narrowed by the
- * marks first: the same index. */
+/* lower_bound(a, lo, hi, key) for a = the used columns (key in [0, n_features)), searched in
+ * the key's bucket only: the same index. */
 static uint32_t lower_bound_marked(const int32_t *a, const col_marks *mk, uint32_t lo,
-                                   uint32_t hi, int32_t key)
+                                   int32_t key)
 {
-    uint32_t k = lower_bound(mk->col, lo / mk->stride, mk->n, key); /* mk->col[k] >= key */
-    uint32_t first = k ? (k - 1u) * mk->stride + 1u : 0u;           /* a[first - 1] < key */
-    uint32_t end = k < mk->n ? k * mk->stride : hi;
-    return lower_bound(a, first > lo ? first : lo, end, key);
+    const uint32_t b = (uint32_t)key >> mk->shift, first = mk->first[b];
+    return lower_bound(a, first > lo ? first : lo, mk->first[b + 1u], key);
+}
+
+/* Build the buckets of the transposed layout's used columns. */
+static void col_marks_build(const esb_model *m, col_marks *mk)
+{
+    const uint32_t nc = m->n_columns;
+    uint32_t b, nb, c = 0;
+    mk->shift = 0;
+    while (m->n_features && (m->n_features - 1u) >> mk->shift >= ESB_COL_BUCKETS) mk->shift++;
+    nb = m->n_features ? ((m->n_features - 1u) >> mk->shift) + 1u : 0u;
+    for (b = 0; b < nb; b++) {
+        while (c < nc && ((uint32_t)m->tcol_[c] >> mk->shift) < b) c++;
+        mk->first[b] = c;
+    }
+    mk->first[nb] = nc;
 }
 
 /* Transposed layout: for each input nonzero, the stored weights of its column. Outputs in
@@ -2451,7 +2464,7 @@ static void compute_transposed(const esb_model *m, const input *in, pick *p)
                 xv = in->x[m->tcol_[c]];
             } else { /* CSR input: the used column of each nonzero, if any */
                 if (j >= in->nnz) break;
-                c = in->marks ? lower_bound_marked(m->tcol_, in->marks, lo, nc, in->idx[j])
+                c = in->marks ? lower_bound_marked(m->tcol_, in->marks, lo, in->idx[j])
                               : lower_bound(m->tcol_, lo, nc, in->idx[j]);
                 if (c >= nc) break;
                 lo = c;
@@ -3188,7 +3201,7 @@ esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_
 }
 
 /* CSR batches: each row as the one-row CSR call runs it (check, kernel, head), in order. In
- * the transposed layout the column marks are built once for the batch (4 KiB of stack): the
+ * the transposed layout the column buckets are built once for the batch (8 KiB of stack): the
  * same used column found for each nonzero, faster, so the same bits. */
 static esb_status run_csr_batch(const esb_model *m, size_t n_rows, const uint32_t *indptr,
                                 const int32_t *indices, const float *values, int op, void *out,
@@ -3196,16 +3209,12 @@ static esb_status run_csr_batch(const esb_model *m, size_t n_rows, const uint32_
 {
     col_marks mk;
     size_t i;
-    uint32_t k;
     esb_status st;
     if (n_done) *n_done = 0;
     if (!m || !m->buf_ || (n_rows && (!indptr || !out))) return ESB_E_ARGUMENT;
     if (op == BATCH_PREDICT && m->head == ESB_HEAD_IDENTITY) return ESB_E_HEAD;
     if (op == BATCH_PROBA && !esb_has_proba(m)) return ESB_E_HEAD;
-    mk.stride = m->n_columns / ESB_COL_MARKS + 1u;
-    mk.n = (m->n_columns + mk.stride - 1u) / mk.stride;
-    if (m->layout_ == ESB_LAYOUT_TRANSPOSED)
-        for (k = 0; k < mk.n; k++) mk.col[k] = m->tcol_[k * mk.stride];
+    if (m->layout_ == ESB_LAYOUT_TRANSPOSED) col_marks_build(m, &mk);
     for (i = 0; i < n_rows; i++) {
         input in = {0, 0, 0, 0, 0};
         const uint32_t a = indptr[i];
