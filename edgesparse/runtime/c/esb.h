@@ -32,7 +32,8 @@
  *   - the esb_model struct: sizeof(esb_model) bytes (the caller's, static or on the stack);
  *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
  *     into caller buffers; esb_predict needs no buffer; the batch calls n_rows times those
- *     (esb_predict_batch n_rows uint32_t), and about 17 KiB of stack (see "Batch calls");
+ *     (esb_predict_batch n_rows uint32_t), and about 17 KiB of stack (see "Batch calls";
+ *     the CSR batch calls 8 KiB);
  *   - esb_open's stack frame: a few hundred bytes of locals; with column exponents about
  *     1700 more (a 512-byte bitmap for the check that unused columns have exponent 0, 64
  *     column positions, an index walker and the exception index below);
@@ -166,7 +167,8 @@
  * with clang, add -ffp-contract=off to keep the batch and one-row calls bit-identical.
  * Stack: the 16 KiB buffer and 32 rows' running argmaxes (about 17 KiB in all). A row whose
  * score comes out NaN/Inf is handed to the one-row call (input check, exact recompute),
- * which decides. Other layouts and wider models loop over the one-row calls (same outputs
+ * which decides. Other layouts, wider models and batches of fewer than 4 rows (for which
+ * converting the weights costs more than it saves) loop over the one-row calls (same outputs
  * and errors, without the per-call overhead of the caller's loop).
  *
  * Inputs must be finite: a dense row is checked in full (n_features values; in the dense
@@ -332,10 +334,11 @@ esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_
 /* Batches of CSR rows: row i is the nonzeros indptr[i] .. indptr[i + 1] - 1 of indices and
  * values (n_rows + 1 offsets, each row canonical as for esb_decision_csr; indptr[0] need not
  * be 0), outputs as for the dense batch calls. Row i's outputs are bit for bit those of the
- * one-row CSR call on its nonzeros: these call it row by row (the sparse kernels take one row
- * at a time), which saves the caller's loop. Errors as for the dense batch calls; a row with
- * indptr[i + 1] < indptr[i] is ESB_E_INPUT. indices and values may be NULL when every row is
- * empty. */
+ * one-row CSR call on its nonzeros: its kernel runs row by row, in the transposed layout with
+ * a table built once per call (8 KiB of stack: where each of up to 2048 blocks of input
+ * columns starts among the used columns), so that finding a nonzero's column is a lookup and
+ * a short search. Errors as for the dense batch calls; a row with indptr[i + 1] < indptr[i]
+ * is ESB_E_INPUT. indices and values may be NULL when every row is empty. */
 esb_status esb_decision_csr_batch(const esb_model *m, size_t n_rows, const uint32_t *indptr,
                                   const int32_t *indices, const float *values, float *scores,
                                   size_t *n_done);
