@@ -72,6 +72,17 @@ def esb_exe_4rows(tmp_path_factory) -> str:
     return str(exe)
 
 
+@pytest.fixture(scope="module")
+def esb_exe_plain(tmp_path_factory) -> str:
+    """The driver with plain C in place of the vector extension (-DESB_NO_VECTOR_EXT): what
+    other compilers build."""
+    exe = tmp_path_factory.mktemp("cbatchplain") / "esb"
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    res = _run(["gcc", *CFLAGS, "-DESB_NO_VECTOR_EXT", *sources, "-lm", "-o", str(exe)])
+    assert res.returncode == 0, res.stderr
+    return str(exe)
+
+
 def _predict(exe: str, blob: Path, rows: Path, mode: str, *extra: str):
     return _run([exe, "predict", str(blob), str(rows), *DRIVER_ARGS[mode], *extra])
 
@@ -319,13 +330,13 @@ def test_bench_batch_checksum_equals_one_row_loop(esb_exe: str, tmp_path: Path) 
 
 
 def test_batch_kernels_same_bits_for_every_row_count(
-    esb_exe: str, esb_exe_4rows: str, tmp_path: Path
+    esb_exe: str, esb_exe_4rows: str, esb_exe_plain: str, tmp_path: Path
 ) -> None:
-    """Both kernels (8 rows per AVX vector where the CPU has it, 4 rows per vector everywhere)
-    on row counts that leave every remainder of a 4- and 8-row step and of a 32-row block,
-    with int16 rows and column exponents (digits' defaults), more outputs than one pass
-    takes and models whose weights do not fit the kernel's buffer at once: the one-row
-    call's bits."""
+    """Every kernel (8 rows per AVX vector where the CPU has it, 4 rows per vector everywhere,
+    and the plain-C build of the latter) on row counts that leave every remainder of a 4-
+    and 8-row step and of a 32-row block, with int16 rows and column exponents (digits'
+    defaults), more outputs than one pass takes and models whose weights do not fit the
+    kernel's buffer at once: the one-row call's bits."""
     X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"]
     digits = tmp_path / "digits.esb"
     compress_file(CompressOptions(source=ROOT / "models" / "digits_pipeline.pkl", output=digits))
@@ -340,7 +351,7 @@ def test_batch_kernels_same_bits_for_every_row_count(
         blobs.append((blob, rng.normal(size=(45, n_feat))))
     for blob, rows_all in blobs:
         for n in (1, 3, 5, 7, 9, 13, 33, 38, 45):
-            for exe in (esb_exe, esb_exe_4rows):
+            for exe in (esb_exe, esb_exe_4rows, esb_exe_plain):
                 assert_batch_is_one_row(exe, blob, rows_all[:n], tmp_path)
 
 

@@ -2701,21 +2701,28 @@ esb_status esb_predict_proba_csr(const esb_model *m, uint32_t nnz, const int32_t
 /* Batch calls                                                                               */
 /* ---------------------------------------------------------------------------------------- */
 enum { BATCH_DECISION, BATCH_PREDICT, BATCH_PROBA };
-/* Dense layout, fast path. Input rows go 4 at a time, one row per vector lane: their features
- * transposed into xt (xt[c] = feature c of rows 0..3). The weights are converted to float once
+/* Dense layout, fast path. Input rows go 4 at a time (8 with the AVX kernels), one row per
+ * vector lane: their features transposed into xt (xt[c] = feature c of rows 0..3; with AVX
+ * rows 0..3 then 4..7, two vectors per feature). The weights are converted to float once
  * (exact: q, or q * 2^e), each repeated in the 4 lanes, feature-major by groups of at most
- * BATCH_GROUP outputs (w[c * P + p]: feature c of the group's output p). One stack buffer of
- * BATCH_V4 vectors holds xt (n_features) and as many groups as fit (all of them, converted once
- * per call, when n_outputs * n_features <= BATCH_V4 - n_features; otherwise re-converted per
- * block of BATCH_ROWS rows). Models with 2 * n_features > BATCH_V4 take the one-row calls. */
+ * BATCH_GROUP outputs (w[c * P + p]: feature c of the group's output p), each group followed
+ * by its P scales and P biases. One stack buffer of BATCH_V4 vectors holds xt (wofs vectors)
+ * and as many groups as fit (all of them, converted once per call, when n_outputs *
+ * (n_features + 2) <= BATCH_V4 - wofs; otherwise re-converted per block of BATCH_ROWS rows).
+ * Models with more than 512 features, and batches of fewer than 4 rows, take the one-row
+ * calls. */
 #define BATCH_V4 1026u
 #define BATCH_ROWS 32u
 #define BATCH_GROUP 7u /* outputs per kernel pass: 2 * 7 accumulators + xt in 16 SSE registers */
 #define LANES 16
 
 /* 4 floats. GCC and clang get their vector extension (SSE2 / NEON, elementwise IEEE operations
- * in the lanes, so the same bits as the scalar code); other compilers the plain struct. */
-#if defined(__GNUC__) || defined(__clang__)
+ * in the lanes, so the same bits as the scalar code); other compilers, or -DESB_NO_VECTOR_EXT,
+ * the plain struct (and no AVX kernels). */
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(ESB_NO_VECTOR_EXT)
+#define ESB_VECTOR_EXT 1
+#endif
+#ifdef ESB_VECTOR_EXT
 typedef float v4 __attribute__((vector_size(16)));
 #define V4_ADD(a, b) ((a) + (b))
 #define V4_MUL(a, b) ((a) * (b))
@@ -2754,7 +2761,7 @@ static v4 v4_set(float a, float b, float c, float d)
  * *best = s and *idx = r (a float: exact, as the fast path takes n_outputs < 2^24 only). */
 static void v4_take(v4 s, float r, v4 *best, v4 *idx)
 {
-#if defined(__GNUC__) || defined(__clang__)
+#ifdef ESB_VECTOR_EXT
     typedef int32_t v4i __attribute__((vector_size(16)));
     const v4i gt = (v4i)(s > *best);
     const v4 rv = v4_set(r, r, r, r);
@@ -2827,7 +2834,7 @@ static const batch_kernel_fn BATCH_KERNELS[BATCH_GROUP + 1] = {
  * attribute, chosen at run time when the CPU has AVX; the build flags stay baseline x86-64).
  * Same operations on each lane in the same order, no FMA: the same bits. -DESB_NO_AVX drops
  * it (the 4-row kernels run everywhere). */
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && \
+#if defined(ESB_VECTOR_EXT) && (defined(__x86_64__) || defined(__i386__)) && \
     !defined(ESB_NO_AVX)
 #define ESB_BATCH_AVX 1
 typedef float v8 __attribute__((vector_size(32)));
@@ -2980,9 +2987,9 @@ static inline void load_rows(const esb_model *m, const float *x, size_t stride, 
     const float *x2 = i + 2 < nb ? x1 + stride : x1;
     const float *x3 = i + 3 < nb ? x2 + stride : x2;
     size_t c = 0;
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+#if defined(ESB_VECTOR_EXT) && (defined(__clang__) || __GNUC__ >= 12)
 #define SHUF(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
-#elif defined(__GNUC__)
+#elif defined(ESB_VECTOR_EXT)
     typedef int32_t v4i __attribute__((vector_size(16)));
 #define SHUF(a, b, i, j, k, l) __builtin_shuffle(a, b, (v4i){i, j, k, l})
 #endif

@@ -161,8 +161,8 @@
  * nothing is reordered. On x86 with GCC or clang, a CPU with AVX (checked at run time) runs
  * the same kernel 8 rows per vector, for models with n_outputs * n_features >= 64: a function
  * attribute, the build flags stay baseline x86-64 (-DESB_NO_AVX leaves it out). The vector
- * types are GCC/clang's vector extension (SSE2, NEON); other compilers get plain C loops
- * with the same operations. Same bits needs no -ffast-math and no FMA contraction: gcc's C99
+ * types are GCC/clang's vector extension (SSE2, NEON); other compilers (or
+ * -DESB_NO_VECTOR_EXT) get plain C loops with the same operations. Same bits needs no -ffast-math and no FMA contraction: gcc's C99
  * mode has -ffp-contract=off; where FMA is enabled (-mfma, -march=native) in a GNU mode or
  * with clang, add -ffp-contract=off to keep the batch and one-row calls bit-identical.
  * Stack: the 16 KiB buffer and 32 rows' running argmaxes (about 17 KiB in all). A row whose
