@@ -25,6 +25,8 @@ c:MODEL.esb --target T --batch 1000``: the aarch64 driver (aarch64-linux-gnu-gcc
 -std=c99 -static) and the numpy runtime under the target's QEMU (user mode). QEMU has no
 timing model: those times are emulated, not device latency; compare only their ratio.
 
+One thread (``OPENBLAS_NUM_THREADS=1`` and friends, set before numpy loads): the C runtime is
+single-threaded, and a threaded BLAS on a busy 2-core machine stalls for milliseconds.
 Medians of RUNS calls. Goal (issue 19): C batch call <= 1.0x numpy. Prints a Markdown table
 and writes JSON (``--out``, default benchmarks/results/c_batch.json, or
 c_batch_<target>.json). One run on a shared machine: compare ratios, not absolute numbers.
@@ -32,19 +34,23 @@ c_batch_<target>.json). One run on a shared machine: compare ratios, not absolut
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # one thread, for numpy and the (single-threaded) C runtime alike
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
