@@ -12,16 +12,22 @@ API's edges (0 and 1 rows, strides, NULLs, refused rows and *n_done).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from edgesparse.export_c import c_runtime_dir, export_c, write_rows
 from edgesparse.formats import esb
+from edgesparse.ir import from_dense
+from edgesparse.passes.quantize import quantize_int8
 from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import Model
+from tests.conftest import require_tool
 from tests.test_c_runtime import (
     CFLAGS,
     DRIVER_ARGS,
@@ -56,6 +62,27 @@ def esb_exe(tmp_path_factory) -> str:
     return str(exe)
 
 
+@pytest.fixture(scope="module")
+def esb_exe_4rows(tmp_path_factory) -> str:
+    """The driver without the x86 AVX kernels (-DESB_NO_AVX): every CPU's 4-row path."""
+    exe = tmp_path_factory.mktemp("cbatch4") / "esb"
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    res = _run(["gcc", *CFLAGS, "-DESB_NO_AVX", *sources, "-lm", "-o", str(exe)])
+    assert res.returncode == 0, res.stderr
+    return str(exe)
+
+
+@pytest.fixture(scope="module")
+def esb_exe_plain(tmp_path_factory) -> str:
+    """The driver with plain C in place of the vector extension (-DESB_NO_VECTOR_EXT): what
+    other compilers build."""
+    exe = tmp_path_factory.mktemp("cbatchplain") / "esb"
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    res = _run(["gcc", *CFLAGS, "-DESB_NO_VECTOR_EXT", *sources, "-lm", "-o", str(exe)])
+    assert res.returncode == 0, res.stderr
+    return str(exe)
+
+
 def _predict(exe: str, blob: Path, rows: Path, mode: str, *extra: str):
     return _run([exe, "predict", str(blob), str(rows), *DRIVER_ARGS[mode], *extra])
 
@@ -79,7 +106,8 @@ def assert_batch_is_one_row(exe: str, blob: Path, X: np.ndarray, tmp_path: Path)
                 one.stderr,
             ), (mode, extra)
         if one.returncode == 0:
-            assert_parity(model, X, [ln.split("\t") for ln in got.stdout.splitlines()])
+            Xd = X.toarray() if sp.issparse(X) else X  # the numpy runtime's dense results
+            assert_parity(model, Xd, [ln.split("\t") for ln in got.stdout.splitlines()])
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -167,6 +195,38 @@ static float x[5][NF + 2], out[6 * (NO + NC + 1)], one[NO + NC + 1];
 static uint32_t cls[6];
 #define CHECK(c) \
     do { if (!(c)) { printf("FAIL line %d: %s\n", __LINE__, #c); return 1; } } while (0)
+/* CSR batches: rows {0: 1, NF-1: -2}, {}, {1: 0.5} (offsets from 1) against the one-row
+ * CSR call; NULL arguments; a row ending before it starts. */
+static int csr_edges(const esb_model *m)
+{
+    uint32_t ptr[4] = {1, 3, 3, 4}, bad[4] = {1, 3, 2, 4}, k;
+    int32_t ix[4] = {-7, 0, NF - 1, 1};
+    float v[4] = {NAN, 1.0f, -2.0f, 0.5f};
+    size_t done = 99, i;
+    CHECK(esb_decision_csr_batch(m, 3, ptr, ix, v, out, &done) == ESB_OK && done == 3);
+    for (i = 0; i < 3; i++) {
+        CHECK(esb_decision_csr(m, ptr[i + 1] - ptr[i], ix + ptr[i], v + ptr[i], one) == ESB_OK);
+        CHECK(memcmp(one, out + i * NO, 4 * NO) == 0);
+    }
+    if (m->head != ESB_HEAD_IDENTITY) {
+        CHECK(esb_predict_csr_batch(m, 3, ptr, ix, v, cls, &done) == ESB_OK && done == 3);
+        for (i = 0; i < 3; i++)
+            CHECK(esb_predict_csr(m, ptr[i + 1] - ptr[i], ix + ptr[i], v + ptr[i], &k) ==
+                      ESB_OK && k == cls[i]);
+    } else {
+        CHECK(esb_predict_csr_batch(m, 3, ptr, ix, v, cls, &done) == ESB_E_HEAD && done == 0);
+    }
+    if (esb_has_proba(m)) {
+        CHECK(esb_predict_proba_csr_batch(m, 3, ptr, ix, v, out, &done) == ESB_OK);
+        CHECK(esb_predict_proba_csr(m, 2, ix + 1, v + 1, one) == ESB_OK);
+        CHECK(memcmp(one, out, 4 * NC) == 0);
+    }
+    CHECK(esb_decision_csr_batch(m, 0, NULL, NULL, NULL, NULL, &done) == ESB_OK && done == 0);
+    CHECK(esb_decision_csr_batch(m, 1, NULL, ix, v, out, &done) == ESB_E_ARGUMENT);
+    CHECK(esb_decision_csr_batch(NULL, 1, ptr, ix, v, out, &done) == ESB_E_ARGUMENT);
+    CHECK(esb_decision_csr_batch(m, 3, bad, ix, v, out, &done) == ESB_E_INPUT && done == 1);
+    return 0;
+}
 static int edges(const esb_model *m)
 {
     size_t done = 99, i;
@@ -206,7 +266,7 @@ static int edges(const esb_model *m)
     CHECK(esb_decision_batch(m, x[0], 5, NF + 2, out, &done) == ESB_E_INPUT && done == 3);
     x[3][NF - 1] = 0.5f;
     CHECK(esb_decision_batch(m, x[0], 5, NF + 2, out, &done) == ESB_OK && done == 5);
-    return 0;
+    return csr_edges(m);
 }
 int main(void)
 {
@@ -232,7 +292,8 @@ _PROBA_STATUS = {
 def test_batch_api_edges(case: str, tmp_path: Path) -> None:
     """0 rows, 1 row with stride 0, NULL arguments, a stride below the width, a NaN / Inf row
     in the middle (*n_done, earlier rows' bits), a head the model lacks; streamed and with
-    the fastest workspace; the padding (NaN) between rows is never read."""
+    the fastest workspace; the padding (NaN) between rows is never read. The CSR batch calls
+    likewise (offsets not from 0, an empty row, a row that ends before it starts)."""
     ir = SYNTHETIC[case]
     blob = tmp_path / "m.esb"
     esb.write(ir, blob)
@@ -266,3 +327,102 @@ def test_bench_batch_checksum_equals_one_row_loop(esb_exe: str, tmp_path: Path) 
             got[api] = json.loads(res.stdout)
             assert got[api]["api"] == api
         assert got["batch"]["checksum"] == got["one-row"]["checksum"], op
+
+
+def test_batch_kernels_same_bits_for_every_row_count(
+    esb_exe: str, esb_exe_4rows: str, esb_exe_plain: str, tmp_path: Path
+) -> None:
+    """Every kernel (8 rows per AVX vector where the CPU has it, 4 rows per vector everywhere,
+    and the plain-C build of the latter) on row counts that leave every remainder of a 4-
+    and 8-row step and of a 32-row block, with int16 rows and column exponents (digits'
+    defaults), more outputs than one pass takes and models whose weights do not fit the
+    kernel's buffer at once: the one-row call's bits."""
+    X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"]
+    digits = tmp_path / "digits.esb"
+    compress_file(CompressOptions(source=ROOT / "models" / "digits_pipeline.pkl", output=digits))
+    blobs = [(digits, X)]
+    rng = np.random.default_rng(5)
+    # (outputs, features): 9 passes that fit the buffer at once; 40 x 100 and 3 x 400 do not
+    for n_out, n_feat in ((70, 10), (40, 100), (3, 400), (9, 33)):
+        w = rng.normal(size=(n_out, n_feat)) * 10.0 ** rng.integers(-3, 4, n_feat)
+        ir = from_dense(w, bias=rng.normal(size=n_out), head="hard", classes=np.arange(n_out))
+        blob = tmp_path / f"dense{n_out}x{n_feat}.esb"
+        esb.write(quantize_int8(ir, columns="pow2"), blob)
+        blobs.append((blob, rng.normal(size=(45, n_feat))))
+    for blob, rows_all in blobs:
+        for n in (1, 3, 5, 7, 9, 13, 33, 38, 45):
+            for exe in (esb_exe, esb_exe_4rows, esb_exe_plain):
+                assert_batch_is_one_row(exe, blob, rows_all[:n], tmp_path)
+
+
+def test_4row_kernel_every_head_encoding_and_layout(esb_exe_4rows: str, tmp_path: Path) -> None:
+    """The 4-row kernel alone (no AVX) on every head, label kind and value dtype and on the
+    raised (int16) rows: the one-row call's bits."""
+    cases: list[tuple[object, np.ndarray]] = [(ir, synthetic_rows()) for ir in SYNTHETIC.values()]
+    for case in RAISED:
+        ir, X = raised_case(case, "pow2")
+        cases.append((ir, X[:40]))
+    for i, (ir, X) in enumerate(cases):
+        blob = tmp_path / f"m{i}.esb"
+        esb.write(ir, blob)
+        assert_batch_is_one_row(esb_exe_4rows, blob, X, tmp_path)
+
+
+def test_csr_batch_same_bits_as_one_row(esb_exe: str, tmp_path: Path) -> None:
+    """The CSR batch calls (esb_*_csr_batch, the driver's path for CSR rows) on text-like
+    models in every layout: the one-row CSR calls' bits, and where a row has a NaN or is not
+    canonical, the same rows printed and the same row named; `esb bench --batch` over CSR
+    rows sums the same outputs as the one-row loop."""
+    for n_out, dtype in ((5, "int8"), (70, "int8"), (70, "float64"), (5, "int8-pow2")):
+        blob = tmp_path / f"wide{n_out}{dtype}.esb"
+        esb.write(wide_ir(n_out=n_out, dtype=dtype), blob)
+        X = sp.csr_matrix(wide_rows(30))
+        assert_batch_is_one_row(esb_exe, blob, X, tmp_path)
+    Xb = sp.csr_matrix(wide_rows(30))
+    Xb.data[Xb.indptr[12] + 1] = np.nan
+    assert_batch_is_one_row(esb_exe, blob, Xb, tmp_path)
+    got = _predict(esb_exe, blob, tmp_path / "rows.bin", "fast")
+    assert got.returncode == 1 and "row 12: invalid input row" in got.stderr
+    assert len(got.stdout.splitlines()) == 12
+    rows = tmp_path / "rows.bin"
+    write_rows(rows, sp.csr_matrix(wide_rows(30)))
+    for op in ("predict", "decision"):
+        got = {}
+        for api in ("batch", "one-row"):
+            extra = ["--one-row"] if api == "one-row" else []
+            cmd = [esb_exe, "bench", str(blob), str(rows), "3", "1", "--batch", "50", "--op", op]
+            res = _run([*cmd, *extra])
+            assert res.returncode == 0, res.stderr
+            got[api] = json.loads(res.stdout)
+            assert got[api]["api"] == api
+        assert got["batch"]["checksum"] == got["one-row"]["checksum"], op
+
+
+def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
+    """Both batch kernels (AVX where the CPU has it, and -DESB_NO_AVX) under ASan + UBSan on
+    row counts that end a block mid-step, dense and CSR rows."""
+    flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    probe = tmp_path / "probe.c"
+    probe.write_text("int main(void) { return 0; }\n")
+    require_tool(
+        shutil.which("clang") is not None
+        and _run(["clang", *flags, str(probe), "-o", str(tmp_path / "probe")]).returncode == 0,
+        what="clang with its sanitizer runtimes",
+        install="sudo apt-get install clang libclang-rt-dev",
+    )
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"]
+    blob = tmp_path / "digits.esb"
+    compress_file(CompressOptions(source=ROOT / "models" / "digits_pipeline.pkl", output=blob))
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    for extra in ([], ["-DESB_NO_AVX"]):
+        exe = tmp_path / "esb-asan"
+        res = _run(["clang", *CFLAGS, *flags, *extra, *sources, "-lm", "-o", str(exe)])
+        assert res.returncode == 0, res.stderr
+        for n in (45, 39):
+            for rows_x in (X[:n], sp.csr_matrix(X[:n])):
+                rows = tmp_path / "rows.bin"
+                write_rows(rows, rows_x)
+                res = _run([str(exe), "predict", str(blob), str(rows)], env=env)
+                assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr
+                assert res.returncode == 0 and len(res.stdout.splitlines()) == n, res.stderr

@@ -6,9 +6,10 @@ linking fails): on the host with ``cc`` for the host, ``aarch64-linux-gnu-gcc`` 
 Pi targets (then run under the target's QEMU command line); on a board reached over ssh with
 the board's ``cc``. ``$EDGESPARSE_CC`` / ``$EDGESPARSE_CC_AARCH64`` override the local
 compilers. One driver process per batch size; the first one also writes the predicted labels,
-from which agreement is computed here. A batch of dense rows is one call of the runtime's batch
-API (``esb_predict_batch`` and friends, esb.h), CSR rows one call per row; ``c_program.api``
-says which ("batch" or "one-row"). Every failure reads ``engine c: <reason>``.
+from which agreement is computed here. A batch of rows is one call of the runtime's batch API
+(``esb_predict_batch`` and friends for dense rows, ``esb_predict_csr_batch`` and friends for
+CSR rows, esb.h); ``c_program.api`` says so ("batch"; "one-row" for the driver's --one-row
+loop). Every failure reads ``engine c: <reason>``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
  * model runs decision / predict / proba on dense and CSR rows without a sanitizer report, in
  * every index layout (streamed; columns, dense and transposed built with esb_use_layout in
  * exactly esb_layout_size bytes; and what esb_use_workspace picks for esb_workspace_size),
- * and the batch calls on two rows give the one-row calls' status and bits.
+ * and the batch calls on five rows give the one-row calls' status and bits.
  * Each input is tried twice: as given, and "resealed" (every CRC recomputed where the table
  * allows), so that mutations get past the checksums to the structural checks behind them.
  *
@@ -68,32 +68,35 @@ static void reseal(uint8_t *b, size_t size)
  * is an error, not a prediction. Anything else but ESB_OK is a bug. */
 static int bad_status(esb_status st) { return st != ESB_OK && st != ESB_E_INPUT; }
 
-/* One batch call (2 copies of x, stride n_features) against the one-row call: same status,
- * the same bits for both rows when it is ESB_OK. op: 0 decision, 1 predict, 2 proba. */
+/* One batch call (BATCH_N copies of x, stride n_features: enough rows for the blocked dense
+ * kernel) against the one-row call: same status, the same bits for every row when it is
+ * ESB_OK. op: 0 decision, 1 predict, 2 proba. */
+#define BATCH_N 5
 static void batch_same(const esb_model *m, const float *x, int op)
 {
-    static float xx[2 * 4096], one[4096], two[2 * 4096];
+    static float xx[BATCH_N * 4096], one[4096], two[BATCH_N * 4096];
     const uint32_t nf = m->n_features;
     const size_t w = op == 2 ? m->n_classes : m->n_outputs;
-    uint32_t k = 0, kk[2];
-    size_t done = 3;
+    uint32_t k = 0, kk[BATCH_N];
+    size_t done = BATCH_N + 1, i;
     esb_status s1, s2;
-    memcpy(xx, x, 4 * (size_t)nf);
-    memcpy(xx + nf, x, 4 * (size_t)nf);
+    for (i = 0; i < BATCH_N; i++) memcpy(xx + i * nf, x, 4 * (size_t)nf);
     if (op == 0) {
         s1 = esb_decision(m, x, one);
-        s2 = esb_decision_batch(m, xx, 2, nf, two, &done);
+        s2 = esb_decision_batch(m, xx, BATCH_N, nf, two, &done);
     } else if (op == 1) {
         s1 = esb_predict(m, x, &k);
-        s2 = esb_predict_batch(m, xx, 2, nf, kk, &done);
+        s2 = esb_predict_batch(m, xx, BATCH_N, nf, kk, &done);
     } else {
         s1 = esb_predict_proba(m, x, one);
-        s2 = esb_predict_proba_batch(m, xx, 2, nf, two, &done);
+        s2 = esb_predict_proba_batch(m, xx, BATCH_N, nf, two, &done);
     }
-    if (s1 != s2 || done != (s1 == ESB_OK ? 2u : 0u)) abort();
+    if (s1 != s2 || done != (s1 == ESB_OK ? (size_t)BATCH_N : 0u)) abort();
     if (s1 != ESB_OK) return;
-    if (op == 1 && (kk[0] != k || kk[1] != k)) abort();
-    if (op != 1 && (memcmp(one, two, 4 * w) != 0 || memcmp(one, two + w, 4 * w) != 0)) abort();
+    for (i = 0; i < BATCH_N; i++) {
+        if (op == 1 && kk[i] != k) abort();
+        if (op != 1 && memcmp(one, two + i * w, 4 * w) != 0) abort();
+    }
 }
 
 static void run_all(const esb_model *m, const float *x, uint32_t n, const int32_t *idx,

@@ -32,7 +32,8 @@
  *   - the esb_model struct: sizeof(esb_model) bytes (the caller's, static or on the stack);
  *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
  *     into caller buffers; esb_predict needs no buffer; the batch calls n_rows times those
- *     (esb_predict_batch n_rows uint32_t), and about 9 KiB of stack (see "Batch calls");
+ *     (esb_predict_batch n_rows uint32_t), and about 17 KiB of stack (see "Batch calls";
+ *     the CSR batch calls 8 KiB);
  *   - esb_open's stack frame: a few hundred bytes of locals; with column exponents about
  *     1700 more (a 512-byte bitmap for the check that unused columns have exponent 0, 64
  *     column positions, an index walker and the exception index below);
@@ -150,18 +151,25 @@
  *
  * esb_decision_batch, esb_predict_batch and esb_predict_proba_batch take n_rows dense rows
  * (row-major, any row stride) and give every row exactly the bits the one-row call gives it.
- * In the dense layout, for models of up to 512 features, they run a blocked kernel: the int8
- * (or int16) weights of 4 output rows at a time are converted to float once (exact: q, or
- * q * 2^e), feature-major, as many groups of 4 as fit in 2048 floats, and used for blocks of
- * 32 input rows, two rows at a time; each score is summed in the one-row kernel's order (16
- * lanes over the features, lane j taking j, j + 16, ...; the leftover features in order; then
- * the leftover sum plus lane 0, 1, ..., 15; then scale, then bias), the compiler vectorizing
- * across the 4 outputs, never reordering (no -ffast-math; no FMA contraction: gcc's C99 mode
- * has -ffp-contract=off, and where a compiler contracts it contracts both kernels' identical
- * expressions alike). Stack: 8 KiB of float weights and 32 running argmaxes (about 9 KiB in
- * all). A row whose score comes out NaN/Inf is handed to the one-row call (input check, exact
- * recompute), which decides. Other layouts and wider models loop over the one-row calls (same
- * outputs and errors, without the per-call overhead of the caller's loop).
+ * In the dense layout, for models of up to 512 features, they run a blocked kernel: input
+ * rows go 4 at a time, one per vector lane (their features transposed on the stack), against
+ * up to 7 outputs per pass held in registers, whose weights are converted to float once
+ * (exact: q, or q * 2^e; once per call when they all fit in the kernel's 16 KiB buffer, else
+ * once per block of 32 rows). Each score is summed in the one-row kernel's order (16 lanes
+ * over the features, lane j taking j, j + 16, ...; the leftover features in order; then the
+ * leftover sum plus lane 0, 1, ..., 15; then scale, then bias), in its own vector lane, so
+ * nothing is reordered. On x86 with GCC or clang, a CPU with AVX (checked at run time) runs
+ * the same kernel 8 rows per vector, for models with n_outputs * n_features >= 64: a function
+ * attribute, the build flags stay baseline x86-64 (-DESB_NO_AVX leaves it out). The vector
+ * types are GCC/clang's vector extension (SSE2, NEON); other compilers (or
+ * -DESB_NO_VECTOR_EXT) get plain C loops with the same operations. Same bits needs no -ffast-math and no FMA contraction: gcc's C99
+ * mode has -ffp-contract=off; where FMA is enabled (-mfma, -march=native) in a GNU mode or
+ * with clang, add -ffp-contract=off to keep the batch and one-row calls bit-identical.
+ * Stack: the 16 KiB buffer and 32 rows' running argmaxes (about 17 KiB in all). A row whose
+ * score comes out NaN/Inf is handed to the one-row call (input check, exact recompute),
+ * which decides. Other layouts, wider models and batches of fewer than 4 rows (for which
+ * converting the weights costs more than it saves) loop over the one-row calls (same outputs
+ * and errors, without the per-call overhead of the caller's loop).
  *
  * Inputs must be finite: a dense row is checked in full (n_features values; in the dense
  * layout only when a score comes out NaN/Inf, since every input value is then multiplied in),
@@ -322,6 +330,24 @@ esb_status esb_predict_batch(const esb_model *m, const float *x, size_t n_rows, 
                              uint32_t *class_index, size_t *n_done);
 esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_rows,
                                    size_t stride, float *proba, size_t *n_done);
+
+/* Batches of CSR rows: row i is the nonzeros indptr[i] .. indptr[i + 1] - 1 of indices and
+ * values (n_rows + 1 offsets, each row canonical as for esb_decision_csr; indptr[0] need not
+ * be 0), outputs as for the dense batch calls. Row i's outputs are bit for bit those of the
+ * one-row CSR call on its nonzeros: its kernel runs row by row, in the transposed layout with
+ * a table built once per call (8 KiB of stack: where each of up to 2048 blocks of input
+ * columns starts among the used columns), so that finding a nonzero's column is a lookup and
+ * a short search. Errors as for the dense batch calls; a row with indptr[i + 1] < indptr[i]
+ * is ESB_E_INPUT. indices and values may be NULL when every row is empty. */
+esb_status esb_decision_csr_batch(const esb_model *m, size_t n_rows, const uint32_t *indptr,
+                                  const int32_t *indices, const float *values, float *scores,
+                                  size_t *n_done);
+esb_status esb_predict_csr_batch(const esb_model *m, size_t n_rows, const uint32_t *indptr,
+                                 const int32_t *indices, const float *values,
+                                 uint32_t *class_index, size_t *n_done);
+esb_status esb_predict_proba_csr_batch(const esb_model *m, size_t n_rows, const uint32_t *indptr,
+                                       const int32_t *indices, const float *values,
+                                       float *proba, size_t *n_done);
 
 /* 1 when the model has predict_proba. */
 int esb_has_proba(const esb_model *m);

@@ -24,16 +24,17 @@
  *   24 dense: n_rows * n_features f32
  *      CSR:   (n_rows + 1) u32 indptr, nnz i32 indices (strictly increasing per row), nnz f32
  *
- * predict: dense rows go through the batch calls (esb_decision_batch, esb_predict_batch,
- * esb_predict_proba_batch) over all rows at once, CSR rows through the one-row calls;
- * --one-row sends dense rows one at a time through esb_decision / esb_predict /
- * esb_predict_proba instead (the outputs are the same bits: tests compare the two), --pad N
+ * predict: the rows go through the batch calls (esb_decision_batch, esb_predict_batch,
+ * esb_predict_proba_batch; their _csr_batch forms for CSR rows) over all rows at once;
+ * --one-row sends them one at a time through esb_decision / esb_predict /
+ * esb_predict_proba (or the _csr calls) instead (the outputs are the same bits: tests compare
+ * the two), --pad N
  * lays the rows out with a stride of n_features + N floats, the N extra ones NaN (which the
  * runtime must not read).
  * bench: one call is N (--batch, default 1) consecutive rows, call i starting at row
- * i * N % n_rows (wrapping): dense rows one batch call per contiguous run (one when N <=
- * n_rows and the rows do not wrap), CSR rows and --one-row one esb_* call per row (the loop
- * before the batch API, to compare). The JSON line's "api" says which: "batch" or "one-row".
+ * i * N % n_rows (wrapping): one batch call per contiguous run (one when N <= n_rows and
+ * the rows do not wrap; dense or CSR), --one-row one esb_* call per row (the loop before the
+ * batch API, to compare). The JSON line's "api" says which: "batch" or "one-row".
  * WARMUP untimed calls, then RUNS calls each timed on its own with
  * clock_gettime(CLOCK_MONOTONIC). Prints
  *   {"engine": "c", "op": ..., "mode": "decoded"|"streamed", "layout": "dense"|"transposed"|
@@ -305,25 +306,42 @@ static float *strided_rows(const rows *r, size_t pad)
     return x;
 }
 
-/* predict for dense rows through the batch calls: every row's scores, class and
+/* One batch call over all rows: dense (x, with that stride) or CSR. */
+static esb_status batch_call(const esb_model *m, const rows *r, const float *x, size_t stride,
+                             int op, void *out, size_t *done)
+{
+    size_t n = r->n_rows;
+    if (r->kind == 1) {
+        if (op == OP_PREDICT)
+            return esb_predict_csr_batch(m, n, r->indptr, r->indices, r->data, out, done);
+        if (op == OP_PROBA)
+            return esb_predict_proba_csr_batch(m, n, r->indptr, r->indices, r->data, out, done);
+        return esb_decision_csr_batch(m, n, r->indptr, r->indices, r->data, out, done);
+    }
+    if (op == OP_PREDICT) return esb_predict_batch(m, x, n, stride, out, done);
+    if (op == OP_PROBA) return esb_predict_proba_batch(m, x, n, stride, out, done);
+    return esb_decision_batch(m, x, n, stride, out, done);
+}
+
+/* predict through the batch calls (dense or CSR rows): every row's scores, class and
  * probabilities, then the lines of the rows before the first refused one. */
 static int predict_batch(const esb_model *m, const rows *r, size_t pad)
 {
     size_t n = r->n_rows, stride = (size_t)r->n_features + pad, done = n, d, i;
-    const float *x = strided_rows(r, pad);
+    const float *x = r->kind == 0 ? strided_rows(r, pad) : NULL;
     float *scores = (float *)malloc(4 * n * m->n_outputs + 4);
     float *proba = (float *)malloc(4 * n * ((size_t)m->n_classes + 1));
-    uint32_t *cls = (uint32_t *)malloc(4 * n);
+    uint32_t *cls = (uint32_t *)malloc(4 * n + 4);
     esb_status st, first = ESB_OK;
-    if (!x || !scores || !proba || !cls) return 2;
-    st = esb_decision_batch(m, x, n, stride, scores, &done);
+    if ((r->kind == 0 && !x) || !scores || !proba || !cls) return 2;
+    st = batch_call(m, r, x, stride, OP_DECISION, scores, &done);
     if (st != ESB_OK) first = st;
     if (m->head != ESB_HEAD_IDENTITY) {
-        st = esb_predict_batch(m, x, n, stride, cls, &d);
+        st = batch_call(m, r, x, stride, OP_PREDICT, cls, &d);
         if (st != ESB_OK && d <= done) first = st, done = d;
     }
     if (esb_has_proba(m)) {
-        st = esb_predict_proba_batch(m, x, n, stride, proba, &d);
+        st = batch_call(m, r, x, stride, OP_PROBA, proba, &d);
         if (st != ESB_OK && d <= done) first = st, done = d;
     }
     for (i = 0; i < done; i++)
@@ -350,7 +368,7 @@ static int cmd_predict(const char *model, const char *data, int stream, int one_
                 (unsigned)r.n_features, (unsigned)l.m.n_features);
         return 2;
     }
-    if (r.kind == 0 && !one_row) return predict_batch(&l.m, &r, (size_t)pad);
+    if (!one_row) return predict_batch(&l.m, &r, r.kind == 0 ? (size_t)pad : 0);
     scores = (float *)malloc(4 * (size_t)l.m.n_outputs);
     proba = (float *)malloc(4 * ((size_t)l.m.n_classes + 1));
     if (!scores || !proba) return 2;
@@ -477,34 +495,41 @@ typedef struct bench_opts {
     const char *predictions;
 } bench_opts;
 
-/* n consecutive dense rows from row i through one batch call; out holds n rows' outputs. */
+/* n consecutive rows from row i through one batch call (dense or CSR); out holds n rows'
+ * outputs. */
 static esb_status call_rows(const loaded *l, const rows *r, uint32_t i, size_t n, int op,
                             float *out, double *checksum)
 {
     const esb_model *m = &l->m;
-    const float *x = r->x + (size_t)i * r->n_features;
     size_t j, width = op == OP_PROBA ? m->n_classes : m->n_outputs;
     esb_status st;
-    if (op == OP_PREDICT) {
-        uint32_t *k = (uint32_t *)out;
-        st = esb_predict_batch(m, x, n, r->n_features, k, NULL);
-        for (j = 0; st == ESB_OK && j < n; j++) *checksum += (double)k[j];
-        return st;
+    if (r->kind == 1) {
+        const uint32_t *ptr = r->indptr + i;
+        if (op == OP_PREDICT)
+            st = esb_predict_csr_batch(m, n, ptr, r->indices, r->data, (uint32_t *)out, NULL);
+        else if (op == OP_PROBA)
+            st = esb_predict_proba_csr_batch(m, n, ptr, r->indices, r->data, out, NULL);
+        else st = esb_decision_csr_batch(m, n, ptr, r->indices, r->data, out, NULL);
+    } else {
+        const float *x = r->x + (size_t)i * r->n_features;
+        if (op == OP_PREDICT)
+            st = esb_predict_batch(m, x, n, r->n_features, (uint32_t *)out, NULL);
+        else if (op == OP_PROBA) st = esb_predict_proba_batch(m, x, n, r->n_features, out, NULL);
+        else st = esb_decision_batch(m, x, n, r->n_features, out, NULL);
     }
-    if (op == OP_PROBA) st = esb_predict_proba_batch(m, x, n, r->n_features, out, NULL);
-    else st = esb_decision_batch(m, x, n, r->n_features, out, NULL);
-    for (j = 0; st == ESB_OK && j < n; j++) *checksum += (double)out[j * width];
+    for (j = 0; st == ESB_OK && j < n; j++)
+        *checksum += op == OP_PREDICT ? (double)((uint32_t *)out)[j] : (double)out[j * width];
     return st;
 }
 
-/* One timed unit: `batch` consecutive rows from row `start` (wrapping): dense rows one batch
- * call per contiguous run, else (CSR, one_row) one call per row. */
+/* One timed unit: `batch` consecutive rows from row `start` (wrapping): one batch call per
+ * contiguous run, or (one_row) one call per row. */
 static esb_status call_batch(const loaded *l, const rows *r, uint32_t start, long batch, int op,
                              int one_row, float *buf, double *checksum)
 {
     long j;
     esb_status st = ESB_OK;
-    if (r->kind == 0 && !one_row) {
+    if (!one_row) {
         for (j = 0; j < batch && st == ESB_OK;) {
             uint32_t i = (uint32_t)((start + (uint64_t)j) % r->n_rows);
             size_t n = (size_t)(batch - j) < r->n_rows - i ? (size_t)(batch - j) : r->n_rows - i;
@@ -619,7 +644,7 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
            pct(t, runs, 0.99), pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0],
            pct(empty, n_empty, 0.5), (double)load_ns, cold, peak_rss_bytes(), model_rss,
            (unsigned long)l.len, (unsigned long)l.ws_bytes, checksum,
-           r.kind == 0 && !o->one_row ? "batch" : "one-row");
+           !o->one_row ? "batch" : "one-row");
     return 0;
 }
 
