@@ -217,7 +217,8 @@ def _engine_items(d: Dialect, results: dict[str, Any]) -> list[Item]:
         items.append(
             f"Engine {d.code('c')} ({d.code('c:model.esb')}) is the C runtime: its driver "
             f"program ({d.code('esb bench')}, statically linked where possible) times each call "
-            "in C; a batch is a loop of one-row calls. Its peak RSS is the whole driver "
+            "in C; a batch is one batch call of the runtime (esb_predict_batch, or the CSR batch "
+            "call for sparse rows). Its peak RSS is the whole driver "
             "process (program, libc, blob, input rows, timings); under QEMU it reports the "
             "exact bytes of blob + index workspace instead. Program sizes are under "
             f"{d.strong('C programs')}."
