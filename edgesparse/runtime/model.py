@@ -8,7 +8,10 @@ any output uses, and laid out for one of two kernels:
 
 *dense block*
     the used columns as a dense ``(n_used, n_outputs)`` matrix, so a batch is one BLAS call
-    (``X[:, used] @ block``). Chosen when the block is small or well filled.
+    (``X[:, used] @ block``). Chosen when the block is small or well filled. A small one also
+    gets a one-row form with the bias as one more weight row (``[x, 1] @ [[W], [b]]``): at
+    batch 1 each numpy call costs about as much as the product, so the bias rides in the
+    product instead of a call of its own.
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
@@ -17,6 +20,14 @@ any output uses, and laid out for one of two kernels:
 Models with float64 weights (lossless re-encoding) compute in float64, so their outputs match
 scikit-learn's to rounding; float32 and int8 models compute in float32.
 
+NaN/inf in the input is found on the scores, not by a pass over the input: every weight is
+finite (the IR checks it, and int8/int16 weights with their scales and column exponents are
+checked to dequantize to finite float32), so a NaN or inf in an input column with a nonzero
+weight makes that output NaN or inf (``nan*w = nan``, ``inf*w = ±inf``, ``inf - inf = nan``,
+``inf*0 = nan``), and a finite score proves the columns it read were finite. Columns no output
+reads are checked on their own (a BLAS may skip a zero weight). A non-finite score then
+decides between the two errors: the input's NaN/inf, or an overflow of the arithmetic.
+
 Imports only numpy and the standard library: this is what runs on the device.
 """
 
@@ -24,7 +35,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+import operator
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -36,6 +48,12 @@ from edgesparse.ir import LinearIR
 _DENSE_BLOCK_CELLS = 1 << 16
 # ...or when at least this fraction of its cells are nonzero weights.
 _DENSE_BLOCK_FILL = 0.25
+# A full-width dense model of at most this many weight cells (with the bias row and a check
+# column) also keeps a one-row copy in float32 and float64: at most 48 KiB a model.
+_ROW_CELLS = 1 << 12
+# The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
+# cells (32 KiB in float32): numpy broadcasts a short row slowly (1000 x 10: 4x a plain add).
+_BIAS_TILE_CELLS = 1 << 13
 # The sparse-column kernel expands at most about this many (output, weight) pairs at once.
 _GATHER_CHUNK = 1 << 15
 # Dense input to a sparse-column model: the weights are expanded to dense column slices of at
@@ -54,6 +72,37 @@ _FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
 # fraction of the input's columns; otherwise the whole input is checked in one pass.
 _UNUSED_GATHER = 0.125
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
+def _quiet_fp_state() -> tuple[Any, Any]:
+    """``(set, reset)`` for a state where float overflow and invalid operations are silent.
+
+    The kernels meet NaN/inf input and overflow by design (they are found on the scores and
+    reported as InputError), so numpy must not warn about them. ``np.errstate`` costs about a
+    microsecond a call, as much as a whole batch-1 product; numpy >= 2 keeps the same state in
+    a context variable, which a prebuilt state sets in a tenth of that. Older numpy: seterr.
+    """
+    try:
+        from numpy._core.umath import _extobj_contextvar, _make_extobj
+
+        quiet = _make_extobj(over="ignore", invalid="ignore")
+        return (lambda: _extobj_contextvar.set(quiet)), _extobj_contextvar.reset
+    except (ImportError, TypeError):  # numpy 1.x: the same state through seterr
+        return (lambda: np.seterr(over="ignore", invalid="ignore")), (lambda old: np.seterr(**old))
+
+
+_fp_quiet, _fp_restore = _quiet_fp_state()
+
+
+class CsrParts(NamedTuple):
+    """A validated CSR input: its arrays (``indices``/``indptr`` as intp) and row count."""
+
+    data: np.ndarray
+    indices: np.ndarray
+    indptr: np.ndarray
+    n_rows: int
 
 
 class Model:
@@ -74,7 +123,8 @@ class Model:
         self.n_outputs_ = ir.n_outputs
         self._head = ir.head
         self._classes = ir.classes
-        self._dtype = np.dtype(np.float64 if ir.values.dtype == np.float64 else np.float32)
+        self._is_classifier = ir.is_classifier
+        self._dtype = _F64 if ir.values.dtype == np.float64 else _F32
         self._bias = ir.bias.astype(self._dtype)
         # scikit-learn returns 1-D scores for binary classifiers and 1-D-coef_ regressors;
         # the IR's squeeze flag says exactly that (it is always true for classifiers).
@@ -99,6 +149,9 @@ class Model:
             n_used = ir.n_features
         self._csr_block: np.ndarray | None = None
         self._pos_map: np.ndarray | None = None
+        self._row: dict[np.dtype, np.ndarray] = {}
+        self._row_shape: tuple[int, int] | None = None
+        self._bias_tile = _bias_tile(self._bias)
         # Columns with no nonzero weight: a BLAS may skip a zero weight (and a NaN with it),
         # so the NaN/inf check reads these columns itself.
         has_weight = np.zeros(ir.n_features, dtype=bool)
@@ -111,6 +164,8 @@ class Model:
             block[pos, rows] = weights
             self._block = block
             self._block64: np.ndarray | None = None
+            if self._all_used and (n_used + 1) * (ir.n_outputs + 1) <= _ROW_CELLS:
+                self._init_row_form()
         else:
             self._col_ptr = np.zeros(n_used + 1, dtype=np.intp)
             np.cumsum(col_counts, out=self._col_ptr[1:])
@@ -119,6 +174,23 @@ class Model:
             self._row_vals = weights
             self._row_idx = ir.indices.astype(np.intp)
             self._init_slices(cols_sorted)
+
+    def _init_row_form(self) -> None:
+        # One row costs a handful of numpy calls of fixed cost, so the bias and the checks
+        # are done on the few scores as Python floats. Columns no output uses get one more
+        # output, the "check column": their values times 2^-e (with 2^e > 2 x their count, so
+        # the sum stays below max|x| and cannot overflow), so a NaN/inf there makes that
+        # output non-finite too. float64 input meets float64 weights (as a batch does).
+        n, k = self.n_features_in_, self.n_outputs_
+        extra = 1 if self._unused.size else 0
+        w = np.zeros((n, k + extra))
+        w[:, :k] = self._block[:-1]
+        if extra:
+            w[self._unused, k] = 2.0 ** -(int(self._unused.size).bit_length() + 1)
+        self._row = {_F32: w.astype(self._dtype), _F64: w}
+        self._row_shape = (1, n)
+        self._row_bias = [*self._bias.tolist(), *[0.0] * extra]
+        self._row_max = float(np.finfo(self._dtype).max)
 
     def _init_slices(self, cols_sorted: np.ndarray) -> None:
         # Dense input meets this model as consecutive column slices of _slice_width columns;
@@ -152,24 +224,27 @@ class Model:
     def predict(self, X: Any) -> np.ndarray:
         """Class labels for classifiers; predicted values for regressors."""
         scores = self._scores(X)
-        if not self.ir.is_classifier:
+        if not self._is_classifier:
             return scores[:, 0] if self._one_column else scores
         assert self._classes is not None
+        if scores.shape[0] == 1:  # one row: Python scalars, not three numpy calls
+            i = int(scores.item(0) > 0) if self.n_outputs_ == 1 else int(scores.argmax())
+            return self._classes[i : i + 1].copy()
         if self.n_outputs_ == 1:
-            return self._classes[(scores[:, 0] > 0).astype(np.intp)]
-        return self._classes[scores.argmax(axis=1)]
+            return self._classes.take(scores[:, 0] > 0)
+        return self._classes.take(scores.argmax(axis=1))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, for models whose scikit-learn original has ``predict_proba``."""
         if not self.ir.has_proba:
-            kind = "regressor" if not self.ir.is_classifier else f"{self._head!r} classifier"
+            kind = "regressor" if not self._is_classifier else f"{self._head!r} classifier"
             raise AttributeError(
                 f"this {kind} has no predict_proba (the original model has none either)"
             )
         return _proba(self._head, self._scores(X))
 
     def __repr__(self) -> str:
-        kind = "classifier" if self.ir.is_classifier else "regressor"
+        kind = "classifier" if self._is_classifier else "regressor"
         return (
             f"<edgesparse.Model {kind} head={self._head} shape={self.ir.shape} "
             f"nnz={self.ir.nnz} {self.ir.quantization}>"
@@ -177,38 +252,88 @@ class Model:
 
     # -- kernels -----------------------------------------------------------------------------
     def _scores(self, X: Any) -> np.ndarray:
+        """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
+        token = _fp_quiet()
+        try:
+            if type(X) is np.ndarray and X.shape == self._row_shape:
+                w = self._row.get(X.dtype)  # float32 / float64 only
+                if w is not None:
+                    # One row: the product, then the bias and the check on a few Python
+                    # floats (hypot is inf or NaN if any is, and bounds them all); anything
+                    # non-finite or too large goes the general way, which says what is wrong.
+                    s = list(map(operator.add, X.dot(w).tolist()[0], self._row_bias))
+                    if math.hypot(*s) <= self._row_max:
+                        if len(s) > self.n_outputs_:
+                            s.pop()  # the check column
+                        return np.array([s], dtype=self._dtype)
+            # A float array of the right width is its own feature matrix: no call to find out.
+            if (
+                type(X) is np.ndarray
+                and (X.dtype is _F64 or X.dtype is _F32)
+                and X.ndim == 2
+                and X.shape[1] == self.n_features_in_
+                and X.shape[0]
+            ):
+                feats: np.ndarray | CsrParts = X
+            else:
+                feats = self._features(X)
+            if type(feats) is CsrParts:
+                out = self._sparse_input_scores(*feats)
+            else:
+                out = self._dense_input_scores(feats)
+            return self._finish(out, feats)
+        finally:
+            _fp_restore(token)
+
+    def _features(self, X: Any) -> np.ndarray | CsrParts:
+        """The feature matrix the kernels read: a checked 2-D float array, or CSR parts.
+
+        The one place where the input becomes features (anything but NaN/inf, which the
+        kernels find on the scores, is checked here)."""
         if type(X) is not np.ndarray and is_sparse(X):
-            data, indices, indptr, n_rows = self._check_csr(X)
-            out = self._sparse_input_scores(data, indices, indptr, n_rows)
-            Xd = None
+            return self._check_csr(X, finite=False)
+        return self._read_dense(X)
+
+    def _finish(self, out: np.ndarray, feats: np.ndarray | CsrParts) -> np.ndarray:
+        """Scores plus bias in the model's dtype, each checked to be finite."""
+        # Cast first, then add in place: a ufunc that casts as it adds is 3x slower.
+        res = out if out.dtype is self._dtype else out.astype(self._dtype)
+        tile = self._bias_tile
+        if tile is None:
+            res += self._bias
+        elif res.shape[0] <= tile.shape[0]:
+            res += tile[: res.shape[0]]
         else:
-            Xd = self._read_dense(X)
-        # NaN/inf in the input (and overflow) is checked on the scores, right below: one
-        # errstate for the whole call (entering it costs as much as a batch-1 product).
-        with np.errstate(over="ignore", invalid="ignore"):
-            if Xd is not None:
-                out = self._dense_input_scores(Xd)
-            out = out.astype(self._dtype, copy=False)
-            out += self._bias
-            # One sum is non-finite if any score is (or, rarely, if finite scores overflow
-            # it: then the exact test decides). Cheaper than isfinite on each score.
-            total = out.sum()
-        if not math.isfinite(total) and not np.isfinite(out).all():
-            if Xd is not None:
-                # Every column the kernel read has a nonzero weight, so a NaN/inf there
-                # reached a score: report it as the input's fault, as a full check would.
-                _check_finite(Xd)
-                if Xd.dtype != self._dtype and not self._dense:
-                    # The sliced kernel computes float64 input in float64: an input value
-                    # beyond the model's float32 range is reported as it was when cast first.
-                    cast_to(Xd, self._dtype)
-            # Finite input, finite weights: only an overflow gets here. A NaN/Inf score is
-            # not a prediction (argmax would pick an arbitrary class).
-            raise InputError(
-                "Input X makes a score overflow this model's "
-                f"{self._dtype} arithmetic; scale the input down"
-            )
-        return out
+            step = tile.shape[0]
+            for lo in range(0, res.shape[0], step):
+                part = res[lo : lo + step]
+                part += tile[: part.shape[0]]
+        # One BLAS dot of the scores with themselves is non-finite if any score is (or,
+        # rarely, if finite scores overflow it: then the exact test decides). Squares cannot
+        # cancel an inf, as a plain sum could.
+        flat = res.reshape(-1)
+        if not math.isfinite(flat.dot(flat)) and not np.isfinite(res).all():
+            self._not_finite(feats)
+        return res
+
+    def _not_finite(self, feats: np.ndarray | CsrParts) -> None:
+        """Raise the error a non-finite score means: NaN/inf in the input, or an overflow."""
+        if type(feats) is CsrParts:
+            _check_finite(feats.data)
+        else:
+            # Every column the kernel read has a nonzero weight, so a NaN/inf there
+            # reached a score: report it as the input's fault, as a full check would.
+            _check_finite(feats)
+            if feats.dtype != self._dtype and not self._dense:
+                # The sliced kernel computes float64 input in float64: an input value
+                # beyond the model's float32 range is reported as it was when cast first.
+                cast_to(feats, self._dtype)
+        # Finite input, finite weights: only an overflow gets here. A NaN/Inf score is
+        # not a prediction (argmax would pick an arbitrary class).
+        raise InputError(
+            "Input X makes a score overflow this model's "
+            f"{self._dtype} arithmetic; scale the input down"
+        )
 
     def _dense_input_scores(self, Xd: np.ndarray) -> np.ndarray:
         # NaN/inf in a column the kernel reads propagates to a score (checked after, in
@@ -299,29 +424,54 @@ class Model:
     ) -> np.ndarray:
         block = self._block if self._dense else self._sparse_input_block()
         if block is None:
+            # Entries in columns no output uses are dropped below, unread: check them all.
+            _check_finite(data)
             # Position of each input column among the used columns; unused ones hit nothing.
             pos = np.searchsorted(self._used, indices)
             hit = pos < self._used.size
             hit[hit] = self._used[pos[hit]] == indices[hit]
             row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
             return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
-        # Each input nonzero scales its column's weight row (unused columns: the zero row);
-        # CSR rows are contiguous segments, so one reduceat sums a run of rows. Runs of rows
-        # of about _SLICE_CELLS products at a time keep the workspace bounded.
+        # Each input nonzero scales its column's weight row (unused columns: the zero row).
         pos = self._positions(indices)
+        x = data.astype(self._dtype, copy=False)
+        # A BLAS product could skip a zero weight and a NaN with it: check the values here.
+        if not math.isfinite(x.dot(x)):
+            _check_finite(x)
+        if n_rows == 1:
+            return x.dot(block.take(pos, axis=0)).reshape(1, -1)
+        lens = np.diff(indptr)
         n_out = self.n_outputs_
-        out = np.zeros((n_rows, n_out), dtype=self._dtype)
-        step = max(1, _SLICE_CELLS // n_out)
-        starts = np.searchsorted(indptr, np.arange(0, int(indptr[-1]), step), side="right") - 1
-        bounds = [*np.unique(starts).tolist(), n_rows]
-        for r0, r1 in itertools.pairwise(bounds):
+        out = np.empty((n_rows, n_out), dtype=self._dtype)
+        # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace).
+        step = max(1, _SLICE_CELLS // (n_out * max(1, 2 * int(indptr[-1]) // n_rows)))
+        for r0 in range(0, n_rows, step):
+            r1 = min(n_rows, r0 + step)
             a, b = int(indptr[r0]), int(indptr[r1])
-            firsts = indptr[r0:r1]
-            rows = indptr[r0 + 1 : r1 + 1] > firsts
-            x = data[a:b].astype(self._dtype, copy=False)
-            contrib = x[:, None] * block[pos[a:b]]
-            out[r0:r1][rows] = np.add.reduceat(contrib, firsts[rows] - a, axis=0)
+            width = int(lens[r0:r1].max())
+            if width == 0:
+                out[r0:r1] = 0
+            elif (r1 - r0) * width <= 2 * (b - a) + r1 - r0:
+                out[r0:r1] = self._padded_rows(block, pos[a:b], x[a:b], lens[r0:r1], width)
+            else:  # a few long rows: padding them all would multiply zeros
+                out[r0:r1] = _segment_sums(block, pos[a:b], x[a:b], indptr[r0 : r1 + 1] - a)
         return out
+
+    def _padded_rows(
+        self, block: np.ndarray, pos: np.ndarray, x: np.ndarray, lens: np.ndarray, width: int
+    ) -> np.ndarray:
+        # Rows padded to one length ("ELL": empty slots hold 0 times the zero row), so that
+        # one batched matmul multiplies and sums them: several times faster than a segment
+        # sum (reduceat) of the products.
+        n = lens.size
+        starts = np.cumsum(lens) - lens
+        cell = np.arange(pos.size) + np.repeat(np.arange(0, n * width, width) - starts, lens)
+        slots = np.full(n * width, block.shape[0] - 1, dtype=np.intp)
+        slots[cell] = pos
+        vals = np.zeros(n * width, dtype=x.dtype)
+        vals[cell] = x
+        gathered = block.take(slots, axis=0).reshape(n, width, -1)
+        return np.matmul(vals.reshape(n, 1, width), gathered).reshape(n, -1)
 
     def _sparse_input_block(self) -> np.ndarray | None:
         # A sparse-column model meets CSR input through a dense block of its used columns
@@ -418,7 +568,9 @@ class Model:
             Xd = cast_to(Xd, self._dtype)
         return Xd
 
-    def _check_csr(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    def _check_csr(self, X: Any, *, finite: bool = True) -> CsrParts:
+        """A CSR input's arrays, checked (NaN/inf in ``data`` too unless ``finite`` is false:
+        the model's own kernels find those on the scores)."""
         if getattr(X, "format", None) != "csr":
             X = X.tocsr()
         try:
@@ -454,8 +606,9 @@ class Model:
             bad = f"a column index is outside [0, {shape[1]})"
         if bad:
             raise InputError(f"X is not a valid CSR matrix: {bad}")
-        _check_finite(data)
-        return data, indices.astype(np.intp, copy=False), indptr.astype(np.intp), shape[0]
+        if finite:
+            _check_finite(data)
+        return CsrParts(data, indices.astype(np.intp, copy=False), indptr.astype(np.intp), shape[0])
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         if shape[1] != self.n_features_in_:
@@ -505,6 +658,26 @@ def is_sparse(X: Any) -> bool:
     """Whether ``X`` is a scipy sparse matrix or array."""
     # Duck-typed so that the runtime never imports scipy.
     return hasattr(X, "tocsr") and hasattr(X, "nnz")
+
+
+def _segment_sums(block: np.ndarray, pos: np.ndarray, x: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Per CSR row (``ptr`` from 0), the sum of ``x * block[pos]`` over its nonzeros."""
+    out = np.zeros((ptr.size - 1, block.shape[1]), dtype=block.dtype)
+    firsts = ptr[:-1]
+    rows = ptr[1:] > firsts
+    if rows.any():
+        contrib = x[:, None] * block.take(pos, axis=0)
+        out[rows] = np.add.reduceat(contrib, firsts[rows], axis=0)
+    return out
+
+
+def _bias_tile(bias: np.ndarray) -> np.ndarray | None:
+    """``bias`` repeated over rows (at most _BIAS_TILE_CELLS cells), or None where adding the
+    row itself is as fast: one output (a scalar per row) or long rows."""
+    k = bias.size
+    if k == 1 or 2 * k > _BIAS_TILE_CELLS:
+        return None
+    return np.tile(bias, (_BIAS_TILE_CELLS // k, 1))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
