@@ -64,8 +64,13 @@ _SLICE_CELLS = 1 << 18
 _CSR_BLOCK_CELLS = 1 << 20
 # ...and input columns are mapped to block rows by a table when there are at most this many.
 _POS_MAP_FEATURES = 1 << 20
-# Dense input of at most this many rows to a sparse-column model: per-output sums, no slices.
+# Dense input of at most this many rows to a sparse-column model: per-output sums, no slices;
+# and any number of rows when at most this fraction of its cells are weights (the slices'
+# dense product would mostly multiply zeros).
 _ROW_KERNEL_ROWS = 2
+_ROW_KERNEL_FILL = 0.125
+# CSR input is read in runs of rows of about this many nonzeros.
+_CSR_RUN_NNZ = 1 << 16
 _NAN_MESSAGE = "Input X contains NaN or infinity; impute or drop those values first"
 # NaN/inf checks that cannot ride on the scores test this many cells at a time.
 _FINITE_CHUNK = 1 << 16
@@ -348,20 +353,27 @@ class Model:
             _check_finite(Xd)  # the gather below skips most columns: check them all
             return self._gathered_block_scores(Xd)
         self._check_unused(Xd)
-        if Xd.shape[0] <= _ROW_KERNEL_ROWS:
+        thin = self.ir.nnz <= _ROW_KERNEL_FILL * self.n_features_in_ * self.n_outputs_
+        if thin or Xd.shape[0] <= _ROW_KERNEL_ROWS:
             return self._row_scores(Xd)
         return self._sliced_scores(Xd)
 
     def _row_scores(self, Xd: np.ndarray) -> np.ndarray:
-        # A row or two: rebuilding dense slices would cost more than the product, so each
-        # output sums its own nonzeros (the IR's row-major order) straight off the input.
+        # Each output sums its own nonzeros (the IR's row-major order) straight off the
+        # input: time in proportion to the model's nonzeros, not its width x outputs (a row
+        # or two, or a thin model). Runs of rows of about _SLICE_CELLS products at a time.
         ptr = self.ir.indptr
-        prod = Xd.take(self._row_idx, axis=1)  # intp indices: take's fast path
-        prod *= self._row_vals
-        out = np.zeros((Xd.shape[0], self.n_outputs_), dtype=prod.dtype)
         rows = ptr[1:] > ptr[:-1]
-        if prod.shape[1]:
-            out[:, rows] = np.add.reduceat(prod, ptr[:-1][rows], axis=1)
+        firsts = ptr[:-1][rows]
+        dtype = np.result_type(Xd.dtype, self._row_vals.dtype)
+        out = np.zeros((Xd.shape[0], self.n_outputs_), dtype=dtype)
+        if not firsts.size:
+            return out
+        step = max(1, _SLICE_CELLS // self._row_idx.size)
+        for lo in range(0, Xd.shape[0], step):
+            prod = Xd[lo : lo + step].take(self._row_idx, axis=1)  # intp: take's fast path
+            prod *= self._row_vals
+            out[lo : lo + step, rows] = np.add.reduceat(prod, firsts, axis=1)
         return out
 
     def _gathered_block_scores(self, Xd: np.ndarray) -> np.ndarray:
@@ -420,6 +432,23 @@ class Model:
         return self._block64
 
     def _sparse_input_scores(
+        self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
+    ) -> np.ndarray:
+        nnz = int(indptr[-1])
+        if nnz <= _CSR_RUN_NNZ:
+            return self._csr_run(data, indices, indptr, n_rows)
+        # Runs of rows of about _CSR_RUN_NNZ input nonzeros: every temporary array below is
+        # sized by a run, not by the input (a bounded workspace, whatever the batch).
+        starts = np.searchsorted(indptr, np.arange(0, nnz, _CSR_RUN_NNZ), side="right") - 1
+        bounds = [*np.unique(starts).tolist(), n_rows]
+        out = np.empty((n_rows, self.n_outputs_), dtype=self._dtype)
+        for r0, r1 in itertools.pairwise(bounds):
+            a, b = int(indptr[r0]), int(indptr[r1])
+            ptr = indptr[r0 : r1 + 1] - a
+            out[r0:r1] = self._csr_run(data[a:b], indices[a:b], ptr, r1 - r0)
+        return out
+
+    def _csr_run(
         self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
     ) -> np.ndarray:
         block = self._block if self._dense else self._sparse_input_block()
@@ -569,8 +598,9 @@ class Model:
         return Xd
 
     def _check_csr(self, X: Any, *, finite: bool = True) -> CsrParts:
-        """A CSR input's arrays, checked (NaN/inf in ``data`` too unless ``finite`` is false:
-        the model's own kernels find those on the scores)."""
+        """A CSR input's arrays, checked; NaN/inf in ``data`` too, and the index arrays as
+        intp, unless ``finite`` is false (the model's own kernels, which find NaN/inf on the
+        scores and read the indices a bounded run of rows at a time)."""
         if getattr(X, "format", None) != "csr":
             X = X.tocsr()
         try:
@@ -606,8 +636,9 @@ class Model:
             bad = f"a column index is outside [0, {shape[1]})"
         if bad:
             raise InputError(f"X is not a valid CSR matrix: {bad}")
-        if finite:
-            _check_finite(data)
+        if not finite:  # the model's kernels: indices read as they are, run by run
+            return CsrParts(data, indices, indptr.astype(np.intp), shape[0])
+        _check_finite(data)
         return CsrParts(data, indices.astype(np.intp, copy=False), indptr.astype(np.intp), shape[0])
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
