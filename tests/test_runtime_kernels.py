@@ -204,9 +204,11 @@ def layouts(X: np.ndarray) -> dict[str, object]:
 @pytest.mark.parametrize("quantize", ["none", "float32"])
 @pytest.mark.parametrize("n_rows", [1, 2, 700])  # the one-row path; batches; a bias tile run
 @pytest.mark.parametrize("layout", ["float64", "float32", "int", "fortran", "strided", "list"])
-def test_dense_paths_match_scikit_learn(name, quantize, n_rows, layout) -> None:
+@pytest.mark.parametrize("row_cells", [1 << 12, 0])  # one-row path: own copy, or the block
+def test_dense_paths_match_scikit_learn(monkeypatch, name, quantize, n_rows, layout, row_cells):
     import edgesparse
 
+    monkeypatch.setattr(model_module, "_ROW_CELLS", row_cells)
     est = SKLEARN_MODELS[name]
     model = Model(edgesparse.compress(est, quantize=quantize))
     X = np.random.default_rng(n_rows).normal(size=(n_rows, 9))
@@ -230,21 +232,27 @@ def test_dense_paths_match_scikit_learn(name, quantize, n_rows, layout) -> None:
         np.testing.assert_array_equal(model.predict(X_in)[margin], est.predict(X_ref)[margin])
 
 
-def one_row_model() -> Model:
+@pytest.fixture(params=["own-copy", "block"])
+def one_row_model(request, monkeypatch) -> Model:
+    # The one-row path with its check column (a copy of the weights), or reading the dense
+    # block and gathering the unused columns.
     import edgesparse
 
+    if request.param == "block":
+        monkeypatch.setattr(model_module, "_ROW_CELLS", 0)
     model = Model(edgesparse.compress(SKLEARN_MODELS["multiclass-l1"], quantize="float32"))
-    assert model._row and model._unused.size  # the one-row path, with its check column
+    assert model._row and model._unused.size
+    assert (model._row_check is not None) == (request.param == "block")
     return model
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", ["used", "unused"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_row_nan_or_inf_is_refused_without_a_warning(bad, where, dtype) -> None:
+def test_one_row_nan_or_inf_is_refused_without_a_warning(one_row_model, bad, where, dtype):
     import warnings
 
-    model = one_row_model()
+    model = one_row_model
     used = np.setdiff1d(np.arange(9), model._unused)
     x = np.ones((1, 9), dtype=dtype)
     x[0, (model._unused if where == "unused" else used)[0]] = bad
@@ -258,8 +266,8 @@ def test_one_row_nan_or_inf_is_refused_without_a_warning(bad, where, dtype) -> N
     assert np.geterr() == before  # the error state is restored on the way out
 
 
-def test_one_row_overflow_and_huge_unused_values() -> None:
-    model = one_row_model()
+def test_one_row_overflow_and_huge_unused_values(one_row_model) -> None:
+    model = one_row_model
     x = np.zeros((1, 9))
     x[0, model._unused[0]] = 1e300  # finite, read by no output: the check column must not care
     np.testing.assert_allclose(model.decision_function(x), oracle(model, x), rtol=1e-6)
@@ -269,8 +277,8 @@ def test_one_row_overflow_and_huge_unused_values() -> None:
         model.decision_function(x)
 
 
-def test_one_row_refuses_one_dimensional_input_as_before() -> None:
-    model = one_row_model()
+def test_one_row_refuses_one_dimensional_input_as_before(one_row_model) -> None:
+    model = one_row_model
     with pytest.raises(InputError, match="Expected a 2-D array, got a 1-D array instead"):
         model.predict(np.zeros(9))
     with pytest.raises(InputError, match="X has 8 features, but the model expects 9"):
@@ -301,11 +309,11 @@ def test_csr_runs_match_scikit_learn(monkeypatch, run_nnz, long_row, quantize) -
 
 @pytest.mark.parametrize("where", ["used", "unused"])
 @pytest.mark.parametrize("n_rows", [1, 50])
-def test_csr_nan_in_any_column_is_refused(monkeypatch, where, n_rows) -> None:
+def test_csr_nan_in_any_column_is_refused(monkeypatch, one_row_model, where, n_rows) -> None:
     import warnings
 
     monkeypatch.setattr(model_module, "_CSR_RUN_NNZ", 16)
-    model = one_row_model()
+    model = one_row_model
     col = (model._unused if where == "unused" else np.setdiff1d(np.arange(9), model._unused))[0]
     X = sp.lil_matrix((n_rows, 9))
     X[:, 0] = 1.0

@@ -48,8 +48,10 @@ from edgesparse.ir import LinearIR
 _DENSE_BLOCK_CELLS = 1 << 16
 # ...or when at least this fraction of its cells are nonzero weights.
 _DENSE_BLOCK_FILL = 0.25
-# A full-width dense model of at most this many weight cells (with the bias row and a check
-# column) also keeps a one-row copy in float32 and float64: at most 48 KiB a model.
+# A full-width dense model with at most this many outputs has a one-row path; with at most
+# this many weight cells (and a check column) it keeps its own copy of the weights in float32
+# and float64 (at most 48 KiB a model), larger ones read the dense block (no copy).
+_ROW_OUTPUTS = 64
 _ROW_CELLS = 1 << 12
 # The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
 # cells (32 KiB in float32): numpy broadcasts a short row slowly (1000 x 10: 4x a plain add).
@@ -155,6 +157,7 @@ class Model:
         self._csr_block: np.ndarray | None = None
         self._pos_map: np.ndarray | None = None
         self._row: dict[np.dtype, np.ndarray] = {}
+        self._row_check: np.ndarray | None = None
         self._row_shape: tuple[int, int] | None = None
         self._bias_tile = _bias_tile(self._bias)
         # Columns with no nonzero weight: a BLAS may skip a zero weight (and a NaN with it),
@@ -169,7 +172,7 @@ class Model:
             block[pos, rows] = weights
             self._block = block
             self._block64: np.ndarray | None = None
-            if self._all_used and (n_used + 1) * (ir.n_outputs + 1) <= _ROW_CELLS:
+            if self._all_used and ir.n_outputs <= _ROW_OUTPUTS:
                 self._init_row_form()
         else:
             self._col_ptr = np.zeros(n_used + 1, dtype=np.intp)
@@ -182,20 +185,30 @@ class Model:
 
     def _init_row_form(self) -> None:
         # One row costs a handful of numpy calls of fixed cost, so the bias and the checks
-        # are done on the few scores as Python floats. Columns no output uses get one more
-        # output, the "check column": their values times 2^-e (with 2^e > 2 x their count, so
-        # the sum stays below max|x| and cannot overflow), so a NaN/inf there makes that
-        # output non-finite too. float64 input meets float64 weights (as a batch does).
+        # are done on the few scores as Python floats. float64 input meets float64 weights
+        # (as a batch does). Columns no output uses are checked as one more score: a small
+        # model gets a "check column" of weights, their values times 2^-e (with 2^e > 2 x
+        # their count, so the sum stays below max|x| and cannot overflow), so a NaN/inf there
+        # makes that score non-finite; a wide one (no copy of its block) gathers them and
+        # adds the sum of their squares.
         n, k = self.n_features_in_, self.n_outputs_
+        self._row_shape = (1, n)
+        self._row_max = float(np.finfo(self._dtype).max)
+        self._row_bias = self._bias.tolist()
+        if n * (k + 1) > _ROW_CELLS:
+            self._row[self._dtype] = self._block[:-1]
+            if self._dtype == _F64:
+                self._row[_F32] = self._block[:-1]
+            if self._unused.size:
+                self._row_check = self._unused
+            return
         extra = 1 if self._unused.size else 0
         w = np.zeros((n, k + extra))
         w[:, :k] = self._block[:-1]
         if extra:
             w[self._unused, k] = 2.0 ** -(int(self._unused.size).bit_length() + 1)
+            self._row_bias.append(0.0)
         self._row = {_F32: w.astype(self._dtype), _F64: w}
-        self._row_shape = (1, n)
-        self._row_bias = [*self._bias.tolist(), *[0.0] * extra]
-        self._row_max = float(np.finfo(self._dtype).max)
 
     def _init_slices(self, cols_sorted: np.ndarray) -> None:
         # Dense input meets this model as consecutive column slices of _slice_width columns;
@@ -267,6 +280,9 @@ class Model:
                     # floats (hypot is inf or NaN if any is, and bounds them all); anything
                     # non-finite or too large goes the general way, which says what is wrong.
                     s = list(map(operator.add, X.dot(w).tolist()[0], self._row_bias))
+                    if self._row_check is not None:
+                        unused = X.take(self._row_check)  # one row: flat = column indices
+                        s.append(float(unused.dot(unused)))
                     if math.hypot(*s) <= self._row_max:
                         if len(s) > self.n_outputs_:
                             s.pop()  # the check column
@@ -429,6 +445,8 @@ class Model:
             return self._block
         if self._block64 is None:
             self._block64 = self._block.astype(np.float64)
+            if self._row_shape is not None and _F64 not in self._row:  # the wide one-row path
+                self._row[_F64] = self._block64[:-1]
         return self._block64
 
     def _sparse_input_scores(
