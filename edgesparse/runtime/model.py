@@ -236,18 +236,24 @@ class Model:
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw scores ``X @ W.T + b``; 1-D for binary classifiers, as scikit-learn returns."""
+        if type(X) is np.ndarray and X.shape == self._row_shape:
+            row = self._one_row(X)
+            if row is not None:
+                return np.array(row if self._one_column else [row], dtype=self._dtype)
         scores = self._scores(X)
         return scores[:, 0] if self._one_column else scores
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels for classifiers; predicted values for regressors."""
+        if self._is_classifier and type(X) is np.ndarray and X.shape == self._row_shape:
+            row = self._one_row(X)
+            if row is not None:  # the label straight from the Python scores
+                i = int(row[0] > 0) if len(row) == 1 else row.index(max(row))
+                return self._classes[i : i + 1].copy()
         scores = self._scores(X)
         if not self._is_classifier:
             return scores[:, 0] if self._one_column else scores
         assert self._classes is not None
-        if scores.shape[0] == 1:  # one row: Python scalars, not three numpy calls
-            i = int(scores.item(0) > 0) if self.n_outputs_ == 1 else int(scores.argmax())
-            return self._classes[i : i + 1].copy()
         if self.n_outputs_ == 1:
             return self._classes.take(scores[:, 0] > 0)
         return self._classes.take(scores.argmax(axis=1))
@@ -269,24 +275,36 @@ class Model:
         )
 
     # -- kernels -----------------------------------------------------------------------------
+    def _one_row(self, X: np.ndarray) -> list[float] | None:
+        """One row's scores as Python floats, or None: no one-row path for this input, or a
+        score not finite or too large (the general path then says what is wrong)."""
+        w = self._row.get(X.dtype)  # float32 / float64 only
+        if w is None:
+            return None
+        # The product, then the bias and the check on a few Python floats: hypot is inf or
+        # NaN if any of them is, and bounds them all.
+        token = _fp_quiet()
+        try:
+            s = list(map(operator.add, X.dot(w).tolist()[0], self._row_bias))
+            if self._row_check is not None:
+                unused = X.take(self._row_check)  # one row: flat = column indices
+                s.append(float(unused.dot(unused)))
+        finally:
+            _fp_restore(token)
+        if not math.hypot(*s) <= self._row_max:
+            return None
+        if len(s) > self.n_outputs_:
+            s.pop()  # the check column
+        return s
+
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
         token = _fp_quiet()
         try:
             if type(X) is np.ndarray and X.shape == self._row_shape:
-                w = self._row.get(X.dtype)  # float32 / float64 only
-                if w is not None:
-                    # One row: the product, then the bias and the check on a few Python
-                    # floats (hypot is inf or NaN if any is, and bounds them all); anything
-                    # non-finite or too large goes the general way, which says what is wrong.
-                    s = list(map(operator.add, X.dot(w).tolist()[0], self._row_bias))
-                    if self._row_check is not None:
-                        unused = X.take(self._row_check)  # one row: flat = column indices
-                        s.append(float(unused.dot(unused)))
-                    if math.hypot(*s) <= self._row_max:
-                        if len(s) > self.n_outputs_:
-                            s.pop()  # the check column
-                        return np.array([s], dtype=self._dtype)
+                row = self._one_row(X)
+                if row is not None:
+                    return np.array([row], dtype=self._dtype)
             # A float array of the right width is its own feature matrix: no call to find out.
             if (
                 type(X) is np.ndarray
