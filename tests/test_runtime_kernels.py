@@ -323,3 +323,24 @@ def test_csr_nan_in_any_column_is_refused(monkeypatch, one_row_model, where, n_r
         with pytest.raises(InputError) as info:
             model.predict(X.tocsr())
     assert str(info.value) == NAN_MESSAGE
+
+
+@pytest.mark.parametrize("head", ["softmax", "logistic", "modified_huber"])
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize(
+    "x",
+    [[0.3, -1.2, 2.0], [1000.0, -1000.0, 0.0], [-2000.0, -1500.0, -1000.0], [-5.0, -5.0, -5.0]],
+)  # ordinary, large, every sigmoid underflowing, every modified-huber 0: uniform rows
+def test_one_row_probabilities_match_the_batch_heads(head, n_outputs, x) -> None:
+    if head == "softmax" and n_outputs == 1:
+        pytest.skip("softmax has two or more outputs")
+    w = np.eye(3)[:n_outputs] + 0.01  # every column used: the one-row path
+    classes = np.array([10, 20, 30][: max(2, n_outputs)])
+    model = Model(from_dense(w, bias=np.zeros(n_outputs), head=head, classes=classes))
+    X = np.array([x])
+    assert model._row
+    one = model.predict_proba(X)  # the one-row path (Python floats)
+    batch = model.predict_proba(np.vstack([X, X]))  # the array path
+    np.testing.assert_allclose(one, batch[:1], rtol=1e-6, atol=1e-12)
+    assert one.dtype == batch.dtype and one.shape == (1, classes.size)
+    np.testing.assert_array_equal(model.predict(X), model.predict(np.vstack([X, X]))[:1])

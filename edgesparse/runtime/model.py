@@ -265,6 +265,10 @@ class Model:
             raise AttributeError(
                 f"this {kind} has no predict_proba (the original model has none either)"
             )
+        if type(X) is np.ndarray and X.shape == self._row_shape:
+            row = self._one_row(X)
+            if row is not None:
+                return np.array([_proba_row(self._head, row)], dtype=self._dtype)
         return _proba(self._head, self._scores(X))
 
     def __repr__(self) -> str:
@@ -750,6 +754,24 @@ def _bias_tile(bias: np.ndarray) -> np.ndarray | None:
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     # exp(-log(1 + exp(-z))) never overflows, unlike 1 / (1 + exp(-z)).
     return np.exp(-np.logaddexp(0, -z))
+
+
+def _proba_row(head: str, s: list[float]) -> list[float]:
+    """:func:`_proba` for one row of scores as Python floats (no numpy call of fixed cost)."""
+    if head == "softmax":
+        top = max(s)
+        e = [math.exp(v - top) for v in s]
+        total = sum(e)
+        return [v / total for v in e]
+    if head == "logistic":
+        # The same stable form as _sigmoid: exp(-log(1 + exp(-z))).
+        p = [math.exp(-(max(0.0, -v) + math.log1p(math.exp(-abs(v))))) for v in s]
+    else:
+        p = [(min(max(v, -1.0), 1.0) + 1) / 2 for v in s]  # modified_huber (has_proba)
+    if len(p) == 1:
+        return [1 - p[0], p[0]]
+    total = sum(p)
+    return [v / total for v in p] if total else [1 / len(p)] * len(p)
 
 
 def _proba(head: str, scores: np.ndarray) -> np.ndarray:
