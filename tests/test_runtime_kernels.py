@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from edgesparse.errors import InputError
 from edgesparse.ir import from_dense
+from edgesparse.runtime import checks as checks_module
 from edgesparse.runtime import model as model_module
 from edgesparse.runtime.model import Model
 
@@ -107,6 +108,7 @@ def test_nan_or_inf_anywhere_is_refused_with_the_same_message(
     # rows at a time (few columns) or by a chunked pass over X (many): all three.
     if check != "one-gather":
         monkeypatch.setattr(model_module, "_FINITE_CHUNK", 2)
+        monkeypatch.setattr(checks_module, "FINITE_CHUNK", 2)
         monkeypatch.setattr(model_module, "_UNUSED_GATHER", 1.0 if check == "gathered-runs" else 0)
     model = request.getfixturevalue(kernel)
     X = np.ones((n_rows, model.n_features_in_))
@@ -329,14 +331,17 @@ def test_csr_nan_in_any_column_is_refused(monkeypatch, one_row_model, where, n_r
 @pytest.mark.parametrize("n_outputs", [1, 3])
 @pytest.mark.parametrize(
     "x",
-    [[0.3, -1.2, 2.0], [1000.0, -1000.0, 0.0], [-2000.0, -1500.0, -1000.0], [-5.0, -5.0, -5.0]],
+    [[0.3, -1.2, 2.0], [1000.0, -1000.0, 0.0], [-2000.0, -1500.0, -1000.0], [-5.0, -5.0, -5.0]]
+    + [[-500.0, -400.0, -300.0]],  # sigmoids that underflow in float32 only
 )  # ordinary, large, every sigmoid underflowing, every modified-huber 0: uniform rows
-def test_one_row_probabilities_match_the_batch_heads(head, n_outputs, x) -> None:
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_row_probabilities_match_the_batch_heads(head, n_outputs, x, dtype) -> None:
     if head == "softmax" and n_outputs == 1:
         pytest.skip("softmax has two or more outputs")
     w = np.eye(3)[:n_outputs] + 0.01  # every column used: the one-row path
     classes = np.array([10, 20, 30][: max(2, n_outputs)])
-    model = Model(from_dense(w, bias=np.zeros(n_outputs), head=head, classes=classes))
+    ir = from_dense(w, bias=np.zeros(n_outputs), head=head, classes=classes)
+    model = Model(ir.replace(values=ir.values.astype(dtype)))
     X = np.array([x])
     assert model._row
     one = model.predict_proba(X)  # the one-row path (Python floats)

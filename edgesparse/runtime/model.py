@@ -36,13 +36,27 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from edgesparse.counting import column_counts
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
+from edgesparse.runtime.checks import (
+    CsrParts,
+    cast_to,
+    check_finite,
+    check_shape,
+    csr_parts,
+    fp_quiet,
+    fp_restore,
+    is_sparse,
+    read_dense,
+)
+from edgesparse.runtime.heads import proba, proba_row
+
+__all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
 
 # A dense block is used when it holds at most this many cells, whatever its fill...
 _DENSE_BLOCK_CELLS = 1 << 16
@@ -54,8 +68,9 @@ _DENSE_BLOCK_FILL = 0.25
 _ROW_OUTPUTS = 64
 _ROW_CELLS = 1 << 12
 # The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
-# cells (32 KiB in float32): numpy broadcasts a short row slowly (1000 x 10: 4x a plain add).
-_BIAS_TILE_CELLS = 1 << 13
+# cells (16 KiB in float32, built on the first batch): numpy broadcasts a short row slowly
+# (1000 x 10: 4x a plain add of two arrays of the same shape).
+_BIAS_TILE_CELLS = 1 << 12
 # The sparse-column kernel expands at most about this many (output, weight) pairs at once.
 _GATHER_CHUNK = 1 << 15
 # Dense input to a sparse-column model: the weights are expanded to dense column slices of at
@@ -73,7 +88,6 @@ _ROW_KERNEL_ROWS = 2
 _ROW_KERNEL_FILL = 0.125
 # CSR input is read in runs of rows of about this many nonzeros.
 _CSR_RUN_NNZ = 1 << 16
-_NAN_MESSAGE = "Input X contains NaN or infinity; impute or drop those values first"
 # NaN/inf checks that cannot ride on the scores test this many cells at a time.
 _FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
@@ -81,35 +95,6 @@ _FINITE_CHUNK = 1 << 16
 _UNUSED_GATHER = 0.125
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
-
-
-def _quiet_fp_state() -> tuple[Any, Any]:
-    """``(set, reset)`` for a state where float overflow and invalid operations are silent.
-
-    The kernels meet NaN/inf input and overflow by design (they are found on the scores and
-    reported as InputError), so numpy must not warn about them. ``np.errstate`` costs about a
-    microsecond a call, as much as a whole batch-1 product; numpy >= 2 keeps the same state in
-    a context variable, which a prebuilt state sets in a tenth of that. Older numpy: seterr.
-    """
-    try:
-        from numpy._core.umath import _extobj_contextvar, _make_extobj
-
-        quiet = _make_extobj(over="ignore", invalid="ignore")
-        return (lambda: _extobj_contextvar.set(quiet)), _extobj_contextvar.reset
-    except (ImportError, TypeError):  # numpy 1.x: the same state through seterr
-        return (lambda: np.seterr(over="ignore", invalid="ignore")), (lambda old: np.seterr(**old))
-
-
-_fp_quiet, _fp_restore = _quiet_fp_state()
-
-
-class CsrParts(NamedTuple):
-    """A validated CSR input: its arrays (``indices``/``indptr`` as intp) and row count."""
-
-    data: np.ndarray
-    indices: np.ndarray
-    indptr: np.ndarray
-    n_rows: int
 
 
 class Model:
@@ -159,7 +144,7 @@ class Model:
         self._row: dict[np.dtype, np.ndarray] = {}
         self._row_check: np.ndarray | None = None
         self._row_shape: tuple[int, int] | None = None
-        self._bias_tile = _bias_tile(self._bias)
+        self._bias_tile: np.ndarray | None = None
         # Columns with no nonzero weight: a BLAS may skip a zero weight (and a NaN with it),
         # so the NaN/inf check reads these columns itself.
         has_weight = np.zeros(ir.n_features, dtype=bool)
@@ -268,8 +253,11 @@ class Model:
         if type(X) is np.ndarray and X.shape == self._row_shape:
             row = self._one_row(X)
             if row is not None:
-                return np.array([_proba_row(self._head, row)], dtype=self._dtype)
-        return _proba(self._head, self._scores(X))
+                p = proba_row(self._head, row)
+                if p is not None:
+                    return np.array([p], dtype=self._dtype)
+                return proba(self._head, np.array([row], dtype=self._dtype))
+        return proba(self._head, self._scores(X))
 
     def __repr__(self) -> str:
         kind = "classifier" if self._is_classifier else "regressor"
@@ -287,14 +275,14 @@ class Model:
             return None
         # The product, then the bias and the check on a few Python floats: hypot is inf or
         # NaN if any of them is, and bounds them all.
-        token = _fp_quiet()
+        token = fp_quiet()
         try:
             s = list(map(operator.add, X.dot(w).tolist()[0], self._row_bias))
             if self._row_check is not None:
                 unused = X.take(self._row_check)  # one row: flat = column indices
                 s.append(float(unused.dot(unused)))
         finally:
-            _fp_restore(token)
+            fp_restore(token)
         if not math.hypot(*s) <= self._row_max:
             return None
         if len(s) > self.n_outputs_:
@@ -303,7 +291,7 @@ class Model:
 
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
-        token = _fp_quiet()
+        token = fp_quiet()
         try:
             if type(X) is np.ndarray and X.shape == self._row_shape:
                 row = self._one_row(X)
@@ -326,7 +314,7 @@ class Model:
                 out = self._dense_input_scores(feats)
             return self._finish(out, feats)
         finally:
-            _fp_restore(token)
+            fp_restore(token)
 
     def _features(self, X: Any) -> np.ndarray | CsrParts:
         """The feature matrix the kernels read: a checked 2-D float array, or CSR parts.
@@ -342,10 +330,10 @@ class Model:
         # Cast first, then add in place: a ufunc that casts as it adds is 3x slower.
         res = out if out.dtype is self._dtype else out.astype(self._dtype)
         tile = self._bias_tile
-        if tile is None:
+        if tile is None and res.shape[0] > 1:  # built on the first batch
+            tile = self._bias_tile = _bias_tile(self._bias)
+        if tile is None or tile.shape[0] == 1:
             res += self._bias
-        elif res.shape[0] <= tile.shape[0]:
-            res += tile[: res.shape[0]]
         else:
             step = tile.shape[0]
             for lo in range(0, res.shape[0], step):
@@ -362,11 +350,11 @@ class Model:
     def _not_finite(self, feats: np.ndarray | CsrParts) -> None:
         """Raise the error a non-finite score means: NaN/inf in the input, or an overflow."""
         if type(feats) is CsrParts:
-            _check_finite(feats.data)
+            check_finite(feats.data)
         else:
             # Every column the kernel read has a nonzero weight, so a NaN/inf there
             # reached a score: report it as the input's fault, as a full check would.
-            _check_finite(feats)
+            check_finite(feats)
             if feats.dtype != self._dtype and not self._dense:
                 # The sliced kernel computes float64 input in float64: an input value
                 # beyond the model's float32 range is reported as it was when cast first.
@@ -388,7 +376,7 @@ class Model:
             # matmul reads any strides in place.
             return Xd.dot(block) if Xd.flags.c_contiguous else np.matmul(Xd, block)
         if self._dense:
-            _check_finite(Xd)  # the gather below skips most columns: check them all
+            check_finite(Xd)  # the gather below skips most columns: check them all
             return self._gathered_block_scores(Xd)
         self._check_unused(Xd)
         thin = self.ir.nnz <= _ROW_KERNEL_FILL * self.n_features_in_ * self.n_outputs_
@@ -429,14 +417,14 @@ class Model:
         if self._unused.size == 0 or Xd.dtype.kind != "f":
             return
         if Xd.shape[0] * self._unused.size <= _FINITE_CHUNK:
-            _check_finite(Xd.take(self._unused, axis=1))  # small: one gather, no loop
+            check_finite(Xd.take(self._unused, axis=1))  # small: one gather, no loop
         elif self._unused.size <= _UNUSED_GATHER * Xd.shape[1]:
             # Gathered a run of rows at a time: a bounded copy, not a fraction of the input.
             step = max(1, _FINITE_CHUNK // self._unused.size)
             for lo in range(0, Xd.shape[0], step):
-                _check_finite(Xd[lo : lo + step, self._unused])
+                check_finite(Xd[lo : lo + step, self._unused])
         else:
-            _check_finite(Xd)
+            check_finite(Xd)
 
     def _sliced_scores(self, Xd: np.ndarray) -> np.ndarray:
         # One (width, n_outputs) block of weights at a time: scatter the slice's nonzeros in,
@@ -494,7 +482,7 @@ class Model:
         block = self._block if self._dense else self._sparse_input_block()
         if block is None:
             # Entries in columns no output uses are dropped below, unread: check them all.
-            _check_finite(data)
+            check_finite(data)
             # Position of each input column among the used columns; unused ones hit nothing.
             pos = np.searchsorted(self._used, indices)
             hit = pos < self._used.size
@@ -506,7 +494,7 @@ class Model:
         x = data.astype(self._dtype, copy=False)
         # A BLAS product could skip a zero weight and a NaN with it: check the values here.
         if not math.isfinite(x.dot(x)):
-            _check_finite(x)
+            check_finite(x)
         if n_rows == 1:
             return x.dot(block.take(pos, axis=0)).reshape(1, -1)
         lens = np.diff(indptr)
@@ -605,130 +593,27 @@ class Model:
     def _check_dense(self, X: Any) -> np.ndarray:
         """Read, check (NaN/inf included) and cast a dense input, as a separate pass."""
         Xd = self._read_dense(X, cast=False)
-        _check_finite(Xd)
+        check_finite(Xd)
         if Xd.dtype != self._dtype and not (self._dense and Xd.dtype == np.float64):
             Xd = cast_to(Xd, self._dtype)
         return Xd
 
     def _read_dense(self, X: Any, *, cast: bool = True) -> np.ndarray:
         # Everything but NaN/inf, which the kernels check on what they read.
-        if type(X) is np.ndarray and X.ndim == 2 and X.dtype.kind == "f":
-            # The common case, without the general path's calls (a third of a batch-1 call).
-            if X.shape[1] != self.n_features_in_ or X.shape[0] < 1:
-                self._check_shape(X.shape)
-            if X.dtype.itemsize >= 4 and X.dtype.itemsize <= 8:  # float32/float64: no cast
-                return X
-        try:
-            Xd = np.asarray(X)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"X cannot be read as a numeric array: {exc}") from None
-        _check_numeric(Xd.dtype)
-        if Xd.ndim != 2:
-            from edgesparse.data import reshape_advice  # only on this error: keeps imports lean
-
-            raise InputError(
-                f"Expected a 2-D array, got a {Xd.ndim}-D array instead: "
-                + reshape_advice(Xd.shape)
-            )
-        self._check_shape(Xd.shape)
-        if cast and Xd.dtype not in (np.float32, np.float64):
-            # Integers, booleans, float16/longdouble: cast (ints are finite; a longdouble too
-            # large for the model's arithmetic is refused by cast_to, NaN/inf by the kernels).
-            Xd = cast_to(Xd, self._dtype)
-        return Xd
+        return read_dense(X, n_features=self.n_features_in_, dtype=self._dtype, cast=cast)
 
     def _check_csr(self, X: Any, *, finite: bool = True) -> CsrParts:
-        """A CSR input's arrays, checked; NaN/inf in ``data`` too, and the index arrays as
-        intp, unless ``finite`` is false (the model's own kernels, which find NaN/inf on the
-        scores and read the indices a bounded run of rows at a time)."""
-        if getattr(X, "format", None) != "csr":
-            X = X.tocsr()
-        try:
-            shape = tuple(int(n) for n in X.shape)
-        except (TypeError, ValueError):
-            raise InputError(f"X has an invalid shape {X.shape!r}") from None
-        if len(shape) != 2:
-            raise InputError(f"Expected a 2-D sparse matrix, got shape {shape}")
-        self._check_shape(shape)
-        data = np.asarray(X.data)
-        indices = np.asarray(X.indices)
-        indptr = np.asarray(X.indptr)
-        _check_numeric(data.dtype)
-        # scipy checks these when it builds a matrix, but its attributes (and a CSRArrays) can
-        # be anything: a bad indptr would make numpy fail deep in a kernel, or read wrong rows.
-        bad = None
-        if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
-            bad = "data, indices and indptr must be 1-D"
-        elif indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
-            bad = f"indices ({indices.dtype}) and indptr ({indptr.dtype}) must be integer arrays"
-        elif indptr.size != shape[0] + 1:
-            bad = f"indptr has {indptr.size} entries, expected n_rows + 1 = {shape[0] + 1}"
-        elif data.size != indices.size:
-            bad = f"data has {data.size} entries and indices {indices.size}; they must match"
-        elif int(indptr[0]) != 0 or int(indptr[-1]) != indices.size:
-            bad = (
-                f"indptr must start at 0 and end at nnz = {indices.size}, got "
-                f"{int(indptr[0])} and {int(indptr[-1])}"
-            )
-        elif np.any(indptr[1:] < indptr[:-1]):
-            bad = "indptr must be non-decreasing"
-        elif indices.size and (int(indices.min()) < 0 or int(indices.max()) >= shape[1]):
-            bad = f"a column index is outside [0, {shape[1]})"
-        if bad:
-            raise InputError(f"X is not a valid CSR matrix: {bad}")
-        if not finite:  # the model's kernels: indices read as they are, run by run
-            return CsrParts(data, indices, indptr.astype(np.intp), shape[0])
-        _check_finite(data)
-        return CsrParts(data, indices.astype(np.intp, copy=False), indptr.astype(np.intp), shape[0])
+        """A CSR input's arrays, checked; NaN/inf in ``data`` too, and the indices as intp,
+        unless ``finite`` is false (the model's own kernels, which find NaN/inf on the scores
+        and read the indices a bounded run of rows at a time)."""
+        parts = csr_parts(X, n_features=self.n_features_in_)
+        if not finite:
+            return parts
+        check_finite(parts.data)
+        return parts._replace(indices=parts.indices.astype(np.intp, copy=False))
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        if shape[1] != self.n_features_in_:
-            raise InputError(
-                f"X has {shape[1]} features, but the model expects {self.n_features_in_} "
-                "features as input"
-            )
-        if shape[0] < 1:
-            raise InputError(f"X has 0 samples (shape={shape}); at least 1 is required")
-
-
-def _check_numeric(dtype: np.dtype) -> None:
-    if dtype.kind == "c":
-        raise InputError("Complex data not supported: X must be real numbers")
-    if dtype.kind not in "fiub":
-        raise InputError(f"X must be numeric, got dtype {dtype}")
-
-
-def _check_finite(a: np.ndarray) -> None:
-    if a.dtype.kind != "f":
-        return
-    if a.size <= _FINITE_CHUNK:
-        if not np.isfinite(a).all():
-            raise InputError(_NAN_MESSAGE)
-        return
-    # Runs of rows of about _FINITE_CHUNK cells: a bounded mask, not one the input's size.
-    rows = a.reshape(-1, 1) if a.ndim < 2 else a
-    step = max(1, _FINITE_CHUNK // max(1, rows.shape[1]))
-    for lo in range(0, rows.shape[0], step):
-        if not np.isfinite(rows[lo : lo + step]).all():
-            raise InputError(_NAN_MESSAGE)
-
-
-def cast_to(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``X`` as ``dtype``; a finite float that overflows the narrower type is an InputError."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = X.astype(dtype)
-    if out.dtype.kind == "f" and X.dtype.kind == "f" and not np.isfinite(out).all():
-        raise InputError(
-            f"Input X contains a value too large for this model's {dtype} arithmetic "
-            f"(largest allowed magnitude {np.finfo(dtype).max:.3g})"
-        )
-    return out
-
-
-def is_sparse(X: Any) -> bool:
-    """Whether ``X`` is a scipy sparse matrix or array."""
-    # Duck-typed so that the runtime never imports scipy.
-    return hasattr(X, "tocsr") and hasattr(X, "nnz")
+        check_shape(shape, n_features=self.n_features_in_)
 
 
 def _segment_sums(block: np.ndarray, pos: np.ndarray, x: np.ndarray, ptr: np.ndarray) -> np.ndarray:
@@ -742,63 +627,10 @@ def _segment_sums(block: np.ndarray, pos: np.ndarray, x: np.ndarray, ptr: np.nda
     return out
 
 
-def _bias_tile(bias: np.ndarray) -> np.ndarray | None:
-    """``bias`` repeated over rows (at most _BIAS_TILE_CELLS cells), or None where adding the
+def _bias_tile(bias: np.ndarray) -> np.ndarray:
+    """``bias`` repeated over rows (at most _BIAS_TILE_CELLS cells); one row where adding the
     row itself is as fast: one output (a scalar per row) or long rows."""
     k = bias.size
     if k == 1 or 2 * k > _BIAS_TILE_CELLS:
-        return None
+        return bias.reshape(1, -1)  # a tile of one row: the plain broadcast
     return np.tile(bias, (_BIAS_TILE_CELLS // k, 1))
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # exp(-log(1 + exp(-z))) never overflows, unlike 1 / (1 + exp(-z)).
-    return np.exp(-np.logaddexp(0, -z))
-
-
-def _proba_row(head: str, s: list[float]) -> list[float]:
-    """:func:`_proba` for one row of scores as Python floats (no numpy call of fixed cost)."""
-    if head == "softmax":
-        top = max(s)
-        e = [math.exp(v - top) for v in s]
-        total = sum(e)
-        return [v / total for v in e]
-    if head == "logistic":
-        # The same stable form as _sigmoid: exp(-log(1 + exp(-z))).
-        p = [math.exp(-(max(0.0, -v) + math.log1p(math.exp(-abs(v))))) for v in s]
-    else:
-        p = [(min(max(v, -1.0), 1.0) + 1) / 2 for v in s]  # modified_huber (has_proba)
-    if len(p) == 1:
-        return [1 - p[0], p[0]]
-    total = sum(p)
-    return [v / total for v in p] if total else [1 / len(p)] * len(p)
-
-
-def _proba(head: str, scores: np.ndarray) -> np.ndarray:
-    """scikit-learn's probability heads, on a ``(n_rows, n_outputs)`` score matrix."""
-    if head == "softmax":
-        z = scores - scores.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        return z
-    if head == "logistic":
-        p = _sigmoid(scores)
-    elif head == "modified_huber":
-        p = (np.clip(scores, -1, 1) + 1) / 2
-    else:
-        raise AssertionError(f"no probability head {head!r}")  # guarded by has_proba
-    if p.shape[1] == 1:
-        return np.hstack([1 - p, p])
-    return _normalise_ovr(p)
-
-
-def _normalise_ovr(p: np.ndarray) -> np.ndarray:
-    # One-vs-rest rows are scaled to sum to 1; scikit-learn makes rows where every class
-    # has probability 0 uniform (both in _predict_proba_lr and for modified_huber).
-    total = p.sum(axis=1, keepdims=True)
-    zero = total[:, 0] == 0
-    if zero.any():
-        p[zero] = 1
-        total[zero] = p.shape[1]
-    p /= total
-    return p
