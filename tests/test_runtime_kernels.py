@@ -331,9 +331,14 @@ def test_csr_nan_in_any_column_is_refused(monkeypatch, one_row_model, where, n_r
 @pytest.mark.parametrize("n_outputs", [1, 3])
 @pytest.mark.parametrize(
     "x",
-    [[0.3, -1.2, 2.0], [1000.0, -1000.0, 0.0], [-2000.0, -1500.0, -1000.0], [-5.0, -5.0, -5.0]]
-    + [[-500.0, -400.0, -300.0]],  # sigmoids that underflow in float32 only
-)  # ordinary, large, every sigmoid underflowing, every modified-huber 0: uniform rows
+    [
+        [0.3, -1.2, 2.0],  # ordinary
+        [1000.0, -1000.0, 0.0],  # large
+        [-2000.0, -1500.0, -1000.0],  # every sigmoid underflows: a uniform row
+        [-500.0, -400.0, -300.0],  # ... in float32 only
+        [-5.0, -5.0, -5.0],  # every modified-huber probability 0: a uniform row
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_one_row_probabilities_match_the_batch_heads(head, n_outputs, x, dtype) -> None:
     if head == "softmax" and n_outputs == 1:
