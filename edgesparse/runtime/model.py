@@ -484,9 +484,8 @@ class Model:
             # Entries in columns no output uses are dropped below, unread: check them all.
             check_finite(data)
             # Position of each input column among the used columns; unused ones hit nothing.
-            pos = np.searchsorted(self._used, indices)
+            pos = self._positions(indices)
             hit = pos < self._used.size
-            hit[hit] = self._used[pos[hit]] == indices[hit]
             row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
             return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
         # Each input nonzero scales its column's weight row (unused columns: the zero row).
