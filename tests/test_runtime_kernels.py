@@ -354,3 +354,12 @@ def test_one_row_probabilities_match_the_batch_heads(head, n_outputs, x, dtype) 
     np.testing.assert_allclose(one, batch[:1], rtol=1e-6, atol=1e-12)
     assert one.dtype == batch.dtype and one.shape == (1, classes.size)
     np.testing.assert_array_equal(model.predict(X), model.predict(np.vstack([X, X]))[:1])
+
+
+def test_csr_value_beyond_float32_is_an_overflow_not_a_nan() -> None:
+    import edgesparse
+
+    model = Model(edgesparse.compress(SKLEARN_MODELS["multiclass-l1"], quantize="float32"))
+    X = sp.csr_matrix(np.full((2, 9), 1e300))  # finite, but not in float32
+    with pytest.raises(InputError, match="makes a score overflow this model's float32"):
+        model.decision_function(X)

@@ -490,10 +490,11 @@ class Model:
             return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
         # Each input nonzero scales its column's weight row (unused columns: the zero row).
         pos = self._positions(indices)
+        # A BLAS product could skip a zero weight and a NaN with it: check the values here
+        # (as given: a finite value beyond float32 is an overflow, found on the scores).
+        if data.dtype.kind == "f" and not math.isfinite(data.dot(data)):
+            check_finite(data)
         x = data.astype(self._dtype, copy=False)
-        # A BLAS product could skip a zero weight and a NaN with it: check the values here.
-        if not math.isfinite(x.dot(x)):
-            check_finite(x)
         if n_rows == 1:
             return x.dot(block.take(pos, axis=0)).reshape(1, -1)
         lens = np.diff(indptr)
