@@ -8,14 +8,21 @@ any output uses, and laid out for one of two kernels:
 
 *dense block*
     the used columns as a dense ``(n_used, n_outputs)`` matrix, so a batch is one BLAS call
-    (``X[:, used] @ block``). Chosen when the block is small or well filled. A small one also
-    gets a one-row form with the bias as one more weight row (``[x, 1] @ [[W], [b]]``): at
-    batch 1 each numpy call costs about as much as the product, so the bias rides in the
-    product instead of a call of its own.
+    (``X[:, used] @ block``). Chosen when the block is small or well filled. A full-width
+    one with few outputs also has a one-row path: one ``dot``, then the bias, the checks and
+    the labels or probabilities on the few scores as Python floats (at batch 1 each numpy
+    call costs about as much as the product). CSR input: each run of rows is padded to one
+    length and one batched ``matmul`` multiplies and sums the gathered weight rows.
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
-    own bytes. Each input nonzero expands to its column's weights; a ``bincount`` sums them.
+    own bytes. CSR input: each input nonzero expands to its column's weights, a
+    ``bincount`` sums them (or a dense block of the used columns, when small). Dense input:
+    each output sums its own nonzeros off the input (thin models, or a row or two), else
+    dense slices of the weights meet the input one BLAS product at a time.
+
+Every temporary array is sized by a bounded run of rows (or of CSR nonzeros), not by the
+batch: predict needs the input, the output, the model and a bounded workspace.
 
 Models with float64 weights (lossless re-encoding) compute in float64, so their outputs match
 scikit-learn's to rounding; float32 and int8 models compute in float32.
