@@ -1,7 +1,8 @@
-"""The numpy runtime against its floor, over batch size x width x density, and its memory.
+"""The numpy runtime against its floor, and its memory.
 
-Three tables (issue 19, goals 1, 2 and 6), one thread (``OPENBLAS_NUM_THREADS=1`` and friends
-are set before numpy is imported):
+Two tables (issue 19, goals 1 and 6), one thread (``OPENBLAS_NUM_THREADS=1`` and friends
+are set before numpy is imported); goal 2's sweep over batch size x width x density is
+``bench_sweep.py``:
 
 1. **floor**: median time of ``Model.decision_function`` (every input check included) against
    the floor: the best of numpy's dense ``X @ W`` and scipy's CSR products on the same
@@ -10,10 +11,7 @@ are set before numpy is imported):
    (20 x 2^18; ``--large-dir`` pointing at ``models/train.py --large``'s output, skipped
    without it) and a 50 x 200 000 model with 80% zeros predicting dense rows, with the peak
    RSS of a process that loads it and predicts 200 rows.
-2. **sweep**: time per row x model nonzero and the peak numpy allocation of one call
-   (tracemalloc), for dense and CSR input, so that a shape where time or memory grows faster
-   than the work shows up as a growing column.
-3. **memory**: peak RSS of fresh processes: numpy alone, numpy + a 1000-row input and one BLAS
+2. **memory**: peak RSS of fresh processes: numpy alone, numpy + a 1000-row input and one BLAS
    product (the floor), then ``import edgesparse``, ``load`` and ``predict`` 1000 rows.
 
 Prints Markdown tables and writes JSON (``--out``, default benchmarks/results/runtime.json).
@@ -34,7 +32,6 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-import tracemalloc  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -173,44 +170,6 @@ def wide_rss(tmp: Path) -> dict[str, Any]:
     }
 
 
-def sweep(quick: bool) -> list[dict[str, Any]]:
-    """Table 2: time per row x nonzero and peak allocation, batch x width x density."""
-    rows = []
-    rng = np.random.default_rng(3)
-    widths = (1000, 20_000) if quick else (1000, 20_000, 200_000)
-    for width in widths:
-        for density in (0.01, 0.2, 1.0):
-            model = synthetic((10, width), 1 - density, 4)
-            nnz = model.ir.nnz
-            model_bytes = model.ir.values.nbytes + model.ir.indices.nbytes
-            for batch in (1, 10, 100, 1000):
-                if batch * width > 2 * 10**7:
-                    continue
-                X = rng.standard_normal((batch, width)).astype(np.float32)
-                Xs = sp.random(batch, width, density=0.01, format="csr", random_state=5)
-                for kind, inp in (("dense", X), ("csr 1%", Xs)):
-                    run = model.decision_function
-                    t = median_times({"r": lambda run=run, inp=inp: run(inp)}, 0.2)
-                    tracemalloc.start()
-                    model.decision_function(inp)
-                    peak = tracemalloc.get_traced_memory()[1]
-                    tracemalloc.stop()
-                    out_bytes = batch * 10 * 4
-                    rows.append(
-                        {
-                            "width": width,
-                            "density": density,
-                            "batch": batch,
-                            "input": kind,
-                            "ns_per_row_nnz": t["r"] * 1e9 / (batch * nnz),
-                            "peak_alloc_kib": peak / 1024,
-                            "workspace_kib": max(0, peak - out_bytes) / 1024,
-                            "model_kib": model_bytes / 1024,
-                        }
-                    )
-    return rows
-
-
 def memory(tmp: Path) -> dict[str, int]:
     """Table 3: peak RSS (KiB) of fresh processes, one step more each."""
     model_path = tmp / "digits.esb"
@@ -248,14 +207,6 @@ def print_tables(result: dict[str, Any]) -> None:
             f"(a process building only the input: {w['input_only_peak_mib']:.0f} MiB; "
             f"extra {w['extra_mib']:.0f} MiB; whole process {w['process_s']:.2f} s)"
         )
-    print("\n| width | density | batch | input | ns / (row x nnz) | peak alloc | model |")
-    print("|---:|---:|---:|---|---:|---:|---:|")
-    for r in result["sweep"]:
-        print(
-            f"| {r['width']} | {r['density']} | {r['batch']} | {r['input']} | "
-            f"{r['ns_per_row_nnz']:.3g} | {r['peak_alloc_kib']:.0f} KiB | "
-            f"{r['model_kib']:.0f} KiB |"
-        )
     m = result["memory"]
     print("\n| process | peak RSS | over numpy |")
     print("|---|---:|---:|")
@@ -281,7 +232,6 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.quick:
             result["wide_rss"] = wide_rss(Path(tmp))
-        result["sweep"] = sweep(args.quick)
         result["memory"] = memory(Path(tmp))
     print_tables(result)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from edgesparse.errors import InputError
 from edgesparse.ir import from_dense
+from edgesparse.runtime import checks as checks_module
 from edgesparse.runtime import model as model_module
 from edgesparse.runtime.model import Model
 
@@ -53,12 +54,25 @@ def force_sparse_columns(monkeypatch) -> None:
 
 @pytest.fixture
 def sliced(monkeypatch) -> Model:
-    # Small slices so that one call goes through many of them.
+    # Small slices so that one call goes through many of them; a model this thin would sum
+    # each output's nonzeros instead (the "rows" kernel) unless told otherwise.
     monkeypatch.setattr(model_module, "_SLICE_CELLS", 40)
+    monkeypatch.setattr(model_module, "_ROW_KERNEL_FILL", 0.0)
     force_sparse_columns(monkeypatch)
     w = sparse_weights(np.random.default_rng(1), 4, 300, 0.1)
     model = make_model(w)
     assert not model._dense and model._slice_ptr.size > 5
+    return model
+
+
+@pytest.fixture
+def rows(monkeypatch) -> Model:
+    # A thin sparse-column model: each output sums its nonzeros, a few input rows at a time.
+    monkeypatch.setattr(model_module, "_SLICE_CELLS", 200)
+    force_sparse_columns(monkeypatch)
+    w = sparse_weights(np.random.default_rng(8), 4, 300, 0.1)
+    model = make_model(w)
+    assert not model._dense and model.ir.nnz <= model_module._ROW_KERNEL_FILL * w.size
     return model
 
 
@@ -73,7 +87,7 @@ def gathered(monkeypatch) -> Model:
     return model
 
 
-@pytest.mark.parametrize("kernel", ["small_dense", "sliced", "gathered"])
+@pytest.mark.parametrize("kernel", ["small_dense", "sliced", "rows", "gathered"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n_rows", [1, 2, 37])  # sparse-column models: per-output sums, slices
 def test_dense_input_matches_the_oracle(request, kernel: str, dtype, n_rows: int) -> None:
@@ -82,7 +96,7 @@ def test_dense_input_matches_the_oracle(request, kernel: str, dtype, n_rows: int
     np.testing.assert_allclose(model.decision_function(X), oracle(model, X), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("kernel", ["small_dense", "sliced", "gathered"])
+@pytest.mark.parametrize("kernel", ["small_dense", "sliced", "rows", "gathered"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("where", ["used", "unused"])
 @pytest.mark.parametrize("check", ["one-gather", "gathered-runs", "whole-input"])
@@ -94,6 +108,7 @@ def test_nan_or_inf_anywhere_is_refused_with_the_same_message(
     # rows at a time (few columns) or by a chunked pass over X (many): all three.
     if check != "one-gather":
         monkeypatch.setattr(model_module, "_FINITE_CHUNK", 2)
+        monkeypatch.setattr(checks_module, "FINITE_CHUNK", 2)
         monkeypatch.setattr(model_module, "_UNUSED_GATHER", 1.0 if check == "gathered-runs" else 0)
     model = request.getfixturevalue(kernel)
     X = np.ones((n_rows, model.n_features_in_))
@@ -152,3 +167,199 @@ def test_csr_nan_is_refused_on_every_kernel(sliced: Model) -> None:
     with pytest.raises(InputError) as info:
         sliced.predict(X)
     assert str(info.value) == NAN_MESSAGE
+
+
+# -- the one-row path, the batch path and CSR runs, against scikit-learn ----------------------
+def sklearn_models() -> dict[str, object]:
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(120, 9))
+    X[:, 4] = 0  # an L1 model leaves this column unused: the one-row path's check column
+    y3 = rng.integers(0, 3, 120)
+    return {
+        "multiclass-l1": LogisticRegression(l1_ratio=1, solver="saga", C=0.5, max_iter=3000).fit(
+            X, y3
+        ),
+        "binary": LogisticRegression().fit(X, y3 == 1),
+        "ridge": Ridge().fit(X, X @ rng.normal(size=9)),
+    }
+
+
+SKLEARN_MODELS = sklearn_models()
+
+
+def layouts(X: np.ndarray) -> dict[str, object]:
+    wide = np.zeros((X.shape[0], 2 * X.shape[1]))
+    wide[:, ::2] = X
+    return {
+        "float64": X,
+        "float32": X.astype(np.float32),
+        "int": np.round(X * 3).astype(np.int64),
+        "fortran": np.asfortranarray(X),
+        "strided": wide[:, ::2],
+        "list": X.tolist(),
+    }
+
+
+@pytest.mark.parametrize("name", SKLEARN_MODELS)
+@pytest.mark.parametrize("quantize", ["none", "float32"])
+@pytest.mark.parametrize("n_rows", [1, 2, 700])  # the one-row path; batches; a bias tile run
+@pytest.mark.parametrize("layout", ["float64", "float32", "int", "fortran", "strided", "list"])
+@pytest.mark.parametrize("row_cells", [1 << 12, 0])  # one-row path: own copy, or the block
+def test_dense_paths_match_scikit_learn(monkeypatch, name, quantize, n_rows, layout, row_cells):
+    import edgesparse
+
+    monkeypatch.setattr(model_module, "_ROW_CELLS", row_cells)
+    est = SKLEARN_MODELS[name]
+    model = Model(edgesparse.compress(est, quantize=quantize))
+    X = np.random.default_rng(n_rows).normal(size=(n_rows, 9))
+    if n_rows == 1:
+        assert model._row  # the one-row path exists for this model
+    X_in = layouts(X)[layout]
+    X_ref = np.asarray(X_in, dtype=np.float64)
+    tol = 1e-10 if quantize == "none" else 2e-5
+    got = model.decision_function(X_in)
+    scores = est.decision_function(X_ref) if hasattr(est, "decision_function") else None
+    if scores is None:  # a regressor: its predictions are the scores
+        scores = est.predict(X_ref)
+        np.testing.assert_allclose(model.predict(X_in), scores, rtol=tol, atol=tol)
+    np.testing.assert_allclose(got, scores, rtol=tol, atol=tol)
+    assert got.dtype == (np.float64 if quantize == "none" else np.float32)
+    if hasattr(est, "predict_proba"):
+        want = est.predict_proba(X_ref)
+        np.testing.assert_allclose(model.predict_proba(X_in), want, rtol=tol, atol=tol)
+        top = np.sort(scores.reshape(n_rows, -1), axis=1)  # rows far from a tie
+        margin = (top[:, -1] - top[:, -2] if top.shape[1] > 1 else np.abs(top[:, 0])) > 1e-4
+        np.testing.assert_array_equal(model.predict(X_in)[margin], est.predict(X_ref)[margin])
+
+
+@pytest.fixture(params=["own-copy", "block"])
+def one_row_model(request, monkeypatch) -> Model:
+    # The one-row path with its check column (a copy of the weights), or reading the dense
+    # block and gathering the unused columns.
+    import edgesparse
+
+    if request.param == "block":
+        monkeypatch.setattr(model_module, "_ROW_CELLS", 0)
+    model = Model(edgesparse.compress(SKLEARN_MODELS["multiclass-l1"], quantize="float32"))
+    assert model._row and model._unused.size
+    assert (model._row_check is not None) == (request.param == "block")
+    return model
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", ["used", "unused"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_row_nan_or_inf_is_refused_without_a_warning(one_row_model, bad, where, dtype):
+    import warnings
+
+    model = one_row_model
+    used = np.setdiff1d(np.arange(9), model._unused)
+    x = np.ones((1, 9), dtype=dtype)
+    x[0, (model._unused if where == "unused" else used)[0]] = bad
+    before = np.geterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's own overflow/invalid warnings stay silent
+        for method in ("predict", "decision_function", "predict_proba"):
+            with pytest.raises(InputError) as info:
+                getattr(model, method)(x)
+            assert str(info.value) == NAN_MESSAGE
+    assert np.geterr() == before  # the error state is restored on the way out
+
+
+def test_one_row_overflow_and_huge_unused_values(one_row_model) -> None:
+    model = one_row_model
+    x = np.zeros((1, 9))
+    x[0, model._unused[0]] = 1e300  # finite, read by no output: the check column must not care
+    np.testing.assert_allclose(model.decision_function(x), oracle(model, x), rtol=1e-6)
+    used = np.setdiff1d(np.arange(9), model._unused)
+    x[0, used] = 1e300  # scores beyond float32
+    with pytest.raises(InputError, match="makes a score overflow this model's float32"):
+        model.decision_function(x)
+
+
+def test_one_row_refuses_one_dimensional_input_as_before(one_row_model) -> None:
+    model = one_row_model
+    with pytest.raises(InputError, match="Expected a 2-D array, got a 1-D array instead"):
+        model.predict(np.zeros(9))
+    with pytest.raises(InputError, match="X has 8 features, but the model expects 9"):
+        model.predict(np.zeros((1, 8)))
+
+
+@pytest.mark.parametrize("run_nnz", [1 << 16, 40])  # one run, or many runs of rows
+@pytest.mark.parametrize("long_row", [False, True])  # padded rows, or segment sums
+@pytest.mark.parametrize("quantize", ["none", "float32"])
+def test_csr_runs_match_scikit_learn(monkeypatch, run_nnz, long_row, quantize) -> None:
+    import edgesparse
+
+    monkeypatch.setattr(model_module, "_CSR_RUN_NNZ", run_nnz)
+    monkeypatch.setattr(model_module, "_SLICE_CELLS", 64)  # several padded chunks a run
+    est = SKLEARN_MODELS["multiclass-l1"]
+    model = Model(edgesparse.compress(est, quantize=quantize))
+    X = sp.random(300, 9, density=0.3, format="lil", random_state=12)
+    X[5] = 0  # an empty row
+    if long_row:
+        X[7] = np.arange(1, 10)  # one full row among short ones: too much padding
+    X = X.tocsr()
+    tol = 1e-10 if quantize == "none" else 2e-5
+    want = est.decision_function(X)
+    np.testing.assert_allclose(model.decision_function(X), want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(model.decision_function(X[3]), want[3:4], rtol=tol, atol=tol)
+    np.testing.assert_allclose(model.predict_proba(X), est.predict_proba(X), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("where", ["used", "unused"])
+@pytest.mark.parametrize("n_rows", [1, 50])
+def test_csr_nan_in_any_column_is_refused(monkeypatch, one_row_model, where, n_rows) -> None:
+    import warnings
+
+    monkeypatch.setattr(model_module, "_CSR_RUN_NNZ", 16)
+    model = one_row_model
+    col = (model._unused if where == "unused" else np.setdiff1d(np.arange(9), model._unused))[0]
+    X = sp.lil_matrix((n_rows, 9))
+    X[:, 0] = 1.0
+    X[n_rows - 1, col] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError) as info:
+            model.predict(X.tocsr())
+    assert str(info.value) == NAN_MESSAGE
+
+
+@pytest.mark.parametrize("head", ["softmax", "logistic", "modified_huber"])
+@pytest.mark.parametrize("n_outputs", [1, 3])
+@pytest.mark.parametrize(
+    "x",
+    [
+        [0.3, -1.2, 2.0],  # ordinary
+        [1000.0, -1000.0, 0.0],  # large
+        [-2000.0, -1500.0, -1000.0],  # every sigmoid underflows: a uniform row
+        [-500.0, -400.0, -300.0],  # ... in float32 only
+        [-5.0, -5.0, -5.0],  # every modified-huber probability 0: a uniform row
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_row_probabilities_match_the_batch_heads(head, n_outputs, x, dtype) -> None:
+    if head == "softmax" and n_outputs == 1:
+        pytest.skip("softmax has two or more outputs")
+    w = np.eye(3)[:n_outputs] + 0.01  # every column used: the one-row path
+    classes = np.array([10, 20, 30][: max(2, n_outputs)])
+    ir = from_dense(w, bias=np.zeros(n_outputs), head=head, classes=classes)
+    model = Model(ir.replace(values=ir.values.astype(dtype)))
+    X = np.array([x])
+    assert model._row
+    one = model.predict_proba(X)  # the one-row path (Python floats)
+    batch = model.predict_proba(np.vstack([X, X]))  # the array path
+    np.testing.assert_allclose(one, batch[:1], rtol=1e-6, atol=1e-12)
+    assert one.dtype == batch.dtype and one.shape == (1, classes.size)
+    np.testing.assert_array_equal(model.predict(X), model.predict(np.vstack([X, X]))[:1])
+
+
+def test_csr_value_beyond_float32_is_an_overflow_not_a_nan() -> None:
+    import edgesparse
+
+    model = Model(edgesparse.compress(SKLEARN_MODELS["multiclass-l1"], quantize="float32"))
+    X = sp.csr_matrix(np.full((2, 9), 1e300))  # finite, but not in float32
+    with pytest.raises(InputError, match="makes a score overflow this model's float32"):
+        model.decision_function(X)

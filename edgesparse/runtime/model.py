@@ -8,14 +8,32 @@ any output uses, and laid out for one of two kernels:
 
 *dense block*
     the used columns as a dense ``(n_used, n_outputs)`` matrix, so a batch is one BLAS call
-    (``X[:, used] @ block``). Chosen when the block is small or well filled.
+    (``X[:, used] @ block``). Chosen when the block is small or well filled. A full-width
+    one with few outputs also has a one-row path: one ``dot``, then the bias, the checks and
+    the labels or probabilities on the few scores as Python floats (at batch 1 each numpy
+    call costs about as much as the product). CSR input: each run of rows is padded to one
+    length and one batched ``matmul`` multiplies and sums the gathered weight rows.
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
-    own bytes. Each input nonzero expands to its column's weights; a ``bincount`` sums them.
+    own bytes. CSR input: each input nonzero expands to its column's weights, a
+    ``bincount`` sums them (or a dense block of the used columns, when small). Dense input:
+    each output sums its own nonzeros off the input (thin models, or a row or two), else
+    dense slices of the weights meet the input one BLAS product at a time.
+
+Every temporary array is sized by a bounded run of rows (or of CSR nonzeros), not by the
+batch: predict needs the input, the output, the model and a bounded workspace.
 
 Models with float64 weights (lossless re-encoding) compute in float64, so their outputs match
 scikit-learn's to rounding; float32 and int8 models compute in float32.
+
+NaN/inf in the input is found on the scores, not by a pass over the input: every weight is
+finite (the IR checks it, and int8/int16 weights with their scales and column exponents are
+checked to dequantize to finite float32), so a NaN or inf in an input column with a nonzero
+weight makes that output NaN or inf (``nan*w = nan``, ``inf*w = ±inf``, ``inf - inf = nan``,
+``inf*0 = nan``), and a finite score proves the columns it read were finite. Columns no output
+reads are checked on their own (a BLAS may skip a zero weight). A non-finite score then
+decides between the two errors: the input's NaN/inf, or an overflow of the arithmetic.
 
 Imports only numpy and the standard library: this is what runs on the device.
 """
@@ -24,6 +42,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -31,11 +50,34 @@ import numpy as np
 from edgesparse.counting import column_counts
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
+from edgesparse.runtime.checks import (
+    CsrParts,
+    cast_to,
+    check_finite,
+    check_shape,
+    csr_parts,
+    fp_quiet,
+    fp_restore,
+    is_sparse,
+    read_dense,
+)
+from edgesparse.runtime.heads import proba, proba_row
+
+__all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
 
 # A dense block is used when it holds at most this many cells, whatever its fill...
 _DENSE_BLOCK_CELLS = 1 << 16
 # ...or when at least this fraction of its cells are nonzero weights.
 _DENSE_BLOCK_FILL = 0.25
+# A full-width dense model with at most this many outputs has a one-row path; with at most
+# this many weight cells (and a check column) it keeps its own copy of the weights in float32
+# and float64 (at most 48 KiB a model), larger ones read the dense block (no copy).
+_ROW_OUTPUTS = 64
+_ROW_CELLS = 1 << 12
+# The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
+# cells (16 KiB in float32, built on the first batch): numpy broadcasts a short row slowly
+# (1000 x 10: 4x a plain add of two arrays of the same shape).
+_BIAS_TILE_CELLS = 1 << 12
 # The sparse-column kernel expands at most about this many (output, weight) pairs at once.
 _GATHER_CHUNK = 1 << 15
 # Dense input to a sparse-column model: the weights are expanded to dense column slices of at
@@ -46,14 +88,20 @@ _SLICE_CELLS = 1 << 18
 _CSR_BLOCK_CELLS = 1 << 20
 # ...and input columns are mapped to block rows by a table when there are at most this many.
 _POS_MAP_FEATURES = 1 << 20
-# Dense input of at most this many rows to a sparse-column model: per-output sums, no slices.
+# Dense input of at most this many rows to a sparse-column model: per-output sums, no slices;
+# and any number of rows when at most this fraction of its cells are weights (the slices'
+# dense product would mostly multiply zeros).
 _ROW_KERNEL_ROWS = 2
-_NAN_MESSAGE = "Input X contains NaN or infinity; impute or drop those values first"
+_ROW_KERNEL_FILL = 0.125
+# CSR input is read in runs of rows of about this many nonzeros.
+_CSR_RUN_NNZ = 1 << 16
 # NaN/inf checks that cannot ride on the scores test this many cells at a time.
 _FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
 # fraction of the input's columns; otherwise the whole input is checked in one pass.
 _UNUSED_GATHER = 0.125
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
 
 
 class Model:
@@ -74,7 +122,8 @@ class Model:
         self.n_outputs_ = ir.n_outputs
         self._head = ir.head
         self._classes = ir.classes
-        self._dtype = np.dtype(np.float64 if ir.values.dtype == np.float64 else np.float32)
+        self._is_classifier = ir.is_classifier
+        self._dtype = _F64 if ir.values.dtype == np.float64 else _F32
         self._bias = ir.bias.astype(self._dtype)
         # scikit-learn returns 1-D scores for binary classifiers and 1-D-coef_ regressors;
         # the IR's squeeze flag says exactly that (it is always true for classifiers).
@@ -99,6 +148,10 @@ class Model:
             n_used = ir.n_features
         self._csr_block: np.ndarray | None = None
         self._pos_map: np.ndarray | None = None
+        self._row: dict[np.dtype, np.ndarray] = {}
+        self._row_check: np.ndarray | None = None
+        self._row_shape: tuple[int, int] | None = None
+        self._bias_tile: np.ndarray | None = None
         # Columns with no nonzero weight: a BLAS may skip a zero weight (and a NaN with it),
         # so the NaN/inf check reads these columns itself.
         has_weight = np.zeros(ir.n_features, dtype=bool)
@@ -111,6 +164,8 @@ class Model:
             block[pos, rows] = weights
             self._block = block
             self._block64: np.ndarray | None = None
+            if self._all_used and ir.n_outputs <= _ROW_OUTPUTS:
+                self._init_row_form()
         else:
             self._col_ptr = np.zeros(n_used + 1, dtype=np.intp)
             np.cumsum(col_counts, out=self._col_ptr[1:])
@@ -119,6 +174,33 @@ class Model:
             self._row_vals = weights
             self._row_idx = ir.indices.astype(np.intp)
             self._init_slices(cols_sorted)
+
+    def _init_row_form(self) -> None:
+        # One row costs a handful of numpy calls of fixed cost, so the bias and the checks
+        # are done on the few scores as Python floats. float64 input meets float64 weights
+        # (as a batch does). Columns no output uses are checked as one more score: a small
+        # model gets a "check column" of weights, their values times 2^-e (with 2^e > 2 x
+        # their count, so the sum stays below max|x| and cannot overflow), so a NaN/inf there
+        # makes that score non-finite; a wide one (no copy of its block) gathers them and
+        # adds the sum of their squares.
+        n, k = self.n_features_in_, self.n_outputs_
+        self._row_shape = (1, n)
+        self._row_max = float(np.finfo(self._dtype).max)
+        self._row_bias = self._bias.tolist()
+        if n * (k + 1) > _ROW_CELLS:
+            self._row[self._dtype] = self._block[:-1]
+            if self._dtype == _F64:
+                self._row[_F32] = self._block[:-1]
+            if self._unused.size:
+                self._row_check = self._unused
+            return
+        extra = 1 if self._unused.size else 0
+        w = np.zeros((n, k + extra))
+        w[:, :k] = self._block[:-1]
+        if extra:
+            w[self._unused, k] = 2.0 ** -(int(self._unused.size).bit_length() + 1)
+            self._row_bias.append(0.0)
+        self._row = {_F32: w.astype(self._dtype), _F64: w}
 
     def _init_slices(self, cols_sorted: np.ndarray) -> None:
         # Dense input meets this model as consecutive column slices of _slice_width columns;
@@ -146,69 +228,150 @@ class Model:
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw scores ``X @ W.T + b``; 1-D for binary classifiers, as scikit-learn returns."""
+        if type(X) is np.ndarray and X.shape == self._row_shape:
+            row = self._one_row(X)
+            if row is not None:
+                return np.array(row if self._one_column else [row], dtype=self._dtype)
         scores = self._scores(X)
         return scores[:, 0] if self._one_column else scores
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels for classifiers; predicted values for regressors."""
+        if self._is_classifier and type(X) is np.ndarray and X.shape == self._row_shape:
+            row = self._one_row(X)
+            if row is not None:  # the label straight from the Python scores
+                i = int(row[0] > 0) if len(row) == 1 else row.index(max(row))
+                return self._classes[i : i + 1].copy()
         scores = self._scores(X)
-        if not self.ir.is_classifier:
+        if not self._is_classifier:
             return scores[:, 0] if self._one_column else scores
         assert self._classes is not None
         if self.n_outputs_ == 1:
-            return self._classes[(scores[:, 0] > 0).astype(np.intp)]
-        return self._classes[scores.argmax(axis=1)]
+            return self._classes.take(scores[:, 0] > 0)
+        return self._classes.take(scores.argmax(axis=1))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, for models whose scikit-learn original has ``predict_proba``."""
         if not self.ir.has_proba:
-            kind = "regressor" if not self.ir.is_classifier else f"{self._head!r} classifier"
+            kind = "regressor" if not self._is_classifier else f"{self._head!r} classifier"
             raise AttributeError(
                 f"this {kind} has no predict_proba (the original model has none either)"
             )
-        return _proba(self._head, self._scores(X))
+        if type(X) is np.ndarray and X.shape == self._row_shape:
+            row = self._one_row(X)
+            if row is not None:
+                p = proba_row(self._head, row)
+                if p is not None:
+                    return np.array([p], dtype=self._dtype)
+                return proba(self._head, np.array([row], dtype=self._dtype))
+        return proba(self._head, self._scores(X))
 
     def __repr__(self) -> str:
-        kind = "classifier" if self.ir.is_classifier else "regressor"
+        kind = "classifier" if self._is_classifier else "regressor"
         return (
             f"<edgesparse.Model {kind} head={self._head} shape={self.ir.shape} "
             f"nnz={self.ir.nnz} {self.ir.quantization}>"
         )
 
     # -- kernels -----------------------------------------------------------------------------
+    def _one_row(self, X: np.ndarray) -> list[float] | None:
+        """One row's scores as Python floats, or None: no one-row path for this input, or a
+        score not finite or too large (the general path then says what is wrong)."""
+        w = self._row.get(X.dtype)  # float32 / float64 only
+        if w is None:
+            return None
+        # The product, then the bias and the check on a few Python floats: hypot is inf or
+        # NaN if any of them is, and bounds them all.
+        token = fp_quiet()
+        try:
+            s = list(map(operator.add, X.dot(w).tolist()[0], self._row_bias))
+            if self._row_check is not None:
+                unused = X.take(self._row_check)  # one row: flat = column indices
+                s.append(float(unused.dot(unused)))
+        finally:
+            fp_restore(token)
+        if not math.hypot(*s) <= self._row_max:
+            return None
+        if len(s) > self.n_outputs_:
+            s.pop()  # the check column
+        return s
+
     def _scores(self, X: Any) -> np.ndarray:
+        """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
+        token = fp_quiet()
+        try:
+            if type(X) is np.ndarray and X.shape == self._row_shape:
+                row = self._one_row(X)
+                if row is not None:
+                    return np.array([row], dtype=self._dtype)
+            # A float array of the right width is its own feature matrix: no call to find out.
+            if (
+                type(X) is np.ndarray
+                and (X.dtype is _F64 or X.dtype is _F32)
+                and X.ndim == 2
+                and X.shape[1] == self.n_features_in_
+                and X.shape[0]
+            ):
+                feats: np.ndarray | CsrParts = X
+            else:
+                feats = self._features(X)
+            if type(feats) is CsrParts:
+                out = self._sparse_input_scores(*feats)
+            else:
+                out = self._dense_input_scores(feats)
+            return self._finish(out, feats)
+        finally:
+            fp_restore(token)
+
+    def _features(self, X: Any) -> np.ndarray | CsrParts:
+        """The feature matrix the kernels read: a checked 2-D float array, or CSR parts.
+
+        The one place where the input becomes features (anything but NaN/inf, which the
+        kernels find on the scores, is checked here)."""
         if type(X) is not np.ndarray and is_sparse(X):
-            data, indices, indptr, n_rows = self._check_csr(X)
-            out = self._sparse_input_scores(data, indices, indptr, n_rows)
-            Xd = None
+            return self._check_csr(X, finite=False)
+        return self._read_dense(X)
+
+    def _finish(self, out: np.ndarray, feats: np.ndarray | CsrParts) -> np.ndarray:
+        """Scores plus bias in the model's dtype, each checked to be finite."""
+        # Cast first, then add in place: a ufunc that casts as it adds is 3x slower.
+        res = out if out.dtype is self._dtype else out.astype(self._dtype)
+        tile = self._bias_tile
+        if tile is None and res.shape[0] > 1:  # built on the first batch
+            tile = self._bias_tile = _bias_tile(self._bias)
+        if tile is None or tile.shape[0] == 1:
+            res += self._bias
         else:
-            Xd = self._read_dense(X)
-        # NaN/inf in the input (and overflow) is checked on the scores, right below: one
-        # errstate for the whole call (entering it costs as much as a batch-1 product).
-        with np.errstate(over="ignore", invalid="ignore"):
-            if Xd is not None:
-                out = self._dense_input_scores(Xd)
-            out = out.astype(self._dtype, copy=False)
-            out += self._bias
-            # One sum is non-finite if any score is (or, rarely, if finite scores overflow
-            # it: then the exact test decides). Cheaper than isfinite on each score.
-            total = out.sum()
-        if not math.isfinite(total) and not np.isfinite(out).all():
-            if Xd is not None:
-                # Every column the kernel read has a nonzero weight, so a NaN/inf there
-                # reached a score: report it as the input's fault, as a full check would.
-                _check_finite(Xd)
-                if Xd.dtype != self._dtype and not self._dense:
-                    # The sliced kernel computes float64 input in float64: an input value
-                    # beyond the model's float32 range is reported as it was when cast first.
-                    cast_to(Xd, self._dtype)
-            # Finite input, finite weights: only an overflow gets here. A NaN/Inf score is
-            # not a prediction (argmax would pick an arbitrary class).
-            raise InputError(
-                "Input X makes a score overflow this model's "
-                f"{self._dtype} arithmetic; scale the input down"
-            )
-        return out
+            step = tile.shape[0]
+            for lo in range(0, res.shape[0], step):
+                part = res[lo : lo + step]
+                part += tile[: part.shape[0]]
+        # One BLAS dot of the scores with themselves is non-finite if any score is (or,
+        # rarely, if finite scores overflow it: then the exact test decides). Squares cannot
+        # cancel an inf, as a plain sum could.
+        flat = res.reshape(-1)
+        if not math.isfinite(flat.dot(flat)) and not np.isfinite(res).all():
+            self._not_finite(feats)
+        return res
+
+    def _not_finite(self, feats: np.ndarray | CsrParts) -> None:
+        """Raise the error a non-finite score means: NaN/inf in the input, or an overflow."""
+        if type(feats) is CsrParts:
+            check_finite(feats.data)
+        else:
+            # Every column the kernel read has a nonzero weight, so a NaN/inf there
+            # reached a score: report it as the input's fault, as a full check would.
+            check_finite(feats)
+            if feats.dtype != self._dtype and not self._dense:
+                # The sliced kernel computes float64 input in float64: an input value
+                # beyond the model's float32 range is reported as it was when cast first.
+                cast_to(feats, self._dtype)
+        # Finite input, finite weights: only an overflow gets here. A NaN/Inf score is
+        # not a prediction (argmax would pick an arbitrary class).
+        raise InputError(
+            "Input X makes a score overflow this model's "
+            f"{self._dtype} arithmetic; scale the input down"
+        )
 
     def _dense_input_scores(self, Xd: np.ndarray) -> np.ndarray:
         # NaN/inf in a column the kernel reads propagates to a score (checked after, in
@@ -220,23 +383,30 @@ class Model:
             # matmul reads any strides in place.
             return Xd.dot(block) if Xd.flags.c_contiguous else np.matmul(Xd, block)
         if self._dense:
-            _check_finite(Xd)  # the gather below skips most columns: check them all
+            check_finite(Xd)  # the gather below skips most columns: check them all
             return self._gathered_block_scores(Xd)
         self._check_unused(Xd)
-        if Xd.shape[0] <= _ROW_KERNEL_ROWS:
+        thin = self.ir.nnz <= _ROW_KERNEL_FILL * self.n_features_in_ * self.n_outputs_
+        if thin or Xd.shape[0] <= _ROW_KERNEL_ROWS:
             return self._row_scores(Xd)
         return self._sliced_scores(Xd)
 
     def _row_scores(self, Xd: np.ndarray) -> np.ndarray:
-        # A row or two: rebuilding dense slices would cost more than the product, so each
-        # output sums its own nonzeros (the IR's row-major order) straight off the input.
+        # Each output sums its own nonzeros (the IR's row-major order) straight off the
+        # input: time in proportion to the model's nonzeros, not its width x outputs (a row
+        # or two, or a thin model). Runs of rows of about _SLICE_CELLS products at a time.
         ptr = self.ir.indptr
-        prod = Xd.take(self._row_idx, axis=1)  # intp indices: take's fast path
-        prod *= self._row_vals
-        out = np.zeros((Xd.shape[0], self.n_outputs_), dtype=prod.dtype)
         rows = ptr[1:] > ptr[:-1]
-        if prod.shape[1]:
-            out[:, rows] = np.add.reduceat(prod, ptr[:-1][rows], axis=1)
+        firsts = ptr[:-1][rows]
+        dtype = np.result_type(Xd.dtype, self._row_vals.dtype)
+        out = np.zeros((Xd.shape[0], self.n_outputs_), dtype=dtype)
+        if not firsts.size:
+            return out
+        step = max(1, _SLICE_CELLS // self._row_idx.size)
+        for lo in range(0, Xd.shape[0], step):
+            prod = Xd[lo : lo + step].take(self._row_idx, axis=1)  # intp: take's fast path
+            prod *= self._row_vals
+            out[lo : lo + step, rows] = np.add.reduceat(prod, firsts, axis=1)
         return out
 
     def _gathered_block_scores(self, Xd: np.ndarray) -> np.ndarray:
@@ -254,14 +424,14 @@ class Model:
         if self._unused.size == 0 or Xd.dtype.kind != "f":
             return
         if Xd.shape[0] * self._unused.size <= _FINITE_CHUNK:
-            _check_finite(Xd.take(self._unused, axis=1))  # small: one gather, no loop
+            check_finite(Xd.take(self._unused, axis=1))  # small: one gather, no loop
         elif self._unused.size <= _UNUSED_GATHER * Xd.shape[1]:
             # Gathered a run of rows at a time: a bounded copy, not a fraction of the input.
             step = max(1, _FINITE_CHUNK // self._unused.size)
             for lo in range(0, Xd.shape[0], step):
-                _check_finite(Xd[lo : lo + step, self._unused])
+                check_finite(Xd[lo : lo + step, self._unused])
         else:
-            _check_finite(Xd)
+            check_finite(Xd)
 
     def _sliced_scores(self, Xd: np.ndarray) -> np.ndarray:
         # One (width, n_outputs) block of weights at a time: scatter the slice's nonzeros in,
@@ -292,36 +462,80 @@ class Model:
             return self._block
         if self._block64 is None:
             self._block64 = self._block.astype(np.float64)
+            if self._row_shape is not None and _F64 not in self._row:  # the wide one-row path
+                self._row[_F64] = self._block64[:-1]
         return self._block64
 
     def _sparse_input_scores(
         self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
     ) -> np.ndarray:
-        block = self._block if self._dense else self._sparse_input_block()
-        if block is None:
-            # Position of each input column among the used columns; unused ones hit nothing.
-            pos = np.searchsorted(self._used, indices)
-            hit = pos < self._used.size
-            hit[hit] = self._used[pos[hit]] == indices[hit]
-            row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
-            return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
-        # Each input nonzero scales its column's weight row (unused columns: the zero row);
-        # CSR rows are contiguous segments, so one reduceat sums a run of rows. Runs of rows
-        # of about _SLICE_CELLS products at a time keep the workspace bounded.
-        pos = self._positions(indices)
-        n_out = self.n_outputs_
-        out = np.zeros((n_rows, n_out), dtype=self._dtype)
-        step = max(1, _SLICE_CELLS // n_out)
-        starts = np.searchsorted(indptr, np.arange(0, int(indptr[-1]), step), side="right") - 1
+        nnz = int(indptr[-1])
+        if nnz <= _CSR_RUN_NNZ:
+            return self._csr_run(data, indices, indptr, n_rows)
+        # Runs of rows of about _CSR_RUN_NNZ input nonzeros: every temporary array below is
+        # sized by a run, not by the input (a bounded workspace, whatever the batch).
+        starts = np.searchsorted(indptr, np.arange(0, nnz, _CSR_RUN_NNZ), side="right") - 1
         bounds = [*np.unique(starts).tolist(), n_rows]
+        out = np.empty((n_rows, self.n_outputs_), dtype=self._dtype)
         for r0, r1 in itertools.pairwise(bounds):
             a, b = int(indptr[r0]), int(indptr[r1])
-            firsts = indptr[r0:r1]
-            rows = indptr[r0 + 1 : r1 + 1] > firsts
-            x = data[a:b].astype(self._dtype, copy=False)
-            contrib = x[:, None] * block[pos[a:b]]
-            out[r0:r1][rows] = np.add.reduceat(contrib, firsts[rows] - a, axis=0)
+            ptr = indptr[r0 : r1 + 1] - a
+            out[r0:r1] = self._csr_run(data[a:b], indices[a:b], ptr, r1 - r0)
         return out
+
+    def _csr_run(
+        self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
+    ) -> np.ndarray:
+        block = self._block if self._dense else self._sparse_input_block()
+        if block is None:
+            # Entries in columns no output uses are dropped below, unread: check them all.
+            check_finite(data)
+            # Position of each input column among the used columns; unused ones hit nothing.
+            pos = self._positions(indices)
+            hit = pos < self._used.size
+            row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
+            return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
+        # Each input nonzero scales its column's weight row (unused columns: the zero row).
+        pos = self._positions(indices)
+        # A BLAS product could skip a zero weight and a NaN with it: check the values here
+        # (as given: a finite value beyond float32 is an overflow, found on the scores).
+        if data.dtype.kind == "f" and not math.isfinite(data.dot(data)):
+            check_finite(data)
+        x = data.astype(self._dtype, copy=False)
+        if n_rows == 1:
+            return x.dot(block.take(pos, axis=0)).reshape(1, -1)
+        lens = np.diff(indptr)
+        n_out = self.n_outputs_
+        out = np.empty((n_rows, n_out), dtype=self._dtype)
+        # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace).
+        step = max(1, _SLICE_CELLS // (n_out * max(1, 2 * int(indptr[-1]) // n_rows)))
+        for r0 in range(0, n_rows, step):
+            r1 = min(n_rows, r0 + step)
+            a, b = int(indptr[r0]), int(indptr[r1])
+            width = int(lens[r0:r1].max())
+            if width == 0:
+                out[r0:r1] = 0
+            elif (r1 - r0) * width <= 2 * (b - a) + r1 - r0:
+                out[r0:r1] = self._padded_rows(block, pos[a:b], x[a:b], lens[r0:r1], width)
+            else:  # a few long rows: padding them all would multiply zeros
+                out[r0:r1] = _segment_sums(block, pos[a:b], x[a:b], indptr[r0 : r1 + 1] - a)
+        return out
+
+    def _padded_rows(
+        self, block: np.ndarray, pos: np.ndarray, x: np.ndarray, lens: np.ndarray, width: int
+    ) -> np.ndarray:
+        # Rows padded to one length ("ELL": empty slots hold 0 times the zero row), so that
+        # one batched matmul multiplies and sums them: several times faster than a segment
+        # sum (reduceat) of the products.
+        n = lens.size
+        starts = np.cumsum(lens) - lens
+        cell = np.arange(pos.size) + np.repeat(np.arange(0, n * width, width) - starts, lens)
+        slots = np.full(n * width, block.shape[0] - 1, dtype=np.intp)
+        slots[cell] = pos
+        vals = np.zeros(n * width, dtype=x.dtype)
+        vals[cell] = x
+        gathered = block.take(slots, axis=0).reshape(n, width, -1)
+        return np.matmul(vals.reshape(n, 1, width), gathered).reshape(n, -1)
 
     def _sparse_input_block(self) -> np.ndarray | None:
         # A sparse-column model meets CSR input through a dense block of its used columns
@@ -386,157 +600,44 @@ class Model:
     def _check_dense(self, X: Any) -> np.ndarray:
         """Read, check (NaN/inf included) and cast a dense input, as a separate pass."""
         Xd = self._read_dense(X, cast=False)
-        _check_finite(Xd)
+        check_finite(Xd)
         if Xd.dtype != self._dtype and not (self._dense and Xd.dtype == np.float64):
             Xd = cast_to(Xd, self._dtype)
         return Xd
 
     def _read_dense(self, X: Any, *, cast: bool = True) -> np.ndarray:
         # Everything but NaN/inf, which the kernels check on what they read.
-        if type(X) is np.ndarray and X.ndim == 2 and X.dtype.kind == "f":
-            # The common case, without the general path's calls (a third of a batch-1 call).
-            if X.shape[1] != self.n_features_in_ or X.shape[0] < 1:
-                self._check_shape(X.shape)
-            if X.dtype.itemsize >= 4 and X.dtype.itemsize <= 8:  # float32/float64: no cast
-                return X
-        try:
-            Xd = np.asarray(X)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"X cannot be read as a numeric array: {exc}") from None
-        _check_numeric(Xd.dtype)
-        if Xd.ndim != 2:
-            from edgesparse.data import reshape_advice  # only on this error: keeps imports lean
+        return read_dense(X, n_features=self.n_features_in_, dtype=self._dtype, cast=cast)
 
-            raise InputError(
-                f"Expected a 2-D array, got a {Xd.ndim}-D array instead: "
-                + reshape_advice(Xd.shape)
-            )
-        self._check_shape(Xd.shape)
-        if cast and Xd.dtype not in (np.float32, np.float64):
-            # Integers, booleans, float16/longdouble: cast (ints are finite; a longdouble too
-            # large for the model's arithmetic is refused by cast_to, NaN/inf by the kernels).
-            Xd = cast_to(Xd, self._dtype)
-        return Xd
-
-    def _check_csr(self, X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        if getattr(X, "format", None) != "csr":
-            X = X.tocsr()
-        try:
-            shape = tuple(int(n) for n in X.shape)
-        except (TypeError, ValueError):
-            raise InputError(f"X has an invalid shape {X.shape!r}") from None
-        if len(shape) != 2:
-            raise InputError(f"Expected a 2-D sparse matrix, got shape {shape}")
-        self._check_shape(shape)
-        data = np.asarray(X.data)
-        indices = np.asarray(X.indices)
-        indptr = np.asarray(X.indptr)
-        _check_numeric(data.dtype)
-        # scipy checks these when it builds a matrix, but its attributes (and a CSRArrays) can
-        # be anything: a bad indptr would make numpy fail deep in a kernel, or read wrong rows.
-        bad = None
-        if data.ndim != 1 or indices.ndim != 1 or indptr.ndim != 1:
-            bad = "data, indices and indptr must be 1-D"
-        elif indices.dtype.kind not in "iu" or indptr.dtype.kind not in "iu":
-            bad = f"indices ({indices.dtype}) and indptr ({indptr.dtype}) must be integer arrays"
-        elif indptr.size != shape[0] + 1:
-            bad = f"indptr has {indptr.size} entries, expected n_rows + 1 = {shape[0] + 1}"
-        elif data.size != indices.size:
-            bad = f"data has {data.size} entries and indices {indices.size}; they must match"
-        elif int(indptr[0]) != 0 or int(indptr[-1]) != indices.size:
-            bad = (
-                f"indptr must start at 0 and end at nnz = {indices.size}, got "
-                f"{int(indptr[0])} and {int(indptr[-1])}"
-            )
-        elif np.any(indptr[1:] < indptr[:-1]):
-            bad = "indptr must be non-decreasing"
-        elif indices.size and (int(indices.min()) < 0 or int(indices.max()) >= shape[1]):
-            bad = f"a column index is outside [0, {shape[1]})"
-        if bad:
-            raise InputError(f"X is not a valid CSR matrix: {bad}")
-        _check_finite(data)
-        return data, indices.astype(np.intp, copy=False), indptr.astype(np.intp), shape[0]
+    def _check_csr(self, X: Any, *, finite: bool = True) -> CsrParts:
+        """A CSR input's arrays, checked; NaN/inf in ``data`` too, and the indices as intp,
+        unless ``finite`` is false (the model's own kernels, which find NaN/inf on the scores
+        and read the indices a bounded run of rows at a time)."""
+        parts = csr_parts(X, n_features=self.n_features_in_)
+        if not finite:
+            return parts
+        check_finite(parts.data)
+        return parts._replace(indices=parts.indices.astype(np.intp, copy=False))
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
-        if shape[1] != self.n_features_in_:
-            raise InputError(
-                f"X has {shape[1]} features, but the model expects {self.n_features_in_} "
-                "features as input"
-            )
-        if shape[0] < 1:
-            raise InputError(f"X has 0 samples (shape={shape}); at least 1 is required")
+        check_shape(shape, n_features=self.n_features_in_)
 
 
-def _check_numeric(dtype: np.dtype) -> None:
-    if dtype.kind == "c":
-        raise InputError("Complex data not supported: X must be real numbers")
-    if dtype.kind not in "fiub":
-        raise InputError(f"X must be numeric, got dtype {dtype}")
-
-
-def _check_finite(a: np.ndarray) -> None:
-    if a.dtype.kind != "f":
-        return
-    if a.size <= _FINITE_CHUNK:
-        if not np.isfinite(a).all():
-            raise InputError(_NAN_MESSAGE)
-        return
-    # Runs of rows of about _FINITE_CHUNK cells: a bounded mask, not one the input's size.
-    rows = a.reshape(-1, 1) if a.ndim < 2 else a
-    step = max(1, _FINITE_CHUNK // max(1, rows.shape[1]))
-    for lo in range(0, rows.shape[0], step):
-        if not np.isfinite(rows[lo : lo + step]).all():
-            raise InputError(_NAN_MESSAGE)
-
-
-def cast_to(X: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``X`` as ``dtype``; a finite float that overflows the narrower type is an InputError."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = X.astype(dtype)
-    if out.dtype.kind == "f" and X.dtype.kind == "f" and not np.isfinite(out).all():
-        raise InputError(
-            f"Input X contains a value too large for this model's {dtype} arithmetic "
-            f"(largest allowed magnitude {np.finfo(dtype).max:.3g})"
-        )
+def _segment_sums(block: np.ndarray, pos: np.ndarray, x: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Per CSR row (``ptr`` from 0), the sum of ``x * block[pos]`` over its nonzeros."""
+    out = np.zeros((ptr.size - 1, block.shape[1]), dtype=block.dtype)
+    firsts = ptr[:-1]
+    rows = ptr[1:] > firsts
+    if rows.any():
+        contrib = x[:, None] * block.take(pos, axis=0)
+        out[rows] = np.add.reduceat(contrib, firsts[rows], axis=0)
     return out
 
 
-def is_sparse(X: Any) -> bool:
-    """Whether ``X`` is a scipy sparse matrix or array."""
-    # Duck-typed so that the runtime never imports scipy.
-    return hasattr(X, "tocsr") and hasattr(X, "nnz")
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    # exp(-log(1 + exp(-z))) never overflows, unlike 1 / (1 + exp(-z)).
-    return np.exp(-np.logaddexp(0, -z))
-
-
-def _proba(head: str, scores: np.ndarray) -> np.ndarray:
-    """scikit-learn's probability heads, on a ``(n_rows, n_outputs)`` score matrix."""
-    if head == "softmax":
-        z = scores - scores.max(axis=1, keepdims=True)
-        np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
-        return z
-    if head == "logistic":
-        p = _sigmoid(scores)
-    elif head == "modified_huber":
-        p = (np.clip(scores, -1, 1) + 1) / 2
-    else:
-        raise AssertionError(f"no probability head {head!r}")  # guarded by has_proba
-    if p.shape[1] == 1:
-        return np.hstack([1 - p, p])
-    return _normalise_ovr(p)
-
-
-def _normalise_ovr(p: np.ndarray) -> np.ndarray:
-    # One-vs-rest rows are scaled to sum to 1; scikit-learn makes rows where every class
-    # has probability 0 uniform (both in _predict_proba_lr and for modified_huber).
-    total = p.sum(axis=1, keepdims=True)
-    zero = total[:, 0] == 0
-    if zero.any():
-        p[zero] = 1
-        total[zero] = p.shape[1]
-    p /= total
-    return p
+def _bias_tile(bias: np.ndarray) -> np.ndarray:
+    """``bias`` repeated over rows (at most _BIAS_TILE_CELLS cells); one row where adding the
+    row itself is as fast: one output (a scalar per row) or long rows."""
+    k = bias.size
+    if k == 1 or 2 * k > _BIAS_TILE_CELLS:
+        return bias.reshape(1, -1)  # a tile of one row: the plain broadcast
+    return np.tile(bias, (_BIAS_TILE_CELLS // k, 1))
