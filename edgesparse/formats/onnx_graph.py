@@ -206,7 +206,7 @@ def _elementwise_proba(g: Graph, ir: LinearIR, scores: str, n_classes: int) -> N
         g.node("Identity", [p], out="probabilities")
         return
     # One-vs-rest: rows scaled to sum to 1; rows where every p is 0 become uniform
-    # (scikit-learn's rule, as in runtime.model._normalise_ovr).
+    # (scikit-learn's rule, as in runtime.heads._normalise_ovr).
     axes = g.const("axes_1", np.array([1], dtype=np.int64))
     total = g.node("ReduceSum", [p, axes], keepdims=1)
     zero = g.node("Equal", [total, g.const("zero", np.array(0.0, dtype=np.float32))])
