@@ -40,7 +40,14 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import FormatError, InputError, ToolMissingError
-from edgesparse.runtime.model import Model, cast_to, is_sparse
+from edgesparse.runtime.checks import (
+    CsrParts,
+    cast_to,
+    check_finite,
+    csr_parts,
+    is_sparse,
+    read_dense,
+)
 
 METADATA_KEY = "edgesparse"  # same as edgesparse.formats.onnx.METADATA_KEY (no onnx import)
 _HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
@@ -68,16 +75,21 @@ class OnnxModel:
         session: the ``onnxruntime.InferenceSession``.
     """
 
-    # The numpy runtime's input validation, shared so that both runtimes refuse the same
-    # inputs with the same messages. These methods read only n_features_in_, _dtype (the
-    # graph's input type) and _dense (False: every input is cast to _dtype, with overflow
-    # reported as an InputError).
-    _check_dense = Model._check_dense
-    _read_dense = Model._read_dense
-    _check_csr = Model._check_csr
-    _check_shape = Model._check_shape
+    # Inputs go through the numpy runtime's checks (runtime/checks.py), so that both runtimes
+    # refuse the same inputs with the same messages; the graph reads float32.
     _dtype = np.dtype(np.float32)
-    _dense = False
+
+    def _check_dense(self, X: Any) -> np.ndarray:
+        """A dense input, checked (shape, type, NaN/inf) and cast to float32."""
+        Xd = read_dense(X, n_features=self.n_features_in_, dtype=self._dtype, cast=False)
+        check_finite(Xd)
+        return Xd if Xd.dtype == self._dtype else cast_to(Xd, self._dtype)
+
+    def _check_csr(self, X: Any) -> CsrParts:
+        """A CSR input's arrays, checked (NaN/inf in ``data`` too), indices as intp."""
+        parts = csr_parts(X, n_features=self.n_features_in_)
+        check_finite(parts.data)
+        return parts._replace(indices=parts.indices.astype(np.intp, copy=False))
 
     def __init__(self, session: Any, meta: dict[str, Any]) -> None:
         self.session = session
