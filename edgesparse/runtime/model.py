@@ -152,12 +152,9 @@ class Model:
         self._row_check: np.ndarray | None = None
         self._row_shape: tuple[int, int] | None = None
         self._bias_tile: np.ndarray | None = None
-        # Columns with no nonzero weight: a BLAS may skip a zero weight (and a NaN with it),
-        # so the NaN/inf check reads these columns itself.
-        has_weight = np.zeros(ir.n_features, dtype=bool)
-        has_weight[ir.indices[weights != 0]] = True
-        self._unused = np.flatnonzero(~has_weight)
+        self._unused_cols: np.ndarray | None = None
         if self._dense:
+            self._unused_cols = _unused_columns(ir.indices, weights, ir.n_features)
             # One extra zero row: input columns no output uses are pointed at it.
             block = np.zeros((n_used + 1, ir.n_outputs), dtype=self._dtype)
             pos = np.searchsorted(self._used, ir.indices)
@@ -420,6 +417,14 @@ class Model:
             out[lo : lo + step] = Xd[lo : lo + step, self._used].dot(block)
         return out
 
+    @property
+    def _unused(self) -> np.ndarray:
+        # A sparse model builds it on first use: only dense input reads it, and on a wide
+        # model it is most of the columns (8 bytes each; 1.9 MB on the text model).
+        if self._unused_cols is None:
+            self._unused_cols = _unused_columns(self._row_idx, self._row_vals, self.n_features_in_)
+        return self._unused_cols
+
     def _check_unused(self, Xd: np.ndarray) -> None:
         if self._unused.size == 0 or Xd.dtype.kind != "f":
             return
@@ -621,6 +626,14 @@ class Model:
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         check_shape(shape, n_features=self.n_features_in_)
+
+
+def _unused_columns(indices: np.ndarray, weights: np.ndarray, n_features: int) -> np.ndarray:
+    """Columns with no nonzero weight (a float64 weight may round to 0 in float32). A BLAS
+    may skip a zero weight, and a NaN with it, so the NaN/inf check reads these itself."""
+    has_weight = np.zeros(n_features, dtype=bool)
+    has_weight[indices[weights != 0]] = True
+    return np.flatnonzero(~has_weight)
 
 
 def _segment_sums(block: np.ndarray, pos: np.ndarray, x: np.ndarray, ptr: np.ndarray) -> np.ndarray:
