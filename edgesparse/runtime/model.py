@@ -31,6 +31,7 @@ import numpy as np
 from edgesparse.counting import column_counts
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
+from edgesparse.runtime.text import text_features
 
 # A dense block is used when it holds at most this many cells, whatever its fill...
 _DENSE_BLOCK_CELLS = 1 << 16
@@ -177,6 +178,8 @@ class Model:
 
     # -- kernels -----------------------------------------------------------------------------
     def _scores(self, X: Any) -> np.ndarray:
+        if self.ir.featurizer is not None:  # the input stage: raw documents -> CSR rows
+            X = text_features(self.ir.featurizer, X)
         if type(X) is not np.ndarray and is_sparse(X):
             data, indices, indptr, n_rows = self._check_csr(X)
             out = self._sparse_input_scores(data, indices, indptr, n_rows)
