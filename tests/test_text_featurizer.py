@@ -9,8 +9,8 @@ hand-written hard cases (no downloads).
 from __future__ import annotations
 
 import inspect
-import itertools
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -42,26 +42,40 @@ HARD_DOCS = [
 ]
 
 
-def _stdlib_docs() -> list[str]:
-    import collections
-    import functools
-    import json
-    import os
-    import pathlib
-    import re
-    import string
-    import textwrap
-
-    docs = []
-    for mod in (collections, functools, json, os, pathlib, re, string, textwrap, itertools):
-        for _, obj in sorted(vars(mod).items()):
-            doc = inspect.getdoc(obj) if callable(obj) else None
-            if doc:
-                docs.append(doc)
-    return docs
+# Module families whose docstrings a text model can tell apart (the labels).
+_FAMILIES = (
+    ("string", "textwrap", "re", "difflib", "csv", "json", "html", "email.message"),
+    ("os", "pathlib", "shutil", "subprocess", "tempfile", "zipfile", "tarfile", "glob"),
+    ("functools", "itertools", "collections", "typing", "contextlib", "dataclasses", "enum"),
+    ("decimal", "fractions", "statistics", "random", "datetime", "heapq", "bisect", "math"),
+)
 
 
-DOCS = _stdlib_docs()
+def _stdlib_corpus() -> tuple[list[str], np.ndarray]:
+    """Docstrings of standard-library modules, their classes and methods (each once), and the
+    family of the module each came from."""
+    import importlib
+
+    docs: dict[str, int] = {}
+    for label, family in enumerate(_FAMILIES):
+        for name in family:
+            mod = importlib.import_module(name)
+            objs = [mod]
+            for _, obj in sorted(vars(mod).items()):
+                if callable(obj) and getattr(obj, "__module__", None) == mod.__name__:
+                    objs.append(obj)
+                    if isinstance(obj, type):
+                        objs += [m for _, m in sorted(vars(obj).items()) if callable(m)]
+            for obj in objs:
+                with warnings.catch_warnings():  # typing's deprecated aliases say so
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    doc = inspect.getdoc(obj)
+                if doc and len(doc) > 20:
+                    docs.setdefault(doc, label)
+    return list(docs), np.array(list(docs.values()))
+
+
+DOCS, LABELS = _stdlib_corpus()
 
 
 def _featurizer_of(hv, tfidf=None) -> TextFeaturizer:
@@ -273,3 +287,286 @@ def test_runtime_input_errors() -> None:
     plain = Model(ir.replace(featurizer=None))
     with pytest.raises(InputError, match="X must be numeric"):
         plain.predict(["a b"])
+
+
+# -- pipelines: frontend, passes, .esb, numpy runtime --------------------------------------------
+def _fit(*steps):
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(*steps).fit(DOCS, LABELS)
+
+
+def _sgd():
+    from sklearn.linear_model import SGDClassifier
+
+    return SGDClassifier(random_state=0, max_iter=50, tol=None)
+
+
+def _logistic():
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=300)
+
+
+TEST_DOCS = DOCS + HARD_DOCS
+
+
+def _pipelines():
+    return {
+        "hashing-sgd": lambda: _fit(HashingVectorizer(n_features=2**14), _sgd()),
+        "hashing-tfidf-logistic": lambda: _fit(
+            HashingVectorizer(n_features=2**12, alternate_sign=False, norm=None),
+            TfidfTransformer(sublinear_tf=True),
+            _logistic(),
+        ),
+        "char-wb-binary-l1": lambda: _fit(
+            HashingVectorizer(
+                n_features=2**12, analyzer="char_wb", ngram_range=(2, 4), binary=True, norm="l1"
+            ),
+            _sgd(),
+        ),
+        "bigram-stop-words-no-idf": lambda: _fit(
+            HashingVectorizer(n_features=2**13, ngram_range=(1, 2), stop_words="english"),
+            TfidfTransformer(use_idf=False, norm="l2"),
+            _logistic(),
+        ),
+    }
+
+
+@pytest.fixture(scope="module", params=sorted(_pipelines()))
+def fitted(request):
+    return request.param, _pipelines()[request.param]()
+
+
+def test_the_frontend_reads_the_whole_text_stage(fitted) -> None:
+    from edgesparse import frontends
+
+    _, pipe = fitted
+    ir = frontends.to_linear_ir(pipe)
+    feat = ir.featurizer
+    hv = pipe.steps[0][1]
+    tfidf = pipe.steps[1][1] if len(pipe.steps) == 3 else None
+    assert feat is not None and ir.n_features == hv.n_features
+    expected = _featurizer_of(hv, tfidf)
+    assert feat.describe() == expected.describe()
+    assert feat.stop_words == expected.stop_words
+    if tfidf is not None and tfidf.use_idf:
+        np.testing.assert_array_equal(feat.tfidf.idf, tfidf.idf_)
+    assert ir.input_stats is None  # a text stage has no scaler statistics
+    assert ir.provenance["source"].startswith("Pipeline(HashingVectorizer, ")
+
+
+@pytest.mark.parametrize("quantize", ["float32", "int8", "none"])
+def test_compressed_pipelines_predict_like_scikit_learn(fitted, quantize: str) -> None:
+    from edgesparse import compress
+    from edgesparse.formats import esb
+    from edgesparse.runtime import loads
+
+    _, pipe = fitted
+    ir = compress(pipe, quantize=quantize)
+    blob = esb.encode(ir)
+    model = loads(blob)
+    assert model.ir.featurizer is not None
+    want = pipe.predict(TEST_DOCS)
+    got = model.predict(TEST_DOCS)
+    agree = float(np.mean(got == want))
+    assert agree >= (0.995 if quantize == "int8" else 1.0), agree
+    # The runtime's rows are the pipeline's rows, so the scores match to the arithmetic.
+    ref = pipe.decision_function(TEST_DOCS)
+    tol = 1e-9 if quantize == "none" else 1e-4 if quantize == "float32" else None
+    if tol is not None:
+        np.testing.assert_allclose(model.decision_function(TEST_DOCS), ref, atol=tol, rtol=0)
+    if hasattr(pipe, "predict_proba"):
+        np.testing.assert_allclose(
+            model.predict_proba(TEST_DOCS), pipe.predict_proba(TEST_DOCS), atol=0.05
+        )
+
+
+def test_pruned_int8_text_model_keeps_the_stage_and_the_bar(fitted) -> None:
+    from edgesparse import compress
+    from edgesparse.formats import esb
+    from edgesparse.runtime import loads
+
+    _, pipe = fitted
+    ir = compress(pipe, sparsity=0.3, quantize="int8")
+    model = loads(esb.encode(ir))
+    assert model.ir.featurizer.describe() == compress(pipe).featurizer.describe()
+    assert model.ir.nnz < compress(pipe, quantize="none").nnz
+
+
+def test_blob_round_trip_is_byte_identical_and_inspect_shows_the_stage(fitted) -> None:
+    from edgesparse import compress
+    from edgesparse.formats import esb, linear
+
+    _, pipe = fitted
+    ir = compress(pipe, quantize="int8")
+    blob = esb.encode(ir)
+    again = linear.decode(blob)
+    assert esb.encode(again) == blob
+    info = linear.verify(blob)
+    assert info["featurizer"] == ir.featurizer.describe()
+    assert info["sections"]["text"]["encoding"] == "hashing"
+    plain = esb.encode(ir.replace(featurizer=None))
+    assert (
+        "featurizer" not in linear.verify(plain) and "text" not in linear.verify(plain)["sections"]
+    )
+    assert esb.encode(linear.decode(plain)) == plain
+
+
+def test_cli_compress_and_inspect_a_text_pipeline(tmp_path) -> None:
+    import json
+    import pickle
+
+    from click.testing import CliRunner
+
+    import edgesparse
+    from edgesparse.cli import cli
+
+    pipe = _pipelines()["hashing-tfidf-logistic"]()
+    src = tmp_path / "text.pkl"
+    src.write_bytes(pickle.dumps(pipe))
+    out = tmp_path / "text.esb"
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    model = edgesparse.load(out)
+    agree = np.mean(model.predict(TEST_DOCS) == pipe.predict(TEST_DOCS))
+    assert agree >= 0.995
+    res = CliRunner().invoke(cli, ["inspect", "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    feat = json.loads(res.output)["featurizer"]
+    assert feat["kind"] == "HashingVectorizer" and feat["tfidf"]["sublinear_tf"] is True
+    res = CliRunner().invoke(cli, ["inspect", str(out)])
+    assert "featurizer" in res.output and "HashingVectorizer" in res.output
+    for args, message in [
+        (["-o", str(tmp_path / "t.onnx")], "starts with a text featurizer, which edgesparse "),
+        (["-o", str(out), "--check-data", str(src)], "reads raw text; --check-data take"),
+    ]:
+        res = CliRunner().invoke(cli, ["compress", str(src), *args])
+        assert res.exit_code != 0 and message in res.output, res.output
+
+
+# -- refusals: one line naming the step and the parameter ----------------------------------------
+def _lower(text: str) -> str:
+    return text.lower()
+
+
+@pytest.mark.parametrize(
+    ("vectorizer", "message"),
+    [
+        (
+            lambda: HashingVectorizer(preprocessor=_lower),
+            "HashingVectorizer step 'hashingvectorizer': preprocessor is a callable",
+        ),
+        (
+            lambda: HashingVectorizer(tokenizer=str.split),
+            "HashingVectorizer step 'hashingvectorizer': tokenizer is a callable",
+        ),
+        (
+            lambda: HashingVectorizer(analyzer=str.split),
+            "HashingVectorizer step 'hashingvectorizer': analyzer is a callable",
+        ),
+        (
+            lambda: HashingVectorizer(strip_accents=_lower),
+            "HashingVectorizer step 'hashingvectorizer': strip_accents is a callable",
+        ),
+        (
+            lambda: HashingVectorizer(token_pattern=r"\S+"),
+            r"HashingVectorizer step 'hashingvectorizer': token_pattern is '\\\\S\+'; "
+            "edgesparse supports",
+        ),
+        (
+            lambda: HashingVectorizer(input="filename"),
+            "HashingVectorizer step 'hashingvectorizer': input must be 'content'",
+        ),
+    ],
+)
+def test_what_an_artifact_cannot_carry_is_refused(vectorizer, message) -> None:
+    from sklearn.pipeline import make_pipeline
+
+    from edgesparse import frontends
+    from edgesparse.errors import UnsupportedModelError
+
+    hv = vectorizer()
+    pipe = make_pipeline(hv, _sgd())
+    # Fitted on rows the vectorizer can read; the refusal is about the object, not the fit.
+    clf = _sgd().fit(HashingVectorizer(n_features=hv.n_features).transform(DOCS), LABELS)
+    pipe.steps[-1] = (pipe.steps[-1][0], clf)
+    with pytest.raises(UnsupportedModelError, match=message) as info:
+        frontends.to_linear_ir(pipe)
+    assert "\n" not in str(info.value)
+
+
+def test_text_steps_out_of_place_and_infinite_idf_are_refused() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MaxAbsScaler
+
+    from edgesparse import frontends
+    from edgesparse.errors import UnsupportedModelError
+
+    hv = HashingVectorizer(n_features=2**10, alternate_sign=False)
+    X = hv.transform(DOCS)
+    tf = TfidfTransformer().fit(X)
+    clf = _sgd().fit(X, LABELS)
+    scaled = make_pipeline(hv, MaxAbsScaler().fit(X), tf, clf)
+    with pytest.raises(UnsupportedModelError, match="is a text step after a scaler"):
+        frontends.to_linear_ir(scaled)
+    twice = make_pipeline(hv, tf, TfidfTransformer().fit(X), clf)
+    with pytest.raises(UnsupportedModelError, match="must come right after a HashingVectorizer"):
+        frontends.to_linear_ir(twice)
+    few = HashingVectorizer(n_features=2**16, alternate_sign=False)
+    with warnings.catch_warnings():  # scikit-learn divides by the zero document frequencies
+        warnings.simplefilter("ignore", RuntimeWarning)
+        raw = TfidfTransformer(smooth_idf=False).fit(few.transform(DOCS[:5]))
+    with pytest.raises(UnsupportedModelError, match="idf_ has infinite entries"):
+        frontends.to_linear_ir(make_pipeline(few, raw, _sgd().fit(few.transform(DOCS), LABELS)))
+    sub = make_pipeline(
+        HashingVectorizer(n_features=2**10), TfidfTransformer(sublinear_tf=True).fit(X), clf
+    )
+    with pytest.raises(UnsupportedModelError, match=r"tfidf\.sublinear_tf: needs non-negative"):
+        frontends.to_linear_ir(sub)
+    # A scaler after the text stage is folded as in any pipeline.
+    folded = frontends.to_linear_ir(make_pipeline(hv, MaxAbsScaler().fit(X), clf))
+    assert folded.featurizer is not None
+
+
+# -- the C runtime refuses a text blob by name (it runs no text stage) ---------------------------
+def test_the_c_runtime_refuses_a_blob_with_a_text_stage(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    from edgesparse import compress
+    from edgesparse.export_c import c_runtime_dir
+    from edgesparse.formats import esb
+    from tests.conftest import require_tool
+
+    require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
+    src = c_runtime_dir()
+    exe = tmp_path / "esb"
+    cmd = ["gcc", "-O1", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+    sources = [str(src / "esb.c"), str(src / "esb_main.c")]
+    built = subprocess.run([*cmd, *sources, "-lm", "-o", str(exe)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    pipe = _pipelines()["hashing-tfidf-logistic"]()
+    ir = compress(pipe, quantize="int8")
+    text_blob, plain_blob = tmp_path / "text.esb", tmp_path / "plain.esb"
+    text_blob.write_bytes(esb.encode(ir))
+    plain_blob.write_bytes(esb.encode(ir.replace(featurizer=None)))
+    res = subprocess.run(
+        [str(exe), "verify", str(text_blob), str(plain_blob)], capture_output=True, text=True
+    )
+    lines = res.stdout.splitlines()
+    assert res.returncode == 1 and len(lines) == 2, res.stdout + res.stderr
+    entry = len(esb_sections(ir)) - 1
+    assert lines[0].endswith(
+        f"corrupt .esb: section table entry {entry} at offset {64 + 16 * entry}: section "
+        "'text' (a text input stage) is not supported by the C runtime; run this model with "
+        "the numpy runtime"
+    ), lines[0]
+    assert lines[1].startswith("OK"), lines[1]
+
+
+def esb_sections(ir: LinearIR) -> list[str]:
+    """Names of the sections ``ir``'s blob holds, in table order."""
+    from edgesparse.formats import esb, linear
+
+    return list(linear.verify(esb.encode(ir))["sections"])
