@@ -570,3 +570,187 @@ def esb_sections(ir: LinearIR) -> list[str]:
     from edgesparse.formats import esb, linear
 
     return list(linear.verify(esb.encode(ir))["sections"])
+
+
+# -- the .esb 'text' section: every length checked before use, exact messages ---------------------
+def _text_ir() -> LinearIR:
+    idf = np.array([1.5, 2.0, 1.5, 3.0, 2.0, 1.5, 1.5, 2.0])
+    feat = TextFeaturizer(
+        n_features=8,
+        stop_words=("and", "the"),
+        alternate_sign=False,
+        tfidf=Tfidf(idf=idf, sublinear_tf=True, norm="l1"),
+    )
+    return LinearIR(
+        indptr=np.array([0, 2]),
+        indices=np.array([1, 5]),
+        values=np.array([0.5, -2.0]),
+        n_features=8,
+        bias=np.array([0.25]),
+        head="logistic",
+        classes=np.array(["ham", "spam"]),
+        featurizer=feat,
+    )
+
+
+def _with_text(text: bytes) -> bytes:
+    """The blob of :func:`_text_ir` with its (last) 'text' section replaced by ``text``."""
+    import struct
+
+    from edgesparse.formats import esb
+    from tests.test_esb_malformed import reseal
+
+    blob = bytearray(esb.encode(_text_ir()))
+    (n_sec,) = struct.unpack_from("<I", blob, 12)
+    entry = 64 + 16 * (n_sec - 1)
+    assert blob[entry] == 10  # the text section is the last one
+    (off,) = struct.unpack_from("<I", blob, entry + 4)
+    out = bytearray(blob[:off]) + text
+    struct.pack_into("<I", out, entry + 8, len(text))
+    struct.pack_into("<Q", out, 48, len(out))
+    return reseal(bytes(out))
+
+
+def _text_section() -> tuple[int, bytes]:
+    from edgesparse.formats import esb, linear
+
+    blob = esb.encode(_text_ir())
+    info = linear.verify(blob)["sections"]["text"]
+    return info["offset"], blob[info["offset"] : info["offset"] + info["bytes"]]
+
+
+def _patched(at: int, raw: bytes) -> bytes:
+    """The text blob with ``raw`` written at byte ``at`` of its 'text' section."""
+    _, text = _text_section()
+    return _with_text(text[:at] + raw + text[at + len(raw) :])
+
+
+def test_the_text_section_layout_is_the_documented_one() -> None:
+    import struct
+
+    _, text = _text_section()
+    fields = struct.unpack_from("<BBBBBBBBIIII", text)
+    # word, (1, 1), lowercase + tf-idf + use_idf + sublinear, no accents, default pattern, l2,
+    # l1; 8 features, 2 stop words, 3 distinct idf values, 8 bytes of stop words
+    assert fields == (0, 1, 1, 1 | 8 | 16 | 32, 0, 0, 2, 1, 8, 2, 3, 8)
+    assert text[24:32] == b"\x03\x03andthe"
+    assert np.frombuffer(text[32:56], "<f8").tolist() == [1.5, 2.0, 3.0]
+    assert list(text[56:]) == [0, 1, 0, 2, 1, 0, 0, 1]
+
+
+def _u8(v: int) -> bytes:
+    return bytes([v])
+
+
+def _u32(v: int) -> bytes:
+    return v.to_bytes(4, "little")
+
+
+TEXT_CASES = [
+    (
+        "short",
+        lambda: _with_text(_text_section()[1][:10]),
+        " is 10 bytes, expected 24 (the text stage's 24-byte fixed fields)",
+    ),
+    ("analyzer", lambda: _patched(0, _u8(3)), ": unknown analyzer code 3"),
+    (
+        "ngram-0",
+        lambda: _patched(1, _u8(0)),
+        ": n-gram range (0, 1) is not 1 <= min_n <= max_n <= 32",
+    ),
+    (
+        "ngram-33",
+        lambda: _patched(2, _u8(33)),
+        ": n-gram range (1, 33) is not 1 <= min_n <= max_n <= 32",
+    ),
+    ("flags", lambda: _patched(3, _u8(0x79)), ": unknown flag bits 0x40"),
+    (
+        "idf-without-tfidf",
+        lambda: _patched(3, _u8(1 | 16)),
+        ": use_idf or sublinear_tf is set without tf-idf",
+    ),
+    (
+        "sublinear-signed",
+        lambda: _patched(3, _u8(59)),
+        ": sublinear_tf with alternate_sign needs binary counts (log of a negative count)",
+    ),
+    ("accents", lambda: _patched(4, _u8(3)), ": unknown strip_accents code 3"),
+    (
+        "pattern",
+        lambda: _patched(5, _u8(4)),
+        ": token pattern code 4 is not allowed for analyzer 'word'",
+    ),
+    (
+        "pattern-char",
+        lambda: _patched(0, _u8(1) + b"\1\1\x09\0\1"),
+        ": token pattern code 1 is not allowed for analyzer 'char'",
+    ),
+    ("norm", lambda: _patched(6, _u8(3)), ": unknown norm code 3"),
+    (
+        "tfidf-norm",
+        lambda: _patched(3, _u8(1) + b"\0\0\0\2"),
+        ": tf-idf norm code 2 is set without tf-idf",
+    ),
+    (
+        "n-features",
+        lambda: _patched(8, _u32(9)),
+        ": n_features 9 at offset {at8} differs from the header's 8",
+    ),
+    (
+        "stop-words-char",
+        lambda: _patched(0, _u8(2)),
+        ": 2 stop words at offset {at12}, but only the word analyzer has any",
+    ),
+    (
+        "stop-count",
+        lambda: _patched(12, _u32(9)),
+        ": 9 stop words cannot take 8 bytes (offset {at20})",
+    ),
+    (
+        "idf-count",
+        lambda: _patched(16, _u32(0)),
+        ": 0 idf values at offset {at16}, but use_idf is True",
+    ),
+    (
+        "idf-too-many",
+        lambda: _patched(16, _u32(9)),
+        ": 9 distinct idf values at offset {at16}, more than n_features=8",
+    ),
+    (
+        "length",
+        lambda: _with_text(_text_section()[1] + b"\0"),
+        " is 65 bytes, expected 64 (24 bytes, 8 of stop words, 3 idf values and 8 idf codes)",
+    ),
+    ("stop-order", lambda: _patched(26, b"theand"), ": stop words are not sorted and distinct"),
+    (
+        "stop-utf8",
+        lambda: _patched(26, b"\xff"),
+        ": stop word 0 at offset {at26} is not valid UTF-8",
+    ),
+    (
+        "idf-nan",
+        lambda: _patched(40, np.array([np.nan]).tobytes()),
+        ": idf value 1 at offset {at40} is not finite",
+    ),
+    (
+        "idf-code",
+        lambda: _patched(57, _u8(3)),
+        ": idf code 3 at offset {at57} (column 1) is not < 3",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("blob_fn", "message"), [c[1:] for c in TEXT_CASES], ids=[c[0] for c in TEXT_CASES]
+)
+def test_malformed_text_section_exact_message(blob_fn, message: str) -> None:
+    from edgesparse.errors import FormatError
+    from edgesparse.formats import esb
+
+    off, _ = _text_section()
+    where = {f"at{k}": off + k for k in (8, 12, 16, 20, 26, 40, 57)}
+    with pytest.raises(FormatError) as info:
+        esb.decode(blob_fn())
+    assert str(info.value) == f"corrupt .esb: section 'text' at offset {off}" + message.format(
+        **where
+    )

@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgesparse.formats.codecs import strings_decode, strings_encode
+from edgesparse.formats.codecs import strings_encode, varint_decode
 from edgesparse.formats.container import corrupt_section
 from edgesparse.ir.text import (
     ANALYZERS,
@@ -117,16 +117,12 @@ def decode_text(
     )
     stop: list[str] = []
     if n_stop:
-        stop = strings_decode(
-            b[_FIXED.size : stop_end], n_stop, _NAME, off + _FIXED.size, "stop word", nul_ok=True
-        )
-        if any(a >= z for a, z in itertools.pairwise(stop)):
-            corrupt_section(_NAME, off, "stop words are not sorted and distinct")
+        stop = _decode_stop_words(b[:stop_end], off, n_stop)
     tfidf = None
     if flags & _TFIDF:
         idf = None
         if n_idf:
-            idf = _decode_idf(b[stop_end:], off + stop_end, n_idf, n_feat)
+            idf = _decode_idf(b, off, stop_end, n_idf)
         tfidf = Tfidf(idf=idf, sublinear_tf=bool(flags & _SUBLINEAR), norm=NORMS[tnorm])
     return TextFeaturizer(
         n_features=n_feat,
@@ -183,15 +179,49 @@ def _count_fault(
     return None
 
 
-def _decode_idf(b: np.ndarray, off: int, n_idf: int, n_feat: int) -> np.ndarray:
-    values = np.frombuffer(b[: 8 * n_idf].tobytes(), dtype="<f8")
+def _decode_stop_words(b: np.ndarray, off: int, n_stop: int) -> list[str]:
+    """The stop words: ``n_stop`` varint lengths, then their UTF-8 bytes, filling the block
+    (section bytes 24 to ``len(b)``) exactly; sorted and distinct."""
+    block = b[_FIXED.size :]
+    ends = np.flatnonzero(block < 0x80)[:n_stop]
+    if ends.size != n_stop:
+        corrupt_section(_NAME, off, f"the stop-word block holds fewer than {n_stop} lengths")
+    head = int(ends[-1]) + 1
+    lengths, err = varint_decode(block[:head], n_stop, 5)
+    if err:
+        corrupt_section(_NAME, off, f"stop-word lengths: {err}")
+    if head + int(lengths.sum()) != block.size:
+        corrupt_section(
+            _NAME,
+            off,
+            f"stop-word lengths add up to {head + int(lengths.sum())} bytes, the block has "
+            f"{block.size}",
+        )
+    raw, pos, words = block.tobytes(), head, []
+    for i, n in enumerate(lengths.tolist()):
+        try:
+            words.append(raw[pos : pos + n].decode("utf-8"))
+        except UnicodeDecodeError:
+            at = off + _FIXED.size + pos
+            corrupt_section(_NAME, off, f"stop word {i} at offset {at} is not valid UTF-8")
+        pos += n
+    if any(a >= z for a, z in itertools.pairwise(words)):
+        corrupt_section(_NAME, off, "stop words are not sorted and distinct")
+    return words
+
+
+def _decode_idf(b: np.ndarray, off: int, start: int, n_idf: int) -> np.ndarray:
+    """The idf of every column: the value table and one code per column (sizes checked)."""
+    values = np.frombuffer(b[start : start + 8 * n_idf].tobytes(), dtype="<f8")
     if not np.all(np.isfinite(values)):
         p = int(np.argmax(~np.isfinite(values)))
-        corrupt_section(_NAME, off, f"idf value {p} is not finite")
-    codes = np.frombuffer(b[8 * n_idf :].tobytes(), dtype=_code_dtype(n_idf))
+        corrupt_section(_NAME, off, f"idf value {p} at offset {off + start + 8 * p} is not finite")
+    dtype = np.dtype(_code_dtype(n_idf))
+    codes = np.frombuffer(b[start + 8 * n_idf :].tobytes(), dtype=dtype)
     if codes.size and int(codes.max()) >= n_idf:
         p = int(np.argmax(codes >= n_idf))
+        at = off + start + 8 * n_idf + dtype.itemsize * p
         corrupt_section(
-            _NAME, off + 8 * n_idf, f"idf code {int(codes[p])} of column {p} is not < {n_idf}"
+            _NAME, off, f"idf code {int(codes[p])} at offset {at} (column {p}) is not < {n_idf}"
         )
     return values[codes]
