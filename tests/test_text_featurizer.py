@@ -445,6 +445,30 @@ def test_cli_compress_and_inspect_a_text_pipeline(tmp_path) -> None:
         assert res.exit_code != 0 and message in res.output, res.output
 
 
+@pytest.mark.parametrize("suffix", [".pkl", ".joblib", ".skops"])
+def test_text_pipelines_load_through_the_allow_list(tmp_path, suffix: str) -> None:
+    import pickle
+
+    from edgesparse import frontends
+    from edgesparse.loader import load_model
+
+    pipe = _fit(
+        HashingVectorizer(n_features=2**10, stop_words="english"), TfidfTransformer(), _sgd()
+    )
+    path = tmp_path / f"text{suffix}"
+    if suffix == ".skops":
+        skops_io = pytest.importorskip("skops.io")
+        skops_io.dump(pipe, path)
+    elif suffix == ".joblib":
+        joblib = pytest.importorskip("joblib")
+        joblib.dump(pipe, path, compress=3)
+    else:
+        path.write_bytes(pickle.dumps(pipe, protocol=2))
+    loaded = load_model(path)
+    ir = frontends.to_linear_ir(loaded)
+    assert ir.featurizer is not None and len(ir.featurizer.stop_words) > 300
+
+
 # -- refusals: one line naming the step and the parameter ----------------------------------------
 def _lower(text: str) -> str:
     return text.lower()
