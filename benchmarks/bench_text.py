@@ -2,11 +2,11 @@
 standard library's own docstrings (no downloads), compressed with its featurizer inside.
 
 For each pipeline: pickle bytes vs ``.esb`` bytes (default compression, and int8 with half
-of the nonzero weights pruned), label agreement with the pipeline's ``predict`` on held-out docstrings, and the
-median batch-1 latency from raw text (featurization included) of the numpy runtime against
-scikit-learn's ``pipeline.predict``, one thread, interleaved. Prints a Markdown table and
-writes JSON (``--out``, default benchmarks/results/text.json). Compare ratios: the machines
-are shared and noisy.
+of the nonzero weights pruned), label agreement with the pipeline's ``predict`` on held-out
+docstrings, and the median batch-1 latency from raw text (featurization included) of the
+numpy runtime against scikit-learn's ``pipeline.predict``, one thread, interleaved.
+Prints a Markdown table and writes JSON (``--out``, default
+benchmarks/results/text.json). Compare ratios: the machines are shared and noisy.
 """
 
 from __future__ import annotations
