@@ -43,7 +43,8 @@ _NOT_MODELS: frozenset[tuple[str, str]] = frozenset(
         ("scipy.sparse._csc", "csc_array"),
         ("scipy.sparse.csr", "csr_matrix"),
         ("scipy.sparse.csc", "csc_matrix"),
-        # the dtype class a HashingVectorizer keeps
+        # the dtype class a text vectorizer keeps
+        ("numpy", "int64"),
         ("numpy", "float64"),
         ("numpy", "float32"),
         # joblib's array record; protocol 2's bytes

@@ -778,3 +778,181 @@ def test_malformed_text_section_exact_message(blob_fn, message: str) -> None:
     assert str(info.value) == f"corrupt .esb: section 'text' at offset {off}" + message.format(
         **where
     )
+
+
+# -- CountVectorizer / TfidfVectorizer: a vocabulary, kept only where the weights use it ----------
+CountVectorizer = sklearn_text.CountVectorizer
+TfidfVectorizer = sklearn_text.TfidfVectorizer
+
+
+@pytest.mark.parametrize(
+    "vectorizer",
+    [
+        lambda: CountVectorizer(),
+        lambda: CountVectorizer(ngram_range=(1, 3), stop_words="english", binary=True),
+        lambda: CountVectorizer(analyzer="char_wb", ngram_range=(2, 4), strip_accents="unicode"),
+        lambda: TfidfVectorizer(),
+        lambda: TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True),
+        lambda: TfidfVectorizer(use_idf=False, norm="l1", lowercase=False),
+        lambda: TfidfVectorizer(smooth_idf=False, norm=None, min_df=2, max_features=500),
+    ],
+)
+def test_vocabulary_rows_equal_scikit_learns(vectorizer) -> None:
+    from edgesparse.frontends.sklearn_text import count_vectorizer, tfidf_vectorizer
+
+    vec = vectorizer().fit(DOCS[:400])
+    convert = tfidf_vectorizer if isinstance(vec, TfidfVectorizer) else count_vectorizer
+    feat = convert(vec, None, step_name="v")
+    assert dict(feat.vocabulary) == vec.vocabulary_
+    docs = DOCS[300:500] + HARD_DOCS
+    _same_rows(feat, vec.transform(docs), docs)
+
+
+def _vocab_pipelines():
+    return {
+        "count-sgd": lambda: _fit(CountVectorizer(min_df=2), _sgd()),
+        "count-tfidf-no-norm": lambda: _fit(
+            CountVectorizer(ngram_range=(1, 2)), TfidfTransformer(norm=None), _sgd()
+        ),
+        "tfidf-logistic": lambda: _fit(TfidfVectorizer(min_df=2), _logistic()),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_vocab_pipelines()))
+def test_vocabulary_pipelines_predict_like_scikit_learn_and_prune_their_vocabulary(name) -> None:
+    from edgesparse import compress
+    from edgesparse.formats import esb, linear
+    from edgesparse.runtime import loads
+
+    pipe = _vocab_pipelines()[name]()
+    fitted = len(pipe.steps[0][1].vocabulary_)
+    want = pipe.predict(TEST_DOCS)
+    for quantize in ("none", "float32", "int8"):
+        blob = esb.encode(compress(pipe, quantize=quantize))
+        agree = float(np.mean(loads(blob).predict(TEST_DOCS) == want))
+        assert agree >= (0.995 if quantize == "int8" else 1.0), (quantize, agree)
+    pruned = compress(pipe, quantize="int8", sparsity=0.995)
+    blob = esb.encode(pruned)
+    model = loads(blob)
+    info = linear.verify(blob)
+    kept = info["featurizer"]["vocabulary"]
+    assert info["provenance"]["vocabulary_fitted"] == str(fitted)
+    normed = name == "tfidf-logistic"  # its l2 norm reads every term: all of them stay
+    used = np.unique(pruned.indices).size
+    assert kept == (fitted if normed else used) and (normed or kept < fitted)
+    # Dropping the unused terms changes nothing: the full-vocabulary IR scores the same (to
+    # float32 rounding: its rows also hold the zero-weight terms, summed in another order).
+    from edgesparse.runtime.model import Model
+
+    np.testing.assert_allclose(
+        model.decision_function(TEST_DOCS),
+        Model(pruned).decision_function(TEST_DOCS),
+        rtol=1e-5,
+        atol=1e-4,
+    )
+    assert np.array_equal(model.predict(TEST_DOCS), Model(pruned).predict(TEST_DOCS))
+    assert esb.encode(linear.decode(blob)) == blob
+
+
+def test_vocabulary_validation() -> None:
+    with pytest.raises(IRError, match="a vocabulary's counts have no sign and no norm"):
+        TextFeaturizer(n_features=2, vocabulary={"a": 0, "b": 1})
+    base = {"n_features": 2, "alternate_sign": False, "norm": None}
+    with pytest.raises(IRError, match=r"column 2 of term 'b' is outside \[0, 2\)"):
+        TextFeaturizer(**base, vocabulary={"a": 0, "b": 2})
+    with pytest.raises(IRError, match="two terms share one column"):
+        TextFeaturizer(**base, vocabulary={"a": 0, "b": 0})
+    with pytest.raises(IRError, match="terms must be strings, columns integers"):
+        TextFeaturizer(**base, vocabulary={"a": 0, "b": True})
+    feat = TextFeaturizer(**base, vocabulary={"b": 1, "a": 0})
+    assert list(feat.vocabulary.items()) == [("a", 0), ("b", 1)]
+    with pytest.raises(TypeError):
+        feat.vocabulary["c"] = 1  # read-only
+
+
+def _vocab_ir(*, normed: bool) -> LinearIR:
+    tfidf = Tfidf(idf=None, norm="l2") if normed else None
+    feat = TextFeaturizer(
+        n_features=4,
+        alternate_sign=False,
+        norm=None,
+        tfidf=tfidf,
+        vocabulary={"apple": 0, "kiwi": 1, "pear": 2, "fig": 3},
+    )
+    return LinearIR(
+        indptr=np.array([0, 2]),
+        indices=np.array([1, 3]),
+        values=np.array([0.5, -2.0]),
+        n_features=4,
+        bias=np.array([0.25]),
+        head="hard",
+        classes=np.array([0, 1]),
+        featurizer=feat,
+    )
+
+
+def test_the_vocabulary_block_layout_and_its_malformed_cases() -> None:
+    import struct
+
+    from edgesparse.errors import FormatError
+    from edgesparse.formats import esb, linear
+
+    ir = _vocab_ir(normed=False)
+    blob = esb.encode(ir)
+    sec = linear.verify(blob)["sections"]["text"]
+    off, size = sec["offset"], sec["bytes"]
+    assert sec["encoding"] == "vocabulary"
+    text = blob[off : off + size]
+    # 24 fixed bytes, no stop words, no idf; 2 kept terms (columns 1 and 3: gaps 1, 1)
+    assert text[24:] == struct.pack("<I", 2) + b"\x01\x01" + b"\x04\x03kiwifig"
+    assert dict(linear.decode(blob).featurizer.vocabulary) == {"kiwi": 1, "fig": 3}
+    assert linear.decode(esb.encode(_vocab_ir(normed=True))).featurizer.vocabulary == (
+        _vocab_ir(normed=True).featurizer.vocabulary
+    )
+
+    def edited(new_tail: bytes) -> str:
+        from tests.test_esb_malformed import reseal
+
+        b = bytearray(blob[: off + 24]) + new_tail
+        (n_sec,) = struct.unpack_from("<I", b, 12)
+        struct.pack_into("<I", b, 64 + 16 * (n_sec - 1) + 8, 24 + len(new_tail))
+        struct.pack_into("<Q", b, 48, len(b))
+        with pytest.raises(FormatError) as info:
+            esb.decode(reseal(bytes(b)))
+        return str(info.value)
+
+    S = f"corrupt .esb: section 'text' at offset {off}"
+    assert edited(b"\x02\x00") == (
+        S + " is 26 bytes, expected 28 (24 bytes, 0 of stop words, 0 idf values and 0 idf "
+        "codes and a vocabulary's term count)"
+    )
+    assert edited(struct.pack("<I", 5)) == (
+        S + f": 5 vocabulary terms at offset {off + 24}, expected at most n_features=4"
+    )
+    assert edited(struct.pack("<I", 2) + b"\x01") == (
+        S + ": the vocabulary holds fewer than 2 columns"
+    )
+    assert edited(struct.pack("<I", 2) + b"\x01\x02\x04\x03kiwifig") == (
+        S + ": a vocabulary column is not below n_features=4"
+    )
+    assert edited(struct.pack("<I", 2) + b"\x01\x01\x04\x03kiwifigs") == (
+        S + f": term lengths add up to 9 bytes, the block at {off + 30} has 10"
+    )
+    assert edited(struct.pack("<I", 2) + b"\x01\x01\x03\x03fig\xfffg") == (
+        S + f": term 1 at offset {off + 35} is not valid UTF-8"
+    )
+    assert edited(struct.pack("<I", 2) + b"\x01\x01\x03\x03figfig") == (
+        S + ": a vocabulary term is repeated"
+    )
+    normed = esb.encode(_vocab_ir(normed=True))
+    n_off = linear.verify(normed)["sections"]["text"]["offset"]
+    b = bytearray(normed)
+    struct.pack_into("<I", b, n_off + 24, 3)
+    from tests.test_esb_malformed import reseal
+
+    with pytest.raises(FormatError) as info:
+        esb.decode(reseal(bytes(b)))
+    assert str(info.value) == (
+        f"corrupt .esb: section 'text' at offset {n_off}: 3 vocabulary terms at offset "
+        f"{n_off + 24}, expected exactly n_features=4 (a norm reads every column)"
+    )

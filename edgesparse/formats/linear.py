@@ -167,7 +167,8 @@ def encode(ir: LinearIR, *, columns: str = "auto", indices: str = "auto") -> byt
     if ir.col_exponents is not None:
         sections.append((EXPONENTS, *encode_exponents(ir, listed=col_enc is not None)))
     if ir.featurizer is not None:
-        sections.append((TEXT, *encode_text(ir.featurizer)))
+        used = np.unique(ir.indices)
+        sections.append((TEXT, *encode_text(ir.featurizer, used=used)))
 
     flags = FLAG_SQUEEZE if ir.squeeze else 0
     head_code = HEADS.index(ir.head)

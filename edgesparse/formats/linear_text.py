@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edgesparse.formats.codecs import strings_encode, varint_decode
+from edgesparse.formats.codecs import strings_encode, varint_decode, varint_encode
 from edgesparse.formats.container import corrupt_section
 from edgesparse.ir.text import (
     ANALYZERS,
@@ -44,7 +44,7 @@ from edgesparse.ir.text import (
 
 __all__ = ["TEXT_ENCODINGS", "decode_text", "encode_text"]
 
-TEXT_ENCODINGS = {0: "hashing"}
+TEXT_ENCODINGS = {0: "hashing", 1: "vocabulary"}
 """Encoding codes of the ``text`` section."""
 
 _FIXED = struct.Struct("<BBBBBBBBIIII")
@@ -53,8 +53,9 @@ _KNOWN_FLAGS = 63
 _NAME = "text"
 
 
-def encode_text(feat: TextFeaturizer) -> tuple[int, bytes]:
-    """(encoding, bytes) of the ``text`` section for ``feat``."""
+def encode_text(feat: TextFeaturizer, *, used: np.ndarray) -> tuple[int, bytes]:
+    """(encoding, bytes) of the ``text`` section for ``feat``; ``used``: the sorted columns the
+    model's weights use (a vocabulary keeps only their terms when no norm reads the others)."""
     tfidf = feat.tfidf
     flags = (
         (_LOWER if feat.lowercase else 0)
@@ -83,7 +84,31 @@ def encode_text(feat: TextFeaturizer) -> tuple[int, bytes]:
         len(stop) if feat.stop_words else 0,
     )
     stop_block = stop if feat.stop_words else b""
-    return 0, fixed + stop_block + values.astype("<f8").tobytes() + codes.tobytes()
+    data = fixed + stop_block + values.astype("<f8").tobytes() + codes.tobytes()
+    if feat.vocabulary is None:
+        return 0, data
+    return 1, data + _encode_vocabulary(feat, used)
+
+
+def _encode_vocabulary(feat: TextFeaturizer, used: np.ndarray) -> bytes:
+    """u32 count, the columns as varint gaps, then the terms (varint lengths, UTF-8)."""
+    assert feat.vocabulary is not None
+    items = sorted((col, term) for term, col in feat.vocabulary.items())
+    if not _normed(feat):
+        # Without a norm a term whose column no weight uses changes no score: drop it.
+        keep = set(used.tolist())
+        items = [(c, t) for c, t in items if c in keep]
+    cols = np.array([c for c, _ in items], dtype=np.uint64)
+    gaps = np.diff(cols, prepend=np.uint64(0)) if cols.size else cols
+    if cols.size:
+        gaps[1:] -= np.uint64(1)
+    raw = [t.encode("utf-8") for _, t in items]
+    return struct.pack("<I", len(items)) + varint_encode(gaps) + strings_encode(raw)
+
+
+def _normed(feat: TextFeaturizer) -> bool:
+    """Whether a norm reads every column of a row (so every term must stay)."""
+    return feat.norm is not None or (feat.tfidf is not None and feat.tfidf.norm is not None)
 
 
 def _code_dtype(n_values: int) -> str:
@@ -94,7 +119,7 @@ def decode_text(
     sec: tuple[int, int, np.ndarray], need: Callable[[int, str], None], *, n_features: int
 ) -> TextFeaturizer:
     """The featurizer in a ``text`` section, every length and code checked before use."""
-    _, off, b = sec
+    enc, off, b = sec
     if b.size < _FIXED.size:
         need(_FIXED.size, "the text stage's 24-byte fixed fields")
     (an, lo, hi, flags, acc, pat, norm, tnorm, n_feat, n_stop, n_idf, stop_bytes) = (
@@ -110,11 +135,18 @@ def decode_text(
     width = np.dtype(_code_dtype(n_idf)).itemsize if n_idf else 0
     stop_end = _FIXED.size + stop_bytes
     expected = stop_end + 8 * n_idf + width * n_feat * (n_idf > 0)
-    need(
-        expected,
+    what = (
         f"24 bytes, {stop_bytes} of stop words, {n_idf} idf values and "
-        f"{n_feat if n_idf else 0} idf codes",
+        f"{n_feat if n_idf else 0} idf codes"
     )
+    vocabulary = None
+    if enc == 1:
+        if b.size < expected + 4:
+            need(expected + 4, what + " and a vocabulary's term count")
+        normed = norm != 0 or tnorm != 0
+        vocabulary = _decode_vocabulary(b, off, expected, n_feat, normed=normed)
+    else:
+        need(expected, what)
     stop: list[str] = []
     if n_stop:
         stop = _decode_stop_words(b[:stop_end], off, n_stop)
@@ -122,7 +154,7 @@ def decode_text(
     if flags & _TFIDF:
         idf = None
         if n_idf:
-            idf = _decode_idf(b, off, stop_end, n_idf)
+            idf = _decode_idf(b, off, stop_end, n_idf, n_feat)
         tfidf = Tfidf(idf=idf, sublinear_tf=bool(flags & _SUBLINEAR), norm=NORMS[tnorm])
     return TextFeaturizer(
         n_features=n_feat,
@@ -136,7 +168,41 @@ def decode_text(
         binary=bool(flags & _BINARY),
         norm=NORMS[norm],
         tfidf=tfidf,
+        vocabulary=vocabulary,
     )
+
+
+def _decode_vocabulary(
+    b: np.ndarray, off: int, start: int, n_feat: int, *, normed: bool
+) -> dict[str, int]:
+    """The vocabulary block at ``start``: a u32 count ``n`` (``n_features`` exactly when a
+    norm reads every column, else at most it), ``n`` varint column gaps, then ``n`` terms;
+    the block fills the rest of the section."""
+    (n,) = struct.unpack("<I", b[start : start + 4].tobytes())
+    if n > n_feat or (normed and n != n_feat):
+        rule = (
+            f"exactly n_features={n_feat} (a norm reads every column)"
+            if normed
+            else (f"at most n_features={n_feat}")
+        )
+        corrupt_section(
+            _NAME, off, f"{n} vocabulary terms at offset {off + start}, expected {rule}"
+        )
+    block = b[start + 4 :]
+    ends = np.flatnonzero(block < 0x80)[:n]
+    if ends.size != n:
+        corrupt_section(_NAME, off, f"the vocabulary holds fewer than {n} columns")
+    head = int(ends[-1]) + 1 if n else 0
+    gaps, err = varint_decode(block[:head], n, 5)
+    if err:
+        corrupt_section(_NAME, off, f"vocabulary columns: {err}")
+    cols = np.cumsum(gaps.astype(np.int64) + 1) - 1
+    if n and int(cols[-1]) >= n_feat:
+        corrupt_section(_NAME, off, f"a vocabulary column is not below n_features={n_feat}")
+    terms = _decode_strings(block[head:], off, off + start + 4 + head, n, "term")
+    if len(set(terms)) != n:
+        corrupt_section(_NAME, off, "a vocabulary term is repeated")
+    return dict(zip(terms, cols.tolist(), strict=True))
 
 
 def _fixed_fault(
@@ -180,44 +246,49 @@ def _count_fault(
 
 
 def _decode_stop_words(b: np.ndarray, off: int, n_stop: int) -> list[str]:
-    """The stop words: ``n_stop`` varint lengths, then their UTF-8 bytes, filling the block
-    (section bytes 24 to ``len(b)``) exactly; sorted and distinct."""
-    block = b[_FIXED.size :]
-    ends = np.flatnonzero(block < 0x80)[:n_stop]
-    if ends.size != n_stop:
-        corrupt_section(_NAME, off, f"the stop-word block holds fewer than {n_stop} lengths")
-    head = int(ends[-1]) + 1
-    lengths, err = varint_decode(block[:head], n_stop, 5)
-    if err:
-        corrupt_section(_NAME, off, f"stop-word lengths: {err}")
-    if head + int(lengths.sum()) != block.size:
-        corrupt_section(
-            _NAME,
-            off,
-            f"stop-word lengths add up to {head + int(lengths.sum())} bytes, the block has "
-            f"{block.size}",
-        )
-    raw, pos, words = block.tobytes(), head, []
-    for i, n in enumerate(lengths.tolist()):
-        try:
-            words.append(raw[pos : pos + n].decode("utf-8"))
-        except UnicodeDecodeError:
-            at = off + _FIXED.size + pos
-            corrupt_section(_NAME, off, f"stop word {i} at offset {at} is not valid UTF-8")
-        pos += n
+    """The stop words (section bytes 24 to ``len(b)``), sorted and distinct."""
+    words = _decode_strings(b[_FIXED.size :], off, off + _FIXED.size, n_stop, "stop word")
     if any(a >= z for a, z in itertools.pairwise(words)):
         corrupt_section(_NAME, off, "stop words are not sorted and distinct")
     return words
 
 
-def _decode_idf(b: np.ndarray, off: int, start: int, n_idf: int) -> np.ndarray:
+def _decode_strings(block: np.ndarray, off: int, at: int, n: int, what: str) -> list[str]:
+    """``n`` strings (varint lengths, then UTF-8) filling ``block`` (at file offset ``at``)
+    exactly; errors name the section at ``off``."""
+    ends = np.flatnonzero(block < 0x80)[:n]
+    if ends.size != n:
+        corrupt_section(_NAME, off, f"holds fewer than {n} {what} lengths")
+    head = int(ends[-1]) + 1 if n else 0
+    lengths, err = varint_decode(block[:head], n, 5)
+    if err:
+        corrupt_section(_NAME, off, f"{what} lengths: {err}")
+    total = head + int(lengths.sum())
+    if total != block.size:
+        corrupt_section(
+            _NAME,
+            off,
+            f"{what} lengths add up to {total} bytes, the block at {at} has {block.size}",
+        )
+    raw, pos, out = block.tobytes(), head, []
+    for i, length in enumerate(lengths.tolist()):
+        try:
+            out.append(raw[pos : pos + length].decode("utf-8"))
+        except UnicodeDecodeError:
+            corrupt_section(_NAME, off, f"{what} {i} at offset {at + pos} is not valid UTF-8")
+        pos += length
+    return out
+
+
+def _decode_idf(b: np.ndarray, off: int, start: int, n_idf: int, n_feat: int) -> np.ndarray:
     """The idf of every column: the value table and one code per column (sizes checked)."""
     values = np.frombuffer(b[start : start + 8 * n_idf].tobytes(), dtype="<f8")
     if not np.all(np.isfinite(values)):
         p = int(np.argmax(~np.isfinite(values)))
         corrupt_section(_NAME, off, f"idf value {p} at offset {off + start + 8 * p} is not finite")
     dtype = np.dtype(_code_dtype(n_idf))
-    codes = np.frombuffer(b[start + 8 * n_idf :].tobytes(), dtype=dtype)
+    first = start + 8 * n_idf
+    codes = np.frombuffer(b[first : first + dtype.itemsize * n_feat].tobytes(), dtype=dtype)
     if codes.size and int(codes.max()) >= n_idf:
         p = int(np.argmax(codes >= n_idf))
         at = off + start + 8 * n_idf + dtype.itemsize * p

@@ -174,6 +174,16 @@ _FRONTENDS: tuple[Frontend, ...] = (
     ),
     *_entries(
         "featurizer",
+        sklearn_text.count_vectorizer,
+        "sklearn.feature_extraction.text.CountVectorizer",
+    ),
+    *_entries(
+        "featurizer",
+        sklearn_text.tfidf_vectorizer,
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+    ),
+    *_entries(
+        "featurizer",
         sklearn_text.tfidf_transformer,
         "sklearn.feature_extraction.text.TfidfTransformer",
     ),
@@ -271,6 +281,9 @@ def to_linear_ir(estimator: Any) -> LinearIR:
         "sklearn_rules": rules_note(estimator, version),
         "n_features_in": str(lin.n_features),
     }
+    if lin.featurizer is not None and lin.featurizer.vocabulary is not None:
+        # The artifact may keep fewer terms (those its weights use): say how many were fitted.
+        provenance["vocabulary_fitted"] = str(len(lin.featurizer.vocabulary))
     try:
         return LinearIR(
             indptr=lin.indptr,

@@ -1,5 +1,6 @@
-"""Text featurizer steps of a pipeline: scikit-learn's ``HashingVectorizer`` and a
-``TfidfTransformer`` after it become the model's input stage
+"""Text featurizer steps of a pipeline: scikit-learn's ``HashingVectorizer``,
+``CountVectorizer`` or ``TfidfVectorizer``, and a ``TfidfTransformer`` after the first two,
+become the model's input stage
 (:class:`~edgesparse.ir.text.TextFeaturizer`).
 
 Every parameter that decides the output is read and checked; what an artifact cannot carry
@@ -28,7 +29,7 @@ from edgesparse.ir.text import (
     Tfidf,
 )
 
-__all__ = ["hashing_vectorizer", "tfidf_transformer"]
+__all__ = ["count_vectorizer", "hashing_vectorizer", "tfidf_transformer", "tfidf_vectorizer"]
 
 _MAX_STOP_WORDS = 1 << 16
 
@@ -123,15 +124,16 @@ def _check_no_callables(step: Any, step_name: str) -> None:
         )
 
 
-def hashing_vectorizer(
-    step: Any, previous: TextFeaturizer | None, *, step_name: str
-) -> TextFeaturizer:
-    """A ``HashingVectorizer`` (the first step of a text pipeline) as a :class:`TextFeaturizer`."""
+def _first(step: Any, previous: TextFeaturizer | None, step_name: str) -> None:
     if previous is not None:
         raise UnsupportedModelError(
             f"{_where(step, step_name)} follows another text step; a text pipeline has one "
             "vectorizer, first"
         )
+
+
+def _analysis(step: Any, step_name: str) -> dict[str, Any]:
+    """The settings every vectorizer shares: how a document becomes terms."""
     _check_no_callables(step, step_name)
     analyzer = _choice(step, step_name, "analyzer", ANALYZERS)
     pattern = getattr(step, "token_pattern", None)
@@ -142,6 +144,39 @@ def hashing_vectorizer(
             "token_pattern",
             f"is {pattern!r:.60}; edgesparse supports {', '.join(repr(p) for p in TOKEN_PATTERNS)}",
         )
+    return {
+        "analyzer": analyzer,
+        "ngram_range": _ngram_range(step, step_name),
+        "lowercase": _flag(step, step_name, "lowercase"),
+        "token_pattern": pattern if analyzer == "word" else TOKEN_PATTERNS[0],
+        "strip_accents": _choice(step, step_name, "strip_accents", STRIP_ACCENTS),
+        "stop_words": _stop_words(step, step_name) if analyzer == "word" else (),
+        "binary": _flag(step, step_name, "binary"),
+    }
+
+
+def _check_dtype(step: Any, step_name: str, allowed: tuple[type, ...]) -> None:
+    dtype = getattr(step, "dtype", np.float64)
+    if not any(dtype is t for t in allowed) and not (
+        isinstance(dtype, np.dtype) and dtype in allowed
+    ):
+        names = " or ".join(f"numpy.{t.__name__}" for t in allowed)
+        raise _refuse(step, step_name, "dtype", f"must be {names}")
+
+
+def _featurizer(step: Any, step_name: str, **fields: Any) -> TextFeaturizer:
+    try:
+        return TextFeaturizer(**fields)
+    except IRError as exc:
+        raise UnsupportedModelError(f"{_where(step, step_name)}: {exc}") from None
+
+
+def hashing_vectorizer(
+    step: Any, previous: TextFeaturizer | None, *, step_name: str
+) -> TextFeaturizer:
+    """A ``HashingVectorizer`` (the first step of a text pipeline) as a :class:`TextFeaturizer`."""
+    _first(step, previous, step_name)
+    analysis = _analysis(step, step_name)
     n = _whole(getattr(step, "n_features", None))
     if n is None or not 1 <= n <= 0x7FFFFFFF:
         raise _refuse(
@@ -151,26 +186,57 @@ def hashing_vectorizer(
             f"must be 1 to 2147483647, not "
             f"{described(getattr(step, 'n_features', None))}; {CORRUPT}",
         )
-    dtype = getattr(step, "dtype", np.float64)
-    if not (dtype is np.float64 or dtype is np.float32) and not (
-        isinstance(dtype, np.dtype) and dtype in (np.float64, np.float32)
-    ):
-        raise _refuse(step, step_name, "dtype", "must be numpy.float64 or numpy.float32")
-    try:
-        return TextFeaturizer(
-            n_features=n,
-            analyzer=analyzer,
-            ngram_range=_ngram_range(step, step_name),
-            lowercase=_flag(step, step_name, "lowercase"),
-            token_pattern=pattern if analyzer == "word" else TOKEN_PATTERNS[0],
-            strip_accents=_choice(step, step_name, "strip_accents", STRIP_ACCENTS),
-            stop_words=_stop_words(step, step_name) if analyzer == "word" else (),
-            alternate_sign=_flag(step, step_name, "alternate_sign"),
-            binary=_flag(step, step_name, "binary"),
-            norm=_choice(step, step_name, "norm", NORMS),
+    _check_dtype(step, step_name, (np.float64, np.float32))
+    return _featurizer(
+        step,
+        step_name,
+        n_features=n,
+        alternate_sign=_flag(step, step_name, "alternate_sign"),
+        norm=_choice(step, step_name, "norm", NORMS),
+        **analysis,
+    )
+
+
+def count_vectorizer(
+    step: Any, previous: TextFeaturizer | None, *, step_name: str
+) -> TextFeaturizer:
+    """A fitted ``CountVectorizer`` (first in a text pipeline): its analysis and
+    ``vocabulary_`` as a :class:`TextFeaturizer`."""
+    _first(step, previous, step_name)
+    analysis = _analysis(step, step_name)
+    vocab = getattr(step, "vocabulary_", None)
+    if vocab is None:
+        raise UnsupportedModelError(
+            f"{name_of(step)} is not fitted (it has no vocabulary_); fit it before compressing"
         )
-    except IRError as exc:
-        raise UnsupportedModelError(f"{_where(step, step_name)}: {exc}") from None
+    if not isinstance(vocab, dict) or not vocab or len(vocab) > 0x7FFFFFFF:
+        raise _refuse(
+            step, step_name, "vocabulary_", f"must be a non-empty dict, not {described(vocab)}"
+        )
+    _check_dtype(step, step_name, (np.int64, np.float64, np.float32))
+    return _featurizer(
+        step,
+        step_name,
+        n_features=len(vocab),
+        alternate_sign=False,
+        norm=None,
+        vocabulary=vocab,
+        **analysis,
+    )
+
+
+def tfidf_vectorizer(
+    step: Any, previous: TextFeaturizer | None, *, step_name: str
+) -> TextFeaturizer:
+    """A fitted ``TfidfVectorizer``: a ``CountVectorizer`` and the ``TfidfTransformer`` it
+    holds (``_tfidf``, where its fitted ``idf_`` lives)."""
+    counts = count_vectorizer(step, previous, step_name=step_name)
+    inner = getattr(step, "_tfidf", None)
+    if inner is None or name_of(inner) != "TfidfTransformer":
+        raise UnsupportedModelError(
+            f"{name_of(step)} is not fitted (it has no TfidfTransformer); fit it before compressing"
+        )
+    return tfidf_transformer(inner, counts, step_name=step_name)
 
 
 def tfidf_transformer(
@@ -179,7 +245,8 @@ def tfidf_transformer(
     """A ``TfidfTransformer`` right after the vectorizer: ``previous`` with its tf-idf."""
     if previous is None or previous.tfidf is not None:
         raise UnsupportedModelError(
-            f"{_where(step, step_name)} must come right after a HashingVectorizer"
+            f"{_where(step, step_name)} must come right after a HashingVectorizer or "
+            "CountVectorizer"
         )
     n = n_features_in(step)
     if n is not None and n != previous.n_features:

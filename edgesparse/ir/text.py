@@ -1,8 +1,10 @@
 """The text input stage: how raw documents become the feature vector a :class:`LinearIR` sees.
 
-:class:`TextFeaturizer` describes scikit-learn's ``HashingVectorizer``, optionally followed
-by a ``TfidfTransformer`` (:class:`Tfidf`). It is data only, frozen and validated on
-construction; the numpy runtime runs it (:mod:`edgesparse.runtime.text`).
+:class:`TextFeaturizer` describes scikit-learn's ``HashingVectorizer`` or, with a
+``vocabulary``, its ``CountVectorizer``, each optionally followed by a ``TfidfTransformer``
+(:class:`Tfidf`; a ``TfidfVectorizer`` is a ``CountVectorizer`` and one). It is data only,
+frozen and validated on construction; the numpy runtime runs it
+(:mod:`edgesparse.runtime.text`).
 
 Numeric contract (scikit-learn 1.x, ``sklearn/feature_extraction/text.py``,
 ``_hashing_fast.pyx``, ``utils/murmurhash.pyx``), for one document ``doc`` (a ``str``):
@@ -50,6 +52,9 @@ Imports only numpy and the standard library: the on-device runtime uses this mod
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import types
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -135,6 +140,7 @@ class TextFeaturizer:
     binary: bool = False
     norm: str | None = "l2"
     tfidf: Tfidf | None = None
+    vocabulary: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
         n = self.n_features
@@ -157,6 +163,32 @@ class TextFeaturizer:
         _check_choice("featurizer.norm", self.norm, NORMS)
         object.__setattr__(self, "stop_words", self._checked_stop_words())
         self._check_tfidf()
+        if self.vocabulary is not None:
+            object.__setattr__(self, "vocabulary", self._checked_vocabulary())
+
+    def _checked_vocabulary(self) -> Mapping[str, int]:
+        vocab = self.vocabulary
+        if not isinstance(vocab, Mapping):
+            raise IRError("featurizer.vocabulary: must be a mapping of term -> column")
+        if self.alternate_sign or self.norm is not None:
+            raise IRError(
+                "featurizer.vocabulary: a vocabulary's counts have no sign and no norm "
+                "(alternate_sign=False, norm=None)"
+            )
+        items = []
+        for term, col in vocab.items():
+            if not isinstance(term, str) or isinstance(col, bool):
+                raise IRError("featurizer.vocabulary: terms must be strings, columns integers")
+            if not isinstance(col, (int, np.integer)) or not 0 <= col < self.n_features:
+                raise IRError(
+                    f"featurizer.vocabulary: column {col!r} of term {term!r:.40} is outside "
+                    f"[0, {self.n_features})"
+                )
+            items.append((int(col), term))
+        items.sort()
+        if any(a[0] == b[0] for a, b in itertools.pairwise(items)):
+            raise IRError("featurizer.vocabulary: two terms share one column")
+        return types.MappingProxyType({term: col for col, term in items})
 
     def _checked_stop_words(self) -> tuple[str, ...]:
         words = self.stop_words
@@ -190,8 +222,9 @@ class TextFeaturizer:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-serializable summary (what ``edgesparse inspect`` shows)."""
+        kind = "HashingVectorizer" if self.vocabulary is None else "CountVectorizer"
         out: dict[str, Any] = {
-            "kind": "HashingVectorizer",
+            "kind": kind,
             "analyzer": self.analyzer,
             "ngram_range": list(self.ngram_range),
             "lowercase": self.lowercase,
@@ -201,6 +234,8 @@ class TextFeaturizer:
             "binary": self.binary,
             "norm": self.norm,
         }
+        if self.vocabulary is not None:
+            out["vocabulary"] = len(self.vocabulary)
         if self.analyzer == "word":
             out["token_pattern"] = self.token_pattern
             out["stop_words"] = len(self.stop_words)

@@ -112,12 +112,15 @@ _SKLEARN_PIPELINE: frozenset[tuple[str, str]] = frozenset(
 )
 
 # Text pipelines (issue 20): the vectorizer and tf-idf steps that become the model's input stage,
-# and the dtype class HashingVectorizer keeps (``dtype=numpy.float64``: a class named, never
+# and the dtype class each vectorizer keeps (``dtype=numpy.float64``: a class named, never
 # called by any file scikit-learn writes; calling it only makes a number).
 _SKLEARN_TEXT: frozenset[tuple[str, str]] = frozenset(
     {
         ("sklearn.feature_extraction.text", "HashingVectorizer"),
         ("sklearn.feature_extraction.text", "TfidfTransformer"),
+        ("sklearn.feature_extraction.text", "CountVectorizer"),
+        ("sklearn.feature_extraction.text", "TfidfVectorizer"),
+        ("numpy", "int64"),
         ("numpy", "float64"),
         ("numpy", "float32"),
     }

@@ -248,11 +248,18 @@ def featurize(feat: TextFeaturizer, docs: list[str]) -> TextRows:
         setdefault = ids.setdefault
         term_ids.extend([setdefault(t, len(ids)) for t in terms])
     n_rows, n = len(docs), feat.n_features
-    h = murmurhash3_32([t.encode("utf-8") for t in ids]).astype(np.int64)
-    # abs() in int64: h = -2**31 gives 2**31 % n, which is what scikit-learn computes.
-    col_of = np.abs(h) % n
     term = np.asarray(term_ids, dtype=np.intp)
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), lengths)
+    if feat.vocabulary is not None:
+        get = feat.vocabulary.get
+        col_of = np.fromiter((get(t, -1) for t in ids), dtype=np.int64, count=len(ids))
+        h = np.zeros(len(ids), dtype=np.int64)  # every value +1: no sign
+        known = col_of[term] >= 0  # out-of-vocabulary terms are dropped
+        term, rows = term[known], rows[known]
+    else:
+        h = murmurhash3_32([t.encode("utf-8") for t in ids]).astype(np.int64)
+        # abs() in int64: h = -2**31 gives 2**31 % n, which is what scikit-learn computes.
+        col_of = np.abs(h) % n
     keys, inverse = np.unique(rows * n + col_of[term], return_inverse=True)
     if feat.binary:
         data = np.ones(keys.size)
