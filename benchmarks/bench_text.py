@@ -58,7 +58,12 @@ def corpus() -> tuple[list[str], np.ndarray]:
 
 
 def pipelines() -> dict[str, Any]:
-    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.feature_extraction.text import (
+        CountVectorizer,
+        HashingVectorizer,
+        TfidfTransformer,
+        TfidfVectorizer,
+    )
     from sklearn.linear_model import LogisticRegression, SGDClassifier
     from sklearn.pipeline import make_pipeline
 
@@ -74,6 +79,12 @@ def pipelines() -> dict[str, Any]:
         "char_wb 2-4 2^16 + SGD (log)": make_pipeline(
             HashingVectorizer(n_features=2**16, analyzer="char_wb", ngram_range=(2, 4)),
             SGDClassifier(loss="log_loss", random_state=0),
+        ),
+        "CountVectorizer 1-2 + SGD (hinge)": make_pipeline(
+            CountVectorizer(ngram_range=(1, 2)), SGDClassifier(random_state=0)
+        ),
+        "TfidfVectorizer + logistic": make_pipeline(
+            TfidfVectorizer(), LogisticRegression(max_iter=500)
         ),
     }
 
@@ -100,10 +111,14 @@ def measure(name: str, pipe: Any, train: list[str], y: np.ndarray, test: list[st
     # Half of the nonzero weights pruned (the hashed weights are mostly zero already).
     half = 1.0 - 0.5 * full.nnz / (full.n_outputs * full.n_features)
     row["nnz"] = full.nnz
+    fitted = full.featurizer.vocabulary
+    row["vocabulary_fitted"] = None if fitted is None else len(fitted)
     for key, kw in (("default", {}), ("int8_50", {"quantize": "int8", "sparsity": half})):
         blob = esb.encode(compress(pipe, **kw))
         model = loads(blob)
         row[f"esb_{key}_bytes"] = len(blob)
+        kept = model.ir.featurizer.vocabulary
+        row[f"vocabulary_{key}"] = None if kept is None else len(kept)
         row[f"agreement_{key}"] = float(np.mean(model.predict(test) == want))
     model = loads(esb.encode(compress(pipe)))
     row["numpy_ms"] = median_ms(model.predict, test, 300)
@@ -124,14 +139,21 @@ def main() -> None:
     print(f"{len(train)} training and {len(test)} held-out docstrings\n")
     print(
         "| pipeline | pickle | .esb default | agree | .esb int8, half pruned | agree | "
-        "batch-1 numpy | batch-1 scikit-learn |"
+        "vocabulary fitted / default / half pruned | batch-1 numpy | batch-1 scikit-learn |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        vocab = (
+            "—"
+            if r["vocabulary_fitted"] is None
+            else f"{r['vocabulary_fitted']:,} / {r['vocabulary_default']:,} / "
+            f"{r['vocabulary_int8_50']:,}"
+        )
         print(
             f"| {r['pipeline']} | {r['pickle_bytes']:,} | {r['esb_default_bytes']:,} | "
             f"{r['agreement_default']:.2%} | {r['esb_int8_50_bytes']:,} | "
-            f"{r['agreement_int8_50']:.2%} | {r['numpy_ms']:.3f} ms | {r['sklearn_ms']:.3f} ms |"
+            f"{r['agreement_int8_50']:.2%} | {vocab} | {r['numpy_ms']:.3f} ms | "
+            f"{r['sklearn_ms']:.3f} ms |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(rows, indent=2) + "\n")

@@ -1,5 +1,7 @@
 """The ``text`` section of a linear ``.esb`` blob: the model's text input stage
-(:class:`~edgesparse.ir.text.TextFeaturizer`), as ``docs/FORMAT.md`` specifies it.
+(:class:`~edgesparse.ir.text.TextFeaturizer`), as ``docs/FORMAT.md`` specifies it. A
+vocabulary keeps only the terms whose columns the weights use, unless a norm reads every
+column (then dropping a term would change the norm).
 
 Encoding 0 (``hashing``), little-endian::
 
@@ -19,6 +21,12 @@ Encoding 0 (``hashing``), little-endian::
         idf values           n_idf_values float64, each finite
         idf codes            n_features unsigned codes, each < n_idf_values, of
                              1 byte (n_idf_values <= 256), 2 (<= 65536) or 4
+
+Encoding 1 (``vocabulary``, a ``CountVectorizer``'s terms instead of hashing) appends::
+
+        u32  n_terms         n_features exactly when a norm reads every column, else at most
+        columns              n_terms varint gaps (first column, then column - previous - 1)
+        terms                n_terms varint lengths, then UTF-8, distinct; filling the section
 
 Imports only numpy and the standard library: the on-device runtime uses this module.
 """
