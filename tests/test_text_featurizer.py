@@ -520,6 +520,26 @@ def test_what_an_artifact_cannot_carry_is_refused(vectorizer, message) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_unknown_settings_are_named_with_their_value() -> None:
+    from sklearn.pipeline import make_pipeline
+
+    from edgesparse import frontends
+    from edgesparse.errors import UnsupportedModelError
+
+    hv = HashingVectorizer(n_features=2**10)
+    pipe = make_pipeline(hv, _sgd().fit(hv.transform(DOCS), LABELS))
+    hv.strip_accents = "latin"  # set after fitting: scikit-learn would refuse it when called
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"HashingVectorizer step 'hashingvectorizer': strip_accents is 'latin'; "
+        r"supported: None, 'ascii', 'unicode'$",
+    ):
+        frontends.to_linear_ir(pipe)
+    hv.strip_accents, hv.analyzer = None, 3
+    with pytest.raises(UnsupportedModelError, match=r"analyzer is 3 \(int\); supported: 'word'"):
+        frontends.to_linear_ir(pipe)
+
+
 def test_text_steps_out_of_place_and_infinite_idf_are_refused() -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MaxAbsScaler
@@ -956,3 +976,23 @@ def test_the_vocabulary_block_layout_and_its_malformed_cases() -> None:
         f"corrupt .esb: section 'text' at offset {n_off}: 3 vocabulary terms at offset "
         f"{n_off + 24}, expected exactly n_features=4 (a norm reads every column)"
     )
+
+
+def test_any_bytes_in_the_text_section_give_a_format_error_or_a_model() -> None:
+    from edgesparse.errors import FormatError
+    from edgesparse.formats import esb, linear
+    from tests.test_esb_malformed import reseal
+
+    rng = random.Random(11)
+    for ir in (_text_ir(), _vocab_ir(normed=False), _vocab_ir(normed=True)):
+        blob = esb.encode(ir)
+        sec = linear.verify(blob)["sections"]["text"]
+        off, size = sec["offset"], sec["bytes"]
+        for _ in range(600):
+            b = bytearray(blob)
+            for _ in range(rng.randint(1, 4)):
+                b[off + rng.randrange(size)] = rng.randrange(256)
+            try:
+                esb.decode(reseal(bytes(b)))
+            except FormatError as exc:
+                assert "\n" not in str(exc)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import IRError, UnsupportedModelError
-from edgesparse.frontends.base import CORRUPT, described, n_features_in, name_of
+from edgesparse.frontends.base import CORRUPT, described, n_features_in, name_of, shown
 from edgesparse.ir.text import (
     ANALYZERS,
     MAX_NGRAM,
@@ -55,8 +55,9 @@ def _choice(step: Any, step_name: str, param: str, choices: Iterable[Any]) -> An
     for c in choices:
         if value is c or (isinstance(value, str) and isinstance(c, str) and value == c):
             return c
-    shown = ", ".join(repr(c) for c in choices)
-    raise _refuse(step, step_name, param, f"is {described(value)}; supported: {shown}")
+    supported = ", ".join(repr(c) for c in choices)
+    what = shown(repr(value)) if isinstance(value, str) else described(value)
+    raise _refuse(step, step_name, param, f"is {what}; supported: {supported}")
 
 
 def _flag(step: Any, step_name: str, param: str) -> bool:
