@@ -97,6 +97,11 @@ def export_c(
         info = esb.verify(blob)
     except FormatError as exc:
         raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
+    if "featurizer" in info:  # its C would only refuse the blob (esb.c has no text stage yet)
+        raise InputError(
+            f"{os.fspath(blob_path)} reads raw text (a text input stage), which the C runtime "
+            "does not run yet; use the numpy runtime (edgesparse.load)"
+        )
     layout, ws_bytes = fast_workspace(info)
     info = {**info, "ws_layout": layout, "ws_bytes": ws_bytes}
     out = Path(out_dir)

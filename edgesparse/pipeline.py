@@ -283,6 +283,8 @@ def _linear_file(
         else "pruning and quantizing"
     )
     original = frontends.to_linear_ir(estimator)
+    if original.featurizer is not None:
+        options.check_text(fmt, source_class=original.provenance.get("source", "the model"))
     done = (
         _budget_passes(options, estimator, original)
         if options.budgeted

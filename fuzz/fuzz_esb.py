@@ -33,7 +33,7 @@ with atheris.instrument_imports(include=["edgesparse"]):
     from edgesparse.errors import FormatError
     from edgesparse.formats import esb
     from edgesparse.formats.container import ENTRY_SIZE, HEADER_SIZE
-    from edgesparse.ir import LinearIR
+    from edgesparse.ir import LinearIR, TextFeaturizer, Tfidf
 
 
 def reseal(blob: bytes) -> bytes:
@@ -148,6 +148,21 @@ def seed_blobs() -> dict[str, bytes]:
         values=q16[np.nonzero(q16)], scales=s16
     )
     models["softmax-mixed-exp-i8"] = models["softmax-mixed"].replace(col_exponents=varied)
+    # the 'text' section in both encodings: hashing with stop words and tf-idf, a vocabulary
+    idf = np.round(rng.uniform(1, 3, 40), 1)
+    hashed = TextFeaturizer(
+        n_features=40, stop_words=("a", "the"), alternate_sign=False, tfidf=Tfidf(idf=idf)
+    )
+    models["softmax-int8-text"] = models["softmax-int8-str"].replace(featurizer=hashed)
+    counted = TextFeaturizer(
+        n_features=40,
+        analyzer="char_wb",
+        ngram_range=(2, 3),
+        alternate_sign=False,
+        norm=None,
+        vocabulary={f"t{j}": j for j in range(40)},
+    )
+    models["hard-f32-vocabulary"] = models["hard-f32-int"].replace(featurizer=counted)
     layouts = [("auto", "auto"), ("all", "raw"), ("varint", "varint")]
     layouts += [("bitmap", "bitmap"), ("eliasfano", "eliasfano")]
     for name, ir in models.items():

@@ -439,9 +439,9 @@ def test_error_bad_values_scales_and_labels(small_ir: LinearIR) -> None:
 
 def test_error_unknown_kind_and_encoding(small_ir: LinearIR) -> None:
     blob = bytearray(esb.encode(small_ir))
-    blob[64 + 16 * 6] = 10  # provenance -> kind 10
+    blob[64 + 16 * 6] = 11  # provenance -> kind 11 (10 is 'text')
     assert error_of(reseal(blob)) == (
-        "corrupt .esb: section table entry 6 at offset 160: unknown section kind 10 "
+        "corrupt .esb: section table entry 6 at offset 160: unknown section kind 11 "
         "(written by a newer edgesparse?)"
     )
     blob = bytearray(esb.encode(small_ir))
@@ -524,7 +524,7 @@ def test_error_bad_provenance() -> None:
         (24, "<Q", 2**64 - 1, "nnz at offset 24 is 18446744073709551615, more than"),
         (32, "<I", 2**32 - 1, "n_columns at offset 32 is 4294967295, more than n_features=6"),
         (36, "<I", 2**32 - 1, "n_classes at offset 36 is 4294967295, which does not fit"),
-        (12, "<I", 2**32 - 1, "section count at offset 12 is 4294967295, expected 4 to 9"),
+        (12, "<I", 2**32 - 1, "section count at offset 12 is 4294967295, expected 4 to 10"),
         (48, "<Q", 2**64 - 1, "file size field at offset 48 says 18446744073709551615 bytes"),
         (40, "<B", 5, "unknown head code 5 at offset 40"),
         (41, "<B", 3, "unknown value dtype code 3 at offset 41"),

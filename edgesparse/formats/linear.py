@@ -5,7 +5,7 @@ The byte layout is specified in ``docs/FORMAT.md``; this module is its reference
 
     header fields      counts, head, value dtype, flags
     sections           rows, columns?, indices, values, scales?, bias, classes?, provenance?,
-                       exponents?
+                       exponents?, text? (the text input stage: formats/linear_text.py)
 
 Column indices are stored in whichever of a few layouts is smallest for the model at hand
 (:mod:`edgesparse.formats.linear_pattern`). Values always stay in canonical CSR order, so a
@@ -58,6 +58,7 @@ from edgesparse.formats.linear_pattern import (
     decode_indices,
     encode_pattern,
 )
+from edgesparse.formats.linear_text import TEXT_ENCODINGS, decode_text, encode_text
 from edgesparse.formats.linear_values import (
     ENC_MIXED,
     VALUE_DTYPE_NAMES,
@@ -87,7 +88,7 @@ VERSION = LINEAR_VERSION
 FLAG_SQUEEZE = 0x01
 
 # Section kinds, in the order they must appear in the table.
-ROWS, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE, EXPONENTS = range(1, 10)
+ROWS, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE, EXPONENTS, TEXT = range(1, 11)
 SECTION_NAMES = {
     ROWS: "rows",
     COLUMNS: "columns",
@@ -98,6 +99,7 @@ SECTION_NAMES = {
     CLASSES: "classes",
     PROVENANCE: "provenance",
     EXPONENTS: "exponents",
+    TEXT: "text",
 }
 _REQUIRED = (ROWS, INDICES, VALUES, BIAS)
 
@@ -111,6 +113,7 @@ ENCODINGS: dict[int, dict[int, str]] = {
     CLASSES: {0: "int-zigzag-varint", 1: "float64", 2: "utf8"},
     PROVENANCE: {0: "json"},
     EXPONENTS: {0: "int8", 1: "exceptions"},
+    TEXT: TEXT_ENCODINGS,
 }
 """Encoding codes per section kind (code -> name)."""
 
@@ -163,6 +166,9 @@ def encode(ir: LinearIR, *, columns: str = "auto", indices: str = "auto") -> byt
         sections.append((PROVENANCE, 0, encode_provenance(ir.provenance)))
     if ir.col_exponents is not None:
         sections.append((EXPONENTS, *encode_exponents(ir, listed=col_enc is not None)))
+    if ir.featurizer is not None:
+        used = np.unique(ir.indices)
+        sections.append((TEXT, *encode_text(ir.featurizer, used=used)))
 
     flags = FLAG_SQUEEZE if ir.squeeze else 0
     head_code = HEADS.index(ir.head)
@@ -214,6 +220,8 @@ def verify(buf: bytes | bytearray | memoryview) -> dict[str, Any]:
         "checksums": "OK",
         "provenance": dict(ir.provenance),
     }
+    if ir.featurizer is not None:
+        info["featurizer"] = ir.featurizer.describe()
     return info
 
 
@@ -507,6 +515,9 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, _Header, dict]:
     values, scales, bias = _decode_weights(section, need, hdr, counts)
 
     classes, provenance, exponents = _decode_extras(section, need, secs, hdr, used, indices)
+    featurizer = None
+    if TEXT in secs:
+        featurizer = decode_text(section(TEXT), partial(need, TEXT), n_features=hdr.n_feat)
     try:
         ir = LinearIR(
             indptr=indptr,
@@ -520,6 +531,7 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, _Header, dict]:
             squeeze=bool(hdr.flags & FLAG_SQUEEZE),
             provenance=provenance,
             col_exponents=exponents,
+            featurizer=featurizer,
         )
     except IRError as exc:
         raise FormatError(f"corrupt .esb: {exc}") from None

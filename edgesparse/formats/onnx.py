@@ -207,6 +207,12 @@ def _check_options(ir: LinearIR, *, opset: Any, int8_form: str, input: str) -> i
     """The opset as an int, once ``opset``, ``int8_form`` and ``input`` are known to go
     together for ``ir``; else :class:`InputError`."""
     opset = check_opset(opset)
+    if ir.featurizer is not None:
+        # The graph would start at the feature vector and silently drop the text stage.
+        raise InputError(
+            "this model starts with a text featurizer, which the ONNX exporter cannot write "
+            "yet (no text operators); write it as .esb"
+        )
     if int8_form not in INT8_FORMS:
         raise InputError(f"int8 form must be one of {', '.join(INT8_FORMS)}, not {int8_form!r}")
     if input not in INPUT_FORMS:

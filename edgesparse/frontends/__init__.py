@@ -13,6 +13,8 @@ that class. Kinds of entries:
   (:mod:`~edgesparse.frontends.sklearn_linear`), pipelines
   (:mod:`~edgesparse.frontends.pipelines`) and edgesparse's weights file -> LinearIR;
 * ``scaler``: pipeline steps folded into the linear model after them (never converted alone);
+* ``featurizer``: text steps that start a pipeline and become the model's input stage
+  (:mod:`~edgesparse.frontends.sklearn_text`; never converted alone);
 * ``knn``: Surprise's k-NN recommenders (:mod:`~edgesparse.frontends.surprise`) -> KnnIR.
 
 Adding a model: write ``def convert(est) -> LinearParts`` in the module of its kind and add
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from edgesparse.errors import IRError, UnsupportedModelError
-from edgesparse.frontends import pipelines, sklearn_linear, surprise
+from edgesparse.frontends import pipelines, sklearn_linear, sklearn_text, surprise
 from edgesparse.frontends.base import Frontend, Inner, Kind, LinearParts, name_of, shown
 from edgesparse.frontends.sklearn_rules import (
     pickled_by_other_release,
@@ -164,6 +166,27 @@ _FRONTENDS: tuple[Frontend, ...] = (
         "sklearn.preprocessing._data.RobustScaler",
         fitted=("n_features_in_",),
     ),
+    # Text steps that start a pipeline: its input stage.
+    *_entries(
+        "featurizer",
+        sklearn_text.hashing_vectorizer,
+        "sklearn.feature_extraction.text.HashingVectorizer",
+    ),
+    *_entries(
+        "featurizer",
+        sklearn_text.count_vectorizer,
+        "sklearn.feature_extraction.text.CountVectorizer",
+    ),
+    *_entries(
+        "featurizer",
+        sklearn_text.tfidf_vectorizer,
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+    ),
+    *_entries(
+        "featurizer",
+        sklearn_text.tfidf_transformer,
+        "sklearn.feature_extraction.text.TfidfTransformer",
+    ),
     # Surprise's k-NN recommenders, in the order `edgesparse list models` shows them.
     *_entries(
         "knn",
@@ -258,6 +281,9 @@ def to_linear_ir(estimator: Any) -> LinearIR:
         "sklearn_rules": rules_note(estimator, version),
         "n_features_in": str(lin.n_features),
     }
+    if lin.featurizer is not None and lin.featurizer.vocabulary is not None:
+        # The artifact may keep fewer terms (those its weights use): say how many were fitted.
+        provenance["vocabulary_fitted"] = str(len(lin.featurizer.vocabulary))
     try:
         return LinearIR(
             indptr=lin.indptr,
@@ -270,6 +296,7 @@ def to_linear_ir(estimator: Any) -> LinearIR:
             squeeze=lin.squeeze,
             provenance=provenance,
             input_stats=lin.stats,
+            featurizer=lin.featurizer,
         )
     except IRError as exc:
         raise IRError(f"{lin.source}: {exc}") from None
@@ -306,9 +333,14 @@ def _is_pipeline(obj: Any) -> bool:
     return entry is not None and entry.convert is pipelines.pipeline
 
 
+def _featurizer(obj: Any) -> Frontend | None:
+    return _find(obj, ("featurizer",))
+
+
 _INNER = Inner(
     convert=_linear_parts,
     scaler=_scaler,
     is_pipeline=_is_pipeline,
     preprocessors=supported_preprocessors,
+    featurizer=_featurizer,
 )

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgesparse.errors import UnsupportedModelError
 from edgesparse.ir.linear import FeatureStats
+from edgesparse.ir.text import TextFeaturizer
 
 __all__ = [
     "CORRUPT",
@@ -29,9 +30,10 @@ __all__ = [
     "shown",
 ]
 
-Kind = Literal["linear", "knn", "scaler"]
+Kind = Literal["linear", "knn", "scaler", "featurizer"]
 """``linear``: a model that becomes a LinearIR; ``knn``: a KnnIR; ``scaler``: a pipeline step
-folded into the linear model after it."""
+folded into the linear model after it; ``featurizer``: a text step that becomes the model's
+input stage."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +42,10 @@ class Frontend:
     and how an instance of it is converted.
 
     ``convert`` takes the object and returns :class:`LinearParts` (``linear``), a
-    :class:`~edgesparse.ir.KnnIR` (``knn``) or the scaler's per-feature affine (``scaler``, see
-    :mod:`edgesparse.frontends.pipelines`). ``nested``: the object holds other objects (a
+    :class:`~edgesparse.ir.KnnIR` (``knn``), the scaler's per-feature affine (``scaler``, see
+    :mod:`edgesparse.frontends.pipelines`) or, given the text stage so far and ``step_name=``,
+    the :class:`~edgesparse.ir.text.TextFeaturizer` with this step added (``featurizer``, see
+    :mod:`edgesparse.frontends.sklearn_text`). ``nested``: the object holds other objects (a
     one-vs-rest, a pipeline), and ``convert`` takes ``inner=`` (an :class:`Inner`) to convert
     them. ``fitted``: attributes a fitted instance has (checked before ``convert`` for scalers).
     """
@@ -75,6 +79,7 @@ class LinearParts:
     squeeze: bool
     source: str
     stats: FeatureStats | None = None
+    featurizer: TextFeaturizer | None = None
 
     @property
     def n_outputs(self) -> int:
@@ -100,6 +105,8 @@ class Inner:
     """Whether an object is converted as a pipeline (nested pipelines are flattened)."""
     preprocessors: Callable[[], list[str]]
     """Names of the registered scalers, for messages."""
+    featurizer: Callable[[Any], Frontend | None] = lambda step: None
+    """The featurizer entry for a pipeline step (a text vectorizer), or None."""
 
 
 # -- checks of hostile attributes ------------------------------------------------------------

@@ -7,6 +7,10 @@ MinMaxScaler, RobustScaler; one ``affine_*`` function each, registered in
 ``b' = b + W@o``; weights that were zero stay zero); what each scaler knows about its input's
 distribution (centre, spread) becomes the parts' ``stats``, so that int8 quantization can work
 in the standardized domain instead of on the folded weights (ARCHITECTURE v2).
+
+A text pipeline starts with its featurizer steps (``HashingVectorizer``, then optionally a
+``TfidfTransformer``; :mod:`edgesparse.frontends.sklearn_text`): they become the model's input
+stage (``LinearParts.featurizer``), and any scaler after them is folded as above.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from edgesparse.frontends.base import (
     require_fitted,
 )
 from edgesparse.ir.linear import FeatureStats
+from edgesparse.ir.text import TextFeaturizer
 
 __all__ = [
     "Affine",
@@ -212,10 +217,16 @@ def pipeline(pipe: Any, *, inner: Inner) -> LinearParts:
             "edgesparse converts pipelines that end in a linear model"
         )
     lin = inner.convert(final)
-    scalers = steps[:-1]
+    featurizer, n_text = _text_stage(steps[:-1], inner)
+    scalers = steps[n_text:-1]
     affines: list[Affine] = []
     for step_name, step in reversed(scalers):
         entry = inner.scaler(step)
+        if entry is None and inner.featurizer(step) is not None:
+            raise UnsupportedModelError(
+                f"{name} step {step_name!r} ({name_of(step)}) is a text step after a scaler; "
+                "a text pipeline starts with its vectorizer (and TfidfTransformer)"
+            )
         if entry is None:
             raise UnsupportedModelError(
                 f"{name} step {step_name!r} ({name_of(step)}) is not supported; edgesparse "
@@ -241,6 +252,27 @@ def pipeline(pipe: Any, *, inner: Inner) -> LinearParts:
         lin.indices, lin.values = lin.indices[keep], lin.values[keep]
     if not (np.all(np.isfinite(lin.values)) and np.all(np.isfinite(lin.bias))):
         raise IRError(f"{name}: folding the scalers into the weights overflowed (NaN or Inf)")
-    lin.source = f"{name}({', '.join([name_of(s) for _, s in scalers] + [lin.source])})"
+    names = [name_of(s) for _, s in steps[:-1]]
+    lin.source = f"{name}({', '.join([*names, lin.source])})"
     lin.stats = _raw_stats(affines, ", ".join(name_of(s) for _, s in scalers))
+    if featurizer is not None:
+        if featurizer.n_features != lin.n_features:
+            raise UnsupportedModelError(
+                f"{name}: the text steps make {featurizer.n_features} features but the model "
+                f"after them expects {lin.n_features}"
+            )
+        lin.featurizer = featurizer
     return lin
+
+
+def _text_stage(steps: list[tuple[str, Any]], inner: Inner) -> tuple[TextFeaturizer | None, int]:
+    """The input stage the leading text steps describe, and how many steps they are."""
+    featurizer: TextFeaturizer | None = None
+    count = 0
+    for step_name, step in steps:
+        entry = inner.featurizer(step)
+        if entry is None:
+            break
+        featurizer = entry.convert(step, featurizer, step_name=step_name)
+        count += 1
+    return featurizer, count

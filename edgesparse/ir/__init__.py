@@ -3,6 +3,8 @@
 * :mod:`edgesparse.ir.linear`: :class:`LinearIR` (sparse linear layer, head, classes) and
   :class:`FeatureStats` (what is known of the raw input columns);
 * :mod:`edgesparse.ir.knn`: :class:`KnnIR`, the k-NN recommender, a second model kind;
+* :mod:`edgesparse.ir.text`: :class:`TextFeaturizer` (and :class:`Tfidf`), the text input
+  stage a :class:`LinearIR` may carry;
 * :mod:`edgesparse.ir.csr`: the canonical-CSR checks both share.
 
 Every IR is frozen and validated on construction. Imports numpy and the standard library only:
@@ -24,6 +26,7 @@ from edgesparse.ir.linear import (
     LinearIR,
     from_dense,
 )
+from edgesparse.ir.text import TextFeaturizer, Tfidf
 
 __all__ = [
     "EXPONENT_RANGE",
@@ -37,5 +40,7 @@ __all__ = [
     "FeatureStats",
     "KnnIR",
     "LinearIR",
+    "TextFeaturizer",
+    "Tfidf",
     "from_dense",
 ]

@@ -40,6 +40,11 @@ a pass that produces an invalid IR fails here, naming the field.
 distribution (a scaler's centre and scale, or statistics of data the user gave). Passes use it
 (quantization chooses column exponents and corrects the bias with it); formats do not store it.
 
+``featurizer`` (optional :class:`~edgesparse.ir.text.TextFeaturizer`) is the input stage:
+how raw documents become the ``n_features`` columns the weights see (its own contract is in
+:mod:`edgesparse.ir.text`). Passes that do not know it carry it through unchanged
+(:meth:`LinearIR.replace` keeps it).
+
 Imports only numpy and the standard library: the on-device runtime uses this module.
 """
 
@@ -54,6 +59,7 @@ import numpy as np
 
 from edgesparse.errors import IRError
 from edgesparse.ir.csr import CsrFault, indices_fault, indptr_fault
+from edgesparse.ir.text import TextFeaturizer
 
 HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
 """Every head kind, in the order the ``.esb`` format numbers them."""
@@ -123,6 +129,7 @@ class LinearIR:
     provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
     col_exponents: np.ndarray | None = None
     input_stats: FeatureStats | None = None
+    featurizer: TextFeaturizer | None = None
 
     def __post_init__(self) -> None:
         def fix(name: str, value: Any) -> None:
@@ -137,6 +144,7 @@ class LinearIR:
         exponents = self._checked_exponents(indptr, indices, scales, n_features, q_max)
         _check_arithmetic(scales, q_max, values, bias)
         _check_input_stats(self.input_stats, n_features)
+        _check_featurizer(self.featurizer, n_features)
         classes = _checked_classes(self, n_outputs)
         if classes is not None:
             fix("squeeze", True)
@@ -350,6 +358,18 @@ def _check_input_stats(stats: FeatureStats | None, n_features: int) -> None:
         if stats.center.size != n_features:
             raise IRError(
                 f"input_stats: has {stats.center.size} columns, expected n_features={n_features}"
+            )
+
+
+def _check_featurizer(featurizer: TextFeaturizer | None, n_features: int) -> None:
+    """The input stage produces exactly the model's input columns."""
+    if featurizer is not None:
+        if not isinstance(featurizer, TextFeaturizer):
+            raise IRError("featurizer: must be a TextFeaturizer")
+        if featurizer.n_features != n_features:
+            raise IRError(
+                f"featurizer: produces {featurizer.n_features} features, expected "
+                f"n_features={n_features}"
             )
 
 

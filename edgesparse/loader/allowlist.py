@@ -111,6 +111,21 @@ _SKLEARN_PIPELINE: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
+# Text pipelines (issue 20): the vectorizer and tf-idf steps that become the model's input stage,
+# and the dtype class each vectorizer keeps (``dtype=numpy.float64``: a class named, never
+# called by any file scikit-learn writes; calling it only makes a number).
+_SKLEARN_TEXT: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("sklearn.feature_extraction.text", "HashingVectorizer"),
+        ("sklearn.feature_extraction.text", "TfidfTransformer"),
+        ("sklearn.feature_extraction.text", "CountVectorizer"),
+        ("sklearn.feature_extraction.text", "TfidfVectorizer"),
+        ("numpy", "int64"),
+        ("numpy", "float64"),
+        ("numpy", "float32"),
+    }
+)
+
 # SGD/Perceptron/PassiveAggressive keep their loss object (_loss_function_, and before 1.3
 # loss_function_ too). Up to scikit-learn 1.5 every loss was one of these Cython classes; Log,
 # SquaredLoss and Huber are gone since 1.6, so today's scikit-learn cannot unpickle them. None
@@ -178,6 +193,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = (
     | _SCIPY_SPARSE
     | _SKLEARN_ESTIMATORS
     | _SKLEARN_PIPELINE
+    | _SKLEARN_TEXT
     | _SKLEARN_HELPERS
     | _JOBLIB
     | _PICKLE_PROTOCOL
@@ -245,7 +261,11 @@ _SKOPS_EXTRA_TYPES: frozenset[str] = frozenset(
 SKOPS_ALLOWED_TYPES: frozenset[str] = (
     frozenset(
         f"{m}.{n}"
-        for m, n in _SCIPY_SPARSE | _SKLEARN_ESTIMATORS | _SKLEARN_PIPELINE | _SKLEARN_HELPERS
+        for m, n in _SCIPY_SPARSE
+        | _SKLEARN_ESTIMATORS
+        | _SKLEARN_PIPELINE
+        | _SKLEARN_TEXT
+        | _SKLEARN_HELPERS
     )
     | _SKOPS_EXTRA_TYPES
 )

@@ -62,6 +62,7 @@ from edgesparse.runtime.checks import (
     read_dense,
 )
 from edgesparse.runtime.heads import proba, proba_row
+from edgesparse.runtime.text import text_features
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
 
@@ -128,6 +129,8 @@ class Model:
         # scikit-learn returns 1-D scores for binary classifiers and 1-D-coef_ regressors;
         # the IR's squeeze flag says exactly that (it is always true for classifiers).
         self._one_column = ir.squeeze and ir.n_outputs == 1
+        # A text input stage: raw documents in, never a feature matrix (no fast paths).
+        self._raw_input = ir.featurizer is not None
 
         weights = ir.real_values(dtype=self._dtype)
         rows = ir.row_ids()
@@ -297,19 +300,22 @@ class Model:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
         token = fp_quiet()
         try:
-            if type(X) is np.ndarray and X.shape == self._row_shape:
+            if self._raw_input:
+                feats: np.ndarray | CsrParts = self._features(X)
+            elif type(X) is np.ndarray and X.shape == self._row_shape:
                 row = self._one_row(X)
                 if row is not None:
                     return np.array([row], dtype=self._dtype)
+                feats = self._features(X)
             # A float array of the right width is its own feature matrix: no call to find out.
-            if (
+            elif (
                 type(X) is np.ndarray
                 and (X.dtype is _F64 or X.dtype is _F32)
                 and X.ndim == 2
                 and X.shape[1] == self.n_features_in_
                 and X.shape[0]
             ):
-                feats: np.ndarray | CsrParts = X
+                feats = X
             else:
                 feats = self._features(X)
             if type(feats) is CsrParts:
@@ -325,6 +331,8 @@ class Model:
 
         The one place where the input becomes features (anything but NaN/inf, which the
         kernels find on the scores, is checked here)."""
+        if self._raw_input:  # the input stage: raw documents -> CSR rows
+            X = text_features(self.ir.featurizer, X)
         if type(X) is not np.ndarray and is_sparse(X):
             return self._check_csr(X, finite=False)
         return self._read_dense(X)

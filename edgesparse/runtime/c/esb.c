@@ -22,6 +22,9 @@
 
 enum { ROWS = 1, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE, EXPONENTS };
 enum { N_KINDS = EXPONENTS };
+/* Section kind 10 holds a text input stage (formats/linear_text.py). This runtime does not run
+   one: a blob that has it is refused by name at its table entry, never run without it. */
+enum { TEXT = N_KINDS + 1 };
 enum { ENC_RAW = 0, ENC_VARINT = 1, ENC_BITMAP = 2, ENC_EF = 3 };
 
 static const char *const SEC_NAMES[N_KINDS + 1] = {
@@ -822,8 +825,8 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
     if (header_size != HEADER_SIZE)
         BAD("header size field at offset 10 is %" PRIu32 ", expected %u", header_size,
             HEADER_SIZE);
-    if (n_sec < 4 || n_sec > N_KINDS)
-        BAD("section count at offset 12 is %" PRIu32 ", expected 4 to %d", n_sec, N_KINDS);
+    if (n_sec < 4 || n_sec > TEXT)
+        BAD("section count at offset 12 is %" PRIu32 ", expected 4 to %d", n_sec, TEXT);
     table_end = HEADER_SIZE + (uint64_t)ENTRY_SIZE * n_sec;
     if (size < table_end)
         BAD("truncated section table at offset %u (needs %" PRIu64 " bytes, %zu left)",
@@ -876,9 +879,13 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
         unsigned kind = e[0], enc = e[1];
         uint32_t res = ld_u16(e + 2), off = ld_u32(e + 4), length = ld_u32(e + 8);
         const char *name;
-        if (kind < 1 || kind > N_KINDS)
+        if (kind < 1 || kind > TEXT)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
                 ": unknown section kind %u (written by a newer edgesparse?)", i, at, kind);
+        if (kind == TEXT)
+            BAD("section table entry %" PRIu32 " at offset %" PRIu64
+                ": section 'text' (a text input stage) is not supported by the C runtime; "
+                "run this model with the numpy runtime", i, at);
         name = SEC_NAMES[kind];
         if (kind <= prev_kind)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
