@@ -47,6 +47,9 @@ class Prediction(NamedTuple):
 class KnnModel:
     """A k-NN recommender read from a version-2 ``.esb`` blob (semantics: module docstring)."""
 
+    block_entries: int = 1 << 17
+    """How many neighbour entries :meth:`recommend` gathers at a time (bounds its memory)."""
+
     def __init__(self, ir: KnnIR) -> None:
         if not isinstance(ir, KnnIR):
             raise TypeError(f"KnnModel needs a KnnIR, got {type(ir).__name__}")
@@ -104,7 +107,8 @@ class KnnModel:
         leaving out items the user rated in training unless ``exclude_seen=False``.
 
         An unknown user gets the fallback estimates (flagged impossible, except KNNBaseline's
-        item baselines), as Surprise would give.
+        item baselines), as Surprise would give. All candidates are scored at once in numpy,
+        with the same estimates as :meth:`predict` gives each of them.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise InputError(f"n must be a whole number >= 0, got {n!r}")
@@ -112,12 +116,25 @@ class KnnModel:
         candidates = np.arange(self.ir.n_items)
         if exclude_seen and u is not None:
             candidates = np.setdiff1d(candidates, self._items_of(u), assume_unique=True)
-        preds = []
-        for i in candidates.tolist():
-            est, details = self._estimate(u, i)
-            preds.append(Prediction(uid, self.ir.item_ids[i], self._clip(est), details))
-        order = sorted(range(len(preds)), key=lambda j: -preds[j].est)  # stable: ties keep order
-        return [preds[j] for j in order[: int(n)]]
+        if u is None:
+            ests = np.full(candidates.size, self.ir.global_mean)
+            if self.ir.variant == "baseline":  # the item baselines, as _estimate adds them
+                ests = self.ir.global_mean + self.ir.bi[candidates]  # type: ignore[index]
+            actual_k = impossible = None
+        else:
+            ests, actual_k, impossible = self._score(u, candidates)
+        np.clip(ests, self._lo, self._hi, out=ests)
+        order = np.argsort(-ests, kind="stable")[: int(n)]  # stable: ties keep training order
+        out = []
+        for j in order.tolist():
+            if actual_k is None:
+                details = self._estimate(None, int(candidates[j]))[1]
+            elif impossible[j]:  # type: ignore[index]
+                details = {"actual_k": int(actual_k[j]), "was_impossible": True, "reason": _TOO_FEW}
+            else:
+                details = {"actual_k": int(actual_k[j]), "was_impossible": False}
+            out.append(Prediction(uid, self.ir.item_ids[candidates[j]], float(ests[j]), details))
+        return out
 
     # -- internals ----------------------------------------------------------------------
     def _clip(self, est: float) -> float:
@@ -137,6 +154,135 @@ class KnnModel:
             self._seen = (ptr, owners[order])
         ptr, items = self._seen
         return np.unique(items[ptr[u] : ptr[u + 1]])
+
+    def _score(self, u: int, items: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(unclipped estimates, actual_k, was_impossible) of known user ``u`` for the known
+        ``items``: :meth:`_estimate` of each pair, bit for bit, vectorized over the items.
+
+        The items are taken in blocks of at most ``block_entries`` gathered neighbours (or one
+        item), so the workspace stays bounded however large the model is.
+        """
+        ir = self.ir
+        ptr = ir.yr_indptr if ir.user_based else ir.sim_indptr
+        ends = np.cumsum(ptr[items + 1] - ptr[items])
+        est = np.empty(items.size)
+        actual_k = np.empty(items.size, dtype=np.int64)
+        impossible = np.zeros(items.size, dtype=bool)
+        lookup = self._user_lookup(u)
+        start = 0
+        while start < items.size:
+            limit = (ends[start - 1] if start else 0) + self.block_entries
+            stop = max(start + 1, int(np.searchsorted(ends, limit, side="right")))
+            blk = items[start:stop]
+            grp, nbrs, rs, sims = (self._entries_user if ir.user_based else self._entries_item)(
+                u, blk, lookup
+            )
+            sel, counts = _top_k(grp, sims, blk.size, ir.k)
+            part = est[start:stop], actual_k[start:stop], impossible[start:stop]
+            self._aggregate(u, blk, grp[sel], nbrs[sel], rs[sel], sims[sel], counts, part)
+            start = stop
+        return est, actual_k, impossible
+
+    def _user_lookup(self, u: int) -> tuple[np.ndarray, ...]:
+        """Per-user tables over all x: user-based, u's scaled similarity to each user and
+        whether it is stored; item-based, where each item occurs in u's ratings."""
+        ir = self.ir
+        s0, s1 = ir.sim_indptr[u], ir.sim_indptr[u + 1]
+        if ir.user_based:
+            cols = ir.sim_indices[s0:s1]
+            row = np.zeros(ir.n_x)
+            row[cols] = ir.sim_values[s0:s1].astype(np.float64)
+            if self._scales is not None:
+                row[cols] *= self._scales[u]
+            stored = np.zeros(ir.n_x, dtype=bool)
+            stored[cols] = True
+            return row, stored
+        lo, hi = ir.yr_indptr[u], ir.yr_indptr[u + 1]
+        rated = ir.yr_x[lo:hi]
+        # an item rated twice is two neighbours, as in _estimate: keep every occurrence
+        by_item = np.argsort(rated, kind="stable") + lo
+        count = np.bincount(rated, minlength=ir.n_x)
+        first = np.zeros(ir.n_x + 1, dtype=np.int64)
+        np.cumsum(count, out=first[1:])
+        return by_item, count, first
+
+    def _entries_user(
+        self, u: int, blk: np.ndarray, lookup: tuple[np.ndarray, ...]
+    ) -> tuple[np.ndarray, ...]:
+        """(group, neighbour, rating, similarity) of the raters of the items ``blk`` that
+        have a stored similarity to ``u``, grouped by item, in rating order."""
+        ir = self.ir
+        row, stored = lookup
+        idx, grp = _ranges(ir.yr_indptr[blk], ir.yr_indptr[blk + 1])
+        raters = ir.yr_x[idx]
+        hit = stored[raters]
+        idx, grp, raters = idx[hit], grp[hit], raters[hit]
+        return grp, raters, ir.ratings[idx], row[raters]
+
+    def _entries_item(
+        self, u: int, blk: np.ndarray, lookup: tuple[np.ndarray, ...]
+    ) -> tuple[np.ndarray, ...]:
+        """(group, neighbour, rating, similarity) of the items ``u`` rated that are in the
+        similarity rows of the items ``blk``, grouped by item, in u's rating order."""
+        ir = self.ir
+        by_item, count, first = lookup
+        idx, grp = _ranges(ir.sim_indptr[blk], ir.sim_indptr[blk + 1])
+        cols = ir.sim_indices[idx]
+        times = count[cols]
+        hit = times > 0
+        idx, grp, cols, times = idx[hit], grp[hit], cols[hit], times[hit]
+        occ, rep = _ranges(first[cols], first[cols] + times)
+        where = by_item[occ]  # the position of each neighbour in ratings (yr order)
+        idx, grp = idx[rep], grp[rep]
+        order = np.lexsort((where, grp))
+        idx, grp, where = idx[order], grp[order], where[order]
+        sims = ir.sim_values[idx].astype(np.float64)
+        if self._scales is not None:
+            sims *= self._scales[blk[grp]]
+        return grp, ir.yr_x[where], ir.ratings[where], sims
+
+    def _aggregate(
+        self,
+        u: int,
+        blk: np.ndarray,
+        grp: np.ndarray,
+        nbrs: np.ndarray,
+        rs: np.ndarray,
+        sims: np.ndarray,
+        counts: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:
+        """The estimates of _estimate from the selected neighbours (grouped, in its order)."""
+        ir = self.ir
+        est, actual_k, impossible = out
+        actual_k[:] = counts
+        starts = np.zeros(blk.size, dtype=np.int64)
+        np.cumsum(counts[:-1], out=starts[1:])
+        sum_sim = _segment_sums(sims, starts, counts)
+        if ir.variant == "basic":
+            impossible[:] = (counts < ir.min_k) | (counts == 0)
+            num = _segment_sums(sims * rs, starts, counts)
+            est[:] = ir.global_mean
+            ok = ~impossible
+            est[ok] = num[ok] / sum_sim[ok]
+            return
+        xs = np.full(blk.size, u) if ir.user_based else blk  # x of each item's pair
+        if ir.variant == "baseline":
+            est[:] = ir.global_mean + float(ir.bu[u]) + ir.bi[blk]  # type: ignore[index]
+            bx, by = (ir.bu, ir.bi[blk[grp]]) if ir.user_based else (ir.bi, ir.bu[u])  # type: ignore[index]
+            dev = rs - (ir.global_mean + bx[nbrs] + by)  # type: ignore[index]
+        else:
+            est[:] = ir.means[xs]  # type: ignore[index]
+            dev = rs - ir.means[nbrs]  # type: ignore[index]
+            if ir.variant == "zscore":
+                dev /= ir.sigmas[nbrs]  # type: ignore[index]
+        sum_dev = _segment_sums(sims * dev, starts, counts)
+        sum_dev[counts < ir.min_k] = 0.0
+        ok = sum_sim > 0
+        agg = sum_dev[ok] / sum_sim[ok]
+        if ir.variant == "zscore":
+            agg *= ir.sigmas[xs[ok]]  # type: ignore[index]
+        est[ok] += agg
 
     def _estimate(self, u: int | None, i: int | None) -> tuple[float, dict[str, Any]]:
         ir = self.ir
@@ -195,3 +341,41 @@ class KnnModel:
                 agg *= float(ir.sigmas[x])  # type: ignore[index]
             est += agg
         return est, {"actual_k": actual_k, "was_impossible": False}
+
+
+def _ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The indices of the ranges ``lo[j]:hi[j]`` one after another, and each one's ``j``."""
+    lens = hi - lo
+    grp = np.repeat(np.arange(lens.size), lens)
+    starts = np.cumsum(lens) - lens
+    return np.arange(grp.size) - starts[grp] + lo[grp], grp
+
+
+def _top_k(grp: np.ndarray, sims: np.ndarray, n_groups: int, k: int) -> tuple[np.ndarray, ...]:
+    """(selection, kept per group) of neighbours grouped in rating order: a group of more than
+    ``k`` keeps its ``k`` largest similarities, ordered by similarity with ties in rating
+    order (Surprise's heapq.nlargest, _estimate's stable argsort); a smaller one stays as is."""
+    counts = np.bincount(grp, minlength=n_groups)
+    big = counts[grp] > k
+    if not big.any():
+        return np.arange(grp.size), counts
+    sel = np.flatnonzero(big)
+    sel = sel[np.lexsort((-sims[sel], grp[sel]))]  # lexsort is stable: ties keep rating order
+    g = grp[sel]
+    first = np.searchsorted(g, g, side="left")  # each entry's group start within sel
+    sel = sel[np.arange(sel.size) - first < k]
+    merged = np.concatenate([np.flatnonzero(~big), sel])
+    merged = merged[np.argsort(grp[merged], kind="stable")]
+    return merged, np.minimum(counts, k)
+
+
+def _segment_sums(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``np.sum`` of each segment ``values[starts[j]:starts[j] + lengths[j]]``, bit for bit:
+    segments of one length are summed as rows of a C-contiguous matrix along the last axis,
+    which numpy reduces with the same pairwise summation as a 1-D ``np.sum``."""
+    out = np.zeros(lengths.size)
+    for n in np.unique(lengths).tolist():
+        if n:
+            rows = np.flatnonzero(lengths == n)
+            out[rows] = values[starts[rows, None] + np.arange(n)].sum(axis=1)
+    return out
