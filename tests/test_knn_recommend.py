@@ -33,11 +33,11 @@ def _surprise() -> None:
     require_tool(HAVE_SURPRISE, what="scikit-surprise", install="pip install -e '.[surprise]'")
 
 
-def _rows() -> list[tuple[str, str, float]]:
+def _rows(n_users: int) -> list[tuple[str, str, float]]:
     rng = np.random.default_rng(7)
     rows = []
-    for u in range(24):
-        twin = u % 8 if u >= 16 else u  # users 16..23 copy users 0..7: equal similarities
+    for u in range(n_users):
+        twin = u % 8 if u >= 16 else u  # users from 16 on copy users 0..7: equal similarities
         r = np.random.default_rng(100 + twin)
         for i in range(30):
             if r.random() < 0.45:
@@ -61,25 +61,26 @@ def _trainset(rows: list[tuple[str, str, float]]) -> Any:
     return Trainset(ur, ir, len(r2u), len(r2i), len(rows), (1, 5), r2u, r2i)
 
 
-_FITTED: dict[tuple[str, bool], Any] = {}
+_FITTED: dict[tuple[str, bool, int], Any] = {}
 
 
-def _algo(cls: str, user_based: bool) -> Any:
+def _algo(cls: str, user_based: bool, k: int = 3) -> Any:
+    """k=3 on 24 users; k=12 on 80 users (sums of 9 and more terms: numpy's pairwise sum)."""
     import surprise
 
-    if (cls, user_based) not in _FITTED:
+    if (cls, user_based, k) not in _FITTED:
         algo = getattr(surprise, cls)(
-            k=3, min_k=2, sim_options={"name": "cosine", "user_based": user_based}, verbose=False
+            k=k, min_k=2, sim_options={"name": "cosine", "user_based": user_based}, verbose=False
         )
-        _FITTED[cls, user_based] = algo.fit(_trainset(_rows()))
-    return _FITTED[cls, user_based]
+        _FITTED[cls, user_based, k] = algo.fit(_trainset(_rows(24 if k == 3 else 80)))
+    return _FITTED[cls, user_based, k]
 
 
-def _model(cls: str, user_based: bool, eight_bit: bool) -> KnnModel:
-    algo = _algo(cls, user_based)
+def _model(cls: str, user_based: bool, eight_bit: bool, *, k: int = 3, block: int = 7) -> KnnModel:
+    algo = _algo(cls, user_based, k)
     ir = compress_knn(algo, quantize="int8")[1] if eight_bit else from_surprise(algo)
     model = KnnModel(esb_knn.decode(esb_knn.encode(ir)))
-    model.block_entries = 7  # many blocks, and items larger than a block
+    model.block_entries = block  # 7: many blocks, and items larger than a block
     return model
 
 
@@ -95,11 +96,12 @@ def _oracle(model: KnnModel, uid: Any, n: int, exclude_seen: bool) -> list:
 USERS = ["u0", "u3", "u16", "u9", "loner", "nobody"]
 
 
+@pytest.mark.parametrize(("k", "block"), [(3, 7), (3, 1 << 17), (12, 50)])
 @pytest.mark.parametrize("eight_bit", [False, True], ids=["float", "8bit"])
 @pytest.mark.parametrize("user_based", [True, False], ids=["user", "item"])
 @pytest.mark.parametrize("cls", CLASSES)
-def test_recommend_equals_sorted_per_pair_predict(cls, user_based, eight_bit) -> None:
-    model = _model(cls, user_based, eight_bit)
+def test_recommend_equals_sorted_per_pair_predict(cls, user_based, eight_bit, k, block) -> None:
+    model = _model(cls, user_based, eight_bit, k=k, block=block)
     truncated = 0
     for uid in USERS:
         for exclude_seen in (True, False):
@@ -110,15 +112,16 @@ def test_recommend_equals_sorted_per_pair_predict(cls, user_based, eight_bit) ->
                 assert [p.est for p in got] == [p.est for p in ref]  # bit for bit
                 assert [p.details for p in got] == [p.details for p in ref]
                 assert all(p.uid == uid for p in got)
-                truncated += sum(p.details.get("actual_k") == 3 for p in got)
+                truncated += sum(p.details.get("actual_k") == k for p in got)
     assert truncated  # k cut some neighbour lists
 
 
+@pytest.mark.parametrize("k", [3, 12])
 @pytest.mark.parametrize("user_based", [True, False], ids=["user", "item"])
 @pytest.mark.parametrize("cls", CLASSES)
-def test_recommend_ranks_as_surprise_predict(cls, user_based) -> None:
-    algo = _algo(cls, user_based)
-    model = _model(cls, user_based, False)
+def test_recommend_ranks_as_surprise_predict(cls, user_based, k) -> None:
+    algo = _algo(cls, user_based, k)
+    model = _model(cls, user_based, False, k=k)
     ts = algo.trainset
     for uid in USERS:
         try:
@@ -151,11 +154,12 @@ def test_ties_are_broken_in_training_order() -> None:
         assert a.est > b.est or (a.est == b.est and pos[a.iid] < pos[b.iid])
 
 
+@pytest.mark.parametrize("k", [3, 12])
 @pytest.mark.parametrize("eight_bit", [False, True], ids=["float", "8bit"])
 @pytest.mark.parametrize("user_based", [True, False], ids=["user", "item"])
 @pytest.mark.parametrize("cls", CLASSES)
-def test_predict_many_equals_predict(cls, user_based, eight_bit) -> None:
-    model = _model(cls, user_based, eight_bit)
+def test_predict_many_equals_predict(cls, user_based, eight_bit, k) -> None:
+    model = _model(cls, user_based, eight_bit, k=k)
     users = [*model.ir.user_ids, "nobody"]
     items = [*model.ir.item_ids, "nothing"]
     rng = np.random.default_rng(3)

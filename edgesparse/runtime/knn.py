@@ -187,8 +187,8 @@ class KnnModel:
         """Per-user tables over all x: user-based, u's scaled similarity to each user and
         whether it is stored; item-based, where each item occurs in u's ratings."""
         ir = self.ir
-        s0, s1 = ir.sim_indptr[u], ir.sim_indptr[u + 1]
         if ir.user_based:
+            s0, s1 = ir.sim_indptr[u], ir.sim_indptr[u + 1]
             cols = ir.sim_indices[s0:s1]
             row = np.zeros(ir.n_x)
             row[cols] = ir.sim_values[s0:s1].astype(np.float64)
