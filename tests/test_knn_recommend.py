@@ -164,7 +164,7 @@ def test_predict_many_equals_predict(cls, user_based, eight_bit, k) -> None:
     items = [*model.ir.item_ids, "nothing"]
     rng = np.random.default_rng(3)
     pairs = [(users[a], items[b]) for a, b in rng.integers(0, [len(users), len(items)], (400, 2))]
-    pairs += [("u0", iid) for iid in items]  # one user with many pairs
+    pairs += [("u0", iid) for iid in items]  # one user with many pairs: scored together
     for clip in (True, False):
         est, flags = model.predict_many(pairs, clip=clip, with_flags=True)
         ref = [model.predict(u, i, clip=clip) for u, i in pairs]

@@ -33,6 +33,10 @@ __all__ = ["KnnModel", "Prediction"]
 
 _UNKNOWN = "User and/or item is unknown."
 _TOO_FEW = "Not enough neighbors."
+# predict_many scores a user's pairs together from this many on, user-based only: measured on
+# a 1 910 x 1 172 model, 16 pairs of a user took 0.65x the time of one by one, 8 about 1x;
+# item-based, gathering each asked item's whole similarity row never paid off (50 pairs: 1x).
+_MIN_GROUP = 12
 
 
 class Prediction(NamedTuple):
@@ -85,21 +89,39 @@ class KnnModel:
         with_flags: bool = False,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Estimates (float64) for ``(uid, iid)`` pairs; ``with_flags`` also returns the
-        ``was_impossible`` flags (bool array)."""
-        est, flags = [], []
+        ``was_impossible`` flags (bool array).
+
+        User-based, the pairs of a user who has many are scored together as :meth:`recommend`
+        scores items (the same estimates as :meth:`predict`, bit for bit); others one by one.
+        """
+        us, its = [], []
         for n, pair in enumerate(pairs):
             try:
                 uid, iid = pair
             except (TypeError, ValueError):
                 raise InputError(f"pair {n} is {pair!r}: give (user_id, item_id) pairs") from None
-            e, details = self._estimate(self._uid.get(uid), self._iid.get(iid))
-            est.append(e)
-            flags.append(details["was_impossible"])
-        out = np.array(est, dtype=np.float64)
+            us.append(self._uid.get(uid, -1))
+            its.append(self._iid.get(iid, -1))
+        u, i = np.array(us, dtype=np.int64), np.array(its, dtype=np.int64)
+        out = np.empty(u.size)
+        flags = np.zeros(u.size, dtype=bool)
+        known = np.flatnonzero((u >= 0) & (i >= 0))
+        known = known[np.argsort(u[known], kind="stable")]
+        alone = np.ones(u.size, dtype=bool)
+        for grp in np.split(known, np.flatnonzero(np.diff(u[known])) + 1):
+            if self.ir.user_based and grp.size >= _MIN_GROUP:
+                items, back = np.unique(i[grp], return_inverse=True)
+                est, _, impossible = self._score(int(u[grp[0]]), items)
+                out[grp], flags[grp], alone[grp] = est[back], impossible[back], False
+        for j in np.flatnonzero(alone).tolist():
+            e, details = self._estimate(
+                None if u[j] < 0 else int(u[j]), None if i[j] < 0 else int(i[j])
+            )
+            out[j], flags[j] = e, details["was_impossible"]
         if clip:
             np.clip(out, self._lo, self._hi, out=out)
         if with_flags:
-            return out, np.array(flags, dtype=bool)
+            return out, flags
         return out
 
     def recommend(self, uid: Any, n: int = 10, *, exclude_seen: bool = True) -> list[Prediction]:
