@@ -51,7 +51,7 @@ class Prediction(NamedTuple):
 class KnnModel:
     """A k-NN recommender read from a version-2 ``.esb`` blob (semantics: module docstring)."""
 
-    block_entries: int = 1 << 17
+    block_entries: int = 1 << 18
     """How many neighbour entries :meth:`recommend` gathers at a time (bounds its memory)."""
 
     def __init__(self, ir: KnnIR) -> None:
@@ -370,10 +370,13 @@ def _hits(
     if 2 * int(np.sum(ptr[blk + 1] - ptr[blk])) >= hi - lo:
         # the rows cover most of their span (recommend): one pass over the span is cheaper
         # than gathering each row, and rows not asked for are dropped after the lookup
+        r0 = int(blk[0])
         pos = np.flatnonzero(flagged[index[lo:hi]]) + lo
-        row = np.searchsorted(ptr, pos, side="right") - 1
-        grp = np.minimum(np.searchsorted(blk, row), blk.size - 1)
-        keep = blk[grp] == row
+        row = np.searchsorted(ptr[r0 : blk[-1] + 2], pos, side="right") - 1
+        slot = np.full(int(blk[-1]) - r0 + 1, -1, dtype=np.int64)
+        slot[blk - r0] = np.arange(blk.size)
+        grp = slot[row]
+        keep = grp >= 0
         return pos[keep], grp[keep]
     idx, grp = _ranges(ptr[blk], ptr[blk + 1])
     hit = flagged[index[idx]]
