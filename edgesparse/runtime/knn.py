@@ -16,6 +16,11 @@ unknown users/items (Surprise does not flag those as impossible either). Estimat
 to the rating scale unless ``clip=False``. One difference: Surprise's KNNBasic with
 ``min_k=0`` and no neighbour divides by zero; here that prediction is impossible.
 
+``recommend`` (and ``predict_many`` for a user-based model's users with many pairs) scores
+many items at once in numpy, with the per-pair path's neighbour selection and sums (segments
+of one length summed as matrix rows, which numpy adds in the same pairwise order as a 1-D
+``np.sum``), so its estimates equal ``predict``'s bit for bit.
+
 Imports numpy and the standard library only.
 """
 
