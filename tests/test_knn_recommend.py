@@ -170,3 +170,17 @@ def test_predict_many_equals_predict(cls, user_based, eight_bit, k) -> None:
         ref = [model.predict(u, i, clip=clip) for u, i in pairs]
         assert est.tolist() == [float(p.est) for p in ref]
         assert flags.tolist() == [p.details["was_impossible"] for p in ref]
+
+
+@pytest.mark.parametrize("user_based", [True, False], ids=["user", "item"])
+def test_recommend_without_the_int64_sort_key(user_based, monkeypatch) -> None:
+    """The fallback for keys that would overflow int64 (np.lexsort) ranks the same."""
+    from edgesparse.runtime import knn as runtime_knn
+
+    for eight_bit in (False, True):
+        model = _model("KNNWithZScore", user_based, eight_bit, k=12, block=1 << 17)
+        want = {uid: model.recommend(uid, n=10_000) for uid in USERS}
+        monkeypatch.setattr(runtime_knn, "_KEY_LIMIT", 0)
+        for uid in USERS:
+            assert model.recommend(uid, n=10_000) == want[uid] == _oracle(model, uid, 10_000, True)
+        monkeypatch.undo()

@@ -42,6 +42,7 @@ _TOO_FEW = "Not enough neighbors."
 # a 1 910 x 1 172 model, 16 pairs of a user took 0.65x the time of one by one, 8 about 1x;
 # item-based, gathering each asked item's whole similarity row never paid off (50 pairs: 1x).
 _MIN_GROUP = 12
+_KEY_LIMIT = 1 << 62  # _top_k's one int64 sort key must stay below this
 
 
 class Prediction(NamedTuple):
@@ -417,8 +418,11 @@ def _top_k(
     desc[~big] = 0  # a group within k keeps rating order
     first = int(rank.min()) if rank.size else 0
     n_rank = int(rank.max()) - first + 1 if rank.size else 1
-    key = (grp.astype(np.int64) * n_sim + desc) * n_rank + (rank - first)
-    order = np.argsort(key)  # keys are unique: no need for a stable sort
+    if n_groups * n_sim * n_rank < _KEY_LIMIT:
+        key = (grp.astype(np.int64) * n_sim + desc) * n_rank + (rank - first)
+        order = np.argsort(key)  # keys are unique: no need for a stable sort
+    else:  # the key would overflow int64 (a huge block_entries): the same order, slower
+        order = np.lexsort((rank, desc, grp))
     if big.any():
         starts = np.cumsum(counts) - counts
         order = order[np.arange(order.size) - starts[grp[order]] < k]
