@@ -30,6 +30,7 @@ import time
 # imports): "startup_ms" in the result is the process start -> here part of the cold start.
 _STARTED_NS = {"monotonic": time.monotonic_ns(), "realtime": time.time_ns()}
 
+import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import platform  # noqa: E402
@@ -331,13 +332,8 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
     labels = np.load(spec["labels"], allow_pickle=False) if spec.get("labels") else None
 
     # -- load (timed, plus the memory it adds) --------------------------------------------------
-    before = proc_status()
-    heap_before = mallinfo2_in_use() if guest_heap else None
-    t_load = time.perf_counter_ns()
-    model = load_artifact(engine, spec["artifact"], threads)
-    load_ns = time.perf_counter_ns() - t_load
-    heap_after = mallinfo2_in_use() if guest_heap else None
-    after = proc_status()
+    loaded = timed_load(engine, spec["artifact"], threads, guest_heap=guest_heap)
+    model, load_ns = loaded.model, loaded.load_ns
     cold_start_ms, cold_method = _cold_start(model, X, clock, t0_ns, guest_heap)
 
     # -- predictions on all of X: agreement and accuracy ---------------------------------------
@@ -347,12 +343,7 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
 
     rows = _latency_rows(model, X, spec["batch_sizes"], runs, warmup)
 
-    end = proc_status()
-    memory: dict[str, Any]
-    if guest_heap:
-        memory = guest_heap_memory(spec, threads, heap_before, heap_after)
-    else:
-        memory = proc_memory(before, after, end)
+    memory = loaded.memory(spec, threads)
     return {
         "probe_version": PROBE_VERSION,
         "status": "ok",
@@ -453,6 +444,38 @@ def _latency_rows(
             }
         )
     return rows
+
+
+@dataclasses.dataclass(frozen=True)
+class TimedLoad:
+    """An artifact loaded under the clock, with the process state around the load."""
+
+    model: Any
+    load_ns: int
+    guest_heap: bool
+    before: dict[str, int]
+    after: dict[str, int]
+    heap_before: int | None
+    heap_after: int | None
+
+    def memory(self, spec: dict[str, Any], threads: int) -> dict[str, Any]:
+        """The result's memory fields, measured now (after the timed calls): the glibc heap
+        under QEMU, else /proc/self/status."""
+        if self.guest_heap:
+            return guest_heap_memory(spec, threads, self.heap_before, self.heap_after)
+        return proc_memory(self.before, self.after, proc_status())
+
+
+def timed_load(engine: str, artifact: str, threads: int, *, guest_heap: bool) -> TimedLoad:
+    """Load ``artifact`` for ``engine``, timing the load and noting the memory around it."""
+    before = proc_status()
+    heap_before = mallinfo2_in_use() if guest_heap else None
+    t_load = time.perf_counter_ns()
+    model = load_artifact(engine, artifact, threads)
+    load_ns = time.perf_counter_ns() - t_load
+    heap_after = mallinfo2_in_use() if guest_heap else None
+    after = proc_status()
+    return TimedLoad(model, load_ns, guest_heap, before, after, heap_before, heap_after)
 
 
 def proc_memory(

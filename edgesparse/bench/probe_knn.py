@@ -31,13 +31,9 @@ from edgesparse.bench.probe import (
     PROBE_VERSION,
     cold_start_since,
     environment,
-    guest_heap_memory,
-    load_artifact,
-    mallinfo2_in_use,
     percentiles,
-    proc_memory,
-    proc_status,
     started_ns,
+    timed_load,
 )
 
 #: How many items ``recommend`` returns in the bench.
@@ -118,13 +114,8 @@ def run_knn_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> 
     ref = np.load(spec["reference"], allow_pickle=False) if spec.get("reference") else None
     ratings = np.load(spec["labels"], allow_pickle=False) if spec.get("labels") else None
 
-    before = proc_status()
-    heap_before = mallinfo2_in_use() if guest else None
-    t_load = time.perf_counter_ns()
-    model = load_artifact(engine, spec["artifact"], threads)
-    load_ns = time.perf_counter_ns() - t_load
-    heap_after = mallinfo2_in_use() if guest else None
-    after = proc_status()
+    loaded = timed_load(engine, spec["artifact"], threads, guest_heap=guest)
+    model, load_ns = loaded.model, loaded.load_ns
     if engine == "surprise":
         # Its index of rated items (for recommend) is the bench's, not Surprise's load.
         model = SurpriseRecommender(model)
@@ -141,11 +132,7 @@ def run_knn_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> 
         rec_runs,
         min(warmup, rec_runs // 10),
     )
-    end = proc_status()
-    if guest:
-        memory = guest_heap_memory(spec, threads, heap_before, heap_after)
-    else:
-        memory = proc_memory(before, after, end)
+    memory = loaded.memory(spec, threads)
     return {
         "probe_version": PROBE_VERSION,
         "status": "ok",
