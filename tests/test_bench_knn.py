@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import getpass
 import importlib.util
-import pickle
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from edgesparse.bench.report import render_html, render_markdown, write_report
 from edgesparse.bench.results import validate_results
 from edgesparse.bench.targets import get_target
 from edgesparse.cli import cli
+from edgesparse.loader import load_model
 from edgesparse.pipeline import CompressOptions, compress_file
 from tests.conftest import require_tool
 from tests.test_harness import sshd  # noqa: F401  (the fixture: a real sshd on localhost)
@@ -55,9 +55,9 @@ def esb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def oracle(esb: Path) -> dict[str, float]:
     """RMSE/MAE of Surprise and of the blob against the ratings, and of the blob against
-    Surprise: Surprise unpickled as its users do, the CSV read with the csv module."""
-    with open(PKL, "rb") as fh:
-        algo = pickle.load(fh)
+    Surprise: Surprise's own object (unpickled by the loader, which also reads a numpy 2
+    pickle under numpy 1), the CSV read with the csv module."""
+    algo = load_model(PKL)
     with open(PAIRS, newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))[1:]
     pairs = [(u, i) for u, i, _ in rows]
@@ -288,8 +288,7 @@ def test_surprise_recommend_matches_the_runtime(tmp_path: Path) -> None:
 
     exact = tmp_path / "exact.esb"
     compress_file(CompressOptions(source=PKL, output=exact, quantize="none"))
-    with open(PKL, "rb") as fh:
-        sur = SurpriseRecommender(pickle.load(fh))
+    sur = SurpriseRecommender(load_model(PKL))
     ours = edgesparse.load(exact)
     for user in ("u32", "u69", "u0"):
         a, b = sur.recommend(user, n=10), ours.recommend(user, n=10)
