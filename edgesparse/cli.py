@@ -305,10 +305,11 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
     """Predict with a .esb or .onnx model on DATA (.npy with X, .npz with X or CSR parts, or a
     .csv/.tsv/.txt table of numbers, one row per line, optional header).
 
-    For a k-NN recommender blob, DATA is a CSV of user,item rows; each output line is
+    For a model that starts with a text featurizer, DATA is a UTF-8 text file, one document
+    per line. For a k-NN recommender blob, DATA is a CSV of user,item rows; each output line is
     user, item, estimate and 1 when the prediction was impossible (global-mean fallback)."""
     import edgesparse
-    from edgesparse.data import load_dataset, save_npy
+    from edgesparse.data import save_npy
     from edgesparse.runtime import KnnModel
     from edgesparse.summary import array_lines, knn_lines
 
@@ -327,7 +328,7 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
         else:
             _echo(knn_lines(pairs, est, impossible))
         return
-    X = load_dataset(data).X
+    X = _predict_input(model, data)
     if proba:
         # OnnxModel says it directly; the numpy Model through its IR.
         has_proba = model.has_proba if hasattr(model, "has_proba") else model.ir.has_proba
@@ -344,6 +345,16 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
         save_npy(output, result)
     else:
         _echo(array_lines(result))
+
+
+def _predict_input(model: Any, data: Path) -> Any:
+    """What ``predict`` feeds ``model``: documents for a text model, else a table's rows."""
+    from edgesparse.data import load_dataset, read_documents
+
+    ir = getattr(model, "ir", None)
+    if getattr(ir, "featurizer", None) is not None:
+        return read_documents(data)
+    return load_dataset(data).X
 
 
 @cli.command(name="list")
