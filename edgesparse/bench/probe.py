@@ -326,8 +326,12 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
         raise ValueError(f"unknown clock {t0_clock!r} (monotonic or realtime)")
     clock = time.time_ns if t0_clock == "realtime" else time.monotonic_ns
 
-    dataset = load_dataset(spec["data"])
-    X = prepare_input(engine, dataset.X)
+    if spec.get("input") == "text":
+        # Documents (JSON, written by the harness): each timed call featurizes its batch.
+        docs = json.loads(Path(spec["data"]).read_text(encoding="utf-8"))["documents"]
+        X = np.array(docs, dtype=object)
+    else:
+        X = prepare_input(engine, load_dataset(spec["data"]).X)
     ref = np.load(spec["reference"], allow_pickle=False) if spec.get("reference") else None
     labels = np.load(spec["labels"], allow_pickle=False) if spec.get("labels") else None
 
