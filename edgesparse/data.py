@@ -557,3 +557,13 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def looks_like_number_table(docs: list[str]) -> bool:
+    """Whether documents read from a file are rather a table of numbers: every non-empty
+    line is comma- or tab-separated numbers (the rows of features a linear model takes), past
+    an optional header line. A text model's bench refuses such a file instead of timing it."""
+    lines = [d for d in docs if d.strip()]
+    if lines and not _all_numbers(lines[0].replace("\t", ",").split(",")):
+        lines = lines[1:]  # a header
+    return bool(lines) and all(_all_numbers(d.replace("\t", ",").split(",")) for d in lines)

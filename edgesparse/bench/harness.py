@@ -184,7 +184,8 @@ def _numeric_dataset(data_path: Path, arts: list[Artifact]) -> Any:
             raise
         names = ", ".join(a.name for a in arts)
         raise InputError(
-            f"{exc}; none of {names} starts with a text featurizer, so --data must be rows "
+            f"cannot benchmark {names} on {data_path.name}: {exc}; none of {names} starts "
+            "with a text featurizer, so --data must be rows "
             "of features (X.npz, .npy or a CSV of numbers); a file of documents, one per "
             "line, is the data of a blob compressed from a text pipeline"
         ) from None

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.bench.engines import Artifact
-from edgesparse.data import read_documents
+from edgesparse.data import looks_like_number_table, read_documents
 from edgesparse.errors import InputError
 from edgesparse.fileio import atomic_write_bytes
 
@@ -118,8 +118,15 @@ def prepare(arts: list[Artifact], *, data: Path, workdir: Path, pipeline: Any | 
         docs = read_documents(data)
     except InputError as exc:
         raise InputError(
-            f"cannot benchmark {first.name} on {data.name}: {exc} (--data of a text model)"
+            f"cannot benchmark {first.name} on {data.name}: {exc}; {first.name} starts with "
+            "a text featurizer"
         ) from None
+    if looks_like_number_table(docs):
+        raise InputError(
+            f"cannot benchmark {first.name} on {data.name}: it is a table of numbers, but "
+            f"{first.name} starts with a text featurizer and takes raw documents: give "
+            "--data a UTF-8 text file, one document per line"
+        )
     model = pipeline if pipeline is not None else load(first.path)
     reference = np.asarray(model.predict(np.array(docs, dtype=object)))
     if pipeline is not None:
@@ -158,7 +165,13 @@ def read_labels(path: Path, *, n: int) -> np.ndarray:
         except (ValueError, OSError) as exc:
             raise InputError(f"{path} is not a plain .npy array ({exc})") from None
     else:
-        y = np.array(read_documents(path))
+        try:
+            y = np.array(read_documents(path))
+        except InputError as exc:
+            raise InputError(
+                f"--labels: {exc}; a text run's labels are a .npy array or a UTF-8 text file, "
+                "one label per line"
+            ) from None
     if y.ndim == 0 or y.shape[0] != n:
         raise InputError(
             f"{path}: {y.shape[0] if y.ndim else 0} labels but the data has {n} documents "
