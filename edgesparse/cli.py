@@ -411,9 +411,14 @@ def report(results: Path, out_dir: Path) -> None:
     type=click.Path(path_type=Path),
     required=True,
     help="Input rows: .npy (X), .npz (X, optional y used as labels) or a .csv/.tsv/.txt table; "
-    "for k-NN recommender blobs, a user,item[,rating] CSV of held-out pairs.",
+    "for k-NN recommender blobs, a user,item[,rating] CSV of held-out pairs; for blobs with a "
+    "text featurizer, a UTF-8 text file, one document per line.",
 )
-@click.option("--labels", type=click.Path(path_type=Path), help="True labels (.npy) for accuracy.")
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    help="True labels (.npy; for text blobs also a text file, one label per line) for accuracy.",
+)
 @click.option(
     "--batch",
     "batch_sizes",
@@ -466,6 +471,8 @@ def bench(
     baseline) on each target: latency percentiles, throughput, cold start, memory, label
     agreement. A k-NN recommender blob is timed on --data pairs (predict, batches,
     recommend) and scored by RMSE/MAE, with its Surprise pickle (host only) as the reference.
+    A blob with a text featurizer is timed on --data documents, featurization included, with
+    its scikit-learn pipeline (host only) as the reference; its c: and .onnx rows are skipped.
     Emulated targets (QEMU) are labelled: their timings are not device latency.
     Extra ssh options (identity file, known_hosts) go in EDGESPARSE_SSH_OPTS.
 

@@ -4,7 +4,10 @@
 Run as ``python -m edgesparse.bench.probe SPEC.json``. The spec (written by
 :mod:`edgesparse.bench.harness`) names the artifact, its engine, the data, the reference
 predictions and the measurement settings; the probe writes one JSON result file (path in the
-spec) and exits 0, or writes ``{"status": "failed", "error": ...}`` and exits 1.
+spec) and exits 0, or writes ``{"status": "failed", "error": ...}`` and exits 1. With
+``"input": "text"`` in the spec, ``data`` is a JSON file of documents (``{"documents": [...]}``,
+written by :mod:`edgesparse.bench.textbench`) and each timed call is ``predict`` on a batch of
+raw documents, featurization included.
 
 What is measured, per batch size: ``warmup`` untimed calls, then ``runs`` calls each timed with
 ``time.perf_counter_ns``; percentiles use linear interpolation between order statistics
