@@ -120,7 +120,7 @@ def run_bench(
     if recommend:
         arts, algo = _recommender_artifacts(arts, labels)
     elif text:
-        algo = _text_pipeline(arts)
+        algo = textbench.reference_pipeline(arts)
     tracker = Tracker(progress, total=len(tgts) * len(arts))
     tracker.report(f"loading {Path(data).name} and the reference predictions")
     opts = list(ssh_options) if ssh_options is not None else env_ssh_options()
@@ -189,17 +189,6 @@ def _numeric_dataset(data_path: Path, arts: list[Artifact]) -> Any:
             "of features (X.npz, .npy or a CSV of numbers); a file of documents, one per "
             "line, is the data of a blob compressed from a text pipeline"
         ) from None
-
-
-def _text_pipeline(arts: list[Artifact]) -> Any:
-    """Check a text run's artifacts (:func:`textbench.check_artifacts`) and return the
-    scikit-learn pipeline of its first pickle, the reference (or None)."""
-    models = {
-        a.name: load_artifact("sklearn", str(a.path), 1) for a in arts if a.engine == "sklearn"
-    }
-    pipelines = {name: m for name, m in models.items() if textbench.is_text_pipeline(m)}
-    textbench.check_artifacts(arts, pipelines=set(pipelines))
-    return next(iter(pipelines.values()), None)
 
 
 def _text_run(

@@ -46,6 +46,7 @@ __all__ = [
     "is_text_pipeline",
     "prepare",
     "read_labels",
+    "reference_pipeline",
 ]
 
 
@@ -80,6 +81,19 @@ def is_text_pipeline(model: Any) -> bool:
     """Whether ``model`` is a scikit-learn ``Pipeline`` whose first step is a text vectorizer."""
     steps = getattr(model, "steps", None)
     return bool(steps) and type(steps[0][1]).__name__ in _VECTORIZERS
+
+
+def reference_pipeline(arts: list[Artifact]) -> Any | None:
+    """Check a text run's artifacts (:func:`check_artifacts`) and return the scikit-learn
+    pipeline of its first pickle, the reference (or None without a pickle)."""
+    from edgesparse.bench.probe import load_artifact
+
+    models = {
+        a.name: load_artifact("sklearn", str(a.path), 1) for a in arts if a.engine == "sklearn"
+    }
+    pipelines = {name: m for name, m in models.items() if is_text_pipeline(m)}
+    check_artifacts(arts, pipelines=set(pipelines))
+    return next(iter(pipelines.values()), None)
 
 
 def check_artifacts(arts: list[Artifact], *, pipelines: set[str]) -> None:
