@@ -305,10 +305,11 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
     """Predict with a .esb or .onnx model on DATA (.npy with X, .npz with X or CSR parts, or a
     .csv/.tsv/.txt table of numbers, one row per line, optional header).
 
-    For a k-NN recommender blob, DATA is a CSV of user,item rows; each output line is
+    For a model that starts with a text featurizer, DATA is a UTF-8 text file, one document
+    per line. For a k-NN recommender blob, DATA is a CSV of user,item rows; each output line is
     user, item, estimate and 1 when the prediction was impossible (global-mean fallback)."""
     import edgesparse
-    from edgesparse.data import load_dataset, save_npy
+    from edgesparse.data import save_npy
     from edgesparse.runtime import KnnModel
     from edgesparse.summary import array_lines, knn_lines
 
@@ -327,7 +328,7 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
         else:
             _echo(knn_lines(pairs, est, impossible))
         return
-    X = load_dataset(data).X
+    X = _predict_input(model, data)
     if proba:
         # OnnxModel says it directly; the numpy Model through its IR.
         has_proba = model.has_proba if hasattr(model, "has_proba") else model.ir.has_proba
@@ -344,6 +345,16 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
         save_npy(output, result)
     else:
         _echo(array_lines(result))
+
+
+def _predict_input(model: Any, data: Path) -> Any:
+    """What ``predict`` feeds ``model``: documents for a text model, else a table's rows."""
+    from edgesparse.data import load_dataset, read_documents
+
+    ir = getattr(model, "ir", None)
+    if getattr(ir, "featurizer", None) is not None:
+        return read_documents(data)
+    return load_dataset(data).X
 
 
 @cli.command(name="list")
@@ -400,9 +411,14 @@ def report(results: Path, out_dir: Path) -> None:
     type=click.Path(path_type=Path),
     required=True,
     help="Input rows: .npy (X), .npz (X, optional y used as labels) or a .csv/.tsv/.txt table; "
-    "for k-NN recommender blobs, a user,item[,rating] CSV of held-out pairs.",
+    "for k-NN recommender blobs, a user,item[,rating] CSV of held-out pairs; for blobs with a "
+    "text featurizer, a UTF-8 text file, one document per line.",
 )
-@click.option("--labels", type=click.Path(path_type=Path), help="True labels (.npy) for accuracy.")
+@click.option(
+    "--labels",
+    type=click.Path(path_type=Path),
+    help="True labels (.npy; for text blobs also a text file, one label per line) for accuracy.",
+)
 @click.option(
     "--batch",
     "batch_sizes",
@@ -455,6 +471,8 @@ def bench(
     baseline) on each target: latency percentiles, throughput, cold start, memory, label
     agreement. A k-NN recommender blob is timed on --data pairs (predict, batches,
     recommend) and scored by RMSE/MAE, with its Surprise pickle (host only) as the reference.
+    A blob with a text featurizer is timed on --data documents, featurization included, with
+    its scikit-learn pipeline (host only) as the reference; its c: and .onnx rows are skipped.
     Emulated targets (QEMU) are labelled: their timings are not device latency.
     Extra ssh options (identity file, known_hosts) go in EDGESPARSE_SSH_OPTS.
 

@@ -494,6 +494,45 @@ def read_pairs(
     return pairs, (np.array(ratings) if width == 3 else None)
 
 
+def read_documents(path: str | os.PathLike[str]) -> list[str]:
+    """Documents for a model with a text input stage: a UTF-8 text file, one document per
+    line (``\n`` or ``\r\n``; a document cannot hold a line break). Empty lines are empty
+    documents, as scikit-learn reads ``""``; a final line break ends the last document.
+
+    Refused with one line each: a binary file (a known data or model format, invalid UTF-8,
+    a NUL byte: this is not text), a file past the text limit (:func:`check_text_size`), and
+    a file with no documents.
+    """
+    from edgesparse.fileio import read_bytes
+
+    p = Path(path)
+    expected = "a text model takes a UTF-8 text file, one document per line"
+    kind = sniff(p)
+    if kind is not None and not kind.text:
+        raise InputError(f"{p} is {kind.what}, not text; {expected}")
+    check_text_size(p, what="text file")
+    raw = read_bytes(p, what="text file")
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        line = raw.count(b"\n", 0, nul) + 1
+        raise InputError(f"{p}, line {line}: a NUL byte; this is not a text file ({expected})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise InputError(
+            f"{p}, line {line}: not valid UTF-8 (byte {exc.start}); {expected}"
+        ) from None
+    if text.startswith("\ufeff"):  # a byte-order mark is not part of the first document
+        text = text[1:]
+    if not text:
+        raise InputError(f"{p} holds no documents; {expected}")
+    docs = text.split("\n")
+    if docs[-1] == "":
+        docs.pop()  # the line break that ends the last document
+    return [d[:-1] if d.endswith("\r") else d for d in docs]
+
+
 def _id_parser(ids: tuple[Any, ...]) -> Any:
     if ids and all(isinstance(v, int) for v in ids):
         return lambda s: int(s) if s.lstrip("-").isdigit() else s
@@ -518,3 +557,13 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, np.asarray(array), allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def looks_like_number_table(docs: list[str]) -> bool:
+    """Whether documents read from a file are rather a table of numbers: every non-empty
+    line is comma- or tab-separated numbers (the rows of features a linear model takes), past
+    an optional header line. A text model's bench refuses such a file instead of timing it."""
+    lines = [d for d in docs if d.strip()]
+    if lines and not _all_numbers(lines[0].replace("\t", ",").split(",")):
+        lines = lines[1:]  # a header
+    return bool(lines) and all(_all_numbers(d.replace("\t", ",").split(",")) for d in lines)

@@ -34,7 +34,8 @@ PROBE_MODULE = "edgesparse.bench.probe"
 @dataclasses.dataclass(frozen=True)
 class Artifact:
     """One artifact to time: its row label, file, engine (``esb``, ``onnx``, ``sklearn``,
-    ``surprise``, ``c``), size and hash; ``knn`` marks a k-NN recommender blob."""
+    ``surprise``, ``c``), size and hash; ``knn`` marks a k-NN recommender blob, ``text`` a blob
+    whose model starts with a text featurizer."""
 
     name: str
     path: Path
@@ -42,6 +43,7 @@ class Artifact:
     model_bytes: int
     sha256: str
     knn: bool = False
+    text: bool = False
 
     def declaration(self) -> dict[str, Any]:
         """The artifact's entry in the results' ``artifacts`` list."""

@@ -10,7 +10,9 @@ connections become rows with ``status: "failed"`` and the reason, and the run go
 ``strict=True``. The reference every ``agreement`` compares with is computed here, on the host.
 A run of k-NN recommender blobs on user,item pairs is prepared by
 :mod:`edgesparse.bench.recommender` and measured by the same probe
-(:mod:`edgesparse.bench.probe_knn`).
+(:mod:`edgesparse.bench.probe_knn`). A run of blobs with a text featurizer on a file of
+documents is prepared by :mod:`edgesparse.bench.textbench` and times ``predict`` on raw
+documents (featurization included) with the same probe.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.bench import engine_c, recommender
+from edgesparse.bench import engine_c, recommender, textbench
 from edgesparse.bench.engines import Artifact, Engine, ProbeEngine, Progress, Tracker, run_engine
 from edgesparse.bench.probe import load_artifact, prepare_input
 from edgesparse.bench.results import (
@@ -86,8 +88,11 @@ def run_bench(
             (:mod:`edgesparse.bench.recommender`; their ``c:`` rows are skipped, with why).
         targets: target specs (``"host"``, ``"rpi4"``, ``"ssh://pi@board"``) or ``Target``s.
         data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels), or for
-            k-NN blobs a ``user,item[,rating]`` CSV of held-out pairs.
-        labels: optional ``.npy`` of true labels (or targets, for regressors).
+            k-NN blobs a ``user,item[,rating]`` CSV of held-out pairs, or for blobs with a
+            text featurizer a UTF-8 text file, one document per line (their ``c:`` and
+            ``.onnx`` rows are skipped, with why; the pipeline pickle is the reference).
+        labels: optional ``.npy`` of true labels (or targets, for regressors); for text
+            blobs also a text file with one label per line.
         batch_sizes: rows per timed call; one result row per batch size.
         runs: timed calls per batch size; warmup: untimed calls before them.
         threads: onnxruntime intra-op threads.
@@ -111,8 +116,11 @@ def run_bench(
     arts = _artifacts(artifacts)
     tgts = _targets(targets)
     recommend, algo = any(a.knn for a in arts), None
+    text = not recommend and any(a.text for a in arts)
     if recommend:
         arts, algo = _recommender_artifacts(arts, labels)
+    elif text:
+        algo = textbench.reference_pipeline(arts)
     tracker = Tracker(progress, total=len(tgts) * len(arts))
     tracker.report(f"loading {Path(data).name} and the reference predictions")
     opts = list(ssh_options) if ssh_options is not None else env_ssh_options()
@@ -120,10 +128,14 @@ def run_bench(
     try:
         if recommend:
             engines, reference, run_settings = _recommender_run(workdir, arts, data, algo, settings)
+        elif text:
+            engines, reference, run_settings = _text_run(
+                workdir, arts, data, labels, algo, settings
+            )
         else:
             engines, reference, run_settings = _linear_run(workdir, arts, data, labels, settings)
         rows, entries = _bench_targets(
-            tgts, arts, engines, workdir, opts, tracker, strict, settings
+            tgts, arts, engines, workdir, opts, tracker, strict, settings, text=text
         )
         tracker.report("done")
     finally:
@@ -154,12 +166,57 @@ def _linear_run(
             f"(.esb compressed from a Surprise model), and none of {names} is one; linear "
             "models take rows of features (--data X.npz, .npy or a CSV of numbers)"
         )
-    dataset = load_dataset(data_path)
+    dataset = _numeric_dataset(data_path, arts)
     y = _labels(labels, dataset)
     ref_kind, ref_source, ref_pred, task = _reference(arts, dataset.X, y)
     engines = _engines(workdir, arts, dataset.X, data_path, ref_pred, y, task, settings)
     reference = {"kind": ref_kind, "source": ref_source}
     return engines, reference, _settings(data, labels, y, settings)
+
+
+def _numeric_dataset(data_path: Path, arts: list[Artifact]) -> Any:
+    """The rows of a linear run; a file of documents is refused saying what to give."""
+    try:
+        return load_dataset(data_path)
+    except InputError as exc:
+        kind = sniff(data_path) if data_path.is_file() else None
+        if kind is not None and not kind.text:
+            raise
+        names = ", ".join(a.name for a in arts)
+        raise InputError(
+            f"cannot benchmark {names} on {data_path.name}: {exc}; none of {names} starts "
+            "with a text featurizer, so --data must be rows "
+            "of features (X.npz, .npy or a CSV of numbers); a file of documents, one per "
+            "line, is the data of a blob compressed from a text pipeline"
+        ) from None
+
+
+def _text_run(
+    workdir: Path,
+    arts: list[Artifact],
+    data: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    pipeline: Any,
+    settings: _Settings,
+) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
+    """Engines (the probe only: the C runtime has no text featurizer yet), reference and
+    settings of a run of text blobs on documents (:mod:`edgesparse.bench.textbench`)."""
+    data_path = Path(data).resolve()
+    prep = textbench.prepare(arts, data=data_path, workdir=workdir, pipeline=pipeline)
+    y = None
+    if labels is not None:
+        lp = Path(labels)
+        if not lp.is_file():
+            raise ModelFileError(f"labels file not found: {lp} (check the path)")
+        y = textbench.read_labels(lp, n=prep.n_documents)
+    common = _common_spec(
+        workdir, data_path=prep.data, ref=prep.reference, y=y, task=prep.task, settings=settings
+    )
+    common["input"] = "text"
+    run_settings = _settings(data, labels, y, settings)
+    run_settings["documents"] = prep.n_documents
+    reference = {"kind": prep.ref_kind, "source": prep.ref_source}
+    return {"probe": ProbeEngine(common)}, reference, run_settings
 
 
 def _recommender_artifacts(
@@ -266,6 +323,8 @@ def _bench_targets(
     tracker: Tracker,
     strict: bool,
     settings: _Settings,
+    *,
+    text: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every artifact on every target, in order: the result rows and the targets' entries."""
     batch_sizes, timeout_s = settings[0], settings[4]
@@ -274,7 +333,9 @@ def _bench_targets(
     for k, target in enumerate(tgts):
         tdir = workdir / f"target-{k}"
         tdir.mkdir()
-        outcomes = _run_target(target, arts, engines, tdir, timeout_s, ssh_options, tracker)
+        outcomes = _run_target(
+            target, arts, engines, tdir, timeout_s, ssh_options, tracker, text=text
+        )
         for art in arts:
             rows.extend(_checked_rows(target, art, outcomes[art.name], batch_sizes, strict))
         entries.append(target_entry(target=target, outcomes=[outcomes[a.name] for a in arts]))
@@ -289,13 +350,15 @@ def _run_target(
     timeout_s: float,
     ssh_options: list[str],
     tracker: Tracker,
+    *,
+    text: bool = False,
 ) -> dict[str, Outcome]:
     """Every artifact on one target: each engine's group through its own transport (its own
     work dir, and on a board its own remote temp dir)."""
     outcomes: dict[str, Outcome] = {}
     groups: dict[str, list[Artifact]] = {key: [] for key in engines}
     for art in arts:
-        why = _skip_reason(art, target)
+        why = _skip_reason(art, target, text=text)
         if why is not None:
             outcomes[art.name] = Outcome(status="skipped", error=why)
             tracker.advance()
@@ -310,10 +373,15 @@ def _run_target(
     return outcomes
 
 
-def _skip_reason(art: Artifact, target: Any) -> str | None:
-    """Why ``art`` is not run on ``target`` (a row that says so), or None."""
+def _skip_reason(art: Artifact, target: Any, *, text: bool = False) -> str | None:
+    """Why ``art`` is not run on ``target`` (a row that says so), or None; ``text``: this
+    run times documents."""
     if art.engine == "c" and art.knn:
         return recommender.C_UNAVAILABLE
+    if text and art.engine == "c":
+        return textbench.C_UNAVAILABLE
+    if text and art.engine == "onnx":
+        return textbench.ONNX_UNAVAILABLE
     if art.engine == "sklearn" and target.kind != "host":
         return "scikit-learn models run on the host only (the baseline)"
     if art.engine == "surprise" and target.kind != "host":
@@ -438,6 +506,9 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
                 model_bytes=len(blob),
                 sha256=hashlib.sha256(blob).hexdigest(),
                 knn=engine in ("esb", "c") and kind_of(blob) is BlobKind.ESB_KNN,
+                text=engine in ("esb", "c")
+                and kind_of(blob) is BlobKind.ESB_LINEAR
+                and textbench.is_text_blob(p),
             )
         )
     if not out:

@@ -4,7 +4,10 @@
 Run as ``python -m edgesparse.bench.probe SPEC.json``. The spec (written by
 :mod:`edgesparse.bench.harness`) names the artifact, its engine, the data, the reference
 predictions and the measurement settings; the probe writes one JSON result file (path in the
-spec) and exits 0, or writes ``{"status": "failed", "error": ...}`` and exits 1.
+spec) and exits 0, or writes ``{"status": "failed", "error": ...}`` and exits 1. With
+``"input": "text"`` in the spec, ``data`` is a JSON file of documents (``{"documents": [...]}``,
+written by :mod:`edgesparse.bench.textbench`) and each timed call is ``predict`` on a batch of
+raw documents, featurization included.
 
 What is measured, per batch size: ``warmup`` untimed calls, then ``runs`` calls each timed with
 ``time.perf_counter_ns``; percentiles use linear interpolation between order statistics
@@ -326,8 +329,12 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
         raise ValueError(f"unknown clock {t0_clock!r} (monotonic or realtime)")
     clock = time.time_ns if t0_clock == "realtime" else time.monotonic_ns
 
-    dataset = load_dataset(spec["data"])
-    X = prepare_input(engine, dataset.X)
+    if spec.get("input") == "text":
+        # Documents (JSON, written by the harness): each timed call featurizes its batch.
+        docs = json.loads(Path(spec["data"]).read_text(encoding="utf-8"))["documents"]
+        X = np.array(docs, dtype=object)
+    else:
+        X = prepare_input(engine, load_dataset(spec["data"]).X)
     ref = np.load(spec["reference"], allow_pickle=False) if spec.get("reference") else None
     labels = np.load(spec["labels"], allow_pickle=False) if spec.get("labels") else None
 
