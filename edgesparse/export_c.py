@@ -4,6 +4,7 @@
 and nothing but libc (and libm for ``expf``)::
 
     esb.h, esb.c        the runtime (edgesparse/runtime/c/): verifier and kernels, no malloc
+    esb_knn.c           its k-NN recommender part (esb.c includes it)
     model_data.h/.c     the blob as an 8-byte-aligned ``const unsigned char`` array (flash on
                         a microcontroller), its length and shape constants
     main.c              an example: reads rows of numbers (whitespace- or comma-separated)
@@ -36,8 +37,9 @@ from edgesparse.formats.container import BlobKind, kind_of
 
 __all__ = ["RUNTIME_FILES", "c_runtime_dir", "export_c", "fast_workspace", "write_rows"]
 
-RUNTIME_FILES = ("esb.h", "esb.c", "esb_main.c")
-"""The C runtime's files in ``edgesparse/runtime/c/``."""
+RUNTIME_FILES = ("esb.h", "esb.c", "esb_knn.c", "esb_main.c", "esb_knn_main.c")
+"""The C runtime's files in ``edgesparse/runtime/c/`` (esb.c includes esb_knn.c, the k-NN
+runtime, and esb_main.c includes esb_knn_main.c: each pair builds as one file)."""
 
 ROWS_MAGIC = b"ESBROWS1"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -112,6 +114,7 @@ def export_c(
     files: dict[str, bytes] = {
         "esb.h": _runtime_source("esb.h"),
         "esb.c": _runtime_source("esb.c"),
+        "esb_knn.c": _runtime_source("esb_knn.c"),  # included by esb.c
         "model_data.h": _model_header(info, name).encode(),
         "model_data.c": _model_source(blob, name).encode(),
         "main.c": _main_source(info, name).encode(),

@@ -3303,3 +3303,7 @@ esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label)
     }
     return ESB_OK;
 }
+
+/* The k-NN recommender runtime (format version 2) shares this file's static helpers. */
+#define ESB_KNN_IN_ESB_C 1
+#include "esb_knn.c"
