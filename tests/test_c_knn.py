@@ -444,3 +444,80 @@ def test_linear_api_still_refuses_knn_blobs(host, tmp_path) -> None:
         esb_linear.decode(SMALL_BLOB)
     assert out == f"3 {info.value}"
     assert "version 2 holds a k-NN recommender" in out
+
+
+def test_libfuzzer_target_on_knn_seeds(build_dir, tmp_path) -> None:
+    """fuzz/c/fuzz_esb_open.c builds and runs 20 000 fixed-seed inputs from k-NN seeds (the
+    k-NN verifier, the index, predict and recommend on what it accepts)."""
+    require_tool(shutil.which("clang") is not None, what="clang", install="apt-get install clang")
+    exe = tmp_path / "fuzz_esb_open"
+    flags = ["-g", "-O1", "-std=c99", "-fsanitize=fuzzer,address,undefined"]
+    src = [str(ROOT / "fuzz" / "c" / "fuzz_esb_open.c"), str(C_DIR / "esb.c")]
+    res = _run(
+        [
+            "clang",
+            *flags,
+            "-fno-sanitize-recover=all",
+            "-I",
+            str(C_DIR),
+            *src,
+            "-lm",
+            "-o",
+            str(exe),
+        ]
+    )
+    if res.returncode != 0 and "fsanitize" in res.stderr:
+        require_tool(False, what="clang's libFuzzer runtime", install="apt-get install clang")
+    assert res.returncode == 0, res.stderr
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n, blob in enumerate([SMALL_BLOB, *(esb_knn.encode(ir) for ir in _tie_irs().values())]):
+        (corpus / f"seed{n}.esb").write_bytes(blob)
+    res = _run([str(exe), "-seed=1", "-runs=20000", "-max_len=4096", str(corpus)], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Done 20000 runs" in res.stderr
+
+
+@pytest.mark.parametrize("case", ["zscore-u8", "float-ids", "int-ids", "item-based-twice"])
+def test_export_c_builds_and_predicts_pairs_like_python(case, tmp_path) -> None:
+    require_tool(shutil.which("make") is not None, what="make", install="apt-get install make")
+    from edgesparse.export_c import export_c
+
+    ir = _tie_irs()[case]
+    blob = tmp_path / "knn.esb"
+    blob.write_bytes(esb_knn.encode(ir))
+    out = tmp_path / "out"
+    written = export_c(blob, out, name="recs")
+    assert sorted(p.name for p in written) == sorted(
+        [
+            "esb.h",
+            "esb.c",
+            "esb_knn.c",
+            "model_data.h",
+            "model_data.c",
+            "main.c",
+            "Makefile",
+            "README.txt",
+        ]
+    )
+    assert (out / "esb_knn.c").read_bytes() == (C_DIR / "esb_knn.c").read_bytes()
+    flags = " ".join([*CFLAGS, "-fsanitize=address,undefined"] if shutil.which("clang") else CFLAGS)
+    cc = "clang" if shutil.which("clang") else "gcc"
+    res = _run(["make", "-C", str(out), f"CC={cc}", f"CFLAGS={flags}"])
+    if res.returncode != 0 and "fsanitize" in res.stdout + res.stderr:
+        res = _run(["make", "-C", str(out), "CC=gcc", f"CFLAGS={' '.join(CFLAGS)}"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    model = KnnModel(ir)
+    pairs = _all_pairs(ir)
+    text = "user,item\r\n" + "".join(f"{_text(u)},{_text(i)},4\n" for u, i in pairs)
+    res = _run([str(out / "model_main")], input=text + "no-separator\n")
+    assert res.returncode == 1 and res.stderr == f'line {len(pairs) + 2}: expected "user,item"\n'
+    lines = [ln.split("\t") for ln in res.stdout.splitlines()]
+    for (u, i), line in zip(pairs, lines, strict=True):
+        ref = model.predict(u, i)
+        assert float(line[0]) == ref.est, (u, i, line)
+        assert line[1:] == [
+            str(ref.details.get("actual_k", "-")),
+            str(int(ref.details["was_impossible"])),
+        ]
+    assert len(lines) == len(pairs)

@@ -1077,9 +1077,9 @@ static void knn_estimate(const esb_knn *m, const knn_index *ix, uint32_t u, uint
 
 static double knn_clip(const esb_knn *m, double e)
 {
-    /* Python's min(hi, max(lo, e)) */
-    double v = m->rating_low > e ? m->rating_low : e;
-    return m->rating_high < v ? m->rating_high : v;
+    /* Python's min(hi, max(lo, e)), as KnnModel._clip (a NaN from an overflow gives lo) */
+    double v = e > m->rating_low ? e : m->rating_low;
+    return v < m->rating_high ? v : m->rating_high;
 }
 
 esb_status esb_knn_predict(const esb_knn *m, uint32_t user, uint32_t item, void *ws,
