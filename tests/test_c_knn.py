@@ -521,3 +521,29 @@ def test_export_c_builds_and_predicts_pairs_like_python(case, tmp_path) -> None:
             str(int(ref.details["was_impossible"])),
         ]
     assert len(lines) == len(pairs)
+
+
+def test_bench_knn_json_line(host, tmp_path) -> None:
+    """`esb bench KNN.esb PAIRS.csv`: one JSON line; the checksum is the sum of the timed
+    estimates (pairs in turn), so it says the timed calls predicted what predict does."""
+    import json
+
+    ir = _tie_irs()["zscore-u8"]
+    blob = tmp_path / "knn.esb"
+    blob.write_bytes(esb_knn.encode(ir))
+    pairs = _all_pairs(ir)
+    csv = write_pairs(tmp_path / "pairs.csv", pairs)
+    model = KnnModel(ir)
+    est = [model.predict(u, i).est for u, i in pairs]
+    for op, batch in (("predict", 1), ("predict", 3), ("recommend", 1)):
+        out = esb(host, "bench", blob, csv, "50", "5", "--op", op, "--batch", str(batch))
+        rec = json.loads(out)
+        assert rec["engine"] == "c" and rec["op"] == op and rec["runs"] == 50
+        assert rec["rows"] == len(pairs) and 0 < rec["min_ns"] <= rec["p50_ns"] <= rec["p99_ns"]
+        assert rec["model_bytes"] == blob.stat().st_size
+        if op == "predict":
+            ref = sum(est[j % len(pairs)] for j in range(50 * batch))
+            assert rec["checksum"] == pytest.approx(ref, rel=1e-12)
+    pred = tmp_path / "pred.txt"
+    esb(host, "bench", blob, csv, "3", "0", "--predictions", pred)
+    assert [float(v) for v in pred.read_text().split()] == est
