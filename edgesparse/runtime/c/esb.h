@@ -1,5 +1,6 @@
 /*
- * esb.h - C99 runtime for edgesparse `.esb` linear models (format version 1).
+ * esb.h - C99 runtime for edgesparse `.esb` linear models (format version 1) and k-NN
+ * recommenders (version 2: see "k-NN recommenders" at the end; esb_knn.c).
  *
  * The blob format is specified in docs/FORMAT.md; the reference reader is
  * edgesparse/formats/ (esb.py's decode) and the reference runtime edgesparse/runtime/model.py. This reader
