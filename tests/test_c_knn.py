@@ -547,3 +547,30 @@ def test_bench_knn_json_line(host, tmp_path) -> None:
     pred = tmp_path / "pred.txt"
     esb(host, "bench", blob, csv, "3", "0", "--predictions", pred)
     assert [float(v) for v in pred.read_text().split()] == est
+
+
+CROSS = {
+    "aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64-static"),
+    "armhf": ("arm-linux-gnueabihf-gcc", "qemu-arm-static"),
+}
+
+
+@pytest.mark.parametrize("arch", list(CROSS))
+def test_cross_targets_match_numpy(arch, tmp_path) -> None:
+    """The same bits on the Pis' CPUs (cross-built, run under QEMU user mode)."""
+    cc, qemu = CROSS[arch]
+    how = "apt-get install gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static"
+    require_tool(
+        shutil.which(cc) is not None and shutil.which(qemu) is not None, what=cc, install=how
+    )
+    exe = tmp_path / "esb"
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    res = _run([cc, *CFLAGS, "-static", *sources, "-lm", "-o", str(exe)])
+    assert res.returncode == 0, res.stderr
+    for case in ("zscore-u8", "baseline-min1", "int-ids", "item-based-twice"):
+        ir = _tie_irs()[case]
+        blob = tmp_path / f"{case}.esb"
+        blob.write_bytes(esb_knn.encode(ir))
+        pairs = _all_pairs(ir)
+        lines = c_predict([qemu, str(exe)], blob, write_pairs(tmp_path / "p.csv", pairs))
+        assert_same_as_numpy(KnnModel(ir), pairs, lines)
