@@ -574,3 +574,18 @@ def test_cross_targets_match_numpy(arch, tmp_path) -> None:
         pairs = _all_pairs(ir)
         lines = c_predict([qemu, str(exe)], blob, write_pairs(tmp_path / "p.csv", pairs))
         assert_same_as_numpy(KnnModel(ir), pairs, lines)
+
+
+def test_raw_ids_that_match_nothing_are_unknown(host, tmp_path) -> None:
+    """Text that is no id of the kind (NaN, not a number, an int out of range) is unknown."""
+    ir = _tie_irs()["float-ids"]
+    blob = tmp_path / "f.esb"
+    blob.write_bytes(esb_knn.encode(ir))
+    (tmp_path / "p.csv").write_text("nan,10\n1.5,inf\nx,7.5\n1.5,7.5\n")
+    lines = c_predict(host, blob, tmp_path / "p.csv")
+    assert [ln[2] for ln in lines] == ["1", "1", "1", "0"]
+    ir = _tie_irs()["int-ids"]
+    blob.write_bytes(esb_knn.encode(ir))
+    (tmp_path / "p.csv").write_text("99999999999999999999,3\n-5,3.0\n-5, 3\n-5,3\n")
+    lines = c_predict(host, blob, tmp_path / "p.csv")
+    assert [ln[2] for ln in lines] == ["1", "1", "1", "0"]

@@ -802,6 +802,7 @@ static int knn_parse_id(uint8_t kind, const char *text, size_t len, knn_id *id)
         id->i = (int64_t)v;
     } else {
         id->f = strtod(buf, &end);
+        if (!knn_finite(id->f)) return 0; /* ids are finite; a NaN would compare equal */
     }
     return *end == '\0' && errno == 0;
 }
@@ -871,6 +872,8 @@ typedef struct {
     double sim, r;
     uint32_t nbr, pos; /* the neighbour x2, its place among y's ratings (rating order) */
 } knn_cand;
+/* esb_knn_workspace_size counts 24 bytes per candidate (and 8 for its term). */
+typedef char knn_cand_is_24_bytes[sizeof(knn_cand) == 24 ? 1 : -1];
 
 typedef struct {
     knn_cand *cand;   /* max_yr_row_ */
@@ -895,7 +898,7 @@ static int knn_ws_init(const esb_knn *m, void *ws, size_t bytes, knn_ws *w)
     uint8_t *p = (uint8_t *)ws;
     if (!ws || bytes < esb_knn_workspace_size(m) || (uintptr_t)ws % 8) return 0;
     w->cand = (knn_cand *)(void *)p;
-    w->terms = (double *)(void *)(p + 24 * (size_t)m->max_yr_row_);
+    w->terms = (double *)(void *)(p + sizeof(knn_cand) * (size_t)m->max_yr_row_);
     w->cols = (uint32_t *)(void *)(p + knn_ws_cand_bytes(m));
     w->seen = p + knn_ws_cand_bytes(m) + 4 * (size_t)m->max_sim_row_;
     w->row_x = ESB_KNN_UNKNOWN;
