@@ -397,7 +397,9 @@ esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label);
  * Numerics: the neighbours, their order (the k largest similarities, ties in the training
  * data's rating order, else all in rating order) and every product are those of
  * KnnModel.predict, and the sums are numpy's pairwise summation in that order, so estimates
- * equal the numpy runtime's bit for bit (8-bit similarities too: raw * (double)scale).
+ * equal the numpy runtime's bit for bit (8-bit similarities too: raw * (double)scale). Same
+ * bits needs no FMA contraction: gcc's -std=c99 has -ffp-contract=off; with clang, or where
+ * FMA is enabled (-mfma, -march=native, aarch64 clang), add -ffp-contract=off.
  * ============================================================================================= */
 #define ESB_KNN_FORMAT_VERSION 2
 #define ESB_KNN_UNKNOWN 0xFFFFFFFFu
