@@ -4,6 +4,7 @@
 and nothing but libc (and libm for ``expf``)::
 
     esb.h, esb.c        the runtime (edgesparse/runtime/c/): verifier and kernels, no malloc
+    esb_knn.c           its k-NN recommender part (esb.c includes it)
     model_data.h/.c     the blob as an 8-byte-aligned ``const unsigned char`` array (flash on
                         a microcontroller), its length and shape constants
     main.c              an example: reads rows of numbers (whitespace- or comma-separated)
@@ -11,7 +12,9 @@ and nothing but libc (and libm for ``expf``)::
     Makefile, README.txt
 
 The blob is verified with the Python reference decoder before anything is written, and the C
-runtime verifies it again at start-up (``esb_open``).
+runtime verifies it again at start-up (``esb_open``). A k-NN recommender blob (version 2)
+gets the same folder with its own ``main.c``, which predicts ``user,item`` pairs read from
+stdin (:mod:`edgesparse.export_c_knn`; ``esb_knn_open`` verifies it at start-up).
 
 :func:`write_rows` writes the small binary row file that the runtime's driver program
 (``edgesparse/runtime/c/esb_main.c``: ``esb predict`` / ``esb bench``) reads.
@@ -30,14 +33,17 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import FormatError, InputError
+from edgesparse.export_c_knn import knn_main_source, knn_model_header, knn_readme
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.formats import esb
+from edgesparse.formats import knn as esb_knn
 from edgesparse.formats.container import BlobKind, kind_of
 
 __all__ = ["RUNTIME_FILES", "c_runtime_dir", "export_c", "fast_workspace", "write_rows"]
 
-RUNTIME_FILES = ("esb.h", "esb.c", "esb_main.c")
-"""The C runtime's files in ``edgesparse/runtime/c/``."""
+RUNTIME_FILES = ("esb.h", "esb.c", "esb_knn.c", "esb_main.c", "esb_knn_main.c")
+"""The C runtime's files in ``edgesparse/runtime/c/`` (esb.c includes esb_knn.c, the k-NN
+runtime, and esb_main.c includes esb_knn_main.c: each pair builds as one file)."""
 
 ROWS_MAGIC = b"ESBROWS1"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -53,17 +59,12 @@ def _runtime_source(name: str) -> bytes:
     return read_bytes(path, what="C runtime source")
 
 
-def _check_linear_blob(path: str | os.PathLike[str], blob: bytes) -> None:
-    """Refuse, saying what it is, a file export-c cannot take: a k-NN blob, an ONNX model, a
-    model still to compress, a data file (a damaged .esb is the verifier's to describe)."""
+def _check_esb_blob(path: str | os.PathLike[str], blob: bytes) -> None:
+    """Refuse, saying what it is, a file export-c cannot take: an ONNX model, a model still to
+    compress, a data file (a damaged .esb is the verifier's to describe)."""
     from edgesparse.formats.sniff import not_a_compressed_model
 
     shown = os.fspath(path)
-    if kind_of(blob) is BlobKind.ESB_KNN:
-        raise InputError(
-            f"{shown} is a k-NN recommender blob; export-c writes C for linear models only "
-            f"(run it with the numpy runtime: edgesparse predict {shown} pairs.csv)"
-        )
     if kind_of(blob).is_esb:
         return
     wrong = not_a_compressed_model(path, data_hint="export-c reads a .esb model")
@@ -92,7 +93,10 @@ def export_c(
     if not _IDENT.match(name):
         raise InputError(f"--name {name!r} is not a C identifier; use letters, digits and _")
     blob = read_bytes(blob_path, what=".esb file")
-    _check_linear_blob(blob_path, blob)
+    _check_esb_blob(blob_path, blob)
+    out = Path(out_dir)
+    if kind_of(blob) is BlobKind.ESB_KNN:
+        return _write(out, _knn_files(blob_path, blob, name))
     try:
         info = esb.verify(blob)
     except FormatError as exc:
@@ -104,24 +108,44 @@ def export_c(
         )
     layout, ws_bytes = fast_workspace(info)
     info = {**info, "ws_layout": layout, "ws_bytes": ws_bytes}
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output {out} exists and is not a folder; pass a folder with -o")
-    out.mkdir(parents=True, exist_ok=True)
-
     files: dict[str, bytes] = {
         "esb.h": _runtime_source("esb.h"),
         "esb.c": _runtime_source("esb.c"),
+        "esb_knn.c": _runtime_source("esb_knn.c"),  # included by esb.c
         "model_data.h": _model_header(info, name).encode(),
         "model_data.c": _model_source(blob, name).encode(),
         "main.c": _main_source(info, name).encode(),
         "Makefile": _MAKEFILE.encode(),
         "README.txt": _readme(info, name, len(blob)).encode(),
     }
-    written = []
-    for fname, data in files.items():
-        written.append(atomic_write_bytes(out / fname, data))
-    return written
+    return _write(out, files)
+
+
+def _write(out: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write ``files`` into the folder ``out`` (made if missing), each atomically."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} exists and is not a folder; pass a folder with -o")
+    out.mkdir(parents=True, exist_ok=True)
+    return [atomic_write_bytes(out / fname, data) for fname, data in files.items()]
+
+
+def _knn_files(blob_path: str | os.PathLike[str], blob: bytes, name: str) -> dict[str, bytes]:
+    """The exported folder of a k-NN recommender: main.c predicts user,item pairs."""
+    try:
+        info = esb_knn.verify(blob)
+        ir = esb_knn.decode(blob)
+    except FormatError as exc:
+        raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
+    return {
+        "esb.h": _runtime_source("esb.h"),
+        "esb.c": _runtime_source("esb.c"),
+        "esb_knn.c": _runtime_source("esb_knn.c"),
+        "model_data.h": knn_model_header(ir, name).encode(),
+        "model_data.c": _model_source(blob, name).encode(),
+        "main.c": knn_main_source(name).encode(),
+        "Makefile": _MAKEFILE.encode(),
+        "README.txt": knn_readme(info, name, len(blob)).encode(),
+    }
 
 
 def fast_workspace(info: dict[str, Any]) -> tuple[str, int]:

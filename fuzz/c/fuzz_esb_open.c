@@ -7,7 +7,9 @@
  * model runs decision / predict / proba on dense and CSR rows without a sanitizer report, in
  * every index layout (streamed; columns, dense and transposed built with esb_use_layout in
  * exactly esb_layout_size bytes; and what esb_use_workspace picks for esb_workspace_size),
- * and the batch calls on five rows give the one-row calls' status and bits.
+ * and the batch calls on five rows give the one-row calls' status and bits. The same bytes go
+ * to esb_knn_open (k-NN, version 2), and an accepted k-NN model builds its index and predicts
+ * and recommends (exercise_knn).
  * Each input is tried twice: as given, and "resealed" (every CRC recomputed where the table
  * allows), so that mutations get past the checksums to the structural checks behind them.
  *
@@ -168,12 +170,52 @@ static void exercise(const esb_model *m0)
     in_layout(&m, -1, esb_workspace_size_fast(&m), x, n, idx, val);
 }
 
+/* A k-NN model esb_knn_open accepted: the index (exact bytes), then predictions of a few
+ * pairs (known, unknown, out of range) and recommendations, in an exact-size workspace.
+ * Estimates must lie in the rating scale; recommendations best first, no more than asked. */
+static void exercise_knn(esb_knn *m)
+{
+    size_t ib = esb_knn_index_size(m), wb = esb_knn_workspace_size(m);
+    uint32_t *idx = (uint32_t *)malloc(ib ? ib : 4);
+    double *ws = (double *)malloc(wb ? wb : 8), est[4];
+    uint32_t items[4], got, j, p;
+    esb_status st;
+    if (!idx || !ws) abort();
+    st = esb_knn_use_index(m, idx, ib);
+    if (st != ESB_OK && (st != ESB_E_CORRUPT || m->message[0] == '\0')) abort();
+    for (p = 0; st == ESB_OK && p < 6; p++) {
+        static const uint32_t U[6] = {0, 1, 0xFFFFFFFFu, 0, 7, 0xFFFFFFFEu};
+        static const uint32_t I[6] = {0, 1, 0, 0xFFFFFFFFu, 3, 2};
+        uint32_t u = p == 1 ? m->n_users - 1 : U[p], i = p == 1 ? m->n_items - 1 : I[p];
+        esb_knn_prediction r;
+        if (esb_knn_predict(m, u, i, ws, wb, &r) != ESB_OK) abort();
+        if (!(r.est >= m->rating_low && r.est <= m->rating_high)) abort();
+        if (esb_knn_recommend(m, u, 3, (int)(p & 1), items, est, &got, ws, wb) != ESB_OK)
+            abort();
+        if (got > 3 || got > m->n_items) abort();
+        for (j = 1; j < got; j++)
+            if (est[j] > est[j - 1]) abort();
+    }
+    if (st == ESB_OK && m->n_users) {
+        esb_label id;
+        if (esb_knn_user_id(m, m->n_users - 1, &id) != ESB_OK) abort();
+        if (id.kind == ESB_LABEL_STRING &&
+            esb_knn_find_user(m, id.s, id.len) == ESB_KNN_UNKNOWN) abort();
+    }
+    free(idx);
+    free(ws);
+}
+
 static void one(const uint8_t *data, size_t size)
 {
     esb_model m;
+    esb_knn k;
     esb_status st = esb_open(data, size, &m);
     if (st == ESB_OK) exercise(&m);
     else if (m.message[0] == '\0') abort(); /* every error names what is wrong */
+    st = esb_knn_open(data, size, &k); /* version 2: the k-NN verifier */
+    if (st == ESB_OK) exercise_knn(&k);
+    else if (k.message[0] == '\0') abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

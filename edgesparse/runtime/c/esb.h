@@ -1,5 +1,6 @@
 /*
- * esb.h - C99 runtime for edgesparse `.esb` linear models (format version 1).
+ * esb.h - C99 runtime for edgesparse `.esb` linear models (format version 1) and k-NN
+ * recommenders (version 2: see "k-NN recommenders" at the end; esb_knn.c).
  *
  * The blob format is specified in docs/FORMAT.md; the reference reader is
  * edgesparse/formats/ (esb.py's decode) and the reference runtime edgesparse/runtime/model.py. This reader
@@ -354,6 +355,114 @@ int esb_has_proba(const esb_model *m);
 
 /* Label of class k (0 <= k < n_classes). Takes O(k) for int and string labels. */
 esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label);
+
+/* =============================================================================================
+ * k-NN recommenders (format version 2): esb_knn.c, compiled as part of esb.c
+ *
+ * The reference reader is edgesparse/formats/knn.py, the reference runtime
+ * edgesparse/runtime/knn.py (KnnModel, Surprise 1.1's KNNBasic / KNNWithMeans /
+ * KNNWithZScore / KNNBaseline; its module docstring states the semantics).
+ *
+ *     esb_knn m;
+ *     if (esb_knn_open(blob, len, &m) != ESB_OK) { puts(m.message); return 1; }
+ *     static uint32_t index[...];   // esb_knn_index_size(&m) bytes, once per model
+ *     if (esb_knn_use_index(&m, index, sizeof index) != ESB_OK) { puts(m.message); ... }
+ *     static double ws[...];        // esb_knn_workspace_size(&m) bytes, one per thread
+ *     uint32_t u = esb_knn_find_user(&m, "196", 3), i = esb_knn_find_item(&m, "302", 3);
+ *     esb_knn_prediction p;
+ *     esb_knn_predict(&m, u, i, ws, sizeof ws, &p);   // p.est, p.actual_k, p.was_impossible
+ *
+ * Verification: esb_knn_open makes every check knn.decode makes, in its order and with its
+ * messages, on the blob in place, except that the raw ids of a side with more than
+ * ESB_KNN_PAIRWISE_IDS ids are checked for repeats by esb_knn_use_index (which sorts them;
+ * without allocation open could only compare every pair). A model is verified, and usable,
+ * once esb_knn_use_index has succeeded.
+ *
+ * Ids: the calls take inner ids (0 .. n_users - 1, 0 .. n_items - 1: training order) or
+ * ESB_KNN_UNKNOWN (any value >= n is unknown too), which gets Surprise's fallbacks. Raw ids,
+ * the ids of the training data, are int64, float64 or UTF-8 strings in the blob (the kind is
+ * esb_knn.user_id_kind / item_id_kind, ESB_LABEL_*); esb_knn_find_user / _item map the raw id
+ * as text (decimal for int ids, any strtod syntax for float ids, the bytes for strings) to
+ * its inner id in O(log n) through the index, ESB_KNN_UNKNOWN when there is none;
+ * esb_knn_user_id / _item_id give the raw id of an inner id in O(1).
+ *
+ * Memory: no function allocates. The index (esb_knn_index_size: 4 * (2 n_x + n_y +
+ * 2 n_users + 2 n_items + 5) bytes, uint32_t aligned; n_x is n_users for a user-based model,
+ * else n_items, n_y the other side) holds the row starts of the varint-coded rows and the
+ * sorted ids; it is read-only after esb_knn_use_index, so threads may share the model. Each
+ * call needs its own workspace (esb_knn_workspace_size: 32 bytes per rating of the most rated
+ * y, 4 per similarity of the longest similarity row, n_items / 8 for recommend; 8-byte
+ * aligned).
+ *
+ * Numerics: the neighbours, their order (the k largest similarities, ties in the training
+ * data's rating order, else all in rating order) and every product are those of
+ * KnnModel.predict, and the sums are numpy's pairwise summation in that order, so estimates
+ * equal the numpy runtime's bit for bit (8-bit similarities too: raw * (double)scale). Same
+ * bits needs no FMA contraction: gcc's -std=c99 has -ffp-contract=off; with clang, or where
+ * FMA is enabled (-mfma, -march=native, aarch64 clang), add -ffp-contract=off.
+ * ============================================================================================= */
+#define ESB_KNN_FORMAT_VERSION 2
+#define ESB_KNN_UNKNOWN 0xFFFFFFFFu
+/* Ids per side up to which esb_knn_open compares every pair for repeats. */
+#define ESB_KNN_PAIRWISE_IDS 4096u
+enum { ESB_KNN_BASIC = 0, ESB_KNN_MEANS, ESB_KNN_ZSCORE, ESB_KNN_BASELINE };
+enum { ESB_SIM_F64 = 0, ESB_SIM_F32, ESB_SIM_U8 };
+/* esb_knn_prediction.reason */
+enum { ESB_KNN_REASON_NONE = 0, ESB_KNN_REASON_UNKNOWN, ESB_KNN_REASON_TOO_FEW };
+
+typedef struct esb_knn {
+    /* Public, read-only after esb_knn_open. */
+    uint32_t n_users, n_items, k, min_k, sim_nnz, n_ratings;
+    uint8_t variant;       /* ESB_KNN_BASIC .. ESB_KNN_BASELINE */
+    uint8_t sim_dtype;     /* ESB_SIM_F64, ESB_SIM_F32, ESB_SIM_U8 (per-row float32 scales) */
+    uint8_t user_based;    /* similarities between users (1) or items (0) */
+    uint8_t user_id_kind;  /* ESB_LABEL_INT, ESB_LABEL_FLOAT or ESB_LABEL_STRING */
+    uint8_t item_id_kind;
+    double global_mean, rating_low, rating_high;
+    char message[ESB_MESSAGE_SIZE]; /* the error message of esb_knn_open / _use_index */
+    /* Private. */
+    const unsigned char *buf_;
+    size_t size_;
+    esb_section_ref sec_[15]; /* indexed by section kind 1..14 */
+    double step_;
+    uint32_t max_sim_row_, max_yr_row_;
+    const uint32_t *idx_;     /* esb_knn_use_index */
+} esb_knn;
+
+typedef struct esb_knn_prediction {
+    double est;           /* clipped to [rating_low, rating_high] */
+    double est_unclipped;
+    uint32_t actual_k;    /* neighbours used; 0 with has_actual_k == 0 for unknown ids */
+    uint8_t has_actual_k; /* Surprise's details carry actual_k */
+    uint8_t was_impossible;
+    uint8_t reason;       /* ESB_KNN_REASON_*: why it was impossible */
+} esb_knn_prediction;
+
+/* Verify a version-2 blob in place (see above); on failure m->message says what and where,
+ * in the Python reader's words. */
+esb_status esb_knn_open(const void *buf, size_t len, esb_knn *m);
+/* Bytes of the index, and building it (ESB_E_ARGUMENT when too small or not uint32_t
+ * aligned; ESB_E_CORRUPT, with m->message, for repeated raw ids). idx must stay valid and
+ * unchanged while the model is used. */
+size_t esb_knn_index_size(const esb_knn *m);
+esb_status esb_knn_use_index(esb_knn *m, uint32_t *idx, size_t bytes);
+/* Bytes of one call's workspace (predict and recommend). */
+size_t esb_knn_workspace_size(const esb_knn *m);
+/* Inner id of a raw id given as text (len bytes), or ESB_KNN_UNKNOWN. Needs the index. */
+uint32_t esb_knn_find_user(const esb_knn *m, const char *text, size_t len);
+uint32_t esb_knn_find_item(const esb_knn *m, const char *text, size_t len);
+/* Raw id of an inner id (strings point into the blob, not NUL-terminated). */
+esb_status esb_knn_user_id(const esb_knn *m, uint32_t user, esb_label *id);
+esb_status esb_knn_item_id(const esb_knn *m, uint32_t item, esb_label *id);
+/* KnnModel.predict(user, item): Surprise's estimate, fallbacks and details. */
+esb_status esb_knn_predict(const esb_knn *m, uint32_t user, uint32_t item, void *ws,
+                           size_t ws_bytes, esb_knn_prediction *out);
+/* KnnModel.recommend(user, n, exclude_seen): the min(n, candidates) items with the highest
+ * clipped estimates, best first, ties in training (inner id) order; items the user rated in
+ * training are left out when exclude_seen. Writes *n_out inner ids and clipped estimates. */
+esb_status esb_knn_recommend(const esb_knn *m, uint32_t user, uint32_t n, int exclude_seen,
+                             uint32_t *items, double *est, uint32_t *n_out, void *ws,
+                             size_t ws_bytes);
 
 #ifdef __cplusplus
 }

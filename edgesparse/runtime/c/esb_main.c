@@ -59,6 +59,9 @@
  * and bench with "esb: row N: <reason>" on stderr and exit 1 (bench checks every timed call's
  * status after its timer has stopped); bad files, unknown options and malformed numbers exit 2.
  *
+ * k-NN recommenders (version-2 blobs): verify, predict PAIRS.csv, recommend and bench, see
+ * esb_knn_main.c (included below).
+ *
  * The driver allocates (files, timings); the runtime (esb.c) never does.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -227,7 +230,7 @@ static int load_model(const char *path, int stream, loaded *l)
     return 1;
 }
 
-enum { OP_PREDICT, OP_PROBA, OP_DECISION };
+enum { OP_PREDICT, OP_PROBA, OP_DECISION, OP_RECOMMEND }; /* recommend: k-NN only */
 
 /* One call on row i; returns the status, accumulates a checksum. */
 static esb_status call(const loaded *l, const rows *r, uint32_t i, int op, float *buf,
@@ -253,6 +256,9 @@ static esb_status call(const loaded *l, const rows *r, uint32_t i, int op, float
     return st;
 }
 
+static int is_knn_blob(const unsigned char *b, size_t len);
+static int knn_verify_blob(unsigned char *blob, size_t len);
+
 static int cmd_verify(int argc, char **argv)
 {
     int i, bad = 0;
@@ -264,6 +270,10 @@ static int cmd_verify(int argc, char **argv)
         if (!blob) {
             printf("ERR -1 cannot read %s\n", argv[i]);
             bad = 1;
+            continue;
+        }
+        if (is_knn_blob(blob, len)) { /* version 2: esb_knn_main.c */
+            bad |= knn_verify_blob(blob, len);
             continue;
         }
         st = esb_open(blob, len, &m);
@@ -589,6 +599,10 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
                 (unsigned)r.n_features, (unsigned)l.m.n_features);
         return 2;
     }
+    if (op == OP_RECOMMEND) {
+        fprintf(stderr, "esb: --op recommend is for k-NN models\n");
+        return 2;
+    }
     if (op == OP_PREDICT && l.m.head == ESB_HEAD_IDENTITY) op = OP_DECISION;
     if (op == OP_PROBA && !esb_has_proba(&l.m)) {
         fprintf(stderr, "esb: this model has no predict_proba\n");
@@ -656,6 +670,10 @@ static int usage(void)
                     "       esb bench MODEL.esb ROWS.bin RUNS WARMUP "
                     "[--stream|--min-workspace|--layout L] "
                     "[--op predict|proba|decision] [--batch N] [--predictions FILE] [--one-row]\n"
+                    "       esb predict KNN.esb PAIRS.csv\n"
+                    "       esb recommend KNN.esb USER N [--all]\n"
+                    "       esb bench KNN.esb PAIRS.csv RUNS WARMUP [--op predict|recommend] "
+                    "[--batch N]\n"
                     "       (L: streamed, columns, dense or transposed)\n");
     return 2;
 }
@@ -673,6 +691,9 @@ static int parse_count(const char *what, const char *text, long *out)
     return 1;
 }
 
+#define ESB_KNN_MAIN_IN_ESB_MAIN 1
+#include "esb_knn_main.c"
+
 int main(int argc, char **argv)
 {
     int i, first_option;
@@ -682,6 +703,7 @@ int main(int argc, char **argv)
     o.batch = 1;
     if (argc < 2) return usage();
     if (strcmp(argv[1], "verify") == 0) return argc < 3 ? usage() : cmd_verify(argc - 2, argv + 2);
+    if (strcmp(argv[1], "recommend") == 0 && argc >= 5) return knn_cmd_recommend(argc - 2, argv + 2);
     if (strcmp(argv[1], "predict") == 0 && argc >= 4) first_option = 4;
     else if (strcmp(argv[1], "bench") == 0 && argc >= 6) first_option = 6;
     else return usage();
@@ -700,6 +722,7 @@ int main(int argc, char **argv)
             if (strcmp(op, "predict") == 0) o.op = OP_PREDICT;
             else if (strcmp(op, "proba") == 0) o.op = OP_PROBA;
             else if (strcmp(op, "decision") == 0) o.op = OP_DECISION;
+            else if (strcmp(op, "recommend") == 0) o.op = OP_RECOMMEND;
             else return usage();
         } else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
             if (!parse_count("--batch", argv[++i], &o.batch)) return 2;
@@ -717,8 +740,10 @@ int main(int argc, char **argv)
             return usage();
         }
     }
+    if (first_option == 4 && file_is_knn(argv[2])) return knn_cmd_predict(argv[2], argv[3]);
     if (first_option == 4) return cmd_predict(argv[2], argv[3], o.stream, o.one_row, o.pad);
     if (!parse_count("RUNS", argv[4], &o.runs) || !parse_count("WARMUP", argv[5], &o.warmup))
         return 2;
+    if (file_is_knn(argv[2])) return knn_cmd_bench(argv[2], argv[3], &o);
     return cmd_bench(argv[2], argv[3], &o);
 }
