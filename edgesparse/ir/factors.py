@@ -18,7 +18,8 @@ algorithm needs:
 
 Numeric contract (what every reader computes, ``est`` before clipping to the rating scale):
 
-* float64 factors: ``dot(u, i) = sum_f q[i, f] * p[u, f]``;
+* float64 or float32 factors: ``dot(u, i) = sum_f q[i, f] * p[u, f]`` in float64 (float32
+  factors widened first);
 * int8 factors, one float32 scale per row (``P = diag(p_scales) . p``, likewise ``q``):
   ``dot(u, i) = (float64(p_scales[u]) * float64(q_scales[i])) * D`` where ``D`` is the exact
   integer ``sum_f p[u, f] * q[i, f]`` (|D| <= f * 127^2);
@@ -43,7 +44,7 @@ __all__ = ["ALGORITHMS", "FACTOR_DTYPES", "FactorIR"]
 ALGORITHMS = ("svd", "svdpp", "nmf", "baseline")
 """Surprise's SVD, SVDpp, NMF and BaselineOnly (in format code order)."""
 
-FACTOR_DTYPES = ("float64", "int8")
+FACTOR_DTYPES = ("float64", "float32", "int8")
 """How the factors are stored (in format code order)."""
 
 
@@ -95,7 +96,7 @@ class FactorIR:
 
     @property
     def factor_dtype(self) -> str:
-        """``float64`` or ``int8`` (``float64`` when there are no factors)."""
+        """``float64``, ``float32`` or ``int8`` (``float64`` when there are no factors)."""
         return "float64" if self.p is None else str(self.p.dtype)
 
     # -- invariants ---------------------------------------------------------------------
@@ -168,7 +169,7 @@ class FactorIR:
             _fail(
                 f"p and q must both be one of {', '.join(FACTOR_DTYPES)}, got {p.dtype}, {q.dtype}"
             )
-        if p.dtype == np.float64:
+        if p.dtype != np.int8:
             if self.p_scales is not None or self.q_scales is not None:
                 _fail("scales are only for int8 factors")
             if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):

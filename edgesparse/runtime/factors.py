@@ -48,7 +48,8 @@ class FactorModel:
         self._lo, self._hi = ir.rating_scale
         self._q: np.ndarray | None = None
         self._p: np.ndarray | None = None
-        if ir.p is not None and ir.q is not None and ir.p_scales is not None:
+        if ir.p is not None and ir.q is not None and ir.factor_dtype == "int8":
+            assert ir.p_scales is not None and ir.q_scales is not None
             # int8: |sum| <= f * 127^2, exact in float32 while that stays below 2^24.
             wide = np.float32 if ir.n_factors * 127 * 127 < _EXACT_F32 else np.float64
             self._p, self._q = ir.p.astype(wide), ir.q.astype(wide)
@@ -163,9 +164,9 @@ class FactorModel:
             d = (self._q[items] @ self._p[u]).astype(np.float64)  # exact integers
             return (self._ps[u] * self._qs[items]) * d
         assert ir.p is not None and ir.q is not None
-        pu = ir.p[u]
+        pu = ir.p[u].astype(np.float64)
         out = np.empty(items.size)
         step = self.block_items
         for a in range(0, items.size, step):
-            out[a : a + step] = (ir.q[items[a : a + step]] * pu).sum(axis=1)
+            out[a : a + step] = (ir.q[items[a : a + step]].astype(np.float64) * pu).sum(axis=1)
         return out
