@@ -59,9 +59,10 @@ def _check_linear_blob(path: str | os.PathLike[str], blob: bytes) -> None:
     from edgesparse.formats.sniff import not_a_compressed_model
 
     shown = os.fspath(path)
-    if kind_of(blob) is BlobKind.ESB_KNN:
+    if kind_of(blob) in (BlobKind.ESB_KNN, BlobKind.ESB_FACTORS):
+        what = "k-NN" if kind_of(blob) is BlobKind.ESB_KNN else "matrix-factorization"
         raise InputError(
-            f"{shown} is a k-NN recommender blob; export-c writes C for linear models only "
+            f"{shown} is a {what} recommender blob; export-c writes C for linear models only "
             f"(run it with the numpy runtime: edgesparse predict {shown} pairs.csv)"
         )
     if kind_of(blob).is_esb:
