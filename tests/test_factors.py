@@ -8,6 +8,7 @@ The rating table comes from ``models/train_knn.py`` (seeded, generated, no downl
 from __future__ import annotations
 
 import importlib.util
+import json
 import pickle
 import sys
 from pathlib import Path
@@ -15,12 +16,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from edgesparse.cli import cli
+from edgesparse.data import read_pairs
 from edgesparse.errors import IRError, UnsupportedModelError
 from edgesparse.frontends import to_ir
 from edgesparse.frontends.surprise_factors import from_surprise_factors
 from edgesparse.ir.factors import FactorIR
 from edgesparse.loader import load_model
+from edgesparse.runtime import load
 from edgesparse.runtime.factors import FactorModel
 from tests.conftest import require_tool
 
@@ -216,3 +221,50 @@ def test_the_ir_refuses_what_is_not_a_model(changes: dict, message: str) -> None
     _tiny()  # the base is valid
     with pytest.raises(IRError, match=message):
         _tiny(**changes)
+
+
+# ------------------------------------------------------------------------------------------
+# The CLI
+# ------------------------------------------------------------------------------------------
+def test_cli_compress_predict_inspect(data, tmp_path: Path) -> None:
+    runner = CliRunner()
+    algo = fit(data, "SVDpp", {"n_factors": 8, "n_epochs": 4})
+    model, test_csv = tmp_path / "svdpp.pkl", ROOT / "models" / "knn_ratings.test.csv"
+    model.write_bytes(pickle.dumps(algo))
+    out = tmp_path / "svdpp.esb"
+    res = runner.invoke(
+        cli, ["compress", str(model), "-o", str(out), "--check-data", str(test_csv), "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["estimator"] == "surprise.SVDpp" and report["factor_dtype"] == "int8"
+    pairs, truth = read_pairs(test_csv, columns="user,item,rating")
+    ref = np.array([algo.predict(u, i).est for u, i in pairs])
+    assert report["rmse_before"] == pytest.approx(np.sqrt(np.mean((ref - truth) ** 2)), abs=1e-9)
+    assert abs(report["rmse_after"] - report["rmse_before"]) <= 0.005 * report["rmse_before"]
+    assert report["output_bytes"] == out.stat().st_size < report["source_bytes"]
+    res = runner.invoke(cli, ["compress", str(model), "-o", str(out), "--quantize", "none"])
+    assert res.exit_code == 0 and "factor dtype" in res.output and "float64" in res.output
+    m = load(out)
+    assert isinstance(m, FactorModel)
+    res = runner.invoke(cli, ["predict", str(out), str(test_csv)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    assert len(lines) == len(pairs)
+    for line, (u, i) in zip(lines[:30], pairs[:30], strict=True):
+        uu, ii, est, flag = line.split(",")
+        assert (uu, ii) == (u, i) and float(est) == pytest.approx(algo.predict(u, i).est, abs=1e-5)
+        assert flag == "0"
+    res = runner.invoke(cli, ["inspect", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output)
+    assert info["model_kind"] == "factors" and info["algorithm"] == "svdpp"
+    assert info["checksums"] == "OK" and info["n_factors"] == 8
+    res = runner.invoke(cli, ["predict", str(out), str(test_csv), "--proba"])
+    assert res.exit_code == 2 and "matrix-factorization recommender" in res.output
+    res = runner.invoke(cli, ["compress", str(model), "-o", str(out), "--neighbours", "5"])
+    assert res.exit_code != 0 and "--quantize only (not --neighbours)" in res.output
+    res = runner.invoke(cli, ["compress", str(model), "-o", str(tmp_path / "m.onnx")])
+    assert res.exit_code != 0 and "compresses to .esb only" in res.output
+    res = runner.invoke(cli, ["export-c", str(out), "-o", str(tmp_path / "c")])
+    assert res.exit_code != 0 and "matrix-factorization recommender blob" in res.output
