@@ -268,3 +268,12 @@ def test_cli_compress_predict_inspect(data, tmp_path: Path) -> None:
     assert res.exit_code != 0 and "compresses to .esb only" in res.output
     res = runner.invoke(cli, ["export-c", str(out), "-o", str(tmp_path / "c")])
     assert res.exit_code != 0 and "matrix-factorization recommender blob" in res.output
+
+
+def test_a_factor_pickle_is_held_to_the_recommender_cap(data) -> None:
+    # Its trainset holds every rating twice as tuples, as a k-NN model's does: the array cap
+    # for linear models would refuse one of a few hundred thousand ratings.
+    from edgesparse.loader.accounting import is_knn_pickle
+
+    for cls, options in ALGOS:
+        assert is_knn_pickle(fit(data, cls, {**options, "n_epochs": 1}))
