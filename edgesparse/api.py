@@ -3,7 +3,8 @@
 ``compress``/``compress_quantized`` prune and quantize (the options they share are one frozen
 :class:`QuantizeOptions`); ``compress_to_budget`` searches the sparsest model certified within
 an accuracy budget (:class:`BudgetOptions`); ``compress_knn`` does the same job for a Surprise
-k-NN recommender; ``check_fidelity`` compares a compressed model with its original on rows.
+k-NN recommender, ``compress_factors`` for a matrix-factorization one; ``check_fidelity``
+compares a compressed model with its original on rows.
 Files (loading, the check, atomic writing) are :mod:`edgesparse.pipeline`'s job.
 """
 
@@ -18,7 +19,10 @@ from edgesparse.data import for_sklearn
 from edgesparse.errors import InputError
 from edgesparse.frontends import pickled_by_other_release, to_linear_ir
 from edgesparse.frontends.surprise import from_surprise
+from edgesparse.frontends.surprise_factors import from_surprise_factors
 from edgesparse.ir import KnnIR, LinearIR
+from edgesparse.ir.factors import FactorIR
+from edgesparse.passes.factors import quantize_factors
 from edgesparse.passes.fidelity import data_stats
 from edgesparse.passes.knn import prune_top_k, prune_unused, quantize_sims
 from edgesparse.passes.precision import Quantized, safe_quantize
@@ -267,6 +271,14 @@ def compress_knn(
         check_neighbours(neighbours)
         ir = prune_top_k(ir, neighbours)  # type: ignore[arg-type]
     return exact, quantize_sims(ir, quantize)
+
+
+def compress_factors(algo: Any, *, quantize: str = "int8") -> tuple[FactorIR, FactorIR]:
+    """(exact, compressed) of a Surprise SVD, SVDpp, NMF or BaselineOnly: the factors
+    quantized (``quantize``: int8 with one scale per row, float32 or none; biases stay
+    float64)."""
+    exact = from_surprise_factors(algo)
+    return exact, quantize_factors(exact, quantize)
 
 
 def _refit_penalty(model: Any, ir: LinearIR) -> Any:

@@ -306,21 +306,23 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
     .csv/.tsv/.txt table of numbers, one row per line, optional header).
 
     For a model that starts with a text featurizer, DATA is a UTF-8 text file, one document
-    per line. For a k-NN recommender blob, DATA is a CSV of user,item rows; each output line is
-    user, item, estimate and 1 when the prediction was impossible (global-mean fallback)."""
+    per line. For a recommender blob (k-NN or matrix factorization), DATA is a CSV of user,item
+    rows; each output line is user, item, estimate and 1 when the prediction was impossible
+    (global-mean fallback)."""
     import edgesparse
     from edgesparse.data import save_npy
-    from edgesparse.runtime import KnnModel
+    from edgesparse.runtime import FactorModel, KnnModel
     from edgesparse.summary import array_lines, knn_lines
 
     if proba and decision:
         raise click.UsageError("give --proba or --decision, not both")
     model = edgesparse.load(blob)
-    if isinstance(model, KnnModel):
+    if isinstance(model, (KnnModel, FactorModel)):
         from edgesparse.data import read_pairs
 
         if proba or decision:
-            raise click.UsageError("--proba and --decision do not apply to a k-NN recommender")
+            what = "k-NN" if isinstance(model, KnnModel) else "matrix-factorization"
+            raise click.UsageError(f"--proba and --decision do not apply to a {what} recommender")
         pairs, _ = read_pairs(data, user_ids=model.ir.user_ids, item_ids=model.ir.item_ids)
         est, impossible = model.predict_many(pairs, with_flags=True)
         if output is not None:

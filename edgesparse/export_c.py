@@ -65,6 +65,12 @@ def _check_esb_blob(path: str | os.PathLike[str], blob: bytes) -> None:
     from edgesparse.formats.sniff import not_a_compressed_model
 
     shown = os.fspath(path)
+    if kind_of(blob) is BlobKind.ESB_FACTORS:
+        raise InputError(
+            f"{shown} is a matrix-factorization recommender blob; export-c writes C for linear "
+            f"and k-NN models only (run it with the numpy runtime: edgesparse predict {shown} "
+            "pairs.csv)"
+        )
     if kind_of(blob).is_esb:
         return
     wrong = not_a_compressed_model(path, data_hint="export-c reads a .esb model")

@@ -170,14 +170,15 @@ class CompressOptions:
         if out.resolve() == src.resolve():
             raise InputError(f"output {out} would overwrite the input model; choose another path")
 
-    def check_knn(self, fmt: str) -> None:
+    def check_knn(self, fmt: str, *, what: str = "k-NN") -> None:
         """A Surprise k-NN recommender takes ``.esb`` output, ``neighbours`` and ``quantize``
-        (and ``check_data``) only."""
+        (and ``check_data``) only; a matrix-factorization one (``what="matrix-factorization"``)
+        the same but ``neighbours``."""
         src, out = Path(self.source), Path(self.output)
         if fmt != "esb":
             asked = f"--format {self.format}" if self.format is not None else f"-o {out.name}"
             raise InputError(
-                f"{src} is a Surprise k-NN recommender, which compresses to .esb only, not "
+                f"{src} is a Surprise {what} recommender, which compresses to .esb only, not "
                 f"{fmt.upper()} (asked for by {asked}); use -o {out.stem}.esb"
             )
         linear = {
@@ -191,10 +192,13 @@ class CompressOptions:
             "force": self.force,
             "report": self.report is not None,
         }
+        if what != "k-NN":
+            linear["neighbours"] = self.neighbours is not None
         if any(linear.values()):
             raise InputError(
-                f"{src} is a Surprise k-NN recommender: it compresses to .esb with "
-                "--neighbours and --quantize only (not "
+                f"{src} is a Surprise {what} recommender: it compresses to .esb with "
+                + ("--neighbours and --quantize" if what == "k-NN" else "--quantize")
+                + " only (not "
                 f"{', '.join('--' + n for n, used in linear.items() if used)})"
             )
 

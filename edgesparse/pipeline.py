@@ -25,6 +25,7 @@ from edgesparse import frontends
 from edgesparse.api import (
     CheckResult,
     check_fidelity,
+    compress_factors,
     compress_knn,
     compress_quantized,
     compress_to_budget,
@@ -34,6 +35,7 @@ from edgesparse.errors import InputError
 from edgesparse.fileio import atomic_write_bytes
 from edgesparse.formats import knn as knn_format
 from edgesparse.frontends.surprise import is_surprise_knn
+from edgesparse.frontends.surprise_factors import is_surprise_factors
 from edgesparse.ir import KnnIR, LinearIR
 from edgesparse.loader import load_model
 from edgesparse.options import FORMATS, CompressOptions, PathLike
@@ -44,6 +46,7 @@ __all__ = [
     "FORMATS",
     "CompressOptions",
     "CompressReport",
+    "FactorDetails",
     "KnnDetails",
     "LinearDetails",
     "Progress",
@@ -120,9 +123,33 @@ class KnnDetails:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class FactorDetails:
+    """What compressing a Surprise matrix-factorization recommender did: factor storage,
+    rating check."""
+
+    n_users: int
+    n_items: int
+    n_factors: int
+    factor_dtype: str
+    check_rows: int | None = None
+    rmse_before: float | None = None
+    rmse_after: float | None = None
+    mae_before: float | None = None
+    mae_after: float | None = None
+    max_abs_delta: float | None = None
+    surprise_version: str | None = None
+    """The Surprise releases that wrote the model, as told by what its pickle holds."""
+    surprise_rules: str | None = None
+    """By which release's rules it was read (and what that changed)."""
+
+    FORMAT_BEFORE: ClassVar[str] = "surprise_version"
+    """Where ``format`` goes among these fields in :meth:`CompressReport.to_dict`."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class CompressReport:
     """What :func:`compress_file` did, for every model kind: the files and their sizes, and
-    the kind's details in ``linear`` or ``knn`` (exactly one of them is set)."""
+    the kind's details in ``linear``, ``knn`` or ``factors`` (exactly one of them is set)."""
 
     source: str
     source_bytes: int
@@ -132,10 +159,11 @@ class CompressReport:
     format: str = "esb"
     linear: LinearDetails | None = None
     knn: KnnDetails | None = None
+    factors: FactorDetails | None = None
 
     def __post_init__(self) -> None:
-        if (self.linear is None) == (self.knn is None):
-            raise ValueError("a CompressReport has linear or k-NN details (exactly one)")
+        if sum(d is not None for d in (self.linear, self.knn, self.factors)) != 1:
+            raise ValueError("a CompressReport has linear, k-NN or factor details (exactly one)")
 
     @property
     def ratio(self) -> float:
@@ -145,7 +173,9 @@ class CompressReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: the files, then the kind's details flat, derived figures last
         (the ``--json`` output of ``edgesparse compress``)."""
-        details: LinearDetails | KnnDetails = self.linear or self.knn  # type: ignore[assignment]
+        details: LinearDetails | KnnDetails | FactorDetails = (
+            self.linear or self.knn or self.factors  # type: ignore[assignment]
+        )
         out = {f: getattr(self, f) for f in ("source", "source_bytes", "output", "output_bytes")}
         out["estimator"] = self.estimator
         for key, value in dataclasses.asdict(details).items():
@@ -198,6 +228,8 @@ def compress_file(options: CompressOptions, *, progress: Progress | None = None)
     estimator = load_model(src)
     if is_surprise_knn(estimator):
         return _knn_file(options, estimator, fmt, steps)
+    if is_surprise_factors(estimator):
+        return _factors_file(options, estimator, fmt, steps)
     return _linear_file(options, estimator, fmt, steps)
 
 
@@ -240,15 +272,70 @@ def _knn_check(exact: KnnIR, data: bytes, check_data: PathLike) -> dict[str, Any
     run by edgesparse's runtime, which equals Surprise's ``predict`` for the exact model)."""
     from edgesparse.runtime.knn import KnnModel
 
+    return _rating_check(
+        KnnModel(exact),
+        KnnModel(knn_format.decode(data)),
+        exact.user_ids,
+        exact.item_ids,
+        check_data,
+    )
+
+
+def _factors_file(options: CompressOptions, algo: Any, fmt: str, steps: _Steps) -> CompressReport:
+    """A Surprise matrix-factorization recommender: the pass, ``.esb`` version 3, the rating
+    check, the write: one step."""
+    from edgesparse.formats import factors as factors_format
+    from edgesparse.runtime.factors import FactorModel
+
+    options.check_knn(fmt, what="matrix-factorization")
+    steps.total = 2
+    steps("compressing the recommender" + (" and checking it" if options.check_data else ""))
+    src, out = Path(options.source), Path(options.output)
+    exact, ir = compress_factors(algo, quantize=options.quantize or "int8")
+    data = factors_format.encode(ir)
+    check = {}
+    if options.check_data is not None:
+        after = FactorModel(factors_format.decode(data))
+        check = _rating_check(
+            FactorModel(exact), after, exact.user_ids, exact.item_ids, options.check_data
+        )
+    atomic_write_bytes(out, data)
+    details = FactorDetails(
+        n_users=exact.n_users,
+        n_items=exact.n_items,
+        n_factors=exact.n_factors,
+        factor_dtype=ir.factor_dtype,
+        surprise_version=exact.provenance.get("surprise_version"),
+        surprise_rules=exact.provenance.get("surprise_rules"),
+        **check,
+    )
+    return CompressReport(
+        source=str(src),
+        source_bytes=src.stat().st_size,
+        output=str(out),
+        output_bytes=len(data),
+        estimator=exact.provenance["source"],
+        factors=details,
+    )
+
+
+def _rating_check(
+    before_model: Any,
+    after_model: Any,
+    user_ids: tuple[Any, ...],
+    item_ids: tuple[Any, ...],
+    check_data: PathLike,
+) -> dict[str, Any]:
+    """RMSE and MAE of two recommenders (``predict_many``) on ``user,item,rating`` rows."""
     pairs, truth = read_pairs(
-        check_data, user_ids=exact.user_ids, item_ids=exact.item_ids, columns="user,item,rating"
+        check_data, user_ids=user_ids, item_ids=item_ids, columns="user,item,rating"
     )
     if truth is None:
         raise InputError(
             f"check data {check_data} has no rating column: give 'user,item,rating' rows"
         )
-    before = KnnModel(exact).predict_many(pairs)
-    after = KnnModel(knn_format.decode(data)).predict_many(pairs)
+    before = before_model.predict_many(pairs)
+    after = after_model.predict_many(pairs)
     return {
         "check_rows": len(pairs),
         "rmse_before": math.sqrt(float(np.mean((before - truth) ** 2))),

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edgesparse.pipeline import CompressReport, KnnDetails, LinearDetails
+    from edgesparse.pipeline import CompressReport, FactorDetails, KnnDetails, LinearDetails
 
 # C0/C1 controls (ESC, BEL, CR, LF, ...), DEL, line/paragraph separators, bidi overrides and
 # isolates, and lone surrogates (which stdout cannot encode).
@@ -50,6 +50,8 @@ def compress_summary(report: CompressReport) -> str:
     """The short summary ``edgesparse compress`` prints, for either model kind."""
     if report.knn is not None:
         rows = _knn_rows(report, report.knn)
+    elif report.factors is not None:
+        rows = _factor_rows(report, report.factors)
     else:
         assert report.linear is not None  # a CompressReport has one or the other
         rows = _linear_rows(report, report.linear)
@@ -154,6 +156,29 @@ def _knn_rows(report: CompressReport, d: KnnDetails) -> list[tuple[str, str]]:
         ("output", f"{kib(report.output_bytes)}  ({report.output})  ratio {report.ratio:.1f}x"),
         ("similarities", f"{d.sims_before} positive -> {d.sims_after} kept"),
         ("similarity dtype", d.sim_dtype),
+    ]
+    if d.surprise_version is not None:
+        rows.append(("written by", f"Surprise {d.surprise_version}; {d.surprise_rules or ''}"))
+    if d.check_rows is not None:
+        rows.append(("check rows", str(d.check_rows)))
+        rows.append(("RMSE", f"{d.rmse_before:.4f} -> {d.rmse_after:.4f}"))
+        rows.append(("MAE", f"{d.mae_before:.4f} -> {d.mae_after:.4f}"))
+        rows.append(("max |d estimate|", f"{d.max_abs_delta:.3g}"))
+    return rows
+
+
+def _factor_rows(report: CompressReport, d: FactorDetails) -> list[tuple[str, str]]:
+    rows = [
+        (
+            "model",
+            f"{report.estimator}  {d.n_users} users x {d.n_items} items, {d.n_factors} factors",
+        ),
+        ("original", f"{_bytes(report.source_bytes)}  ({report.source})"),
+        (
+            "output",
+            f"{_bytes(report.output_bytes)}  ({report.output})  ratio {report.ratio:.1f}x",
+        ),
+        ("factor dtype", d.factor_dtype),
     ]
     if d.surprise_version is not None:
         rows.append(("written by", f"Surprise {d.surprise_version}; {d.surprise_rules or ''}"))

@@ -117,6 +117,10 @@ _LISTED_BEFORE = [
     "surprise.KNNWithMeans",
     "surprise.KNNWithZScore",
     "surprise.KNNBaseline",
+    "surprise.SVD",
+    "surprise.SVDpp",
+    "surprise.NMF",
+    "surprise.BaselineOnly",
 ]
 
 

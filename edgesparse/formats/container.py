@@ -8,7 +8,8 @@ Every ``.esb`` file, whatever model it holds, is the same container (spec: ``doc
     sections           each starts on an 8-byte boundary; zero padding between them
 
 The version says which model kind the payload holds: 1 a linear model
-(:mod:`edgesparse.formats.linear`), 2 a k-NN recommender (:mod:`edgesparse.formats.knn`).
+(:mod:`edgesparse.formats.linear`), 2 a k-NN recommender (:mod:`edgesparse.formats.knn`), 3 a
+matrix-factorization recommender (:mod:`edgesparse.formats.factors`).
 :func:`kind_of` is the only function that looks at bytes to decide what they are; the
 runtime, ``inspect``, ``export-c`` and the bench all ask it.
 
@@ -33,6 +34,7 @@ from edgesparse.fileio import read_bytes
 __all__ = [
     "ALIGN",
     "ENTRY_SIZE",
+    "FACTORS_VERSION",
     "HEADER_SIZE",
     "KNN_VERSION",
     "LINEAR_VERSION",
@@ -64,6 +66,9 @@ LINEAR_VERSION = 1
 KNN_VERSION = 2
 """Version 2 files hold a k-NN recommender, not a linear model."""
 
+FACTORS_VERSION = 3
+"""Version 3 files hold a matrix-factorization recommender (SVD, SVDpp, NMF, BaselineOnly)."""
+
 HEADER_SIZE = 64
 ENTRY_SIZE = 16
 ALIGN = 8
@@ -90,6 +95,8 @@ class BlobKind(enum.Enum):
     """``.esb`` magic, version 1: a linear model."""
     ESB_KNN = "esb-knn"
     """``.esb`` magic, version 2: a k-NN recommender."""
+    ESB_FACTORS = "esb-factors"
+    """``.esb`` magic, version 3: a matrix-factorization recommender."""
     ESB_UNKNOWN = "esb-unknown"
     """``.esb`` magic, but a version this reader does not know, or too short to have one: the
     linear reader (the one every version-1 tool has) reports what is wrong."""
@@ -103,7 +110,11 @@ class BlobKind(enum.Enum):
         return self is not BlobKind.ONNX
 
 
-_VERSION_KINDS = {LINEAR_VERSION: BlobKind.ESB_LINEAR, KNN_VERSION: BlobKind.ESB_KNN}
+_VERSION_KINDS = {
+    LINEAR_VERSION: BlobKind.ESB_LINEAR,
+    KNN_VERSION: BlobKind.ESB_KNN,
+    FACTORS_VERSION: BlobKind.ESB_FACTORS,
+}
 
 
 def kind_of(data: bytes | bytearray | memoryview) -> BlobKind:
@@ -129,8 +140,16 @@ def kind_of_file(path: str | os.PathLike[str]) -> BlobKind | None:
 
 
 def version_error(version: int, *, reader: BlobKind) -> str | None:
-    """The message for a version the ``reader`` (ESB_LINEAR or ESB_KNN) does not take; None
-    when it takes it."""
+    """The message for a version the ``reader`` (ESB_LINEAR, ESB_KNN or ESB_FACTORS) does not
+    take; None when it takes it."""
+    if reader is BlobKind.ESB_FACTORS:
+        if version == FACTORS_VERSION:
+            return None
+        return (
+            f"unsupported .esb version {version} at offset 8 for a matrix-factorization model "
+            f"(matrix-factorization recommenders are version {FACTORS_VERSION}; version 1 "
+            "holds a linear model, version 2 a k-NN recommender)"
+        )
     if reader is BlobKind.ESB_KNN:
         if version == KNN_VERSION:
             return None

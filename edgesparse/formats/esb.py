@@ -8,6 +8,7 @@ and describes a blob of any kind (:func:`inspect_file`). The pieces live below:
     codecs.py          varints, zigzag, bitmaps, Elias-Fano, strings, provenance
     linear.py          version 1: a LinearIR (linear_pattern.py, linear_values.py)
     knn.py             version 2: a KnnIR
+    factors.py         version 3: a FactorIR (ids.py: the raw ids both recommenders share)
 
 Imports only numpy and the standard library: the on-device runtime uses this module.
 """
@@ -64,14 +65,18 @@ def read(path: str | os.PathLike[str]) -> LinearIR:
 
 
 def inspect_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """:func:`verify` for a file (or the k-NN verifier for a version-2 one); errors name the
-    path."""
+    """:func:`verify` for a file (or the k-NN verifier for a version-2 one, the
+    matrix-factorization one for version 3); errors name the path."""
 
     def describe(data: bytes) -> dict[str, Any]:
         if kind_of(data) is BlobKind.ESB_KNN:
             from edgesparse.formats import knn  # on first use: the device loads one kind
 
             return knn.verify(data)
+        if kind_of(data) is BlobKind.ESB_FACTORS:
+            from edgesparse.formats import factors
+
+            return factors.verify(data)
         return {"file": os.fspath(path), **verify(data)}
 
     return read_blob_file(path, describe)

@@ -12,7 +12,6 @@ offset. Imports numpy and the standard library only.
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 from collections.abc import Callable
@@ -25,12 +24,8 @@ from edgesparse.fileio import atomic_write_bytes
 from edgesparse.formats.codecs import (
     decode_provenance,
     encode_provenance,
-    strings_decode,
-    strings_encode,
     varint_decode,
     varint_encode,
-    zigzag_decode,
-    zigzag_encode,
 )
 from edgesparse.formats.container import (
     KNN_VERSION,
@@ -46,6 +41,7 @@ from edgesparse.formats.container import (
     read_table,
     section_access,
 )
+from edgesparse.formats.ids import ID_ENCODINGS, decode_ids, encode_ids
 from edgesparse.ir.knn import VARIANTS, KnnIR
 
 __all__ = ["MODEL_KIND_KNN", "SECTION_NAMES", "VERSION", "decode", "encode", "verify", "write"]
@@ -102,8 +98,8 @@ _ENCODINGS: dict[int, dict[int, str]] = {
     MEANS: {0: "float64"},
     SIGMAS: {0: "float64"},
     BASELINES: {0: "float64"},
-    USER_IDS: {0: "int-zigzag-varint", 1: "float64", 2: "utf8"},
-    ITEM_IDS: {0: "int-zigzag-varint", 1: "float64", 2: "utf8"},
+    USER_IDS: ID_ENCODINGS,
+    ITEM_IDS: ID_ENCODINGS,
     PROVENANCE: {0: "json"},
 }
 _REQUIRED = (PARAMS, SIM_ROWS, SIM_INDICES, SIM_VALUES, YR_ROWS, YR_X, RATINGS, USER_IDS, ITEM_IDS)
@@ -111,7 +107,6 @@ _LAYOUT = SectionLayout(SECTION_NAMES, _ENCODINGS, _REQUIRED)
 _SIM_DTYPES = (np.dtype("<f8"), np.dtype("<f4"), np.dtype("u1"))
 _SIM_DTYPE_NAMES = ("float64", "float32", "uint8")
 _RATING_STEPS = (1.0, 0.5)  # integer and half-star scales fit a uint8 code exactly
-_ID_INT, _ID_FLOAT, _ID_STR = 0, 1, 2
 
 
 # ----------------------------------------------------------------------------------------
@@ -154,8 +149,8 @@ def encode(ir: KnnIR) -> bytes:
         sections.append((SIGMAS, 0, ir.sigmas.astype("<f8").tobytes()))
     if ir.bu is not None and ir.bi is not None:
         sections.append((BASELINES, 0, np.concatenate([ir.bu, ir.bi]).astype("<f8").tobytes()))
-    sections.append((USER_IDS, *_encode_ids(ir.user_ids, "user")))
-    sections.append((ITEM_IDS, *_encode_ids(ir.item_ids, "item")))
+    sections.append((USER_IDS, *encode_ids(ir.user_ids, "user")))
+    sections.append((ITEM_IDS, *encode_ids(ir.item_ids, "item")))
     if ir.provenance:
         sections.append((PROVENANCE, 0, encode_provenance(ir.provenance)))
 
@@ -230,28 +225,6 @@ def _encode_ratings(r: np.ndarray, lo: float) -> tuple[int, float, bytes]:
     if np.array_equal(r32.astype(np.float64), r):
         return 1, 0.0, r32.astype("<f4").tobytes()
     return 2, 0.0, r.astype("<f8").tobytes()
-
-
-def _encode_ids(ids: tuple[Any, ...], what: str) -> tuple[int, bytes]:
-    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in ids):
-        try:
-            v = np.array([int(i) for i in ids], dtype=np.int64)
-        except OverflowError:
-            raise FormatError(f"cannot encode: a {what} id does not fit 64 bits") from None
-        return _ID_INT, zigzag_encode(v)
-    if all(isinstance(v, (float, np.floating)) for v in ids):
-        return _ID_FLOAT, np.array(ids, dtype="<f8").tobytes()
-    if all(isinstance(v, str) for v in ids):
-        try:
-            raw = [s.encode("utf-8") for s in ids]
-        except UnicodeEncodeError:
-            raise FormatError(f"cannot encode: a {what} id is not valid Unicode") from None
-        return _ID_STR, strings_encode(raw)
-    kinds = sorted({type(v).__name__ for v in ids})
-    raise FormatError(
-        f"cannot encode: {what} ids must be all integers, all floats or all strings, got "
-        f"{', '.join(kinds)} (convert the raw ids to one type before training)"
-    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -493,8 +466,8 @@ def _decode_per_entity(
     if BASELINES in secs:
         both = _floats(section, need, BASELINES, n_users + n_items, "baselines (users, then items)")
         out["bu"], out["bi"] = both[:n_users], both[n_users:]
-    out["user_ids"] = _decode_ids(section(USER_IDS), n_users, "user_ids", need, USER_IDS)
-    out["item_ids"] = _decode_ids(section(ITEM_IDS), n_items, "item_ids", need, ITEM_IDS)
+    out["user_ids"] = decode_ids(section(USER_IDS), n_users, "user_ids", need, USER_IDS)
+    out["item_ids"] = decode_ids(section(ITEM_IDS), n_items, "item_ids", need, ITEM_IDS)
     out["provenance"] = {}
     if PROVENANCE in secs:
         _, off, b = section(PROVENANCE)
@@ -564,26 +537,3 @@ def _rows(
     indptr = np.zeros(n_rows + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     return indptr, counts
-
-
-def _decode_ids(
-    sec: tuple[int, int, np.ndarray], n: int, name: str, need: Any, kind: int
-) -> tuple[Any, ...]:
-    enc, off, b = sec
-    where = f"section '{name}' at offset {off}"
-    if enc == _ID_FLOAT:
-        need(kind, 8 * n, f"{n} float64 ids")
-        ids: list[Any] = np.frombuffer(b, dtype="<f8").astype(np.float64).tolist()
-        if not all(math.isfinite(v) for v in ids):
-            corrupt(f"{where}: an id is not finite")
-    elif enc == _ID_INT:
-        zig, err = varint_decode(b, n, 10)
-        if err:
-            corrupt(f"{where}: {err} (one id per entry)")
-        ids = zigzag_decode(zig).tolist()
-    else:
-        # ids stay Python strings (a tuple, not a numpy array), so a trailing NUL survives
-        ids = strings_decode(b, n, name, off, "id", nul_ok=True)
-    if len(set(ids)) != n:
-        corrupt(f"{where}: ids are not distinct (each raw id maps to one inner id)")
-    return tuple(ids)

@@ -15,7 +15,9 @@ that class. Kinds of entries:
 * ``scaler``: pipeline steps folded into the linear model after them (never converted alone);
 * ``featurizer``: text steps that start a pipeline and become the model's input stage
   (:mod:`~edgesparse.frontends.sklearn_text`; never converted alone);
-* ``knn``: Surprise's k-NN recommenders (:mod:`~edgesparse.frontends.surprise`) -> KnnIR.
+* ``knn``: Surprise's k-NN recommenders (:mod:`~edgesparse.frontends.surprise`) -> KnnIR;
+* ``factors``: Surprise's SVD, SVDpp, NMF and BaselineOnly
+  (:mod:`~edgesparse.frontends.surprise_factors`) -> FactorIR.
 
 Adding a model: write ``def convert(est) -> LinearParts`` in the module of its kind and add
 its class to :data:`_FRONTENDS` (or, at run time, decorate it with :func:`register`).
@@ -27,7 +29,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from edgesparse.errors import IRError, UnsupportedModelError
-from edgesparse.frontends import pipelines, sklearn_linear, sklearn_text, surprise
+from edgesparse.frontends import (
+    pipelines,
+    sklearn_linear,
+    sklearn_text,
+    surprise,
+    surprise_factors,
+)
 from edgesparse.frontends.base import Frontend, Inner, Kind, LinearParts, name_of, shown
 from edgesparse.frontends.sklearn_rules import (
     pickled_by_other_release,
@@ -37,6 +45,7 @@ from edgesparse.frontends.sklearn_rules import (
 )
 from edgesparse.frontends.surprise import SURPRISE_KNN_CLASSES, from_surprise, is_surprise_knn
 from edgesparse.ir import KnnIR, LinearIR
+from edgesparse.ir.factors import FactorIR
 
 __all__ = [
     "SURPRISE_KNN_CLASSES",
@@ -193,6 +202,12 @@ _FRONTENDS: tuple[Frontend, ...] = (
         from_surprise,
         *(f"{surprise.SURPRISE_MODULE}.{name}" for name in SURPRISE_KNN_CLASSES),
     ),
+    # Surprise's matrix-factorization recommenders (and BaselineOnly), after the k-NN ones.
+    *_entries(
+        "factors",
+        surprise_factors.from_surprise_factors,
+        *surprise_factors.SURPRISE_FACTOR_CLASSES,
+    ),
 )
 
 # (module, class name) -> entry; register() adds to it at run time.
@@ -240,21 +255,27 @@ def supported_preprocessors() -> list[str]:
 
 def listed_models() -> list[str]:
     """What ``edgesparse list models`` prints: the linear models' class names, sorted, then the
-    k-NN recommenders as ``library.ClassName`` in registration order."""
-    knn = [f"{e.module.split('.')[0]}.{e.name}" for e in _REGISTRY.values() if e.kind == "knn"]
+    recommenders (k-NN, then matrix factorization) as ``library.ClassName`` in registration
+    order."""
+    knn = [
+        f"{e.module.split('.')[0]}.{e.name}"
+        for e in _REGISTRY.values()
+        if e.kind in ("knn", "factors")
+    ]
     return [*supported_models(), *knn]
 
 
-def to_ir(obj: Any) -> LinearIR | KnnIR:
+def to_ir(obj: Any) -> LinearIR | KnnIR | FactorIR:
     """Convert a fitted model into its IR: a Surprise k-NN recommender (or a
-    ``surprise.dump`` of one) into a :class:`~edgesparse.ir.KnnIR`, anything else as
+    ``surprise.dump`` of one) into a :class:`~edgesparse.ir.KnnIR`, a Surprise SVD, SVDpp,
+    NMF or BaselineOnly into a :class:`~edgesparse.ir.factors.FactorIR`, anything else as
     :func:`to_linear_ir` does.
 
     Raises:
         UnsupportedModelError: the model (or a part of it) is not supported, or not fitted.
         IRError: its weights or intercepts contain NaN or Inf.
     """
-    entry = _find(surprise.unwrap(obj), ("knn",))
+    entry = _find(surprise.unwrap(obj), ("knn", "factors"))
     if entry is not None:
         return entry.convert(obj)  # type: ignore[no-any-return]
     return to_linear_ir(obj)

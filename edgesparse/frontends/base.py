@@ -30,8 +30,9 @@ __all__ = [
     "shown",
 ]
 
-Kind = Literal["linear", "knn", "scaler", "featurizer"]
-"""``linear``: a model that becomes a LinearIR; ``knn``: a KnnIR; ``scaler``: a pipeline step
+Kind = Literal["linear", "knn", "factors", "scaler", "featurizer"]
+"""``linear``: a model that becomes a LinearIR; ``knn``: a KnnIR; ``factors``: a FactorIR;
+``scaler``: a pipeline step
 folded into the linear model after it; ``featurizer``: a text step that becomes the model's
 input stage."""
 

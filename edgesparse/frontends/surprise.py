@@ -22,8 +22,15 @@ __all__ = [
     "SURPRISE_1_1",
     "SURPRISE_KNN_CLASSES",
     "SURPRISE_MODULE",
+    "bad_model",
+    "check_rating_lists",
+    "finite_number",
+    "float_array",
     "from_surprise",
+    "id_maps",
     "is_surprise_knn",
+    "rules_note",
+    "surprise_release",
     "unwrap",
 ]
 
@@ -53,19 +60,21 @@ def is_surprise_knn(obj: Any) -> bool:
     return cls.__module__ == SURPRISE_MODULE and cls.__name__ in SURPRISE_KNN_CLASSES
 
 
-def _bad(what: str) -> UnsupportedModelError:
+def bad_model(what: str) -> UnsupportedModelError:
+    """The error for a Surprise object that is not what a fitted model is (says ``what``)."""
     return UnsupportedModelError(
         f"cannot convert this Surprise model: {what} (is it fitted? call algo.fit(trainset) "
         "before pickling it)"
     )
 
 
-def _float_array(obj: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+def float_array(obj: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``obj`` as a finite float64 array of ``shape``, or :func:`bad_model` naming ``name``."""
     if not isinstance(obj, np.ndarray) or obj.dtype.kind not in "fiu" or obj.shape != shape:
-        raise _bad(f"{name} must be a numeric array of shape {shape}")
+        raise bad_model(f"{name} must be a numeric array of shape {shape}")
     a = obj.astype(np.float64)
     if not np.all(np.isfinite(a)):
-        raise _bad(f"{name} holds NaN or infinite values")
+        raise bad_model(f"{name} holds NaN or infinite values")
     return a
 
 
@@ -73,7 +82,7 @@ def _int(obj: Any, name: str) -> int:
     if isinstance(obj, bool) or not isinstance(obj, (int, np.integer)) or not 0 <= obj < 2**32:
         shown = repr(obj) if isinstance(obj, (int, np.integer)) and obj.bit_length() < 64 else None
         got = shown or ("a huge number" if isinstance(obj, int) else type(obj).__name__)
-        raise _bad(f"{name} must be a whole number in [0, 2^32), got {got}")
+        raise bad_model(f"{name} must be a whole number in [0, 2^32), got {got}")
     return int(obj)
 
 
@@ -92,12 +101,12 @@ def from_surprise(algo: Any) -> KnnIR:
         )
     variant, state = SURPRISE_KNN_CLASSES[type(algo).__name__], vars(algo)
     t, sim_options, user_based = _trainset(state)
-    user_ids, item_ids, ur, ir_ = _id_maps(t)
+    user_ids, item_ids, ur, ir_ = id_maps(t)
     n_users, n_items = len(user_ids), len(item_ids)
     n_x = n_users if user_based else n_items
-    sim = _float_array(state.get("sim"), "sim", (n_x, n_x))
+    sim = float_array(state.get("sim"), "sim", (n_x, n_x))
     yr_indptr, yr_x, ratings, gm, scale = _ratings(t, ur, ir_, (n_users, n_items), user_based)
-    release, offset = _surprise_release(state, t)
+    release, offset = surprise_release(state, t)
     if offset:
         # Surprise 1.0.x stored the ratings shifted up by trainset.offset and took it off each
         # estimate in predict(); shifted back here once, the estimates are the same.
@@ -107,7 +116,9 @@ def from_surprise(algo: Any) -> KnnIR:
 
     sim_name = sim_options.get("name", "msd")
     if not isinstance(sim_name, str):
-        raise _bad(f"sim_options['name'] must be a similarity name, got {type(sim_name).__name__}")
+        raise bad_model(
+            f"sim_options['name'] must be a similarity name, got {type(sim_name).__name__}"
+        )
     sim_indptr, sim_indices, sim_values = _positive(sim)
     try:
         return KnnIR(
@@ -130,14 +141,14 @@ def from_surprise(algo: Any) -> KnnIR:
                 "similarity": sim_name,
                 "user_based": str(user_based),
                 "surprise_version": release,
-                "surprise_rules": _rules_note(release, offset),
+                "surprise_rules": rules_note(release, offset),
             },
             **extra,
         )
     except UnsupportedModelError:
         raise
     except Exception as exc:  # IRError: the object is not what a fitted Surprise model is
-        raise _bad(str(exc)) from None
+        raise bad_model(str(exc)) from None
 
 
 def _positive(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,14 +166,14 @@ def _trainset(state: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, Any], bo
     ts = state.get("trainset")
     sim_options = state.get("sim_options")
     if type(ts).__name__ != "Trainset" or not isinstance(sim_options, dict):
-        raise _bad("it has no trainset")
+        raise bad_model("it has no trainset")
     user_based = sim_options.get("user_based", True)
     if not isinstance(user_based, bool):
-        raise _bad("sim_options['user_based'] must be True or False")
+        raise bad_model("sim_options['user_based'] must be True or False")
     return vars(ts), sim_options, user_based
 
 
-def _id_maps(
+def id_maps(
     t: dict[str, Any],
 ) -> tuple[tuple[Any, ...], tuple[Any, ...], dict[Any, Any], dict[Any, Any]]:
     """(raw user ids, raw item ids, in inner-id order; the ``ur`` and ``ir`` rating lists)."""
@@ -178,7 +189,7 @@ def _id_maps(
         and isinstance(ur, dict)
         and isinstance(ir_, dict)
     ):
-        raise _bad("its trainset lacks ur/ir/raw id maps")
+        raise bad_model("its trainset lacks ur/ir/raw id maps")
     return _ids_in_inner_order(r2u, "user"), _ids_in_inner_order(r2i, "item"), ur, ir_
 
 
@@ -192,8 +203,8 @@ def _ratings(
     """(yr indptr, yr x ids, ratings, global mean, rating scale) of a trainset, checked;
     ``sizes`` is (users, items) as the raw id maps count them."""
     n_users, n_items = sizes
-    _rating_lists(ur, n_users, n_items, "ur")
-    _rating_lists(ir_, n_items, n_users, "ir")
+    check_rating_lists(ur, n_users, n_items, "ur")
+    check_rating_lists(ir_, n_items, n_users, "ir")
     yr_indptr, yr_x, ratings = _flatten(
         ir_ if user_based else ur, n_items if user_based else n_users
     )
@@ -203,9 +214,12 @@ def _ratings(
         gm = np.mean([r for ratings_u in ur.values() for (_, r) in ratings_u])
     scale = t.get("rating_scale")
     if not (isinstance(scale, tuple) and len(scale) == 2):
-        raise _bad("trainset.rating_scale must be a (low, high) pair")
-    lo, hi = _number(scale[0], "trainset.rating_scale"), _number(scale[1], "trainset.rating_scale")
-    return yr_indptr, yr_x, ratings, _number(gm, "the trainset's global mean"), (lo, hi)
+        raise bad_model("trainset.rating_scale must be a (low, high) pair")
+    lo, hi = (
+        finite_number(scale[0], "trainset.rating_scale"),
+        finite_number(scale[1], "trainset.rating_scale"),
+    )
+    return yr_indptr, yr_x, ratings, finite_number(gm, "the trainset's global mean"), (lo, hi)
 
 
 def _variant_arrays(
@@ -214,29 +228,29 @@ def _variant_arrays(
     """What the variant needs beyond the similarities: means, sigmas, baselines."""
     extra: dict[str, Any] = {}
     if variant in ("means", "zscore"):
-        extra["means"] = _float_array(state.get("means"), "means", (n_x,)) - offset
+        extra["means"] = float_array(state.get("means"), "means", (n_x,)) - offset
     if variant == "zscore":
-        extra["sigmas"] = _float_array(state.get("sigmas"), "sigmas", (n_x,))
+        extra["sigmas"] = float_array(state.get("sigmas"), "sigmas", (n_x,))
     if variant == "baseline":
-        extra["bu"] = _float_array(state.get("bu"), "bu", (n_users,))
-        extra["bi"] = _float_array(state.get("bi"), "bi", (n_items,))
+        extra["bu"] = float_array(state.get("bu"), "bu", (n_users,))
+        extra["bi"] = float_array(state.get("bi"), "bi", (n_items,))
     return extra
 
 
-def _number(obj: Any, name: str) -> float:
+def finite_number(obj: Any, name: str) -> float:
     """A finite real number (a bool or a number too large for a float is not one)."""
     if isinstance(obj, bool) or not isinstance(obj, (int, float, np.integer, np.floating)):
-        raise _bad(f"{name} must be numbers, got {type(obj).__name__}")
+        raise bad_model(f"{name} must be numbers, got {type(obj).__name__}")
     try:
         value = float(obj)
     except OverflowError:
         value = math.inf
     if not math.isfinite(value):
-        raise _bad(f"{name} must be finite numbers")
+        raise bad_model(f"{name} must be finite numbers")
     return value
 
 
-def _rating_lists(lists: dict[Any, Any], n: int, n_other: int, name: str) -> None:
+def check_rating_lists(lists: dict[Any, Any], n: int, n_other: int, name: str) -> None:
     """Check ``trainset.ur``/``ir``: keys exactly the inner ids 0..n-1, each value a list of
     (inner id of the other side, finite rating) pairs. Both are checked, though one is
     converted: Surprise walks ``ur`` for the global mean, and keys that are not the inner
@@ -244,19 +258,21 @@ def _rating_lists(lists: dict[Any, Any], n: int, n_other: int, name: str) -> Non
     if len(lists) != n or any(
         isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < n for k in lists
     ):
-        raise _bad(f"trainset.{name} must map each inner id 0..{n - 1} to its ratings")
+        raise bad_model(f"trainset.{name} must map each inner id 0..{n - 1} to its ratings")
     for key, row in lists.items():
         if not isinstance(row, list):
-            raise _bad(f"trainset rating list {key} is not a list")
+            raise bad_model(f"trainset rating list {key} is not a list")
         for entry in row:
             if not (isinstance(entry, tuple) and len(entry) == 2):
-                raise _bad(f"trainset rating list {key} holds {type(entry).__name__}, not pairs")
+                raise bad_model(
+                    f"trainset rating list {key} holds {type(entry).__name__}, not pairs"
+                )
             other, rating = entry
             if isinstance(other, bool) or not isinstance(other, (int, np.integer)):
-                raise _bad("trainset ratings are not (inner id, number) pairs")
+                raise bad_model("trainset ratings are not (inner id, number) pairs")
             if not 0 <= other < n_other:
-                raise _bad("trainset ratings name inner ids out of range")
-            _number(rating, "trainset ratings")
+                raise bad_model("trainset ratings name inner ids out of range")
+            finite_number(rating, "trainset ratings")
 
 
 def _flatten(lists: dict[int, list[Any]], n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -278,7 +294,7 @@ SURPRISE_1_0_NEW = "1.0.5-1.0.6"
 SURPRISE_1_1 = "1.1 or newer"
 
 
-def _surprise_release(state: dict[str, Any], trainset: dict[str, Any]) -> tuple[str, float]:
+def surprise_release(state: dict[str, Any], trainset: dict[str, Any]) -> tuple[str, float]:
     """(the Surprise releases whose pickle this is, the trainset's rating offset)."""
     if "offset" not in trainset:
         return SURPRISE_1_1, 0.0
@@ -296,7 +312,8 @@ def _surprise_release(state: dict[str, Any], trainset: dict[str, Any]) -> tuple[
     return release, float(offset)
 
 
-def _rules_note(release: str, offset: float) -> str:
+def rules_note(release: str, offset: float) -> str:
+    """The provenance note saying by which release's rules a pickle was read."""
     if release == SURPRISE_1_1:
         return "read by the rules of Surprise 1.1 (its pickles record no version)"
     shift = f"ratings shifted back by trainset.offset={offset:g}" if offset else "offset 0"
@@ -308,9 +325,9 @@ def _ids_in_inner_order(raw2inner: dict[Any, Any], what: str) -> tuple[Any, ...]
     out: list[Any] = [None] * n
     for raw, inner in raw2inner.items():
         if isinstance(inner, bool) or not isinstance(inner, int) or not 0 <= inner < n:
-            raise _bad(f"the {what} id map has inner id {inner!r}")
+            raise bad_model(f"the {what} id map has inner id {inner!r}")
         if out[inner] is not None:
-            raise _bad(f"the {what} id map gives inner id {inner} twice")
+            raise bad_model(f"the {what} id map gives inner id {inner} twice")
         if isinstance(raw, np.generic):
             raw = raw.item()
         out[inner] = raw

@@ -54,6 +54,16 @@ ENV_MAX_KNN = "EDGESPARSE_MAX_KNN_BYTES"
 KNN_MODULE = "surprise.prediction_algorithms.knns"
 """Where Surprise's k-NN classes live (as :data:`edgesparse.frontends.surprise.SURPRISE_MODULE`):
 a pickle naming one of them is held to :data:`DEFAULT_MAX_KNN_BYTES`."""
+RECOMMENDER_MODULES = frozenset(
+    {
+        KNN_MODULE,
+        "surprise.prediction_algorithms.matrix_factorization",
+        "surprise.prediction_algorithms.baseline_only",
+    }
+)
+"""Where Surprise's supported recommenders live: a pickle naming one of their classes holds a
+trainset (every rating, twice, as tuples), so it is held to :data:`DEFAULT_MAX_KNN_BYTES` too
+(a matrix-factorization model keeps the trainset as a k-NN one does)."""
 KNN_FIX = f"if you trust the file, raise the limit with {ENV_MAX_KNN}=<bytes>"
 
 
@@ -427,7 +437,7 @@ def is_knn_pickle(root: Any) -> bool:
     one): such a model is held to :data:`DEFAULT_MAX_KNN_BYTES`, not the array cap."""
     if isinstance(root, dict) and set(root) == {"predictions", "algo"}:
         root = root["algo"]
-    return (type(root).__module__ or "") == KNN_MODULE
+    return (type(root).__module__ or "") in RECOMMENDER_MODULES
 
 
 def _audit_caps(root: Any) -> tuple[int, bool]:

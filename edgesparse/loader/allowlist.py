@@ -173,6 +173,12 @@ _SURPRISE: frozenset[tuple[str, str]] = frozenset(
         ("surprise.prediction_algorithms.knns", "KNNWithMeans"),
         ("surprise.prediction_algorithms.knns", "KNNWithZScore"),
         ("surprise.prediction_algorithms.knns", "KNNBaseline"),
+        # The matrix-factorization recommenders (issue 21): their state is the same kinds of
+        # data (numpy arrays, numbers, dicts) as the k-NN models'.
+        ("surprise.prediction_algorithms.matrix_factorization", "SVD"),
+        ("surprise.prediction_algorithms.matrix_factorization", "SVDpp"),
+        ("surprise.prediction_algorithms.matrix_factorization", "NMF"),
+        ("surprise.prediction_algorithms.baseline_only", "BaselineOnly"),
         ("surprise.trainset", "Trainset"),
         ("surprise.dataset", "Trainset"),  # where Surprise 1.0.4 and older kept it
         # surprise.dump.dump(file, predictions=..., algo=...) keeps Prediction tuples too

@@ -21,7 +21,7 @@ from edgesparse.errors import (
 from edgesparse.loader.accounting import (
     DEFAULT_MAX_ARRAY_BYTES,
     ENV_MAX_ARRAYS,
-    KNN_MODULE,
+    RECOMMENDER_MODULES,
     CappedStream,
     LimitExceeded,
     array_limit_error,
@@ -273,8 +273,8 @@ class _AllowListMixin:
     def find_class(self, module: str, name: str) -> Any:
         found = resolve_global(module, name, self._source)
         budget = self._stream.budget  # type: ignore[attr-defined]
-        if module == KNN_MODULE and budget is not None:
-            # A k-NN model's size is its ratings: from here on the k-NN cap applies.
+        if module in RECOMMENDER_MODULES and budget is not None:
+            # A recommender's size is its ratings: from here on the k-NN cap applies.
             budget.to_knn()
         return found
 

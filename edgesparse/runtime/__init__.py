@@ -10,8 +10,8 @@ The kind is decided by the bytes, not the name
 a blob; anything else is handed to onnxruntime (imported only then).
 
 Each kind's decoder and runtime are imported when a model of that kind is loaded (and
-``Model``, ``KnnModel``, ``OnnxModel`` on first use): a device process that loads one linear
-blob holds the modules of that one kind only (issue 19, goal 6).
+``Model``, ``KnnModel``, ``FactorModel``, ``OnnxModel`` on first use): a device process that
+loads one linear blob holds the modules of that one kind only (issue 19, goal 6).
 """
 
 from __future__ import annotations
@@ -25,13 +25,19 @@ from edgesparse.fileio import read_bytes
 from edgesparse.formats.container import BlobKind, kind_of
 
 if TYPE_CHECKING:
+    from .factors import FactorModel
     from .knn import KnnModel
     from .model import Model
     from .onnx_model import OnnxModel
 
-__all__ = ["KnnModel", "Model", "OnnxModel", "load", "loads"]
+__all__ = ["FactorModel", "KnnModel", "Model", "OnnxModel", "load", "loads"]
 
-_LAZY = {"KnnModel": ".knn", "Model": ".model", "OnnxModel": ".onnx_model"}
+_LAZY = {
+    "FactorModel": ".factors",
+    "KnnModel": ".knn",
+    "Model": ".model",
+    "OnnxModel": ".onnx_model",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -48,9 +54,12 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-def loads(buf: bytes | bytearray | memoryview, *, threads: int = 1) -> Model | KnnModel | OnnxModel:
+def loads(
+    buf: bytes | bytearray | memoryview, *, threads: int = 1
+) -> Model | KnnModel | FactorModel | OnnxModel:
     """Decode a model held in memory: ``.esb`` bytes (fully verified; a version-2 blob is a
-    k-NN recommender, :class:`KnnModel`) or edgesparse ONNX.
+    k-NN recommender, :class:`KnnModel`, a version-3 one a matrix-factorization recommender,
+    :class:`FactorModel`) or edgesparse ONNX.
 
     ``threads`` is onnxruntime's ``intra_op_num_threads`` (ignored for ``.esb``).
     """
@@ -65,15 +74,23 @@ def _onnx_model(data: bytes | bytearray | memoryview, threads: int) -> OnnxModel
     return OnnxModel.from_bytes(data, threads=threads)
 
 
-def _blob_model(buf: bytes | bytearray | memoryview) -> Model | KnnModel:
-    """The model in ``.esb`` bytes: version 2 is a k-NN recommender, anything else linear
-    (whose reader names what is wrong with an unknown version)."""
-    if kind_of(buf) is BlobKind.ESB_KNN:
+def _blob_model(buf: bytes | bytearray | memoryview) -> Model | KnnModel | FactorModel:
+    """The model in ``.esb`` bytes: version 2 is a k-NN recommender, version 3 a
+    matrix-factorization one, anything else linear (whose reader names what is wrong with an
+    unknown version)."""
+    kind = kind_of(buf)
+    if kind is BlobKind.ESB_KNN:
         from edgesparse.formats import knn as knn_format
 
         from .knn import KnnModel
 
         return KnnModel(knn_format.decode(buf))
+    if kind is BlobKind.ESB_FACTORS:
+        from edgesparse.formats import factors as factors_format
+
+        from .factors import FactorModel
+
+        return FactorModel(factors_format.decode(buf))
     from edgesparse.formats import linear as linear_format
 
     from .model import Model
@@ -81,9 +98,12 @@ def _blob_model(buf: bytes | bytearray | memoryview) -> Model | KnnModel:
     return Model(linear_format.decode(buf))
 
 
-def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model | KnnModel | OnnxModel:
+def load(
+    path: str | os.PathLike[str], *, threads: int = 1
+) -> Model | KnnModel | FactorModel | OnnxModel:
     """Read a ``.esb`` or edgesparse ``.onnx`` file and return a model ready to predict
-    (a :class:`KnnModel` for a k-NN recommender blob).
+    (a :class:`KnnModel` for a k-NN recommender blob, a :class:`FactorModel` for a
+    matrix-factorization one).
 
     ``threads`` is onnxruntime's ``intra_op_num_threads`` (ignored for ``.esb``). Errors name
     the path.
