@@ -327,7 +327,12 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
         else:
             _echo(knn_lines(pairs, est, impossible))
         return
-    X = load_dataset(data).X
+    if hasattr(getattr(getattr(model, "ir", None), "featurizer", None), "columns"):
+        from edgesparse.data import read_records  # a tabular input stage reads records
+
+        X: Any = read_records(data)
+    else:
+        X = load_dataset(data).X
     if proba:
         # OnnxModel says it directly; the numpy Model through its IR.
         has_proba = model.has_proba if hasattr(model, "has_proba") else model.ir.has_proba
