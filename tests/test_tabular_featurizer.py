@@ -390,3 +390,382 @@ def test_ir_validates_its_fields() -> None:
     assert feat.n_features == 2
     rows = tabular_features(feat, [[0, "b"], [0, None], [0, "a"]])
     np.testing.assert_array_equal(rows, [[1, 0], [0, 1], [0, 0]])
+
+
+# -- compress, the .esb round trip, the CLI ---------------------------------------------------
+@pytest.fixture(scope="module")
+def adult_pipe() -> tuple[object, np.ndarray]:
+    X, y = adult_like(3000, seed=12)
+    pipe = make_pipeline(adult_transformer(), LogisticRegression(max_iter=300))
+    return pipe.fit(X[:2000], y[:2000]), X[2000:]
+
+
+@pytest.mark.parametrize("quantize", ["int8", "float32", "none"])
+def test_compressed_tabular_pipeline_predicts_like_scikit_learn(adult_pipe, quantize: str) -> None:
+    from edgesparse import compress
+    from edgesparse.formats import esb
+    from edgesparse.runtime import loads
+
+    pipe, test = adult_pipe
+    model = loads(esb.encode(compress(pipe, quantize=quantize)))
+    assert isinstance(model.ir.featurizer, TabularFeaturizer)
+    agree = float(np.mean(model.predict(test) == pipe.predict(test)))
+    assert agree >= (0.995 if quantize == "int8" else 1.0), agree
+    if quantize != "int8":
+        tol = 1e-9 if quantize == "none" else 1e-4
+        np.testing.assert_allclose(
+            model.decision_function(test), pipe.decision_function(test), atol=tol, rtol=0
+        )
+
+
+def test_mixed_scale_numeric_columns_keep_the_bar_at_int8() -> None:
+    """Numeric columns of 10^-3..10^4, each scaled in its transformer (the stage carries the
+    scalers: the weights see standardized columns), beside one-hot columns."""
+    from edgesparse import compress
+    from edgesparse.formats import esb
+    from edgesparse.runtime import loads
+    from tests.fidelity_suite import mixed_scale
+
+    Xn, y = datasets.make_classification(
+        n_samples=1200, n_features=12, n_informative=8, n_classes=3, random_state=0
+    )
+    Xn = mixed_scale(Xn, seed=1)
+    rng = np.random.default_rng(13)
+    X = np.empty((1200, 14), dtype=object)
+    X[:, :12] = Xn
+    X[:, 12] = np.where(y == 0, rng.choice(["a", "b"], 1200), rng.choice(["b", "c", "d"], 1200))
+    X[:, 13] = rng.integers(0, 5, 1200).tolist()
+    ct = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown="ignore"), [12, 13]),
+            ("robust", RobustScaler(), list(range(6))),
+            ("std", StandardScaler(), list(range(6, 12))),
+        ]
+    )
+    pipe = make_pipeline(ct, LogisticRegression(max_iter=3000)).fit(X[:600], y[:600])
+    for quantize, bar in (("int8", 0.995), ("float32", 1.0)):
+        model = loads(esb.encode(compress(pipe, quantize=quantize)))
+        _assert_rows(model.ir.featurizer, ct, X[600:])
+        agree = float(np.mean(model.predict(X[600:]) == pipe.predict(X[600:])))
+        assert agree >= bar, (quantize, agree)
+
+
+def test_blob_round_trip_is_byte_identical_and_inspect_shows_the_stage(adult_pipe) -> None:
+    from edgesparse import compress
+    from edgesparse.formats import esb, linear
+
+    pipe, _ = adult_pipe
+    ir = compress(pipe)
+    blob = esb.encode(ir)
+    assert esb.encode(linear.decode(blob)) == blob
+    info = linear.verify(blob)
+    assert info["featurizer"] == ir.featurizer.describe()
+    assert info["featurizer"]["n_features"] == ir.n_features
+    assert info["sections"]["tabular"]["encoding"] == "columns"
+
+
+def test_cli_compress_and_predict_rows_from_a_csv(tmp_path, adult_pipe) -> None:
+    import csv
+    import pickle
+
+    from click.testing import CliRunner
+
+    from edgesparse.cli import cli
+
+    pipe, test = adult_pipe
+    _named(pipe, _NAMES)
+    src, out = tmp_path / "adult.pkl", tmp_path / "adult.esb"
+    src.write_bytes(pickle.dumps(pipe))
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(out), "--quantize", "float32"])
+    assert res.exit_code == 0, res.output
+    rows = tmp_path / "rows.csv"
+    order = list(reversed(_NAMES))  # the header decides the order, not the position
+    with rows.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(order)
+        for r in test[:200].tolist():
+            cells = dict(zip(_NAMES, r, strict=True))
+            w.writerow(["" if _is_missing(cells[n]) else cells[n] for n in order])
+    res = CliRunner().invoke(cli, ["predict", str(out), str(rows)])
+    assert res.exit_code == 0, res.output
+    got = [int(v) for v in res.output.split()]
+    assert got == pipe.predict(test[:200]).tolist()
+
+
+def _is_missing(v: object) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def test_hostile_csv_tables_get_clear_errors(tmp_path) -> None:
+    import tracemalloc
+
+    from edgesparse.data import read_records
+
+    wide = tmp_path / "wide.csv"
+    wide.write_text(",".join(f"c{i}" for i in range(1_000_000)) + "\n" + "1," * 999_999 + "1\n")
+    tracemalloc.start()
+    with pytest.raises(InputError, match="the header has 1000000 columns, more than the 65536"):
+        read_records(wide)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20, peak  # the line is counted, never split into a million cells
+    cases = {
+        "ragged.csv": ("a,b\n1,2\n3\n", "line 3: 1 cells, but the header names 2 columns"),
+        "nul.csv": ("a,b\n1,\0\n", "holds NUL bytes"),
+        "empty.csv": ("\n\n", "is empty"),
+        "header.csv": ("a,b\n", "has a header but no records"),
+        "repeat.csv": ("a,a\n1,2\n", "a column name is repeated"),
+    }
+    for name, (text, message) in cases.items():
+        p = tmp_path / name
+        p.write_text(text)
+        with pytest.raises(InputError, match=message):
+            read_records(p)
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes(b"a,b\n\xff,1\n")
+    with pytest.raises(InputError, match="is not UTF-8 text"):
+        read_records(bad)
+
+
+def test_csv_records_against_a_model_by_name(named_model, tmp_path) -> None:
+    from edgesparse.data import read_records
+
+    model, rec = named_model
+    p = tmp_path / "r.csv"
+    p.write_text("age,education,salary\n40,HS,1\n")
+    with pytest.raises(InputError, match="unknown column 'salary'"):
+        model.predict(read_records(p))
+    names = list(rec)
+    cells = ["" if _is_missing(rec[n]) else str(rec[n]) for n in names]
+    p.write_text(",".join(names) + "\n" + ",".join(cells) + "\n")
+    assert model.predict(read_records(p)).tolist() == model.predict([rec]).tolist()
+
+
+# -- the .esb 'tabular' section: every length checked before use, exact messages -------------
+def _tab_ir():
+    from edgesparse.ir import LinearIR
+
+    feat = TabularFeaturizer(
+        n_inputs=3,
+        columns=(
+            TabularColumn(source=0, impute=True, fill=2.5, scale=0.5, offset=-1.0),
+            TabularColumn(
+                source=2,
+                categories=("a", 7, 1.5, None),
+                drop=1,
+                unknown="ignore",
+                impute=True,
+                fill="a",
+            ),
+        ),
+        names=("x", "y", "z"),
+    )
+    return LinearIR(
+        indptr=np.array([0, 2]),
+        indices=np.array([0, 3]),
+        values=np.array([0.5, -2.0]),
+        n_features=4,
+        bias=np.array([0.25]),
+        head="logistic",
+        classes=np.array([0, 1]),
+        featurizer=feat,
+    )
+
+
+def _tab_section(ir=None) -> tuple[bytes, int, int]:
+    from edgesparse.formats import esb, linear
+
+    blob = esb.encode(ir or _tab_ir())
+    sec = linear.verify(blob)["sections"]["tabular"]
+    return blob, sec["offset"], sec["bytes"]
+
+
+def _with_section(raw: bytes) -> bytes:
+    import struct
+
+    from tests.test_esb_malformed import reseal
+
+    blob, off, _ = _tab_section()
+    (n_sec,) = struct.unpack_from("<I", blob, 12)
+    entry = 64 + 16 * (n_sec - 1)
+    assert blob[entry] == 11  # the tabular section is the last one
+    out = bytearray(blob[:off]) + raw
+    struct.pack_into("<I", out, entry + 8, len(raw))
+    struct.pack_into("<Q", out, 48, len(out))
+    return reseal(bytes(out))
+
+
+def _patch(at: int, raw: bytes) -> bytes:
+    blob, off, size = _tab_section()
+    sec = blob[off : off + size]
+    return _with_section(sec[:at] + raw + sec[at + len(raw) :])
+
+
+def test_the_tabular_section_layout_is_the_documented_one() -> None:
+    import struct
+
+    blob, off, size = _tab_section()
+    sec = blob[off : off + size]
+    assert struct.unpack_from("<IIIIII", sec) == (3, 2, 4, 6, 71, 0)
+    assert sec[24:30] == b"\x01\x01\x01xyz"
+    body = sec[30:]
+    assert body[0] == 2 and body[1] == 0  # imputed numeric, input 0
+    assert math.isnan(struct.unpack_from("<d", body, 2)[0])
+    assert struct.unpack_from("<ddd", body, 10) == (2.5, 0.5, -1.0)
+    cat = body[34:]
+    assert cat[:2] == b"\x07\x02"  # categorical + imputed + ignore, input 2
+    assert math.isnan(struct.unpack_from("<d", cat, 2)[0])
+    assert cat[10:12] == b"\x03\x01" and cat[12:13] == b"a"  # fill 'a'
+    assert cat[13:15] == b"\x04\x02"  # 4 categories, drop 1
+    assert (
+        cat[15:]
+        == b"\x03\x01a\x01" + struct.pack("<q", 7) + b"\x02" + struct.pack("<d", 1.5) + b"\x00"
+    )
+
+
+def _u32(v: int) -> bytes:
+    return v.to_bytes(4, "little")
+
+
+TABULAR_CASES = [
+    (
+        "short",
+        lambda s: s[:10],
+        " is 10 bytes, expected 24 (the tabular stage's 24-byte fixed fields)",
+    ),
+    (
+        "reserved",
+        lambda s: s[:20] + _u32(1) + s[24:],
+        ": reserved field at offset {at20} is 1, expected 0",
+    ),
+    ("n-inputs", lambda s: _u32(0) + s[4:], ": n_inputs 0 at offset {at0} is not in [1, 1048576]"),
+    (
+        "n-features",
+        lambda s: s[:8] + _u32(5) + s[12:],
+        ": n_features 5 at offset {at8} differs from the header's 4",
+    ),
+    (
+        "n-columns",
+        lambda s: s[:4] + _u32(36) + s[8:],
+        ": 36 column records at offset {at4} cannot take 71 bytes",
+    ),
+    (
+        "names-bytes",
+        lambda s: s[:12] + _u32(2) + s[16:],
+        ": 3 names cannot take 2 bytes (offset {at12})",
+    ),
+    (
+        "length",
+        lambda s: s[:-1],
+        " is 100 bytes, expected 101 (24 bytes, 6 of names and 71 of column records)",
+    ),
+    (
+        "name-utf8",
+        lambda s: s[:27] + b"\xff" + s[28:],
+        ": name 0 at offset {at27} is not valid UTF-8",
+    ),
+    ("name-repeat", lambda s: s[:28] + b"x" + s[29:], ": a column name is repeated"),
+    (
+        "flags",
+        lambda s: s[:30] + b"\x04" + s[31:],
+        ": column record 0 at offset {at30} has flags 0x04",
+    ),
+    (
+        "source",
+        lambda s: s[:31] + b"\x03" + s[32:],
+        ": column record 0 at offset {at30} reads input 3, not below n_inputs=3",
+    ),
+    (
+        "fill",
+        lambda s: s[:40] + b"\x00" * 6 + b"\xf0\x7f" + s[48:],
+        ": column record 0's fill at offset {at40} is not finite",
+    ),
+    (
+        "tag",
+        lambda s: s[: 64 + 10] + b"\x09" + s[75:],
+        ": column record 1's fill at offset {at74} has unknown tag 9",
+    ),
+    (
+        "drop",
+        lambda s: s[: 64 + 14] + b"\x05" + s[79:],
+        ": column record 1 at offset {at64} drops category 4 of 4",
+    ),
+    (
+        "equal",
+        lambda s: s[: 64 + 15] + b"\x00" + s[80:],
+        ": column record 1 at offset {at64}: column.categories: two categories are equal",
+    ),
+    (
+        "varint",
+        lambda s: s[:31] + b"\x80" + s[32:],
+        ": column record 0's input position at offset {at31} is not a minimal varint",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"), [c[1:] for c in TABULAR_CASES], ids=[c[0] for c in TABULAR_CASES]
+)
+def test_malformed_tabular_section_exact_message(edit, message: str) -> None:
+    from tests.test_esb_malformed import error_of
+
+    blob, off, size = _tab_section()
+    where = {f"at{k}": off + k for k in range(size)}
+    got = error_of(_with_section(edit(blob[off : off + size])))
+    assert got == f"corrupt .esb: section 'tabular' at offset {off}" + message.format(**where)
+
+
+def test_any_bytes_in_the_tabular_section_give_a_format_error_or_a_model() -> None:
+    import random
+
+    from edgesparse.errors import FormatError
+    from edgesparse.formats import esb
+    from tests.test_esb_malformed import SAFETY_NET, reseal
+
+    rng = random.Random(21)
+    blob, off, size = _tab_section()
+    for _ in range(1500):
+        b = bytearray(blob)
+        for _ in range(rng.randint(1, 4)):
+            b[off + rng.randrange(size)] = rng.randrange(256)
+        try:
+            esb.decode(reseal(bytes(b)))
+        except FormatError as exc:
+            assert "\n" not in str(exc) and SAFETY_NET not in str(exc), str(exc)
+    for n in range(0, 200, 7):  # random whole sections of every length
+        raw = bytes(rng.randrange(256) for _ in range(n))
+        try:
+            esb.decode(_with_section(raw))
+        except FormatError as exc:
+            assert SAFETY_NET not in str(exc), str(exc)
+
+
+def test_the_c_runtime_refuses_a_blob_with_a_tabular_stage(tmp_path) -> None:
+    import shutil
+    import subprocess
+
+    from edgesparse.export_c import c_runtime_dir
+    from edgesparse.formats import esb, linear
+    from tests.conftest import require_tool
+
+    require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
+    src = c_runtime_dir()
+    exe = tmp_path / "esb"
+    cmd = ["gcc", "-O1", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+    sources = [str(src / "esb.c"), str(src / "esb_main.c")]
+    built = subprocess.run([*cmd, *sources, "-lm", "-o", str(exe)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    ir = _tab_ir()
+    tab, plain = tmp_path / "tab.esb", tmp_path / "plain.esb"
+    tab.write_bytes(esb.encode(ir))
+    plain.write_bytes(esb.encode(ir.replace(featurizer=None)))
+    res = subprocess.run([str(exe), "verify", str(tab), str(plain)], capture_output=True, text=True)
+    lines = res.stdout.splitlines()
+    assert res.returncode == 1 and len(lines) == 2, res.stdout + res.stderr
+    entry = len(linear.verify(esb.encode(ir))["sections"]) - 1  # tabular is the last one
+    assert lines[0].endswith(
+        f"corrupt .esb: section table entry {entry} at offset {64 + 16 * entry}: section "
+        "'tabular' (a tabular input stage) is not supported by the C runtime; run this model "
+        "with the numpy runtime"
+    ), lines[0]
+    assert lines[1].startswith("OK"), lines[1]

@@ -139,6 +139,8 @@ class TabularColumn:
         missing = self.missing
         if isinstance(missing, bool) or not isinstance(missing, (int, float, np.number)):
             raise IRError(f"column.missing: must be a number or NaN, got {missing!r}")
+        if math.isinf(float(missing)):
+            raise IRError("column.missing: must be NaN or a finite number")
         object.__setattr__(self, "missing", float(missing))
         if self.categories is None:
             self._check_numeric()
