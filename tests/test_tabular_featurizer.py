@@ -769,3 +769,28 @@ def test_the_c_runtime_refuses_a_blob_with_a_tabular_stage(tmp_path) -> None:
         "with the numpy runtime"
     ), lines[0]
     assert lines[1].startswith("OK"), lines[1]
+
+
+def test_column_selections_drop_arrays_and_dense_one_hot() -> None:
+    """Selections by slice, boolean mask and callable; drop given as an array; dense output;
+    handle_unknown='warn' (ignore, with a warning)."""
+    import warnings
+
+    X, y = adult_like(900, seed=14)
+    mask = [j in (0, 4) for j in range(len(_NAMES))]
+    ct = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), MinMaxScaler()), mask),
+            ("edu", OneHotEncoder(drop=["HS"], sparse_output=False), slice(3, 4)),
+            ("sex", OneHotEncoder(handle_unknown="warn"), lambda X: [7]),
+            ("wk", make_pipeline(SimpleImputer(strategy="most_frequent"), OneHotEncoder()), [1]),
+        ]
+    )
+    pipe = make_pipeline(ct, LogisticRegression(max_iter=500)).fit(X[:600], y[:600])
+    ir, model = _ir_and_model(pipe)
+    test = X[600:].copy()
+    test[:3, 7] = "X"  # unseen: zeros, as scikit-learn's 'warn' does
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _assert_rows(ir.featurizer, ct, test)
+        assert np.array_equal(model.predict(test), pipe.predict(test))
