@@ -13,6 +13,7 @@ Imports only numpy and the standard library: this is what runs on the device.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,22 +37,51 @@ def tabular_features(feat: TabularFeaturizer, X: Any) -> np.ndarray | TextRows:
     text_cells = isinstance(X, TableRecords)
     cells = records_cells(feat, X)
     n = len(cells[0]) if cells else 0
-    blocks: list[np.ndarray] = []
+    parts: list[tuple[TabularColumn, np.ndarray]] = []
     for col in feat.columns:
         values = cells[col.source]
         if text_cells:
             values = _from_text(col, values)
-        blocks.append(_numeric(col, values) if col.categories is None else _onehot(col, values))
-    widths = [b.shape[1] for b in blocks]
-    total = sum(widths)
+        parts.append(
+            (col, _numeric(col, values) if col.categories is None else _codes(col, values))
+        )
+    total = feat.n_features
     if total <= _DENSE_MAX:
-        return np.hstack(blocks) if blocks else np.zeros((n, 0))
-    dense = np.hstack(blocks)
-    nz = dense != 0
+        out = np.zeros((n, total))
+        at = 0
+        for col, part in parts:
+            if col.categories is None:
+                out[:, at] = part
+            else:
+                hit = part >= 0
+                out[np.flatnonzero(hit), at + part[hit]] = 1.0
+            at += col.width
+        return out
+    return _csr(parts, n, total)
+
+
+def _csr(parts: list[tuple[TabularColumn, np.ndarray]], n: int, total: int) -> TextRows:
+    """CSR rows built from each column's values or one-hot codes, never a dense matrix (a
+    one-hot column may have millions of categories)."""
+    rows, cols, vals = [], [], []
+    at = 0
+    for col, part in parts:
+        if col.categories is None:
+            r = np.flatnonzero(part != 0)
+            rows.append(r)
+            cols.append(np.full(r.size, at, dtype=np.int64))
+            vals.append(part[r])
+        else:
+            r = np.flatnonzero(part >= 0)
+            rows.append(r)
+            cols.append(at + part[r])
+            vals.append(np.ones(r.size))
+        at += col.width
+    row, col_idx, val = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    order = np.lexsort((col_idx, row))
     indptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(nz.sum(axis=1), out=indptr[1:])
-    rows, cols = np.nonzero(nz)
-    return TextRows(dense[rows, cols], cols.astype(np.int32), indptr, (n, total))
+    np.cumsum(np.bincount(row, minlength=n), out=indptr[1:])
+    return TextRows(val[order], col_idx[order].astype(np.int32), indptr, (n, total))
 
 
 def records_cells(feat: TabularFeaturizer, X: Any) -> list[list[Any]]:
@@ -218,7 +248,7 @@ def _numeric(col: TabularColumn, values: list[Any]) -> np.ndarray:
         x[mask] = col.fill
     if col.scale != 1.0 or col.offset != 0.0:
         x = x * col.scale + col.offset
-    return x.reshape(-1, 1)
+    return x
 
 
 def _is_float(v: Any) -> bool:
@@ -229,9 +259,23 @@ def _is_float(v: Any) -> bool:
     return True
 
 
-def _onehot(col: TabularColumn, values: list[Any]) -> np.ndarray:
+_TABLES: weakref.WeakKeyDictionary[TabularColumn, dict[Any, int]] = weakref.WeakKeyDictionary()
+
+
+def _table(col: TabularColumn) -> dict[Any, int]:
+    """Category -> index, built once per column (a column may have many categories)."""
+    table = _TABLES.get(col)
+    if table is None:
+        assert col.categories is not None
+        table = _TABLES[col] = {category_key(c): i for i, c in enumerate(col.categories)}
+    return table
+
+
+def _codes(col: TabularColumn, values: list[Any]) -> np.ndarray:
+    """Each value's output index within the column's one-hot block, -1 for none (an ignored
+    unknown category, or the dropped one)."""
     assert col.categories is not None
-    table = {category_key(c): i for i, c in enumerate(col.categories)}
+    table = _table(col)
     n_cat = len(col.categories)
     codes = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
@@ -250,10 +294,11 @@ def _onehot(col: TabularColumn, values: list[Any]) -> np.ndarray:
             f"input column {col.source}: unknown category {_shown(bad)} (the encoder was "
             "fitted with handle_unknown='error')"
         )
-    out = np.zeros((len(values), n_cat + 1))
-    out[np.arange(len(values)), codes] = 1.0
-    keep = [j for j in range(n_cat) if j != col.drop]
-    return out[:, keep]
+    codes[unknown] = -1
+    if col.drop >= 0:
+        codes[codes == col.drop] = -1
+        codes[codes > col.drop] -= 1
+    return codes
 
 
 def _missing(v: Any, marker: float) -> bool:
