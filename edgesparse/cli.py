@@ -350,11 +350,14 @@ def predict(blob: Path, data: Path, proba: bool, decision: bool, output: Path | 
 
 
 def _predict_input(model: Any, data: Path) -> Any:
-    """What ``predict`` feeds ``model``: documents for a text model, else a table's rows."""
-    from edgesparse.data import load_dataset, read_documents
+    """What ``predict`` feeds ``model``: documents for a text model, records for a tabular one,
+    else a table's rows."""
+    from edgesparse.data import load_dataset, read_documents, read_records
 
-    ir = getattr(model, "ir", None)
-    if getattr(ir, "featurizer", None) is not None:
+    featurizer = getattr(getattr(model, "ir", None), "featurizer", None)
+    if hasattr(featurizer, "columns"):  # a tabular input stage reads records
+        return read_records(data)
+    if featurizer is not None:
         return read_documents(data)
     return load_dataset(data).X
 

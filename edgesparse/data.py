@@ -567,3 +567,74 @@ def looks_like_number_table(docs: list[str]) -> bool:
     if lines and not _all_numbers(lines[0].replace("\t", ",").split(",")):
         lines = lines[1:]  # a header
     return bool(lines) and all(_all_numbers(d.replace("\t", ",").split(",")) for d in lines)
+
+
+class TableRecords(list):  # type: ignore[type-arg]
+    """Records read from a text table (:func:`read_records`): lists of strings, where an empty
+    cell is missing and a categorical column whose categories are numbers reads its cells as
+    numbers (what ``pandas.read_csv`` would have made of them). ``names``: the header's column
+    names, which the records' cells follow."""
+
+    names: tuple[str, ...] = ()
+
+
+MAX_RECORD_COLUMNS = 1 << 16
+"""Most columns a table of records (:func:`read_records`) may have."""
+
+
+def read_records(
+    path: str | os.PathLike[str], *, max_columns: int = MAX_RECORD_COLUMNS
+) -> TableRecords:
+    """The records of a CSV with a header row naming the columns (for a model with a tabular
+    input stage): every cell kept as a string, the header's names on the result.
+
+    Refuses, with an :class:`InputError` naming the file and line, a file larger than the
+    text-table limit, one that is not UTF-8 or holds NUL bytes, a header of more than
+    ``max_columns`` columns (counted before any cell is made), repeated column names and rows
+    whose width differs from the header's."""
+    from edgesparse.fileio import read_bytes
+
+    p = _existing(path)
+    check_text_size(p, what="table of records")
+    raw = read_bytes(p, what="table of records", max_bytes=max(1, max_data_bytes() // 32))
+    if b"\0" in raw:
+        raise InputError(f"{p} holds NUL bytes; a table of records is UTF-8 text")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{p} is not UTF-8 text (byte {exc.start}); records are read from a CSV"
+        ) from None
+    lines = text.splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        raise InputError(f"{p} is empty; expected a header row naming the columns, then records")
+    width = lines[first].count(",") + 1
+    if width > max_columns:
+        raise InputError(
+            f"{p}, line {first + 1}: the header has {width} columns, more than the "
+            f"{max_columns} a table of records may have"
+        )
+    reader = csv.reader(lines[first:], strict=True)
+    try:
+        header = [c.strip() for c in next(reader)]
+        if len(set(header)) != len(header):
+            raise InputError(f"{p}, line {first + 1}: a column name is repeated in the header")
+        out = TableRecords()
+        for row in reader:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != len(header):
+                raise InputError(
+                    f"{p}, line {first + reader.line_num}: {len(row)} cells, but the header "
+                    f"names {len(header)} columns"
+                )
+            out.append([c.strip() for c in row])
+    except csv.Error as exc:
+        raise InputError(
+            f"{p}, line {first + reader.line_num}: not a valid CSV row ({exc})"
+        ) from None
+    if not out:
+        raise InputError(f"{p} has a header but no records")
+    out.names = tuple(header)
+    return out

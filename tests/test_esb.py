@@ -439,9 +439,9 @@ def test_error_bad_values_scales_and_labels(small_ir: LinearIR) -> None:
 
 def test_error_unknown_kind_and_encoding(small_ir: LinearIR) -> None:
     blob = bytearray(esb.encode(small_ir))
-    blob[64 + 16 * 6] = 11  # provenance -> kind 11 (10 is 'text')
+    blob[64 + 16 * 6] = 12  # provenance -> kind 12 (10 is 'text', 11 'tabular')
     assert error_of(reseal(blob)) == (
-        "corrupt .esb: section table entry 6 at offset 160: unknown section kind 11 "
+        "corrupt .esb: section table entry 6 at offset 160: unknown section kind 12 "
         "(written by a newer edgesparse?)"
     )
     blob = bytearray(esb.encode(small_ir))

@@ -47,6 +47,8 @@ _NOT_MODELS: frozenset[tuple[str, str]] = frozenset(
         ("numpy", "int64"),
         ("numpy", "float64"),
         ("numpy", "float32"),
+        # the output slices a fitted ColumnTransformer keeps (output_indices_)
+        ("builtins", "slice"),
         # joblib's array record; protocol 2's bytes
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
         ("_codecs", "encode"),

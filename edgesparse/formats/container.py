@@ -199,6 +199,7 @@ class SectionLayout(NamedTuple):
     names: dict[int, str]  # kind -> name, kinds in table order
     encodings: dict[int, dict[int, str]]  # kind -> (code -> name)
     required: tuple[int, ...]
+    max_sections: int = 0  # most sections a blob holds (0: one of every kind)
 
 
 def assemble(version: int, sections: list[tuple[int, int, bytes]], fields: tuple) -> bytes:
@@ -285,7 +286,7 @@ def read_header(data: bytes, *, reader: BlobKind, layout: SectionLayout) -> tupl
     header_size, n_sec, header_crc = fields[2], fields[3], fields[-1]
     if header_size != HEADER_SIZE:
         corrupt(f"header size field at offset 10 is {header_size}, expected {HEADER_SIZE}")
-    n_required, n_kinds = len(layout.required), len(layout.names)
+    n_required, n_kinds = len(layout.required), layout.max_sections or len(layout.names)
     if not n_required <= n_sec <= n_kinds:
         corrupt(f"section count at offset 12 is {n_sec}, expected {n_required} to {n_kinds}")
     table_end = HEADER_SIZE + ENTRY_SIZE * n_sec

@@ -5,7 +5,8 @@ The byte layout is specified in ``docs/FORMAT.md``; this module is its reference
 
     header fields      counts, head, value dtype, flags
     sections           rows, columns?, indices, values, scales?, bias, classes?, provenance?,
-                       exponents?, text? (the text input stage: formats/linear_text.py)
+                       exponents?, text? (the text input stage: formats/linear_text.py),
+                       tabular? (the tabular input stage: formats/linear_tabular.py)
 
 Column indices are stored in whichever of a few layouts is smallest for the model at hand
 (:mod:`edgesparse.formats.linear_pattern`). Values always stay in canonical CSR order, so a
@@ -58,6 +59,11 @@ from edgesparse.formats.linear_pattern import (
     decode_indices,
     encode_pattern,
 )
+from edgesparse.formats.linear_tabular import (
+    TABULAR_ENCODINGS,
+    decode_tabular,
+    encode_tabular,
+)
 from edgesparse.formats.linear_text import TEXT_ENCODINGS, decode_text, encode_text
 from edgesparse.formats.linear_values import (
     ENC_MIXED,
@@ -70,6 +76,8 @@ from edgesparse.formats.linear_values import (
     encode_values,
 )
 from edgesparse.ir import HEADS, LinearIR
+from edgesparse.ir.tabular import TabularFeaturizer
+from edgesparse.ir.text import TextFeaturizer
 
 __all__ = [
     "COLUMN_ENCODINGS",
@@ -89,6 +97,7 @@ FLAG_SQUEEZE = 0x01
 
 # Section kinds, in the order they must appear in the table.
 ROWS, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE, EXPONENTS, TEXT = range(1, 11)
+TABULAR = 11
 SECTION_NAMES = {
     ROWS: "rows",
     COLUMNS: "columns",
@@ -100,6 +109,7 @@ SECTION_NAMES = {
     PROVENANCE: "provenance",
     EXPONENTS: "exponents",
     TEXT: "text",
+    TABULAR: "tabular",
 }
 _REQUIRED = (ROWS, INDICES, VALUES, BIAS)
 
@@ -114,10 +124,12 @@ ENCODINGS: dict[int, dict[int, str]] = {
     PROVENANCE: {0: "json"},
     EXPONENTS: {0: "int8", 1: "exceptions"},
     TEXT: TEXT_ENCODINGS,
+    TABULAR: TABULAR_ENCODINGS,
 }
 """Encoding codes per section kind (code -> name)."""
 
-_LAYOUT = SectionLayout(SECTION_NAMES, ENCODINGS, _REQUIRED)
+# 'text' and 'tabular' exclude each other (a model has one input stage): at most 10 sections.
+_LAYOUT = SectionLayout(SECTION_NAMES, ENCODINGS, _REQUIRED, max_sections=len(SECTION_NAMES) - 1)
 _CLS_INT, _CLS_FLOAT, _CLS_STR = 0, 1, 2
 _U64 = np.uint64
 
@@ -166,9 +178,11 @@ def encode(ir: LinearIR, *, columns: str = "auto", indices: str = "auto") -> byt
         sections.append((PROVENANCE, 0, encode_provenance(ir.provenance)))
     if ir.col_exponents is not None:
         sections.append((EXPONENTS, *encode_exponents(ir, listed=col_enc is not None)))
-    if ir.featurizer is not None:
+    if isinstance(ir.featurizer, TextFeaturizer):
         used = np.unique(ir.indices)
         sections.append((TEXT, *encode_text(ir.featurizer, used=used)))
+    elif ir.featurizer is not None:
+        sections.append((TABULAR, *encode_tabular(ir.featurizer)))
 
     flags = FLAG_SQUEEZE if ir.squeeze else 0
     head_code = HEADS.index(ir.head)
@@ -383,6 +397,8 @@ def _check_presence(secs: dict[int, Any], hdr: _Header) -> None:
             f"offset 40 is {hdr.head!r}, 'classes' is "
             f"{'present' if CLASSES in secs else 'missing'})"
         )
+    if TEXT in secs and TABULAR in secs:
+        corrupt("sections 'text' and 'tabular' are both present; a model has one input stage")
     if EXPONENTS in secs and not hdr.is_int8:
         corrupt(
             "section 'exponents' is only allowed with int8 values (value dtype at offset 41 "
@@ -515,9 +531,11 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, _Header, dict]:
     values, scales, bias = _decode_weights(section, need, hdr, counts)
 
     classes, provenance, exponents = _decode_extras(section, need, secs, hdr, used, indices)
-    featurizer = None
+    featurizer: TextFeaturizer | TabularFeaturizer | None = None
     if TEXT in secs:
         featurizer = decode_text(section(TEXT), partial(need, TEXT), n_features=hdr.n_feat)
+    if TABULAR in secs:
+        featurizer = decode_tabular(section(TABULAR), partial(need, TABULAR), n_features=hdr.n_feat)
     try:
         ir = LinearIR(
             indptr=indptr,

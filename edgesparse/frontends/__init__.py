@@ -32,6 +32,7 @@ from edgesparse.errors import IRError, UnsupportedModelError
 from edgesparse.frontends import (
     pipelines,
     sklearn_linear,
+    sklearn_tabular,
     sklearn_text,
     surprise,
     surprise_factors,
@@ -196,6 +197,15 @@ _FRONTENDS: tuple[Frontend, ...] = (
         sklearn_text.tfidf_transformer,
         "sklearn.feature_extraction.text.TfidfTransformer",
     ),
+    # Tabular steps that start a pipeline: its input stage (sklearn_tabular.tabular_stage).
+    *_entries(
+        "featurizer",
+        sklearn_tabular.step_columns,
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.preprocessing._function_transformer.FunctionTransformer",
+    ),
     # Surprise's k-NN recommenders, in the order `edgesparse list models` shows them.
     *_entries(
         "knn",
@@ -302,7 +312,7 @@ def to_linear_ir(estimator: Any) -> LinearIR:
         "sklearn_rules": rules_note(estimator, version),
         "n_features_in": str(lin.n_features),
     }
-    if lin.featurizer is not None and lin.featurizer.vocabulary is not None:
+    if getattr(lin.featurizer, "vocabulary", None) is not None:
         # The artifact may keep fewer terms (those its weights use): say how many were fitted.
         provenance["vocabulary_fitted"] = str(len(lin.featurizer.vocabulary))
     try:

@@ -14,6 +14,7 @@ import numpy as np
 
 from edgesparse.errors import UnsupportedModelError
 from edgesparse.ir.linear import FeatureStats
+from edgesparse.ir.tabular import TabularFeaturizer
 from edgesparse.ir.text import TextFeaturizer
 
 __all__ = [
@@ -80,7 +81,7 @@ class LinearParts:
     squeeze: bool
     source: str
     stats: FeatureStats | None = None
-    featurizer: TextFeaturizer | None = None
+    featurizer: TextFeaturizer | TabularFeaturizer | None = None
 
     @property
     def n_outputs(self) -> int:

@@ -10,7 +10,9 @@ in the standardized domain instead of on the folded weights (ARCHITECTURE v2).
 
 A text pipeline starts with its featurizer steps (``HashingVectorizer``, then optionally a
 ``TfidfTransformer``; :mod:`edgesparse.frontends.sklearn_text`): they become the model's input
-stage (``LinearParts.featurizer``), and any scaler after them is folded as above.
+stage (``LinearParts.featurizer``), and any scaler after them is folded as above. A tabular
+pipeline starts with a ``ColumnTransformer`` or with ``SimpleImputer`` / ``OneHotEncoder``
+steps (:mod:`edgesparse.frontends.sklearn_tabular`), which become its input stage the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import IRError, UnsupportedModelError
+from edgesparse.frontends import sklearn_tabular
 from edgesparse.frontends.base import (
     CORRUPT,
     Inner,
@@ -31,6 +34,7 @@ from edgesparse.frontends.base import (
     require_fitted,
 )
 from edgesparse.ir.linear import FeatureStats
+from edgesparse.ir.tabular import TabularFeaturizer
 from edgesparse.ir.text import TextFeaturizer
 
 __all__ = [
@@ -217,12 +221,19 @@ def pipeline(pipe: Any, *, inner: Inner) -> LinearParts:
             "edgesparse converts pipelines that end in a linear model"
         )
     lin = inner.convert(final)
-    featurizer, n_text = _text_stage(steps[:-1], inner)
+    featurizer, n_text = _input_stage(steps[:-1], inner)
     scalers = steps[n_text:-1]
     affines: list[Affine] = []
     for step_name, step in reversed(scalers):
         entry = inner.scaler(step)
-        if entry is None and inner.featurizer(step) is not None:
+        stage = inner.featurizer(step)
+        if entry is None and stage is not None and stage.name in sklearn_tabular.TABULAR_CLASSES:
+            raise UnsupportedModelError(
+                f"{name} step {step_name!r} ({name_of(step)}) comes after a step that is not "
+                "an imputer or encoder; a tabular pipeline starts with its ColumnTransformer "
+                "(or its SimpleImputer / OneHotEncoder steps)"
+            )
+        if entry is None and stage is not None:
             raise UnsupportedModelError(
                 f"{name} step {step_name!r} ({name_of(step)}) is a text step after a scaler; "
                 "a text pipeline starts with its vectorizer (and TfidfTransformer)"
@@ -258,11 +269,21 @@ def pipeline(pipe: Any, *, inner: Inner) -> LinearParts:
     if featurizer is not None:
         if featurizer.n_features != lin.n_features:
             raise UnsupportedModelError(
-                f"{name}: the text steps make {featurizer.n_features} features but the model "
+                f"{name}: the input steps make {featurizer.n_features} features but the model "
                 f"after them expects {lin.n_features}"
             )
         lin.featurizer = featurizer
     return lin
+
+
+def _input_stage(
+    steps: list[tuple[str, Any]], inner: Inner
+) -> tuple[TextFeaturizer | TabularFeaturizer | None, int]:
+    """The input stage the leading steps describe (tabular or text), and how many steps."""
+    tabular, count = sklearn_tabular.tabular_stage(steps, inner)
+    if tabular is not None:
+        return tabular, count
+    return _text_stage(steps, inner)
 
 
 def _text_stage(steps: list[tuple[str, Any]], inner: Inner) -> tuple[TextFeaturizer | None, int]:

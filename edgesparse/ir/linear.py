@@ -40,10 +40,11 @@ a pass that produces an invalid IR fails here, naming the field.
 distribution (a scaler's centre and scale, or statistics of data the user gave). Passes use it
 (quantization chooses column exponents and corrects the bias with it); formats do not store it.
 
-``featurizer`` (optional :class:`~edgesparse.ir.text.TextFeaturizer`) is the input stage:
-how raw documents become the ``n_features`` columns the weights see (its own contract is in
-:mod:`edgesparse.ir.text`). Passes that do not know it carry it through unchanged
-(:meth:`LinearIR.replace` keeps it).
+``featurizer`` (optional :class:`~edgesparse.ir.text.TextFeaturizer` or
+:class:`~edgesparse.ir.tabular.TabularFeaturizer`) is the input stage: how raw documents or
+records become the ``n_features`` columns the weights see (its own contract is in
+:mod:`edgesparse.ir.text` / :mod:`edgesparse.ir.tabular`). Passes that do not know it
+carry it through unchanged (:meth:`LinearIR.replace` keeps it).
 
 Imports only numpy and the standard library: the on-device runtime uses this module.
 """
@@ -59,6 +60,7 @@ import numpy as np
 
 from edgesparse.errors import IRError
 from edgesparse.ir.csr import CsrFault, indices_fault, indptr_fault
+from edgesparse.ir.tabular import TabularFeaturizer
 from edgesparse.ir.text import TextFeaturizer
 
 HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
@@ -129,7 +131,7 @@ class LinearIR:
     provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
     col_exponents: np.ndarray | None = None
     input_stats: FeatureStats | None = None
-    featurizer: TextFeaturizer | None = None
+    featurizer: TextFeaturizer | TabularFeaturizer | None = None
 
     def __post_init__(self) -> None:
         def fix(name: str, value: Any) -> None:
@@ -361,11 +363,13 @@ def _check_input_stats(stats: FeatureStats | None, n_features: int) -> None:
             )
 
 
-def _check_featurizer(featurizer: TextFeaturizer | None, n_features: int) -> None:
+def _check_featurizer(
+    featurizer: TextFeaturizer | TabularFeaturizer | None, n_features: int
+) -> None:
     """The input stage produces exactly the model's input columns."""
     if featurizer is not None:
-        if not isinstance(featurizer, TextFeaturizer):
-            raise IRError("featurizer: must be a TextFeaturizer")
+        if not isinstance(featurizer, (TextFeaturizer, TabularFeaturizer)):
+            raise IRError("featurizer: must be a TextFeaturizer or a TabularFeaturizer")
         if featurizer.n_features != n_features:
             raise IRError(
                 f"featurizer: produces {featurizer.n_features} features, expected "

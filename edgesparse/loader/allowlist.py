@@ -126,6 +126,18 @@ _SKLEARN_TEXT: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
+# Tabular pipelines (issue 20): the steps that become a tabular input stage, and the slices a
+# fitted ColumnTransformer keeps (output_indices_; calling slice only makes a slice).
+_SKLEARN_TABULAR: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("sklearn.compose._column_transformer", "ColumnTransformer"),
+        ("sklearn.impute._base", "SimpleImputer"),
+        ("sklearn.preprocessing._encoders", "OneHotEncoder"),
+        ("sklearn.preprocessing._function_transformer", "FunctionTransformer"),
+        ("builtins", "slice"),
+    }
+)
+
 # SGD/Perceptron/PassiveAggressive keep their loss object (_loss_function_, and before 1.3
 # loss_function_ too). Up to scikit-learn 1.5 every loss was one of these Cython classes; Log,
 # SquaredLoss and Huber are gone since 1.6, so today's scikit-learn cannot unpickle them. None
@@ -200,6 +212,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = (
     | _SKLEARN_ESTIMATORS
     | _SKLEARN_PIPELINE
     | _SKLEARN_TEXT
+    | _SKLEARN_TABULAR
     | _SKLEARN_HELPERS
     | _JOBLIB
     | _PICKLE_PROTOCOL
@@ -271,6 +284,7 @@ SKOPS_ALLOWED_TYPES: frozenset[str] = (
         | _SKLEARN_ESTIMATORS
         | _SKLEARN_PIPELINE
         | _SKLEARN_TEXT
+        | _SKLEARN_TABULAR
         | _SKLEARN_HELPERS
     )
     | _SKOPS_EXTRA_TYPES

@@ -148,6 +148,14 @@ def _defaultdict_of_list(factory: Any = None) -> Any:
     return collections.defaultdict(list)
 
 
+def _checked_slice(*args: Any) -> slice:
+    """Stand-in for ``builtins.slice`` (a fitted ColumnTransformer's ``output_indices_``):
+    builds a slice of at most three whole numbers or None, nothing else."""
+    if len(args) > 3 or not all(a is None or type(a) is int for a in args):
+        raise Crafted(f"it builds a slice of something other than whole numbers; {CRAFTED}")
+    return slice(*args)
+
+
 class OldSGDLoss:
     """What an ``sklearn.linear_model._sgd_fast`` loss object becomes: its class name, nothing
     else. The pickle calls ``Log()`` or ``Hinge(1.0)``; the stand-in accepts at most two plain
@@ -206,6 +214,7 @@ _SUBSTITUTES: dict[tuple[str, str], Any] = {
     ("collections", "defaultdict"): _defaultdict_of_list,
     ("builtins", "list"): _LIST_FACTORY,
     ("__builtin__", "list"): _LIST_FACTORY,
+    ("builtins", "slice"): _checked_slice,
     ("_codecs", "encode"): _latin1_encode,
     ("numpy._core.multiarray", "_reconstruct"): _empty_array_reconstruct,
     ("numpy.core.multiarray", "_reconstruct"): _empty_array_reconstruct,

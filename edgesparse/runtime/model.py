@@ -50,6 +50,7 @@ import numpy as np
 from edgesparse.counting import column_counts
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
+from edgesparse.ir.text import TextFeaturizer
 from edgesparse.runtime.checks import (
     CsrParts,
     cast_to,
@@ -62,6 +63,7 @@ from edgesparse.runtime.checks import (
     read_dense,
 )
 from edgesparse.runtime.heads import proba, proba_row
+from edgesparse.runtime.tabular import tabular_features as records
 from edgesparse.runtime.text import text_features
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
@@ -331,8 +333,9 @@ class Model:
 
         The one place where the input becomes features (anything but NaN/inf, which the
         kernels find on the scores, is checked here)."""
-        if self._raw_input:  # the input stage: raw documents -> CSR rows
-            X = text_features(self.ir.featurizer, X)
+        if self._raw_input:  # the input stage: raw documents or records -> feature rows
+            feat = self.ir.featurizer
+            X = text_features(feat, X) if isinstance(feat, TextFeaturizer) else records(feat, X)
         if type(X) is not np.ndarray and is_sparse(X):
             return self._check_csr(X, finite=False)
         return self._read_dense(X)

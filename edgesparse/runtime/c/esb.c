@@ -26,6 +26,7 @@ enum { N_KINDS = EXPONENTS };
 /* Section kind 10 holds a text input stage (formats/linear_text.py). This runtime does not run
    one: a blob that has it is refused by name at its table entry, never run without it. */
 enum { TEXT = N_KINDS + 1 };
+enum { TABULAR = TEXT + 1 }; /* kind 11: a tabular input stage (formats/linear_tabular.py), too */
 enum { ENC_RAW = 0, ENC_VARINT = 1, ENC_BITMAP = 2, ENC_EF = 3 };
 
 static const char *const SEC_NAMES[N_KINDS + 1] = {
@@ -880,12 +881,16 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
         unsigned kind = e[0], enc = e[1];
         uint32_t res = ld_u16(e + 2), off = ld_u32(e + 4), length = ld_u32(e + 8);
         const char *name;
-        if (kind < 1 || kind > TEXT)
+        if (kind < 1 || kind > TABULAR)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
                 ": unknown section kind %u (written by a newer edgesparse?)", i, at, kind);
         if (kind == TEXT)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
                 ": section 'text' (a text input stage) is not supported by the C runtime; "
+                "run this model with the numpy runtime", i, at);
+        if (kind == TABULAR)
+            BAD("section table entry %" PRIu32 " at offset %" PRIu64
+                ": section 'tabular' (a tabular input stage) is not supported by the C runtime; "
                 "run this model with the numpy runtime", i, at);
         name = SEC_NAMES[kind];
         if (kind <= prev_kind)
