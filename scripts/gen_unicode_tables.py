@@ -98,6 +98,24 @@ def decompositions() -> tuple[list[tuple[int, str]], list[int]]:
     return table, empty
 
 
+def expansion() -> int:
+    """Most code points one UTF-8 byte of a document can become after lowercasing and
+    stripping accents (the workspace bound of esb_text_workspace_size)."""
+    worst = 1
+    for cp in range(MAX_CP):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        c = chr(cp)
+        out = "".join(
+            ch
+            for low in c.lower()
+            for ch in unicodedata.normalize("NFKD", low)
+            if not unicodedata.combining(ch)
+        )
+        worst = max(worst, -(-len(out) // len(c.encode("utf-8"))))
+    return worst
+
+
 def _array(ctype: str, name: str, values: list[int], per_line: int = 8) -> str:
     rows = [
         "    " + ", ".join(f"0x{v:X}" for v in values[i : i + per_line]) + ","
@@ -134,6 +152,7 @@ def generate() -> str:
         f"{len(ranges(ignorable))}\n#define ESB_U_CASED_N {len(ranges(cased))}\n",
         f"#define ESB_U_DECOMP_N {len(decomp)}\n#define ESB_U_STRIPPED_N {len(ranges(empty))}\n",
         f"#define ESB_U_DECOMP_MAX {max(len(s) for _, s in decomp)}\n",
+        f"#define ESB_U_EXPAND {expansion()}\n",
         "/* Inclusive (first, last) code point ranges, sorted. */\n",
         _array("uint32_t", "U_WORD", _flat(word)),
         _array("uint32_t", "U_SPACE", _flat(space)),

@@ -43,7 +43,7 @@ from edgesparse.export_c import c_runtime_dir, write_rows
 from edgesparse.runtime import load
 
 C_CFLAGS = ("-O2", "-std=c99")
-C_SOURCES = ("esb.h", "esb.c", "esb_main.c")
+C_SOURCES = ("esb.h", "esb.c", "esb_text.c", "esb_unicode.h", "esb_main.c")
 # arch -> (default compiler, override variable, binutils `size`, Debian packages to install)
 C_TOOLCHAINS = {
     "host": ("cc", "EDGESPARSE_CC", "size", "gcc"),

@@ -8,6 +8,7 @@
 #define ESB_U_DECOMP_N 5786
 #define ESB_U_STRIPPED_N 187
 #define ESB_U_DECOMP_MAX 18
+#define ESB_U_EXPAND 6
 /* Inclusive (first, last) code point ranges, sorted. */
 static const uint32_t U_WORD[1468] = {
     0x30, 0x39, 0x41, 0x5A, 0x5F, 0x5F, 0x61, 0x7A,
