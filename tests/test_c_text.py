@@ -211,3 +211,293 @@ def test_hashing_then_tfidf_rows_equal_scikit_learn(tf, esb_c, tmp_path) -> None
     got = c_features(esb_c, _blob(feat), docs, tmp_path)
     np.testing.assert_allclose(got, tfidf.transform(hv.transform(docs)).toarray(), atol=1e-6)
     np.testing.assert_allclose(got, featurize(feat, docs).toarray(), rtol=0, atol=1e-12)
+
+
+# -- the verifier: the same decision and message as the Python reader ----------------------------
+def _verify(driver: list[str], blobs: list[bytes], tmp: Path) -> list[str]:
+    paths = []
+    for i, b in enumerate(blobs):
+        (tmp / f"{i}.esb").write_bytes(b)
+        paths.append(str(tmp / f"{i}.esb"))
+    lines: list[str] = []
+    for lo in range(0, len(paths), 400):
+        res = _run([*driver, "verify", *paths[lo : lo + 400]])
+        err = res.stderr.decode()
+        assert "Sanitizer" not in err and "runtime error" not in err, err
+        lines += res.stdout.decode().splitlines()
+    assert len(lines) == len(blobs)
+    return lines
+
+
+def _python_error(blob: bytes) -> str | None:
+    from edgesparse.errors import FormatError
+    from edgesparse.formats import esb
+
+    try:
+        esb.decode(blob)
+    except FormatError as exc:
+        return str(exc)
+    return None
+
+
+def _vocab_edits(tf) -> list[bytes]:
+    """The vocabulary block's malformed cases of test_text_featurizer, and a signed one."""
+    from edgesparse.formats import esb, linear
+    from tests.test_esb_malformed import reseal
+
+    blob = esb.encode(tf._vocab_ir(normed=False))
+    off = linear.verify(blob)["sections"]["text"]["offset"]
+
+    def edited(tail: bytes) -> bytes:
+        b = bytearray(blob[: off + 24]) + tail
+        (n_sec,) = struct.unpack_from("<I", b, 12)
+        struct.pack_into("<I", b, 64 + 16 * (n_sec - 1) + 8, 24 + len(tail))
+        struct.pack_into("<Q", b, 48, len(b))
+        return reseal(bytes(b))
+
+    two = struct.pack("<I", 2)
+    out = [
+        edited(tail)
+        for tail in (
+            b"\x02\x00",
+            struct.pack("<I", 5),
+            two + b"\x01",
+            two + b"\x01\x02\x04\x03kiwifig",
+            two + b"\x01\x01\x04\x03kiwifigs",
+            two + b"\x01\x01\x03\x03fig\xfffg",
+            two + b"\x01\x01\x03\x03figfig",
+            two + b"\x01\x01\x80\x00\x03kiwfig",
+        )
+    ]
+    signed = bytearray(blob)
+    signed[off + 3] |= 2  # alternate_sign with a vocabulary: the IR refuses it
+    normed = bytearray(esb.encode(tf._vocab_ir(normed=True)))
+    n_off = linear.verify(bytes(normed))["sections"]["text"]["offset"]
+    struct.pack_into("<I", normed, n_off + 24, 3)
+    return [*out, reseal(bytes(signed)), reseal(bytes(normed))]
+
+
+def test_malformed_text_sections_same_messages_as_python(tf, esb_asan, tmp_path) -> None:
+    blobs = [fn() for _, fn, _ in tf.TEXT_CASES] + _vocab_edits(tf)
+    lines = _verify(esb_asan, blobs, tmp_path)
+    for blob, line in zip(blobs, lines, strict=True):
+        expected = _python_error(blob)
+        assert expected is not None
+        assert line.split(" ", 2)[2] == expected, line
+
+
+def _large_vocabulary_blob(tf, *, repeat: bool) -> bytes:
+    """A 6000-term vocabulary (more than one pass of the duplicate check), optionally with the
+    last term equal to the first."""
+    from edgesparse.formats import esb
+    from edgesparse.ir import LinearIR, TextFeaturizer
+
+    terms = {f"t{i}": i for i in range(6000)}
+    feat = TextFeaturizer(n_features=6000, alternate_sign=False, norm=None, vocabulary=terms)
+    ir = LinearIR(
+        indptr=np.array([0, 6000]),
+        indices=np.arange(6000),
+        values=np.ones(6000),
+        n_features=6000,
+        bias=np.array([0.0]),
+        head="identity",
+        featurizer=feat,
+    )
+    blob = esb.encode(ir)
+    if repeat:  # "t5999" -> "t0" would change lengths: rename "t5999"'s twin instead
+        blob = blob.replace(b"t5999", b"t5998")
+        from tests.test_esb_malformed import reseal
+
+        blob = reseal(blob)
+    return blob
+
+
+def test_large_vocabulary_duplicates_found(tf, esb_asan, tmp_path) -> None:
+    blobs = [_large_vocabulary_blob(tf, repeat=False), _large_vocabulary_blob(tf, repeat=True)]
+    lines = _verify(esb_asan, blobs, tmp_path)
+    assert lines[0] == "OK"
+    assert lines[1].split(" ", 2)[2] == _python_error(blobs[1])
+    assert lines[1].endswith(": a vocabulary term is repeated")
+
+
+def test_mutated_text_sections_same_decision_as_python(tf, esb_asan, tmp_path) -> None:
+    import random
+
+    from edgesparse.formats import esb, linear
+    from tests.test_esb_malformed import reseal
+
+    rng = random.Random(5)
+    blobs = []
+    for ir in (tf._text_ir(), tf._vocab_ir(normed=False), tf._vocab_ir(normed=True)):
+        blob = esb.encode(ir)
+        sec = linear.verify(blob)["sections"]["text"]
+        off, size = sec["offset"], sec["bytes"]
+        for _ in range(300):
+            b = bytearray(blob)
+            for _ in range(rng.randint(1, 3)):
+                b[off + rng.randrange(size)] = rng.choice(
+                    (0, 1, 0x7F, 0x80, 0xFF, rng.randrange(256))
+                )
+            blobs.append(reseal(bytes(b)))
+        blobs += [reseal(blob[:n]) for n in rng.sample(range(off, off + size), 20)]
+    lines = _verify(esb_asan, blobs, tmp_path)
+    accepted = 0
+    for blob, line in zip(blobs, lines, strict=True):
+        expected = _python_error(blob)
+        if expected is None:
+            accepted += 1
+            assert line == "OK"
+        else:
+            assert line.startswith("ERR "), f"C accepted what Python rejects: {expected}"
+            assert line.split(" ", 2)[2] == expected
+    assert accepted > 20
+
+
+# -- labels, sanitizers, hostile input ---------------------------------------------------------
+PIPELINES = (
+    "hashing-sgd",
+    "hashing-tfidf-logistic",
+    "char-wb-binary-l1",
+    "bigram-stop-words-no-idf",
+)
+
+
+def _predict_lines(driver: list[str], blob: bytes, docs: list[str], tmp: Path) -> list[str]:
+    (tmp / "m.esb").write_bytes(blob)
+    (tmp / "docs.txt").write_bytes("".join(d + "\n" for d in docs).encode("utf-8"))
+    res = _run([*driver, "predict", str(tmp / "m.esb"), str(tmp / "docs.txt")])
+    assert res.returncode == 0 and not res.stderr, res.stderr.decode()
+    return res.stdout.decode().splitlines()
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_c_labels_equal_the_numpy_runtimes(name, tf, esb_c, tmp_path) -> None:
+    from edgesparse import compress
+    from edgesparse.formats import esb
+    from edgesparse.runtime import loads
+
+    pipe = tf._pipelines()[name]()
+    docs = _line_safe(tf.TEST_DOCS)
+    blob = esb.encode(compress(pipe, quantize="int8"))
+    model = loads(blob)
+    lines = _predict_lines(esb_c, blob, docs, tmp_path)
+    got = np.array([int(line.split("\t")[0]) for line in lines])
+    want = np.searchsorted(model.classes_, model.predict(docs))
+    assert np.array_equal(got, want)
+    scores = np.array([[float(v) for v in line.split("\t")[1].split()] for line in lines])
+    np.testing.assert_allclose(scores.ravel(), model.decision_function(docs).ravel(), atol=1e-4)
+
+
+def test_features_clean_under_sanitizers(tf, esb_asan, tmp_path) -> None:
+    from edgesparse.runtime.text import featurize
+
+    docs = _corpus(tf)[:200] + _corpus(tf)[-15:]
+    for kw in (HASHING["char-wb-2-5-unicode"], HASHING["bigrams-stop-accents-ascii"]):
+        hv = tf.HashingVectorizer(**kw)
+        feat = tf._featurizer_of(hv)
+        got = c_features(esb_asan, _blob(feat), docs, tmp_path)
+        np.testing.assert_allclose(got, featurize(feat, docs).toarray(), rtol=0, atol=1e-12)
+
+
+def test_hostile_documents_get_error_codes(tf, esb_asan, tmp_path) -> None:
+    feat = tf._featurizer_of(tf.HashingVectorizer(n_features=2**10))
+    (tmp_path / "m.esb").write_bytes(_blob(feat))
+    cases = {
+        b"ok \xff bad\n": "document 0: ",  # not UTF-8
+        b"fine\n\xed\xa0\x80\n": "document 1: ",  # a surrogate
+        b"\xc0\xaf\n": "document 0: ",  # overlong
+        b"abc\xe2\x82\n": "document 0: ",  # truncated
+    }
+    for data, where in cases.items():
+        (tmp_path / "d.txt").write_bytes(data)
+        res = _run([*esb_asan, "features", str(tmp_path / "m.esb"), str(tmp_path / "d.txt")])
+        err = res.stderr.decode()
+        assert res.returncode == 1 and err.startswith(f"esb: {where}"), err
+        assert "Sanitizer" not in err and "runtime error" not in err
+    # NUL bytes are characters: same row as the numpy runtime's
+    from edgesparse.runtime.text import featurize
+
+    docs = ["a\x00b nul\x00\x00word", "\x00"]
+    np.testing.assert_allclose(
+        c_features(esb_asan, _blob(feat), docs, tmp_path), featurize(feat, docs).toarray()
+    )
+
+
+_WS_PROBE = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "esb.h"
+
+/* argv: blob, max_len, then documents: prints each one's status with a workspace of exactly
+ * esb_text_workspace_size(m, max_len) bytes (malloc'd: a sanitizer sees any overflow). */
+int main(int argc, char **argv)
+{
+    static unsigned char blob[1 << 20];
+    esb_model m;
+    FILE *f = fopen(argv[1], "rb");
+    size_t n = fread(blob, 1, sizeof blob, f), bytes;
+    int i;
+    void *ws;
+    fclose(f);
+    if (esb_open(blob, n, &m) != ESB_OK) return 3;
+    bytes = esb_text_workspace_size(&m, (size_t)atol(argv[2]));
+    ws = malloc(bytes);
+    for (i = 3; i < argc; i++) {
+        uint32_t nnz, k;
+        const int32_t *idx;
+        const double *val;
+        esb_status st = esb_text_features(&m, argv[i], strlen(argv[i]), ws, bytes, &nnz, &idx,
+                                          &val);
+        esb_status sp = esb_predict_text(&m, argv[i], strlen(argv[i]), ws, bytes, &k);
+        printf("%d %d\n", (int)st, (int)sp);
+    }
+    {
+        uint32_t nnz;
+        const int32_t *idx;
+        const double *val;
+        printf("%d\n", (int)esb_text_features(&m, "ab", 2, ws, 8, &nnz, &idx, &val));
+    }
+    free(ws);
+    return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("accents", [None, "unicode"])
+def test_documents_past_the_workspace_are_refused(accents, tf, esb_asan, tmp_path) -> None:
+    """A workspace of esb_text_workspace_size(m, L) takes every document of L bytes, even the
+    most expanding (U+FDFA becomes 18 code points), and refuses a longer one that does not fit
+    with ESB_E_ARGUMENT (1), with no write past it (the probe runs under ASan)."""
+    src = tmp_path / "probe.c"
+    src.write_text(_WS_PROBE)
+    exe = tmp_path / "probe"
+    flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    res = subprocess.run(
+        [
+            "clang",
+            "-std=c99",
+            *flags,
+            f"-I{C_DIR}",
+            str(src),
+            str(C_DIR / "esb.c"),
+            "-lm",
+            "-o",
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    hv = tf.HashingVectorizer(
+        n_features=2**8, analyzer="char_wb", ngram_range=(1, 4), strip_accents=accents
+    )
+    (tmp_path / "m.esb").write_bytes(_blob(tf._featurizer_of(hv)))
+    fits = ["\ufdfa" * 10, "a b c d e f g h i j k l m n o", "İİİİİİİİİİİİİİİ", "x" * 30]
+    too_long = ["a b " * 200, "\ufdfa" * 100]
+    res = _run([str(exe), str(tmp_path / "m.esb"), "30", *fits, *too_long])
+    assert res.returncode == 0, res.stderr.decode()
+    lines = res.stdout.decode().split("\n")
+    assert lines[: len(fits)] == ["0 0"] * len(fits)
+    assert lines[len(fits) : len(fits) + len(too_long)] == ["1 1"] * len(too_long)
+    assert lines[len(fits) + len(too_long)] == "1"  # an 8-byte workspace holds nothing
