@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import FormatError, InputError
+from edgesparse.export_c_text import text_header_lines, text_main_source, text_readme
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.formats import esb
 from edgesparse.formats.container import BlobKind, kind_of
@@ -98,11 +99,6 @@ def export_c(
         info = esb.verify(blob)
     except FormatError as exc:
         raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
-    if "featurizer" in info:  # its C would only refuse the blob (esb.c has no text stage yet)
-        raise InputError(
-            f"{os.fspath(blob_path)} reads raw text (a text input stage), which the C runtime "
-            "does not run yet; use the numpy runtime (edgesparse.load)"
-        )
     layout, ws_bytes = fast_workspace(info)
     info = {**info, "ws_layout": layout, "ws_bytes": ws_bytes}
     out = Path(out_dir)
@@ -117,9 +113,15 @@ def export_c(
         "esb_unicode.h": _runtime_source("esb_unicode.h"),
         "model_data.h": _model_header(info, name).encode(),
         "model_data.c": _model_source(blob, name).encode(),
-        "main.c": _main_source(info, name).encode(),
+        "main.c": (
+            text_main_source(name) if "featurizer" in info else _main_source(info, name)
+        ).encode(),
         "Makefile": _MAKEFILE.encode(),
-        "README.txt": _readme(info, name, len(blob)).encode(),
+        "README.txt": (
+            text_readme(info, name, len(blob))
+            if "featurizer" in info
+            else _readme(info, name, len(blob))
+        ).encode(),
     }
     written = []
     for fname, data in files.items():
@@ -213,7 +215,7 @@ def _model_header(info: dict[str, Any], name: str) -> str:
 #define {up}_NNZ {info["nnz"]}u
 /* Bytes of this model's fastest workspace layout ({info["ws_layout"]}): esb_workspace_size_fast. */
 #define {up}_WORKSPACE_BYTES {info["ws_bytes"]}u
-
+{text_header_lines(info, name) if "featurizer" in info else ""}
 extern const unsigned char *const {name}_esb; /* the .esb blob, 8-byte aligned */
 extern const size_t {name}_esb_len;
 

@@ -501,3 +501,43 @@ def test_documents_past_the_workspace_are_refused(accents, tf, esb_asan, tmp_pat
     assert lines[: len(fits)] == ["0 0"] * len(fits)
     assert lines[len(fits) : len(fits) + len(too_long)] == ["1 1"] * len(too_long)
     assert lines[len(fits) + len(too_long)] == "1"  # an 8-byte workspace holds nothing
+
+
+# -- export-c: a text model's C program reads documents from stdin -------------------------------
+@pytest.mark.parametrize("name", ["hashing-tfidf-logistic", "char-wb-binary-l1", "count-sgd"])
+def test_export_c_text_model_predicts_like_the_numpy_runtime(name, tf, tmp_path) -> None:
+    from edgesparse import compress
+    from edgesparse.export_c import export_c
+    from edgesparse.formats import esb
+    from edgesparse.runtime import loads
+
+    pipes = {**tf._pipelines(), **tf._vocab_pipelines()}
+    blob = tmp_path / "m.esb"
+    blob.write_bytes(esb.encode(compress(pipes[name](), quantize="int8")))
+    model = loads(blob.read_bytes())
+    out = tmp_path / "out"
+    export_c(blob, out, name="model")
+    docs = _line_safe(tf.TEST_DOCS)
+    for streamed in (False, True):
+        flags = "-O2 -std=c99 -Wall -Wextra -Werror -pedantic" + (" -DESB_STREAMED" * streamed)
+        res = subprocess.run(
+            ["make", "-C", str(out), "CC=gcc", f"CFLAGS={flags}"], capture_output=True, text=True
+        )
+        assert res.returncode == 0, res.stdout + res.stderr
+        text = "".join(d + ("\r\n" if i % 3 == 0 else "\n") for i, d in enumerate(docs))
+        res = _run([str(out / "model_main")], input=text.encode("utf-8"))
+        assert res.returncode == 0, res.stderr.decode()
+        labels = [line.split("\t")[0] for line in res.stdout.decode().splitlines()]
+        assert labels == [str(v) for v in model.predict(docs)]
+        (out / "model_main").unlink()
+    # bad lines: named, the rest checked, exit 1
+    bad = b"fine\n\xff\n" + b"x" * 20000 + b"\nok\n"
+    subprocess.run(["make", "-C", str(out), "CC=gcc"], capture_output=True, check=True)
+    res = _run([str(out / "model_main")], input=bad)
+    assert res.returncode == 1
+    assert res.stderr.decode().splitlines() == [
+        "line 2: not valid UTF-8 (or the score overflows)",
+        "line 3: the document is longer than 16384 bytes (build with -DMAX_DOC_BYTES=N for "
+        "longer ones)",
+    ]
+    assert len(res.stdout.decode().splitlines()) == 1

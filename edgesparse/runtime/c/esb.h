@@ -384,6 +384,15 @@ esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label);
  * esb_open checks that vocabulary terms are distinct in O(V * vocabulary bytes / 2048).
  */
 
+/* Most code points one UTF-8 byte can become (lowercasing, then stripping accents: U+FDFA,
+ * 3 bytes, is 18 code points); esb_unicode.h's ESB_U_EXPAND, checked at compile time. */
+#define ESB_TEXT_EXPAND 6u
+/* esb_text_workspace_size as a constant expression, for static buffers: documents of up to
+ * max_doc bytes, k = max_n - min_n + 1, expand = ESB_TEXT_EXPAND with strip_accents, else 1. */
+#define ESB_TEXT_WORKSPACE_BYTES(max_doc, k, expand)                                          \
+    (16u * (k) * (2u * ((max_doc) * (expand) + 1u) + 2u) + 24u * ((max_doc) * (expand) + 1u) + \
+     160u)
+
 /* 1 when the model has a text input stage (its input is a document, not a feature row). */
 int esb_has_text(const esb_model *m);
 

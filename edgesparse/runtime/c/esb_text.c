@@ -11,6 +11,9 @@
  */
 #include "esb_unicode.h"
 
+/* esb.h's constant bound must cover the tables' expansion (C99: a negative size fails). */
+typedef char esb_text_expand_check[ESB_U_EXPAND <= ESB_TEXT_EXPAND ? 1 : -1];
+
 enum { T_LOWER = 1, T_ALT = 2, T_BINARY = 4, T_TFIDF = 8, T_IDF = 16, T_SUBLINEAR = 32 };
 enum { T_FIXED = 24, T_KNOWN_FLAGS = 63, T_MAX_NGRAM = 32 };
 static const char *const T_ANALYZERS[3] = {"word", "char", "char_wb"};
@@ -759,7 +762,7 @@ size_t esb_text_workspace_size(const esb_model *m, size_t max_doc_bytes)
     text_cfg c;
     uint64_t cap_n, bytes;
     if (!t_cfg(m, &c)) return 0;
-    cap_n = (uint64_t)max_doc_bytes * (c.acc ? ESB_U_EXPAND : 1u) + 1;
+    cap_n = (uint64_t)max_doc_bytes * (c.acc ? ESB_TEXT_EXPAND : 1u) + 1;
     bytes = t_ws_bytes(cap_n, c.hi - c.lo + 1u);
     return bytes > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)bytes;
 }
