@@ -541,3 +541,28 @@ def test_export_c_text_model_predicts_like_the_numpy_runtime(name, tf, tmp_path)
         "longer ones)",
     ]
     assert len(res.stdout.decode().splitlines()) == 1
+
+
+def test_a_build_without_the_text_stage_refuses_text_blobs_by_name(tf, tmp_path) -> None:
+    exe = tmp_path / "esb"
+    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
+    res = subprocess.run(
+        ["gcc", *CFLAGS, "-O1", "-DESB_NO_TEXT", *sources, "-lm", "-o", str(exe)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    from edgesparse.formats import esb
+
+    text_ir = tf._text_ir()
+    blobs = [esb.encode(text_ir), esb.encode(text_ir.replace(featurizer=None))]
+    lines = _verify([str(exe)], blobs, tmp_path)
+    off = struct.unpack_from(
+        "<I", blobs[0], 64 + 16 * (struct.unpack_from("<I", blobs[0], 12)[0] - 1) + 4
+    )[0]
+    assert lines == [
+        f"ERR 4 corrupt .esb: section 'text' at offset {off}: a text input stage, which this "
+        "build of the C runtime leaves out (-DESB_NO_TEXT); run this model with a full build or "
+        "the numpy runtime",
+        "OK",
+    ]

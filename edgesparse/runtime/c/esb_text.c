@@ -9,6 +9,49 @@
  * order, same messages); the reference featurizer is edgesparse/runtime/text.py. See esb.h,
  * "Text input", for the API, the workspace bound and the gaps vs Python.
  */
+#ifdef ESB_NO_TEXT
+/* A build without the text stage (about 95 KB of code and Unicode tables less): a blob with a
+ * text section is refused by name, the text calls give ESB_E_HEAD. */
+static esb_status check_text(esb_model *m, const uint8_t *d)
+{
+    (void)d;
+    BAD("section 'text' at offset %" PRIu32 ": a text input stage, which this build of the C "
+        "runtime leaves out (-DESB_NO_TEXT); run this model with a full build or the numpy "
+        "runtime", m->sec_[TEXT].offset);
+}
+int esb_has_text(const esb_model *m) { return m && m->buf_ && m->sec_[TEXT].present; }
+size_t esb_text_workspace_size(const esb_model *m, size_t max_doc_bytes)
+{
+    (void)m, (void)max_doc_bytes;
+    return 0;
+}
+esb_status esb_text_features(const esb_model *m, const char *utf8, size_t len, void *ws,
+                             size_t ws_bytes, uint32_t *nnz, const int32_t **indices,
+                             const double **values)
+{
+    (void)m, (void)utf8, (void)len, (void)ws, (void)ws_bytes, (void)nnz, (void)indices;
+    (void)values;
+    return ESB_E_HEAD;
+}
+esb_status esb_decision_text(const esb_model *m, const char *utf8, size_t len, void *ws,
+                             size_t ws_bytes, float *scores)
+{
+    (void)m, (void)utf8, (void)len, (void)ws, (void)ws_bytes, (void)scores;
+    return ESB_E_HEAD;
+}
+esb_status esb_predict_text(const esb_model *m, const char *utf8, size_t len, void *ws,
+                            size_t ws_bytes, uint32_t *class_index)
+{
+    (void)m, (void)utf8, (void)len, (void)ws, (void)ws_bytes, (void)class_index;
+    return ESB_E_HEAD;
+}
+esb_status esb_predict_proba_text(const esb_model *m, const char *utf8, size_t len, void *ws,
+                                  size_t ws_bytes, float *proba)
+{
+    (void)m, (void)utf8, (void)len, (void)ws, (void)ws_bytes, (void)proba;
+    return ESB_E_HEAD;
+}
+#else
 #include "esb_unicode.h"
 
 /* esb.h's constant bound must cover the tables' expansion (C99: a negative size fails). */
@@ -848,3 +891,4 @@ esb_status esb_predict_proba_text(const esb_model *m, const char *doc, size_t le
 {
     return t_run(m, doc, len, ws, ws_bytes, 2, proba);
 }
+#endif /* ESB_NO_TEXT */
