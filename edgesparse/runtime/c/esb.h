@@ -381,7 +381,10 @@ esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label);
  * truncated sequences) gives ESB_E_INPUT. NUL bytes are characters like any other.
  * Time: O(document * (max_n - min_n + 1) * max_n) plus a sort of the terms; a vocabulary
  * lookup walks the vocabulary (O(terms x vocabulary bytes)), a stop word the stop list.
- * esb_open checks that vocabulary terms are distinct in O(V * vocabulary bytes / 2048).
+ * esb_open checks that vocabulary terms are distinct in O(V * vocabulary bytes / 2048),
+ * with 32 KiB of stack (a hash table of 4096 term offsets and lengths) for that check.
+ * Measured: 3 ms per docstring with a 24 508-term bigram vocabulary (x86-64), where a hashed
+ * model takes microseconds.
  * Build with -DESB_NO_TEXT to leave the text stage out (about 95 KB of code and tables at -O2
  * on x86-64): esb_open then refuses a blob with a text section by name, the calls below give
  * ESB_E_HEAD.
