@@ -226,20 +226,21 @@ class CompressOptions:
                 "give one or the other"
             )
 
-    def check_text(self, fmt: str, *, source_class: str) -> None:
-        """A model with a text input stage (issue 20): ``.esb`` output only, and no rows
-        (``check_data``, ``calibration``): those are feature tables, and this model reads raw
-        text, which they cannot hold yet."""
+    def check_input_stage(self, fmt: str, *, source_class: str, stage: str) -> None:
+        """A model with an input stage (issue 20; ``stage`` is ``"text"`` or ``"tabular"``):
+        ``.esb`` output only, and no rows (``check_data``, ``calibration``): those are feature
+        tables, and this model reads raw documents or records, which they cannot hold yet."""
+        raw = "raw text" if stage == "text" else "raw records"
         if fmt != "esb":
             raise InputError(
-                f"{source_class} starts with a text featurizer, which edgesparse writes to .esb "
-                f"only for now (the ONNX exporter has no text operators yet); use -o "
+                f"{source_class} starts with a {stage} featurizer, which edgesparse writes to "
+                f".esb only for now (the ONNX exporter has no {stage} operators yet); use -o "
                 f"{Path(self.output).stem}.esb"
             )
         rows = {"check-data": self.check_data, "calibration": self.calibration}
         given = [f"--{name}" for name, value in rows.items() if value is not None]
         if given:
             raise InputError(
-                f"{source_class} reads raw text; {' and '.join(given)} take feature rows, which "
-                "a text model cannot check against yet: compress without them"
+                f"{source_class} reads {raw}; {' and '.join(given)} take feature rows, which "
+                f"a {stage} model cannot check against yet: compress without them"
             )

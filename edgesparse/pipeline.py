@@ -37,6 +37,7 @@ from edgesparse.formats import knn as knn_format
 from edgesparse.frontends.surprise import is_surprise_knn
 from edgesparse.frontends.surprise_factors import is_surprise_factors
 from edgesparse.ir import KnnIR, LinearIR
+from edgesparse.ir.text import TextFeaturizer
 from edgesparse.loader import load_model
 from edgesparse.options import FORMATS, CompressOptions, PathLike
 from edgesparse.passes.fidelity import Fidelity
@@ -371,7 +372,11 @@ def _linear_file(
     )
     original = frontends.to_linear_ir(estimator)
     if original.featurizer is not None:
-        options.check_text(fmt, source_class=original.provenance.get("source", "the model"))
+        options.check_input_stage(
+            fmt,
+            source_class=original.provenance.get("source", "the model"),
+            stage="text" if isinstance(original.featurizer, TextFeaturizer) else "tabular",
+        )
     done = (
         _budget_passes(options, estimator, original)
         if options.budgeted

@@ -43,7 +43,15 @@ from edgesparse.export_c import c_runtime_dir, write_rows
 from edgesparse.runtime import load
 
 C_CFLAGS = ("-O2", "-std=c99")
-C_SOURCES = ("esb.h", "esb.c", "esb_knn.c", "esb_main.c", "esb_knn_main.c")  # the .c
+C_SOURCES = (
+    "esb.h",
+    "esb.c",
+    "esb_knn.c",
+    "esb_text.c",
+    "esb_unicode.h",
+    "esb_main.c",
+    "esb_knn_main.c",
+)  # the
 # files after esb.c and esb_main.c are #included by them (one build line for both)
 # arch -> (default compiler, override variable, binutils `size`, Debian packages to install)
 C_TOOLCHAINS = {

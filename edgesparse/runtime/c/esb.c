@@ -23,17 +23,17 @@
 
 enum { ROWS = 1, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE, EXPONENTS };
 enum { N_KINDS = EXPONENTS };
-/* Section kind 10 holds a text input stage (formats/linear_text.py). This runtime does not run
-   one: a blob that has it is refused by name at its table entry, never run without it. */
+/* Section kind 10 holds a text input stage (formats/linear_text.py): esb_text.c. */
 enum { TEXT = N_KINDS + 1 };
 enum { TABULAR = TEXT + 1 }; /* kind 11: a tabular input stage (formats/linear_tabular.py), too */
 enum { ENC_RAW = 0, ENC_VARINT = 1, ENC_BITMAP = 2, ENC_EF = 3 };
 
-static const char *const SEC_NAMES[N_KINDS + 1] = {
+static const char *const SEC_NAMES[TEXT + 1] = {
     "?", "rows", "columns", "indices", "values", "scales", "bias", "classes", "provenance",
-    "exponents"};
+    "exponents", "text"};
 /* Allowed encodings per kind, as bit masks (docs/FORMAT.md, "Sections"). */
-static const unsigned SEC_ENCODINGS[N_KINDS + 1] = {0, 0x2, 0xE, 0xF, 0x3, 0x1, 0x3, 0x7, 0x1, 0x3};
+static const unsigned SEC_ENCODINGS[TEXT + 1] = {0, 0x2, 0xE, 0xF, 0x3, 0x1, 0x3, 0x7, 0x1, 0x3,
+                                                  0x3};
 enum { ENC_MIXED = 1 }; /* values: int8 rows and a few int16 ("wide") rows */
 /* Column exponents (ir.EXPONENT_RANGE): 2^e is a normal float for each. */
 #define EXP_MIN (-126)
@@ -884,10 +884,6 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
         if (kind < 1 || kind > TABULAR)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
                 ": unknown section kind %u (written by a newer edgesparse?)", i, at, kind);
-        if (kind == TEXT)
-            BAD("section table entry %" PRIu32 " at offset %" PRIu64
-                ": section 'text' (a text input stage) is not supported by the C runtime; "
-                "run this model with the numpy runtime", i, at);
         if (kind == TABULAR)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
                 ": section 'tabular' (a tabular input stage) is not supported by the C runtime; "
@@ -1052,6 +1048,9 @@ static esb_status check_mixed_values(esb_model *m, uint32_t off, uint64_t len, c
     m->n_wide_ = n_wide;
     return ESB_OK;
 }
+
+/* The text input stage (section kind 10): its verifier and featurizer, in their own file. */
+#include "esb_text.c"
 
 static esb_status check_contents(esb_model *m, const uint8_t *d)
 {
@@ -1324,6 +1323,10 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
         esb_status st;
         SEC(EXPONENTS);
         st = check_exponents(m, off, b);
+        if (st != ESB_OK) return st;
+    }
+    if (m->sec_[TEXT].present) {
+        esb_status st = check_text(m, d);
         if (st != ESB_OK) return st;
     }
     /* LinearIR: the arithmetic the fields feed. The largest int8 weight (scale * 127, or

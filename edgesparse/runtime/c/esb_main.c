@@ -6,6 +6,11 @@
  *   esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout NAME]
  *               [--one-row] [--pad N]              one line per row:
  *                                                  "<class index or -1>\t<scores>\t<probas>"
+ *   esb predict TEXT_MODEL.esb DOCS.txt [options]   a model with a text input stage: one
+ *                                                  document per line of DOCS (UTF-8), the
+ *                                                  same output line per document
+ *   esb features TEXT_MODEL.esb DOCS.txt           one line per document: its feature row,
+ *                                                  "col:value ..." (values "%.17g")
  *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace|--layout NAME]
  *             [--op predict|proba|decision]
  *             [--batch N] [--predictions FILE] [--one-row]
@@ -365,6 +370,67 @@ static int predict_batch(const esb_model *m, const rows *r, size_t pad)
     return 0;
 }
 
+/* A text model's documents: DOCS is UTF-8, one document per line ('\n'; a '\r' before it is
+ * dropped; no document after a final '\n'). Each line goes through esb_text_features (features:
+ * "col:value ..." with %.17g values) or esb_decision_text / esb_predict_text /
+ * esb_predict_proba_text (predict: print_row's line), with a workspace sized for the longest
+ * line. A refused document stops with "esb: document N: <reason>" and exit 1. */
+static int cmd_text(const loaded *l, const char *data, int features)
+{
+    size_t len = 0, start, end, longest = 0, n = 0, bytes;
+    unsigned char *docs = read_file(data, &len);
+    void *ws;
+    float *scores, *proba;
+    if (!docs) {
+        fprintf(stderr, "esb: cannot read %s\n", data);
+        return 2;
+    }
+    for (start = 0; start < len; start = end + 1) {
+        for (end = start; end < len && docs[end] != '\n'; end++) continue;
+        if (end - start > longest) longest = end - start;
+    }
+    bytes = esb_text_workspace_size(&l->m, longest);
+    ws = malloc(bytes ? bytes : 8);
+    scores = (float *)malloc(4 * (size_t)l->m.n_outputs);
+    proba = (float *)malloc(4 * ((size_t)l->m.n_classes + 1));
+    if (!ws || !scores || !proba) return 2;
+    for (start = 0; start < len; start = end + 1, n++) {
+        size_t doc_len;
+        esb_status st;
+        long cls = -1;
+        for (end = start; end < len && docs[end] != '\n'; end++) continue;
+        doc_len = end - start - (end > start && docs[end - 1] == '\r');
+        if (features) {
+            uint32_t nnz, j;
+            const int32_t *idx;
+            const double *val;
+            st = esb_text_features(&l->m, (const char *)docs + start, doc_len, ws, bytes, &nnz,
+                                   &idx, &val);
+            if (st == ESB_OK) {
+                for (j = 0; j < nnz; j++)
+                    printf(j ? " %ld:%.17g" : "%ld:%.17g", (long)idx[j], val[j]);
+                printf("\n");
+            }
+        } else {
+            const char *doc = (const char *)docs + start;
+            st = esb_decision_text(&l->m, doc, doc_len, ws, bytes, scores);
+            if (st == ESB_OK && l->m.head != ESB_HEAD_IDENTITY) {
+                uint32_t k;
+                st = esb_predict_text(&l->m, doc, doc_len, ws, bytes, &k);
+                cls = (long)k;
+            }
+            if (st == ESB_OK && esb_has_proba(&l->m))
+                st = esb_predict_proba_text(&l->m, doc, doc_len, ws, bytes, proba);
+            if (st == ESB_OK) print_row(&l->m, cls, scores, esb_has_proba(&l->m) ? proba : NULL);
+        }
+        if (st != ESB_OK) {
+            fprintf(stderr, "esb: document %lu: %s\n", (unsigned long)n, esb_strerror(st));
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int cmd_predict(const char *model, const char *data, int stream, int one_row, long pad)
 {
     loaded l;
@@ -372,7 +438,9 @@ static int cmd_predict(const char *model, const char *data, int stream, int one_
     float *scores, *proba;
     uint32_t i;
     memset(&r, 0, sizeof r);
-    if (!load_model(model, stream, &l) || !read_rows(data, &r)) return 2;
+    if (!load_model(model, stream, &l)) return 2;
+    if (esb_has_text(&l.m)) return cmd_text(&l, data, 0);
+    if (!read_rows(data, &r)) return 2;
     if (r.n_features != l.m.n_features) {
         fprintf(stderr, "esb: rows have %u features, the model expects %u\n",
                 (unsigned)r.n_features, (unsigned)l.m.n_features);
@@ -665,6 +733,7 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
 static int usage(void)
 {
     fprintf(stderr, "usage: esb verify MODEL.esb...\n"
+                    "       esb features TEXT_MODEL.esb DOCS.txt\n"
                     "       esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout L] "
                     "[--one-row] [--pad N]\n"
                     "       esb bench MODEL.esb ROWS.bin RUNS WARMUP "
@@ -704,6 +773,16 @@ int main(int argc, char **argv)
     if (argc < 2) return usage();
     if (strcmp(argv[1], "verify") == 0) return argc < 3 ? usage() : cmd_verify(argc - 2, argv + 2);
     if (strcmp(argv[1], "recommend") == 0 && argc >= 5) return knn_cmd_recommend(argc - 2, argv + 2);
+    if (strcmp(argv[1], "features") == 0) {
+        loaded l;
+        if (argc != 4) return usage();
+        if (!load_model(argv[2], 1, &l)) return 2;
+        if (!esb_has_text(&l.m)) {
+            fprintf(stderr, "esb: %s has no text input stage\n", argv[2]);
+            return 2;
+        }
+        return cmd_text(&l, argv[3], 1);
+    }
     if (strcmp(argv[1], "predict") == 0 && argc >= 4) first_option = 4;
     else if (strcmp(argv[1], "bench") == 0 && argc >= 6) first_option = 6;
     else return usage();
