@@ -356,7 +356,7 @@ int esb_has_proba(const esb_model *m);
 /* Label of class k (0 <= k < n_classes). Takes O(k) for int and string labels. */
 esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label);
 
-/* ======================================================================================
+/* =============================================================================================
  * k-NN recommenders (format version 2): esb_knn.c, compiled as part of esb.c
  *
  * The reference reader is edgesparse/formats/knn.py, the reference runtime
@@ -463,7 +463,7 @@ esb_status esb_knn_predict(const esb_knn *m, uint32_t user, uint32_t item, void 
 esb_status esb_knn_recommend(const esb_knn *m, uint32_t user, uint32_t n, int exclude_seen,
                              uint32_t *items, double *est, uint32_t *n_out, void *ws,
                              size_t ws_bytes);
-=======
+
 /* ---------------------------------------------------------------------------------------------
  * Text input (a blob with a `text` section: HashingVectorizer / CountVectorizer /
  * TfidfVectorizer [+ TfidfTransformer]; esb_text.c, which esb.c includes)
