@@ -329,6 +329,7 @@ def check_fidelity(
     compressed: LinearIR,
     dataset: Any,
     model: Any | None = None,
+    reference_input: Any | None = None,
 ) -> CheckResult:
     """Compare ``compressed`` with the original model on ``dataset.X`` (and ``dataset.y``).
 
@@ -338,13 +339,17 @@ def check_fidelity(
     outputs by today's rules (softmax for a ``multi_class="ovr"`` model of 1.7, say), so the
     uncompressed IR, read by the rules of the release that wrote it, is the reference.
     ``model`` is what runs the compressed model (default: the numpy runtime; an
-    ``OnnxModel`` checks an ONNX artifact).
+    ``OnnxModel`` checks an ONNX artifact). ``reference_input`` is what the estimator is fed
+    when it reads the rows differently from the runtime (the DataFrame of a table of records
+    whose ``dataset.X`` the runtime reads as :class:`~edgesparse.data.TableRecords`).
     """
     X, y = dataset.X, dataset.y
     new = Model(compressed) if model is None else model
     pred_new = new.predict(X)  # validates X first, with the runtime's friendly errors
     _check_label_kinds(original, y)
-    ref = _reference(estimator, original, X, proba=compressed.has_proba)
+    ref = _reference(
+        estimator, original, X, proba=compressed.has_proba, reference_input=reference_input
+    )
     dec_new = new.decision_function(X) if original.is_classifier else pred_new
     delta = float(np.max(np.abs(np.asarray(dec_new, dtype=np.float64) - ref.decision)))
     proba_delta = None
@@ -361,7 +366,7 @@ def check_fidelity(
         score_name = "r2"
         before, after = _r2(y, ref.predict), _r2(y, pred_new)
     return CheckResult(
-        n_rows=int(X.shape[0]),
+        n_rows=int(X.shape[0]) if hasattr(X, "shape") else len(X),  # documents: a list
         label_agreement=agreement,
         max_abs_decision_delta=delta,
         max_abs_proba_delta=proba_delta,
@@ -400,10 +405,12 @@ class _Outputs:
     """The other scikit-learn release that pickled the estimator (None: this one, or none)."""
 
 
-def _reference(estimator: Any, original: LinearIR, X: Any, *, proba: bool) -> _Outputs:
+def _reference(
+    estimator: Any, original: LinearIR, X: Any, *, proba: bool, reference_input: Any | None
+) -> _Outputs:
     """The original's outputs: scikit-learn's own when it is the oracle, else the IR's."""
     ref_model = Model(original)
-    X_ref = for_sklearn(X)
+    X_ref = for_sklearn(X) if reference_input is None else reference_input
     written_by = None if isinstance(estimator, LinearIR) else pickled_by_other_release(estimator)
     has_own = (
         hasattr(estimator, "predict") and not isinstance(estimator, LinearIR) and written_by is None

@@ -228,8 +228,8 @@ class CompressOptions:
 
     def check_input_stage(self, fmt: str, *, source_class: str, stage: str) -> None:
         """A model with an input stage (issue 20; ``stage`` is ``"text"`` or ``"tabular"``):
-        ``.esb`` output only, and no rows (``check_data``, ``calibration``): those are feature
-        tables, and this model reads raw documents or records, which they cannot hold yet."""
+        ``.esb`` output only, and no ``calibration`` (the budget search takes feature rows);
+        ``check_data`` holds documents or records (:mod:`edgesparse.rawcheck`)."""
         raw = "raw text" if stage == "text" else "raw records"
         if fmt != "esb":
             raise InputError(
@@ -237,10 +237,10 @@ class CompressOptions:
                 f".esb only for now (the ONNX exporter has no {stage} operators yet); use -o "
                 f"{Path(self.output).stem}.esb"
             )
-        rows = {"check-data": self.check_data, "calibration": self.calibration}
-        given = [f"--{name}" for name, value in rows.items() if value is not None]
-        if given:
+        if self.calibration is not None:
+            what = "documents, one per line" if stage == "text" else "records with a header"
             raise InputError(
-                f"{source_class} reads {raw}; {' and '.join(given)} take feature rows, which "
-                f"a {stage} model cannot check against yet: compress without them"
+                f"{source_class} reads {raw}; --calibration takes feature rows, which the "
+                f"budget search cannot use for a {stage} model yet: give --check-data ({what}) "
+                "instead, or compress without a budget"
             )

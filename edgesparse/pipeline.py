@@ -41,6 +41,7 @@ from edgesparse.ir.text import TextFeaturizer
 from edgesparse.loader import load_model
 from edgesparse.options import FORMATS, CompressOptions, PathLike
 from edgesparse.passes.fidelity import Fidelity
+from edgesparse.rawcheck import RawCheck, read_raw_check
 from edgesparse.runtime.model import Model
 
 __all__ = [
@@ -82,6 +83,9 @@ class LinearDetails:
     """The scikit-learn release that wrote the model (None for non-scikit-learn models)."""
     sklearn_rules: str | None = None
     """By which release's rules edgesparse read it, and what those rules changed."""
+    input_kind: str = "features"
+    """What the model reads: ``features``, or through its input stage ``documents`` (text) or
+    ``records`` (tabular): what ``--check-data`` holds."""
 
     FORMAT_BEFORE: ClassVar[str] = "format_detail"
     """Where ``format`` goes among these fields in :meth:`CompressReport.to_dict`."""
@@ -357,6 +361,8 @@ class _Compressed:
     """The check rows, when the passes already read them (to measure the default on)."""
     estimate: dict[str, Any] | None = None
     precision_note: str | None = None
+    raw: RawCheck | None = None
+    """The check rows of a model with an input stage (documents or records), when read."""
 
 
 def _linear_file(
@@ -398,6 +404,7 @@ def _linear_file(
         column_scaling=done.ir.column_scaling,
         estimate=done.estimate,
         precision_note=done.precision_note,
+        input_kind=_input_kind(original),
         budget=done.budget,
         **_provenance_versions(original),
     )
@@ -414,16 +421,16 @@ def _linear_file(
 
 def _passes(options: CompressOptions, original: LinearIR) -> _Compressed:
     """Plain compression: the safe default measures int8 on the check rows when given."""
-    dataset = None
-    if options.check_data is not None:
+    dataset, raw, rows = None, None, None
+    if options.check_data is not None and original.featurizer is not None:
+        raw = read_raw_check(options.check_data, featurizer=original.featurizer)
+        rows = raw.features  # the stage's feature rows: what the default measures on
+    elif options.check_data is not None:
         dataset = load_dataset(options.check_data, n_features=original.n_features)
-    done = compress_quantized(
-        original,
-        options=options.quantize_options(),
-        data=None if dataset is None else dataset.X,
-    )
+        rows = dataset.X
+    done = compress_quantized(original, options=options.quantize_options(), data=rows)
     estimate = None if done.fidelity is None else _fidelity_dict(done.fidelity)
-    return _Compressed(done.ir, None, dataset, estimate, done.note)
+    return _Compressed(done.ir, None, dataset, estimate, done.note, raw)
 
 
 def _budget_passes(options: CompressOptions, estimator: Any, original: LinearIR) -> _Compressed:
@@ -528,11 +535,41 @@ def _check(
                 + ", so its check figures are not held-out; use separate rows"
             )
     steps(f"checking against the original on {Path(check_data).name}")
+    if done.raw is not None:
+        return _raw_check(estimator, original, done, runner)
     dataset = done.dataset
     if dataset is None:
         dataset = load_dataset(check_data, n_features=original.n_features)
     return check_fidelity(
         estimator=estimator, original=original, compressed=done.ir, dataset=dataset, model=runner
+    )
+
+
+def _input_kind(ir: LinearIR) -> str:
+    if ir.featurizer is None:
+        return "features"
+    return "documents" if isinstance(ir.featurizer, TextFeaturizer) else "records"
+
+
+def _raw_check(estimator: Any, original: LinearIR, done: _Compressed, runner: Any) -> CheckResult:
+    """The check of a model with an input stage, on the documents or records it reads."""
+    raw = done.raw
+    assert raw is not None
+    own = raw.reference_input is not None
+    result = check_fidelity(
+        estimator=estimator if own else original,
+        original=original,
+        compressed=done.ir,
+        dataset=Dataset(X=raw.raw, y=None),
+        model=runner,
+        reference_input=raw.reference_input,
+    )
+    if own:
+        return result
+    return dataclasses.replace(
+        result,
+        reference="the float64 model read by edgesparse: scikit-learn reads a table through "
+        "pandas, which is not installed",
     )
 
 

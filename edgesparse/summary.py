@@ -96,7 +96,7 @@ def _estimate_rows(d: LinearDetails) -> list[tuple[str, str]]:
                 (
                     "",
                     f"below the {d.estimate['bar']} bar on these probes (independent "
-                    "columns, not your data); measure with --check-data X.npz",
+                    f"columns, not your data); measure with --check-data {_check_file(d)}",
                 )
             )
         return rows
@@ -105,10 +105,18 @@ def _estimate_rows(d: LinearDetails) -> list[tuple[str, str]]:
             (
                 "estimated fidelity",
                 "unknown: the model carries no input statistics (no scaler); "
-                "give --check-data X.npz to measure",
+                f"give --check-data {_check_file(d)} to measure",
             )
         ]
     return []
+
+
+def _check_file(d: LinearDetails) -> str:
+    """An example --check-data argument for what the model reads."""
+    return {
+        "documents": "docs.txt (one document per line)",
+        "records": "rows.csv (records under a header)",
+    }.get(d.input_kind, "X.npz")
 
 
 def _check_rows(d: LinearDetails) -> list[tuple[str, str]]:

@@ -62,8 +62,21 @@ def safe_quantize(
         granularity: int8 scales per ``"row"`` or per ``"tensor"`` (per-tensor models can only
             fall back to float32).
         columns: ``"auto"``, ``"pow2"`` or ``"none"`` (see :mod:`edgesparse.passes.quantize`).
-        data: the user's rows, when given.
+        data: the user's rows, when given (feature rows: for a model with an input stage,
+            what the stage makes of the user's documents or records).
     """
+    stage = ir.featurizer
+    if stage is not None:
+        # The measurements run on feature rows (probe rows from the statistics, or the
+        # featurized data): quantize the linear part, then give the input stage back.
+        done = safe_quantize(
+            ir.replace(featurizer=None),
+            explicit_int8=explicit_int8,
+            granularity=granularity,
+            columns=columns,
+            data=data,
+        )
+        return dataclasses.replace(done, ir=done.ir.replace(featurizer=stage))
     if columns == "auto":
         compressed, _ = choose_int8(ir, granularity=granularity, X=data)
     else:
