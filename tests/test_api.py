@@ -177,7 +177,8 @@ def test_one_report_type_keeps_the_json_of_each_kind(tmp_path):
         "source", "source_bytes", "output", "output_bytes", "estimator", "shape",
         "nnz_before", "nnz_after", "quantization", "passes", "check", "format",
         "format_detail", "column_scaling", "estimate", "precision_note", "budget",
-        "sklearn_version", "sklearn_rules", "input_kind", "ratio", "sparsity_before", "sparsity_after",
+        "sklearn_version", "sklearn_rules", "input_kind", "ratio", "sparsity_before",
+        "sparsity_after",
     ]  # fmt: skip
     assert report.to_dict()["shape"] == [1, 10]
     # ... and for a Surprise k-NN recommender (its details instead of the linear ones)
