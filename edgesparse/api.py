@@ -341,7 +341,7 @@ def check_fidelity(
     ``model`` is what runs the compressed model (default: the numpy runtime; an
     ``OnnxModel`` checks an ONNX artifact). ``reference_input`` is what the estimator is fed
     when it reads the rows differently from the runtime (the DataFrame of a table of records
-    whose ``dataset.X`` the runtime reads as :class:`~edgesparse.data.TableRecords`).
+    whose ``dataset.X`` the runtime reads as :class:`~edgesparse.records.TableRecords`).
     """
     X, y = dataset.X, dataset.y
     new = Model(compressed) if model is None else model

@@ -34,6 +34,7 @@ import numpy as np
 
 from edgesparse.errors import InputError, ModelFileError
 from edgesparse.formats.sniff import DATA_FORMATS, NPY_MAGIC, TEXT_SUFFIXES, ZIP_MAGIC, sniff
+from edgesparse.records import TableRecords
 
 DEFAULT_MAX_DATA_BYTES = 2 << 30
 """Most memory the arrays of one data file may declare (2 GiB); ``EDGESPARSE_MAX_DATA_BYTES``
@@ -567,15 +568,6 @@ def looks_like_number_table(docs: list[str]) -> bool:
     if lines and not _all_numbers(lines[0].replace("\t", ",").split(",")):
         lines = lines[1:]  # a header
     return bool(lines) and all(_all_numbers(d.replace("\t", ",").split(",")) for d in lines)
-
-
-class TableRecords(list):  # type: ignore[type-arg]
-    """Records read from a text table (:func:`read_records`): lists of strings, where an empty
-    cell is missing and a categorical column whose categories are numbers reads its cells as
-    numbers (what ``pandas.read_csv`` would have made of them). ``names``: the header's column
-    names, which the records' cells follow."""
-
-    names: tuple[str, ...] = ()
 
 
 MAX_RECORD_COLUMNS = 1 << 16

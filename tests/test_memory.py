@@ -24,9 +24,15 @@ from edgesparse.loader import load_model
 ROOT = Path(__file__).resolve().parents[1]
 OTHER_KINDS = (
     "edgesparse.runtime.knn",
+    "edgesparse.runtime.factors",
     "edgesparse.runtime.onnx_model",
     "edgesparse.formats.knn",
+    "edgesparse.formats.factors",
     "edgesparse.formats.onnx",
+    # the input stages' runtimes, and the workstation's file readers (csv, zipfile, lzma...)
+    "edgesparse.runtime.text",
+    "edgesparse.runtime.tabular",
+    "edgesparse.data",
     "edgesparse.frontends",
     "edgesparse.passes",
     "edgesparse.loader",

@@ -50,7 +50,6 @@ import numpy as np
 from edgesparse.counting import column_counts
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
-from edgesparse.ir.text import TextFeaturizer
 from edgesparse.runtime.checks import (
     CsrParts,
     cast_to,
@@ -63,8 +62,6 @@ from edgesparse.runtime.checks import (
     read_dense,
 )
 from edgesparse.runtime.heads import proba, proba_row
-from edgesparse.runtime.tabular import tabular_features as records
-from edgesparse.runtime.text import text_features
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
 
@@ -334,8 +331,7 @@ class Model:
         The one place where the input becomes features (anything but NaN/inf, which the
         kernels find on the scores, is checked here)."""
         if self._raw_input:  # the input stage: raw documents or records -> feature rows
-            feat = self.ir.featurizer
-            X = text_features(feat, X) if isinstance(feat, TextFeaturizer) else records(feat, X)
+            X = _stage_features(self.ir.featurizer, X)
         if type(X) is not np.ndarray and is_sparse(X):
             return self._check_csr(X, finite=False)
         return self._read_dense(X)
@@ -665,3 +661,18 @@ def _bias_tile(bias: np.ndarray) -> np.ndarray:
     if k == 1 or 2 * k > _BIAS_TILE_CELLS:
         return bias.reshape(1, -1)  # a tile of one row: the plain broadcast
     return np.tile(bias, (_BIAS_TILE_CELLS // k, 1))
+
+
+def _stage_features(featurizer: Any, X: Any) -> Any:
+    """The feature rows an input stage makes of raw documents or records. Its runtime is
+    imported here, on the first raw batch: a model without a stage never loads it (process
+    memory on the device, issue 19)."""
+    from edgesparse.ir.text import TextFeaturizer
+
+    if isinstance(featurizer, TextFeaturizer):
+        from edgesparse.runtime.text import text_features
+
+        return text_features(featurizer, X)
+    from edgesparse.runtime.tabular import tabular_features
+
+    return tabular_features(featurizer, X)

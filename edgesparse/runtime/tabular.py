@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.data import TableRecords
 from edgesparse.errors import InputError
 from edgesparse.ir.tabular import TabularColumn, TabularFeaturizer, category_key
+from edgesparse.records import TableRecords
 from edgesparse.runtime.text import TextRows
 
 __all__ = ["records_cells", "tabular_features"]
