@@ -170,11 +170,12 @@ def test_every_variant_matches_numpy_and_surprise(data, host, cls, user_based, t
 
 def test_bundled_model_matches_surprise(host, tmp_path) -> None:
     require_tool(HAVE_SURPRISE, what="scikit-surprise", install="pip install -e '.[surprise]'")
-    import joblib
-
     from edgesparse.api import compress_knn
+    from edgesparse.loader import load_model
 
-    algo = joblib.load(ROOT / "models" / "knn_means.pkl")
+    # The loader, not joblib: the bundled pickle was written under numpy 2, and the loader
+    # also reads it under the lowest numpy 1.x.
+    algo = load_model(ROOT / "models" / "knn_means.pkl")
     csv = ROOT / "models" / "knn_ratings.test.csv"
     rows = [ln.split(",") for ln in csv.read_text().splitlines()[1:] if ln.strip()]
     pairs = [(u, i) for u, i, _ in rows]
