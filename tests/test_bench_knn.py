@@ -252,17 +252,16 @@ def _error_line(args: list[str]) -> str:
 def test_bad_input_is_one_line(esb: Path, tmp_path: Path) -> None:
     out = ["-o", str(tmp_path / "report")]
     unknown = tmp_path / "unknown.csv"
-    unknown.write_text("user,item,rating\nu32,i27,2\nnobody,i27,3\nu32,nothing,4\n")
+    unknown.write_text("user,item,rating\nnobody,i27,3\nu32,nothing,4\n")
     assert _error_line(["bench", str(esb), "--data", str(unknown), *out]) == (
-        f"{unknown}: 2 of 3 pairs name a user or item that knn.esb does not know (first: pair "
-        "2, user 'nobody'); the bench times and scores the k-NN path, and those get the "
-        "global-mean fallback: hold out only pairs of known users and items"
+        f"{unknown}: none of its 2 pairs names a user and an item that knn.esb knows; the "
+        "bench times the model on held-out pairs of known users and items"
     )
     linear = tmp_path / "digits.esb"
     compress_file(CompressOptions(source=DIGITS, output=linear))
     assert _error_line(["bench", str(linear), "--data", str(PAIRS), *out]) == (
-        "knn_ratings.test.csv holds user,item pairs, the data of a k-NN recommender blob "
-        "(.esb compressed from a Surprise model), and none of digits.esb is one; linear models "
+        "knn_ratings.test.csv holds user,item pairs, the data of a recommender blob (.esb "
+        "compressed from a Surprise model), and none of digits.esb is one; linear models "
         "take rows of features (--data X.npz, .npy or a CSV of numbers)"
     )
     assert _error_line(["bench", str(esb), "--data", str(DIGITS_DATA), *out]) == (
@@ -271,12 +270,12 @@ def test_bad_input_is_one_line(esb: Path, tmp_path: Path) -> None:
         "user,item[,rating] rows, one per line (header optional)"
     )
     assert _error_line(["bench", str(esb), str(linear), "--data", str(PAIRS), *out]) == (
-        "cannot benchmark digits.esb with k-NN recommender blobs: it is a linear model, which "
+        "cannot benchmark digits.esb with recommender blobs: it is a linear model, which "
         "takes rows of features; bench it in its own run (--data X.npz)"
     )
     assert _error_line(["bench", str(esb), str(DIGITS), "--data", str(PAIRS), *out]) == (
-        "cannot benchmark digits_pipeline.pkl with k-NN recommender blobs: it is not a "
-        "Surprise k-NN model (give the pickle the blob was compressed from)"
+        "cannot benchmark digits_pipeline.pkl with recommender blobs: it is not a "
+        "Surprise recommender (give the pickle the blob was compressed from)"
     )
     assert not (tmp_path / "report").exists()  # nothing written on a refused run
 
@@ -294,3 +293,61 @@ def test_surprise_recommend_matches_the_runtime(tmp_path: Path) -> None:
         a, b = sur.recommend(user, n=10), ours.recommend(user, n=10)
         assert [p.iid for p in a] == [p.iid for p in b]
         assert [p.est for p in a] == pytest.approx([p.est for p in b], abs=1e-9)
+
+
+def test_cold_start_pairs_are_left_out_and_counted(esb: Path, tmp_path: Path) -> None:
+    """A held-out file with pairs of unknown users or items (cold start, which a real file
+    has) is timed and scored on its known pairs; the left-out ones are counted."""
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("user,item,rating\nu32,i27,2\nnobody,i27,3\nu32,nothing,4\nu69,i3,5\n")
+    results = harness.run_bench(
+        artifacts=[esb], targets=["host"], data=mixed, batch_sizes=(1,), runs=5, warmup=1
+    )
+    validate_results(results)
+    assert results["settings"]["pairs"] == 2
+    assert results["settings"]["unknown_pairs_left_out"] == 2
+    row = _by(results, "host", "knn.esb", 1)
+    model = edgesparse.load(esb)
+    want = model.predict_many([("u32", "i27"), ("u69", "i3")])
+    assert row["rmse"] == pytest.approx(float(np.sqrt(np.mean((want - [2, 5]) ** 2))))
+    assert row["impossible_pairs"] == 0
+    assert "leaving out 2 whose user or item" in render_markdown(results)
+
+
+@pytest.mark.parametrize("algorithm", ["SVD", "NMF", "BaselineOnly"])
+def test_factor_models_are_benched_against_surprise(tmp_path: Path, algorithm: str) -> None:
+    """A matrix-factorization blob (version 3) runs in the same recommender bench, with its
+    Surprise pickle as the oracle (computed here from the pickle and the CSV)."""
+    import pickle
+
+    import surprise
+
+    spec = importlib.util.spec_from_file_location("train_knn", MODELS / "train_knn.py")
+    assert spec is not None and spec.loader is not None
+    train_knn = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_knn)
+    train, _ = train_knn.split(train_knn.make_ratings())
+    options = {"verbose": False} if algorithm == "BaselineOnly" else {"random_state": 0}
+    algo = getattr(surprise, algorithm)(**options).fit(train_knn.trainset(train))
+    pkl = tmp_path / f"{algorithm}.pkl"
+    pkl.write_bytes(pickle.dumps(algo))
+    blob = tmp_path / f"{algorithm}.esb"
+    compress_file(CompressOptions(source=pkl, output=blob))
+    results = harness.run_bench(
+        artifacts=[blob, pkl], targets=["host"], data=PAIRS, batch_sizes=(1, 8), runs=5, warmup=1
+    )
+    validate_results(results)
+    assert results["reference"] == {"kind": "surprise", "source": pkl.name}
+    with open(PAIRS, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))[1:]
+    pairs, truth = [(u, i) for u, i, _ in rows], np.array([float(r) for *_, r in rows])
+    sur = np.array([algo.predict(u, i).est for u, i in pairs])
+    ours = edgesparse.load(blob).predict_many(pairs)
+    for batch in (1, 8):
+        row = _by(results, "host", blob.name, batch)
+        assert row["status"] == "ok", row["error"]
+        assert row["rmse"] == pytest.approx(float(np.sqrt(np.mean((ours - truth) ** 2))))
+        assert row["max_abs_diff"] == pytest.approx(float(np.max(np.abs(ours - sur))))
+        assert row["recommend_latency_us"]["p50"] > 0
+        sur_row = _by(results, "host", pkl.name, batch)
+        assert sur_row["engine"] == "surprise" and sur_row["max_abs_diff"] == 0

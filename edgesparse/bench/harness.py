@@ -162,8 +162,8 @@ def _linear_run(
     if recommender.looks_like_pairs(data_path):
         names = ", ".join(a.name for a in arts)
         raise InputError(
-            f"{data_path.name} holds user,item pairs, the data of a k-NN recommender blob "
-            f"(.esb compressed from a Surprise model), and none of {names} is one; linear "
+            f"{data_path.name} holds user,item pairs, the data of a recommender blob (.esb "
+            f"compressed from a Surprise model), and none of {names} is one; linear "
             "models take rows of features (--data X.npz, .npy or a CSV of numbers)"
         )
     dataset = _numeric_dataset(data_path, arts)
@@ -267,6 +267,7 @@ def _recommender_run(
         "labels": f"{data_path.name} (ratings)" if prep.ratings is not None else None,
         "timeout_s": float(timeout_s),
         "pairs": prep.n_pairs,
+        "unknown_pairs_left_out": prep.unknown_pairs,
         "recommend_n": RECOMMEND_N,
         "recommend_runs": min(int(runs), RECOMMEND_MAX_RUNS),
     }
@@ -275,14 +276,16 @@ def _recommender_run(
 
 
 def _surprise_pickles(arts: list[Artifact]) -> dict[str, Any]:
-    """The pickles among ``arts`` that hold a Surprise k-NN model, by name, with that model
-    (read by the allow-list loader, which refuses anything else Surprise defines)."""
+    """The pickles among ``arts`` that hold a Surprise recommender (k-NN or matrix
+    factorization), by name, with that model (read by the allow-list loader, which refuses
+    anything else Surprise defines)."""
     from edgesparse.frontends.surprise import is_surprise_knn
+    from edgesparse.frontends.surprise_factors import is_surprise_factors
 
     models = {
         a.name: load_artifact("surprise", str(a.path), 1) for a in arts if a.engine == "sklearn"
     }
-    return {name: m for name, m in models.items() if is_surprise_knn(m)}
+    return {n: m for n, m in models.items() if is_surprise_knn(m) or is_surprise_factors(m)}
 
 
 def _engines(
@@ -505,7 +508,8 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
                 engine=engine,
                 model_bytes=len(blob),
                 sha256=hashlib.sha256(blob).hexdigest(),
-                knn=engine in ("esb", "c") and kind_of(blob) is BlobKind.ESB_KNN,
+                knn=engine in ("esb", "c")
+                and kind_of(blob) in (BlobKind.ESB_KNN, BlobKind.ESB_FACTORS),
                 text=engine in ("esb", "c")
                 and kind_of(blob) is BlobKind.ESB_LINEAR
                 and textbench.is_text_blob(p),

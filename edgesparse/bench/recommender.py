@@ -1,13 +1,15 @@
-"""The host side of a recommender bench: k-NN ``.esb`` blobs (version 2) timed on every target
-on held-out ``user,item[,rating]`` pairs, next to the Surprise pickle they came from (host
-only, the reference). The on-target side is :mod:`edgesparse.bench.probe_knn`.
+"""The host side of a recommender bench: recommender ``.esb`` blobs (version 2, k-NN;
+version 3, matrix factorization) timed on every target on held-out ``user,item[,rating]``
+pairs, next to the Surprise pickle they came from (host only, the reference). The on-target
+side is :mod:`edgesparse.bench.probe_knn`.
 
-:func:`prepare` reads and checks the pairs once, here: every pair must name a user and an
-item each blob knows (the bench measures the k-NN path; an unknown id is answered with the
-global-mean fallback, which would time and score something else). It computes the reference
-estimates on the host: Surprise's own ``predict`` when the pickle is among the artifacts (as
-the linear bench takes scikit-learn's), else the first blob's (a cross-target check; the
-ratings are scored on their own, never as the reference). It
+:func:`prepare` reads and checks the pairs once, here. A pair whose user or item some blob does
+not know is left out of the run, and counted (``Prepared.unknown_pairs``, the report says how
+many): it would be answered by the global-mean fallback, which times and scores something else
+than the model, and a real held-out file has such cold-start pairs. A file with no known pair is
+refused. The reference estimates are computed on the host: Surprise's own ``predict`` when the
+pickle is among the artifacts (as the linear bench takes scikit-learn's), else the first
+blob's (a cross-target check; the ratings are scored on their own, never as the reference). It
 writes what the probes read: the pairs as JSON (ints and strings stay apart), the ratings and
 the reference as ``.npy``.
 """
@@ -59,6 +61,8 @@ class Prepared:
     reference: np.ndarray | None
     ref_kind: str | None
     ref_source: str | None
+    unknown_pairs: int = 0
+    """Pairs of the file left out: a user or item some blob does not know."""
 
 
 def looks_like_pairs(path: Path) -> bool:
@@ -76,29 +80,29 @@ def looks_like_pairs(path: Path) -> bool:
 
 def check_artifacts(arts: list[Artifact], *, surprise: set[str]) -> list[Artifact]:
     """The artifacts of a recommender run, each pickle re-tagged with engine ``surprise``
-    (``surprise`` holds the names of the pickles that are Surprise k-NN models).
+    (``surprise`` holds the names of the pickles that are Surprise recommenders).
 
     Raises:
-        InputError: a linear or ONNX artifact, or a pickle that is not a Surprise k-NN model,
-            among k-NN blobs (one run times one kind of model on one kind of data).
+        InputError: a linear or ONNX artifact, or a pickle that is not a Surprise recommender,
+            among recommender blobs (one run times one kind of model on one kind of data).
     """
     out: list[Artifact] = []
     for art in arts:
         if art.engine in ("esb", "c") and not art.knn:
             raise InputError(
-                f"cannot benchmark {art.name} with k-NN recommender blobs: it is a linear "
+                f"cannot benchmark {art.name} with recommender blobs: it is a linear "
                 "model, which takes rows of features; bench it in its own run (--data X.npz)"
             )
         if art.engine == "onnx":
             raise InputError(
-                f"cannot benchmark {art.name} with k-NN recommender blobs: ONNX artifacts are "
+                f"cannot benchmark {art.name} with recommender blobs: ONNX artifacts are "
                 "linear models; bench it in its own run (--data X.npz)"
             )
         if art.engine == "sklearn":
             if art.name not in surprise:
                 raise InputError(
-                    f"cannot benchmark {art.name} with k-NN recommender blobs: it is not a "
-                    "Surprise k-NN model (give the pickle the blob was compressed from)"
+                    f"cannot benchmark {art.name} with recommender blobs: it is not a "
+                    "Surprise recommender (give the pickle the blob was compressed from)"
                 )
             art = dataclasses.replace(art, engine="surprise")
         out.append(art)
@@ -113,8 +117,8 @@ def prepare(
     of the run's pickle, or None.
 
     Raises:
-        InputError: ``data`` is not a pairs CSV (e.g. a feature matrix), or a pair names a
-            user or item a blob does not know.
+        InputError: ``data`` is not a pairs CSV (e.g. a feature matrix), or none of its
+            pairs names a user and an item every blob knows.
         ModelFileError: ``data`` is missing.
     """
     from edgesparse.runtime import load
@@ -131,8 +135,13 @@ def prepare(
         )
     except InputError as exc:
         raise InputError(f"cannot benchmark {blobs[0].name} on {data.name}: {exc}") from None
-    for art in blobs:
-        _check_known(pairs, models[art.path], name=art.name, data=data)
+    pairs, ratings, unknown = _known_pairs(pairs, ratings, [models[a.path] for a in blobs])
+    if not pairs:
+        raise InputError(
+            f"{data}: none of its {unknown} pairs names a user and an item that "
+            f"{blobs[0].name} knows; the bench times the model on held-out pairs of known "
+            "users and items"
+        )
     if surprise_model is not None:
         from edgesparse.bench.probe_knn import SurpriseRecommender
 
@@ -153,20 +162,18 @@ def prepare(
         reference=reference,
         ref_kind=kind,
         ref_source=source,
+        unknown_pairs=unknown,
     )
 
 
-def _check_known(pairs: list[tuple[Any, Any]], model: Any, *, name: str, data: Path) -> None:
-    """Every pair's user and item are in ``model``'s id maps (module docstring says why)."""
-    users, items = set(model.ir.user_ids), set(model.ir.item_ids)
-    bad = [k for k, (u, i) in enumerate(pairs) if u not in users or i not in items]
-    if bad:
-        u, i = pairs[bad[0]]
-        what = "user" if u not in users else "item"
-        value = u if u not in users else i
-        raise InputError(
-            f"{data}: {len(bad)} of {len(pairs)} pairs name a user or item that {name} does not "
-            f"know (first: pair {bad[0] + 1}, {what} {value!r}); the bench times and scores the "
-            "k-NN path, and those get the global-mean fallback: hold out only pairs of known "
-            "users and items"
-        )
+def _known_pairs(
+    pairs: list[tuple[Any, Any]], ratings: np.ndarray | None, models: list[Any]
+) -> tuple[list[tuple[Any, Any]], np.ndarray | None, int]:
+    """The pairs (and their ratings) whose user and item every model knows, and how many
+    were left out (module docstring says why)."""
+    keep = np.ones(len(pairs), dtype=bool)
+    for model in models:
+        users, items = set(model.ir.user_ids), set(model.ir.item_ids)
+        keep &= np.array([u in users and i in items for u, i in pairs], dtype=bool)
+    kept = [p for p, k in zip(pairs, keep.tolist(), strict=True) if k]
+    return kept, None if ratings is None else ratings[keep], int(np.count_nonzero(~keep))

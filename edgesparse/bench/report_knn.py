@@ -148,6 +148,12 @@ def recommender_items(d: Dialect, results: dict[str, Any]) -> list[str]:
         "Recommenders are timed on the user,item pairs of "
         + (d.code(s["data"]) if s.get("data") else "the data file")
         + (f" ({s['pairs']} pairs)" if s.get("pairs") else "")
+        + (
+            f", leaving out {s['unknown_pairs_left_out']} whose user or item the model does not "
+            "know (cold start: the global-mean fallback)"
+            if s.get("unknown_pairs_left_out")
+            else ""
+        )
         + f": at batch 1 one call is {d.code('predict(user, item)')}, at batch N one "
         f"{d.code('predict_many')} of N consecutive pairs (Surprise has no batch call: N "
         f"{d.code('predict')} calls); pairs/s at p50 is N / p50. "
