@@ -591,10 +591,21 @@ def test_export_c_tabular_model_predicts_like_the_numpy_runtime(tmp_path) -> Non
         assert labels == want
         (out / "model_main").unlink()
     subprocess.run(["make", "-C", str(out), "CC=gcc"], capture_output=True, check=True)
-    good = ",".join(_cell(v) for v in X[1000].tolist())
-    bad = ",".join(_NAMES) + "\n" + good + "\n" + good.replace("Private", "?") + "\n1,2\n"
-    bad = bad.replace(good.split(",")[0], "forty", 1) if False else bad
-    res = _run([str(out / "model_main")], input=bad.encode())
-    assert res.returncode == 1, res.stderr.decode()
-    assert res.stderr.decode().splitlines() == ["line 4: 2 cells, but the header names 9 columns"]
-    assert len(res.stdout.decode().splitlines()) == 2
+    good = [_cell(v) for v in X[1000].tolist()]
+    sex = _NAMES.index("sex")  # OneHotEncoder(drop="if_binary"): handle_unknown='error'
+    unknown = ",".join([*good[:sex], "X", *good[sex + 1 :]])
+    cases = {
+        f"{unknown}\n1,2\n": "line 3: the record is refused (a cell that is not a number where "
+        "the model reads one, a category the encoder refuses, or NaN/Inf features)",
+        "1,2\n": "line 3: 2 cells, but the header names 9 columns",
+        '"open\n': "line 3: not a valid CSV record (a quote left open, a character after a "
+        "closing quote), not UTF-8, or a NUL byte",
+        "x" * 70000 + "\n": "line 3: not a valid CSV record, or one longer than 65536 bytes "
+        "(build with -DMAX_RECORD_BYTES=N for longer ones)",
+    }
+    for tail, message in cases.items():
+        text = ",".join(_NAMES) + "\n" + ",".join(good) + "\n" + tail
+        res = _run([str(out / "model_main")], input=text.encode())
+        assert res.returncode == 1, res.stderr.decode()
+        assert res.stderr.decode().splitlines() == [message]
+        assert len(res.stdout.decode().splitlines()) == 1
