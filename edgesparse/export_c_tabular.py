@@ -231,7 +231,7 @@ int main(void)
     esb_model m;
     esb_status st = esb_open(${name}_esb, ${name}_esb_len, &m);
     size_t have = 0, at = 0, used, n, n_header = 0;
-    unsigned long line = 1;
+    unsigned long line = 1, n_records = 0;
     int eof = 0, rc;
     if (st != ESB_OK) {
         fprintf(stderr, "model: %s\n", m.message);
@@ -277,6 +277,8 @@ int main(void)
                 n_header = n;
             } else if ((rc = record(&m, n, n_header, line)) != 0) {
                 return rc;
+            } else {
+                n_records++;
             }
         }
         line += count_lines(text, used);
@@ -289,6 +291,10 @@ int main(void)
     if (ferror(stdin)) {
         fprintf(stderr, "line %lu: reading stdin failed\n", line);
         return 2;
+    }
+    if (!n_records) {
+        fprintf(stderr, "stdin has a header but no records\n");
+        return 1;
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "writing the predictions failed\n");

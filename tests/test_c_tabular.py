@@ -260,6 +260,7 @@ def test_unknown_category_with_error_and_bad_numbers_are_refused(esb_c, tmp_path
         ",".join([*_NAMES, "x"]) + "\n": "line 1: the header has 10 columns",
         "age,age\n1,2\n": "line 1: a column name is repeated",
         "\n\n": "is empty",
+        ",".join(_NAMES) + "\n\n": "has a header but no records",
     }
     for text, message in header_cases.items():
         (tmp_path / "h.csv").write_text(text)
@@ -609,3 +610,88 @@ def test_export_c_tabular_model_predicts_like_the_numpy_runtime(tmp_path) -> Non
         assert res.returncode == 1, res.stderr.decode()
         assert res.stderr.decode().splitlines() == [message]
         assert len(res.stdout.decode().splitlines()) == 1
+
+
+_CSV_PROBE = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "esb.h"
+
+/* Each argv file: its records as esb_csv_record splits them, one line each: the cells in hex,
+ * separated by ',' ("-" for a record of no cells); "E" for a refused record (then stop). */
+int main(int argc, char **argv)
+{
+    static char text[1 << 16], out[1 << 16];
+    static esb_cell cells[4096];
+    int f;
+    for (f = 1; f < argc; f++) {
+        FILE *fp = fopen(argv[f], "rb");
+        size_t len = fread(text, 1, sizeof text, fp), at = 0, used, n, i, k;
+        fclose(fp);
+        while (at < len) {
+            if (esb_csv_record(text + at, len - at, &used, out, sizeof out, cells, 4096, &n)) {
+                printf("E");
+                break;
+            }
+            if (n == 0) printf("-");
+            for (i = 0; i < n; i++) {
+                if (i) printf(",");
+                for (k = 0; k < cells[i].len; k++) printf("%02x", (unsigned char)cells[i].text[k]);
+            }
+            printf("|");
+            at += used;
+        }
+        printf("\n");
+    }
+    return 0;
+}
+"""
+
+
+def _python_records(text: str) -> str:
+    """read_records' rows of ``text`` (splitlines, csv.reader(strict=True), cells stripped),
+    in the probe's notation."""
+    out = []
+    try:
+        for row in csv.reader(text.splitlines(), strict=True):
+            cells = [c.strip().encode("utf-8").hex() for c in row]
+            out.append(",".join(cells) if row else "-")
+    except csv.Error:
+        return "|".join(out) + ("|" if out else "") + "E"
+    return "".join(r + "|" for r in out)
+
+
+def test_csv_records_split_as_pythons_csv_module(tmp_path) -> None:
+    """Random texts over the characters that matter (quotes, commas, every line break,
+    spaces): the same records and cells as read_records, or a refusal where csv refuses."""
+    src = tmp_path / "probe.c"
+    src.write_text(_CSV_PROBE)
+    exe = tmp_path / "probe"
+    cmd = ["clang", "-std=c99", *SANITIZE, f"-I{C_DIR}", str(src), str(C_DIR / "esb.c")]
+    res = subprocess.run(
+        [*cmd, "-lm", "-o", str(exe)],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0 and "sanitizer" in res.stderr.lower():
+        pytest.skip("clang's sanitizer runtimes are not installed")
+    assert res.returncode == 0, res.stderr
+    rng = random.Random(3)
+    alphabet = ["a", "b", ",", '"', "\n", "\r", " ", "\t", "é", "\x0b", "\x1c", "\u2028", "\x85"]
+    alphabet += ["\u3000", "\x1f"]
+    texts = []
+    for i in range(1500):
+        n = rng.randint(0, 40)
+        texts.append("".join(rng.choice(alphabet) for _ in range(n)))
+        (tmp_path / f"{i}.csv").write_bytes(texts[-1].encode("utf-8"))
+    res = _run([str(exe), *(str(tmp_path / f"{i}.csv") for i in range(len(texts)))])
+    assert res.returncode == 0, res.stderr.decode()
+    lines = res.stdout.decode().split("\n")[:-1]
+    assert len(lines) == len(texts)
+    refused = 0
+    for text, line in zip(texts, lines, strict=True):
+        want = _python_records(text)
+        refused += want.endswith("E")
+        assert line == want, repr(text)
+    assert 100 < refused < 1400

@@ -562,8 +562,8 @@ esb_status esb_predict_proba_text(const esb_model *m, const char *utf8, size_t l
  * aligned) featurizes a record whose cells have at most L bytes: 16 W + L + 8 bytes, W the
  * row's width (n_features when n_features <= 1024, else the stage's column count: at most one
  * nonzero per column). A longer cell that must be parsed as a number gives ESB_E_ARGUMENT.
- * Build with -DESB_NO_TABULAR to leave the stage out: esb_open then refuses a blob with a
- * tabular section by name, the calls below give ESB_E_HEAD.
+ * Build with -DESB_NO_TABULAR to leave the stage out (about 17 KB of code at -O2 on x86-64):
+ * esb_open then refuses a blob with a tabular section by name, the calls below give ESB_E_HEAD.
  *
  * Gaps vs Python: a quoted empty header line ("") is skipped as blank here, taken as a
  * one-column header there (an error either way); the header's width is checked before its

@@ -80,6 +80,7 @@ static int cmd_tabular(const loaded *l, const char *data, int features)
     void *ws;
     float *scores, *proba;
     int have_header = 0, reason;
+    unsigned long n_records = 0;
     if (!text) {
         fprintf(stderr, "esb: cannot read %s\n", data);
         return 2;
@@ -128,6 +129,7 @@ static int cmd_tabular(const loaded *l, const char *data, int features)
                 return 1;
             } else {
                 esb_status rs;
+                n_records++;
                 for (k = 0; k < n_in; k++) fitted[k] = cells[pos[k]];
                 rs = tab_record(l, fitted, ws, bytes, features, scores, proba);
                 if (rs != ESB_OK) {
@@ -144,6 +146,10 @@ static int cmd_tabular(const loaded *l, const char *data, int features)
     }
     if (!have_header) {
         fprintf(stderr, "esb: %s is empty; expected a header row naming the columns\n", data);
+        return 1;
+    }
+    if (!n_records) {
+        fprintf(stderr, "esb: %s has a header but no records\n", data);
         return 1;
     }
     return 0;
