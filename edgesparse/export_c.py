@@ -6,6 +6,7 @@ and nothing but libc (and libm for ``expf``)::
     esb.h, esb.c        the runtime (edgesparse/runtime/c/): verifier and kernels, no malloc
     esb_knn.c           its k-NN recommender part (esb.c includes it)
     esb_text.c, esb_unicode.h  its text input stage (included by esb.c) and Unicode tables
+    esb_tabular.c       its tabular input stage (included by esb.c)
     model_data.h/.c     the blob as an 8-byte-aligned ``const unsigned char`` array (flash on
                         a microcontroller), its length and shape constants
     main.c              an example: reads rows of numbers (whitespace- or comma-separated)
@@ -35,6 +36,11 @@ import numpy as np
 
 from edgesparse.errors import FormatError, InputError
 from edgesparse.export_c_knn import knn_main_source, knn_model_header, knn_readme
+from edgesparse.export_c_tabular import (
+    tabular_header_lines,
+    tabular_main_source,
+    tabular_readme,
+)
 from edgesparse.export_c_text import text_header_lines, text_main_source, text_readme
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.formats import esb
@@ -49,12 +55,14 @@ RUNTIME_FILES = (
     "esb_knn.c",
     "esb_text.c",
     "esb_unicode.h",
+    "esb_tabular.c",
     "esb_main.c",
     "esb_knn_main.c",
+    "esb_tabular_main.c",
 )
 """The C runtime's files in ``edgesparse/runtime/c/`` (esb.c includes esb_knn.c, the k-NN
-runtime, and esb_text.c, the text input stage; esb_main.c includes esb_knn_main.c: each builds
-as one file)."""
+runtime, esb_text.c and esb_tabular.c, the input stages; esb_main.c includes esb_knn_main.c and
+esb_tabular_main.c: each builds as one file)."""
 
 ROWS_MAGIC = b"ESBROWS1"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -118,11 +126,6 @@ def export_c(
         info = esb.verify(blob)
     except FormatError as exc:
         raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
-    if info.get("featurizer", {}).get("kind") == "ColumnTransformer":
-        raise InputError(
-            f"{os.fspath(blob_path)} reads raw records (a tabular input stage), which the C "
-            "runtime does not run yet; use the numpy runtime (edgesparse.load)"
-        )
     layout, ws_bytes = fast_workspace(info)
     info = {**info, "ws_layout": layout, "ws_bytes": ws_bytes}
     files: dict[str, bytes] = {
@@ -131,19 +134,35 @@ def export_c(
         "esb_knn.c": _runtime_source("esb_knn.c"),  # included by esb.c
         "esb_text.c": _runtime_source("esb_text.c"),
         "esb_unicode.h": _runtime_source("esb_unicode.h"),
+        "esb_tabular.c": _runtime_source("esb_tabular.c"),
         "model_data.h": _model_header(info, name).encode(),
         "model_data.c": _model_source(blob, name).encode(),
-        "main.c": (
-            text_main_source(name) if "featurizer" in info else _main_source(info, name)
-        ).encode(),
+        "main.c": _stage_main(info, name).encode(),
         "Makefile": _MAKEFILE.encode(),
-        "README.txt": (
-            text_readme(info, name, len(blob))
-            if "featurizer" in info
-            else _readme(info, name, len(blob))
-        ).encode(),
+        "README.txt": _stage_readme(info, name, len(blob)).encode(),
     }
     return _write(out, files)
+
+
+def _stage(info: dict[str, Any]) -> str | None:
+    """The model's input stage: "tabular", "text" or None (it reads feature rows)."""
+    if "featurizer" not in info:
+        return None
+    return "tabular" if info["featurizer"].get("kind") == "ColumnTransformer" else "text"
+
+
+def _stage_main(info: dict[str, Any], name: str) -> str:
+    stage = _stage(info)
+    if stage == "tabular":
+        return tabular_main_source(name)
+    return text_main_source(name) if stage == "text" else _main_source(info, name)
+
+
+def _stage_readme(info: dict[str, Any], name: str, n_bytes: int) -> str:
+    stage = _stage(info)
+    if stage == "tabular":
+        return tabular_readme(info, name, n_bytes)
+    return text_readme(info, name, n_bytes) if stage == "text" else _readme(info, name, n_bytes)
 
 
 def _write(out: Path, files: dict[str, bytes]) -> list[Path]:
@@ -167,6 +186,7 @@ def _knn_files(blob_path: str | os.PathLike[str], blob: bytes, name: str) -> dic
         "esb_knn.c": _runtime_source("esb_knn.c"),
         "esb_text.c": _runtime_source("esb_text.c"),  # included by esb.c too
         "esb_unicode.h": _runtime_source("esb_unicode.h"),
+        "esb_tabular.c": _runtime_source("esb_tabular.c"),
         "model_data.h": knn_model_header(ir, name).encode(),
         "model_data.c": _model_source(blob, name).encode(),
         "main.c": knn_main_source(name).encode(),
@@ -261,12 +281,19 @@ def _model_header(info: dict[str, Any], name: str) -> str:
 #define {up}_NNZ {info["nnz"]}u
 /* Bytes of this model's fastest workspace layout ({info["ws_layout"]}): esb_workspace_size_fast. */
 #define {up}_WORKSPACE_BYTES {info["ws_bytes"]}u
-{text_header_lines(info, name) if "featurizer" in info else ""}
+{_stage_header_lines(info, name)}
 extern const unsigned char *const {name}_esb; /* the .esb blob, 8-byte aligned */
 extern const size_t {name}_esb_len;
 
 #endif
 """
+
+
+def _stage_header_lines(info: dict[str, Any], name: str) -> str:
+    stage = _stage(info)
+    if stage == "tabular":
+        return tabular_header_lines(info, name)
+    return text_header_lines(info, name) if stage == "text" else ""
 
 
 def _model_source(blob: bytes, name: str) -> str:
@@ -553,7 +580,8 @@ _MAKEFILE = """# Generated by `edgesparse export-c`.
 CC ?= cc
 CFLAGS ?= -O2 -std=c99 -Wall -Wextra -Werror -pedantic
 
-model_main: main.c esb.c esb_knn.c esb_text.c model_data.c esb.h esb_unicode.h model_data.h
+model_main: main.c esb.c esb_knn.c esb_text.c esb_tabular.c model_data.c esb.h esb_unicode.h \\
+            model_data.h
 \t$(CC) $(CFLAGS) -o $@ main.c esb.c model_data.c -lm
 
 clean:
@@ -589,7 +617,7 @@ Cross-compile, e.g. for a 64-bit Raspberry Pi:
     make CC=aarch64-linux-gnu-gcc CFLAGS="-O2 -std=c99 -static"
 
 Files: esb.h / esb.c (the runtime; API and the numeric bound in esb.h; esb.c includes
-esb_text.c and esb_unicode.h, the text input stage), model_data.c (the
+esb_text.c and esb_unicode.h, the text input stage, and esb_tabular.c), model_data.c (the
 blob as `{name}_esb`, {name}_esb_len bytes, 8-byte aligned, const), model_data.h (shape
 constants {up}_N_FEATURES, ...), main.c (example: stdin rows -> predictions).
 

@@ -496,6 +496,7 @@ def test_export_c_builds_and_predicts_pairs_like_python(case, tmp_path) -> None:
             "esb_knn.c",
             "esb_text.c",
             "esb_unicode.h",
+            "esb_tabular.c",
             "model_data.h",
             "model_data.c",
             "main.c",

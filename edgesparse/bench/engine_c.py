@@ -49,8 +49,10 @@ C_SOURCES = (
     "esb_knn.c",
     "esb_text.c",
     "esb_unicode.h",
+    "esb_tabular.c",
     "esb_main.c",
     "esb_knn_main.c",
+    "esb_tabular_main.c",
 )  # the
 # files after esb.c and esb_main.c are #included by them (one build line for both)
 # arch -> (default compiler, override variable, binutils `size`, Debian packages to install)

@@ -25,15 +25,15 @@ enum { ROWS = 1, COLUMNS, INDICES, VALUES, SCALES, BIAS, CLASSES, PROVENANCE, EX
 enum { N_KINDS = EXPONENTS };
 /* Section kind 10 holds a text input stage (formats/linear_text.py): esb_text.c. */
 enum { TEXT = N_KINDS + 1 };
-enum { TABULAR = TEXT + 1 }; /* kind 11: a tabular input stage (formats/linear_tabular.py), too */
+enum { TABULAR = TEXT + 1 }; /* kind 11: a tabular input stage (formats/linear_tabular.py): esb_tabular.c */
 enum { ENC_RAW = 0, ENC_VARINT = 1, ENC_BITMAP = 2, ENC_EF = 3 };
 
-static const char *const SEC_NAMES[TEXT + 1] = {
+static const char *const SEC_NAMES[TABULAR + 1] = {
     "?", "rows", "columns", "indices", "values", "scales", "bias", "classes", "provenance",
-    "exponents", "text"};
+    "exponents", "text", "tabular"};
 /* Allowed encodings per kind, as bit masks (docs/FORMAT.md, "Sections"). */
-static const unsigned SEC_ENCODINGS[TEXT + 1] = {0, 0x2, 0xE, 0xF, 0x3, 0x1, 0x3, 0x7, 0x1, 0x3,
-                                                  0x3};
+static const unsigned SEC_ENCODINGS[TABULAR + 1] = {0, 0x2, 0xE, 0xF, 0x3, 0x1, 0x3, 0x7, 0x1,
+                                                     0x3, 0x3, 0x1};
 enum { ENC_MIXED = 1 }; /* values: int8 rows and a few int16 ("wide") rows */
 /* Column exponents (ir.EXPONENT_RANGE): 2^e is a normal float for each. */
 #define EXP_MIN (-126)
@@ -884,10 +884,6 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
         if (kind < 1 || kind > TABULAR)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
                 ": unknown section kind %u (written by a newer edgesparse?)", i, at, kind);
-        if (kind == TABULAR)
-            BAD("section table entry %" PRIu32 " at offset %" PRIu64
-                ": section 'tabular' (a tabular input stage) is not supported by the C runtime; "
-                "run this model with the numpy runtime", i, at);
         name = SEC_NAMES[kind];
         if (kind <= prev_kind)
             BAD("section table entry %" PRIu32 " at offset %" PRIu64
@@ -936,6 +932,8 @@ static esb_status check_header_and_table(esb_model *m, const uint8_t *d, size_t 
         BAD("section 'classes' must be present exactly when the head is a classifier (head at "
             "offset 40 is '%s', 'classes' is %s)", HEAD_NAMES[head],
             m->sec_[CLASSES].present ? "present" : "missing");
+    if (m->sec_[TEXT].present && m->sec_[TABULAR].present)
+        BAD("sections 'text' and 'tabular' are both present; a model has one input stage");
     if (m->sec_[EXPONENTS].present && dtype != ESB_VALUES_I8)
         BAD("section 'exponents' is only allowed with int8 values (value dtype at offset 41 "
             "is %s)", DTYPE_NAMES[dtype]);
@@ -1051,6 +1049,8 @@ static esb_status check_mixed_values(esb_model *m, uint32_t off, uint64_t len, c
 
 /* The text input stage (section kind 10): its verifier and featurizer, in their own file. */
 #include "esb_text.c"
+/* The tabular input stage (section kind 11): its verifier, CSV splitter and featurizer. */
+#include "esb_tabular.c"
 
 static esb_status check_contents(esb_model *m, const uint8_t *d)
 {
@@ -1327,6 +1327,10 @@ static esb_status check_contents(esb_model *m, const uint8_t *d)
     }
     if (m->sec_[TEXT].present) {
         esb_status st = check_text(m, d);
+        if (st != ESB_OK) return st;
+    }
+    if (m->sec_[TABULAR].present) {
+        esb_status st = check_tabular(m, d);
         if (st != ESB_OK) return st;
     }
     /* LinearIR: the arithmetic the fields feed. The largest int8 weight (scale * 127, or

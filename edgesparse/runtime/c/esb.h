@@ -244,7 +244,7 @@ typedef struct esb_model {
     /* Private. */
     const unsigned char *buf_;
     size_t size_;
-    esb_section_ref sec_[11];  /* indexed by section kind 1..10 */
+    esb_section_ref sec_[12];  /* indexed by section kind 1..11 */
     uint32_t n_scales_;        /* 0, 1 (per tensor) or n_outputs (per row) */
     uint32_t n_wide_;          /* int16 ("wide") rows: values encoding 1 (mixed widths) */
     uint8_t mixed_;            /* values encoding 1: a wide-row bitmap precedes the values */
@@ -531,6 +531,108 @@ esb_status esb_predict_text(const esb_model *m, const char *utf8, size_t len, vo
                             size_t ws_bytes, uint32_t *class_index);
 esb_status esb_predict_proba_text(const esb_model *m, const char *utf8, size_t len, void *ws,
                                   size_t ws_bytes, float *proba);
+
+/* ---------------------------------------------------------------------------------------------
+ * Tabular input (a blob with a `tabular` section: a fitted ColumnTransformer of
+ * SimpleImputer / OneHotEncoder / scalers; esb_tabular.c, which esb.c includes)
+ *
+ * The featurizer computes what edgesparse/ir/tabular.py's contract says for records read from
+ * a CSV, as the numpy runtime (runtime/tabular.py) does on what data.read_records gives: every
+ * cell is text; an empty cell is missing (NaN); a numeric column reads Python's float() of the
+ * cell (whitespace, '_' between digits, inf / infinity / nan in any case, any Unicode decimal
+ * digit; strtod rounds it, so the C locale's '.' must be in force); a categorical column whose
+ * categories are all numbers reads int() of the cell, else float(), else keeps it as a string
+ * (in no category); other categorical columns compare the cell's bytes with the string
+ * categories. Then the imputer (NaN, or a numeric marker compared as a number), the one-hot
+ * lookup by Python equality (2 == 2.0, every NaN equal; O(categories) per cell), drop, and
+ * handle_unknown ('error': ESB_E_INPUT; 'ignore': all zeros), and for numeric columns
+ * x * scale + offset, in double. Rows of at most 1024 features come out dense, wider ones as
+ * CSR (as the numpy runtime's), and the predict calls round them to float for the linear
+ * layer. esb_open verifies the section as formats/linear_tabular.py does, message for message.
+ *
+ * CSV: esb_csv_record splits one record as read_records does (csv.reader(strict=True) on
+ * str.splitlines lines): ',' separates, '"' quotes ("" is a quote inside), a quoted field may
+ * span lines (the line break is dropped), line breaks are \n, \r\n, \r, \v, \f, \x1c-\x1e,
+ * U+0085, U+2028, U+2029; each cell is stripped of str.isspace characters. The caller skips a
+ * UTF-8 BOM before the header, and records of 0 cells or one empty cell (blank lines).
+ * esb_tabular_header maps the header's names to the model's inputs once (by name when the
+ * model was fitted with names, else by position), O(n_inputs x header columns).
+ *
+ * Memory: no allocation. A caller workspace of esb_tabular_workspace_size(m, L) bytes (8-byte
+ * aligned) featurizes a record whose cells have at most L bytes: 16 W + L + 8 bytes, W the
+ * row's width (n_features when n_features <= 1024, else the stage's column count: at most one
+ * nonzero per column). A longer cell that must be parsed as a number gives ESB_E_ARGUMENT.
+ * Build with -DESB_NO_TABULAR to leave the stage out (about 17 KB of code at -O2 on x86-64):
+ * esb_open then refuses a blob with a tabular section by name, the calls below give ESB_E_HEAD.
+ *
+ * Gaps vs Python: a quoted empty header line ("") is skipped as blank here, taken as a
+ * one-column header there (an error either way); the header's width is checked before its
+ * repeats (Python: repeats first). Same bits for x * scale + offset needs no FMA contraction
+ * (gcc's -std=c99 has -ffp-contract=off; elsewhere add it).
+ */
+
+/* A cell of text: len bytes at text (not NUL-terminated; text may be NULL when len is 0). */
+typedef struct esb_cell {
+    const char *text;
+    size_t len;
+} esb_cell;
+
+/* A featurized record: dense (sparse 0: n = n_features values) or CSR (n nonzeros at
+ * strictly increasing indices); both point into the workspace. */
+typedef struct esb_tabular_row {
+    int sparse;
+    uint32_t n;
+    const int32_t *indices;
+    const double *values;
+} esb_tabular_row;
+
+/* esb_tabular_header's reasons. */
+enum { ESB_HEADER_OK = 0, ESB_HEADER_REPEATED, ESB_HEADER_WIDTH, ESB_HEADER_UNKNOWN,
+       ESB_HEADER_MISSING };
+
+/* esb_tabular_workspace_size as a constant expression: width W (see above), cells of up to
+ * max_cell bytes. */
+#define ESB_TABULAR_WORKSPACE_BYTES(width, max_cell) (16u * (width) + (max_cell) + 8u)
+
+/* 1 when the model has a tabular input stage (its input is a record, not a feature row). */
+int esb_has_tabular(const esb_model *m);
+/* Cells per record (0 without a tabular stage). */
+uint32_t esb_tabular_n_inputs(const esb_model *m);
+/* Workspace bytes for records whose cells have at most max_cell_bytes bytes (0 without). */
+size_t esb_tabular_workspace_size(const esb_model *m, size_t max_cell_bytes);
+
+/* One CSV record from text[0..len): *used bytes read (through its last line break), its cells
+ * (unquoted, stripped, pointing into out, which needs as many bytes as the record) in
+ * cells[0..*n_cells). ESB_E_INPUT for a record csv refuses (a character after a closing quote,
+ * a quote left open at the end of the text, a field of more than 131072 characters), invalid
+ * UTF-8 or a NUL byte, or more than max_cells cells (*n_cells then says how many); ESB_E_ARGUMENT
+ * for NULL pointers or out too small. */
+esb_status esb_csv_record(const char *text, size_t len, size_t *used, char *out,
+                          size_t out_bytes, esb_cell *cells, size_t max_cells, size_t *n_cells);
+
+/* The header's n_names column names -> pos[k], the header column of the model's input k
+ * (esb_tabular_n_inputs entries). ESB_E_INPUT with *reason ESB_HEADER_* and *which (the
+ * header column, or the model input for ESB_HEADER_MISSING): more columns than the model
+ * reads, a repeated name, an unknown name, a name missing, or (model fitted without names)
+ * not exactly n_inputs columns. */
+esb_status esb_tabular_header(const esb_model *m, const esb_cell *names, size_t n_names,
+                              uint32_t *pos, int *reason, size_t *which);
+
+/* The feature row of one record, cells[k] being the model's input k. ESB_E_INPUT for invalid
+ * UTF-8, a numeric cell that is not a number, an unknown category with handle_unknown='error';
+ * ESB_E_ARGUMENT for NULL pointers or a workspace too small; ESB_E_HEAD without the stage. */
+esb_status esb_tabular_features(const esb_model *m, const esb_cell *cells, void *ws,
+                                size_t ws_bytes, esb_tabular_row *row);
+
+/* esb_decision / esb_predict / esb_predict_proba (or their CSR forms) on a record's feature
+ * row rounded to float; NaN/Inf features (a missing value without an imputer) give
+ * ESB_E_INPUT, as the numpy runtime's InputError. */
+esb_status esb_decision_tabular(const esb_model *m, const esb_cell *cells, void *ws,
+                                size_t ws_bytes, float *scores);
+esb_status esb_predict_tabular(const esb_model *m, const esb_cell *cells, void *ws,
+                               size_t ws_bytes, uint32_t *class_index);
+esb_status esb_predict_proba_tabular(const esb_model *m, const esb_cell *cells, void *ws,
+                                     size_t ws_bytes, float *proba);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,8 @@
  *                                                  same output line per document
  *   esb features TEXT_MODEL.esb DOCS.txt           one line per document: its feature row,
  *                                                  "col:value ..." (values "%.17g")
+ *   esb predict|features TABULAR_MODEL.esb ROWS.csv  a model with a tabular input stage: a
+ *                                                  CSV with a header, see esb_tabular_main.c
  *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace|--layout NAME]
  *             [--op predict|proba|decision]
  *             [--batch N] [--predictions FILE] [--one-row]
@@ -431,6 +433,8 @@ static int cmd_text(const loaded *l, const char *data, int features)
     return 0;
 }
 
+static int cmd_tabular(const loaded *l, const char *data, int features); /* esb_tabular_main.c */
+
 static int cmd_predict(const char *model, const char *data, int stream, int one_row, long pad)
 {
     loaded l;
@@ -440,6 +444,7 @@ static int cmd_predict(const char *model, const char *data, int stream, int one_
     memset(&r, 0, sizeof r);
     if (!load_model(model, stream, &l)) return 2;
     if (esb_has_text(&l.m)) return cmd_text(&l, data, 0);
+    if (esb_has_tabular(&l.m)) return cmd_tabular(&l, data, 0);
     if (!read_rows(data, &r)) return 2;
     if (r.n_features != l.m.n_features) {
         fprintf(stderr, "esb: rows have %u features, the model expects %u\n",
@@ -734,6 +739,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: esb verify MODEL.esb...\n"
                     "       esb features TEXT_MODEL.esb DOCS.txt\n"
+                    "       esb predict|features TABULAR_MODEL.esb ROWS.csv\n"
                     "       esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout L] "
                     "[--one-row] [--pad N]\n"
                     "       esb bench MODEL.esb ROWS.bin RUNS WARMUP "
@@ -762,6 +768,8 @@ static int parse_count(const char *what, const char *text, long *out)
 
 #define ESB_KNN_MAIN_IN_ESB_MAIN 1
 #include "esb_knn_main.c"
+#define ESB_TABULAR_MAIN_IN_ESB_MAIN 1
+#include "esb_tabular_main.c"
 
 int main(int argc, char **argv)
 {
@@ -777,8 +785,9 @@ int main(int argc, char **argv)
         loaded l;
         if (argc != 4) return usage();
         if (!load_model(argv[2], 1, &l)) return 2;
+        if (esb_has_tabular(&l.m)) return cmd_tabular(&l, argv[3], 1);
         if (!esb_has_text(&l.m)) {
-            fprintf(stderr, "esb: %s has no text input stage\n", argv[2]);
+            fprintf(stderr, "esb: %s has no text or tabular input stage\n", argv[2]);
             return 2;
         }
         return cmd_text(&l, argv[3], 1);
