@@ -51,10 +51,11 @@ RUNTIME_FILES = (
     "esb_unicode.h",
     "esb_main.c",
     "esb_knn_main.c",
+    "esb_text_main.c",
 )
 """The C runtime's files in ``edgesparse/runtime/c/`` (esb.c includes esb_knn.c, the k-NN
-runtime, and esb_text.c, the text input stage; esb_main.c includes esb_knn_main.c: each builds
-as one file)."""
+runtime, and esb_text.c, the text input stage; esb_main.c includes esb_knn_main.c and
+esb_text_main.c: each builds as one file)."""
 
 ROWS_MAGIC = b"ESBROWS1"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

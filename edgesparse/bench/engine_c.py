@@ -51,6 +51,7 @@ C_SOURCES = (
     "esb_unicode.h",
     "esb_main.c",
     "esb_knn_main.c",
+    "esb_text_main.c",
 )  # the
 # files after esb.c and esb_main.c are #included by them (one build line for both)
 # arch -> (default compiler, override variable, binutils `size`, Debian packages to install)
