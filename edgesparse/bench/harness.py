@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.bench import engine_c, recommender, textbench
+from edgesparse.bench import engine_c, engine_c_knn, recommender, textbench
 from edgesparse.bench.engines import Artifact, Engine, ProbeEngine, Progress, Tracker, run_engine
 from edgesparse.bench.probe import load_artifact, prepare_input
 from edgesparse.bench.results import (
@@ -85,12 +85,12 @@ def run_bench(
             ``.skops``; these run on the host only, as the baseline); ``c:model.esb`` times
             the C runtime on that blob (artifact name ``c:model.esb``). Or k-NN recommender
             blobs, with the Surprise pickle as the host-only reference
-            (:mod:`edgesparse.bench.recommender`; their ``c:`` rows are skipped, with why).
+            (:mod:`edgesparse.bench.recommender`; their ``c:`` rows run the C driver).
         targets: target specs (``"host"``, ``"rpi4"``, ``"ssh://pi@board"``) or ``Target``s.
         data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels), or for
             k-NN blobs a ``user,item[,rating]`` CSV of held-out pairs, or for blobs with a
-            text featurizer a UTF-8 text file, one document per line (their ``c:`` and
-            ``.onnx`` rows are skipped, with why; the pipeline pickle is the reference).
+            text featurizer a UTF-8 text file, one document per line (their ``.onnx`` rows
+            are skipped, with why; the pipeline pickle is the reference).
         labels: optional ``.npy`` of true labels (or targets, for regressors); for text
             blobs also a text file with one label per line.
         batch_sizes: rows per timed call; one result row per batch size.
@@ -199,8 +199,8 @@ def _text_run(
     pipeline: Any,
     settings: _Settings,
 ) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
-    """Engines (the probe only: the C runtime has no text featurizer yet), reference and
-    settings of a run of text blobs on documents (:mod:`edgesparse.bench.textbench`)."""
+    """Engines (the probe; the C driver on the same documents), reference and settings of a
+    run of text blobs on documents (:mod:`edgesparse.bench.textbench`)."""
     data_path = Path(data).resolve()
     prep = textbench.prepare(arts, data=data_path, workdir=workdir, pipeline=pipeline)
     y = None
@@ -212,11 +212,22 @@ def _text_run(
     common = _common_spec(
         workdir, data_path=prep.data, ref=prep.reference, y=y, task=prep.task, settings=settings
     )
+    make_context = functools.partial(
+        engine_c.text_context,
+        workdir=workdir,
+        arts=arts,
+        documents=list(prep.documents),
+        ref=prep.reference,
+        y=y,
+        task=prep.task,
+        common=common,
+    )
     common["input"] = "text"
     run_settings = _settings(data, labels, y, settings)
     run_settings["documents"] = prep.n_documents
     reference = {"kind": prep.ref_kind, "source": prep.ref_source}
-    return {"probe": ProbeEngine(common)}, reference, run_settings
+    engines = {"probe": ProbeEngine(common), "c": engine_c.DriverEngine(make_context)}
+    return engines, reference, run_settings
 
 
 def _recommender_artifacts(
@@ -241,9 +252,10 @@ def _recommender_run(
     algo: Any,
     settings: _Settings,
 ) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
-    """Engines (the probe only: the C runtime has no recommender yet), reference and
-    settings of a run of k-NN recommenders on pairs (:mod:`edgesparse.bench.recommender`);
-    ``algo`` is the Surprise reference model, or None."""
+    """Engines (the probe; the C driver on the same pairs,
+    :mod:`edgesparse.bench.engine_c_knn`), reference and settings of a run of k-NN
+    recommenders on pairs (:mod:`edgesparse.bench.recommender`); ``algo`` is the Surprise
+    reference model, or None."""
     from edgesparse.bench.probe_knn import RECOMMEND_MAX_RUNS, RECOMMEND_N
 
     data_path = Path(data).resolve()
@@ -271,7 +283,16 @@ def _recommender_run(
         "recommend_runs": min(int(runs), RECOMMEND_MAX_RUNS),
     }
     reference = {"kind": prep.ref_kind, "source": prep.ref_source}
-    return {"probe": ProbeEngine(common)}, reference, run_settings
+    make_context = functools.partial(
+        engine_c_knn.pairs_context,
+        workdir=workdir,
+        pairs=list(prep.pairs),
+        ref=prep.reference,
+        ratings=prep.ratings,
+        common=common,
+    )
+    engines = {"probe": ProbeEngine(common), "c": engine_c.DriverEngine(make_context)}
+    return engines, reference, run_settings
 
 
 def _surprise_pickles(arts: list[Artifact]) -> dict[str, Any]:
@@ -376,10 +397,6 @@ def _run_target(
 def _skip_reason(art: Artifact, target: Any, *, text: bool = False) -> str | None:
     """Why ``art`` is not run on ``target`` (a row that says so), or None; ``text``: this
     run times documents."""
-    if art.engine == "c" and art.knn:
-        return recommender.C_UNAVAILABLE
-    if text and art.engine == "c":
-        return textbench.C_UNAVAILABLE
     if text and art.engine == "onnx":
         return textbench.ONNX_UNAVAILABLE
     if art.engine == "sklearn" and target.kind != "host":
