@@ -12,7 +12,8 @@ A run of k-NN recommender blobs on user,item pairs is prepared by
 :mod:`edgesparse.bench.recommender` and measured by the same probe
 (:mod:`edgesparse.bench.probe_knn`). A run of blobs with a text featurizer on a file of
 documents is prepared by :mod:`edgesparse.bench.textbench` and times ``predict`` on raw
-documents (featurization included) with the same probe.
+documents (featurization included) with the same probe; a run of blobs with a tabular
+input stage on a CSV of records is prepared by :mod:`edgesparse.bench.tabbench`, likewise.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.bench import engine_c, engine_c_knn, recommender, textbench
+from edgesparse.bench import engine_c, engine_c_knn, recommender, tabbench, textbench
 from edgesparse.bench.engines import Artifact, Engine, ProbeEngine, Progress, Tracker, run_engine
 from edgesparse.bench.probe import load_artifact, prepare_input
 from edgesparse.bench.results import (
@@ -90,7 +91,9 @@ def run_bench(
         data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels), or for
             k-NN blobs a ``user,item[,rating]`` CSV of held-out pairs, or for blobs with a
             text featurizer a UTF-8 text file, one document per line (their ``.onnx`` rows
-            are skipped, with why; the pipeline pickle is the reference).
+            are skipped, with why; the pipeline pickle is the reference), or for blobs with a
+            tabular input stage a CSV of records with a header row (``c:`` and ``.onnx`` rows
+            skipped, with why; the pipeline pickle is the reference).
         labels: optional ``.npy`` of true labels (or targets, for regressors); for text
             blobs also a text file with one label per line.
         batch_sizes: rows per timed call; one result row per batch size.
@@ -117,10 +120,13 @@ def run_bench(
     tgts = _targets(targets)
     recommend, algo = any(a.knn for a in arts), None
     text = not recommend and any(a.text for a in arts)
+    tabular = not recommend and not text and any(a.tabular for a in arts)
     if recommend:
         arts, algo = _recommender_artifacts(arts, labels)
     elif text:
         algo = textbench.reference_pipeline(arts)
+    elif tabular:
+        algo = tabbench.reference_pipeline(arts)
     tracker = Tracker(progress, total=len(tgts) * len(arts))
     tracker.report(f"loading {Path(data).name} and the reference predictions")
     opts = list(ssh_options) if ssh_options is not None else env_ssh_options()
@@ -132,10 +138,15 @@ def run_bench(
             engines, reference, run_settings = _text_run(
                 workdir, arts, data, labels, algo, settings
             )
+        elif tabular:
+            engines, reference, run_settings = _tabular_run(
+                workdir, arts, data, labels, algo, settings
+            )
         else:
             engines, reference, run_settings = _linear_run(workdir, arts, data, labels, settings)
+        raw = "text" if text else "tabular" if tabular else None
         rows, entries = _bench_targets(
-            tgts, arts, engines, workdir, opts, tracker, strict, settings, text=text
+            tgts, arts, engines, workdir, opts, tracker, strict, settings, raw=raw
         )
         tracker.report("done")
     finally:
@@ -228,6 +239,34 @@ def _text_run(
     reference = {"kind": prep.ref_kind, "source": prep.ref_source}
     engines = {"probe": ProbeEngine(common), "c": engine_c.DriverEngine(make_context)}
     return engines, reference, run_settings
+
+
+def _tabular_run(
+    workdir: Path,
+    arts: list[Artifact],
+    data: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    pipeline: Any,
+    settings: _Settings,
+) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
+    """Engines (the probe only: the C runtime refuses a tabular stage), reference and
+    settings of a run of tabular blobs on records (:mod:`edgesparse.bench.tabbench`)."""
+    data_path = Path(data).resolve()
+    prep = tabbench.prepare(arts, data=data_path, workdir=workdir, pipeline=pipeline)
+    y = None
+    if labels is not None:
+        lp = Path(labels)
+        if not lp.is_file():
+            raise ModelFileError(f"labels file not found: {lp} (check the path)")
+        y = textbench.read_labels(lp, n=prep.n_records, what="records")
+    common = _common_spec(
+        workdir, data_path=prep.data, ref=prep.reference, y=y, task=prep.task, settings=settings
+    )
+    common["input"] = "records"
+    run_settings = _settings(data, labels, y, settings)
+    run_settings["records"] = prep.n_records
+    reference = {"kind": prep.ref_kind, "source": prep.ref_source}
+    return {"probe": ProbeEngine(common)}, reference, run_settings
 
 
 def _recommender_artifacts(
@@ -345,7 +384,7 @@ def _bench_targets(
     strict: bool,
     settings: _Settings,
     *,
-    text: bool = False,
+    raw: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every artifact on every target, in order: the result rows and the targets' entries."""
     batch_sizes, timeout_s = settings[0], settings[4]
@@ -355,7 +394,7 @@ def _bench_targets(
         tdir = workdir / f"target-{k}"
         tdir.mkdir()
         outcomes = _run_target(
-            target, arts, engines, tdir, timeout_s, ssh_options, tracker, text=text
+            target, arts, engines, tdir, timeout_s, ssh_options, tracker, raw=raw
         )
         for art in arts:
             rows.extend(_checked_rows(target, art, outcomes[art.name], batch_sizes, strict))
@@ -372,14 +411,14 @@ def _run_target(
     ssh_options: list[str],
     tracker: Tracker,
     *,
-    text: bool = False,
+    raw: str | None = None,
 ) -> dict[str, Outcome]:
     """Every artifact on one target: each engine's group through its own transport (its own
     work dir, and on a board its own remote temp dir)."""
     outcomes: dict[str, Outcome] = {}
     groups: dict[str, list[Artifact]] = {key: [] for key in engines}
     for art in arts:
-        why = _skip_reason(art, target, text=text)
+        why = _skip_reason(art, target, raw=raw)
         if why is not None:
             outcomes[art.name] = Outcome(status="skipped", error=why)
             tracker.advance()
@@ -394,11 +433,15 @@ def _run_target(
     return outcomes
 
 
-def _skip_reason(art: Artifact, target: Any, *, text: bool = False) -> str | None:
-    """Why ``art`` is not run on ``target`` (a row that says so), or None; ``text``: this
-    run times documents."""
-    if text and art.engine == "onnx":
+def _skip_reason(art: Artifact, target: Any, *, raw: str | None = None) -> str | None:
+    """Why ``art`` is not run on ``target`` (a row that says so), or None; ``raw``: this run
+    times raw input, ``"text"`` documents or ``"tabular"`` records."""
+    if raw == "text" and art.engine == "onnx":
         return textbench.ONNX_UNAVAILABLE
+    if raw == "tabular" and art.engine == "c":
+        return tabbench.C_UNAVAILABLE
+    if raw == "tabular" and art.engine == "onnx":
+        return tabbench.ONNX_UNAVAILABLE
     if art.engine == "sklearn" and target.kind != "host":
         return "scikit-learn models run on the host only (the baseline)"
     if art.engine == "surprise" and target.kind != "host":
@@ -526,6 +569,9 @@ def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
                 text=engine in ("esb", "c")
                 and kind_of(blob) is BlobKind.ESB_LINEAR
                 and textbench.is_text_blob(p),
+                tabular=engine in ("esb", "c")
+                and kind_of(blob) is BlobKind.ESB_LINEAR
+                and tabbench.is_tabular_blob(p),
             )
         )
     if not out:

@@ -159,9 +159,10 @@ def prepare(arts: list[Artifact], *, data: Path, workdir: Path, pipeline: Any | 
     )
 
 
-def read_labels(path: Path, *, n: int) -> np.ndarray:
+def read_labels(path: Path, *, n: int, what: str = "documents") -> np.ndarray:
     """True labels of a text run: a ``.npy`` array, or a text file with one label per line
-    (compared as text). ``n`` is the number of documents.
+    (compared as text). ``n`` is the number of documents (``what``: of records, in a
+    tabular run).
 
     Raises:
         InputError: a count that differs from the documents', or an unreadable file.
@@ -185,7 +186,7 @@ def read_labels(path: Path, *, n: int) -> np.ndarray:
             ) from None
     if y.ndim == 0 or y.shape[0] != n:
         raise InputError(
-            f"{path}: {y.shape[0] if y.ndim else 0} labels but the data has {n} documents "
-            "(one label per document: a .npy array or one label per line)"
+            f"{path}: {y.shape[0] if y.ndim else 0} labels but the data has {n} {what} "
+            f"(one label per {what[:-1]}: a .npy array or one label per line)"
         )
     return y
