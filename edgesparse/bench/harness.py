@@ -19,11 +19,10 @@ input stage on a CSV of records is prepared by :mod:`edgesparse.bench.tabbench`,
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,31 +30,27 @@ import numpy as np
 
 from edgesparse.bench import engine_c, engine_c_knn, recommender, tabbench, textbench
 from edgesparse.bench.engines import Artifact, Engine, ProbeEngine, Progress, Tracker, run_engine
-from edgesparse.bench.probe import load_artifact, prepare_input
+from edgesparse.bench.inputs import (
+    ENGINE_BY_SUFFIX,
+    ENGINE_PREFIXES,
+    artifacts_of,
+    check_counts,
+    labels_of,
+    linear_reference,
+    targets_of,
+)
+from edgesparse.bench.probe import load_artifact
 from edgesparse.bench.results import (
     Outcome,
     new_results,
     result_rows,
     target_entry,
 )
-from edgesparse.bench.targets import get_target
 from edgesparse.bench.transports import env_ssh_options, open_transport
 from edgesparse.data import load_dataset
 from edgesparse.errors import InputError, ModelFileError, TargetError
-from edgesparse.formats.container import BlobKind, kind_of
-from edgesparse.formats.sniff import NPY_MAGIC, sniff
+from edgesparse.formats.sniff import sniff
 
-ENGINE_BY_SUFFIX = {
-    ".esb": "esb",
-    ".onnx": "onnx",
-    ".pkl": "sklearn",
-    ".pickle": "sklearn",
-    ".joblib": "sklearn",
-    ".skops": "sklearn",
-}
-#: ``ENGINE:PATH`` artifact prefixes that pick an engine other than the suffix's, and the
-#: suffixes each accepts: ``c:model.esb`` times the C runtime on the same blob.
-ENGINE_PREFIXES = {"c": (".esb",)}
 # Extra seconds a probe's own SIGALRM backstop waits beyond the harness's timeout.
 _ALARM_GRACE_S = 30
 
@@ -112,12 +107,12 @@ def run_bench(
         ModelFileError: a missing artifact or data file.
         TargetError: with ``strict=True``, the first failure.
     """
-    _check_counts(batch_sizes=batch_sizes, runs=runs, warmup=warmup, threads=threads)
+    check_counts(batch_sizes=batch_sizes, runs=runs, warmup=warmup, threads=threads)
     if timeout_s <= 0:
         raise InputError(f"timeout must be positive, got {timeout_s}")
     settings: _Settings = (batch_sizes, runs, warmup, threads, timeout_s)
-    arts = _artifacts(artifacts)
-    tgts = _targets(targets)
+    arts = artifacts_of(artifacts)
+    tgts = targets_of(targets)
     recommend, algo = any(a.knn for a in arts), None
     text = not recommend and any(a.text for a in arts)
     tabular = not recommend and not text and any(a.tabular for a in arts)
@@ -178,8 +173,8 @@ def _linear_run(
             "models take rows of features (--data X.npz, .npy or a CSV of numbers)"
         )
     dataset = _numeric_dataset(data_path, arts)
-    y = _labels(labels, dataset)
-    ref_kind, ref_source, ref_pred, task = _reference(arts, dataset.X, y)
+    y = labels_of(labels, dataset)
+    ref_kind, ref_source, ref_pred, task = linear_reference(arts, dataset.X, y)
     engines = _engines(workdir, arts, dataset.X, data_path, ref_pred, y, task, settings)
     reference = {"kind": ref_kind, "source": ref_source}
     return engines, reference, _settings(data, labels, y, settings)
@@ -514,136 +509,3 @@ def _settings(
         ),
         "timeout_s": float(timeout_s),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs and the reference
-# ---------------------------------------------------------------------------------------------
-def _targets(targets: Sequence[Any]) -> list[Any]:
-    tgts = [t if not isinstance(t, str) else get_target(t) for t in targets]
-    if not tgts:
-        raise InputError("give at least one target (e.g. --target host)")
-    names = [t.name for t in tgts]
-    if len(set(names)) != len(names):
-        raise InputError(f"each target may be given once; got {', '.join(names)}")
-    return tgts
-
-
-def _check_counts(*, batch_sizes: Sequence[int], runs: int, warmup: int, threads: int) -> None:
-    if not batch_sizes:
-        raise InputError("give at least one batch size (e.g. --batch 1)")
-    if any(int(b) < 1 for b in batch_sizes) or len(set(batch_sizes)) != len(batch_sizes):
-        raise InputError(f"batch sizes must be distinct and >= 1, got {list(batch_sizes)}")
-    if runs < 1:
-        raise InputError(f"runs must be >= 1, got {runs}")
-    if warmup < 0:
-        raise InputError(f"warmup must be >= 0, got {warmup}")
-    if threads < 1:
-        raise InputError(f"threads must be >= 1, got {threads}")
-
-
-def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
-    out: list[Artifact] = []
-    for raw in paths:
-        forced, p = _split_engine(raw)
-        engine = forced or ENGINE_BY_SUFFIX.get(p.suffix.lower())
-        if engine is None:
-            raise InputError(
-                f"cannot benchmark {p.name!r}: unknown artifact type {p.suffix or '(none)'!r}; "
-                f"use one of: {', '.join(ENGINE_BY_SUFFIX)}"
-            )
-        if not p.is_file():
-            raise ModelFileError(f"artifact not found: {p} (check the path)")
-        blob = p.read_bytes()
-        name = f"{forced}:{p.name}" if forced else p.name
-        if any(a.name == name for a in out):
-            raise InputError(f"two artifacts are named {name!r}; rename one (names label rows)")
-        out.append(
-            Artifact(
-                name=name,
-                path=p.resolve(),
-                engine=engine,
-                model_bytes=len(blob),
-                sha256=hashlib.sha256(blob).hexdigest(),
-                knn=engine in ("esb", "c") and kind_of(blob) is BlobKind.ESB_KNN,
-                text=engine in ("esb", "c")
-                and kind_of(blob) is BlobKind.ESB_LINEAR
-                and textbench.is_text_blob(p),
-                tabular=engine in ("esb", "c")
-                and kind_of(blob) is BlobKind.ESB_LINEAR
-                and tabbench.is_tabular_blob(p),
-            )
-        )
-    if not out:
-        raise InputError("give at least one artifact to benchmark")
-    return out
-
-
-def _split_engine(raw: str | os.PathLike[str]) -> tuple[str | None, Path]:
-    """``"c:m.esb"`` -> ("c", Path("m.esb")); anything else -> (None, Path(raw))."""
-    text = os.fspath(raw)
-    prefix, sep, rest = text.partition(":")
-    if not sep or prefix not in ENGINE_PREFIXES:
-        return None, Path(text)
-    p = Path(rest)
-    if p.suffix.lower() not in ENGINE_PREFIXES[prefix]:
-        raise InputError(
-            f"engine {prefix!r} runs {', '.join(ENGINE_PREFIXES[prefix])} files, not {p.name!r}; "
-            f"compress the model first (edgesparse compress MODEL -o m.esb) and pass {prefix}:m.esb"
-        )
-    return prefix, p
-
-
-def _labels(labels: str | os.PathLike[str] | None, dataset: Any) -> np.ndarray | None:
-    if labels is None:
-        return dataset.y
-    p = Path(labels)
-    if not p.is_file():
-        raise ModelFileError(f"labels file not found: {p} (check the path)")
-    with open(p, "rb") as fh:
-        is_npy = fh.read(len(NPY_MAGIC)) == NPY_MAGIC
-    if not is_npy:
-        kind = sniff(p)
-        raise InputError(
-            f"{p} is {kind.what if kind else 'not a .npy array'}; --labels reads a .npy array "
-            "(numpy.save('y.npy', y)), or give --data an .npz with X and y"
-        )
-    try:
-        y = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{p} is not a plain .npy array ({exc})") from None
-    if not isinstance(y, np.ndarray) or y.ndim == 0 or y.shape[0] != dataset.X.shape[0]:
-        shape = getattr(y, "shape", None)
-        raise InputError(
-            f"{p}: labels have shape {shape} but the data has {dataset.X.shape[0]} rows"
-        )
-    return y
-
-
-def _reference(
-    arts: list[Artifact], X: Any, y: np.ndarray | None
-) -> tuple[str | None, str | None, np.ndarray | None, str]:
-    """(kind, source, predictions, task): what each probe's ``agreement`` compares with,
-    computed here on the host. scikit-learn's own predictions when a scikit-learn model is
-    among the artifacts; else the labels; else the first artifact's host predictions (kind
-    "artifact": a cross-target consistency check, not an external reference)."""
-    first = next(
-        (a for a in arts if a.engine == "sklearn"),
-        next((a for a in arts if a.engine != "c"), arts[0]),
-    )
-    # A C artifact's blob is read with the numpy runtime (same file, same predictions).
-    model = load_artifact("esb" if first.engine == "c" else first.engine, str(first.path), 1)
-    task = "classification" if hasattr(model, "classes_") else "regression"
-    if first.engine == "sklearn":
-        pred = np.asarray(model.predict(prepare_input("sklearn", X)))
-        return "sklearn", first.name, _savable(pred), task
-    if y is not None:
-        return "labels", "labels", _savable(y), task
-    pred = np.asarray(model.predict(X))
-    how = " (numpy runtime)" if first.engine == "c" else ""
-    return "artifact", f"{first.name} on the host{how}", _savable(pred), task
-
-
-def _savable(a: np.ndarray) -> np.ndarray:
-    # Object arrays (string labels from some estimators) cannot be saved without pickle.
-    return a.astype(str) if a.dtype.kind == "O" else a
