@@ -252,3 +252,39 @@ def test_emulated_rpi4(case: dict) -> None:
         # Exact guest bytes: the blob, the model's workspace and the text workspace.
         assert c["model_rss_bytes"] == esb.stat().st_size + c["c_program"]["workspace_bytes"]
         assert c["c_program"]["workspace_bytes"] > 0
+
+
+def test_a_text_regressor_in_c(tmp_path: Path) -> None:
+    """A text regressor's C rows carry its values (not class indices): the same differences
+    from the pipeline and the same R² as the numpy runtime's rows, up to float32 output."""
+    from sklearn.linear_model import Ridge
+
+    docs, labels = _corpus(200, seed=3)
+    y = np.array(
+        [len(d.split()) + (3.0 if t == "money" else 0.0) for d, t in zip(docs, labels, strict=True)]
+    )
+    pipe = make_pipeline(HashingVectorizer(n_features=2**10), Ridge(alpha=1.0)).fit(docs, y)
+    pkl, esb, data = tmp_path / "reg.pkl", tmp_path / "reg.esb", tmp_path / "docs.txt"
+    pkl.write_bytes(pickle.dumps(pipe))
+    res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(esb)])
+    assert res.exit_code == 0, res.output
+    data.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    truth = tmp_path / "y.npy"
+    np.save(truth, y)
+    results = harness.run_bench(
+        artifacts=[esb, f"c:{esb}", pkl],
+        targets=["host"],
+        data=data,
+        labels=truth,
+        batch_sizes=(1, 8),
+        runs=5,
+        warmup=1,
+    )
+    validate_results(results)
+    want = np.abs(edgesparse.load(esb).predict(docs) - pipe.predict(docs)).max()
+    for batch in (1, 8):
+        ours, c = _by(results, "host", "reg.esb", batch), _by(results, "host", "c:reg.esb", batch)
+        assert ours["status"] == "ok" and c["status"] == "ok", c["error"]
+        assert ours["max_abs_diff"] == pytest.approx(want, abs=1e-12)
+        assert c["max_abs_diff"] == pytest.approx(want, abs=1e-4)
+        assert c["r2"] == pytest.approx(ours["r2"], abs=1e-5)
