@@ -417,7 +417,8 @@ def report(results: Path, out_dir: Path) -> None:
     required=True,
     help="Input rows: .npy (X), .npz (X, optional y used as labels) or a .csv/.tsv/.txt table; "
     "for k-NN recommender blobs, a user,item[,rating] CSV of held-out pairs; for blobs with a "
-    "text featurizer, a UTF-8 text file, one document per line.",
+    "text featurizer, a UTF-8 text file, one document per line; for blobs with a tabular "
+    "input stage, a CSV of records with a header row.",
 )
 @click.option(
     "--labels",

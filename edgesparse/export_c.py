@@ -59,10 +59,11 @@ RUNTIME_FILES = (
     "esb_main.c",
     "esb_knn_main.c",
     "esb_tabular_main.c",
+    "esb_text_main.c",
 )
 """The C runtime's files in ``edgesparse/runtime/c/`` (esb.c includes esb_knn.c, the k-NN
-runtime, esb_text.c and esb_tabular.c, the input stages; esb_main.c includes esb_knn_main.c and
-esb_tabular_main.c: each builds as one file)."""
+runtime, esb_text.c and esb_tabular.c, the input stages; esb_main.c includes esb_knn_main.c,
+esb_tabular_main.c and esb_text_main.c: each builds as one file)."""
 
 ROWS_MAGIC = b"ESBROWS1"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")

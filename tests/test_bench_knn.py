@@ -1,8 +1,9 @@
 """The bench for k-NN recommenders (issue 21, item 1): the bundled Surprise model's blob timed
 on held-out user,item pairs on the host, on emulated rpi4 (QEMU) and over ssh (a real sshd on
 localhost), with Surprise's own ``predict`` as the oracle of every error figure (computed here,
-from the pickle and the CSV, independently of the bench); the report's recommender table; C
-rows skipped with their reason; bad input as one-line errors. No timing is asserted."""
+from the pickle and the CSV, independently of the bench); the C runtime's driver on the same
+blob (``c:knn.esb``), whose estimates are the numpy runtime's; the report's recommender table;
+bad input as one-line errors. No timing is asserted."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from click.testing import CliRunner
 import edgesparse
 from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
+from edgesparse.bench.engine_c import C_MEMORY_EXACT
 from edgesparse.bench.report import render_html, render_markdown, write_report
 from edgesparse.bench.results import validate_results
 from edgesparse.bench.targets import get_target
@@ -35,7 +37,6 @@ PAIRS = MODELS / "knn_ratings.test.csv"
 DIGITS = MODELS / "digits_pipeline.pkl"
 DIGITS_DATA = MODELS / "digits_pipeline.test.npz"
 HAVE_SURPRISE = importlib.util.find_spec("surprise") is not None
-C_REASON = "the C runtime does not run k-NN recommenders yet (issue 21, item 2)"
 
 
 @pytest.fixture(autouse=True)
@@ -88,11 +89,14 @@ def _by(results: dict, target: str, artifact: str, batch: int) -> dict:
     return row
 
 
-def _check_blob_row(row: dict[str, Any], oracle: dict[str, float], *, emulated: bool) -> None:
+def _check_blob_row(
+    row: dict[str, Any], oracle: dict[str, float], *, emulated: bool, engine: str = "esb"
+) -> None:
     """A k-NN blob's row: measured, and its errors equal the oracle's (the same int8 blob
-    gives the same estimates on x86-64 and aarch64, up to float rounding)."""
+    gives the same estimates on x86-64 and aarch64, in numpy and in C, up to float
+    rounding)."""
     assert row["status"] == "ok", row["error"]
-    assert row["engine"] == "esb" and row["emulated"] is emulated
+    assert row["engine"] == engine and row["emulated"] is emulated
     assert row["rmse"] == pytest.approx(oracle["esb_rmse"], rel=1e-9)
     assert row["mae"] == pytest.approx(oracle["esb_mae"], rel=1e-9)
     assert row["reference_rmse"] == pytest.approx(oracle["esb_vs_surprise_rmse"], rel=1e-6)
@@ -132,10 +136,12 @@ def test_host_end_to_end(esb: Path, oracle: dict[str, float]) -> None:
         assert sur["rmse"] == pytest.approx(oracle["surprise_rmse"], rel=1e-12)
         assert sur["mae"] == pytest.approx(oracle["surprise_mae"], rel=1e-12)
         assert sur["reference_rmse"] == 0.0 and sur["max_abs_diff"] == 0.0
-        # Never silently omitted: the C row is there, skipped, with the reason.
+        # The C driver on the same blob: the same estimates, its own timings and memory.
         c = _by(results, "host", "c:knn.esb", batch)
-        assert c["status"] == "skipped" and C_REASON in c["error"]
-        assert c["latency_us"] is None
+        _check_blob_row(c, oracle, emulated=False, engine="c")
+        assert c["runs"] == 30 and c["latency_us"]["p50"] > 0
+        assert c["memory_method"] == "VmHWM/VmRSS" and c["peak_rss_bytes"] > 0
+        assert c["c_program"]["api"] == "one-row" and c["c_program"]["workspace_bytes"] > 0
 
 
 def test_report_has_the_recommender_table(esb: Path, tmp_path: Path) -> None:
@@ -160,7 +166,9 @@ def test_report_has_the_recommender_table(esb: Path, tmp_path: Path) -> None:
     assert "agreement" not in header  # label agreement is the linear models' column
     row = next(line for line in md.splitlines() if line.startswith("| 1 | `knn.esb`"))
     assert "`predict(user, item)`" in row and f"{results['results'][0]['rmse']:.4f}" in row
-    assert C_REASON in md and "Failed and skipped" in md
+    c_row = next(line for line in md.splitlines() if line.startswith("| 1 | `c:knn.esb`"))
+    assert "`esb_knn_predict`" in c_row and c_row.rstrip().endswith("| ok |")
+    assert "None: every target and every measurement succeeded." in md and "## C programs" in md
     html = render_html(results, images={})
     assert "RMSE vs Surprise" in html and "recommend(n=10)" in html
     written = write_report(results, tmp_path / "report")
@@ -213,7 +221,10 @@ def test_emulated_rpi4(esb: Path, oracle: dict[str, float]) -> None:
         sur = _by(results, "rpi4", "knn_means.pkl", batch)
         assert sur["status"] == "skipped" and "host only" in sur["error"]
         c = _by(results, "rpi4", "c:knn.esb", batch)
-        assert c["status"] == "skipped" and C_REASON in c["error"]
+        _check_blob_row(c, oracle, emulated=True, engine="c")
+        assert c["memory_method"] == C_MEMORY_EXACT and c["peak_rss_bytes"] is None
+        # Exact guest bytes: the blob plus the index and one workspace.
+        assert c["model_rss_bytes"] == esb.stat().st_size + c["c_program"]["workspace_bytes"]
     md = render_markdown(results)
     assert "### rpi4 (emulated)" in md
     assert "recommend(n=10) p50 ms (emulated)" in md and "p50 µs (emulated)" in md
@@ -223,7 +234,7 @@ def test_emulated_rpi4(esb: Path, oracle: dict[str, float]) -> None:
 def test_ssh_target(esb: Path, sshd: dict[str, object], oracle: dict[str, float]) -> None:  # noqa: F811
     url = f"ssh://{getpass.getuser()}@127.0.0.1:{sshd['port']}?python={sys.executable}"
     results = harness.run_bench(
-        artifacts=[esb, PKL],
+        artifacts=[esb, f"c:{esb}", PKL],
         targets=[url],
         data=PAIRS,
         batch_sizes=(1, 4),
@@ -237,6 +248,10 @@ def test_ssh_target(esb: Path, sshd: dict[str, object], oracle: dict[str, float]
         _check_blob_row(row, oracle, emulated=False)
         assert row["memory_method"] == "VmHWM/VmRSS" and row["peak_rss_bytes"] > 0
         assert _by(results, url, "knn_means.pkl", batch)["status"] == "skipped"
+        # The driver built on the board with its cc, run there on the same pairs.
+        c = _by(results, url, "c:knn.esb", batch)
+        _check_blob_row(c, oracle, emulated=False, engine="c")
+        assert c["c_program"]["compiler"] is not None
 
 
 # -- bad input: one Error: line each ------------------------------------------------------------

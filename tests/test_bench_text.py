@@ -1,8 +1,9 @@
 """The bench of blobs with a text featurizer (issue 20, item 4): timed from raw documents (one
 per line), featurization included, on the host and on emulated rpi4 (QEMU), with the
 scikit-learn pipeline's own ``predict`` as the oracle of every agreement figure (computed
-here, from the pickle and the text file, independently of the bench); C and ONNX rows skipped
-with their reason; mixed or wrong inputs as one-line errors. No timing is asserted."""
+here, from the pickle and the text file, independently of the bench); the C runtime's driver
+on the same blob and documents (``c:text.esb``, featurization in C); ONNX rows skipped with
+their reason; mixed or wrong inputs as one-line errors. No timing is asserted."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 import edgesparse
 from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
+from edgesparse.bench.engine_c import C_MEMORY_EXACT
 from edgesparse.bench.report import render_markdown
 from edgesparse.bench.results import validate_results
 from edgesparse.bench.targets import get_target
@@ -28,7 +30,6 @@ from edgesparse.errors import InputError
 from tests.conftest import require_tool
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-C_REASON = "the C runtime does not run a text featurizer yet"
 ONNX_REASON = "the ONNX exporter refuses a text featurizer"
 _TOPICS = {
     "pets": "cat kitten dog puppy yarn mat park leash bark purr fur paw",
@@ -123,10 +124,16 @@ def test_host_end_to_end(case: dict) -> None:
         sk = _by(results, "host", "text.pkl", batch)
         assert sk["status"] == "ok" and sk["agreement"] == 1.0
         assert sk["accuracy"] == pytest.approx(case["sklearn_accuracy"], abs=1e-12)
+        # The C driver featurizes the same documents: the same labels as the numpy runtime.
         c = _by(results, "host", "c:text.esb", batch)
-        assert c["status"] == "skipped" and C_REASON in c["error"]
-        assert c["latency_us"] is None
-    assert C_REASON in render_markdown(results)
+        assert c["status"] == "ok", c["error"]
+        assert c["engine"] == "c" and c["runs"] == 20 and c["latency_us"]["p50"] > 0
+        assert c["agreement"] == pytest.approx(case["esb_vs_sklearn"], abs=1e-12)
+        assert c["accuracy"] == pytest.approx(case["esb_accuracy"], abs=1e-12)
+        assert c["cold_start_method"] == "spawn timestamp" and c["peak_rss_bytes"] > 0
+        assert c["c_program"]["api"] == "one-row"
+    md = render_markdown(results)
+    assert "each through esb_predict_text (featurization included" in md
 
 
 def test_without_the_pickle_the_blob_is_the_reference(case: dict, tmp_path: Path) -> None:
@@ -190,6 +197,8 @@ def test_text_and_numeric_artifacts_do_not_mix(case: dict, numeric: dict[str, Pa
     docs = ["--data", str(case["docs"])]
     line = _error([str(case["esb"]), str(numeric["esb"]), *docs])
     assert "iris.esb" in line and "its own run" in line
+    line = _error([str(case["esb"]), f"c:{numeric['esb']}", *docs])  # the C engine too
+    assert "cannot benchmark c:iris.esb with text blobs" in line and "its own run" in line
     line = _error([str(case["esb"]), str(MODELS / "iris_l2_logreg.pkl"), *docs])
     assert "not a scikit-learn Pipeline starting with a text vectorizer" in line
 
@@ -237,4 +246,45 @@ def test_emulated_rpi4(case: dict) -> None:
         sk = _by(results, "rpi4", "text.pkl", batch)
         assert sk["status"] == "skipped" and "host only" in sk["error"]
         c = _by(results, "rpi4", "c:text.esb", batch)
-        assert c["status"] == "skipped" and C_REASON in c["error"]
+        assert c["status"] == "ok", c["error"]
+        assert c["agreement"] == pytest.approx(case["esb_vs_sklearn"], abs=1e-12)
+        assert c["memory_method"] == C_MEMORY_EXACT and c["peak_rss_bytes"] is None
+        # Exact guest bytes: the blob, the model's workspace and the text workspace.
+        assert c["model_rss_bytes"] == esb.stat().st_size + c["c_program"]["workspace_bytes"]
+        assert c["c_program"]["workspace_bytes"] > 0
+
+
+def test_a_text_regressor_in_c(tmp_path: Path) -> None:
+    """A text regressor's C rows carry its values (not class indices): the same differences
+    from the pipeline and the same R² as the numpy runtime's rows, up to float32 output."""
+    from sklearn.linear_model import Ridge
+
+    docs, labels = _corpus(200, seed=3)
+    y = np.array(
+        [len(d.split()) + (3.0 if t == "money" else 0.0) for d, t in zip(docs, labels, strict=True)]
+    )
+    pipe = make_pipeline(HashingVectorizer(n_features=2**10), Ridge(alpha=1.0)).fit(docs, y)
+    pkl, esb, data = tmp_path / "reg.pkl", tmp_path / "reg.esb", tmp_path / "docs.txt"
+    pkl.write_bytes(pickle.dumps(pipe))
+    res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(esb)])
+    assert res.exit_code == 0, res.output
+    data.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    truth = tmp_path / "y.npy"
+    np.save(truth, y)
+    results = harness.run_bench(
+        artifacts=[esb, f"c:{esb}", pkl],
+        targets=["host"],
+        data=data,
+        labels=truth,
+        batch_sizes=(1, 8),
+        runs=5,
+        warmup=1,
+    )
+    validate_results(results)
+    want = np.abs(edgesparse.load(esb).predict(docs) - pipe.predict(docs)).max()
+    for batch in (1, 8):
+        ours, c = _by(results, "host", "reg.esb", batch), _by(results, "host", "c:reg.esb", batch)
+        assert ours["status"] == "ok" and c["status"] == "ok", c["error"]
+        assert ours["max_abs_diff"] == pytest.approx(want, abs=1e-12)
+        assert c["max_abs_diff"] == pytest.approx(want, abs=1e-4)
+        assert c["r2"] == pytest.approx(ours["r2"], abs=1e-5)

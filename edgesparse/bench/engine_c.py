@@ -40,6 +40,7 @@ from edgesparse.bench.transports import (
 )
 from edgesparse.errors import EdgesparseError
 from edgesparse.export_c import c_runtime_dir, write_rows
+from edgesparse.fileio import atomic_write_bytes
 from edgesparse.runtime import load
 
 C_CFLAGS = ("-O2", "-std=c99")
@@ -53,6 +54,7 @@ C_SOURCES = (
     "esb_main.c",
     "esb_knn_main.c",
     "esb_tabular_main.c",
+    "esb_text_main.c",
 )  # the
 # files after esb.c and esb_main.c are #included by them (one build line for both)
 # arch -> (default compiler, override variable, binutils `size`, Debian packages to install)
@@ -82,9 +84,17 @@ _REMOTE_BUILD = (
 Build = tuple[Path | None, dict[str, Any], str | None]
 
 
+#: The name each kind of driver input is staged under: rows (``ESBROWS1``), documents (one
+#: per line) or k-NN pairs (``user,item`` CSV).
+INPUT_NAMES = {"rows": "rows.bin", "text": "documents.txt", "pairs": "pairs.csv"}
+
+
 @dataclasses.dataclass
 class DriverContext:
-    """What every C run of one bench shares: the rows file, the reference, the host builds."""
+    """What every C run of one bench shares: the input file (``input`` says which kind, see
+    :data:`INPUT_NAMES`; ``rows`` is its path whatever the kind), the reference, the host
+    builds. A pairs run also has ``users`` (one pair per user, for ``--op recommend``) and
+    ``refusal``, why the driver cannot read these ids (or None)."""
 
     workdir: Path
     rows: Path
@@ -97,6 +107,9 @@ class DriverContext:
     warmup: int
     batch_sizes: list[int]
     builds: dict[str, Build] = dataclasses.field(default_factory=dict)
+    input: str = "rows"
+    users: Path | None = None
+    refusal: str | None = None
 
 
 def driver_context(
@@ -112,19 +125,11 @@ def driver_context(
     """Write the rows file once and read each C artifact's classes with the numpy runtime."""
     rows = workdir / "rows.bin"
     write_rows(rows, X)
-    classes = {}
-    for art in arts:
-        if art.engine == "c":
-            try:
-                model = load(art.path)
-            except EdgesparseError:
-                continue  # the driver's esb_open rejects the blob too, with its own message
-            classes[art.name] = np.asarray(model.classes_) if hasattr(model, "classes_") else None
     return DriverContext(
         workdir=workdir,
         rows=rows,
         n_rows=int(X.shape[0]),
-        classes=classes,
+        classes=artifact_classes(arts),
         ref=ref,
         y=y,
         task=task,
@@ -132,6 +137,49 @@ def driver_context(
         warmup=int(common["warmup"]),
         batch_sizes=list(common["batch_sizes"]),
     )
+
+
+def text_context(
+    *,
+    workdir: Path,
+    arts: list[Artifact],
+    documents: list[str],
+    ref: np.ndarray | None,
+    y: np.ndarray | None,
+    task: str,
+    common: dict[str, Any],
+) -> DriverContext:
+    """The context of a text run: the documents written one per line, as ``esb bench`` reads
+    them (a document holds no line break: :func:`edgesparse.data.read_documents` split them)."""
+    path = workdir / INPUT_NAMES["text"]
+    atomic_write_bytes(path, "".join(d + "\n" for d in documents).encode("utf-8"))
+    return DriverContext(
+        workdir=workdir,
+        rows=path,
+        n_rows=len(documents),
+        classes=artifact_classes(arts),
+        ref=ref,
+        y=y,
+        task=task,
+        runs=int(common["runs"]),
+        warmup=int(common["warmup"]),
+        batch_sizes=list(common["batch_sizes"]),
+        input="text",
+    )
+
+
+def artifact_classes(arts: list[Artifact]) -> dict[str, np.ndarray | None]:
+    """Each C artifact's class labels (None: a regressor), read with the numpy runtime; a
+    blob it cannot read is left out (the driver's esb_open rejects it too, with its message)."""
+    classes: dict[str, np.ndarray | None] = {}
+    for art in arts:
+        if art.engine == "c":
+            try:
+                model = load(art.path)
+            except EdgesparseError:
+                continue
+            classes[art.name] = np.asarray(model.classes_) if hasattr(model, "classes_") else None
+    return classes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,7 +294,8 @@ class DriverEngine:
             transport.open()
             exe = transport.stage("esb", local_exe)
         blobs = [transport.stage(f"model-{i}.esb", art.path) for i, art in enumerate(arts)]
-        rows = transport.stage("rows.bin", ctx.rows)
+        rows = transport.stage(INPUT_NAMES[ctx.input], ctx.rows)
+        users = transport.stage("users.csv", ctx.users) if ctx.users is not None else None
         transport.push()
         if transport.remote:
             facts = self._build_there(transport)
@@ -266,6 +315,7 @@ class DriverEngine:
             rows=rows,
             facts=facts,
             environment=environment,
+            users=users,
         )
 
     def _build_here(
@@ -310,22 +360,37 @@ class DriverSession:
     rows: str
     facts: dict[str, Any]
     environment: dict[str, Any]
+    users: str | None = None
+
+    def bench(self, index: int, args: list[str], *, log: str) -> dict[str, Any] | str:
+        """One ``esb bench`` of the ``index``-th blob on the staged input with ``args`` after
+        the blob and input: its JSON line, or why there is none (``engine c: ...``)."""
+        t = self.transport
+        argv = [self.exe, "bench", self.blobs[index], *args]
+        res = t.run([*self.native.argv, *argv], env=self.native.env, log=log)
+        parsed = driver_json(res.out) if res.rc == 0 else None
+        if parsed is None:
+            why = failure(res.rc, res.stderr, t.timeout_s) if res.rc != 0 else None
+            return self.engine.failure(why or "no JSON from esb bench")
+        return parsed
 
     def measure(self, index: int, art: Artifact) -> Outcome:
-        """Run ``esb bench`` per batch size, then read the predictions of the first run."""
+        """Run ``esb bench`` per batch size, then read the predictions of the first run (a
+        pairs run: :func:`edgesparse.bench.engine_c_knn.measure`)."""
         ctx, t = self.engine.context(), self.transport
+        if ctx.input == "pairs":
+            from edgesparse.bench.engine_c_knn import measure
+
+            return measure(self, index, art)
         runs: list[dict[str, Any]] = []
         pred_name = f"c-pred-{index}.txt"
         for j, batch in enumerate(ctx.batch_sizes):
-            argv = [self.exe, "bench", self.blobs[index], self.rows, str(ctx.runs)]
-            argv += [str(ctx.warmup), "--batch", str(batch)]
+            args = [self.rows, str(ctx.runs), str(ctx.warmup), "--batch", str(batch)]
             if j == 0:
-                argv += ["--predictions", t.output(pred_name)]
-            res = t.run([*self.native.argv, *argv], env=self.native.env, log=f"c{index}-{j}")
-            parsed = driver_json(res.out) if res.rc == 0 else None
-            if parsed is None:
-                why = failure(res.rc, res.stderr, t.timeout_s) if res.rc != 0 else None
-                return Outcome(error=self.engine.failure(why or "no JSON from esb bench"))
+                args += ["--predictions", t.output(pred_name)]
+            parsed = self.bench(index, args, log=f"c{index}-{j}")
+            if isinstance(parsed, str):
+                return Outcome(error=parsed)
             runs.append(parsed)
         try:
             text = t.fetch(pred_name).read_text(encoding="utf-8")
@@ -364,7 +429,8 @@ def driver_predictions(text: str, ctx: DriverContext, art: Artifact) -> np.ndarr
     """
     lines = text.splitlines()
     if len(lines) != ctx.n_rows:
-        raise ValueError(f"{len(lines)} predictions for {ctx.n_rows} rows")
+        what = "documents" if ctx.input == "text" else "rows"
+        raise ValueError(f"{len(lines)} predictions for {ctx.n_rows} {what}")
     if art.name not in ctx.classes:
         raise ValueError("the numpy runtime could not read this blob to label them")
     classes = ctx.classes[art.name]
@@ -391,7 +457,9 @@ def _quality(pred: np.ndarray, ctx: DriverContext) -> dict[str, Any]:
     return quality
 
 
-def _memory(target: Any, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def driver_memory(target: Any, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The memory fields of a result from the driver's JSON lines (exact blob + workspace
+    bytes under QEMU, whose RSS is its own; VmHWM/VmRSS elsewhere)."""
     first = runs[0]
     if target.emulated:
         return {
@@ -406,7 +474,8 @@ def _memory(target: Any, runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _latency_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def latency_rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The result's ``rows`` (one per batch size) from the driver's JSON lines."""
     rows = []
     for r in runs:
         batch = int(r["batch"])
@@ -435,6 +504,22 @@ def driver_outcome(
     environment: dict[str, Any],
 ) -> Outcome:
     """The driver's JSON lines (one per batch size) and predictions -> a probe-like result."""
+    result = driver_result(target, art, ctx, runs, facts=facts, environment=environment)
+    result.update(_quality(pred, ctx))
+    return Outcome(status="ok", result=result)
+
+
+def driver_result(
+    target: Any,
+    art: Artifact,
+    ctx: DriverContext,
+    runs: list[dict[str, Any]],
+    *,
+    facts: dict[str, Any],
+    environment: dict[str, Any],
+) -> dict[str, Any]:
+    """A probe-like result from the driver's JSON lines (one per batch size): timings, cold
+    start, memory and the program, without the quality figures."""
     first = runs[0]
     cold = first.get("cold_start_ns")
     program = {
@@ -446,22 +531,18 @@ def driver_outcome(
         if facts.get("size_total") is not None
         else None,
     }
-    return Outcome(
-        status="ok",
-        result={
-            "status": "ok",
-            "error": None,
-            "engine": "c",
-            "n_rows": ctx.n_rows,
-            "task": ctx.task,
-            "load_ms": float(first["load_ns"]) / 1e6,
-            "cold_start_ms": float(cold) / 1e6 if cold is not None else None,
-            "cold_start_method": "spawn timestamp" if cold is not None else None,
-            "startup_ms": None,
-            **_quality(pred, ctx),
-            **_memory(target, runs),
-            "rows": _latency_rows(runs),
-            "c_program": program,
-            "environment": environment,
-        },
-    )
+    return {
+        "status": "ok",
+        "error": None,
+        "engine": "c",
+        "n_rows": ctx.n_rows,
+        "task": ctx.task,
+        "load_ms": float(first["load_ns"]) / 1e6,
+        "cold_start_ms": float(cold) / 1e6 if cold is not None else None,
+        "cold_start_method": "spawn timestamp" if cold is not None else None,
+        "startup_ms": None,
+        **driver_memory(target, runs),
+        "rows": latency_rows(runs),
+        "c_program": program,
+        "environment": environment,
+    }

@@ -34,8 +34,9 @@ PROBE_MODULE = "edgesparse.bench.probe"
 @dataclasses.dataclass(frozen=True)
 class Artifact:
     """One artifact to time: its row label, file, engine (``esb``, ``onnx``, ``sklearn``,
-    ``surprise``, ``c``), size and hash; ``knn`` marks a k-NN recommender blob, ``text`` a blob
-    whose model starts with a text featurizer."""
+    ``surprise``, ``c``), size and hash; ``knn`` marks a recommender blob (k-NN or matrix
+    factorization), ``text`` a blob whose model starts with a text featurizer, ``tabular`` one
+    with a tabular input stage."""
 
     name: str
     path: Path
@@ -44,6 +45,7 @@ class Artifact:
     sha256: str
     knn: bool = False
     text: bool = False
+    tabular: bool = False
 
     def declaration(self) -> dict[str, Any]:
         """The artifact's entry in the results' ``artifacts`` list."""

@@ -212,13 +212,20 @@ def _engine_items(d: Dialect, results: dict[str, Any]) -> list[Item]:
     targets = results["targets"]
     items: list[Item] = []
     recommend = (results.get("settings") or {}).get("task") == "recommendation"
-    # A recommender run's C rows are skipped: the recommender items say why.
+    documents = bool((results.get("settings") or {}).get("documents"))
+    # A recommender run's C rows are explained by the recommender items.
     if not recommend and any(a["engine"] == "c" for a in results["artifacts"]):
+        batch = (
+            "a batch is N documents, each through esb_predict_text (featurization included; "
+            "there is no batch call for documents)"
+            if documents
+            else "a batch is one batch call of the runtime (esb_predict_batch, or the CSR "
+            "batch call for sparse rows)"
+        )
         items.append(
             f"Engine {d.code('c')} ({d.code('c:model.esb')}) is the C runtime: its driver "
             f"program ({d.code('esb bench')}, statically linked where possible) times each call "
-            "in C; a batch is one batch call of the runtime (esb_predict_batch, or the CSR batch "
-            "call for sparse rows). Its peak RSS is the whole driver "
+            f"in C; {batch}. Its peak RSS is the whole driver "
             "process (program, libc, blob, input rows, timings); under QEMU it reports the "
             "exact bytes of blob + index workspace instead. Program sizes are under "
             f"{d.strong('C programs')}."

@@ -12,49 +12,45 @@ A run of k-NN recommender blobs on user,item pairs is prepared by
 :mod:`edgesparse.bench.recommender` and measured by the same probe
 (:mod:`edgesparse.bench.probe_knn`). A run of blobs with a text featurizer on a file of
 documents is prepared by :mod:`edgesparse.bench.textbench` and times ``predict`` on raw
-documents (featurization included) with the same probe.
+documents (featurization included) with the same probe; a run of blobs with a tabular
+input stage on a CSV of records is prepared by :mod:`edgesparse.bench.tabbench`, likewise.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgesparse.bench import engine_c, recommender, textbench
+from edgesparse.bench import engine_c, engine_c_knn, recommender, tabbench, textbench
 from edgesparse.bench.engines import Artifact, Engine, ProbeEngine, Progress, Tracker, run_engine
-from edgesparse.bench.probe import load_artifact, prepare_input
+from edgesparse.bench.inputs import (
+    ENGINE_BY_SUFFIX,
+    ENGINE_PREFIXES,
+    artifacts_of,
+    check_counts,
+    labels_of,
+    linear_reference,
+    targets_of,
+)
+from edgesparse.bench.probe import load_artifact
 from edgesparse.bench.results import (
     Outcome,
     new_results,
     result_rows,
     target_entry,
 )
-from edgesparse.bench.targets import get_target
 from edgesparse.bench.transports import env_ssh_options, open_transport
 from edgesparse.data import load_dataset
 from edgesparse.errors import InputError, ModelFileError, TargetError
-from edgesparse.formats.container import BlobKind, kind_of
-from edgesparse.formats.sniff import NPY_MAGIC, sniff
+from edgesparse.formats.sniff import sniff
 
-ENGINE_BY_SUFFIX = {
-    ".esb": "esb",
-    ".onnx": "onnx",
-    ".pkl": "sklearn",
-    ".pickle": "sklearn",
-    ".joblib": "sklearn",
-    ".skops": "sklearn",
-}
-#: ``ENGINE:PATH`` artifact prefixes that pick an engine other than the suffix's, and the
-#: suffixes each accepts: ``c:model.esb`` times the C runtime on the same blob.
-ENGINE_PREFIXES = {"c": (".esb",)}
 # Extra seconds a probe's own SIGALRM backstop waits beyond the harness's timeout.
 _ALARM_GRACE_S = 30
 
@@ -85,12 +81,14 @@ def run_bench(
             ``.skops``; these run on the host only, as the baseline); ``c:model.esb`` times
             the C runtime on that blob (artifact name ``c:model.esb``). Or k-NN recommender
             blobs, with the Surprise pickle as the host-only reference
-            (:mod:`edgesparse.bench.recommender`; their ``c:`` rows are skipped, with why).
+            (:mod:`edgesparse.bench.recommender`; their ``c:`` rows run the C driver).
         targets: target specs (``"host"``, ``"rpi4"``, ``"ssh://pi@board"``) or ``Target``s.
         data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels), or for
             k-NN blobs a ``user,item[,rating]`` CSV of held-out pairs, or for blobs with a
-            text featurizer a UTF-8 text file, one document per line (their ``c:`` and
-            ``.onnx`` rows are skipped, with why; the pipeline pickle is the reference).
+            text featurizer a UTF-8 text file, one document per line (their ``.onnx`` rows
+            are skipped, with why; the pipeline pickle is the reference), or for blobs with a
+            tabular input stage a CSV of records with a header row (``c:`` and ``.onnx`` rows
+            skipped, with why; the pipeline pickle is the reference).
         labels: optional ``.npy`` of true labels (or targets, for regressors); for text
             blobs also a text file with one label per line.
         batch_sizes: rows per timed call; one result row per batch size.
@@ -109,18 +107,21 @@ def run_bench(
         ModelFileError: a missing artifact or data file.
         TargetError: with ``strict=True``, the first failure.
     """
-    _check_counts(batch_sizes=batch_sizes, runs=runs, warmup=warmup, threads=threads)
+    check_counts(batch_sizes=batch_sizes, runs=runs, warmup=warmup, threads=threads)
     if timeout_s <= 0:
         raise InputError(f"timeout must be positive, got {timeout_s}")
     settings: _Settings = (batch_sizes, runs, warmup, threads, timeout_s)
-    arts = _artifacts(artifacts)
-    tgts = _targets(targets)
+    arts = artifacts_of(artifacts)
+    tgts = targets_of(targets)
     recommend, algo = any(a.knn for a in arts), None
     text = not recommend and any(a.text for a in arts)
+    tabular = not recommend and not text and any(a.tabular for a in arts)
     if recommend:
         arts, algo = _recommender_artifacts(arts, labels)
     elif text:
         algo = textbench.reference_pipeline(arts)
+    elif tabular:
+        algo = tabbench.reference_pipeline(arts)
     tracker = Tracker(progress, total=len(tgts) * len(arts))
     tracker.report(f"loading {Path(data).name} and the reference predictions")
     opts = list(ssh_options) if ssh_options is not None else env_ssh_options()
@@ -132,10 +133,15 @@ def run_bench(
             engines, reference, run_settings = _text_run(
                 workdir, arts, data, labels, algo, settings
             )
+        elif tabular:
+            engines, reference, run_settings = _tabular_run(
+                workdir, arts, data, labels, algo, settings
+            )
         else:
             engines, reference, run_settings = _linear_run(workdir, arts, data, labels, settings)
+        raw = "text" if text else "tabular" if tabular else None
         rows, entries = _bench_targets(
-            tgts, arts, engines, workdir, opts, tracker, strict, settings, text=text
+            tgts, arts, engines, workdir, opts, tracker, strict, settings, raw=raw
         )
         tracker.report("done")
     finally:
@@ -167,8 +173,8 @@ def _linear_run(
             "models take rows of features (--data X.npz, .npy or a CSV of numbers)"
         )
     dataset = _numeric_dataset(data_path, arts)
-    y = _labels(labels, dataset)
-    ref_kind, ref_source, ref_pred, task = _reference(arts, dataset.X, y)
+    y = labels_of(labels, dataset)
+    ref_kind, ref_source, ref_pred, task = linear_reference(arts, dataset.X, y)
     engines = _engines(workdir, arts, dataset.X, data_path, ref_pred, y, task, settings)
     reference = {"kind": ref_kind, "source": ref_source}
     return engines, reference, _settings(data, labels, y, settings)
@@ -199,8 +205,8 @@ def _text_run(
     pipeline: Any,
     settings: _Settings,
 ) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
-    """Engines (the probe only: the C runtime has no text featurizer yet), reference and
-    settings of a run of text blobs on documents (:mod:`edgesparse.bench.textbench`)."""
+    """Engines (the probe; the C driver on the same documents), reference and settings of a
+    run of text blobs on documents (:mod:`edgesparse.bench.textbench`)."""
     data_path = Path(data).resolve()
     prep = textbench.prepare(arts, data=data_path, workdir=workdir, pipeline=pipeline)
     y = None
@@ -212,9 +218,48 @@ def _text_run(
     common = _common_spec(
         workdir, data_path=prep.data, ref=prep.reference, y=y, task=prep.task, settings=settings
     )
+    make_context = functools.partial(
+        engine_c.text_context,
+        workdir=workdir,
+        arts=arts,
+        documents=list(prep.documents),
+        ref=prep.reference,
+        y=y,
+        task=prep.task,
+        common=common,
+    )
     common["input"] = "text"
     run_settings = _settings(data, labels, y, settings)
     run_settings["documents"] = prep.n_documents
+    reference = {"kind": prep.ref_kind, "source": prep.ref_source}
+    engines = {"probe": ProbeEngine(common), "c": engine_c.DriverEngine(make_context)}
+    return engines, reference, run_settings
+
+
+def _tabular_run(
+    workdir: Path,
+    arts: list[Artifact],
+    data: str | os.PathLike[str],
+    labels: str | os.PathLike[str] | None,
+    pipeline: Any,
+    settings: _Settings,
+) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
+    """Engines (the probe only: the C runtime refuses a tabular stage), reference and
+    settings of a run of tabular blobs on records (:mod:`edgesparse.bench.tabbench`)."""
+    data_path = Path(data).resolve()
+    prep = tabbench.prepare(arts, data=data_path, workdir=workdir, pipeline=pipeline)
+    y = None
+    if labels is not None:
+        lp = Path(labels)
+        if not lp.is_file():
+            raise ModelFileError(f"labels file not found: {lp} (check the path)")
+        y = textbench.read_labels(lp, n=prep.n_records, what="records")
+    common = _common_spec(
+        workdir, data_path=prep.data, ref=prep.reference, y=y, task=prep.task, settings=settings
+    )
+    common["input"] = "records"
+    run_settings = _settings(data, labels, y, settings)
+    run_settings["records"] = prep.n_records
     reference = {"kind": prep.ref_kind, "source": prep.ref_source}
     return {"probe": ProbeEngine(common)}, reference, run_settings
 
@@ -241,9 +286,10 @@ def _recommender_run(
     algo: Any,
     settings: _Settings,
 ) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
-    """Engines (the probe only: the C runtime has no recommender yet), reference and
-    settings of a run of k-NN recommenders on pairs (:mod:`edgesparse.bench.recommender`);
-    ``algo`` is the Surprise reference model, or None."""
+    """Engines (the probe; the C driver on the same pairs,
+    :mod:`edgesparse.bench.engine_c_knn`), reference and settings of a run of k-NN
+    recommenders on pairs (:mod:`edgesparse.bench.recommender`); ``algo`` is the Surprise
+    reference model, or None."""
     from edgesparse.bench.probe_knn import RECOMMEND_MAX_RUNS, RECOMMEND_N
 
     data_path = Path(data).resolve()
@@ -272,7 +318,16 @@ def _recommender_run(
         "recommend_runs": min(int(runs), RECOMMEND_MAX_RUNS),
     }
     reference = {"kind": prep.ref_kind, "source": prep.ref_source}
-    return {"probe": ProbeEngine(common)}, reference, run_settings
+    make_context = functools.partial(
+        engine_c_knn.pairs_context,
+        workdir=workdir,
+        pairs=list(prep.pairs),
+        ref=prep.reference,
+        ratings=prep.ratings,
+        common=common,
+    )
+    engines = {"probe": ProbeEngine(common), "c": engine_c.DriverEngine(make_context)}
+    return engines, reference, run_settings
 
 
 def _surprise_pickles(arts: list[Artifact]) -> dict[str, Any]:
@@ -327,7 +382,7 @@ def _bench_targets(
     strict: bool,
     settings: _Settings,
     *,
-    text: bool = False,
+    raw: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every artifact on every target, in order: the result rows and the targets' entries."""
     batch_sizes, timeout_s = settings[0], settings[4]
@@ -337,7 +392,7 @@ def _bench_targets(
         tdir = workdir / f"target-{k}"
         tdir.mkdir()
         outcomes = _run_target(
-            target, arts, engines, tdir, timeout_s, ssh_options, tracker, text=text
+            target, arts, engines, tdir, timeout_s, ssh_options, tracker, raw=raw
         )
         for art in arts:
             rows.extend(_checked_rows(target, art, outcomes[art.name], batch_sizes, strict))
@@ -354,14 +409,14 @@ def _run_target(
     ssh_options: list[str],
     tracker: Tracker,
     *,
-    text: bool = False,
+    raw: str | None = None,
 ) -> dict[str, Outcome]:
     """Every artifact on one target: each engine's group through its own transport (its own
     work dir, and on a board its own remote temp dir)."""
     outcomes: dict[str, Outcome] = {}
     groups: dict[str, list[Artifact]] = {key: [] for key in engines}
     for art in arts:
-        why = _skip_reason(art, target, text=text)
+        why = _skip_reason(art, target, raw=raw)
         if why is not None:
             outcomes[art.name] = Outcome(status="skipped", error=why)
             tracker.advance()
@@ -376,15 +431,15 @@ def _run_target(
     return outcomes
 
 
-def _skip_reason(art: Artifact, target: Any, *, text: bool = False) -> str | None:
-    """Why ``art`` is not run on ``target`` (a row that says so), or None; ``text``: this
-    run times documents."""
-    if art.engine == "c" and art.knn:
-        return recommender.C_UNAVAILABLE
-    if text and art.engine == "c":
-        return textbench.C_UNAVAILABLE
-    if text and art.engine == "onnx":
+def _skip_reason(art: Artifact, target: Any, *, raw: str | None = None) -> str | None:
+    """Why ``art`` is not run on ``target`` (a row that says so), or None; ``raw``: this run
+    times raw input, ``"text"`` documents or ``"tabular"`` records."""
+    if raw == "text" and art.engine == "onnx":
         return textbench.ONNX_UNAVAILABLE
+    if raw == "tabular" and art.engine == "c":
+        return tabbench.C_UNAVAILABLE
+    if raw == "tabular" and art.engine == "onnx":
+        return tabbench.ONNX_UNAVAILABLE
     if art.engine == "sklearn" and target.kind != "host":
         return "scikit-learn models run on the host only (the baseline)"
     if art.engine == "surprise" and target.kind != "host":
@@ -457,134 +512,3 @@ def _settings(
         ),
         "timeout_s": float(timeout_s),
     }
-
-
-# ---------------------------------------------------------------------------------------------
-# Inputs and the reference
-# ---------------------------------------------------------------------------------------------
-def _targets(targets: Sequence[Any]) -> list[Any]:
-    tgts = [t if not isinstance(t, str) else get_target(t) for t in targets]
-    if not tgts:
-        raise InputError("give at least one target (e.g. --target host)")
-    names = [t.name for t in tgts]
-    if len(set(names)) != len(names):
-        raise InputError(f"each target may be given once; got {', '.join(names)}")
-    return tgts
-
-
-def _check_counts(*, batch_sizes: Sequence[int], runs: int, warmup: int, threads: int) -> None:
-    if not batch_sizes:
-        raise InputError("give at least one batch size (e.g. --batch 1)")
-    if any(int(b) < 1 for b in batch_sizes) or len(set(batch_sizes)) != len(batch_sizes):
-        raise InputError(f"batch sizes must be distinct and >= 1, got {list(batch_sizes)}")
-    if runs < 1:
-        raise InputError(f"runs must be >= 1, got {runs}")
-    if warmup < 0:
-        raise InputError(f"warmup must be >= 0, got {warmup}")
-    if threads < 1:
-        raise InputError(f"threads must be >= 1, got {threads}")
-
-
-def _artifacts(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
-    out: list[Artifact] = []
-    for raw in paths:
-        forced, p = _split_engine(raw)
-        engine = forced or ENGINE_BY_SUFFIX.get(p.suffix.lower())
-        if engine is None:
-            raise InputError(
-                f"cannot benchmark {p.name!r}: unknown artifact type {p.suffix or '(none)'!r}; "
-                f"use one of: {', '.join(ENGINE_BY_SUFFIX)}"
-            )
-        if not p.is_file():
-            raise ModelFileError(f"artifact not found: {p} (check the path)")
-        blob = p.read_bytes()
-        name = f"{forced}:{p.name}" if forced else p.name
-        if any(a.name == name for a in out):
-            raise InputError(f"two artifacts are named {name!r}; rename one (names label rows)")
-        out.append(
-            Artifact(
-                name=name,
-                path=p.resolve(),
-                engine=engine,
-                model_bytes=len(blob),
-                sha256=hashlib.sha256(blob).hexdigest(),
-                knn=engine in ("esb", "c")
-                and kind_of(blob) in (BlobKind.ESB_KNN, BlobKind.ESB_FACTORS),
-                text=engine in ("esb", "c")
-                and kind_of(blob) is BlobKind.ESB_LINEAR
-                and textbench.is_text_blob(p),
-            )
-        )
-    if not out:
-        raise InputError("give at least one artifact to benchmark")
-    return out
-
-
-def _split_engine(raw: str | os.PathLike[str]) -> tuple[str | None, Path]:
-    """``"c:m.esb"`` -> ("c", Path("m.esb")); anything else -> (None, Path(raw))."""
-    text = os.fspath(raw)
-    prefix, sep, rest = text.partition(":")
-    if not sep or prefix not in ENGINE_PREFIXES:
-        return None, Path(text)
-    p = Path(rest)
-    if p.suffix.lower() not in ENGINE_PREFIXES[prefix]:
-        raise InputError(
-            f"engine {prefix!r} runs {', '.join(ENGINE_PREFIXES[prefix])} files, not {p.name!r}; "
-            f"compress the model first (edgesparse compress MODEL -o m.esb) and pass {prefix}:m.esb"
-        )
-    return prefix, p
-
-
-def _labels(labels: str | os.PathLike[str] | None, dataset: Any) -> np.ndarray | None:
-    if labels is None:
-        return dataset.y
-    p = Path(labels)
-    if not p.is_file():
-        raise ModelFileError(f"labels file not found: {p} (check the path)")
-    with open(p, "rb") as fh:
-        is_npy = fh.read(len(NPY_MAGIC)) == NPY_MAGIC
-    if not is_npy:
-        kind = sniff(p)
-        raise InputError(
-            f"{p} is {kind.what if kind else 'not a .npy array'}; --labels reads a .npy array "
-            "(numpy.save('y.npy', y)), or give --data an .npz with X and y"
-        )
-    try:
-        y = np.load(p, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{p} is not a plain .npy array ({exc})") from None
-    if not isinstance(y, np.ndarray) or y.ndim == 0 or y.shape[0] != dataset.X.shape[0]:
-        shape = getattr(y, "shape", None)
-        raise InputError(
-            f"{p}: labels have shape {shape} but the data has {dataset.X.shape[0]} rows"
-        )
-    return y
-
-
-def _reference(
-    arts: list[Artifact], X: Any, y: np.ndarray | None
-) -> tuple[str | None, str | None, np.ndarray | None, str]:
-    """(kind, source, predictions, task): what each probe's ``agreement`` compares with,
-    computed here on the host. scikit-learn's own predictions when a scikit-learn model is
-    among the artifacts; else the labels; else the first artifact's host predictions (kind
-    "artifact": a cross-target consistency check, not an external reference)."""
-    first = next(
-        (a for a in arts if a.engine == "sklearn"),
-        next((a for a in arts if a.engine != "c"), arts[0]),
-    )
-    # A C artifact's blob is read with the numpy runtime (same file, same predictions).
-    model = load_artifact("esb" if first.engine == "c" else first.engine, str(first.path), 1)
-    task = "classification" if hasattr(model, "classes_") else "regression"
-    if first.engine == "sklearn":
-        pred = np.asarray(model.predict(prepare_input("sklearn", X)))
-        return "sklearn", first.name, _savable(pred), task
-    if y is not None:
-        return "labels", "labels", _savable(y), task
-    pred = np.asarray(model.predict(X))
-    how = " (numpy runtime)" if first.engine == "c" else ""
-    return "artifact", f"{first.name} on the host{how}", _savable(pred), task
-
-
-def _savable(a: np.ndarray) -> np.ndarray:
-    # Object arrays (string labels from some estimators) cannot be saved without pickle.
-    return a.astype(str) if a.dtype.kind == "O" else a

@@ -7,7 +7,8 @@ predictions and the measurement settings; the probe writes one JSON result file 
 spec) and exits 0, or writes ``{"status": "failed", "error": ...}`` and exits 1. With
 ``"input": "text"`` in the spec, ``data`` is a JSON file of documents (``{"documents": [...]}``,
 written by :mod:`edgesparse.bench.textbench`) and each timed call is ``predict`` on a batch of
-raw documents, featurization included.
+raw documents, featurization included; ``"input": "records"`` does the same with the records of
+a CSV (:mod:`edgesparse.bench.tabbench`).
 
 What is measured, per batch size: ``warmup`` untimed calls, then ``runs`` calls each timed with
 ``time.perf_counter_ns``; percentiles use linear interpolation between order statistics
@@ -304,6 +305,10 @@ def _batches(X: Any, batch_size: int, count: int) -> list[Any]:
     if batch_size > n:
         if hasattr(X, "indptr"):
             raise ValueError(f"batch size {batch_size} exceeds the {n} rows of sparse data")
+        if not isinstance(X, np.ndarray):  # records, or a DataFrame of them
+            from edgesparse.bench.tabbench import tile_rows
+
+            return [tile_rows(X, batch_size)]
         reps = -(-batch_size // n)
         return [np.concatenate([X] * reps)[:batch_size]]
     starts = list(range(0, n - batch_size + 1, batch_size))[: max(count, 1)]
@@ -333,6 +338,13 @@ def run_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> dict
         # Documents (JSON, written by the harness): each timed call featurizes its batch.
         docs = json.loads(Path(spec["data"]).read_text(encoding="utf-8"))["documents"]
         X = np.array(docs, dtype=object)
+    elif spec.get("input") == "records":
+        # Records (JSON, written by the harness): the runtime types and featurizes the text
+        # cells in each timed call; scikit-learn takes them typed, as pandas.read_csv would.
+        from edgesparse.bench.tabbench import read_records_json, sklearn_input
+
+        X = read_records_json(spec["data"])
+        X = sklearn_input(X) if engine == "sklearn" else X
     else:
         X = prepare_input(engine, load_dataset(spec["data"]).X)
     ref = np.load(spec["reference"], allow_pickle=False) if spec.get("reference") else None

@@ -42,7 +42,14 @@ RECOMMEND_N = 10
 #: every unseen item, hundreds of predictions, which under QEMU takes a good part of a second.
 RECOMMEND_MAX_RUNS = 100
 
-__all__ = ["RECOMMEND_MAX_RUNS", "RECOMMEND_N", "SurpriseRecommender", "run_knn_probe", "scores"]
+__all__ = [
+    "RECOMMEND_MAX_RUNS",
+    "RECOMMEND_N",
+    "SurpriseRecommender",
+    "knn_quality",
+    "run_knn_probe",
+    "scores",
+]
 
 
 class SurpriseRecommender:
@@ -123,7 +130,7 @@ def run_knn_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> 
     cold_start_ms, cold_method = cold_start_since(clock(), t0_ns, guest)
 
     est, impossible = model.predict_many(pairs, with_flags=True)
-    quality = _quality(est, ratings, ref)
+    quality = knn_quality(est, ratings, ref)
     quality["impossible_pairs"] = int(np.count_nonzero(impossible))
     rows = [_latency_row(model, pairs, int(b), runs, warmup) for b in spec["batch_sizes"]]
     rec_runs = min(runs, RECOMMEND_MAX_RUNS)
@@ -157,7 +164,7 @@ def run_knn_probe(spec: dict[str, Any], *, t0_ns: int | None, t0_clock: str) -> 
     }
 
 
-def _quality(est: np.ndarray, ratings: Any, ref: Any) -> dict[str, Any]:
+def knn_quality(est: np.ndarray, ratings: Any, ref: Any) -> dict[str, Any]:
     """RMSE/MAE against the true ratings; RMSE/MAE/largest difference against the reference."""
     out: dict[str, Any] = dict.fromkeys(
         ("rmse", "mae", "reference_rmse", "reference_mae", "max_abs_diff")

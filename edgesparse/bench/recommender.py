@@ -28,11 +28,6 @@ from edgesparse.data import read_pairs
 from edgesparse.errors import InputError
 from edgesparse.fileio import atomic_write_bytes
 
-#: Why a ``c:knn.esb`` row has no numbers (it is listed as skipped, never dropped).
-C_UNAVAILABLE = (
-    "the C runtime does not run k-NN recommenders yet (issue 21, item 2); "
-    "the numpy runtime does (the same blob without c:)"
-)
 #: Why the Surprise pickle is not timed off the host.
 SURPRISE_HOST_ONLY = (
     "Surprise models run on the host only (the reference; Surprise is never installed on a target)"
@@ -41,7 +36,6 @@ SURPRISE_HOST_ONLY = (
 _PAIR_HEADERS = ("user", "uid", "user_id")
 
 __all__ = [
-    "C_UNAVAILABLE",
     "SURPRISE_HOST_ONLY",
     "Prepared",
     "check_artifacts",
@@ -53,7 +47,8 @@ __all__ = [
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """What the probes of a recommender run share: the pairs file (JSON) and the reference
-    and ratings (None where absent), with the reference's kind and source for the results."""
+    and ratings (None where absent), with the reference's kind and source for the results;
+    ``pairs`` themselves, for the C driver."""
 
     data: Path
     n_pairs: int
@@ -63,6 +58,7 @@ class Prepared:
     ref_source: str | None
     unknown_pairs: int = 0
     """Pairs of the file left out: a user or item some blob does not know."""
+    pairs: tuple[tuple[Any, Any], ...] = ()
 
 
 def looks_like_pairs(path: Path) -> bool:
@@ -163,6 +159,7 @@ def prepare(
         ref_kind=kind,
         ref_source=source,
         unknown_pairs=unknown,
+        pairs=tuple(pairs),
     )
 
 

@@ -273,7 +273,7 @@ def _check_settings(c: _Checker, s: dict[str, Any]) -> None:
     for j, b in enumerate(sizes or []):
         c.integer(b, f"settings.batch_sizes[{j}]", minimum=1)
     c.choice(s.get("task", "prediction"), "settings.task", TASKS)
-    for key in ("pairs", "recommend_n", "recommend_runs", "documents"):
+    for key in ("pairs", "recommend_n", "recommend_runs", "documents", "records"):
         c.integer(s.get(key), f"settings.{key}", null=True, minimum=1)
 
 

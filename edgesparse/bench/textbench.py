@@ -24,11 +24,6 @@ from edgesparse.data import looks_like_number_table, read_documents
 from edgesparse.errors import InputError
 from edgesparse.fileio import atomic_write_bytes
 
-#: Why a ``c:text.esb`` row has no numbers (it is listed as skipped, never dropped).
-C_UNAVAILABLE = (
-    "the C runtime does not run a text featurizer yet (issue 20, item 3); "
-    "the numpy runtime does (the same blob without c:)"
-)
 #: Why an ``.onnx`` row of a text run has no numbers.
 ONNX_UNAVAILABLE = (
     "the ONNX exporter refuses a text featurizer (issue 20, item 3), so this ONNX model takes "
@@ -38,7 +33,6 @@ ONNX_UNAVAILABLE = (
 _VECTORIZERS = ("HashingVectorizer", "CountVectorizer", "TfidfVectorizer")
 
 __all__ = [
-    "C_UNAVAILABLE",
     "ONNX_UNAVAILABLE",
     "Prepared",
     "check_artifacts",
@@ -53,7 +47,7 @@ __all__ = [
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """What the probes of a text run share: the documents file (JSON), the reference labels
-    with its kind and source, and the task."""
+    with its kind and source, and the task; ``documents`` themselves, for the C driver."""
 
     data: Path
     n_documents: int
@@ -61,6 +55,7 @@ class Prepared:
     ref_kind: str
     ref_source: str
     task: str
+    documents: tuple[str, ...] = ()
 
 
 def is_text_blob(path: Path) -> bool:
@@ -98,13 +93,14 @@ def reference_pipeline(arts: list[Artifact]) -> Any | None:
 
 def check_artifacts(arts: list[Artifact], *, pipelines: set[str]) -> None:
     """Refuse a text run that mixes kinds of model (``pipelines``: the names of the pickles
-    that are text pipelines). ``c:`` and ``.onnx`` rows stay, to be skipped with why.
+    that are text pipelines). ``c:`` rows run the C driver on the documents; ``.onnx`` rows stay,
+    to be skipped with why.
 
     Raises:
         InputError: a blob without a text stage, or a pickle that is not a text pipeline.
     """
     for art in arts:
-        if art.engine == "esb" and not art.text:
+        if art.engine in ("esb", "c") and not art.text:
             raise InputError(
                 f"cannot benchmark {art.name} with text blobs: it takes rows of features, not "
                 "documents; bench it in its own run (--data X.npz)"
@@ -159,12 +155,14 @@ def prepare(arts: list[Artifact], *, data: Path, workdir: Path, pipeline: Any | 
         ref_kind=kind,
         ref_source=source,
         task=task,
+        documents=tuple(docs),
     )
 
 
-def read_labels(path: Path, *, n: int) -> np.ndarray:
+def read_labels(path: Path, *, n: int, what: str = "documents") -> np.ndarray:
     """True labels of a text run: a ``.npy`` array, or a text file with one label per line
-    (compared as text). ``n`` is the number of documents.
+    (compared as text). ``n`` is the number of documents (``what``: of records, in a
+    tabular run).
 
     Raises:
         InputError: a count that differs from the documents', or an unreadable file.
@@ -188,7 +186,7 @@ def read_labels(path: Path, *, n: int) -> np.ndarray:
             ) from None
     if y.ndim == 0 or y.shape[0] != n:
         raise InputError(
-            f"{path}: {y.shape[0] if y.ndim else 0} labels but the data has {n} documents "
-            "(one label per document: a .npy array or one label per line)"
+            f"{path}: {y.shape[0] if y.ndim else 0} labels but the data has {n} {what} "
+            f"(one label per {what[:-1]}: a .npy array or one label per line)"
         )
     return y

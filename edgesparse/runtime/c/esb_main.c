@@ -17,6 +17,9 @@
  *             [--op predict|proba|decision]
  *             [--batch N] [--predictions FILE] [--one-row]
  *                                                  one JSON line (see below)
+ *   esb bench TEXT_MODEL.esb DOCS.txt RUNS WARMUP [options]   the same JSON line, one call
+ *                                                  being N documents, featurization included
+ *                                                  (esb_text_main.c, included below)
  *
  * By default the index sections are decoded once into a workspace of esb_workspace_size_fast
  * bytes (esb_use_workspace: the dense or transposed layout); --min-workspace gives it only
@@ -642,6 +645,9 @@ static int bad_row(const loaded *l, const rows *r, int op, float *buf)
     return 1;
 }
 
+static int text_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
+                          uint64_t load_ns, const char *model_rss);
+
 static int cmd_bench(const char *model, const char *data, const bench_opts *o)
 {
     loaded l;
@@ -661,12 +667,14 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
         fprintf(stderr, "esb: RUNS and --batch must be >= 1 and WARMUP >= 0\n");
         return 2;
     }
-    if (!read_rows(data, &r)) return 2;
     rss_before = proc_status_bytes("VmRSS");
     load_start = now_ns();
     if (!load_model(model, o->stream, &l)) return 2;
     load_ns = now_ns() - load_start;
     rss_after = proc_status_bytes("VmRSS");
+    if (rss_before >= 0 && rss_after >= 0) sprintf(model_rss, "%ld", rss_after - rss_before);
+    if (esb_has_text(&l.m)) return text_cmd_bench(&l, data, o, load_ns, model_rss);
+    if (!read_rows(data, &r)) return 2;
     if (r.n_features != l.m.n_features) {
         fprintf(stderr, "esb: rows have %u features, the model expects %u\n",
                 (unsigned)r.n_features, (unsigned)l.m.n_features);
@@ -697,7 +705,6 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
         if (t0 > 0 && first_done > t0 && first_done - t0 < 3600ull * 1000000000ull)
             sprintf(cold, "%.0f", (double)(first_done - t0));
     }
-    if (rss_before >= 0 && rss_after >= 0) sprintf(model_rss, "%ld", rss_after - rss_before);
     for (i = 0; i < (uint32_t)o->warmup; i++)
         if (call_batch(&l, &r, (uint32_t)((uint64_t)i * o->batch % r.n_rows), o->batch, op,
                        o->one_row, buf, &checksum) != ESB_OK)
@@ -745,6 +752,8 @@ static int usage(void)
                     "       esb bench MODEL.esb ROWS.bin RUNS WARMUP "
                     "[--stream|--min-workspace|--layout L] "
                     "[--op predict|proba|decision] [--batch N] [--predictions FILE] [--one-row]\n"
+                    "       esb bench TEXT_MODEL.esb DOCS.txt RUNS WARMUP [--op predict|proba|decision] "
+                    "[--batch N] [--predictions FILE]\n"
                     "       esb predict KNN.esb PAIRS.csv\n"
                     "       esb recommend KNN.esb USER N [--all]\n"
                     "       esb bench KNN.esb PAIRS.csv RUNS WARMUP [--op predict|recommend] "
@@ -770,6 +779,7 @@ static int parse_count(const char *what, const char *text, long *out)
 #include "esb_knn_main.c"
 #define ESB_TABULAR_MAIN_IN_ESB_MAIN 1
 #include "esb_tabular_main.c"
+#include "esb_text_main.c"
 
 int main(int argc, char **argv)
 {

@@ -1,0 +1,187 @@
+/*
+ * esb_text_main.c - `esb bench` on a model with a text input stage (esb_main.c includes this
+ * file and calls text_cmd_bench once the blob is loaded and has a text section; never compile
+ * it on its own).
+ *
+ *   esb bench TEXT_MODEL.esb DOCS.txt RUNS WARMUP [--op predict|proba|decision] [--batch N]
+ *             [--predictions FILE]
+ *
+ * DOCS.txt is read as `esb predict` reads it (cmd_text: UTF-8, one document per line, a '\r'
+ * before the '\n' dropped, no document after a final '\n'). One timed call is N (--batch,
+ * default 1) consecutive documents from document i * N % n_docs (wrapping), each through
+ * esb_predict_text / esb_predict_proba_text / esb_decision_text: featurization included, as
+ * the numpy runtime's predict(documents) does it. There is no batch call for documents, so
+ * "api" is "one-row" (one call per document). Cold start ends with document 0's prediction.
+ * The JSON line has cmd_bench's keys; "layout" is the model's, "workspace_bytes" the model's
+ * workspace plus the text workspace (esb_text_workspace_size for the longest document).
+ * --predictions FILE: after timing, one line per document as cmd_bench writes them (class
+ * index, or the decision values "%.9g").
+ */
+#ifndef ESB_KNN_MAIN_IN_ESB_MAIN
+#error "esb_text_main.c is compiled as part of esb_main.c (which includes it)"
+#endif
+
+typedef struct text_docs {
+    unsigned char *text;
+    size_t *start, *len; /* each document's bytes in text */
+    uint32_t n;
+    size_t longest;
+} text_docs;
+
+/* Split DOCS into documents (cmd_text's rules); 0 with a message on failure. */
+static int text_read_docs(const char *path, text_docs *d)
+{
+    size_t len = 0, at, end, cap = 0;
+    memset(d, 0, sizeof *d);
+    d->text = read_file(path, &len);
+    if (!d->text) {
+        fprintf(stderr, "esb: cannot read %s\n", path);
+        return 0;
+    }
+    for (at = 0; at < len; at = end + 1) {
+        for (end = at; end < len && d->text[end] != '\n'; end++) continue;
+        if (d->n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            d->start = (size_t *)realloc(d->start, sizeof(size_t) * cap);
+            d->len = (size_t *)realloc(d->len, sizeof(size_t) * cap);
+            if (!d->start || !d->len) return 0;
+        }
+        d->start[d->n] = at;
+        d->len[d->n] = end - at - (end > at && d->text[end - 1] == '\r');
+        if (d->len[d->n] > d->longest) d->longest = d->len[d->n];
+        d->n++;
+    }
+    if (d->n == 0) fprintf(stderr, "esb: %s has no documents\n", path);
+    return d->n > 0;
+}
+
+/* Document k through the op; out holds its class index (as a float's bits) or outputs. */
+static esb_status text_call(const loaded *l, const text_docs *d, uint32_t k, int op, void *ws,
+                            size_t ws_bytes, float *out, double *checksum)
+{
+    const char *doc = (const char *)d->text + d->start[k];
+    esb_status st;
+    uint32_t cls = 0;
+    if (op == OP_PREDICT) st = esb_predict_text(&l->m, doc, d->len[k], ws, ws_bytes, &cls);
+    else if (op == OP_PROBA) st = esb_predict_proba_text(&l->m, doc, d->len[k], ws, ws_bytes, out);
+    else st = esb_decision_text(&l->m, doc, d->len[k], ws, ws_bytes, out);
+    *checksum += op == OP_PREDICT ? (double)cls : (double)out[0];
+    if (op == OP_PREDICT) memcpy(out, &cls, 4);
+    return st;
+}
+
+/* Every document's prediction, one line each (write_predictions' format). */
+static int text_write_predictions(const char *path, const loaded *l, const text_docs *d,
+                                  void *ws, size_t ws_bytes, float *out)
+{
+    int op = l->m.head == ESB_HEAD_IDENTITY ? OP_DECISION : OP_PREDICT;
+    uint32_t k, j, cls;
+    double ck = 0;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "esb: cannot write %s\n", path);
+        return 0;
+    }
+    for (k = 0; k < d->n && text_call(l, d, k, op, ws, ws_bytes, out, &ck) == ESB_OK; k++) {
+        if (op == OP_PREDICT) {
+            memcpy(&cls, out, 4);
+            fprintf(f, "%u\n", (unsigned)cls);
+            continue;
+        }
+        for (j = 0; j < l->m.n_outputs; j++) fprintf(f, j ? " %.9g" : "%.9g", (double)out[j]);
+        fprintf(f, "\n");
+    }
+    if (fclose(f) != 0 || k < d->n) {
+        fprintf(stderr, "esb: writing predictions to %s failed at document %u\n", path,
+                (unsigned)k);
+        return 0;
+    }
+    return 1;
+}
+
+/* Warm-up, then RUNS timed calls of `batch` documents; 0 at the first refused document. */
+static int text_time(const loaded *l, const text_docs *d, const bench_opts *o, int op, void *ws,
+                     size_t ws_bytes, float *out, uint32_t *t, double *sum)
+{
+    double ck = 0;
+    long i, j;
+    for (i = 0; i < o->warmup + o->runs; i++) {
+        uint64_t a = now_ns();
+        esb_status st = ESB_OK;
+        for (j = 0; j < o->batch && st == ESB_OK; j++)
+            st = text_call(l, d, (uint32_t)(((uint64_t)i * o->batch + j) % d->n), op, ws,
+                           ws_bytes, out, &ck);
+        if (i >= o->warmup) {
+            t[i - o->warmup] = (uint32_t)(now_ns() - a);
+            *sum += (double)t[i - o->warmup];
+        }
+        if (st != ESB_OK) {
+            fprintf(stderr, "esb: document %lu: %s\n",
+                    (unsigned long)(((uint64_t)i * o->batch + j - 1) % d->n), esb_strerror(st));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int text_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
+                          uint64_t load_ns, const char *model_rss)
+{
+    static const char *const OPS[3] = {"predict", "proba", "decision"};
+    text_docs d;
+    uint32_t *t, *empty, i, n_empty, runs = (uint32_t)o->runs;
+    int op = o->op;
+    size_t ws_bytes;
+    void *ws;
+    float *out;
+    double sum = 0, ck = 0;
+    char cold[32] = "null";
+    const char *t0_env = getenv("EDGESPARSE_PROBE_T0_NS");
+    if (op == OP_PREDICT && l->m.head == ESB_HEAD_IDENTITY) op = OP_DECISION;
+    if (op == OP_RECOMMEND || (op == OP_PROBA && !esb_has_proba(&l->m))) {
+        fprintf(stderr, "esb: this model has no %s\n",
+                op == OP_PROBA ? "predict_proba" : "recommend");
+        return 2;
+    }
+    if (!text_read_docs(data, &d)) return 2;
+    ws_bytes = esb_text_workspace_size(&l->m, d.longest);
+    ws = malloc(ws_bytes ? ws_bytes : 8);
+    out = (float *)malloc(4 * ((size_t)l->m.n_outputs + l->m.n_classes + 1));
+    t = (uint32_t *)malloc(4 * (size_t)runs);
+    n_empty = runs < 10000 ? runs : 10000;
+    empty = (uint32_t *)malloc(4 * (size_t)n_empty);
+    if (!ws || !out || !t || !empty) return 2;
+    {
+        esb_status st = text_call(l, &d, 0, op, ws, ws_bytes, out, &ck);
+        if (st != ESB_OK) {
+            fprintf(stderr, "esb: document 0: %s\n", esb_strerror(st));
+            return 1;
+        }
+    }
+    if (t0_env && *t0_env) { /* cold start: as cmd_bench, to document 0's prediction */
+        uint64_t t0 = (uint64_t)strtoull(t0_env, NULL, 10), done = t0_clock_ns();
+        if (t0 > 0 && done > t0 && done - t0 < 3600ull * 1000000000ull)
+            sprintf(cold, "%.0f", (double)(done - t0));
+    }
+    if (!text_time(l, &d, o, op, ws, ws_bytes, out, t, &sum)) return 1;
+    for (i = 0; i < n_empty; i++) {
+        uint64_t a = now_ns();
+        empty[i] = (uint32_t)(now_ns() - a);
+    }
+    if (o->predictions && !text_write_predictions(o->predictions, l, &d, ws, ws_bytes, out))
+        return 1;
+    qsort(t, runs, 4, cmp_u32);
+    qsort(empty, n_empty, 4, cmp_u32);
+    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"%s\", \"layout\": \"%s\", "
+           "\"input\": \"text\", \"batch\": %ld, \"runs\": %ld, \"warmup\": %ld, \"rows\": %u, "
+           "\"p50_ns\": %.1f, \"p90_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, "
+           "\"mean_ns\": %.1f, \"min_ns\": %u, \"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, "
+           "\"cold_start_ns\": %s, \"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, "
+           "\"model_bytes\": %lu, \"workspace_bytes\": %lu, \"api\": \"one-row\"}\n",
+           OPS[op], o->stream == 1 ? "streamed" : "decoded", esb_layout_name(&l->m), o->batch,
+           o->runs, o->warmup, (unsigned)d.n, pct(t, runs, 0.5), pct(t, runs, 0.9),
+           pct(t, runs, 0.99), pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0],
+           pct(empty, n_empty, 0.5), (double)load_ns, cold, peak_rss_bytes(), model_rss,
+           (unsigned long)l->len, (unsigned long)(l->ws_bytes + ws_bytes));
+    return 0;
+}

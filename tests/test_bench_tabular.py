@@ -1,0 +1,221 @@
+"""The bench of blobs with a tabular input stage: timed from raw records (a CSV with a header
+row), featurization included, on the host and on emulated rpi4 (QEMU), with the scikit-learn
+pipeline's own ``predict`` on ``pandas.read_csv`` of the same file as the oracle of every
+agreement figure (computed here, independently of the bench); C and ONNX rows skipped with
+their reason; mixed or wrong inputs as one-line errors. No timing is asserted."""
+
+from __future__ import annotations
+
+import csv
+import math
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import edgesparse
+from edgesparse.bench import harness
+from edgesparse.bench import targets as targets_mod
+from edgesparse.bench.report import render_markdown
+from edgesparse.bench.results import validate_results
+from edgesparse.bench.targets import get_target
+from edgesparse.cli import cli
+from edgesparse.data import read_records
+from tests.conftest import require_tool
+from tests.test_tabular_featurizer import _NAMES, adult_like
+
+pd = pytest.importorskip("pandas")
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+C_REASON = "the C runtime refuses a blob with a tabular input stage"
+ONNX_REASON = "the ONNX exporter refuses a model with an input stage"
+
+
+def _cell(v: object) -> object:
+    return "" if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A pipeline fitted on a DataFrame (columns by name), its int8 blob, held-out records as
+    a CSV, their labels, and the oracle's figures."""
+    X, y = adult_like(1600, seed=21)
+    df = pd.DataFrame(X, columns=list(_NAMES))
+    ct = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "fnlwgt", "hours"]),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="missing"),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                ["workclass", "education", "country", "sex"],
+            ),
+        ]
+    )
+    pipe = make_pipeline(ct, LogisticRegression(max_iter=500)).fit(df[:1200], y[:1200])
+    root = tmp_path_factory.mktemp("bench_tabular")
+    pkl, esb = root / "tab.pkl", root / "tab.esb"
+    pkl.write_bytes(pickle.dumps(pipe))
+    res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(esb)])
+    assert res.exit_code == 0, res.output
+    rows, labels = root / "rows.csv", root / "y.npy"
+    with rows.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(_NAMES)
+        w.writerows([_cell(v) for v in r] for r in X[1200:].tolist())
+    truth = y[1200:]
+    np.save(labels, truth)
+    # The oracle: the pipeline on pandas' reading of the CSV; the blob on the runtime's.
+    sk = pipe.predict(pd.read_csv(rows))
+    ours = edgesparse.load(esb).predict(read_records(rows))
+    return {
+        "pkl": pkl,
+        "esb": esb,
+        "rows": rows,
+        "labels": labels,
+        "n": len(truth),
+        "esb_vs_sklearn": float(np.mean(ours == sk)),
+        "esb_accuracy": float(np.mean(ours == truth)),
+        "sklearn_accuracy": float(np.mean(sk == truth)),
+    }
+
+
+def _by(results: dict, target: str, artifact: str, batch: int) -> dict[str, Any]:
+    (row,) = [
+        r
+        for r in results["results"]
+        if (r["target"], r["artifact"], r["batch_size"]) == (target, artifact, batch)
+    ]
+    return row
+
+
+def test_host_end_to_end(case: dict[str, Any], tmp_path: Path) -> None:
+    esb = case["esb"]
+    onnx = tmp_path / "numeric.onnx"
+    res = CliRunner().invoke(cli, ["compress", str(MODELS / "iris_l2_logreg.pkl"), "-o", str(onnx)])
+    assert res.exit_code == 0, res.output
+    results = harness.run_bench(
+        artifacts=[esb, f"c:{esb}", case["pkl"], onnx],
+        targets=["host"],
+        data=case["rows"],
+        labels=case["labels"],
+        batch_sizes=(1, 16, 1000),  # 1000 > the 400 records: the batch is tiled
+        runs=10,
+        warmup=1,
+    )
+    validate_results(results)
+    assert results["reference"] == {"kind": "sklearn", "source": "tab.pkl"}
+    assert results["settings"]["records"] == case["n"]
+    assert case["esb_vs_sklearn"] >= 0.99
+    for batch in (1, 16, 1000):
+        ours = _by(results, "host", "tab.esb", batch)
+        assert ours["status"] == "ok", ours["error"]
+        assert ours["agreement"] == pytest.approx(case["esb_vs_sklearn"], abs=1e-12)
+        assert ours["accuracy"] == pytest.approx(case["esb_accuracy"], abs=1e-12)
+        assert ours["cold_start_ms"] is not None and ours["peak_rss_bytes"] > 0
+        assert set(ours["latency_us"]) == {"p50", "p90", "p99", "p999", "mean"}
+        sk = _by(results, "host", "tab.pkl", batch)
+        assert sk["status"] == "ok" and sk["agreement"] == 1.0
+        assert sk["accuracy"] == pytest.approx(case["sklearn_accuracy"], abs=1e-12)
+        c = _by(results, "host", "c:tab.esb", batch)
+        assert c["status"] == "skipped" and C_REASON in c["error"]
+        assert c["latency_us"] is None
+        row = _by(results, "host", "numeric.onnx", batch)
+        assert row["status"] == "skipped" and ONNX_REASON in row["error"]
+    md = render_markdown(results)
+    assert C_REASON in md and ONNX_REASON in md
+
+
+def test_without_the_pickle_the_blob_is_the_reference(case: dict[str, Any]) -> None:
+    results = harness.run_bench(
+        artifacts=[case["esb"]], targets=["host"], data=case["rows"], runs=3, warmup=0
+    )
+    validate_results(results)
+    assert results["reference"] == {"kind": "artifact", "source": "tab.esb on the host"}
+    row = _by(results, "host", "tab.esb", 1)
+    assert row["status"] == "ok" and row["agreement"] == 1.0 and row["accuracy"] is None
+
+
+def test_cli_bench_records(case: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    args = ["bench", str(case["esb"]), str(case["pkl"]), "--data", str(case["rows"])]
+    res = CliRunner().invoke(cli, [*args, "--runs", "5", "--warmup", "1", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("host") and "tab.esb" in ln)
+    assert line.split()[-1] == "ok"
+    assert (out / "report.md").is_file()
+
+
+def _error(args: list[str], out: Path) -> str:
+    res = CliRunner().invoke(cli, ["bench", *args, "-o", str(out)])
+    assert res.exit_code == 1, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), res.stderr
+    return lines[0]
+
+
+def test_wrong_inputs_are_one_line(case: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    line = _error([str(case["esb"]), "--data", str(MODELS / "iris_l2_logreg.test.npz")], out)
+    assert "cannot benchmark tab.esb on iris_l2_logreg.test.npz" in line
+    assert "a CSV whose header names its columns" in line
+    iris = tmp_path / "iris.esb"
+    res = CliRunner().invoke(cli, ["compress", str(MODELS / "iris_l2_logreg.pkl"), "-o", str(iris)])
+    assert res.exit_code == 0, res.output
+    line = _error([str(case["esb"]), str(iris), "--data", str(case["rows"])], out)
+    assert "cannot benchmark iris.esb with tabular blobs" in line and "its own run" in line
+    pkl = str(MODELS / "iris_l2_logreg.pkl")
+    line = _error([str(case["esb"]), pkl, "--data", str(case["rows"])], out)
+    assert "iris_l2_logreg.pkl" in line and "not a scikit-learn Pipeline starting with" in line
+    short = tmp_path / "short.npy"
+    np.save(short, np.zeros(3))
+    line = _error([str(case["esb"]), "--data", str(case["rows"]), "--labels", str(short)], out)
+    assert f"3 labels but the data has {case['n']} records (one label per record" in line
+    assert not out.exists()  # nothing written on a refused run
+
+
+# -- emulated Raspberry Pi 4 ---------------------------------------------------------------------
+def test_emulated_rpi4(case: dict[str, Any]) -> None:
+    require_tool(
+        targets_mod.qemu_binary("aarch64") is not None,
+        what="qemu-aarch64-static",
+        install="apt-get install qemu-user-static",
+    )
+    from edgesparse.bench.provision import provision
+
+    rpi4 = get_target("rpi4")
+    provision(rpi4)
+    esb = case["esb"]
+    results = harness.run_bench(
+        artifacts=[esb, f"c:{esb}", case["pkl"]],
+        targets=[rpi4],
+        data=case["rows"],
+        batch_sizes=(1, 16),
+        runs=5,
+        warmup=1,
+    )
+    validate_results(results)
+    (target,) = results["targets"]
+    assert target["emulated"] is True and target["status"] == "ok"
+    assert target["environment"]["machine"] == "aarch64"
+    for batch in (1, 16):
+        row = _by(results, "rpi4", "tab.esb", batch)
+        assert row["status"] == "ok", row["error"]
+        # The same blob gives the same labels on aarch64 as on the host.
+        assert row["agreement"] == pytest.approx(case["esb_vs_sklearn"], abs=1e-12)
+        assert row["memory_method"] == "guest heap (mallinfo2 + tracemalloc)"
+        assert row["model_rss_bytes"] > 0
+        sk = _by(results, "rpi4", "tab.pkl", batch)
+        assert sk["status"] == "skipped" and "host only" in sk["error"]
+        c = _by(results, "rpi4", "c:tab.esb", batch)
+        assert c["status"] == "skipped" and C_REASON in c["error"]
