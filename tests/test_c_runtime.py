@@ -1158,7 +1158,7 @@ def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> 
     written = export_c(blob, out, name="model")
     assert sorted(p.name for p in written) == sorted(
         [
-            *("esb.h", "esb.c", "esb_knn.c", "esb_text.c", "esb_unicode.h"),
+            *("esb.h", "esb.c", "esb_knn.c", "esb_factors.c", "esb_text.c", "esb_unicode.h"),
             *("model_data.h", "model_data.c", "main.c", "Makefile", "README.txt"),
         ]
     )

@@ -47,6 +47,7 @@ C_SOURCES = (
     "esb.h",
     "esb.c",
     "esb_knn.c",
+    "esb_factors.c",
     "esb_text.c",
     "esb_unicode.h",
     "esb_main.c",
