@@ -180,9 +180,7 @@ def _knn_files(blob_path: str | os.PathLike[str], blob: bytes, name: str) -> dic
     }
 
 
-def _factors_files(
-    blob_path: str | os.PathLike[str], blob: bytes, name: str
-) -> dict[str, bytes]:
+def _factors_files(blob_path: str | os.PathLike[str], blob: bytes, name: str) -> dict[str, bytes]:
     """The exported folder of a matrix-factorization recommender: main.c predicts user,item
     pairs."""
     try:

@@ -118,7 +118,7 @@ def all_pairs(ir: FactorIR) -> list[tuple[Any, Any]]:
 # Surprise's models: every algorithm, float64 / float32 / int8 factors
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("cls", "options"), ALGOS, ids=IDS)
-def test_every_model_matches_numpy_and_surprise(data, host, cls, options, tmp_path) -> None:
+def test_every_model_matches_numpy_and_surprise(data, host, cls, options, tmp_path) -> None:  # noqa: F811
     algo = fit(data, cls, options)
     exact = from_surprise_factors(algo)
     pairs = data["pairs"]
@@ -138,7 +138,7 @@ def test_every_model_matches_numpy_and_surprise(data, host, cls, options, tmp_pa
 
 
 @pytest.mark.parametrize(("cls", "options"), ALGOS, ids=IDS)
-def test_recommend_is_exact_top_n(data, host, cls, options, tmp_path) -> None:
+def test_recommend_is_exact_top_n(data, host, cls, options, tmp_path) -> None:  # noqa: F811
     """Equal to FactorModel.recommend, and to a brute force over the C estimates of every
     candidate item (best first, ties in training order)."""
     ir = quantize_factors(from_surprise_factors(fit(data, cls, options)), "int8")
@@ -239,7 +239,9 @@ def test_clipping_and_fallbacks_by_hand(host, tmp_path) -> None:
     """The small model's hand-computed estimates (tests/test_factors_malformed.py)."""
     blob = tmp_path / "s.esb"
     blob.write_bytes(SMALL_BLOB)
-    lines = c_predict(host, blob, write_pairs(tmp_path / "p.csv", [("a", 10), ("c", 30), ("zz", 40)]))
+    lines = c_predict(
+        host, blob, write_pairs(tmp_path / "p.csv", [("a", 10), ("c", 30), ("zz", 40)])
+    )
     want = ((3.5 + 0.25) + 0.125) + (1 / 64 / 512) * (127 * 127 - 64 * 64)
     assert float(lines[0][3]) == want and float(lines[0][0]) == want
     assert float(lines[1][3]) == 3.25 + 0.5 * -117 and float(lines[1][0]) == 1.0
@@ -419,7 +421,9 @@ def test_bench_factors_json_line(host, tmp_path) -> None:
     model = FactorModel(ir)
     est = [model.predict(u, i).est for u, i in pairs]
     for op, batch in (("predict", 1), ("predict", 3), ("recommend", 1)):
-        rec = json.loads(esb(host, "bench", blob, csv, "50", "5", "--op", op, "--batch", str(batch)))
+        rec = json.loads(
+            esb(host, "bench", blob, csv, "50", "5", "--op", op, "--batch", str(batch))
+        )
         assert rec["engine"] == "c" and rec["op"] == op and rec["layout"] == "factors"
         assert rec["rows"] == len(pairs) and 0 < rec["min_ns"] <= rec["p50_ns"] <= rec["p99_ns"]
         assert rec["model_bytes"] == blob.stat().st_size and rec["runs"] == 50
