@@ -743,7 +743,8 @@ static int usage(void)
                     "       esb recommend KNN.esb USER N [--all]\n"
                     "       esb bench KNN.esb PAIRS.csv RUNS WARMUP [--op predict|recommend] "
                     "[--batch N]\n"
-                    "       (L: streamed, columns, dense or transposed)\n");
+                    "       (L: streamed, columns, dense or transposed; KNN.esb: a k-NN or "
+                    "matrix-factorization recommender, version 2 or 3)\n");
     return 2;
 }
 
