@@ -5,6 +5,7 @@ and nothing but libc (and libm for ``expf``)::
 
     esb.h, esb.c        the runtime (edgesparse/runtime/c/): verifier and kernels, no malloc
     esb_knn.c           its k-NN recommender part (esb.c includes it)
+    esb_factors.c       its matrix-factorization recommender part (esb.c includes it)
     esb_text.c, esb_unicode.h  its text input stage (included by esb.c) and Unicode tables
     esb_tabular.c       its tabular input stage (included by esb.c)
     model_data.h/.c     the blob as an 8-byte-aligned ``const unsigned char`` array (flash on
@@ -16,7 +17,8 @@ and nothing but libc (and libm for ``expf``)::
 The blob is verified with the Python reference decoder before anything is written, and the C
 runtime verifies it again at start-up (``esb_open``). A k-NN recommender blob (version 2)
 gets the same folder with its own ``main.c``, which predicts ``user,item`` pairs read from
-stdin (:mod:`edgesparse.export_c_knn`; ``esb_knn_open`` verifies it at start-up).
+stdin (:mod:`edgesparse.export_c_knn`; ``esb_knn_open`` verifies it at start-up); so does a
+matrix-factorization blob (version 3; :mod:`edgesparse.export_c_factors`, ``esb_factors_open``).
 
 :func:`write_rows` writes the small binary row file that the runtime's driver program
 (``edgesparse/runtime/c/esb_main.c``: ``esb predict`` / ``esb bench``) reads.
@@ -35,6 +37,11 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import FormatError, InputError
+from edgesparse.export_c_factors import (
+    factors_main_source,
+    factors_model_header,
+    factors_readme,
+)
 from edgesparse.export_c_knn import knn_main_source, knn_model_header, knn_readme
 from edgesparse.export_c_tabular import (
     tabular_header_lines,
@@ -44,6 +51,7 @@ from edgesparse.export_c_tabular import (
 from edgesparse.export_c_text import text_header_lines, text_main_source, text_readme
 from edgesparse.fileio import atomic_write_bytes, read_bytes
 from edgesparse.formats import esb
+from edgesparse.formats import factors as esb_factors
 from edgesparse.formats import knn as esb_knn
 from edgesparse.formats.container import BlobKind, kind_of
 
@@ -53,6 +61,7 @@ RUNTIME_FILES = (
     "esb.h",
     "esb.c",
     "esb_knn.c",
+    "esb_factors.c",
     "esb_text.c",
     "esb_unicode.h",
     "esb_tabular.c",
@@ -62,8 +71,15 @@ RUNTIME_FILES = (
     "esb_text_main.c",
 )
 """The C runtime's files in ``edgesparse/runtime/c/`` (esb.c includes esb_knn.c, the k-NN
-runtime, esb_text.c and esb_tabular.c, the input stages; esb_main.c includes esb_knn_main.c,
+runtime, esb_factors.c, the matrix-factorization runtime, esb_text.c and esb_tabular.c, the
+input stages; esb_main.c includes esb_knn_main.c (the recommenders' commands),
 esb_tabular_main.c and esb_text_main.c: each builds as one file)."""
+
+_LIBRARY_FILES = (
+    *("esb.h", "esb.c", "esb_knn.c", "esb_factors.c"),
+    *("esb_text.c", "esb_unicode.h", "esb_tabular.c"),
+)
+"""What an exported folder compiles: esb.c and the files it includes."""
 
 ROWS_MAGIC = b"ESBROWS1"
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -85,12 +101,6 @@ def _check_esb_blob(path: str | os.PathLike[str], blob: bytes) -> None:
     from edgesparse.formats.sniff import not_a_compressed_model
 
     shown = os.fspath(path)
-    if kind_of(blob) is BlobKind.ESB_FACTORS:
-        raise InputError(
-            f"{shown} is a matrix-factorization recommender blob; export-c writes C for linear "
-            f"and k-NN models only (run it with the numpy runtime: edgesparse predict {shown} "
-            "pairs.csv)"
-        )
     if kind_of(blob).is_esb:
         return
     wrong = not_a_compressed_model(path, data_hint="export-c reads a .esb model")
@@ -123,6 +133,8 @@ def export_c(
     out = Path(out_dir)
     if kind_of(blob) is BlobKind.ESB_KNN:
         return _write(out, _knn_files(blob_path, blob, name))
+    if kind_of(blob) is BlobKind.ESB_FACTORS:
+        return _write(out, _factors_files(blob_path, blob, name))
     try:
         info = esb.verify(blob)
     except FormatError as exc:
@@ -130,12 +142,7 @@ def export_c(
     layout, ws_bytes = fast_workspace(info)
     info = {**info, "ws_layout": layout, "ws_bytes": ws_bytes}
     files: dict[str, bytes] = {
-        "esb.h": _runtime_source("esb.h"),
-        "esb.c": _runtime_source("esb.c"),
-        "esb_knn.c": _runtime_source("esb_knn.c"),  # included by esb.c
-        "esb_text.c": _runtime_source("esb_text.c"),
-        "esb_unicode.h": _runtime_source("esb_unicode.h"),
-        "esb_tabular.c": _runtime_source("esb_tabular.c"),
+        **_library_files(),
         "model_data.h": _model_header(info, name).encode(),
         "model_data.c": _model_source(blob, name).encode(),
         "main.c": _stage_main(info, name).encode(),
@@ -166,6 +173,11 @@ def _stage_readme(info: dict[str, Any], name: str, n_bytes: int) -> str:
     return text_readme(info, name, n_bytes) if stage == "text" else _readme(info, name, n_bytes)
 
 
+def _library_files() -> dict[str, bytes]:
+    """esb.h, esb.c and the runtime files esb.c includes, byte for byte."""
+    return {fname: _runtime_source(fname) for fname in _LIBRARY_FILES}
+
+
 def _write(out: Path, files: dict[str, bytes]) -> list[Path]:
     """Write ``files`` into the folder ``out`` (made if missing), each atomically."""
     if out.exists() and not out.is_dir():
@@ -182,17 +194,30 @@ def _knn_files(blob_path: str | os.PathLike[str], blob: bytes, name: str) -> dic
     except FormatError as exc:
         raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
     return {
-        "esb.h": _runtime_source("esb.h"),
-        "esb.c": _runtime_source("esb.c"),
-        "esb_knn.c": _runtime_source("esb_knn.c"),
-        "esb_text.c": _runtime_source("esb_text.c"),  # included by esb.c too
-        "esb_unicode.h": _runtime_source("esb_unicode.h"),
-        "esb_tabular.c": _runtime_source("esb_tabular.c"),
+        **_library_files(),
         "model_data.h": knn_model_header(ir, name).encode(),
         "model_data.c": _model_source(blob, name).encode(),
         "main.c": knn_main_source(name).encode(),
         "Makefile": _MAKEFILE.encode(),
         "README.txt": knn_readme(info, name, len(blob)).encode(),
+    }
+
+
+def _factors_files(blob_path: str | os.PathLike[str], blob: bytes, name: str) -> dict[str, bytes]:
+    """The exported folder of a matrix-factorization recommender: main.c predicts user,item
+    pairs."""
+    try:
+        info = esb_factors.verify(blob)
+        ir = esb_factors.decode(blob)
+    except FormatError as exc:
+        raise FormatError(f"{os.fspath(blob_path)}: {exc}") from None
+    return {
+        **_library_files(),
+        "model_data.h": factors_model_header(ir, name).encode(),
+        "model_data.c": _model_source(blob, name).encode(),
+        "main.c": factors_main_source(name).encode(),
+        "Makefile": _MAKEFILE.encode(),
+        "README.txt": factors_readme(info, name, len(blob)).encode(),
     }
 
 
@@ -581,7 +606,8 @@ _MAKEFILE = """# Generated by `edgesparse export-c`.
 CC ?= cc
 CFLAGS ?= -O2 -std=c99 -Wall -Wextra -Werror -pedantic
 
-model_main: main.c esb.c esb_knn.c esb_text.c esb_tabular.c model_data.c esb.h esb_unicode.h \\
+model_main: main.c esb.c esb_knn.c esb_factors.c esb_text.c esb_tabular.c model_data.c \\
+            esb.h esb_unicode.h \\
             model_data.h
 \t$(CC) $(CFLAGS) -o $@ main.c esb.c model_data.c -lm
 

@@ -48,6 +48,7 @@ C_SOURCES = (
     "esb.h",
     "esb.c",
     "esb_knn.c",
+    "esb_factors.c",
     "esb_text.c",
     "esb_unicode.h",
     "esb_tabular.c",

@@ -9,7 +9,8 @@
  * exactly esb_layout_size bytes; and what esb_use_workspace picks for esb_workspace_size),
  * and the batch calls on five rows give the one-row calls' status and bits. The same bytes go
  * to esb_knn_open (k-NN, version 2), and an accepted k-NN model builds its index and predicts
- * and recommends (exercise_knn).
+ * and recommends (exercise_knn); likewise esb_factors_open (matrix factorization, version 3;
+ * exercise_factors).
  * Each input is tried twice: as given, and "resealed" (every CRC recomputed where the table
  * allows), so that mutations get past the checksums to the structural checks behind them.
  *
@@ -206,16 +207,52 @@ static void exercise_knn(esb_knn *m)
     free(ws);
 }
 
+/* A factor model esb_factors_open accepted: the index (exact bytes), predictions of a few
+ * pairs (known, unknown, out of range) and recommendations, checked as for k-NN. */
+static void exercise_factors(esb_factors *m)
+{
+    size_t ib = esb_factors_index_size(m);
+    uint32_t *idx = (uint32_t *)malloc(ib ? ib : 4), items[4], got, j, p;
+    double est[4];
+    esb_status st;
+    if (!idx) abort();
+    st = esb_factors_use_index(m, idx, ib);
+    if (st != ESB_OK && (st != ESB_E_CORRUPT || m->message[0] == '\0')) abort();
+    for (p = 0; st == ESB_OK && p < 6; p++) {
+        static const uint32_t U[6] = {0, 1, 0xFFFFFFFFu, 0, 7, 0xFFFFFFFEu};
+        static const uint32_t I[6] = {0, 1, 0, 0xFFFFFFFFu, 3, 2};
+        uint32_t u = p == 1 ? m->n_users - 1 : U[p], i = p == 1 ? m->n_items - 1 : I[p];
+        esb_factors_prediction r;
+        if (esb_factors_predict(m, u, i, &r) != ESB_OK) abort();
+        if (!(r.est >= m->rating_low && r.est <= m->rating_high)) abort();
+        if (esb_factors_recommend(m, u, 3, (int)(p & 1), items, est, &got) != ESB_OK) abort();
+        if (got > 3 || got > m->n_items) abort();
+        for (j = 1; j < got; j++)
+            if (est[j] > est[j - 1]) abort();
+    }
+    if (st == ESB_OK) {
+        esb_label id;
+        if (esb_factors_item_id(m, m->n_items - 1, &id) != ESB_OK) abort();
+        if (id.kind == ESB_LABEL_STRING &&
+            esb_factors_find_item(m, id.s, id.len) != m->n_items - 1) abort();
+    }
+    free(idx);
+}
+
 static void one(const uint8_t *data, size_t size)
 {
     esb_model m;
     esb_knn k;
+    esb_factors f;
     esb_status st = esb_open(data, size, &m);
     if (st == ESB_OK) exercise(&m);
     else if (m.message[0] == '\0') abort(); /* every error names what is wrong */
     st = esb_knn_open(data, size, &k); /* version 2: the k-NN verifier */
     if (st == ESB_OK) exercise_knn(&k);
     else if (k.message[0] == '\0') abort();
+    st = esb_factors_open(data, size, &f); /* version 3: the factor verifier */
+    if (st == ESB_OK) exercise_factors(&f);
+    else if (f.message[0] == '\0') abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

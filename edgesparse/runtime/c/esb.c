@@ -1,6 +1,6 @@
 /*
  * esb.c - C99 runtime for edgesparse `.esb` linear models (k-NN recommenders: esb_knn.c,
- * included at the end of this file). See esb.h for the API, the memory
+ * matrix-factorization recommenders: esb_factors.c, both included at the end of this file). See esb.h for the API, the memory
  * modes and the numeric bound; docs/FORMAT.md for the format. The verifier mirrors the Python
  * reader check by check and in the same order (edgesparse/formats/: container.py for the header
  * and section table, codecs.py, linear.py, linear_pattern.py and linear_values.py for the
@@ -3320,3 +3320,6 @@ esb_status esb_class_label(const esb_model *m, uint32_t k, esb_label *label)
 /* The k-NN recommender runtime (format version 2) shares this file's static helpers. */
 #define ESB_KNN_IN_ESB_C 1
 #include "esb_knn.c"
+/* The matrix-factorization runtime (format version 3) shares them and esb_knn.c's rec_*. */
+#define ESB_FACTORS_IN_ESB_C 1
+#include "esb_factors.c"

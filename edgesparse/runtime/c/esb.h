@@ -1,6 +1,8 @@
 /*
- * esb.h - C99 runtime for edgesparse `.esb` linear models (format version 1) and k-NN
- * recommenders (version 2: see "k-NN recommenders" at the end; esb_knn.c).
+ * esb.h - C99 runtime for edgesparse `.esb` linear models (format version 1), k-NN
+ * recommenders (version 2: see "k-NN recommenders" at the end; esb_knn.c) and
+ * matrix-factorization recommenders (version 3: "Matrix-factorization recommenders";
+ * esb_factors.c).
  *
  * The blob format is specified in docs/FORMAT.md; the reference reader is
  * edgesparse/formats/ (esb.py's decode) and the reference runtime edgesparse/runtime/model.py. This reader
@@ -463,6 +465,95 @@ esb_status esb_knn_predict(const esb_knn *m, uint32_t user, uint32_t item, void 
 esb_status esb_knn_recommend(const esb_knn *m, uint32_t user, uint32_t n, int exclude_seen,
                              uint32_t *items, double *est, uint32_t *n_out, void *ws,
                              size_t ws_bytes);
+
+/* =============================================================================================
+ * Matrix-factorization recommenders (format version 3): esb_factors.c, compiled as part of esb.c
+ *
+ * Surprise 1.1's SVD, SVDpp, NMF and BaselineOnly. The reference reader is
+ * edgesparse/formats/factors.py, the reference runtime edgesparse/runtime/factors.py
+ * (FactorModel; the numeric contract is edgesparse/ir/factors.py's module docstring).
+ *
+ *     esb_factors m;
+ *     if (esb_factors_open(blob, len, &m) != ESB_OK) { puts(m.message); return 1; }
+ *     static uint32_t index[...];   // esb_factors_index_size(&m) bytes, once per model
+ *     if (esb_factors_use_index(&m, index, sizeof index) != ESB_OK) { puts(m.message); ... }
+ *     uint32_t u = esb_factors_find_user(&m, "196", 3), i = esb_factors_find_item(&m, "302", 3);
+ *     esb_factors_prediction p;
+ *     esb_factors_predict(&m, u, i, &p);           // p.est, p.was_impossible
+ *
+ * Verification: esb_factors_open makes every check factors.decode makes, in its order and with
+ * its messages, on the blob in place; as for k-NN, the raw ids of a side with more than
+ * ESB_KNN_PAIRWISE_IDS ids are checked for repeats by esb_factors_use_index (which sorts them).
+ * A model is verified, and usable, once esb_factors_use_index has succeeded.
+ *
+ * Ids: as for k-NN (the same code): inner ids 0 .. n - 1 (training order) or ESB_KNN_UNKNOWN
+ * (any value >= n), which gets Surprise's fallbacks; esb_factors_find_user / _item map a raw
+ * id given as text to its inner id in O(log n), esb_factors_user_id / _item_id the other way.
+ *
+ * Memory: no function allocates and no call needs a workspace. The index
+ * (esb_factors_index_size: 4 * (3 n_users + 2 n_items + 3) bytes, uint32_t aligned) holds where
+ * each user's rated items start in the varint-coded `seen_items` section and the sorted ids;
+ * it is read-only after esb_factors_use_index, so threads may share the model.
+ *
+ * Numerics: FactorModel.predict's, bit for bit. float64 / float32 factors: the products
+ * q[i, f] * p[u, f] in double, summed with numpy's pairwise summation in factor order (as
+ * numpy's row sum does); int8 factors: the exact integer sum D of p[u, f] * q[i, f], then
+ * ((double)p_scale[u] * (double)q_scale[i]) * D. Then global mean (+ bu) (+ bi) (+ dot) left to
+ * right (biased), or the dot (unbiased; the global mean, was_impossible, when the user or the
+ * item is unknown). Same bits needs no FMA contraction (see "k-NN recommenders").
+ * ============================================================================================= */
+#define ESB_FACTORS_FORMAT_VERSION 3
+enum { ESB_MF_SVD = 0, ESB_MF_SVDPP, ESB_MF_NMF, ESB_MF_BASELINE };
+/* esb_factors.factor_dtype (ESB_MF_F64 also for BaselineOnly, which has no factors) */
+enum { ESB_MF_F64 = 0, ESB_MF_F32, ESB_MF_I8 };
+
+typedef struct esb_factors {
+    /* Public, read-only after esb_factors_open. */
+    uint32_t n_users, n_items, n_factors, n_seen; /* n_seen: stored (user, rated item) pairs */
+    uint8_t algorithm;     /* ESB_MF_SVD .. ESB_MF_BASELINE */
+    uint8_t factor_dtype;  /* ESB_MF_F64, ESB_MF_F32, ESB_MF_I8 (per-row float32 scales) */
+    uint8_t biased;        /* user and item biases */
+    uint8_t user_id_kind;  /* ESB_LABEL_INT, ESB_LABEL_FLOAT or ESB_LABEL_STRING */
+    uint8_t item_id_kind;
+    double global_mean, rating_low, rating_high;
+    char message[ESB_MESSAGE_SIZE]; /* the error message of esb_factors_open / _use_index */
+    /* Private. */
+    const unsigned char *buf_;
+    size_t size_;
+    esb_section_ref sec_[12]; /* indexed by section kind 1..11 */
+    const uint32_t *idx_;     /* esb_factors_use_index */
+} esb_factors;
+
+typedef struct esb_factors_prediction {
+    double est;           /* clipped to [rating_low, rating_high] */
+    double est_unclipped;
+    uint8_t was_impossible; /* unbiased model, unknown user or item: the global mean */
+} esb_factors_prediction;
+
+/* Verify a version-3 blob in place; on failure m->message says what and where, in the Python
+ * reader's words. */
+esb_status esb_factors_open(const void *buf, size_t len, esb_factors *m);
+/* Bytes of the index, and building it (ESB_E_ARGUMENT when too small or not uint32_t aligned;
+ * ESB_E_CORRUPT, with m->message, for repeated raw ids). idx must stay valid and unchanged
+ * while the model is used. */
+size_t esb_factors_index_size(const esb_factors *m);
+esb_status esb_factors_use_index(esb_factors *m, uint32_t *idx, size_t bytes);
+/* Inner id of a raw id given as text (len bytes), or ESB_KNN_UNKNOWN. Needs the index. */
+uint32_t esb_factors_find_user(const esb_factors *m, const char *text, size_t len);
+uint32_t esb_factors_find_item(const esb_factors *m, const char *text, size_t len);
+/* Raw id of an inner id (strings point into the blob, not NUL-terminated). */
+esb_status esb_factors_user_id(const esb_factors *m, uint32_t user, esb_label *id);
+esb_status esb_factors_item_id(const esb_factors *m, uint32_t item, esb_label *id);
+/* FactorModel.predict(user, item): Surprise's estimate and fallbacks. O(n_factors). */
+esb_status esb_factors_predict(const esb_factors *m, uint32_t user, uint32_t item,
+                               esb_factors_prediction *out);
+/* FactorModel.recommend(user, n, exclude_seen): the min(n, candidates) items with the highest
+ * clipped estimates, best first, ties in training (inner id) order; items the user rated in
+ * training are left out when exclude_seen. Writes *n_out inner ids and clipped estimates.
+ * O(n_items * (n_factors + n)). */
+esb_status esb_factors_recommend(const esb_factors *m, uint32_t user, uint32_t n,
+                                 int exclude_seen, uint32_t *items, double *est,
+                                 uint32_t *n_out);
 
 /* ---------------------------------------------------------------------------------------------
  * Text input (a blob with a `text` section: HashingVectorizer / CountVectorizer /

@@ -4,7 +4,9 @@
  *
  * Compiled as part of esb.c, which #includes this file at its end, so that both share the
  * container's helpers (byte loads, CRC32, varints, Python's repr, UTF-8 and JSON checks)
- * without exporting them: build esb.c as before, never this file on its own.
+ * without exporting them: build esb.c as before, never this file on its own. Its first part
+ * (rec_*: the container checks, raw ids and their index, pairwise sums, top-n insertion) is
+ * shared with esb_factors.c, the matrix-factorization runtime, which esb.c includes after it.
  *
  * The verifier mirrors edgesparse/formats/knn.py (and container.py, codecs.py) check by
  * check, in the same order and with the same messages (tests/test_c_knn.py compares them on
@@ -35,29 +37,565 @@ static const char *const K_VARIANTS[4] = {"basic", "means", "zscore", "baseline"
 static const char *const K_SIM_DTYPES[3] = {"float64", "float32", "uint8"};
 static const char *const K_RATING_ENCS[3] = {"uint8-coded", "float32", "float64"};
 
-static esb_status kfail(esb_knn *m, esb_status code, const char *fmt, ...)
+/* ---------------------------------------------------------------------------------------- */
+/* Shared by the recommender kinds (this file and esb_factors.c, which esb.c includes after  */
+/* it): the container checks of formats/container.py, raw ids (formats/ids.py) and the      */
+/* id index, on a blob described by its section table and message buffer.                  */
+/* ---------------------------------------------------------------------------------------- */
+typedef struct {
+    const uint8_t *buf;
+    esb_section_ref *sec; /* indexed by section kind */
+    const char *const *names;
+    char *message;        /* ESB_MESSAGE_SIZE bytes */
+} rec_blob;
+
+static esb_status rec_vfail(char *message, esb_status code, const char *fmt, va_list ap)
 {
     size_t at = 0;
-    va_list ap;
     if (code == ESB_E_CORRUPT) {
-        memcpy(m->message, "corrupt .esb: ", 14);
+        memcpy(message, "corrupt .esb: ", 14);
         at = 14;
     }
+    vsnprintf(message + at, ESB_MESSAGE_SIZE - at, fmt, ap);
+    return code;
+}
+
+static esb_status rfail(const rec_blob *r, esb_status code, const char *fmt, ...)
+{
+    va_list ap;
     va_start(ap, fmt);
-    vsnprintf(m->message + at, sizeof m->message - at, fmt, ap);
+    code = rec_vfail(r->message, code, fmt, ap);
     va_end(ap);
     return code;
 }
 
-#define KBAD(...) return kfail(m, ESB_E_CORRUPT, __VA_ARGS__)
+#define RBAD(...) return rfail(r, ESB_E_CORRUPT, __VA_ARGS__)
 /* A failing sub-check: return its status. */
-#define KTRY(call)                                                                            \
+#define RTRY(call)                                                                            \
     do {                                                                                      \
         esb_status st_ = (call);                                                              \
         if (st_ != ESB_OK) return st_;                                                        \
     } while (0)
 
-static int knn_finite(double v) { return v == v && v != HUGE_VAL && v != -HUGE_VAL; }
+static int rec_finite(double v) { return v == v && v != HUGE_VAL && v != -HUGE_VAL; }
+static const uint8_t *rsec(const rec_blob *r, unsigned kind)
+{
+    return r->buf + r->sec[kind].offset;
+}
+
+/* container.py's read_header: magic, version (`what`, `versions`: the reader's words, see
+ * version_error), header size, section count, table bounds, header CRC. */
+static esb_status rec_header(const rec_blob *r, size_t size, uint32_t version,
+                             const char *what, const char *versions, uint32_t n_required,
+                             uint32_t n_kinds, uint32_t *n_sec)
+{
+    const uint8_t *d = r->buf;
+    uint32_t got, header_size, crc;
+    uint64_t table_end;
+    if (size == 0) return rfail(r, ESB_E_NOT_ESB, "not an .esb file: the file is empty");
+    if (memcmp(d, MAGIC, size < 8 ? size : 8) != 0) {
+        char bad[40], want[40];
+        py_bytes_repr(d, size < 8 ? size : 8, bad, sizeof bad);
+        py_bytes_repr(MAGIC, 8, want, sizeof want);
+        return rfail(r, ESB_E_NOT_ESB, "not an .esb file: bad magic %s at offset 0 (expected %s)",
+                     bad, want);
+    }
+    if (size >= 10 && (got = ld_u16(d + 8)) != version)
+        return rfail(r, ESB_E_VERSION, "unsupported .esb version %" PRIu32 " at offset 8 for %s "
+                     "(%s)", got, what, versions);
+    if (size < HEADER_SIZE)
+        RBAD("truncated header at offset 0 (needs %u bytes, file has %zu)", HEADER_SIZE, size);
+    header_size = ld_u16(d + 10);
+    *n_sec = ld_u32(d + 12);
+    if (header_size != HEADER_SIZE)
+        RBAD("header size field at offset 10 is %" PRIu32 ", expected %u", header_size,
+             HEADER_SIZE);
+    if (*n_sec < n_required || *n_sec > n_kinds)
+        RBAD("section count at offset 12 is %" PRIu32 ", expected %" PRIu32 " to %" PRIu32,
+             *n_sec, n_required, n_kinds);
+    table_end = HEADER_SIZE + (uint64_t)ENTRY_SIZE * *n_sec;
+    if (size < table_end)
+        RBAD("truncated section table at offset %u (needs %" PRIu64 " bytes, %zu left)",
+             HEADER_SIZE, table_end - HEADER_SIZE, size - HEADER_SIZE);
+    crc = crc32_update(crc32_update(0, d, 60), d + HEADER_SIZE, table_end - HEADER_SIZE);
+    if (crc != ld_u32(d + 60))
+        RBAD("header checksum mismatch at offset 60 (stored 0x%08" PRIx32 ", computed 0x%08"
+             PRIx32 " over the header and section table)", ld_u32(d + 60), crc);
+    return ESB_OK;
+}
+
+/* container.py's read_table: kinds in order (1..n_kinds), their encodings (bit masks), packing,
+ * padding, bounds, trailing bytes, the file size field, the required sections. */
+static esb_status rec_table(const rec_blob *r, size_t size, uint32_t n_sec, uint64_t file_size,
+                            unsigned n_kinds, const unsigned *encodings,
+                            const unsigned *required, unsigned n_required)
+{
+    const uint8_t *d = r->buf;
+    uint64_t pad_from = HEADER_SIZE + (uint64_t)ENTRY_SIZE * n_sec, expect;
+    unsigned prev_kind = 0;
+    uint32_t i;
+    size_t p;
+    for (i = 0; i < n_sec; i++) {
+        uint64_t at = HEADER_SIZE + (uint64_t)ENTRY_SIZE * i;
+        const uint8_t *e = d + at;
+        unsigned kind = e[0], enc = e[1];
+        uint32_t res = ld_u16(e + 2), off = ld_u32(e + 4), length = ld_u32(e + 8);
+        const char *name;
+        if (kind < 1 || kind > n_kinds)
+            RBAD("section table entry %" PRIu32 " at offset %" PRIu64
+                 ": unknown section kind %u (written by a newer edgesparse?)", i, at, kind);
+        name = r->names[kind];
+        if (kind <= prev_kind)
+            RBAD("section table entry %" PRIu32 " at offset %" PRIu64
+                 ": section '%s' is repeated or out of order", i, at, name);
+        prev_kind = kind;
+        if (enc > 7 || !(encodings[kind] >> enc & 1u))
+            RBAD("section table entry %" PRIu32 " at offset %" PRIu64
+                 ": section '%s' has unknown encoding %u", i, at, name, enc);
+        if (res)
+            RBAD("section table entry %" PRIu32 " at offset %" PRIu64
+                 ": reserved field is %" PRIu32 ", expected 0", i, at, res);
+        expect = align8(pad_from);
+        if (off % 8u) RBAD("section '%s' at offset %" PRIu32 " is not 8-byte aligned", name, off);
+        if (off != expect)
+            RBAD("section '%s' at offset %" PRIu32 " should start at offset %" PRIu64
+                 " (sections are packed in table order, each 8-byte aligned)", name, off, expect);
+        if ((uint64_t)off + length > size)
+            RBAD("section '%s' at offset %" PRIu32 " runs past the end of the file (needs %"
+                 PRIu32 " bytes, %" PRIu64 " left)", name, off, length,
+                 size > off ? (uint64_t)(size - off) : 0);
+        for (p = (size_t)pad_from; p < off; p++)
+            if (d[p]) RBAD("nonzero padding before section '%s' at offset %" PRIu64, name,
+                           pad_from);
+        r->sec[kind].offset = off;
+        r->sec[kind].length = length;
+        r->sec[kind].encoding = (uint8_t)enc;
+        r->sec[kind].present = 1;
+        pad_from = (uint64_t)off + length;
+    }
+    if (pad_from < size)
+        RBAD("%" PRIu64 " trailing bytes after the last section (which ends at offset %" PRIu64
+             ")", (uint64_t)size - pad_from, pad_from);
+    if (file_size != size)
+        RBAD("file size field at offset 48 says %" PRIu64 " bytes, the file has %zu", file_size,
+             size);
+    for (i = 0; i < n_required; i++)
+        if (!r->sec[required[i]].present)
+            RBAD("required section '%s' is missing", r->names[required[i]]);
+    return ESB_OK;
+}
+
+/* container.py's check_section_crcs. */
+static esb_status rec_crcs(const rec_blob *r, uint32_t n_sec)
+{
+    const uint8_t *d = r->buf;
+    uint32_t i;
+    for (i = 0; i < n_sec; i++) {
+        const uint8_t *e = d + HEADER_SIZE + ENTRY_SIZE * i;
+        uint32_t off = ld_u32(e + 4), length = ld_u32(e + 8), stored = ld_u32(e + 12);
+        uint32_t crc = crc32_update(0, d + off, length);
+        if (crc != stored)
+            RBAD("checksum mismatch in section '%s' at offset %" PRIu32 " (stored 0x%08" PRIx32
+                 ", computed 0x%08" PRIx32 ")", r->names[e[0]], off, stored, crc);
+    }
+    return ESB_OK;
+}
+
+/* section_access's need(): the section is exactly `expected` bytes. */
+static esb_status rec_need(const rec_blob *r, unsigned kind, uint64_t expected, const char *what)
+{
+    if (r->sec[kind].length != expected)
+        RBAD("section '%s' at offset %" PRIu32 " is %" PRIu32 " bytes, expected %" PRIu64
+             " (%s)", r->names[kind], r->sec[kind].offset, r->sec[kind].length, expected, what);
+    return ESB_OK;
+}
+
+/* codecs.py's decode_provenance (the JSON parser's detail in its own words). */
+static esb_status rec_provenance(const rec_blob *r, unsigned kind)
+{
+    const uint8_t *b = rsec(r, kind);
+    uint32_t off = r->sec[kind].offset, len = r->sec[kind].length;
+    const char *why;
+    if (!utf8_valid(b, len))
+        RBAD("section 'provenance' at offset %" PRIu32 ": not valid UTF-8", off);
+    why = json_check(b, len);
+    if (why == TOO_MANY_KEYS)
+        RBAD("section 'provenance' at offset %" PRIu32 ": has more than %u keys", off,
+             MAX_PROVENANCE_KEYS);
+    if (why)
+        RBAD("section 'provenance' at offset %" PRIu32 ": not a valid JSON object of strings "
+             "(%s)", off, why);
+    return ESB_OK;
+}
+
+/* Raw ids (ids.py's decode_ids) ------------------------------------------------------------ */
+typedef struct {
+    uint8_t kind;
+    int64_t i;
+    double f;
+    const uint8_t *s;
+    uint64_t len;
+} rec_id;
+
+static int rec_id_eq(const rec_id *a, const rec_id *b)
+{
+    if (a->kind == ESB_LABEL_FLOAT) return a->f == b->f;
+    if (a->kind == ESB_LABEL_INT) return a->i == b->i;
+    return a->len == b->len && (!a->len || memcmp(a->s, b->s, a->len) == 0);
+}
+
+/* <0, 0, >0 as Python orders the ids (UTF-8 byte order is code point order). */
+static int rec_id_cmp(const rec_id *a, const rec_id *b)
+{
+    if (a->kind == ESB_LABEL_FLOAT) return (a->f > b->f) - (a->f < b->f);
+    if (a->kind == ESB_LABEL_INT) return (a->i > b->i) - (a->i < b->i);
+    {
+        uint64_t k = a->len < b->len ? a->len : b->len;
+        int c = k ? memcmp(a->s, b->s, k) : 0;
+        return c ? c : (a->len > b->len) - (a->len < b->len);
+    }
+}
+
+/* Sequential reader of a checked ids section. */
+typedef struct {
+    rec_id id;
+    const uint8_t *next, *data;
+} rec_ids_cursor;
+
+static void rec_ids_start(rec_ids_cursor *c, const uint8_t *b, uint8_t kind, uint32_t n)
+{
+    uint32_t found = 0;
+    const uint8_t *p = b;
+    memset(c, 0, sizeof *c);
+    c->id.kind = kind;
+    c->next = b;
+    if (kind == ESB_LABEL_STRING) {
+        while (found < n) found += *p++ < 0x80;
+        c->data = p;
+    }
+}
+
+static void rec_ids_next(rec_ids_cursor *c)
+{
+    if (c->id.kind == ESB_LABEL_FLOAT) {
+        c->id.f = ld_f64(c->next);
+        c->next += 8;
+    } else if (c->id.kind == ESB_LABEL_INT) {
+        uint64_t z = rdv(&c->next);
+        z = (z >> 1) ^ (0u - (z & 1u));
+        memcpy(&c->id.i, &z, 8);
+    } else {
+        c->id.len = rdv(&c->next);
+        c->id.s = c->data;
+        c->data += c->id.len;
+    }
+}
+
+static esb_status rec_dup_error(const rec_blob *r, unsigned kind)
+{
+    RBAD("section '%s' at offset %" PRIu32 ": ids are not distinct (each raw id maps to one "
+         "inner id)", r->names[kind], r->sec[kind].offset);
+}
+
+/* ids.py's decode_ids: n ids of the section's encoding; repeats compared pairwise up to
+ * ESB_KNN_PAIRWISE_IDS ids (larger sides: when the index sorts them). */
+static esb_status rec_ids_check(const rec_blob *r, unsigned kind, uint32_t n)
+{
+    char err[120], desc[60];
+    const uint8_t *b = rsec(r, kind);
+    uint32_t off = r->sec[kind].offset, len = r->sec[kind].length, i, j;
+    unsigned enc = r->sec[kind].encoding;
+    const char *name = r->names[kind];
+    if (enc == ESB_LABEL_FLOAT) {
+        snprintf(desc, sizeof desc, "%" PRIu32 " float64 ids", n);
+        RTRY(rec_need(r, kind, 8u * (uint64_t)n, desc));
+        for (i = 0; i < n; i++)
+            if (!finite_f64(ld_u64(b + 8u * i)))
+                RBAD("section '%s' at offset %" PRIu32 ": an id is not finite", name, off);
+    } else if (enc == ESB_LABEL_INT) {
+        if (varint_check(b, len, n, 10, err, sizeof err))
+            RBAD("section '%s' at offset %" PRIu32 ": %s (one id per entry)", name, off, err);
+    } else {
+        uint64_t found = 0, head = 0, total = 0, pos;
+        const uint8_t *p;
+        while (head < len && found < n) found += b[head++] < 0x80;
+        if (found < n)
+            RBAD("section '%s' at offset %" PRIu32 ": holds fewer than %" PRIu32 " id lengths",
+                 name, off, n);
+        if (varint_check(b, head, n, 5, err, sizeof err))
+            RBAD("section '%s' at offset %" PRIu32 ": id lengths: %s", name, off, err);
+        for (p = b, i = 0; i < n; i++) total += rdv(&p);
+        if (head + total != len)
+            RBAD("section '%s' at offset %" PRIu32 ": id lengths add up to %" PRIu64
+                 " bytes, section has %" PRIu32, name, off, head + total, len);
+        for (p = b, pos = head, i = 0; i < n; i++) {
+            uint64_t l = rdv(&p);
+            if (!utf8_valid(b + pos, l))
+                RBAD("section '%s' at offset %" PRIu32 ": id %" PRIu32 " at offset %" PRIu64
+                     " is not valid UTF-8", name, off, i, off + pos);
+            pos += l;
+        }
+    }
+    if (n <= ESB_KNN_PAIRWISE_IDS) { /* larger sides: rec_index_ids, sorted */
+        rec_ids_cursor a, c;
+        rec_ids_start(&a, b, (uint8_t)enc, n);
+        for (i = 0; i < n; i++) {
+            rec_ids_next(&a);
+            rec_ids_start(&c, b, (uint8_t)enc, n);
+            for (j = 0; j < i; j++) {
+                rec_ids_next(&c);
+                if (rec_id_eq(&a.id, &c.id)) return rec_dup_error(r, kind);
+            }
+        }
+    }
+    return ESB_OK;
+}
+
+/* One side's ids through the index: where each id starts in its section (its varint, its 8
+ * bytes, or its UTF-8 bytes; n + 1 offsets) and the inner ids in raw id order. */
+typedef struct {
+    const uint8_t *b; /* the ids section */
+    uint8_t kind;     /* ESB_LABEL_* */
+    uint32_t n;
+    const uint32_t *off, *sorted;
+} rec_ids_ref;
+
+static rec_ids_ref rec_ids_of(const uint8_t *buf, const esb_section_ref *sec, uint32_t n,
+                              const uint32_t *off, const uint32_t *sorted)
+{
+    rec_ids_ref s;
+    s.b = buf + sec->offset;
+    s.kind = sec->encoding;
+    s.n = n;
+    s.off = off;
+    s.sorted = sorted;
+    return s;
+}
+
+/* The raw id of inner id i. */
+static rec_id rec_id_at(const rec_ids_ref *s, uint32_t i)
+{
+    const uint8_t *p = s->b + s->off[i];
+    rec_id id;
+    memset(&id, 0, sizeof id);
+    id.kind = s->kind;
+    if (id.kind == ESB_LABEL_FLOAT) {
+        id.f = ld_f64(p);
+    } else if (id.kind == ESB_LABEL_INT) {
+        uint64_t z = rdv(&p);
+        z = (z >> 1) ^ (0u - (z & 1u));
+        memcpy(&id.i, &z, 8);
+    } else {
+        id.s = p;
+        id.len = s->off[i + 1] - s->off[i];
+    }
+    return id;
+}
+
+static int rec_sorted_lt(const rec_ids_ref *s, uint32_t a, uint32_t b)
+{
+    rec_id x = rec_id_at(s, a), y = rec_id_at(s, b);
+    int c = rec_id_cmp(&x, &y);
+    return c < 0 || (c == 0 && a < b);
+}
+
+/* In-place heapsort of inner ids by raw id (no allocation, O(n log n)). */
+static void rec_sort_ids(const rec_ids_ref *s, uint32_t *a, uint32_t n)
+{
+    uint32_t start = n / 2, end = n;
+    while (end > 1) {
+        uint32_t root, child, t;
+        if (start > 0) {
+            root = --start;
+        } else {
+            end--;
+            t = a[end];
+            a[end] = a[0];
+            a[0] = t;
+            root = 0;
+        }
+        while ((child = 2 * root + 1) < end) {
+            if (child + 1 < end && rec_sorted_lt(s, a[child], a[child + 1])) child++;
+            if (!rec_sorted_lt(s, a[root], a[child])) break;
+            t = a[root];
+            a[root] = a[child];
+            a[child] = t;
+            root = child;
+        }
+    }
+}
+
+/* Fill one side's index part (off: n + 1 words, sorted: n) for the checked ids section
+ * `kind`; ESB_E_CORRUPT (ids.py's message) for a repeated id. */
+static esb_status rec_index_ids(const rec_blob *r, unsigned kind, uint32_t n, uint32_t *off,
+                                uint32_t *sorted)
+{
+    const uint8_t *b = rsec(r, kind), *p = b;
+    unsigned enc = r->sec[kind].encoding;
+    rec_ids_ref s;
+    uint32_t i;
+    uint64_t pos;
+    if (enc == ESB_LABEL_FLOAT) {
+        for (i = 0; i <= n; i++) off[i] = 8u * i;
+    } else if (enc == ESB_LABEL_INT) {
+        for (i = 0; i < n; i++) {
+            off[i] = (uint32_t)(p - b);
+            (void)rdv(&p);
+        }
+        off[n] = (uint32_t)(p - b);
+    } else {
+        uint32_t found = 0;
+        const uint8_t *q = b;
+        while (found < n) found += *q++ < 0x80;
+        pos = (uint64_t)(q - b);
+        for (i = 0; i < n; i++) {
+            off[i] = (uint32_t)pos;
+            pos += rdv(&p);
+        }
+        off[n] = (uint32_t)pos;
+    }
+    s = rec_ids_of(r->buf, &r->sec[kind], n, off, sorted);
+    for (i = 0; i < n; i++) sorted[i] = i;
+    rec_sort_ids(&s, sorted, n);
+    for (i = 1; i < n; i++) {
+        rec_id x = rec_id_at(&s, sorted[i - 1]), y = rec_id_at(&s, sorted[i]);
+        if (rec_id_eq(&x, &y)) return rec_dup_error(r, kind);
+    }
+    return ESB_OK;
+}
+
+/* The text as a raw id of the given kind; 0 when it cannot be one. */
+static int rec_parse_id(uint8_t kind, const char *text, size_t len, rec_id *id)
+{
+    char buf[64], *end;
+    memset(id, 0, sizeof *id);
+    id->kind = kind;
+    if (kind == ESB_LABEL_STRING) {
+        id->s = (const uint8_t *)text;
+        id->len = len;
+        return 1;
+    }
+    if (len == 0 || len >= sizeof buf) return 0;
+    memcpy(buf, text, len);
+    buf[len] = '\0';
+    errno = 0;
+    if (kind == ESB_LABEL_INT) {
+        long long v;
+        if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9'))) return 0;
+        v = strtoll(buf, &end, 10);
+        id->i = (int64_t)v;
+    } else {
+        id->f = strtod(buf, &end);
+        if (!rec_finite(id->f)) return 0; /* ids are finite; a NaN would compare equal */
+    }
+    return *end == '\0' && errno == 0;
+}
+
+/* The inner id of a raw id given as text, or ESB_KNN_UNKNOWN: a binary search. */
+static uint32_t rec_find(const rec_ids_ref *s, const char *text, size_t len)
+{
+    rec_id want;
+    uint32_t lo = 0, hi = s->n;
+    if (!text && len) return ESB_KNN_UNKNOWN;
+    if (!rec_parse_id(s->kind, text ? text : "", len, &want)) return ESB_KNN_UNKNOWN;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        rec_id got = rec_id_at(s, s->sorted[mid]);
+        int c = rec_id_cmp(&got, &want);
+        if (c == 0) return s->sorted[mid];
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return ESB_KNN_UNKNOWN;
+}
+
+static esb_status rec_raw_id(const rec_ids_ref *s, uint32_t i, esb_label *out)
+{
+    rec_id id;
+    if (!out || i >= s->n) return ESB_E_ARGUMENT;
+    id = rec_id_at(s, i);
+    memset(out, 0, sizeof *out);
+    out->kind = id.kind;
+    out->i = id.i;
+    out->f = id.f;
+    out->s = (const char *)id.s;
+    out->len = (uint32_t)id.len;
+    return ESB_OK;
+}
+
+/* Python's min(hi, max(lo, e)) (a NaN from an overflow gives lo). */
+static double rec_clip(double lo, double hi, double e)
+{
+    double v = e > lo ? e : lo;
+    return v < hi ? v : hi;
+}
+
+/* numpy's pairwise summation of a float64 array (np.sum), bit for bit. */
+static double rec_pairwise(const double *a, uint32_t n)
+{
+    if (n < 8) {
+        double res = 0.;
+        uint32_t i;
+        for (i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8], res;
+        uint32_t i, j;
+        for (j = 0; j < 8; j++) r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (j = 0; j < 8; j++) r[j] += a[i + j];
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    } else {
+        uint32_t n2 = n / 2;
+        n2 -= n2 % 8;
+        return rec_pairwise(a, n2) + rec_pairwise(a + n2, n - n2);
+    }
+}
+
+/* Insert (item, e) into the top-n list (est descending, ties: earlier items first); *got
+ * entries so far. */
+static void rec_top_insert(uint32_t *items, double *est, uint32_t n, uint32_t *got,
+                           uint32_t item, double e)
+{
+    uint32_t at;
+    if (*got == n && !(e > est[n - 1])) return; /* ties keep the earlier item */
+    at = *got < n ? *got : n - 1;
+    while (at > 0 && e > est[at - 1]) { /* insert after every estimate >= e */
+        est[at] = est[at - 1];
+        items[at] = items[at - 1];
+        at--;
+    }
+    est[at] = e;
+    items[at] = item;
+    if (*got < n) (*got)++;
+}
+
+static esb_status kfail(esb_knn *m, esb_status code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    code = rec_vfail(m->message, code, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+#define KBAD(...) return kfail(m, ESB_E_CORRUPT, __VA_ARGS__)
+#define KTRY RTRY
+
+/* The k-NN blob as the shared checks see it. */
+static rec_blob knn_rb(esb_knn *m, const uint8_t *d)
+{
+    rec_blob r;
+    r.buf = d;
+    r.sec = m->sec_;
+    r.names = K_NAMES;
+    r.message = m->message;
+    return r;
+}
+
 static uint32_t knn_n_x(const esb_knn *m) { return m->user_based ? m->n_users : m->n_items; }
 static uint32_t knn_n_y(const esb_knn *m) { return m->user_based ? m->n_items : m->n_users; }
 static const uint8_t *ksec(const esb_knn *m, unsigned kind)
@@ -71,39 +609,13 @@ static const uint8_t *ksec(const esb_knn *m, unsigned kind)
 static esb_status knn_header(esb_knn *m, const uint8_t *d, size_t size, uint32_t *n_sec,
                              uint64_t *file_size)
 {
-    uint32_t version, header_size, crc, kind_code, res32, n_x;
-    uint64_t table_end, n_ratings;
+    uint32_t kind_code, res32, n_x;
+    uint64_t n_ratings;
     uint8_t variant, dtype, flags;
-    if (size == 0) return kfail(m, ESB_E_NOT_ESB, "not an .esb file: the file is empty");
-    if (memcmp(d, MAGIC, size < 8 ? size : 8) != 0) {
-        char got[40], want[40];
-        py_bytes_repr(d, size < 8 ? size : 8, got, sizeof got);
-        py_bytes_repr(MAGIC, 8, want, sizeof want);
-        return kfail(m, ESB_E_NOT_ESB, "not an .esb file: bad magic %s at offset 0 (expected %s)",
-                     got, want);
-    }
-    if (size >= 10 && (version = ld_u16(d + 8)) != ESB_KNN_FORMAT_VERSION)
-        return kfail(m, ESB_E_VERSION,
-                     "unsupported .esb version %" PRIu32 " at offset 8 for a k-NN model (k-NN "
-                     "recommenders are version 2; version 1 holds a linear model)", version);
-    if (size < HEADER_SIZE)
-        KBAD("truncated header at offset 0 (needs %u bytes, file has %zu)", HEADER_SIZE, size);
-    header_size = ld_u16(d + 10);
-    *n_sec = ld_u32(d + 12);
-    if (header_size != HEADER_SIZE)
-        KBAD("header size field at offset 10 is %" PRIu32 ", expected %u", header_size,
-             HEADER_SIZE);
-    if (*n_sec < K_N_REQUIRED || *n_sec > K_N_KINDS)
-        KBAD("section count at offset 12 is %" PRIu32 ", expected %d to %d", *n_sec,
-             K_N_REQUIRED, K_N_KINDS);
-    table_end = HEADER_SIZE + (uint64_t)ENTRY_SIZE * *n_sec;
-    if (size < table_end)
-        KBAD("truncated section table at offset %u (needs %" PRIu64 " bytes, %zu left)",
-             HEADER_SIZE, table_end - HEADER_SIZE, size - HEADER_SIZE);
-    crc = crc32_update(crc32_update(0, d, 60), d + HEADER_SIZE, table_end - HEADER_SIZE);
-    if (crc != ld_u32(d + 60))
-        KBAD("header checksum mismatch at offset 60 (stored 0x%08" PRIx32 ", computed 0x%08"
-             PRIx32 " over the header and section table)", ld_u32(d + 60), crc);
+    rec_blob r = knn_rb(m, d);
+    KTRY(rec_header(&r, size, ESB_KNN_FORMAT_VERSION, "a k-NN model",
+                    "k-NN recommenders are version 2; version 1 holds a linear model",
+                    K_N_REQUIRED, K_N_KINDS, n_sec));
     /* knn.py's _check_header, in its order */
     m->n_users = ld_u32(d + 16);
     m->n_items = ld_u32(d + 20);
@@ -141,58 +653,9 @@ static esb_status knn_header(esb_knn *m, const uint8_t *d, size_t size, uint32_t
 static esb_status knn_table(esb_knn *m, const uint8_t *d, size_t size, uint32_t n_sec,
                             uint64_t file_size)
 {
-    uint64_t pad_from = HEADER_SIZE + (uint64_t)ENTRY_SIZE * n_sec, expect;
-    unsigned prev_kind = 0;
-    uint32_t i;
-    size_t p;
-    for (i = 0; i < n_sec; i++) {
-        uint64_t at = HEADER_SIZE + (uint64_t)ENTRY_SIZE * i;
-        const uint8_t *e = d + at;
-        unsigned kind = e[0], enc = e[1];
-        uint32_t res = ld_u16(e + 2), off = ld_u32(e + 4), length = ld_u32(e + 8);
-        const char *name;
-        if (kind < 1 || kind > K_N_KINDS)
-            KBAD("section table entry %" PRIu32 " at offset %" PRIu64
-                 ": unknown section kind %u (written by a newer edgesparse?)", i, at, kind);
-        name = K_NAMES[kind];
-        if (kind <= prev_kind)
-            KBAD("section table entry %" PRIu32 " at offset %" PRIu64
-                 ": section '%s' is repeated or out of order", i, at, name);
-        prev_kind = kind;
-        if (enc > 7 || !(K_ENCODINGS[kind] >> enc & 1u))
-            KBAD("section table entry %" PRIu32 " at offset %" PRIu64
-                 ": section '%s' has unknown encoding %u", i, at, name, enc);
-        if (res)
-            KBAD("section table entry %" PRIu32 " at offset %" PRIu64
-                 ": reserved field is %" PRIu32 ", expected 0", i, at, res);
-        expect = align8(pad_from);
-        if (off % 8u) KBAD("section '%s' at offset %" PRIu32 " is not 8-byte aligned", name, off);
-        if (off != expect)
-            KBAD("section '%s' at offset %" PRIu32 " should start at offset %" PRIu64
-                 " (sections are packed in table order, each 8-byte aligned)", name, off, expect);
-        if ((uint64_t)off + length > size)
-            KBAD("section '%s' at offset %" PRIu32 " runs past the end of the file (needs %"
-                 PRIu32 " bytes, %" PRIu64 " left)", name, off, length,
-                 size > off ? (uint64_t)(size - off) : 0);
-        for (p = (size_t)pad_from; p < off; p++)
-            if (d[p]) KBAD("nonzero padding before section '%s' at offset %" PRIu64, name,
-                           pad_from);
-        m->sec_[kind].offset = off;
-        m->sec_[kind].length = length;
-        m->sec_[kind].encoding = (uint8_t)enc;
-        m->sec_[kind].present = 1;
-        pad_from = (uint64_t)off + length;
-    }
-    if (pad_from < size)
-        KBAD("%" PRIu64 " trailing bytes after the last section (which ends at offset %" PRIu64
-             ")", (uint64_t)size - pad_from, pad_from);
-    if (file_size != size)
-        KBAD("file size field at offset 48 says %" PRIu64 " bytes, the file has %zu", file_size,
-             size);
-    for (i = 0; i < K_N_REQUIRED; i++)
-        if (!m->sec_[K_REQUIRED[i]].present)
-            KBAD("required section '%s' is missing", K_NAMES[K_REQUIRED[i]]);
-    return ESB_OK;
+    rec_blob r = knn_rb(m, d);
+    return rec_table(&r, size, n_sec, file_size, K_N_KINDS, K_ENCODINGS, K_REQUIRED,
+                     K_N_REQUIRED);
 }
 
 /* knn.py's _check_presence: the optional sections the header calls for, and no others. */
@@ -218,16 +681,8 @@ static esb_status knn_presence(esb_knn *m)
 
 static esb_status knn_crcs(esb_knn *m, const uint8_t *d, uint32_t n_sec)
 {
-    uint32_t i;
-    for (i = 0; i < n_sec; i++) {
-        const uint8_t *e = d + HEADER_SIZE + ENTRY_SIZE * i;
-        uint32_t off = ld_u32(e + 4), length = ld_u32(e + 8), stored = ld_u32(e + 12);
-        uint32_t crc = crc32_update(0, d + off, length);
-        if (crc != stored)
-            KBAD("checksum mismatch in section '%s' at offset %" PRIu32 " (stored 0x%08" PRIx32
-                 ", computed 0x%08" PRIx32 ")", K_NAMES[e[0]], off, stored, crc);
-    }
-    return ESB_OK;
+    rec_blob r = knn_rb(m, d);
+    return rec_crcs(&r, n_sec);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -236,10 +691,8 @@ static esb_status knn_crcs(esb_knn *m, const uint8_t *d, uint32_t n_sec)
 /* section_access's need(): the section is exactly `expected` bytes. */
 static esb_status knn_need(esb_knn *m, unsigned kind, uint64_t expected, const char *what)
 {
-    if (m->sec_[kind].length != expected)
-        KBAD("section '%s' at offset %" PRIu32 " is %" PRIu32 " bytes, expected %" PRIu64
-             " (%s)", K_NAMES[kind], m->sec_[kind].offset, m->sec_[kind].length, expected, what);
-    return ESB_OK;
+    rec_blob r = knn_rb(m, m->buf_);
+    return rec_need(&r, kind, expected, what);
 }
 
 /* knn.py's _floats: n float64 values, finite (and > 0 when positive). */
@@ -363,7 +816,7 @@ static esb_status knn_sim_values(esb_knn *m)
     KTRY(knn_need(m, K_SIM_VALUES, (uint64_t)m->sim_nnz * width[m->sim_dtype], desc));
     for (i = 0; i < m->sim_nnz; i++) {
         double v = knn_sim_raw(m, i);
-        int bad = m->sim_dtype == ESB_SIM_U8 ? v == 0 : !(knn_finite(v) && v > 0);
+        int bad = m->sim_dtype == ESB_SIM_U8 ? v == 0 : !(rec_finite(v) && v > 0);
         if (!bad) continue;
         if (m->sim_dtype == ESB_SIM_U8) snprintf(r, sizeof r, "0");
         else py_repr(v, r, sizeof r);
@@ -420,133 +873,10 @@ static esb_status knn_ratings(esb_knn *m, uint64_t n_ratings)
     KTRY(knn_need(m, K_RATINGS, (uint64_t)width * n_ratings, desc));
     for (i = 0; i < m->n_ratings; i++) {
         double v = knn_rating(m, i);
-        if (knn_finite(v)) continue;
+        if (rec_finite(v)) continue;
         py_repr(v, r, sizeof r);
         KBAD("section 'ratings' at offset %" PRIu32 ": rating %s at position %" PRIu32
              " is not finite", m->sec_[K_RATINGS].offset, r, i);
-    }
-    return ESB_OK;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* Raw ids (knn.py's _decode_ids)                                                            */
-/* ---------------------------------------------------------------------------------------- */
-typedef struct {
-    uint8_t kind;
-    int64_t i;
-    double f;
-    const uint8_t *s;
-    uint64_t len;
-} knn_id;
-
-static int knn_id_eq(const knn_id *a, const knn_id *b)
-{
-    if (a->kind == ESB_LABEL_FLOAT) return a->f == b->f;
-    if (a->kind == ESB_LABEL_INT) return a->i == b->i;
-    return a->len == b->len && (!a->len || memcmp(a->s, b->s, a->len) == 0);
-}
-
-/* <0, 0, >0 as Python orders the ids (UTF-8 byte order is code point order). */
-static int knn_id_cmp(const knn_id *a, const knn_id *b)
-{
-    if (a->kind == ESB_LABEL_FLOAT) return (a->f > b->f) - (a->f < b->f);
-    if (a->kind == ESB_LABEL_INT) return (a->i > b->i) - (a->i < b->i);
-    {
-        uint64_t k = a->len < b->len ? a->len : b->len;
-        int c = k ? memcmp(a->s, b->s, k) : 0;
-        return c ? c : (a->len > b->len) - (a->len < b->len);
-    }
-}
-
-/* Sequential reader of a checked ids section. */
-typedef struct {
-    knn_id id;
-    const uint8_t *next, *data;
-} knn_ids;
-
-static void knn_ids_start(knn_ids *c, const uint8_t *b, uint8_t kind, uint32_t n)
-{
-    uint32_t found = 0;
-    const uint8_t *p = b;
-    memset(c, 0, sizeof *c);
-    c->id.kind = kind;
-    c->next = b;
-    if (kind == ESB_LABEL_STRING) {
-        while (found < n) found += *p++ < 0x80;
-        c->data = p;
-    }
-}
-
-static void knn_ids_next(knn_ids *c)
-{
-    if (c->id.kind == ESB_LABEL_FLOAT) {
-        c->id.f = ld_f64(c->next);
-        c->next += 8;
-    } else if (c->id.kind == ESB_LABEL_INT) {
-        uint64_t z = rdv(&c->next);
-        z = (z >> 1) ^ (0u - (z & 1u));
-        memcpy(&c->id.i, &z, 8);
-    } else {
-        c->id.len = rdv(&c->next);
-        c->id.s = c->data;
-        c->data += c->id.len;
-    }
-}
-
-static esb_status knn_dup_error(esb_knn *m, unsigned kind)
-{
-    KBAD("section '%s' at offset %" PRIu32 ": ids are not distinct (each raw id maps to one "
-         "inner id)", K_NAMES[kind], m->sec_[kind].offset);
-}
-
-static esb_status knn_ids_check(esb_knn *m, unsigned kind, uint32_t n)
-{
-    char err[120], desc[60];
-    const uint8_t *b = ksec(m, kind);
-    uint32_t off = m->sec_[kind].offset, len = m->sec_[kind].length, i, j;
-    unsigned enc = m->sec_[kind].encoding;
-    const char *name = K_NAMES[kind];
-    if (enc == ESB_LABEL_FLOAT) {
-        snprintf(desc, sizeof desc, "%" PRIu32 " float64 ids", n);
-        KTRY(knn_need(m, kind, 8u * (uint64_t)n, desc));
-        for (i = 0; i < n; i++)
-            if (!finite_f64(ld_u64(b + 8u * i)))
-                KBAD("section '%s' at offset %" PRIu32 ": an id is not finite", name, off);
-    } else if (enc == ESB_LABEL_INT) {
-        if (varint_check(b, len, n, 10, err, sizeof err))
-            KBAD("section '%s' at offset %" PRIu32 ": %s (one id per entry)", name, off, err);
-    } else {
-        uint64_t found = 0, head = 0, total = 0, pos;
-        const uint8_t *p;
-        while (head < len && found < n) found += b[head++] < 0x80;
-        if (found < n)
-            KBAD("section '%s' at offset %" PRIu32 ": holds fewer than %" PRIu32 " id lengths",
-                 name, off, n);
-        if (varint_check(b, head, n, 5, err, sizeof err))
-            KBAD("section '%s' at offset %" PRIu32 ": id lengths: %s", name, off, err);
-        for (p = b, i = 0; i < n; i++) total += rdv(&p);
-        if (head + total != len)
-            KBAD("section '%s' at offset %" PRIu32 ": id lengths add up to %" PRIu64
-                 " bytes, section has %" PRIu32, name, off, head + total, len);
-        for (p = b, pos = head, i = 0; i < n; i++) {
-            uint64_t l = rdv(&p);
-            if (!utf8_valid(b + pos, l))
-                KBAD("section '%s' at offset %" PRIu32 ": id %" PRIu32 " at offset %" PRIu64
-                     " is not valid UTF-8", name, off, i, off + pos);
-            pos += l;
-        }
-    }
-    if (n <= ESB_KNN_PAIRWISE_IDS) { /* larger sides: esb_knn_use_index, sorted */
-        knn_ids a, c;
-        knn_ids_start(&a, b, (uint8_t)enc, n);
-        for (i = 0; i < n; i++) {
-            knn_ids_next(&a);
-            knn_ids_start(&c, b, (uint8_t)enc, n);
-            for (j = 0; j < i; j++) {
-                knn_ids_next(&c);
-                if (knn_id_eq(&a.id, &c.id)) return knn_dup_error(m, kind);
-            }
-        }
     }
     return ESB_OK;
 }
@@ -564,23 +894,13 @@ static esb_status knn_contents(esb_knn *m)
     if (m->sec_[K_BASELINES].present)
         KTRY(knn_floats(m, K_BASELINES, m->n_users + m->n_items,
                         "baselines (users, then items)", 0));
-    KTRY(knn_ids_check(m, K_USER_IDS, m->n_users));
-    KTRY(knn_ids_check(m, K_ITEM_IDS, m->n_items));
-    m->user_id_kind = m->sec_[K_USER_IDS].encoding;
-    m->item_id_kind = m->sec_[K_ITEM_IDS].encoding;
-    if (m->sec_[K_PROVENANCE].present) {
-        const uint8_t *b = ksec(m, K_PROVENANCE);
-        uint32_t off = m->sec_[K_PROVENANCE].offset, len = m->sec_[K_PROVENANCE].length;
-        const char *why;
-        if (!utf8_valid(b, len))
-            KBAD("section 'provenance' at offset %" PRIu32 ": not valid UTF-8", off);
-        why = json_check(b, len);
-        if (why == TOO_MANY_KEYS)
-            KBAD("section 'provenance' at offset %" PRIu32 ": has more than %u keys", off,
-                 MAX_PROVENANCE_KEYS);
-        if (why)
-            KBAD("section 'provenance' at offset %" PRIu32 ": not a valid JSON object of "
-                 "strings (%s)", off, why);
+    {
+        rec_blob r = knn_rb(m, m->buf_);
+        KTRY(rec_ids_check(&r, K_USER_IDS, m->n_users));
+        KTRY(rec_ids_check(&r, K_ITEM_IDS, m->n_items));
+        m->user_id_kind = m->sec_[K_USER_IDS].encoding;
+        m->item_id_kind = m->sec_[K_ITEM_IDS].encoding;
+        if (m->sec_[K_PROVENANCE].present) KTRY(rec_provenance(&r, K_PROVENANCE));
     }
     return ESB_OK;
 }
@@ -644,60 +964,6 @@ size_t esb_knn_index_size(const esb_knn *m)
     return clamp_size(4 * words);
 }
 
-/* The raw id at inner id i of side s (0 users, 1 items), through the index offsets. */
-static knn_id knn_id_at(const esb_knn *m, const knn_index *ix, int s, uint32_t i)
-{
-    unsigned kind = s ? K_ITEM_IDS : K_USER_IDS;
-    const uint8_t *b = ksec(m, kind), *p = b + ix->off[s][i];
-    knn_id id;
-    memset(&id, 0, sizeof id);
-    id.kind = m->sec_[kind].encoding;
-    if (id.kind == ESB_LABEL_FLOAT) {
-        id.f = ld_f64(p);
-    } else if (id.kind == ESB_LABEL_INT) {
-        uint64_t z = rdv(&p);
-        z = (z >> 1) ^ (0u - (z & 1u));
-        memcpy(&id.i, &z, 8);
-    } else {
-        id.s = p;
-        id.len = ix->off[s][i + 1] - ix->off[s][i];
-    }
-    return id;
-}
-
-static int knn_sorted_lt(const esb_knn *m, const knn_index *ix, int s, uint32_t a, uint32_t b)
-{
-    knn_id x = knn_id_at(m, ix, s, a), y = knn_id_at(m, ix, s, b);
-    int c = knn_id_cmp(&x, &y);
-    return c < 0 || (c == 0 && a < b);
-}
-
-/* In-place heapsort of the inner ids of side s by raw id (no allocation, O(n log n)). */
-static void knn_sort_ids(const esb_knn *m, const knn_index *ix, int s, uint32_t *a, uint32_t n)
-{
-    uint32_t start = n / 2, end = n;
-    while (end > 1) {
-        uint32_t root, child, t;
-        if (start > 0) {
-            root = --start;
-        } else {
-            end--;
-            t = a[end];
-            a[end] = a[0];
-            a[0] = t;
-            root = 0;
-        }
-        while ((child = 2 * root + 1) < end) {
-            if (child + 1 < end && knn_sorted_lt(m, ix, s, a[child], a[child + 1])) child++;
-            if (!knn_sorted_lt(m, ix, s, a[root], a[child])) break;
-            t = a[root];
-            a[root] = a[child];
-            a[child] = t;
-            root = child;
-        }
-    }
-}
-
 static void knn_fill_rows(const uint8_t *rows, uint32_t n, uint32_t *ptr, uint32_t *byte,
                           const uint8_t *gaps)
 {
@@ -715,44 +981,14 @@ static void knn_fill_rows(const uint8_t *rows, uint32_t n, uint32_t *ptr, uint32
     if (byte) byte[n] = (uint32_t)(p - gaps);
 }
 
-static void knn_fill_ids(const esb_knn *m, unsigned kind, uint32_t n, uint32_t *off)
-{
-    const uint8_t *b = ksec(m, kind), *p = b;
-    unsigned enc = m->sec_[kind].encoding;
-    uint32_t i;
-    uint64_t pos;
-    if (enc == ESB_LABEL_FLOAT) {
-        for (i = 0; i <= n; i++) off[i] = 8u * i;
-    } else if (enc == ESB_LABEL_INT) {
-        for (i = 0; i < n; i++) {
-            off[i] = (uint32_t)(p - b);
-            (void)rdv(&p);
-        }
-        off[n] = (uint32_t)(p - b);
-    } else {
-        uint32_t found = 0;
-        const uint8_t *q = b;
-        while (found < n) found += *q++ < 0x80;
-        pos = (uint64_t)(q - b);
-        for (i = 0; i < n; i++) {
-            off[i] = (uint32_t)pos;
-            pos += rdv(&p);
-        }
-        off[n] = (uint32_t)pos;
-    }
-}
-
 esb_status esb_knn_use_index(esb_knn *m, uint32_t *idx, size_t bytes)
 {
-    knn_index ix;
-    uint32_t *w[7], n_x, n_y, i;
-    int s;
+    uint32_t *w[7], n_x, n_y;
     if (!m || !m->buf_ || !idx || bytes < esb_knn_index_size(m) ||
         (uintptr_t)idx % sizeof(uint32_t))
         return ESB_E_ARGUMENT;
     n_x = knn_n_x(m);
     n_y = knn_n_y(m);
-    ix = knn_index_of(m, idx);
     w[0] = idx;
     w[1] = w[0] + n_x + 1;
     w[2] = w[1] + n_x + 1;
@@ -762,16 +998,10 @@ esb_status esb_knn_use_index(esb_knn *m, uint32_t *idx, size_t bytes)
     w[6] = w[5] + m->n_users;
     knn_fill_rows(ksec(m, K_SIM_ROWS), n_x, w[0], w[1], ksec(m, K_SIM_INDICES));
     knn_fill_rows(ksec(m, K_YR_ROWS), n_y, w[2], NULL, NULL);
-    knn_fill_ids(m, K_USER_IDS, m->n_users, w[3]);
-    knn_fill_ids(m, K_ITEM_IDS, m->n_items, w[4]);
-    for (s = 0; s < 2; s++) {
-        uint32_t n = s ? m->n_items : m->n_users, *a = w[5 + s];
-        for (i = 0; i < n; i++) a[i] = i;
-        knn_sort_ids(m, &ix, s, a, n);
-        for (i = 1; i < n; i++) {
-            knn_id x = knn_id_at(m, &ix, s, a[i - 1]), y = knn_id_at(m, &ix, s, a[i]);
-            if (knn_id_eq(&x, &y)) return knn_dup_error(m, s ? K_ITEM_IDS : K_USER_IDS);
-        }
+    {
+        rec_blob r = knn_rb(m, m->buf_);
+        KTRY(rec_index_ids(&r, K_USER_IDS, m->n_users, w[3], w[5]));
+        KTRY(rec_index_ids(&r, K_ITEM_IDS, m->n_items, w[4], w[6]));
     }
     m->idx_ = idx;
     return ESB_OK;
@@ -780,53 +1010,20 @@ esb_status esb_knn_use_index(esb_knn *m, uint32_t *idx, size_t bytes)
 /* ---------------------------------------------------------------------------------------- */
 /* Raw ids <-> inner ids                                                                     */
 /* ---------------------------------------------------------------------------------------- */
-/* The text as a raw id of the given kind; 0 when it cannot be one. */
-static int knn_parse_id(uint8_t kind, const char *text, size_t len, knn_id *id)
+/* One side's ids (0 users, 1 items) through the index. */
+static rec_ids_ref knn_ids_ref(const esb_knn *m, int s)
 {
-    char buf[64], *end;
-    memset(id, 0, sizeof *id);
-    id->kind = kind;
-    if (kind == ESB_LABEL_STRING) {
-        id->s = (const uint8_t *)text;
-        id->len = len;
-        return 1;
-    }
-    if (len == 0 || len >= sizeof buf) return 0;
-    memcpy(buf, text, len);
-    buf[len] = '\0';
-    errno = 0;
-    if (kind == ESB_LABEL_INT) {
-        long long v;
-        if (!(buf[0] == '-' || (buf[0] >= '0' && buf[0] <= '9'))) return 0;
-        v = strtoll(buf, &end, 10);
-        id->i = (int64_t)v;
-    } else {
-        id->f = strtod(buf, &end);
-        if (!knn_finite(id->f)) return 0; /* ids are finite; a NaN would compare equal */
-    }
-    return *end == '\0' && errno == 0;
+    knn_index ix = knn_index_of(m, m->idx_);
+    return rec_ids_of(m->buf_, &m->sec_[s ? K_ITEM_IDS : K_USER_IDS],
+                      s ? m->n_items : m->n_users, ix.off[s], ix.sorted[s]);
 }
 
 static uint32_t knn_find(const esb_knn *m, int s, const char *text, size_t len)
 {
-    knn_index ix;
-    knn_id want;
-    uint32_t lo = 0, hi = s ? m->n_items : m->n_users;
-    const uint32_t *a;
-    if (!m || !m->idx_ || (!text && len)) return ESB_KNN_UNKNOWN;
-    if (!knn_parse_id(s ? m->item_id_kind : m->user_id_kind, text ? text : "", len, &want))
-        return ESB_KNN_UNKNOWN;
-    ix = knn_index_of(m, m->idx_);
-    a = ix.sorted[s];
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        knn_id got = knn_id_at(m, &ix, s, a[mid]);
-        int c = knn_id_cmp(&got, &want);
-        if (c == 0) return a[mid];
-        if (c < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return ESB_KNN_UNKNOWN;
+    rec_ids_ref ids;
+    if (!m || !m->idx_) return ESB_KNN_UNKNOWN;
+    ids = knn_ids_ref(m, s);
+    return rec_find(&ids, text, len);
 }
 
 uint32_t esb_knn_find_user(const esb_knn *m, const char *text, size_t len)
@@ -841,18 +1038,10 @@ uint32_t esb_knn_find_item(const esb_knn *m, const char *text, size_t len)
 
 static esb_status knn_raw_id(const esb_knn *m, int s, uint32_t i, esb_label *out)
 {
-    knn_index ix;
-    knn_id id;
-    if (!m || !m->idx_ || !out || i >= (s ? m->n_items : m->n_users)) return ESB_E_ARGUMENT;
-    ix = knn_index_of(m, m->idx_);
-    id = knn_id_at(m, &ix, s, i);
-    memset(out, 0, sizeof *out);
-    out->kind = id.kind;
-    out->i = id.i;
-    out->f = id.f;
-    out->s = (const char *)id.s;
-    out->len = (uint32_t)id.len;
-    return ESB_OK;
+    rec_ids_ref ids;
+    if (!m || !m->idx_) return ESB_E_ARGUMENT;
+    ids = knn_ids_ref(m, s);
+    return rec_raw_id(&ids, i, out);
 }
 
 esb_status esb_knn_user_id(const esb_knn *m, uint32_t user, esb_label *id)
@@ -904,31 +1093,6 @@ static int knn_ws_init(const esb_knn *m, void *ws, size_t bytes, knn_ws *w)
     w->row_x = ESB_KNN_UNKNOWN;
     w->row_n = 0;
     return 1;
-}
-
-/* numpy's pairwise summation of a float64 array (np.sum), bit for bit. */
-static double knn_pairwise(const double *a, uint32_t n)
-{
-    if (n < 8) {
-        double res = 0.;
-        uint32_t i;
-        for (i = 0; i < n; i++) res += a[i];
-        return res;
-    }
-    if (n <= 128) {
-        double r[8], res;
-        uint32_t i, j;
-        for (j = 0; j < 8; j++) r[j] = a[j];
-        for (i = 8; i < n - (n % 8); i += 8)
-            for (j = 0; j < 8; j++) r[j] += a[i + j];
-        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-        for (; i < n; i++) res += a[i];
-        return res;
-    } else {
-        uint32_t n2 = n / 2;
-        n2 -= n2 % 8;
-        return knn_pairwise(a, n2) + knn_pairwise(a + n2, n - n2);
-    }
 }
 
 /* a before b: the larger similarity, ties in rating order (a stable sort of -sim). */
@@ -1041,7 +1205,7 @@ static void knn_estimate(const esb_knn *m, const knn_index *ix, uint32_t u, uint
     out->actual_k = n;
     out->has_actual_k = 1;
     for (j = 0; j < n; j++) w->terms[j] = c[j].sim;
-    sum_sim = knn_pairwise(w->terms, n);
+    sum_sim = rec_pairwise(w->terms, n);
     if (m->variant == ESB_KNN_BASIC) {
         if (n < m->min_k || n == 0) {
             out->est_unclipped = m->global_mean;
@@ -1050,7 +1214,7 @@ static void knn_estimate(const esb_knn *m, const knn_index *ix, uint32_t u, uint
             return;
         }
         for (j = 0; j < n; j++) w->terms[j] = c[j].sim * c[j].r;
-        out->est_unclipped = knn_pairwise(w->terms, n) / sum_sim;
+        out->est_unclipped = rec_pairwise(w->terms, n) / sum_sim;
         return;
     }
     if (m->variant == ESB_KNN_BASELINE) {
@@ -1069,7 +1233,7 @@ static void knn_estimate(const esb_knn *m, const knn_index *ix, uint32_t u, uint
             w->terms[j] = c[j].sim * dev;
         }
     }
-    sum_dev = n >= m->min_k ? knn_pairwise(w->terms, n) : 0.0;
+    sum_dev = n >= m->min_k ? rec_pairwise(w->terms, n) : 0.0;
     if (sum_sim > 0) {
         double agg = sum_dev / sum_sim;
         if (m->variant == ESB_KNN_ZSCORE) agg *= knn_f64(m, K_SIGMAS, x);
@@ -1080,9 +1244,8 @@ static void knn_estimate(const esb_knn *m, const knn_index *ix, uint32_t u, uint
 
 static double knn_clip(const esb_knn *m, double e)
 {
-    /* Python's min(hi, max(lo, e)), as KnnModel._clip (a NaN from an overflow gives lo) */
-    double v = e > m->rating_low ? e : m->rating_low;
-    return v < m->rating_high ? v : m->rating_high;
+    /* as KnnModel._clip */
+    return rec_clip(m->rating_low, m->rating_high, e);
 }
 
 esb_status esb_knn_predict(const esb_knn *m, uint32_t user, uint32_t item, void *ws,
@@ -1134,20 +1297,10 @@ esb_status esb_knn_recommend(const esb_knn *m, uint32_t user, uint32_t n, int ex
     for (it = 0; it < m->n_items && n; it++) {
         esb_knn_prediction p;
         double e;
-        uint32_t at;
         if (exclude_seen && known && (w.seen[it / 8] >> (it % 8) & 1u)) continue;
         knn_estimate(m, &ix, known ? user : ESB_KNN_UNKNOWN, it, &w, &p);
         e = knn_clip(m, p.est_unclipped);
-        if (got == n && !(e > est[n - 1])) continue; /* ties keep the earlier item */
-        at = got < n ? got : n - 1;
-        while (at > 0 && e > est[at - 1]) { /* insert after every estimate >= e */
-            est[at] = est[at - 1];
-            items[at] = items[at - 1];
-            at--;
-        }
-        est[at] = e;
-        items[at] = it;
-        if (got < n) got++;
+        rec_top_insert(items, est, n, &got, it, e);
     }
     *n_out = got;
     return ESB_OK;
@@ -1155,3 +1308,4 @@ esb_status esb_knn_recommend(const esb_knn *m, uint32_t user, uint32_t n, int ex
 
 #undef KBAD
 #undef KTRY
+/* RBAD, RTRY and the rec_* helpers stay: esb_factors.c uses them. */

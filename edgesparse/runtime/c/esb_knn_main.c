@@ -1,11 +1,14 @@
 /*
- * esb_knn_main.c - the k-NN part of the command-line driver (esb_main.c includes this file,
- * which it dispatches to when the model is a version-2 blob; never compile it on its own).
+ * esb_knn_main.c - the recommender part of the command-line driver (esb_main.c includes this
+ * file, which it dispatches to when the model is a version-2 blob, k-NN, or a version-3 blob,
+ * matrix factorization; never compile it on its own). KNN.esb below is either kind.
  *
  *   esb verify KNN.esb...               "OK" or "ERR <code> <message>": esb_knn_open, then
- *                                       esb_knn_use_index (the rest of the checks)
+ *                                       esb_knn_use_index (the rest of the checks); for
+ *                                       version 3 esb_factors_open, esb_factors_use_index
  *   esb predict KNN.esb PAIRS.csv       one line per pair: "<est>\t<actual_k or ->\t
- *                                       <was_impossible 0|1>\t<unclipped est>" ("%.17g")
+ *                                       <was_impossible 0|1>\t<unclipped est>" ("%.17g";
+ *                                       factor models have no actual_k: always -)
  *   esb recommend KNN.esb USER N [--all]  one line per item: "<raw item id>\t<est>"
  *                                       (--all: do not leave out the items USER rated)
  *   esb bench KNN.esb PAIRS.csv RUNS WARMUP [--op predict|recommend] [--batch N]
@@ -19,17 +22,25 @@
  * first line whose first field is "user" or "uid" is a header). Raw ids are text: decimal for int ids, strtod syntax
  * for float ids, the bytes for string ids (esb_knn_find_user / _item).
  * bench: --op predict (default) times N consecutive pairs per call (ids looked up before
- * timing), --op recommend times esb_knn_recommend(user of pair i, 10) per call.
+ * timing), --op recommend times esb_knn_recommend (esb_factors_recommend) of the user of pair
+ * i, 10 items, per call. The JSON line's "layout" is "knn" or "factors".
  */
 #ifndef ESB_KNN_MAIN_IN_ESB_MAIN
 #error "esb_knn_main.c is compiled as part of esb_main.c (which includes it)"
 #endif
 
-/* A version-2 blob by its first 10 bytes. */
-static int is_knn_blob(const unsigned char *b, size_t len)
+/* A recommender blob (version 2, k-NN, or 3, matrix factorization) by its first 10 bytes: its
+ * version, else 0. */
+static int recommender_version(const unsigned char *b, size_t len)
 {
     static const unsigned char magic[8] = {0x89, 'E', 'S', 'B', '\r', '\n', 0x1A, '\n'};
-    return len >= 10 && memcmp(b, magic, 8) == 0 && b[8] == 2 && b[9] == 0;
+    if (len < 10 || memcmp(b, magic, 8) != 0 || b[9] != 0 || (b[8] != 2 && b[8] != 3)) return 0;
+    return b[8];
+}
+
+static int is_knn_blob(const unsigned char *b, size_t len)
+{
+    return recommender_version(b, len) != 0;
 }
 
 static int file_is_knn(const char *path)
@@ -46,33 +57,70 @@ static int file_is_knn(const char *path)
 typedef struct knn_loaded {
     unsigned char *blob;
     size_t len;
+    int factors;   /* a version-3 blob: f, else m */
     esb_knn m;
+    esb_factors f;
+    char *message; /* m.message or f.message */
     uint32_t *index;
     size_t index_bytes;
     double *ws;
     size_t ws_bytes;
 } knn_loaded;
 
-/* esb_knn_open + esb_knn_use_index; 0 with m.message set (status in *st) on failure. */
+/* esb_knn_open + esb_knn_use_index (esb_factors_*); 0 with l->message set (status in *st) on
+ * failure. */
 static int knn_load_blob(unsigned char *blob, size_t len, knn_loaded *l, esb_status *st)
 {
     l->blob = blob;
     l->len = len;
     l->index = NULL;
     l->ws = NULL;
-    *st = esb_knn_open(blob, len, &l->m);
+    l->factors = recommender_version(blob, len) == 3;
+    l->message = l->factors ? l->f.message : l->m.message;
+    *st = l->factors ? esb_factors_open(blob, len, &l->f) : esb_knn_open(blob, len, &l->m);
     if (*st != ESB_OK) return 0;
-    l->index_bytes = esb_knn_index_size(&l->m);
-    l->ws_bytes = esb_knn_workspace_size(&l->m);
+    l->index_bytes = l->factors ? esb_factors_index_size(&l->f) : esb_knn_index_size(&l->m);
+    l->ws_bytes = l->factors ? 0 : esb_knn_workspace_size(&l->m);
     l->index = (uint32_t *)malloc(l->index_bytes ? l->index_bytes : 4);
     l->ws = (double *)malloc(l->ws_bytes ? l->ws_bytes : 8);
     if (!l->index || !l->ws) {
-        snprintf(l->m.message, sizeof l->m.message, "out of memory");
+        snprintf(l->message, ESB_MESSAGE_SIZE, "out of memory");
         *st = ESB_E_ARGUMENT;
         return 0;
     }
-    *st = esb_knn_use_index(&l->m, l->index, l->index_bytes);
+    *st = l->factors ? esb_factors_use_index(&l->f, l->index, l->index_bytes)
+                     : esb_knn_use_index(&l->m, l->index, l->index_bytes);
     return *st == ESB_OK;
+}
+
+/* The two kinds behind one set of calls. */
+static uint32_t rec_find(const knn_loaded *l, int item, const char *text, size_t len)
+{
+    if (l->factors)
+        return item ? esb_factors_find_item(&l->f, text, len)
+                    : esb_factors_find_user(&l->f, text, len);
+    return item ? esb_knn_find_item(&l->m, text, len) : esb_knn_find_user(&l->m, text, len);
+}
+
+/* One pair as esb_knn_predict reports it (a factor model has no actual_k). */
+static esb_status rec_predict(const knn_loaded *l, uint32_t u, uint32_t i, esb_knn_prediction *r)
+{
+    esb_factors_prediction p;
+    esb_status st;
+    if (!l->factors) return esb_knn_predict(&l->m, u, i, l->ws, l->ws_bytes, r);
+    st = esb_factors_predict(&l->f, u, i, &p);
+    memset(r, 0, sizeof *r);
+    r->est = p.est;
+    r->est_unclipped = p.est_unclipped;
+    r->was_impossible = p.was_impossible;
+    return st;
+}
+
+static esb_status rec_recommend(const knn_loaded *l, uint32_t u, uint32_t n, int exclude_seen,
+                                uint32_t *items, double *est, uint32_t *got)
+{
+    if (l->factors) return esb_factors_recommend(&l->f, u, n, exclude_seen, items, est, got);
+    return esb_knn_recommend(&l->m, u, n, exclude_seen, items, est, got, l->ws, l->ws_bytes);
 }
 
 static void knn_unload(knn_loaded *l)
@@ -92,7 +140,7 @@ static int knn_load(const char *path, knn_loaded *l)
         return 0;
     }
     if (!knn_load_blob(blob, len, l, &st)) {
-        fprintf(stderr, "esb: %s: %s\n", path, l->m.message);
+        fprintf(stderr, "esb: %s: %s\n", path, l->message);
         return 0;
     }
     return 1;
@@ -104,7 +152,7 @@ static int knn_verify_blob(unsigned char *blob, size_t len)
     knn_loaded l;
     esb_status st;
     int bad = !knn_load_blob(blob, len, &l, &st);
-    if (bad) printf("ERR %d %s\n", (int)st, l.m.message);
+    if (bad) printf("ERR %d %s\n", (int)st, l.message);
     else printf("OK\n");
     knn_unload(&l);
     return bad;
@@ -132,7 +180,7 @@ static int split_pair(char *line, char **a, size_t *na, char **b, size_t *nb)
     return 1;
 }
 
-static int read_pairs(const char *path, const esb_knn *m, knn_pairs *p)
+static int read_pairs(const char *path, const knn_loaded *l, knn_pairs *p)
 {
     size_t len = 0, cap = 0;
     char *line, *save = NULL, *a, *b;
@@ -163,8 +211,8 @@ static int read_pairs(const char *path, const esb_knn *m, knn_pairs *p)
             p->item = (uint32_t *)realloc(p->item, 4 * cap);
             if (!p->user || !p->item) return 0;
         }
-        p->user[p->n] = esb_knn_find_user(m, a, na);
-        p->item[p->n] = esb_knn_find_item(m, b, nb);
+        p->user[p->n] = rec_find(l, 0, a, na);
+        p->item[p->n] = rec_find(l, 1, b, nb);
         p->n++;
     }
     return 1;
@@ -184,10 +232,10 @@ static int knn_cmd_predict(const char *model, const char *data)
     uint32_t i;
     int rc = 0;
     if (!knn_load(model, &l)) return 2;
-    if (!read_pairs(data, &l.m, &p)) rc = 2;
+    if (!read_pairs(data, &l, &p)) rc = 2;
     for (i = 0; rc == 0 && i < p.n; i++) {
         esb_knn_prediction r;
-        if (esb_knn_predict(&l.m, p.user[i], p.item[i], l.ws, l.ws_bytes, &r) != ESB_OK) {
+        if (rec_predict(&l, p.user[i], p.item[i], &r) != ESB_OK) {
             fprintf(stderr, "esb: pair %u: prediction failed\n", (unsigned)i);
             rc = 1;
         } else if (r.has_actual_k) {
@@ -219,16 +267,15 @@ static int knn_cmd_recommend(int argc, char **argv)
     if (argc != 3 && !all) return usage();
     if (!parse_count("N", argv[2], &n) || n < 0 || n > 100000000L) return 2;
     if (!knn_load(argv[0], &l)) return 2;
-    u = esb_knn_find_user(&l.m, argv[1], strlen(argv[1]));
+    u = rec_find(&l, 0, argv[1], strlen(argv[1]));
     items = (uint32_t *)malloc(4 * (size_t)(n ? n : 1));
     est = (double *)malloc(8 * (size_t)(n ? n : 1));
     if (!items || !est) return 2;
-    if (esb_knn_recommend(&l.m, u, (uint32_t)n, !all, items, est, &got, l.ws, l.ws_bytes) !=
-        ESB_OK)
-        return 1;
+    if (rec_recommend(&l, u, (uint32_t)n, !all, items, est, &got) != ESB_OK) return 1;
     for (j = 0; j < got; j++) {
         esb_label id;
-        esb_knn_item_id(&l.m, items[j], &id);
+        if (l.factors) esb_factors_item_id(&l.f, items[j], &id);
+        else esb_knn_item_id(&l.m, items[j], &id);
         print_raw_id(&id);
         printf("\t%.17g\n", est[j]);
     }
@@ -246,13 +293,13 @@ static double knn_call(const knn_loaded *l, const knn_pairs *p, uint32_t start, 
     long j;
     if (recommend) {
         uint32_t got = 0;
-        esb_knn_recommend(&l->m, p->user[start], 10, 1, items, est, &got, l->ws, l->ws_bytes);
+        rec_recommend(l, p->user[start], 10, 1, items, est, &got);
         return got ? est[0] : 0;
     }
     for (j = 0; j < batch; j++) {
         esb_knn_prediction r;
         uint32_t i = (uint32_t)((start + (uint64_t)j) % p->n);
-        esb_knn_predict(&l->m, p->user[i], p->item[i], l->ws, l->ws_bytes, &r);
+        rec_predict(l, p->user[i], p->item[i], &r);
         ck += r.est;
     }
     return ck;
@@ -269,7 +316,7 @@ static int knn_write_predictions(const char *path, const knn_loaded *l, const kn
     }
     for (i = 0; i < p->n; i++) {
         esb_knn_prediction r;
-        esb_knn_predict(&l->m, p->user[i], p->item[i], l->ws, l->ws_bytes, &r);
+        rec_predict(l, p->user[i], p->item[i], &r);
         fprintf(f, "%.17g\n", r.est);
     }
     if (fclose(f) != 0) {
@@ -300,7 +347,7 @@ static int knn_cmd_bench(const char *model, const char *data, const bench_opts *
     if (!knn_load(model, &l)) return 2;
     load_ns = now_ns() - load_start;
     rss_after = proc_status_bytes("VmRSS");
-    if (!read_pairs(data, &l.m, &p)) return 2;
+    if (!read_pairs(data, &l, &p)) return 2;
     if (p.n == 0) {
         fprintf(stderr, "esb: %s has no pairs\n", data);
         return 2;
@@ -335,13 +382,14 @@ static int knn_cmd_bench(const char *model, const char *data, const bench_opts *
     if (o->predictions && !knn_write_predictions(o->predictions, &l, &p)) return 1;
     qsort(t, runs, 4, cmp_u32);
     qsort(empty, n_empty, 4, cmp_u32);
-    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"decoded\", \"layout\": \"knn\", "
+    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"decoded\", \"layout\": \"%s\", "
            "\"batch\": %ld, \"runs\": %ld, \"warmup\": %ld, \"rows\": %u, \"p50_ns\": %.1f, "
            "\"p90_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, \"mean_ns\": %.1f, "
            "\"min_ns\": %u, \"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, \"cold_start_ns\": "
            "%s, \"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, \"model_bytes\": %lu, "
            "\"workspace_bytes\": %lu, \"checksum\": %.17g, \"api\": \"one-row\"}\n",
-           recommend ? "recommend" : "predict", recommend ? 1L : o->batch, o->runs, o->warmup,
+           recommend ? "recommend" : "predict", l.factors ? "factors" : "knn",
+           recommend ? 1L : o->batch, o->runs, o->warmup,
            (unsigned)p.n, pct(t, runs, 0.5), pct(t, runs, 0.9), pct(t, runs, 0.99),
            pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0], pct(empty, n_empty, 0.5),
            (double)load_ns, cold, peak_rss_bytes(), model_rss, (unsigned long)l.len,

@@ -69,8 +69,8 @@
  * and bench with "esb: row N: <reason>" on stderr and exit 1 (bench checks every timed call's
  * status after its timer has stopped); bad files, unknown options and malformed numbers exit 2.
  *
- * k-NN recommenders (version-2 blobs): verify, predict PAIRS.csv, recommend and bench, see
- * esb_knn_main.c (included below).
+ * Recommenders (version-2 blobs, k-NN; version-3 blobs, matrix factorization): verify,
+ * predict PAIRS.csv, recommend and bench, see esb_knn_main.c (included below).
  *
  * The driver allocates (files, timings); the runtime (esb.c) never does.
  */
@@ -282,7 +282,7 @@ static int cmd_verify(int argc, char **argv)
             bad = 1;
             continue;
         }
-        if (is_knn_blob(blob, len)) { /* version 2: esb_knn_main.c */
+        if (is_knn_blob(blob, len)) { /* versions 2 and 3: esb_knn_main.c */
             bad |= knn_verify_blob(blob, len);
             continue;
         }
@@ -758,7 +758,8 @@ static int usage(void)
                     "       esb recommend KNN.esb USER N [--all]\n"
                     "       esb bench KNN.esb PAIRS.csv RUNS WARMUP [--op predict|recommend] "
                     "[--batch N]\n"
-                    "       (L: streamed, columns, dense or transposed)\n");
+                    "       (L: streamed, columns, dense or transposed; KNN.esb: a k-NN or "
+                    "matrix-factorization recommender, version 2 or 3)\n");
     return 2;
 }
 
