@@ -388,6 +388,7 @@ def test_export_c_builds_and_predicts_pairs_like_python(case, tmp_path) -> None:
     assert sorted(p.name for p in written) == sorted(
         [
             *("esb.h", "esb.c", "esb_knn.c", "esb_factors.c", "esb_text.c", "esb_unicode.h"),
+            "esb_tabular.c",
             *("model_data.h", "model_data.c", "main.c", "Makefile", "README.txt"),
         ]
     )
