@@ -118,6 +118,22 @@ def test_float_model_equals_surprise_predict(data, tmp_path, cls: str, options: 
     )
 
 
+@pytest.mark.parametrize(("cls", "options"), ALGOS, ids=IDS)
+def test_one_pair_equals_the_batch_bit_for_bit(data, cls: str, options: dict) -> None:
+    """``predict`` (one pair, on Python floats) and ``predict_many`` (arrays) give the same
+    bits for every factor type, known and unknown ids, clipped or not."""
+    from edgesparse.passes.factors import quantize_factors
+
+    exact = from_surprise_factors(fit(data, cls, options))
+    for how in ("none", "float32", "int8"):
+        model = FactorModel(quantize_factors(exact, how))
+        for clip in (True, False):
+            est, flags = model.predict_many(data["pairs"], clip=clip, with_flags=True)
+            one = [model.predict(u, i, clip=clip) for u, i in data["pairs"]]
+            assert [p.est for p in one] == est.tolist(), (how, clip)
+            assert [p.details["was_impossible"] for p in one] == flags.tolist()
+
+
 def test_svdpp_implicit_term_is_folded_into_the_user_factors(data) -> None:
     algo = fit(data, "SVDpp", {"n_factors": 4, "n_epochs": 2})
     ir = from_surprise_factors(algo)
