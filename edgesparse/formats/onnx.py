@@ -57,7 +57,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgesparse.errors import FormatError, InputError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
-from edgesparse.formats import onnx_sparse
+from edgesparse.formats import onnx_featurizers, onnx_sparse
 from edgesparse.formats.onnx_graph import (
     Graph,
     classifier_head,
@@ -168,7 +168,19 @@ def build(
     """
     opset = _check_options(ir, opset=opset, int8_form=int8_form, input=input)
     g = Graph()
-    if input == "csr":
+    stage = None
+    if ir.featurizer is not None:
+        stage = onnx_featurizers.stage(g, ir.featurizer)
+        inputs = stage.inputs
+        if stage.triples is not None:
+            rows, cols, values, n_rows = stage.triples
+            product = onnx_sparse.coo_products(
+                g, ir, rows=rows, cols=cols, values=values, n_rows=n_rows, sparse=sparse
+            )
+        else:
+            assert stage.x is not None
+            product = _dense_product(g, ir, sparse=sparse, int8_form=int8_form, x=stage.x)
+    elif input == "csr":
         product = onnx_sparse.csr_products(g, ir, sparse=sparse)
         inputs = onnx_sparse.csr_inputs()
     else:
@@ -185,6 +197,8 @@ def build(
     if ir.is_classifier:
         assert ir.classes is not None
         outputs = classifier_head(g, ir, scores) + outputs
+    if stage is not None:
+        outputs += stage.outputs
 
     graph = helper.make_graph(
         g.nodes,
@@ -192,13 +206,20 @@ def build(
         inputs,
         [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
         initializer=g.initializers,
+        value_info=g.value_info,
     )
     opsets = [helper.make_opsetid("", opset)]
+    used = {n.domain for n in g.nodes} - {"", "ai.onnx"}
+    opsets += [
+        helper.make_opsetid(d, v) for d, v in onnx_featurizers.EXTRA_DOMAINS.items() if d in used
+    ]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="edgesparse")
     # The lowest IR version the opset allows, so older onnxruntime builds load the file.
-    model.ir_version = helper.find_min_ir_version_for(opsets)
+    model.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
     model.producer_version = __version__
     meta = _metadata(ir, int8_form=int8_form, input=input)
+    if stage is not None:
+        meta.update(stage.meta)
     helper.set_model_props(model, {METADATA_KEY: json.dumps(meta, separators=(",", ":"))})
     return model
 
@@ -208,11 +229,13 @@ def _check_options(ir: LinearIR, *, opset: Any, int8_form: str, input: str) -> i
     together for ``ir``; else :class:`InputError`."""
     opset = check_opset(opset)
     if ir.featurizer is not None:
-        # The graph would start at the feature vector and silently drop the text stage.
-        raise InputError(
-            "this model starts with a text featurizer, which the ONNX exporter cannot write "
-            "yet (no text operators); write it as .esb"
-        )
+        onnx_featurizers.check_featurizer(ir.featurizer, opset=opset)
+        if input != "dense" or int8_form != "dequantize":
+            # The stage decides the product's input: its dense rows or its triples.
+            raise InputError(
+                "a model with an input stage takes raw input: the ONNX graph's input form and "
+                "int8 form are the stage's (no --onnx-input csr, no --onnx-int8 matmulinteger)"
+            )
     if int8_form not in INT8_FORMS:
         raise InputError(f"int8 form must be one of {', '.join(INT8_FORMS)}, not {int8_form!r}")
     if input not in INPUT_FORMS:
@@ -236,13 +259,14 @@ def _check_options(ir: LinearIR, *, opset: Any, int8_form: str, input: str) -> i
     return opset
 
 
-def _dense_product(g: Graph, ir: LinearIR, *, sparse: bool, int8_form: str) -> str:
-    """``X @ W`` for the dense input ``X``, gathering the used columns first when that pays."""
+def _dense_product(
+    g: Graph, ir: LinearIR, *, sparse: bool, int8_form: str, x: str = INPUT_NAME
+) -> str:
+    """``x @ W`` for the dense input ``x``, gathering the used columns first when that pays."""
     used = np.unique(ir.indices)
     if used.size == 0:
         # No weight at all: keep one (all-zero) column so the graph keeps its shape.
         used = np.zeros(1, dtype=np.int32)
-    x = INPUT_NAME
     if gathers_columns(ir):
         x = g.node("Gather", [x, g.const("used_columns", used.astype(np.int32))], axis=1)
     else:
@@ -277,7 +301,10 @@ def default_input(
 ) -> str:
     """The input form ``compress`` writes when not told: ``csr`` for models at least
     :data:`CSR_INPUT_FEATURES` features wide, unless ``opset`` or ``int8_form`` rule the
-    CSR-input graph out; ``dense`` otherwise."""
+    CSR-input graph out or the model has an input stage (which decides); ``dense``
+    otherwise."""
+    if ir.featurizer is not None:
+        return "dense"
     if opset < onnx_sparse.CSR_MIN_OPSET or int8_form != "dequantize":
         return "dense"
     return "csr" if ir.n_features >= CSR_INPUT_FEATURES else "dense"
