@@ -376,6 +376,7 @@ def _linear_file(
             fmt,
             source_class=original.provenance.get("source", "the model"),
             stage="text" if isinstance(original.featurizer, TextFeaturizer) else "tabular",
+            featurizer=original.featurizer,
         )
     done = (
         _budget_passes(options, estimator, original)

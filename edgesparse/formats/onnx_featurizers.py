@@ -32,7 +32,14 @@ from edgesparse.formats.onnx_graph import Graph
 from edgesparse.ir.tabular import TabularFeaturizer
 from edgesparse.ir.text import TextFeaturizer
 
-__all__ = ["EXTRA_DOMAINS", "TEXT_MIN_OPSET", "Stage", "check_featurizer", "features_model", "stage"]
+__all__ = [
+    "EXTRA_DOMAINS",
+    "TEXT_MIN_OPSET",
+    "Stage",
+    "check_featurizer",
+    "features_model",
+    "stage",
+]
 
 TEXT_MIN_OPSET = 16
 """The text stage's product scatters with ``reduction`` (opset 16)."""
@@ -46,11 +53,13 @@ ai.onnx.ml 2)."""
 class Stage:
     """What a featurizer stage adds to the graph: its inputs, its features (``x``: the dense
     float32 rows, or ``triples``: row, column, float32 value names plus the row count
-    ``[N]``), extra outputs and the metadata the runtime wrapper needs."""
+    ``[N]``; ``exact``: the float64 rows or values before that cast), extra outputs and the
+    metadata the runtime wrapper needs."""
 
     inputs: list[Any]
     x: str | None
     triples: tuple[str, str, str, str] | None
+    exact: str
     outputs: list[tuple[str, int, list[Any]]]
     meta: dict[str, Any]
 
@@ -81,29 +90,37 @@ def _text_stage(g: Graph, feat: TextFeaturizer) -> Stage:
     values32 = g.node("Cast", [values], to=TensorProto.FLOAT)
     n_rows = g.node("Shape", [onnx_text.DOCUMENTS])
     inputs = [helper.make_tensor_value_info(onnx_text.DOCUMENTS, TensorProto.STRING, ["N"])]
-    meta = {"input": "text", "lowercase": feat.lowercase}
-    return Stage(inputs, None, (rows, cols, values32, n_rows), [], meta)
+    meta = {"input": "text", "n_features": feat.n_features, "lowercase": feat.lowercase}
+    return Stage(inputs, None, (rows, cols, values32, n_rows), values, [], meta)
 
 
 def _tabular_stage(g: Graph, feat: TabularFeaturizer) -> Stage:
     kinds = onnx_tabular.input_kinds(feat)
     names = _input_names(feat, kinds)
-    x, unknown = onnx_tabular.tabular_features(g, feat, names)
+    x64, unknown = onnx_tabular.tabular_features(g, feat, names)
+    x = g.node("Cast", [x64], to=TensorProto.FLOAT)
     outputs: list[tuple[str, int, list[Any]]] = []
     if unknown:
         flags = unknown[0] if len(unknown) == 1 else g.node("Concat", unknown, axis=1)
         g.node("Identity", [flags], out=onnx_tabular.UNKNOWN_OUTPUT)
         outputs.append((onnx_tabular.UNKNOWN_OUTPUT, TensorProto.BOOL, ["N", len(unknown)]))
-    elem = {"string": TensorProto.STRING, "number": TensorProto.DOUBLE, "double": TensorProto.DOUBLE}
+    elem = {
+        "string": TensorProto.STRING,
+        "number": TensorProto.DOUBLE,
+        "double": TensorProto.DOUBLE,
+    }
     inputs = [helper.make_tensor_value_info(names[s], elem[k], ["N"]) for s, k in kinds.items()]
     meta = {
         "input": "tabular",
+        "n_features": feat.n_features,
         "n_inputs": feat.n_inputs,
         "names": None if feat.names is None else list(feat.names),
         "inputs": [[names[s], s, k] for s, k in kinds.items()],
         "unknown": [c.source for c in feat.columns if c.categories and c.unknown == "error"],
+        # String inputs where "" is a category of its own (elsewhere "" means a NaN cell).
+        "empty": sorted({c.source for c in feat.columns if c.categories and "" in c.categories}),
     }
-    return Stage(inputs, x, None, outputs, meta)
+    return Stage(inputs, x, None, x64, outputs, meta)
 
 
 def _input_names(feat: TabularFeaturizer, kinds: dict[int, str]) -> dict[int, str]:
@@ -117,21 +134,21 @@ def _input_names(feat: TabularFeaturizer, kinds: dict[int, str]) -> dict[int, st
 
 def features_model(feat: TextFeaturizer | TabularFeaturizer, *, opset: int = 17) -> Any:
     """An ONNX model of the stage alone (for tests and debugging): outputs ``rows``, ``cols``
-    (int64) and ``values`` (float32, as the product reads them) for text, ``X``
-    (float32 ``[N, n_features]``) and the ``unknown`` flags when any for tabular."""
+    (int64) and ``values`` for text, ``X`` (``[N, n_features]``) and the ``unknown`` flags
+    when any for tabular; the values are float64, before the product's float32 cast."""
     check_featurizer(feat, opset=opset)
     g = Graph()
     st = stage(g, feat)
     if st.triples is not None:
-        rows, cols, values32, _ = st.triples
+        rows, cols, _, _ = st.triples
         outs = [
             (g.node("Identity", [rows], out="rows"), TensorProto.INT64, ["nnz"]),
             (g.node("Identity", [cols], out="cols"), TensorProto.INT64, ["nnz"]),
-            (g.node("Identity", [values32], out="values"), TensorProto.FLOAT, ["nnz"]),
+            (g.node("Identity", [st.exact], out="values"), TensorProto.DOUBLE, ["nnz"]),
         ]
     else:
-        assert st.x is not None
-        outs = [(g.node("Identity", [st.x], out="X"), TensorProto.FLOAT, ["N", feat.n_features])]
+        x = g.node("Identity", [st.exact], out="X")
+        outs = [(x, TensorProto.DOUBLE, ["N", feat.n_features])]
     outs += st.outputs
     graph = helper.make_graph(
         g.nodes,

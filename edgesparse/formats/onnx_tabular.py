@@ -93,41 +93,52 @@ def _check_column(col: TabularColumn, kind: str, where: str) -> None:
         return
     cats = col.categories
     if any(c is None for c in cats) or (col.impute and col.fill is None):
-        raise InputError(f"{where}: None as a category is not exported to ONNX (no tensor holds it)")
+        raise InputError(
+            f"{where}: None as a category is not exported to ONNX: no ONNX tensor holds None; "
+            "write it as .esb"
+        )
     if kind == "string":
         others = [c for c in cats if not isinstance(c, str) and not _is_nan(c)]
         if others or (col.impute and not isinstance(col.fill, str)):
             raise InputError(
-                f"{where}: categories mix strings and numbers, and an ONNX tensor holds one "
-                "type; write it as .esb"
+                f"{where}: categories mixing strings and numbers are not exported to ONNX: an "
+                "ONNX tensor holds one type; write it as .esb"
             )
         nan_used = any(_is_nan(c) for c in cats) or (col.impute and math.isnan(col.missing))
         if col.impute and not math.isnan(col.missing):
             raise InputError(
                 f"{where}: a numeric missing marker ({col.missing!r}) on string categories "
-                "is not exported to ONNX; write it as .esb"
+                "is not exported to ONNX: a string tensor holds no number; write it as .esb"
             )
         if (nan_used and "" in cats) or ALIEN_STRING in cats:
+            shown = ALIEN_STRING if ALIEN_STRING in cats else ""
             raise InputError(
-                f"{where}: the category {'' if ALIEN_STRING not in cats else ALIEN_STRING!r} "
-                "is how the ONNX graph's string input encodes a missing or foreign cell; "
-                "write it as .esb"
+                f"{where}: the category {shown!r} is not exported to ONNX: the graph's string "
+                "input encodes a missing or foreign cell as it; write it as .esb"
             )
         return
     values = [*cats, *([col.fill] if col.impute else [])]
     for c in values:
         if isinstance(c, int) and abs(c) > _EXACT_INT:
-            raise InputError(f"{where}: integer category {c} is not exact in a double")
+            raise InputError(
+                f"{where}: integer category {c} is not exported to ONNX: the graph reads "
+                "numeric categories as doubles, exact up to 2**53; write it as .esb"
+            )
         if isinstance(c, float) and math.isinf(c):
-            raise InputError(f"{where}: category {c!r} encodes a foreign cell in ONNX")
+            raise InputError(
+                f"{where}: category {c!r} is not exported to ONNX: the graph's numeric input "
+                "encodes a foreign cell as inf; write it as .esb"
+            )
 
 
 def _is_nan(v: object) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
-def tabular_features(g: Graph, feat: TabularFeaturizer, names: dict[int, str]) -> tuple[str, list[str]]:
-    """Add the nodes from the record inputs (``names``: source -> input name) to the float32
+def tabular_features(
+    g: Graph, feat: TabularFeaturizer, names: dict[int, str]
+) -> tuple[str, list[str]]:
+    """Add the nodes from the record inputs (``names``: source -> input name) to the float64
     feature rows; return their name (``[N, n_features]``) and the names of the per-column
     unknown flags (``handle_unknown="error"`` columns, ``[N, 1]`` bool each)."""
     parts, unknown = [], []
@@ -149,7 +160,7 @@ def tabular_features(g: Graph, feat: TabularFeaturizer, names: dict[int, str]) -
         hot = g.node("Equal", [g.node("Unsqueeze", [index, _axes1(g)]), span])
         parts.append(g.node("Cast", [hot], to=TensorProto.DOUBLE))
     rows = parts[0] if len(parts) == 1 else g.node("Concat", parts, axis=1)
-    return g.node("Cast", [rows], to=TensorProto.FLOAT), unknown
+    return rows, unknown
 
 
 def _numeric(g: Graph, col: TabularColumn, x: str) -> str:
@@ -203,7 +214,9 @@ def _number_index(g: Graph, col: TabularColumn, x: str) -> str:
             "Or", [hit, g.node("And", [is_nan, g.const(f"nan{len(g.initializers)}", nan_at)])]
         )
     # A last column that always hits: ArgMax (first maximum) lands there when no category does.
-    always = g.node("Expand", [_named(g, "tab_true", np.array([[True]])), g.node("Shape", [column])])
+    always = g.node(
+        "Expand", [_named(g, "tab_true", np.array([[True]])), g.node("Shape", [column])]
+    )
     hit_i = g.node("Cast", [g.node("Concat", [hit, always], axis=1)], to=TensorProto.INT32)
     first = g.node("ArgMax", [hit_i], axis=1, keepdims=0)
     none = g.const(f"ncat{len(g.initializers)}", np.array(len(cats), dtype=np.int64))

@@ -25,7 +25,7 @@ versions), hence the explicit class; ``MurmurHash3`` on strings equals scikit-le
 locale where ``en_US.UTF-8`` is not installed, lowercases nothing beyond ASCII in ``C``,
 and in ``C.UTF-8`` equals ``str.lower`` on every single code point but U+0130 (``İ``: Python
 gives ``i`` + U+0307) and, in context, U+03A3 (``Σ``: Python gives the final ``ς`` at a
-word's end, onnxruntime always ``σ``). Documents with those two characters are the one
+word's end, onnxruntime always the medial U+03C3). Documents with those two characters are the one
 known difference; :class:`edgesparse.runtime.onnx_model.OnnxModel` refuses them.
 """
 
