@@ -993,17 +993,17 @@ def test_any_bytes_in_the_text_section_give_a_format_error_or_a_model() -> None:
                 assert "\n" not in str(exc)
 
 
-def test_onnx_encoder_refuses_a_text_stage_instead_of_dropping_it() -> None:
+def test_onnx_encoder_writes_the_text_stage_instead_of_dropping_it() -> None:
     """Called directly (not through compress), the exporter must not write a graph that starts
-    at the feature vector and so ignores the model's text stage."""
+    at the feature vector and so ignores the model's text stage: the graph reads documents
+    (issue 20, item 3), and a feature-row input form is refused."""
     pytest.importorskip("onnx")
     from edgesparse.errors import InputError
     from edgesparse.formats import onnx as onnx_format
 
     ir = _text_ir()
-    with pytest.raises(InputError, match="starts with a text featurizer"):
-        onnx_format.encode(ir)
-    with pytest.raises(InputError, match="starts with a text featurizer"):
+    assert onnx_format.describe(onnx_format.encode(ir))["inputs"] == {"documents": "string [N]"}
+    with pytest.raises(InputError, match="a model with an input stage takes raw input"):
         onnx_format.encode(ir, input="csr")
     assert onnx_format.encode(ir.replace(featurizer=None))  # the same model without the stage
 
