@@ -11,6 +11,7 @@ adult-like table. Each refusal's one-line message is checked.
 
 from __future__ import annotations
 
+import csv
 import pickle
 import warnings
 
@@ -44,7 +45,12 @@ from edgesparse.formats.onnx_featurizers import features_model  # noqa: E402
 from edgesparse.frontends import to_linear_ir  # noqa: E402
 from edgesparse.runtime.model import Model  # noqa: E402
 from edgesparse.runtime.onnx_model import OnnxModel  # noqa: E402
-from tests.test_tabular_featurizer import _tab_ir, adult_like, adult_transformer  # noqa: E402
+from tests.test_tabular_featurizer import (  # noqa: E402
+    _is_missing,
+    _tab_ir,
+    adult_like,
+    adult_transformer,
+)
 from tests.test_text_featurizer import DOCS, HARD_DOCS, LABELS  # noqa: E402
 
 # Text nobody here designed (docstrings) plus scripts and edge cases: accents, Greek with its
@@ -236,6 +242,12 @@ def test_cli_compresses_text_to_onnx_and_load_predicts_documents(tmp_path) -> No
     model = edgesparse.load(out)
     assert isinstance(model, OnnxModel)
     assert float(np.mean(model.predict(LOWER_TEST) == pipe.predict(LOWER_TEST))) >= 0.995
+    lines = [d.replace("\n", " ") for d in LOWER_TEST[:100] if d.strip()]
+    docs = tmp_path / "docs.txt"
+    docs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    res = CliRunner().invoke(cli, ["predict", str(out), str(docs)])
+    assert res.exit_code == 0, res.output
+    assert res.output.split() == [str(v) for v in model.predict(lines)]
     bad = make_pipeline(HashingVectorizer(analyzer="char"), _sgd()).fit(TRAIN[:200], Y_TRAIN[:200])
     src.write_bytes(pickle.dumps(bad))
     res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(out)])
@@ -396,3 +408,14 @@ def test_cli_compresses_a_table_to_onnx_and_load_predicts_records(tmp_path, adul
     info = onnx_format.inspect_file(out)
     assert info["inputs"]["in_workclass"] == "string [N]"
     assert info["inputs"]["in_age"] == "float64 [N]"
+    # edgesparse predict reads a CSV of records (empty cells missing) for it, as for .esb.
+    rows = tmp_path / "rows.csv"
+    order = list(reversed(names))
+    with rows.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(order)
+        for rec in test[:200].to_dict("records"):
+            w.writerow(["" if _is_missing(rec[n]) else rec[n] for n in order])
+    res = CliRunner().invoke(cli, ["predict", str(out), str(rows)])
+    assert res.exit_code == 0, res.output
+    assert [int(v) for v in res.output.split()] == pipe.predict(test[:200]).tolist()

@@ -74,6 +74,8 @@ class OnnxModel:
         meta: the exporter's metadata (head, class labels, weights) and what was read off
             the graph's signature (feature count, outputs, label type).
         session: the ``onnxruntime.InferenceSession``.
+        input_stage: ``"text"`` (the model takes documents), ``"tabular"`` (records) or
+            None (feature rows), from the graph's input stage.
     """
 
     # Inputs go through the numpy runtime's checks (runtime/checks.py), so that both runtimes
@@ -103,8 +105,8 @@ class OnnxModel:
         self._one_column = bool(meta["squeeze"]) and self.n_outputs_ == 1
         self._csr_input = meta.get("input") == "csr"
         # An input stage in the graph: raw documents or records in (runtime.onnx_inputs).
-        self._stage = meta.get("input") if meta.get("input") in _STAGES else None
-        self._records = onnx_inputs.RecordFeeds(meta) if self._stage == "tabular" else None
+        self.input_stage: str | None = meta["input"] if meta.get("input") in _STAGES else None
+        self._records = onnx_inputs.RecordFeeds(meta) if self.input_stage == "tabular" else None
         self._classes = None
         if self._is_classifier:
             self._classes = np.asarray(meta["classes"], dtype=_CLASS_DTYPES[meta["classes_dtype"]])
@@ -181,7 +183,7 @@ class OnnxModel:
 
     # -- running ------------------------------------------------------------------------------
     def _run(self, output: str, X: Any) -> np.ndarray:
-        if self._stage == "text":
+        if self.input_stage == "text":
             feeds = onnx_inputs.document_feeds(X, lowercase=bool(self.meta.get("lowercase")))
             parts = [self.session.run([output], feed)[0] for feed in feeds]
             return parts[0] if len(parts) == 1 else np.concatenate(parts)
