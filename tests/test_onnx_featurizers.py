@@ -100,6 +100,15 @@ TEXT_PIPELINES = {
         TfidfTransformer(sublinear_tf=True),
         LogisticRegression(max_iter=300),
     ),
+    "hashing-bigrams-stop-words": lambda: (
+        HashingVectorizer(n_features=2**16, ngram_range=(1, 2), stop_words="english"),
+        TfidfTransformer(use_idf=False),
+        LogisticRegression(max_iter=300),
+    ),
+    "hashing-trigrams-only-unsigned": lambda: (
+        HashingVectorizer(n_features=2**14, ngram_range=(3, 3), alternate_sign=False),
+        _sgd(),
+    ),
     "count-bigrams-min-df": lambda: (
         CountVectorizer(ngram_range=(1, 2), min_df=2),
         LogisticRegression(max_iter=300),
@@ -147,7 +156,7 @@ def test_text_features_equal_transform(text_pipe: object) -> None:
 @pytest.mark.parametrize("quantize", ["float32", "int8"])
 def test_text_labels_agree_with_scikit_learn(text_pipe: object, quantize: str) -> None:
     ir = compress(text_pipe, quantize=quantize)
-    model = OnnxModel.from_bytes(onnx_format.encode(ir))
+    model = OnnxModel.from_bytes(onnx_format.encode(ir, opset=onnx_format.default_opset(ir)))
     docs = _test_docs(text_pipe)
     want = text_pipe.predict(docs)
     got = model.predict(docs)
@@ -206,8 +215,9 @@ def test_text_input_errors_are_the_numpy_runtimes() -> None:
         ),
         (
             HashingVectorizer(ngram_range=(1, 2)),
-            "text featurizer: HashingVectorizer ngram_range=(1, 2) is not exported to ONNX: an "
-            "n-gram's hash is MurmurHash3 of its joined string",
+            "text featurizer: HashingVectorizer ngram_range=(1, 2) needs opset 20 or later in "
+            "ONNX, not 17: an n-gram's hash is MurmurHash3 of its tokens joined by a space, and "
+            "StringConcat (opset 20) joins them",
         ),
     ],
 )
@@ -216,6 +226,16 @@ def test_text_refusals_name_the_parameter_and_why(vectorizer: object, message: s
     with pytest.raises(InputError) as info:
         onnx_format.encode(to_linear_ir(pipe))
     assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_hashed_ngrams_raise_the_default_opset_to_20() -> None:
+    pipe = make_pipeline(HashingVectorizer(ngram_range=(1, 2)), _sgd()).fit(TRAIN, Y_TRAIN)
+    ir = to_linear_ir(pipe)
+    assert onnx_format.default_opset(ir) == 20
+    unigrams = make_pipeline(HashingVectorizer(), _sgd()).fit(TRAIN[:300], Y_TRAIN[:300])
+    assert onnx_format.default_opset(to_linear_ir(unigrams)) == onnx_format.DEFAULT_OPSET
+    info = onnx_format.describe(onnx_format.encode(ir, opset=20))
+    assert info["opset"]["ai.onnx"] == 20 and info["ops"]["StringConcat"] == 2
 
 
 def test_text_needs_opset_16_and_its_own_input_form() -> None:

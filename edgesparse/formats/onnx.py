@@ -78,6 +78,7 @@ __all__ = [
     "build",
     "check_opset",
     "default_input",
+    "default_opset",
     "describe",
     "gathers_columns",
     "encode",
@@ -294,6 +295,12 @@ def _metadata(ir: LinearIR, *, int8_form: str, input: str) -> dict[str, Any]:
     if input == "csr":
         meta.update(input="csr", n_features=int(ir.n_features))
     return meta
+
+
+def default_opset(ir: LinearIR) -> int:
+    """The opset ``compress`` writes when not told: :data:`DEFAULT_OPSET`, or higher when the
+    model's input stage needs it (hashed word n-grams: 20, for ``StringConcat``)."""
+    return onnx_featurizers.default_opset(ir.featurizer, DEFAULT_OPSET)
 
 
 def default_input(

@@ -6,8 +6,9 @@
   :mod:`~edgesparse.formats.onnx_sparse` (opset >= 16). Exported: the ``word`` analyzer with
   every supported token pattern, lowercase or not, stop words; ``CountVectorizer`` /
   ``TfidfVectorizer`` vocabularies with any ``ngram_range``; ``HashingVectorizer`` unigrams
-  (signed or not, binary, norms); tf-idf. Refused: ``char`` / ``char_wb`` analyzers,
-  ``strip_accents``, hashed n-grams (:func:`~edgesparse.formats.onnx_text.check_text`).
+  (signed or not, binary, norms) and word n-grams (opset >= 20: ``StringConcat``); tf-idf.
+  Refused: ``char`` / ``char_wb`` analyzers, ``strip_accents``
+  (:func:`~edgesparse.formats.onnx_text.check_text`).
 * tabular (:mod:`~edgesparse.formats.onnx_tabular`): one input per record column read,
   ``double`` or ``string`` ``[N]``; the stage yields the dense ``[N, n_features]`` float32
   rows for the dense product. Exported: imputers, scalers, one-hot encoders with string or
@@ -34,6 +35,7 @@ from edgesparse.ir.text import TextFeaturizer
 
 __all__ = [
     "EXTRA_DOMAINS",
+    "default_opset",
     "TEXT_MIN_OPSET",
     "Stage",
     "check_featurizer",
@@ -68,7 +70,7 @@ def check_featurizer(feat: TextFeaturizer | TabularFeaturizer, *, opset: int | N
     """Raise :class:`InputError` (one line: the featurizer, the parameter and why) when the
     ONNX exporter cannot reproduce ``feat`` exactly; ``opset`` when known."""
     if isinstance(feat, TextFeaturizer):
-        onnx_text.check_text(feat)
+        onnx_text.check_text(feat, opset=opset)
         if opset is not None and opset < TEXT_MIN_OPSET:
             raise InputError(
                 f"a text model's ONNX graph needs opset {TEXT_MIN_OPSET} or later (its "
@@ -132,10 +134,20 @@ def _input_names(feat: TabularFeaturizer, kinds: dict[int, str]) -> dict[int, st
     return {s: f"in_{feat.names[s]}" for s in kinds}
 
 
-def features_model(feat: TextFeaturizer | TabularFeaturizer, *, opset: int = 17) -> Any:
+def default_opset(feat: TextFeaturizer | TabularFeaturizer | None, opset: int) -> int:
+    """``opset`` (the exporter's default), or the lowest opset ``feat``'s graph can use when
+    that is higher (hashed word n-grams: 20)."""
+    if isinstance(feat, TextFeaturizer):
+        return max(opset, onnx_text.min_opset(feat))
+    return opset
+
+
+def features_model(feat: TextFeaturizer | TabularFeaturizer, *, opset: int | None = None) -> Any:
     """An ONNX model of the stage alone (for tests and debugging): outputs ``rows``, ``cols``
     (int64) and ``values`` for text, ``X`` (``[N, n_features]``) and the ``unknown`` flags
-    when any for tabular; the values are float64, before the product's float32 cast."""
+    when any for tabular; the values are float64, before the product's float32 cast.
+    ``opset``: by default 17, or what :func:`default_opset` raises it to."""
+    opset = default_opset(feat, 17) if opset is None else opset
     check_featurizer(feat, opset=opset)
     g = Graph()
     st = stage(g, feat)

@@ -41,7 +41,16 @@ from edgesparse.errors import InputError
 from edgesparse.formats.onnx_graph import Graph
 from edgesparse.ir.text import TextFeaturizer
 
-__all__ = ["DOCUMENTS", "LOCALE", "PAD", "check_text", "text_triples", "word_class"]
+__all__ = [
+    "DOCUMENTS",
+    "HASHED_NGRAM_MIN_OPSET",
+    "LOCALE",
+    "PAD",
+    "check_text",
+    "min_opset",
+    "text_triples",
+    "word_class",
+]
 
 DOCUMENTS = "documents"
 """Input name of a text model's graph: string ``[N]``."""
@@ -52,6 +61,9 @@ LOCALE = "C.UTF-8"
 
 PAD = "#"
 """The tokenizer's padding: never a token (not a word character)."""
+
+HASHED_NGRAM_MIN_OPSET = 20
+"""Hashed word n-grams join their tokens with ``StringConcat`` (opset 20)."""
 
 _MS, _ML = "com.microsoft", "ai.onnx.ml"
 
@@ -74,9 +86,10 @@ def word_class() -> str:
     return "[" + "".join(parts) + "]"
 
 
-def check_text(feat: TextFeaturizer) -> None:
+def check_text(feat: TextFeaturizer, *, opset: int | None = None) -> None:
     """Raise :class:`InputError` (one line, naming the parameter and why) when the graph
-    cannot reproduce ``feat`` exactly with onnxruntime's operators."""
+    cannot reproduce ``feat`` exactly with onnxruntime's operators (at ``opset``, when
+    given)."""
     where = "text featurizer"
     if feat.analyzer != "word":
         raise InputError(
@@ -89,15 +102,23 @@ def check_text(feat: TextFeaturizer) -> None:
             f"{where}: strip_accents={feat.strip_accents!r} is not exported to ONNX: it needs "
             "Unicode NFKD normalization, which no onnxruntime operator does; write it as .esb"
         )
-    if feat.vocabulary is None and feat.ngram_range != (1, 1):
+    if opset is not None and min_opset(feat) == HASHED_NGRAM_MIN_OPSET > opset:
         raise InputError(
-            f"{where}: HashingVectorizer ngram_range={feat.ngram_range} is not exported to "
-            "ONNX: an n-gram's hash is MurmurHash3 of its joined string, and joining strings "
-            "needs StringConcat (opset 20), which this exporter does not use yet; write it as "
-            ".esb or hash unigrams only"
+            f"{where}: HashingVectorizer ngram_range={feat.ngram_range} needs opset "
+            f"{HASHED_NGRAM_MIN_OPSET} or later in ONNX, not {opset}: an n-gram's hash is "
+            "MurmurHash3 of its tokens joined by a space, and StringConcat (opset 20) joins "
+            "them"
         )
     if feat.vocabulary is not None:
         _ngram_base(feat)
+
+
+def min_opset(feat: TextFeaturizer) -> int:
+    """The lowest default-domain opset the graph of ``feat`` can use: 16 (the product's
+    scatter adds), :data:`HASHED_NGRAM_MIN_OPSET` for hashed word n-grams (``StringConcat``)."""
+    if feat.vocabulary is None and feat.ngram_range[1] > 1:
+        return HASHED_NGRAM_MIN_OPSET
+    return 16
 
 
 def _vocabulary_tokens(feat: TextFeaturizer) -> list[str]:
@@ -150,7 +171,7 @@ def text_triples(g: Graph, feat: TextFeaturizer) -> tuple[str, str, str]:
 
 def _hashed_terms(g: Graph, feat: TextFeaturizer, tokens: str) -> tuple[str, str | None, str]:
     """Column ``|h| % n_features`` (in int64: ``h = -2**31`` included), sign and keep mask of
-    each token."""
+    each term: the tokens, or their n-grams joined by a space (stop words removed first)."""
     dropped = sorted({PAD, *feat.stop_words})
     flag = g.node(
         "LabelEncoder",
@@ -161,8 +182,10 @@ def _hashed_terms(g: Graph, feat: TextFeaturizer, tokens: str) -> tuple[str, str
         default_int64=0,
     )
     keep = g.node("Equal", [flag, _s64(g, 0)])
+    if feat.ngram_range[1] > 1:
+        tokens, keep = _joined_ngrams(g, feat, tokens, keep)
     h = g.node("MurmurHash3", [tokens], domain=_MS, positive=0, seed=0)
-    g.value_info.append(helper.make_tensor_value_info(h, TensorProto.INT32, ["N", "T"]))
+    g.value_info.append(helper.make_tensor_value_info(h, TensorProto.INT32, ["N", "terms"]))
     h64 = g.node("Cast", [h], to=TensorProto.INT64)
     cols = g.node("Mod", [g.node("Abs", [h64]), _s64(g, feat.n_features)])
     if not feat.alternate_sign:
@@ -170,6 +193,36 @@ def _hashed_terms(g: Graph, feat: TextFeaturizer, tokens: str) -> tuple[str, str
     negative = g.node("Less", [h64, _s64(g, 0)])
     one, minus = _const(g, "one_d", np.array(1.0)), _const(g, "minus_one_d", np.array(-1.0))
     return cols, g.node("Where", [negative, minus, one]), keep
+
+
+def _joined_ngrams(g: Graph, feat: TextFeaturizer, tokens: str, keep: str) -> tuple[str, str]:
+    """Every n-gram (``n`` in ``ngram_range``) of the kept tokens as one string, its tokens
+    joined by one space, and whether all its tokens are kept (unigrams first, then each
+    larger ``n``, each in order of position: scikit-learn's order)."""
+    if feat.stop_words:
+        idx = _kept_first(g, g.node("Not", [keep]))
+        tokens = g.node("GatherElements", [tokens, idx], axis=1)
+        keep = g.node("GatherElements", [keep, idx], axis=1)
+    space = _const(g, "space", np.array(" ", dtype=object))
+    terms, valid = [], []
+    lo, hi = feat.ngram_range
+    for n in range(lo, hi + 1):
+        term, ok = None, None
+        for k in range(n):
+            end = -(n - 1 - k) if k < n - 1 else np.iinfo(np.int64).max
+            bounds = [_i64(g, k), _i64(g, end), _i64(g, 1)]
+            part = g.node("Slice", [tokens, *bounds])
+            good = g.node("Slice", [keep, *bounds])
+            if term is None:
+                term, ok = part, good
+            else:
+                term = g.node("StringConcat", [g.node("StringConcat", [term, space]), part])
+                ok = g.node("And", [ok, good])
+        terms.append(term)
+        valid.append(ok)
+    if len(terms) == 1:
+        return terms[0], valid[0]
+    return g.node("Concat", terms, axis=1), g.node("Concat", valid, axis=1)
 
 
 def _vocabulary_terms(g: Graph, feat: TextFeaturizer, tokens: str) -> tuple[str, str]:
@@ -188,7 +241,8 @@ def _vocabulary_terms(g: Graph, feat: TextFeaturizer, tokens: str) -> tuple[str,
     )
     lo, hi = feat.ngram_range
     if hi > 1 and feat.stop_words:
-        ids = _compacted(g, ids)
+        idx = _kept_first(g, g.node("Equal", [ids, _s64(g, -2)]))
+        ids = g.node("GatherElements", [ids, idx], axis=1)
     keys, valid = [], []
     for n in range(lo, hi + 1):
         key, ok = None, None
@@ -253,17 +307,16 @@ def _s64(g: Graph, v: int) -> str:
     return _const(g, f"s64_{v}".replace("-", "m"), np.array(v, dtype=np.int64))
 
 
-def _compacted(g: Graph, ids: str) -> str:
-    """``ids`` with the dropped tokens (-2: stop words, padding) moved to the end of each row,
-    the others kept in order (scikit-learn forms n-grams after removing stop words)."""
-    width = g.node("Gather", [g.node("Shape", [ids]), _s64(g, 1)], axis=0)
+def _kept_first(g: Graph, dropped: str) -> str:
+    """Per row, the positions of the kept tokens in order, then the dropped ones (stop words,
+    padding): scikit-learn forms n-grams after removing stop words."""
+    width = g.node("Gather", [g.node("Shape", [dropped]), _s64(g, 1)], axis=0)
     pos = g.node("Range", [_s64(g, 0), width, _s64(g, 1)])
-    dropped = g.node("Equal", [ids, _s64(g, -2)])
     # Kept tokens sort by position, dropped ones after every kept one (Where broadcasts).
     order_key = g.node("Where", [dropped, g.node("Add", [pos, width]), pos])
     k = g.node("Unsqueeze", [width, _i64(g, 0)])
     _, idx = g.node("TopK", [order_key, k], n_outputs=2, axis=1, largest=0, sorted=1)
-    return g.node("GatherElements", [ids, idx], axis=1)
+    return idx
 
 
 def _summed(
