@@ -132,7 +132,8 @@ def text_pipe(request: pytest.FixtureRequest) -> object:
 
 
 def _test_docs(pipe: object) -> list[str]:
-    return LOWER_TEST if pipe.steps[0][1].lowercase else TEST
+    # At the default opset (20 for these) the graph lowercases exactly as str.lower.
+    return TEST
 
 
 def test_divergent_documents_are_the_two_known_characters() -> None:
@@ -168,19 +169,65 @@ def test_text_labels_agree_with_scikit_learn(text_pipe: object, quantize: str) -
     )
 
 
-def test_lowercase_models_refuse_what_onnxruntime_lowercases_differently() -> None:
+def test_lowercase_is_str_lower_at_opset_20_and_refuses_what_differs_below() -> None:
     pipe = make_pipeline(CountVectorizer(), _sgd()).fit(TRAIN, Y_TRAIN)
-    model = OnnxModel.from_bytes(onnx_format.encode(to_linear_ir(pipe)))
+    ir = to_linear_ir(pipe)
+    assert onnx_format.default_opset(ir) == 20
+    exact = OnnxModel.from_bytes(onnx_format.encode(ir, opset=20))
+    assert exact.meta["lowercase"] == "python"
+    hard = [*DIVERGENT, "ΟΔΟΣ", "ΣΟΦΙΑ", "\u0391'Σ' \u0391Σ.\u0392 ΣΣ"]
+    assert exact.predict(hard).tolist() == pipe.predict(hard).tolist()
+    # Below opset 20, StringNormalizer alone: the two characters it gets wrong are refused.
+    simple = OnnxModel.from_bytes(onnx_format.encode(ir, opset=17))
+    assert simple.meta["lowercase"] == "simple"
     with pytest.raises(InputError, match=r"^document 1 contains 'İ' \(U\+0130\), which Python"):
-        model.predict(["fine", "İstanbul"])
+        simple.predict(["fine", "İstanbul"])
     with pytest.raises(InputError, match=r"^document 0 has a word-final 'Σ', which Python"):
-        model.predict(["ΟΔΟΣ"])
+        simple.predict(["ΟΔΟΣ"])
     # A capital sigma that is not word-final lowercases alike: accepted, as scikit-learn.
-    assert model.predict(["ΣΟΦΙΑ"]).tolist() == pipe.predict(["ΣΟΦΙΑ"]).tolist()
+    assert simple.predict(["ΣΟΦΙΑ"]).tolist() == pipe.predict(["ΣΟΦΙΑ"]).tolist()
+    assert simple.predict(LOWER_TEST).tolist() == pipe.predict(LOWER_TEST).tolist()
     # Without lowercasing there is nothing to differ: every document is accepted.
     cased = make_pipeline(CountVectorizer(lowercase=False), _sgd()).fit(TRAIN, Y_TRAIN)
-    cased_model = OnnxModel.from_bytes(onnx_format.encode(to_linear_ir(cased)))
+    cased_ir = to_linear_ir(cased)
+    assert onnx_format.default_opset(cased_ir) == onnx_format.DEFAULT_OPSET
+    cased_model = OnnxModel.from_bytes(onnx_format.encode(cased_ir))
     assert cased_model.predict(DIVERGENT).tolist() == cased.predict(DIVERGENT).tolist()
+
+
+def test_the_lowercase_graph_is_str_lower_on_random_hard_text() -> None:
+    """Random strings over the characters the final-sigma rule and StringNormalizer care
+    about: capital sigmas, İ, cased and uncased letters, case-ignorable marks and
+    punctuation, a cased symbol that is no word character, digits, spaces, emoji."""
+    from onnx import TensorProto, helper
+
+    from edgesparse.formats import onnx_lower, onnx_text
+    from edgesparse.formats.onnx_graph import Graph
+
+    g = Graph()
+    lowered = onnx_lower.python_lower(g, "documents")
+    g.node("StringNormalizer", [lowered], out="y", case_change_action="LOWER", locale="C.UTF-8")
+    graph = helper.make_graph(
+        g.nodes,
+        "lower",
+        [helper.make_tensor_value_info("documents", TensorProto.STRING, ["N"])],
+        [helper.make_tensor_value_info("y", TensorProto.STRING, ["N"])],
+        initializer=g.initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    model.ir_version = 9
+    # capital sigma thrice, small and final sigma, Greek capital and small alpha, dotted I,
+    # I, i, A, a, digit, _, space, period, apostrophe, middle dot, colon, ypogegrammeni
+    # (cased and case-ignorable), combining acute, modifier h, circled A (cased, not \w),
+    # roman numeral one, soft hyphen, newline, emoji, ß, capital sharp s.
+    codes = [0x3A3] * 3 + [0x3C3, 0x3C2, 0x391, 0x3B1, 0x130, 73, 105, 65, 97, 49, 95, 32]
+    codes += [46, 39, 0xB7, 58, 0x345, 0x301, 0x2B0, 0x24B6, 0x2160, 0xAD, 10, 0x1F600]
+    alphabet = [chr(c) for c in [*codes, 0xDF, 0x1E9E]]
+    rng = np.random.default_rng(0)
+    docs = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 12)))) for _ in range(4000)]
+    got = _session(model).run(None, {"documents": np.array(docs, dtype=object)})[0]
+    assert [str(d) for d in got] == [d.lower() for d in docs]
+    assert onnx_text.LOCALE == "C.UTF-8"
 
 
 def test_text_input_errors_are_the_numpy_runtimes() -> None:
@@ -232,7 +279,8 @@ def test_hashed_ngrams_raise_the_default_opset_to_20() -> None:
     pipe = make_pipeline(HashingVectorizer(ngram_range=(1, 2)), _sgd()).fit(TRAIN, Y_TRAIN)
     ir = to_linear_ir(pipe)
     assert onnx_format.default_opset(ir) == 20
-    unigrams = make_pipeline(HashingVectorizer(), _sgd()).fit(TRAIN[:300], Y_TRAIN[:300])
+    unigrams = make_pipeline(HashingVectorizer(lowercase=False), _sgd())
+    unigrams.fit(TRAIN[:300], Y_TRAIN[:300])
     assert onnx_format.default_opset(to_linear_ir(unigrams)) == onnx_format.DEFAULT_OPSET
     info = onnx_format.describe(onnx_format.encode(ir, opset=20))
     assert info["opset"]["ai.onnx"] == 20 and info["ops"]["StringConcat"] == 2
@@ -299,7 +347,7 @@ def _records_feed(feat: object, X: np.ndarray) -> dict[str, np.ndarray]:
     from edgesparse.formats.onnx_graph import Graph
     from edgesparse.runtime.onnx_inputs import RecordFeeds
 
-    return RecordFeeds(stage(Graph(), feat).meta).feeds(X)[0]
+    return RecordFeeds(stage(Graph(), feat, opset=17).meta).feeds(X)[0]
 
 
 @pytest.mark.parametrize("drop", [None, "first", "if_binary"])

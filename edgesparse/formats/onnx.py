@@ -171,7 +171,7 @@ def build(
     g = Graph()
     stage = None
     if ir.featurizer is not None:
-        stage = onnx_featurizers.stage(g, ir.featurizer)
+        stage = onnx_featurizers.stage(g, ir.featurizer, opset=opset)
         inputs = stage.inputs
         if stage.triples is not None:
             rows, cols, values, n_rows = stage.triples
@@ -298,8 +298,8 @@ def _metadata(ir: LinearIR, *, int8_form: str, input: str) -> dict[str, Any]:
 
 
 def default_opset(ir: LinearIR) -> int:
-    """The opset ``compress`` writes when not told: :data:`DEFAULT_OPSET`, or higher when the
-    model's input stage needs it (hashed word n-grams: 20, for ``StringConcat``)."""
+    """The opset ``compress`` writes when not told: :data:`DEFAULT_OPSET`, or 20 when the
+    model's text stage lowercases (exactly as ``str.lower``) or hashes word n-grams."""
     return onnx_featurizers.default_opset(ir.featurizer, DEFAULT_OPSET)
 
 

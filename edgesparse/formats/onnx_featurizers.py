@@ -28,7 +28,7 @@ from typing import Any
 from onnx import TensorProto, helper
 
 from edgesparse.errors import InputError
-from edgesparse.formats import onnx_tabular, onnx_text
+from edgesparse.formats import onnx_lower, onnx_tabular, onnx_text
 from edgesparse.formats.onnx_graph import Graph
 from edgesparse.ir.tabular import TabularFeaturizer
 from edgesparse.ir.text import TextFeaturizer
@@ -80,19 +80,21 @@ def check_featurizer(feat: TextFeaturizer | TabularFeaturizer, *, opset: int | N
         onnx_tabular.check_tabular(feat)
 
 
-def stage(g: Graph, feat: TextFeaturizer | TabularFeaturizer) -> Stage:
-    """Add ``feat``'s nodes to ``g`` (see the module docstring)."""
+def stage(g: Graph, feat: TextFeaturizer | TabularFeaturizer, *, opset: int) -> Stage:
+    """Add ``feat``'s nodes to ``g`` for a graph of default-domain ``opset`` (see the module
+    docstring)."""
     if isinstance(feat, TextFeaturizer):
-        return _text_stage(g, feat)
+        return _text_stage(g, feat, opset=opset)
     return _tabular_stage(g, feat)
 
 
-def _text_stage(g: Graph, feat: TextFeaturizer) -> Stage:
-    rows, cols, values = onnx_text.text_triples(g, feat)
+def _text_stage(g: Graph, feat: TextFeaturizer, *, opset: int) -> Stage:
+    rows, cols, values = onnx_text.text_triples(g, feat, opset=opset)
     values32 = g.node("Cast", [values], to=TensorProto.FLOAT)
     n_rows = g.node("Shape", [onnx_text.DOCUMENTS])
     inputs = [helper.make_tensor_value_info(onnx_text.DOCUMENTS, TensorProto.STRING, ["N"])]
-    meta = {"input": "text", "n_features": feat.n_features, "lowercase": feat.lowercase}
+    lower = onnx_text.lowercase_form(feat, opset=opset)
+    meta = {"input": "text", "n_features": feat.n_features, "lowercase": lower}
     return Stage(inputs, None, (rows, cols, values32, n_rows), values, [], meta)
 
 
@@ -135,9 +137,12 @@ def _input_names(feat: TabularFeaturizer, kinds: dict[int, str]) -> dict[int, st
 
 
 def default_opset(feat: TextFeaturizer | TabularFeaturizer | None, opset: int) -> int:
-    """``opset`` (the exporter's default), or the lowest opset ``feat``'s graph can use when
-    that is higher (hashed word n-grams: 20)."""
+    """``opset`` (the exporter's default), raised to 20 for text that is lowercased (the
+    exact ``str.lower`` needs opset 20's string ops) or hashed in word n-grams
+    (``StringConcat``)."""
     if isinstance(feat, TextFeaturizer):
+        if feat.lowercase:
+            return max(opset, onnx_lower.LOWER_MIN_OPSET)
         return max(opset, onnx_text.min_opset(feat))
     return opset
 
@@ -150,7 +155,7 @@ def features_model(feat: TextFeaturizer | TabularFeaturizer, *, opset: int | Non
     opset = default_opset(feat, 17) if opset is None else opset
     check_featurizer(feat, opset=opset)
     g = Graph()
-    st = stage(g, feat)
+    st = stage(g, feat, opset=opset)
     if st.triples is not None:
         rows, cols, _, _ = st.triples
         outs = [

@@ -38,6 +38,7 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from edgesparse.errors import InputError
+from edgesparse.formats import onnx_lower
 from edgesparse.formats.onnx_graph import Graph
 from edgesparse.ir.text import TextFeaturizer
 
@@ -47,6 +48,7 @@ __all__ = [
     "LOCALE",
     "PAD",
     "check_text",
+    "lowercase_form",
     "min_opset",
     "text_triples",
     "word_class",
@@ -142,13 +144,25 @@ def _ngram_base(feat: TextFeaturizer) -> int:
     return base
 
 
-def text_triples(g: Graph, feat: TextFeaturizer) -> tuple[str, str, str]:
+def lowercase_form(feat: TextFeaturizer, *, opset: int) -> str | None:
+    """How the graph lowercases at ``opset``: ``"python"`` (exactly ``str.lower``: opset >=
+    20, :mod:`~edgesparse.formats.onnx_lower`), ``"simple"`` (``StringNormalizer`` alone,
+    which differs on ``İ`` and a word-final ``Σ``) or None (no lowercasing)."""
+    if not feat.lowercase:
+        return None
+    return "python" if opset >= onnx_lower.LOWER_MIN_OPSET else "simple"
+
+
+def text_triples(g: Graph, feat: TextFeaturizer, *, opset: int) -> tuple[str, str, str]:
     """Add the nodes from ``documents`` to the feature rows; return the names of their
     ``rows`` (int64), ``columns`` (int64) and ``values`` (float64), one entry per nonzero,
     sorted by row then column."""
-    check_text(feat)
+    check_text(feat, opset=opset)
     docs = DOCUMENTS
-    if feat.lowercase:
+    lower = lowercase_form(feat, opset=opset)
+    if lower == "python":
+        docs = onnx_lower.python_lower(g, docs)
+    if lower is not None:
         docs = g.node("StringNormalizer", [docs], case_change_action="LOWER", locale=LOCALE)
     lo = 2 if feat.token_pattern.endswith(r"\w\w+\b") else 1
     tokens = g.node(

@@ -30,8 +30,9 @@ _DOCS_PER_RUN = 1024
 
 def document_feeds(X: Any, *, lowercase: bool) -> list[dict[str, np.ndarray]]:
     """The ``documents`` feeds of ``X`` (runs of at most 1024 documents), checked as the
-    numpy runtime checks them; documents onnxruntime would lowercase differently from
-    Python's ``str.lower`` are refused (see :mod:`edgesparse.formats.onnx_text`)."""
+    numpy runtime checks them. ``lowercase``: the graph lowercases with ``StringNormalizer``
+    alone (opset < 20), so documents it would lowercase differently from Python's
+    ``str.lower`` are refused (see :mod:`edgesparse.formats.onnx_text`)."""
     docs = text_documents(X)
     if lowercase:
         for i, doc in enumerate(docs):

@@ -184,7 +184,9 @@ class OnnxModel:
     # -- running ------------------------------------------------------------------------------
     def _run(self, output: str, X: Any) -> np.ndarray:
         if self.input_stage == "text":
-            feeds = onnx_inputs.document_feeds(X, lowercase=bool(self.meta.get("lowercase")))
+            # "simple": StringNormalizer alone (opset < 20), which differs on two characters.
+            simple = self.meta.get("lowercase") == "simple"
+            feeds = onnx_inputs.document_feeds(X, lowercase=simple)
             parts = [self.session.run([output], feed)[0] for feed in feeds]
             return parts[0] if len(parts) == 1 else np.concatenate(parts)
         if self._records is not None:
