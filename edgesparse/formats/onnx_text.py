@@ -4,6 +4,7 @@ the feature rows, exactly as :mod:`edgesparse.runtime.text` computes them (issue
 Used by :mod:`edgesparse.formats.onnx_featurizers`; the graph's input is ``documents``,
 string ``[N]``. Nodes (default domain unless named)::
 
+    (onnx_lower: final sigma, dotted I)           when lowercase, opset >= 20
     StringNormalizer(LOWER, locale C.UTF-8)       when lowercase
     com.microsoft.Tokenizer(tokenexp=W{2,})       [N, T] tokens, "#"-padded (W: the exact set
                                                   of code points Python's re calls \\w)
@@ -26,7 +27,9 @@ locale where ``en_US.UTF-8`` is not installed, lowercases nothing beyond ASCII i
 and in ``C.UTF-8`` equals ``str.lower`` on every single code point but U+0130 (``İ``: Python
 gives ``i`` + U+0307) and, in context, U+03A3 (``Σ``: Python gives the final ``ς`` at a
 word's end, onnxruntime always the medial U+03C3). Documents with those two characters are the one
-known difference; :class:`edgesparse.runtime.onnx_model.OnnxModel` refuses them.
+known difference: at opset >= 20 the graph replaces both first, exactly as ``str.lower``
+(:mod:`~edgesparse.formats.onnx_lower`); below, :class:`edgesparse.runtime.onnx_model.OnnxModel`
+refuses documents with them.
 """
 
 from __future__ import annotations
