@@ -172,15 +172,7 @@ def build(
     stage = None
     if ir.featurizer is not None:
         stage = onnx_featurizers.stage(g, ir.featurizer, opset=opset)
-        inputs = stage.inputs
-        if stage.triples is not None:
-            rows, cols, values, n_rows = stage.triples
-            product = onnx_sparse.coo_products(
-                g, ir, rows=rows, cols=cols, values=values, n_rows=n_rows, sparse=sparse
-            )
-        else:
-            assert stage.x is not None
-            product = _dense_product(g, ir, sparse=sparse, int8_form=int8_form, x=stage.x)
+        inputs, product = stage.inputs, _stage_product(g, ir, stage, sparse=sparse)
     elif input == "csr":
         product = onnx_sparse.csr_products(g, ir, sparse=sparse)
         inputs = onnx_sparse.csr_inputs()
@@ -223,6 +215,18 @@ def build(
         meta.update(stage.meta)
     helper.set_model_props(model, {METADATA_KEY: json.dumps(meta, separators=(",", ":"))})
     return model
+
+
+def _stage_product(g: Graph, ir: LinearIR, stage: onnx_featurizers.Stage, *, sparse: bool) -> str:
+    """``features @ W`` after an input stage: the CSR-style product of the text stage's
+    (row, column, value) triples, or the dense product of the tabular stage's rows."""
+    if stage.triples is not None:
+        rows, cols, values, n_rows = stage.triples
+        return onnx_sparse.coo_products(
+            g, ir, rows=rows, cols=cols, values=values, n_rows=n_rows, sparse=sparse
+        )
+    assert stage.x is not None
+    return _dense_product(g, ir, sparse=sparse, int8_form="dequantize", x=stage.x)
 
 
 def _check_options(ir: LinearIR, *, opset: Any, int8_form: str, input: str) -> int:
