@@ -3,8 +3,10 @@
 With :mod:`~edgesparse.formats.onnx_graph` (the building blocks),
 :mod:`~edgesparse.formats.onnx_sparse` (the CSR-input graph) and the input stages
 (:mod:`~edgesparse.formats.onnx_featurizers`: text and tabular featurizers in front of the
-product), the only modules that import ``onnx``. The graph uses the default ONNX domain only, so every ONNX tool understands it, and
-reproduces :mod:`edgesparse.runtime.model` (scikit-learn's semantics). Its input is dense
+product), the only modules that import ``onnx``. The graph uses the default ONNX domain only
+(an input stage adds ``ai.onnx.ml`` and onnxruntime's ``com.microsoft`` ops), so every ONNX
+tool understands it, and reproduces :mod:`edgesparse.runtime.model` (scikit-learn's
+semantics). Its input is dense
 (below) or, with ``input="csr"``, the CSR arrays of the rows (``indices``, ``values``,
 ``indptr``: :mod:`~edgesparse.formats.onnx_sparse`, the default for models of
 :data:`CSR_INPUT_FEATURES` features or more); everything after the product is the same::
