@@ -406,6 +406,7 @@ def test_int_and_nan_categories_missing_markers_and_unseen_values() -> None:
     test[5:10, 0] = 2.0  # a float equal to a fitted int category matches it
     test[10:12, 0] = "2"  # a string is no int category: ignored, as in scikit-learn
     test[12:14, 1] = None  # not NaN: an unknown category, ignored
+    test[14, 0] = 10**400  # an int no double holds: ignored
     feat = ir.featurizer
     got = _session(features_model(feat)).run(["X"], _records_feed(feat, test))[0]
     np.testing.assert_allclose(got, _transform(ct, test), rtol=0, atol=1e-6)
@@ -452,6 +453,14 @@ def test_tabular_refusals_name_the_column_and_why() -> None:
     assert str(info.value) == (
         "tabular featurizer: output column 1 (input 2): categories mixing strings and numbers "
         "are not exported to ONNX: an ONNX tensor holds one type; write it as .esb"
+    )
+    cols[1] = type(cols[1])(source=2, categories=(7, 1.5), impute=True, fill="a")
+    feat = type(ir.featurizer)(n_inputs=3, columns=tuple(cols), names=ir.featurizer.names)
+    with pytest.raises(InputError) as info:
+        onnx_format.encode(ir.replace(featurizer=feat, indices=np.array([0, 2]), n_features=3))
+    assert str(info.value) == (
+        "tabular featurizer: output column 1 (input 2): a string fill value ('a') over numeric "
+        "categories is not exported to ONNX: an ONNX tensor holds one type; write it as .esb"
     )
 
 

@@ -117,6 +117,11 @@ def _check_column(col: TabularColumn, kind: str, where: str) -> None:
                 "input encodes a missing or foreign cell as it; write it as .esb"
             )
         return
+    if col.impute and isinstance(col.fill, str):
+        raise InputError(
+            f"{where}: a string fill value ({col.fill!r}) over numeric categories is not "
+            "exported to ONNX: an ONNX tensor holds one type; write it as .esb"
+        )
     values = [*cats, *([col.fill] if col.impute else [])]
     for c in values:
         if isinstance(c, int) and abs(c) > _EXACT_INT:

@@ -135,7 +135,12 @@ def _category_numbers(column: list[Any], *, table: bool) -> np.ndarray:
             v = v.item()
         if table and isinstance(v, str):
             v = math.nan if v == "" else _parsed(v)
-        out[i] = float(v) if isinstance(v, (bool, int, float)) else _ALIEN_NUMBER
+        out[i] = _ALIEN_NUMBER
+        if isinstance(v, (bool, int, float)):
+            try:
+                out[i] = float(v)
+            except OverflowError:  # an int beyond any double: no category equals it
+                pass
     return out
 
 
