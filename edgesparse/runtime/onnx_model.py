@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 
 from edgesparse.errors import FormatError, InputError, IRError, ToolMissingError
-from edgesparse.runtime import onnx_inputs
 from edgesparse.runtime.checks import (
     CsrParts,
     cast_to,
@@ -106,7 +105,12 @@ class OnnxModel:
         self._csr_input = meta.get("input") == "csr"
         # An input stage in the graph: raw documents or records in (runtime.onnx_inputs).
         self.input_stage: str | None = meta["input"] if meta.get("input") in _STAGES else None
-        self._records = onnx_inputs.RecordFeeds(meta) if self.input_stage == "tabular" else None
+        self._records = None
+        if self.input_stage == "tabular":
+            # Imported here: a model without an input stage needs no stage runtime.
+            from edgesparse.runtime.onnx_inputs import RecordFeeds
+
+            self._records = RecordFeeds(meta)
         self._classes = None
         if self._is_classifier:
             self._classes = np.asarray(meta["classes"], dtype=_CLASS_DTYPES[meta["classes_dtype"]])
@@ -186,7 +190,9 @@ class OnnxModel:
         if self.input_stage == "text":
             # "simple": StringNormalizer alone (opset < 20), which differs on two characters.
             simple = self.meta.get("lowercase") == "simple"
-            feeds = onnx_inputs.document_feeds(X, lowercase=simple)
+            from edgesparse.runtime.onnx_inputs import document_feeds
+
+            feeds = document_feeds(X, lowercase=simple)
             parts = [self.session.run([output], feed)[0] for feed in feeds]
             return parts[0] if len(parts) == 1 else np.concatenate(parts)
         if self._records is not None:
@@ -353,7 +359,9 @@ def _stage_features(meta: dict[str, Any], inputs: list[str]) -> int:
         ok = isinstance(meta.get("inputs"), list) and isinstance(meta.get("n_inputs"), int)
         try:
             expected = [str(row[0]) for row in meta["inputs"]] if ok else []
-            onnx_inputs.RecordFeeds(meta)
+            from edgesparse.runtime.onnx_inputs import RecordFeeds
+
+            RecordFeeds(meta)
         except (TypeError, ValueError, KeyError, IndexError, IRError):
             ok = False
         if not ok:
