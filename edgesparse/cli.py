@@ -355,9 +355,10 @@ def _predict_input(model: Any, data: Path) -> Any:
     from edgesparse.data import load_dataset, read_documents, read_records
 
     featurizer = getattr(getattr(model, "ir", None), "featurizer", None)
-    if hasattr(featurizer, "columns"):  # a tabular input stage reads records
+    stage = getattr(model, "input_stage", None)  # an OnnxModel's ("text", "tabular" or None)
+    if hasattr(featurizer, "columns") or stage == "tabular":  # records
         return read_records(data)
-    if featurizer is not None:
+    if featurizer is not None or stage == "text":
         return read_documents(data)
     return load_dataset(data).X
 

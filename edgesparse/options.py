@@ -226,12 +226,22 @@ class CompressOptions:
                 "give one or the other"
             )
 
-    def check_input_stage(self, fmt: str, *, source_class: str, stage: str) -> None:
+    def check_input_stage(
+        self, fmt: str, *, source_class: str, stage: str, featurizer: object = None
+    ) -> None:
         """A model with an input stage (issue 20; ``stage`` is ``"text"`` or ``"tabular"``):
-        ``.esb`` output only, and no ``calibration`` (the budget search takes feature rows);
+        ``.esb`` output, or ONNX when the exporter reproduces ``featurizer`` exactly (else its
+        one-line reason); no ``calibration`` (the budget search takes feature rows);
         ``check_data`` holds documents or records (:mod:`edgesparse.rawcheck`)."""
         raw = "raw text" if stage == "text" else "raw records"
-        if fmt != "esb":
+        if fmt == "onnx" and featurizer is not None:
+            from edgesparse.formats.onnx_featurizers import check_featurizer
+
+            try:
+                check_featurizer(featurizer, opset=self.opset)  # type: ignore[arg-type]
+            except InputError as exc:
+                raise InputError(f"{source_class}: {exc}") from None
+        elif fmt != "esb":
             raise InputError(
                 f"{source_class} starts with a {stage} featurizer, which edgesparse writes to "
                 f".esb only for now (the ONNX exporter has no {stage} operators yet); use -o "

@@ -382,6 +382,7 @@ def _linear_file(
             fmt,
             source_class=original.provenance.get("source", "the model"),
             stage="text" if isinstance(original.featurizer, TextFeaturizer) else "tabular",
+            featurizer=original.featurizer,
         )
     done = (
         _budget_passes(options, estimator, original)
@@ -492,7 +493,7 @@ def _encode(ir: LinearIR, fmt: str, options: CompressOptions) -> tuple[bytes, An
         raise InputError(
             f"--onnx-int8 {options.onnx_int8} needs int8 weights in every row (--quantize int8)"
         )
-    opset = onnx_format.DEFAULT_OPSET if options.opset is None else options.opset
+    opset = onnx_format.default_opset(ir) if options.opset is None else options.opset
     form = options.onnx_int8 or "dequantize"
     fed = options.onnx_input
     if fed == "auto":

@@ -437,8 +437,10 @@ def test_cli_compress_and_inspect_a_text_pipeline(tmp_path) -> None:
     assert feat["kind"] == "HashingVectorizer" and feat["tfidf"]["sublinear_tf"] is True
     res = CliRunner().invoke(cli, ["inspect", str(out)])
     assert "featurizer" in res.output and "HashingVectorizer" in res.output
+    # ONNX writes this stage too (issue 20, item 3: tests/test_onnx_featurizers.py).
+    res = CliRunner().invoke(cli, ["compress", str(src), "-o", str(tmp_path / "t.onnx")])
+    assert res.exit_code == 0, res.output
     for args, message in [
-        (["-o", str(tmp_path / "t.onnx")], "starts with a text featurizer, which edgesparse "),
         (["-o", str(out), "--check-data", str(src)], "not text; a text model takes a UTF-8"),
     ]:
         res = CliRunner().invoke(cli, ["compress", str(src), *args])
@@ -991,17 +993,17 @@ def test_any_bytes_in_the_text_section_give_a_format_error_or_a_model() -> None:
                 assert "\n" not in str(exc)
 
 
-def test_onnx_encoder_refuses_a_text_stage_instead_of_dropping_it() -> None:
+def test_onnx_encoder_writes_the_text_stage_instead_of_dropping_it() -> None:
     """Called directly (not through compress), the exporter must not write a graph that starts
-    at the feature vector and so ignores the model's text stage."""
+    at the feature vector and so ignores the model's text stage: the graph reads documents
+    (issue 20, item 3), and a feature-row input form is refused."""
     pytest.importorskip("onnx")
     from edgesparse.errors import InputError
     from edgesparse.formats import onnx as onnx_format
 
     ir = _text_ir()
-    with pytest.raises(InputError, match="starts with a text featurizer"):
-        onnx_format.encode(ir)
-    with pytest.raises(InputError, match="starts with a text featurizer"):
+    assert onnx_format.describe(onnx_format.encode(ir))["inputs"] == {"documents": "string [N]"}
+    with pytest.raises(InputError, match="a model with an input stage takes raw input"):
         onnx_format.encode(ir, input="csr")
     assert onnx_format.encode(ir.replace(featurizer=None))  # the same model without the stage
 

@@ -1,9 +1,12 @@
 """ONNX export: a :class:`~edgesparse.ir.LinearIR` as a standard-op ONNX graph.
 
-With :mod:`~edgesparse.formats.onnx_graph` (the building blocks) and
-:mod:`~edgesparse.formats.onnx_sparse` (the CSR-input graph), the only modules that import
-``onnx``. The graph uses the default ONNX domain only, so every ONNX tool understands it, and
-reproduces :mod:`edgesparse.runtime.model` (scikit-learn's semantics). Its input is dense
+With :mod:`~edgesparse.formats.onnx_graph` (the building blocks),
+:mod:`~edgesparse.formats.onnx_sparse` (the CSR-input graph) and the input stages
+(:mod:`~edgesparse.formats.onnx_featurizers`: text and tabular featurizers in front of the
+product), the only modules that import ``onnx``. The graph uses the default ONNX domain only
+(an input stage adds ``ai.onnx.ml`` and onnxruntime's ``com.microsoft`` ops), so every ONNX
+tool understands it, and reproduces :mod:`edgesparse.runtime.model` (scikit-learn's
+semantics). Its input is dense
 (below) or, with ``input="csr"``, the CSR arrays of the rows (``indices``, ``values``,
 ``indptr``: :mod:`~edgesparse.formats.onnx_sparse`, the default for models of
 :data:`CSR_INPUT_FEATURES` features or more); everything after the product is the same::
@@ -57,7 +60,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgesparse.errors import FormatError, InputError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
-from edgesparse.formats import onnx_sparse
+from edgesparse.formats import onnx_featurizers, onnx_sparse
 from edgesparse.formats.onnx_graph import (
     Graph,
     classifier_head,
@@ -78,6 +81,7 @@ __all__ = [
     "build",
     "check_opset",
     "default_input",
+    "default_opset",
     "describe",
     "gathers_columns",
     "encode",
@@ -168,7 +172,11 @@ def build(
     """
     opset = _check_options(ir, opset=opset, int8_form=int8_form, input=input)
     g = Graph()
-    if input == "csr":
+    stage = None
+    if ir.featurizer is not None:
+        stage = onnx_featurizers.stage(g, ir.featurizer, opset=opset)
+        inputs, product = stage.inputs, _stage_product(g, ir, stage, sparse=sparse)
+    elif input == "csr":
         product = onnx_sparse.csr_products(g, ir, sparse=sparse)
         inputs = onnx_sparse.csr_inputs()
     else:
@@ -185,6 +193,8 @@ def build(
     if ir.is_classifier:
         assert ir.classes is not None
         outputs = classifier_head(g, ir, scores) + outputs
+    if stage is not None:
+        outputs += stage.outputs
 
     graph = helper.make_graph(
         g.nodes,
@@ -192,15 +202,34 @@ def build(
         inputs,
         [helper.make_tensor_value_info(n, t, s) for n, t, s in outputs],
         initializer=g.initializers,
+        value_info=g.value_info,
     )
     opsets = [helper.make_opsetid("", opset)]
+    used = {n.domain for n in g.nodes} - {"", "ai.onnx"}
+    opsets += [
+        helper.make_opsetid(d, v) for d, v in onnx_featurizers.EXTRA_DOMAINS.items() if d in used
+    ]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="edgesparse")
     # The lowest IR version the opset allows, so older onnxruntime builds load the file.
-    model.ir_version = helper.find_min_ir_version_for(opsets)
+    model.ir_version = helper.find_min_ir_version_for(opsets, ignore_unknown=True)
     model.producer_version = __version__
     meta = _metadata(ir, int8_form=int8_form, input=input)
+    if stage is not None:
+        meta.update(stage.meta)
     helper.set_model_props(model, {METADATA_KEY: json.dumps(meta, separators=(",", ":"))})
     return model
+
+
+def _stage_product(g: Graph, ir: LinearIR, stage: onnx_featurizers.Stage, *, sparse: bool) -> str:
+    """``features @ W`` after an input stage: the CSR-style product of the text stage's
+    (row, column, value) triples, or the dense product of the tabular stage's rows."""
+    if stage.triples is not None:
+        rows, cols, values, n_rows = stage.triples
+        return onnx_sparse.coo_products(
+            g, ir, rows=rows, cols=cols, values=values, n_rows=n_rows, sparse=sparse
+        )
+    assert stage.x is not None
+    return _dense_product(g, ir, sparse=sparse, int8_form="dequantize", x=stage.x)
 
 
 def _check_options(ir: LinearIR, *, opset: Any, int8_form: str, input: str) -> int:
@@ -208,11 +237,13 @@ def _check_options(ir: LinearIR, *, opset: Any, int8_form: str, input: str) -> i
     together for ``ir``; else :class:`InputError`."""
     opset = check_opset(opset)
     if ir.featurizer is not None:
-        # The graph would start at the feature vector and silently drop the text stage.
-        raise InputError(
-            "this model starts with a text featurizer, which the ONNX exporter cannot write "
-            "yet (no text operators); write it as .esb"
-        )
+        onnx_featurizers.check_featurizer(ir.featurizer, opset=opset)
+        if input != "dense" or int8_form != "dequantize":
+            # The stage decides the product's input: its dense rows or its triples.
+            raise InputError(
+                "a model with an input stage takes raw input: the ONNX graph's input form and "
+                "int8 form are the stage's (no --onnx-input csr, no --onnx-int8 matmulinteger)"
+            )
     if int8_form not in INT8_FORMS:
         raise InputError(f"int8 form must be one of {', '.join(INT8_FORMS)}, not {int8_form!r}")
     if input not in INPUT_FORMS:
@@ -236,13 +267,14 @@ def _check_options(ir: LinearIR, *, opset: Any, int8_form: str, input: str) -> i
     return opset
 
 
-def _dense_product(g: Graph, ir: LinearIR, *, sparse: bool, int8_form: str) -> str:
-    """``X @ W`` for the dense input ``X``, gathering the used columns first when that pays."""
+def _dense_product(
+    g: Graph, ir: LinearIR, *, sparse: bool, int8_form: str, x: str = INPUT_NAME
+) -> str:
+    """``x @ W`` for the dense input ``x``, gathering the used columns first when that pays."""
     used = np.unique(ir.indices)
     if used.size == 0:
         # No weight at all: keep one (all-zero) column so the graph keeps its shape.
         used = np.zeros(1, dtype=np.int32)
-    x = INPUT_NAME
     if gathers_columns(ir):
         x = g.node("Gather", [x, g.const("used_columns", used.astype(np.int32))], axis=1)
     else:
@@ -272,12 +304,21 @@ def _metadata(ir: LinearIR, *, int8_form: str, input: str) -> dict[str, Any]:
     return meta
 
 
+def default_opset(ir: LinearIR) -> int:
+    """The opset ``compress`` writes when not told: :data:`DEFAULT_OPSET`, or 20 when the
+    model's text stage lowercases (exactly as ``str.lower``) or hashes word n-grams."""
+    return onnx_featurizers.default_opset(ir.featurizer, DEFAULT_OPSET)
+
+
 def default_input(
     ir: LinearIR, *, opset: int = DEFAULT_OPSET, int8_form: str = "dequantize"
 ) -> str:
     """The input form ``compress`` writes when not told: ``csr`` for models at least
     :data:`CSR_INPUT_FEATURES` features wide, unless ``opset`` or ``int8_form`` rule the
-    CSR-input graph out; ``dense`` otherwise."""
+    CSR-input graph out or the model has an input stage (which decides); ``dense``
+    otherwise."""
+    if ir.featurizer is not None:
+        return "dense"
     if opset < onnx_sparse.CSR_MIN_OPSET or int8_form != "dequantize":
         return "dense"
     return "csr" if ir.n_features >= CSR_INPUT_FEATURES else "dense"

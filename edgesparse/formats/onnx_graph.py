@@ -26,6 +26,9 @@ class Graph:
     def __init__(self) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
+        # Types of the outputs of non-default-domain ops, which onnx's shape inference
+        # cannot derive (it then crashes on the ai.onnx.ml nodes that read them).
+        self.value_info: list[onnx.ValueInfoProto] = []
         self._count = 0
 
     def const(self, name: str, value: np.ndarray) -> str:

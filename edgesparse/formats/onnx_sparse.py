@@ -51,7 +51,7 @@ from onnx import TensorProto, helper
 from edgesparse.formats.onnx_graph import Graph, real_weights
 from edgesparse.ir import LinearIR
 
-__all__ = ["CSR_MIN_OPSET", "INPUTS", "csr_inputs", "csr_products"]
+__all__ = ["CSR_MIN_OPSET", "INPUTS", "coo_products", "csr_inputs", "csr_products"]
 
 INPUTS = ("indices", "values", "indptr")
 """Input names of the CSR-input graph, in order."""
@@ -72,23 +72,44 @@ def csr_inputs() -> list:
 def csr_products(g: Graph, ir: LinearIR, *, sparse: bool) -> str:
     """Add the nodes computing ``X @ W.T`` (no bias) from the CSR inputs; return its name
     (``[N, n_outputs]`` float32). ``sparse``: weights as a COO sparse constant."""
+    one = _one(g)
+    n_rows = g.node("Sub", [g.node("Shape", ["indptr"]), one])
+    row_ids = _row_ids(g, one)
+    return coo_products(
+        g, ir, rows=row_ids, cols="indices", values="values", n_rows=n_rows, sparse=sparse
+    )
+
+
+def coo_products(
+    g: Graph, ir: LinearIR, *, rows: str, cols: str, values: str, n_rows: str, sparse: bool
+) -> str:
+    """``X @ W.T`` (no bias, ``[N, n_outputs]`` float32) of the rows given as triples: the
+    int64 row and column and the float32 value of each nonzero (any order, duplicates
+    summed); ``n_rows`` is ``[N]`` (int64, one element). Shared with the text input stage
+    (:mod:`edgesparse.formats.onnx_text`), whose triples come out of the graph itself."""
     used = np.unique(ir.indices)
     n_used = int(used.size)
     pos = np.searchsorted(used, ir.indices)
     # Row n_used stays zero: the weight row of every column no output uses.
     w = real_weights(g, ir, used, pos, n_rows=n_used + 1, sparse=sparse)
-    rows = g.node("Gather", [_column_table(g, used, ir.n_features), "indices"], axis=0)
-    one = g.const("one_i64", np.array([1], dtype=np.int64))
+    table_rows = g.node("Gather", [_column_table(g, used, ir.n_features), cols], axis=0)
+    one = _one(g)
     products = g.node(
-        "Mul", [g.node("Gather", [w, rows], axis=0), g.node("Unsqueeze", ["values", one])]
+        "Mul", [g.node("Gather", [w, table_rows], axis=0), g.node("Unsqueeze", [values, one])]
     )
-    n_rows = g.node("Sub", [g.node("Shape", ["indptr"]), one])
     out_shape = g.node(
         "Concat", [n_rows, g.const("n_outputs", np.array([ir.n_outputs], dtype=np.int64))], axis=0
     )
     zeros = g.node("ConstantOfShape", [out_shape], value=_scalar(TensorProto.FLOAT, 0.0))
-    row_ids = g.node("Unsqueeze", [_row_ids(g, one), one])
+    row_ids = g.node("Unsqueeze", [rows, one])
     return g.node("ScatterND", [zeros, row_ids, products], reduction="add")
+
+
+def _one(g: Graph) -> str:
+    """The int64 ``[1]`` constant (axis, slice bound), added once."""
+    if not any(t.name == "one_i64" for t in g.initializers):
+        g.const("one_i64", np.array([1], dtype=np.int64))
+    return "one_i64"
 
 
 def _column_table(g: Graph, used: np.ndarray, n_features: int) -> str:

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.errors import FormatError, InputError, ToolMissingError
+from edgesparse.errors import FormatError, InputError, IRError, ToolMissingError
 from edgesparse.runtime.checks import (
     CsrParts,
     cast_to,
@@ -73,6 +73,8 @@ class OnnxModel:
         meta: the exporter's metadata (head, class labels, weights) and what was read off
             the graph's signature (feature count, outputs, label type).
         session: the ``onnxruntime.InferenceSession``.
+        input_stage: ``"text"`` (the model takes documents), ``"tabular"`` (records) or
+            None (feature rows), from the graph's input stage.
     """
 
     # Inputs go through the numpy runtime's checks (runtime/checks.py), so that both runtimes
@@ -101,6 +103,14 @@ class OnnxModel:
         self._is_classifier = self._head != "identity"
         self._one_column = bool(meta["squeeze"]) and self.n_outputs_ == 1
         self._csr_input = meta.get("input") == "csr"
+        # An input stage in the graph: raw documents or records in (runtime.onnx_inputs).
+        self.input_stage: str | None = meta["input"] if meta.get("input") in _STAGES else None
+        self._records = None
+        if self.input_stage == "tabular":
+            # Imported here: a model without an input stage needs no stage runtime.
+            from edgesparse.runtime.onnx_inputs import RecordFeeds
+
+            self._records = RecordFeeds(meta)
         self._classes = None
         if self._is_classifier:
             self._classes = np.asarray(meta["classes"], dtype=_CLASS_DTYPES[meta["classes_dtype"]])
@@ -177,6 +187,16 @@ class OnnxModel:
 
     # -- running ------------------------------------------------------------------------------
     def _run(self, output: str, X: Any) -> np.ndarray:
+        if self.input_stage == "text":
+            # "simple": StringNormalizer alone (opset < 20), which differs on two characters.
+            simple = self.meta.get("lowercase") == "simple"
+            from edgesparse.runtime.onnx_inputs import document_feeds
+
+            feeds = document_feeds(X, lowercase=simple)
+            parts = [self.session.run([output], feed)[0] for feed in feeds]
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if self._records is not None:
+            return self._run_records(output, X)
         if self._csr_input:
             return self._run_csr(output, X)
         if not is_sparse(X):
@@ -194,6 +214,23 @@ class OnnxModel:
             np.add.at(dense, (rows, indices[a:b]), cast_to(data[a:b], self._dtype))
             parts.append(self.session.run([output], {"X": dense})[0])
         return np.concatenate(parts)
+
+    def _run_records(self, output: str, X: Any) -> np.ndarray:
+        """A tabular-stage graph on records: unknown categories of ``handle_unknown="error"``
+        columns and non-finite scores (a missing cell where no imputer fills it) raise."""
+        assert self._records is not None
+        feeds, cells = self._records.feeds(X)
+        names = [output, "unknown"] if self._records.unknown else [output]
+        results = self.session.run(names, feeds)
+        if self._records.unknown:
+            self._records.check_unknown(results[1], cells)
+        out = results[0]
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            raise InputError(
+                "X contains NaN or infinity: a record has a missing or infinite value in a "
+                "numeric column that no imputer fills"
+            )
+        return out
 
     def _run_csr(self, output: str, X: Any) -> np.ndarray:
         """A CSR-input graph on CSR or dense ``X``: runs of rows of a bounded number of
@@ -245,6 +282,7 @@ def _dense_to_csr(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _CLASS_DTYPES = {"int64": np.int64, "float64": np.float64, "str": str}
+_STAGES = ("text", "tabular")
 
 
 def _check_meta(raw: str | None, session: Any) -> dict[str, Any]:
@@ -292,6 +330,8 @@ def _input_features(meta: dict[str, Any], session: Any) -> int:
     CSR-input one (whose inputs have no feature axis), after checking that the graph's
     inputs are those the metadata says."""
     inputs = {i.name: i for i in session.get_inputs()}
+    if meta.get("input") in _STAGES:
+        return _stage_features(meta, list(inputs))
     if meta.get("input", "dense") == "csr":
         n = meta.get("n_features")
         if list(inputs) != _CSR_INPUTS or isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -305,6 +345,30 @@ def _input_features(meta: dict[str, Any], session: Any) -> int:
     if len(x.shape) != 2 or not isinstance(x.shape[1], int):
         raise FormatError("the graph's input must be X [N, n_features]")
     return x.shape[1]
+
+
+def _stage_features(meta: dict[str, Any], inputs: list[str]) -> int:
+    """The feature count of a graph with an input stage, after checking its inputs: text
+    reads ``documents``, tabular the record columns the metadata lists."""
+    n = meta.get("n_features")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise FormatError("an input-stage graph must store n_features >= 1")
+    if meta["input"] == "text":
+        expected = ["documents"]
+    else:
+        ok = isinstance(meta.get("inputs"), list) and isinstance(meta.get("n_inputs"), int)
+        try:
+            expected = [str(row[0]) for row in meta["inputs"]] if ok else []
+            from edgesparse.runtime.onnx_inputs import RecordFeeds
+
+            RecordFeeds(meta)
+        except (TypeError, ValueError, KeyError, IndexError, IRError):
+            ok = False
+        if not ok:
+            raise FormatError("invalid 'edgesparse' metadata: no valid record inputs")
+    if inputs != expected:
+        raise FormatError(f"the graph's inputs must be {', '.join(expected)}")
+    return n
 
 
 _LABEL_TYPES = {"tensor(int64)": "int64", "tensor(double)": "float64", "tensor(string)": "str"}
