@@ -13,8 +13,8 @@ runtime turning the text cells into features inside the timed call, as
 typed the way ``pandas.read_csv`` types them (:func:`sklearn_input`), outside its timed calls:
 that is the frame its user would hand it.
 
-The C runtime refuses a blob with a tabular stage, and the ONNX exporter a model with an input
-stage: their rows are listed as skipped with :data:`C_UNAVAILABLE` / :data:`ONNX_UNAVAILABLE`.
+The C runtime and ONNX run such models, but the bench does not feed them records yet: their
+rows are listed as skipped with :data:`C_UNAVAILABLE` / :data:`ONNX_UNAVAILABLE`.
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ from edgesparse.fileio import atomic_write_bytes
 
 #: Why a ``c:tab.esb`` row has no numbers (it is listed as skipped, never dropped).
 C_UNAVAILABLE = (
-    "the C runtime refuses a blob with a tabular input stage (section 'tabular': no C "
-    "featurizer for records yet); the numpy runtime runs it (the same blob without c:)"
+    "the bench's C engine does not feed records yet (the C runtime runs them: esb predict "
+    "rows.esb rows.csv); the numpy runtime is timed on them (the same blob without c:)"
 )
 #: Why an ``.onnx`` row of a tabular run has no numbers.
 ONNX_UNAVAILABLE = (
-    "the ONNX exporter refuses a model with an input stage (no ONNX operators for the tabular "
-    "stage), so this ONNX model takes feature rows, not records; bench it in its own run "
-    "(--data X.npz)"
+    "ONNX models are not timed on records yet (the bench feeds ONNX models feature rows; "
+    "edgesparse.load('rows.onnx').predict(records) runs one); bench a feature-row ONNX model "
+    "in its own run (--data X.npz)"
 )
 #: The scikit-learn steps a tabular pipeline may start with (its input stage).
 _FIRST_STEPS = ("ColumnTransformer", "SimpleImputer", "OneHotEncoder", "FunctionTransformer")
