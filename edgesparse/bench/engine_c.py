@@ -39,25 +39,12 @@ from edgesparse.bench.transports import (
     tool_version,
 )
 from edgesparse.errors import EdgesparseError
-from edgesparse.export_c import c_runtime_dir, write_rows
+from edgesparse.export_c import RUNTIME_FILES, c_runtime_dir, write_rows
 from edgesparse.fileio import atomic_write_bytes
 from edgesparse.runtime import load
 
 C_CFLAGS = ("-O2", "-std=c99")
-C_SOURCES = (
-    "esb.h",
-    "esb.c",
-    "esb_knn.c",
-    "esb_factors.c",
-    "esb_text.c",
-    "esb_unicode.h",
-    "esb_tabular.c",
-    "esb_main.c",
-    "esb_knn_main.c",
-    "esb_tabular_main.c",
-    "esb_text_main.c",
-)  # the
-# files after esb.c and esb_main.c are #included by them (one build line for both)
+C_SOURCES = RUNTIME_FILES  # esb.c and esb_main.c include the rest (one build line for both)
 # arch -> (default compiler, override variable, binutils `size`, Debian packages to install)
 C_TOOLCHAINS = {
     "host": ("cc", "EDGESPARSE_CC", "size", "gcc"),
