@@ -169,6 +169,22 @@ def test_text_labels_agree_with_scikit_learn(text_pipe: object, quantize: str) -
     )
 
 
+@pytest.mark.parametrize(
+    "vectorizer",
+    [CountVectorizer(), HashingVectorizer(n_features=2**12), TfidfVectorizer(ngram_range=(1, 2))],
+    ids=["count", "hashing", "tfidf-bigrams"],
+)
+def test_binary_text_classifiers_export(vectorizer: object) -> None:
+    """Two classes: the logistic head's own constants (``one``, ``zero``) must not clash with
+    the names inside the lowercasing loop's body (a subgraph may not redefine them): this
+    failed strict shape inference, a traceback from ``compress -o x.onnx``."""
+    y = (np.asarray(Y_TRAIN) == Y_TRAIN[0]).astype(int)
+    pipe = make_pipeline(vectorizer, LogisticRegression(max_iter=1000)).fit(TRAIN, y)
+    ir = compress(pipe, quantize="float32")
+    model = OnnxModel.from_bytes(onnx_format.encode(ir, opset=onnx_format.default_opset(ir)))
+    assert np.array_equal(model.predict(TEST), pipe.predict(TEST))
+
+
 def test_lowercase_is_str_lower_at_opset_20_and_refuses_what_differs_below() -> None:
     pipe = make_pipeline(CountVectorizer(), _sgd()).fit(TRAIN, Y_TRAIN)
     ir = to_linear_ir(pipe)

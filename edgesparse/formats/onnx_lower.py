@@ -174,7 +174,7 @@ def _halving_body() -> onnx.GraphProto:
         helper.make_node("Squeeze", ["more"], ["cond_out"]),
     ]
     string = lambda name: helper.make_tensor_value_info(name, TensorProto.STRING, ["N", None])  # noqa: E731
-    return helper.make_graph(
+    body = helper.make_graph(
         nodes,
         "halve",
         [
@@ -192,6 +192,25 @@ def _halving_body() -> onnx.GraphProto:
             const("shape3", np.array([0, -1, 2], np.int64)),
         ],
     )
+    return _prefixed(body, "halve_")
+
+
+def _prefixed(body: onnx.GraphProto, prefix: str) -> onnx.GraphProto:
+    """``body`` with every name it defines prefixed: a subgraph may not redefine a name of an
+    enclosing graph (ONNX's SSA rule), and the linear head has its own ``one`` and ``zero``."""
+    out = onnx.GraphProto()
+    out.CopyFrom(body)
+    defined = {v.name for v in out.input} | {t.name for t in out.initializer}
+    defined |= {o for n in out.node for o in n.output}
+    rename = {name: prefix + name for name in defined if name}
+    for v in (*out.input, *out.output):
+        v.name = rename.get(v.name, v.name)
+    for t in out.initializer:
+        t.name = rename[t.name]
+    for n in out.node:
+        n.input[:] = [rename.get(x, x) for x in n.input]
+        n.output[:] = [rename.get(x, x) for x in n.output]
+    return out
 
 
 def _c(g: Graph, name: str, value: np.ndarray) -> str:
