@@ -12,11 +12,9 @@ clang has its sanitizer runtimes, under ASan + UBSan.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import json
 import random
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +30,19 @@ from edgesparse.frontends.surprise_factors import from_surprise_factors
 from edgesparse.ir.factors import FactorIR
 from edgesparse.passes.factors import quantize_factors
 from edgesparse.runtime import FactorModel
-from tests.conftest import require_tool
-from tests.test_c_knn import C_DIR, CFLAGS, CROSS, SANITIZE, esb, verify_all, write_pairs
+from tests.cdriver import (
+    C_DIR,
+    CROSS,
+    build_cross,
+    build_driver,
+    build_probe,
+    fuzz_seeds,
+    make_export,
+    run,
+    verify_all,
+)
+from tests.cdriver import run_driver as esb
+from tests.test_c_knn import write_pairs
 from tests.test_esb_malformed import reseal
 from tests.test_factors import ALGOS, IDS, data, fit  # noqa: F401 (data: the fixture)
 from tests.test_factors_malformed import BLOB as SMALL_BLOB
@@ -45,25 +54,6 @@ HAVE_SURPRISE = importlib.util.find_spec("surprise") is not None
 QUANTIZE = ("none", "float32", "int8")
 
 
-def _run(cmd: list[str], **kw: Any) -> Any:
-    import subprocess
-
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
-
-
-@functools.cache
-def _build(build_dir: str, sanitized: bool) -> list[str]:
-    cc = "clang" if sanitized else "gcc"
-    require_tool(shutil.which(cc) is not None, what=cc, install=f"sudo apt-get install {cc}")
-    exe = Path(build_dir) / ("esb-mf-asan" if sanitized else "esb-mf")
-    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run([cc, *CFLAGS, *(SANITIZE if sanitized else []), *sources, "-lm", "-o", str(exe)])
-    if sanitized and res.returncode != 0 and "fsanitize" in res.stderr + res.stdout:
-        require_tool(False, what="clang's sanitizer runtimes", install="apt-get install clang")
-    assert res.returncode == 0, res.stderr
-    return [str(exe)]
-
-
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("cmf"))
@@ -71,12 +61,12 @@ def build_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def host(build_dir) -> list[str]:
-    return _build(build_dir, False)
+    return build_driver(build_dir, sanitized=False, name="esb-mf")
 
 
 @pytest.fixture(scope="module")
 def asan(build_dir) -> list[str]:
-    return _build(build_dir, True)
+    return build_driver(build_dir, sanitized=True, name="esb-mf")
 
 
 def text_of(raw: Any) -> str:
@@ -346,22 +336,17 @@ def test_many_ids_repeats_found_by_the_index(host, tmp_path) -> None:
 
 def test_linear_api_still_refuses_factor_blobs(host, tmp_path) -> None:
     """esb_open (the linear API) refuses a version-3 blob in the linear reader's words."""
-    probe = tmp_path / "probe.c"
-    probe.write_text(
+    exe = build_probe(
         '#include <stdio.h>\n#include "esb.h"\n'
         "int main(int argc, char **argv) {\n"
         "  static unsigned char b[1 << 16]; esb_model m; esb_knn k; size_t n;\n"
         '  FILE *f = fopen(argv[1], "rb"); (void)argc; n = fread(b, 1, sizeof b, f);\n'
         "  fclose(f); esb_knn_open(b, n, &k);\n"
-        '  printf("%d %s\\n%s", (int)esb_open(b, n, &m), m.message, k.message); return 0; }\n'
+        '  printf("%d %s\\n%s", (int)esb_open(b, n, &m), m.message, k.message); return 0; }\n',
+        tmp_path,
     )
-    exe = tmp_path / "probe"
-    res = _run(
-        ["gcc", *CFLAGS, "-I", str(C_DIR), str(probe), str(C_DIR / "esb.c"), "-lm", "-o", str(exe)]
-    )
-    assert res.returncode == 0, res.stderr
     (tmp_path / "f.esb").write_bytes(SMALL_BLOB)
-    linear, knn = _run([str(exe), str(tmp_path / "f.esb")]).stdout.split("\n")
+    linear, knn = run([str(exe), str(tmp_path / "f.esb")]).stdout.split("\n")
     assert linear == f"3 {python_error_of(esb_linear.decode)}"
     assert knn == python_error_of(esb_knn.decode)
 
@@ -377,7 +362,6 @@ def python_error_of(decode: Any) -> str:
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("case", ["int8-small", "svdpp-float32", "ties-float-ids", "int-ids-wide"])
 def test_export_c_builds_and_predicts_pairs_like_python(case, tmp_path) -> None:
-    require_tool(shutil.which("make") is not None, what="make", install="apt-get install make")
     from edgesparse.export_c import export_c
 
     ir = _edge_irs()[case]
@@ -393,16 +377,11 @@ def test_export_c_builds_and_predicts_pairs_like_python(case, tmp_path) -> None:
         ]
     )
     assert (out / "esb_factors.c").read_bytes() == (C_DIR / "esb_factors.c").read_bytes()
-    flags = " ".join([*CFLAGS, "-fsanitize=address,undefined"] if shutil.which("clang") else CFLAGS)
-    cc = "clang" if shutil.which("clang") else "gcc"
-    res = _run(["make", "-C", str(out), f"CC={cc}", f"CFLAGS={flags}"])
-    if res.returncode != 0 and "fsanitize" in res.stdout + res.stderr:
-        res = _run(["make", "-C", str(out), "CC=gcc", f"CFLAGS={' '.join(CFLAGS)}"])
-    assert res.returncode == 0, res.stdout + res.stderr
+    make_export(out)
     model = FactorModel(ir)
     pairs = all_pairs(ir)
     text = "user,item\r\n" + "".join(f"{text_of(u)},{text_of(i)},4\n" for u, i in pairs)
-    res = _run([str(out / "model_main")], input=text + "no-separator\n")
+    res = run([str(out / "model_main")], input=text + "no-separator\n")
     assert res.returncode == 1 and res.stderr == f'line {len(pairs) + 2}: expected "user,item"\n'
     lines = [ln.split("\t") for ln in res.stdout.splitlines()]
     assert len(lines) == len(pairs)
@@ -439,46 +418,23 @@ def test_bench_factors_json_line(host, tmp_path) -> None:
 @pytest.mark.parametrize("arch", list(CROSS))
 def test_cross_targets_match_numpy(arch, tmp_path) -> None:
     """The same bits on the Pis' CPUs (cross-built, run under QEMU user mode)."""
-    cc, qemu = CROSS[arch]
-    how = "apt-get install gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static"
-    require_tool(
-        shutil.which(cc) is not None and shutil.which(qemu) is not None, what=cc, install=how
-    )
-    exe = tmp_path / "esb"
-    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run([cc, *CFLAGS, "-static", *sources, "-lm", "-o", str(exe)])
-    assert res.returncode == 0, res.stderr
+    driver = build_cross(arch, tmp_path)
     for case in ("int8-small", "svdpp-none", "nmf-float32", "int-ids-wide", "ties-float-ids"):
         ir = _edge_irs()[case]
         blob = tmp_path / f"{case}.esb"
         blob.write_bytes(F.encode(ir))
         pairs = all_pairs(ir)
-        lines = c_predict([qemu, str(exe)], blob, write_text_pairs(tmp_path / "p.csv", pairs))
+        lines = c_predict(driver, blob, write_text_pairs(tmp_path / "p.csv", pairs))
         assert_same_as_numpy(FactorModel(ir), pairs, lines)
         user = ir.user_ids[0]
-        got = c_recommend([qemu, str(exe)], blob, user, 3)
+        got = c_recommend(driver, blob, user, 3)
         assert [g[1] for g in got] == [p.est for p in FactorModel(ir).recommend(user, n=3)]
 
 
 def test_libfuzzer_target_on_factor_seeds(tmp_path) -> None:
     """fuzz/c/fuzz_esb_open.c builds and runs 20 000 fixed-seed inputs from factor seeds (the
     factor verifier, the index, predict and recommend on what it accepts)."""
-    require_tool(shutil.which("clang") is not None, what="clang", install="apt-get install clang")
-    exe = tmp_path / "fuzz_esb_open"
-    flags = ["-g", "-O1", "-std=c99", "-fsanitize=fuzzer,address,undefined"]
-    src = [str(ROOT / "fuzz" / "c" / "fuzz_esb_open.c"), str(C_DIR / "esb.c")]
-    cmd = ["clang", *flags, "-fno-sanitize-recover=all", "-I", str(C_DIR), *src, "-lm"]
-    res = _run([*cmd, "-o", str(exe)])
-    if res.returncode != 0 and "fsanitize" in res.stderr:
-        require_tool(False, what="clang's libFuzzer runtime", install="apt-get install clang")
-    assert res.returncode == 0, res.stderr
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for n, ir in enumerate(_edge_irs().values()):
-        (corpus / f"seed{n}.esb").write_bytes(F.encode(ir))
-    res = _run([str(exe), "-seed=1", "-runs=20000", "-max_len=4096", str(corpus)], cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "Done 20000 runs" in res.stderr
+    fuzz_seeds([F.encode(ir) for ir in _edge_irs().values()], tmp_path)
 
 
 def test_raw_ids_that_match_nothing_are_unknown(host, tmp_path) -> None:

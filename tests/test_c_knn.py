@@ -10,12 +10,8 @@ clang has its sanitizer runtimes, under ASan + UBSan.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
-import os
 import random
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,12 +20,23 @@ import numpy as np
 import pytest
 
 from edgesparse.errors import FormatError
-from edgesparse.export_c import c_runtime_dir
 from edgesparse.formats import esb as esb_linear
 from edgesparse.formats import knn as esb_knn
 from edgesparse.formats.container import BlobKind, kind_of
 from edgesparse.ir.knn import KnnIR
 from edgesparse.runtime import KnnModel
+from tests.cdriver import (
+    C_DIR,
+    CROSS,
+    build_cross,
+    build_driver,
+    build_probe,
+    fuzz_seeds,
+    make_export,
+    run,
+    run_driver,
+    verify_all,
+)
 from tests.conftest import require_tool
 from tests.test_esb_malformed import reseal
 from tests.test_knn_malformed import BLOB as SMALL_BLOB
@@ -37,29 +44,10 @@ from tests.test_knn_malformed import CASES as MALFORMED
 from tests.test_knn_malformed import small_ir
 
 ROOT = Path(__file__).resolve().parents[1]
-C_DIR = c_runtime_dir()
-CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-SANITIZE = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
 HAVE_SURPRISE = importlib.util.find_spec("surprise") is not None
 # Messages whose detail is the JSON parser's own wording: compared up to that detail.
 JSON_CASES = {"provenance"}
-
-
-def _run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
-
-
-@functools.cache
-def _build(build_dir: str, sanitized: bool) -> list[str]:
-    cc = "clang" if sanitized else "gcc"
-    require_tool(shutil.which(cc) is not None, what=cc, install=f"sudo apt-get install {cc}")
-    exe = Path(build_dir) / ("esb-knn-asan" if sanitized else "esb-knn")
-    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run([cc, *CFLAGS, *(SANITIZE if sanitized else []), *sources, "-lm", "-o", str(exe)])
-    if sanitized and res.returncode != 0 and "fsanitize" in res.stderr + res.stdout:
-        require_tool(False, what="clang's sanitizer runtimes", install="apt-get install clang")
-    assert res.returncode == 0, res.stderr
-    return [str(exe)]
+esb = run_driver
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +57,12 @@ def build_dir(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def host(build_dir) -> list[str]:
-    return _build(build_dir, False)
+    return build_driver(build_dir, sanitized=False, name="esb-knn")
 
 
 @pytest.fixture(scope="module")
 def asan(build_dir) -> list[str]:
-    return _build(build_dir, True)
-
-
-def esb(driver: list[str], *args: str | Path) -> str:
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
-    res = _run([*driver, *map(str, args)], env=env)
-    assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, res.stderr
-    assert res.returncode == 0, res.stderr
-    return res.stdout
+    return build_driver(build_dir, sanitized=True, name="esb-knn")
 
 
 # ------------------------------------------------------------------------------------------
@@ -304,23 +284,6 @@ def _text(raw: Any) -> str:
 # ------------------------------------------------------------------------------------------
 # The verifier: same decision and message as knn.decode
 # ------------------------------------------------------------------------------------------
-def verify_all(driver: list[str], blobs: list[bytes], tmp_path: Path) -> list[str]:
-    paths = []
-    for n, b in enumerate(blobs):
-        p = tmp_path / f"{n}.esb"
-        p.write_bytes(b)
-        paths.append(str(p))
-    lines: list[str] = []
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1"}
-    for lo in range(0, len(paths), 400):
-        res = _run([*driver, "verify", *paths[lo : lo + 400]], env=env)
-        assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, res.stderr
-        assert res.returncode in (0, 1), res.stderr
-        lines += res.stdout.splitlines()
-    assert len(lines) == len(blobs)
-    return lines
-
-
 def python_error(blob: bytes) -> str | None:
     """knn.decode's message, or the linear reader's for what is not a version-2 blob (as
     edgesparse.load and the C driver dispatch: container.kind_of)."""
@@ -426,21 +389,16 @@ def test_many_ids_repeats_found_by_the_index(host, tmp_path) -> None:
 
 def test_linear_api_still_refuses_knn_blobs(host, tmp_path) -> None:
     """esb_open (the linear API) refuses a k-NN blob in the linear reader's words."""
-    probe = tmp_path / "probe.c"
-    probe.write_text(
+    exe = build_probe(
         '#include <stdio.h>\n#include "esb.h"\n'
         "int main(int argc, char **argv) {\n"
         "  static unsigned char b[1 << 16]; esb_model m; size_t n;\n"
         '  FILE *f = fopen(argv[1], "rb"); (void)argc; n = fread(b, 1, sizeof b, f);\n'
-        '  fclose(f); printf("%d %s", (int)esb_open(b, n, &m), m.message); return 0; }\n'
+        '  fclose(f); printf("%d %s", (int)esb_open(b, n, &m), m.message); return 0; }\n',
+        tmp_path,
     )
-    exe = tmp_path / "probe"
-    res = _run(
-        ["gcc", *CFLAGS, "-I", str(C_DIR), str(probe), str(C_DIR / "esb.c"), "-lm", "-o", str(exe)]
-    )
-    assert res.returncode == 0, res.stderr
     (tmp_path / "k.esb").write_bytes(SMALL_BLOB)
-    out = _run([str(exe), str(tmp_path / "k.esb")]).stdout
+    out = run([str(exe), str(tmp_path / "k.esb")]).stdout
     with pytest.raises(FormatError) as info:
         esb_linear.decode(SMALL_BLOB)
     assert out == f"3 {info.value}"
@@ -450,38 +408,12 @@ def test_linear_api_still_refuses_knn_blobs(host, tmp_path) -> None:
 def test_libfuzzer_target_on_knn_seeds(build_dir, tmp_path) -> None:
     """fuzz/c/fuzz_esb_open.c builds and runs 20 000 fixed-seed inputs from k-NN seeds (the
     k-NN verifier, the index, predict and recommend on what it accepts)."""
-    require_tool(shutil.which("clang") is not None, what="clang", install="apt-get install clang")
-    exe = tmp_path / "fuzz_esb_open"
-    flags = ["-g", "-O1", "-std=c99", "-fsanitize=fuzzer,address,undefined"]
-    src = [str(ROOT / "fuzz" / "c" / "fuzz_esb_open.c"), str(C_DIR / "esb.c")]
-    res = _run(
-        [
-            "clang",
-            *flags,
-            "-fno-sanitize-recover=all",
-            "-I",
-            str(C_DIR),
-            *src,
-            "-lm",
-            "-o",
-            str(exe),
-        ]
-    )
-    if res.returncode != 0 and "fsanitize" in res.stderr:
-        require_tool(False, what="clang's libFuzzer runtime", install="apt-get install clang")
-    assert res.returncode == 0, res.stderr
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for n, blob in enumerate([SMALL_BLOB, *(esb_knn.encode(ir) for ir in _tie_irs().values())]):
-        (corpus / f"seed{n}.esb").write_bytes(blob)
-    res = _run([str(exe), "-seed=1", "-runs=20000", "-max_len=4096", str(corpus)], cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert "Done 20000 runs" in res.stderr
+    seeds = [SMALL_BLOB, *(esb_knn.encode(ir) for ir in _tie_irs().values())]
+    fuzz_seeds(seeds, tmp_path)
 
 
 @pytest.mark.parametrize("case", ["zscore-u8", "float-ids", "int-ids", "item-based-twice"])
 def test_export_c_builds_and_predicts_pairs_like_python(case, tmp_path) -> None:
-    require_tool(shutil.which("make") is not None, what="make", install="apt-get install make")
     from edgesparse.export_c import export_c
 
     ir = _tie_irs()[case]
@@ -506,16 +438,11 @@ def test_export_c_builds_and_predicts_pairs_like_python(case, tmp_path) -> None:
         ]
     )
     assert (out / "esb_knn.c").read_bytes() == (C_DIR / "esb_knn.c").read_bytes()
-    flags = " ".join([*CFLAGS, "-fsanitize=address,undefined"] if shutil.which("clang") else CFLAGS)
-    cc = "clang" if shutil.which("clang") else "gcc"
-    res = _run(["make", "-C", str(out), f"CC={cc}", f"CFLAGS={flags}"])
-    if res.returncode != 0 and "fsanitize" in res.stdout + res.stderr:
-        res = _run(["make", "-C", str(out), "CC=gcc", f"CFLAGS={' '.join(CFLAGS)}"])
-    assert res.returncode == 0, res.stdout + res.stderr
+    make_export(out)
     model = KnnModel(ir)
     pairs = _all_pairs(ir)
     text = "user,item\r\n" + "".join(f"{_text(u)},{_text(i)},4\n" for u, i in pairs)
-    res = _run([str(out / "model_main")], input=text + "no-separator\n")
+    res = run([str(out / "model_main")], input=text + "no-separator\n")
     assert res.returncode == 1 and res.stderr == f'line {len(pairs) + 2}: expected "user,item"\n'
     lines = [ln.split("\t") for ln in res.stdout.splitlines()]
     for (u, i), line in zip(pairs, lines, strict=True):
@@ -554,30 +481,16 @@ def test_bench_knn_json_line(host, tmp_path) -> None:
     assert [float(v) for v in pred.read_text().split()] == est
 
 
-CROSS = {
-    "aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64-static"),
-    "armhf": ("arm-linux-gnueabihf-gcc", "qemu-arm-static"),
-}
-
-
 @pytest.mark.parametrize("arch", list(CROSS))
 def test_cross_targets_match_numpy(arch, tmp_path) -> None:
     """The same bits on the Pis' CPUs (cross-built, run under QEMU user mode)."""
-    cc, qemu = CROSS[arch]
-    how = "apt-get install gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static"
-    require_tool(
-        shutil.which(cc) is not None and shutil.which(qemu) is not None, what=cc, install=how
-    )
-    exe = tmp_path / "esb"
-    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run([cc, *CFLAGS, "-static", *sources, "-lm", "-o", str(exe)])
-    assert res.returncode == 0, res.stderr
+    driver = build_cross(arch, tmp_path)
     for case in ("zscore-u8", "baseline-min1", "int-ids", "item-based-twice"):
         ir = _tie_irs()[case]
         blob = tmp_path / f"{case}.esb"
         blob.write_bytes(esb_knn.encode(ir))
         pairs = _all_pairs(ir)
-        lines = c_predict([qemu, str(exe)], blob, write_pairs(tmp_path / "p.csv", pairs))
+        lines = c_predict(driver, blob, write_pairs(tmp_path / "p.csv", pairs))
         assert_same_as_numpy(KnnModel(ir), pairs, lines)
 
 
