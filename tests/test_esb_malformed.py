@@ -153,6 +153,46 @@ def reseal(blob: bytes) -> bytes:
     return bytes(b)
 
 
+@dataclasses.dataclass(frozen=True)
+class SectionEditor:
+    """Edits of one valid blob of a kind whose sections are named by ``section_names``
+    (kind -> name): the recommender corpora's helpers."""
+
+    section_names: dict[int, str]
+    blob: bytes
+
+    def edit(
+        self, change=None, *, blob: bytes | None = None, tail: bytes = b"", **override: int
+    ) -> bytes:
+        """``blob`` (default: the editor's) split, changed by ``change(header, secs)``, rebuilt
+        with ``override`` header fields and ``tail``."""
+        header, secs = split(self.blob if blob is None else blob)
+        if change is not None:
+            change(header, secs)
+        return build(header, secs, tail=tail, **override)
+
+    def sec(self, name: str, secs: list[Sec]) -> Sec:
+        """The section called ``name``."""
+        kind = {v: k for k, v in self.section_names.items()}[name]
+        return next(s for s in secs if s.kind == kind)
+
+    def set_data(self, name: str, data: bytes):
+        """A change that replaces section ``name``'s bytes."""
+
+        def change(_h, secs):
+            self.sec(name, secs).data = data
+
+        return change
+
+    def drop(self, name: str):
+        """A change that removes section ``name``."""
+
+        def change(_h, secs):
+            secs.remove(self.sec(name, secs))
+
+        return change
+
+
 def error_of(blob: bytes) -> str:
     """The FormatError message of ``blob`` (anything else fails the test)."""
     with pytest.raises(FormatError) as exc:

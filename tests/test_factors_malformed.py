@@ -8,9 +8,7 @@ header, table, packed sections, CRCs recomputed after each edit). Needs no Surpr
 
 from __future__ import annotations
 
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgesparse.errors import FormatError
-from edgesparse.export_c import c_runtime_dir
 from edgesparse.formats import esb
 from edgesparse.formats import factors as F
 from edgesparse.formats import knn as esb_knn
@@ -28,8 +25,8 @@ from edgesparse.ir import from_dense
 from edgesparse.ir.factors import FactorIR
 from edgesparse.passes.factors import quantize_factors
 from edgesparse.runtime import FactorModel, loads
-from tests.conftest import require_tool
-from tests.test_esb_malformed import SAFETY_NET, Sec, build, reseal, split
+from tests.cdriver import build_driver, run
+from tests.test_esb_malformed import SAFETY_NET, SectionEditor, reseal, split
 
 
 def small_ir(**change) -> FactorIR:
@@ -59,30 +56,8 @@ BLOB = F.encode(small_ir())
 C = "corrupt .esb: "
 
 
-def edit(change=None, *, blob: bytes = BLOB, tail: bytes = b"", **override: int) -> bytes:
-    header, secs = split(blob)
-    if change is not None:
-        change(header, secs)
-    return build(header, secs, tail=tail, **override)
-
-
-def sec(name: str, secs: list[Sec]) -> Sec:
-    kind = {v: k for k, v in F.SECTION_NAMES.items()}[name]
-    return next(s for s in secs if s.kind == kind)
-
-
-def set_data(name: str, data: bytes):
-    def change(_h, secs):
-        sec(name, secs).data = data
-
-    return change
-
-
-def drop(name: str):
-    def change(_h, secs):
-        secs.remove(sec(name, secs))
-
-    return change
+_EDITOR = SectionEditor(F.SECTION_NAMES, BLOB)
+edit, sec, set_data, drop = _EDITOR.edit, _EDITOR.sec, _EDITOR.set_data, _EDITOR.drop
 
 
 def f64(*v: float) -> bytes:
@@ -394,25 +369,11 @@ def test_c_driver_routes_a_factor_blob_by_its_version(tmp_path: Path) -> None:
     """`esb verify` takes a version-3 blob to the factor verifier (esb_factors.c): OK for a
     good one, factors.decode's message for a bad one (tests/test_c_factors.py checks the
     whole corpus, and that the linear API esb_open still refuses version 3)."""
-    require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
-    c = c_runtime_dir()
-    exe = tmp_path / "esb"
-    res = subprocess.run(
-        ["gcc", "-O1", "-std=c99", str(c / "esb.c"), str(c / "esb_main.c"), "-lm", "-o", str(exe)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 0, res.stderr
+    exe = build_driver(tmp_path, sanitized=False, name="esb")
     bad = edit(n_outputs=0)
     (tmp_path / "mf.esb").write_bytes(BLOB)
     (tmp_path / "bad.esb").write_bytes(bad)
-    res = subprocess.run(
-        [str(exe), "verify", str(tmp_path / "mf.esb"), str(tmp_path / "bad.esb")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = run([*exe, "verify", str(tmp_path / "mf.esb"), str(tmp_path / "bad.esb")])
     lines = res.stdout.splitlines()
     assert res.returncode == 1 and lines[0] == "OK", (res.stdout, res.stderr)
     with pytest.raises(FormatError) as info:

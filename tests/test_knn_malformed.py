@@ -8,9 +8,7 @@ header, table, packed sections, CRCs recomputed after each edit). Needs no Surpr
 
 from __future__ import annotations
 
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edgesparse.errors import FormatError
-from edgesparse.export_c import c_runtime_dir
 from edgesparse.formats import esb
 from edgesparse.formats import knn as esb_knn
 from edgesparse.ir import from_dense
 from edgesparse.ir.knn import KnnIR
 from edgesparse.runtime import KnnModel, loads
-from tests.conftest import require_tool
-from tests.test_esb_malformed import SAFETY_NET, Sec, build, reseal, split
+from tests.cdriver import build_driver, run
+from tests.test_esb_malformed import SAFETY_NET, Sec, SectionEditor, build, reseal, split
 
 K = esb_knn
 
@@ -60,30 +57,8 @@ def small_ir(**change) -> KnnIR:
 BLOB = K.encode(small_ir())
 
 
-def edit(change=None, *, blob: bytes = BLOB, tail: bytes = b"", **override: int) -> bytes:
-    header, secs = split(blob)
-    if change is not None:
-        change(header, secs)
-    return build(header, secs, tail=tail, **override)
-
-
-def sec(name: str, secs: list[Sec]) -> Sec:
-    kind = {v: k for k, v in K.SECTION_NAMES.items()}[name]
-    return next(s for s in secs if s.kind == kind)
-
-
-def set_data(name: str, data: bytes):
-    def change(_h, secs):
-        sec(name, secs).data = data
-
-    return change
-
-
-def drop(name: str):
-    def change(_h, secs):
-        secs.remove(sec(name, secs))
-
-    return change
+_EDITOR = SectionEditor(K.SECTION_NAMES, BLOB)
+edit, sec, set_data, drop = _EDITOR.edit, _EDITOR.sec, _EDITOR.set_data, _EDITOR.drop
 
 
 def set_enc(name: str, enc: int):
@@ -313,18 +288,7 @@ def test_random_edits_are_format_errors_never_crashes(data) -> None:
 def test_c_runtime_verifies_a_knn_blob(tmp_path: Path) -> None:
     """The C driver verifies a k-NN blob with the k-NN verifier (esb_knn.c); its linear API
     (esb_open) still refuses one by its version: tests/test_c_knn.py."""
-    require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
-    c = c_runtime_dir()
-    exe = tmp_path / "esb"
-    res = subprocess.run(
-        ["gcc", "-O1", "-std=c99", str(c / "esb.c"), str(c / "esb_main.c"), "-lm", "-o", str(exe)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert res.returncode == 0, res.stderr
+    exe = build_driver(tmp_path, sanitized=False, name="esb")
     (tmp_path / "knn.esb").write_bytes(BLOB)
-    res = subprocess.run(
-        [str(exe), "verify", str(tmp_path / "knn.esb")], capture_output=True, text=True, timeout=60
-    )
+    res = run([*exe, "verify", str(tmp_path / "knn.esb")])
     assert res.returncode == 0 and res.stdout == "OK\n", (res.stdout, res.stderr)
