@@ -600,7 +600,8 @@ def export_c(blob: Path, out_dir: Path, name: str) -> None:
 
     for path in export(blob, out_dir, name=name):
         _echo(f"wrote {path}")
-    _echo(f"build: make -C {out_dir}  then: {out_dir}/model_main < rows.txt (README.txt)")
+    # The input differs by kind (feature rows, records, documents, id pairs): README.txt says.
+    _echo(f"build: make -C {out_dir}  then: {out_dir}/model_main < INPUT ({out_dir}/README.txt)")
 
 
 def main() -> None:

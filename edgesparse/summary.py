@@ -101,11 +101,15 @@ def _estimate_rows(d: LinearDetails) -> list[tuple[str, str]]:
             )
         return rows
     if d.check is None and d.budget is None and d.quantization.startswith("int8"):
+        why = (
+            "the model carries no input statistics (no scaler)"
+            if d.input_kind not in ("documents", "records")
+            else f"no estimate is made from raw {d.input_kind}"  # the stage's scalers are inside
+        )
         return [
             (
                 "estimated fidelity",
-                "unknown: the model carries no input statistics (no scaler); "
-                f"give --check-data {_check_file(d)} to measure",
+                f"unknown: {why}; give --check-data {_check_file(d)} to measure",
             )
         ]
     return []

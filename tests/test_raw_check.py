@@ -111,6 +111,19 @@ def test_check_data_decides_the_precision_on_mixed_scale_passthrough_columns(tmp
     assert report["check"]["label_agreement"] == pytest.approx(report["estimate"]["value"])
 
 
+def test_the_summary_of_a_records_model_asks_for_rows_not_a_scaler(tmp_path: Path) -> None:
+    """Without rows, the summary says no estimate was made for raw records and how to get
+    one; it does not claim the model lacks a scaler (its stage has them)."""
+    pipe, _ = _adult_pipeline(scaled_after=False)
+    src = tmp_path / "pipe.pkl"
+    src.write_bytes(pickle.dumps(pipe))
+    r = CliRunner().invoke(cli, ["compress", str(src), "-o", str(tmp_path / "m.esb")])
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("estimated fidelity"))
+    assert "no estimate is made from raw records" in line and "--check-data rows.csv" in line
+    assert "no scaler" not in line
+
+
 def test_check_data_without_pandas_falls_back_to_the_float_model(tmp_path, monkeypatch):
     pipe, held_out = _adult_pipeline(scaled_after=False)
     rows = tmp_path / "rows.csv"
