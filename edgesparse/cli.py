@@ -240,10 +240,13 @@ def compress(model: Path, as_json: bool, **options: Any) -> None:
     The defaults are safe for accuracy: int8 weights with one scale per row and no pruning
     (typically >= 99.5% label agreement). Pruning happens only when --sparsity or --threshold
     is given, or a budget with --calibration: then the sparsest model certified, on held-out
-    calibration rows, to stay within the budget on new rows is written. A pickled Surprise
-    k-NN recommender becomes a .esb version-2 blob (see --neighbours). Pickles are loaded
-    through an allow-list: anything but scikit-learn linear models, scalers, pipelines,
-    Surprise's four k-NN classes, numpy and scipy.sparse arrays is refused before it runs.
+    calibration rows, to stay within the budget on new rows is written. A pipeline that
+    starts with a text vectorizer or a ColumnTransformer keeps that step in the artifact: it
+    reads raw documents or records (check with --check-data docs.txt or rows.csv). A pickled
+    Surprise k-NN recommender becomes a .esb version-2 blob (see --neighbours), an SVD, SVDpp,
+    NMF or BaselineOnly one a version-3 blob. Pickles are loaded through an allow-list:
+    anything but scikit-learn linear models, scalers, vectorizers, encoders, imputers,
+    pipelines, these Surprise models, numpy and scipy.sparse arrays is refused before it runs.
     """
     from edgesparse.pipeline import CompressOptions, compress_file
     from edgesparse.summary import compress_summary
