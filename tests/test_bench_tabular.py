@@ -1,8 +1,11 @@
 """The bench of blobs with a tabular input stage: timed from raw records (a CSV with a header
 row), featurization included, on the host and on emulated rpi4 (QEMU), with the scikit-learn
 pipeline's own ``predict`` on ``pandas.read_csv`` of the same file as the oracle of every
-agreement figure (computed here, independently of the bench); C and ONNX rows skipped with
-their reason; mixed or wrong inputs as one-line errors. No timing is asserted."""
+agreement figure (computed here, independently of the bench); the C runtime's driver on the
+same blob and records (``c:tab.esb``: CSV split and featurization in C) and the ONNX model
+compressed from the same pipeline (its tabular stage in the graph) on the same records, at the
+numpy runtime's agreement; mixed, wrong or hostile inputs as one-line errors. No timing is
+asserted."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import edgesparse
 from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
+from edgesparse.bench.engine_c import C_MEMORY_EXACT
 from edgesparse.bench.report import render_markdown
 from edgesparse.bench.results import validate_results
 from edgesparse.bench.targets import get_target
@@ -35,8 +39,6 @@ from tests.test_tabular_featurizer import _NAMES, adult_like
 pd = pytest.importorskip("pandas")
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-C_REASON = "the bench's C engine does not feed records yet"
-ONNX_REASON = "ONNX models are not timed on records yet"
 
 
 def _cell(v: object) -> object:
@@ -64,10 +66,11 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     pipe = make_pipeline(ct, LogisticRegression(max_iter=500)).fit(df[:1200], y[:1200])
     root = tmp_path_factory.mktemp("bench_tabular")
-    pkl, esb = root / "tab.pkl", root / "tab.esb"
+    pkl, esb, onnx = root / "tab.pkl", root / "tab.esb", root / "tab.onnx"
     pkl.write_bytes(pickle.dumps(pipe))
-    res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(esb)])
-    assert res.exit_code == 0, res.output
+    for out in (esb, onnx):
+        res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(out)])
+        assert res.exit_code == 0, res.output
     rows, labels = root / "rows.csv", root / "y.npy"
     with rows.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -78,9 +81,13 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # The oracle: the pipeline on pandas' reading of the CSV; the blob on the runtime's.
     sk = pipe.predict(pd.read_csv(rows))
     ours = edgesparse.load(esb).predict(read_records(rows))
+    graph = edgesparse.load(onnx).predict(read_records(rows))
     return {
         "pkl": pkl,
         "esb": esb,
+        "onnx": onnx,
+        "onnx_vs_sklearn": float(np.mean(graph == sk)),
+        "onnx_accuracy": float(np.mean(graph == truth)),
         "rows": rows,
         "labels": labels,
         "n": len(truth),
@@ -99,13 +106,10 @@ def _by(results: dict, target: str, artifact: str, batch: int) -> dict[str, Any]
     return row
 
 
-def test_host_end_to_end(case: dict[str, Any], tmp_path: Path) -> None:
+def test_host_end_to_end(case: dict[str, Any]) -> None:
     esb = case["esb"]
-    onnx = tmp_path / "numeric.onnx"
-    res = CliRunner().invoke(cli, ["compress", str(MODELS / "iris_l2_logreg.pkl"), "-o", str(onnx)])
-    assert res.exit_code == 0, res.output
     results = harness.run_bench(
-        artifacts=[esb, f"c:{esb}", case["pkl"], onnx],
+        artifacts=[esb, f"c:{esb}", case["pkl"], case["onnx"]],
         targets=["host"],
         data=case["rows"],
         labels=case["labels"],
@@ -127,13 +131,24 @@ def test_host_end_to_end(case: dict[str, Any], tmp_path: Path) -> None:
         sk = _by(results, "host", "tab.pkl", batch)
         assert sk["status"] == "ok" and sk["agreement"] == 1.0
         assert sk["accuracy"] == pytest.approx(case["sklearn_accuracy"], abs=1e-12)
+        # The C driver splits and featurizes the same records: the numpy runtime's labels.
         c = _by(results, "host", "c:tab.esb", batch)
-        assert c["status"] == "skipped" and C_REASON in c["error"]
-        assert c["latency_us"] is None
-        row = _by(results, "host", "numeric.onnx", batch)
-        assert row["status"] == "skipped" and ONNX_REASON in row["error"]
+        assert c["status"] == "ok", c["error"]
+        assert c["engine"] == "c" and c["runs"] == 10 and c["latency_us"]["p50"] > 0
+        assert c["agreement"] == pytest.approx(case["esb_vs_sklearn"], abs=1e-12)
+        assert c["accuracy"] == pytest.approx(case["esb_accuracy"], abs=1e-12)
+        assert c["cold_start_method"] == "spawn timestamp" and c["peak_rss_bytes"] > 0
+        assert c["c_program"]["api"] == "one-row"
+        # The graph's tabular stage on the same records, in onnxruntime.
+        row = _by(results, "host", "tab.onnx", batch)
+        assert row["status"] == "ok", row["error"]
+        assert row["engine"] == "onnx" and row["latency_us"]["p50"] > 0
+        assert case["onnx_vs_sklearn"] == pytest.approx(case["esb_vs_sklearn"], abs=0.01)
+        assert row["agreement"] == pytest.approx(case["onnx_vs_sklearn"], abs=1e-12)
+        assert row["accuracy"] == pytest.approx(case["onnx_accuracy"], abs=1e-12)
     md = render_markdown(results)
-    assert C_REASON in md and ONNX_REASON in md
+    assert "each split from its CSV text and through esb_predict_tabular" in md
+    assert {r["status"] for r in results["results"]} == {"ok"}
 
 
 def test_without_the_pickle_the_blob_is_the_reference(case: dict[str, Any]) -> None:
@@ -197,7 +212,7 @@ def test_emulated_rpi4(case: dict[str, Any]) -> None:
     provision(rpi4)
     esb = case["esb"]
     results = harness.run_bench(
-        artifacts=[esb, f"c:{esb}", case["pkl"]],
+        artifacts=[esb, f"c:{esb}", case["pkl"], case["onnx"]],
         targets=[rpi4],
         data=case["rows"],
         batch_sizes=(1, 16),
@@ -217,5 +232,16 @@ def test_emulated_rpi4(case: dict[str, Any]) -> None:
         assert row["model_rss_bytes"] > 0
         sk = _by(results, "rpi4", "tab.pkl", batch)
         assert sk["status"] == "skipped" and "host only" in sk["error"]
+        # The C driver cross-built for aarch64, on the same records: the same labels.
         c = _by(results, "rpi4", "c:tab.esb", batch)
-        assert c["status"] == "skipped" and C_REASON in c["error"]
+        assert c["status"] == "ok", c["error"]
+        assert c["agreement"] == pytest.approx(case["esb_vs_sklearn"], abs=1e-12)
+        assert c["memory_method"] == C_MEMORY_EXACT and c["peak_rss_bytes"] is None
+        # Exact guest bytes: the blob, the model's workspace, the tabular workspace and the
+        # CSV buffers.
+        assert c["model_rss_bytes"] == esb.stat().st_size + c["c_program"]["workspace_bytes"]
+        assert c["c_program"]["workspace_bytes"] > 0 and c["c_program"]["api"] == "one-row"
+        # The ONNX graph's tabular stage in the guest's onnxruntime: the host's labels.
+        graph = _by(results, "rpi4", "tab.onnx", batch)
+        assert graph["status"] == "ok", graph["error"]
+        assert graph["agreement"] == pytest.approx(case["onnx_vs_sklearn"], abs=1e-12)
