@@ -10,8 +10,11 @@ asserted."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 import pickle
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +36,8 @@ from edgesparse.bench.results import validate_results
 from edgesparse.bench.targets import get_target
 from edgesparse.cli import cli
 from edgesparse.data import read_records
-from tests.conftest import require_tool
+from edgesparse.export_c import c_runtime_dir
+from tests.conftest import require_tool, run_cli_limited
 from tests.test_tabular_featurizer import _NAMES, adult_like
 
 pd = pytest.importorskip("pandas")
@@ -245,3 +249,83 @@ def test_emulated_rpi4(case: dict[str, Any]) -> None:
         graph = _by(results, "rpi4", "tab.onnx", batch)
         assert graph["status"] == "ok", graph["error"]
         assert graph["agreement"] == pytest.approx(case["onnx_vs_sklearn"], abs=1e-12)
+
+
+# -- hostile rows files ---------------------------------------------------------------------------
+def _hostile(kind: str, root: Path, header: str, record: list[str]) -> Path:
+    """A rows file the bench must refuse quickly: a huge line, a NUL byte, a million columns."""
+    path = root / f"{kind}.csv"
+    if kind == "huge-line":  # one 4 MB cell: past csv's field limit
+        cells = [record[0], "x" * 4_000_000, *record[2:]]
+        path.write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
+    elif kind == "nul":
+        path.write_bytes(f"{header}\n{','.join(record)}\n".encode() + b"53,Priv\x00ate\n")
+    else:  # a million columns in the header and in a record
+        path.write_text(",".join(f"c{k}" for k in range(10**6)) + "\n" + "1," * (10**6 - 1) + "1\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("huge-line", "field larger than field limit"),
+        ("nul", "holds NUL bytes"),
+        ("million-columns", "the header has 1000000 columns, more than the 65536"),
+    ],
+)
+def test_hostile_rows_are_one_line_errors(
+    case: dict[str, Any], tmp_path: Path, kind: str, why: str
+) -> None:
+    """With every engine in the run (numpy, C, ONNX), a hostile file is refused on the host
+    under the hostile-input budget (1.5 GiB, 60 s): one ``Error:`` line, nothing written."""
+    lines = case["rows"].read_text(encoding="utf-8").splitlines()
+    data = _hostile(kind, tmp_path, lines[0], lines[1].split(","))
+    esb, out = case["esb"], tmp_path / "report"
+    args = ["bench", str(esb), f"c:{esb}", str(case["onnx"]), "--data", str(data)]
+    res = run_cli_limited([*args, "--runs", "2", "-o", str(out)])
+    assert res.returncode == 1, res.stderr
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: "), res.stderr
+    assert f"cannot benchmark tab.esb on {data.name}" in err[0] and why in err[0]
+    assert not out.exists()
+
+
+def _driver(root: Path) -> Path:
+    """The C driver ``esb`` built for the host (``esb bench`` on records: esb_tabular_main.c)."""
+    require_tool(shutil.which("cc") is not None, what="cc", install="apt-get install gcc")
+    src, exe = c_runtime_dir(), root / "esb"
+    cmd = ["cc", "-O2", "-std=c99", f"-I{src}", str(src / "esb.c"), str(src / "esb_main.c")]
+    subprocess.run([*cmd, "-lm", "-o", str(exe)], check=True, capture_output=True, timeout=300)
+    return exe
+
+
+def test_the_c_driver_refuses_hostile_rows_itself(case: dict[str, Any], tmp_path: Path) -> None:
+    """``esb bench`` on records as the C engine runs it: the predictions of ``esb predict``
+    (one line per record), and each hostile file refused with its line, quickly."""
+    exe = _driver(tmp_path)
+    esb, rows, pred = str(case["esb"]), str(case["rows"]), tmp_path / "pred.txt"
+    run = [str(exe), "bench", esb, rows, "5", "1", "--batch", "7", "--predictions", str(pred)]
+    res = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    line = json.loads(res.stdout.strip().splitlines()[-1])
+    assert line["input"] == "records" and line["rows"] == case["n"] and line["batch"] == 7
+    predict = subprocess.run([str(exe), "predict", esb, rows], capture_output=True, text=True)
+    assert predict.returncode == 0, predict.stderr
+    classes = [ln.split("\t")[0] for ln in predict.stdout.splitlines()]
+    assert pred.read_text().splitlines() == classes and len(classes) == case["n"]
+    lines = case["rows"].read_text(encoding="utf-8").splitlines()
+    wants = {
+        "huge-line": "esb: line 2: not a valid CSV row",
+        "nul": "esb: line 3: not a valid CSV row",
+        "million-columns": "esb: line 1: the header has 1000000 columns, the model reads 9",
+    }
+    for kind, want in wants.items():
+        data = _hostile(kind, tmp_path, lines[0], lines[1].split(","))
+        res = subprocess.run(
+            [str(exe), "bench", esb, str(data), "5", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        err = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(err) == 1 and err[0].startswith(want), (kind, err)
