@@ -329,3 +329,52 @@ def test_the_c_driver_refuses_hostile_rows_itself(case: dict[str, Any], tmp_path
         )
         err = res.stderr.strip().splitlines()
         assert res.returncode == 2 and len(err) == 1 and err[0].startswith(want), (kind, err)
+
+
+def test_a_tabular_regressor_in_c_and_onnx(tmp_path: Path) -> None:
+    """A tabular regressor's C and ONNX rows carry its values (not class indices): their
+    differences from the pipeline and R² are the numpy runtime's, up to float32 output."""
+    from sklearn.linear_model import Ridge
+
+    X, _ = adult_like(600, seed=5)
+    df = pd.DataFrame(X, columns=list(_NAMES))
+    hours = pd.to_numeric(df["hours"]).fillna(40.0).to_numpy()
+    y = hours + 2.0 * (df["sex"] == "M").to_numpy()
+    ct = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "hours"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["sex", "education"]),
+        ]
+    )
+    pipe = make_pipeline(ct, Ridge(alpha=1.0)).fit(df[:400], y[:400])
+    pkl, esb, onnx = tmp_path / "reg.pkl", tmp_path / "reg.esb", tmp_path / "reg.onnx"
+    pkl.write_bytes(pickle.dumps(pipe))
+    for out in (esb, onnx):
+        res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(out)])
+        assert res.exit_code == 0, res.output
+    rows, truth = tmp_path / "rows.csv", tmp_path / "y.npy"
+    with rows.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(_NAMES)
+        w.writerows([_cell(v) for v in r] for r in X[400:].tolist())
+    np.save(truth, y[400:])
+    results = harness.run_bench(
+        artifacts=[esb, f"c:{esb}", onnx, pkl],
+        targets=["host"],
+        data=rows,
+        labels=truth,
+        batch_sizes=(1, 8),
+        runs=5,
+        warmup=1,
+    )
+    validate_results(results)
+    sk = pipe.predict(pd.read_csv(rows))
+    want = np.abs(edgesparse.load(esb).predict(read_records(rows)) - sk).max()
+    for batch in (1, 8):
+        ours = _by(results, "host", "reg.esb", batch)
+        assert ours["status"] == "ok" and ours["max_abs_diff"] == pytest.approx(want, abs=1e-12)
+        for name in ("c:reg.esb", "reg.onnx"):
+            row = _by(results, "host", name, batch)
+            assert row["status"] == "ok", row["error"]
+            assert row["max_abs_diff"] == pytest.approx(want, abs=1e-4)
+            assert row["r2"] == pytest.approx(ours["r2"], abs=1e-5)
