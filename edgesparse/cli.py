@@ -481,8 +481,10 @@ def bench(
     baseline) on each target: latency percentiles, throughput, cold start, memory, label
     agreement. A k-NN recommender blob is timed on --data pairs (predict, batches,
     recommend) and scored by RMSE/MAE, with its Surprise pickle (host only) as the reference.
-    A blob with a text featurizer is timed on --data documents, featurization included, with
-    its scikit-learn pipeline (host only) as the reference; its c: and .onnx rows are skipped.
+    A blob with a text featurizer is timed on --data documents (one with a tabular input stage
+    on a --data CSV of records), featurization included, with its scikit-learn pipeline (host
+    only) as the reference; c: rows featurize in C, and .onnx models compressed from the same
+    pipeline take the same documents or records.
     Emulated targets (QEMU) are labelled: their timings are not device latency.
     Extra ssh options (identity file, known_hosts) go in EDGESPARSE_SSH_OPTS.
 

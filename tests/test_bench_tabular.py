@@ -1,14 +1,20 @@
 """The bench of blobs with a tabular input stage: timed from raw records (a CSV with a header
 row), featurization included, on the host and on emulated rpi4 (QEMU), with the scikit-learn
 pipeline's own ``predict`` on ``pandas.read_csv`` of the same file as the oracle of every
-agreement figure (computed here, independently of the bench); C and ONNX rows skipped with
-their reason; mixed or wrong inputs as one-line errors. No timing is asserted."""
+agreement figure (computed here, independently of the bench); the C runtime's driver on the
+same blob and records (``c:tab.esb``: CSV split and featurization in C) and the ONNX model
+compressed from the same pipeline (its tabular stage in the graph) on the same records, at the
+numpy runtime's agreement; mixed, wrong or hostile inputs as one-line errors. No timing is
+asserted."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import pickle
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +30,19 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 import edgesparse
 from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
+from edgesparse.bench.engine_c import C_MEMORY_EXACT
 from edgesparse.bench.report import render_markdown
 from edgesparse.bench.results import validate_results
 from edgesparse.bench.targets import get_target
 from edgesparse.cli import cli
 from edgesparse.data import read_records
-from tests.conftest import require_tool
+from edgesparse.export_c import c_runtime_dir
+from tests.conftest import require_tool, run_cli_limited
 from tests.test_tabular_featurizer import _NAMES, adult_like
 
 pd = pytest.importorskip("pandas")
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-C_REASON = "the bench's C engine does not feed records yet"
-ONNX_REASON = "ONNX models are not timed on records yet"
 
 
 def _cell(v: object) -> object:
@@ -64,10 +70,11 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     pipe = make_pipeline(ct, LogisticRegression(max_iter=500)).fit(df[:1200], y[:1200])
     root = tmp_path_factory.mktemp("bench_tabular")
-    pkl, esb = root / "tab.pkl", root / "tab.esb"
+    pkl, esb, onnx = root / "tab.pkl", root / "tab.esb", root / "tab.onnx"
     pkl.write_bytes(pickle.dumps(pipe))
-    res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(esb)])
-    assert res.exit_code == 0, res.output
+    for out in (esb, onnx):
+        res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(out)])
+        assert res.exit_code == 0, res.output
     rows, labels = root / "rows.csv", root / "y.npy"
     with rows.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -78,9 +85,13 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     # The oracle: the pipeline on pandas' reading of the CSV; the blob on the runtime's.
     sk = pipe.predict(pd.read_csv(rows))
     ours = edgesparse.load(esb).predict(read_records(rows))
+    graph = edgesparse.load(onnx).predict(read_records(rows))
     return {
         "pkl": pkl,
         "esb": esb,
+        "onnx": onnx,
+        "onnx_vs_sklearn": float(np.mean(graph == sk)),
+        "onnx_accuracy": float(np.mean(graph == truth)),
         "rows": rows,
         "labels": labels,
         "n": len(truth),
@@ -99,13 +110,10 @@ def _by(results: dict, target: str, artifact: str, batch: int) -> dict[str, Any]
     return row
 
 
-def test_host_end_to_end(case: dict[str, Any], tmp_path: Path) -> None:
+def test_host_end_to_end(case: dict[str, Any]) -> None:
     esb = case["esb"]
-    onnx = tmp_path / "numeric.onnx"
-    res = CliRunner().invoke(cli, ["compress", str(MODELS / "iris_l2_logreg.pkl"), "-o", str(onnx)])
-    assert res.exit_code == 0, res.output
     results = harness.run_bench(
-        artifacts=[esb, f"c:{esb}", case["pkl"], onnx],
+        artifacts=[esb, f"c:{esb}", case["pkl"], case["onnx"]],
         targets=["host"],
         data=case["rows"],
         labels=case["labels"],
@@ -127,13 +135,24 @@ def test_host_end_to_end(case: dict[str, Any], tmp_path: Path) -> None:
         sk = _by(results, "host", "tab.pkl", batch)
         assert sk["status"] == "ok" and sk["agreement"] == 1.0
         assert sk["accuracy"] == pytest.approx(case["sklearn_accuracy"], abs=1e-12)
+        # The C driver splits and featurizes the same records: the numpy runtime's labels.
         c = _by(results, "host", "c:tab.esb", batch)
-        assert c["status"] == "skipped" and C_REASON in c["error"]
-        assert c["latency_us"] is None
-        row = _by(results, "host", "numeric.onnx", batch)
-        assert row["status"] == "skipped" and ONNX_REASON in row["error"]
+        assert c["status"] == "ok", c["error"]
+        assert c["engine"] == "c" and c["runs"] == 10 and c["latency_us"]["p50"] > 0
+        assert c["agreement"] == pytest.approx(case["esb_vs_sklearn"], abs=1e-12)
+        assert c["accuracy"] == pytest.approx(case["esb_accuracy"], abs=1e-12)
+        assert c["cold_start_method"] == "spawn timestamp" and c["peak_rss_bytes"] > 0
+        assert c["c_program"]["api"] == "one-row"
+        # The graph's tabular stage on the same records, in onnxruntime.
+        row = _by(results, "host", "tab.onnx", batch)
+        assert row["status"] == "ok", row["error"]
+        assert row["engine"] == "onnx" and row["latency_us"]["p50"] > 0
+        assert case["onnx_vs_sklearn"] == pytest.approx(case["esb_vs_sklearn"], abs=0.01)
+        assert row["agreement"] == pytest.approx(case["onnx_vs_sklearn"], abs=1e-12)
+        assert row["accuracy"] == pytest.approx(case["onnx_accuracy"], abs=1e-12)
     md = render_markdown(results)
-    assert C_REASON in md and ONNX_REASON in md
+    assert "each split from its CSV text and through esb_predict_tabular" in md
+    assert {r["status"] for r in results["results"]} == {"ok"}
 
 
 def test_without_the_pickle_the_blob_is_the_reference(case: dict[str, Any]) -> None:
@@ -197,7 +216,7 @@ def test_emulated_rpi4(case: dict[str, Any]) -> None:
     provision(rpi4)
     esb = case["esb"]
     results = harness.run_bench(
-        artifacts=[esb, f"c:{esb}", case["pkl"]],
+        artifacts=[esb, f"c:{esb}", case["pkl"], case["onnx"]],
         targets=[rpi4],
         data=case["rows"],
         batch_sizes=(1, 16),
@@ -217,5 +236,145 @@ def test_emulated_rpi4(case: dict[str, Any]) -> None:
         assert row["model_rss_bytes"] > 0
         sk = _by(results, "rpi4", "tab.pkl", batch)
         assert sk["status"] == "skipped" and "host only" in sk["error"]
+        # The C driver cross-built for aarch64, on the same records: the same labels.
         c = _by(results, "rpi4", "c:tab.esb", batch)
-        assert c["status"] == "skipped" and C_REASON in c["error"]
+        assert c["status"] == "ok", c["error"]
+        assert c["agreement"] == pytest.approx(case["esb_vs_sklearn"], abs=1e-12)
+        assert c["memory_method"] == C_MEMORY_EXACT and c["peak_rss_bytes"] is None
+        # Exact guest bytes: the blob, the model's workspace, the tabular workspace and the
+        # CSV buffers.
+        assert c["model_rss_bytes"] == esb.stat().st_size + c["c_program"]["workspace_bytes"]
+        assert c["c_program"]["workspace_bytes"] > 0 and c["c_program"]["api"] == "one-row"
+        # The ONNX graph's tabular stage in the guest's onnxruntime: the host's labels.
+        graph = _by(results, "rpi4", "tab.onnx", batch)
+        assert graph["status"] == "ok", graph["error"]
+        assert graph["agreement"] == pytest.approx(case["onnx_vs_sklearn"], abs=1e-12)
+
+
+# -- hostile rows files ---------------------------------------------------------------------------
+def _hostile(kind: str, root: Path, header: str, record: list[str]) -> Path:
+    """A rows file the bench must refuse quickly: a huge line, a NUL byte, a million columns."""
+    path = root / f"{kind}.csv"
+    if kind == "huge-line":  # one 4 MB cell: past csv's field limit
+        cells = [record[0], "x" * 4_000_000, *record[2:]]
+        path.write_text(f"{header}\n{','.join(cells)}\n", encoding="utf-8")
+    elif kind == "nul":
+        path.write_bytes(f"{header}\n{','.join(record)}\n".encode() + b"53,Priv\x00ate\n")
+    else:  # a million columns in the header and in a record
+        path.write_text(",".join(f"c{k}" for k in range(10**6)) + "\n" + "1," * (10**6 - 1) + "1\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "why"),
+    [
+        ("huge-line", "field larger than field limit"),
+        ("nul", "holds NUL bytes"),
+        ("million-columns", "the header has 1000000 columns, more than the 65536"),
+    ],
+)
+def test_hostile_rows_are_one_line_errors(
+    case: dict[str, Any], tmp_path: Path, kind: str, why: str
+) -> None:
+    """With every engine in the run (numpy, C, ONNX), a hostile file is refused on the host
+    under the hostile-input budget (1.5 GiB, 60 s): one ``Error:`` line, nothing written."""
+    lines = case["rows"].read_text(encoding="utf-8").splitlines()
+    data = _hostile(kind, tmp_path, lines[0], lines[1].split(","))
+    esb, out = case["esb"], tmp_path / "report"
+    args = ["bench", str(esb), f"c:{esb}", str(case["onnx"]), "--data", str(data)]
+    res = run_cli_limited([*args, "--runs", "2", "-o", str(out)])
+    assert res.returncode == 1, res.stderr
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("Error: "), res.stderr
+    assert f"cannot benchmark tab.esb on {data.name}" in err[0] and why in err[0]
+    assert not out.exists()
+
+
+def _driver(root: Path) -> Path:
+    """The C driver ``esb`` built for the host (``esb bench`` on records: esb_tabular_main.c)."""
+    require_tool(shutil.which("cc") is not None, what="cc", install="apt-get install gcc")
+    src, exe = c_runtime_dir(), root / "esb"
+    cmd = ["cc", "-O2", "-std=c99", f"-I{src}", str(src / "esb.c"), str(src / "esb_main.c")]
+    subprocess.run([*cmd, "-lm", "-o", str(exe)], check=True, capture_output=True, timeout=300)
+    return exe
+
+
+def test_the_c_driver_refuses_hostile_rows_itself(case: dict[str, Any], tmp_path: Path) -> None:
+    """``esb bench`` on records as the C engine runs it: the predictions of ``esb predict``
+    (one line per record), and each hostile file refused with its line, quickly."""
+    exe = _driver(tmp_path)
+    esb, rows, pred = str(case["esb"]), str(case["rows"]), tmp_path / "pred.txt"
+    run = [str(exe), "bench", esb, rows, "5", "1", "--batch", "7", "--predictions", str(pred)]
+    res = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    line = json.loads(res.stdout.strip().splitlines()[-1])
+    assert line["input"] == "records" and line["rows"] == case["n"] and line["batch"] == 7
+    predict = subprocess.run([str(exe), "predict", esb, rows], capture_output=True, text=True)
+    assert predict.returncode == 0, predict.stderr
+    classes = [ln.split("\t")[0] for ln in predict.stdout.splitlines()]
+    assert pred.read_text().splitlines() == classes and len(classes) == case["n"]
+    lines = case["rows"].read_text(encoding="utf-8").splitlines()
+    wants = {
+        "huge-line": "esb: line 2: not a valid CSV row",
+        "nul": "esb: line 3: not a valid CSV row",
+        "million-columns": "esb: line 1: the header has 1000000 columns, the model reads 9",
+    }
+    for kind, want in wants.items():
+        data = _hostile(kind, tmp_path, lines[0], lines[1].split(","))
+        res = subprocess.run(
+            [str(exe), "bench", esb, str(data), "5", "1"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        err = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(err) == 1 and err[0].startswith(want), (kind, err)
+
+
+def test_a_tabular_regressor_in_c_and_onnx(tmp_path: Path) -> None:
+    """A tabular regressor's C and ONNX rows carry its values (not class indices): their
+    differences from the pipeline and R² are the numpy runtime's, up to float32 output."""
+    from sklearn.linear_model import Ridge
+
+    X, _ = adult_like(600, seed=5)
+    df = pd.DataFrame(X, columns=list(_NAMES))
+    hours = pd.to_numeric(df["hours"]).fillna(40.0).to_numpy()
+    y = hours + 2.0 * (df["sex"] == "M").to_numpy()
+    ct = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "hours"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["sex", "education"]),
+        ]
+    )
+    pipe = make_pipeline(ct, Ridge(alpha=1.0)).fit(df[:400], y[:400])
+    pkl, esb, onnx = tmp_path / "reg.pkl", tmp_path / "reg.esb", tmp_path / "reg.onnx"
+    pkl.write_bytes(pickle.dumps(pipe))
+    for out in (esb, onnx):
+        res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(out)])
+        assert res.exit_code == 0, res.output
+    rows, truth = tmp_path / "rows.csv", tmp_path / "y.npy"
+    with rows.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(_NAMES)
+        w.writerows([_cell(v) for v in r] for r in X[400:].tolist())
+    np.save(truth, y[400:])
+    results = harness.run_bench(
+        artifacts=[esb, f"c:{esb}", onnx, pkl],
+        targets=["host"],
+        data=rows,
+        labels=truth,
+        batch_sizes=(1, 8),
+        runs=5,
+        warmup=1,
+    )
+    validate_results(results)
+    sk = pipe.predict(pd.read_csv(rows))
+    want = np.abs(edgesparse.load(esb).predict(read_records(rows)) - sk).max()
+    for batch in (1, 8):
+        ours = _by(results, "host", "reg.esb", batch)
+        assert ours["status"] == "ok" and ours["max_abs_diff"] == pytest.approx(want, abs=1e-12)
+        for name in ("c:reg.esb", "reg.onnx"):
+            row = _by(results, "host", name, batch)
+            assert row["status"] == "ok", row["error"]
+            assert row["max_abs_diff"] == pytest.approx(want, abs=1e-4)
+            assert row["r2"] == pytest.approx(ours["r2"], abs=1e-5)

@@ -2,8 +2,9 @@
 per line), featurization included, on the host and on emulated rpi4 (QEMU), with the
 scikit-learn pipeline's own ``predict`` as the oracle of every agreement figure (computed
 here, from the pickle and the text file, independently of the bench); the C runtime's driver
-on the same blob and documents (``c:text.esb``, featurization in C); ONNX rows skipped with
-their reason; mixed or wrong inputs as one-line errors. No timing is asserted."""
+on the same blob and documents (``c:text.esb``, featurization in C) and the ONNX model
+compressed from the same pipeline (its text stage in the graph) on the same documents; mixed
+or wrong inputs as one-line errors. No timing is asserted."""
 
 from __future__ import annotations
 
@@ -30,7 +31,6 @@ from edgesparse.errors import InputError
 from tests.conftest import require_tool
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
-ONNX_REASON = "ONNX models are not timed on documents yet"
 _TOPICS = {
     "pets": "cat kitten dog puppy yarn mat park leash bark purr fur paw",
     "money": "stocks bank interest rates bond yields markets inflation price fund",
@@ -66,19 +66,24 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         pipe = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=300))
     pipe.fit(train, ytrain)
     root = tmp_path_factory.mktemp(f"bench_text_{request.param}")
-    pkl, esb = root / "text.pkl", root / "text.esb"
+    pkl, esb, onnx = root / "text.pkl", root / "text.esb", root / "text.onnx"
     pkl.write_bytes(pickle.dumps(pipe))
-    res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(esb)])
-    assert res.exit_code == 0, res.output
+    for out in (esb, onnx):
+        res = CliRunner().invoke(cli, ["compress", str(pkl), "-o", str(out)])
+        assert res.exit_code == 0, res.output
     docs, labels = root / "docs.txt", root / "labels.txt"
     docs.write_text("\n".join(test) + "\n", encoding="utf-8")
     labels.write_text("\n".join(ytest) + "\n", encoding="utf-8")
     # The oracle: the pipeline and the blob on the same documents, read here.
     sk = pipe.predict(test)
     ours = edgesparse.load(esb).predict(test)
+    graph = edgesparse.load(onnx).predict(test)
     return {
         "pkl": pkl,
         "esb": esb,
+        "onnx": onnx,
+        "onnx_vs_sklearn": float(np.mean(graph == sk)),
+        "onnx_accuracy": float(np.mean(graph == np.array(ytest))),
         "docs": docs,
         "labels": labels,
         "n": len(test),
@@ -86,6 +91,10 @@ def case(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         "esb_accuracy": float(np.mean(ours == np.array(ytest))),
         "sklearn_accuracy": float(np.mean(sk == np.array(ytest))),
     }
+
+
+def _documents(case: dict) -> list[str]:
+    return case["docs"].read_text(encoding="utf-8").splitlines()
 
 
 def _by(results: dict, target: str, artifact: str, batch: int) -> dict[str, Any]:
@@ -100,7 +109,7 @@ def _by(results: dict, target: str, artifact: str, batch: int) -> dict[str, Any]
 def test_host_end_to_end(case: dict) -> None:
     esb = case["esb"]
     results = harness.run_bench(
-        artifacts=[esb, f"c:{esb}", case["pkl"]],
+        artifacts=[esb, f"c:{esb}", case["pkl"], case["onnx"]],
         targets=["host"],
         data=case["docs"],
         labels=case["labels"],
@@ -112,7 +121,12 @@ def test_host_end_to_end(case: dict) -> None:
     assert results["reference"] == {"kind": "sklearn", "source": "text.pkl"}
     assert results["settings"]["documents"] == case["n"]
     engines = {a["artifact"]: a["engine"] for a in results["artifacts"]}
-    assert engines == {"text.esb": "esb", "c:text.esb": "c", "text.pkl": "sklearn"}
+    assert engines == {
+        "text.esb": "esb",
+        "c:text.esb": "c",
+        "text.pkl": "sklearn",
+        "text.onnx": "onnx",
+    }
     assert case["esb_vs_sklearn"] >= 0.995  # issue 20's bar at int8
     for batch in (1, 16, 500):
         ours = _by(results, "host", "text.esb", batch)
@@ -132,23 +146,36 @@ def test_host_end_to_end(case: dict) -> None:
         assert c["accuracy"] == pytest.approx(case["esb_accuracy"], abs=1e-12)
         assert c["cold_start_method"] == "spawn timestamp" and c["peak_rss_bytes"] > 0
         assert c["c_program"]["api"] == "one-row"
+        # The graph's text stage on the same documents, in onnxruntime.
+        graph = _by(results, "host", "text.onnx", batch)
+        assert graph["status"] == "ok", graph["error"]
+        assert graph["engine"] == "onnx" and graph["latency_us"]["p50"] > 0
+        assert case["onnx_vs_sklearn"] >= 0.995
+        assert graph["agreement"] == pytest.approx(case["onnx_vs_sklearn"], abs=1e-12)
+        assert graph["accuracy"] == pytest.approx(case["onnx_accuracy"], abs=1e-12)
     md = render_markdown(results)
     assert "each through esb_predict_text (featurization included" in md
 
 
-def test_without_the_pickle_the_blob_is_the_reference(case: dict, tmp_path: Path) -> None:
-    onnx = tmp_path / "numeric.onnx"
-    res = CliRunner().invoke(cli, ["compress", str(MODELS / "iris_l2_logreg.pkl"), "-o", str(onnx)])
-    assert res.exit_code == 0, res.output
+def test_without_the_pickle_the_blob_is_the_reference(case: dict) -> None:
     results = harness.run_bench(
-        artifacts=[case["esb"], onnx], targets=["host"], data=case["docs"], runs=3, warmup=0
+        artifacts=[case["esb"], case["onnx"]],
+        targets=["host"],
+        data=case["docs"],
+        runs=3,
+        warmup=0,
     )
     validate_results(results)
     assert results["reference"] == {"kind": "artifact", "source": "text.esb on the host"}
     ours = _by(results, "host", "text.esb", 1)
     assert ours["status"] == "ok" and ours["agreement"] == 1.0 and ours["accuracy"] is None
-    row = _by(results, "host", "numeric.onnx", 1)
-    assert row["status"] == "skipped" and ONNX_REASON in row["error"]
+    # The graph against the blob: the oracle's figure, computed here from both models.
+    want = np.mean(
+        edgesparse.load(case["onnx"]).predict(_documents(case))
+        == edgesparse.load(case["esb"]).predict(_documents(case))
+    )
+    row = _by(results, "host", "text.onnx", 1)
+    assert row["status"] == "ok" and row["agreement"] == pytest.approx(want, abs=1e-12)
 
 
 def test_cli_bench_documents(case: dict, tmp_path: Path) -> None:
@@ -173,12 +200,15 @@ def _error(args: list[str]) -> str:
 @pytest.fixture(scope="module")
 def numeric(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bench_text_numeric")
-    esb, csv = root / "iris.esb", root / "iris.csv"
-    res = CliRunner().invoke(cli, ["compress", str(MODELS / "iris_l2_logreg.pkl"), "-o", str(esb)])
-    assert res.exit_code == 0, res.output
+    esb, csv, onnx = root / "iris.esb", root / "iris.csv", root / "iris.onnx"
+    for out in (esb, onnx):
+        res = CliRunner().invoke(
+            cli, ["compress", str(MODELS / "iris_l2_logreg.pkl"), "-o", str(out)]
+        )
+        assert res.exit_code == 0, res.output
     X = np.load(MODELS / "iris_l2_logreg.test.npz")["X"]
     np.savetxt(csv, X, delimiter=",", header="a,b,c,d", comments="")
-    return {"esb": esb, "csv": csv, "npz": MODELS / "iris_l2_logreg.test.npz"}
+    return {"esb": esb, "onnx": onnx, "csv": csv, "npz": MODELS / "iris_l2_logreg.test.npz"}
 
 
 def test_a_text_blob_refuses_a_numeric_table(case: dict, numeric: dict[str, Path]) -> None:
@@ -199,6 +229,8 @@ def test_text_and_numeric_artifacts_do_not_mix(case: dict, numeric: dict[str, Pa
     assert "iris.esb" in line and "its own run" in line
     line = _error([str(case["esb"]), f"c:{numeric['esb']}", *docs])  # the C engine too
     assert "cannot benchmark c:iris.esb with text blobs" in line and "its own run" in line
+    line = _error([str(case["esb"]), str(numeric["onnx"]), *docs])  # an ONNX of feature rows
+    assert "cannot benchmark iris.onnx with text blobs" in line and "its own run" in line
     line = _error([str(case["esb"]), str(MODELS / "iris_l2_logreg.pkl"), *docs])
     assert "not a scikit-learn Pipeline starting with a text vectorizer" in line
 
@@ -225,7 +257,7 @@ def test_emulated_rpi4(case: dict) -> None:
     provision(rpi4)
     esb = case["esb"]
     results = harness.run_bench(
-        artifacts=[esb, f"c:{esb}", case["pkl"]],
+        artifacts=[esb, f"c:{esb}", case["pkl"], case["onnx"]],
         targets=[rpi4],
         data=case["docs"],
         batch_sizes=(1, 16),
@@ -252,6 +284,10 @@ def test_emulated_rpi4(case: dict) -> None:
         # Exact guest bytes: the blob, the model's workspace and the text workspace.
         assert c["model_rss_bytes"] == esb.stat().st_size + c["c_program"]["workspace_bytes"]
         assert c["c_program"]["workspace_bytes"] > 0
+        # The ONNX graph's text stage in the guest's onnxruntime: the host's labels.
+        graph = _by(results, "rpi4", "text.onnx", batch)
+        assert graph["status"] == "ok", graph["error"]
+        assert graph["agreement"] == pytest.approx(case["onnx_vs_sklearn"], abs=1e-12)
 
 
 def test_a_text_regressor_in_c(tmp_path: Path) -> None:

@@ -9,12 +9,16 @@ compilers. One driver process per batch size; the first one also writes the pred
 from which agreement is computed here. A batch of rows is one call of the runtime's batch API
 (``esb_predict_batch`` and friends for dense rows, ``esb_predict_csr_batch`` and friends for
 CSR rows, esb.h); ``c_program.api`` says so ("batch"; "one-row" for the driver's --one-row
-loop). Every failure reads ``engine c: <reason>``.
+loop). Documents and records have no batch call: each is one call, featurization (and for
+records the split of its raw CSV text) included, "one-row". Every failure reads
+``engine c: <reason>``.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import shlex
@@ -73,8 +77,15 @@ Build = tuple[Path | None, dict[str, Any], str | None]
 
 
 #: The name each kind of driver input is staged under: rows (``ESBROWS1``), documents (one
-#: per line) or k-NN pairs (``user,item`` CSV).
-INPUT_NAMES = {"rows": "rows.bin", "text": "documents.txt", "pairs": "pairs.csv"}
+#: per line), records (a CSV with a header) or k-NN pairs (``user,item`` CSV).
+INPUT_NAMES = {
+    "rows": "rows.bin",
+    "text": "documents.txt",
+    "records": "records.csv",
+    "pairs": "pairs.csv",
+}
+#: What one line of the driver's predictions stands for, by input kind.
+_UNIT = {"text": "documents", "records": "records"}
 
 
 @dataclasses.dataclass
@@ -153,6 +164,41 @@ def text_context(
         warmup=int(common["warmup"]),
         batch_sizes=list(common["batch_sizes"]),
         input="text",
+    )
+
+
+def records_context(
+    *,
+    workdir: Path,
+    arts: list[Artifact],
+    names: tuple[str, ...],
+    records: tuple[tuple[str, ...], ...],
+    ref: np.ndarray | None,
+    y: np.ndarray | None,
+    task: str,
+    common: dict[str, Any],
+) -> DriverContext:
+    """The context of a tabular run: the records written back as a CSV under their header
+    (the cells as :func:`edgesparse.data.read_records` read them, quoted where they must
+    be), which ``esb bench`` splits record by record inside its timed calls."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(records)
+    path = workdir / INPUT_NAMES["records"]
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+    return DriverContext(
+        workdir=workdir,
+        rows=path,
+        n_rows=len(records),
+        classes=artifact_classes(arts),
+        ref=ref,
+        y=y,
+        task=task,
+        runs=int(common["runs"]),
+        warmup=int(common["warmup"]),
+        batch_sizes=list(common["batch_sizes"]),
+        input="records",
     )
 
 
@@ -417,7 +463,7 @@ def driver_predictions(text: str, ctx: DriverContext, art: Artifact) -> np.ndarr
     """
     lines = text.splitlines()
     if len(lines) != ctx.n_rows:
-        what = "documents" if ctx.input == "text" else "rows"
+        what = _UNIT.get(ctx.input, "rows")
         raise ValueError(f"{len(lines)} predictions for {ctx.n_rows} {what}")
     if art.name not in ctx.classes:
         raise ValueError("the numpy runtime could not read this blob to label them")

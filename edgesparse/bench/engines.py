@@ -35,8 +35,8 @@ PROBE_MODULE = "edgesparse.bench.probe"
 class Artifact:
     """One artifact to time: its row label, file, engine (``esb``, ``onnx``, ``sklearn``,
     ``surprise``, ``c``), size and hash; ``knn`` marks a recommender blob (k-NN or matrix
-    factorization), ``text`` a blob whose model starts with a text featurizer, ``tabular`` one
-    with a tabular input stage."""
+    factorization), ``text`` a blob (or ONNX model) whose model starts with a text featurizer,
+    ``tabular`` one with a tabular input stage."""
 
     name: str
     path: Path

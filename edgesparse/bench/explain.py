@@ -213,12 +213,16 @@ def _engine_items(d: Dialect, results: dict[str, Any]) -> list[Item]:
     items: list[Item] = []
     recommend = (results.get("settings") or {}).get("task") == "recommendation"
     documents = bool((results.get("settings") or {}).get("documents"))
+    records = bool((results.get("settings") or {}).get("records"))
     # A recommender run's C rows are explained by the recommender items.
     if not recommend and any(a["engine"] == "c" for a in results["artifacts"]):
         batch = (
             "a batch is N documents, each through esb_predict_text (featurization included; "
             "there is no batch call for documents)"
             if documents
+            else "a batch is N records, each split from its CSV text and through "
+            "esb_predict_tabular (featurization included; there is no batch call for records)"
+            if records
             else "a batch is one batch call of the runtime (esb_predict_batch, or the CSR "
             "batch call for sparse rows)"
         )

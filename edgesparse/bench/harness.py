@@ -12,8 +12,10 @@ A run of k-NN recommender blobs on user,item pairs is prepared by
 :mod:`edgesparse.bench.recommender` and measured by the same probe
 (:mod:`edgesparse.bench.probe_knn`). A run of blobs with a text featurizer on a file of
 documents is prepared by :mod:`edgesparse.bench.textbench` and times ``predict`` on raw
-documents (featurization included) with the same probe; a run of blobs with a tabular
-input stage on a CSV of records is prepared by :mod:`edgesparse.bench.tabbench`, likewise.
+documents (featurization included) with the same probe, as it times ``.onnx`` models whose
+graph holds the text stage, and the C driver on the same documents; a run of blobs with a
+tabular input stage on a CSV of records is prepared by :mod:`edgesparse.bench.tabbench`,
+likewise (the C driver splitting each record from its CSV text inside the timed call).
 """
 
 from __future__ import annotations
@@ -85,10 +87,10 @@ def run_bench(
         targets: target specs (``"host"``, ``"rpi4"``, ``"ssh://pi@board"``) or ``Target``s.
         data: ``.npy``/``.npz`` input rows (``y`` in an ``.npz`` serves as labels), or for
             k-NN blobs a ``user,item[,rating]`` CSV of held-out pairs, or for blobs with a
-            text featurizer a UTF-8 text file, one document per line (their ``.onnx`` rows
-            are skipped, with why; the pipeline pickle is the reference), or for blobs with a
-            tabular input stage a CSV of records with a header row (``c:`` and ``.onnx`` rows
-            skipped, with why; the pipeline pickle is the reference).
+            text featurizer a UTF-8 text file, one document per line, or for blobs with a
+            tabular input stage a CSV of records with a header row (in both, ``c:`` rows run
+            the C driver and ``.onnx`` models compressed from the same pipeline take the raw
+            input too; the pipeline pickle is the reference).
         labels: optional ``.npy`` of true labels (or targets, for regressors); for text
             blobs also a text file with one label per line.
         batch_sizes: rows per timed call; one result row per batch size.
@@ -139,9 +141,8 @@ def run_bench(
             )
         else:
             engines, reference, run_settings = _linear_run(workdir, arts, data, labels, settings)
-        raw = "text" if text else "tabular" if tabular else None
         rows, entries = _bench_targets(
-            tgts, arts, engines, workdir, opts, tracker, strict, settings, raw=raw
+            tgts, arts, engines, workdir, opts, tracker, strict, settings
         )
         tracker.report("done")
     finally:
@@ -244,8 +245,8 @@ def _tabular_run(
     pipeline: Any,
     settings: _Settings,
 ) -> tuple[dict[str, Engine], dict[str, Any], dict[str, Any]]:
-    """Engines (the probe only: the C runtime refuses a tabular stage), reference and
-    settings of a run of tabular blobs on records (:mod:`edgesparse.bench.tabbench`)."""
+    """Engines (the probe; the C driver on the same records), reference and settings of a
+    run of tabular blobs on records (:mod:`edgesparse.bench.tabbench`)."""
     data_path = Path(data).resolve()
     prep = tabbench.prepare(arts, data=data_path, workdir=workdir, pipeline=pipeline)
     y = None
@@ -257,11 +258,23 @@ def _tabular_run(
     common = _common_spec(
         workdir, data_path=prep.data, ref=prep.reference, y=y, task=prep.task, settings=settings
     )
+    make_context = functools.partial(
+        engine_c.records_context,
+        workdir=workdir,
+        arts=arts,
+        names=prep.names,
+        records=prep.records,
+        ref=prep.reference,
+        y=y,
+        task=prep.task,
+        common=common,
+    )
     common["input"] = "records"
     run_settings = _settings(data, labels, y, settings)
     run_settings["records"] = prep.n_records
     reference = {"kind": prep.ref_kind, "source": prep.ref_source}
-    return {"probe": ProbeEngine(common)}, reference, run_settings
+    engines = {"probe": ProbeEngine(common), "c": engine_c.DriverEngine(make_context)}
+    return engines, reference, run_settings
 
 
 def _recommender_artifacts(
@@ -381,8 +394,6 @@ def _bench_targets(
     tracker: Tracker,
     strict: bool,
     settings: _Settings,
-    *,
-    raw: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every artifact on every target, in order: the result rows and the targets' entries."""
     batch_sizes, timeout_s = settings[0], settings[4]
@@ -391,9 +402,7 @@ def _bench_targets(
     for k, target in enumerate(tgts):
         tdir = workdir / f"target-{k}"
         tdir.mkdir()
-        outcomes = _run_target(
-            target, arts, engines, tdir, timeout_s, ssh_options, tracker, raw=raw
-        )
+        outcomes = _run_target(target, arts, engines, tdir, timeout_s, ssh_options, tracker)
         for art in arts:
             rows.extend(_checked_rows(target, art, outcomes[art.name], batch_sizes, strict))
         entries.append(target_entry(target=target, outcomes=[outcomes[a.name] for a in arts]))
@@ -408,15 +417,13 @@ def _run_target(
     timeout_s: float,
     ssh_options: list[str],
     tracker: Tracker,
-    *,
-    raw: str | None = None,
 ) -> dict[str, Outcome]:
     """Every artifact on one target: each engine's group through its own transport (its own
     work dir, and on a board its own remote temp dir)."""
     outcomes: dict[str, Outcome] = {}
     groups: dict[str, list[Artifact]] = {key: [] for key in engines}
     for art in arts:
-        why = _skip_reason(art, target, raw=raw)
+        why = _skip_reason(art, target)
         if why is not None:
             outcomes[art.name] = Outcome(status="skipped", error=why)
             tracker.advance()
@@ -431,15 +438,8 @@ def _run_target(
     return outcomes
 
 
-def _skip_reason(art: Artifact, target: Any, *, raw: str | None = None) -> str | None:
-    """Why ``art`` is not run on ``target`` (a row that says so), or None; ``raw``: this run
-    times raw input, ``"text"`` documents or ``"tabular"`` records."""
-    if raw == "text" and art.engine == "onnx":
-        return textbench.ONNX_UNAVAILABLE
-    if raw == "tabular" and art.engine == "c":
-        return tabbench.C_UNAVAILABLE
-    if raw == "tabular" and art.engine == "onnx":
-        return tabbench.ONNX_UNAVAILABLE
+def _skip_reason(art: Artifact, target: Any) -> str | None:
+    """Why ``art`` is not run on ``target`` (a row that says so), or None."""
     if art.engine == "sklearn" and target.kind != "host":
         return "scikit-learn models run on the host only (the baseline)"
     if art.engine == "surprise" and target.kind != "host":

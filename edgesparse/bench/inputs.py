@@ -39,6 +39,7 @@ __all__ = [
     "ENGINE_PREFIXES",
     "artifacts_of",
     "check_counts",
+    "input_stage",
     "labels_of",
     "linear_reference",
     "savable",
@@ -92,6 +93,7 @@ def artifacts_of(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
         name = f"{forced}:{p.name}" if forced else p.name
         if any(a.name == name for a in out):
             raise InputError(f"two artifacts are named {name!r}; rename one (names label rows)")
+        stage = input_stage(engine, p, blob)
         out.append(
             Artifact(
                 name=name,
@@ -101,17 +103,36 @@ def artifacts_of(paths: Iterable[str | os.PathLike[str]]) -> list[Artifact]:
                 sha256=hashlib.sha256(blob).hexdigest(),
                 knn=engine in ("esb", "c")
                 and kind_of(blob) in (BlobKind.ESB_KNN, BlobKind.ESB_FACTORS),
-                text=engine in ("esb", "c")
-                and kind_of(blob) is BlobKind.ESB_LINEAR
-                and textbench.is_text_blob(p),
-                tabular=engine in ("esb", "c")
-                and kind_of(blob) is BlobKind.ESB_LINEAR
-                and tabbench.is_tabular_blob(p),
+                text=stage == "text",
+                tabular=stage == "tabular",
             )
         )
     if not out:
         raise InputError("give at least one artifact to benchmark")
     return out
+
+
+def input_stage(engine: str, path: Path, blob: bytes) -> str | None:
+    """What raw input the artifact at ``path`` (its bytes ``blob``) reads through its input
+    stage: ``"text"`` (documents), ``"tabular"`` (records) or None (feature rows, or not a
+    linear ``.esb``/``.onnx`` model; one that does not load is None too, its row then says
+    why)."""
+    if engine in ("esb", "c"):
+        if kind_of(blob) is not BlobKind.ESB_LINEAR:
+            return None
+        if textbench.is_text_blob(path):
+            return "text"
+        return "tabular" if tabbench.is_tabular_blob(path) else None
+    if engine == "onnx":
+        from edgesparse.errors import EdgesparseError
+        from edgesparse.runtime import load
+
+        try:
+            model = load(path)
+        except EdgesparseError:
+            return None
+        return getattr(model, "input_stage", None)  # an OnnxModel's
+    return None
 
 
 def split_engine(raw: str | os.PathLike[str]) -> tuple[str | None, Path]:

@@ -13,8 +13,11 @@ runtime turning the text cells into features inside the timed call, as
 typed the way ``pandas.read_csv`` types them (:func:`sklearn_input`), outside its timed calls:
 that is the frame its user would hand it.
 
-The C runtime and ONNX run such models, but the bench does not feed them records yet: their
-rows are listed as skipped with :data:`C_UNAVAILABLE` / :data:`ONNX_UNAVAILABLE`.
+The same records feed the other engines: an ``.onnx`` model compressed from the pipeline
+(its tabular stage in the graph) through the same probe, ``edgesparse.load('rows.onnx')``
+turning the cells into its input tensors inside the timed call; ``c:tab.esb`` through the C
+driver (:func:`edgesparse.bench.engine_c.records_context`), which splits each record from its
+CSV text and featurizes it in C inside the timed call.
 """
 
 from __future__ import annotations
@@ -32,23 +35,10 @@ from edgesparse.data import TableRecords, read_records
 from edgesparse.errors import InputError
 from edgesparse.fileio import atomic_write_bytes
 
-#: Why a ``c:tab.esb`` row has no numbers (it is listed as skipped, never dropped).
-C_UNAVAILABLE = (
-    "the bench's C engine does not feed records yet (the C runtime runs them: esb predict "
-    "rows.esb rows.csv); the numpy runtime is timed on them (the same blob without c:)"
-)
-#: Why an ``.onnx`` row of a tabular run has no numbers.
-ONNX_UNAVAILABLE = (
-    "ONNX models are not timed on records yet (the bench feeds ONNX models feature rows; "
-    "edgesparse.load('rows.onnx').predict(records) runs one); bench a feature-row ONNX model "
-    "in its own run (--data X.npz)"
-)
 #: The scikit-learn steps a tabular pipeline may start with (its input stage).
 _FIRST_STEPS = ("ColumnTransformer", "SimpleImputer", "OneHotEncoder", "FunctionTransformer")
 
 __all__ = [
-    "C_UNAVAILABLE",
-    "ONNX_UNAVAILABLE",
     "Prepared",
     "RecordRows",
     "check_artifacts",
@@ -130,7 +120,8 @@ def _typed(cells: list[str]) -> list[Any]:
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """What the probes of a tabular run share: the records file (JSON), the reference
-    predictions with its kind and source, and the task."""
+    predictions with its kind and source, and the task; the header ``names`` and the
+    ``records`` themselves, for the C driver."""
 
     data: Path
     n_records: int
@@ -138,6 +129,8 @@ class Prepared:
     ref_kind: str
     ref_source: str
     task: str
+    names: tuple[str, ...] = ()
+    records: tuple[tuple[str, ...], ...] = ()
 
 
 def is_tabular_blob(path: Path) -> bool:
@@ -174,13 +167,15 @@ def _is_tabular_pipeline(model: Any) -> bool:
 
 def check_artifacts(arts: list[Artifact], *, pipelines: set[str]) -> None:
     """Refuse a tabular run that mixes kinds of model (``pipelines``: the names of the pickles
-    that are tabular pipelines). ``c:`` and ``.onnx`` rows stay, to be skipped with why.
+    that are tabular pipelines). ``c:`` rows run the C driver on the records, ``.onnx`` rows
+    the probe (a graph with the tabular stage).
 
     Raises:
-        InputError: a blob without a tabular stage, or a pickle that is not such a pipeline.
+        InputError: a blob or ONNX model without a tabular stage, or a pickle that is not
+            such a pipeline.
     """
     for art in arts:
-        if art.engine in ("esb", "c") and not art.tabular:
+        if art.engine in ("esb", "c", "onnx") and not art.tabular:
             raise InputError(
                 f"cannot benchmark {art.name} with tabular blobs: it does not read records "
                 "(a CSV with a header); bench it in its own run"
@@ -232,4 +227,6 @@ def prepare(arts: list[Artifact], *, data: Path, workdir: Path, pipeline: Any | 
         ref_kind=kind,
         ref_source=source,
         task=task,
+        names=tuple(records.names),
+        records=tuple(tuple(r) for r in records),
     )

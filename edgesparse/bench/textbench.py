@@ -7,7 +7,10 @@ UTF-8 document per line), computes the reference labels on the host (the pipelin
 ``predict`` when its pickle is among the artifacts, else the first blob's) and writes what the
 probes read: the documents as JSON (``{"documents": [...]}``; the probe's spec says
 ``"input": "text"``). The probe then times ``model.predict(docs[batch])`` exactly as it times
-rows of features (:mod:`edgesparse.bench.probe`).
+rows of features (:mod:`edgesparse.bench.probe`). An ``.onnx`` model compressed from the
+pipeline (its text stage in the graph) is timed the same way, ``edgesparse.load('text.onnx')``
+taking the documents; ``c:text.esb`` runs the C driver on them
+(:func:`edgesparse.bench.engine_c.text_context`).
 """
 
 from __future__ import annotations
@@ -24,17 +27,10 @@ from edgesparse.data import looks_like_number_table, read_documents
 from edgesparse.errors import InputError
 from edgesparse.fileio import atomic_write_bytes
 
-#: Why an ``.onnx`` row of a text run has no numbers.
-ONNX_UNAVAILABLE = (
-    "ONNX models are not timed on documents yet (the bench feeds ONNX models feature rows; "
-    "edgesparse.load('text.onnx').predict(documents) runs one); bench a feature-row ONNX model "
-    "in its own run (--data X.npz)"
-)
 #: The text vectorizers a reference pipeline may start with.
 _VECTORIZERS = ("HashingVectorizer", "CountVectorizer", "TfidfVectorizer")
 
 __all__ = [
-    "ONNX_UNAVAILABLE",
     "Prepared",
     "check_artifacts",
     "is_text_blob",
@@ -94,14 +90,15 @@ def reference_pipeline(arts: list[Artifact]) -> Any | None:
 
 def check_artifacts(arts: list[Artifact], *, pipelines: set[str]) -> None:
     """Refuse a text run that mixes kinds of model (``pipelines``: the names of the pickles
-    that are text pipelines). ``c:`` rows run the C driver on the documents; ``.onnx`` rows stay,
-    to be skipped with why.
+    that are text pipelines). ``c:`` rows run the C driver on the documents, ``.onnx`` rows
+    the probe (a graph with the text stage).
 
     Raises:
-        InputError: a blob without a text stage, or a pickle that is not a text pipeline.
+        InputError: a blob or ONNX model without a text stage, or a pickle that is not a text
+            pipeline.
     """
     for art in arts:
-        if art.engine in ("esb", "c") and not art.text:
+        if art.engine in ("esb", "c", "onnx") and not art.text:
             raise InputError(
                 f"cannot benchmark {art.name} with text blobs: it takes rows of features, not "
                 "documents; bench it in its own run (--data X.npz)"

@@ -20,6 +20,9 @@
  *   esb bench TEXT_MODEL.esb DOCS.txt RUNS WARMUP [options]   the same JSON line, one call
  *                                                  being N documents, featurization included
  *                                                  (esb_text_main.c, included below)
+ *   esb bench TABULAR_MODEL.esb ROWS.csv RUNS WARMUP [options]   the same, one call being N
+ *                                                  records from their CSV text
+ *                                                  (esb_tabular_main.c, included below)
  *
  * By default the index sections are decoded once into a workspace of esb_workspace_size_fast
  * bytes (esb_use_workspace: the dense or transposed layout); --min-workspace gives it only
@@ -647,6 +650,8 @@ static int bad_row(const loaded *l, const rows *r, int op, float *buf)
 
 static int text_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
                           uint64_t load_ns, const char *model_rss);
+static int tab_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
+                         uint64_t load_ns, const char *model_rss); /* esb_tabular_main.c */
 
 static int cmd_bench(const char *model, const char *data, const bench_opts *o)
 {
@@ -674,6 +679,7 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
     rss_after = proc_status_bytes("VmRSS");
     if (rss_before >= 0 && rss_after >= 0) sprintf(model_rss, "%ld", rss_after - rss_before);
     if (esb_has_text(&l.m)) return text_cmd_bench(&l, data, o, load_ns, model_rss);
+    if (esb_has_tabular(&l.m)) return tab_cmd_bench(&l, data, o, load_ns, model_rss);
     if (!read_rows(data, &r)) return 2;
     if (r.n_features != l.m.n_features) {
         fprintf(stderr, "esb: rows have %u features, the model expects %u\n",
@@ -754,6 +760,8 @@ static int usage(void)
                     "[--op predict|proba|decision] [--batch N] [--predictions FILE] [--one-row]\n"
                     "       esb bench TEXT_MODEL.esb DOCS.txt RUNS WARMUP [--op predict|proba|decision] "
                     "[--batch N] [--predictions FILE]\n"
+                    "       esb bench TABULAR_MODEL.esb ROWS.csv RUNS WARMUP "
+                    "[--op predict|proba|decision] [--batch N] [--predictions FILE]\n"
                     "       esb predict KNN.esb PAIRS.csv\n"
                     "       esb recommend KNN.esb USER N [--all]\n"
                     "       esb bench KNN.esb PAIRS.csv RUNS WARMUP [--op predict|recommend] "

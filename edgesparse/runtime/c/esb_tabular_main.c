@@ -154,3 +154,282 @@ static int cmd_tabular(const loaded *l, const char *data, int features)
     }
     return 0;
 }
+
+/*
+ *   esb bench TABULAR_MODEL.esb ROWS.csv RUNS WARMUP [--op predict|proba|decision] [--batch N]
+ *             [--predictions FILE]
+ *
+ * ROWS.csv is read as `esb predict` reads it (above); the header is mapped once, before the
+ * clock starts, and each record's bytes are found (its raw CSV line(s)). One timed call is N
+ * (--batch, default 1) consecutive records from record i * N % n_records (wrapping), each
+ * split from its raw CSV text (esb_csv_record) and through esb_predict_tabular /
+ * esb_predict_proba_tabular / esb_decision_tabular: CSV parsing and featurization included,
+ * as the numpy runtime's predict(records) types and featurizes text cells. There is no batch
+ * call for records, so "api" is "one-row". Cold start ends with record 0's prediction. The
+ * JSON line has cmd_bench's keys and "input": "records"; "workspace_bytes" is the model's
+ * workspace plus the tabular workspace (esb_tabular_workspace_size for the longest record)
+ * and the CSV buffers. --predictions FILE: after timing, one line per record as cmd_bench
+ * writes them (class index, or the decision values "%.9g").
+ */
+typedef struct tab_recs {
+    unsigned char *text;
+    size_t *start, *len;  /* each record's raw bytes in text */
+    unsigned long *line;  /* the line each record starts on */
+    uint32_t n, *pos;     /* records; pos: header column of each model input */
+    size_t n_header, longest;
+} tab_recs;
+
+/* The buffers one record goes through: its unquoted cells and the featurizer's workspace. */
+typedef struct tab_bufs {
+    char *out;
+    esb_cell *cells, *fitted;
+    void *ws;
+    size_t out_bytes, ws_bytes;
+} tab_bufs;
+
+/* One record's span, appended (0 when out of memory). */
+static int tab_push(tab_recs *r, size_t *cap, size_t at, size_t used, unsigned long line)
+{
+    if (r->n == *cap) {
+        size_t c = *cap ? 2 * *cap : 1024;
+        size_t *s = (size_t *)realloc(r->start, sizeof(size_t) * c);
+        size_t *n = s ? (size_t *)realloc(r->len, sizeof(size_t) * c) : NULL;
+        unsigned long *ln = n ? (unsigned long *)realloc(r->line, sizeof(unsigned long) * c) : NULL;
+        if (s) r->start = s;
+        if (n) r->len = n;
+        if (!ln) return 0;
+        r->line = ln, *cap = c;
+    }
+    r->start[r->n] = at, r->len[r->n] = used, r->line[r->n] = line;
+    if (used > r->longest) r->longest = used;
+    r->n++;
+    return 1;
+}
+
+/* Checks a record's cell count against the header (or, for the header, maps it); 0 with
+ * cmd_tabular's message. */
+static int tab_check(const loaded *l, tab_recs *r, const esb_cell *cells, size_t n,
+                     unsigned long line)
+{
+    int reason;
+    size_t which;
+    if (r->n_header == 0) {
+        if (esb_tabular_header(&l->m, cells, n, r->pos, &reason, &which) == ESB_OK) {
+            r->n_header = n;
+            return 1;
+        }
+        fprintf(stderr, "esb: line %lu: ", line);
+        fprintf(stderr, TAB_HEADER_WHY[reason],
+                (unsigned long)(reason == ESB_HEADER_WIDTH ? n : which),
+                (unsigned long)esb_tabular_n_inputs(&l->m));
+        fprintf(stderr, "\n");
+        return 0;
+    }
+    if (n == r->n_header) return 1;
+    fprintf(stderr, "esb: line %lu: %lu cells, but the header names %lu columns\n", line,
+            (unsigned long)n, (unsigned long)r->n_header);
+    return 0;
+}
+
+/* Reads ROWS.csv: maps its header and finds every record's bytes (cmd_tabular's rules and
+ * messages); 0 on failure. Uses b's cell arrays, which hold n_inputs + 1 cells. */
+static int tab_read_records(const loaded *l, const char *path, tab_recs *r, tab_bufs *b)
+{
+    size_t len = 0, at = 0, used, n, cap = 0, n_in = esb_tabular_n_inputs(&l->m);
+    unsigned long line = 1;
+    memset(r, 0, sizeof *r);
+    r->text = read_file(path, &len);
+    r->pos = (uint32_t *)malloc(4 * (n_in + 1));
+    b->out = (char *)malloc(len + 1);
+    if (!r->text || !r->pos || !b->out) {
+        fprintf(stderr, "esb: cannot read %s\n", path);
+        return 0;
+    }
+    if (len >= 3 && memcmp(r->text, "\xEF\xBB\xBF", 3) == 0) at = 3;
+    while (at < len) {
+        size_t max = r->n_header ? r->n_header : n_in;
+        esb_status st = esb_csv_record((const char *)r->text + at, len - at, &used, b->out,
+                                       len + 1, b->cells, max, &n);
+        if (st == ESB_E_INPUT && n > max) { /* cells past max were not stored: no mapping */
+            if (r->n_header)
+                fprintf(stderr, "esb: line %lu: %lu cells, but the header names %lu columns\n",
+                        line, (unsigned long)n, (unsigned long)r->n_header);
+            else
+                fprintf(stderr, "esb: line %lu: the header has %lu columns, the model reads "
+                        "%lu\n", line, (unsigned long)n, (unsigned long)n_in);
+            return 0;
+        } else if (st != ESB_OK) {
+            fprintf(stderr, "esb: line %lu: not a valid CSV row (or not UTF-8, or a NUL byte)\n",
+                    line);
+            return 0;
+        } else if (!tab_blank(b->cells, n)) {
+            int header = r->n_header == 0;
+            if (!tab_check(l, r, b->cells, n, line)) return 0;
+            if (!header && !tab_push(r, &cap, at, used, line)) {
+                fprintf(stderr, "esb: out of memory reading %s\n", path);
+                return 0;
+            }
+        }
+        line += tab_lines(r->text + at, used);
+        at += used;
+    }
+    if (!r->n_header || !r->n) {
+        fprintf(stderr, r->n_header ? "esb: %s has a header but no records\n"
+                                    : "esb: %s is empty; expected a header row naming the columns\n",
+                path);
+        return 0;
+    }
+    return 1;
+}
+
+/* Record k from its raw CSV text through the op; out holds its class index (as a float's bits)
+ * or outputs. */
+static esb_status tab_call(const loaded *l, const tab_recs *r, uint32_t k, int op,
+                           const tab_bufs *b, float *out, double *checksum)
+{
+    size_t used, n, j, n_in = esb_tabular_n_inputs(&l->m);
+    uint32_t cls = 0;
+    esb_status st = esb_csv_record((const char *)r->text + r->start[k], r->len[k], &used, b->out,
+                                   b->out_bytes, b->cells, r->n_header, &n);
+    if (st != ESB_OK) return st;
+    for (j = 0; j < n_in; j++) b->fitted[j] = b->cells[r->pos[j]];
+    if (op == OP_PREDICT) st = esb_predict_tabular(&l->m, b->fitted, b->ws, b->ws_bytes, &cls);
+    else if (op == OP_PROBA) st = esb_predict_proba_tabular(&l->m, b->fitted, b->ws, b->ws_bytes, out);
+    else st = esb_decision_tabular(&l->m, b->fitted, b->ws, b->ws_bytes, out);
+    *checksum += op == OP_PREDICT ? (double)cls : (double)out[0];
+    if (op == OP_PREDICT) memcpy(out, &cls, 4);
+    return st;
+}
+
+/* The refusal of record k on stderr (cmd_tabular's words); returns 1 (exit status). */
+static int tab_refused(const tab_recs *r, uint32_t k, esb_status st)
+{
+    fprintf(stderr, "esb: line %lu: %s\n", r->line[k],
+            st == ESB_E_INPUT ? "the record is refused (a cell that is not a number, an unknown "
+                                "category, NaN/Inf features)"
+                              : esb_strerror(st));
+    return 1;
+}
+
+/* Every record's prediction, one line each (write_predictions' format); 0 on failure. */
+static int tab_write_predictions(const char *path, const loaded *l, const tab_recs *r,
+                                 const tab_bufs *b, float *out)
+{
+    int op = l->m.head == ESB_HEAD_IDENTITY ? OP_DECISION : OP_PREDICT;
+    uint32_t k, j, cls;
+    double ck = 0;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "esb: cannot write %s\n", path);
+        return 0;
+    }
+    for (k = 0; k < r->n && tab_call(l, r, k, op, b, out, &ck) == ESB_OK; k++) {
+        if (op == OP_PREDICT) {
+            memcpy(&cls, out, 4);
+            fprintf(f, "%u\n", (unsigned)cls);
+            continue;
+        }
+        for (j = 0; j < l->m.n_outputs; j++) fprintf(f, j ? " %.9g" : "%.9g", (double)out[j]);
+        fprintf(f, "\n");
+    }
+    if (fclose(f) != 0 || k < r->n) {
+        fprintf(stderr, "esb: writing predictions to %s failed at record %u\n", path,
+                (unsigned)k);
+        return 0;
+    }
+    return 1;
+}
+
+/* Warm-up, then RUNS timed calls of `batch` records; 0 at the first refused record (named). */
+static int tab_time(const loaded *l, const tab_recs *r, const bench_opts *o, int op,
+                    const tab_bufs *b, float *out, uint32_t *t, double *sum)
+{
+    double ck = 0;
+    long i, j;
+    for (i = 0; i < o->warmup + o->runs; i++) {
+        uint64_t a = now_ns();
+        esb_status st = ESB_OK;
+        uint32_t k = 0;
+        for (j = 0; j < o->batch && st == ESB_OK; j++) {
+            k = (uint32_t)(((uint64_t)i * o->batch + j) % r->n);
+            st = tab_call(l, r, k, op, b, out, &ck);
+        }
+        if (i >= o->warmup) {
+            t[i - o->warmup] = (uint32_t)(now_ns() - a);
+            *sum += (double)t[i - o->warmup];
+        }
+        if (st != ESB_OK) return !tab_refused(r, k, st);
+    }
+    return 1;
+}
+
+/* The buffers for records of up to r->longest bytes (the cell arrays were made before). */
+static int tab_alloc(const loaded *l, const tab_recs *r, tab_bufs *b)
+{
+    b->out_bytes = r->longest + 1;
+    b->ws_bytes = esb_tabular_workspace_size(&l->m, r->longest);
+    b->ws = malloc(b->ws_bytes ? b->ws_bytes : 8);
+    return b->ws != NULL;
+}
+
+static int tab_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
+                         uint64_t load_ns, const char *model_rss)
+{
+    static const char *const OPS[3] = {"predict", "proba", "decision"};
+    tab_recs r;
+    tab_bufs b;
+    uint32_t *t, *empty, i, n_empty, runs = (uint32_t)o->runs;
+    size_t n_in = esb_tabular_n_inputs(&l->m), cells_bytes;
+    int op = o->op;
+    float *out;
+    double sum = 0, ck = 0;
+    char cold[32] = "null";
+    const char *t0_env = getenv("EDGESPARSE_PROBE_T0_NS");
+    if (op == OP_PREDICT && l->m.head == ESB_HEAD_IDENTITY) op = OP_DECISION;
+    if (op == OP_RECOMMEND || (op == OP_PROBA && !esb_has_proba(&l->m))) {
+        fprintf(stderr, "esb: this model has no %s\n",
+                op == OP_PROBA ? "predict_proba" : "recommend");
+        return 2;
+    }
+    memset(&b, 0, sizeof b);
+    cells_bytes = sizeof(esb_cell) * (n_in + 1);
+    b.cells = (esb_cell *)malloc(cells_bytes);
+    b.fitted = (esb_cell *)malloc(cells_bytes);
+    if (!b.cells || !b.fitted) return 2;
+    if (!tab_read_records(l, data, &r, &b)) return 2;
+    out = (float *)malloc(4 * ((size_t)l->m.n_outputs + l->m.n_classes + 1));
+    t = (uint32_t *)malloc(4 * (size_t)runs);
+    n_empty = runs < 10000 ? runs : 10000;
+    empty = (uint32_t *)malloc(4 * (size_t)n_empty);
+    if (!tab_alloc(l, &r, &b) || !out || !t || !empty) return 2;
+    {
+        esb_status st = tab_call(l, &r, 0, op, &b, out, &ck);
+        if (st != ESB_OK) return tab_refused(&r, 0, st);
+    }
+    if (t0_env && *t0_env) { /* cold start: as cmd_bench, to record 0's prediction */
+        uint64_t t0 = (uint64_t)strtoull(t0_env, NULL, 10), done = t0_clock_ns();
+        if (t0 > 0 && done > t0 && done - t0 < 3600ull * 1000000000ull)
+            sprintf(cold, "%.0f", (double)(done - t0));
+    }
+    if (!tab_time(l, &r, o, op, &b, out, t, &sum)) return 1;
+    for (i = 0; i < n_empty; i++) {
+        uint64_t a = now_ns();
+        empty[i] = (uint32_t)(now_ns() - a);
+    }
+    if (o->predictions && !tab_write_predictions(o->predictions, l, &r, &b, out)) return 1;
+    qsort(t, runs, 4, cmp_u32);
+    qsort(empty, n_empty, 4, cmp_u32);
+    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"%s\", \"layout\": \"%s\", "
+           "\"input\": \"records\", \"batch\": %ld, \"runs\": %ld, \"warmup\": %ld, \"rows\": %u, "
+           "\"p50_ns\": %.1f, \"p90_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, "
+           "\"mean_ns\": %.1f, \"min_ns\": %u, \"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, "
+           "\"cold_start_ns\": %s, \"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, "
+           "\"model_bytes\": %lu, \"workspace_bytes\": %lu, \"api\": \"one-row\"}\n",
+           OPS[op], o->stream == 1 ? "streamed" : "decoded", esb_layout_name(&l->m), o->batch,
+           o->runs, o->warmup, (unsigned)r.n, pct(t, runs, 0.5), pct(t, runs, 0.9),
+           pct(t, runs, 0.99), pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0],
+           pct(empty, n_empty, 0.5), (double)load_ns, cold, peak_rss_bytes(), model_rss,
+           (unsigned long)l->len,
+           (unsigned long)(l->ws_bytes + b.ws_bytes + b.out_bytes + 2 * cells_bytes));
+    return 0;
+}
