@@ -167,7 +167,7 @@ def skl2onnx_labels(graph: bytes, case: dict[str, Any]) -> np.ndarray:
     return np.asarray(sess.run(None, feeds)[0]).ravel()
 
 
-def artifacts(case: dict[str, Any], workdir: Path) -> dict[str, Any]:
+def artifacts(case: dict[str, Any], *, workdir: Path) -> dict[str, Any]:
     """Pickle, ``.esb``, ``.onnx`` (via the CLI) and skl2onnx: bytes, vocabulary, agreement."""
     stem = workdir / case["slug"] / case["slug"]
     stem.parent.mkdir()
@@ -206,7 +206,9 @@ def artifacts(case: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return out
 
 
-def bench(case: dict[str, Any], files: list[str], *, targets: list[str], runs: int) -> dict:
+def bench(
+    case: dict[str, Any], files: list[str], *, targets: list[str], runs: int
+) -> dict[str, Any]:
     """``edgesparse bench`` of the artifacts at batch 1: its rows, or its error line."""
     report = Path(files[0]).parent / "report"
     args = ["bench", *files, "--data", str(case["data"]), "--batch", "1"]
@@ -236,7 +238,7 @@ def latency_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
                 "p50_us": us,
                 "vs_sklearn_host": None if us is None or sk is None else us / sk,
                 "vs_numpy": None if us is None or numpy_us is None else us / numpy_us,
-                "agreement": r.get("agreement"),
+                "agreement": None if r["engine"] == "sklearn" else r.get("agreement"),
                 "status": r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}",
             }
         )
@@ -279,11 +281,13 @@ def tables(measured: list[dict[str, Any]]) -> list[str]:
                 f"| {m['pipeline']} | — | — | | | | | bench failed: {m['bench']['error']} |"
             )
         for r in m["latency"]:
+            agree = _fmt(r["agreement"], ".2%")
             lines.append(
                 f"| {m['pipeline']} | {r['target']} | {r['engine']} "
                 f"| {_fmt(r['p50_us'], ',.1f', ' µs')} "
                 f"| {_fmt(r['vs_sklearn_host'], '.3g', 'x')} | {_fmt(r['vs_numpy'], '.3g', 'x')} "
-                f"| {_fmt(r['agreement'], '.2%')} | {r['status'].split(' (')[0]} |"
+                f"| {'— (reference)' if r['engine'] == 'scikit-learn' else agree} "
+                f"| {r['status'].split(' (')[0]} |"
             )
     return lines
 
@@ -305,7 +309,7 @@ def main() -> None:
             tabular_case(quick=args.quick, workdir=work),
         ]
         for case in cases:
-            arts = artifacts(case, work)
+            arts = artifacts(case, workdir=work)
             done = bench(case, arts.pop("files"), targets=targets, runs=runs)
             m = {"pipeline": case["name"], "kind": case["kind"], "held_out": len(case["X"])}
             m.update(artifacts=arts, bench=done)
