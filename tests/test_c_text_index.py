@@ -415,3 +415,50 @@ def test_index_sizes_in_the_exported_header(tf, tmp_path) -> None:
     assert f"#define MODEL_TEXT_TERMS {len(feat.vocabulary)}u\n" in header
     assert "#define MODEL_TEXT_STOP_WORDS 3u\n" in header
     assert "esb_text_index_build(" in (tmp_path / "out" / "main.c").read_text()
+
+
+def test_libfuzzer_target_on_text_blobs(tf, tmp_path) -> None:
+    """The fuzz target from text seeds: every mutated blob esb_open accepts builds its index
+    in exact bytes (one word short refused) and featurizes and predicts as the walk does."""
+    from edgesparse.frontends.sklearn_text import count_vectorizer, tfidf_vectorizer
+    from tests.conftest import require_tool
+
+    require_tool(shutil.which("clang") is not None, what="clang", install="apt-get install clang")
+    exe = tmp_path / "fuzz_esb_open"
+    flags = ["-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all"]
+    sources = [str(ROOT / "fuzz/c/fuzz_esb_open.c"), str(C_DIR / "esb.c")]
+    res = subprocess.run(
+        ["clang", "-std=c99", *flags, "-I", str(C_DIR), *sources, "-lm", "-o", str(exe)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if res.returncode != 0 and "sanitizer" in res.stderr.lower():
+        pytest.skip("clang's fuzzer/sanitizer runtimes are not installed")
+    assert res.returncode == 0, res.stderr
+    docs = tf.DOCS[:40]
+    feats = [
+        tf._featurizer_of(tf.HashingVectorizer(n_features=64, stop_words=["ab", "the", "fox"])),
+        count_vectorizer(
+            tf.CountVectorizer(stop_words=["a", "the"]).fit(docs), None, step_name="v"
+        ),
+        tfidf_vectorizer(tf.TfidfVectorizer(analyzer="char_wb").fit(docs), None, step_name="v"),
+    ]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, feat in enumerate(feats):
+        (corpus / f"text{i}.esb").write_bytes(blob_of(feat))
+    small = count_vectorizer(
+        tf.CountVectorizer().fit(["ab cd the fox", "ab ber"]), None, step_name="v"
+    )
+    (corpus / "small.esb").write_bytes(blob_of(small))
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}
+    res = subprocess.run(
+        [str(exe), "-seed=1", "-runs=4000", "-max_len=65536", str(corpus)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Done 4000 runs" in res.stderr

@@ -11,8 +11,9 @@
  * default 1) consecutive documents from document i * N % n_docs (wrapping), each through
  * esb_predict_text_ix / esb_predict_proba_text_ix / esb_decision_text_ix with the model's text
  * index (built once, before the clock starts, as a program would at start-up): featurization
- * included, as the numpy runtime's predict(documents) does it. There is no batch call for documents, so
- * "api" is "one-row" (one call per document). Cold start ends with document 0's prediction.
+ * included, as the numpy runtime's predict(documents) does it. There is no batch call for
+ * documents, so "api" is "one-row" (one call per document). Cold start ends with document 0's
+ * prediction (the index built before it).
  * The JSON line has cmd_bench's keys; "layout" is the model's, "workspace_bytes" the model's
  * workspace plus the text workspace (esb_text_workspace_size for the longest document) plus the
  * text index (esb_text_index_size).
