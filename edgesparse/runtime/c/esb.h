@@ -641,7 +641,9 @@ esb_status esb_predict_proba_text(const esb_model *m, const char *utf8, size_t l
  * entry's start and, from the next one, its length), n_terms columns. A hashing model without
  * stop words needs 12 bytes (nothing to index), and its index changes nothing. buf must stay
  * valid and unchanged while ix is used; ix and buf are read-only afterwards (threads may share
- * them). Features and predictions equal the calls without an index, bit for bit. */
+ * them). An index belongs to the blob bytes it was built from: build it again after loading
+ * another blob, even at the same address. Features and predictions equal the calls without an
+ * index, bit for bit. */
 typedef struct esb_text_index {
     /* Private: set by esb_text_index_build. */
     const unsigned char *sec_;   /* the text section indexed (its model's blob) */
