@@ -17,16 +17,20 @@ DEFAULT_MAX_DOC_BYTES = 16384
 
 def text_header_lines(info: dict[str, Any], name: str) -> str:
     """``#define`` lines for model_data.h: the n-gram sizes and the accent expansion that size
-    the featurizer's workspace (esb.h's ESB_TEXT_WORKSPACE_BYTES)."""
+    the featurizer's workspace (esb.h's ESB_TEXT_WORKSPACE_BYTES), and the vocabulary terms
+    and stop words that size its text index (ESB_TEXT_INDEX_BYTES)."""
     feat = info["featurizer"]
     lo, hi = feat["ngram_range"]
     up = name.upper()
     expand = "ESB_TEXT_EXPAND" if feat["strip_accents"] else "1u"
     return (
         f"/* Text input stage ({feat['kind']}, analyzer {feat['analyzer']}): n-gram sizes and\n"
-        " * code points per document byte, for ESB_TEXT_WORKSPACE_BYTES (esb.h). */\n"
+        " * code points per document byte, for ESB_TEXT_WORKSPACE_BYTES (esb.h); vocabulary\n"
+        " * terms (0: hashed) and stop words, for ESB_TEXT_INDEX_BYTES. */\n"
         f"#define {up}_TEXT_NGRAM_SIZES {hi - lo + 1}u\n"
         f"#define {up}_TEXT_EXPAND {expand}\n"
+        f"#define {up}_TEXT_TERMS {int(feat.get('vocabulary') or 0)}u\n"
+        f"#define {up}_TEXT_STOP_WORDS {int(feat.get('stop_words') or 0)}u\n"
     )
 
 
@@ -51,8 +55,9 @@ Build and run (C99, libc + libm only):
                               #         main.c esb.c model_data.c -lm
     ./model_main < docs.txt   # one UTF-8 document per line (a CR before the LF is dropped)
 
-The text input stage runs in C: esb_predict_text (esb.h, "Text input"), which tokenizes,
-hashes or looks up the vocabulary, and weighs exactly as scikit-learn's transform. A line
+The text input stage runs in C: esb_predict_text_ix (esb.h, "Text input"), which tokenizes,
+hashes or looks up the vocabulary (through the text index), and weighs exactly as
+scikit-learn's transform. A line
 longer than MAX_DOC_BYTES ({DEFAULT_MAX_DOC_BYTES}; build with -DMAX_DOC_BYTES=N to change it)
 or not valid UTF-8 is reported on stderr as "line N: ..."; output stops at the first bad line,
 the rest is still checked (up to 20 reported). Exit status: 0 all predicted, 1 bad input, 2
@@ -67,9 +72,11 @@ stage and its Unicode tables), model_data.c (the blob as `{name}_esb`, {name}_es
 8-byte aligned, const), model_data.h (shape and text constants), main.c (example: stdin
 documents -> predictions).
 
-RAM: the model is used in place (no copy); main.c holds one line (MAX_DOC_BYTES) and the
+RAM: the model is used in place (no copy); main.c holds one line (MAX_DOC_BYTES), the
 featurizer's static workspace of ESB_TEXT_WORKSPACE_BYTES(MAX_DOC_BYTES,
-{up}_TEXT_NGRAM_SIZES, {up}_TEXT_EXPAND) bytes (esb.h), and the linear layer's decoded
+{up}_TEXT_NGRAM_SIZES, {up}_TEXT_EXPAND) bytes (esb.h), the text index of
+ESB_TEXT_INDEX_BYTES({up}_TEXT_TERMS, {up}_TEXT_STOP_WORDS) bytes (built once at start-up: a
+hash table that finds each vocabulary term and stop word in O(1)), and the linear layer's decoded
 indices in {up}_WORKSPACE_BYTES ({info["ws_layout"]} layout; build with -DESB_STREAMED to
 decode them on the fly instead, 0 bytes).
 """
@@ -101,8 +108,12 @@ _TEXT_MAIN_C = string.Template(
 #define WS_BYTES \
     ESB_TEXT_WORKSPACE_BYTES(MAX_DOC_BYTES, ${NAME}_TEXT_NGRAM_SIZES, ${NAME}_TEXT_EXPAND)
 
+#define INDEX_BYTES ESB_TEXT_INDEX_BYTES(${NAME}_TEXT_TERMS, ${NAME}_TEXT_STOP_WORDS)
+
 static char doc[MAX_DOC_BYTES + 1];
 static double workspace[(WS_BYTES + 7) / 8]; /* double: 8-byte aligned */
+static uint32_t index_buf[(INDEX_BYTES + 3) / 4]; /* the text index: terms, stop words */
+static esb_text_index text_index;
 static float out[${NAME}_N_OUTPUTS + ${NAME}_N_CLASSES + 1];
 #ifndef ESB_STREAMED
 static int32_t index_ws[(${NAME}_WORKSPACE_BYTES + 3) / 4]; /* the linear layer's indices */
@@ -123,13 +134,14 @@ static esb_status predict(const esb_model *m, size_t len)
     uint32_t k, j;
     esb_status st;
     if (m->head == ESB_HEAD_IDENTITY) {
-        st = esb_decision_text(m, doc, len, workspace, sizeof workspace, out);
+        st = esb_decision_text_ix(m, &text_index, doc, len, workspace, sizeof workspace, out);
         if (st != ESB_OK) return st;
         for (j = 0; j < m->n_outputs; j++) printf(j ? " %.9g" : "%.9g", (double)out[j]);
     } else {
-        st = esb_predict_text(m, doc, len, workspace, sizeof workspace, &k);
+        st = esb_predict_text_ix(m, &text_index, doc, len, workspace, sizeof workspace, &k);
         if (st == ESB_OK && esb_has_proba(m))
-            st = esb_predict_proba_text(m, doc, len, workspace, sizeof workspace, out);
+            st = esb_predict_proba_text_ix(m, &text_index, doc, len, workspace, sizeof workspace,
+                                           out);
         if (st != ESB_OK) return st;
         print_label(m, k);
         for (j = 0; esb_has_proba(m) && j < m->n_classes; j++)
@@ -159,6 +171,10 @@ int main(void)
         fprintf(stderr, "model: the workspace is too small\n");
         return 2;
     }
+    if (esb_text_index_build(&m, index_buf, sizeof index_buf, &text_index) != ESB_OK) {
+        fprintf(stderr, "model: the text index is too small\n");
+        return 2;
+    }
     while (c != EOF && n_bad < MAX_REPORTED) {
         size_t len = 0;
         int too_long = 0;
@@ -181,7 +197,8 @@ int main(void)
             uint32_t nnz;
             const int32_t *idx;
             const double *val;
-            st = esb_text_features(&m, doc, len, workspace, sizeof workspace, &nnz, &idx, &val);
+            st = esb_text_features_ix(&m, &text_index, doc, len, workspace, sizeof workspace, &nnz,
+                                      &idx, &val);
         } else {
             st = predict(&m, len);
         }

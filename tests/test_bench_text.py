@@ -154,7 +154,7 @@ def test_host_end_to_end(case: dict) -> None:
         assert graph["agreement"] == pytest.approx(case["onnx_vs_sklearn"], abs=1e-12)
         assert graph["accuracy"] == pytest.approx(case["onnx_accuracy"], abs=1e-12)
     md = render_markdown(results)
-    assert "each through esb_predict_text (featurization included" in md
+    assert "each through esb_predict_text_ix with the text index built once (featurization" in md
 
 
 def test_without_the_pickle_the_blob_is_the_reference(case: dict) -> None:

@@ -217,8 +217,8 @@ def _engine_items(d: Dialect, results: dict[str, Any]) -> list[Item]:
     # A recommender run's C rows are explained by the recommender items.
     if not recommend and any(a["engine"] == "c" for a in results["artifacts"]):
         batch = (
-            "a batch is N documents, each through esb_predict_text (featurization included; "
-            "there is no batch call for documents)"
+            "a batch is N documents, each through esb_predict_text_ix with the text index "
+            "built once (featurization included; there is no batch call for documents)"
             if documents
             else "a batch is N records, each split from its CSV text and through "
             "esb_predict_tabular (featurization included; there is no batch call for records)"

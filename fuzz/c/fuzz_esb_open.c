@@ -10,7 +10,9 @@
  * and the batch calls on five rows give the one-row calls' status and bits. The same bytes go
  * to esb_knn_open (k-NN, version 2), and an accepted k-NN model builds its index and predicts
  * and recommends (exercise_knn); likewise esb_factors_open (matrix factorization, version 3;
- * exercise_factors).
+ * exercise_factors). An accepted model with a text stage builds its text index in exactly
+ * esb_text_index_size bytes and featurizes and predicts a few documents with it and without it:
+ * the same status and bits (exercise_text).
  * Each input is tried twice: as given, and "resealed" (every CRC recomputed where the table
  * allows), so that mutations get past the checksums to the structural checks behind them.
  *
@@ -239,6 +241,46 @@ static void exercise_factors(esb_factors *m)
     free(idx);
 }
 
+/* A model with a text stage: a few documents through the walk and through the index (exact
+ * bytes, and one word short: refused); the same status, row and prediction, bit for bit. */
+static void exercise_text(const esb_model *m)
+{
+    static const char *const DOCS[4] = {"the quick brown fox", "a b ab ab cd", "",
+                                        "\xc3\x9c ber Stra\xc3\x9f e \xe6\x97\xa5\xe6\x9c\xac"};
+    size_t ib = esb_text_index_size(m), wb = esb_text_workspace_size(m, 64), d;
+    uint32_t *idx = (uint32_t *)malloc(ib ? ib : 4);
+    double *ws = (double *)malloc(wb ? wb : 8);
+    esb_text_index ix;
+    if (!idx || !ws) abort();
+    if (ib < 4 || esb_text_index_build(m, idx, ib - 4, &ix) != ESB_E_ARGUMENT) abort();
+    if (esb_text_index_build(m, idx, ib, &ix) != ESB_OK) abort();
+    for (d = 0; d < 4; d++) {
+        size_t len = strlen(DOCS[d]);
+        uint32_t n1 = 0, n2 = 0, c1 = 0, c2 = 0;
+        const int32_t *i1, *i2;
+        const double *v1, *v2;
+        int32_t cols[64];
+        double vals[64];
+        esb_status s1 = esb_text_features(m, DOCS[d], len, ws, wb, &n1, &i1, &v1), s2;
+        if (s1 == ESB_OK) {
+            if (n1 > 64) abort();
+            memcpy(cols, i1, 4 * (size_t)n1);
+            memcpy(vals, v1, 8 * (size_t)n1);
+        }
+        s2 = esb_text_features_ix(m, &ix, DOCS[d], len, ws, wb, &n2, &i2, &v2);
+        if (s1 != s2 || n1 != n2) abort();
+        if (s1 == ESB_OK &&
+            (memcmp(cols, i2, 4 * (size_t)n1) != 0 || memcmp(vals, v2, 8 * (size_t)n1) != 0))
+            abort();
+        if (bad_status(s1)) abort();
+        s1 = esb_predict_text(m, DOCS[d], len, ws, wb, &c1);
+        s2 = esb_predict_text_ix(m, &ix, DOCS[d], len, ws, wb, &c2);
+        if (s1 != s2 || (s1 == ESB_OK && c1 != c2)) abort();
+    }
+    free(idx);
+    free(ws);
+}
+
 static void one(const uint8_t *data, size_t size)
 {
     esb_model m;
@@ -247,6 +289,7 @@ static void one(const uint8_t *data, size_t size)
     esb_status st = esb_open(data, size, &m);
     if (st == ESB_OK) exercise(&m);
     else if (m.message[0] == '\0') abort(); /* every error names what is wrong */
+    if (st == ESB_OK && esb_has_text(&m)) exercise_text(&m);
     st = esb_knn_open(data, size, &k); /* version 2: the k-NN verifier */
     if (st == ESB_OK) exercise_knn(&k);
     else if (k.message[0] == '\0') abort();

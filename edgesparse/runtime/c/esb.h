@@ -579,12 +579,15 @@ esb_status esb_factors_recommend(const esb_factors *m, uint32_t user, uint32_t n
  * a document (longer text or more terms than it holds) gives ESB_E_ARGUMENT, never an overflow;
  * invalid UTF-8 (what Python's bytes.decode rejects: overlong forms, surrogates, > U+10FFFF,
  * truncated sequences) gives ESB_E_INPUT. NUL bytes are characters like any other.
- * Time: O(document * (max_n - min_n + 1) * max_n) plus a sort of the terms; a vocabulary
- * lookup walks the vocabulary (O(terms x vocabulary bytes)), a stop word the stop list.
- * esb_open checks that vocabulary terms are distinct in O(V * vocabulary bytes / 2048),
- * with 32 KiB of stack (a hash table of 4096 term offsets and lengths) for that check.
- * Measured: 3 ms per docstring with a 24 508-term bigram vocabulary (x86-64), where a hashed
- * model takes microseconds.
+ * Time: O(document * (max_n - min_n + 1) * max_n) plus a sort of the terms. A vocabulary
+ * term or a stop word is found in O(1) expected (one MurmurHash3 of the term, then a probe or
+ * two) through a text index (esb_text_index_build, below: built once per model into a caller
+ * buffer, passed to the _ix calls); the calls without one walk the vocabulary (O(terms x
+ * vocabulary bytes)) and the stop list. esb_open checks that vocabulary terms are distinct in
+ * O(V * vocabulary bytes / 2048), with 32 KiB of stack (a hash table of 4096 term offsets and
+ * lengths) for that check. Measured (x86-64, a 24 508-term bigram tf-idf vocabulary of
+ * standard-library docstrings): about 0.8 ms per docstring walking the vocabulary, a few
+ * microseconds with the index, as a hashed model takes.
  * Build with -DESB_NO_TEXT to leave the text stage out (about 95 KB of code and tables at -O2
  * on x86-64): esb_open then refuses a blob with a text section by name, the calls below give
  * ESB_E_HEAD.
@@ -622,6 +625,60 @@ esb_status esb_predict_text(const esb_model *m, const char *utf8, size_t len, vo
                             size_t ws_bytes, uint32_t *class_index);
 esb_status esb_predict_proba_text(const esb_model *m, const char *utf8, size_t len, void *ws,
                                   size_t ws_bytes, float *proba);
+
+/* The text index: the vocabulary's terms and the stop words in an open-addressing hash table
+ * (MurmurHash3 x86_32 of the UTF-8, linear probing, at most half full), so that a lookup costs
+ * O(1) expected instead of a walk. Nothing in the blob changes (every blob has what it needs);
+ * the index is built once per model, in O(vocabulary bytes), into a caller buffer:
+ *
+ *     static uint32_t buf[(ESB_TEXT_INDEX_BYTES(n_terms, n_stop) + 3) / 4];
+ *     esb_text_index ix;
+ *     if (esb_text_index_build(&m, buf, sizeof buf, &ix) != ESB_OK) { ... }
+ *     esb_predict_text_ix(&m, &ix, doc, len, ws, ws_bytes, &k);
+ *
+ * With E = n_terms + n_stop it takes 4 (3 E + n_terms + 3) bytes, uint32_t aligned: 2 E + 1
+ * slots (an entry number + 1, 0 empty), E + 2 byte offsets into the text section (each
+ * entry's start and, from the next one, its length), n_terms columns. A hashing model without
+ * stop words needs 12 bytes (nothing to index), and its index changes nothing. buf must stay
+ * valid and unchanged while ix is used; ix and buf are read-only afterwards (threads may share
+ * them). An index belongs to the blob bytes it was built from: build it again after loading
+ * another blob, even at the same address. Features and predictions equal the calls without an
+ * index, bit for bit. */
+typedef struct esb_text_index {
+    /* Private: set by esb_text_index_build. */
+    const unsigned char *sec_;   /* the text section indexed (its model's blob) */
+    const uint32_t *slots_;      /* n_slots_ entry numbers + 1, 0 empty */
+    const uint32_t *off_;        /* stop words 0..n_stop_, then terms: offsets in sec_ */
+    const uint32_t *col_;        /* n_terms_ columns */
+    uint32_t n_slots_, n_terms_, n_stop_;
+} esb_text_index;
+
+/* esb_text_index_size as a constant expression, for static buffers: the model's vocabulary
+ * terms (0 for a hashing model) and stop words, known when the blob is written. */
+#define ESB_TEXT_INDEX_BYTES(n_terms, n_stop) \
+    (4u * (3u * ((n_terms) + (n_stop)) + (n_terms) + 3u))
+
+/* Bytes of this model's text index (0 without a text stage). */
+size_t esb_text_index_size(const esb_model *m);
+
+/* Build the text index of m into buf (bytes long) and describe it in *ix. ESB_E_HEAD without
+ * a text stage; ESB_E_ARGUMENT for NULL pointers, a buf not uint32_t aligned or smaller than
+ * esb_text_index_size(m) (nothing is written then). */
+esb_status esb_text_index_build(const esb_model *m, uint32_t *buf, size_t bytes,
+                                esb_text_index *ix);
+
+/* The calls above through an index built for this model's blob (ix NULL: without one, as
+ * above). ESB_E_ARGUMENT when ix indexes another blob's text section. */
+esb_status esb_text_features_ix(const esb_model *m, const esb_text_index *ix, const char *utf8,
+                                size_t len, void *ws, size_t ws_bytes, uint32_t *nnz,
+                                const int32_t **indices, const double **values);
+esb_status esb_decision_text_ix(const esb_model *m, const esb_text_index *ix, const char *utf8,
+                                size_t len, void *ws, size_t ws_bytes, float *scores);
+esb_status esb_predict_text_ix(const esb_model *m, const esb_text_index *ix, const char *utf8,
+                               size_t len, void *ws, size_t ws_bytes, uint32_t *class_index);
+esb_status esb_predict_proba_text_ix(const esb_model *m, const esb_text_index *ix,
+                                     const char *utf8, size_t len, void *ws, size_t ws_bytes,
+                                     float *proba);
 
 /* ---------------------------------------------------------------------------------------------
  * Tabular input (a blob with a `tabular` section: a fitted ColumnTransformer of

@@ -382,13 +382,16 @@ static int predict_batch(const esb_model *m, const rows *r, size_t pad)
  * dropped; no document after a final '\n'). Each line goes through esb_text_features (features:
  * "col:value ..." with %.17g values) or esb_decision_text / esb_predict_text /
  * esb_predict_proba_text (predict: print_row's line), with a workspace sized for the longest
- * line. A refused document stops with "esb: document N: <reason>" and exit 1. */
+ * line and the model's text index. A refused document stops with "esb: document N: <reason>"
+ * and exit 1. */
 static int cmd_text(const loaded *l, const char *data, int features)
 {
     size_t len = 0, start, end, longest = 0, n = 0, bytes;
     unsigned char *docs = read_file(data, &len);
     void *ws;
     float *scores, *proba;
+    esb_text_index ix;
+    uint32_t *ix_buf = (uint32_t *)malloc(esb_text_index_size(&l->m) + 4);
     if (!docs) {
         fprintf(stderr, "esb: cannot read %s\n", data);
         return 2;
@@ -401,7 +404,11 @@ static int cmd_text(const loaded *l, const char *data, int features)
     ws = malloc(bytes ? bytes : 8);
     scores = (float *)malloc(4 * (size_t)l->m.n_outputs);
     proba = (float *)malloc(4 * ((size_t)l->m.n_classes + 1));
-    if (!ws || !scores || !proba) return 2;
+    if (!ws || !scores || !proba || !ix_buf) return 2;
+    if (esb_text_index_build(&l->m, ix_buf, esb_text_index_size(&l->m), &ix) != ESB_OK) {
+        fprintf(stderr, "esb: building the text index failed\n");
+        return 2;
+    }
     for (start = 0; start < len; start = end + 1, n++) {
         size_t doc_len;
         esb_status st;
@@ -412,8 +419,8 @@ static int cmd_text(const loaded *l, const char *data, int features)
             uint32_t nnz, j;
             const int32_t *idx;
             const double *val;
-            st = esb_text_features(&l->m, (const char *)docs + start, doc_len, ws, bytes, &nnz,
-                                   &idx, &val);
+            st = esb_text_features_ix(&l->m, &ix, (const char *)docs + start, doc_len, ws, bytes,
+                                      &nnz, &idx, &val);
             if (st == ESB_OK) {
                 for (j = 0; j < nnz; j++)
                     printf(j ? " %ld:%.17g" : "%ld:%.17g", (long)idx[j], val[j]);
@@ -421,14 +428,14 @@ static int cmd_text(const loaded *l, const char *data, int features)
             }
         } else {
             const char *doc = (const char *)docs + start;
-            st = esb_decision_text(&l->m, doc, doc_len, ws, bytes, scores);
+            st = esb_decision_text_ix(&l->m, &ix, doc, doc_len, ws, bytes, scores);
             if (st == ESB_OK && l->m.head != ESB_HEAD_IDENTITY) {
                 uint32_t k;
-                st = esb_predict_text(&l->m, doc, doc_len, ws, bytes, &k);
+                st = esb_predict_text_ix(&l->m, &ix, doc, doc_len, ws, bytes, &k);
                 cls = (long)k;
             }
             if (st == ESB_OK && esb_has_proba(&l->m))
-                st = esb_predict_proba_text(&l->m, doc, doc_len, ws, bytes, proba);
+                st = esb_predict_proba_text_ix(&l->m, &ix, doc, doc_len, ws, bytes, proba);
             if (st == ESB_OK) print_row(&l->m, cls, scores, esb_has_proba(&l->m) ? proba : NULL);
         }
         if (st != ESB_OK) {

@@ -51,6 +51,43 @@ esb_status esb_predict_proba_text(const esb_model *m, const char *utf8, size_t l
     (void)m, (void)utf8, (void)len, (void)ws, (void)ws_bytes, (void)proba;
     return ESB_E_HEAD;
 }
+size_t esb_text_index_size(const esb_model *m)
+{
+    (void)m;
+    return 0;
+}
+esb_status esb_text_index_build(const esb_model *m, uint32_t *buf, size_t bytes,
+                                esb_text_index *ix)
+{
+    (void)m, (void)buf, (void)bytes, (void)ix;
+    return ESB_E_HEAD;
+}
+esb_status esb_text_features_ix(const esb_model *m, const esb_text_index *ix, const char *utf8,
+                                size_t len, void *ws, size_t ws_bytes, uint32_t *nnz,
+                                const int32_t **indices, const double **values)
+{
+    (void)ix;
+    return esb_text_features(m, utf8, len, ws, ws_bytes, nnz, indices, values);
+}
+esb_status esb_decision_text_ix(const esb_model *m, const esb_text_index *ix, const char *utf8,
+                                size_t len, void *ws, size_t ws_bytes, float *scores)
+{
+    (void)ix;
+    return esb_decision_text(m, utf8, len, ws, ws_bytes, scores);
+}
+esb_status esb_predict_text_ix(const esb_model *m, const esb_text_index *ix, const char *utf8,
+                               size_t len, void *ws, size_t ws_bytes, uint32_t *class_index)
+{
+    (void)ix;
+    return esb_predict_text(m, utf8, len, ws, ws_bytes, class_index);
+}
+esb_status esb_predict_proba_text_ix(const esb_model *m, const esb_text_index *ix,
+                                     const char *utf8, size_t len, void *ws, size_t ws_bytes,
+                                     float *proba)
+{
+    (void)ix;
+    return esb_predict_proba_text(m, utf8, len, ws, ws_bytes, proba);
+}
 #else
 #include "esb_unicode.h"
 
@@ -69,7 +106,9 @@ typedef struct text_cfg {
     const uint8_t *idf_vals;  /* n_idf float64 */
     const uint8_t *idf_codes; /* n_feat codes of code_w bytes */
     const uint8_t *gaps;      /* vocabulary: n_terms varint column gaps */
-    const uint8_t *terms;     /* vocabulary: n_terms varint lengths, then the bytes */
+    const uint8_t *terms;     /* vocabulary: n_terms varint lengths, then the bytes (NULL
+                                 until t_cfg walks the gaps: a call with an index skips that) */
+    const esb_text_index *ix; /* the lookups' index, or NULL (walks) */
     int vocab;
 } text_cfg;
 
@@ -293,13 +332,10 @@ static esb_status t_parse(esb_model *m, const uint8_t *b, uint64_t len, uint32_t
     c->stop = b + T_FIXED;
     c->idf_vals = b + stop_end;
     c->idf_codes = b + stop_end + 8ull * c->n_idf;
-    if (!check) {
+    if (!check) { /* a checked blob: the terms block is found when needed (t_cfg) */
         if (c->vocab) {
-            const uint8_t *p = b + expected + 4;
             c->n_terms = ld_u32(b + expected);
-            c->gaps = p;
-            for (i = 0; i < c->n_terms; i++) (void)rdv(&p);
-            c->terms = p;
+            c->gaps = b + expected + 4;
         }
         return ESB_OK;
     }
@@ -603,10 +639,30 @@ static esb_status t_preprocess(const text_cfg *c, const uint8_t *doc, size_t len
     return ESB_OK;
 }
 
+/* The index entry in [lo, hi) whose bytes are t[0..n), or 0xFFFFFFFF. Entries: stop word i is
+ * i, term j is n_stop + 1 + j (off_[n_stop] ends the stop words: no entry has that number). */
+static uint32_t t_ix_find(const esb_text_index *ix, const uint8_t *t, size_t n, uint32_t lo,
+                          uint32_t hi)
+{
+    uint32_t slot = t_murmur(t, n) % ix->n_slots_, e;
+    while ((e = ix->slots_[slot]) != 0) {
+        e--;
+        if (e >= lo && e < hi && ix->off_[e + 1] - ix->off_[e] == n &&
+            memcmp(ix->sec_ + ix->off_[e], t, n) == 0)
+            return e;
+        if (++slot == ix->n_slots_) slot = 0;
+    }
+    return 0xFFFFFFFFu;
+}
+
 /* The column of a term's UTF-8 (with its sign in bit 31), or 0xFFFFFFFF when a vocabulary
  * does not have it. */
 static uint32_t t_column(const text_cfg *c, const uint8_t *t, size_t n)
 {
+    if (c->vocab && c->ix) {
+        uint32_t first = c->n_stop + 1u, e = t_ix_find(c->ix, t, n, first, first + c->n_terms);
+        return e == 0xFFFFFFFFu ? e : c->ix->col_[e - first];
+    }
     if (c->vocab) {
         const uint8_t *gp = c->gaps, *lp = c->terms, *bytes;
         uint64_t col = 0, i;
@@ -635,6 +691,7 @@ static int t_is_stop(const text_cfg *c, const uint8_t *t, size_t n)
 {
     const uint8_t *lp = c->stop, *bytes = c->stop;
     uint32_t i;
+    if (c->ix) return t_ix_find(c->ix, t, n, 0, c->n_stop) != 0xFFFFFFFFu;
     for (i = 0; i < c->n_stop; i++) (void)rdv(&bytes);
     for (i = 0; i < c->n_stop; i++) {
         uint64_t l = rdv(&lp);
@@ -785,13 +842,21 @@ static void t_normalize(double *v, size_t n, unsigned norm)
     for (i = 0; i < n; i++) v[i] /= sum;
 }
 
-static const text_cfg *t_cfg(const esb_model *m, text_cfg *c)
+/* The checked section's fields; with walk, also where a vocabulary's terms start (O(V): the
+ * gaps before them are varints). */
+static const text_cfg *t_cfg(const esb_model *m, text_cfg *c, int walk)
 {
     const esb_section_ref *s;
     if (!m || !m->buf_ || !m->sec_[TEXT].present) return NULL;
     s = &m->sec_[TEXT];
     t_parse((esb_model *)(uintptr_t)m, m->buf_ + s->offset, s->length, s->offset, s->encoding,
             c, 0);
+    if (walk && c->vocab) {
+        const uint8_t *p = c->gaps;
+        uint32_t i;
+        for (i = 0; i < c->n_terms; i++) (void)rdv(&p);
+        c->terms = p;
+    }
     return c;
 }
 
@@ -804,15 +869,102 @@ size_t esb_text_workspace_size(const esb_model *m, size_t max_doc_bytes)
 {
     text_cfg c;
     uint64_t cap_n, bytes;
-    if (!t_cfg(m, &c)) return 0;
+    if (!t_cfg(m, &c, 0)) return 0;
     cap_n = (uint64_t)max_doc_bytes * (c.acc ? ESB_TEXT_EXPAND : 1u) + 1;
     bytes = t_ws_bytes(cap_n, c.hi - c.lo + 1u);
     return bytes > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)bytes;
 }
 
-esb_status esb_text_features(const esb_model *m, const char *doc, size_t len, void *ws,
-                             size_t ws_bytes, uint32_t *nnz, const int32_t **indices,
-                             const double **values)
+/* ---------------------------------------------------------------------------------------- */
+/* The text index (esb.h): terms and stop words by MurmurHash3, open addressing.             */
+/* ---------------------------------------------------------------------------------------- */
+static uint64_t t_ix_bytes(const text_cfg *c)
+{
+    uint64_t e = (uint64_t)c->n_terms + c->n_stop;
+    return 4 * (3 * e + c->n_terms + 3);
+}
+
+size_t esb_text_index_size(const esb_model *m)
+{
+    text_cfg c;
+    uint64_t bytes;
+    if (!t_cfg(m, &c, 0)) return 0;
+    bytes = t_ix_bytes(&c);
+    return bytes > (uint64_t)SIZE_MAX ? SIZE_MAX : (size_t)bytes;
+}
+
+/* Offsets (from the section start sec) of n strings of a checked block into off[0..n]. */
+static void t_ix_offsets(const uint8_t *sec, const uint8_t *blk, uint32_t n, uint32_t *off)
+{
+    t_strings s;
+    const uint8_t *lp = blk;
+    uint32_t pos, i;
+    t_strings_init(&s, blk, n);
+    pos = (uint32_t)(s.bytes - sec);
+    for (i = 0; i < n; i++) {
+        off[i] = pos;
+        pos += (uint32_t)rdv(&lp);
+    }
+    off[n] = pos;
+}
+
+esb_status esb_text_index_build(const esb_model *m, uint32_t *buf, size_t bytes,
+                                esb_text_index *ix)
+{
+    text_cfg c;
+    const uint8_t *sec, *gp;
+    uint32_t n_slots, n_ent, e, *off, *col, slot, at;
+    if (!m || !buf || !ix) return ESB_E_ARGUMENT;
+    if (!t_cfg(m, &c, 1)) return ESB_E_HEAD;
+    /* 2 E + 1 slots fit a uint32 whenever the buffer can exist (a section is < 4 GiB). */
+    if ((uintptr_t)buf % 4 != 0 || (uint64_t)bytes < t_ix_bytes(&c) ||
+        2ull * ((uint64_t)c.n_terms + c.n_stop) + 1 > 0xFFFFFFFFull)
+        return ESB_E_ARGUMENT;
+    sec = m->buf_ + m->sec_[TEXT].offset;
+    n_ent = c.n_stop + 1 + c.n_terms; /* entry n_stop is no string: the stop words' end */
+    n_slots = 2 * (c.n_terms + c.n_stop) + 1;
+    off = buf + n_slots;
+    col = off + n_ent + 1;
+    memset(buf, 0, 4 * (size_t)n_slots);
+    t_ix_offsets(sec, c.stop, c.n_stop, off);
+    if (c.vocab) t_ix_offsets(sec, c.terms, c.n_terms, off + c.n_stop + 1);
+    else off[c.n_stop + 1] = off[c.n_stop];
+    for (gp = c.gaps, at = 0, e = 0; e < c.n_terms; e++) {
+        at += (uint32_t)rdv(&gp) + (e > 0);
+        col[e] = at;
+    }
+    for (e = 0; e < n_ent; e++) {
+        if (e == c.n_stop) continue;
+        slot = t_murmur(sec + off[e], off[e + 1] - off[e]) % n_slots;
+        while (buf[slot]) slot = slot + 1 == n_slots ? 0 : slot + 1;
+        buf[slot] = e + 1;
+    }
+    ix->sec_ = sec;
+    ix->slots_ = buf;
+    ix->off_ = off;
+    ix->col_ = col;
+    ix->n_slots_ = n_slots;
+    ix->n_terms_ = c.n_terms;
+    ix->n_stop_ = c.n_stop;
+    return ESB_OK;
+}
+
+/* The section's fields for a featurizing call: with an index (checked to be this blob's), no
+ * walk; without, where the terms start. 0 when ix is another blob's. */
+static int t_cfg_ix(const esb_model *m, const esb_text_index *ix, text_cfg *c)
+{
+    (void)t_cfg(m, c, ix == NULL);
+    if (!ix) return 1;
+    if (ix->sec_ != m->buf_ + m->sec_[TEXT].offset || ix->n_terms_ != c->n_terms ||
+        ix->n_stop_ != c->n_stop || !ix->slots_ || !ix->n_slots_)
+        return 0;
+    c->ix = ix;
+    return 1;
+}
+
+esb_status esb_text_features_ix(const esb_model *m, const esb_text_index *ix, const char *doc,
+                                size_t len, void *ws, size_t ws_bytes, uint32_t *nnz,
+                                const int32_t **indices, const double **values)
 {
     text_cfg c;
     t_ws w;
@@ -821,7 +973,8 @@ esb_status esb_text_features(const esb_model *m, const char *doc, size_t len, vo
     uint64_t nt = 0;
     esb_status st;
     if (!m || (!doc && len) || !ws || !nnz || !indices || !values) return ESB_E_ARGUMENT;
-    if (!t_cfg(m, &c)) return ESB_E_HEAD;
+    if (!esb_has_text(m)) return ESB_E_HEAD;
+    if (!t_cfg_ix(m, ix, &c)) return ESB_E_ARGUMENT;
     if (!t_ws_init(&w, ws, ws_bytes, c.hi - c.lo + 1u)) return ESB_E_ARGUMENT;
     st = t_preprocess(&c, (const uint8_t *)doc, len, &w, &s, &k);
     if (st != ESB_OK) return st;
@@ -854,19 +1007,26 @@ esb_status esb_text_features(const esb_model *m, const char *doc, size_t len, vo
     return ESB_OK;
 }
 
+esb_status esb_text_features(const esb_model *m, const char *doc, size_t len, void *ws,
+                             size_t ws_bytes, uint32_t *nnz, const int32_t **indices,
+                             const double **values)
+{
+    return esb_text_features_ix(m, NULL, doc, len, ws, ws_bytes, nnz, indices, values);
+}
+
 /* Featurize, then the CSR call `what` (0 decision, 1 predict, 2 proba) on the float row
  * (the workspace's float area). */
-static esb_status t_run(const esb_model *m, const char *doc, size_t len, void *ws, size_t bytes,
-                        int what, void *out)
+static esb_status t_run(const esb_model *m, const esb_text_index *ix, const char *doc,
+                        size_t len, void *ws, size_t bytes, int what, void *out)
 {
     uint32_t nnz, i;
     const int32_t *idx;
     const double *val;
     text_cfg c;
     t_ws w;
-    esb_status st = esb_text_features(m, doc, len, ws, bytes, &nnz, &idx, &val);
+    esb_status st = esb_text_features_ix(m, ix, doc, len, ws, bytes, &nnz, &idx, &val);
     if (st != ESB_OK) return st;
-    (void)t_cfg(m, &c);
+    (void)t_cfg(m, &c, 0);
     (void)t_ws_init(&w, ws, bytes, c.hi - c.lo + 1u);
     for (i = 0; i < nnz; i++) w.fvalues[i] = (float)val[i];
     if (what == 0) return esb_decision_csr(m, nnz, idx, w.fvalues, (float *)out);
@@ -874,21 +1034,40 @@ static esb_status t_run(const esb_model *m, const char *doc, size_t len, void *w
     return esb_predict_proba_csr(m, nnz, idx, w.fvalues, (float *)out);
 }
 
+esb_status esb_decision_text_ix(const esb_model *m, const esb_text_index *ix, const char *doc,
+                                size_t len, void *ws, size_t ws_bytes, float *scores)
+{
+    return t_run(m, ix, doc, len, ws, ws_bytes, 0, scores);
+}
+
+esb_status esb_predict_text_ix(const esb_model *m, const esb_text_index *ix, const char *doc,
+                               size_t len, void *ws, size_t ws_bytes, uint32_t *class_index)
+{
+    return t_run(m, ix, doc, len, ws, ws_bytes, 1, class_index);
+}
+
+esb_status esb_predict_proba_text_ix(const esb_model *m, const esb_text_index *ix,
+                                     const char *doc, size_t len, void *ws, size_t ws_bytes,
+                                     float *proba)
+{
+    return t_run(m, ix, doc, len, ws, ws_bytes, 2, proba);
+}
+
 esb_status esb_decision_text(const esb_model *m, const char *doc, size_t len, void *ws,
                              size_t ws_bytes, float *scores)
 {
-    return t_run(m, doc, len, ws, ws_bytes, 0, scores);
+    return t_run(m, NULL, doc, len, ws, ws_bytes, 0, scores);
 }
 
 esb_status esb_predict_text(const esb_model *m, const char *doc, size_t len, void *ws,
                             size_t ws_bytes, uint32_t *class_index)
 {
-    return t_run(m, doc, len, ws, ws_bytes, 1, class_index);
+    return t_run(m, NULL, doc, len, ws, ws_bytes, 1, class_index);
 }
 
 esb_status esb_predict_proba_text(const esb_model *m, const char *doc, size_t len, void *ws,
                                   size_t ws_bytes, float *proba)
 {
-    return t_run(m, doc, len, ws, ws_bytes, 2, proba);
+    return t_run(m, NULL, doc, len, ws, ws_bytes, 2, proba);
 }
 #endif /* ESB_NO_TEXT */
