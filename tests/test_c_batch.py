@@ -508,7 +508,9 @@ def test_csr_batch_transposed_kernel_same_bits(esb_exe: str, tmp_path: Path) -> 
 
 def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
     """Both batch kernels (AVX where the CPU has it, and -DESB_NO_AVX) under ASan + UBSan on
-    row counts that end a block mid-step, dense and CSR rows."""
+    row counts that end a block mid-step, dense and CSR rows; likewise the kernel of models
+    wider than 512 features (int16 rows, column exponents, a NaN row) and the CSR kernel of
+    the transposed layout (rows longer than one look-up round)."""
     flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     probe = tmp_path / "probe.c"
     probe.write_text("int main(void) { return 0; }\n")
@@ -534,3 +536,31 @@ def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
                 res = _run([str(exe), "predict", str(blob), str(rows)], env=env)
                 assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr
                 assert res.returncode == 0 and len(res.stdout.splitlines()) == n, res.stderr
+        _sanitized_wide_and_csr(exe, env, tmp_path)
+
+
+def _sanitized_wide_and_csr(exe: Path, env: dict, tmp_path: Path) -> None:
+    """The wide dense kernel and the transposed CSR kernel under a sanitized driver: clean,
+    the same output as its one-row calls, the NaN row refused."""
+    name, ir, X = _wide_dense_cases()[-1]  # 6 x 1037, int16 rows and column exponents
+    Xb = X[:7].copy()
+    Xb[5, 1030] = np.nan
+    text = _text_like_ir(20, "float32", np.random.default_rng(29))
+    rng = np.random.default_rng(30)
+    used = np.unique(text.indices)
+    lens = [200, 3, 0, 40, 150, 9]
+    cols = [np.unique(np.r_[rng.choice(used, k), rng.integers(0, 2**18, k)]) for k in lens]
+    indptr = np.r_[0, np.cumsum([c.size for c in cols])]
+    Xc = sp.csr_matrix(
+        (rng.normal(size=indptr[-1]), np.concatenate(cols), indptr), shape=(len(lens), 2**18)
+    )
+    for model, rows_x, ok in ((ir, X[:7], 7), (ir, Xb, 5), (text, Xc, len(lens))):
+        blob = tmp_path / "m.esb"
+        esb.write(model, blob)
+        rows = tmp_path / "rows.bin"
+        write_rows(rows, rows_x)
+        res = _run([str(exe), "predict", str(blob), str(rows)], env=env)
+        one = _run([str(exe), "predict", str(blob), str(rows), "--one-row"], env=env)
+        assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, name
+        assert (res.returncode, res.stdout) == (one.returncode, one.stdout)
+        assert len(res.stdout.splitlines()) == ok and res.returncode == (ok < rows_x.shape[0])

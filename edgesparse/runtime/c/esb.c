@@ -3526,20 +3526,22 @@ static void csr_weights(const esb_model *m, const float *val, uint32_t n, const 
                         const int32_t *fin, csr_acc *acc)
 {
     const uint8_t *v = m->buf_ + m->sec_[VALUES].offset;
+    const int32_t *row = m->trow_, *wv = m->tval_;
     uint32_t j;
     int32_t e;
+    if (m->value_dtype == ESB_VALUES_F64) {
+        for (j = 0; j < n; j++)
+            for (e = beg[j]; e < fin[j]; e++)
+                acc->d[row[e]] += ld_f64(v + 8u * (uint32_t)wv[e]) * (double)val[j];
+        return;
+    }
     for (j = 0; j < n; j++) {
         const float xv = val[j];
-        if (m->value_dtype == ESB_VALUES_F64) {
-            for (e = beg[j]; e < fin[j]; e++)
-                acc->d[m->trow_[e]] += ld_f64(v + 8u * (uint32_t)m->tval_[e]) * (double)xv;
-        } else {
-            const int32_t end = fin[j], *row = m->trow_;
-            for (e = beg[j]; e < end; e++) {
-                float w;
-                memcpy(&w, &m->tval_[e], 4);
-                acc->f[row[e]] += w * xv;
-            }
+        const int32_t end = fin[j];
+        for (e = beg[j]; e < end; e++) {
+            float w;
+            memcpy(&w, &wv[e], 4);
+            acc->f[row[e]] += w * xv;
         }
     }
 }
