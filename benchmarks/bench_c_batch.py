@@ -29,7 +29,8 @@ One thread (``OPENBLAS_NUM_THREADS=1`` and friends, set before numpy loads): the
 single-threaded, and a threaded BLAS on a busy 2-core machine stalls for milliseconds.
 Medians of RUNS calls. Goal (issue 19): C batch call <= 1.0x numpy. Prints a Markdown table
 and writes JSON (``--out``, default benchmarks/results/c_batch.json, or
-c_batch_<target>.json). One run on a shared machine: compare ratios, not absolute numbers.
+c_batch_<target>.json; ``--batch N`` times calls of N rows instead, e.g. 1, written to
+c_batch[_<target>]_bN.json). One run on a shared machine: compare ratios, not absolute numbers.
 """
 
 from __future__ import annotations
@@ -94,58 +95,64 @@ def numpy_batch(model: Model, X: Any, runs: int) -> dict[str, float]:
     return out
 
 
-def c_batch(driver: Path, blob: Path, rows: Path, runs: int, *, one_row: bool) -> dict:
-    """The driver's JSON line for `runs` calls of BATCH rows."""
+def c_batch(
+    driver: Path, blob: Path, rows: Path, runs: int, *, one_row: bool, batch: int = BATCH
+) -> dict:
+    """The driver's JSON line for `runs` calls of `batch` rows."""
     cmd = [str(driver), "bench", str(blob), str(rows), str(runs), str(max(3, runs // 10))]
-    cmd += ["--batch", str(BATCH), *(["--one-row"] if one_row else [])]
+    cmd += ["--batch", str(batch), *(["--one-row"] if one_row else [])]
     return json.loads(run(cmd))
 
 
-def prepare(work: Path, name: str, models_dir: Path) -> tuple[Path, Any] | None:
-    """The model's default blob and its BATCH rows, or None when its pickle is absent."""
+def prepare(work: Path, name: str, models_dir: Path, batch: int = BATCH) -> tuple[Path, Any] | None:
+    """The model's default blob and its `batch` rows, or None when its pickle is absent."""
     pkl, npz = models_dir / f"{name}.pkl", models_dir / f"{name}.test.npz"
     if not pkl.exists():
         print(f"skip {name}: {pkl.name} not found (python models/train.py --large)")
         return None
     blob = work / f"{name}.esb"
     compress_file(CompressOptions(source=pkl, output=blob))
-    return blob, batch_rows(load_test(npz))
+    return blob, batch_rows(load_test(npz), batch)
 
 
-def measure(drivers: dict[str, Path], work: Path, name: str, models_dir: Path, runs: int):
+def measure(
+    drivers: dict[str, Path], work: Path, name: str, models_dir: Path, runs: int, batch: int
+):
     """One model's timings on the host, or None when its pickle is absent."""
-    prepared = prepare(work, name, models_dir)
+    prepared = prepare(work, name, models_dir, batch)
     if prepared is None:
         return None
     blob, X = prepared
     rows = work / f"{name}.rows"
     write_rows(rows, X)
     info = esb.inspect_file(blob)
-    batch = {k: c_batch(d, blob, rows, runs, one_row=False) for k, d in drivers.items()}
-    loop = c_batch(drivers["default"], blob, rows, runs, one_row=True)
+    timed = {
+        k: c_batch(d, blob, rows, runs, one_row=False, batch=batch) for k, d in drivers.items()
+    }
+    loop = c_batch(drivers["default"], blob, rows, runs, one_row=True, batch=batch)
     npy = numpy_batch(Model(esb.read(blob)), X, runs)
     out = {
         "shape": info["shape"],
         "nnz": info["nnz"],
         "input": "csr" if sp.issparse(X) else "dense",
-        "layout": batch["default"]["layout"],
-        "api": batch["default"]["api"],
+        "layout": timed["default"]["layout"],
+        "api": timed["default"]["api"],
         "c_loop_p50_ns": loop["p50_ns"],
         "numpy": npy,
         "c_loop_over_numpy": loop["p50_ns"] / npy["p50_ns"],
-        "loop_over_batch": loop["p50_ns"] / batch["default"]["p50_ns"],
+        "loop_over_batch": loop["p50_ns"] / timed["default"]["p50_ns"],
     }
-    for k, r in batch.items():
+    for k, r in timed.items():
         key = "c_batch" if k == "default" else f"c_batch_{k}"
         out[f"{key}_p50_ns"] = r["p50_ns"]
         out[f"{key}_over_numpy"] = r["p50_ns"] / npy["p50_ns"]
     return out
 
 
-def measure_target(target: str, work: Path, name: str, models_dir: Path, runs: int):
+def measure_target(target: str, work: Path, name: str, models_dir: Path, runs: int, batch: int):
     """One dense model on an emulated target through `edgesparse bench` (C batch call and
-    numpy runtime, batch BATCH), or None when absent or CSR."""
-    prepared = prepare(work, name, models_dir)
+    numpy runtime, `batch` rows a call), or None when absent or CSR."""
+    prepared = prepare(work, name, models_dir, batch)
     if prepared is None:
         return None
     blob, X = prepared
@@ -156,7 +163,7 @@ def measure_target(target: str, work: Path, name: str, models_dir: Path, runs: i
     np.savez(data, X=np.asarray(X, dtype=np.float32))
     report = work / f"{name}-{target}"
     cmd = [sys.executable, "-m", "edgesparse", "bench", str(blob), f"c:{blob}"]
-    cmd += ["--target", target, "--data", str(data), "--batch", str(BATCH)]
+    cmd += ["--target", target, "--data", str(data), "--batch", str(batch)]
     cmd += ["--runs", str(runs), "--warmup", str(max(3, runs // 10)), "--strict", "-o", str(report)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=3600)
@@ -178,7 +185,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(
         f"| model | shape | input | layout | C batch call µs | C batch, no AVX µs | "
         f"C batch, -march=native µs | C per-row loop µs | numpy µs | C batch / numpy | "
-        f"no AVX / numpy | C loop / numpy | loop / batch |  (batch {BATCH})"
+        f"no AVX / numpy | C loop / numpy | loop / batch |  (batch {results['batch']})"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results["models"].items():
@@ -194,7 +201,11 @@ def print_table(results: dict[str, Any]) -> None:
 
 def print_target_table(results: dict[str, Any]) -> None:
     target = results["target"]
-    print(f"| model | shape | C batch call µs | numpy µs | C batch / numpy |  ({target}, emulated)")
+    batch = results["batch"]
+    print(
+        f"| model | shape | C batch call µs | numpy µs | C batch / numpy |  "
+        f"({target}, emulated, batch {batch})"
+    )
     print("|---|---|---|---|---|")
     for name, r in results["models"].items():
         print(
@@ -210,13 +221,15 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--target", default="host", help="host, or an emulated Pi: rpi3/4/5")
+    parser.add_argument("--batch", type=int, default=BATCH, help="rows per call (e.g. 1)")
     args = parser.parse_args()
     suffix = "" if args.target == "host" else f"_{args.target}"
+    suffix += "" if args.batch == BATCH else f"_b{args.batch}"
     out = args.out or ROOT / "benchmarks" / "results" / f"c_batch{suffix}.json"
     results: dict[str, Any] = {
         "machine": platform.platform(),
         "target": args.target,
-        "batch": BATCH,
+        "batch": args.batch,
         "runs": args.runs,
         "models": {},
     }
@@ -229,9 +242,9 @@ def main() -> None:
             drivers = {k: build("gcc", work / f"esb_{k}", sources, f) for k, f in DRIVERS.items()}
         for name in args.models:
             if args.target == "host":
-                r = measure(drivers, work, name, args.models_dir, args.runs)
+                r = measure(drivers, work, name, args.models_dir, args.runs, args.batch)
             else:
-                r = measure_target(args.target, work, name, args.models_dir, args.runs)
+                r = measure_target(args.target, work, name, args.models_dir, args.runs, args.batch)
             if r is not None:
                 results["models"][name] = r
     out.parent.mkdir(parents=True, exist_ok=True)

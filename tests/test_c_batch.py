@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from edgesparse.export_c import c_runtime_dir, export_c, write_rows
 from edgesparse.formats import esb
 from edgesparse.ir import from_dense
-from edgesparse.passes.quantize import quantize_int8
+from edgesparse.passes.quantize import quantize_int8, raise_rows
 from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import Model
 from tests.conftest import require_tool
@@ -355,6 +355,68 @@ def test_batch_kernels_same_bits_for_every_row_count(
                 assert_batch_is_one_row(exe, blob, rows_all[:n], tmp_path)
 
 
+def _assert_dense_batch_is_one_row(exe: str, blob: Path, X: np.ndarray, tmp_path: Path) -> None:
+    """assert_batch_is_one_row in the dense layout only (the one the batch kernels take)."""
+    rows = tmp_path / "rows.bin"
+    write_rows(rows, X)
+    one = _predict(exe, blob, rows, "dense", "--one-row")
+    for extra in ([], ["--pad", "3"]):
+        got = _predict(exe, blob, rows, "dense", *extra)
+        assert (got.returncode, got.stdout, got.stderr) == (one.returncode, one.stdout, one.stderr)
+
+
+def _wide_dense_cases() -> list[tuple[str, object, np.ndarray]]:
+    """Dense-layout models wider than the blocked kernel's 512 features (the tiled kernel):
+    20 001 features (16 * 1250 + 1: one leftover feature after the 16 lanes, several tiles)
+    with one output (logistic), 6 outputs x 1037 features (two passes of 3 outputs, a tile
+    boundary inside the lanes, 13 leftover features) in int8, int8 with column exponents and
+    with int16 rows (raised) plus exponents; rows with zeros, large and tiny values."""
+    rng = np.random.default_rng(19)
+    cases = []
+    w1 = rng.normal(size=(1, 20001)) * 10.0 ** rng.integers(-2, 3, 20001)
+    ir1 = from_dense(w1, bias=[0.25], head="logistic", classes=np.array([0, 1]))
+    X1 = rng.normal(size=(33, 20001)) * (rng.random((33, 20001)) < 0.9)
+    cases.append(("1x20001-int8", quantize_int8(ir1), X1))
+    cases.append(("1x20001-pow2", quantize_int8(ir1, columns="pow2"), X1))
+    w6 = rng.normal(size=(6, 1037)) * 10.0 ** rng.integers(-3, 4, 1037)
+    ir6 = from_dense(w6, bias=rng.normal(size=6), head="softmax", classes=np.arange(6))
+    X6 = rng.normal(size=(33, 1037)) * 10.0 ** rng.integers(-2, 3, (33, 1037))
+    cases.append(("6x1037-int8", quantize_int8(ir6), X6))
+    pow2 = quantize_int8(ir6, columns="pow2")
+    assert pow2.col_exponents is not None
+    cases.append(("6x1037-pow2", pow2, X6))
+    raised = raise_rows(ir6, pow2, np.array([1, 4]))
+    assert raised.wide_rows is not None and raised.wide_rows.sum() == 2
+    cases.append(("6x1037-int16-pow2", raised, X6))
+    return cases
+
+
+def test_wide_dense_batch_same_bits_as_one_row(
+    esb_exe: str, esb_exe_4rows: str, esb_exe_plain: str, tmp_path: Path
+) -> None:
+    """The tiled kernel of models wider than 512 features (AVX where the CPU has it, the
+    2-row vector kernel, plain C) on 1, 3, 4, 5 and 33 rows: the one-row call's bits in every
+    layout, the numpy runtime's scores within the esb.h bound; a NaN, +Inf or -Inf in a row
+    (in the lanes, and in the leftover features) stops the batch at that row with the
+    one-row call's message."""
+    for name, ir, X in _wide_dense_cases():
+        blob = tmp_path / f"{name}.esb"
+        esb.write(ir, blob)
+        assert Model(esb.read(blob)).ir.is_quantized
+        for n in (1, 3, 4, 5, 33):
+            assert_batch_is_one_row(esb_exe, blob, X[:n], tmp_path)
+            for exe in (esb_exe_4rows, esb_exe_plain):
+                _assert_dense_batch_is_one_row(exe, blob, X[:n], tmp_path)
+        for row, col, bad in ((0, 5, np.nan), (6, X.shape[1] - 1, np.inf), (31, 700, -np.inf)):
+            Xb = X[:33].copy()
+            Xb[row, col] = bad
+            assert_batch_is_one_row(esb_exe, blob, Xb, tmp_path)
+            _assert_dense_batch_is_one_row(esb_exe_4rows, blob, Xb, tmp_path)
+            got = _predict(esb_exe, blob, tmp_path / "rows.bin", "dense")
+            assert got.returncode == 1 and f"row {row}: invalid input row" in got.stderr, name
+            assert len(got.stdout.splitlines()) == row
+
+
 def test_4row_kernel_every_head_encoding_and_layout(esb_exe_4rows: str, tmp_path: Path) -> None:
     """The 4-row kernel alone (no AVX) on every head, label kind and value dtype and on the
     raised (int16) rows: the one-row call's bits."""
@@ -398,9 +460,57 @@ def test_csr_batch_same_bits_as_one_row(esb_exe: str, tmp_path: Path) -> None:
         assert got["batch"]["checksum"] == got["one-row"]["checksum"], op
 
 
+def _text_like_ir(n_out: int, dtype: str, rng: np.random.Generator) -> object:
+    """n_out outputs over 2^18 features: 300 used columns crowded into a few of the CSR
+    batch's 2048 column buckets, 400 spread over all of them; dtype float64, float32, int8
+    or int8-pow2 (column exponents)."""
+    n_feat = 2**18
+    cols = np.unique(np.r_[np.arange(5000, 5300), rng.integers(0, n_feat, 400)])
+    w = rng.normal(size=(n_out, cols.size)) * (rng.random((n_out, cols.size)) < 0.5)
+    w[:, 3] = 0.0  # a column no output uses
+    if dtype == "int8-pow2":
+        w *= 10.0 ** rng.integers(-3, 4, cols.size)
+    small = from_dense(w, bias=rng.normal(size=n_out), head="hard", classes=np.arange(n_out))
+    ir = small.replace(indices=cols[small.indices].astype(np.int32), n_features=n_feat)
+    if dtype == "float32":
+        return ir.replace(values=ir.values.astype(np.float32))
+    if dtype.startswith("int8"):
+        return quantize_int8(ir, columns="pow2" if dtype == "int8-pow2" else "none")
+    return ir
+
+
+def test_csr_batch_transposed_kernel_same_bits(esb_exe: str, tmp_path: Path) -> None:
+    """The CSR batch kernel of the transposed layout (models of up to 64 outputs, batches
+    that build the column buckets): 2^18 features with used columns crowded into a few
+    buckets, rows of more than 64 nonzeros (several look-up rounds), explicit zeros, columns
+    no output uses and columns past the last used one; float64, float32, int8, int8 with
+    column exponents, 64 outputs: the one-row CSR calls' bits, the numpy runtime's scores."""
+    rng = np.random.default_rng(23)
+    for n_out, dtype in ((20, "float64"), (20, "float32"), (64, "int8"), (3, "int8-pow2")):
+        ir = _text_like_ir(n_out, dtype, rng)
+        blob = tmp_path / f"text{n_out}{dtype}.esb"
+        esb.write(ir, blob)
+        used = np.unique(ir.indices)
+        rows = []
+        for i in range(24):
+            k = (5, 40, 150)[i % 3]
+            pick = np.r_[rng.choice(used, k), rng.integers(0, 2**18, k), used[3], 2**18 - 1]
+            rows.append(np.unique(pick))
+        indptr = np.r_[0, np.cumsum([r.size for r in rows])]
+        data = rng.normal(size=indptr[-1]) * (rng.random(indptr[-1]) < 0.9)  # explicit zeros
+        X = sp.csr_matrix((data, np.concatenate(rows), indptr), shape=(24, 2**18))
+        assert X.nnz == indptr[-1] and (X.data == 0).any()
+        assert_batch_is_one_row(esb_exe, blob, X, tmp_path)
+        cmd = [esb_exe, "bench", str(blob), str(tmp_path / "rows.bin"), "1", "0", "--batch", "24"]
+        res = _run(cmd)
+        assert res.returncode == 0 and json.loads(res.stdout)["layout"] == "transposed", dtype
+
+
 def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
     """Both batch kernels (AVX where the CPU has it, and -DESB_NO_AVX) under ASan + UBSan on
-    row counts that end a block mid-step, dense and CSR rows."""
+    row counts that end a block mid-step, dense and CSR rows; likewise the kernel of models
+    wider than 512 features (int16 rows, column exponents, a NaN row) and the CSR kernel of
+    the transposed layout (rows longer than one look-up round)."""
     flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     probe = tmp_path / "probe.c"
     probe.write_text("int main(void) { return 0; }\n")
@@ -426,3 +536,31 @@ def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
                 res = _run([str(exe), "predict", str(blob), str(rows)], env=env)
                 assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr
                 assert res.returncode == 0 and len(res.stdout.splitlines()) == n, res.stderr
+        _sanitized_wide_and_csr(exe, env, tmp_path)
+
+
+def _sanitized_wide_and_csr(exe: Path, env: dict, tmp_path: Path) -> None:
+    """The wide dense kernel and the transposed CSR kernel under a sanitized driver: clean,
+    the same output as its one-row calls, the NaN row refused."""
+    name, ir, X = _wide_dense_cases()[-1]  # 6 x 1037, int16 rows and column exponents
+    Xb = X[:7].copy()
+    Xb[5, 1030] = np.nan
+    text = _text_like_ir(20, "float32", np.random.default_rng(29))
+    rng = np.random.default_rng(30)
+    used = np.unique(text.indices)
+    lens = [200, 3, 0, 40, 150, 9]
+    cols = [np.unique(np.r_[rng.choice(used, k), rng.integers(0, 2**18, k)]) for k in lens]
+    indptr = np.r_[0, np.cumsum([c.size for c in cols])]
+    Xc = sp.csr_matrix(
+        (rng.normal(size=indptr[-1]), np.concatenate(cols), indptr), shape=(len(lens), 2**18)
+    )
+    for model, rows_x, ok in ((ir, X[:7], 7), (ir, Xb, 5), (text, Xc, len(lens))):
+        blob = tmp_path / "m.esb"
+        esb.write(model, blob)
+        rows = tmp_path / "rows.bin"
+        write_rows(rows, rows_x)
+        res = _run([str(exe), "predict", str(blob), str(rows)], env=env)
+        one = _run([str(exe), "predict", str(blob), str(rows), "--one-row"], env=env)
+        assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, name
+        assert (res.returncode, res.stdout) == (one.returncode, one.stdout)
+        assert len(res.stdout.splitlines()) == ok and res.returncode == (ok < rows_x.shape[0])

@@ -36,7 +36,7 @@
  *   - outputs: esb_decision writes n_outputs floats, esb_predict_proba n_classes floats, both
  *     into caller buffers; esb_predict needs no buffer; the batch calls n_rows times those
  *     (esb_predict_batch n_rows uint32_t), and about 17 KiB of stack (see "Batch calls";
- *     the CSR batch calls 8 KiB);
+ *     the CSR batch calls 10 KiB);
  *   - esb_open's stack frame: a few hundred bytes of locals; with column exponents about
  *     1700 more (a 512-byte bitmap for the check that unused columns have exponent 0, 64
  *     column positions, an index walker and the exception index below);
@@ -168,9 +168,12 @@
  * -DESB_NO_VECTOR_EXT) get plain C loops with the same operations. Same bits needs no -ffast-math and no FMA contraction: gcc's C99
  * mode has -ffp-contract=off; where FMA is enabled (-mfma, -march=native) in a GNU mode or
  * with clang, add -ffp-contract=off to keep the batch and one-row calls bit-identical.
- * Stack: the 16 KiB buffer and 32 rows' running argmaxes (about 17 KiB in all). A row whose
- * score comes out NaN/Inf is handed to the one-row call (input check, exact recompute),
- * which decides. Other layouts, wider models and batches of fewer than 4 rows (for which
+ * Stack: the 16 KiB buffer and 32 rows' running argmaxes (about 17 KiB in all). Models with
+ * more than 512 features run a streaming kernel instead: 2 rows at a time (4 with AVX), each
+ * output's weights converted to float once per pass over those rows, the same 16 lane sums
+ * per row in vector registers, the rows prefetched ahead (a few hundred bytes of stack). A
+ * row whose score comes out NaN/Inf is handed to the one-row call (input check, exact
+ * recompute), which decides. Other layouts and batches of fewer than 4 rows (for which
  * converting the weights costs more than it saves) loop over the one-row calls (same outputs
  * and errors, without the per-call overhead of the caller's loop).
  *
@@ -340,8 +343,11 @@ esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_
  * one-row CSR call on its nonzeros: its kernel runs row by row, in the transposed layout with
  * a table built once per call (8 KiB of stack: where each of up to 2048 blocks of input
  * columns starts among the used columns), so that finding a nonzero's column is a lookup and
- * a short search. Errors as for the dense batch calls; a row with indptr[i + 1] < indptr[i]
- * is ESB_E_INPUT. indices and values may be NULL when every row is empty. */
+ * a short search; for models of up to 64 outputs the columns of up to 128 nonzeros (several
+ * rows) are found before their weights are read (2 KiB more stack), each row's weights still
+ * added in its own order. Errors as for the dense batch calls; a row with
+ * indptr[i + 1] < indptr[i] is ESB_E_INPUT. indices and values may be NULL when every row is
+ * empty. */
 esb_status esb_decision_csr_batch(const esb_model *m, size_t n_rows, const uint32_t *indptr,
                                   const int32_t *indices, const float *values, float *scores,
                                   size_t *n_done);
