@@ -124,10 +124,25 @@ def driver_context(
     """Write the rows file once and read each C artifact's classes with the numpy runtime."""
     rows = workdir / "rows.bin"
     write_rows(rows, X)
+    return _context(rows, int(X.shape[0]), "rows", arts, ref, y, task, common)
+
+
+def _context(
+    path: Path,
+    n_rows: int,
+    kind: str,
+    arts: list[Artifact],
+    ref: np.ndarray | None,
+    y: np.ndarray | None,
+    task: str,
+    common: dict[str, Any],
+) -> DriverContext:
+    """The context every input kind shares: the staged input file, the artifacts' classes
+    (read with the numpy runtime) and the run settings."""
     return DriverContext(
-        workdir=workdir,
-        rows=rows,
-        n_rows=int(X.shape[0]),
+        workdir=path.parent,
+        rows=path,
+        n_rows=n_rows,
         classes=artifact_classes(arts),
         ref=ref,
         y=y,
@@ -135,6 +150,7 @@ def driver_context(
         runs=int(common["runs"]),
         warmup=int(common["warmup"]),
         batch_sizes=list(common["batch_sizes"]),
+        input=kind,
     )
 
 
@@ -152,19 +168,7 @@ def text_context(
     them (a document holds no line break: :func:`edgesparse.data.read_documents` split them)."""
     path = workdir / INPUT_NAMES["text"]
     atomic_write_bytes(path, "".join(d + "\n" for d in documents).encode("utf-8"))
-    return DriverContext(
-        workdir=workdir,
-        rows=path,
-        n_rows=len(documents),
-        classes=artifact_classes(arts),
-        ref=ref,
-        y=y,
-        task=task,
-        runs=int(common["runs"]),
-        warmup=int(common["warmup"]),
-        batch_sizes=list(common["batch_sizes"]),
-        input="text",
-    )
+    return _context(path, len(documents), "text", arts, ref, y, task, common)
 
 
 def records_context(
@@ -187,19 +191,7 @@ def records_context(
     writer.writerows(records)
     path = workdir / INPUT_NAMES["records"]
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
-    return DriverContext(
-        workdir=workdir,
-        rows=path,
-        n_rows=len(records),
-        classes=artifact_classes(arts),
-        ref=ref,
-        y=y,
-        task=task,
-        runs=int(common["runs"]),
-        warmup=int(common["warmup"]),
-        batch_sizes=list(common["batch_sizes"]),
-        input="records",
-    )
+    return _context(path, len(records), "records", arts, ref, y, task, common)
 
 
 def artifact_classes(arts: list[Artifact]) -> dict[str, np.ndarray | None]:
