@@ -105,8 +105,10 @@ _CSR_RUN_NNZ = 1 << 16
 # many cells is one gather and one segment sum (the fewest numpy calls)...
 _SEGMENT_ROWS = 128
 _SEGMENT_CELLS = 1 << 14
-# ...and a bigger run with fewer than this many nonzeros a row adds its products in place.
+# ...and a bigger run with fewer than this many nonzeros a row adds its products in place,
+# this many products at a time.
 _SHORT_ROWS = 4
+_SCATTER_CELLS = 1 << 12
 # NaN/inf checks that cannot ride on the scores test this many cells at a time.
 _FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
@@ -535,8 +537,15 @@ class Model:
             return _segment_sums(block, pos, x, indptr)
         lens = np.diff(indptr)
         out = np.empty((n_rows, n_out), dtype=self._dtype)
-        # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace).
-        step = max(1, _SLICE_CELLS // (n_out * max(1, 2 * nnz // n_rows)))
+        # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace); rows
+        # of a few nonzeros in runs of about _SCATTER_CELLS products (a scatter's index
+        # arrays take 3x the bytes of its products).
+        if nnz < _SHORT_ROWS * n_rows:
+            step = max(
+                1, min(_SLICE_CELLS // n_out, _SCATTER_CELLS * n_rows // (n_out * max(1, nnz)))
+            )
+        else:
+            step = max(1, _SLICE_CELLS // (n_out * max(1, 2 * nnz // n_rows)))
         for r0 in range(0, n_rows, step):
             r1 = min(n_rows, r0 + step)
             a, b = int(indptr[r0]), int(indptr[r1])
@@ -544,7 +553,7 @@ class Model:
             if a == b:
                 out[r0:r1] = 0
             elif b - a < _SHORT_ROWS * rows:  # mostly 0-3 nonzeros a row: add them in place
-                out[r0:r1] = _scattered_sums(block, pos[a:b], x[a:b], lens[r0:r1])
+                _scattered_sums(block, pos[a:b], x[a:b], lens[r0:r1], out=out[r0:r1])
             elif rows * (width := int(lens[r0:r1].max())) <= 2 * (b - a) + rows:
                 out[r0:r1] = self._padded_rows(block, pos[a:b], x[a:b], lens[r0:r1], width)
             else:  # a few long rows: padding them all would multiply zeros
@@ -689,18 +698,20 @@ def _segment_sums(block: np.ndarray, pos: np.ndarray, x: np.ndarray, ptr: np.nda
 
 
 def _scattered_sums(
-    block: np.ndarray, pos: np.ndarray, x: np.ndarray, lens: np.ndarray
-) -> np.ndarray:
-    """Per row (``lens`` nonzeros each, in order), the sum of ``x * block[pos]``, each
-    product added into its (row, output) cell: for rows of a few nonzeros, where a segment
-    sum or a padded product costs a numpy loop step per row."""
+    block: np.ndarray, pos: np.ndarray, x: np.ndarray, lens: np.ndarray, *, out: np.ndarray
+) -> None:
+    """Into ``out`` (C-contiguous rows), per row (``lens`` nonzeros each, in order) the sum of
+    ``x * block[pos]``, each product added into its (row, output) cell: for rows of a few
+    nonzeros, where a segment sum or a padded product costs a numpy loop step per row."""
     n, n_out = lens.size, block.shape[1]
     contrib = block.take(pos, axis=0)
     contrib *= x[:, None]
-    cells = np.repeat(np.arange(0, n * n_out, n_out), lens)[:, None] + np.arange(n_out)
-    out = np.zeros(n * n_out, dtype=block.dtype)
-    np.add.at(out, cells.reshape(-1), contrib.reshape(-1))
-    return out.reshape(n, n_out)
+    # int32 cells: a run of rows of a few nonzeros has far fewer than 2^31 cells.
+    row_cells = np.arange(0, n * n_out, n_out, dtype=np.int32)
+    cells = np.repeat(row_cells, lens)[:, None] + np.arange(n_out, dtype=np.int32)
+    flat = out.reshape(-1)  # a view: the rows of a C-contiguous array
+    flat[:] = 0
+    np.add.at(flat, cells.reshape(-1), contrib.reshape(-1))
 
 
 def _bias_tile(bias: np.ndarray) -> np.ndarray:
