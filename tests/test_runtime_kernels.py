@@ -141,6 +141,7 @@ def test_finite_scores_whose_sum_overflows_are_not_refused() -> None:
 @pytest.mark.parametrize("block_cells", [1 << 20, 0])  # dense block of used columns, or not
 def test_csr_input_to_a_sparse_column_model_matches_the_oracle(monkeypatch, block_cells) -> None:
     monkeypatch.setattr(model_module, "_CSR_BLOCK_CELLS", block_cells)
+    monkeypatch.setattr(model_module, "_CSR_BLOCK_LAYOUT", 1.0 if block_cells else 0.0)
     monkeypatch.setattr(model_module, "_GATHER_CHUNK", 64)  # many chunks, many row ranges
     force_sparse_columns(monkeypatch)
     rng = np.random.default_rng(3)
@@ -363,3 +364,99 @@ def test_csr_value_beyond_float32_is_an_overflow_not_a_nan() -> None:
     X = sp.csr_matrix(np.full((2, 9), 1e300))  # finite, but not in float32
     with pytest.raises(InputError, match="makes a score overflow this model's float32"):
         model.decision_function(X)
+
+
+# -- CSR input to a weight block: every kernel on the batches that break segment sums ---------
+CSR_KERNELS = {
+    # (_SEGMENT_ROWS, _SEGMENT_CELLS, _SHORT_ROWS): which kernel a run of rows takes
+    "segment": (1 << 30, 1 << 30, 0),  # one gather, one reduceat over the whole batch
+    "scattered": (0, 0, 1 << 30),  # products added into their (row, output) cells
+    "padded": (0, 0, 0),  # rows padded to one length, one batched matmul (or long-row sums)
+}
+
+
+def edge_batch(n_features: int, dtype) -> sp.csr_matrix:
+    """Empty rows (first, inside, last), one-nonzero rows, full rows, a run of long rows,
+    duplicate and unsorted column indices in one row."""
+    rng = np.random.default_rng(21)
+    rows: list[list[tuple[int, float]]] = [[], [(3, 1.5)], [], [(0, -2.0)]]
+    rows += [[(j, float(v)) for j, v in enumerate(rng.normal(size=n_features))] for _ in range(9)]
+    rows += [[(int(rng.integers(n_features)), float(rng.normal()))] for _ in range(40)]
+    rows += [[(5, 1.0), (2, 0.5), (5, 2.0), (5, -0.25)], [(n_features - 1, 3.0)], [], []]
+    data = [v for row in rows for _, v in row]
+    indices = [j for row in rows for j, _ in row]
+    indptr = np.cumsum([0] + [len(row) for row in rows])
+    shape = (len(rows), n_features)
+    return sp.csr_matrix((np.array(data, dtype=dtype), indices, indptr), shape=shape)
+
+
+@pytest.mark.parametrize("kernel", CSR_KERNELS)
+@pytest.mark.parametrize("quantize", ["none", "float32", "int8"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["dense block", "sparse columns"])
+@pytest.mark.parametrize("slice_cells", [1 << 18, 30])  # one run of rows, or many small ones
+def test_csr_kernels_match_a_dense_reference(
+    monkeypatch, kernel, quantize, dtype, layout, slice_cells
+) -> None:
+    import edgesparse
+
+    seg_rows, seg_cells, short = CSR_KERNELS[kernel]
+    monkeypatch.setattr(model_module, "_SEGMENT_ROWS", seg_rows)
+    monkeypatch.setattr(model_module, "_SEGMENT_CELLS", seg_cells)
+    monkeypatch.setattr(model_module, "_SHORT_ROWS", short)
+    monkeypatch.setattr(model_module, "_SLICE_CELLS", slice_cells)
+    monkeypatch.setattr(model_module, "_CSR_RUN_NNZ", 1 << 16 if slice_cells > 30 else 25)
+    if layout == "sparse columns":
+        force_sparse_columns(monkeypatch)
+    est = SKLEARN_MODELS["multiclass-l1"]
+    model = Model(edgesparse.compress(est, quantize=quantize))
+    assert model._dense == (layout == "dense block")
+    X = edge_batch(9, dtype)
+    assert X.has_canonical_format is False  # duplicates and unsorted indices reach the kernels
+    dense = X.toarray()  # duplicates summed, as scikit-learn's (scipy's) product sums them
+    got = model.decision_function(X)
+    # Against the model's own weights in float64 (int8: the dequantized ones), and against
+    # scikit-learn for the unquantized forms.
+    want = dense.astype(np.float64) @ model.ir.to_dense().T + model.ir.bias
+    tol = 1e-10 if quantize == "none" and dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    if quantize != "int8":
+        skl = est.decision_function(X.astype(np.float64))
+        np.testing.assert_allclose(got, skl, rtol=max(tol, 1e-5 if dtype == np.float32 else 0))
+    empty = np.diff(X.indptr) == 0
+    np.testing.assert_array_equal(got[empty], np.broadcast_to(model.ir.bias, got[empty].shape))
+    np.testing.assert_array_equal(model.predict(X), model.predict(dense))
+
+
+@pytest.mark.parametrize("kernel", CSR_KERNELS)
+@pytest.mark.parametrize("n_rows", [2, 300])
+def test_an_all_empty_csr_batch_scores_the_bias(monkeypatch, kernel, n_rows) -> None:
+    import edgesparse
+
+    seg_rows, seg_cells, short = CSR_KERNELS[kernel]
+    monkeypatch.setattr(model_module, "_SEGMENT_ROWS", seg_rows)
+    monkeypatch.setattr(model_module, "_SEGMENT_CELLS", seg_cells)
+    monkeypatch.setattr(model_module, "_SHORT_ROWS", short)
+    est = SKLEARN_MODELS["multiclass-l1"]
+    model = Model(edgesparse.compress(est, quantize="none"))
+    X = sp.csr_matrix((n_rows, 9))
+    np.testing.assert_array_equal(model.decision_function(X), est.decision_function(X))
+    np.testing.assert_array_equal(model.predict(X), est.predict(X))
+
+
+@pytest.mark.parametrize("kernel", CSR_KERNELS)
+@pytest.mark.parametrize("where", ["first row", "empty row's neighbour", "last row"])
+def test_csr_kernels_refuse_nan_wherever_it_is(monkeypatch, kernel, where) -> None:
+    import edgesparse
+
+    seg_rows, seg_cells, short = CSR_KERNELS[kernel]
+    monkeypatch.setattr(model_module, "_SEGMENT_ROWS", seg_rows)
+    monkeypatch.setattr(model_module, "_SEGMENT_CELLS", seg_cells)
+    monkeypatch.setattr(model_module, "_SHORT_ROWS", short)
+    model = Model(edgesparse.compress(SKLEARN_MODELS["multiclass-l1"], quantize="float32"))
+    X = edge_batch(9, np.float64)
+    k = {"first row": 1, "empty row's neighbour": 3, "last row": X.nnz - 1}[where]
+    X.data[k if where != "first row" else 0] = np.nan
+    with pytest.raises(InputError) as info:
+        model.predict(X)
+    assert str(info.value) == NAN_MESSAGE

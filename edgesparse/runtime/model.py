@@ -11,13 +11,16 @@ any output uses, and laid out for one of two kernels:
     (``X[:, used] @ block``). Chosen when the block is small or well filled. A full-width
     one with few outputs also has a one-row path: one ``dot``, then the bias, the checks and
     the labels or probabilities on the few scores as Python floats (at batch 1 each numpy
-    call costs about as much as the product). CSR input: each run of rows is padded to one
-    length and one batched ``matmul`` multiplies and sums the gathered weight rows.
+    call costs about as much as the product). CSR input gathers the weight rows of its
+    nonzeros' columns and sums them per row: a small batch with one ``reduceat``, rows of a
+    few nonzeros by adding each product into its cell, longer ones padded to one length and
+    summed by one batched ``matmul``.
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
-    own bytes. CSR input: each input nonzero expands to its column's weights, a
-    ``bincount`` sums them (or a dense block of the used columns, when small). Dense input:
+    own bytes. CSR input: the dense block's kernels on a block of the used columns, when it
+    takes at most 4 MiB or no more than the sparse layout itself; else each input nonzero
+    expands to its column's weights and a ``bincount`` sums them. Dense input:
     each output sums its own nonzeros off the input (thin models, or a row or two), else
     dense slices of the weights meet the input one BLAS product at a time.
 
@@ -84,8 +87,11 @@ _GATHER_CHUNK = 1 << 15
 # most this many cells, one at a time (a bounded workspace), each one BLAS call.
 _SLICE_CELLS = 1 << 18
 # CSR input to a sparse-column model goes through a dense block of the used columns when it
-# has at most this many cells (4 MiB in float32)...
+# has at most this many cells (4 MiB in float32), or when its bytes are at most this times
+# the bytes of the model's sparse layout (so the block at most doubles the model's memory;
+# expanding each input nonzero to its column's weights is 3-4x slower)...
 _CSR_BLOCK_CELLS = 1 << 20
+_CSR_BLOCK_LAYOUT = 1.0
 # ...and input columns are mapped to block rows by a table when there are at most this many.
 _POS_MAP_FEATURES = 1 << 20
 # Dense input of at most this many rows to a sparse-column model: per-output sums, no slices;
@@ -95,6 +101,14 @@ _ROW_KERNEL_ROWS = 2
 _ROW_KERNEL_FILL = 0.125
 # CSR input is read in runs of rows of about this many nonzeros.
 _CSR_RUN_NNZ = 1 << 16
+# A run of CSR input to a weight block of at most this many rows whose products fit in this
+# many cells is one gather and one segment sum (the fewest numpy calls)...
+_SEGMENT_ROWS = 128
+_SEGMENT_CELLS = 1 << 14
+# ...and a bigger run with fewer than this many nonzeros a row adds its products in place,
+# this many products at a time.
+_SHORT_ROWS = 4
+_SCATTER_CELLS = 1 << 12
 # NaN/inf checks that cannot ride on the scores test this many cells at a time.
 _FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
@@ -487,6 +501,7 @@ class Model:
         # Runs of rows of about _CSR_RUN_NNZ input nonzeros: every temporary array below is
         # sized by a run, not by the input (a bounded workspace, whatever the batch).
         starts = np.searchsorted(indptr, np.arange(0, nnz, _CSR_RUN_NNZ), side="right") - 1
+        starts[0] = 0  # leading empty rows belong to the first run (they are written too)
         bounds = [*np.unique(starts).tolist(), n_rows]
         out = np.empty((n_rows, self.n_outputs_), dtype=self._dtype)
         for r0, r1 in itertools.pairwise(bounds):
@@ -508,7 +523,7 @@ class Model:
             row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
             return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
         # Each input nonzero scales its column's weight row (unused columns: the zero row).
-        pos = self._positions(indices)
+        pos = indices if self._all_used else self._positions(indices)
         # A BLAS product could skip a zero weight and a NaN with it: check the values here
         # (as given: a finite value beyond float32 is an overflow, found on the scores).
         if data.dtype.kind == "f" and not math.isfinite(data.dot(data)):
@@ -516,18 +531,30 @@ class Model:
         x = data.astype(self._dtype, copy=False)
         if n_rows == 1:
             return x.dot(block.take(pos, axis=0)).reshape(1, -1)
-        lens = np.diff(indptr)
         n_out = self.n_outputs_
+        nnz = int(indptr[-1])
+        if n_rows <= _SEGMENT_ROWS and nnz * n_out <= _SEGMENT_CELLS:  # one gather, one sum
+            return _segment_sums(block, pos, x, indptr)
+        lens = np.diff(indptr)
         out = np.empty((n_rows, n_out), dtype=self._dtype)
-        # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace).
-        step = max(1, _SLICE_CELLS // (n_out * max(1, 2 * int(indptr[-1]) // n_rows)))
+        # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace); rows
+        # of a few nonzeros in runs of about _SCATTER_CELLS products (a scatter's index
+        # arrays take 3x the bytes of its products).
+        if nnz < _SHORT_ROWS * n_rows:
+            step = max(
+                1, min(_SLICE_CELLS // n_out, _SCATTER_CELLS * n_rows // (n_out * max(1, nnz)))
+            )
+        else:
+            step = max(1, _SLICE_CELLS // (n_out * max(1, 2 * nnz // n_rows)))
         for r0 in range(0, n_rows, step):
             r1 = min(n_rows, r0 + step)
             a, b = int(indptr[r0]), int(indptr[r1])
-            width = int(lens[r0:r1].max())
-            if width == 0:
+            rows = r1 - r0
+            if a == b:
                 out[r0:r1] = 0
-            elif (r1 - r0) * width <= 2 * (b - a) + r1 - r0:
+            elif b - a < _SHORT_ROWS * rows:  # mostly 0-3 nonzeros a row: add them in place
+                _scattered_sums(block, pos[a:b], x[a:b], lens[r0:r1], out=out[r0:r1])
+            elif rows * (width := int(lens[r0:r1].max())) <= 2 * (b - a) + rows:
                 out[r0:r1] = self._padded_rows(block, pos[a:b], x[a:b], lens[r0:r1], width)
             else:  # a few long rows: padding them all would multiply zeros
                 out[r0:r1] = _segment_sums(block, pos[a:b], x[a:b], indptr[r0 : r1 + 1] - a)
@@ -553,12 +580,21 @@ class Model:
         # A sparse-column model meets CSR input through a dense block of its used columns
         # when that block is small (built on first use, so dense-input users never pay for
         # it); gathering rows of it is many times faster than expanding column lists.
-        if self._csr_block is None and self._used.size * self.n_outputs_ <= _CSR_BLOCK_CELLS:
+        cells = self._used.size * self.n_outputs_
+        if self._csr_block is None and (
+            cells <= _CSR_BLOCK_CELLS
+            or cells * self._dtype.itemsize <= _CSR_BLOCK_LAYOUT * self._layout_bytes()
+        ):
             block = np.zeros((self._used.size + 1, self.n_outputs_), dtype=self._dtype)
             pos = np.repeat(np.arange(self._used.size), np.diff(self._col_ptr))
             block[pos, self._col_rows] = self._col_vals
             self._csr_block = block
         return self._csr_block
+
+    def _layout_bytes(self) -> int:
+        # The arrays a sparse-column model holds for its kernels (beyond the IR's own).
+        arrays = (self._col_ptr, self._col_rows, self._col_vals, self._row_vals, self._row_idx)
+        return sum(a.nbytes for a in arrays) + self._slice_flat.nbytes
 
     def _positions(self, indices: np.ndarray) -> np.ndarray:
         # Input column -> row of the block (n_used, the zero row, for unused columns). A
@@ -644,14 +680,38 @@ def _unused_columns(indices: np.ndarray, weights: np.ndarray, n_features: int) -
 
 
 def _segment_sums(block: np.ndarray, pos: np.ndarray, x: np.ndarray, ptr: np.ndarray) -> np.ndarray:
-    """Per CSR row (``ptr`` from 0), the sum of ``x * block[pos]`` over its nonzeros."""
-    out = np.zeros((ptr.size - 1, block.shape[1]), dtype=block.dtype)
-    firsts = ptr[:-1]
-    rows = ptr[1:] > firsts
-    if rows.any():
-        contrib = x[:, None] * block.take(pos, axis=0)
-        out[rows] = np.add.reduceat(contrib, firsts[rows], axis=0)
+    """Per CSR row (``ptr`` from 0), the sum of ``x * block[pos]`` over its nonzeros: one
+    gather and one ``reduceat`` (few numpy calls: the small runs' kernel)."""
+    nnz = pos.size
+    # One more gathered row, the block's zero row, so that every row's start (an empty last
+    # row's is nnz) is a valid reduceat index; the last row's sum adds that 0.
+    idx = np.empty(nnz + 1, dtype=np.intp)
+    idx[:nnz] = pos
+    idx[nnz] = block.shape[0] - 1
+    contrib = block.take(idx, axis=0)
+    contrib[:nnz] *= x[:, None]
+    out = np.add.reduceat(contrib, ptr[:-1], axis=0)
+    empty = ptr[1:] == ptr[:-1]
+    if empty.any():  # reduceat gives an empty row the next row's first product, not 0
+        out[empty] = 0
     return out
+
+
+def _scattered_sums(
+    block: np.ndarray, pos: np.ndarray, x: np.ndarray, lens: np.ndarray, *, out: np.ndarray
+) -> None:
+    """Into ``out`` (C-contiguous rows), per row (``lens`` nonzeros each, in order) the sum of
+    ``x * block[pos]``, each product added into its (row, output) cell: for rows of a few
+    nonzeros, where a segment sum or a padded product costs a numpy loop step per row."""
+    n, n_out = lens.size, block.shape[1]
+    contrib = block.take(pos, axis=0)
+    contrib *= x[:, None]
+    # int32 cells: a run of rows of a few nonzeros has far fewer than 2^31 cells.
+    row_cells = np.arange(0, n * n_out, n_out, dtype=np.int32)
+    cells = np.repeat(row_cells, lens)[:, None] + np.arange(n_out, dtype=np.int32)
+    flat = out.reshape(-1)  # a view: the rows of a C-contiguous array
+    flat[:] = 0
+    np.add.at(flat, cells.reshape(-1), contrib.reshape(-1))
 
 
 def _bias_tile(bias: np.ndarray) -> np.ndarray:
