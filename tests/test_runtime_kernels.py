@@ -460,3 +460,19 @@ def test_csr_kernels_refuse_nan_wherever_it_is(monkeypatch, kernel, where) -> No
     with pytest.raises(InputError) as info:
         model.predict(X)
     assert str(info.value) == NAN_MESSAGE
+
+
+def test_csr_sums_by_hand() -> None:
+    """The three CSR sums on a hand-computed case: rows (2·w0 + 1·w1), (), (-1·w1), with the
+    block's last row the zero row."""
+    from edgesparse.runtime.csr_sums import padded_rows, scattered_sums, segment_sums
+
+    block = np.array([[1.0, 2.0], [3.0, 4.0], [0.0, 0.0]])
+    pos, x = np.array([0, 1, 1]), np.array([2.0, 1.0, -1.0])
+    ptr, lens = np.array([0, 2, 2, 3]), np.array([2, 0, 1])
+    want = np.array([[5.0, 8.0], [0.0, 0.0], [-3.0, -4.0]])
+    np.testing.assert_array_equal(segment_sums(block, pos=pos, x=x, ptr=ptr), want)
+    out = np.full((3, 2), np.nan)
+    scattered_sums(block, pos=pos, x=x, lens=lens, out=out)
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(padded_rows(block, pos=pos, x=x, lens=lens, width=2), want)

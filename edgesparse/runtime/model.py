@@ -64,6 +64,7 @@ from edgesparse.runtime.checks import (
     is_sparse,
     read_dense,
 )
+from edgesparse.runtime.csr_sums import padded_rows, scattered_sums, segment_sums
 from edgesparse.runtime.heads import proba, proba_row
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
@@ -534,7 +535,7 @@ class Model:
         n_out = self.n_outputs_
         nnz = int(indptr[-1])
         if n_rows <= _SEGMENT_ROWS and nnz * n_out <= _SEGMENT_CELLS:  # one gather, one sum
-            return _segment_sums(block, pos, x, indptr)
+            return segment_sums(block, pos=pos, x=x, ptr=indptr)
         lens = np.diff(indptr)
         out = np.empty((n_rows, n_out), dtype=self._dtype)
         # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace); rows
@@ -553,28 +554,16 @@ class Model:
             if a == b:
                 out[r0:r1] = 0
             elif b - a < _SHORT_ROWS * rows:  # mostly 0-3 nonzeros a row: add them in place
-                _scattered_sums(block, pos[a:b], x[a:b], lens[r0:r1], out=out[r0:r1])
+                scattered_sums(block, pos=pos[a:b], x=x[a:b], lens=lens[r0:r1], out=out[r0:r1])
             elif rows * (width := int(lens[r0:r1].max())) <= 2 * (b - a) + rows:
-                out[r0:r1] = self._padded_rows(block, pos[a:b], x[a:b], lens[r0:r1], width)
+                out[r0:r1] = padded_rows(
+                    block, pos=pos[a:b], x=x[a:b], lens=lens[r0:r1], width=width
+                )
             else:  # a few long rows: padding them all would multiply zeros
-                out[r0:r1] = _segment_sums(block, pos[a:b], x[a:b], indptr[r0 : r1 + 1] - a)
+                out[r0:r1] = segment_sums(
+                    block, pos=pos[a:b], x=x[a:b], ptr=indptr[r0 : r1 + 1] - a
+                )
         return out
-
-    def _padded_rows(
-        self, block: np.ndarray, pos: np.ndarray, x: np.ndarray, lens: np.ndarray, width: int
-    ) -> np.ndarray:
-        # Rows padded to one length ("ELL": empty slots hold 0 times the zero row), so that
-        # one batched matmul multiplies and sums them: several times faster than a segment
-        # sum (reduceat) of the products.
-        n = lens.size
-        starts = np.cumsum(lens) - lens
-        cell = np.arange(pos.size) + np.repeat(np.arange(0, n * width, width) - starts, lens)
-        slots = np.full(n * width, block.shape[0] - 1, dtype=np.intp)
-        slots[cell] = pos
-        vals = np.zeros(n * width, dtype=x.dtype)
-        vals[cell] = x
-        gathered = block.take(slots, axis=0).reshape(n, width, -1)
-        return np.matmul(vals.reshape(n, 1, width), gathered).reshape(n, -1)
 
     def _sparse_input_block(self) -> np.ndarray | None:
         # A sparse-column model meets CSR input through a dense block of its used columns
@@ -677,41 +666,6 @@ def _unused_columns(indices: np.ndarray, weights: np.ndarray, n_features: int) -
     has_weight = np.zeros(n_features, dtype=bool)
     has_weight[indices[weights != 0]] = True
     return np.flatnonzero(~has_weight)
-
-
-def _segment_sums(block: np.ndarray, pos: np.ndarray, x: np.ndarray, ptr: np.ndarray) -> np.ndarray:
-    """Per CSR row (``ptr`` from 0), the sum of ``x * block[pos]`` over its nonzeros: one
-    gather and one ``reduceat`` (few numpy calls: the small runs' kernel)."""
-    nnz = pos.size
-    # One more gathered row, the block's zero row, so that every row's start (an empty last
-    # row's is nnz) is a valid reduceat index; the last row's sum adds that 0.
-    idx = np.empty(nnz + 1, dtype=np.intp)
-    idx[:nnz] = pos
-    idx[nnz] = block.shape[0] - 1
-    contrib = block.take(idx, axis=0)
-    contrib[:nnz] *= x[:, None]
-    out = np.add.reduceat(contrib, ptr[:-1], axis=0)
-    empty = ptr[1:] == ptr[:-1]
-    if empty.any():  # reduceat gives an empty row the next row's first product, not 0
-        out[empty] = 0
-    return out
-
-
-def _scattered_sums(
-    block: np.ndarray, pos: np.ndarray, x: np.ndarray, lens: np.ndarray, *, out: np.ndarray
-) -> None:
-    """Into ``out`` (C-contiguous rows), per row (``lens`` nonzeros each, in order) the sum of
-    ``x * block[pos]``, each product added into its (row, output) cell: for rows of a few
-    nonzeros, where a segment sum or a padded product costs a numpy loop step per row."""
-    n, n_out = lens.size, block.shape[1]
-    contrib = block.take(pos, axis=0)
-    contrib *= x[:, None]
-    # int32 cells: a run of rows of a few nonzeros has far fewer than 2^31 cells.
-    row_cells = np.arange(0, n * n_out, n_out, dtype=np.int32)
-    cells = np.repeat(row_cells, lens)[:, None] + np.arange(n_out, dtype=np.int32)
-    flat = out.reshape(-1)  # a view: the rows of a C-contiguous array
-    flat[:] = 0
-    np.add.at(flat, cells.reshape(-1), contrib.reshape(-1))
 
 
 def _bias_tile(bias: np.ndarray) -> np.ndarray:
