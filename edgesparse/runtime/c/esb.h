@@ -259,6 +259,7 @@ typedef struct esb_model {
     const int8_t *dense_;      /* dense: n_outputs x n_features int8 weights */
     const int32_t *dfac_;      /* dense, with exponents: 2^e of every feature (float bits) */
     const int32_t *tptr_, *tcol_, *trow_, *tval_; /* transposed: see esb_use_workspace */
+    const int32_t *cpos_;      /* CSR column index (esb_use_csr_index), or NULL */
 } esb_model;
 
 /* Verify `buf` (len bytes) completely and describe it in *m. On failure returns the error
@@ -294,6 +295,24 @@ size_t esb_layout_size(const esb_model *m, int layout);
  * esb_layout_size(m, layout) or for dense without int8 values. Same rules for ws as
  * esb_use_workspace. */
 esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes);
+
+/* CSR column index (optional): n_features int32_t, built once per model into a caller buffer
+ * by esb_use_csr_index: for every input column, its position among the used columns, or -1.
+ * The CSR calls (one-row and batch) in the transposed layout then find each nonzero's used
+ * column with one load instead of a search (the batch calls also skip their per-call column
+ * table and its 8 KiB of stack): O(row nnz + weights in its columns) a row. Same outputs, bit
+ * for bit: the same weights are added in the same order. The other layouts ignore it (the
+ * dense layout already reads a CSR row's weights directly). esb_csr_index_size(m) is its
+ * bytes, 4 * n_features (1 MiB for 2^18 hashed features); 0 for a model that is not open. */
+size_t esb_csr_index_size(const esb_model *m);
+
+/* Build the CSR column index in buf (int32_t aligned, at least esb_csr_index_size(m) bytes)
+ * and use it from now on; buf NULL drops it (ESB_OK). ESB_E_ARGUMENT, with the index dropped
+ * and nothing written, for a NULL or unopened model, a misaligned buf or bytes too small.
+ * Independent of the layout (it may come before or after esb_use_workspace); buf must stay
+ * valid and unchanged while the model uses it, and the model is read-only afterwards as
+ * after esb_use_workspace. */
+esb_status esb_use_csr_index(esb_model *m, int32_t *buf, size_t bytes);
 
 /* "streamed", "columns", "dense" or "transposed": the layout the calls use. */
 const char *esb_layout_name(const esb_model *m);
