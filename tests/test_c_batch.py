@@ -618,3 +618,39 @@ def _sanitized_wide_and_csr(exe: Path, env: dict, tmp_path: Path) -> None:
             assert "Sanitizer" not in plain.stderr and "runtime error" not in plain.stderr
             assert (plain.returncode, plain.stdout) == (res.returncode, res.stdout)
         assert len(res.stdout.splitlines()) == ok and res.returncode == (ok < rows_x.shape[0])
+
+
+def test_export_c_text_program_uses_the_csr_index(tmp_path: Path) -> None:
+    """A hashed text model (2^18 features, transposed layout): export-c's program builds the
+    CSR column index (MODEL_CSR_INDEX_BYTES = 4 * n_features in model_data.h) and predicts
+    every document as with -DESB_NO_CSR_INDEX and as the numpy runtime does."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+
+    from edgesparse import compress
+    from edgesparse.runtime import loads
+
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(400)]
+    docs = [" ".join(rng.choice(words, 12)) for _ in range(120)]
+    y = np.array([int("w1" in d) + 2 * int("w7" in d) for d in docs])
+    pipe = make_pipeline(HashingVectorizer(n_features=2**18), SGDClassifier(random_state=0))
+    pipe.fit(docs, y)
+    blob = tmp_path / "m.esb"
+    blob.write_bytes(esb.encode(compress(pipe, quantize="int8")))
+    out = tmp_path / "out"
+    export_c(blob, out, name="model")
+    assert f"#define MODEL_CSR_INDEX_BYTES {4 * 2**18}u" in (out / "model_data.h").read_text()
+    text = "".join(d + "\n" for d in docs).encode()
+    got = []
+    for extra in ("", " -DESB_NO_CSR_INDEX"):
+        flags = "-O2 -std=c99 -Wall -Wextra -Werror -pedantic" + extra
+        res = _run(["make", "-B", "-C", str(out), "CC=gcc", f"CFLAGS={flags}"])
+        assert res.returncode == 0, res.stdout + res.stderr
+        res = subprocess.run([str(out / "model_main")], input=text, capture_output=True)
+        assert res.returncode == 0, res.stderr
+        got.append(res.stdout)
+    assert got[0] == got[1]
+    labels = [ln.split(b"\t")[0].decode() for ln in got[0].splitlines()]
+    assert labels == [str(v) for v in loads(blob.read_bytes()).predict(docs)]
