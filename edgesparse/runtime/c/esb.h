@@ -78,6 +78,9 @@
  *     for the others the column list's (4 + E) * nnz. esb_workspace_size_fast(m) is that for
  *     dense models, else the transposed layout's bytes. esb_use_layout builds a given layout
  *     whatever the model qualifies for (to compare them; dense needs int8 weights).
+ *   - optionally, the CSR column index (esb_use_csr_index): 4 * n_features bytes in a caller
+ *     buffer, built once; the transposed layout's CSR calls then find each nonzero's used
+ *     column with one load (see "CSR column index" below).
  *
  * ---------------------------------------------------------------------------------------------
  * Column exponents
@@ -362,9 +365,9 @@ esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_
  * one-row CSR call on its nonzeros: its kernel runs row by row, in the transposed layout with
  * a table built once per call (8 KiB of stack: where each of up to 2048 blocks of input
  * columns starts among the used columns), so that finding a nonzero's column is a lookup and
- * a short search; for models of up to 64 outputs the columns of up to 128 nonzeros (several
- * rows) are found before their weights are read (2 KiB more stack), each row's weights still
- * added in its own order. Errors as for the dense batch calls; a row with
+ * a short search (with the CSR column index, esb_use_csr_index: one load, and no table); for
+ * models of up to 64 outputs the columns of up to 128 nonzeros (several rows) are found before
+ * their weights are read (2 KiB more stack), each row's weights still added in its own order. Errors as for the dense batch calls; a row with
  * indptr[i + 1] < indptr[i] is ESB_E_INPUT. indices and values may be NULL when every row is
  * empty. */
 esb_status esb_decision_csr_batch(const esb_model *m, size_t n_rows, const uint32_t *indptr,
