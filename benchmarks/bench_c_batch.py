@@ -14,6 +14,8 @@ on the same 1000 held-out rows (repeated when there are fewer):
   x86-64 CPU runs; NEON on aarch64).
 * C batch, -march=native: the same with ``-march=native`` (not the shipped flags; for
   comparison only).
+* CSR rows: the default driver builds the CSR column index (esb_use_csr_index, 4 bytes per
+  feature, included in ``workspace_bytes``); also timed without it (``--no-csr-index``).
 * C per-row loop: ``--one-row``: 1000 ``esb_predict`` calls, what the driver did before the
   batch API.
 * numpy: ``Model.predict(X)`` on the same rows in this process (perf_counter_ns), the faster
@@ -96,11 +98,20 @@ def numpy_batch(model: Model, X: Any, runs: int) -> dict[str, float]:
 
 
 def c_batch(
-    driver: Path, blob: Path, rows: Path, runs: int, *, one_row: bool, batch: int = BATCH
+    driver: Path,
+    blob: Path,
+    rows: Path,
+    runs: int,
+    *,
+    one_row: bool,
+    batch: int = BATCH,
+    csr_index: bool = True,
 ) -> dict:
-    """The driver's JSON line for `runs` calls of `batch` rows."""
+    """The driver's JSON line for `runs` calls of `batch` rows (csr_index False: without the
+    CSR column index, the driver's --no-csr-index)."""
     cmd = [str(driver), "bench", str(blob), str(rows), str(runs), str(max(3, runs // 10))]
     cmd += ["--batch", str(batch), *(["--one-row"] if one_row else [])]
+    cmd += [] if csr_index else ["--no-csr-index"]
     return json.loads(run(cmd))
 
 
@@ -130,6 +141,10 @@ def measure(
         k: c_batch(d, blob, rows, runs, one_row=False, batch=batch) for k, d in drivers.items()
     }
     loop = c_batch(drivers["default"], blob, rows, runs, one_row=True, batch=batch)
+    if sp.issparse(X):  # the same driver without the CSR column index, to compare
+        timed["no_index"] = c_batch(
+            drivers["default"], blob, rows, runs, one_row=False, batch=batch, csr_index=False
+        )
     npy = numpy_batch(Model(esb.read(blob)), X, runs)
     out = {
         "shape": info["shape"],
@@ -137,6 +152,7 @@ def measure(
         "input": "csr" if sp.issparse(X) else "dense",
         "layout": timed["default"]["layout"],
         "api": timed["default"]["api"],
+        "workspace_bytes": timed["default"]["workspace_bytes"],
         "c_loop_p50_ns": loop["p50_ns"],
         "numpy": npy,
         "c_loop_over_numpy": loop["p50_ns"] / npy["p50_ns"],
@@ -197,6 +213,13 @@ def print_table(results: dict[str, Any]) -> None:
             f"{r['c_batch_no_avx_over_numpy']:.2f} | {r['c_loop_over_numpy']:.2f} | "
             f"{r['loop_over_batch']:.2f} |"
         )
+    for name, r in results["models"].items():
+        if "c_batch_no_index_p50_ns" in r:
+            print(
+                f"{name}: without the CSR column index {r['c_batch_no_index_p50_ns'] / 1e3:,.1f} "
+                f"µs ({r['c_batch_no_index_over_numpy']:.2f}x numpy); workspace "
+                f"{r['workspace_bytes']:,} bytes with it"
+            )
 
 
 def print_target_table(results: dict[str, Any]) -> None:

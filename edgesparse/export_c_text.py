@@ -78,7 +78,9 @@ featurizer's static workspace of ESB_TEXT_WORKSPACE_BYTES(MAX_DOC_BYTES,
 ESB_TEXT_INDEX_BYTES({up}_TEXT_TERMS, {up}_TEXT_STOP_WORDS) bytes (built once at start-up: a
 hash table that finds each vocabulary term and stop word in O(1)), and the linear layer's decoded
 indices in {up}_WORKSPACE_BYTES ({info["ws_layout"]} layout; build with -DESB_STREAMED to
-decode them on the fly instead, 0 bytes).
+decode them on the fly instead, 0 bytes), and in the transposed layout a CSR column index of
+{up}_CSR_INDEX_BYTES bytes (4 per feature, built once at start-up: each term's weights found
+with one load instead of a search; -DESB_NO_CSR_INDEX leaves it out, the same predictions).
 """
 
 
@@ -117,6 +119,11 @@ static esb_text_index text_index;
 static float out[${NAME}_N_OUTPUTS + ${NAME}_N_CLASSES + 1];
 #ifndef ESB_STREAMED
 static int32_t index_ws[(${NAME}_WORKSPACE_BYTES + 3) / 4]; /* the linear layer's indices */
+#if ${NAME}_CSR_INDEX_BYTES > 0 && !defined(ESB_NO_CSR_INDEX)
+/* each feature's position among the used columns: the document's CSR row in O(1) a term */
+static int32_t csr_index[(${NAME}_CSR_INDEX_BYTES + 3) / 4];
+#define USE_CSR_INDEX 1
+#endif
 #endif
 
 static void print_label(const esb_model *m, uint32_t k)
@@ -166,6 +173,12 @@ int main(void)
         fprintf(stderr, "model: the workspace is too small\n");
         return 2;
     }
+#ifdef USE_CSR_INDEX
+    if (esb_use_csr_index(&m, csr_index, sizeof csr_index) != ESB_OK) {
+        fprintf(stderr, "model: the CSR column index is too small\n");
+        return 2;
+    }
+#endif
 #endif
     if (esb_text_workspace_size(&m, MAX_DOC_BYTES) > sizeof workspace) {
         fprintf(stderr, "model: the workspace is too small\n");

@@ -89,8 +89,9 @@ def _predict(exe: str, blob: Path, rows: Path, mode: str, *extra: str):
 
 def assert_batch_is_one_row(exe: str, blob: Path, X: np.ndarray, tmp_path: Path) -> None:
     """In every layout the model can have: batch output (plain and with a padded stride whose
-    padding is NaN) is the one-row output, byte for byte, and so is the exit status and the
-    message of a refused row; where it succeeds it matches the numpy runtime."""
+    padding is NaN; for CSR rows also without the CSR column index, batch and one-row) is the
+    one-row output, byte for byte, and so is the exit status and the message of a refused row;
+    where it succeeds it matches the numpy runtime."""
     rows = tmp_path / "rows.bin"
     write_rows(rows, X)
     model = Model(esb.read(blob))
@@ -98,7 +99,9 @@ def assert_batch_is_one_row(exe: str, blob: Path, X: np.ndarray, tmp_path: Path)
         if mode == "dense" and not model.ir.is_quantized:
             continue
         one = _predict(exe, blob, rows, mode, "--one-row")
-        for extra in ([], ["--pad", "3"]):
+        # CSR rows: the driver's CSR column index (transposed layout) against no index
+        no_index = (["--no-csr-index"], ["--one-row", "--no-csr-index"]) if sp.issparse(X) else ()
+        for extra in ([], ["--pad", "3"], *no_index):
             got = _predict(exe, blob, rows, mode, *extra)
             assert (got.returncode, got.stdout, got.stderr) == (
                 one.returncode,
@@ -268,6 +271,40 @@ static int edges(const esb_model *m)
     CHECK(esb_decision_batch(m, x[0], 5, NF + 2, out, &done) == ESB_OK && done == 5);
     return csr_edges(m);
 }
+/* The CSR column index (esb_use_csr_index): its size; a NULL or unopened model, a buffer one
+ * byte short or misaligned refused with nothing written; in the transposed layout the CSR
+ * calls' bits with it are those without it (and edges() still holds); NULL drops it. */
+static int32_t cix[NF + 2], tws[1 << 15];
+static float ref[3 * NO];
+static int index_edges(esb_model *m)
+{
+    uint32_t ptr[4] = {0, 2, 2, 3};
+    int32_t ix[3] = {0, NF - 1, 1};
+    float v[3] = {1.0f, -2.0f, 0.5f};
+    esb_model closed;
+    size_t done = 0, i;
+    memset(&closed, 0, sizeof closed);
+    for (i = 0; i < NF + 2; i++) cix[i] = 77;
+    CHECK(esb_csr_index_size(m) == 4u * NF && esb_csr_index_size(NULL) == 0);
+    CHECK(esb_use_csr_index(NULL, cix, sizeof cix) == ESB_E_ARGUMENT);
+    CHECK(esb_use_csr_index(&closed, cix, sizeof cix) == ESB_E_ARGUMENT);
+    CHECK(esb_use_csr_index(m, cix, 4u * NF - 1u) == ESB_E_ARGUMENT);
+    CHECK(esb_use_csr_index(m, (int32_t *)(void *)((char *)cix + 1), 4u * NF + 4u) ==
+          ESB_E_ARGUMENT);
+    for (i = 0; i < NF + 2; i++) CHECK(cix[i] == 77);
+    CHECK(esb_layout_size(m, ESB_LAYOUT_TRANSPOSED) <= sizeof tws);
+    CHECK(esb_use_layout(m, ESB_LAYOUT_TRANSPOSED, tws, sizeof tws) == ESB_OK);
+    CHECK(esb_decision_csr_batch(m, 3, ptr, ix, v, ref, &done) == ESB_OK && done == 3);
+    CHECK(esb_use_csr_index(m, cix, 4u * NF) == ESB_OK && cix[NF] == 77);
+    CHECK(esb_decision_csr_batch(m, 3, ptr, ix, v, out, &done) == ESB_OK && done == 3);
+    CHECK(memcmp(ref, out, sizeof ref) == 0);
+    CHECK(esb_decision_csr(m, 2, ix, v, out) == ESB_OK && memcmp(ref, out, 4 * NO) == 0);
+    if (edges(m)) return 1;
+    CHECK(esb_use_csr_index(m, NULL, 0) == ESB_OK);
+    CHECK(esb_decision_csr_batch(m, 3, ptr, ix, v, out, &done) == ESB_OK);
+    CHECK(memcmp(ref, out, sizeof ref) == 0);
+    return 0;
+}
 int main(void)
 {
     esb_model m;
@@ -279,6 +316,7 @@ int main(void)
     if (esb_use_workspace(&m, ws, sizeof ws) != ESB_OK) return 3;
     if (edges(&m)) return 1;
     printf("ok %s\n", esb_layout_name(&m));
+    if (index_edges(&m)) return 1;
     return 0;
 }
 """
@@ -484,7 +522,10 @@ def test_csr_batch_transposed_kernel_same_bits(esb_exe: str, tmp_path: Path) -> 
     that build the column buckets): 2^18 features with used columns crowded into a few
     buckets, rows of more than 64 nonzeros (several look-up rounds), explicit zeros, columns
     no output uses and columns past the last used one; float64, float32, int8, int8 with
-    column exponents, 64 outputs: the one-row CSR calls' bits, the numpy runtime's scores."""
+    column exponents, 64 outputs: the one-row CSR calls' bits, the numpy runtime's scores;
+    the same with the driver's CSR column index and without (rows with indices 0 and
+    n_features - 1, NaN/Inf rows refused alike; the index's 4 * n_features bytes counted in
+    the bench's workspace_bytes)."""
     rng = np.random.default_rng(23)
     for n_out, dtype in ((20, "float64"), (20, "float32"), (64, "int8"), (3, "int8-pow2")):
         ir = _text_like_ir(n_out, dtype, rng)
@@ -494,7 +535,7 @@ def test_csr_batch_transposed_kernel_same_bits(esb_exe: str, tmp_path: Path) -> 
         rows = []
         for i in range(24):
             k = (5, 40, 150)[i % 3]
-            pick = np.r_[rng.choice(used, k), rng.integers(0, 2**18, k), used[3], 2**18 - 1]
+            pick = np.r_[rng.choice(used, k), rng.integers(0, 2**18, k), used[3], 0, 2**18 - 1]
             rows.append(np.unique(pick))
         indptr = np.r_[0, np.cumsum([r.size for r in rows])]
         data = rng.normal(size=indptr[-1]) * (rng.random(indptr[-1]) < 0.9)  # explicit zeros
@@ -504,6 +545,15 @@ def test_csr_batch_transposed_kernel_same_bits(esb_exe: str, tmp_path: Path) -> 
         cmd = [esb_exe, "bench", str(blob), str(tmp_path / "rows.bin"), "1", "0", "--batch", "24"]
         res = _run(cmd)
         assert res.returncode == 0 and json.loads(res.stdout)["layout"] == "transposed", dtype
+        plain = _run([*cmd, "--no-csr-index"])
+        assert plain.returncode == 0, plain.stderr
+        got, base = json.loads(res.stdout), json.loads(plain.stdout)
+        assert got["checksum"] == base["checksum"]
+        assert got["workspace_bytes"] - base["workspace_bytes"] == 4 * 2**18  # the index
+        for bad in (np.nan, np.inf, -np.inf):  # a refused row: the same with and without
+            Xb = X.copy()
+            Xb.data[Xb.indptr[17] + 2] = bad
+            assert_batch_is_one_row(esb_exe, blob, Xb, tmp_path)
 
 
 def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
@@ -563,4 +613,44 @@ def _sanitized_wide_and_csr(exe: Path, env: dict, tmp_path: Path) -> None:
         one = _run([str(exe), "predict", str(blob), str(rows), "--one-row"], env=env)
         assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, name
         assert (res.returncode, res.stdout) == (one.returncode, one.stdout)
+        for extra in (["--no-csr-index"], ["--no-csr-index", "--one-row"]):
+            plain = _run([str(exe), "predict", str(blob), str(rows), *extra], env=env)
+            assert "Sanitizer" not in plain.stderr and "runtime error" not in plain.stderr
+            assert (plain.returncode, plain.stdout) == (res.returncode, res.stdout)
         assert len(res.stdout.splitlines()) == ok and res.returncode == (ok < rows_x.shape[0])
+
+
+def test_export_c_text_program_uses_the_csr_index(tmp_path: Path) -> None:
+    """A hashed text model (2^18 features, transposed layout): export-c's program builds the
+    CSR column index (MODEL_CSR_INDEX_BYTES = 4 * n_features in model_data.h) and predicts
+    every document as with -DESB_NO_CSR_INDEX and as the numpy runtime does."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import make_pipeline
+
+    from edgesparse import compress
+    from edgesparse.runtime import loads
+
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(400)]
+    docs = [" ".join(rng.choice(words, 12)) for _ in range(120)]
+    y = np.array([int("w1" in d) + 2 * int("w7" in d) for d in docs])
+    pipe = make_pipeline(HashingVectorizer(n_features=2**18), SGDClassifier(random_state=0))
+    pipe.fit(docs, y)
+    blob = tmp_path / "m.esb"
+    blob.write_bytes(esb.encode(compress(pipe, quantize="int8")))
+    out = tmp_path / "out"
+    export_c(blob, out, name="model")
+    assert f"#define MODEL_CSR_INDEX_BYTES {4 * 2**18}u" in (out / "model_data.h").read_text()
+    text = "".join(d + "\n" for d in docs).encode()
+    got = []
+    for extra in ("", " -DESB_NO_CSR_INDEX"):
+        flags = "-O2 -std=c99 -Wall -Wextra -Werror -pedantic" + extra
+        res = _run(["make", "-B", "-C", str(out), "CC=gcc", f"CFLAGS={flags}"])
+        assert res.returncode == 0, res.stdout + res.stderr
+        res = subprocess.run([str(out / "model_main")], input=text, capture_output=True)
+        assert res.returncode == 0, res.stderr
+        got.append(res.stdout)
+    assert got[0] == got[1]
+    labels = [ln.split(b"\t")[0].decode() for ln in got[0].splitlines()]
+    assert labels == [str(v) for v in loads(blob.read_bytes()).predict(docs)]

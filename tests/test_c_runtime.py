@@ -464,7 +464,9 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
     max(4 * nnz, (n_outputs + W) * n_features + 4 * E * n_features) bytes (W: int16 rows of a
     mixed-width model); else transposed in
     8 * nnz + 8 * n_columns + 4 bytes, or the column list in (4 + E) * nnz. Every layout can
-    be forced (esb_use_layout) in its own bytes, and all compute the same predictions."""
+    be forced (esb_use_layout) in its own bytes, and all compute the same predictions. For CSR
+    rows in the transposed layout the driver's workspace_bytes also counts its CSR column index
+    (4 * n_features)."""
     digits_pkl = ROOT / "models" / "digits_pipeline.pkl"
     blobs = {name: tmp_path / f"{name}.esb" for name in ("digits", "digits-e0", "digits64")}
     compress_file(CompressOptions(source=digits_pkl, output=blobs["digits"], quantize="int8"))
@@ -519,7 +521,9 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
         assert got["stream"]["layout"] == "streamed" and got["stream"]["workspace_bytes"] == 0
         smallest = max(4 * ir.nnz, sizes["dense"]) if small == "dense" else sizes["columns"]
         assert got["min"]["workspace_bytes"] == smallest, name
-        fast_bytes = smallest if fast == "dense" else sizes["transposed"]
+        # CSR rows in the transposed layout: plus the driver's CSR column index, 4 per feature
+        index = 4 * ir.n_features if r == rows["wide"] else 0
+        fast_bytes = smallest if fast == "dense" else sizes["transposed"] + index
         assert got["fast"]["workspace_bytes"] == fast_bytes, name
         assert got["fast"]["mode"] == got["min"]["mode"] == "decoded"  # the harness contract
         for layout in C_LAYOUTS:
@@ -529,7 +533,8 @@ def test_layout_choice_and_exact_workspace_bytes(host_driver: list[str], tmp_pat
                 continue
             got[layout] = bench_json(host_driver, blob, r, layout)
             assert got[layout]["layout"] == layout
-            assert got[layout]["workspace_bytes"] == sizes[layout], (name, layout)
+            extra = index if layout == "transposed" else 0
+            assert got[layout]["workspace_bytes"] == sizes[layout] + extra, (name, layout)
         # every mode and layout computes the same predictions (a regressor's: to rounding)
         sums = np.array([g["checksum"] for g in got.values()])
         if ir.is_classifier:

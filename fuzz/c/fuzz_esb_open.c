@@ -12,7 +12,9 @@
  * and recommends (exercise_knn); likewise esb_factors_open (matrix factorization, version 3;
  * exercise_factors). An accepted model with a text stage builds its text index in exactly
  * esb_text_index_size bytes and featurizes and predicts a few documents with it and without it:
- * the same status and bits (exercise_text).
+ * the same status and bits (exercise_text). In every layout the CSR column index
+ * (esb_use_csr_index, exactly esb_csr_index_size bytes) gives the CSR calls the same status
+ * and bits as without it (csr_index_same).
  * Each input is tried twice: as given, and "resealed" (every CRC recomputed where the table
  * allows), so that mutations get past the checksums to the structural checks behind them.
  *
@@ -129,6 +131,33 @@ static void run_all(const esb_model *m, const float *x, uint32_t n, const int32_
     if (esb_has_proba(m)) batch_same(m, x, 2);
 }
 
+/* The CSR column index in exactly esb_csr_index_size bytes (one byte short refused): the CSR
+ * calls, one-row and batch (the row, then an empty row), give the same status and bits with
+ * it as without it; then it is dropped. */
+static void csr_index_same(esb_model *m, uint32_t n, const int32_t *idx, const float *val)
+{
+    static float a[3 * 4096], b[3 * 4096];
+    const size_t bytes = esb_csr_index_size(m), no = m->n_outputs;
+    const uint32_t ptr[3] = {0, n, n};
+    size_t da = 9, db = 9;
+    esb_status s1, s2, s3, s4;
+    int32_t *ix;
+    if (bytes > (1u << 22)) return; /* a model too large to bother */
+    ix = (int32_t *)malloc(bytes ? bytes : 4);
+    if (!ix) return;
+    s1 = esb_decision_csr(m, n, idx, val, a);
+    s2 = esb_decision_csr_batch(m, 2, ptr, idx, val, a + no, &da);
+    if (bytes && esb_use_csr_index(m, ix, bytes - 1) != ESB_E_ARGUMENT) abort();
+    if (esb_use_csr_index(m, ix, bytes) != ESB_OK) abort();
+    s3 = esb_decision_csr(m, n, idx, val, b);
+    s4 = esb_decision_csr_batch(m, 2, ptr, idx, val, b + no, &db);
+    if (s1 != s3 || s2 != s4 || da != db) abort();
+    if (s1 == ESB_OK && memcmp(a, b, 4 * no) != 0) abort();
+    if (memcmp(a + no, b + no, 4 * no * da) != 0) abort();
+    if (esb_use_csr_index(m, NULL, 0) != ESB_OK) abort();
+    free(ix);
+}
+
 /* Build a layout in a buffer of exactly `bytes` (ASan sees any write past it) and run it. */
 static void in_layout(esb_model *m, int layout, size_t bytes, const float *x, uint32_t n,
                       const int32_t *idx, const float *val)
@@ -146,6 +175,7 @@ static void in_layout(esb_model *m, int layout, size_t bytes, const float *x, ui
         if (strcmp(esb_layout_name(m), NAMES[layout]) != 0) abort();
     }
     run_all(m, x, n, idx, val);
+    csr_index_same(m, n, idx, val);
     if (esb_use_layout(m, ESB_LAYOUT_STREAMED, NULL, 0) != ESB_OK) abort();
     free(ws);
 }

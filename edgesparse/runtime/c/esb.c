@@ -1957,6 +1957,34 @@ static void listed_columns(const esb_model *m, int32_t *out)
     }
 }
 
+size_t esb_csr_index_size(const esb_model *m)
+{
+    if (!m || !m->buf_) return 0;
+    return clamp_size(4u * (uint64_t)m->n_features);
+}
+
+esb_status esb_use_csr_index(esb_model *m, int32_t *buf, size_t bytes)
+{
+    uint32_t c, f;
+    if (!m || !m->buf_) return ESB_E_ARGUMENT;
+    m->cpos_ = NULL;
+    if (!buf) return ESB_OK; /* drop the index */
+    if ((uintptr_t)(const void *)buf % sizeof(int32_t) != 0u ||
+        (uint64_t)bytes < 4u * (uint64_t)m->n_features)
+        return ESB_E_ARGUMENT;
+    for (f = 0; f < m->n_features; f++) buf[f] = -1; /* no used column there */
+    if (m->sec_[COLUMNS].present) {
+        seq cs;
+        seq_init(&cs, m->buf_ + m->sec_[COLUMNS].offset, m->sec_[COLUMNS].encoding,
+                 m->n_columns, m->n_features);
+        for (c = 0; c < m->n_columns; c++) buf[(uint32_t)seq_next(&cs)] = (int32_t)c;
+    } else {
+        for (c = 0; c < m->n_columns; c++) buf[c] = (int32_t)c;
+    }
+    m->cpos_ = buf;
+    return ESB_OK;
+}
+
 size_t esb_layout_size(const esb_model *m, int layout)
 {
     if (!m || !m->buf_) return 0;
@@ -2484,6 +2512,13 @@ static void compute_transposed(const esb_model *m, const input *in, pick *p)
                 xv = in->x[m->tcol_[c]];
             } else { /* CSR input: the used column of each nonzero, if any */
                 if (j >= in->nnz) break;
+                if (m->cpos_) { /* the index: its position, or -1 (adds nothing) */
+                    const int32_t pc = m->cpos_[in->idx[j]];
+                    xv = pc >= 0 ? in->val[j] : 0.0f;
+                    c = pc >= 0 ? (uint32_t)pc : 0u;
+                    j++;
+                    goto add;
+                }
                 c = in->marks ? lower_bound_marked(m->tcol_, in->marks, lo, in->idx[j])
                               : lower_bound(m->tcol_, lo, nc, in->idx[j]);
                 if (c >= nc) break;
@@ -2491,7 +2526,7 @@ static void compute_transposed(const esb_model *m, const input *in, pick *p)
                 xv = m->tcol_[c] == in->idx[j] ? in->val[j] : 0.0f;
                 j++;
             }
-            /* a zero input adds exact zeros: skip its column */
+        add: /* a zero input adds exact zeros: skip its column */
             for (e = xv != 0.0f ? m->tptr_[c] : 0, end = xv != 0.0f ? m->tptr_[c + 1] : 0;
                  e < end; e++) {
                 uint32_t row = (uint32_t)m->trow_[e];
@@ -3504,6 +3539,16 @@ static void csr_lookups(const esb_model *m, const col_marks *mk, unsigned steps,
         for (j = 0; j < n; j++) beg[j] = fin[j] = 0;
         return;
     }
+    if (m->cpos_) { /* the index: one load per nonzero, no search */
+        for (j = 0; j < n; j++) {
+            const int32_t pc = m->cpos_[idx[j]];
+            const int hit = pc >= 0 && val[j] != 0.0f;
+            const uint32_t c = hit ? (uint32_t)pc : 0u;
+            beg[j] = hit ? m->tptr_[c] : 0;
+            fin[j] = hit ? m->tptr_[c + 1u] : 0;
+        }
+        return;
+    }
     for (j = 0; j < n; j++) {
         const uint32_t c = bucket_search(m->tcol_, mk, idx[j], steps);
         fin[j] = (int32_t)c;
@@ -3615,7 +3660,7 @@ static esb_status run_csr_fast(const esb_model *m, size_t n_rows, const uint32_t
 {
     double bias[ESB_CHUNK];
     int32_t beg[CSR_LOOKUPS], fin[CSR_LOOKUPS];
-    const unsigned steps = bucket_steps(m, mk);
+    const unsigned steps = mk ? bucket_steps(m, mk) : 0u; /* no mk: the index (cpos_) */
     csr_acc acc;
     pick p;
     size_t i = 0, i2, k;
@@ -3684,11 +3729,12 @@ static esb_status run_csr_batch(const esb_model *m, size_t n_rows, const uint32_
     if (op == BATCH_PROBA && !esb_has_proba(m)) return ESB_E_HEAD;
     /* the table costs a pass over the used columns: worth it when the batch's nonzeros, each
      * saving a search of ~log2(n_columns) steps, outnumber them (measured: ~1/16) */
-    use = m->layout_ == ESB_LAYOUT_TRANSPOSED && n_rows &&
+    use = m->layout_ == ESB_LAYOUT_TRANSPOSED && n_rows && !m->cpos_ &&
           (uint64_t)16 * (indptr[n_rows] - indptr[0]) >= (uint64_t)m->n_columns + ESB_COL_BUCKETS;
     if (use) col_marks_build(m, &mk);
-    if (use && m->n_outputs <= ESB_CHUNK)
-        return run_csr_fast(m, n_rows, indptr, indices, values, op, out, n_done, &mk);
+    if ((use || (m->cpos_ && m->layout_ == ESB_LAYOUT_TRANSPOSED)) && m->n_outputs <= ESB_CHUNK)
+        return run_csr_fast(m, n_rows, indptr, indices, values, op, out, n_done,
+                            use ? &mk : NULL);
     for (i = 0; i < n_rows; i++) {
         input in = {0, 0, 0, 0, 0};
         const uint32_t a = indptr[i];

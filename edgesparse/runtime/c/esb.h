@@ -78,6 +78,9 @@
  *     for the others the column list's (4 + E) * nnz. esb_workspace_size_fast(m) is that for
  *     dense models, else the transposed layout's bytes. esb_use_layout builds a given layout
  *     whatever the model qualifies for (to compare them; dense needs int8 weights).
+ *   - optionally, the CSR column index (esb_use_csr_index): 4 * n_features bytes in a caller
+ *     buffer, built once; the transposed layout's CSR calls then find each nonzero's used
+ *     column with one load (see "CSR column index" below).
  *
  * ---------------------------------------------------------------------------------------------
  * Column exponents
@@ -259,6 +262,7 @@ typedef struct esb_model {
     const int8_t *dense_;      /* dense: n_outputs x n_features int8 weights */
     const int32_t *dfac_;      /* dense, with exponents: 2^e of every feature (float bits) */
     const int32_t *tptr_, *tcol_, *trow_, *tval_; /* transposed: see esb_use_workspace */
+    const int32_t *cpos_;      /* CSR column index (esb_use_csr_index), or NULL */
 } esb_model;
 
 /* Verify `buf` (len bytes) completely and describe it in *m. On failure returns the error
@@ -294,6 +298,24 @@ size_t esb_layout_size(const esb_model *m, int layout);
  * esb_layout_size(m, layout) or for dense without int8 values. Same rules for ws as
  * esb_use_workspace. */
 esb_status esb_use_layout(esb_model *m, int layout, int32_t *ws, size_t bytes);
+
+/* CSR column index (optional): n_features int32_t, built once per model into a caller buffer
+ * by esb_use_csr_index: for every input column, its position among the used columns, or -1.
+ * The CSR calls (one-row and batch) in the transposed layout then find each nonzero's used
+ * column with one load instead of a search (the batch calls also skip their per-call column
+ * table and its 8 KiB of stack): O(row nnz + weights in its columns) a row. Same outputs, bit
+ * for bit: the same weights are added in the same order. The other layouts ignore it (the
+ * dense layout already reads a CSR row's weights directly). esb_csr_index_size(m) is its
+ * bytes, 4 * n_features (1 MiB for 2^18 hashed features); 0 for a model that is not open. */
+size_t esb_csr_index_size(const esb_model *m);
+
+/* Build the CSR column index in buf (int32_t aligned, at least esb_csr_index_size(m) bytes)
+ * and use it from now on; buf NULL drops it (ESB_OK). ESB_E_ARGUMENT, with the index dropped
+ * and nothing written, for a NULL or unopened model, a misaligned buf or bytes too small.
+ * Independent of the layout (it may come before or after esb_use_workspace); buf must stay
+ * valid and unchanged while the model uses it, and the model is read-only afterwards as
+ * after esb_use_workspace. */
+esb_status esb_use_csr_index(esb_model *m, int32_t *buf, size_t bytes);
 
 /* "streamed", "columns", "dense" or "transposed": the layout the calls use. */
 const char *esb_layout_name(const esb_model *m);
@@ -343,9 +365,9 @@ esb_status esb_predict_proba_batch(const esb_model *m, const float *x, size_t n_
  * one-row CSR call on its nonzeros: its kernel runs row by row, in the transposed layout with
  * a table built once per call (8 KiB of stack: where each of up to 2048 blocks of input
  * columns starts among the used columns), so that finding a nonzero's column is a lookup and
- * a short search; for models of up to 64 outputs the columns of up to 128 nonzeros (several
- * rows) are found before their weights are read (2 KiB more stack), each row's weights still
- * added in its own order. Errors as for the dense batch calls; a row with
+ * a short search (with the CSR column index, esb_use_csr_index: one load, and no table); for
+ * models of up to 64 outputs the columns of up to 128 nonzeros (several rows) are found before
+ * their weights are read (2 KiB more stack), each row's weights still added in its own order. Errors as for the dense batch calls; a row with
  * indptr[i + 1] < indptr[i] is ESB_E_INPUT. indices and values may be NULL when every row is
  * empty. */
 esb_status esb_decision_csr_batch(const esb_model *m, size_t n_rows, const uint32_t *indptr,

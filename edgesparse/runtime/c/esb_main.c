@@ -4,7 +4,8 @@
  *   esb verify MODEL.esb...                        one line per file: "OK" or
  *                                                  "ERR <code> <message>"; exit 1 if any failed
  *   esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout NAME]
- *               [--one-row] [--pad N]              one line per row:
+ *               [--one-row] [--pad N] [--no-csr-index]
+ *                                                  one line per row:
  *                                                  "<class index or -1>\t<scores>\t<probas>"
  *   esb predict TEXT_MODEL.esb DOCS.txt [options]   a model with a text input stage: one
  *                                                  document per line of DOCS (UTF-8), the
@@ -15,7 +16,7 @@
  *                                                  CSV with a header, see esb_tabular_main.c
  *   esb bench MODEL.esb ROWS.bin RUNS WARMUP [--stream|--min-workspace|--layout NAME]
  *             [--op predict|proba|decision]
- *             [--batch N] [--predictions FILE] [--one-row]
+ *             [--batch N] [--predictions FILE] [--one-row] [--no-csr-index]
  *                                                  one JSON line (see below)
  *   esb bench TEXT_MODEL.esb DOCS.txt RUNS WARMUP [options]   the same JSON line, one call
  *                                                  being N documents, featurization included
@@ -29,6 +30,9 @@
  * esb_workspace_size bytes (dense, else the column list); --stream decodes them on the fly
  * during every call (no workspace); --layout streamed|columns|dense|transposed builds that
  * layout whatever the model qualifies for (esb_use_layout, in esb_layout_size bytes).
+ * CSR rows in the transposed layout also get the CSR column index (esb_use_csr_index,
+ * esb_csr_index_size bytes, counted in workspace_bytes and load_ns); --no-csr-index leaves it
+ * out (the calls then search the used columns; the same outputs).
  *
  * ROWS.bin (written by edgesparse.export_c.write_rows), little-endian:
  *   0  "ESBROWS1"   8 bytes
@@ -243,6 +247,24 @@ static int load_model(const char *path, int stream, loaded *l)
     return 1;
 }
 
+/* CSR rows in the transposed layout: build the CSR column index (esb_use_csr_index, 4 bytes
+ * per feature) in a second buffer, counted in ws_bytes; nothing otherwise or with
+ * --no-csr-index (the calls then search the used columns). */
+static int use_csr_index(loaded *l, const rows *r, int no_index)
+{
+    size_t bytes;
+    int32_t *ix;
+    if (no_index || r->kind != 1 || strcmp(esb_layout_name(&l->m), "transposed") != 0) return 1;
+    bytes = esb_csr_index_size(&l->m);
+    ix = (int32_t *)malloc(bytes ? bytes : 4);
+    if (!ix || esb_use_csr_index(&l->m, ix, bytes) != ESB_OK) {
+        fprintf(stderr, "esb: cannot set up the CSR column index\n");
+        return 0;
+    }
+    l->ws_bytes += bytes;
+    return 1;
+}
+
 enum { OP_PREDICT, OP_PROBA, OP_DECISION, OP_RECOMMEND }; /* recommend: k-NN only */
 
 /* One call on row i; returns the status, accumulates a checksum. */
@@ -448,7 +470,8 @@ static int cmd_text(const loaded *l, const char *data, int features)
 
 static int cmd_tabular(const loaded *l, const char *data, int features); /* esb_tabular_main.c */
 
-static int cmd_predict(const char *model, const char *data, int stream, int one_row, long pad)
+static int cmd_predict(const char *model, const char *data, int stream, int one_row, long pad,
+                       int no_index)
 {
     loaded l;
     rows r;
@@ -464,6 +487,7 @@ static int cmd_predict(const char *model, const char *data, int stream, int one_
                 (unsigned)r.n_features, (unsigned)l.m.n_features);
         return 2;
     }
+    if (!use_csr_index(&l, &r, no_index)) return 2;
     if (!one_row) return predict_batch(&l.m, &r, r.kind == 0 ? (size_t)pad : 0);
     scores = (float *)malloc(4 * (size_t)l.m.n_outputs);
     proba = (float *)malloc(4 * ((size_t)l.m.n_classes + 1));
@@ -587,7 +611,7 @@ static int write_predictions(const char *path, const loaded *l, const rows *r, f
 
 typedef struct bench_opts {
     long runs, warmup, batch, pad;
-    int stream, op, one_row;
+    int stream, op, one_row, no_index;
     const char *predictions;
 } bench_opts;
 
@@ -693,6 +717,9 @@ static int cmd_bench(const char *model, const char *data, const bench_opts *o)
                 (unsigned)r.n_features, (unsigned)l.m.n_features);
         return 2;
     }
+    load_start = now_ns();
+    if (!use_csr_index(&l, &r, o->no_index)) return 2;
+    load_ns += now_ns() - load_start;
     if (op == OP_RECOMMEND) {
         fprintf(stderr, "esb: --op recommend is for k-NN models\n");
         return 2;
@@ -761,10 +788,11 @@ static int usage(void)
                     "       esb features TEXT_MODEL.esb DOCS.txt\n"
                     "       esb predict|features TABULAR_MODEL.esb ROWS.csv\n"
                     "       esb predict MODEL.esb ROWS.bin [--stream|--min-workspace|--layout L] "
-                    "[--one-row] [--pad N]\n"
+                    "[--one-row] [--pad N] [--no-csr-index]\n"
                     "       esb bench MODEL.esb ROWS.bin RUNS WARMUP "
                     "[--stream|--min-workspace|--layout L] "
                     "[--op predict|proba|decision] [--batch N] [--predictions FILE] [--one-row]\n"
+                    "             [--no-csr-index]\n"
                     "       esb bench TEXT_MODEL.esb DOCS.txt RUNS WARMUP [--op predict|proba|decision] "
                     "[--batch N] [--predictions FILE]\n"
                     "       esb bench TABULAR_MODEL.esb ROWS.csv RUNS WARMUP "
@@ -842,6 +870,8 @@ int main(int argc, char **argv)
             if (!parse_count("--batch", argv[++i], &o.batch)) return 2;
         } else if (strcmp(argv[i], "--one-row") == 0) {
             o.one_row = 1;
+        } else if (strcmp(argv[i], "--no-csr-index") == 0) {
+            o.no_index = 1;
         } else if (strcmp(argv[i], "--pad") == 0 && i + 1 < argc && first_option == 4) {
             if (!parse_count("--pad", argv[++i], &o.pad) || o.pad < 0 || o.pad > 1024) {
                 fprintf(stderr, "esb: --pad must be 0..1024\n");
@@ -855,7 +885,8 @@ int main(int argc, char **argv)
         }
     }
     if (first_option == 4 && file_is_knn(argv[2])) return knn_cmd_predict(argv[2], argv[3]);
-    if (first_option == 4) return cmd_predict(argv[2], argv[3], o.stream, o.one_row, o.pad);
+    if (first_option == 4) return cmd_predict(argv[2], argv[3], o.stream, o.one_row, o.pad,
+                                               o.no_index);
     if (!parse_count("RUNS", argv[4], &o.runs) || !parse_count("WARMUP", argv[5], &o.warmup))
         return 2;
     if (file_is_knn(argv[2])) return knn_cmd_bench(argv[2], argv[3], &o);
