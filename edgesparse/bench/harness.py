@@ -262,7 +262,6 @@ def _tabular_run(
         engine_c.records_context,
         workdir=workdir,
         arts=arts,
-        names=prep.names,
         records=prep.records,
         ref=prep.reference,
         y=y,
