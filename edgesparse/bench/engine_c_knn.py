@@ -1,5 +1,5 @@
 """Engine ``c`` on k-NN recommender blobs (``c:knn.esb``): the C driver's k-NN commands
-(``edgesparse/runtime/c/esb_knn_main.c``) measuring what :mod:`edgesparse.bench.probe_knn`
+(``edgesparse/runtime/c/esb_rec_main.c``) measuring what :mod:`edgesparse.bench.probe_knn`
 measures with the numpy runtime, on the same pairs.
 
 - Per batch size ``N``: ``esb bench KNN.esb pairs.csv RUNS WARMUP --batch N``, one timed call

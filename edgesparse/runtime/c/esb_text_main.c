@@ -20,7 +20,7 @@
  * --predictions FILE: after timing, one line per document as cmd_bench writes them (class
  * index, or the decision values "%.9g").
  */
-#ifndef ESB_KNN_MAIN_IN_ESB_MAIN
+#ifndef ESB_REC_MAIN_IN_ESB_MAIN
 #error "esb_text_main.c is compiled as part of esb_main.c (which includes it)"
 #endif
 
