@@ -31,7 +31,7 @@ import numpy as np
 
 from edgesparse.bench.engines import Artifact, Tracker
 from edgesparse.bench.probe import MEMORY_PROC, agreement, r2_score
-from edgesparse.bench.results import Outcome
+from edgesparse.bench.results_build import Outcome
 from edgesparse.bench.transports import (
     Command,
     StepFailed,

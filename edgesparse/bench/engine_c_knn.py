@@ -26,7 +26,7 @@ import numpy as np
 from edgesparse.bench.engine_c import INPUT_NAMES, DriverContext, DriverSession, driver_result
 from edgesparse.bench.engines import Artifact
 from edgesparse.bench.probe_knn import RECOMMEND_MAX_RUNS, RECOMMEND_N, knn_quality
-from edgesparse.bench.results import Outcome
+from edgesparse.bench.results_build import Outcome
 from edgesparse.bench.transports import failure
 from edgesparse.fileio import atomic_write_bytes
 
