@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from edgesparse.bench.engines import Artifact, Tracker, run_engine
-from edgesparse.bench.results import Outcome, result_rows, target_entry
+from edgesparse.bench.results_build import Outcome, result_rows, target_entry
 from edgesparse.bench.targets import get_target
 from edgesparse.bench.transports import LocalTransport, StepFailed, Transport, open_transport
 from tests.test_harness import _pid_alive

@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from edgesparse.bench.plots import render_plots
 from edgesparse.bench.report import render_html, render_markdown, write_report
-from edgesparse.bench.results import validate_results
+from edgesparse.bench.results_schema import validate_results
 from edgesparse.cli import cli
 from edgesparse.errors import FormatError
 

@@ -32,7 +32,7 @@ from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
 from edgesparse.bench.engine_c import C_MEMORY_EXACT
 from edgesparse.bench.report import render_markdown
-from edgesparse.bench.results import validate_results
+from edgesparse.bench.results_schema import validate_results
 from edgesparse.bench.targets import get_target
 from edgesparse.cli import cli
 from edgesparse.data import read_records
@@ -163,6 +163,22 @@ def test_without_the_pickle_the_blob_is_the_reference(case: dict[str, Any]) -> N
     assert results["reference"] == {"kind": "artifact", "source": "tab.esb on the host"}
     row = _by(results, "host", "tab.esb", 1)
     assert row["status"] == "ok" and row["agreement"] == 1.0 and row["accuracy"] is None
+
+
+def test_prepared_reads_back_the_records_it_wrote(case: dict[str, Any], tmp_path: Path) -> None:
+    # The records are kept once, in the probes' JSON file; the C driver's CSV is made from
+    # what Prepared.records() reads back, which must be read_records' own cells and header.
+    from edgesparse.bench import tabbench
+    from edgesparse.bench.engines import Artifact
+
+    art = Artifact(
+        name="tab.esb", path=case["esb"], engine="esb", model_bytes=0, sha256="", tabular=True
+    )
+    prep = tabbench.prepare([art], data=case["rows"], workdir=tmp_path, pipeline=None)
+    want = read_records(case["rows"])
+    got = prep.records()
+    assert got.names == want.names and len(got) == prep.n_records == case["n"]
+    assert [list(r) for r in got] == [list(r) for r in want]
 
 
 def test_cli_bench_records(case: dict[str, Any], tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
 from edgesparse.bench.engine_c import C_MEMORY_EXACT
 from edgesparse.bench.report import render_markdown
-from edgesparse.bench.results import validate_results
+from edgesparse.bench.results_schema import validate_results
 from edgesparse.bench.targets import get_target
 from edgesparse.cli import cli
 from edgesparse.errors import InputError

@@ -21,7 +21,7 @@ import pytest
 import edgesparse
 from edgesparse.bench import harness
 from edgesparse.bench import targets as targets_mod
-from edgesparse.bench.results import validate_results
+from edgesparse.bench.results_schema import validate_results
 from edgesparse.bench.targets import Launch, get_target
 from edgesparse.errors import ToolMissingError
 from edgesparse.loader import load_model

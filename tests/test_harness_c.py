@@ -19,7 +19,7 @@ import edgesparse
 from edgesparse.bench import engine_c, harness
 from edgesparse.bench import targets as targets_mod
 from edgesparse.bench.report import render_markdown
-from edgesparse.bench.results import validate_results
+from edgesparse.bench.results_schema import validate_results
 from edgesparse.cli import cli
 from edgesparse.errors import InputError
 from edgesparse.loader import load_model

@@ -316,6 +316,60 @@ def test_text_needs_opset_16_and_its_own_input_form() -> None:
     assert info["edgesparse"]["input"] == "text"
 
 
+def _plain_ir() -> object:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5))
+    return compress(LogisticRegression().fit(X, X[:, 0] > 0))
+
+
+def _text_ir() -> object:
+    return compress(make_pipeline(HashingVectorizer(n_features=2**10), _sgd()).fit(TRAIN, Y_TRAIN))
+
+
+def _table_ir() -> object:
+    X, y = adult_like(300, seed=3)
+    pipe = make_pipeline(adult_transformer(), LogisticRegression(max_iter=300))
+    return compress(_fit_quiet(pipe, X, y))
+
+
+@pytest.mark.parametrize(
+    ("make", "stage"), [(_text_ir, "text"), (_table_ir, "tabular"), (_plain_ir, None)]
+)
+def test_input_stage_is_the_runtimes_without_a_session(make: object, stage: str | None) -> None:
+    # Oracle: the onnxruntime wrapper's own reading (OnnxModel.input_stage).
+    data = onnx_format.encode(make())
+    assert onnx_format.input_stage(data) == stage
+    assert OnnxModel.from_bytes(data).input_stage == stage
+
+
+def test_input_stage_of_metadata_that_does_not_match_the_graph() -> None:
+    import json
+
+    import onnx
+
+    from edgesparse.errors import FormatError
+
+    model = onnx.load_model_from_string(onnx_format.encode(_text_ir()))
+    (prop,) = [p for p in model.metadata_props if p.key == onnx_format.METADATA_KEY]
+    meta = json.loads(prop.value)
+    for bad in (
+        json.dumps({**meta, "input": "tabular", "inputs": [["x0", 0, "number"]]}),
+        json.dumps({**meta, "input": "tabular", "inputs": 7}),
+        "{not json",
+    ):
+        prop.value = bad
+        data = model.SerializeToString()
+        assert onnx_format.input_stage(data) is None
+        with pytest.raises(FormatError):  # the runtime refuses these files too
+            OnnxModel.from_bytes(data)
+    for junk in (b"", b"\x08\x07\x12", b"\xff" * 64):
+        if junk:  # b"" is an empty (valid) ModelProto: no metadata, no stage
+            with pytest.raises(FormatError, match=r"^not a valid ONNX model"):
+                onnx_format.input_stage(junk)
+        else:
+            assert onnx_format.input_stage(junk) is None
+
+
 def test_cli_compresses_text_to_onnx_and_load_predicts_documents(tmp_path) -> None:
     pipe = make_pipeline(TfidfVectorizer(min_df=2), LogisticRegression(max_iter=300))
     pipe.fit(TRAIN, Y_TRAIN)

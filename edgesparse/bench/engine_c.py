@@ -31,7 +31,7 @@ import numpy as np
 
 from edgesparse.bench.engines import Artifact, Tracker
 from edgesparse.bench.probe import MEMORY_PROC, agreement, r2_score
-from edgesparse.bench.results import Outcome
+from edgesparse.bench.results_build import Outcome
 from edgesparse.bench.transports import (
     Command,
     StepFailed,
@@ -45,6 +45,7 @@ from edgesparse.bench.transports import (
 from edgesparse.errors import EdgesparseError
 from edgesparse.export_c import RUNTIME_FILES, c_runtime_dir, write_rows
 from edgesparse.fileio import atomic_write_bytes
+from edgesparse.records import TableRecords
 from edgesparse.runtime import load
 
 C_CFLAGS = ("-O2", "-std=c99")
@@ -175,23 +176,24 @@ def records_context(
     *,
     workdir: Path,
     arts: list[Artifact],
-    names: tuple[str, ...],
-    records: tuple[tuple[str, ...], ...],
+    records: Callable[[], TableRecords],
     ref: np.ndarray | None,
     y: np.ndarray | None,
     task: str,
     common: dict[str, Any],
 ) -> DriverContext:
-    """The context of a tabular run: the records written back as a CSV under their header
-    (the cells as :func:`edgesparse.data.read_records` read them, quoted where they must
-    be), which ``esb bench`` splits record by record inside its timed calls."""
+    """The context of a tabular run: the records (``records()`` reads them, so that they are
+    held only while this context is made) written back as a CSV under their header (the
+    cells as :func:`edgesparse.data.read_records` read them, quoted where they must be),
+    which ``esb bench`` splits record by record inside its timed calls."""
+    rows = records()
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(names)
-    writer.writerows(records)
+    writer.writerow(rows.names)
+    writer.writerows(rows)
     path = workdir / INPUT_NAMES["records"]
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
-    return _context(path, len(records), "records", arts, ref, y, task, common)
+    return _context(path, len(rows), "records", arts, ref, y, task, common)
 
 
 def artifact_classes(arts: list[Artifact]) -> dict[str, np.ndarray | None]:

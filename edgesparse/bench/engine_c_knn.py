@@ -1,5 +1,5 @@
 """Engine ``c`` on k-NN recommender blobs (``c:knn.esb``): the C driver's k-NN commands
-(``edgesparse/runtime/c/esb_knn_main.c``) measuring what :mod:`edgesparse.bench.probe_knn`
+(``edgesparse/runtime/c/esb_rec_main.c``) measuring what :mod:`edgesparse.bench.probe_knn`
 measures with the numpy runtime, on the same pairs.
 
 - Per batch size ``N``: ``esb bench KNN.esb pairs.csv RUNS WARMUP --batch N``, one timed call
@@ -26,7 +26,7 @@ import numpy as np
 from edgesparse.bench.engine_c import INPUT_NAMES, DriverContext, DriverSession, driver_result
 from edgesparse.bench.engines import Artifact
 from edgesparse.bench.probe_knn import RECOMMEND_MAX_RUNS, RECOMMEND_N, knn_quality
-from edgesparse.bench.results import Outcome
+from edgesparse.bench.results_build import Outcome
 from edgesparse.bench.transports import failure
 from edgesparse.fileio import atomic_write_bytes
 

@@ -10,7 +10,7 @@ The runner (:mod:`edgesparse.bench.harness`) composes the two with :func:`run_en
 - The C driver (``c:model.esb``) is :class:`edgesparse.bench.engine_c.DriverEngine`.
 
 This module also holds what both engines and the runner share: :class:`Artifact` and the
-progress :class:`Tracker` (an artifact's :class:`~edgesparse.bench.results.Outcome` is the
+progress :class:`Tracker` (an artifact's :class:`~edgesparse.bench.results_build.Outcome` is the
 schema module's).
 """
 
@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from edgesparse.bench.results import Outcome
+from edgesparse.bench.results_build import Outcome
 from edgesparse.bench.transports import Command, StepFailed, Transport, failure
 from edgesparse.errors import ToolMissingError
 

@@ -1,5 +1,5 @@
 """The bench runner: times every artifact on every target and gathers the results dict of the
-``edgesparse-bench`` schema (docs/BENCH.md, owned by :mod:`edgesparse.bench.results`).
+``edgesparse-bench`` schema (docs/BENCH.md, owned by :mod:`edgesparse.bench.results_schema`).
 
 For each target it groups the artifacts by engine (the Python probe; the C driver for
 ``c:model.esb``, :mod:`edgesparse.bench.engine_c`) and runs each group through the target's
@@ -42,7 +42,7 @@ from edgesparse.bench.inputs import (
     targets_of,
 )
 from edgesparse.bench.probe import load_artifact
-from edgesparse.bench.results import (
+from edgesparse.bench.results_build import (
     Outcome,
     new_results,
     result_rows,
@@ -262,7 +262,6 @@ def _tabular_run(
         engine_c.records_context,
         workdir=workdir,
         arts=arts,
-        names=prep.names,
         records=prep.records,
         ref=prep.reference,
         y=y,

@@ -18,7 +18,7 @@ from edgesparse.bench import tabbench, textbench
 from edgesparse.bench.engines import Artifact
 from edgesparse.bench.probe import load_artifact, prepare_input
 from edgesparse.bench.targets import get_target
-from edgesparse.errors import InputError, ModelFileError
+from edgesparse.errors import EdgesparseError, InputError, ModelFileError
 from edgesparse.formats.container import BlobKind, kind_of
 from edgesparse.formats.sniff import NPY_MAGIC, sniff
 
@@ -116,7 +116,8 @@ def input_stage(engine: str, path: Path, blob: bytes) -> str | None:
     """What raw input the artifact at ``path`` (its bytes ``blob``) reads through its input
     stage: ``"text"`` (documents), ``"tabular"`` (records) or None (feature rows, or not a
     linear ``.esb``/``.onnx`` model; one that does not load is None too, its row then says
-    why)."""
+    why). An ``.onnx`` model's is read off its metadata and graph inputs
+    (:func:`edgesparse.formats.onnx.input_stage`), without starting onnxruntime."""
     if engine in ("esb", "c"):
         if kind_of(blob) is not BlobKind.ESB_LINEAR:
             return None
@@ -124,14 +125,13 @@ def input_stage(engine: str, path: Path, blob: bytes) -> str | None:
             return "text"
         return "tabular" if tabbench.is_tabular_blob(path) else None
     if engine == "onnx":
-        from edgesparse.errors import EdgesparseError
-        from edgesparse.runtime import load
+        # Imported here: onnx is large, and only a run with .onnx artifacts needs it.
+        from edgesparse.formats import onnx as onnx_format
 
         try:
-            model = load(path)
+            return onnx_format.input_stage(blob)
         except EdgesparseError:
             return None
-        return getattr(model, "input_stage", None)  # an OnnxModel's
     return None
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from edgesparse.bench.markup import EMULATED
-from edgesparse.bench.results import make_output_dir, validate_results
+from edgesparse.bench.results import make_output_dir
+from edgesparse.bench.results_schema import validate_results
 from edgesparse.fileio import atomic_write_bytes
 
 #: PNG files :func:`render_plots` writes, by key.

@@ -1,5 +1,5 @@
 """The bench report's content: what the Markdown and HTML reports say about a results dict
-(the ``results.json`` schema, owned by :mod:`edgesparse.bench.results`), and
+(the ``results.json`` schema, owned by :mod:`edgesparse.bench.results_schema`), and
 :func:`write_report`, which writes the whole report folder.
 
 The renderer enforces the honesty rules of the bench report: every emulated number carries an
@@ -43,7 +43,8 @@ from edgesparse.bench.markup import (
 )
 from edgesparse.bench.plots import render_plots
 from edgesparse.bench.report_knn import is_recommendation, recommender_items, recommender_table
-from edgesparse.bench.results import make_output_dir, validate_results, write_results
+from edgesparse.bench.results import make_output_dir, write_results
+from edgesparse.bench.results_schema import validate_results
 from edgesparse.fileio import atomic_write_bytes
 
 # --------------------------------------------------------------------------------------------

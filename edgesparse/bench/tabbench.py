@@ -120,8 +120,8 @@ def _typed(cells: list[str]) -> list[Any]:
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """What the probes of a tabular run share: the records file (JSON), the reference
-    predictions with its kind and source, and the task; the header ``names`` and the
-    ``records`` themselves, for the C driver."""
+    predictions with its kind and source, and the task. The records themselves are kept once,
+    in ``data``; the C driver reads them back from there (:meth:`records`) when it runs."""
 
     data: Path
     n_records: int
@@ -129,8 +129,10 @@ class Prepared:
     ref_kind: str
     ref_source: str
     task: str
-    names: tuple[str, ...] = ()
-    records: tuple[tuple[str, ...], ...] = ()
+
+    def records(self) -> RecordRows:
+        """The records under their header's names, read back from ``data``."""
+        return read_records_json(self.data)
 
 
 def is_tabular_blob(path: Path) -> bool:
@@ -227,6 +229,4 @@ def prepare(arts: list[Artifact], *, data: Path, workdir: Path, pipeline: Any | 
         ref_kind=kind,
         ref_source=source,
         task=task,
-        names=tuple(records.names),
-        records=tuple(tuple(r) for r in records),
     )

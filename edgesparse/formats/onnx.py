@@ -60,7 +60,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgesparse.errors import FormatError, InputError
 from edgesparse.fileio import atomic_write_bytes, read_bytes
-from edgesparse.formats import onnx_featurizers, onnx_sparse
+from edgesparse.formats import onnx_featurizers, onnx_sparse, onnx_text
 from edgesparse.formats.onnx_graph import (
     Graph,
     classifier_head,
@@ -74,6 +74,7 @@ __all__ = [
     "CSR_INPUT_FEATURES",
     "DEFAULT_OPSET",
     "INPUT_FORMS",
+    "INPUT_STAGES",
     "INT8_FORMS",
     "MAX_OPSET",
     "METADATA_KEY",
@@ -85,7 +86,9 @@ __all__ = [
     "describe",
     "gathers_columns",
     "encode",
+    "input_stage",
     "inspect_file",
+    "stored_metadata",
     "write",
 ]
 
@@ -120,6 +123,11 @@ METADATA_KEY = "edgesparse"
 """``metadata_props`` key of the JSON the runtime wrapper reads."""
 
 METADATA_VERSION = 1
+
+INPUT_STAGES = ("text", "tabular")
+"""The metadata's ``"input"`` of a graph with an input stage (:mod:`.onnx_featurizers`): it
+reads documents (input ``documents``) or records (one input per column its ``"inputs"``
+lists)."""
 INPUT_NAME = "X"
 
 
@@ -374,13 +382,7 @@ def describe(buf: bytes | bytearray | memoryview) -> dict[str, Any]:
                     inits[n.output[0]] = _tensor_info(a.t)
                 elif a.name == "sparse_value":
                     sparse[n.output[0]] = _sparse_info(a.sparse_tensor)
-    props = {p.key: p.value for p in model.metadata_props}
-    meta = None
-    if METADATA_KEY in props:
-        try:
-            meta = json.loads(props[METADATA_KEY])
-        except json.JSONDecodeError:
-            meta = props[METADATA_KEY]
+    meta = stored_metadata(model)
     return {
         "format": f"ONNX (IR version {model.ir_version})",
         "bytes": len(data),
@@ -399,6 +401,48 @@ def describe(buf: bytes | bytearray | memoryview) -> dict[str, Any]:
         "edgesparse": meta,
         "column_exponents": _exponent_summary(g, meta),
     }
+
+
+def stored_metadata(model: onnx.ModelProto) -> Any:
+    """The edgesparse metadata in ``model``'s ``metadata_props`` (under :data:`METADATA_KEY`),
+    parsed from JSON; its raw text when it is not JSON; None when the model has none (another
+    producer's model)."""
+    props = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in props:
+        return None
+    try:
+        return json.loads(props[METADATA_KEY])
+    except json.JSONDecodeError:
+        return props[METADATA_KEY]
+
+
+def input_stage(buf: bytes | bytearray | memoryview) -> str | None:
+    """What raw input the edgesparse ONNX model in ``buf`` reads through its input stage:
+    ``"text"`` or ``"tabular"`` (:data:`INPUT_STAGES`) when its metadata says so and the graph's
+    inputs are that stage's, else None (feature rows; another producer's model; metadata that
+    does not match the graph). Parses the protobuf only (no checker, no onnxruntime session),
+    so that asking costs no more than reading the file.
+
+    Raises:
+        FormatError: ``buf`` is not an ONNX model (one line).
+    """
+    try:
+        model = onnx.load_model_from_string(bytes(buf))
+    except Exception as exc:  # protobuf's decode errors have no common base class
+        raise FormatError(f"not a valid ONNX model: {_first_line(exc)}") from None
+    meta = stored_metadata(model)
+    if not isinstance(meta, dict) or meta.get("input") not in INPUT_STAGES:
+        return None
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [v.name for v in model.graph.input if v.name not in inits]
+    if meta["input"] == "text":
+        expected = [onnx_text.DOCUMENTS]
+    else:
+        try:
+            expected = [str(row[0]) for row in meta["inputs"]]
+        except (TypeError, KeyError, IndexError):
+            return None
+    return meta["input"] if inputs == expected else None
 
 
 def _exponent_summary(g: onnx.GraphProto, meta: Any) -> dict[str, Any] | None:

@@ -77,7 +77,7 @@
  * status after its timer has stopped); bad files, unknown options and malformed numbers exit 2.
  *
  * Recommenders (version-2 blobs, k-NN; version-3 blobs, matrix factorization): verify,
- * predict PAIRS.csv, recommend and bench, see esb_knn_main.c (included below).
+ * predict PAIRS.csv, recommend and bench, see esb_rec_main.c (included below).
  *
  * The driver allocates (files, timings); the runtime (esb.c) never does.
  */
@@ -307,7 +307,7 @@ static int cmd_verify(int argc, char **argv)
             bad = 1;
             continue;
         }
-        if (is_knn_blob(blob, len)) { /* versions 2 and 3: esb_knn_main.c */
+        if (is_knn_blob(blob, len)) { /* versions 2 and 3: esb_rec_main.c */
             bad |= knn_verify_blob(blob, len);
             continue;
         }
@@ -819,8 +819,8 @@ static int parse_count(const char *what, const char *text, long *out)
     return 1;
 }
 
-#define ESB_KNN_MAIN_IN_ESB_MAIN 1
-#include "esb_knn_main.c"
+#define ESB_REC_MAIN_IN_ESB_MAIN 1
+#include "esb_rec_main.c"
 #define ESB_TABULAR_MAIN_IN_ESB_MAIN 1
 #include "esb_tabular_main.c"
 #include "esb_text_main.c"

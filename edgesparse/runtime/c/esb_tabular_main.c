@@ -17,6 +17,8 @@
 #error "esb_tabular_main.c is compiled as part of esb_main.c (which includes it)"
 #endif
 
+#include "esb_one_row_main.c"
+
 /* Lines (str.splitlines breaks) in text[0..n): the line number after them is base + this. */
 static unsigned long tab_lines(const unsigned char *t, size_t n)
 {
@@ -311,56 +313,17 @@ static int tab_refused(const tab_recs *r, uint32_t k, esb_status st)
     return 1;
 }
 
-/* Every record's prediction, one line each (write_predictions' format); 0 on failure. */
-static int tab_write_predictions(const char *path, const loaded *l, const tab_recs *r,
-                                 const tab_bufs *b, float *out)
-{
-    int op = l->m.head == ESB_HEAD_IDENTITY ? OP_DECISION : OP_PREDICT;
-    uint32_t k, j, cls;
-    double ck = 0;
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "esb: cannot write %s\n", path);
-        return 0;
-    }
-    for (k = 0; k < r->n && tab_call(l, r, k, op, b, out, &ck) == ESB_OK; k++) {
-        if (op == OP_PREDICT) {
-            memcpy(&cls, out, 4);
-            fprintf(f, "%u\n", (unsigned)cls);
-            continue;
-        }
-        for (j = 0; j < l->m.n_outputs; j++) fprintf(f, j ? " %.9g" : "%.9g", (double)out[j]);
-        fprintf(f, "\n");
-    }
-    if (fclose(f) != 0 || k < r->n) {
-        fprintf(stderr, "esb: writing predictions to %s failed at record %u\n", path,
-                (unsigned)k);
-        return 0;
-    }
-    return 1;
-}
+/* tab_call as a one_row_call (esb_one_row_main.c). */
+typedef struct {
+    const loaded *l;
+    const tab_recs *r;
+    const tab_bufs *b;
+} tab_items;
 
-/* Warm-up, then RUNS timed calls of `batch` records; 0 at the first refused record (named). */
-static int tab_time(const loaded *l, const tab_recs *r, const bench_opts *o, int op,
-                    const tab_bufs *b, float *out, uint32_t *t, double *sum)
+static esb_status tab_item(const void *ctx, uint32_t k, int op, float *out, double *checksum)
 {
-    double ck = 0;
-    long i, j;
-    for (i = 0; i < o->warmup + o->runs; i++) {
-        uint64_t a = now_ns();
-        esb_status st = ESB_OK;
-        uint32_t k = 0;
-        for (j = 0; j < o->batch && st == ESB_OK; j++) {
-            k = (uint32_t)(((uint64_t)i * o->batch + j) % r->n);
-            st = tab_call(l, r, k, op, b, out, &ck);
-        }
-        if (i >= o->warmup) {
-            t[i - o->warmup] = (uint32_t)(now_ns() - a);
-            *sum += (double)t[i - o->warmup];
-        }
-        if (st != ESB_OK) return !tab_refused(r, k, st);
-    }
-    return 1;
+    const tab_items *x = (const tab_items *)ctx;
+    return tab_call(x->l, x->r, k, op, x->b, out, checksum);
 }
 
 /* The buffers for records of up to r->longest bytes (the cell arrays were made before). */
@@ -375,16 +338,18 @@ static int tab_alloc(const loaded *l, const tab_recs *r, tab_bufs *b)
 static int tab_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
                          uint64_t load_ns, const char *model_rss)
 {
-    static const char *const OPS[3] = {"predict", "proba", "decision"};
     tab_recs r;
     tab_bufs b;
-    uint32_t *t, *empty, i, n_empty, runs = (uint32_t)o->runs;
+    tab_items x;
+    one_row_items it;
+    one_row_run m;
+    uint32_t *t, *empty, n_empty, runs = (uint32_t)o->runs, failed = 0;
     size_t n_in = esb_tabular_n_inputs(&l->m), cells_bytes;
     int op = o->op;
     float *out;
     double sum = 0, ck = 0;
-    char cold[32] = "null";
-    const char *t0_env = getenv("EDGESPARSE_PROBE_T0_NS");
+    char cold[32];
+    esb_status st;
     if (op == OP_PREDICT && l->m.head == ESB_HEAD_IDENTITY) op = OP_DECISION;
     if (op == OP_RECOMMEND || (op == OP_PROBA && !esb_has_proba(&l->m))) {
         fprintf(stderr, "esb: this model has no %s\n",
@@ -402,34 +367,29 @@ static int tab_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
     n_empty = runs < 10000 ? runs : 10000;
     empty = (uint32_t *)malloc(4 * (size_t)n_empty);
     if (!tab_alloc(l, &r, &b) || !out || !t || !empty) return 2;
-    {
-        esb_status st = tab_call(l, &r, 0, op, &b, out, &ck);
-        if (st != ESB_OK) return tab_refused(&r, 0, st);
-    }
-    if (t0_env && *t0_env) { /* cold start: as cmd_bench, to record 0's prediction */
-        uint64_t t0 = (uint64_t)strtoull(t0_env, NULL, 10), done = t0_clock_ns();
-        if (t0 > 0 && done > t0 && done - t0 < 3600ull * 1000000000ull)
-            sprintf(cold, "%.0f", (double)(done - t0));
-    }
-    if (!tab_time(l, &r, o, op, &b, out, t, &sum)) return 1;
-    for (i = 0; i < n_empty; i++) {
-        uint64_t a = now_ns();
-        empty[i] = (uint32_t)(now_ns() - a);
-    }
-    if (o->predictions && !tab_write_predictions(o->predictions, l, &r, &b, out)) return 1;
-    qsort(t, runs, 4, cmp_u32);
-    qsort(empty, n_empty, 4, cmp_u32);
-    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"%s\", \"layout\": \"%s\", "
-           "\"input\": \"records\", \"batch\": %ld, \"runs\": %ld, \"warmup\": %ld, \"rows\": %u, "
-           "\"p50_ns\": %.1f, \"p90_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, "
-           "\"mean_ns\": %.1f, \"min_ns\": %u, \"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, "
-           "\"cold_start_ns\": %s, \"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, "
-           "\"model_bytes\": %lu, \"workspace_bytes\": %lu, \"api\": \"one-row\"}\n",
-           OPS[op], o->stream == 1 ? "streamed" : "decoded", esb_layout_name(&l->m), o->batch,
-           o->runs, o->warmup, (unsigned)r.n, pct(t, runs, 0.5), pct(t, runs, 0.9),
-           pct(t, runs, 0.99), pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0],
-           pct(empty, n_empty, 0.5), (double)load_ns, cold, peak_rss_bytes(), model_rss,
-           (unsigned long)l->len,
-           (unsigned long)(l->ws_bytes + b.ws_bytes + b.out_bytes + 2 * cells_bytes));
+    x.l = l;
+    x.r = &r;
+    x.b = &b;
+    it.call = tab_item;
+    it.ctx = &x;
+    it.n = r.n;
+    st = tab_call(l, &r, 0, op, &b, out, &ck);
+    if (st != ESB_OK) return tab_refused(&r, 0, st);
+    one_row_cold_start(cold); /* to record 0's prediction */
+    if (!one_row_time(&it, o, op, out, t, &sum, &failed, &st)) return tab_refused(&r, failed, st);
+    one_row_timer_overhead(empty, n_empty);
+    if (o->predictions && !one_row_write_predictions(o->predictions, l, &it, "record", out))
+        return 1;
+    m.input = "records";
+    m.rows = r.n;
+    m.t = t;
+    m.empty = empty;
+    m.n_empty = n_empty;
+    m.sum = sum;
+    m.load_ns = load_ns;
+    m.cold = cold;
+    m.model_rss = model_rss;
+    m.workspace = (unsigned long)(l->ws_bytes + b.ws_bytes + b.out_bytes + 2 * cells_bytes);
+    one_row_print(l, o, op, &m);
     return 0;
 }

@@ -20,9 +20,11 @@
  * --predictions FILE: after timing, one line per document as cmd_bench writes them (class
  * index, or the decision values "%.9g").
  */
-#ifndef ESB_KNN_MAIN_IN_ESB_MAIN
+#ifndef ESB_REC_MAIN_IN_ESB_MAIN
 #error "esb_text_main.c is compiled as part of esb_main.c (which includes it)"
 #endif
+
+#include "esb_one_row_main.c"
 
 typedef struct text_docs {
     unsigned char *text;
@@ -76,74 +78,36 @@ static esb_status text_call(const loaded *l, const text_docs *d, uint32_t k, int
     return st;
 }
 
-/* Every document's prediction, one line each (write_predictions' format). */
-static int text_write_predictions(const char *path, const loaded *l, const text_docs *d,
-                                  void *ws, size_t ws_bytes, float *out)
-{
-    int op = l->m.head == ESB_HEAD_IDENTITY ? OP_DECISION : OP_PREDICT;
-    uint32_t k, j, cls;
-    double ck = 0;
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fprintf(stderr, "esb: cannot write %s\n", path);
-        return 0;
-    }
-    for (k = 0; k < d->n && text_call(l, d, k, op, ws, ws_bytes, out, &ck) == ESB_OK; k++) {
-        if (op == OP_PREDICT) {
-            memcpy(&cls, out, 4);
-            fprintf(f, "%u\n", (unsigned)cls);
-            continue;
-        }
-        for (j = 0; j < l->m.n_outputs; j++) fprintf(f, j ? " %.9g" : "%.9g", (double)out[j]);
-        fprintf(f, "\n");
-    }
-    if (fclose(f) != 0 || k < d->n) {
-        fprintf(stderr, "esb: writing predictions to %s failed at document %u\n", path,
-                (unsigned)k);
-        return 0;
-    }
-    return 1;
-}
+/* text_call as a one_row_call (esb_one_row_main.c). */
+typedef struct {
+    const loaded *l;
+    const text_docs *d;
+    void *ws;
+    size_t ws_bytes;
+} text_items;
 
-/* Warm-up, then RUNS timed calls of `batch` documents; 0 at the first refused document. */
-static int text_time(const loaded *l, const text_docs *d, const bench_opts *o, int op, void *ws,
-                     size_t ws_bytes, float *out, uint32_t *t, double *sum)
+static esb_status text_item(const void *ctx, uint32_t k, int op, float *out, double *checksum)
 {
-    double ck = 0;
-    long i, j;
-    for (i = 0; i < o->warmup + o->runs; i++) {
-        uint64_t a = now_ns();
-        esb_status st = ESB_OK;
-        for (j = 0; j < o->batch && st == ESB_OK; j++)
-            st = text_call(l, d, (uint32_t)(((uint64_t)i * o->batch + j) % d->n), op, ws,
-                           ws_bytes, out, &ck);
-        if (i >= o->warmup) {
-            t[i - o->warmup] = (uint32_t)(now_ns() - a);
-            *sum += (double)t[i - o->warmup];
-        }
-        if (st != ESB_OK) {
-            fprintf(stderr, "esb: document %lu: %s\n",
-                    (unsigned long)(((uint64_t)i * o->batch + j - 1) % d->n), esb_strerror(st));
-            return 0;
-        }
-    }
-    return 1;
+    const text_items *x = (const text_items *)ctx;
+    return text_call(x->l, x->d, k, op, x->ws, x->ws_bytes, out, checksum);
 }
 
 static int text_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
                           uint64_t load_ns, const char *model_rss)
 {
-    static const char *const OPS[3] = {"predict", "proba", "decision"};
     text_docs d;
-    uint32_t *t, *empty, i, n_empty, runs = (uint32_t)o->runs;
+    text_items x;
+    one_row_items it;
+    one_row_run m;
+    uint32_t *t, *empty, n_empty, runs = (uint32_t)o->runs, failed = 0;
     int op = o->op;
     size_t ws_bytes, ix_bytes;
     void *ws;
     uint32_t *ix_buf;
     float *out;
     double sum = 0, ck = 0;
-    char cold[32] = "null";
-    const char *t0_env = getenv("EDGESPARSE_PROBE_T0_NS");
+    char cold[32];
+    esb_status st;
     if (op == OP_PREDICT && l->m.head == ESB_HEAD_IDENTITY) op = OP_DECISION;
     if (op == OP_RECOMMEND || (op == OP_PROBA && !esb_has_proba(&l->m))) {
         fprintf(stderr, "esb: this model has no %s\n",
@@ -164,37 +128,36 @@ static int text_cmd_bench(const loaded *l, const char *data, const bench_opts *o
     n_empty = runs < 10000 ? runs : 10000;
     empty = (uint32_t *)malloc(4 * (size_t)n_empty);
     if (!ws || !out || !t || !empty) return 2;
-    {
-        esb_status st = text_call(l, &d, 0, op, ws, ws_bytes, out, &ck);
-        if (st != ESB_OK) {
-            fprintf(stderr, "esb: document 0: %s\n", esb_strerror(st));
-            return 1;
-        }
-    }
-    if (t0_env && *t0_env) { /* cold start: as cmd_bench, to document 0's prediction */
-        uint64_t t0 = (uint64_t)strtoull(t0_env, NULL, 10), done = t0_clock_ns();
-        if (t0 > 0 && done > t0 && done - t0 < 3600ull * 1000000000ull)
-            sprintf(cold, "%.0f", (double)(done - t0));
-    }
-    if (!text_time(l, &d, o, op, ws, ws_bytes, out, t, &sum)) return 1;
-    for (i = 0; i < n_empty; i++) {
-        uint64_t a = now_ns();
-        empty[i] = (uint32_t)(now_ns() - a);
-    }
-    if (o->predictions && !text_write_predictions(o->predictions, l, &d, ws, ws_bytes, out))
+    x.l = l;
+    x.d = &d;
+    x.ws = ws;
+    x.ws_bytes = ws_bytes;
+    it.call = text_item;
+    it.ctx = &x;
+    it.n = d.n;
+    st = text_call(l, &d, 0, op, ws, ws_bytes, out, &ck);
+    if (st != ESB_OK) {
+        fprintf(stderr, "esb: document 0: %s\n", esb_strerror(st));
         return 1;
-    qsort(t, runs, 4, cmp_u32);
-    qsort(empty, n_empty, 4, cmp_u32);
-    printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"%s\", \"layout\": \"%s\", "
-           "\"input\": \"text\", \"batch\": %ld, \"runs\": %ld, \"warmup\": %ld, \"rows\": %u, "
-           "\"p50_ns\": %.1f, \"p90_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, "
-           "\"mean_ns\": %.1f, \"min_ns\": %u, \"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, "
-           "\"cold_start_ns\": %s, \"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, "
-           "\"model_bytes\": %lu, \"workspace_bytes\": %lu, \"api\": \"one-row\"}\n",
-           OPS[op], o->stream == 1 ? "streamed" : "decoded", esb_layout_name(&l->m), o->batch,
-           o->runs, o->warmup, (unsigned)d.n, pct(t, runs, 0.5), pct(t, runs, 0.9),
-           pct(t, runs, 0.99), pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0],
-           pct(empty, n_empty, 0.5), (double)load_ns, cold, peak_rss_bytes(), model_rss,
-           (unsigned long)l->len, (unsigned long)(l->ws_bytes + ws_bytes + ix_bytes));
+    }
+    one_row_cold_start(cold); /* to document 0's prediction */
+    if (!one_row_time(&it, o, op, out, t, &sum, &failed, &st)) {
+        fprintf(stderr, "esb: document %lu: %s\n", (unsigned long)failed, esb_strerror(st));
+        return 1;
+    }
+    one_row_timer_overhead(empty, n_empty);
+    if (o->predictions && !one_row_write_predictions(o->predictions, l, &it, "document", out))
+        return 1;
+    m.input = "text";
+    m.rows = d.n;
+    m.t = t;
+    m.empty = empty;
+    m.n_empty = n_empty;
+    m.sum = sum;
+    m.load_ns = load_ns;
+    m.cold = cold;
+    m.model_rss = model_rss;
+    m.workspace = (unsigned long)(l->ws_bytes + ws_bytes + ix_bytes);
+    one_row_print(l, o, op, &m);
     return 0;
 }

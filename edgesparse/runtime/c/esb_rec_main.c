@@ -1,5 +1,5 @@
 /*
- * esb_knn_main.c - the recommender part of the command-line driver (esb_main.c includes this
+ * esb_rec_main.c - the recommender part of the command-line driver (esb_main.c includes this
  * file, which it dispatches to when the model is a version-2 blob, k-NN, or a version-3 blob,
  * matrix factorization; never compile it on its own). KNN.esb below is either kind.
  *
@@ -25,8 +25,8 @@
  * timing), --op recommend times esb_knn_recommend (esb_factors_recommend) of the user of pair
  * i, 10 items, per call. The JSON line's "layout" is "knn" or "factors".
  */
-#ifndef ESB_KNN_MAIN_IN_ESB_MAIN
-#error "esb_knn_main.c is compiled as part of esb_main.c (which includes it)"
+#ifndef ESB_REC_MAIN_IN_ESB_MAIN
+#error "esb_rec_main.c is compiled as part of esb_main.c (which includes it)"
 #endif
 
 /* A recommender blob (version 2, k-NN, or 3, matrix factorization) by its first 10 bytes: its
