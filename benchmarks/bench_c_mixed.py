@@ -5,7 +5,7 @@ gcc -O2), per index layout, dense rows:
 
 * int8 models: does the mixed-width support cost the int8-only kernels anything? The driver
   built from this tree against the driver built from ``--baseline`` (a git revision whose C
-  runtime has no encoding 1; default ``i15-precision``), on the same blobs. Goal: ratio ~1.
+  runtime has no encoding 1; default ``6a85652^``), on the same blobs. Goal: ratio ~1.
 * mixed models: what do the wide rows cost? The same model with ``--raise`` of its rows raised
   to int16 (quantize.raise_rows) against its int8 version, both with this tree's driver.
 
@@ -45,7 +45,6 @@ from edgesparse.loader import load_model  # noqa: E402
 from edgesparse.passes.quantize import quantize_int8, raise_rows  # noqa: E402
 
 CFLAGS = ["-O2", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-SOURCES = ("esb.h", "esb.c", "esb_main.c")
 LAYOUTS = ("dense", "transposed", "columns", "streamed")
 
 
@@ -62,10 +61,14 @@ def build(src: Path, exe: Path) -> Path:
 
 
 def baseline_sources(rev: str, out: Path) -> Path:
+    """Every C source of the runtime at ``rev``: esb_main.c includes other mains of its tree."""
     out.mkdir(parents=True, exist_ok=True)
-    for name in SOURCES:
-        text = run(["git", "-C", str(ROOT), "show", f"{rev}:edgesparse/runtime/c/{name}"])
-        (out / name).write_text(text)
+    folder = "edgesparse/runtime/c/"
+    names = run(["git", "-C", str(ROOT), "ls-tree", "--name-only", rev, folder]).split()
+    for path in names:
+        if path.endswith((".c", ".h")):
+            text = run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"])
+            (out / Path(path).name).write_text(text)
     return out
 
 
@@ -108,7 +111,11 @@ def p50(exe: Path, blob: Path, rows: Path, layout: str, args: argparse.Namespace
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="i15-precision", help="git revision")
+    parser.add_argument(
+        "--baseline",
+        default="6a85652^",
+        help="git revision (default: the commit before values encoding 1)",
+    )
     parser.add_argument("--raise", dest="n_raise", type=int, default=1, help="rows to raise")
     parser.add_argument("--runs", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
