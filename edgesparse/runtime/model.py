@@ -62,6 +62,7 @@ from edgesparse.runtime.checks import (
     fp_quiet,
     fp_restore,
     is_sparse,
+    one_csr_row,
     read_dense,
 )
 from edgesparse.runtime.csr_sums import padded_rows, scattered_sums, segment_sums
@@ -242,7 +243,11 @@ class Model:
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw scores ``X @ W.T + b``; 1-D for binary classifiers, as scikit-learn returns."""
-        if type(X) is np.ndarray and X.shape == self._row_shape:
+        if type(X) is not np.ndarray:
+            s = self._one_csr_row(X)
+            if s is not None:
+                return s if self._one_column else s.reshape(1, -1)
+        elif X.shape == self._row_shape:
             row = self._one_row(X)
             if row is not None:
                 return np.array(row if self._one_column else [row], dtype=self._dtype)
@@ -251,8 +256,8 @@ class Model:
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels for classifiers; predicted values for regressors."""
-        if self._is_classifier and type(X) is np.ndarray and X.shape == self._row_shape:
-            row = self._one_row(X)
+        if self._is_classifier:
+            row = self._row_floats(X)
             if row is not None:  # the label straight from the Python scores
                 i = int(row[0] > 0) if len(row) == 1 else row.index(max(row))
                 return self._classes[i : i + 1].copy()
@@ -271,13 +276,12 @@ class Model:
             raise AttributeError(
                 f"this {kind} has no predict_proba (the original model has none either)"
             )
-        if type(X) is np.ndarray and X.shape == self._row_shape:
-            row = self._one_row(X)
-            if row is not None:
-                p = proba_row(self._head, row)
-                if p is not None:
-                    return np.array([p], dtype=self._dtype)
-                return proba(self._head, np.array([row], dtype=self._dtype))
+        row = self._row_floats(X)
+        if row is not None:
+            p = proba_row(self._head, row)
+            if p is not None:
+                return np.array([p], dtype=self._dtype)
+            return proba(self._head, np.array([row], dtype=self._dtype))
         return proba(self._head, self._scores(X))
 
     def __repr__(self) -> str:
@@ -310,13 +314,65 @@ class Model:
             s.pop()  # the check column
         return s
 
+    def _row_floats(self, X: Any) -> list[float] | None:
+        """One row's scores as Python floats (dense or CSR), or None: the general path."""
+        if type(X) is np.ndarray:
+            return self._one_row(X) if X.shape == self._row_shape else None
+        s = self._one_csr_row(X)
+        return None if s is None else s.tolist()
+
+    def _one_csr_row(self, X: Any) -> np.ndarray | None:
+        """The ``(n_outputs,)`` scores of a scipy CSR matrix of one row, bias added, as the
+        general path computes them; or None (not one, or a score not finite or too large:
+        the general path then checks it all and says what is wrong).
+
+        Its structure is checked in a few Python comparisons, the column range by the gather
+        itself (unsigned indices into a table of exactly ``n_features`` rows raise
+        IndexError outside it), NaN/inf in the values by one dot of them with themselves
+        added to the scores' own."""
+        if self._raw_input or getattr(X, "format", None) != "csr":
+            return None
+        parts = one_csr_row(X, n_features=self.n_features_in_)
+        if parts is None or parts[0].dtype.kind != "f":  # integer values: the general path
+            return None
+        data, indices = parts
+        col_map = None
+        if self._dense and self._all_used:
+            table = self._block[:-1]
+        else:
+            table = self._block if self._dense else self._sparse_input_block()
+            if table is None:
+                return None
+            if self._pos_map is None:
+                self._positions(indices[:0])  # builds the column -> block row table
+            col_map = self._pos_map
+            if col_map is None:  # too wide for a table: the general path's binary search
+                return None
+        token = fp_quiet()
+        try:
+            pos = indices if col_map is None else col_map.take(indices)
+            s = data.astype(self._dtype, copy=False).dot(table.take(pos, axis=0))
+            s += self._bias
+            if not math.isfinite(s.dot(s) + data.dot(data)):
+                return None
+        except IndexError:
+            return None
+        finally:
+            fp_restore(token)
+        return s
+
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
         token = fp_quiet()
         try:
             if self._raw_input:
                 feats: np.ndarray | CsrParts = self._features(X)
-            elif type(X) is np.ndarray and X.shape == self._row_shape:
+            elif type(X) is not np.ndarray:
+                s = self._one_csr_row(X)
+                if s is not None:
+                    return s.reshape(1, -1)
+                feats = self._features(X)
+            elif X.shape == self._row_shape:
                 row = self._one_row(X)
                 if row is not None:
                     return np.array([row], dtype=self._dtype)
