@@ -168,3 +168,42 @@ def test_one_csr_row_accepts_only_plain_one_row_matrices() -> None:
     ]
     for X in not_one_row:
         assert checks.one_csr_row(X, n_features=5) is None
+
+
+@pytest.fixture
+def run_checked(monkeypatch) -> Model:
+    # Runs of 2 rows of 24 float32 values (3 float64): a batch goes through many of them.
+    monkeypatch.setattr(model_module, "_CHECK_RUN_BYTES", 2 * 24 * 4)
+    m = classifier(weights(24, 20, seed=5))
+    assert m._dense and m._all_used and m._unused.size == 4
+    return m
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_checked_runs_match_the_oracle(run_checked: Model, dtype, layout) -> None:
+    X = np.random.default_rng(6).standard_normal((41, 48)).astype(dtype)
+    X = X[:, ::2] if layout == "strided" else np.asarray(X[:, :24], order=layout)
+    expected = X.astype(np.float64) @ run_checked.ir.to_dense().T + run_checked.ir.bias
+    np.testing.assert_allclose(run_checked.decision_function(X), expected, rtol=2e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("col", [3, 22])  # a column with weights, a weightless one
+@pytest.mark.parametrize("row", [0, 19, 40])  # the first run, a middle one, the last (short)
+def test_checked_runs_refuse_nan_wherever_it_is(run_checked: Model, bad, col, row) -> None:
+    X = np.ones((41, 24))
+    X[row, col] = bad
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError) as info:
+            run_checked.predict(X)
+    assert str(info.value) == NAN_MESSAGE
+
+
+def test_checked_runs_let_huge_finite_unused_values_through(run_checked: Model) -> None:
+    # Their squares overflow; the exact test then finds them finite (weightless: no effect).
+    X = np.ones((41, 24))
+    X[:, 22] = 1e200
+    expected = np.ones((41, 24)) @ run_checked.ir.to_dense().T + run_checked.ir.bias
+    np.testing.assert_allclose(run_checked.decision_function(X), expected, rtol=1e-6)
