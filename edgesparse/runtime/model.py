@@ -65,7 +65,13 @@ from edgesparse.runtime.checks import (
     one_csr_row,
     read_dense,
 )
-from edgesparse.runtime.csr_sums import padded_rows, scattered_sums, segment_sums
+from edgesparse.runtime.csr_sums import (
+    expanded_sums,
+    padded_rows,
+    scattered_sums,
+    segment_sums,
+)
+from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
@@ -458,67 +464,37 @@ class Model:
         if self._dense and self._all_used:
             block = self._block_for(Xd.dtype)[:-1]
             if self._unused.size and Xd.nbytes > 2 * _CHECK_RUN_BYTES:
-                return self._checked_runs(Xd, block)
+                return checked_runs(
+                    Xd, block=block, unused=self._unused, run_bytes=_CHECK_RUN_BYTES
+                )
             self._check_unused(Xd)
             # ndarray.dot has the least overhead at batch 1 but copies a strided input;
             # matmul reads any strides in place.
             return Xd.dot(block) if Xd.flags.c_contiguous else np.matmul(Xd, block)
         if self._dense:
             check_finite(Xd)  # the gather below skips most columns: check them all
-            return self._gathered_block_scores(Xd)
+            block = self._block_for(Xd.dtype)[:-1]
+            return gathered_block(Xd, used=self._used, block=block, cells=_SLICE_CELLS)
         self._check_unused(Xd)
         thin = self.ir.nnz <= _ROW_KERNEL_FILL * self.n_features_in_ * self.n_outputs_
         if thin or Xd.shape[0] <= _ROW_KERNEL_ROWS:
-            return self._row_scores(Xd)
-        return self._sliced_scores(Xd)
-
-    def _checked_runs(self, Xd: np.ndarray, block: np.ndarray) -> np.ndarray:
-        # A large input meets the block a run of rows at a time, its unused columns checked
-        # while the run is still in cache: gathering them after the product has streamed
-        # the whole input through costs a cache miss a value (half the product's time on a
-        # 1000 x 20000 batch with 246 unused columns).
-        out = np.empty((Xd.shape[0], block.shape[1]), dtype=np.result_type(Xd, block))
-        product = np.dot if Xd.flags.c_contiguous else np.matmul  # matmul reads any strides
-        step = max(1, _CHECK_RUN_BYTES // (Xd.shape[1] * Xd.itemsize))
-        unused = self._unused
-        for lo in range(0, Xd.shape[0], step):
-            run = Xd[lo : lo + step]
-            product(run, block, out=out[lo : lo + step])
-            values = run.take(unused, axis=1).reshape(-1)
-            # Squares cannot cancel an inf (a sum could); a huge finite value may overflow
-            # them: then the exact test decides.
-            if not math.isfinite(values.dot(values)):
-                check_finite(values)
-        return out
-
-    def _row_scores(self, Xd: np.ndarray) -> np.ndarray:
-        # Each output sums its own nonzeros (the IR's row-major order) straight off the
-        # input: time in proportion to the model's nonzeros, not its width x outputs (a row
-        # or two, or a thin model). Runs of rows of about _SLICE_CELLS products at a time.
-        ptr = self.ir.indptr
-        rows = ptr[1:] > ptr[:-1]
-        firsts = ptr[:-1][rows]
-        dtype = np.result_type(Xd.dtype, self._row_vals.dtype)
-        out = np.zeros((Xd.shape[0], self.n_outputs_), dtype=dtype)
-        if not firsts.size:
-            return out
-        step = max(1, _SLICE_CELLS // self._row_idx.size)
-        for lo in range(0, Xd.shape[0], step):
-            prod = Xd[lo : lo + step].take(self._row_idx, axis=1)  # intp: take's fast path
-            prod *= self._row_vals
-            out[lo : lo + step, rows] = np.add.reduceat(prod, firsts, axis=1)
-        return out
-
-    def _gathered_block_scores(self, Xd: np.ndarray) -> np.ndarray:
-        # Few used columns: gather them, a run of rows at a time (a bounded copy).
-        block = self._block_for(Xd.dtype)[:-1]
-        step = max(1, _SLICE_CELLS // max(1, self._used.size))
-        if Xd.shape[0] <= step:
-            return Xd[:, self._used].dot(block)
-        out = np.empty((Xd.shape[0], self.n_outputs_), dtype=np.result_type(Xd, block))
-        for lo in range(0, Xd.shape[0], step):
-            out[lo : lo + step] = Xd[lo : lo + step, self._used].dot(block)
-        return out
+            return row_sums(
+                Xd,
+                indptr=self.ir.indptr,
+                idx=self._row_idx,
+                vals=self._row_vals,
+                cells=_SLICE_CELLS,
+            )
+        return sliced_sums(
+            Xd,
+            slice_ptr=self._slice_ptr,
+            slice_flat=self._slice_flat,
+            col_vals=self._col_vals,
+            width=self._slice_width,
+            n_outputs=self.n_outputs_,
+            # float64 input is computed in float64 (as the dense block does)
+            dtype=Xd.dtype if Xd.dtype == np.float64 else self._dtype,
+        )
 
     @property
     def _unused(self) -> np.ndarray:
@@ -540,28 +516,6 @@ class Model:
                 check_finite(Xd[lo : lo + step, self._unused])
         else:
             check_finite(Xd)
-
-    def _sliced_scores(self, Xd: np.ndarray) -> np.ndarray:
-        # One (width, n_outputs) block of weights at a time: scatter the slice's nonzeros in,
-        # one BLAS product with the matching input columns (a view, no copy), clear them out.
-        # Time is one pass over the model plus the dense product; workspace is one block.
-        n_out = self.n_outputs_
-        width = self._slice_width
-        dtype = Xd.dtype if Xd.dtype == np.float64 else self._dtype
-        block = np.zeros((width, n_out), dtype=dtype)
-        flat = block.reshape(-1)
-        out = np.zeros((Xd.shape[0], n_out), dtype=dtype)
-        ptr = self._slice_ptr.tolist()
-        for k, (lo, hi) in enumerate(itertools.pairwise(ptr)):
-            if lo == hi:
-                continue
-            cells = self._slice_flat[lo:hi]
-            flat[cells] = self._col_vals[lo:hi]
-            first = k * width
-            cols = Xd[:, first : first + width]
-            out += np.matmul(cols, block[: cols.shape[1]])  # strided view, no copy
-            flat[cells] = 0
-        return out
 
     def _block_for(self, dtype: np.dtype) -> np.ndarray:
         # float64 input meets a float32 block: upcasting the (small) block once is far cheaper
@@ -603,7 +557,18 @@ class Model:
             pos = self._positions(indices)
             hit = pos < self._used.size
             row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
-            return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
+            return expanded_sums(
+                data[hit],
+                pos=pos[hit],
+                row_ids=row_ids[hit],
+                n_rows=n_rows,
+                n_outputs=self.n_outputs_,
+                col_ptr=self._col_ptr,
+                col_rows=self._col_rows,
+                col_vals=self._col_vals,
+                dtype=self._dtype,
+                chunk=_GATHER_CHUNK,
+            )
         # Each input nonzero scales its column's weight row (unused columns: the zero row).
         pos = indices if self._all_used else self._positions(indices)
         # A BLAS product could skip a zero weight and a NaN with it: check the values here
@@ -680,39 +645,6 @@ class Model:
         hit[hit] = self._used[pos[hit]] == indices[hit]
         pos[~hit] = self._used.size
         return pos
-
-    def _gathered_scores(
-        self, data: np.ndarray, pos: np.ndarray, row_ids: np.ndarray, n_rows: int
-    ) -> np.ndarray:
-        # Expand each input nonzero (x, used column p) into that column's (output, weight) list,
-        # a bounded number of expanded entries at a time so big batches stay small in RAM.
-        starts = self._col_ptr[pos]
-        counts = self._col_ptr[pos + 1] - starts
-        ends = np.cumsum(counts)
-        expanded = int(ends[-1]) if ends.size else 0
-        bounds = [0, pos.size]
-        if expanded > _GATHER_CHUNK:  # batch-1 never gets here: no chunking overhead
-            cuts = np.searchsorted(ends, np.arange(_GATHER_CHUNK, expanded, _GATHER_CHUNK))
-            bounds[1:1] = cuts.tolist()
-        n_out = self.n_outputs_
-        sums = np.zeros(n_rows * n_out)
-        for lo, hi in itertools.pairwise(bounds):
-            if lo == hi:
-                continue
-            c = counts[lo:hi]
-            total = int(c.sum())
-            first = np.cumsum(c) - c
-            gather = np.repeat(starts[lo:hi] - first, c) + np.arange(total, dtype=np.intp)
-            # Row ids are non-decreasing: a chunk covers rows r0..r1 only, and summing into
-            # just those keeps the time linear in the batch (not chunks x batch).
-            r0, r1 = int(row_ids[lo]), int(row_ids[hi - 1]) + 1
-            keys = np.repeat((row_ids[lo:hi] - r0) * n_out, c) + self._col_rows[gather]
-            x = data[lo:hi].astype(self._dtype, copy=False)
-            vals = np.repeat(x, c) * self._col_vals[gather]
-            sums[r0 * n_out : r1 * n_out] += np.bincount(
-                keys, weights=vals, minlength=(r1 - r0) * n_out
-            )
-        return sums.astype(self._dtype, copy=False).reshape(n_rows, self.n_outputs_)
 
     # -- input validation (scikit-learn's messages, one pass over the input) -----------------
     def _check_dense(self, X: Any) -> np.ndarray:
