@@ -260,7 +260,8 @@ class Model:
         elif X.shape == self._row_shape:
             row = self._one_row(X)
             if row is not None:
-                return np.array(row if self._one_column else [row], dtype=self._dtype)
+                # ndmin: a 2-D array of a flat list is cheaper than of a nested one
+                return np.array(row, dtype=self._dtype, ndmin=1 if self._one_column else 2)
         scores = self._scores(X)
         return scores[:, 0] if self._one_column else scores
 
@@ -426,6 +427,8 @@ class Model:
             tile = self._bias_tile = _bias_tile(self._bias)
         if tile is None or tile.shape[0] == 1:
             res += self._bias
+        elif res.shape[0] <= tile.shape[0]:
+            res += tile[: res.shape[0]]
         else:
             step = tile.shape[0]
             for lo in range(0, res.shape[0], step):
@@ -463,11 +466,12 @@ class Model:
         # _scores); the columns no output reads are checked here.
         if self._dense and self._all_used:
             block = self._block_for(Xd.dtype)[:-1]
-            if self._unused.size and Xd.nbytes > 2 * _CHECK_RUN_BYTES:
-                return checked_runs(
-                    Xd, block=block, unused=self._unused, run_bytes=_CHECK_RUN_BYTES
-                )
-            self._check_unused(Xd)
+            if self._unused.size:
+                if Xd.nbytes > 2 * _CHECK_RUN_BYTES:
+                    return checked_runs(
+                        Xd, block=block, unused=self._unused, run_bytes=_CHECK_RUN_BYTES
+                    )
+                self._check_unused(Xd)
             # ndarray.dot has the least overhead at batch 1 but copies a strided input;
             # matmul reads any strides in place.
             return Xd.dot(block) if Xd.flags.c_contiguous else np.matmul(Xd, block)
