@@ -207,3 +207,14 @@ def test_checked_runs_let_huge_finite_unused_values_through(run_checked: Model) 
     X[:, 22] = 1e200
     expected = np.ones((41, 24)) @ run_checked.ir.to_dense().T + run_checked.ir.bias
     np.testing.assert_allclose(run_checked.decision_function(X), expected, rtol=1e-6)
+
+
+def test_an_unpickled_row_takes_the_fast_path(monkeypatch) -> None:
+    # Its arrays' dtypes are equal to numpy's builtin ones, not the same objects.
+    import pickle
+
+    m = classifier(weights(24, 20, seed=7))
+    X = pickle.loads(pickle.dumps(raw_row([1.0, -2.0], [3, 11])))
+    expected = oracle(m, X)
+    monkeypatch.setattr(m, "_sparse_input_scores", None)  # the general path would fail
+    np.testing.assert_allclose(m.decision_function(X), expected, rtol=1e-6)

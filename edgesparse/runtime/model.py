@@ -344,7 +344,7 @@ class Model:
         if self._raw_input or getattr(X, "format", None) != "csr":
             return None
         parts = one_csr_row(X, n_features=self.n_features_in_)
-        if parts is None or parts[0].dtype.kind != "f":  # integer values: the general path
+        if parts is None:
             return None
         data, indices = parts
         col_map = None
