@@ -139,6 +139,52 @@ def csr_parts(X: Any, *, n_features: int) -> CsrParts:
     return CsrParts(data, indices, indptr.astype(np.intp), shape[0])
 
 
+# 32-bit index dtypes: viewed as uint32, a negative index is huge, and a gather with it raises
+# IndexError. (A 64-bit one is cast to intp by the gather, so uint64 would wrap around: it is
+# checked with one max.)
+_U32 = np.dtype(np.uint32)
+_U64 = np.dtype(np.uint64)
+_INDEX_32 = (np.dtype(np.int32), _U32)
+_INDEX_64 = (np.dtype(np.int64), _U64)
+
+
+def one_csr_row(X: Any, *, n_features: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(data, indices)`` of a scipy CSR matrix of shape ``(1, n_features)`` with float
+    values, made of plain arrays whose structure :func:`csr_parts` would accept, in the fewest
+    calls (at batch 1 each numpy call costs about as much as the product); None for anything
+    else (the general path).
+
+    The range of 32-bit indices is left to the caller's gather: they come back viewed as
+    uint32 (a negative index is then huge), so a gather from an ``n_features``-row table with
+    ``take`` (mode "raise") raises IndexError exactly when one is outside
+    ``[0, n_features)``; 64-bit ones are checked here (one ``max``). NaN/inf in ``data`` are
+    not looked for here."""
+    data, indices, indptr, shape = X.data, X.indices, X.indptr, X.shape
+    if not (
+        type(data) is np.ndarray
+        and type(indices) is np.ndarray
+        and type(indptr) is np.ndarray
+        and type(shape) is tuple
+        and shape == (1, n_features)
+        and data.ndim == 1
+        and indices.ndim == 1
+        and indptr.ndim == 1
+        and data.dtype.kind == "f"
+        and indptr.dtype.kind in "iu"
+        and data.size == indices.size
+        and indptr.size == 2
+        and indptr.tolist() == [0, indices.size]  # two entries: 0 and nnz are in order
+    ):
+        return None
+    if indices.dtype in _INDEX_32:
+        return data, indices.view(_U32)
+    if indices.dtype not in _INDEX_64:
+        return None
+    if indices.size and int(indices.view(_U64).max()) >= n_features:
+        return None
+    return data, indices
+
+
 def read_dense(X: Any, *, n_features: int, dtype: np.dtype, cast: bool = True) -> np.ndarray:
     """A dense input as a 2-D numeric array of width ``n_features``, cast to ``dtype`` unless
     it is float32/float64 (or ``cast`` is false); NaN/inf are not looked for here."""

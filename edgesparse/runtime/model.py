@@ -62,9 +62,16 @@ from edgesparse.runtime.checks import (
     fp_quiet,
     fp_restore,
     is_sparse,
+    one_csr_row,
     read_dense,
 )
-from edgesparse.runtime.csr_sums import padded_rows, scattered_sums, segment_sums
+from edgesparse.runtime.csr_sums import (
+    expanded_sums,
+    padded_rows,
+    scattered_sums,
+    segment_sums,
+)
+from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
@@ -110,6 +117,10 @@ _SEGMENT_CELLS = 1 << 14
 # this many products at a time.
 _SHORT_ROWS = 4
 _SCATTER_CELLS = 1 << 12
+# A dense input of more than twice this many bytes to a full-width block is multiplied a run
+# of rows of about this many bytes at a time, each run's unused columns checked while it is
+# in cache (three quarters of a core's 1 MiB L2 where measured).
+_CHECK_RUN_BYTES = 3 << 18
 # NaN/inf checks that cannot ride on the scores test this many cells at a time.
 _FINITE_CHUNK = 1 << 16
 # Unused columns are checked for NaN/inf by gathering them when they are at most this
@@ -242,17 +253,22 @@ class Model:
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw scores ``X @ W.T + b``; 1-D for binary classifiers, as scikit-learn returns."""
-        if type(X) is np.ndarray and X.shape == self._row_shape:
+        if type(X) is not np.ndarray:
+            s = self._one_csr_row(X)
+            if s is not None:
+                return s if self._one_column else s.reshape(1, -1)
+        elif X.shape == self._row_shape:
             row = self._one_row(X)
             if row is not None:
-                return np.array(row if self._one_column else [row], dtype=self._dtype)
+                # ndmin: a 2-D array of a flat list is cheaper than of a nested one
+                return np.array(row, dtype=self._dtype, ndmin=1 if self._one_column else 2)
         scores = self._scores(X)
         return scores[:, 0] if self._one_column else scores
 
     def predict(self, X: Any) -> np.ndarray:
         """Class labels for classifiers; predicted values for regressors."""
-        if self._is_classifier and type(X) is np.ndarray and X.shape == self._row_shape:
-            row = self._one_row(X)
+        if self._is_classifier:
+            row = self._row_floats(X)
             if row is not None:  # the label straight from the Python scores
                 i = int(row[0] > 0) if len(row) == 1 else row.index(max(row))
                 return self._classes[i : i + 1].copy()
@@ -271,13 +287,12 @@ class Model:
             raise AttributeError(
                 f"this {kind} has no predict_proba (the original model has none either)"
             )
-        if type(X) is np.ndarray and X.shape == self._row_shape:
-            row = self._one_row(X)
-            if row is not None:
-                p = proba_row(self._head, row)
-                if p is not None:
-                    return np.array([p], dtype=self._dtype)
-                return proba(self._head, np.array([row], dtype=self._dtype))
+        row = self._row_floats(X)
+        if row is not None:
+            p = proba_row(self._head, row)
+            if p is not None:
+                return np.array([p], dtype=self._dtype)
+            return proba(self._head, np.array([row], dtype=self._dtype))
         return proba(self._head, self._scores(X))
 
     def __repr__(self) -> str:
@@ -310,13 +325,65 @@ class Model:
             s.pop()  # the check column
         return s
 
+    def _row_floats(self, X: Any) -> list[float] | None:
+        """One row's scores as Python floats (dense or CSR), or None: the general path."""
+        if type(X) is np.ndarray:
+            return self._one_row(X) if X.shape == self._row_shape else None
+        s = self._one_csr_row(X)
+        return None if s is None else s.tolist()
+
+    def _one_csr_row(self, X: Any) -> np.ndarray | None:
+        """The ``(n_outputs,)`` scores of a scipy CSR matrix of one row, bias added, as the
+        general path computes them; or None (not one, or a score not finite or too large:
+        the general path then checks it all and says what is wrong).
+
+        Its structure is checked in a few Python comparisons, the column range by the gather
+        itself (unsigned indices into a table of exactly ``n_features`` rows raise
+        IndexError outside it), NaN/inf in the values by one dot of them with themselves
+        added to the scores' own."""
+        if self._raw_input or getattr(X, "format", None) != "csr":
+            return None
+        parts = one_csr_row(X, n_features=self.n_features_in_)
+        if parts is None:
+            return None
+        data, indices = parts
+        col_map = None
+        if self._dense and self._all_used:
+            table = self._block[:-1]
+        else:
+            table = self._block if self._dense else self._sparse_input_block()
+            if table is None:
+                return None
+            if self._pos_map is None:
+                self._positions(indices[:0])  # builds the column -> block row table
+            col_map = self._pos_map
+            if col_map is None:  # too wide for a table: the general path's binary search
+                return None
+        token = fp_quiet()
+        try:
+            pos = indices if col_map is None else col_map.take(indices)
+            s = data.astype(self._dtype, copy=False).dot(table.take(pos, axis=0))
+            s += self._bias
+            if not math.isfinite(s.dot(s) + data.dot(data)):
+                return None
+        except IndexError:
+            return None
+        finally:
+            fp_restore(token)
+        return s
+
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
         token = fp_quiet()
         try:
             if self._raw_input:
                 feats: np.ndarray | CsrParts = self._features(X)
-            elif type(X) is np.ndarray and X.shape == self._row_shape:
+            elif type(X) is not np.ndarray:
+                s = self._one_csr_row(X)
+                if s is not None:
+                    return s.reshape(1, -1)
+                feats = self._features(X)
+            elif X.shape == self._row_shape:
                 row = self._one_row(X)
                 if row is not None:
                     return np.array([row], dtype=self._dtype)
@@ -360,6 +427,8 @@ class Model:
             tile = self._bias_tile = _bias_tile(self._bias)
         if tile is None or tile.shape[0] == 1:
             res += self._bias
+        elif res.shape[0] <= tile.shape[0]:
+            res += tile[: res.shape[0]]
         else:
             step = tile.shape[0]
             for lo in range(0, res.shape[0], step):
@@ -396,48 +465,40 @@ class Model:
         # NaN/inf in a column the kernel reads propagates to a score (checked after, in
         # _scores); the columns no output reads are checked here.
         if self._dense and self._all_used:
-            self._check_unused(Xd)
             block = self._block_for(Xd.dtype)[:-1]
+            if self._unused.size:
+                if Xd.nbytes > 2 * _CHECK_RUN_BYTES:
+                    return checked_runs(
+                        Xd, block=block, unused=self._unused, run_bytes=_CHECK_RUN_BYTES
+                    )
+                self._check_unused(Xd)
             # ndarray.dot has the least overhead at batch 1 but copies a strided input;
             # matmul reads any strides in place.
             return Xd.dot(block) if Xd.flags.c_contiguous else np.matmul(Xd, block)
         if self._dense:
             check_finite(Xd)  # the gather below skips most columns: check them all
-            return self._gathered_block_scores(Xd)
+            block = self._block_for(Xd.dtype)[:-1]
+            return gathered_block(Xd, used=self._used, block=block, cells=_SLICE_CELLS)
         self._check_unused(Xd)
         thin = self.ir.nnz <= _ROW_KERNEL_FILL * self.n_features_in_ * self.n_outputs_
         if thin or Xd.shape[0] <= _ROW_KERNEL_ROWS:
-            return self._row_scores(Xd)
-        return self._sliced_scores(Xd)
-
-    def _row_scores(self, Xd: np.ndarray) -> np.ndarray:
-        # Each output sums its own nonzeros (the IR's row-major order) straight off the
-        # input: time in proportion to the model's nonzeros, not its width x outputs (a row
-        # or two, or a thin model). Runs of rows of about _SLICE_CELLS products at a time.
-        ptr = self.ir.indptr
-        rows = ptr[1:] > ptr[:-1]
-        firsts = ptr[:-1][rows]
-        dtype = np.result_type(Xd.dtype, self._row_vals.dtype)
-        out = np.zeros((Xd.shape[0], self.n_outputs_), dtype=dtype)
-        if not firsts.size:
-            return out
-        step = max(1, _SLICE_CELLS // self._row_idx.size)
-        for lo in range(0, Xd.shape[0], step):
-            prod = Xd[lo : lo + step].take(self._row_idx, axis=1)  # intp: take's fast path
-            prod *= self._row_vals
-            out[lo : lo + step, rows] = np.add.reduceat(prod, firsts, axis=1)
-        return out
-
-    def _gathered_block_scores(self, Xd: np.ndarray) -> np.ndarray:
-        # Few used columns: gather them, a run of rows at a time (a bounded copy).
-        block = self._block_for(Xd.dtype)[:-1]
-        step = max(1, _SLICE_CELLS // max(1, self._used.size))
-        if Xd.shape[0] <= step:
-            return Xd[:, self._used].dot(block)
-        out = np.empty((Xd.shape[0], self.n_outputs_), dtype=np.result_type(Xd, block))
-        for lo in range(0, Xd.shape[0], step):
-            out[lo : lo + step] = Xd[lo : lo + step, self._used].dot(block)
-        return out
+            return row_sums(
+                Xd,
+                indptr=self.ir.indptr,
+                idx=self._row_idx,
+                vals=self._row_vals,
+                cells=_SLICE_CELLS,
+            )
+        return sliced_sums(
+            Xd,
+            slice_ptr=self._slice_ptr,
+            slice_flat=self._slice_flat,
+            col_vals=self._col_vals,
+            width=self._slice_width,
+            n_outputs=self.n_outputs_,
+            # float64 input is computed in float64 (as the dense block does)
+            dtype=Xd.dtype if Xd.dtype == np.float64 else self._dtype,
+        )
 
     @property
     def _unused(self) -> np.ndarray:
@@ -459,28 +520,6 @@ class Model:
                 check_finite(Xd[lo : lo + step, self._unused])
         else:
             check_finite(Xd)
-
-    def _sliced_scores(self, Xd: np.ndarray) -> np.ndarray:
-        # One (width, n_outputs) block of weights at a time: scatter the slice's nonzeros in,
-        # one BLAS product with the matching input columns (a view, no copy), clear them out.
-        # Time is one pass over the model plus the dense product; workspace is one block.
-        n_out = self.n_outputs_
-        width = self._slice_width
-        dtype = Xd.dtype if Xd.dtype == np.float64 else self._dtype
-        block = np.zeros((width, n_out), dtype=dtype)
-        flat = block.reshape(-1)
-        out = np.zeros((Xd.shape[0], n_out), dtype=dtype)
-        ptr = self._slice_ptr.tolist()
-        for k, (lo, hi) in enumerate(itertools.pairwise(ptr)):
-            if lo == hi:
-                continue
-            cells = self._slice_flat[lo:hi]
-            flat[cells] = self._col_vals[lo:hi]
-            first = k * width
-            cols = Xd[:, first : first + width]
-            out += np.matmul(cols, block[: cols.shape[1]])  # strided view, no copy
-            flat[cells] = 0
-        return out
 
     def _block_for(self, dtype: np.dtype) -> np.ndarray:
         # float64 input meets a float32 block: upcasting the (small) block once is far cheaper
@@ -522,7 +561,18 @@ class Model:
             pos = self._positions(indices)
             hit = pos < self._used.size
             row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
-            return self._gathered_scores(data[hit], pos[hit], row_ids[hit], n_rows)
+            return expanded_sums(
+                data[hit],
+                pos=pos[hit],
+                row_ids=row_ids[hit],
+                n_rows=n_rows,
+                n_outputs=self.n_outputs_,
+                col_ptr=self._col_ptr,
+                col_rows=self._col_rows,
+                col_vals=self._col_vals,
+                dtype=self._dtype,
+                chunk=_GATHER_CHUNK,
+            )
         # Each input nonzero scales its column's weight row (unused columns: the zero row).
         pos = indices if self._all_used else self._positions(indices)
         # A BLAS product could skip a zero weight and a NaN with it: check the values here
@@ -599,39 +649,6 @@ class Model:
         hit[hit] = self._used[pos[hit]] == indices[hit]
         pos[~hit] = self._used.size
         return pos
-
-    def _gathered_scores(
-        self, data: np.ndarray, pos: np.ndarray, row_ids: np.ndarray, n_rows: int
-    ) -> np.ndarray:
-        # Expand each input nonzero (x, used column p) into that column's (output, weight) list,
-        # a bounded number of expanded entries at a time so big batches stay small in RAM.
-        starts = self._col_ptr[pos]
-        counts = self._col_ptr[pos + 1] - starts
-        ends = np.cumsum(counts)
-        expanded = int(ends[-1]) if ends.size else 0
-        bounds = [0, pos.size]
-        if expanded > _GATHER_CHUNK:  # batch-1 never gets here: no chunking overhead
-            cuts = np.searchsorted(ends, np.arange(_GATHER_CHUNK, expanded, _GATHER_CHUNK))
-            bounds[1:1] = cuts.tolist()
-        n_out = self.n_outputs_
-        sums = np.zeros(n_rows * n_out)
-        for lo, hi in itertools.pairwise(bounds):
-            if lo == hi:
-                continue
-            c = counts[lo:hi]
-            total = int(c.sum())
-            first = np.cumsum(c) - c
-            gather = np.repeat(starts[lo:hi] - first, c) + np.arange(total, dtype=np.intp)
-            # Row ids are non-decreasing: a chunk covers rows r0..r1 only, and summing into
-            # just those keeps the time linear in the batch (not chunks x batch).
-            r0, r1 = int(row_ids[lo]), int(row_ids[hi - 1]) + 1
-            keys = np.repeat((row_ids[lo:hi] - r0) * n_out, c) + self._col_rows[gather]
-            x = data[lo:hi].astype(self._dtype, copy=False)
-            vals = np.repeat(x, c) * self._col_vals[gather]
-            sums[r0 * n_out : r1 * n_out] += np.bincount(
-                keys, weights=vals, minlength=(r1 - r0) * n_out
-            )
-        return sums.astype(self._dtype, copy=False).reshape(n_rows, self.n_outputs_)
 
     # -- input validation (scikit-learn's messages, one pass over the input) -----------------
     def _check_dense(self, X: Any) -> np.ndarray:
