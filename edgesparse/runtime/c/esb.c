@@ -3242,12 +3242,8 @@ static esb_status batch_finish(const esb_model *m, int op, void *out, size_t i, 
 #if (defined(__aarch64__) || defined(ESB_WIDE_TILED)) && !defined(ESB_NO_WIDE_TILED)
 #undef ESB_WIDE_TILED
 #define ESB_WIDE_TILED 1
-#ifndef WIDE_TILE
 #define WIDE_TILE 1024u
-#endif
-#ifndef WIDE_GROUP
 #define WIDE_GROUP 16u
-#endif
 #else
 #define WIDE_GROUP 4u
 #endif
