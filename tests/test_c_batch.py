@@ -83,17 +83,6 @@ def esb_exe_plain(tmp_path_factory) -> str:
     return str(exe)
 
 
-@pytest.fixture(scope="module")
-def esb_exe_tiled(tmp_path_factory) -> str:
-    """The driver with the wide kernel aarch64 builds take (-DESB_WIDE_TILED: 16 rows per
-    pass over stack tiles of float weights), built for this host."""
-    exe = tmp_path_factory.mktemp("cbatchtiled") / "esb"
-    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run(["gcc", *CFLAGS, "-DESB_WIDE_TILED", *sources, "-lm", "-o", str(exe)])
-    assert res.returncode == 0, res.stderr
-    return str(exe)
-
-
 def _predict(exe: str, blob: Path, rows: Path, mode: str, *extra: str):
     return _run([exe, "predict", str(blob), str(rows), *DRIVER_ARGS[mode], *extra])
 
@@ -441,11 +430,10 @@ def _wide_dense_cases() -> list[tuple[str, object, np.ndarray]]:
 
 
 def test_wide_dense_batch_same_bits_as_one_row(
-    esb_exe: str, esb_exe_4rows: str, esb_exe_plain: str, esb_exe_tiled: str, tmp_path: Path
+    esb_exe: str, esb_exe_4rows: str, esb_exe_plain: str, tmp_path: Path
 ) -> None:
-    """The kernel of models wider than 512 features (AVX where the CPU has it, the 2-row
-    vector kernel, plain C, and aarch64's 16-row kernel over float tiles) on 1, 3, 4, 5 and 33
-    rows: the one-row call's bits in every
+    """The tiled kernel of models wider than 512 features (AVX where the CPU has it, the
+    2-row vector kernel, plain C) on 1, 3, 4, 5 and 33 rows: the one-row call's bits in every
     layout, the numpy runtime's scores within the esb.h bound; a NaN, +Inf or -Inf in a row
     (in the lanes, and in the leftover features) stops the batch at that row with the
     one-row call's message."""
@@ -455,41 +443,16 @@ def test_wide_dense_batch_same_bits_as_one_row(
         assert Model(esb.read(blob)).ir.is_quantized
         for n in (1, 3, 4, 5, 33):
             assert_batch_is_one_row(esb_exe, blob, X[:n], tmp_path)
-            for exe in (esb_exe_4rows, esb_exe_plain, esb_exe_tiled):
+            for exe in (esb_exe_4rows, esb_exe_plain):
                 _assert_dense_batch_is_one_row(exe, blob, X[:n], tmp_path)
         for row, col, bad in ((0, 5, np.nan), (6, X.shape[1] - 1, np.inf), (31, 700, -np.inf)):
             Xb = X[:33].copy()
             Xb[row, col] = bad
             assert_batch_is_one_row(esb_exe, blob, Xb, tmp_path)
             _assert_dense_batch_is_one_row(esb_exe_4rows, blob, Xb, tmp_path)
-            _assert_dense_batch_is_one_row(esb_exe_tiled, blob, Xb, tmp_path)
             got = _predict(esb_exe, blob, tmp_path / "rows.bin", "dense")
             assert got.returncode == 1 and f"row {row}: invalid input row" in got.stderr, name
             assert len(got.stdout.splitlines()) == row
-
-
-def test_wide_dense_batch_same_bits_on_aarch64(tmp_path: Path) -> None:
-    """The aarch64 build (its wide kernel: 16 rows per pass over float tiles, NEON), under
-    qemu: the batch call gives the one-row call's bits on the wide cases, 33 rows (two full
-    groups and one row)."""
-    install = "sudo apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static"
-    for tool in ("aarch64-linux-gnu-gcc", "qemu-aarch64-static"):
-        require_tool(shutil.which(tool) is not None, what=tool, install=install)
-    exe = tmp_path / "esb-aarch64"
-    sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run(["aarch64-linux-gnu-gcc", *CFLAGS, "-static", *sources, "-lm", "-o", str(exe)])
-    assert res.returncode == 0, res.stderr
-    run = ["qemu-aarch64-static", "-cpu", "cortex-a72", str(exe)]
-    for name, ir, X in _wide_dense_cases():
-        blob = tmp_path / f"{name}.esb"
-        esb.write(ir, blob)
-        rows = tmp_path / "rows.bin"
-        write_rows(rows, X[:33])
-        args = ["predict", str(blob), str(rows), *DRIVER_ARGS["dense"], "--op", "decision"]
-        one = _run([*run, *args, "--one-row"])
-        got = _run([*run, *args])
-        assert one.returncode == 0 and len(one.stdout.splitlines()) == 33, one.stderr
-        assert got.stdout == one.stdout, name
 
 
 def test_4row_kernel_every_head_encoding_and_layout(esb_exe_4rows: str, tmp_path: Path) -> None:
@@ -594,8 +557,7 @@ def test_csr_batch_transposed_kernel_same_bits(esb_exe: str, tmp_path: Path) -> 
 
 
 def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
-    """The batch kernels (AVX where the CPU has it, -DESB_NO_AVX, and -DESB_WIDE_TILED: the
-    wide kernel of aarch64 builds) under ASan + UBSan on
+    """Both batch kernels (AVX where the CPU has it, and -DESB_NO_AVX) under ASan + UBSan on
     row counts that end a block mid-step, dense and CSR rows; likewise the kernel of models
     wider than 512 features (int16 rows, column exponents, a NaN row) and the CSR kernel of
     the transposed layout (rows longer than one look-up round)."""
@@ -613,7 +575,7 @@ def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
     blob = tmp_path / "digits.esb"
     compress_file(CompressOptions(source=ROOT / "models" / "digits_pipeline.pkl", output=blob))
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
-    for extra in ([], ["-DESB_NO_AVX"], ["-DESB_WIDE_TILED"]):
+    for extra in ([], ["-DESB_NO_AVX"]):
         exe = tmp_path / "esb-asan"
         res = _run(["clang", *CFLAGS, *flags, *extra, *sources, "-lm", "-o", str(exe)])
         assert res.returncode == 0, res.stderr

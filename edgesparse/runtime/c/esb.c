@@ -3233,26 +3233,6 @@ static esb_status batch_finish(const esb_model *m, int op, void *out, size_t i, 
 #define WIDE_PREFETCH(p) ((void)0)
 #endif
 
-/* aarch64 (or -DESB_WIDE_TILED; -DESB_NO_WIDE_TILED leaves it out): the wide kernel takes
- * WIDE_GROUP rows per pass and converts each weight once per pass into a stack tile of
- * WIDE_TILE floats (4 KiB), instead of 2 rows per pass converting in registers. Under QEMU
- * (emulated Pi 4) every float operation is a softfloat call, and the conversion (scvtf, and
- * the multiply by 2^e) was a third of the work at 2 rows per pass; with 16 rows it is 1/16 of
- * what it was. x86 keeps the register kernel (the host timings are unchanged). */
-#if (defined(__aarch64__) || defined(ESB_WIDE_TILED)) && !defined(ESB_NO_WIDE_TILED)
-#undef ESB_WIDE_TILED
-#define ESB_WIDE_TILED 1
-#define WIDE_TILE 1024u
-#define WIDE_GROUP 16u
-#else
-#define WIDE_GROUP 4u
-#endif
-#if defined(__GNUC__) || defined(__clang__)
-#define TILE_PREFETCH(a) __builtin_prefetch((const void *)(a))
-#else
-#define TILE_PREFETCH(a) ((void)0)
-#endif
-
 /* Weights c .. c + 3 of a dense row (int16 when wide) as the one-row kernels multiply them:
  * q, or q * 2^e (f: the factors 2^e, float bits, or NULL). Converted in vector registers
  * where the compiler has __builtin_convertvector (int8 and int16 to float are exact). */
@@ -3284,7 +3264,6 @@ static inline v4 wide_w4(const int8_t *q, const int32_t *f, size_t c, int wide)
     return V4_MUL(w, g);
 }
 
-#ifndef ESB_WIDE_TILED
 /* The lane sums of rows x0 and x1 (a0, a1: 16 floats each) over features [0, full) (a
  * multiple of 16) with the dense row q (wide: int16; f as wide_w4):
  * a[l] = sum of w[c] * x[c] for c = l, l + 16, ..., in order, from +0. */
@@ -3316,68 +3295,7 @@ static void wide_lanes2(const int8_t *q, const int32_t *f, int wide, const float
     memcpy(a1 + 8, &t2, 16), memcpy(a1 + 12, &t3, 16);
 }
 
-#endif
-
-#ifdef ESB_WIDE_TILED
-/* wide_lanes2 over n features (a multiple of 16) of weights already in float (w), adding to
- * the lane sums a0 and a1 in place; the rows n0 and n1 (addresses as integers, never
- * dereferenced) are prefetched at the same offsets: the next pair this tile takes. */
-static void tile_lanes2(const float *w, const float *x0, const float *x1, size_t n,
-                        uintptr_t n0, uintptr_t n1, float *a0, float *a1)
-{
-    v4 s0, s1, s2, s3, t0, t1, t2, t3, w0, w1, w2, w3, xv;
-    size_t c;
-    memcpy(&s0, a0, 16), memcpy(&s1, a0 + 4, 16), memcpy(&s2, a0 + 8, 16);
-    memcpy(&s3, a0 + 12, 16), memcpy(&t0, a1, 16), memcpy(&t1, a1 + 4, 16);
-    memcpy(&t2, a1 + 8, 16), memcpy(&t3, a1 + 12, 16);
-    for (c = 0; c < n; c += WIDE_LANES) {
-        memcpy(&w0, w + c, 16), memcpy(&w1, w + c + 4, 16);
-        memcpy(&w2, w + c + 8, 16), memcpy(&w3, w + c + 12, 16);
-        TILE_PREFETCH(n0 + 4u * c);
-        TILE_PREFETCH(n1 + 4u * c);
-        memcpy(&xv, x0 + c, 16), s0 = V4_ADD(s0, V4_MUL(w0, xv));
-        memcpy(&xv, x0 + c + 4, 16), s1 = V4_ADD(s1, V4_MUL(w1, xv));
-        memcpy(&xv, x0 + c + 8, 16), s2 = V4_ADD(s2, V4_MUL(w2, xv));
-        memcpy(&xv, x0 + c + 12, 16), s3 = V4_ADD(s3, V4_MUL(w3, xv));
-        memcpy(&xv, x1 + c, 16), t0 = V4_ADD(t0, V4_MUL(w0, xv));
-        memcpy(&xv, x1 + c + 4, 16), t1 = V4_ADD(t1, V4_MUL(w1, xv));
-        memcpy(&xv, x1 + c + 8, 16), t2 = V4_ADD(t2, V4_MUL(w2, xv));
-        memcpy(&xv, x1 + c + 12, 16), t3 = V4_ADD(t3, V4_MUL(w3, xv));
-    }
-    memcpy(a0, &s0, 16), memcpy(a0 + 4, &s1, 16), memcpy(a0 + 8, &s2, 16);
-    memcpy(a0 + 12, &s3, 16), memcpy(a1, &t0, 16), memcpy(a1 + 4, &t1, 16);
-    memcpy(a1 + 8, &t2, 16), memcpy(a1 + 12, &t3, 16);
-}
-
-/* The lane sums (16 floats per row, from +0) of the rows xr[0 .. np) (np even) over features
- * [0, full) with the dense row q (wide, f as wide_w4), a tile of WIDE_TILE features at a
- * time: the tile's weights converted to float once into a stack buffer, then every row pair
- * over it, each lane's sum carried across tiles in memory (the same additions in the same
- * order as wide_lanes2). */
-static void wide_lanes_tiled(const int8_t *q, const int32_t *f, int wide,
-                             const float *const *xr, size_t np, size_t full, float *a)
-{
-    float wt[WIDE_TILE];
-    size_t c0, c, i, n;
-    v4 w;
-    for (i = 0; i < np * WIDE_LANES; i++) a[i] = 0.0f;
-    for (c0 = 0; c0 < full; c0 += WIDE_TILE) {
-        n = full - c0 < WIDE_TILE ? full - c0 : WIDE_TILE;
-        for (c = 0; c < n; c += 4) w = wide_w4(q, f, c0 + c, wide), memcpy(wt + c, &w, 16);
-        for (i = 0; i < np; i += 2) {
-            /* next: the following pair's rows, or the first pair's next tile */
-            const uintptr_t n0 = i + 2 < np ? (uintptr_t)(xr[i + 2] + c0)
-                                            : (uintptr_t)xr[0] + 4u * (c0 + WIDE_TILE);
-            const uintptr_t n1 = i + 2 < np ? (uintptr_t)(xr[i + 3] + c0)
-                                            : (uintptr_t)xr[1] + 4u * (c0 + WIDE_TILE);
-            tile_lanes2(wt, xr[i] + c0, xr[i + 1] + c0, n, n0, n1, a + i * WIDE_LANES,
-                        a + (i + 1) * WIDE_LANES);
-        }
-    }
-}
-#endif
-
-#if defined(ESB_BATCH_AVX) && !defined(ESB_WIDE_TILED)
+#ifdef ESB_BATCH_AVX
 /* wide_w4 for weights c .. c + 7, in an AVX vector. */
 __attribute__((target("avx"))) static inline v8 wide_w8(const int8_t *q, const int32_t *f,
                                                          size_t c, int wide)
@@ -3438,8 +3356,8 @@ __attribute__((target("avx"))) static void wide_lanes4(const int8_t *q, const in
 }
 #endif
 
-/* Rows [i0, i0 + nr) (nr <= WIDE_GROUP; rows past them computed from the last one, not
- * taken) of a wide dense-layout model: the scores of compute_dense / compute_dense_mixed without
+/* Rows [i0, i0 + nr) (nr <= 4; rows past them computed from the last one, not taken) of a
+ * wide dense-layout model: the scores of compute_dense / compute_dense_mixed without
  * `exact`, then each row's output as dense_block makes it (a NaN/Inf score: the one-row call
  * decides). Stops at the first row that call refuses, as run_batch says. */
 static esb_status wide_rows(const esb_model *m, const float *x, size_t stride, int op,
@@ -3448,13 +3366,13 @@ static esb_status wide_rows(const esb_model *m, const float *x, size_t stride, i
     const size_t nf = m->n_features, full = nf / WIDE_LANES * WIDE_LANES;
     const int32_t *fac = m->dfac_;
     const int8_t *next = m->dense_;
-    const float *xr[WIDE_GROUP];
-    float lanes[WIDE_GROUP * WIDE_LANES], g = 1.0f;
-    pick p[WIDE_GROUP];
+    const float *xr[4];
+    float lanes[4 * WIDE_LANES], g = 1.0f;
+    pick p[4];
     uint32_t r;
     size_t i, c, l;
     esb_status st;
-    for (i = 0; i < WIDE_GROUP; i++) {
+    for (i = 0; i < 4; i++) {
         xr[i] = x + (i0 + (i < nr ? i : nr - 1)) * stride;
         p[i].out = i < nr ? batch_slot(m, op, out, i0 + i) : NULL;
         p[i].best_s = 0.0f;
@@ -3466,10 +3384,6 @@ static esb_status wide_rows(const esb_model *m, const float *x, size_t stride, i
         const int8_t *q = next;
         const float scale = scale_of(m, r), bias = (float)bias_of(m, r);
         next += wide ? 2 * nf : nf;
-#ifdef ESB_WIDE_TILED
-        (void)eight;
-        wide_lanes_tiled(q, fac, wide, xr, (nr + 1u) & ~(size_t)1, full, lanes);
-#else
 #ifdef ESB_BATCH_AVX
         if (eight)
             wide_lanes4(q, fac, wide, xr, full, lanes);
@@ -3482,7 +3396,6 @@ static esb_status wide_rows(const esb_model *m, const float *x, size_t stride, i
                 wide_lanes2(q, fac, wide, xr[2], xr[3], full, lanes + 2 * WIDE_LANES,
                             lanes + 3 * WIDE_LANES);
         }
-#endif
         for (i = 0; i < nr; i++) {
             float s = 0.0f;
             for (c = full; c < nf; c++) {
@@ -3521,9 +3434,9 @@ static esb_status run_batch(const esb_model *m, const float *x, size_t n_rows, s
     if (op == BATCH_PROBA && !esb_has_proba(m)) return ESB_E_HEAD;
     if (m->layout_ == ESB_LAYOUT_DENSE && m->n_features > (BATCH_V4 - 2) / 2 && n_rows >= 4) {
         const int eight = batch_avx();
-        for (i0 = 0; i0 < n_rows && st == ESB_OK; i0 += WIDE_GROUP)
-            st = wide_rows(m, x, stride, op, out, i0,
-                           n_rows - i0 < WIDE_GROUP ? n_rows - i0 : WIDE_GROUP, eight, n_done);
+        for (i0 = 0; i0 < n_rows && st == ESB_OK; i0 += 4)
+            st = wide_rows(m, x, stride, op, out, i0, n_rows - i0 < 4 ? n_rows - i0 : 4, eight,
+                           n_done);
         return st;
     }
     /* fewer than 4 rows: converting the weights costs more than the kernel saves */
