@@ -1,0 +1,386 @@
+"""An attack pass on the prediction paths: inputs nobody designed, against scikit-learn.
+
+Every engine (the numpy runtime, the ONNX graph in onnxruntime with dense and CSR inputs, the
+C runtime through its `esb predict` driver, and the `edgesparse predict` CLI) runs models
+fitted here (several families, binary and multiclass, string labels, float32 weights) on
+input shapes chosen to cross the kernels' thresholds (128 rows, 2^14 gathered cells, 2^16
+nonzeros, empty rows at either end of a run) and on input forms scikit-learn accepts
+(non-canonical CSR, CSC/COO, strided and Fortran views, odd dtypes, memmaps, DataFrames).
+The oracle is scikit-learn's own ``predict`` / ``decision_function`` / ``predict_proba``
+(and scipy for what CSR means). Expected: the same answers (float32 models to float32
+rounding, int8 on >= 99.5% of labels), or one clear edgesparse error; never a silent wrong
+answer, a crash or a non-finite result.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.svm import LinearSVC
+
+import edgesparse
+from edgesparse.data import CSRArrays
+from edgesparse.errors import InputError
+from edgesparse.formats import onnx as onnx_format
+from edgesparse.runtime import Model
+from edgesparse.runtime.onnx_model import OnnxModel
+
+RNG_SEED = 20261205
+
+
+def _data(n_rows: int, n_features: int, n_classes: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Well-conditioned rows: one unit-variance blob a class, the class centres drawn once
+    (the same for every ``seed``, which draws the rows), so few rows lie near a boundary."""
+    centres = np.random.default_rng(7).normal(scale=2.5 / np.sqrt(n_features), size=(8, n_features))
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n_rows)
+    return centres[y] + rng.normal(size=(n_rows, n_features)) / np.sqrt(n_features) * 2, y
+
+
+def _fit(family: str, n_features: int, n_classes: int, *, seed: int = 0):
+    X, y = _data(min(600, (1 << 21) // n_features), n_features, n_classes, seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if family == "logreg":  # multinomial, string labels
+            return LogisticRegression(max_iter=300).fit(X, np.array(list("pqrstuvw"))[y])
+        if family == "logreg-f32":  # fitted on float32 rows: float32 coef_
+            return LogisticRegression(max_iter=300).fit(X.astype(np.float32), y)
+        if family == "ovr":
+            return OneVsRestClassifier(LogisticRegression(max_iter=300)).fit(X, y)
+        if family == "sgd":
+            return SGDClassifier(loss="modified_huber", random_state=0).fit(X, y)
+        if family == "svc":
+            return LinearSVC().fit(X, y)
+        if family == "ridge":
+            return Ridge(alpha=1.0).fit(X, X @ np.arange(1.0, 3 * n_features + 1).reshape(-1, 3))
+    raise AssertionError(family)
+
+
+def _engine(ir, engine: str):
+    if engine == "numpy":
+        return Model(ir)
+    return OnnxModel.from_bytes(onnx_format.encode(ir, input=engine.split("-")[1]))
+
+
+ENGINES = ["numpy", "onnx-dense", "onnx-csr"]
+
+# name -> (family, n_features, n_classes or outputs, fraction of weights zeroed afterwards)
+MODELS = {
+    "logreg-5cls-str": ("logreg", 40, 5, 0.0),  # full-width block, one-row copy of its weights
+    "logreg-binary-wide": ("logreg", 3000, 2, 0.0),  # one-row path on the block, no copy
+    "ovr-4cls": ("ovr", 300, 4, 0.0),
+    "sgd-huber-3cls": ("sgd", 300, 3, 0.0),
+    "svc-binary": ("svc", 300, 2, 0.0),
+    "ridge-3out": ("ridge", 40, 3, 0.0),
+    "logreg-f32": ("logreg-f32", 60, 3, 0.0),
+    "logreg-gathered-cols": ("logreg", 3000, 4, 0.97),  # a dense block of the used columns
+    "sgd-sparse-cols": ("sgd", 20000, 6, 0.995),  # CSC layout, CSR through a used-column block
+}
+
+
+@functools.cache
+def fitted(name: str):
+    """The scikit-learn model ``name`` (weights zeroed after the fit where asked: it is still
+    scikit-learn's estimator, so its own predict stays the oracle)."""
+    family, n_features, n_out, zeroed = MODELS[name]
+    est = _fit(family, n_features, n_out, seed=len(name))
+    if zeroed:
+        lin = est.estimators_ if hasattr(est, "estimators_") else [est]
+        for e in lin:
+            mask = np.random.default_rng(1).random(e.coef_.shape) < zeroed
+            e.coef_[mask] = 0
+    return est
+
+
+@functools.cache
+def compiled(name: str, quantize: str, engine: str):
+    """``fitted(name)`` compressed to ``quantize`` and loaded into ``engine``."""
+    return _engine(edgesparse.compress(fitted(name), quantize=quantize, sparsity=0), engine)
+
+
+def _coef(est) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(est, "estimators_"):
+        W = np.vstack([e.coef_.reshape(1, -1) for e in est.estimators_])
+        return W, np.concatenate([np.ravel(e.intercept_) for e in est.estimators_])
+    coef = np.asarray(est.coef_, dtype=np.float64)
+    return coef.reshape(-1, coef.shape[-1]), np.ravel(est.intercept_)
+
+
+def _oracle(est, X: Any, method: str) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # feature names absent / different
+        return getattr(est, method)(X)
+
+
+def _as_scipy(X: Any) -> Any:
+    """What scikit-learn is given for ``X``: a copy (scipy sums a matrix's duplicates in place
+    on some operations, e.g. ``abs``), CSRArrays as scipy CSR."""
+    if isinstance(X, CSRArrays):
+        return sp.csr_matrix((X.data.copy(), X.indices.copy(), X.indptr.copy()), shape=X.shape)
+    if sp.issparse(X):
+        return X.copy()
+    if isinstance(X, np.ndarray) and X.dtype in (np.float16, np.longdouble):
+        return X.astype(np.float64)  # scikit-learn refuses float16 / longdouble itself
+    return X
+
+
+def _abs_product(est, X: Any) -> np.ndarray:
+    """sum |w x| + |b| per row and output: the scale of float32 rounding in each score."""
+    W, b = _coef(est)
+    Xs = _as_scipy(X)
+    A = abs(Xs).astype(np.float64) if sp.issparse(Xs) else np.abs(np.asarray(Xs, np.float64))
+    return np.asarray(A @ np.abs(W).T) + np.abs(b)
+
+
+def assert_matches(est, m, X: Any, *, exact_labels: bool = True) -> None:
+    """``m`` (a float32 or float64 model) gives scikit-learn's answers on ``X``: scores to
+    float32 rounding of the sums, labels equal except where the top two scores are within
+    it, probabilities to 1e-5."""
+    Xo = _as_scipy(X)
+    before = _snapshot(X)
+    # esb.h's bound: (k + 4) * 2^-23 * (sum |w x| + |b|) for a row of k stored values
+    k = np.diff(before[2]) if len(before) == 3 else np.full(len(before[0]), before[0].shape[1])
+    bound = (k[:, None] + 4) * 2.0**-23 * _abs_product(est, X) + 1e-6
+    classifier = hasattr(est, "classes_")
+    ref = _oracle(est, Xo, "decision_function" if classifier else "predict")
+    got = m.decision_function(X)
+    assert got.shape == ref.shape and np.isfinite(got).all()
+    ref2, got2 = ref.reshape(got.shape[0], -1), got.reshape(got.shape[0], -1)
+    assert np.all(np.abs(got2 - ref2) <= bound), np.max(np.abs(got2 - ref2) - bound)
+    if classifier:
+        labels = m.predict(X)
+        ref_labels = _oracle(est, Xo, "predict")
+        assert labels.dtype == ref_labels.dtype and labels.shape == ref_labels.shape
+        differ = labels != ref_labels
+        if ref2.shape[1] == 1:
+            near = np.abs(ref2[:, 0]) <= bound[:, 0]
+        else:
+            top2 = np.sort(ref2, axis=1)[:, -2:]
+            near = top2[:, 1] - top2[:, 0] <= 2 * bound.max(axis=1)
+        assert not np.any(differ & ~near), np.flatnonzero(differ & ~near)
+    if hasattr(est, "predict_proba"):
+        np.testing.assert_allclose(
+            m.predict_proba(X), _oracle(est, Xo, "predict_proba"), rtol=0, atol=1e-5
+        )
+    after = _snapshot(X)  # the engine left the caller's input as it was
+    assert len(after) == len(before) and all(map(np.array_equal, before, after))
+
+
+def _snapshot(X: Any) -> list[np.ndarray]:
+    if sp.issparse(X) or isinstance(X, CSRArrays):
+        if not isinstance(X, CSRArrays) and X.format != "csr":
+            X = X.tocsr()
+        return [np.array(X.data), np.array(X.indices), np.array(X.indptr)]
+    return [np.array(X)]
+
+
+# -- inputs: each a function of (n_features, n_outputs, rng) --------------------------------
+def _csr_rows(lens: list[int] | np.ndarray, n_features: int, rng, *, dups: bool = True):
+    """A CSR matrix with rows of the given lengths, random columns (repeats allowed: scipy
+    keeps them, unsorted, and sums them where it matters)."""
+    lens = np.asarray(lens, dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lens)])
+    nnz = int(indptr[-1])
+    if dups:
+        cols = rng.integers(0, n_features, nnz)
+    else:  # distinct columns in each row, unsorted
+        cols = np.concatenate([rng.permutation(n_features)[:k] for k in lens] or [[]])
+    vals = rng.normal(size=nnz)
+    return sp.csr_matrix((vals, cols.astype(np.int32), indptr), shape=(lens.size, n_features))
+
+
+def _noncanonical(n: int, nf: int, rng) -> sp.csr_matrix:
+    X = _csr_rows(rng.integers(0, 12, n), nf, rng, dups=True)
+    X.data[::5] = 0.0  # explicit zeros too
+    return X
+
+
+def _memmap(n: int, nf: int, rng, tmp: Path) -> np.memmap:
+    mm = np.memmap(tmp / f"rows{n}x{nf}.dat", dtype=np.float64, mode="w+", shape=(n, nf))
+    mm[:] = rng.normal(size=(n, nf))
+    return mm
+
+
+def _csr_input_cases() -> dict[str, Callable]:
+    seg = 1 << 14  # gathered cells of the one-gather-one-sum kernel
+    return {
+        "csr-1row": lambda nf, k, r: _csr_rows([min(nf, 30)], nf, r),
+        "csr-1row-empty": lambda nf, k, r: sp.csr_matrix((1, nf)),
+        "csr-2rows-first-empty": lambda nf, k, r: _csr_rows([0, 5], nf, r),
+        "csr-128rows-at-cells": lambda nf, k, r: _csr_rows(
+            np.full(128, max(1, seg // (k * 128))), nf, r
+        ),
+        "csr-128rows-over-cells": lambda nf, k, r: _csr_rows(
+            np.full(128, seg // (k * 128) + 1), nf, r
+        ),
+        "csr-129rows": lambda nf, k, r: _csr_rows(r.integers(0, 6, 129), nf, r),
+        "csr-short-rows": lambda nf, k, r: _csr_rows(r.integers(0, 4, 3000), nf, r),
+        "csr-long-rows": lambda nf, k, r: _csr_rows(np.full(300, 50), nf, r),
+        "csr-few-long-rows": lambda nf, k, r: _csr_rows([1] * 190 + [600] * 10, nf, r),
+        "csr-over-2^16-nnz-empty-ends": lambda nf, k, r: _csr_rows(
+            [0] * 7 + list(r.integers(10, 30, 4000)) + [0] * 3000 + [25] * 200 + [0] * 9, nf, r
+        ),
+        "csr-one-row-over-2^16": lambda nf, k, r: _csr_rows([3, 70000, 0, 2], nf, r),
+        "csr-all-empty-many": lambda nf, k, r: sp.csr_matrix((5000, nf)),
+        "csr-noncanonical": lambda nf, k, r: _noncanonical(60, nf, r),
+        "csr-unsorted-no-dups": lambda nf, k, r: _csr_rows(
+            r.integers(0, min(nf, 20), 50), nf, r, dups=False
+        ),
+        "csr-int64-indices": lambda nf, k, r: _int64(_noncanonical(40, nf, r)),
+        "csr_array": lambda nf, k, r: sp.csr_array(_noncanonical(40, nf, r)),
+        "csc": lambda nf, k, r: sp.random(50, nf, density=0.05, format="csc", random_state=r),
+        "coo-with-dups": lambda nf, k, r: sp.coo_matrix(
+            (r.normal(size=400), (r.integers(0, 20, 400), r.integers(0, nf, 400))),
+            shape=(20, nf),
+        ),
+        "csr-float32": lambda nf, k, r: _noncanonical(40, nf, r).astype(np.float32),
+        "csr-int-values": lambda nf, k, r: _int_values(_noncanonical(40, nf, r)),
+        "CSRArrays-noncanonical": lambda nf, k, r: _csr_arrays(_noncanonical(40, nf, r)),
+    }
+
+
+def _int64(X: sp.csr_matrix) -> sp.csr_matrix:
+    X.indices, X.indptr = X.indices.astype(np.int64), X.indptr.astype(np.int64)
+    return X
+
+
+def _int_values(X: sp.csr_matrix) -> sp.csr_matrix:
+    X.data = np.round(X.data * 3).astype(np.int64)
+    return X
+
+
+def _csr_arrays(X: sp.csr_matrix) -> CSRArrays:
+    return CSRArrays(X.data, X.indices, X.indptr, X.shape)
+
+
+def _dense_input_cases() -> dict[str, Callable]:
+    def n(rows: int) -> Callable:
+        return lambda nf, k, r: r.normal(size=(rows, nf))
+
+    return {
+        "dense-1row": n(1),
+        "dense-1row-f32": lambda nf, k, r: r.normal(size=(1, nf)).astype(np.float32),
+        "dense-1row-fortran": lambda nf, k, r: np.asfortranarray(r.normal(size=(1, nf))),
+        "dense-1row-column-stride": lambda nf, k, r: r.normal(size=(1, 2 * nf))[:, ::2],
+        "dense-1row-of-a-batch": lambda nf, k, r: r.normal(size=(nf, 3)).T[1:2],
+        "dense-1row-big-endian": lambda nf, k, r: r.normal(size=(1, nf)).astype(">f8"),
+        "dense-2rows": n(2),
+        "dense-128rows": n(128),
+        "dense-129rows": n(129),
+        "dense-fortran": lambda nf, k, r: np.asfortranarray(r.normal(size=(70, nf))),
+        "dense-column-stride": lambda nf, k, r: r.normal(size=(30, 2 * nf))[:, 1::2],
+        "dense-row-stride": lambda nf, k, r: r.normal(size=(90, nf))[::3],
+        "dense-reversed": lambda nf, k, r: r.normal(size=(20, nf))[::-1, ::-1],
+        "dense-float16": lambda nf, k, r: r.normal(size=(20, nf)).astype(np.float16),
+        "dense-float32": lambda nf, k, r: r.normal(size=(20, nf)).astype(np.float32),
+        "dense-int": lambda nf, k, r: r.integers(-3, 4, size=(20, nf)),
+        "dense-uint8": lambda nf, k, r: r.integers(0, 255, size=(20, nf), dtype=np.uint8),
+        "dense-bool": lambda nf, k, r: r.random((20, nf)) < 0.3,
+        "dense-longdouble": lambda nf, k, r: r.normal(size=(5, nf)).astype(np.longdouble),
+        "dense-big-endian": lambda nf, k, r: r.normal(size=(20, nf)).astype(">f4"),
+        "dense-readonly": lambda nf, k, r: _readonly(r.normal(size=(20, nf))),
+        "dataframe-named": lambda nf, k, r: pd.DataFrame(
+            r.normal(size=(6, nf)), columns=[f"f{i}" for i in range(nf)]
+        ),
+        "dataframe-unnamed": lambda nf, k, r: pd.DataFrame(r.normal(size=(6, nf))),
+        "dataframe-1row-float32": lambda nf, k, r: pd.DataFrame(
+            r.normal(size=(1, nf)).astype(np.float32)
+        ),
+        "list-of-lists": lambda nf, k, r: r.normal(size=(3, nf)).tolist(),
+    }
+
+
+def _readonly(X: np.ndarray) -> np.ndarray:
+    X.setflags(write=False)
+    return X
+
+
+INPUTS = {**_dense_input_cases(), **_csr_input_cases()}
+
+
+@functools.cache
+def make_input(model: str, case: str) -> Any:
+    _, nf, n_out, _ = MODELS[model]
+    k = 1 if n_out == 2 else n_out
+    rng = np.random.default_rng(zlib.crc32(f"{model}|{case}".encode()))
+    return INPUTS[case](nf, k, rng)
+
+
+FLOAT_MODELS = [m for m in MODELS if m != "logreg-f32"]
+
+
+@pytest.mark.parametrize("case", list(INPUTS))
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("model", list(MODELS))
+def test_float32_model_matches_sklearn(model: str, engine: str, case: str) -> None:
+    """float32 weights, every input shape and form, every Python engine: scikit-learn's
+    answers to float32 rounding."""
+    est = fitted(model)
+    assert_matches(est, compiled(model, "float32", engine), make_input(model, case))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("model", ["logreg-5cls-str", "ridge-3out", "sgd-sparse-cols"])
+def test_lossless_model_matches_sklearn(model: str, engine: str) -> None:
+    """float64 weights (``--quantize none``) on a few of the inputs."""
+    est = fitted(model)
+    for case in ("dense-1row", "dense-129rows", "csr-noncanonical", "csr-over-2^16-nnz-empty-ends"):
+        assert_matches(est, compiled(model, "none", engine), make_input(model, case))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("model", [m for m in MODELS if MODELS[m][0] != "ridge"])
+def test_int8_labels_agree_with_sklearn(model: str, engine: str) -> None:
+    """int8 on well-conditioned rows (the training distribution): >= 99.5% of labels, on one
+    dense batch, the same rows as CSR, one row at a time, and in runs over 2^16 nonzeros."""
+    est = fitted(model)
+    _, nf, n_out, _ = MODELS[model]
+    n = min(4000, (1 << 21) // nf)
+    X, _ = _data(n, nf, n_out, seed=99)
+    m = compiled(model, "int8", engine)
+    ref = _oracle(est, X, "predict")
+    labels = m.predict(X)
+    assert np.mean(labels == ref) >= 0.995
+    np.testing.assert_array_equal(m.predict(sp.csr_matrix(X)), labels)
+    one = np.concatenate([m.predict(X[i : i + 1]) for i in range(0, n, 37)])
+    np.testing.assert_array_equal(one, labels[::37])
+    if nf * n < (1 << 16):
+        big = np.tile(X, ((1 << 16) // (nf * n) + 2, 1))
+        np.testing.assert_array_equal(m.predict(sp.csr_matrix(big))[:n], labels)
+
+
+# -- a score that overflows float32 is an error in every engine, never inf/NaN scores -------
+def _overflow_model():
+    X, y = _data(300, 6, 3, seed=1)
+    est = LogisticRegression(max_iter=300).fit(X, y)
+    return est, edgesparse.compress(est, quantize="float32")
+
+
+@pytest.mark.parametrize("form", ["dense", "dense-1row", "csr", "csr-1row"])
+@pytest.mark.parametrize("engine", ENGINES)
+def test_score_overflow_is_an_error_not_inf(engine: str, form: str) -> None:
+    """Finite float32 input whose products pass float32's range: scikit-learn (float64) has
+    finite scores; a float32 engine must refuse the row, not return inf/NaN scores (whose
+    argmax is an arbitrary class) or probabilities."""
+    est, ir = _overflow_model()
+    n = 1 if form.endswith("1row") else 4
+    X = np.random.default_rng(0).normal(size=(n, 6)).astype(np.float32)
+    X[0, :] = np.sign(est.coef_[0]) * 3e38  # every product of output 0 near float32's max
+    assert np.isfinite(est.decision_function(X)).all()  # the oracle: finite, float64
+    Xin = sp.csr_matrix(X) if form.startswith("csr") else X
+    m = _engine(ir, engine)
+    for method in ("decision_function", "predict", "predict_proba"):
+        with pytest.raises(InputError, match="makes a score overflow this model's float32"):
+            getattr(m, method)(Xin)
