@@ -248,6 +248,9 @@ def _csr_input_cases() -> dict[str, Callable]:
         "csr-float32": lambda nf, k, r: _noncanonical(40, nf, r).astype(np.float32),
         "csr-int-values": lambda nf, k, r: _int_values(_noncanonical(40, nf, r)),
         "CSRArrays-noncanonical": lambda nf, k, r: _csr_arrays(_noncanonical(40, nf, r)),
+        "lil": lambda nf, k, r: sp.lil_matrix(_noncanonical(20, nf, r)),
+        "bsr": lambda nf, k, r: sp.bsr_matrix(_noncanonical(20, nf, r)),
+        "dia-array": lambda nf, k, r: sp.dia_array(np.eye(6, nf) * 3.0),
     }
 
 
@@ -418,6 +421,8 @@ BAD_INPUTS: dict[str, Callable[[str, int], Any]] = {
     "dense-1-d": lambda m, nf: np.zeros(nf),
     "dense-3-d": lambda m, nf: np.zeros((1, 1, nf)),
     "dense-complex": lambda m, nf: np.zeros((2, nf), dtype=complex),
+    "csr-complex": lambda m, nf: sp.csr_matrix(np.eye(2, nf, dtype=complex)),
+    "sparse-1-d-array": lambda m, nf: sp.coo_array(np.ones(nf)),
 }
 for _value in ("nan", "inf", "-inf"):
     for _column in ("used", "unused"):
