@@ -63,6 +63,8 @@ def _fit(family: str, n_features: int, n_classes: int, *, seed: int = 0):
             return SGDClassifier(loss="modified_huber", random_state=0).fit(X, y)
         if family == "svc":
             return LinearSVC().fit(X, y)
+        if family == "ridge-1out":  # a 1-D target: 1-D predictions
+            return Ridge(alpha=1.0).fit(X, X @ np.linspace(-1, 1, n_features))
         if family == "ridge":
             return Ridge(alpha=1.0).fit(X, X @ np.arange(1.0, 3 * n_features + 1).reshape(-1, 3))
     raise AssertionError(family)
@@ -84,6 +86,7 @@ MODELS = {
     "sgd-huber-3cls": ("sgd", 300, 3, 0.0),
     "svc-binary": ("svc", 300, 2, 0.0),
     "ridge-3out": ("ridge", 40, 3, 0.0),
+    "ridge-1out": ("ridge-1out", 130, 1, 0.0),
     "logreg-f32": ("logreg-f32", 60, 3, 0.0),
     "logreg-gathered-cols": ("logreg", 3000, 4, 0.97),  # a dense block of the used columns
     "sgd-sparse-cols": ("sgd", 20000, 6, 0.995),  # CSC layout, CSR through a used-column block
@@ -294,6 +297,7 @@ def _dense_input_cases() -> dict[str, Callable]:
         "dense-longdouble": lambda nf, k, r: r.normal(size=(5, nf)).astype(np.longdouble),
         "dense-big-endian": lambda nf, k, r: r.normal(size=(20, nf)).astype(">f4"),
         "dense-readonly": lambda nf, k, r: _readonly(r.normal(size=(20, nf))),
+        "dense-broadcast-rows": lambda nf, k, r: np.broadcast_to(r.normal(size=(1, nf)), (130, nf)),
         "dataframe-named": lambda nf, k, r: pd.DataFrame(
             r.normal(size=(6, nf)), columns=[f"f{i}" for i in range(nf)]
         ),
@@ -344,7 +348,7 @@ def test_lossless_model_matches_sklearn(model: str, engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("model", [m for m in MODELS if MODELS[m][0] != "ridge"])
+@pytest.mark.parametrize("model", [m for m in MODELS if not MODELS[m][0].startswith("ridge")])
 def test_int8_labels_agree_with_sklearn(model: str, engine: str) -> None:
     """int8 on well-conditioned rows (the training distribution): >= 99.5% of labels, on one
     dense batch, the same rows as CSR, one row at a time, and in runs over 2^16 nonzeros."""
@@ -746,3 +750,21 @@ def test_c_ovr_logistic_probabilities_of_far_negative_rows(
         Xo = X.astype(np.float64)
         assert np.all(est.decision_function(Xo)[3] < -745)
         np.testing.assert_allclose(proba, est.predict_proba(Xo), rtol=0, atol=1e-5)
+
+
+def test_concurrent_first_calls_agree(tmp_path) -> None:
+    """Fresh models (their lazily built blocks, tables and tiles not yet there) called from
+    several threads at once, dense and CSR: every thread gets scikit-learn's labels."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [
+        make_input(m, c) for m in ("sgd-sparse-cols",) for c in ("csr-long-rows", "dense-129rows")
+    ]
+    est = fitted("sgd-sparse-cols")
+    refs = [_oracle(est, _as_scipy(X), "predict") for X in inputs]
+    for _ in range(3):
+        m = Model(edgesparse.compress(est, quantize="float32", sparsity=0))
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            jobs = [pool.submit(m.predict, inputs[i % 2]) for i in range(12)]
+            for i, job in enumerate(jobs):
+                np.testing.assert_array_equal(job.result(), refs[i % 2])
