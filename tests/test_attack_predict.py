@@ -43,7 +43,8 @@ RNG_SEED = 20261205
 def _data(n_rows: int, n_features: int, n_classes: int, seed: int) -> tuple[np.ndarray, ...]:
     """Well-conditioned rows: one unit-variance blob a class, the class centres drawn once
     (the same for every ``seed``, which draws the rows), so few rows lie near a boundary."""
-    centres = np.random.default_rng(7).normal(scale=2.5 / np.sqrt(n_features), size=(8, n_features))
+    shape = (max(8, n_classes), n_features)
+    centres = np.random.default_rng(7).normal(scale=2.5 / np.sqrt(n_features), size=shape)
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n_rows)
     return centres[y] + rng.normal(size=(n_rows, n_features)) / np.sqrt(n_features) * 2, y
@@ -59,6 +60,8 @@ def _fit(family: str, n_features: int, n_classes: int, *, seed: int = 0):
             return LogisticRegression(max_iter=300).fit(X.astype(np.float32), y)
         if family == "ovr":
             return OneVsRestClassifier(LogisticRegression(max_iter=300)).fit(X, y)
+        if family == "sgd-wide":  # a few epochs: 16 one-vs-rest fits over 120000 features
+            return SGDClassifier(max_iter=5, tol=None, random_state=0).fit(X, y)
         if family == "sgd":
             return SGDClassifier(loss="modified_huber", random_state=0).fit(X, y)
         if family == "svc":
@@ -93,11 +96,18 @@ MODELS = {
 }
 
 
+# Too wide for dense inputs here: CSR inputs only. 16 outputs over 75000 used columns, few
+# weights each: no dense block of them (it would take 4.8 MB, more than the sparse layout), so
+# CSR rows expand each nonzero to its column's weights.
+WIDE_MODELS = {"sgd-wide-expanded": ("sgd-wide", 120000, 16, 0.94)}
+MODELS_ALL = {**MODELS, **WIDE_MODELS}
+
+
 @functools.cache
 def fitted(name: str):
     """The scikit-learn model ``name`` (weights zeroed after the fit where asked: it is still
     scikit-learn's estimator, so its own predict stays the oracle)."""
-    family, n_features, n_out, zeroed = MODELS[name]
+    family, n_features, n_out, zeroed = MODELS_ALL[name]
     est = _fit(family, n_features, n_out, seed=len(name))
     if zeroed:
         lin = est.estimators_ if hasattr(est, "estimators_") else [est]
@@ -319,7 +329,7 @@ INPUTS = {**_dense_input_cases(), **_csr_input_cases()}
 
 @functools.cache
 def make_input(model: str, case: str) -> Any:
-    _, nf, n_out, _ = MODELS[model]
+    _, nf, n_out, _ = MODELS_ALL[model]
     k = 1 if n_out == 2 else n_out
     rng = np.random.default_rng(zlib.crc32(f"{model}|{case}".encode()))
     return INPUTS[case](nf, k, rng)
@@ -336,6 +346,31 @@ def test_float32_model_matches_sklearn(model: str, engine: str, case: str) -> No
     answers to float32 rounding."""
     est = fitted(model)
     assert_matches(est, compiled(model, "float32", engine), make_input(model, case))
+
+
+@pytest.mark.parametrize("case", list(_csr_input_cases()))
+@pytest.mark.parametrize("engine", ["numpy", "onnx-csr"])  # the dense graph: slow, not new
+@pytest.mark.parametrize("model", list(WIDE_MODELS))
+def test_wide_model_csr_inputs_match_sklearn(model: str, engine: str, case: str) -> None:
+    est = fitted(model)
+    assert_matches(est, compiled(model, "float32", engine), make_input(model, case))
+
+
+def test_onnx_runs_of_rows_match_sklearn() -> None:
+    """The ONNX wrapper's runs: CSR input over 2^22 / n_outputs nonzeros (several session
+    runs of the CSR graph, and CSR densified a run of rows at a time for the dense graph),
+    dense rows over 2^22 / n_features cells (converted to CSR a run at a time)."""
+    rng = np.random.default_rng(3)
+    # 5 outputs: 838861 nonzeros a run; leading empty rows belong to the first run
+    X = _csr_rows([0, 0, 0, *rng.integers(0, 80, 23000), 0], 40, rng)
+    assert X.nnz > (1 << 22) // 5
+    for engine in ("onnx-csr", "onnx-dense"):
+        assert_matches(fitted("logreg-5cls-str"), compiled("logreg-5cls-str", "float32", engine), X)
+    Xd = rng.normal(size=(230, 20000)).astype(np.float32)  # 209 rows a run
+    Xd[[0, 100, 229]] = 0
+    assert_matches(
+        fitted("sgd-sparse-cols"), compiled("sgd-sparse-cols", "float32", "onnx-csr"), Xd
+    )
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -258,6 +258,7 @@ class OnnxModel:
             feed = {"indices": indices, "values": values, "indptr": indptr}
             return self._session_run(output, feed)
         starts = np.searchsorted(indptr, np.arange(0, nnz, step), side="right") - 1
+        starts[0] = 0  # leading empty rows belong to the first run (they have outputs too)
         bounds = [*np.unique(starts).tolist(), n_rows]
         parts = []
         for r0, r1 in itertools.pairwise(bounds):
