@@ -47,6 +47,8 @@ def _data(n_rows: int, n_features: int, n_classes: int, seed: int) -> tuple[np.n
     centres = np.random.default_rng(7).normal(scale=2.5 / np.sqrt(n_features), size=shape)
     rng = np.random.default_rng(seed)
     y = rng.integers(0, n_classes, n_rows)
+    if n_rows < 40 * n_classes:  # few rows a class: every class at least once
+        y[:n_classes] = np.arange(n_classes)
     return centres[y] + rng.normal(size=(n_rows, n_features)) / np.sqrt(n_features) * 2, y
 
 
