@@ -805,3 +805,39 @@ def test_concurrent_first_calls_agree(tmp_path) -> None:
             jobs = [pool.submit(m.predict, inputs[i % 2]) for i in range(12)]
             for i, job in enumerate(jobs):
                 np.testing.assert_array_equal(job.result(), refs[i % 2])
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        20,
+        pytest.param(
+            1,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="the numpy runtime's CSR runs never split a row: one row of n nonzeros "
+                "(repeats allowed) makes temporaries of n x n_outputs floats and several "
+                "n-long index arrays (2^20 nonzeros, 5 outputs: 29 MB for 8 MB of input; the "
+                "same nonzeros in rows of 20: 2 MB)",
+            ),
+        ),
+    ],
+)
+def test_csr_workspace_is_bounded_by_a_run_not_the_input(rows: int) -> None:
+    """2^20 nonzeros in rows of ``rows``: the numpy runtime's peak Python allocation stays
+    below the input's own bytes (the kernels work a bounded run of nonzeros at a time)."""
+    import tracemalloc
+
+    m = compiled("logreg-5cls-str", "float32", "numpy")
+    nnz, nf = 1 << 20, MODELS["logreg-5cls-str"][1]
+    rng = np.random.default_rng(4)
+    data, cols = rng.normal(size=nnz).astype(np.float32), rng.integers(0, nf, nnz, np.int32)
+    X = sp.csr_matrix((data, cols, np.arange(0, nnz + 1, nnz // rows)), shape=(rows, nf))
+    m.predict(X[:1])  # built on first use: the used-column block, the bias tile
+    tracemalloc.start()
+    try:
+        m.predict(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < data.nbytes + cols.nbytes
