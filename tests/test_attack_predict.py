@@ -75,6 +75,15 @@ def _fit(family: str, n_features: int, n_classes: int, *, seed: int = 0):
     raise AssertionError(family)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_caches():
+    """The fitted models, engines and inputs are cached for this module only (some inputs
+    take tens of MB): the rest of the session does not carry them."""
+    yield
+    for cached in (make_input, compiled, fitted):
+        cached.cache_clear()
+
+
 def _engine(ir, engine: str):
     if engine == "numpy":
         return Model(ir)
