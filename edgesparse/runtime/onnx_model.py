@@ -201,7 +201,7 @@ class OnnxModel:
             return self._run_csr(output, X)
         if not is_sparse(X):
             X = np.ascontiguousarray(self._check_dense(X))
-            return self.session.run([output], {"X": X})[0]
+            return self._session_run(output, {"X": X})
         data, indices, indptr, n_rows = self._check_csr(X)
         step = max(1, _DENSE_CHUNK_CELLS // self.n_features_in_)
         parts = []
@@ -212,7 +212,7 @@ class OnnxModel:
             rows = np.repeat(np.arange(hi - lo), np.diff(indptr[lo : hi + 1]))
             # add.at sums duplicate entries, as scipy's toarray does.
             np.add.at(dense, (rows, indices[a:b]), cast_to(data[a:b], self._dtype))
-            parts.append(self.session.run([output], {"X": dense})[0])
+            parts.append(self._session_run(output, {"X": dense}))
         return np.concatenate(parts)
 
     def _run_records(self, output: str, X: Any) -> np.ndarray:
@@ -256,8 +256,9 @@ class OnnxModel:
         step = max(1, _CSR_CHUNK_CELLS // self.n_outputs_)
         if nnz <= step:  # the common case: one run
             feed = {"indices": indices, "values": values, "indptr": indptr}
-            return self.session.run([output], feed)[0]
+            return self._session_run(output, feed)
         starts = np.searchsorted(indptr, np.arange(0, nnz, step), side="right") - 1
+        starts[0] = 0  # leading empty rows belong to the first run (they have outputs too)
         bounds = [*np.unique(starts).tolist(), n_rows]
         parts = []
         for r0, r1 in itertools.pairwise(bounds):
@@ -267,8 +268,22 @@ class OnnxModel:
                 "values": values[a:b],
                 "indptr": indptr[r0 : r1 + 1] - a,
             }
-            parts.append(self.session.run([output], feed)[0])
+            parts.append(self._session_run(output, feed))
         return np.concatenate(parts)
+
+    def _session_run(self, output: str, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """``output`` of the graph on checked (finite) feature rows; a non-finite score there
+        can only be a float32 overflow, refused as the numpy runtime refuses it (an inf or
+        NaN score would make an arbitrary label and NaN probabilities)."""
+        scores_name = "scores" if self._is_classifier else "variable"
+        names = [output] if output == scores_name else [output, scores_name]
+        results = self.session.run(names, feed)
+        if not np.isfinite(results[-1]).all():
+            raise InputError(
+                "Input X makes a score overflow this model's float32 arithmetic; scale the "
+                "input down"
+            )
+        return results[0]
 
 
 def _dense_to_csr(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
