@@ -88,3 +88,44 @@ def test_column_map_type_holds_the_zero_row(monkeypatch, n_used: int) -> None:
     assert pos.tolist() == [n_used, 0, n_used, n_used - 1]
     assert np.iinfo(model._pos_map.dtype).max >= n_used
     assert model._pos_map.itemsize == (1 if n_used < 256 else 2 if n_used < 65536 else 4)
+
+
+def test_stage_encodings_match_their_codecs() -> None:
+    from edgesparse.formats import linear, linear_tabular, linear_text
+
+    assert linear.ENCODINGS[linear.TEXT] == linear_text.TEXT_ENCODINGS
+    assert linear.ENCODINGS[linear.TABULAR] == linear_tabular.TABULAR_ENCODINGS
+
+
+def test_a_linear_blob_without_a_stage_loads_no_stage_or_knn_ir(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from edgesparse.formats import esb
+
+    blob = tmp_path / "m.esb"
+    esb.write(from_dense(np.eye(2, 5), bias=np.zeros(2), head="identity", squeeze=False), blob)
+    code = (
+        "import sys, numpy as np, edgesparse\n"
+        f"m = edgesparse.load({str(blob)!r})\n"
+        "m.predict(np.ones((2, 5)))\n"
+        "print(' '.join(m for m in sys.modules if 'edgesparse' in m))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    loaded = set(out.stdout.split())
+    assert "edgesparse.runtime.model" in loaded, out.stderr
+    lazy = {
+        "edgesparse.ir.knn",
+        "edgesparse.ir.text",
+        "edgesparse.ir.tabular",
+        "edgesparse.formats.linear_text",
+        "edgesparse.formats.linear_tabular",
+    }
+    assert loaded.isdisjoint(lazy), sorted(loaded & lazy)
+    # ...and they still resolve from the package, as before.
+    from edgesparse.ir import VARIANTS, KnnIR, TextFeaturizer, Tfidf
+
+    assert KnnIR.__name__ == "KnnIR" and TextFeaturizer.__name__ == "TextFeaturizer"
+    assert Tfidf.__name__ == "Tfidf" and VARIANTS
