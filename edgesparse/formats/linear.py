@@ -539,7 +539,9 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, _Header, dict]:
         n_cols=hdr.n_cols,
         nnz=hdr.nnz,
     )
-    indices = local if used is None else used[local]
+    # int32 from here (the IR's type): a column below n_features < 2^31.
+    indices = local.astype(np.int32) if used is None else used.astype(np.int32)[local]
+    del local
     values, scales, bias = _decode_weights(section, need, hdr, counts)
 
     classes, provenance, exponents = _decode_extras(section, need, secs, hdr, used, indices)
@@ -555,7 +557,7 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, _Header, dict]:
     try:
         ir = LinearIR(
             indptr=indptr,
-            indices=indices.astype(np.int32),
+            indices=indices,
             values=values,
             n_features=hdr.n_feat,
             bias=bias,

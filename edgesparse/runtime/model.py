@@ -608,7 +608,7 @@ class Model:
         if self._pos_map is None and self.n_features_in_ <= _POS_MAP_FEATURES:
             n_used = self._used.size
             pos_map = np.full(self.n_features_in_, n_used, dtype=np.min_scalar_type(n_used))
-            pos_map[self._used] = np.arange(n_used)
+            pos_map[self._used] = np.arange(n_used, dtype=pos_map.dtype)
             self._pos_map = pos_map
         if self._pos_map is not None:
             return self._pos_map[indices]
