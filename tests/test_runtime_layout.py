@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from edgesparse.ir import from_dense
+from edgesparse.runtime import layout as layout_module
 from edgesparse.runtime import model as model_module
 from edgesparse.runtime.model import Model
 
@@ -20,7 +21,7 @@ def test_complement_lists_the_columns_not_given() -> None:
         (np.arange(4, dtype=np.int32), 4, []),  # all given: none
     ]
     for cols, n, want in cases:
-        got = model_module._complement(cols, n)
+        got = layout_module.complement(cols, n=n)
         assert got.dtype == np.intp
         assert got.tolist() == want
 
@@ -28,10 +29,10 @@ def test_complement_lists_the_columns_not_given() -> None:
 def test_weighted_columns_skip_zero_weights() -> None:
     indices = np.array([0, 2, 2, 6, 6], dtype=np.int32)
     weights = np.array([1.0, 0.0, 0.0, 0.0, -2.0], dtype=np.float32)
-    got = model_module._weighted_columns(indices, weights, 7)
+    got = layout_module.weighted_columns(indices, weights, n_features=7)
     assert got.dtype == np.int32
     assert got.tolist() == [0, 6]  # column 2 holds only zero weights; 6 is the last one
-    assert model_module._unused_columns(indices, weights, 7).tolist() == [1, 2, 3, 4, 5]
+    assert layout_module.unused_columns(indices, weights, n_features=7).tolist() == [1, 2, 3, 4, 5]
 
 
 def sparse_model(monkeypatch) -> Model:

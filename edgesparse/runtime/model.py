@@ -22,7 +22,10 @@ any output uses, and laid out for one of two kernels:
     takes at most 4 MiB or no more than the sparse layout itself; else each input nonzero
     expands to its column's weights and a ``bincount`` sums them. Dense input:
     each output sums its own nonzeros off the input (thin models, or a row or two), else
-    dense slices of the weights meet the input one BLAS product at a time.
+    dense slices of the weights meet the input one BLAS product at a time. At load such a
+    model keeps only its used columns (int32); each layout (the CSC arrays, the block and
+    its column map, the list of weightless columns) is built by the first kernel that reads
+    it, so a device that sends only CSR never holds the CSC arrays (process memory, issue 19).
 
 Every temporary array is sized by a bounded run of rows (or of CSR nonzeros), not by the
 batch: predict needs the input, the output, the model and a bounded workspace.
@@ -46,7 +49,7 @@ from __future__ import annotations
 import itertools
 import math
 import operator
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +68,7 @@ from edgesparse.runtime.checks import (
 )
 from edgesparse.runtime.csr_sums import padded_rows, scattered_sums, segment_sums
 from edgesparse.runtime.heads import proba, proba_row
+from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
 
@@ -166,7 +170,7 @@ class Model:
             # reads it (_columns): CSR input through the used-column block never does. Its
             # used columns are int32 (half the bytes); only the CSR kernels' lookups read them.
             self._used = used.astype(np.int32)
-            self._columns: _Columns | None = None
+            self._columns: Columns | None = None
             return
         if 2 * n_used >= ir.n_features:
             # Most columns are used: a full-width block (zero rows for the rest) beats
@@ -176,7 +180,7 @@ class Model:
             n_used = ir.n_features
         self._used = used  # intp: the fast path of take / fancy indexing
         weights = ir.real_values(dtype=self._dtype)
-        self._unused_cols = _unused_columns(ir.indices, weights, ir.n_features)
+        self._unused_cols = unused_columns(ir.indices, weights, n_features=ir.n_features)
         # One extra zero row: input columns no output uses are pointed at it.
         block = np.zeros((n_used + 1, ir.n_outputs), dtype=self._dtype)
         pos = ir.indices if self._all_used else np.searchsorted(used, ir.indices)
@@ -213,10 +217,12 @@ class Model:
             self._row_bias.append(0.0)
         self._row = {_F32: w.astype(self._dtype), _F64: w}
 
-    def _layout(self) -> _Columns:
+    def _layout(self) -> Columns:
         # A sparse-column model's by-column arrays, built by the first kernel that reads them.
         if self._columns is None:
-            self._columns = _sparse_columns(self.ir, dtype=self._dtype, used=self._used)
+            self._columns = sparse_columns(
+                self.ir, dtype=self._dtype, used=self._used, slice_cells=_SLICE_CELLS
+            )
         return self._columns
 
     # What the kernels read of it, under the names they use.
@@ -448,7 +454,7 @@ class Model:
         # are most of the columns (8 bytes each; 1.9 MB on the text model). Their count is
         # _n_unused.
         if self._unused_cols is None:
-            self._unused_cols = _complement(self._layout().weighted, self.n_features_in_)
+            self._unused_cols = complement(self._layout().weighted, n=self.n_features_in_)
         return self._unused_cols
 
     @property
@@ -676,72 +682,6 @@ class Model:
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         check_shape(shape, n_features=self.n_features_in_)
-
-
-def _unused_columns(indices: np.ndarray, weights: np.ndarray, n_features: int) -> np.ndarray:
-    """Columns with no nonzero weight (a float64 weight may round to 0 in float32). A BLAS
-    may skip a zero weight, and a NaN with it, so the NaN/inf check reads these itself."""
-    return _complement(_weighted_columns(indices, weights, n_features), n_features)
-
-
-def _weighted_columns(indices: np.ndarray, weights: np.ndarray, n_features: int) -> np.ndarray:
-    """The sorted distinct columns with a nonzero weight, as int32."""
-    marked = np.zeros(n_features, dtype=bool)
-    marked[indices[weights != 0]] = True
-    return np.flatnonzero(marked).astype(np.int32)
-
-
-def _complement(cols: np.ndarray, n: int) -> np.ndarray:
-    """The integers of ``[0, n)`` not in ``cols``, sorted, as intp (take's fast path)."""
-    keep = np.ones(n, dtype=bool)
-    keep[cols] = False
-    return np.flatnonzero(keep)
-
-
-class _Columns(NamedTuple):
-    """A sparse-column model's arrays for the kernels that read its weights by column (dense
-    input, and CSR input without the used-column block)."""
-
-    col_ptr: np.ndarray  # intp, n_used + 1: each used column's first nonzero in CSC order
-    col_rows: np.ndarray  # int32: each nonzero's output, CSC order
-    col_vals: np.ndarray  # the weights, CSC order
-    row_vals: np.ndarray  # the weights in the IR's (row-major) order
-    row_idx: np.ndarray  # intp: their columns
-    # Dense input meets the model as consecutive column slices of slice_width columns;
-    # slice_ptr[k] is the first nonzero (CSC order) of slice k, slice_flat each nonzero's
-    # cell in its slice's (width, n_outputs) block.
-    slice_width: int
-    slice_ptr: np.ndarray
-    slice_flat: np.ndarray
-    weighted: np.ndarray  # int32: the columns with a nonzero weight (the rest are unused)
-
-
-def _sparse_columns(ir: LinearIR, *, dtype: np.dtype, used: np.ndarray) -> _Columns:
-    """The by-column layout of ``ir``'s weights in ``dtype``; ``used``: its sorted columns."""
-    weights = ir.real_values(dtype=dtype)
-    # The IR's nonzeros are row-major, so a stable sort by column gives the CSC order
-    # (by column, then by row), as a lexsort by both would.
-    order = np.argsort(ir.indices, kind="stable")
-    cols_sorted = ir.indices[order]
-    col_ptr = np.empty(used.size + 1, dtype=np.intp)
-    col_ptr[:-1] = np.searchsorted(cols_sorted, used)
-    col_ptr[-1] = cols_sorted.size
-    col_rows = ir.row_ids()[order].astype(np.int32)
-    n_out, n_features = ir.n_outputs, ir.n_features
-    width = max(1, min(n_features, _SLICE_CELLS // n_out))
-    bounds = np.arange(0, n_features + width, width)
-    weighted = _weighted_columns(ir.indices, weights, n_features)
-    return _Columns(
-        col_ptr=col_ptr,
-        col_rows=col_rows,
-        col_vals=weights[order],
-        row_vals=weights,
-        row_idx=ir.indices.astype(np.intp),
-        slice_width=width,
-        slice_ptr=np.searchsorted(cols_sorted, bounds).astype(np.intp),
-        slice_flat=((cols_sorted % width) * n_out + col_rows).astype(np.int32),
-        weighted=used if weighted.size == used.size else weighted,
-    )
 
 
 def _bias_tile(bias: np.ndarray) -> np.ndarray:
