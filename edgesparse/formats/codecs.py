@@ -216,15 +216,25 @@ def _decode_sorted_ef(b: np.ndarray, n: int, universe: int, where: str, what: st
         if np.any(lb[n * low_bits :]):
             corrupt(f"{where}: padding bits of the low part are not zero")
         lb = lb[: n * low_bits].reshape(n, low_bits)
+        bit = np.empty(n, dtype=_U64)  # one workspace for every bit (load memory, issue 19)
         for j in range(low_bits):
-            low |= lb[:, j].astype(_U64) << _U64(j)
+            np.left_shift(lb[:, j], _U64(j), out=bit, dtype=_U64)
+            low |= bit
+        del lb, bit
     hb = np.unpackbits(b[n_low:], bitorder="little")
     ones = np.flatnonzero(hb)
+    del hb
     if ones.size != n:
         corrupt(f"{where}: high part has {ones.size} bits set, expected {n} ({what}s)")
     if int(ones[-1]) >= n_high_bits:
         corrupt(f"{where}: padding bits of the high part are not zero")
-    x = ((ones - np.arange(n)).astype(_U64) << _U64(low_bits)) | low
+    # In place: the i-th set bit lies at or after position i, so the difference is >= 0 and
+    # reads the same as uint64.
+    high = ones.astype(np.int64, copy=False)
+    high -= np.arange(n)
+    x = high.view(_U64)
+    x <<= _U64(low_bits)
+    x |= low
     if int(x[-1]) >= universe:
         corrupt(f"{where}: a {what} lies outside [0, {universe})")
     if n > 1 and np.any(x[1:] <= x[:-1]):

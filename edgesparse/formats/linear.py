@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -59,12 +59,6 @@ from edgesparse.formats.linear_pattern import (
     decode_indices,
     encode_pattern,
 )
-from edgesparse.formats.linear_tabular import (
-    TABULAR_ENCODINGS,
-    decode_tabular,
-    encode_tabular,
-)
-from edgesparse.formats.linear_text import TEXT_ENCODINGS, decode_text, encode_text
 from edgesparse.formats.linear_values import (
     ENC_MIXED,
     VALUE_DTYPE_NAMES,
@@ -76,8 +70,16 @@ from edgesparse.formats.linear_values import (
     encode_values,
 )
 from edgesparse.ir import HEADS, LinearIR
-from edgesparse.ir.tabular import TabularFeaturizer
-from edgesparse.ir.text import TextFeaturizer
+
+if TYPE_CHECKING:
+    from edgesparse.ir.tabular import TabularFeaturizer
+    from edgesparse.ir.text import TextFeaturizer
+
+# The input stages' codecs (and IR) are imported when a model has one: loading a blob without
+# one needs neither (process memory on the device, issue 19). Their encoding codes, as
+# linear_text.TEXT_ENCODINGS and linear_tabular.TABULAR_ENCODINGS say (a test checks).
+_TEXT_ENCODINGS = {0: "hashing", 1: "vocabulary"}
+_TABULAR_ENCODINGS = {0: "columns"}
 
 __all__ = [
     "COLUMN_ENCODINGS",
@@ -123,8 +125,8 @@ ENCODINGS: dict[int, dict[int, str]] = {
     CLASSES: {0: "int-zigzag-varint", 1: "float64", 2: "utf8"},
     PROVENANCE: {0: "json"},
     EXPONENTS: {0: "int8", 1: "exceptions"},
-    TEXT: TEXT_ENCODINGS,
-    TABULAR: TABULAR_ENCODINGS,
+    TEXT: _TEXT_ENCODINGS,
+    TABULAR: _TABULAR_ENCODINGS,
 }
 """Encoding codes per section kind (code -> name)."""
 
@@ -178,16 +180,26 @@ def encode(ir: LinearIR, *, columns: str = "auto", indices: str = "auto") -> byt
         sections.append((PROVENANCE, 0, encode_provenance(ir.provenance)))
     if ir.col_exponents is not None:
         sections.append((EXPONENTS, *encode_exponents(ir, listed=col_enc is not None)))
-    if isinstance(ir.featurizer, TextFeaturizer):
-        used = np.unique(ir.indices)
-        sections.append((TEXT, *encode_text(ir.featurizer, used=used)))
-    elif ir.featurizer is not None:
-        sections.append((TABULAR, *encode_tabular(ir.featurizer)))
+    if ir.featurizer is not None:
+        sections.append(_stage_section(ir))
 
     flags = FLAG_SQUEEZE if ir.squeeze else 0
     head_code = HEADS.index(ir.head)
     fields = (n_out, n_feat, nnz, n_cols, n_classes, head_code, dtype_code, flags, 0, 0)
     return assemble(VERSION, sections, fields)
+
+
+def _stage_section(ir: LinearIR) -> tuple[int, int, bytes]:
+    """The ``text`` or ``tabular`` section of a model with an input stage."""
+    from edgesparse.ir.text import TextFeaturizer
+
+    if isinstance(ir.featurizer, TextFeaturizer):
+        from edgesparse.formats.linear_text import encode_text
+
+        return (TEXT, *encode_text(ir.featurizer, used=np.unique(ir.indices)))
+    from edgesparse.formats.linear_tabular import encode_tabular
+
+    return (TABULAR, *encode_tabular(ir.featurizer))
 
 
 def decode(buf: bytes | bytearray | memoryview) -> LinearIR:
@@ -527,19 +539,25 @@ def _parse_bytes(data: bytes) -> tuple[LinearIR, _Header, dict]:
         n_cols=hdr.n_cols,
         nnz=hdr.nnz,
     )
-    indices = local if used is None else used[local]
+    # int32 from here (the IR's type): a column below n_features < 2^31.
+    indices = local.astype(np.int32) if used is None else used.astype(np.int32)[local]
+    del local
     values, scales, bias = _decode_weights(section, need, hdr, counts)
 
     classes, provenance, exponents = _decode_extras(section, need, secs, hdr, used, indices)
     featurizer: TextFeaturizer | TabularFeaturizer | None = None
     if TEXT in secs:
+        from edgesparse.formats.linear_text import decode_text
+
         featurizer = decode_text(section(TEXT), partial(need, TEXT), n_features=hdr.n_feat)
     if TABULAR in secs:
+        from edgesparse.formats.linear_tabular import decode_tabular
+
         featurizer = decode_tabular(section(TABULAR), partial(need, TABULAR), n_features=hdr.n_feat)
     try:
         ir = LinearIR(
             indptr=indptr,
-            indices=indices.astype(np.int32),
+            indices=indices,
             values=values,
             n_features=hdr.n_feat,
             bias=bias,

@@ -208,13 +208,16 @@ def _varint_indices(
             off,
             f"column gap {int(gaps[p])} at position {p} is out of range [0, {n_cols})",
         )
-    steps = gaps + _U64(1)
-    steps[starts] = gaps[starts]
-    cums = np.cumsum(steps, dtype=_U64)
+    # In place, in the gaps' own array (the load's peak memory): steps, then running sums,
+    # then each row's running sum minus the sum before the row.
+    first_gaps = gaps[starts]
+    local_u = gaps
+    local_u += _U64(1)
+    local_u[starts] = first_gaps
+    np.cumsum(local_u, out=local_u)
     base = np.zeros(counts.size, dtype=_U64)
-    nonempty = counts > 0
-    base[nonempty] = cums[starts] - gaps[starts]
-    local_u = cums - np.repeat(base, counts.astype(np.int64))
+    base[counts > 0] = local_u[starts] - first_gaps
+    local_u -= np.repeat(base, counts.astype(np.int64))
     if local_u.size and int(local_u.max()) >= n_cols:
         p = int(np.argmax(local_u >= n_cols))
         corrupt_section(
@@ -222,7 +225,8 @@ def _varint_indices(
             off,
             f"column index {int(local_u[p])} at position {p} is out of range [0, {n_cols})",
         )
-    return local_u.astype(np.int64)
+    # Below n_cols < 2^63: the same bits read as int64, no copy.
+    return local_u.view(np.int64)
 
 
 def _flat_indices(
@@ -235,8 +239,8 @@ def _flat_indices(
         corrupt_section("indices", off, f"n_outputs x n_columns is too large for encoding {enc}")
     flat = decode_sorted(b, enc, nnz, universe, off, "indices", "nonzero")
     if n_cols:
-        rows_of = flat // _U64(n_cols)
-        got = np.bincount(rows_of.astype(np.int64), minlength=n_out)
+        rows_of = flat // _U64(n_cols)  # below n_out: the same bits as int64
+        got = np.bincount(rows_of.view(np.int64), minlength=n_out)
     else:
         got = np.zeros(n_out, dtype=np.int64)
     if not np.array_equal(got, counts.astype(np.int64)):
@@ -246,4 +250,9 @@ def _flat_indices(
             off,
             f"row {r} has {int(got[r])} entries, section 'rows' says {int(counts[r])}",
         )
-    return (flat - rows_of * _U64(n_cols)).astype(np.int64) if n_cols else flat.astype(np.int64)
+    if not n_cols:
+        return flat.astype(np.int64)
+    # In place (the load's peak memory): each position minus its row's start, below n_cols.
+    rows_of *= _U64(n_cols)
+    flat -= rows_of
+    return flat.view(np.int64)

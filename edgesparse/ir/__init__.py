@@ -13,7 +13,8 @@ the on-device runtime uses it.
 
 from __future__ import annotations
 
-from edgesparse.ir.knn import VARIANTS, KnnIR
+from typing import TYPE_CHECKING, Any
+
 from edgesparse.ir.linear import (
     EXPONENT_RANGE,
     HEADS,
@@ -26,7 +27,14 @@ from edgesparse.ir.linear import (
     LinearIR,
     from_dense,
 )
-from edgesparse.ir.text import TextFeaturizer, Tfidf
+
+if TYPE_CHECKING:
+    from edgesparse.ir.knn import VARIANTS, KnnIR
+    from edgesparse.ir.text import TextFeaturizer, Tfidf
+
+# The k-NN IR and the text stage are imported on first use: loading a linear blob needs
+# neither (process memory on the device, issue 19).
+_LAZY = {"VARIANTS": "knn", "KnnIR": "knn", "TextFeaturizer": "text", "Tfidf": "text"}
 
 __all__ = [
     "EXPONENT_RANGE",
@@ -44,3 +52,12 @@ __all__ = [
     "Tfidf",
     "from_dense",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``KnnIR``, ``VARIANTS``, ``TextFeaturizer`` and ``Tfidf``, from their modules."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

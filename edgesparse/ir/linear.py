@@ -54,14 +54,16 @@ from __future__ import annotations
 import dataclasses
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from edgesparse.errors import IRError
 from edgesparse.ir.csr import CsrFault, indices_fault, indptr_fault
-from edgesparse.ir.tabular import TabularFeaturizer
-from edgesparse.ir.text import TextFeaturizer
+
+if TYPE_CHECKING:  # imported by the check, when a model has an input stage
+    from edgesparse.ir.tabular import TabularFeaturizer
+    from edgesparse.ir.text import TextFeaturizer
 
 HEADS = ("identity", "hard", "logistic", "softmax", "modified_huber")
 """Every head kind, in the order the ``.esb`` format numbers them."""
@@ -368,6 +370,9 @@ def _check_featurizer(
 ) -> None:
     """The input stage produces exactly the model's input columns."""
     if featurizer is not None:
+        from edgesparse.ir.tabular import TabularFeaturizer
+        from edgesparse.ir.text import TextFeaturizer
+
         if not isinstance(featurizer, (TextFeaturizer, TabularFeaturizer)):
             raise IRError("featurizer: must be a TextFeaturizer or a TabularFeaturizer")
         if featurizer.n_features != n_features:

@@ -22,7 +22,10 @@ any output uses, and laid out for one of two kernels:
     takes at most 4 MiB or no more than the sparse layout itself; else each input nonzero
     expands to its column's weights and a ``bincount`` sums them. Dense input:
     each output sums its own nonzeros off the input (thin models, or a row or two), else
-    dense slices of the weights meet the input one BLAS product at a time.
+    dense slices of the weights meet the input one BLAS product at a time. At load such a
+    model keeps only its used columns (int32); each layout (the CSC arrays, the block and
+    its column map, the list of weightless columns) is built by the first kernel that reads
+    it, so a device that sends only CSR never holds the CSC arrays (process memory, issue 19).
 
 Every temporary array is sized by a bounded run of rows (or of CSR nonzeros), not by the
 batch: predict needs the input, the output, the model and a bounded workspace.
@@ -50,7 +53,6 @@ from typing import Any
 
 import numpy as np
 
-from edgesparse.counting import column_counts
 from edgesparse.errors import InputError
 from edgesparse.ir import LinearIR
 from edgesparse.runtime.checks import (
@@ -73,6 +75,7 @@ from edgesparse.runtime.csr_sums import (
 )
 from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
+from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
 
@@ -157,23 +160,15 @@ class Model:
         # A text input stage: raw documents in, never a feature matrix (no fast paths).
         self._raw_input = ir.featurizer is not None
 
-        weights = ir.real_values(dtype=self._dtype)
-        rows = ir.row_ids()
-        # Column-major order of the nonzeros gives both the used-column list and the CSC layout.
-        order = np.lexsort((rows, ir.indices))
-        cols_sorted = ir.indices[order]
-        self._used, col_counts = column_counts(cols_sorted, n_features=ir.n_features)
-        self._used = self._used.astype(np.intp)
-        self._all_used = self._used.size == ir.n_features
-        n_used = self._used.size
+        # Used columns (sorted): a mark per feature (1 byte each, for the moment) and a scan.
+        marked = np.zeros(ir.n_features, dtype=bool)
+        marked[ir.indices] = True
+        used = np.flatnonzero(marked)
+        del marked
+        self._all_used = used.size == ir.n_features
+        n_used = used.size
         cells = n_used * ir.n_outputs
         self._dense = cells <= _DENSE_BLOCK_CELLS or ir.nnz >= _DENSE_BLOCK_FILL * cells
-        if self._dense and 2 * n_used >= ir.n_features:
-            # Most columns are used: a full-width block (zero rows for the rest) beats
-            # gathering the used columns out of every input batch.
-            self._used = np.arange(ir.n_features, dtype=np.intp)
-            self._all_used = True
-            n_used = ir.n_features
         self._csr_block: np.ndarray | None = None
         self._pos_map: np.ndarray | None = None
         self._row: dict[np.dtype, np.ndarray] = {}
@@ -181,24 +176,30 @@ class Model:
         self._row_shape: tuple[int, int] | None = None
         self._bias_tile: np.ndarray | None = None
         self._unused_cols: np.ndarray | None = None
-        if self._dense:
-            self._unused_cols = _unused_columns(ir.indices, weights, ir.n_features)
-            # One extra zero row: input columns no output uses are pointed at it.
-            block = np.zeros((n_used + 1, ir.n_outputs), dtype=self._dtype)
-            pos = np.searchsorted(self._used, ir.indices)
-            block[pos, rows] = weights
-            self._block = block
-            self._block64: np.ndarray | None = None
-            if self._all_used and ir.n_outputs <= _ROW_OUTPUTS:
-                self._init_row_form()
-        else:
-            self._col_ptr = np.zeros(n_used + 1, dtype=np.intp)
-            np.cumsum(col_counts, out=self._col_ptr[1:])
-            self._col_rows = rows[order].astype(np.int32)
-            self._col_vals = weights[order]
-            self._row_vals = weights
-            self._row_idx = ir.indices.astype(np.intp)
-            self._init_slices(cols_sorted)
+        if not self._dense:
+            # Everything else a sparse-column model needs is built by the first kernel that
+            # reads it (_columns): CSR input through the used-column block never does. Its
+            # used columns are int32 (half the bytes); only the CSR kernels' lookups read them.
+            self._used = used.astype(np.int32)
+            self._columns: Columns | None = None
+            return
+        if 2 * n_used >= ir.n_features:
+            # Most columns are used: a full-width block (zero rows for the rest) beats
+            # gathering the used columns out of every input batch.
+            used = np.arange(ir.n_features, dtype=np.intp)
+            self._all_used = True
+            n_used = ir.n_features
+        self._used = used  # intp: the fast path of take / fancy indexing
+        weights = ir.real_values(dtype=self._dtype)
+        self._unused_cols = unused_columns(ir.indices, weights, n_features=ir.n_features)
+        # One extra zero row: input columns no output uses are pointed at it.
+        block = np.zeros((n_used + 1, ir.n_outputs), dtype=self._dtype)
+        pos = ir.indices if self._all_used else np.searchsorted(used, ir.indices)
+        block[pos, ir.row_ids()] = weights
+        self._block = block
+        self._block64: np.ndarray | None = None
+        if self._all_used and ir.n_outputs <= _ROW_OUTPUTS:
+            self._init_row_form()
 
     def _init_row_form(self) -> None:
         # One row costs a handful of numpy calls of fixed cost, so the bias and the checks
@@ -227,16 +228,23 @@ class Model:
             self._row_bias.append(0.0)
         self._row = {_F32: w.astype(self._dtype), _F64: w}
 
-    def _init_slices(self, cols_sorted: np.ndarray) -> None:
-        # Dense input meets this model as consecutive column slices of _slice_width columns;
-        # _slice_ptr[k] is the first nonzero (in CSC order) of slice k, _slice_flat each
-        # nonzero's cell in its slice's (width, n_outputs) block.
-        n_out = self.n_outputs_
-        width = max(1, min(self.n_features_in_, _SLICE_CELLS // n_out))
-        self._slice_width = width
-        bounds = np.arange(0, self.n_features_in_ + width, width)
-        self._slice_ptr = np.searchsorted(cols_sorted, bounds).astype(np.intp)
-        self._slice_flat = ((cols_sorted % width) * n_out + self._col_rows).astype(np.int32)
+    def _layout(self) -> Columns:
+        # A sparse-column model's by-column arrays, built by the first kernel that reads them.
+        if self._columns is None:
+            self._columns = sparse_columns(
+                self.ir, dtype=self._dtype, used=self._used, slice_cells=_SLICE_CELLS
+            )
+        return self._columns
+
+    # What the kernels read of it, under the names they use.
+    _col_ptr = property(lambda self: self._layout().col_ptr)
+    _col_rows = property(lambda self: self._layout().col_rows)
+    _col_vals = property(lambda self: self._layout().col_vals)
+    _row_vals = property(lambda self: self._layout().row_vals)
+    _row_idx = property(lambda self: self._layout().row_idx)
+    _slice_width = property(lambda self: self._layout().slice_width)
+    _slice_ptr = property(lambda self: self._layout().slice_ptr)
+    _slice_flat = property(lambda self: self._layout().slice_flat)
 
     @classmethod
     def from_ir(cls, ir: LinearIR) -> Model:
@@ -502,18 +510,27 @@ class Model:
 
     @property
     def _unused(self) -> np.ndarray:
-        # A sparse model builds it on first use: only dense input reads it, and on a wide
-        # model it is most of the columns (8 bytes each; 1.9 MB on the text model).
+        # The columns no output reads (intp, for take). A sparse model lists them only when
+        # asked: _check_unused asks only when it gathers them (few), and on a wide model they
+        # are most of the columns (8 bytes each; 1.9 MB on the text model). Their count is
+        # _n_unused.
         if self._unused_cols is None:
-            self._unused_cols = _unused_columns(self._row_idx, self._row_vals, self.n_features_in_)
+            self._unused_cols = complement(self._layout().weighted, n=self.n_features_in_)
         return self._unused_cols
 
+    @property
+    def _n_unused(self) -> int:
+        if self._unused_cols is not None:
+            return int(self._unused_cols.size)
+        return self.n_features_in_ - int(self._layout().weighted.size)
+
     def _check_unused(self, Xd: np.ndarray) -> None:
-        if self._unused.size == 0 or Xd.dtype.kind != "f":
+        n_unused = self._n_unused
+        if n_unused == 0 or Xd.dtype.kind != "f":
             return
-        if Xd.shape[0] * self._unused.size <= _FINITE_CHUNK:
+        if Xd.shape[0] * n_unused <= _FINITE_CHUNK:
             check_finite(Xd.take(self._unused, axis=1))  # small: one gather, no loop
-        elif self._unused.size <= _UNUSED_GATHER * Xd.shape[1]:
+        elif n_unused <= _UNUSED_GATHER * Xd.shape[1]:
             # Gathered a run of rows at a time: a bounded copy, not a fraction of the input.
             step = max(1, _FINITE_CHUNK // self._unused.size)
             for lo in range(0, Xd.shape[0], step):
@@ -618,29 +635,36 @@ class Model:
     def _sparse_input_block(self) -> np.ndarray | None:
         # A sparse-column model meets CSR input through a dense block of its used columns
         # when that block is small (built on first use, so dense-input users never pay for
-        # it); gathering rows of it is many times faster than expanding column lists.
+        # it); gathering rows of it is many times faster than expanding column lists. It is
+        # built from the IR: this path never needs the by-column layout.
         cells = self._used.size * self.n_outputs_
         if self._csr_block is None and (
             cells <= _CSR_BLOCK_CELLS
             or cells * self._dtype.itemsize <= _CSR_BLOCK_LAYOUT * self._layout_bytes()
         ):
+            ir = self.ir
             block = np.zeros((self._used.size + 1, self.n_outputs_), dtype=self._dtype)
-            pos = np.repeat(np.arange(self._used.size), np.diff(self._col_ptr))
-            block[pos, self._col_rows] = self._col_vals
+            block[np.searchsorted(self._used, ir.indices), ir.row_ids()] = ir.real_values(
+                dtype=self._dtype
+            )
             self._csr_block = block
         return self._csr_block
 
     def _layout_bytes(self) -> int:
-        # The arrays a sparse-column model holds for its kernels (beyond the IR's own).
-        arrays = (self._col_ptr, self._col_rows, self._col_vals, self._row_vals, self._row_idx)
-        return sum(a.nbytes for a in arrays) + self._slice_flat.nbytes
+        # The bytes of the arrays a sparse-column model's by-column layout holds for its
+        # kernels (beyond the IR's own), built or not: intp column starts; per nonzero an
+        # int32 output, two copies of the weight, an intp column and an int32 slice cell.
+        per_nonzero = 4 + 2 * self._dtype.itemsize + 8 + 4
+        return (self._used.size + 1) * 8 + self.ir.nnz * per_nonzero
 
     def _positions(self, indices: np.ndarray) -> np.ndarray:
         # Input column -> row of the block (n_used, the zero row, for unused columns). A
-        # lookup table (4 bytes a feature, built once) when affordable; else a binary search.
+        # lookup table (built once, of the smallest unsigned type that holds n_used: 2 bytes
+        # a feature on the text model) when affordable; else a binary search.
         if self._pos_map is None and self.n_features_in_ <= _POS_MAP_FEATURES:
-            pos_map = np.full(self.n_features_in_, self._used.size, dtype=np.int32)
-            pos_map[self._used] = np.arange(self._used.size, dtype=np.int32)
+            n_used = self._used.size
+            pos_map = np.full(self.n_features_in_, n_used, dtype=np.min_scalar_type(n_used))
+            pos_map[self._used] = np.arange(n_used, dtype=pos_map.dtype)
             self._pos_map = pos_map
         if self._pos_map is not None:
             return self._pos_map[indices]
@@ -675,14 +699,6 @@ class Model:
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         check_shape(shape, n_features=self.n_features_in_)
-
-
-def _unused_columns(indices: np.ndarray, weights: np.ndarray, n_features: int) -> np.ndarray:
-    """Columns with no nonzero weight (a float64 weight may round to 0 in float32). A BLAS
-    may skip a zero weight, and a NaN with it, so the NaN/inf check reads these itself."""
-    has_weight = np.zeros(n_features, dtype=bool)
-    has_weight[indices[weights != 0]] = True
-    return np.flatnonzero(~has_weight)
 
 
 def _bias_tile(bias: np.ndarray) -> np.ndarray:
