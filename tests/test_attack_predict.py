@@ -534,19 +534,7 @@ def _far_negative_rows() -> tuple[Any, np.ndarray]:
     return est, (target - b) @ np.linalg.pinv(W).T
 
 
-OVR_UNDERFLOW = pytest.mark.xfail(
-    strict=True,
-    reason="every engine computes the one-vs-rest logistic head in float32 for float32/int8 "
-    "models (numpy: heads.proba on float32 scores; C: proba_head with expf; ONNX: the graph's "
-    "head): a row whose scores are all below about -104 has sigmoids of 0 and comes out "
-    "uniform, where scikit-learn (float64) ranks the classes and predict names one of them. "
-    "tests/test_c_runtime.py::test_every_head_and_label_kind_matches asserts the uniform row "
-    "(scores near -500) as intended, so the fix (head in float64 / a shifted softmax in C, "
-    "uniform only below -745) needs that assertion changed",
-)
-
-
-@pytest.mark.parametrize("engine", [pytest.param(e, marks=OVR_UNDERFLOW) for e in ENGINES])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_ovr_logistic_probabilities_of_far_negative_rows(engine: str) -> None:
     """scikit-learn (float64) still ranks the classes of a row whose every one-vs-rest score
     is below -104 (probabilities ~[0, 0, 0, 1]); a float32 head made it uniform [0.25, ...],
@@ -773,14 +761,15 @@ def test_cli_predict_bad_rows_are_one_error_line(kind: str, cli_models, tmp_path
         assert message.strip() in lines[0] and not res.stdout
 
 
-@OVR_UNDERFLOW
 @pytest.mark.parametrize("quantize", ["float32", "int8"])
 def test_c_ovr_logistic_probabilities_of_far_negative_rows(
     quantize: str, esb_driver, tmp_path
 ) -> None:
-    """The C runtime's one-vs-rest logistic head on rows whose scores are all below -104, and
-    below -745 (uniform in scikit-learn too): scikit-learn's probabilities, the label's class
-    the most probable."""
+    """The C runtime's one-vs-rest logistic head on rows whose scores are all below -104:
+    scikit-learn's probabilities, the label's class the most probable; and on a row whose
+    scores are all below -ln(DBL_MAX) ~ -709.78, where scikit-learn's float64 sigmoids are all
+    0: uniform, scikit-learn's own rule for such rows (SGDClassifier's _predict_proba_lr;
+    OneVsRestClassifier leaves them all 0, which is no distribution)."""
     from edgesparse.formats import esb
 
     est, X = _far_negative_rows()
@@ -795,7 +784,10 @@ def test_c_ovr_logistic_probabilities_of_far_negative_rows(
     if quantize == "float32":
         Xo = X.astype(np.float64)
         assert np.all(est.decision_function(Xo)[3] < -745)
-        np.testing.assert_allclose(proba, est.predict_proba(Xo), rtol=0, atol=1e-5)
+        expected = est.predict_proba(Xo)
+        np.testing.assert_array_equal(expected.sum(axis=1) == 0, [False] * 3 + [True])
+        expected[3] = 1 / expected.shape[1]
+        np.testing.assert_allclose(proba, expected, rtol=0, atol=1e-5)
 
 
 def test_concurrent_first_calls_agree(tmp_path) -> None:

@@ -220,6 +220,21 @@ def test_one_vs_rest_all_zero_rows_are_uniform(head):
         np.testing.assert_allclose(p[1], np.array([0.5, 1.0, 0.0]) / 1.5, rtol=1e-6)
 
 
+@pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
+def test_ovr_logistic_far_negative_rows_are_the_softmax_hand_computed(int8: bool) -> None:
+    # Top score below -40: the softmax of the scores (scikit-learn's float64 normalised
+    # sigmoids there; float32 sigmoids are 0 below about -104); every score below
+    # -ln(DBL_MAX) ~ -709.78: uniform, as scikit-learn's all-zero sigmoids.
+    ir = three_class("logistic")
+    m = loads(checked(quantize_int8(ir) if int8 else ir))
+    X = np.array([[-200.0, -201.0, -203.0], [-45.0, -60.0, -41.0], [-710.0, -711.0, -713.0]])
+    e = np.exp(X[:2] - X[:2].max(axis=1, keepdims=True))
+    expected = np.vstack([e / e.sum(axis=1, keepdims=True), [[1 / 3] * 3]])
+    np.testing.assert_allclose(expected[0], [0.70538451, 0.25949646, 0.03511903], atol=1e-8)
+    np.testing.assert_allclose(m.predict_proba(X), expected, rtol=1e-4, atol=1e-30)
+    np.testing.assert_allclose(m.predict_proba(X), Model(ir).predict_proba(X), rtol=1e-4)
+
+
 def test_softmax_does_not_overflow():
     m = loads(checked(three_class("softmax")))
     assert np.isfinite(m.predict_proba([[1000.0, -1000.0, 0.0]])).all()

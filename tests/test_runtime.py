@@ -3,6 +3,7 @@ input validation messages, and the numpy-only import guarantee."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 import textwrap
@@ -59,6 +60,40 @@ def test_ovr_logistic_normalises_rows():
     m = three_class("logistic")
     s = 1 / (1 + np.exp(-np.array([0.0, 1.0, -1.0])))
     np.testing.assert_allclose(m.predict_proba([[0.0, 1.0, -1.0]]), [s / s.sum()])
+
+
+def _softmax_by_hand(row: list[float]) -> list[float]:
+    e = [math.exp(v - max(row)) for v in row]
+    return [v / sum(e) for v in e]
+
+
+# Rows whose top score is below -40 (float32 sigmoids are 0 below about -104): the softmax of
+# the scores, which equals scikit-learn's float64 normalised sigmoids there; uniform once
+# every score is below -ln(DBL_MAX) ~ -709.78, where scikit-learn's sigmoids are all 0 too.
+FAR_NEGATIVE_OVR = [
+    ([-200.0, -201.0, -203.0], _softmax_by_hand([-200.0, -201.0, -203.0])),
+    ([-701.0, -700.0, -703.0], _softmax_by_hand([-701.0, -700.0, -703.0])),
+    ([-45.0, -60.0, -41.0], _softmax_by_hand([-45.0, -60.0, -41.0])),
+    ([-710.0, -711.0, -713.0], [1 / 3] * 3),
+]
+
+
+@pytest.mark.parametrize("weights", ["float64", "float32", "int8"])
+def test_ovr_logistic_far_negative_rows_are_the_softmax_hand_computed(weights: str) -> None:
+    ir = from_dense(np.eye(3), bias=np.zeros(3), head="logistic", classes=np.array([10, 20, 30]))
+    if weights == "float32":
+        ir = ir.replace(values=ir.values.astype(np.float32))
+    elif weights == "int8":
+        ir = quantize_int8(ir)
+    m = Model(ir)
+    X = np.array([row for row, _ in FAR_NEGATIVE_OVR])
+    expected = np.array([p for _, p in FAR_NEGATIVE_OVR])
+    # 1 / (1 + e^-1 + e^-3), e^-1 / (...), e^-3 / (...)
+    assert expected[0] == pytest.approx([0.70538451, 0.25949646, 0.03511903], abs=1e-8)
+    rtol = 1e-4 if weights == "int8" else 1e-6  # int8: scores off by ~1e-7 relative
+    np.testing.assert_allclose(m.predict_proba(X), expected, rtol=rtol, atol=1e-30)
+    for row, p in FAR_NEGATIVE_OVR:  # the one-row path
+        np.testing.assert_allclose(m.predict_proba([row]), [p], rtol=rtol, atol=1e-30)
 
 
 def test_multiclass_modified_huber_all_zero_row_is_uniform():

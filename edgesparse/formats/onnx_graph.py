@@ -208,6 +208,20 @@ def _elementwise_proba(g: Graph, ir: LinearIR, scores: str, n_classes: int) -> N
     if ir.n_outputs == 1:
         g.node("Identity", [p], out="probabilities")
         return
+    if ir.head == "logistic":
+        # The contract of every engine (runtime.heads.OVR_SOFTMAX_BELOW, which formats may
+        # not import, says why): a row whose top score m is below -40 gets exp(s - m), a
+        # softmax once normalised (float32 sigmoids are 0 below about -104), and 0, uniform
+        # once normalised, below -ln(DBL_MAX) as in scikit-learn. m is the argmax's element:
+        # ReduceMax changes form at opset 18, ArgMax and GatherElements do not.
+        argmax = g.node("ArgMax", [scores], axis=1, keepdims=1)
+        top = g.node("GatherElements", [scores, argmax], axis=1)
+        shifted = g.node("Exp", [g.node("Sub", [scores, top])])
+        below = g.const("ovr_softmax_below", np.array(-40.0, dtype=np.float32))
+        p = g.node("Where", [g.node("Less", [top, below]), shifted, p])
+        below = g.const("ovr_uniform_below", np.array(-709.782712893384, dtype=np.float32))
+        zero_p = g.const("zero_p", np.array(0.0, dtype=np.float32))
+        p = g.node("Where", [g.node("Less", [top, below]), zero_p, p])
     # One-vs-rest: rows scaled to sum to 1; rows where every p is 0 become uniform
     # (scikit-learn's rule, as in runtime.heads._normalise_ovr).
     axes = g.const("axes_1", np.array([1], dtype=np.int64))

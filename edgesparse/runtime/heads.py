@@ -10,6 +10,25 @@ import math
 
 import numpy as np
 
+# The one-vs-rest logistic head (normalised sigmoids, >= 2 outputs), in every engine (this
+# module, the C runtime's proba_head, the ONNX graph's _elementwise_proba). scikit-learn
+# computes it in float64; a float32 sigmoid is 0 below about -104, which made such rows
+# uniform. The contract, on a row whose top score is m:
+# * m >= OVR_SOFTMAX_BELOW: sigmoid(s_i) / sum_j sigmoid(s_j), as scikit-learn.
+# * OVR_UNIFORM_BELOW <= m < OVR_SOFTMAX_BELOW: softmax, exp(s_i - m) / sum_j exp(s_j - m).
+#   sigmoid(s) = e^s / (1 + e^s), so each normalised sigmoid differs from the softmax by a
+#   factor within [1 / (1 + e^m), 1 + e^m]; e^-40 = 4e-18 is below float64's (and float32's)
+#   rounding, so the two agree to the last bit scikit-learn can see, in any float type.
+# * m < OVR_UNIFORM_BELOW: uniform. scikit-learn's expit, 1 / (1 + exp(-s)) in float64, is
+#   exactly 0 once exp(-s) overflows (s < -ln(DBL_MAX)); every sigmoid of the row is then 0,
+#   and scikit-learn's _predict_proba_lr (SGDClassifier) makes such rows uniform on purpose,
+#   so we do too (OneVsRestClassifier leaves them all 0, which is no distribution). The
+#   softmax would be the mathematical limit, but differ from scikit-learn's chosen answer.
+OVR_SOFTMAX_BELOW = -40.0
+"""Top score below which one-vs-rest logistic rows are the softmax of their scores."""
+OVR_UNIFORM_BELOW = -709.782712893384
+"""Top score below which one-vs-rest logistic rows are uniform: ``-ln(DBL_MAX)``."""
+
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     # exp(-log(1 + exp(-z))) never overflows, unlike 1 / (1 + exp(-z)).
@@ -43,7 +62,7 @@ def proba(head: str, scores: np.ndarray) -> np.ndarray:
         z /= z.sum(axis=1, keepdims=True)
         return z
     if head == "logistic":
-        p = _sigmoid(scores)
+        p = _sigmoid(scores) if scores.shape[1] == 1 else _ovr_logistic(scores)
     elif head == "modified_huber":
         p = (np.clip(scores, -1, 1) + 1) / 2
     else:
@@ -51,6 +70,18 @@ def proba(head: str, scores: np.ndarray) -> np.ndarray:
     if p.shape[1] == 1:
         return np.hstack([1 - p, p])
     return _normalise_ovr(p)
+
+
+def _ovr_logistic(scores: np.ndarray) -> np.ndarray:
+    # Unnormalised one-vs-rest logistic probabilities by the contract at the top of this
+    # module: sigmoids, exp(s - m) on far negative rows, 0 on rows that become uniform.
+    p = _sigmoid(scores)
+    top = scores.max(axis=1)
+    far = top < OVR_SOFTMAX_BELOW
+    if far.any():
+        p[far] = np.exp(scores[far] - top[far, None])
+        p[top < OVR_UNIFORM_BELOW] = 0
+    return p
 
 
 def _normalise_ovr(p: np.ndarray) -> np.ndarray:

@@ -2612,14 +2612,26 @@ static float sigmoidf_(float z)
 }
 
 /* scikit-learn's probability heads, in place: scores (n_outputs) -> proba (n_classes). */
+/* One-vs-rest logistic rows (>= 2 outputs) whose top score m is below OVR_SOFTMAX_BELOW
+ * are the softmax of their scores, and uniform below OVR_UNIFORM_BELOW (-ln(DBL_MAX), where
+ * scikit-learn's float64 sigmoids are all 0 and it makes the row uniform): the contract of
+ * every engine, justified in edgesparse/runtime/heads.py. Sigmoids in float are 0 below
+ * about -104; the softmax agrees with the normalised sigmoids to within e^-40 relative. */
+#define OVR_SOFTMAX_BELOW (-40.0f)
+#define OVR_UNIFORM_BELOW (-709.782712893384f)
+
 static void proba_head(const esb_model *m, float *p)
 {
     uint32_t i, n = m->n_outputs;
-    float sum = 0.0f;
-    if (m->head == ESB_HEAD_SOFTMAX) {
-        float mx = p[0];
-        for (i = 1; i < n; i++)
-            if (p[i] > mx) mx = p[i];
+    float sum = 0.0f, mx = p[0];
+    for (i = 1; i < n; i++)
+        if (p[i] > mx) mx = p[i];
+    if (m->head == ESB_HEAD_LOGISTIC && n > 1 && mx < OVR_UNIFORM_BELOW) {
+        for (i = 0; i < n; i++) p[i] = 1.0f / (float)n;
+        return;
+    }
+    if (m->head == ESB_HEAD_SOFTMAX ||
+        (m->head == ESB_HEAD_LOGISTIC && n > 1 && mx < OVR_SOFTMAX_BELOW)) {
         for (i = 0; i < n; i++) {
             p[i] = expf(p[i] - mx);
             sum += p[i];
