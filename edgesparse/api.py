@@ -22,13 +22,14 @@ from edgesparse.frontends.surprise import from_surprise
 from edgesparse.frontends.surprise_factors import from_surprise_factors
 from edgesparse.ir import KnnIR, LinearIR
 from edgesparse.ir.factors import FactorIR
+from edgesparse.ir.text import TextFeaturizer
 from edgesparse.passes.factors import quantize_factors
 from edgesparse.passes.fidelity import data_stats
 from edgesparse.passes.knn import prune_top_k, prune_unused, quantize_sims
 from edgesparse.passes.precision import Quantized, safe_quantize
 from edgesparse.passes.prune import prune
 from edgesparse.passes.quantize import COLUMN_SCALINGS, QUANTIZE_CHOICES, to_float32
-from edgesparse.runtime.model import Model
+from edgesparse.runtime.model import Model, stage_features
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -232,7 +233,13 @@ def compress_to_budget(
 
     ir = model if isinstance(model, LinearIR) else to_linear_ir(model)
     opts = _options(BudgetOptions, options, fields)
-    return search(
+    stage = ir.featurizer
+    if stage is not None:
+        # Raw documents or records: the search runs on the feature rows the model's own
+        # input stage makes of them (what the device runs), on the linear part alone.
+        X = stage_features(stage, X)
+        ir = ir.replace(featurizer=None)
+    result = search(
         ir,
         X,
         y,
@@ -248,6 +255,12 @@ def compress_to_budget(
         seed=opts.seed,
         confidence=opts.confidence,
     )
+    if stage is None:
+        return result
+    kind = "documents" if isinstance(stage, TextFeaturizer) else "records"
+    report = {**result.report}
+    report["calibration"] = {**report["calibration"], "kind": kind}
+    return dataclasses.replace(result, ir=result.ir.replace(featurizer=stage), report=report)
 
 
 def compress_knn(
