@@ -140,10 +140,12 @@ def _read_json_lines(p: Path) -> tuple[list[str], list[tuple[int, Any]] | None]:
     docs: list[str] = []
     labels: list[tuple[int, Any]] = []
     first_labelled: bool | None = None
+    offset = 0
     for n, line in enumerate(raw.split(b"\n"), start=1):
+        at, offset = offset, offset + len(line) + 1
         if not line.strip():
             continue
-        obj = _json_object(p, n, line)
+        obj = _json_object(p, n, line, at)
         labelled = "label" in obj
         if first_labelled is None:
             first_labelled, first_line = labelled, n
@@ -161,8 +163,9 @@ def _read_json_lines(p: Path) -> tuple[list[str], list[tuple[int, Any]] | None]:
     return docs, labels if first_labelled else None
 
 
-def _json_object(p: Path, n: int, line: bytes) -> dict[str, Any]:
-    """Line ``n`` as a checked ``{"text": str[, "label": ...]}`` object."""
+def _json_object(p: Path, n: int, line: bytes, at: int) -> dict[str, Any]:
+    """Line ``n`` (at byte ``at`` of the file) as a checked ``{"text": str[, "label": ...]}``
+    object."""
     where = f"{p}, line {n}"
     if len(line) > MAX_LINE_BYTES:
         raise InputError(
@@ -174,13 +177,20 @@ def _json_object(p: Path, n: int, line: bytes) -> dict[str, Any]:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InputError(f"{where}: not valid UTF-8 (byte {exc.start}); {TEXT_FORM}") from None
+        raise InputError(f"{where}: not valid UTF-8 (byte {at + exc.start}); {TEXT_FORM}") from None
     try:
         obj = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        obj = None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); {TEXT_FORM}"
+        ) from None
+    except RecursionError:
+        raise InputError(f"{where}: not valid JSON (nested too deeply); {TEXT_FORM}") from None
+    except ValueError as exc:  # NaN/Infinity, an integer of more than 4300 digits
+        why = "a number of more than 4300 digits" if "digits" in str(exc) else str(exc)[:80]
+        raise InputError(f"{where}: not valid JSON ({why}); {TEXT_FORM}") from None
     if not isinstance(obj, dict):
-        raise InputError(f"{where}: not a JSON object; {TEXT_FORM}")
+        raise InputError(f"{where}: a JSON {_json_type(obj)}, not an object; {TEXT_FORM}")
     extra = sorted(k for k in obj if k not in ("text", "label"))
     if extra:
         raise InputError(
@@ -193,7 +203,7 @@ def _json_object(p: Path, n: int, line: bytes) -> dict[str, Any]:
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def _json_type(value: Any) -> str:
@@ -260,7 +270,7 @@ def _labels(p: Path, labels: list[tuple[int, Any]], ir: LinearIR, *, typed: bool
             v = _number_label(at, v, typed=typed, shown=shown, regressor=classes is None)
         elif not isinstance(v, str):
             raise InputError(
-                f"{at}: label {v!r} is a number, but the model's classes are text ({shown}); "
+                f"{at}: label {_shown(v)} is a number, but the model's classes are text ({shown}); "
                 f'write it as a string, "{v}"'
             )
         elif v == "":
@@ -272,8 +282,8 @@ def _labels(p: Path, labels: list[tuple[int, Any]], ir: LinearIR, *, typed: bool
         if not known.all():
             i = int(np.flatnonzero(~known)[0])
             raise InputError(
-                f"{p}, {where} {labels[i][0]}: label {values[i]!r} is not one of the model's "
-                f"classes ({shown}); give the labels the model predicts"
+                f"{p}, {where} {labels[i][0]}: label {_shown(y[i].item())} is not one of the "
+                f"model's classes ({shown}); give the labels the model predicts"
             )
     return y
 
@@ -284,16 +294,16 @@ def _number_label(at: str, v: Any, *, typed: bool, shown: str, regressor: bool) 
     why = "this model is a regressor" if regressor else f"the model's classes are numbers ({shown})"
     if isinstance(v, str):
         if typed:
-            raise InputError(f"{at}: {what} {v!r} is text, but {why}; give a JSON number")
+            raise InputError(f"{at}: {what} {_shown(v)} is text, but {why}; give a JSON number")
         if v == "":
             raise InputError(f"{at}: the {what} is empty; {why}")
         try:
             v = float(v)
         except ValueError:
-            raise InputError(f"{at}: {what} {v!r} is not a number, but {why}") from None
+            raise InputError(f"{at}: {what} {_shown(v)} is not a number, but {why}") from None
     value = float(v)
     if not math.isfinite(value):
-        raise InputError(f"{at}: {what} {v!r} is not a finite number")
+        raise InputError(f"{at}: {what} {_shown(v)} is not a finite number")
     return value
 
 
@@ -304,9 +314,14 @@ def _numbers(values: list[float]) -> np.ndarray:
     return y
 
 
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _shown_classes(classes: np.ndarray) -> str:
     items = classes[:10].tolist()
-    text = ", ".join(repr(c) if isinstance(c, str) else str(c) for c in items)
+    text = ", ".join(_shown(c) if isinstance(c, str) else str(c) for c in items)
     return text + (f", ... ({classes.size} classes)" if classes.size > 10 else "")
 
 
