@@ -54,7 +54,9 @@ class CompressOptions:
         neighbours: k-NN only: similarities kept per row (a count >= 1, ``"all"`` or
             ``"exact"``; see :func:`edgesparse.api.compress_knn`).
         calibration: accuracy-aware: a ``.npz`` with ``X`` and ``y`` (CSR parts allowed) or a
-            CSV with the label last (``y`` may be left out for ``max_agreement_loss`` alone).
+            CSV with the label last (``y`` may be left out for ``max_agreement_loss`` alone);
+            for a model with an input stage, labelled documents (JSON lines) or records (a
+            CSV under a header, the label last): :mod:`edgesparse.rawcalib`.
         max_accuracy_drop, max_agreement_loss, max_r2_drop, confidence, refit, holdout,
             seed: the budget and the search (as :class:`edgesparse.api.BudgetOptions`).
         force: write the unpruned model when not even it can be certified.
