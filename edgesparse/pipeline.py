@@ -526,8 +526,11 @@ def _check(
                 + ", so its check figures are not held-out; use separate rows"
             )
     steps(f"checking against the original on {Path(check_data).name}")
-    if done.raw is not None:
-        return _raw_check(estimator, original, done, runner)
+    if original.featurizer is not None:
+        raw = done.raw  # read by the safe default; the budget's calibration is another file
+        if raw is None:
+            raw = read_raw_check(check_data, featurizer=original.featurizer)
+        return _raw_check(estimator, original, done, runner, raw)
     dataset = done.dataset
     if dataset is None:
         dataset = load_dataset(check_data, n_features=original.n_features)
@@ -542,10 +545,10 @@ def _input_kind(ir: LinearIR) -> str:
     return "documents" if isinstance(ir.featurizer, TextFeaturizer) else "records"
 
 
-def _raw_check(estimator: Any, original: LinearIR, done: _Compressed, runner: Any) -> CheckResult:
+def _raw_check(
+    estimator: Any, original: LinearIR, done: _Compressed, runner: Any, raw: RawCheck
+) -> CheckResult:
     """The check of a model with an input stage, on the documents or records it reads."""
-    raw = done.raw
-    assert raw is not None
     own = raw.reference_input is not None
     result = check_fidelity(
         estimator=estimator if own else original,

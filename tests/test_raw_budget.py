@@ -407,3 +407,26 @@ def _refused(src: Path, cal: Path, expected: str | None) -> str:
     if expected is not None:
         assert lines[0] == f"Error: {expected}"
     return lines[0]
+
+
+def test_check_data_and_onnx_output_go_with_a_raw_budget(tmp_path: Path) -> None:
+    # --check-data of a budgeted raw-input model holds records (not the calibration file's
+    # labelled ones), and an ONNX artifact is what the input-stage line measures.
+    pytest.importorskip("onnxruntime", reason="ONNX output is checked in onnxruntime")
+    pipe, (cal_df, test_df), (cal_y, _) = _tabular_split()
+    src = tmp_path / "tab.pkl"
+    src.write_bytes(pickle.dumps(pipe))
+    cal, check = tmp_path / "cal.csv", tmp_path / "check.csv"
+    cal_df.assign(income=cal_y).to_csv(cal, index=False)
+    test_df.to_csv(check, index=False)
+    for out in (tmp_path / "tab.esb", tmp_path / "tab.onnx"):
+        summary = _compress(
+            str(src), "-o", str(out), "--calibration", str(cal), "--check-data", str(check),
+            "--max-accuracy-drop", "0.03",
+        )  # fmt: skip
+        assert summary["budget"]["met"]
+        assert summary["budget"]["input_stage"]["written_agreement"] == 1.0
+        written = edgesparse.load(out)
+        agree = np.mean(np.asarray(written.predict(test_df)) == pipe.predict(test_df))
+        assert summary["check"]["n_rows"] == len(test_df)
+        assert summary["check"]["label_agreement"] == pytest.approx(agree)
