@@ -453,7 +453,7 @@ def _budget_passes(options: CompressOptions, estimator: Any, original: LinearIR)
     assert options.calibration is not None  # check_linear said so
     raw = None
     if original.featurizer is not None:
-        raw = read_raw_calibration(options.calibration, featurizer=original.featurizer, ir=original)
+        raw = read_raw_calibration(options.calibration, ir=original)
         X, y = raw.raw, raw.y
     else:
         # Labels are optional here (an agreement budget needs none; the search says when the
@@ -465,7 +465,7 @@ def _budget_passes(options: CompressOptions, estimator: Any, original: LinearIR)
     report["calibration"] = {"file": str(options.calibration), **report["calibration"]}
     if not result.met:
         if not options.force:
-            raise InputError(uncertified_message(report, options.holdout))
+            raise InputError(uncertified_message(report, holdout=options.holdout))
         report["forced"] = True
     return _Compressed(result.ir, budget=report, calibration=raw)
 

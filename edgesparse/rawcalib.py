@@ -98,12 +98,13 @@ class RawCalibration:
         return len(self.raw)
 
 
-def read_raw_calibration(
-    path: str | os.PathLike[str], *, featurizer: TextFeaturizer | TabularFeaturizer, ir: LinearIR
-) -> RawCalibration:
-    """Read the calibration file ``path`` of the model ``ir`` whose input stage is
-    ``featurizer`` (see the module doc for the forms and the refusals)."""
+def read_raw_calibration(path: str | os.PathLike[str], *, ir: LinearIR) -> RawCalibration:
+    """Read the calibration file ``path`` of the model ``ir``, which has an input stage (see
+    the module doc for the forms and the refusals)."""
     p = Path(path)
+    featurizer = ir.featurizer
+    if featurizer is None:
+        raise InputError(f"{p}: the model has no input stage; its calibration is feature rows")
     if isinstance(featurizer, TextFeaturizer):
         docs, labels = _read_json_lines(p)
         y = None if labels is None else _labels(p, labels, ir, typed=True)
@@ -112,7 +113,7 @@ def read_raw_calibration(
     records, cells = _split_label(p, read_records(p), featurizer)
     y = None if cells is None else _labels(p, cells, ir, typed=False)
     features = _staged(p, lambda: tabular_features(featurizer, records))
-    reference = table_for_sklearn(p, featurizer, drop_last=cells is not None)
+    reference = table_for_sklearn(p, featurizer=featurizer, drop_last=cells is not None)
     return RawCalibration(records, features, y, reference, "records")
 
 

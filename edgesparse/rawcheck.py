@@ -57,11 +57,11 @@ def read_raw_check(
         return RawCheck(docs, text_features(featurizer, docs), docs, len(docs))
     records = read_records(path)
     features = tabular_features(featurizer, records)
-    return RawCheck(records, features, table_for_sklearn(path, featurizer), len(records))
+    return RawCheck(records, features, table_for_sklearn(path, featurizer=featurizer), len(records))
 
 
 def table_for_sklearn(
-    path: str | os.PathLike[str], featurizer: TabularFeaturizer, *, drop_last: bool = False
+    path: str | os.PathLike[str], *, featurizer: TabularFeaturizer, drop_last: bool = False
 ) -> Any:
     """The CSV as scikit-learn's pipeline takes it (a DataFrame when it was fitted on named
     columns, else its values in file order, without the last column when ``drop_last``: a

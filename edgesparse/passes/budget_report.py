@@ -247,7 +247,7 @@ def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def uncertified_message(report: dict[str, Any], holdout: float) -> str:
+def uncertified_message(report: dict[str, Any], *, holdout: float) -> str:
     """The one-line refusal when not even the unpruned model is certified (``report``: the
     search's report; ``holdout``: its split): what was seen on the certify rows, and how many
     rows a certificate would need."""
