@@ -223,8 +223,11 @@ def compress_to_budget(
     ``LinearIR``; ``X``, ``y`` are calibration rows (``y`` may be None for an agreement
     budget), of which ``holdout`` (70%, stratified, fixed ``seed``) are held out to certify,
     at ``confidence``, that the budget holds on new rows; the rest choose the pruning and are
-    what ``refit`` solves on. ``options`` (a :class:`BudgetOptions`), or its fields as
-    keywords, e.g. ``compress_to_budget(est, X, y, max_accuracy_drop=0.005)``.
+    what ``refit`` solves on. A model with an input stage (a text or tabular pipeline) takes
+    the raw documents or records it reads as ``X``: the search runs on the feature rows its
+    own stage (:func:`~edgesparse.runtime.model.stage_features`, what the device runs) makes
+    of them, and the result's IR keeps the stage. ``options`` (a :class:`BudgetOptions`), or
+    its fields as keywords, e.g. ``compress_to_budget(est, X, y, max_accuracy_drop=0.005)``.
     ``quantize="auto"`` certifies per-row and per-tensor int8 scales and keeps the sparser.
     Returns a :class:`edgesparse.passes.budget.SearchResult` (``.ir``, ``.met``, ``.report``);
     see :mod:`edgesparse.passes.budget` for the search itself.
