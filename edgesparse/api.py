@@ -22,13 +22,14 @@ from edgesparse.frontends.surprise import from_surprise
 from edgesparse.frontends.surprise_factors import from_surprise_factors
 from edgesparse.ir import KnnIR, LinearIR
 from edgesparse.ir.factors import FactorIR
+from edgesparse.ir.text import TextFeaturizer
 from edgesparse.passes.factors import quantize_factors
 from edgesparse.passes.fidelity import data_stats
 from edgesparse.passes.knn import prune_top_k, prune_unused, quantize_sims
 from edgesparse.passes.precision import Quantized, safe_quantize
 from edgesparse.passes.prune import prune
 from edgesparse.passes.quantize import COLUMN_SCALINGS, QUANTIZE_CHOICES, to_float32
-from edgesparse.runtime.model import Model
+from edgesparse.runtime.model import Model, stage_features
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -222,8 +223,11 @@ def compress_to_budget(
     ``LinearIR``; ``X``, ``y`` are calibration rows (``y`` may be None for an agreement
     budget), of which ``holdout`` (70%, stratified, fixed ``seed``) are held out to certify,
     at ``confidence``, that the budget holds on new rows; the rest choose the pruning and are
-    what ``refit`` solves on. ``options`` (a :class:`BudgetOptions`), or its fields as
-    keywords, e.g. ``compress_to_budget(est, X, y, max_accuracy_drop=0.005)``.
+    what ``refit`` solves on. A model with an input stage (a text or tabular pipeline) takes
+    the raw documents or records it reads as ``X``: the search runs on the feature rows its
+    own stage (:func:`~edgesparse.runtime.model.stage_features`, what the device runs) makes
+    of them, and the result's IR keeps the stage. ``options`` (a :class:`BudgetOptions`), or
+    its fields as keywords, e.g. ``compress_to_budget(est, X, y, max_accuracy_drop=0.005)``.
     ``quantize="auto"`` certifies per-row and per-tensor int8 scales and keeps the sparser.
     Returns a :class:`edgesparse.passes.budget.SearchResult` (``.ir``, ``.met``, ``.report``);
     see :mod:`edgesparse.passes.budget` for the search itself.
@@ -232,7 +236,13 @@ def compress_to_budget(
 
     ir = model if isinstance(model, LinearIR) else to_linear_ir(model)
     opts = _options(BudgetOptions, options, fields)
-    return search(
+    stage = ir.featurizer
+    if stage is not None:
+        # Raw documents or records: the search runs on the feature rows the model's own
+        # input stage makes of them (what the device runs), on the linear part alone.
+        X = stage_features(stage, X)
+        ir = ir.replace(featurizer=None)
+    result = search(
         ir,
         X,
         y,
@@ -248,6 +258,12 @@ def compress_to_budget(
         seed=opts.seed,
         confidence=opts.confidence,
     )
+    if stage is None:
+        return result
+    kind = "documents" if isinstance(stage, TextFeaturizer) else "records"
+    report = {**result.report}
+    report["calibration"] = {**report["calibration"], "kind": kind}
+    return dataclasses.replace(result, ir=result.ir.replace(featurizer=stage), report=report)
 
 
 def compress_knn(

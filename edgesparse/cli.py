@@ -178,8 +178,9 @@ def cli() -> None:
     type=click.Path(path_type=Path),
     help="Accuracy-aware: rows the model was not trained on, a .npz with X (or CSR parts) and "
     "y, or a .csv (.tsv, .txt) with the label in the last column; y may be left out for "
-    "--max-agreement-loss alone. Part chooses the pruning, the held-out part (--holdout) "
-    "certifies the budget.",
+    '--max-agreement-loss alone. A text pipeline takes JSON lines {"text": ..., '
+    '"label": ...}, a tabular one a CSV of records under a header, the label last. Part '
+    "chooses the pruning, the held-out part (--holdout) certifies the budget.",
 )
 @click.option(
     "--max-accuracy-drop",
@@ -242,7 +243,8 @@ def compress(model: Path, as_json: bool, **options: Any) -> None:
     is given, or a budget with --calibration: then the sparsest model certified, on held-out
     calibration rows, to stay within the budget on new rows is written. A pipeline that
     starts with a text vectorizer or a ColumnTransformer keeps that step in the artifact: it
-    reads raw documents or records (check with --check-data docs.txt or rows.csv). A pickled
+    reads raw documents or records (check with --check-data docs.txt or rows.csv; its budget's
+    --calibration holds labelled ones: cal.jsonl or cal.csv). A pickled
     Surprise k-NN recommender becomes a .esb version-2 blob (see --neighbours), an SVD, SVDpp,
     NMF or BaselineOnly one a version-3 blob. Pickles are loaded through an allow-list:
     anything but scikit-learn linear models, scalers, vectorizers, encoders, imputers,

@@ -54,7 +54,9 @@ class CompressOptions:
         neighbours: k-NN only: similarities kept per row (a count >= 1, ``"all"`` or
             ``"exact"``; see :func:`edgesparse.api.compress_knn`).
         calibration: accuracy-aware: a ``.npz`` with ``X`` and ``y`` (CSR parts allowed) or a
-            CSV with the label last (``y`` may be left out for ``max_agreement_loss`` alone).
+            CSV with the label last (``y`` may be left out for ``max_agreement_loss`` alone);
+            for a model with an input stage, labelled documents (JSON lines) or records (a
+            CSV under a header, the label last): :mod:`edgesparse.rawcalib`.
         max_accuracy_drop, max_agreement_loss, max_r2_drop, confidence, refit, holdout,
             seed: the budget and the search (as :class:`edgesparse.api.BudgetOptions`).
         force: write the unpruned model when not even it can be certified.
@@ -231,9 +233,9 @@ class CompressOptions:
     ) -> None:
         """A model with an input stage (issue 20; ``stage`` is ``"text"`` or ``"tabular"``):
         ``.esb`` output, or ONNX when the exporter reproduces ``featurizer`` exactly (else its
-        one-line reason); no ``calibration`` (the budget search takes feature rows);
-        ``check_data`` holds documents or records (:mod:`edgesparse.rawcheck`)."""
-        raw = "raw text" if stage == "text" else "raw records"
+        one-line reason); ``check_data`` holds documents or records
+        (:mod:`edgesparse.rawcheck`), ``calibration`` labelled ones
+        (:mod:`edgesparse.rawcalib`)."""
         if fmt == "onnx" and featurizer is not None:
             from edgesparse.formats.onnx_featurizers import check_featurizer
 
@@ -246,11 +248,4 @@ class CompressOptions:
                 f"{source_class} starts with a {stage} featurizer, which edgesparse writes to "
                 f".esb only for now (the ONNX exporter has no {stage} operators yet); use -o "
                 f"{Path(self.output).stem}.esb"
-            )
-        if self.calibration is not None:
-            what = "documents, one per line" if stage == "text" else "records with a header"
-            raise InputError(
-                f"{source_class} reads {raw}; --calibration takes feature rows, which the "
-                f"budget search cannot use for a {stage} model yet: give --check-data ({what}) "
-                "instead, or compress without a budget"
             )

@@ -40,7 +40,9 @@ from edgesparse.ir import KnnIR, LinearIR
 from edgesparse.ir.text import TextFeaturizer
 from edgesparse.loader import load_model
 from edgesparse.options import FORMATS, CompressOptions, PathLike
+from edgesparse.passes.budget_report import uncertified_message
 from edgesparse.passes.fidelity import Fidelity
+from edgesparse.rawcalib import RawCalibration, read_raw_calibration, stage_agreement
 from edgesparse.rawcheck import RawCheck, read_raw_check
 from edgesparse.runtime.model import Model
 
@@ -363,6 +365,8 @@ class _Compressed:
     precision_note: str | None = None
     raw: RawCheck | None = None
     """The check rows of a model with an input stage (documents or records), when read."""
+    calibration: RawCalibration | None = None
+    """The budget's calibration rows of a model with an input stage."""
 
 
 def _linear_file(
@@ -391,6 +395,14 @@ def _linear_file(
     )
     steps("building the ONNX graph" if fmt == "onnx" else "encoding the .esb blob")
     data, runner, detail = _encode(done.ir, fmt, options)
+    if done.calibration is not None and done.budget is not None:
+        done.budget["input_stage"] = stage_agreement(
+            estimator=estimator,
+            original=original,
+            certified=done.ir,
+            runner=runner,
+            calibration=done.calibration,
+        )
     check = _check(options, estimator, original, done, runner, steps)
     _write(options, data, done.budget, steps)
     src = Path(options.source)
@@ -436,48 +448,26 @@ def _passes(options: CompressOptions, original: LinearIR) -> _Compressed:
 
 def _budget_passes(options: CompressOptions, estimator: Any, original: LinearIR) -> _Compressed:
     """Accuracy-aware compression: the search, and a refusal (unless ``force``) when not
-    even the unpruned model can be certified."""
+    even the unpruned model can be certified. A model with an input stage reads labelled
+    documents or records (:mod:`edgesparse.rawcalib`) and is searched on its stage's rows."""
     assert options.calibration is not None  # check_linear said so
-    # Labels are optional here (an agreement budget needs none; the search says when the
-    # budget does): y in the .npz, or a table with one column more than the model's features.
-    dataset = load_dataset(options.calibration, n_features=original.n_features)
-    result = compress_to_budget(estimator, dataset.X, dataset.y, options=options.budget_options())
+    raw = None
+    if original.featurizer is not None:
+        raw = read_raw_calibration(options.calibration, ir=original)
+        X, y = raw.raw, raw.y
+    else:
+        # Labels are optional here (an agreement budget needs none; the search says when the
+        # budget does): y in the .npz, or a table with one column more than the model's.
+        dataset = load_dataset(options.calibration, n_features=original.n_features)
+        X, y = dataset.X, dataset.y
+    result = compress_to_budget(estimator, X, y, options=options.budget_options())
     report = dict(result.report)
     report["calibration"] = {"file": str(options.calibration), **report["calibration"]}
     if not result.met:
         if not options.force:
-            raise InputError(_uncertified(report, options.holdout))
+            raise InputError(uncertified_message(report, holdout=options.holdout))
         report["forced"] = True
-    return _Compressed(result.ir, budget=report)
-
-
-def _uncertified(report: dict[str, Any], holdout: float) -> str:
-    """The one-line refusal when not even the unpruned model is certified: what was seen,
-    and how many rows a certificate would need."""
-    g, cal = report["guarantee"], report["calibration"]
-    stop = report["sequences"][0]["stopped_at"] or {}
-    seen = ", ".join(
-        f"{r.replace('_', ' ')} {stop[r + '_estimate']:.2%}"
-        + (f" ({stop[r + '_events']} rows)" if r + "_events" in stop else "")
-        for r in g["limits"]
-        if r + "_estimate" in stop
-    )
-    needed = [n for n in g["rows_needed"].values() if n is not None]
-    hint = ""
-    if needed and max(needed) > cal["heldout_rows"]:
-        total = math.ceil(max(needed) / holdout)
-        hint = (
-            f"; even with no row against it, that needs at least {max(needed)} certify rows "
-            f"(about {total} calibration rows at --holdout {holdout:g})"
-        )
-    seen = seen or f"p-value {report['chosen']['p_value']:.3g}"
-    return (
-        f"the budget cannot be certified even without pruning at "
-        f"{g['confidence']:.0%} confidence: on the {cal['heldout_rows']} held-out calibration "
-        f"rows the unpruned {report['chosen']['quantization']} model has {seen}{hint}; give "
-        "more rows, raise the budget, try --quantize float32, or pass --force to write the "
-        "unpruned model anyway"
-    )
+    return _Compressed(result.ir, budget=report, calibration=raw)
 
 
 def _encode(ir: LinearIR, fmt: str, options: CompressOptions) -> tuple[bytes, Any, str]:
@@ -536,8 +526,11 @@ def _check(
                 + ", so its check figures are not held-out; use separate rows"
             )
     steps(f"checking against the original on {Path(check_data).name}")
-    if done.raw is not None:
-        return _raw_check(estimator, original, done, runner)
+    if original.featurizer is not None:
+        raw = done.raw  # read by the safe default; the budget's calibration is another file
+        if raw is None:
+            raw = read_raw_check(check_data, featurizer=original.featurizer)
+        return _raw_check(estimator, original, done, runner, raw)
     dataset = done.dataset
     if dataset is None:
         dataset = load_dataset(check_data, n_features=original.n_features)
@@ -552,10 +545,10 @@ def _input_kind(ir: LinearIR) -> str:
     return "documents" if isinstance(ir.featurizer, TextFeaturizer) else "records"
 
 
-def _raw_check(estimator: Any, original: LinearIR, done: _Compressed, runner: Any) -> CheckResult:
+def _raw_check(
+    estimator: Any, original: LinearIR, done: _Compressed, runner: Any, raw: RawCheck
+) -> CheckResult:
     """The check of a model with an input stage, on the documents or records it reads."""
-    raw = done.raw
-    assert raw is not None
     own = raw.reference_input is not None
     result = check_fidelity(
         estimator=estimator if own else original,

@@ -30,7 +30,7 @@ from edgesparse.ir.text import TextFeaturizer
 from edgesparse.runtime.tabular import tabular_features
 from edgesparse.runtime.text import text_features
 
-__all__ = ["RawCheck", "read_raw_check"]
+__all__ = ["RawCheck", "read_raw_check", "table_for_sklearn"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,12 +57,15 @@ def read_raw_check(
         return RawCheck(docs, text_features(featurizer, docs), docs, len(docs))
     records = read_records(path)
     features = tabular_features(featurizer, records)
-    return RawCheck(records, features, _table_for_sklearn(path, featurizer), len(records))
+    return RawCheck(records, features, table_for_sklearn(path, featurizer=featurizer), len(records))
 
 
-def _table_for_sklearn(path: str | os.PathLike[str], featurizer: TabularFeaturizer) -> Any:
+def table_for_sklearn(
+    path: str | os.PathLike[str], *, featurizer: TabularFeaturizer, drop_last: bool = False
+) -> Any:
     """The CSV as scikit-learn's pipeline takes it (a DataFrame when it was fitted on named
-    columns, else its values in file order), or None without pandas."""
+    columns, else its values in file order, without the last column when ``drop_last``: a
+    label), or None without pandas."""
     try:
         import pandas as pd
     except ImportError:
@@ -71,5 +74,6 @@ def _table_for_sklearn(path: str | os.PathLike[str], featurizer: TabularFeaturiz
     # read_records has bounded and checked the file already (size, columns, encoding).
     frame = pd.read_csv(path, skipinitialspace=True)
     if featurizer.names is None:
-        return frame.to_numpy(dtype=object)
+        values = frame.to_numpy(dtype=object)
+        return values[:, :-1] if drop_last else values
     return frame[list(featurizer.names)]

@@ -202,6 +202,20 @@ def _factor_rows(report: CompressReport, d: FactorDetails) -> list[tuple[str, st
     return rows
 
 
+def _stage_line(stage: dict[str, Any]) -> str:
+    """The budget of a model with an input stage: whose feature rows it was searched on, and
+    how the written model and scikit-learn agree on the calibration rows."""
+    text = (
+        f"searched on the feature rows of the model's own stage; on all calibration "
+        f"{stage['kind']} the written model agrees with the certified one on "
+        f"{stage['written_agreement']:.2%}"
+    )
+    oracle = stage.get("sklearn_agreement")
+    if oracle is None:
+        return text + " (scikit-learn's predict not run: pandas is not installed)"
+    return text + f", the original with scikit-learn's predict on {oracle:.2%}"
+
+
 def budget_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
     """Summary lines of an accuracy-aware search (``CompressReport.linear.budget``)."""
     cal, chosen, g = b["calibration"], b["chosen"], b["guarantee"]
@@ -209,7 +223,8 @@ def budget_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
     rows = [
         (
             "calibration",
-            f"{cal['rows']} rows{'' if cal.get('labelled', True) else ' (unlabelled)'}: "
+            f"{cal['rows']} {cal.get('kind', 'rows')}"
+            f"{'' if cal.get('labelled', True) else ' (unlabelled)'}: "
             f"{cal['fit_rows']} search, {cal['heldout_rows']} held out to certify "
             f"({cal['holdout']:.0%}{', stratified' if cal['stratified'] else ''}, "
             f"seed {cal['seed']}); figures below are held-out",
@@ -222,6 +237,9 @@ def budget_rows(b: dict[str, Any]) -> list[tuple[str, str]]:
             f"sparsity {chosen['sparsity']:.1%}{', refitted' if chosen['refit'] else ''}",
         ),
     ]
+    stage = b.get("input_stage")
+    if stage is not None:
+        rows.append(("input stage", _stage_line(stage)))
     for seq in b.get("sequences", []):
         stop = seq.get("stopped_at")
         name = f"{seq['quantization']}{', refit' if seq['refit'] else ''}"

@@ -10,6 +10,7 @@ turns a finished search into the report of ``--report`` and the summary; its
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -244,3 +245,33 @@ def _flipped(original: LinearIR, scorer: Scorer, pred: np.ndarray, split: Any) -
 
 def _py(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def uncertified_message(report: dict[str, Any], *, holdout: float) -> str:
+    """The one-line refusal when not even the unpruned model is certified (``report``: the
+    search's report; ``holdout``: its split): what was seen on the certify rows, and how many
+    rows a certificate would need."""
+    g, cal = report["guarantee"], report["calibration"]
+    stop = report["sequences"][0]["stopped_at"] or {}
+    seen = ", ".join(
+        f"{r.replace('_', ' ')} {stop[r + '_estimate']:.2%}"
+        + (f" ({stop[r + '_events']} rows)" if r + "_events" in stop else "")
+        for r in g["limits"]
+        if r + "_estimate" in stop
+    )
+    needed = [n for n in g["rows_needed"].values() if n is not None]
+    hint = ""
+    if needed and max(needed) > cal["heldout_rows"]:
+        total = math.ceil(max(needed) / holdout)
+        hint = (
+            f"; even with no row against it, that needs at least {max(needed)} certify rows "
+            f"(about {total} calibration rows at --holdout {holdout:g})"
+        )
+    seen = seen or f"p-value {report['chosen']['p_value']:.3g}"
+    return (
+        f"the budget cannot be certified even without pruning at "
+        f"{g['confidence']:.0%} confidence: on the {cal['heldout_rows']} held-out calibration "
+        f"rows the unpruned {report['chosen']['quantization']} model has {seen}{hint}; give "
+        "more rows, raise the budget, try --quantize float32, or pass --force to write the "
+        "unpruned model anyway"
+    )

@@ -77,7 +77,7 @@ from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_s
 from edgesparse.runtime.heads import proba, proba_row
 from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
 
-__all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
+__all__ = ["CsrParts", "Model", "cast_to", "is_sparse", "stage_features"]
 
 # A dense block is used when it holds at most this many cells, whatever its fill...
 _DENSE_BLOCK_CELLS = 1 << 16
@@ -421,7 +421,7 @@ class Model:
         The one place where the input becomes features (anything but NaN/inf, which the
         kernels find on the scores, is checked here)."""
         if self._raw_input:  # the input stage: raw documents or records -> feature rows
-            X = _stage_features(self.ir.featurizer, X)
+            X = stage_features(self.ir.featurizer, X)
         if type(X) is not np.ndarray and is_sparse(X):
             return self._check_csr(X, finite=False)
         return self._read_dense(X)
@@ -710,8 +710,9 @@ def _bias_tile(bias: np.ndarray) -> np.ndarray:
     return np.tile(bias, (_BIAS_TILE_CELLS // k, 1))
 
 
-def _stage_features(featurizer: Any, X: Any) -> Any:
-    """The feature rows an input stage makes of raw documents or records. Its runtime is
+def stage_features(featurizer: Any, X: Any) -> Any:
+    """The feature rows an input stage (``featurizer``, a text or tabular one) makes of raw
+    documents or records ``X``, exactly as :class:`Model` makes them. Its runtime is
     imported here, on the first raw batch: a model without a stage never loads it (process
     memory on the device, issue 19)."""
     from edgesparse.ir.text import TextFeaturizer
