@@ -239,7 +239,11 @@ def _flat_indices(
         corrupt_section("indices", off, f"n_outputs x n_columns is too large for encoding {enc}")
     flat = decode_sorted(b, enc, nnz, universe, off, "indices", "nonzero")
     if n_cols:
-        rows_of = flat // _U64(n_cols)  # below n_out: the same bits as int64
+        # Row and column of each position, the column in place of the position (the load's
+        # peak memory). divmod, not // and a multiply: numpy's floor-division loops are 1 MiB
+        # of code a device process maps for nothing else (issue 19).
+        rows_of = np.empty_like(flat)  # below n_out: the same bits as int64
+        np.divmod(flat, _U64(n_cols), out=(rows_of, flat))
         got = np.bincount(rows_of.view(np.int64), minlength=n_out)
     else:
         got = np.zeros(n_out, dtype=np.int64)
@@ -252,7 +256,4 @@ def _flat_indices(
         )
     if not n_cols:
         return flat.astype(np.int64)
-    # In place (the load's peak memory): each position minus its row's start, below n_cols.
-    rows_of *= _U64(n_cols)
-    flat -= rows_of
-    return flat.view(np.int64)
+    return flat.view(np.int64)  # below n_cols
