@@ -66,6 +66,7 @@ RUNTIME_FILES = (
     "esb_unicode.h",
     "esb_tabular.c",
     "esb_main.c",
+    "esb_bench_main.c",
     "esb_rec_main.c",
     "esb_tabular_main.c",
     "esb_text_main.c",
@@ -73,9 +74,10 @@ RUNTIME_FILES = (
 )
 """The C runtime's files in ``edgesparse/runtime/c/`` (esb.c includes esb_knn.c, the k-NN
 runtime, esb_factors.c, the matrix-factorization runtime, esb_text.c and esb_tabular.c, the
-input stages; esb_main.c includes esb_rec_main.c (the recommenders' commands),
-esb_tabular_main.c and esb_text_main.c, which both include esb_one_row_main.c, their shared
-bench loop: each builds as one file)."""
+input stages; esb_main.c includes esb_bench_main.c (`esb bench` on rows and the timing
+helpers every bench shares), esb_rec_main.c (the recommenders' commands), esb_tabular_main.c
+and esb_text_main.c, which both include esb_one_row_main.c, their shared bench loop: each
+builds as one file, ``cc esb.c esb_main.c -lm``)."""
 
 _LIBRARY_FILES = (
     *("esb.h", "esb.c", "esb_knn.c", "esb_factors.c"),

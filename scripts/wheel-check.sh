@@ -47,11 +47,11 @@ import pathlib, sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 root = pathlib.Path(sys.argv[2])
 want = [f"edgesparse/devices/{p.name}" for p in sorted((root / "devices").glob("*.toml"))]
-want += [f"edgesparse/runtime/c/{n}" for n in ("esb.h", "esb.c", "esb_knn.c", "esb_factors.c", "esb_text.c", "esb_unicode.h", "esb_tabular.c", "esb_main.c", "esb_rec_main.c", "esb_tabular_main.c", "esb_text_main.c", "esb_one_row_main.c")]
+want += [f"edgesparse/runtime/c/{n}" for n in ("esb.h", "esb.c", "esb_knn.c", "esb_factors.c", "esb_text.c", "esb_unicode.h", "esb_tabular.c", "esb_main.c", "esb_bench_main.c", "esb_rec_main.c", "esb_tabular_main.c", "esb_text_main.c", "esb_one_row_main.c")]
 missing = [n for n in want if n not in names]
-if missing or len(want) < 16:
+if missing or len(want) < 17:
     sys.exit(f"missing from {pathlib.Path(sys.argv[1]).name}: {', '.join(missing) or want}")
-print(f"wheel holds the {len(want) - 12} device profiles and the C runtime sources")
+print(f"wheel holds the {len(want) - 13} device profiles and the C runtime sources")
 EOF
 
 step "install the wheel (not editable)"

@@ -24,7 +24,9 @@ CROSS = {
     "aarch64": ("aarch64-linux-gnu-gcc", "qemu-aarch64-static"),
     "armhf": ("arm-linux-gnueabihf-gcc", "qemu-arm-static"),
 }
-_SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
+#: Every sanitized run's environment: leak detection on (the driver frees all it allocates,
+#: on every exit), UBSan stack traces.
+SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
 
 
 def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
@@ -48,7 +50,7 @@ def build_driver(build_dir: str | Path, *, sanitized: bool, name: str) -> list[s
 
 def run_driver(driver: list[str], *args: str | Path) -> str:
     """The driver's stdout; it must exit 0 with no sanitizer report."""
-    res = run([*driver, *map(str, args)], env={**os.environ, **_SANITIZER_ENV})
+    res = run([*driver, *map(str, args)], env={**os.environ, **SANITIZER_ENV})
     assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, res.stderr
     assert res.returncode == 0, res.stderr
     return res.stdout
@@ -62,7 +64,7 @@ def verify_all(driver: list[str], blobs: list[bytes], tmp_path: Path) -> list[st
         p.write_bytes(b)
         paths.append(str(p))
     lines: list[str] = []
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1"}
+    env = {**os.environ, **SANITIZER_ENV}
     for lo in range(0, len(paths), 400):
         res = run([*driver, "verify", *paths[lo : lo + 400]], env=env)
         assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, res.stderr

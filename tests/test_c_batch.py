@@ -27,6 +27,7 @@ from edgesparse.ir import from_dense
 from edgesparse.passes.quantize import quantize_int8, raise_rows
 from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import Model
+from tests.cdriver import SANITIZER_ENV
 from tests.conftest import require_tool
 from tests.test_c_runtime import (
     CFLAGS,
@@ -574,7 +575,7 @@ def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
     X = np.load(ROOT / "models" / "digits_pipeline.test.npz")["X"]
     blob = tmp_path / "digits.esb"
     compress_file(CompressOptions(source=ROOT / "models" / "digits_pipeline.pkl", output=blob))
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    env = {**os.environ, **SANITIZER_ENV}
     for extra in ([], ["-DESB_NO_AVX"]):
         exe = tmp_path / "esb-asan"
         res = _run(["clang", *CFLAGS, *flags, *extra, *sources, "-lm", "-o", str(exe)])

@@ -48,6 +48,7 @@ from edgesparse.ir import LinearIR, from_dense
 from edgesparse.passes.quantize import quantize_int8, raise_rows
 from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import Model
+from tests.cdriver import SANITIZER_ENV
 from tests.conftest import require_tool
 from tests.test_esb_malformed import CASES, KIND, build, exceptions, reseal, split
 
@@ -821,7 +822,7 @@ def verify_all(driver: list[str], blobs: list[bytes], tmp_path: Path) -> list[st
         p.write_bytes(b)
         paths.append(str(p))
     lines: list[str] = []
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    env = {**os.environ, **SANITIZER_ENV}
     for lo in range(0, len(paths), 500):
         res = _run([*driver, "verify", *paths[lo : lo + 500]], env=env)
         assert "Sanitizer" not in res.stderr and "runtime error" not in res.stderr, res.stderr
@@ -1063,7 +1064,7 @@ def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: P
         ir, X = raised_case(case, "pow2")
         blobs.append((tmp_path / f"{case}.esb", X[:10]))
         esb.write(ir, blobs[-1][0], columns=cols)
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    env = {**os.environ, **SANITIZER_ENV}
     for blob, X in blobs:
         model = Model(esb.read(blob))
         modes = [m for m in DRIVER_ARGS if m != "dense" or model.ir.is_quantized]

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cdriver import SANITIZER_ENV
+
 pytest.importorskip("sklearn")
 
 from sklearn import datasets
@@ -68,7 +70,7 @@ def esb_asan(tmp_path_factory) -> list[str]:
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    env = {**os.environ, **SANITIZER_ENV}
     return subprocess.run(cmd, capture_output=True, timeout=600, env=env, **kw)
 
 

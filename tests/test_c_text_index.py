@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cdriver import SANITIZER_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 C_DIR = ROOT / "edgesparse/runtime/c"
 
@@ -209,7 +211,7 @@ def run_probe(probe: str, blob: bytes, docs: list[str], tmp: Path) -> dict:
     n_terms = len(feat.vocabulary) if feat.vocabulary is not None else 0
     (tmp / "m.esb").write_bytes(blob)
     (tmp / "docs.txt").write_bytes("".join(d + "\n" for d in docs).encode("utf-8"))
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    env = {**os.environ, **SANITIZER_ENV}
     res = subprocess.run(
         [probe, str(tmp / "m.esb"), str(tmp / "docs.txt"), str(n_terms), str(len(feat.stop_words))],
         capture_output=True,
@@ -452,7 +454,7 @@ def test_libfuzzer_target_on_text_blobs(tf, tmp_path) -> None:
         tf.CountVectorizer().fit(["ab cd the fox", "ab ber"]), None, step_name="v"
     )
     (corpus / "small.esb").write_bytes(blob_of(small))
-    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0"}
+    env = {**os.environ, **SANITIZER_ENV}
     res = subprocess.run(
         [str(exe), "-seed=1", "-runs=4000", "-max_len=65536", str(corpus)],
         capture_output=True,

@@ -59,3 +59,17 @@ def test_every_data_file_is_package_data() -> None:
             shipped.append(path)
     names = {p.name for p in shipped}
     assert {"host.toml", "rpi4.toml", "esb.c", "esb.h", "esb_main.c"} <= names
+
+
+def test_every_c_source_is_listed_where_sources_are_shipped() -> None:
+    """A driver file the lists miss would be left out of export-c, of the sources staged on a
+    board that builds the bench driver, and of scripts/wheel-check.sh's wheel check."""
+    from edgesparse.bench.engine_c import C_SOURCES
+    from edgesparse.export_c import RUNTIME_FILES
+
+    folder = ROOT / "edgesparse" / "runtime" / "c"
+    on_disk = {p.name for p in folder.iterdir() if p.suffix in (".c", ".h")}
+    assert set(RUNTIME_FILES) == on_disk
+    assert set(C_SOURCES) == on_disk
+    wheel_check = (ROOT / "scripts" / "wheel-check.sh").read_text()
+    assert all(f'"{name}"' in wheel_check for name in on_disk)

@@ -1,5 +1,5 @@
-"""Engine ``c``: the C runtime's driver (``edgesparse/runtime/c/esb_main.c``, ``esb bench``)
-instead of the Python probe, on an artifact spelled ``c:model.esb``.
+"""Engine ``c``: the C runtime's driver (``edgesparse/runtime/c/esb_main.c``, ``esb bench``:
+esb_bench_main.c) instead of the Python probe, on an artifact spelled ``c:model.esb``.
 
 The driver is built once per run and architecture (``-O2 -std=c99 -static``, dynamic if static
 linking fails): on the host with ``cc`` for the host, ``aarch64-linux-gnu-gcc`` for emulated
@@ -49,7 +49,9 @@ from edgesparse.records import TableRecords
 from edgesparse.runtime import load
 
 C_CFLAGS = ("-O2", "-std=c99")
-C_SOURCES = RUNTIME_FILES  # esb.c and esb_main.c include the rest (one build line for both)
+# Every file is shipped to a board that builds the driver: esb.c and esb_main.c include the
+# rest (esb_bench_main.c, esb_rec_main.c, ...; one build line for both).
+C_SOURCES = RUNTIME_FILES
 # arch -> (default compiler, override variable, binutils `size`, Debian packages to install)
 C_TOOLCHAINS = {
     "host": ("cc", "EDGESPARSE_CC", "size", "gcc"),

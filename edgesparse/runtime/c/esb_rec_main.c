@@ -130,6 +130,8 @@ static void knn_unload(knn_loaded *l)
     free(l->blob);
 }
 
+/* The blob read, opened and indexed (knn_unload frees it); 0 said on stderr, with nothing
+ * left allocated. */
 static int knn_load(const char *path, knn_loaded *l)
 {
     size_t len = 0;
@@ -141,6 +143,7 @@ static int knn_load(const char *path, knn_loaded *l)
     }
     if (!knn_load_blob(blob, len, l, &st)) {
         fprintf(stderr, "esb: %s: %s\n", path, l->message);
+        knn_unload(l);
         return 0;
     }
     return 1;
@@ -180,6 +183,21 @@ static int split_pair(char *line, char **a, size_t *na, char **b, size_t *nb)
     return 1;
 }
 
+/* Room for twice as many pairs; 0 when out of memory (free_pairs frees either way). */
+static int grow_pairs(knn_pairs *p, size_t *cap)
+{
+    size_t c = *cap ? 2 * *cap : 1024;
+    uint32_t *user = (uint32_t *)realloc(p->user, 4 * c), *item;
+    if (user) p->user = user;
+    item = user ? (uint32_t *)realloc(p->item, 4 * c) : NULL;
+    if (!item) return 0;
+    p->item = item;
+    *cap = c;
+    return 1;
+}
+
+/* PAIRS.csv into p, each id looked up; 0 said on stderr (free_pairs frees what it read
+ * either way). */
 static int read_pairs(const char *path, const knn_loaded *l, knn_pairs *p)
 {
     size_t len = 0, cap = 0;
@@ -192,8 +210,11 @@ static int read_pairs(const char *path, const knn_loaded *l, knn_pairs *p)
         fprintf(stderr, "esb: cannot read %s\n", path);
         return 0;
     }
-    p->text = (char *)realloc(p->text, len + 1);
-    if (!p->text) return 0;
+    {
+        char *text = (char *)realloc(p->text, len + 1);
+        if (!text) return 0;
+        p->text = text;
+    }
     p->text[len] = '\0';
     for (line = strtok_r(p->text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         lineno++;
@@ -205,12 +226,7 @@ static int read_pairs(const char *path, const knn_loaded *l, knn_pairs *p)
         if (lineno == 1 && ((na == 4 && memcmp(a, "user", 4) == 0) ||
                             (na == 3 && memcmp(a, "uid", 3) == 0)))
             continue; /* a header line */
-        if (p->n == cap) {
-            cap = cap ? 2 * cap : 1024;
-            p->user = (uint32_t *)realloc(p->user, 4 * cap);
-            p->item = (uint32_t *)realloc(p->item, 4 * cap);
-            if (!p->user || !p->item) return 0;
-        }
+        if (p->n == cap && !grow_pairs(p, &cap)) return 0;
         p->user[p->n] = rec_find(l, 0, a, na);
         p->item[p->n] = rec_find(l, 1, b, nb);
         p->n++;
@@ -263,16 +279,15 @@ static int knn_cmd_recommend(int argc, char **argv)
     long n;
     uint32_t u, got = 0, j, *items;
     double *est;
-    int all = argc == 4 && strcmp(argv[3], "--all") == 0;
+    int all = argc == 4 && strcmp(argv[3], "--all") == 0, rc = 2;
     if (argc != 3 && !all) return usage();
     if (!parse_count("N", argv[2], &n) || n < 0 || n > 100000000L) return 2;
     if (!knn_load(argv[0], &l)) return 2;
     u = rec_find(&l, 0, argv[1], strlen(argv[1]));
     items = (uint32_t *)malloc(4 * (size_t)(n ? n : 1));
     est = (double *)malloc(8 * (size_t)(n ? n : 1));
-    if (!items || !est) return 2;
-    if (rec_recommend(&l, u, (uint32_t)n, !all, items, est, &got) != ESB_OK) return 1;
-    for (j = 0; j < got; j++) {
+    if (items && est) rc = rec_recommend(&l, u, (uint32_t)n, !all, items, est, &got) != ESB_OK;
+    for (j = 0; rc == 0 && j < got; j++) {
         esb_label id;
         if (l.factors) esb_factors_item_id(&l.f, items[j], &id);
         else esb_knn_item_id(&l.m, items[j], &id);
@@ -282,7 +297,7 @@ static int knn_cmd_recommend(int argc, char **argv)
     free(items);
     free(est);
     knn_unload(&l);
-    return 0;
+    return rc;
 }
 
 /* One timed call: `batch` pairs from pair `start` (predict) or one recommendation. */
@@ -326,77 +341,83 @@ static int knn_write_predictions(const char *path, const knn_loaded *l, const kn
     return 1;
 }
 
-static int knn_cmd_bench(const char *model, const char *data, const bench_opts *o)
+/* The warm-up, then RUNS timed calls into tm; the checksum over the timed ones. */
+static double knn_time(const knn_loaded *l, const knn_pairs *p, const bench_opts *o,
+                       int recommend, bench_times *tm)
 {
-    knn_loaded l;
-    knn_pairs p;
-    uint32_t *t, *empty, i, n_empty, runs = (uint32_t)o->runs, items[10];
-    double checksum = 0, sum = 0, est[10];
-    uint64_t load_start, load_ns;
-    long rss_before, rss_after;
-    char model_rss[32] = "null", cold[32] = "null";
-    const char *t0_env = getenv("EDGESPARSE_PROBE_T0_NS");
-    int recommend = o->op == OP_RECOMMEND;
-    if (o->runs < 1 || o->warmup < 0 || o->runs > 100000000L || o->batch < 1 ||
-        o->batch > 1000000L) {
-        fprintf(stderr, "esb: RUNS and --batch must be >= 1 and WARMUP >= 0\n");
-        return 2;
-    }
-    rss_before = proc_status_bytes("VmRSS");
-    load_start = now_ns();
-    if (!knn_load(model, &l)) return 2;
-    load_ns = now_ns() - load_start;
-    rss_after = proc_status_bytes("VmRSS");
-    if (!read_pairs(data, &l, &p)) return 2;
-    if (p.n == 0) {
-        fprintf(stderr, "esb: %s has no pairs\n", data);
-        return 2;
-    }
-    (void)knn_call(&l, &p, 0, 1, 0, items, est); /* cold start ends with one prediction */
-    if (t0_env && *t0_env) {
-        uint64_t t0 = (uint64_t)strtoull(t0_env, NULL, 10), done = t0_clock_ns();
-        if (t0 > 0 && done > t0 && done - t0 < 3600ull * 1000000000ull)
-            sprintf(cold, "%.0f", (double)(done - t0));
-    }
-    if (rss_before >= 0 && rss_after >= 0) sprintf(model_rss, "%ld", rss_after - rss_before);
-    t = (uint32_t *)malloc(4 * (size_t)runs);
-    n_empty = runs < 10000 ? runs : 10000;
-    empty = (uint32_t *)malloc(4 * (size_t)n_empty);
-    if (!t || !empty) return 2;
+    uint32_t i, items[10];
+    double checksum = 0, est[10];
     for (i = 0; i < (uint32_t)o->warmup; i++)
-        checksum += knn_call(&l, &p, (uint32_t)((uint64_t)i * o->batch % p.n), o->batch,
+        checksum += knn_call(l, p, (uint32_t)((uint64_t)i * o->batch % p->n), o->batch,
                              recommend, items, est);
     checksum = 0;
-    for (i = 0; i < runs; i++) {
-        uint32_t start = (uint32_t)((uint64_t)i * (recommend ? 1 : o->batch) % p.n);
+    for (i = 0; i < tm->runs; i++) {
+        uint32_t start = (uint32_t)((uint64_t)i * (recommend ? 1 : o->batch) % p->n);
         uint64_t a = now_ns(), b;
-        checksum += knn_call(&l, &p, start, o->batch, recommend, items, est);
+        checksum += knn_call(l, p, start, o->batch, recommend, items, est);
         b = now_ns();
-        t[i] = (uint32_t)(b - a);
-        sum += (double)(b - a);
+        times_put(tm, i, b - a);
     }
-    for (i = 0; i < n_empty; i++) {
-        uint64_t a = now_ns();
-        empty[i] = (uint32_t)(now_ns() - a);
-    }
-    if (o->predictions && !knn_write_predictions(o->predictions, &l, &p)) return 1;
-    qsort(t, runs, 4, cmp_u32);
-    qsort(empty, n_empty, 4, cmp_u32);
+    return checksum;
+}
+
+/* The bench's JSON line for a recommender (sorts tm). */
+static void knn_print(const knn_loaded *l, const knn_pairs *p, const bench_opts *o,
+                      int recommend, bench_times *tm, const bench_facts *f, double checksum)
+{
+    uint32_t runs = tm->runs, *t = tm->t;
+    times_sort(tm);
     printf("{\"engine\": \"c\", \"op\": \"%s\", \"mode\": \"decoded\", \"layout\": \"%s\", "
            "\"batch\": %ld, \"runs\": %ld, \"warmup\": %ld, \"rows\": %u, \"p50_ns\": %.1f, "
            "\"p90_ns\": %.1f, \"p99_ns\": %.1f, \"p999_ns\": %.1f, \"mean_ns\": %.1f, "
            "\"min_ns\": %u, \"timer_overhead_ns\": %.1f, \"load_ns\": %.0f, \"cold_start_ns\": "
            "%s, \"peak_rss_bytes\": %ld, \"model_rss_bytes\": %s, \"model_bytes\": %lu, "
            "\"workspace_bytes\": %lu, \"checksum\": %.17g, \"api\": \"one-row\"}\n",
-           recommend ? "recommend" : "predict", l.factors ? "factors" : "knn",
+           recommend ? "recommend" : "predict", l->factors ? "factors" : "knn",
            recommend ? 1L : o->batch, o->runs, o->warmup,
-           (unsigned)p.n, pct(t, runs, 0.5), pct(t, runs, 0.9), pct(t, runs, 0.99),
-           pct(t, runs, 0.999), sum / (double)runs, (unsigned)t[0], pct(empty, n_empty, 0.5),
-           (double)load_ns, cold, peak_rss_bytes(), model_rss, (unsigned long)l.len,
-           (unsigned long)(l.index_bytes + l.ws_bytes), checksum);
-    free(t);
-    free(empty);
+           (unsigned)p->n, pct(t, runs, 0.5), pct(t, runs, 0.9), pct(t, runs, 0.99),
+           pct(t, runs, 0.999), tm->sum / (double)runs, (unsigned)t[0],
+           pct(tm->empty, tm->n_empty, 0.5), (double)f->load_ns, f->cold, peak_rss_bytes(),
+           f->model_rss, (unsigned long)l->len, (unsigned long)(l->index_bytes + l->ws_bytes),
+           checksum);
+}
+
+static int knn_cmd_bench(const char *model, const char *data, const bench_opts *o)
+{
+    knn_loaded l;
+    knn_pairs p;
+    bench_times tm;
+    bench_facts f;
+    uint32_t items[10];
+    double checksum, est[10];
+    uint64_t load_start;
+    long rss_before, rss_after;
+    int recommend = o->op == OP_RECOMMEND, rc = 2;
+    if (!bench_opts_ok(o)) return 2;
+    rss_before = proc_status_bytes("VmRSS");
+    load_start = now_ns();
+    if (!knn_load(model, &l)) return 2;
+    f.load_ns = now_ns() - load_start;
+    rss_after = proc_status_bytes("VmRSS");
+    memset(&tm, 0, sizeof tm);
+    if (!read_pairs(data, &l, &p)) goto done;
+    if (p.n == 0) {
+        fprintf(stderr, "esb: %s has no pairs\n", data);
+        goto done;
+    }
+    (void)knn_call(&l, &p, 0, 1, 0, items, est); /* cold start ends with one prediction */
+    bench_cold_start(&f);
+    bench_model_rss(&f, rss_before, rss_after);
+    if (!times_alloc(&tm, o->runs)) goto done;
+    checksum = knn_time(&l, &p, o, recommend, &tm);
+    times_overhead(&tm);
+    rc = 1;
+    if (o->predictions && !knn_write_predictions(o->predictions, &l, &p)) goto done;
+    knn_print(&l, &p, o, recommend, &tm, &f, checksum);
+    rc = 0;
+done:
+    times_free(&tm);
     free_pairs(&p);
     knn_unload(&l);
-    return 0;
+    return rc;
 }

@@ -40,6 +40,105 @@ static const char *const TAB_HEADER_WHY[5] = {
     "", "a column name is repeated in the header", "the header has %lu columns, the model reads %lu",
     "unknown column (header column %lu)", "missing column (the model's input %lu)"};
 
+typedef struct tab_recs {
+    unsigned char *text;
+    size_t *start, *len;  /* each record's raw bytes in text */
+    unsigned long *line;  /* the line each record starts on */
+    uint32_t n, *pos;     /* records; pos: header column of each model input */
+    size_t n_header, longest;
+} tab_recs;
+
+/* The buffers one record goes through: its unquoted cells and the featurizer's workspace. */
+typedef struct tab_bufs {
+    char *out;
+    esb_cell *cells, *fitted;
+    void *ws;
+    size_t out_bytes, ws_bytes;
+} tab_bufs;
+
+/* Frees what cmd_tabular or tab_cmd_bench allocated into r and b (safe twice). */
+static void tab_free(tab_recs *r, tab_bufs *b)
+{
+    free(r->text);
+    free(r->start);
+    free(r->len);
+    free(r->line);
+    free(r->pos);
+    free(b->out);
+    free(b->cells);
+    free(b->fitted);
+    free(b->ws);
+    memset(r, 0, sizeof *r);
+    memset(b, 0, sizeof *b);
+}
+
+/* esb_csv_record's status for the record on `line` (max cells wanted, n found): 1 when it
+ * parsed, else 0 said on stderr. */
+static int tab_parsed(const tab_recs *r, esb_status st, size_t n, size_t max, size_t n_in,
+                      unsigned long line)
+{
+    if (st == ESB_E_INPUT && n > max) { /* cells past max were not stored: no mapping */
+        if (r->n_header)
+            fprintf(stderr, "esb: line %lu: %lu cells, but the header names %lu columns\n",
+                    line, (unsigned long)n, (unsigned long)r->n_header);
+        else
+            fprintf(stderr, "esb: line %lu: the header has %lu columns, the model reads "
+                    "%lu\n", line, (unsigned long)n, (unsigned long)n_in);
+        return 0;
+    }
+    if (st != ESB_OK) {
+        fprintf(stderr, "esb: line %lu: not a valid CSV row (or not UTF-8, or a NUL byte)\n",
+                line);
+        return 0;
+    }
+    return 1;
+}
+
+/* Checks a record's cell count against the header (or, for the header, maps it); 0 said on
+ * stderr. */
+static int tab_check(const loaded *l, tab_recs *r, const esb_cell *cells, size_t n,
+                     unsigned long line)
+{
+    int reason;
+    size_t which;
+    if (r->n_header == 0) {
+        if (esb_tabular_header(&l->m, cells, n, r->pos, &reason, &which) == ESB_OK) {
+            r->n_header = n;
+            return 1;
+        }
+        fprintf(stderr, "esb: line %lu: ", line);
+        fprintf(stderr, TAB_HEADER_WHY[reason],
+                (unsigned long)(reason == ESB_HEADER_WIDTH ? n : which),
+                (unsigned long)esb_tabular_n_inputs(&l->m));
+        fprintf(stderr, "\n");
+        return 0;
+    }
+    if (n == r->n_header) return 1;
+    fprintf(stderr, "esb: line %lu: %lu cells, but the header names %lu columns\n", line,
+            (unsigned long)n, (unsigned long)r->n_header);
+    return 0;
+}
+
+/* A file that had a header and n_records records: 1, else 0 said on stderr. */
+static int tab_found(const tab_recs *r, unsigned long n_records, const char *path)
+{
+    if (r->n_header && n_records) return 1;
+    fprintf(stderr, r->n_header ? "esb: %s has a header but no records\n"
+                                : "esb: %s is empty; expected a header row naming the columns\n",
+            path);
+    return 0;
+}
+
+/* The refusal of the record on `line` on stderr; returns 1 (exit status). */
+static int tab_refused_line(unsigned long line, esb_status st)
+{
+    fprintf(stderr, "esb: line %lu: %s\n", line,
+            st == ESB_E_INPUT ? "the record is refused (a cell that is not a number, an unknown "
+                                "category, NaN/Inf features)"
+                              : esb_strerror(st));
+    return 1;
+}
+
 /* One record: its features or its prediction line; the status. */
 static esb_status tab_record(const loaded *l, const esb_cell *fitted, void *ws, size_t bytes,
                              int features, float *scores, float *proba)
@@ -71,90 +170,63 @@ static esb_status tab_record(const loaded *l, const esb_cell *fitted, void *ws, 
     return st;
 }
 
+/* Every record of ROWS.csv (r->text, len bytes) through tab_record as it is read, stopping
+ * at the first bad one: 0, or 1 said on stderr. */
+static int tab_run(const loaded *l, const char *path, size_t len, tab_recs *r, tab_bufs *b,
+                   int features, float *scores, float *proba)
+{
+    size_t at = 0, used, n, k, n_in = esb_tabular_n_inputs(&l->m);
+    unsigned long line = 1, n_records = 0;
+    if (len >= 3 && memcmp(r->text, "\xEF\xBB\xBF", 3) == 0) at = 3;
+    while (at < len) {
+        size_t max = r->n_header ? r->n_header : n_in;
+        esb_status st = esb_csv_record((const char *)r->text + at, len - at, &used, b->out,
+                                       len + 1, b->cells, max, &n);
+        if (!tab_parsed(r, st, n, max, n_in, line)) return 1;
+        if (!tab_blank(b->cells, n)) {
+            int header = r->n_header == 0;
+            if (!tab_check(l, r, b->cells, n, line)) return 1;
+            if (!header) {
+                n_records++;
+                for (k = 0; k < n_in; k++) b->fitted[k] = b->cells[r->pos[k]];
+                st = tab_record(l, b->fitted, b->ws, b->ws_bytes, features, scores, proba);
+                if (st != ESB_OK) return tab_refused_line(line, st);
+            }
+        }
+        line += tab_lines(r->text + at, used);
+        at += used;
+    }
+    return tab_found(r, n_records, path) ? 0 : 1;
+}
+
 static int cmd_tabular(const loaded *l, const char *data, int features)
 {
-    size_t len = 0, at = 0, used, n, n_header = 0, which, bytes, k;
-    unsigned char *text = read_file(data, &len);
-    uint32_t n_in = esb_tabular_n_inputs(&l->m), *pos;
-    unsigned long line = 1;
-    char *out;
-    esb_cell *cells, *fitted;
-    void *ws;
+    tab_recs r;
+    tab_bufs b;
+    size_t len = 0, n_in = esb_tabular_n_inputs(&l->m);
     float *scores, *proba;
-    int have_header = 0, reason;
-    unsigned long n_records = 0;
-    if (!text) {
+    int rc = 2;
+    memset(&r, 0, sizeof r);
+    memset(&b, 0, sizeof b);
+    r.text = read_file(data, &len);
+    if (!r.text) {
         fprintf(stderr, "esb: cannot read %s\n", data);
         return 2;
     }
-    if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) at = 3;
-    bytes = esb_tabular_workspace_size(&l->m, len);
-    out = (char *)malloc(len + 1);
-    cells = (esb_cell *)malloc(sizeof(esb_cell) * ((size_t)n_in + 1));
-    fitted = (esb_cell *)malloc(sizeof(esb_cell) * ((size_t)n_in + 1));
-    pos = (uint32_t *)malloc(4 * ((size_t)n_in + 1));
-    ws = malloc(bytes);
+    b.ws_bytes = esb_tabular_workspace_size(&l->m, len);
+    b.out = (char *)malloc(len + 1);
+    b.cells = (esb_cell *)malloc(sizeof(esb_cell) * (n_in + 1));
+    b.fitted = (esb_cell *)malloc(sizeof(esb_cell) * (n_in + 1));
+    r.pos = (uint32_t *)malloc(4 * (n_in + 1));
+    b.ws = malloc(b.ws_bytes ? b.ws_bytes : 8);
     scores = (float *)malloc(4 * (size_t)l->m.n_outputs);
     proba = (float *)malloc(4 * ((size_t)l->m.n_classes + 1));
-    if (!out || !cells || !fitted || !pos || !ws || !scores || !proba) return 2;
-    while (at < len) {
-        size_t max = have_header ? n_header : n_in;
-        esb_status st = esb_csv_record((const char *)text + at, len - at, &used, out, len + 1,
-                                       cells, max, &n);
-        if (st == ESB_E_INPUT && n > max) {
-            if (have_header)
-                fprintf(stderr, "esb: line %lu: %lu cells, but the header names %lu columns\n",
-                        line, (unsigned long)n, (unsigned long)n_header);
-            else
-                fprintf(stderr, "esb: line %lu: the header has %lu columns, the model reads "
-                        "%lu\n", line, (unsigned long)n, (unsigned long)n_in);
-            return 1;
-        }
-        if (st != ESB_OK) {
-            fprintf(stderr, "esb: line %lu: not a valid CSV row (or not UTF-8, or a NUL byte)\n",
-                    line);
-            return 1;
-        }
-        if (!tab_blank(cells, n)) {
-            if (!have_header) {
-                if (esb_tabular_header(&l->m, cells, n, pos, &reason, &which) != ESB_OK) {
-                    fprintf(stderr, "esb: line %lu: ", line);
-                    fprintf(stderr, TAB_HEADER_WHY[reason], (unsigned long)(reason ==
-                            ESB_HEADER_WIDTH ? n : which), (unsigned long)n_in);
-                    fprintf(stderr, "\n");
-                    return 1;
-                }
-                have_header = 1, n_header = n;
-            } else if (n != n_header) {
-                fprintf(stderr, "esb: line %lu: %lu cells, but the header names %lu columns\n",
-                        line, (unsigned long)n, (unsigned long)n_header);
-                return 1;
-            } else {
-                esb_status rs;
-                n_records++;
-                for (k = 0; k < n_in; k++) fitted[k] = cells[pos[k]];
-                rs = tab_record(l, fitted, ws, bytes, features, scores, proba);
-                if (rs != ESB_OK) {
-                    fprintf(stderr, "esb: line %lu: %s\n", line,
-                            rs == ESB_E_INPUT ? "the record is refused (a cell that is not a "
-                                                "number, an unknown category, NaN/Inf features)"
-                                              : esb_strerror(rs));
-                    return 1;
-                }
-            }
-        }
-        line += tab_lines(text + at, used);
-        at += used;
-    }
-    if (!have_header) {
-        fprintf(stderr, "esb: %s is empty; expected a header row naming the columns\n", data);
-        return 1;
-    }
-    if (!n_records) {
-        fprintf(stderr, "esb: %s has a header but no records\n", data);
-        return 1;
-    }
-    return 0;
+    if (b.out && b.cells && b.fitted && r.pos && b.ws && scores && proba)
+        rc = tab_run(l, data, len, &r, &b, features, scores, proba);
+    free(scores);
+    free(proba);
+    tab_free(&r, &b);
+    return rc;
 }
 
 /*
@@ -173,22 +245,6 @@ static int cmd_tabular(const loaded *l, const char *data, int features)
  * and the CSV buffers. --predictions FILE: after timing, one line per record as cmd_bench
  * writes them (class index, or the decision values "%.9g").
  */
-typedef struct tab_recs {
-    unsigned char *text;
-    size_t *start, *len;  /* each record's raw bytes in text */
-    unsigned long *line;  /* the line each record starts on */
-    uint32_t n, *pos;     /* records; pos: header column of each model input */
-    size_t n_header, longest;
-} tab_recs;
-
-/* The buffers one record goes through: its unquoted cells and the featurizer's workspace. */
-typedef struct tab_bufs {
-    char *out;
-    esb_cell *cells, *fitted;
-    void *ws;
-    size_t out_bytes, ws_bytes;
-} tab_bufs;
-
 /* One record's span, appended (0 when out of memory). */
 static int tab_push(tab_recs *r, size_t *cap, size_t at, size_t used, unsigned long line)
 {
@@ -208,38 +264,13 @@ static int tab_push(tab_recs *r, size_t *cap, size_t at, size_t used, unsigned l
     return 1;
 }
 
-/* Checks a record's cell count against the header (or, for the header, maps it); 0 with
- * cmd_tabular's message. */
-static int tab_check(const loaded *l, tab_recs *r, const esb_cell *cells, size_t n,
-                     unsigned long line)
-{
-    int reason;
-    size_t which;
-    if (r->n_header == 0) {
-        if (esb_tabular_header(&l->m, cells, n, r->pos, &reason, &which) == ESB_OK) {
-            r->n_header = n;
-            return 1;
-        }
-        fprintf(stderr, "esb: line %lu: ", line);
-        fprintf(stderr, TAB_HEADER_WHY[reason],
-                (unsigned long)(reason == ESB_HEADER_WIDTH ? n : which),
-                (unsigned long)esb_tabular_n_inputs(&l->m));
-        fprintf(stderr, "\n");
-        return 0;
-    }
-    if (n == r->n_header) return 1;
-    fprintf(stderr, "esb: line %lu: %lu cells, but the header names %lu columns\n", line,
-            (unsigned long)n, (unsigned long)r->n_header);
-    return 0;
-}
-
 /* Reads ROWS.csv: maps its header and finds every record's bytes (cmd_tabular's rules and
- * messages); 0 on failure. Uses b's cell arrays, which hold n_inputs + 1 cells. */
+ * messages); 0 on failure (tab_free frees what it read). Uses b's cell arrays, which hold
+ * n_inputs + 1 cells. */
 static int tab_read_records(const loaded *l, const char *path, tab_recs *r, tab_bufs *b)
 {
     size_t len = 0, at = 0, used, n, cap = 0, n_in = esb_tabular_n_inputs(&l->m);
     unsigned long line = 1;
-    memset(r, 0, sizeof *r);
     r->text = read_file(path, &len);
     r->pos = (uint32_t *)malloc(4 * (n_in + 1));
     b->out = (char *)malloc(len + 1);
@@ -252,19 +283,8 @@ static int tab_read_records(const loaded *l, const char *path, tab_recs *r, tab_
         size_t max = r->n_header ? r->n_header : n_in;
         esb_status st = esb_csv_record((const char *)r->text + at, len - at, &used, b->out,
                                        len + 1, b->cells, max, &n);
-        if (st == ESB_E_INPUT && n > max) { /* cells past max were not stored: no mapping */
-            if (r->n_header)
-                fprintf(stderr, "esb: line %lu: %lu cells, but the header names %lu columns\n",
-                        line, (unsigned long)n, (unsigned long)r->n_header);
-            else
-                fprintf(stderr, "esb: line %lu: the header has %lu columns, the model reads "
-                        "%lu\n", line, (unsigned long)n, (unsigned long)n_in);
-            return 0;
-        } else if (st != ESB_OK) {
-            fprintf(stderr, "esb: line %lu: not a valid CSV row (or not UTF-8, or a NUL byte)\n",
-                    line);
-            return 0;
-        } else if (!tab_blank(b->cells, n)) {
+        if (!tab_parsed(r, st, n, max, n_in, line)) return 0;
+        if (!tab_blank(b->cells, n)) {
             int header = r->n_header == 0;
             if (!tab_check(l, r, b->cells, n, line)) return 0;
             if (!header && !tab_push(r, &cap, at, used, line)) {
@@ -275,13 +295,7 @@ static int tab_read_records(const loaded *l, const char *path, tab_recs *r, tab_
         line += tab_lines(r->text + at, used);
         at += used;
     }
-    if (!r->n_header || !r->n) {
-        fprintf(stderr, r->n_header ? "esb: %s has a header but no records\n"
-                                    : "esb: %s is empty; expected a header row naming the columns\n",
-                path);
-        return 0;
-    }
-    return 1;
+    return tab_found(r, r->n, path);
 }
 
 /* Record k from its raw CSV text through the op; out holds its class index (as a float's bits)
@@ -303,16 +317,6 @@ static esb_status tab_call(const loaded *l, const tab_recs *r, uint32_t k, int o
     return st;
 }
 
-/* The refusal of record k on stderr (cmd_tabular's words); returns 1 (exit status). */
-static int tab_refused(const tab_recs *r, uint32_t k, esb_status st)
-{
-    fprintf(stderr, "esb: line %lu: %s\n", r->line[k],
-            st == ESB_E_INPUT ? "the record is refused (a cell that is not a number, an unknown "
-                                "category, NaN/Inf features)"
-                              : esb_strerror(st));
-    return 1;
-}
-
 /* tab_call as a one_row_call (esb_one_row_main.c). */
 typedef struct {
     const loaded *l;
@@ -326,6 +330,12 @@ static esb_status tab_item(const void *ctx, uint32_t k, int op, float *out, doub
     return tab_call(x->l, x->r, k, op, x->b, out, checksum);
 }
 
+/* The refusal of record k on stderr (cmd_tabular's words), as a one_row_refusal: 1. */
+static int tab_item_refused(const void *ctx, uint32_t k, esb_status st)
+{
+    return tab_refused_line(((const tab_items *)ctx)->r->line[k], st);
+}
+
 /* The buffers for records of up to r->longest bytes (the cell arrays were made before). */
 static int tab_alloc(const loaded *l, const tab_recs *r, tab_bufs *b)
 {
@@ -335,61 +345,31 @@ static int tab_alloc(const loaded *l, const tab_recs *r, tab_bufs *b)
     return b->ws != NULL;
 }
 
-static int tab_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
-                         uint64_t load_ns, const char *model_rss)
+static int tab_cmd_bench(const loaded *l, const char *data, const bench_opts *o, bench_facts *f)
 {
     tab_recs r;
     tab_bufs b;
     tab_items x;
     one_row_items it;
-    one_row_run m;
-    uint32_t *t, *empty, n_empty, runs = (uint32_t)o->runs, failed = 0;
-    size_t n_in = esb_tabular_n_inputs(&l->m), cells_bytes;
-    int op = o->op;
-    float *out;
-    double sum = 0, ck = 0;
-    char cold[32];
-    esb_status st;
-    if (op == OP_PREDICT && l->m.head == ESB_HEAD_IDENTITY) op = OP_DECISION;
-    if (op == OP_RECOMMEND || (op == OP_PROBA && !esb_has_proba(&l->m))) {
-        fprintf(stderr, "esb: this model has no %s\n",
-                op == OP_PROBA ? "predict_proba" : "recommend");
-        return 2;
-    }
+    size_t cells_bytes = sizeof(esb_cell) * (esb_tabular_n_inputs(&l->m) + 1);
+    int op = one_row_op(l, o->op), rc = 2;
+    float *out = NULL;
+    if (op < 0) return 2;
+    memset(&r, 0, sizeof r);
     memset(&b, 0, sizeof b);
-    cells_bytes = sizeof(esb_cell) * (n_in + 1);
     b.cells = (esb_cell *)malloc(cells_bytes);
     b.fitted = (esb_cell *)malloc(cells_bytes);
-    if (!b.cells || !b.fitted) return 2;
-    if (!tab_read_records(l, data, &r, &b)) return 2;
+    if (!b.cells || !b.fitted || !tab_read_records(l, data, &r, &b)) goto done;
     out = (float *)malloc(4 * ((size_t)l->m.n_outputs + l->m.n_classes + 1));
-    t = (uint32_t *)malloc(4 * (size_t)runs);
-    n_empty = runs < 10000 ? runs : 10000;
-    empty = (uint32_t *)malloc(4 * (size_t)n_empty);
-    if (!tab_alloc(l, &r, &b) || !out || !t || !empty) return 2;
+    if (!tab_alloc(l, &r, &b) || !out) goto done;
     x.l = l;
     x.r = &r;
     x.b = &b;
-    it.call = tab_item;
-    it.ctx = &x;
-    it.n = r.n;
-    st = tab_call(l, &r, 0, op, &b, out, &ck);
-    if (st != ESB_OK) return tab_refused(&r, 0, st);
-    one_row_cold_start(cold); /* to record 0's prediction */
-    if (!one_row_time(&it, o, op, out, t, &sum, &failed, &st)) return tab_refused(&r, failed, st);
-    one_row_timer_overhead(empty, n_empty);
-    if (o->predictions && !one_row_write_predictions(o->predictions, l, &it, "record", out))
-        return 1;
-    m.input = "records";
-    m.rows = r.n;
-    m.t = t;
-    m.empty = empty;
-    m.n_empty = n_empty;
-    m.sum = sum;
-    m.load_ns = load_ns;
-    m.cold = cold;
-    m.model_rss = model_rss;
-    m.workspace = (unsigned long)(l->ws_bytes + b.ws_bytes + b.out_bytes + 2 * cells_bytes);
-    one_row_print(l, o, op, &m);
-    return 0;
+    one_row_items_of(&it, tab_item, tab_item_refused, &x, r.n, "record", "records");
+    rc = one_row_bench(l, o, op, &it, out, f,
+                       (unsigned long)(l->ws_bytes + b.ws_bytes + b.out_bytes + 2 * cells_bytes));
+done:
+    free(out);
+    tab_free(&r, &b);
+    return rc;
 }

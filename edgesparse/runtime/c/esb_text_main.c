@@ -1,7 +1,8 @@
 /*
- * esb_text_main.c - `esb bench` on a model with a text input stage (esb_main.c includes this
- * file and calls text_cmd_bench once the blob is loaded and has a text section; never compile
- * it on its own).
+ * esb_text_main.c - the text part of the command-line driver: `esb predict` / `esb features`
+ * (cmd_text) and `esb bench` (text_cmd_bench) on a model with a text input stage (esb_main.c
+ * includes this file and calls them once the blob is loaded and has a text section; never
+ * compile it on its own).
  *
  *   esb bench TEXT_MODEL.esb DOCS.txt RUNS WARMUP [--op predict|proba|decision] [--batch N]
  *             [--predictions FILE]
@@ -26,6 +27,111 @@
 
 #include "esb_one_row_main.c"
 
+/* The length of DOCS' longest line (without its '\n'). */
+static size_t longest_line(const unsigned char *docs, size_t len)
+{
+    size_t start, end, longest = 0;
+    for (start = 0; start < len; start = end + 1) {
+        for (end = start; end < len && docs[end] != '\n'; end++) continue;
+        if (end - start > longest) longest = end - start;
+    }
+    return longest;
+}
+
+/* The buffers a text model's document goes through (cmd_text). */
+typedef struct text_bufs {
+    esb_text_index ix;
+    void *ws;
+    size_t ws_bytes;
+    float *scores, *proba;
+} text_bufs;
+
+/* One document's line: its features or print_row's; the status. */
+static esb_status text_doc(const loaded *l, const text_bufs *b, const char *doc, size_t doc_len,
+                           int features)
+{
+    const esb_model *m = &l->m;
+    esb_status st;
+    long cls = -1;
+    if (features) {
+        uint32_t nnz, j;
+        const int32_t *idx;
+        const double *val;
+        st = esb_text_features_ix(m, &b->ix, doc, doc_len, b->ws, b->ws_bytes, &nnz, &idx, &val);
+        if (st == ESB_OK) {
+            for (j = 0; j < nnz; j++) printf(j ? " %ld:%.17g" : "%ld:%.17g", (long)idx[j], val[j]);
+            printf("\n");
+        }
+        return st;
+    }
+    st = esb_decision_text_ix(m, &b->ix, doc, doc_len, b->ws, b->ws_bytes, b->scores);
+    if (st == ESB_OK && m->head != ESB_HEAD_IDENTITY) {
+        uint32_t k;
+        st = esb_predict_text_ix(m, &b->ix, doc, doc_len, b->ws, b->ws_bytes, &k);
+        cls = (long)k;
+    }
+    if (st == ESB_OK && esb_has_proba(m))
+        st = esb_predict_proba_text_ix(m, &b->ix, doc, doc_len, b->ws, b->ws_bytes, b->proba);
+    if (st == ESB_OK) print_row(m, cls, b->scores, esb_has_proba(m) ? b->proba : NULL);
+    return st;
+}
+
+/* Every document of DOCS (len bytes) through text_doc; 0, or 1 at a refused one. */
+static int text_docs_run(const loaded *l, const text_bufs *b, const unsigned char *docs,
+                         size_t len, int features)
+{
+    size_t start, end, n = 0;
+    for (start = 0; start < len; start = end + 1, n++) {
+        esb_status st;
+        for (end = start; end < len && docs[end] != '\n'; end++) continue;
+        st = text_doc(l, b, (const char *)docs + start,
+                      end - start - (end > start && docs[end - 1] == '\r'), features);
+        if (st != ESB_OK) {
+            fprintf(stderr, "esb: document %lu: %s\n", (unsigned long)n, esb_strerror(st));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A text model's documents: DOCS is UTF-8, one document per line ('\n'; a '\r' before it is
+ * dropped; no document after a final '\n'). Each line goes through esb_text_features (features:
+ * "col:value ..." with %.17g values) or esb_decision_text / esb_predict_text /
+ * esb_predict_proba_text (predict: print_row's line), with a workspace sized for the longest
+ * line and the model's text index. A refused document stops with "esb: document N: <reason>"
+ * and exit 1. */
+static int cmd_text(const loaded *l, const char *data, int features)
+{
+    size_t len = 0, ix_bytes = esb_text_index_size(&l->m);
+    unsigned char *docs = read_file(data, &len);
+    uint32_t *ix_buf = NULL;
+    text_bufs b;
+    int rc = 2;
+    memset(&b, 0, sizeof b);
+    if (!docs) {
+        fprintf(stderr, "esb: cannot read %s\n", data);
+        return 2;
+    }
+    b.ws_bytes = esb_text_workspace_size(&l->m, longest_line(docs, len));
+    b.ws = malloc(b.ws_bytes ? b.ws_bytes : 8);
+    b.scores = (float *)malloc(4 * (size_t)l->m.n_outputs);
+    b.proba = (float *)malloc(4 * ((size_t)l->m.n_classes + 1));
+    ix_buf = (uint32_t *)malloc(ix_bytes + 4);
+    if (!b.ws || !b.scores || !b.proba || !ix_buf) goto done;
+    if (esb_text_index_build(&l->m, ix_buf, ix_bytes, &b.ix) != ESB_OK) {
+        fprintf(stderr, "esb: building the text index failed\n");
+        goto done;
+    }
+    rc = text_docs_run(l, &b, docs, len, features);
+done:
+    free(ix_buf);
+    free(b.ws);
+    free(b.scores);
+    free(b.proba);
+    free(docs);
+    return rc;
+}
+
 typedef struct text_docs {
     unsigned char *text;
     size_t *start, *len; /* each document's bytes in text */
@@ -34,7 +140,8 @@ typedef struct text_docs {
     esb_text_index ix; /* the model's text index (text_cmd_bench builds it) */
 } text_docs;
 
-/* Split DOCS into documents (cmd_text's rules); 0 with a message on failure. */
+/* Split DOCS into documents (cmd_text's rules); 0 with a message on failure (text_free
+ * frees what it read either way). */
 static int text_read_docs(const char *path, text_docs *d)
 {
     size_t len = 0, at, end, cap = 0;
@@ -47,10 +154,13 @@ static int text_read_docs(const char *path, text_docs *d)
     for (at = 0; at < len; at = end + 1) {
         for (end = at; end < len && d->text[end] != '\n'; end++) continue;
         if (d->n == cap) {
+            size_t *start, *lens;
             cap = cap ? 2 * cap : 1024;
-            d->start = (size_t *)realloc(d->start, sizeof(size_t) * cap);
-            d->len = (size_t *)realloc(d->len, sizeof(size_t) * cap);
-            if (!d->start || !d->len) return 0;
+            start = (size_t *)realloc(d->start, sizeof(size_t) * cap);
+            if (start) d->start = start;
+            lens = start ? (size_t *)realloc(d->len, sizeof(size_t) * cap) : NULL;
+            if (!lens) return 0;
+            d->len = lens;
         }
         d->start[d->n] = at;
         d->len[d->n] = end - at - (end > at && d->text[end - 1] == '\r');
@@ -92,72 +202,52 @@ static esb_status text_item(const void *ctx, uint32_t k, int op, float *out, dou
     return text_call(x->l, x->d, k, op, x->ws, x->ws_bytes, out, checksum);
 }
 
-static int text_cmd_bench(const loaded *l, const char *data, const bench_opts *o,
-                          uint64_t load_ns, const char *model_rss)
+/* The refusal of document k on stderr, as a one_row_refusal: 1. */
+static int text_item_refused(const void *ctx, uint32_t k, esb_status st)
+{
+    (void)ctx;
+    fprintf(stderr, "esb: document %lu: %s\n", (unsigned long)k, esb_strerror(st));
+    return 1;
+}
+
+static void text_free(text_docs *d)
+{
+    free(d->text);
+    free(d->start);
+    free(d->len);
+    memset(d, 0, sizeof *d);
+}
+
+static int text_cmd_bench(const loaded *l, const char *data, const bench_opts *o, bench_facts *f)
 {
     text_docs d;
     text_items x;
     one_row_items it;
-    one_row_run m;
-    uint32_t *t, *empty, n_empty, runs = (uint32_t)o->runs, failed = 0;
-    int op = o->op;
-    size_t ws_bytes, ix_bytes;
-    void *ws;
-    uint32_t *ix_buf;
-    float *out;
-    double sum = 0, ck = 0;
-    char cold[32];
-    esb_status st;
-    if (op == OP_PREDICT && l->m.head == ESB_HEAD_IDENTITY) op = OP_DECISION;
-    if (op == OP_RECOMMEND || (op == OP_PROBA && !esb_has_proba(&l->m))) {
-        fprintf(stderr, "esb: this model has no %s\n",
-                op == OP_PROBA ? "predict_proba" : "recommend");
-        return 2;
-    }
-    if (!text_read_docs(data, &d)) return 2;
-    ws_bytes = esb_text_workspace_size(&l->m, d.longest);
-    ix_bytes = esb_text_index_size(&l->m);
-    ws = malloc(ws_bytes ? ws_bytes : 8);
+    int op = one_row_op(l, o->op), rc = 2;
+    size_t ix_bytes = esb_text_index_size(&l->m);
+    void *ws = NULL;
+    uint32_t *ix_buf = NULL;
+    float *out = NULL;
+    if (op < 0) return 2;
+    if (!text_read_docs(data, &d)) goto done;
+    x.ws_bytes = esb_text_workspace_size(&l->m, d.longest);
+    ws = malloc(x.ws_bytes ? x.ws_bytes : 8);
     ix_buf = (uint32_t *)malloc(ix_bytes + 4);
     if (!ix_buf || esb_text_index_build(&l->m, ix_buf, ix_bytes, &d.ix) != ESB_OK) {
         fprintf(stderr, "esb: building the text index failed\n");
-        return 2;
+        goto done;
     }
     out = (float *)malloc(4 * ((size_t)l->m.n_outputs + l->m.n_classes + 1));
-    t = (uint32_t *)malloc(4 * (size_t)runs);
-    n_empty = runs < 10000 ? runs : 10000;
-    empty = (uint32_t *)malloc(4 * (size_t)n_empty);
-    if (!ws || !out || !t || !empty) return 2;
+    if (!ws || !out) goto done;
     x.l = l;
     x.d = &d;
     x.ws = ws;
-    x.ws_bytes = ws_bytes;
-    it.call = text_item;
-    it.ctx = &x;
-    it.n = d.n;
-    st = text_call(l, &d, 0, op, ws, ws_bytes, out, &ck);
-    if (st != ESB_OK) {
-        fprintf(stderr, "esb: document 0: %s\n", esb_strerror(st));
-        return 1;
-    }
-    one_row_cold_start(cold); /* to document 0's prediction */
-    if (!one_row_time(&it, o, op, out, t, &sum, &failed, &st)) {
-        fprintf(stderr, "esb: document %lu: %s\n", (unsigned long)failed, esb_strerror(st));
-        return 1;
-    }
-    one_row_timer_overhead(empty, n_empty);
-    if (o->predictions && !one_row_write_predictions(o->predictions, l, &it, "document", out))
-        return 1;
-    m.input = "text";
-    m.rows = d.n;
-    m.t = t;
-    m.empty = empty;
-    m.n_empty = n_empty;
-    m.sum = sum;
-    m.load_ns = load_ns;
-    m.cold = cold;
-    m.model_rss = model_rss;
-    m.workspace = (unsigned long)(l->ws_bytes + ws_bytes + ix_bytes);
-    one_row_print(l, o, op, &m);
-    return 0;
+    one_row_items_of(&it, text_item, text_item_refused, &x, d.n, "document", "text");
+    rc = one_row_bench(l, o, op, &it, out, f, (unsigned long)(l->ws_bytes + x.ws_bytes + ix_bytes));
+done:
+    free(out);
+    free(ix_buf);
+    free(ws);
+    text_free(&d);
+    return rc;
 }
