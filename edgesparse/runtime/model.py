@@ -11,21 +11,20 @@ any output uses, and laid out for one of two kernels:
     (``X[:, used] @ block``). Chosen when the block is small or well filled. A full-width
     one with few outputs also has a one-row path: one ``dot``, then the bias, the checks and
     the labels or probabilities on the few scores as Python floats (at batch 1 each numpy
-    call costs about as much as the product). CSR input gathers the weight rows of its
-    nonzeros' columns and sums them per row: a small batch with one ``reduceat``, rows of a
-    few nonzeros by adding each product into its cell, longer ones padded to one length and
-    summed by one batched ``matmul``.
+    call costs about as much as the product).
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
-    own bytes. CSR input: the dense block's kernels on a block of the used columns, when it
-    takes at most 4 MiB or no more than the sparse layout itself; else each input nonzero
-    expands to its column's weights and a ``bincount`` sums them. Dense input:
+    own bytes. Dense input:
     each output sums its own nonzeros off the input (thin models, or a row or two), else
     dense slices of the weights meet the input one BLAS product at a time. At load such a
     model keeps only its used columns (int32); each layout (the CSC arrays, the block and
     its column map, the list of weightless columns) is built by the first kernel that reads
     it, so a device that sends only CSR never holds the CSC arrays (process memory, issue 19).
+
+CSR input (:mod:`edgesparse.runtime.csr_input`) gathers the weight rows of its nonzeros'
+columns out of a dense block (a sparse-column model's block of its used columns, when small)
+and sums them per row, a bounded piece of nonzeros at a time; one CSR row has a fast path.
 
 Every temporary array is sized by a bounded run of rows (or of CSR nonzeros), not by the
 batch: predict needs the input, the output, the model and a bounded workspace.
@@ -46,7 +45,6 @@ Imports only numpy and the standard library: this is what runs on the device.
 
 from __future__ import annotations
 
-import itertools
 import math
 import operator
 from typing import Any
@@ -67,12 +65,8 @@ from edgesparse.runtime.checks import (
     one_csr_row,
     read_dense,
 )
-from edgesparse.runtime.csr_sums import (
-    expanded_sums,
-    padded_rows,
-    scattered_sums,
-    segment_sums,
-)
+from edgesparse.runtime.csr_input import CsrWeights, column_table, csr_scores, one_row_scores
+from edgesparse.runtime.csr_input import used_block as csr_used_block
 from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
 from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
@@ -92,34 +86,14 @@ _ROW_CELLS = 1 << 12
 # cells (16 KiB in float32, built on the first batch): numpy broadcasts a short row slowly
 # (1000 x 10: 4x a plain add of two arrays of the same shape).
 _BIAS_TILE_CELLS = 1 << 12
-# The sparse-column kernel expands at most about this many (output, weight) pairs at once.
-_GATHER_CHUNK = 1 << 15
 # Dense input to a sparse-column model: the weights are expanded to dense column slices of at
 # most this many cells, one at a time (a bounded workspace), each one BLAS call.
 _SLICE_CELLS = 1 << 18
-# CSR input to a sparse-column model goes through a dense block of the used columns when it
-# has at most this many cells (4 MiB in float32), or when its bytes are at most this times
-# the bytes of the model's sparse layout (so the block at most doubles the model's memory;
-# expanding each input nonzero to its column's weights is 3-4x slower)...
-_CSR_BLOCK_CELLS = 1 << 20
-_CSR_BLOCK_LAYOUT = 1.0
-# ...and input columns are mapped to block rows by a table when there are at most this many.
-_POS_MAP_FEATURES = 1 << 20
 # Dense input of at most this many rows to a sparse-column model: per-output sums, no slices;
 # and any number of rows when at most this fraction of its cells are weights (the slices'
 # dense product would mostly multiply zeros).
 _ROW_KERNEL_ROWS = 2
 _ROW_KERNEL_FILL = 0.125
-# CSR input is read in runs of rows of about this many nonzeros.
-_CSR_RUN_NNZ = 1 << 16
-# A run of CSR input to a weight block of at most this many rows whose products fit in this
-# many cells is one gather and one segment sum (the fewest numpy calls)...
-_SEGMENT_ROWS = 128
-_SEGMENT_CELLS = 1 << 14
-# ...and a bigger run with fewer than this many nonzeros a row adds its products in place,
-# this many products at a time.
-_SHORT_ROWS = 4
-_SCATTER_CELLS = 1 << 12
 # A dense input of more than twice this many bytes to a full-width block is multiplied a run
 # of rows of about this many bytes at a time, each run's unused columns checked while it is
 # in cache (three quarters of a core's 1 MiB L2 where measured).
@@ -169,8 +143,7 @@ class Model:
         n_used = used.size
         cells = n_used * ir.n_outputs
         self._dense = cells <= _DENSE_BLOCK_CELLS or ir.nnz >= _DENSE_BLOCK_FILL * cells
-        self._csr_block: np.ndarray | None = None
-        self._pos_map: np.ndarray | None = None
+        self._csr: CsrWeights | None = None  # what CSR input reads, built on first use
         self._row: dict[np.dtype, np.ndarray] = {}
         self._row_check: np.ndarray | None = None
         self._row_shape: tuple[int, int] | None = None
@@ -178,7 +151,7 @@ class Model:
         self._unused_cols: np.ndarray | None = None
         if not self._dense:
             # Everything else a sparse-column model needs is built by the first kernel that
-            # reads it (_columns): CSR input through the used-column block never does. Its
+            # reads it (_layout): CSR input through the used-column block never does. Its
             # used columns are int32 (half the bytes); only the CSR kernels' lookups read them.
             self._used = used.astype(np.int32)
             self._columns: Columns | None = None
@@ -354,31 +327,7 @@ class Model:
         parts = one_csr_row(X, n_features=self.n_features_in_)
         if parts is None:
             return None
-        data, indices = parts
-        col_map = None
-        if self._dense and self._all_used:
-            table = self._block[:-1]
-        else:
-            table = self._block if self._dense else self._sparse_input_block()
-            if table is None:
-                return None
-            if self._pos_map is None:
-                self._positions(indices[:0])  # builds the column -> block row table
-            col_map = self._pos_map
-            if col_map is None:  # too wide for a table: the general path's binary search
-                return None
-        token = fp_quiet()
-        try:
-            pos = indices if col_map is None else col_map.take(indices)
-            s = data.astype(self._dtype, copy=False).dot(table.take(pos, axis=0))
-            s += self._bias
-            if not math.isfinite(s.dot(s) + data.dot(data)):
-                return None
-        except IndexError:
-            return None
-        finally:
-            fp_restore(token)
-        return s
+        return one_row_scores(*parts, weights=self._csr_weights(), bias=self._bias)
 
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
@@ -552,103 +501,32 @@ class Model:
     def _sparse_input_scores(
         self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
     ) -> np.ndarray:
-        nnz = int(indptr[-1])
-        if nnz <= _CSR_RUN_NNZ:
-            return self._csr_run(data, indices, indptr, n_rows)
-        # Runs of rows of about _CSR_RUN_NNZ input nonzeros: every temporary array below is
-        # sized by a run, not by the input (a bounded workspace, whatever the batch).
-        starts = np.searchsorted(indptr, np.arange(0, nnz, _CSR_RUN_NNZ), side="right") - 1
-        starts[0] = 0  # leading empty rows belong to the first run (they are written too)
-        bounds = [*np.unique(starts).tolist(), n_rows]
-        out = np.empty((n_rows, self.n_outputs_), dtype=self._dtype)
-        for r0, r1 in itertools.pairwise(bounds):
-            a, b = int(indptr[r0]), int(indptr[r1])
-            ptr = indptr[r0 : r1 + 1] - a
-            out[r0:r1] = self._csr_run(data[a:b], indices[a:b], ptr, r1 - r0)
-        return out
+        return csr_scores(data, indices, indptr, n_rows, weights=self._csr_weights())
 
-    def _csr_run(
-        self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
-    ) -> np.ndarray:
-        block = self._block if self._dense else self._sparse_input_block()
-        if block is None:
-            # Entries in columns no output uses are dropped below, unread: check them all.
-            check_finite(data)
-            # Position of each input column among the used columns; unused ones hit nothing.
-            pos = self._positions(indices)
-            hit = pos < self._used.size
-            row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
-            return expanded_sums(
-                data[hit],
-                pos=pos[hit],
-                row_ids=row_ids[hit],
-                n_rows=n_rows,
-                n_outputs=self.n_outputs_,
-                col_ptr=self._col_ptr,
-                col_rows=self._col_rows,
-                col_vals=self._col_vals,
-                dtype=self._dtype,
-                chunk=_GATHER_CHUNK,
-            )
-        # Each input nonzero scales its column's weight row (unused columns: the zero row).
-        pos = indices if self._all_used else self._positions(indices)
-        # A BLAS product could skip a zero weight and a NaN with it: check the values here
-        # (as given: a finite value beyond float32 is an overflow, found on the scores).
-        if data.dtype.kind == "f" and not math.isfinite(data.dot(data)):
-            check_finite(data)
-        x = data.astype(self._dtype, copy=False)
-        if n_rows == 1:
-            return x.dot(block.take(pos, axis=0)).reshape(1, -1)
-        n_out = self.n_outputs_
-        nnz = int(indptr[-1])
-        if n_rows <= _SEGMENT_ROWS and nnz * n_out <= _SEGMENT_CELLS:  # one gather, one sum
-            return segment_sums(block, pos=pos, x=x, ptr=indptr)
-        lens = np.diff(indptr)
-        out = np.empty((n_rows, n_out), dtype=self._dtype)
-        # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace); rows
-        # of a few nonzeros in runs of about _SCATTER_CELLS products (a scatter's index
-        # arrays take 3x the bytes of its products).
-        if nnz < _SHORT_ROWS * n_rows:
-            step = max(
-                1, min(_SLICE_CELLS // n_out, _SCATTER_CELLS * n_rows // (n_out * max(1, nnz)))
-            )
+    def _csr_weights(self) -> CsrWeights:
+        """What the CSR kernels read, built on the first CSR input: the dense block (a
+        sparse-column model's block of its used columns, when small; else its by-column
+        layout) and the input column -> block row table. Dense-input users never pay for it;
+        the used-column block is built from the IR, not from the by-column layout."""
+        if self._csr is not None:
+            return self._csr
+        used: np.ndarray | None = None if self._dense and self._all_used else self._used
+        if self._dense:
+            block: np.ndarray | None = self._block
         else:
-            step = max(1, _SLICE_CELLS // (n_out * max(1, 2 * nnz // n_rows)))
-        for r0 in range(0, n_rows, step):
-            r1 = min(n_rows, r0 + step)
-            a, b = int(indptr[r0]), int(indptr[r1])
-            rows = r1 - r0
-            if a == b:
-                out[r0:r1] = 0
-            elif b - a < _SHORT_ROWS * rows:  # mostly 0-3 nonzeros a row: add them in place
-                scattered_sums(block, pos=pos[a:b], x=x[a:b], lens=lens[r0:r1], out=out[r0:r1])
-            elif rows * (width := int(lens[r0:r1].max())) <= 2 * (b - a) + rows:
-                out[r0:r1] = padded_rows(
-                    block, pos=pos[a:b], x=x[a:b], lens=lens[r0:r1], width=width
-                )
-            else:  # a few long rows: padding them all would multiply zeros
-                out[r0:r1] = segment_sums(
-                    block, pos=pos[a:b], x=x[a:b], ptr=indptr[r0 : r1 + 1] - a
-                )
-        return out
-
-    def _sparse_input_block(self) -> np.ndarray | None:
-        # A sparse-column model meets CSR input through a dense block of its used columns
-        # when that block is small (built on first use, so dense-input users never pay for
-        # it); gathering rows of it is many times faster than expanding column lists. It is
-        # built from the IR: this path never needs the by-column layout.
-        cells = self._used.size * self.n_outputs_
-        if self._csr_block is None and (
-            cells <= _CSR_BLOCK_CELLS
-            or cells * self._dtype.itemsize <= _CSR_BLOCK_LAYOUT * self._layout_bytes()
-        ):
-            ir = self.ir
-            block = np.zeros((self._used.size + 1, self.n_outputs_), dtype=self._dtype)
-            block[np.searchsorted(self._used, ir.indices), ir.row_ids()] = ir.real_values(
-                dtype=self._dtype
+            block = csr_used_block(
+                self.ir, used=self._used, dtype=self._dtype, layout_bytes=self._layout_bytes()
             )
-            self._csr_block = block
-        return self._csr_block
+        self._csr = CsrWeights(
+            block=block,
+            rows=None if used is not None or block is None else block[:-1],
+            table=None if used is None else column_table(used, n_features=self.n_features_in_),
+            used=used,
+            columns=self._layout() if block is None else None,
+            n_outputs=self.n_outputs_,
+            dtype=self._dtype,
+        )
+        return self._csr
 
     def _layout_bytes(self) -> int:
         # The bytes of the arrays a sparse-column model's by-column layout holds for its
@@ -656,23 +534,6 @@ class Model:
         # int32 output, two copies of the weight, an intp column and an int32 slice cell.
         per_nonzero = 4 + 2 * self._dtype.itemsize + 8 + 4
         return (self._used.size + 1) * 8 + self.ir.nnz * per_nonzero
-
-    def _positions(self, indices: np.ndarray) -> np.ndarray:
-        # Input column -> row of the block (n_used, the zero row, for unused columns). A
-        # lookup table (built once, of the smallest unsigned type that holds n_used: 2 bytes
-        # a feature on the text model) when affordable; else a binary search.
-        if self._pos_map is None and self.n_features_in_ <= _POS_MAP_FEATURES:
-            n_used = self._used.size
-            pos_map = np.full(self.n_features_in_, n_used, dtype=np.min_scalar_type(n_used))
-            pos_map[self._used] = np.arange(n_used, dtype=pos_map.dtype)
-            self._pos_map = pos_map
-        if self._pos_map is not None:
-            return self._pos_map[indices]
-        pos = np.searchsorted(self._used, indices)
-        hit = pos < self._used.size
-        hit[hit] = self._used[pos[hit]] == indices[hit]
-        pos[~hit] = self._used.size
-        return pos
 
     # -- input validation (scikit-learn's messages, one pass over the input) -----------------
     def _check_dense(self, X: Any) -> np.ndarray:
