@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from edgesparse.errors import InputError
 from edgesparse.ir import from_dense
 from edgesparse.runtime import checks as checks_module
-from edgesparse.runtime import csr_input
+from edgesparse.runtime import csr_input, one_row
 from edgesparse.runtime import model as model_module
 from edgesparse.runtime.model import Model
 
@@ -212,12 +212,12 @@ def layouts(X: np.ndarray) -> dict[str, object]:
 def test_dense_paths_match_scikit_learn(monkeypatch, name, quantize, n_rows, layout, row_cells):
     import edgesparse
 
-    monkeypatch.setattr(model_module, "_ROW_CELLS", row_cells)
+    monkeypatch.setattr(one_row, "_ROW_CELLS", row_cells)
     est = SKLEARN_MODELS[name]
     model = Model(edgesparse.compress(est, quantize=quantize))
     X = np.random.default_rng(n_rows).normal(size=(n_rows, 9))
     if n_rows == 1:
-        assert model._row  # the one-row path exists for this model
+        assert model._row_form  # the one-row path exists for this model
     X_in = layouts(X)[layout]
     X_ref = np.asarray(X_in, dtype=np.float64)
     tol = 1e-10 if quantize == "none" else 2e-5
@@ -243,10 +243,10 @@ def one_row_model(request, monkeypatch) -> Model:
     import edgesparse
 
     if request.param == "block":
-        monkeypatch.setattr(model_module, "_ROW_CELLS", 0)
+        monkeypatch.setattr(one_row, "_ROW_CELLS", 0)
     model = Model(edgesparse.compress(SKLEARN_MODELS["multiclass-l1"], quantize="float32"))
-    assert model._row and model._unused.size
-    assert (model._row_check is not None) == (request.param == "block")
+    assert model._row_form and model._unused.size
+    assert (model._row_form.check is not None) == (request.param == "block")
     return model
 
 
@@ -350,7 +350,7 @@ def test_one_row_probabilities_match_the_batch_heads(head, n_outputs, x, dtype) 
     ir = from_dense(w, bias=np.zeros(n_outputs), head=head, classes=classes)
     model = Model(ir.replace(values=ir.values.astype(dtype)))
     X = np.array([x])
-    assert model._row
+    assert model._row_form
     one = model.predict_proba(X)  # the one-row path (Python floats)
     batch = model.predict_proba(np.vstack([X, X]))  # the array path
     np.testing.assert_allclose(one, batch[:1], rtol=1e-6, atol=1e-12)

@@ -9,9 +9,9 @@ any output uses, and laid out for one of two kernels:
 *dense block*
     the used columns as a dense ``(n_used, n_outputs)`` matrix, so a batch is one BLAS call
     (``X[:, used] @ block``). Chosen when the block is small or well filled. A full-width
-    one with few outputs also has a one-row path: one ``dot``, then the bias, the checks and
-    the labels or probabilities on the few scores as Python floats (at batch 1 each numpy
-    call costs about as much as the product).
+    one with few outputs also has a one-row path (:mod:`edgesparse.runtime.one_row`): one
+    ``dot``, then the bias, the checks and the labels or probabilities on the few scores as
+    Python floats (at batch 1 each numpy call costs about as much as the product).
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
@@ -46,7 +46,6 @@ Imports only numpy and the standard library: this is what runs on the device.
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any
 
 import numpy as np
@@ -70,6 +69,7 @@ from edgesparse.runtime.csr_input import used_block as csr_used_block
 from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
 from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
+from edgesparse.runtime.one_row import RowForm, row_form, row_scores
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
 
@@ -77,11 +77,8 @@ __all__ = ["CsrParts", "Model", "cast_to", "is_sparse"]
 _DENSE_BLOCK_CELLS = 1 << 16
 # ...or when at least this fraction of its cells are nonzero weights.
 _DENSE_BLOCK_FILL = 0.25
-# A full-width dense model with at most this many outputs has a one-row path; with at most
-# this many weight cells (and a check column) it keeps its own copy of the weights in float32
-# and float64 (at most 48 KiB a model), larger ones read the dense block (no copy).
+# A full-width dense model with at most this many outputs has a one-row path (one_row.py).
 _ROW_OUTPUTS = 64
-_ROW_CELLS = 1 << 12
 # The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
 # cells (16 KiB in float32, built on the first batch): numpy broadcasts a short row slowly
 # (1000 x 10: 4x a plain add of two arrays of the same shape).
@@ -144,8 +141,7 @@ class Model:
         cells = n_used * ir.n_outputs
         self._dense = cells <= _DENSE_BLOCK_CELLS or ir.nnz >= _DENSE_BLOCK_FILL * cells
         self._csr: CsrWeights | None = None  # what CSR input reads, built on first use
-        self._row: dict[np.dtype, np.ndarray] = {}
-        self._row_check: np.ndarray | None = None
+        self._row_form: RowForm | None = None
         self._row_shape: tuple[int, int] | None = None
         self._bias_tile: np.ndarray | None = None
         self._unused_cols: np.ndarray | None = None
@@ -172,34 +168,8 @@ class Model:
         self._block = block
         self._block64: np.ndarray | None = None
         if self._all_used and ir.n_outputs <= _ROW_OUTPUTS:
-            self._init_row_form()
-
-    def _init_row_form(self) -> None:
-        # One row costs a handful of numpy calls of fixed cost, so the bias and the checks
-        # are done on the few scores as Python floats. float64 input meets float64 weights
-        # (as a batch does). Columns no output uses are checked as one more score: a small
-        # model gets a "check column" of weights, their values times 2^-e (with 2^e > 2 x
-        # their count, so the sum stays below max|x| and cannot overflow), so a NaN/inf there
-        # makes that score non-finite; a wide one (no copy of its block) gathers them and
-        # adds the sum of their squares.
-        n, k = self.n_features_in_, self.n_outputs_
-        self._row_shape = (1, n)
-        self._row_max = float(np.finfo(self._dtype).max)
-        self._row_bias = self._bias.tolist()
-        if n * (k + 1) > _ROW_CELLS:
-            self._row[self._dtype] = self._block[:-1]
-            if self._dtype == _F64:
-                self._row[_F32] = self._block[:-1]
-            if self._unused.size:
-                self._row_check = self._unused
-            return
-        extra = 1 if self._unused.size else 0
-        w = np.zeros((n, k + extra))
-        w[:, :k] = self._block[:-1]
-        if extra:
-            w[self._unused, k] = 2.0 ** -(int(self._unused.size).bit_length() + 1)
-            self._row_bias.append(0.0)
-        self._row = {_F32: w.astype(self._dtype), _F64: w}
+            self._row_shape = (1, ir.n_features)
+            self._row_form = row_form(block[:-1], unused=self._unused, bias=self._bias)
 
     def _layout(self) -> Columns:
         # A sparse-column model's by-column arrays, built by the first kernel that reads them.
@@ -285,26 +255,9 @@ class Model:
 
     # -- kernels -----------------------------------------------------------------------------
     def _one_row(self, X: np.ndarray) -> list[float] | None:
-        """One row's scores as Python floats, or None: no one-row path for this input, or a
-        score not finite or too large (the general path then says what is wrong)."""
-        w = self._row.get(X.dtype)  # float32 / float64 only
-        if w is None:
-            return None
-        # The product, then the bias and the check on a few Python floats: hypot is inf or
-        # NaN if any of them is, and bounds them all.
-        token = fp_quiet()
-        try:
-            s = list(map(operator.add, X.dot(w).tolist()[0], self._row_bias))
-            if self._row_check is not None:
-                unused = X.take(self._row_check)  # one row: flat = column indices
-                s.append(float(unused.dot(unused)))
-        finally:
-            fp_restore(token)
-        if not math.hypot(*s) <= self._row_max:
-            return None
-        if len(s) > self.n_outputs_:
-            s.pop()  # the check column
-        return s
+        # A (1, n_features) array of a model with a one-row form.
+        assert self._row_form is not None
+        return row_scores(X, self._row_form)
 
     def _row_floats(self, X: Any) -> list[float] | None:
         """One row's scores as Python floats (dense or CSR), or None: the general path."""
@@ -494,8 +447,9 @@ class Model:
             return self._block
         if self._block64 is None:
             self._block64 = self._block.astype(np.float64)
-            if self._row_shape is not None and _F64 not in self._row:  # the wide one-row path
-                self._row[_F64] = self._block64[:-1]
+            form = self._row_form
+            if form is not None and _F64 not in form.weights:  # the wide one-row path
+                form.weights[_F64] = self._block64[:-1]
         return self._block64
 
     def _sparse_input_scores(
