@@ -171,4 +171,12 @@ def test_the_model_sums_long_rows_in_pieces_as_scipy(monkeypatch, layout: str) -
     for batch in (X, one):
         want = batch @ w.T + ir.bias
         np.testing.assert_allclose(model.decision_function(batch), want, rtol=1e-12, atol=1e-12)
-    assert model._csr is not None and (model._csr.block is None) == (layout == "expanded")
+    cw = model._csr
+    assert cw is not None and (cw.block is None) == (layout == "expanded")
+    # The one-row path sums a long row in the same pieces, in the same order, as a batch.
+    fast = csr_input.one_row_scores(one.data, one.indices, weights=cw, bias=model._bias)
+    if layout == "expanded":
+        assert fast is None  # no block: the general path
+    else:
+        batch = csr_scores(one.data, one.indices, one.indptr.astype(np.intp), 1, weights=cw)
+        np.testing.assert_array_equal(fast, batch[0] + model._bias)

@@ -125,25 +125,25 @@ def one_row_scores(
     data: np.ndarray, indices: np.ndarray, *, weights: CsrWeights, bias: np.ndarray
 ) -> np.ndarray | None:
     """One CSR row's ``(n_outputs,)`` scores, bias added, as :func:`csr_scores` gives them; or
-    None (no block or table, a row longer than a piece, an index outside the table, or a
-    score not finite or too large: the general path then checks it all and says what is
-    wrong).
+    None (no block or table, an index outside the table, or a score not finite or too large:
+    the general path then checks it all and says what is wrong). A row longer than a piece
+    is summed a piece at a time, as :func:`csr_scores` does.
 
     ``indices`` index a table of exactly ``n_features`` rows (the block's rows, or the column
     table), so ``take`` raises IndexError outside ``[0, n_features)``; unsigned 32-bit views
     of negative indices are huge. NaN/inf in the values are found by one dot of them with
     themselves, added to the scores' own."""
-    if data.size > _CSR_RUN_NNZ or weights.block is None:
-        return None
-    if weights.rows is None and weights.table is None:
-        return None  # too wide for a table: the general path's binary search
+    if weights.block is None or (weights.rows is None and weights.table is None):
+        return None  # no block, or too wide for a table: the general path's binary search
     token = fp_quiet()
     try:
-        if weights.rows is not None:
-            gathered = weights.rows.take(indices, axis=0)
-        else:
-            gathered = weights.block.take(weights.table.take(indices), axis=0)
-        s = data.astype(weights.dtype, copy=False).dot(gathered)
+        if data.size <= _CSR_RUN_NNZ:
+            s = _gathered_dot(data, indices, weights)
+        else:  # a long row: its pieces' sums added in order (a bounded gather)
+            step = _CSR_RUN_NNZ
+            s = _gathered_dot(data[:step], indices[:step], weights)
+            for a in range(step, data.size, step):
+                s += _gathered_dot(data[a : a + step], indices[a : a + step], weights)
         s += bias
         if not math.isfinite(s.dot(s) + data.dot(data)):
             return None
@@ -152,6 +152,16 @@ def one_row_scores(
     finally:
         fp_restore(token)
     return s
+
+
+def _gathered_dot(data: np.ndarray, indices: np.ndarray, weights: CsrWeights) -> np.ndarray:
+    """``data @ W[indices]`` off the block (one row's nonzeros), in ``weights.dtype``."""
+    if weights.rows is not None:
+        gathered = weights.rows.take(indices, axis=0)
+    else:
+        assert weights.block is not None and weights.table is not None
+        gathered = weights.block.take(weights.table.take(indices), axis=0)
+    return data.astype(weights.dtype, copy=False).dot(gathered)
 
 
 def csr_scores(
