@@ -137,13 +137,13 @@ def one_row_scores(
         return None  # no block, or too wide for a table: the general path's binary search
     token = fp_quiet()
     try:
-        if data.size <= _CSR_RUN_NNZ:
-            s = _gathered_dot(data, indices, weights)
-        else:  # a long row: its pieces' sums added in order (a bounded gather)
-            step = _CSR_RUN_NNZ
-            s = _gathered_dot(data[:step], indices[:step], weights)
-            for a in range(step, data.size, step):
-                s += _gathered_dot(data[a : a + step], indices[a : a + step], weights)
+        if data.size > _CSR_RUN_NNZ:  # a long row: its pieces' sums added in order
+            s = _long_row_sums(data, indices, weights)
+        elif weights.rows is not None:  # inline: at batch 1 every call counts
+            s = data.astype(weights.dtype, copy=False).dot(weights.rows.take(indices, axis=0))
+        else:
+            gathered = weights.block.take(weights.table.take(indices), axis=0)
+            s = data.astype(weights.dtype, copy=False).dot(gathered)
         s += bias
         if not math.isfinite(s.dot(s) + data.dot(data)):
             return None
@@ -154,14 +154,24 @@ def one_row_scores(
     return s
 
 
-def _gathered_dot(data: np.ndarray, indices: np.ndarray, weights: CsrWeights) -> np.ndarray:
-    """``data @ W[indices]`` off the block (one row's nonzeros), in ``weights.dtype``."""
-    if weights.rows is not None:
-        gathered = weights.rows.take(indices, axis=0)
-    else:
-        assert weights.block is not None and weights.table is not None
-        gathered = weights.block.take(weights.table.take(indices), axis=0)
-    return data.astype(weights.dtype, copy=False).dot(gathered)
+def _long_row_sums(data: np.ndarray, indices: np.ndarray, weights: CsrWeights) -> np.ndarray:
+    """One row's ``data @ W[indices]`` off the block in pieces of _CSR_RUN_NNZ nonzeros (a
+    bounded gather), their sums added in order as :func:`csr_scores` adds them."""
+    assert weights.block is not None
+    s = np.zeros(weights.n_outputs, dtype=weights.dtype)
+    for a in range(0, data.size, _CSR_RUN_NNZ):
+        idx = indices[a : a + _CSR_RUN_NNZ]
+        if weights.rows is not None:
+            gathered = weights.rows.take(idx, axis=0)
+        else:
+            assert weights.table is not None
+            gathered = weights.block.take(weights.table.take(idx), axis=0)
+        part = data[a : a + _CSR_RUN_NNZ].astype(weights.dtype, copy=False).dot(gathered)
+        if a:
+            s += part
+        else:
+            s = part
+    return s
 
 
 def csr_scores(
