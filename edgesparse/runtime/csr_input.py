@@ -157,20 +157,16 @@ def one_row_scores(
 def _long_row_sums(data: np.ndarray, indices: np.ndarray, weights: CsrWeights) -> np.ndarray:
     """One row's ``data @ W[indices]`` off the block in pieces of _CSR_RUN_NNZ nonzeros (a
     bounded gather), their sums added in order as :func:`csr_scores` adds them."""
-    assert weights.block is not None
+    rows, table = weights.rows, weights.table
+    if rows is None:
+        assert weights.block is not None and table is not None
+        rows = weights.block
     s = np.zeros(weights.n_outputs, dtype=weights.dtype)
     for a in range(0, data.size, _CSR_RUN_NNZ):
         idx = indices[a : a + _CSR_RUN_NNZ]
-        if weights.rows is not None:
-            gathered = weights.rows.take(idx, axis=0)
-        else:
-            assert weights.table is not None
-            gathered = weights.block.take(weights.table.take(idx), axis=0)
-        part = data[a : a + _CSR_RUN_NNZ].astype(weights.dtype, copy=False).dot(gathered)
-        if a:
-            s += part
-        else:
-            s = part
+        pos = idx if table is None else table.take(idx)
+        x = data[a : a + _CSR_RUN_NNZ].astype(weights.dtype, copy=False)
+        s += x.dot(rows.take(pos, axis=0))  # a piece's gathered weights freed before the next
     return s
 
 
