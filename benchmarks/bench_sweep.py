@@ -4,7 +4,10 @@ than the work (issue 19, goal 2).
 For each width (100, 10^4, 2·10^5 features) and density (100%, 10%, 1% nonzero weights), a
 generated 10-class ``LogisticRegression`` is compressed with the library (``compress``, int8)
 and written as ``.esb``; ``edgesparse.load`` reads it back. Each model then predicts batches of
-1, 10, 100 and 1000 rows, dense float32 and CSR (1% of the input filled), one thread. Per cell:
+1, 10, 100 and 1000 rows, dense float32 and CSR (1% of the input filled), one thread, and
+the same CSR nonzeros as ONE row ("csr 1 row": a batch's worth of nonzeros in a single row,
+random columns with repeats; its "batch" is the number of 1%-filled rows it stands for, and
+its us/row is per such row). Per cell:
 
 * ``us/row``: median seconds of ``predict`` per row, and its ratio to bench_runtime's floor
   (the best of numpy's ``X @ W`` and scipy's CSR products on the same float32 weights);
@@ -123,6 +126,15 @@ def input_bytes(X: Any) -> int:
     return X.nbytes
 
 
+def one_long_row(batch: int, width: int, rng: np.random.Generator) -> Any:
+    """The nonzeros of ``batch`` rows at INPUT_FILL, as one CSR row (random columns, repeats
+    allowed, as given: scipy neither sorts nor sums them)."""
+    nnz = max(1, round(batch * width * INPUT_FILL))
+    data = rng.standard_normal(nnz)
+    cols = rng.integers(0, width, nnz, dtype=np.int32)
+    return sp.csr_matrix((data, cols, np.array([0, nnz], dtype=np.int32)), shape=(1, width))
+
+
 def floor_seconds(W: np.ndarray, W_csr: Any, X: Any, budget: float) -> float:
     """The floor of bench_runtime: the best of numpy's dense and scipy's CSR products on the
     same float32 weights (no checks, no bias, no labels)."""
@@ -136,14 +148,21 @@ def floor_seconds(W: np.ndarray, W_csr: Any, X: Any, budget: float) -> float:
 
 
 def cell(
-    model: edgesparse.Model, X: Any, weights: tuple[np.ndarray, Any], mbytes: int, budget: float
+    model: edgesparse.Model,
+    X: Any,
+    weights: tuple[np.ndarray, Any],
+    mbytes: int,
+    budget: float,
+    batch: int | None = None,
 ) -> dict[str, Any]:
-    """Time and memory of ``model.predict(X)`` for one batch, and the floor's time."""
-    batch = X.shape[0]
+    """Time and memory of ``model.predict(X)`` for one batch (``batch`` rows' worth of work,
+    default its row count), and the floor's time."""
+    batch = X.shape[0] if batch is None else batch
     seconds = median_seconds(lambda: model.predict(X), budget)
     floor = floor_seconds(*weights, X, budget)
     peak = peak_alloc(lambda: model.predict(X))
-    out = batch * N_CLASSES * 4 + batch * 8  # the float32 scores and the int64 labels
+    rows = X.shape[0]
+    out = rows * N_CLASSES * 4 + rows * 8  # the float32 scores and the int64 labels
     inp = input_bytes(X)
     return {
         "batch": batch,
@@ -186,16 +205,18 @@ def sweep(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             mbytes = model_bytes(model)
             W = np.ascontiguousarray(model.ir.to_dense(dtype=np.float32).T)
             weights = (W, sp.csr_matrix(W.T))
-            for kind in ("dense f32", "csr 1%"):
+            for kind in ("dense f32", "csr 1%", "csr 1 row"):
                 rows = []
                 for batch in args.batches:
                     if kind == "csr 1%":
                         X = sp.random(batch, width, density=INPUT_FILL, format="csr", rng=rng)
+                    elif kind == "csr 1 row":
+                        X = one_long_row(batch, width, rng)
                     elif batch * width <= MAX_DENSE_CELLS:
                         X = rng.standard_normal((batch, width), dtype=np.float32)
                     else:
                         continue
-                    rows.append(cell(model, X, weights, mbytes, args.budget))
+                    rows.append(cell(model, X, weights, mbytes, args.budget, batch=batch))
                 flag(rows)
                 groups.append(
                     {

@@ -815,25 +815,11 @@ def test_concurrent_first_calls_agree(tmp_path) -> None:
                 np.testing.assert_array_equal(job.result(), refs[i % 2])
 
 
-@pytest.mark.parametrize(
-    "rows",
-    [
-        20,
-        pytest.param(
-            1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="the numpy runtime's CSR runs never split a row: one row of n nonzeros "
-                "(repeats allowed) makes temporaries of n x n_outputs floats and several "
-                "n-long index arrays (2^20 nonzeros, 5 outputs: 29 MB for 8 MB of input; the "
-                "same nonzeros in rows of 20: 2 MB)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("rows", [20, 1])
 def test_csr_workspace_is_bounded_by_a_run_not_the_input(rows: int) -> None:
     """2^20 nonzeros in rows of ``rows``: the numpy runtime's peak Python allocation stays
-    below the input's own bytes (the kernels work a bounded run of nonzeros at a time)."""
+    below the input's own bytes (the kernels work a bounded piece of nonzeros at a time, a
+    long row in pieces)."""
     import tracemalloc
 
     m = compiled("logreg-5cls-str", "float32", "numpy")

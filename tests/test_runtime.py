@@ -237,9 +237,9 @@ def test_ovr_logistic_all_underflow_row_is_uniform():
 
 def test_sparse_kernel_chunks_match_dense_oracle(monkeypatch):
     # Force many chunks (and chunk boundaries inside rows) in the sparse-column kernel.
-    import edgesparse.runtime.model as rt
+    from edgesparse.runtime import csr_input
 
-    monkeypatch.setattr(rt, "_GATHER_CHUNK", 7)
+    monkeypatch.setattr(csr_input, "_GATHER_CHUNK", 7)
     ir = random_ir(20, 200000, 0.001, seed=3)
     m = Model(ir)
     assert not m._dense

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from edgesparse.data import CSRArrays
 from edgesparse.errors import InputError
 from edgesparse.ir import from_dense
-from edgesparse.runtime import checks
+from edgesparse.runtime import checks, csr_input
 from edgesparse.runtime import model as model_module
 from edgesparse.runtime.model import Model
 
@@ -50,7 +50,7 @@ def model(request, monkeypatch) -> Model:
         monkeypatch.setattr(model_module, "_DENSE_BLOCK_CELLS", 0)
         monkeypatch.setattr(model_module, "_DENSE_BLOCK_FILL", 2.0)
     if request.param == "no-table":
-        monkeypatch.setattr(model_module, "_POS_MAP_FEATURES", 0)
+        monkeypatch.setattr(csr_input, "_POS_MAP_FEATURES", 0)
     used = 20 if request.param == "full-width" else 6
     m = classifier(weights(24, used, seed=3))
     assert m._dense == (request.param in ("full-width", "gathered"))

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from edgesparse.errors import InputError
 from edgesparse.ir import from_dense
 from edgesparse.runtime import checks as checks_module
+from edgesparse.runtime import csr_input, one_row
 from edgesparse.runtime import model as model_module
 from edgesparse.runtime.model import Model
 
@@ -140,9 +141,9 @@ def test_finite_scores_whose_sum_overflows_are_not_refused() -> None:
 
 @pytest.mark.parametrize("block_cells", [1 << 20, 0])  # dense block of used columns, or not
 def test_csr_input_to_a_sparse_column_model_matches_the_oracle(monkeypatch, block_cells) -> None:
-    monkeypatch.setattr(model_module, "_CSR_BLOCK_CELLS", block_cells)
-    monkeypatch.setattr(model_module, "_CSR_BLOCK_LAYOUT", 1.0 if block_cells else 0.0)
-    monkeypatch.setattr(model_module, "_GATHER_CHUNK", 64)  # many chunks, many row ranges
+    monkeypatch.setattr(csr_input, "_CSR_BLOCK_CELLS", block_cells)
+    monkeypatch.setattr(csr_input, "_CSR_BLOCK_LAYOUT", 1.0 if block_cells else 0.0)
+    monkeypatch.setattr(csr_input, "_GATHER_CHUNK", 64)  # many chunks, many row ranges
     force_sparse_columns(monkeypatch)
     rng = np.random.default_rng(3)
     model = make_model(sparse_weights(rng, 6, 5000, 0.01))
@@ -156,7 +157,7 @@ def test_csr_input_to_a_sparse_column_model_matches_the_oracle(monkeypatch, bloc
 
 
 def test_csr_block_lookup_without_a_table(monkeypatch) -> None:
-    monkeypatch.setattr(model_module, "_POS_MAP_FEATURES", 0)  # binary search instead
+    monkeypatch.setattr(csr_input, "_POS_MAP_FEATURES", 0)  # binary search instead
     force_sparse_columns(monkeypatch)
     model = make_model(sparse_weights(np.random.default_rng(5), 6, 5000, 0.01))
     X = sp.random(50, 5000, density=0.05, format="csr", random_state=6)
@@ -211,12 +212,12 @@ def layouts(X: np.ndarray) -> dict[str, object]:
 def test_dense_paths_match_scikit_learn(monkeypatch, name, quantize, n_rows, layout, row_cells):
     import edgesparse
 
-    monkeypatch.setattr(model_module, "_ROW_CELLS", row_cells)
+    monkeypatch.setattr(one_row, "_ROW_CELLS", row_cells)
     est = SKLEARN_MODELS[name]
     model = Model(edgesparse.compress(est, quantize=quantize))
     X = np.random.default_rng(n_rows).normal(size=(n_rows, 9))
     if n_rows == 1:
-        assert model._row  # the one-row path exists for this model
+        assert model._row_form  # the one-row path exists for this model
     X_in = layouts(X)[layout]
     X_ref = np.asarray(X_in, dtype=np.float64)
     tol = 1e-10 if quantize == "none" else 2e-5
@@ -242,10 +243,10 @@ def one_row_model(request, monkeypatch) -> Model:
     import edgesparse
 
     if request.param == "block":
-        monkeypatch.setattr(model_module, "_ROW_CELLS", 0)
+        monkeypatch.setattr(one_row, "_ROW_CELLS", 0)
     model = Model(edgesparse.compress(SKLEARN_MODELS["multiclass-l1"], quantize="float32"))
-    assert model._row and model._unused.size
-    assert (model._row_check is not None) == (request.param == "block")
+    assert model._row_form and model._unused.size
+    assert (model._row_form.check is not None) == (request.param == "block")
     return model
 
 
@@ -294,8 +295,8 @@ def test_one_row_refuses_one_dimensional_input_as_before(one_row_model) -> None:
 def test_csr_runs_match_scikit_learn(monkeypatch, run_nnz, long_row, quantize) -> None:
     import edgesparse
 
-    monkeypatch.setattr(model_module, "_CSR_RUN_NNZ", run_nnz)
-    monkeypatch.setattr(model_module, "_SLICE_CELLS", 64)  # several padded chunks a run
+    monkeypatch.setattr(csr_input, "_CSR_RUN_NNZ", run_nnz)
+    monkeypatch.setattr(csr_input, "_RUN_CELLS", 64)  # several padded chunks a run
     est = SKLEARN_MODELS["multiclass-l1"]
     model = Model(edgesparse.compress(est, quantize=quantize))
     X = sp.random(300, 9, density=0.3, format="lil", random_state=12)
@@ -315,7 +316,7 @@ def test_csr_runs_match_scikit_learn(monkeypatch, run_nnz, long_row, quantize) -
 def test_csr_nan_in_any_column_is_refused(monkeypatch, one_row_model, where, n_rows) -> None:
     import warnings
 
-    monkeypatch.setattr(model_module, "_CSR_RUN_NNZ", 16)
+    monkeypatch.setattr(csr_input, "_CSR_RUN_NNZ", 16)
     model = one_row_model
     col = (model._unused if where == "unused" else np.setdiff1d(np.arange(9), model._unused))[0]
     X = sp.lil_matrix((n_rows, 9))
@@ -349,7 +350,7 @@ def test_one_row_probabilities_match_the_batch_heads(head, n_outputs, x, dtype) 
     ir = from_dense(w, bias=np.zeros(n_outputs), head=head, classes=classes)
     model = Model(ir.replace(values=ir.values.astype(dtype)))
     X = np.array([x])
-    assert model._row
+    assert model._row_form
     one = model.predict_proba(X)  # the one-row path (Python floats)
     batch = model.predict_proba(np.vstack([X, X]))  # the array path
     np.testing.assert_allclose(one, batch[:1], rtol=1e-6, atol=1e-12)
@@ -401,11 +402,12 @@ def test_csr_kernels_match_a_dense_reference(
     import edgesparse
 
     seg_rows, seg_cells, short = CSR_KERNELS[kernel]
-    monkeypatch.setattr(model_module, "_SEGMENT_ROWS", seg_rows)
-    monkeypatch.setattr(model_module, "_SEGMENT_CELLS", seg_cells)
-    monkeypatch.setattr(model_module, "_SHORT_ROWS", short)
+    monkeypatch.setattr(csr_input, "_SEGMENT_ROWS", seg_rows)
+    monkeypatch.setattr(csr_input, "_SEGMENT_CELLS", seg_cells)
+    monkeypatch.setattr(csr_input, "_SHORT_ROWS", short)
     monkeypatch.setattr(model_module, "_SLICE_CELLS", slice_cells)
-    monkeypatch.setattr(model_module, "_CSR_RUN_NNZ", 1 << 16 if slice_cells > 30 else 25)
+    monkeypatch.setattr(csr_input, "_RUN_CELLS", slice_cells)
+    monkeypatch.setattr(csr_input, "_CSR_RUN_NNZ", 1 << 16 if slice_cells > 30 else 25)
     if layout == "sparse columns":
         force_sparse_columns(monkeypatch)
     est = SKLEARN_MODELS["multiclass-l1"]
@@ -434,9 +436,9 @@ def test_an_all_empty_csr_batch_scores_the_bias(monkeypatch, kernel, n_rows) -> 
     import edgesparse
 
     seg_rows, seg_cells, short = CSR_KERNELS[kernel]
-    monkeypatch.setattr(model_module, "_SEGMENT_ROWS", seg_rows)
-    monkeypatch.setattr(model_module, "_SEGMENT_CELLS", seg_cells)
-    monkeypatch.setattr(model_module, "_SHORT_ROWS", short)
+    monkeypatch.setattr(csr_input, "_SEGMENT_ROWS", seg_rows)
+    monkeypatch.setattr(csr_input, "_SEGMENT_CELLS", seg_cells)
+    monkeypatch.setattr(csr_input, "_SHORT_ROWS", short)
     est = SKLEARN_MODELS["multiclass-l1"]
     model = Model(edgesparse.compress(est, quantize="none"))
     X = sp.csr_matrix((n_rows, 9))
@@ -450,9 +452,9 @@ def test_csr_kernels_refuse_nan_wherever_it_is(monkeypatch, kernel, where) -> No
     import edgesparse
 
     seg_rows, seg_cells, short = CSR_KERNELS[kernel]
-    monkeypatch.setattr(model_module, "_SEGMENT_ROWS", seg_rows)
-    monkeypatch.setattr(model_module, "_SEGMENT_CELLS", seg_cells)
-    monkeypatch.setattr(model_module, "_SHORT_ROWS", short)
+    monkeypatch.setattr(csr_input, "_SEGMENT_ROWS", seg_rows)
+    monkeypatch.setattr(csr_input, "_SEGMENT_CELLS", seg_cells)
+    monkeypatch.setattr(csr_input, "_SHORT_ROWS", short)
     model = Model(edgesparse.compress(SKLEARN_MODELS["multiclass-l1"], quantize="float32"))
     X = edge_batch(9, np.float64)
     k = {"first row": 1, "empty row's neighbour": 3, "last row": X.nnz - 1}[where]

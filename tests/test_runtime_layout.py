@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from edgesparse.ir import from_dense
 from edgesparse.runtime import layout as layout_module
 from edgesparse.runtime import model as model_module
+from edgesparse.runtime.csr_input import positions
 from edgesparse.runtime.model import Model
 
 
@@ -57,8 +58,8 @@ def test_a_sparse_model_keeps_only_its_used_columns_until_a_kernel_needs_more(
     np.testing.assert_allclose(model.decision_function(X), X.toarray() @ w.T)
     assert model._columns is None
     # The column map: smallest type holding n_used (3, its zero row), unused columns at 3.
-    assert model._pos_map.dtype == np.uint8
-    assert model._pos_map.tolist() == [0, 3, 3, 3, 1, 3, 3, 3, 3, 2]
+    assert model._csr.table.dtype == np.uint8
+    assert model._csr.table.tolist() == [0, 3, 3, 3, 1, 3, 3, 3, 3, 2]
     # Dense input builds the layout: CSC order (column, then output), and the unused count.
     np.testing.assert_allclose(model.decision_function(X.toarray()), X.toarray() @ w.T)
     layout = model._columns
@@ -85,10 +86,13 @@ def test_column_map_type_holds_the_zero_row(monkeypatch, n_used: int) -> None:
     w = np.zeros((1, n))
     w[0, 1::2] = 1.0  # odd columns used, the last one (n - 1) among them
     model = Model(from_dense(w, bias=np.zeros(1), head="identity", squeeze=False))
-    pos = model._positions(np.array([0, 1, n - 2, n - 1], dtype=np.int32))
+    model.predict(sp.csr_matrix((1, n)))  # builds the column map
+    pos = positions(
+        np.array([0, 1, n - 2, n - 1], dtype=np.int32), table=model._csr.table, used=model._used
+    )
     assert pos.tolist() == [n_used, 0, n_used, n_used - 1]
-    assert np.iinfo(model._pos_map.dtype).max >= n_used
-    assert model._pos_map.itemsize == (1 if n_used < 256 else 2 if n_used < 65536 else 4)
+    assert np.iinfo(model._csr.table.dtype).max >= n_used
+    assert model._csr.table.itemsize == (1 if n_used < 256 else 2 if n_used < 65536 else 4)
 
 
 def test_stage_encodings_match_their_codecs() -> None:

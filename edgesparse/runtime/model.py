@@ -9,23 +9,22 @@ any output uses, and laid out for one of two kernels:
 *dense block*
     the used columns as a dense ``(n_used, n_outputs)`` matrix, so a batch is one BLAS call
     (``X[:, used] @ block``). Chosen when the block is small or well filled. A full-width
-    one with few outputs also has a one-row path: one ``dot``, then the bias, the checks and
-    the labels or probabilities on the few scores as Python floats (at batch 1 each numpy
-    call costs about as much as the product). CSR input gathers the weight rows of its
-    nonzeros' columns and sums them per row: a small batch with one ``reduceat``, rows of a
-    few nonzeros by adding each product into its cell, longer ones padded to one length and
-    summed by one batched ``matmul``.
+    one with few outputs also has a one-row path (:mod:`edgesparse.runtime.one_row`): one
+    ``dot``, then the bias, the checks and the labels or probabilities on the few scores as
+    Python floats (at batch 1 each numpy call costs about as much as the product).
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
-    own bytes. CSR input: the dense block's kernels on a block of the used columns, when it
-    takes at most 4 MiB or no more than the sparse layout itself; else each input nonzero
-    expands to its column's weights and a ``bincount`` sums them. Dense input:
+    own bytes. Dense input:
     each output sums its own nonzeros off the input (thin models, or a row or two), else
     dense slices of the weights meet the input one BLAS product at a time. At load such a
     model keeps only its used columns (int32); each layout (the CSC arrays, the block and
     its column map, the list of weightless columns) is built by the first kernel that reads
     it, so a device that sends only CSR never holds the CSC arrays (process memory, issue 19).
+
+CSR input (:mod:`edgesparse.runtime.csr_input`) gathers the weight rows of its nonzeros'
+columns out of a dense block (a sparse-column model's block of its used columns, when small)
+and sums them per row, a bounded piece of nonzeros at a time; one CSR row has a fast path.
 
 Every temporary array is sized by a bounded run of rows (or of CSR nonzeros), not by the
 batch: predict needs the input, the output, the model and a bounded workspace.
@@ -46,9 +45,7 @@ Imports only numpy and the standard library: this is what runs on the device.
 
 from __future__ import annotations
 
-import itertools
 import math
-import operator
 from typing import Any
 
 import numpy as np
@@ -67,15 +64,12 @@ from edgesparse.runtime.checks import (
     one_csr_row,
     read_dense,
 )
-from edgesparse.runtime.csr_sums import (
-    expanded_sums,
-    padded_rows,
-    scattered_sums,
-    segment_sums,
-)
+from edgesparse.runtime.csr_input import CsrWeights, column_table, csr_scores, one_row_scores
+from edgesparse.runtime.csr_input import used_block as csr_used_block
 from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
 from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
+from edgesparse.runtime.one_row import RowForm, row_form, row_scores
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse", "stage_features"]
 
@@ -83,43 +77,20 @@ __all__ = ["CsrParts", "Model", "cast_to", "is_sparse", "stage_features"]
 _DENSE_BLOCK_CELLS = 1 << 16
 # ...or when at least this fraction of its cells are nonzero weights.
 _DENSE_BLOCK_FILL = 0.25
-# A full-width dense model with at most this many outputs has a one-row path; with at most
-# this many weight cells (and a check column) it keeps its own copy of the weights in float32
-# and float64 (at most 48 KiB a model), larger ones read the dense block (no copy).
+# A full-width dense model with at most this many outputs has a one-row path (one_row.py).
 _ROW_OUTPUTS = 64
-_ROW_CELLS = 1 << 12
 # The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
 # cells (16 KiB in float32, built on the first batch): numpy broadcasts a short row slowly
 # (1000 x 10: 4x a plain add of two arrays of the same shape).
 _BIAS_TILE_CELLS = 1 << 12
-# The sparse-column kernel expands at most about this many (output, weight) pairs at once.
-_GATHER_CHUNK = 1 << 15
 # Dense input to a sparse-column model: the weights are expanded to dense column slices of at
 # most this many cells, one at a time (a bounded workspace), each one BLAS call.
 _SLICE_CELLS = 1 << 18
-# CSR input to a sparse-column model goes through a dense block of the used columns when it
-# has at most this many cells (4 MiB in float32), or when its bytes are at most this times
-# the bytes of the model's sparse layout (so the block at most doubles the model's memory;
-# expanding each input nonzero to its column's weights is 3-4x slower)...
-_CSR_BLOCK_CELLS = 1 << 20
-_CSR_BLOCK_LAYOUT = 1.0
-# ...and input columns are mapped to block rows by a table when there are at most this many.
-_POS_MAP_FEATURES = 1 << 20
 # Dense input of at most this many rows to a sparse-column model: per-output sums, no slices;
 # and any number of rows when at most this fraction of its cells are weights (the slices'
 # dense product would mostly multiply zeros).
 _ROW_KERNEL_ROWS = 2
 _ROW_KERNEL_FILL = 0.125
-# CSR input is read in runs of rows of about this many nonzeros.
-_CSR_RUN_NNZ = 1 << 16
-# A run of CSR input to a weight block of at most this many rows whose products fit in this
-# many cells is one gather and one segment sum (the fewest numpy calls)...
-_SEGMENT_ROWS = 128
-_SEGMENT_CELLS = 1 << 14
-# ...and a bigger run with fewer than this many nonzeros a row adds its products in place,
-# this many products at a time.
-_SHORT_ROWS = 4
-_SCATTER_CELLS = 1 << 12
 # A dense input of more than twice this many bytes to a full-width block is multiplied a run
 # of rows of about this many bytes at a time, each run's unused columns checked while it is
 # in cache (three quarters of a core's 1 MiB L2 where measured).
@@ -169,16 +140,14 @@ class Model:
         n_used = used.size
         cells = n_used * ir.n_outputs
         self._dense = cells <= _DENSE_BLOCK_CELLS or ir.nnz >= _DENSE_BLOCK_FILL * cells
-        self._csr_block: np.ndarray | None = None
-        self._pos_map: np.ndarray | None = None
-        self._row: dict[np.dtype, np.ndarray] = {}
-        self._row_check: np.ndarray | None = None
+        self._csr: CsrWeights | None = None  # what CSR input reads, built on first use
+        self._row_form: RowForm | None = None
         self._row_shape: tuple[int, int] | None = None
         self._bias_tile: np.ndarray | None = None
         self._unused_cols: np.ndarray | None = None
         if not self._dense:
             # Everything else a sparse-column model needs is built by the first kernel that
-            # reads it (_columns): CSR input through the used-column block never does. Its
+            # reads it (_layout): CSR input through the used-column block never does. Its
             # used columns are int32 (half the bytes); only the CSR kernels' lookups read them.
             self._used = used.astype(np.int32)
             self._columns: Columns | None = None
@@ -199,34 +168,8 @@ class Model:
         self._block = block
         self._block64: np.ndarray | None = None
         if self._all_used and ir.n_outputs <= _ROW_OUTPUTS:
-            self._init_row_form()
-
-    def _init_row_form(self) -> None:
-        # One row costs a handful of numpy calls of fixed cost, so the bias and the checks
-        # are done on the few scores as Python floats. float64 input meets float64 weights
-        # (as a batch does). Columns no output uses are checked as one more score: a small
-        # model gets a "check column" of weights, their values times 2^-e (with 2^e > 2 x
-        # their count, so the sum stays below max|x| and cannot overflow), so a NaN/inf there
-        # makes that score non-finite; a wide one (no copy of its block) gathers them and
-        # adds the sum of their squares.
-        n, k = self.n_features_in_, self.n_outputs_
-        self._row_shape = (1, n)
-        self._row_max = float(np.finfo(self._dtype).max)
-        self._row_bias = self._bias.tolist()
-        if n * (k + 1) > _ROW_CELLS:
-            self._row[self._dtype] = self._block[:-1]
-            if self._dtype == _F64:
-                self._row[_F32] = self._block[:-1]
-            if self._unused.size:
-                self._row_check = self._unused
-            return
-        extra = 1 if self._unused.size else 0
-        w = np.zeros((n, k + extra))
-        w[:, :k] = self._block[:-1]
-        if extra:
-            w[self._unused, k] = 2.0 ** -(int(self._unused.size).bit_length() + 1)
-            self._row_bias.append(0.0)
-        self._row = {_F32: w.astype(self._dtype), _F64: w}
+            self._row_shape = (1, ir.n_features)
+            self._row_form = row_form(block[:-1], unused=self._unused, bias=self._bias)
 
     def _layout(self) -> Columns:
         # A sparse-column model's by-column arrays, built by the first kernel that reads them.
@@ -312,26 +255,9 @@ class Model:
 
     # -- kernels -----------------------------------------------------------------------------
     def _one_row(self, X: np.ndarray) -> list[float] | None:
-        """One row's scores as Python floats, or None: no one-row path for this input, or a
-        score not finite or too large (the general path then says what is wrong)."""
-        w = self._row.get(X.dtype)  # float32 / float64 only
-        if w is None:
-            return None
-        # The product, then the bias and the check on a few Python floats: hypot is inf or
-        # NaN if any of them is, and bounds them all.
-        token = fp_quiet()
-        try:
-            s = list(map(operator.add, X.dot(w).tolist()[0], self._row_bias))
-            if self._row_check is not None:
-                unused = X.take(self._row_check)  # one row: flat = column indices
-                s.append(float(unused.dot(unused)))
-        finally:
-            fp_restore(token)
-        if not math.hypot(*s) <= self._row_max:
-            return None
-        if len(s) > self.n_outputs_:
-            s.pop()  # the check column
-        return s
+        # A (1, n_features) array of a model with a one-row form.
+        assert self._row_form is not None
+        return row_scores(X, self._row_form)
 
     def _row_floats(self, X: Any) -> list[float] | None:
         """One row's scores as Python floats (dense or CSR), or None: the general path."""
@@ -354,31 +280,7 @@ class Model:
         parts = one_csr_row(X, n_features=self.n_features_in_)
         if parts is None:
             return None
-        data, indices = parts
-        col_map = None
-        if self._dense and self._all_used:
-            table = self._block[:-1]
-        else:
-            table = self._block if self._dense else self._sparse_input_block()
-            if table is None:
-                return None
-            if self._pos_map is None:
-                self._positions(indices[:0])  # builds the column -> block row table
-            col_map = self._pos_map
-            if col_map is None:  # too wide for a table: the general path's binary search
-                return None
-        token = fp_quiet()
-        try:
-            pos = indices if col_map is None else col_map.take(indices)
-            s = data.astype(self._dtype, copy=False).dot(table.take(pos, axis=0))
-            s += self._bias
-            if not math.isfinite(s.dot(s) + data.dot(data)):
-                return None
-        except IndexError:
-            return None
-        finally:
-            fp_restore(token)
-        return s
+        return one_row_scores(*parts, weights=self._csr_weights(), bias=self._bias)
 
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
@@ -545,110 +447,40 @@ class Model:
             return self._block
         if self._block64 is None:
             self._block64 = self._block.astype(np.float64)
-            if self._row_shape is not None and _F64 not in self._row:  # the wide one-row path
-                self._row[_F64] = self._block64[:-1]
+            form = self._row_form
+            if form is not None and _F64 not in form.weights:  # the wide one-row path
+                form.weights[_F64] = self._block64[:-1]
         return self._block64
 
     def _sparse_input_scores(
         self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
     ) -> np.ndarray:
-        nnz = int(indptr[-1])
-        if nnz <= _CSR_RUN_NNZ:
-            return self._csr_run(data, indices, indptr, n_rows)
-        # Runs of rows of about _CSR_RUN_NNZ input nonzeros: every temporary array below is
-        # sized by a run, not by the input (a bounded workspace, whatever the batch).
-        starts = np.searchsorted(indptr, np.arange(0, nnz, _CSR_RUN_NNZ), side="right") - 1
-        starts[0] = 0  # leading empty rows belong to the first run (they are written too)
-        bounds = [*np.unique(starts).tolist(), n_rows]
-        out = np.empty((n_rows, self.n_outputs_), dtype=self._dtype)
-        for r0, r1 in itertools.pairwise(bounds):
-            a, b = int(indptr[r0]), int(indptr[r1])
-            ptr = indptr[r0 : r1 + 1] - a
-            out[r0:r1] = self._csr_run(data[a:b], indices[a:b], ptr, r1 - r0)
-        return out
+        return csr_scores(data, indices, indptr, n_rows, weights=self._csr_weights())
 
-    def _csr_run(
-        self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
-    ) -> np.ndarray:
-        block = self._block if self._dense else self._sparse_input_block()
-        if block is None:
-            # Entries in columns no output uses are dropped below, unread: check them all.
-            check_finite(data)
-            # Position of each input column among the used columns; unused ones hit nothing.
-            pos = self._positions(indices)
-            hit = pos < self._used.size
-            row_ids = np.repeat(np.arange(n_rows, dtype=np.intp), np.diff(indptr))
-            return expanded_sums(
-                data[hit],
-                pos=pos[hit],
-                row_ids=row_ids[hit],
-                n_rows=n_rows,
-                n_outputs=self.n_outputs_,
-                col_ptr=self._col_ptr,
-                col_rows=self._col_rows,
-                col_vals=self._col_vals,
-                dtype=self._dtype,
-                chunk=_GATHER_CHUNK,
-            )
-        # Each input nonzero scales its column's weight row (unused columns: the zero row).
-        pos = indices if self._all_used else self._positions(indices)
-        # A BLAS product could skip a zero weight and a NaN with it: check the values here
-        # (as given: a finite value beyond float32 is an overflow, found on the scores).
-        if data.dtype.kind == "f" and not math.isfinite(data.dot(data)):
-            check_finite(data)
-        x = data.astype(self._dtype, copy=False)
-        if n_rows == 1:
-            return x.dot(block.take(pos, axis=0)).reshape(1, -1)
-        n_out = self.n_outputs_
-        nnz = int(indptr[-1])
-        if n_rows <= _SEGMENT_ROWS and nnz * n_out <= _SEGMENT_CELLS:  # one gather, one sum
-            return segment_sums(block, pos=pos, x=x, ptr=indptr)
-        lens = np.diff(indptr)
-        out = np.empty((n_rows, n_out), dtype=self._dtype)
-        # Runs of rows, each about _SLICE_CELLS gathered weights (a bounded workspace); rows
-        # of a few nonzeros in runs of about _SCATTER_CELLS products (a scatter's index
-        # arrays take 3x the bytes of its products).
-        if nnz < _SHORT_ROWS * n_rows:
-            step = max(
-                1, min(_SLICE_CELLS // n_out, _SCATTER_CELLS * n_rows // (n_out * max(1, nnz)))
-            )
+    def _csr_weights(self) -> CsrWeights:
+        """What the CSR kernels read, built on the first CSR input: the dense block (a
+        sparse-column model's block of its used columns, when small; else its by-column
+        layout) and the input column -> block row table. Dense-input users never pay for it;
+        the used-column block is built from the IR, not from the by-column layout."""
+        if self._csr is not None:
+            return self._csr
+        used: np.ndarray | None = None if self._dense and self._all_used else self._used
+        if self._dense:
+            block: np.ndarray | None = self._block
         else:
-            step = max(1, _SLICE_CELLS // (n_out * max(1, 2 * nnz // n_rows)))
-        for r0 in range(0, n_rows, step):
-            r1 = min(n_rows, r0 + step)
-            a, b = int(indptr[r0]), int(indptr[r1])
-            rows = r1 - r0
-            if a == b:
-                out[r0:r1] = 0
-            elif b - a < _SHORT_ROWS * rows:  # mostly 0-3 nonzeros a row: add them in place
-                scattered_sums(block, pos=pos[a:b], x=x[a:b], lens=lens[r0:r1], out=out[r0:r1])
-            elif rows * (width := int(lens[r0:r1].max())) <= 2 * (b - a) + rows:
-                out[r0:r1] = padded_rows(
-                    block, pos=pos[a:b], x=x[a:b], lens=lens[r0:r1], width=width
-                )
-            else:  # a few long rows: padding them all would multiply zeros
-                out[r0:r1] = segment_sums(
-                    block, pos=pos[a:b], x=x[a:b], ptr=indptr[r0 : r1 + 1] - a
-                )
-        return out
-
-    def _sparse_input_block(self) -> np.ndarray | None:
-        # A sparse-column model meets CSR input through a dense block of its used columns
-        # when that block is small (built on first use, so dense-input users never pay for
-        # it); gathering rows of it is many times faster than expanding column lists. It is
-        # built from the IR: this path never needs the by-column layout.
-        cells = self._used.size * self.n_outputs_
-        if self._csr_block is None and (
-            cells <= _CSR_BLOCK_CELLS
-            or cells * self._dtype.itemsize <= _CSR_BLOCK_LAYOUT * self._layout_bytes()
-        ):
-            ir = self.ir
-            block = np.zeros((self._used.size + 1, self.n_outputs_), dtype=self._dtype)
-            block[np.searchsorted(self._used, ir.indices), ir.row_ids()] = ir.real_values(
-                dtype=self._dtype
+            block = csr_used_block(
+                self.ir, used=self._used, dtype=self._dtype, layout_bytes=self._layout_bytes()
             )
-            self._csr_block = block
-        return self._csr_block
+        self._csr = CsrWeights(
+            block=block,
+            rows=None if used is not None or block is None else block[:-1],
+            table=None if used is None else column_table(used, n_features=self.n_features_in_),
+            used=used,
+            columns=self._layout() if block is None else None,
+            n_outputs=self.n_outputs_,
+            dtype=self._dtype,
+        )
+        return self._csr
 
     def _layout_bytes(self) -> int:
         # The bytes of the arrays a sparse-column model's by-column layout holds for its
@@ -656,23 +488,6 @@ class Model:
         # int32 output, two copies of the weight, an intp column and an int32 slice cell.
         per_nonzero = 4 + 2 * self._dtype.itemsize + 8 + 4
         return (self._used.size + 1) * 8 + self.ir.nnz * per_nonzero
-
-    def _positions(self, indices: np.ndarray) -> np.ndarray:
-        # Input column -> row of the block (n_used, the zero row, for unused columns). A
-        # lookup table (built once, of the smallest unsigned type that holds n_used: 2 bytes
-        # a feature on the text model) when affordable; else a binary search.
-        if self._pos_map is None and self.n_features_in_ <= _POS_MAP_FEATURES:
-            n_used = self._used.size
-            pos_map = np.full(self.n_features_in_, n_used, dtype=np.min_scalar_type(n_used))
-            pos_map[self._used] = np.arange(n_used, dtype=pos_map.dtype)
-            self._pos_map = pos_map
-        if self._pos_map is not None:
-            return self._pos_map[indices]
-        pos = np.searchsorted(self._used, indices)
-        hit = pos < self._used.size
-        hit[hit] = self._used[pos[hit]] == indices[hit]
-        pos[~hit] = self._used.size
-        return pos
 
     # -- input validation (scikit-learn's messages, one pass over the input) -----------------
     def _check_dense(self, X: Any) -> np.ndarray:
