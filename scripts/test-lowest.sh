@@ -3,7 +3,8 @@
 # (.venv-lowest; EDGESPARSE_LOWEST_VENV moves it). The pins are generated from pyproject.toml
 # by scripts/lowest_constraints.py, so raising a floor there is the only edit. CI runs this
 # after scripts/test.sh: a floor that no longer works fails here before a user finds it.
-# Extra arguments go to pytest. Lint is not repeated (ruff is pinned: same as scripts/test.sh).
+# Extra arguments go to pytest, which runs in parallel as in scripts/test.sh
+# (scripts/pytest-workers.sh). Lint is not repeated (ruff is pinned: same as scripts/test.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${EDGESPARSE_LOWEST_VENV:-$root/.venv-lowest}"
@@ -23,5 +24,6 @@ echo "test-lowest: pinning $(tr '\n' ' ' <"$constraints")" >&2
 "$py" "$root/scripts/lowest_constraints.py" --check >&2
 source "$root/scripts/system-deps.sh"
 export PATH="$venv/bin:$PATH"
+source "$root/scripts/pytest-workers.sh"
 cd "$root"
-python -m pytest -q "$@"
+python -m pytest -q "${pytest_workers[@]}" "$@"

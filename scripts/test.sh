@@ -9,4 +9,7 @@ cd "$root"
 ruff check .
 ruff format --check .
 lint-imports  # the floors (pyproject.toml [tool.importlinter])
-python -m pytest -q "$@"
+# In parallel, one worker per core (scripts/pytest-workers.sh); extra arguments go to pytest
+# after these, so `bash scripts/test.sh -n 0 tests/test_cli.py` runs one file serially.
+source "$root/scripts/pytest-workers.sh"
+python -m pytest -q "${pytest_workers[@]}" "$@"
