@@ -256,18 +256,27 @@ class LinearIR:
         """Row index of every stored value (length ``nnz``)."""
         return np.repeat(np.arange(self.n_outputs, dtype=np.int64), np.diff(self.indptr))
 
-    def real_values(self, *, dtype: Any = np.float64) -> np.ndarray:
-        """Stored weights as real numbers (``scales[row] * q`` for int8), in ``dtype``."""
+    def real_values(self, *, dtype: Any = np.float64, rows: slice | None = None) -> np.ndarray:
+        """Stored weights as real numbers (``scales[row] * q`` for int8), in ``dtype``;
+        ``rows`` (a slice with step 1): only those output rows' weights, the same numbers."""
+        a, b, r0, r1 = 0, self.nnz, 0, self.n_outputs
+        if rows is not None:
+            r0, r1, _ = rows.indices(self.n_outputs)
+            a, b = int(self.indptr[r0]), int(self.indptr[max(r0, r1)])
         if not self.is_quantized:
-            return self.values.astype(dtype)
+            return self.values[a:b].astype(dtype)
         assert self.scales is not None
-        s = self.scales if self.scales.size == 1 else self.scales[self.row_ids()]
+        if self.scales.size == 1:
+            s = self.scales
+        else:
+            counts = np.diff(self.indptr[r0 : max(r0, r1) + 1])
+            s = self.scales[r0:r1].repeat(counts)
         # Multiply in float32 first: that is the contract the runtimes implement.
-        w = s.astype(np.float32) * self.values.astype(np.float32)
+        w = s.astype(np.float32) * self.values[a:b].astype(np.float32)
         if self.col_exponents is not None:
             # Exact: a power of two within the checked range changes only the exponent.
-            w = np.ldexp(w, self.col_exponents[self.indices].astype(np.int32))
-        return w.astype(dtype)
+            w = np.ldexp(w, self.col_exponents[self.indices[a:b]].astype(np.int32))
+        return w.astype(dtype, copy=False)
 
     def to_dense(self, *, dtype: Any = np.float64) -> np.ndarray:
         """The weight matrix as a dense ``(n_outputs, n_features)`` array."""
