@@ -116,3 +116,22 @@ def test_real_values_of_some_rows_are_those_of_all_rows():
                     want = whole[ir.indptr[r0] : ir.indptr[r1]]
                     assert got.dtype == want.dtype
                     assert got.tobytes() == want.tobytes(), (ir.quantization, r0, r1)
+
+
+def test_an_ir_is_frozen_and_replace_validates_again():
+    ir = LinearIR(**BASE, provenance={"source": "test"})
+    for name, value in (("head", "hard"), ("n_features", 4), ("new_field", 1)):
+        with pytest.raises(AttributeError, match="frozen"):
+            setattr(ir, name, value)
+    with pytest.raises(AttributeError, match="frozen"):
+        del ir.head
+    changed = ir.replace(bias=[1.0, 2.0])
+    assert changed.bias.tolist() == [1.0, 2.0] and ir.bias.tolist() == [0.5, -0.5]
+    assert dict(changed.provenance) == {"source": "test"}
+    np.testing.assert_array_equal(changed.to_dense(), ir.to_dense())
+    with pytest.raises(IRError, match="bias: has 1 entries, expected n_outputs=2"):
+        ir.replace(bias=[1.0])
+    with pytest.raises(TypeError, match="no field 'bais'"):
+        ir.replace(bais=[1.0, 2.0])
+    with pytest.raises(TypeError):
+        LinearIR(BASE["indptr"], **{k: v for k, v in BASE.items() if k != "indptr"})  # type: ignore[misc]

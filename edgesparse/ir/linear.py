@@ -51,7 +51,6 @@ Imports only numpy and the standard library: the on-device runtime uses this mod
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -85,8 +84,21 @@ EXPONENT_RANGE = (-126, 127)
 _F32 = np.finfo(np.float32)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class FeatureStats:
+class _Frozen:
+    """Attributes set once, by the constructor; assigning or deleting one later raises
+    AttributeError (what a frozen dataclass does, without importing dataclasses: about
+    0.2 MiB of a device process that only loads a blob, issue 19)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is frozen")
+
+
+class FeatureStats(_Frozen):
     """Centre and spread of each raw input column, and where they come from.
 
     ``center[j]`` is a typical value of ``x[j]`` (a mean, median or mid-range) and
@@ -98,9 +110,9 @@ class FeatureStats:
     spread: np.ndarray
     source: str
 
-    def __post_init__(self) -> None:
-        center = np.array(self.center, dtype=np.float64, copy=True).reshape(-1)
-        spread = np.array(self.spread, dtype=np.float64, copy=True).reshape(-1)
+    def __init__(self, *, center: Any, spread: Any, source: str) -> None:
+        center = np.array(center, dtype=np.float64, copy=True).reshape(-1)
+        spread = np.array(spread, dtype=np.float64, copy=True).reshape(-1)
         if center.shape != spread.shape:
             raise IRError("input_stats: center and spread must have the same length")
         if not (np.all(np.isfinite(center)) and np.all(np.isfinite(spread))):
@@ -111,10 +123,30 @@ class FeatureStats:
         spread.setflags(write=False)
         object.__setattr__(self, "center", center)
         object.__setattr__(self, "spread", spread)
+        object.__setattr__(self, "source", source)
+
+    def __repr__(self) -> str:
+        return f"FeatureStats(source={self.source!r}, columns={self.center.size})"
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class LinearIR:
+_FIELDS = (
+    "indptr",
+    "indices",
+    "values",
+    "n_features",
+    "bias",
+    "head",
+    "classes",
+    "scales",
+    "squeeze",
+    "provenance",
+    "col_exponents",
+    "input_stats",
+    "featurizer",
+)
+
+
+class LinearIR(_Frozen):
     """A validated, immutable linear model: CSR weights, bias, head, class labels, provenance.
 
     Build it with keyword arguments; use :meth:`replace` to derive a changed copy (which is
@@ -127,15 +159,44 @@ class LinearIR:
     n_features: int
     bias: np.ndarray
     head: str
-    classes: np.ndarray | None = None
-    scales: np.ndarray | None = None
-    squeeze: bool = True
-    provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    col_exponents: np.ndarray | None = None
-    input_stats: FeatureStats | None = None
-    featurizer: TextFeaturizer | TabularFeaturizer | None = None
+    classes: np.ndarray | None
+    scales: np.ndarray | None
+    squeeze: bool
+    provenance: Mapping[str, str]
+    col_exponents: np.ndarray | None
+    input_stats: FeatureStats | None
+    featurizer: TextFeaturizer | TabularFeaturizer | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        indptr: Any,
+        indices: Any,
+        values: Any,
+        n_features: int,
+        bias: Any,
+        head: str,
+        classes: Any = None,
+        scales: Any = None,
+        squeeze: bool = True,
+        provenance: Mapping[str, str] | None = None,
+        col_exponents: Any = None,
+        input_stats: FeatureStats | None = None,
+        featurizer: TextFeaturizer | TabularFeaturizer | None = None,
+    ) -> None:
+        given = locals()
+        for name in _FIELDS:  # as given; _check replaces them by checked, frozen copies
+            object.__setattr__(self, name, given[name])
+        if provenance is None:
+            object.__setattr__(self, "provenance", {})
+        self._check()
+
+    def __repr__(self) -> str:
+        return (
+            f"LinearIR(head={self.head!r}, shape={self.shape}, nnz={self.nnz}, {self.quantization})"
+        )
+
+    def _check(self) -> None:
         def fix(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
@@ -286,7 +347,10 @@ class LinearIR:
 
     def replace(self, **changes: Any) -> LinearIR:
         """A copy with ``changes`` applied, validated again."""
-        return dataclasses.replace(self, **changes)
+        unknown = sorted(set(changes) - set(_FIELDS))
+        if unknown:
+            raise TypeError(f"LinearIR has no field {unknown[0]!r}")
+        return LinearIR(**{**{name: getattr(self, name) for name in _FIELDS}, **changes})
 
 
 def _checked_weights(ir: LinearIR) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
