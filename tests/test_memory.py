@@ -162,6 +162,19 @@ def test_the_plain_provenance_reader_agrees_with_json() -> None:
     assert read > 100  # the writer's plain objects are read without json
 
 
+def test_the_csr_kernels_are_imported_by_csr_input_only(tmp_path: Path) -> None:
+    blob = tmp_path / "m.esb"
+    esb.write(to_linear_ir(_wide_model((3, 50), 0.5)), blob)
+    load = f"import numpy as np, edgesparse\nm = edgesparse.load({str(blob)!r})\n"
+    csr_modules = {"edgesparse.runtime.csr_input", "edgesparse.runtime.csr_sums"}
+    dense = _modules_after(load + "m.predict(np.ones((2, 50))); m.predict(np.ones((1, 50)))")
+    assert dense.isdisjoint(csr_modules), sorted(dense & csr_modules)
+    sparse = _modules_after(
+        load + "import scipy.sparse as sp\nm.predict(sp.csr_matrix(np.ones((2, 50))))"
+    )
+    assert csr_modules <= sparse
+
+
 def test_importing_the_runtime_imports_no_runtime_yet() -> None:
     loaded = _modules_after("import edgesparse.runtime")
     assert loaded.isdisjoint({"edgesparse.runtime.model", "edgesparse.formats.linear"})

@@ -87,6 +87,18 @@ class CsrWeights(NamedTuple):
     n_outputs: int
     dtype: np.dtype
 
+    def scores(
+        self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
+    ) -> np.ndarray:
+        """:func:`csr_scores` with these weights."""
+        return csr_scores(data, indices, indptr, n_rows, weights=self)
+
+    def one_row(
+        self, data: np.ndarray, indices: np.ndarray, *, bias: np.ndarray
+    ) -> np.ndarray | None:
+        """:func:`one_row_scores` with these weights."""
+        return one_row_scores(data, indices, weights=self, bias=bias)
+
 
 def used_block(
     ir: LinearIR, *, used: np.ndarray, dtype: np.dtype, layout_bytes: int
