@@ -797,16 +797,3 @@ def test_large_model_round_trips() -> None:
     np.testing.assert_array_equal(out.indptr, ir.indptr)
     np.testing.assert_array_equal(out.indices, ir.indices)
     np.testing.assert_array_equal(out.values, ir.values)
-
-
-@pytest.mark.parametrize("piece", [1, 3, 64, 1 << 13])
-def test_elias_fano_decodes_in_pieces_to_the_encoded_values(monkeypatch, piece) -> None:
-    # Oracle: the strictly increasing values encoded; pieces of any size (values straddling
-    # a piece's edge, 0 to 7 low bits) decode to exactly them.
-    monkeypatch.setattr(codecs, "_EF_PIECE", piece)
-    rng = np.random.default_rng(piece)
-    for n, universe in ((1, 1), (5, 5), (7, 100), (200, 300), (200, 20_000), (1000, 1 << 20)):
-        x = np.sort(rng.choice(universe, n, replace=False)).astype(np.uint64)
-        b = np.frombuffer(codecs.ef_encode(x, universe), dtype=np.uint8)
-        got = codecs.decode_sorted(b, codecs.ENC_EF, n, universe, 0, "indices", "nonzero")
-        assert got.dtype == np.uint64 and got.tolist() == x.tolist(), (n, universe)

@@ -45,8 +45,6 @@ __all__ = [
 ENC_RAW, ENC_VARINT, ENC_BITMAP, ENC_EF = 0, 1, 2, 3
 
 _U64 = np.uint64
-# Elias-Fano codes are assembled this many values at a time (a bounded workspace).
-_EF_PIECE = 1 << 13
 
 
 # ----------------------------------------------------------------------------------------
@@ -212,12 +210,17 @@ def _decode_sorted_ef(b: np.ndarray, n: int, universe: int, where: str, what: st
     n_bytes = n_low + -(-n_high_bits // 8)
     if b.size != n_bytes:
         corrupt(f"{where} is {b.size} bytes, expected {n_bytes} (Elias-Fano code of {n} {what}s)")
-    lb = None
+    low = np.zeros(n, dtype=_U64)
     if low_bits:
         lb = np.unpackbits(b[:n_low], bitorder="little")
         if np.any(lb[n * low_bits :]):
             corrupt(f"{where}: padding bits of the low part are not zero")
         lb = lb[: n * low_bits].reshape(n, low_bits)
+        bit = np.empty(n, dtype=_U64)  # one workspace for every bit (load memory, issue 19)
+        for j in range(low_bits):
+            np.left_shift(lb[:, j], _U64(j), out=bit, dtype=_U64)
+            low |= bit
+        del lb, bit
     hb = np.unpackbits(b[n_low:], bitorder="little")
     ones = np.flatnonzero(hb)
     del hb
@@ -225,23 +228,13 @@ def _decode_sorted_ef(b: np.ndarray, n: int, universe: int, where: str, what: st
         corrupt(f"{where}: high part has {ones.size} bits set, expected {n} ({what}s)")
     if int(ones[-1]) >= n_high_bits:
         corrupt(f"{where}: padding bits of the high part are not zero")
-    # In place, a piece at a time (bounded workspace: the load's peak memory, issue 19): the
-    # i-th set bit lies at or after position i, so the difference is >= 0 and reads the same
-    # as uint64; then the high part shifted up and each low bit ORed in.
+    # In place: the i-th set bit lies at or after position i, so the difference is >= 0 and
+    # reads the same as uint64.
     high = ones.astype(np.int64, copy=False)
+    high -= np.arange(n)
     x = high.view(_U64)
-    bit = np.empty(min(n, _EF_PIECE), dtype=_U64)
-    for lo in range(0, n, _EF_PIECE):
-        hi = min(n, lo + _EF_PIECE)
-        high[lo:hi] -= np.arange(lo, hi)
-        part = x[lo:hi]
-        part <<= _U64(low_bits)
-        if lb is not None:
-            w = bit[: hi - lo]
-            for j in range(low_bits):
-                np.left_shift(lb[lo:hi, j], _U64(j), out=w, dtype=_U64)
-                part |= w
-    del lb, bit
+    x <<= _U64(low_bits)
+    x |= low
     if int(x[-1]) >= universe:
         corrupt(f"{where}: a {what} lies outside [0, {universe})")
     if n > 1 and np.any(x[1:] <= x[:-1]):
