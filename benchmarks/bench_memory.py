@@ -18,6 +18,7 @@ Two tables, every figure the VmHWM (peak RSS) of a fresh child process:
 
 ``--compare-with DIR`` runs every child once more with the ``edgesparse`` package found in
 ``DIR`` (e.g. ``git archive <old commit> | tar -x -C DIR``), to show before and after.
+``--tables process`` (or ``compress``) measures one table only.
 
 Prints Markdown tables and writes JSON (``--out``, default benchmarks/results/memory.json).
 Compare within one run: the machines are shared and noisy (peaks are steadier than times).
