@@ -59,6 +59,7 @@ import numpy as np
 
 from edgesparse.errors import IRError
 from edgesparse.ir.csr import CsrFault, indices_fault, indptr_fault
+from edgesparse.ir.stats import FeatureStats, Frozen
 
 if TYPE_CHECKING:  # imported by the check, when a model has an input stage
     from edgesparse.ir.tabular import TabularFeaturizer
@@ -84,51 +85,6 @@ EXPONENT_RANGE = (-126, 127)
 _F32 = np.finfo(np.float32)
 
 
-class _Frozen:
-    """Attributes set once, by the constructor; assigning or deleting one later raises
-    AttributeError (what a frozen dataclass does, without importing dataclasses: about
-    0.2 MiB of a device process that only loads a blob, issue 19)."""
-
-    __slots__ = ()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is frozen")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is frozen")
-
-
-class FeatureStats(_Frozen):
-    """Centre and spread of each raw input column, and where they come from.
-
-    ``center[j]`` is a typical value of ``x[j]`` (a mean, median or mid-range) and
-    ``spread[j] > 0`` its typical distance from the centre (a standard deviation, IQR or range).
-    ``source`` says where they come from (``"StandardScaler"``, ``"data"``, ...).
-    """
-
-    center: np.ndarray
-    spread: np.ndarray
-    source: str
-
-    def __init__(self, *, center: Any, spread: Any, source: str) -> None:
-        center = np.array(center, dtype=np.float64, copy=True).reshape(-1)
-        spread = np.array(spread, dtype=np.float64, copy=True).reshape(-1)
-        if center.shape != spread.shape:
-            raise IRError("input_stats: center and spread must have the same length")
-        if not (np.all(np.isfinite(center)) and np.all(np.isfinite(spread))):
-            raise IRError("input_stats: center and spread must be finite")
-        if not np.all(spread > 0):
-            raise IRError("input_stats: every spread must be > 0")
-        center.setflags(write=False)
-        spread.setflags(write=False)
-        object.__setattr__(self, "center", center)
-        object.__setattr__(self, "spread", spread)
-        object.__setattr__(self, "source", source)
-
-    def __repr__(self) -> str:
-        return f"FeatureStats(source={self.source!r}, columns={self.center.size})"
-
-
 _FIELDS = (
     "indptr",
     "indices",
@@ -146,7 +102,7 @@ _FIELDS = (
 )
 
 
-class LinearIR(_Frozen):
+class LinearIR(Frozen):
     """A validated, immutable linear model: CSR weights, bias, head, class labels, provenance.
 
     Build it with keyword arguments; use :meth:`replace` to derive a changed copy (which is
