@@ -18,6 +18,7 @@ Two tables, every figure the VmHWM (peak RSS) of a fresh child process:
 
 ``--compare-with DIR`` runs every child once more with the ``edgesparse`` package found in
 ``DIR`` (e.g. ``git archive <old commit> | tar -x -C DIR``), to show before and after.
+``--tables process`` (or ``compress``) measures one table only.
 
 Prints Markdown tables and writes JSON (``--out``, default benchmarks/results/memory.json).
 Compare within one run: the machines are shared and noisy (peaks are steadier than times).
@@ -314,6 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--compare-with", type=Path, help="a directory holding an older edgesparse")
     parser.add_argument("--quick", action="store_true", help="only 20 x 2^20, fewer repeats")
+    parser.add_argument(
+        "--tables",
+        choices=("both", "compress", "process"),
+        default="both",
+        help="which table(s) to measure (default both)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "memory.json")
     args = parser.parse_args(argv)
     trees = {"now": ROOT}
@@ -328,8 +335,12 @@ def main(argv: list[str] | None = None) -> int:
         }
     }
     with tempfile.TemporaryDirectory() as tmp:
-        result["compress"] = compress_table(Path(tmp), trees, args)
-        result["process"] = process_table(Path(tmp), trees, args)
+        result["compress"] = (
+            compress_table(Path(tmp), trees, args) if args.tables != "process" else []
+        )
+        result["process"] = (
+            process_table(Path(tmp), trees, args) if args.tables != "compress" else []
+        )
     print_tables(result, list(trees))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

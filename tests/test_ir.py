@@ -79,3 +79,59 @@ def test_from_dense_drops_zeros_and_keeps_labels():
     assert ir.nnz == 2
     assert ir.classes.tolist() == ["no", "yes"]
     assert ir.has_proba
+
+
+def _random_irs(rng: np.random.Generator) -> list[LinearIR]:
+    """IRs of every value kind: float64, float32, int8 per row and per tensor, with and
+    without column exponents, int16 rows; empty rows included."""
+    n_out, n_feat = 6, 40
+    dense = rng.standard_normal((n_out, n_feat)) * (rng.random((n_out, n_feat)) < 0.3)
+    dense[2] = 0.0  # an empty row
+    base = from_dense(dense, bias=rng.standard_normal(n_out), head="identity", squeeze=False)
+    q = np.clip(np.round(base.values * 40), -127, 127).astype(np.int8)
+    q[q == 0] = 1
+    exps = rng.integers(-3, 4, n_feat).astype(np.int8)
+    q16 = q.astype(np.int16)
+    q16[: base.indptr[2]] *= 200  # rows 0 and 1 wide
+    scales = (rng.random(n_out) + 0.5).astype(np.float32) / 64
+    return [
+        base,
+        base.replace(values=base.values.astype(np.float32)),
+        base.replace(values=q, scales=scales),
+        base.replace(values=q, scales=scales[:1]),
+        base.replace(values=q, scales=scales, col_exponents=exps),
+        base.replace(values=q16, scales=scales),
+    ]
+
+
+def test_real_values_of_some_rows_are_those_of_all_rows():
+    # Oracle: the whole-matrix real_values, sliced at the rows' nonzeros (the same bits).
+    rng = np.random.default_rng(6)
+    for ir in _random_irs(rng):
+        for dtype in (np.float64, np.float32):
+            whole = ir.real_values(dtype=dtype)
+            for r0 in range(ir.n_outputs + 1):
+                for r1 in range(r0, ir.n_outputs + 1):
+                    got = ir.real_values(dtype=dtype, rows=slice(r0, r1))
+                    want = whole[ir.indptr[r0] : ir.indptr[r1]]
+                    assert got.dtype == want.dtype
+                    assert got.tobytes() == want.tobytes(), (ir.quantization, r0, r1)
+
+
+def test_an_ir_is_frozen_and_replace_validates_again():
+    ir = LinearIR(**BASE, provenance={"source": "test"})
+    for name, value in (("head", "hard"), ("n_features", 4), ("new_field", 1)):
+        with pytest.raises(AttributeError, match="frozen"):
+            setattr(ir, name, value)
+    with pytest.raises(AttributeError, match="frozen"):
+        del ir.head
+    changed = ir.replace(bias=[1.0, 2.0])
+    assert changed.bias.tolist() == [1.0, 2.0] and ir.bias.tolist() == [0.5, -0.5]
+    assert dict(changed.provenance) == {"source": "test"}
+    np.testing.assert_array_equal(changed.to_dense(), ir.to_dense())
+    with pytest.raises(IRError, match="bias: has 1 entries, expected n_outputs=2"):
+        ir.replace(bias=[1.0])
+    with pytest.raises(TypeError, match="no field 'bais'"):
+        ir.replace(bais=[1.0, 2.0])
+    with pytest.raises(TypeError):
+        LinearIR(BASE["indptr"], **{k: v for k, v in BASE.items() if k != "indptr"})  # type: ignore[misc]

@@ -8,10 +8,12 @@ import pytest
 import scipy.sparse as sp
 
 from edgesparse.ir import from_dense
+from edgesparse.runtime import csr_input
 from edgesparse.runtime import layout as layout_module
 from edgesparse.runtime import model as model_module
 from edgesparse.runtime.csr_input import positions
 from edgesparse.runtime.model import Model
+from tests.test_ir import _random_irs
 
 
 def test_complement_lists_the_columns_not_given() -> None:
@@ -134,3 +136,18 @@ def test_a_linear_blob_without_a_stage_loads_no_stage_or_knn_ir(tmp_path) -> Non
 
     assert KnnIR.__name__ == "KnnIR" and TextFeaturizer.__name__ == "TextFeaturizer"
     assert Tfidf.__name__ == "Tfidf" and VARIANTS
+
+
+@pytest.mark.parametrize("fill_nnz", [1, 2, 5, 1 << 13])
+def test_the_used_column_block_is_filled_a_few_rows_at_a_time(monkeypatch, fill_nnz) -> None:
+    # Oracle: the block built in one step from the whole IR (every nonzero's place and
+    # weight); filled a run of output rows at a time, its bytes are the same.
+    monkeypatch.setattr(csr_input, "_FILL_NNZ", fill_nnz)
+    for ir in _random_irs(np.random.default_rng(7)):
+        used = np.unique(ir.indices).astype(np.int32)
+        for dtype in (np.dtype(np.float32), np.dtype(np.float64)):
+            want = np.zeros((used.size + 1, ir.n_outputs), dtype=dtype)
+            want[np.searchsorted(used, ir.indices), ir.row_ids()] = ir.real_values(dtype=dtype)
+            got = csr_input.used_block(ir, used=used, dtype=dtype, layout_bytes=1 << 30)
+            assert got is not None and got.dtype == dtype
+            assert got.tobytes() == want.tobytes(), (ir.quantization, dtype)

@@ -9,7 +9,6 @@ naming the section and its offset). Imports numpy and the standard library only.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,6 +30,7 @@ __all__ = [
     "ef_encode",
     "ef_size",
     "encode_provenance",
+    "plain_object",
     "row_gaps",
     "strings_decode",
     "strings_encode",
@@ -297,6 +297,8 @@ def encode_provenance(provenance: Mapping[str, str]) -> bytes:
     """The provenance section: a compact UTF-8 JSON object of strings."""
     if len(provenance) > MAX_PROVENANCE_KEYS:
         raise FormatError(f"cannot encode: provenance has more than {MAX_PROVENANCE_KEYS} keys")
+    import json  # here, not at import: a device process reading blobs never encodes
+
     text = json.dumps(dict(provenance), ensure_ascii=False, separators=(",", ":"))
     try:
         return text.encode("utf-8")
@@ -315,13 +317,43 @@ def _unique_pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def plain_object(text: str) -> dict[str, str] | None:
+    """``text`` as ``json.loads`` reads it when it is the compact object of plain strings
+    :func:`encode_provenance` writes (``{"k":"v",...}``: no whitespace, no escapes, no control
+    characters, distinct keys, at most MAX_PROVENANCE_KEYS); else None, and json decides.
+
+    Without a backslash no string holds a quote, so the quotes split the text into its
+    tokens exactly: keys, values and the ``:`` and ``,`` between them."""
+    if text == "{}":
+        return {}
+    if len(text) < 7 or text[:2] != '{"' or text[-2:] != '"}' or "\\" in text:
+        return None
+    if min(text) < " ":  # a control character: json refuses it in a string
+        return None
+    parts = text[1:-1].split('"')  # '', k, ':', v, ',', k, ':', v, ''
+    n = (len(parts) - 1) // 4
+    if len(parts) != 4 * n + 1 or parts[0] or parts[-1] or n > MAX_PROVENANCE_KEYS:
+        return None
+    if any(p != ":" for p in parts[2::4]) or any(p != "," for p in parts[4:-1:4]):
+        return None
+    out = dict(zip(parts[1::4], parts[3::4], strict=True))
+    return out if len(out) == n else None  # a repeated key: json's reader names it
+
+
 def decode_provenance(raw: bytes, off: int) -> dict[str, str]:
     """Decode and check the provenance section at offset ``off``."""
     where = f"section 'provenance' at offset {off}"
     try:
-        obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_pairs)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FormatError(f"corrupt .esb: {where}: not valid UTF-8 ({exc.reason})") from None
+    plain = plain_object(text)
+    if plain is not None:
+        return plain
+    import json  # only for what the plain reader leaves: the json modules cost a device 0.1 MiB
+
+    try:
+        obj = json.loads(text, object_pairs_hook=_unique_pairs)
     except _TooManyKeys:
         raise FormatError(
             f"corrupt .esb: {where}: has more than {MAX_PROVENANCE_KEYS} keys"

@@ -5,7 +5,8 @@
 * :mod:`edgesparse.ir.knn`: :class:`KnnIR`, the k-NN recommender, a second model kind;
 * :mod:`edgesparse.ir.text`: :class:`TextFeaturizer` (and :class:`Tfidf`), the text input
   stage a :class:`LinearIR` may carry;
-* :mod:`edgesparse.ir.csr`: the canonical-CSR checks both share.
+* :mod:`edgesparse.ir.csr`: the canonical-CSR checks both share;
+* :mod:`edgesparse.ir.stats`: :class:`FeatureStats`, and the frozen base of the IR classes.
 
 Every IR is frozen and validated on construction. Imports numpy and the standard library only:
 the on-device runtime uses it.

@@ -11,8 +11,7 @@ differently (and users and tests rely on those words). Imports numpy only.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -21,8 +20,7 @@ __all__ = ["CsrFault", "indices_fault", "indptr_fault"]
 FaultKind = Literal["start", "decreases", "end", "range", "unsorted"]
 
 
-@dataclasses.dataclass(frozen=True)
-class CsrFault:
+class CsrFault(NamedTuple):
     """The first thing wrong with a CSR matrix.
 
     ``kind``: ``start`` (indptr does not start at 0), ``decreases`` (at row ``at``), ``end``

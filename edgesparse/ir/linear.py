@@ -51,7 +51,6 @@ Imports only numpy and the standard library: the on-device runtime uses this mod
 
 from __future__ import annotations
 
-import dataclasses
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -60,6 +59,7 @@ import numpy as np
 
 from edgesparse.errors import IRError
 from edgesparse.ir.csr import CsrFault, indices_fault, indptr_fault
+from edgesparse.ir.stats import FeatureStats, Frozen
 
 if TYPE_CHECKING:  # imported by the check, when a model has an input stage
     from edgesparse.ir.tabular import TabularFeaturizer
@@ -85,36 +85,24 @@ EXPONENT_RANGE = (-126, 127)
 _F32 = np.finfo(np.float32)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class FeatureStats:
-    """Centre and spread of each raw input column, and where they come from.
-
-    ``center[j]`` is a typical value of ``x[j]`` (a mean, median or mid-range) and
-    ``spread[j] > 0`` its typical distance from the centre (a standard deviation, IQR or range).
-    ``source`` says where they come from (``"StandardScaler"``, ``"data"``, ...).
-    """
-
-    center: np.ndarray
-    spread: np.ndarray
-    source: str
-
-    def __post_init__(self) -> None:
-        center = np.array(self.center, dtype=np.float64, copy=True).reshape(-1)
-        spread = np.array(self.spread, dtype=np.float64, copy=True).reshape(-1)
-        if center.shape != spread.shape:
-            raise IRError("input_stats: center and spread must have the same length")
-        if not (np.all(np.isfinite(center)) and np.all(np.isfinite(spread))):
-            raise IRError("input_stats: center and spread must be finite")
-        if not np.all(spread > 0):
-            raise IRError("input_stats: every spread must be > 0")
-        center.setflags(write=False)
-        spread.setflags(write=False)
-        object.__setattr__(self, "center", center)
-        object.__setattr__(self, "spread", spread)
+_FIELDS = (
+    "indptr",
+    "indices",
+    "values",
+    "n_features",
+    "bias",
+    "head",
+    "classes",
+    "scales",
+    "squeeze",
+    "provenance",
+    "col_exponents",
+    "input_stats",
+    "featurizer",
+)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class LinearIR:
+class LinearIR(Frozen):
     """A validated, immutable linear model: CSR weights, bias, head, class labels, provenance.
 
     Build it with keyword arguments; use :meth:`replace` to derive a changed copy (which is
@@ -127,15 +115,44 @@ class LinearIR:
     n_features: int
     bias: np.ndarray
     head: str
-    classes: np.ndarray | None = None
-    scales: np.ndarray | None = None
-    squeeze: bool = True
-    provenance: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    col_exponents: np.ndarray | None = None
-    input_stats: FeatureStats | None = None
-    featurizer: TextFeaturizer | TabularFeaturizer | None = None
+    classes: np.ndarray | None
+    scales: np.ndarray | None
+    squeeze: bool
+    provenance: Mapping[str, str]
+    col_exponents: np.ndarray | None
+    input_stats: FeatureStats | None
+    featurizer: TextFeaturizer | TabularFeaturizer | None
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        indptr: Any,
+        indices: Any,
+        values: Any,
+        n_features: int,
+        bias: Any,
+        head: str,
+        classes: Any = None,
+        scales: Any = None,
+        squeeze: bool = True,
+        provenance: Mapping[str, str] | None = None,
+        col_exponents: Any = None,
+        input_stats: FeatureStats | None = None,
+        featurizer: TextFeaturizer | TabularFeaturizer | None = None,
+    ) -> None:
+        given = locals()
+        for name in _FIELDS:  # as given; _check replaces them by checked, frozen copies
+            object.__setattr__(self, name, given[name])
+        if provenance is None:
+            object.__setattr__(self, "provenance", {})
+        self._check()
+
+    def __repr__(self) -> str:
+        return (
+            f"LinearIR(head={self.head!r}, shape={self.shape}, nnz={self.nnz}, {self.quantization})"
+        )
+
+    def _check(self) -> None:
         def fix(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
@@ -256,18 +273,27 @@ class LinearIR:
         """Row index of every stored value (length ``nnz``)."""
         return np.repeat(np.arange(self.n_outputs, dtype=np.int64), np.diff(self.indptr))
 
-    def real_values(self, *, dtype: Any = np.float64) -> np.ndarray:
-        """Stored weights as real numbers (``scales[row] * q`` for int8), in ``dtype``."""
+    def real_values(self, *, dtype: Any = np.float64, rows: slice | None = None) -> np.ndarray:
+        """Stored weights as real numbers (``scales[row] * q`` for int8), in ``dtype``;
+        ``rows`` (a slice with step 1): only those output rows' weights, the same numbers."""
+        a, b, r0, r1 = 0, self.nnz, 0, self.n_outputs
+        if rows is not None:
+            r0, r1, _ = rows.indices(self.n_outputs)
+            a, b = int(self.indptr[r0]), int(self.indptr[max(r0, r1)])
         if not self.is_quantized:
-            return self.values.astype(dtype)
+            return self.values[a:b].astype(dtype)
         assert self.scales is not None
-        s = self.scales if self.scales.size == 1 else self.scales[self.row_ids()]
+        if self.scales.size == 1:
+            s = self.scales
+        else:
+            counts = np.diff(self.indptr[r0 : max(r0, r1) + 1])
+            s = self.scales[r0:r1].repeat(counts)
         # Multiply in float32 first: that is the contract the runtimes implement.
-        w = s.astype(np.float32) * self.values.astype(np.float32)
+        w = s.astype(np.float32) * self.values[a:b].astype(np.float32)
         if self.col_exponents is not None:
             # Exact: a power of two within the checked range changes only the exponent.
-            w = np.ldexp(w, self.col_exponents[self.indices].astype(np.int32))
-        return w.astype(dtype)
+            w = np.ldexp(w, self.col_exponents[self.indices[a:b]].astype(np.int32))
+        return w.astype(dtype, copy=False)
 
     def to_dense(self, *, dtype: Any = np.float64) -> np.ndarray:
         """The weight matrix as a dense ``(n_outputs, n_features)`` array."""
@@ -277,7 +303,10 @@ class LinearIR:
 
     def replace(self, **changes: Any) -> LinearIR:
         """A copy with ``changes`` applied, validated again."""
-        return dataclasses.replace(self, **changes)
+        unknown = sorted(set(changes) - set(_FIELDS))
+        if unknown:
+            raise TypeError(f"LinearIR has no field {unknown[0]!r}")
+        return LinearIR(**{**{name: getattr(self, name) for name in _FIELDS}, **changes})
 
 
 def _checked_weights(ir: LinearIR) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:

@@ -30,6 +30,7 @@ Imports only numpy and the standard library: this is what runs on the device.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -71,6 +72,8 @@ _POS_MAP_FEATURES = 1 << 20
 # expanding each input nonzero to its column's weights is 3-4x slower).
 _CSR_BLOCK_CELLS = 1 << 20
 _CSR_BLOCK_LAYOUT = 1.0
+# The used-column block is filled from the IR about this many nonzeros at a time.
+_FILL_NNZ = 1 << 13
 
 
 class CsrWeights(NamedTuple):
@@ -84,6 +87,18 @@ class CsrWeights(NamedTuple):
     n_outputs: int
     dtype: np.dtype
 
+    def scores(
+        self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
+    ) -> np.ndarray:
+        """:func:`csr_scores` with these weights."""
+        return csr_scores(data, indices, indptr, n_rows, weights=self)
+
+    def one_row(
+        self, data: np.ndarray, indices: np.ndarray, *, bias: np.ndarray
+    ) -> np.ndarray | None:
+        """:func:`one_row_scores` with these weights."""
+        return one_row_scores(data, indices, weights=self, bias=bias)
+
 
 def used_block(
     ir: LinearIR, *, used: np.ndarray, dtype: np.dtype, layout_bytes: int
@@ -94,8 +109,32 @@ def used_block(
     if cells > _CSR_BLOCK_CELLS and cells * dtype.itemsize > _CSR_BLOCK_LAYOUT * layout_bytes:
         return None
     block = np.zeros((used.size + 1, ir.n_outputs), dtype=dtype)
-    block[np.searchsorted(used, ir.indices), ir.row_ids()] = ir.real_values(dtype=dtype)
+    _fill(block, ir, used=used, values=lambda rows, a, b: ir.real_values(dtype=dtype, rows=rows))
     return block
+
+
+def _fill(
+    block: np.ndarray,
+    ir: LinearIR,
+    *,
+    used: np.ndarray,
+    values: Callable[[slice, int, int], np.ndarray],
+) -> None:
+    """Put ``values(rows, a, b)`` (output ``rows``' stored values, nonzeros ``a:b``) into
+    ``block``'s cells (block row: the column's place in ``used``), a run of output rows of
+    about _FILL_NNZ nonzeros at a time: no int64 positions or float weights of every nonzero
+    at once (0.76 MB of int64 indexing on the text model, beside the block)."""
+    indptr = ir.indptr
+    r0 = 0
+    while r0 < ir.n_outputs:
+        r1 = int(np.searchsorted(indptr, indptr[r0] + _FILL_NNZ, side="right")) - 1
+        r1 = min(ir.n_outputs, max(r1, r0 + 1))
+        a, b = int(indptr[r0]), int(indptr[r1])
+        if b > a:
+            pos = np.searchsorted(used, ir.indices[a:b])
+            cols = np.arange(r0, r1, dtype=np.intp).repeat(np.diff(indptr[r0 : r1 + 1]))
+            block[pos, cols] = values(slice(r0, r1), a, b)
+        r0 = r1
 
 
 def column_table(used: np.ndarray, *, n_features: int) -> np.ndarray | None:

@@ -46,7 +46,7 @@ Imports only numpy and the standard library: this is what runs on the device.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,12 +64,13 @@ from edgesparse.runtime.checks import (
     one_csr_row,
     read_dense,
 )
-from edgesparse.runtime.csr_input import CsrWeights, column_table, csr_scores, one_row_scores
-from edgesparse.runtime.csr_input import used_block as csr_used_block
 from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
 from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
 from edgesparse.runtime.one_row import RowForm, row_form, row_scores
+
+if TYPE_CHECKING:  # the CSR path's module is imported by the first CSR input (_csr_weights)
+    from edgesparse.runtime.csr_input import CsrWeights
 
 __all__ = ["CsrParts", "Model", "cast_to", "is_sparse", "stage_features"]
 
@@ -280,7 +281,7 @@ class Model:
         parts = one_csr_row(X, n_features=self.n_features_in_)
         if parts is None:
             return None
-        return one_row_scores(*parts, weights=self._csr_weights(), bias=self._bias)
+        return self._csr_weights().one_row(*parts, bias=self._bias)
 
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
@@ -455,7 +456,7 @@ class Model:
     def _sparse_input_scores(
         self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray, n_rows: int
     ) -> np.ndarray:
-        return csr_scores(data, indices, indptr, n_rows, weights=self._csr_weights())
+        return self._csr_weights().scores(data, indices, indptr, n_rows)
 
     def _csr_weights(self) -> CsrWeights:
         """What the CSR kernels read, built on the first CSR input: the dense block (a
@@ -464,11 +465,14 @@ class Model:
         the used-column block is built from the IR, not from the by-column layout."""
         if self._csr is not None:
             return self._csr
+        # Imported here: a process that sends only dense rows never loads the CSR kernels.
+        from edgesparse.runtime.csr_input import CsrWeights, column_table, used_block
+
         used: np.ndarray | None = None if self._dense and self._all_used else self._used
         if self._dense:
             block: np.ndarray | None = self._block
         else:
-            block = csr_used_block(
+            block = used_block(
                 self.ir, used=self._used, dtype=self._dtype, layout_bytes=self._layout_bytes()
             )
         self._csr = CsrWeights(
