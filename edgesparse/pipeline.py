@@ -374,20 +374,23 @@ def _linear_file(
 ) -> CompressReport:
     """A linear model: frontend, passes, format, check, write."""
     options.check_linear()
+    original = frontends.to_linear_ir(estimator)
+    stage = None
+    if original.featurizer is not None:
+        stage = "text" if isinstance(original.featurizer, TextFeaturizer) else "tabular"
+        options.check_input_stage(
+            fmt,
+            source_class=original.provenance.get("source", "the model"),
+            stage=stage,
+            featurizer=original.featurizer,
+        )
+    options.check_calibration(stage=stage)
     calibration = options.calibration
     steps(
         f"searching the sparsest model within the budget on {Path(calibration).name}"
         if options.budgeted and calibration is not None
         else "pruning and quantizing"
     )
-    original = frontends.to_linear_ir(estimator)
-    if original.featurizer is not None:
-        options.check_input_stage(
-            fmt,
-            source_class=original.provenance.get("source", "the model"),
-            stage="text" if isinstance(original.featurizer, TextFeaturizer) else "tabular",
-            featurizer=original.featurizer,
-        )
     done = (
         _budget_passes(options, estimator, original)
         if options.budgeted
