@@ -209,6 +209,13 @@ def compress_quantized(
     return Quantized(to_float32(ir) if opts.quantize == "float32" else ir, None, None)
 
 
+_STAGE_LABELS = {
+    "documents": 'a "label" on every JSON line: {"text": "...", "label": ...}',
+    "records": "the records CSV's last column, after the model's columns",
+}
+"""Where the calibration file of a text (documents) or tabular (records) model holds labels."""
+
+
 def compress_to_budget(
     model: Any,
     X: Any,
@@ -236,8 +243,15 @@ def compress_to_budget(
 
     ir = model if isinstance(model, LinearIR) else to_linear_ir(model)
     opts = _options(BudgetOptions, options, fields)
+    budget = Budget(
+        max_accuracy_drop=opts.max_accuracy_drop,
+        max_agreement_loss=opts.max_agreement_loss,
+        max_r2_drop=opts.max_r2_drop,
+    )
     stage = ir.featurizer
+    kind = "documents" if isinstance(stage, TextFeaturizer) else "records"
     if stage is not None:
+        budget.validate(ir, labelled=y is not None, labels=_STAGE_LABELS[kind])
         # Raw documents or records: the search runs on the feature rows the model's own
         # input stage makes of them (what the device runs), on the linear part alone.
         X = stage_features(stage, X)
@@ -246,11 +260,7 @@ def compress_to_budget(
         ir,
         X,
         y,
-        budget=Budget(
-            max_accuracy_drop=opts.max_accuracy_drop,
-            max_agreement_loss=opts.max_agreement_loss,
-            max_r2_drop=opts.max_r2_drop,
-        ),
+        budget=budget,
         quantizations=opts.quantizations(),
         refit_weights=opts.refit,
         penalty=_refit_penalty(model, ir) if opts.refit else None,
@@ -260,7 +270,6 @@ def compress_to_budget(
     )
     if stage is None:
         return result
-    kind = "documents" if isinstance(stage, TextFeaturizer) else "records"
     report = {**result.report}
     report["calibration"] = {**report["calibration"], "kind": kind}
     return dataclasses.replace(result, ir=result.ir.replace(featurizer=stage), report=report)

@@ -15,6 +15,7 @@ from edgesparse.api import (
     check_neighbours,
 )
 from edgesparse.errors import InputError
+from edgesparse.rawcalib import RECORDS_FORM, TEXT_FORM
 
 __all__ = ["FORMATS", "CompressOptions"]
 
@@ -205,8 +206,9 @@ class CompressOptions:
             )
 
     def check_linear(self) -> None:
-        """A linear model: no k-NN options; a budget needs calibration data and chooses the
-        sparsity itself; ``quantize="auto"``, ``force`` and ``report`` need a budget."""
+        """A linear model: no k-NN options; a budget chooses the sparsity itself;
+        ``quantize="auto"``, ``force`` and ``report`` need a budget. (That it has calibration
+        data is :meth:`check_calibration`'s, once the model's input stage is known.)"""
         if self.neighbours is not None:
             raise InputError("--neighbours applies to Surprise k-NN models only")
         if not self.budgeted:
@@ -217,16 +219,27 @@ class CompressOptions:
                     "--max-accuracy-drop 0.005)"
                 )
             return
-        if self.calibration is None:
-            raise InputError(
-                "an accuracy budget (or --refit) needs calibration data: --calibration cal.npz "
-                "(X and y) or cal.csv (label in the last column)"
-            )
         if self.sparsity or self.threshold is not None:
             raise InputError(
                 "--sparsity/--threshold and an accuracy budget both choose the sparsity: "
                 "give one or the other"
             )
+
+    def check_calibration(self, *, stage: str | None = None) -> None:
+        """A budget (or ``--refit``) has its calibration file, in the form the model reads:
+        ``stage`` is ``"text"`` or ``"tabular"`` for a model with an input stage (labelled
+        documents or records, :mod:`edgesparse.rawcalib`), None for a numeric ``.npz`` or
+        table."""
+        if not self.budgeted or self.calibration is not None:
+            return
+        need = "an accuracy budget (or --refit) needs calibration data"
+        if stage == "text":
+            raise InputError(f"{need}, --calibration cal.jsonl; {TEXT_FORM}")
+        if stage == "tabular":
+            raise InputError(f"{need}, --calibration cal.csv; {RECORDS_FORM}")
+        raise InputError(
+            f"{need}: --calibration cal.npz (X and y) or cal.csv (label in the last column)"
+        )
 
     def check_input_stage(
         self, fmt: str, *, source_class: str, stage: str, featurizer: object = None

@@ -369,25 +369,29 @@ class _Compressed:
     """The budget's calibration rows of a model with an input stage."""
 
 
+def _check_stage(options: CompressOptions, original: LinearIR, fmt: str) -> None:
+    """The options that depend on the model's input stage: output format, calibration form."""
+    feat = original.featurizer
+    stage = None if feat is None else "text" if isinstance(feat, TextFeaturizer) else "tabular"
+    if stage is not None:
+        source = original.provenance.get("source", "the model")
+        options.check_input_stage(fmt, source_class=source, stage=stage, featurizer=feat)
+    options.check_calibration(stage=stage)
+
+
 def _linear_file(
     options: CompressOptions, estimator: Any, fmt: str, steps: _Steps
 ) -> CompressReport:
     """A linear model: frontend, passes, format, check, write."""
     options.check_linear()
+    original = frontends.to_linear_ir(estimator)
+    _check_stage(options, original, fmt)
     calibration = options.calibration
     steps(
         f"searching the sparsest model within the budget on {Path(calibration).name}"
         if options.budgeted and calibration is not None
         else "pruning and quantizing"
     )
-    original = frontends.to_linear_ir(estimator)
-    if original.featurizer is not None:
-        options.check_input_stage(
-            fmt,
-            source_class=original.provenance.get("source", "the model"),
-            stage="text" if isinstance(original.featurizer, TextFeaturizer) else "tabular",
-            featurizer=original.featurizer,
-        )
     done = (
         _budget_passes(options, estimator, original)
         if options.budgeted

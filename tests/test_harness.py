@@ -3,6 +3,7 @@ over ssh to a real sshd on localhost; hanging, crashing and missing targets; str
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import os
@@ -341,10 +342,27 @@ def test_emulated_rpi4_end_to_end(esb: Path, onnx: Path, oracle: dict[str, float
 
 
 # -- a real board over ssh (a real sshd on localhost) -------------------------------------------
-def _free_port() -> int:
+@contextlib.contextmanager
+def _unused_port() -> Iterator[int]:
+    """A localhost port that stays bound (not listening) while the block runs: connecting to
+    it is refused, and no other process (another pytest-xdist worker's sshd, say) can take it
+    meanwhile."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        yield int(s.getsockname()[1])
+
+
+def _free_port() -> int:
+    """A localhost port free a moment ago (bound to port 0, then closed): another process may
+    take it before the caller binds it, so the caller must handle that (see _start_sshd)."""
+    with _unused_port() as port:
+        return port
+
+
+_SSHD_TRIES = 5
+"""Ports the sshd fixture tries: a free port found by binding port 0 and closing it can be
+taken by another process (another worker's sshd) before sshd binds it; then sshd says so and
+exits, and the fixture starts it again on a new port."""
 
 
 def _check_login(port: int, options: list[str], log: Path) -> None:
@@ -368,21 +386,24 @@ def _check_login(port: int, options: list[str], log: Path) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    tools = [shutil.which(t) for t in ("ssh", "scp", "ssh-keygen")]
-    require_tool(
-        all(tools) and Path("/usr/sbin/sshd").exists(),
-        what="OpenSSH (sshd, ssh, scp, ssh-keygen)",
-        install="apt-get install openssh-server openssh-client",
-    )
-    d = tmp_path_factory.mktemp("sshd")
+def _sshd_dir(d: Path) -> Path:
+    """``d`` with what a test sshd needs: host and client keys, the client's key authorized,
+    the board's private TMPDIR."""
     for key in ("host_key", "client_key"):
         subprocess.run(
             ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True
         )
     shutil.copyfile(d / "client_key.pub", d / "authorized_keys")
-    port = _free_port()
+    (d / "board_tmp").mkdir()
+    # sshd started as root insists on its privilege separation folder (Debian's service
+    # creates it at boot); make it if it is missing and leave it, as the service does: removing
+    # it afterwards broke every other sshd still running, e.g. another checkout's test run.
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    return d
+
+
+def _sshd_config(d: Path, port: int) -> None:
     sftp = next(
         (
             p
@@ -401,27 +422,51 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
         # other runs that use /tmp at the same time.
         f"SetEnv TMPDIR={d}/board_tmp\n"
     )
-    (d / "board_tmp").mkdir()
-    # sshd started as root insists on its privilege separation folder (Debian's service
-    # creates it at boot); make it if it is missing and leave it, as the service does: removing
-    # it afterwards broke every other sshd still running, e.g. another checkout's test run.
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    proc = subprocess.Popen(
-        ["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
-        stdout=subprocess.DEVNULL,
-        stderr=open(d / "sshd.log", "wb"),  # open as long as sshd runs
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+
+
+def _start_sshd(d: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """sshd on a free localhost port, listening: its own log line says so (a connection alone
+    could reach another process that took the port). When the port was taken between finding
+    it and sshd binding it, sshd exits saying so and it starts again on a new port."""
+    log = d / "sshd.log"
+    for _ in range(_SSHD_TRIES):
+        port = _free_port()
+        _sshd_config(d, port)
+        with open(log, "wb") as err:  # sshd keeps its own copy of the descriptor
+            proc = subprocess.Popen(
+                ["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        listening = f"Server listening on 127.0.0.1 port {port}."
+        deadline = time.monotonic() + 30
+        while listening not in log.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
                 break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
-                time.sleep(0.05)
+            time.sleep(0.05)
+        else:
+            return proc, port
+        text = log.read_text(errors="replace")
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"sshd did not start listening within 30 s: {text}")
+        if f"Bind to port {port} " not in text:  # sshd: "Bind to port N on ADDR failed: ..."
+            pytest.fail(f"sshd did not start: {text}")
+    pytest.fail(f"sshd found each of {_SSHD_TRIES} free ports taken before it bound them")
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    tools = [shutil.which(t) for t in ("ssh", "scp", "ssh-keygen")]
+    require_tool(
+        all(tools) and Path("/usr/sbin/sshd").exists(),
+        what="OpenSSH (sshd, ssh, scp, ssh-keygen)",
+        install="apt-get install openssh-server openssh-client",
+    )
+    d = _sshd_dir(tmp_path_factory.mktemp("sshd"))
+    proc, port = _start_sshd(d)
+    try:
         host_pub = (d / "host_key.pub").read_text().split()
         (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
         options = [
@@ -437,12 +482,45 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
         _check_login(port, options, d / "sshd.log")
         yield {"port": port, "options": options, "board_tmp": d / "board_tmp"}
     finally:
-        proc.send_signal(signal.SIGTERM)
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_sshd_starts_again_on_a_new_port_when_its_port_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race of _free_port: another process listens on the port before sshd binds it.
+    sshd fails to bind and exits; _start_sshd starts it on another port, and the sshd there
+    is ours (its own log says it listens), not the process holding the first port."""
+    require_tool(
+        shutil.which("ssh-keygen") is not None and Path("/usr/sbin/sshd").exists(),
+        what="OpenSSH (sshd, ssh-keygen)",
+        install="apt-get install openssh-server openssh-client",
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        first = int(taken.getsockname()[1])
+        ports = iter([first])
+        real = _free_port
+        monkeypatch.setattr(
+            sys.modules[__name__], "_free_port", lambda: next(ports, None) or real()
+        )
+        proc, port = _start_sshd(_sshd_dir(tmp_path))
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            assert port != first and proc.poll() is None
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                assert c.recv(4).startswith(b"SSH-")  # sshd's banner
+        finally:
+            _stop(proc)
 
 
 def test_ssh_target_against_local_sshd(
@@ -494,8 +572,9 @@ def test_ssh_unreachable_board_is_a_failed_row(esb: Path) -> None:
         what="ssh",
         install="apt-get install openssh-client",
     )
-    url = f"ssh://127.0.0.1:{_free_port()}"
-    results = harness.run_bench(artifacts=[esb], targets=[url], data=DATA, runs=2, warmup=0)
+    with _unused_port() as port:  # held: nothing listens there while the bench runs
+        url = f"ssh://127.0.0.1:{port}"
+        results = harness.run_bench(artifacts=[esb], targets=[url], data=DATA, runs=2, warmup=0)
     validate_results(results)
     (row,) = results["results"]
     assert row["status"] == "failed"

@@ -99,6 +99,25 @@ def test_l1_models_are_sparse(fresh: tuple[Path, dict[str, Any]]) -> None:
 
 # How each committed model is compared with a fresh one (see the test below).
 OBJECTIVES = {"iris_l1_logreg": "l1", "iris_l2_logreg": "l2", "digits_pipeline": "l2"}
+OPTIMUM_GAP = 0.02
+"""How far above the optimum of its training objective train.py's solver may stop (relative).
+Measured: the committed iris_l1_logreg (saga, tol 1e-4) 0.66% above it, digits_pipeline
+(lbfgs, tol 1e-4) 0.059%, iris_l2_logreg 4e-7."""
+
+
+def _optimum(model: Any, X: np.ndarray, y: np.ndarray) -> tuple:
+    """``model``'s estimator refitted on its training rows to the optimum (tol 1e-10): the
+    unique minimizer of the objective, which no solver's path moves."""
+    from sklearn.base import clone
+
+    est = model[-1] if hasattr(model, "steps") else model
+    tight = clone(est).set_params(tol=1e-10, max_iter=200_000)
+    best = (
+        clone(model).set_params(**{model.steps[-1][0]: tight}) if hasattr(model, "steps") else tight
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return _linear_parts(best.fit(X, y))
 
 
 def _linear_parts(model: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray | None, Any]:
@@ -137,8 +156,11 @@ def test_committed_model_matches_fresh(name: str, fresh: tuple[Path, dict[str, A
     Not bit for bit, and not the solver's iterates: lbfgs, saga and SGD stop at points that move
     with the scikit-learn, numpy and BLAS versions (iris_l2_logreg's scores moved 5% between
     builds with the same labels). So: the same held-out rows; held-out labels that agree but
-    for a borderline row or two; for the logistic models the same training objective (both are
-    at its optimum, whatever the path); Ridge's closed-form solution to 1e-6. The committed
+    for a borderline row or two; for the logistic models a training objective within
+    OPTIMUM_GAP of its optimum, both committed and fresh (computed here to tol 1e-10: two
+    stopping points of the solver need not have the same objective, the committed
+    digits_pipeline's and a perturbed lbfgs's differed by 1.4e-4); Ridge's closed-form
+    solution to 1e-6. The committed
     pickle is read through edgesparse's loader and compared by its fitted arrays, so this also
     runs where another scikit-learn or numpy wrote it (the lowest-versions run).
     """
@@ -167,9 +189,16 @@ def test_committed_model_matches_fresh(name: str, fresh: tuple[Path, dict[str, A
     assert differ <= allowed, f"{name}: {differ} of {len(y)} held-out labels differ"
     if name in OBJECTIVES:
         X_train, y_train = train.training_rows(name)
-        old = _objective(committed, X_train, y_train, OBJECTIVES[name])
-        now = _objective(new, X_train, y_train, OBJECTIVES[name])
-        assert now == pytest.approx(old, rel=1e-4), f"{name}: objective {now} vs committed {old}"
+        best = _objective(
+            _optimum(_load_pickle(out / f"{name}.pkl"), X_train, y_train),
+            X_train,
+            y_train,
+            OBJECTIVES[name],
+        )
+        for which, parts in (("committed", committed), ("fresh", new)):
+            f = _objective(parts, X_train, y_train, OBJECTIVES[name])
+            # Not below the optimum (beyond rounding), and near it.
+            assert best * (1 - 1e-9) <= f <= best * (1 + OPTIMUM_GAP), (name, which, f, best)
 
 
 def test_csr_test_data_round_trip(tmp_path: Path) -> None:

@@ -206,8 +206,57 @@ def test_unlabelled_documents_certify_an_agreement_budget_and_refuse_an_accuracy
     assert 1.0 - agree <= 0.05
     out.unlink()
     r = CliRunner().invoke(cli, ["compress", *args, "--max-accuracy-drop", "0.05"])
-    assert r.exit_code != 0 and r.stderr.startswith("Error: the calibration data has no labels")
-    assert not out.exists()
+    assert r.exit_code != 0 and not out.exists()
+    assert r.stderr == (
+        "Error: the calibration data has no labels: --max-accuracy-drop and --max-r2-drop need "
+        'them (a "label" on every JSON line: {"text": "...", "label": ...}); '
+        "--max-agreement-loss does not\n"
+    )
+
+
+def test_unlabelled_records_refuse_an_accuracy_budget_naming_the_label_column(
+    tmp_path: Path,
+) -> None:
+    """Records whose header names only the model's columns are unlabelled: the refusal says
+    where a tabular model's labels go (the records CSV's last column), not a .npz's y."""
+    pipe, (cal_df, _), _ = _tabular_split()
+    src = tmp_path / "tab.pkl"
+    src.write_bytes(pickle.dumps(pipe))
+    cal = tmp_path / "cal.csv"
+    cal_df.to_csv(cal, index=False)
+    _refused(
+        src,
+        cal,
+        "the calibration data has no labels: --max-accuracy-drop and --max-r2-drop need them "
+        "(the records CSV's last column, after the model's columns); --max-agreement-loss "
+        "does not",
+    )
+
+
+@pytest.mark.parametrize("stage", ["text", "tabular", None])
+def test_a_budget_without_calibration_names_the_form_the_model_reads(
+    tmp_path: Path, stage: str | None
+) -> None:
+    """No --calibration: the error names the file form the model's input stage reads (JSON
+    lines of documents, the records CSV with the label last, or a numeric .npz/.csv)."""
+    if stage == "text":
+        src = _pickled_text(tmp_path)
+        want = "--calibration cal.jsonl; " + _TEXT_FORM
+    elif stage == "tabular":
+        src = tmp_path / "tab.pkl"
+        src.write_bytes(pickle.dumps(_tabular_split()[0]))
+        want = "--calibration cal.csv; " + _RECORDS_FORM
+    else:
+        src = tmp_path / "plain.pkl"
+        src.write_bytes(pickle.dumps(LogisticRegression().fit(np.eye(3), [0, 1, 2])))
+        want = ": --calibration cal.npz (X and y) or cal.csv (label in the last column)"
+    out = tmp_path / "out.esb"
+    r = CliRunner().invoke(
+        cli, ["compress", str(src), "-o", str(out), "--max-accuracy-drop", "0.05"]
+    )
+    assert r.exit_code != 0 and not out.exists()
+    need = "Error: an accuracy budget (or --refit) needs calibration data"
+    assert r.stderr == need + ("" if stage is None else ", ") + want + "\n"
 
 
 def test_refit_certifies_on_the_stage_rows_too(tmp_path: Path) -> None:

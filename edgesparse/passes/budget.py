@@ -87,8 +87,16 @@ class Budget:
     max_agreement_loss: float | None = None
     max_r2_drop: float | None = None
 
-    def validate(self, ir: LinearIR, *, labelled: bool = True) -> None:
-        """Raise :class:`InputError` unless the budget is usable for ``ir`` (and the data)."""
+    def validate(
+        self,
+        ir: LinearIR,
+        *,
+        labelled: bool = True,
+        labels: str = "y in the .npz, or a label column",
+    ) -> None:
+        """Raise :class:`InputError` unless the budget is usable for ``ir`` (and the data);
+        ``labels`` says where the calibration file holds labels, for the refusal of
+        unlabelled data."""
         given = self.to_dict()
         if not given:
             raise InputError(
@@ -111,7 +119,7 @@ class Budget:
         if not labelled and set(given) != {"max_agreement_loss"}:
             raise InputError(
                 "the calibration data has no labels: --max-accuracy-drop and --max-r2-drop "
-                "need them (y in the .npz, or a label column); --max-agreement-loss does not"
+                f"need them ({labels}); --max-agreement-loss does not"
             )
 
     def risks(self) -> dict[str, float]:
