@@ -66,6 +66,7 @@ from edgesparse.runtime.checks import (
 )
 from edgesparse.runtime.csr_input import CsrWeights, column_table, csr_scores, one_row_scores
 from edgesparse.runtime.csr_input import used_block as csr_used_block
+from edgesparse.runtime.dense_batch import BatchForm, batch_form, batch_scores, bias_tile
 from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
 from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
@@ -79,10 +80,6 @@ _DENSE_BLOCK_CELLS = 1 << 16
 _DENSE_BLOCK_FILL = 0.25
 # A full-width dense model with at most this many outputs has a one-row path (one_row.py).
 _ROW_OUTPUTS = 64
-# The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
-# cells (16 KiB in float32, built on the first batch): numpy broadcasts a short row slowly
-# (1000 x 10: 4x a plain add of two arrays of the same shape).
-_BIAS_TILE_CELLS = 1 << 12
 # Dense input to a sparse-column model: the weights are expanded to dense column slices of at
 # most this many cells, one at a time (a bounded workspace), each one BLAS call.
 _SLICE_CELLS = 1 << 18
@@ -143,6 +140,7 @@ class Model:
         self._csr: CsrWeights | None = None  # what CSR input reads, built on first use
         self._row_form: RowForm | None = None
         self._row_shape: tuple[int, int] | None = None
+        self._batch: BatchForm | None = None
         self._bias_tile: np.ndarray | None = None
         self._unused_cols: np.ndarray | None = None
         if not self._dense:
@@ -170,6 +168,10 @@ class Model:
         if self._all_used and ir.n_outputs <= _ROW_OUTPUTS:
             self._row_shape = (1, ir.n_features)
             self._row_form = row_form(block[:-1], unused=self._unused, bias=self._bias)
+        if self._all_used and not self._raw_input:
+            self._batch = batch_form(
+                block[:-1], unused=self._unused, bias=self._bias, max_bytes=2 * _CHECK_RUN_BYTES
+            )
 
     def _layout(self) -> Columns:
         # A sparse-column model's by-column arrays, built by the first kernel that reads them.
@@ -213,6 +215,10 @@ class Model:
             if row is not None:
                 # ndmin: a 2-D array of a flat list is cheaper than of a nested one
                 return np.array(row, dtype=self._dtype, ndmin=1 if self._one_column else 2)
+        elif self._batch is not None and self._batch_ok(X.shape):
+            s = batch_scores(X, self._batch)
+            if s is not None:
+                return s[:, 0] if self._one_column else s
         scores = self._scores(X)
         return scores[:, 0] if self._one_column else scores
 
@@ -282,8 +288,21 @@ class Model:
             return None
         return one_row_scores(*parts, weights=self._csr_weights(), bias=self._bias)
 
+    def _batch_ok(self, shape: tuple[int, ...]) -> bool:
+        # A 2-D array of the model's width with rows: the batch path (its dtype is its own).
+        return len(shape) == 2 and shape[1] == self.n_features_in_ and shape[0] > 0
+
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
+        if (
+            type(X) is np.ndarray
+            and self._batch is not None
+            and X.shape != self._row_shape
+            and self._batch_ok(X.shape)
+        ):
+            s = batch_scores(X, self._batch)
+            if s is not None:
+                return s
         token = fp_quiet()
         try:
             if self._raw_input:
@@ -334,7 +353,7 @@ class Model:
         res = out if out.dtype is self._dtype else out.astype(self._dtype)
         tile = self._bias_tile
         if tile is None and res.shape[0] > 1:  # built on the first batch
-            tile = self._bias_tile = _bias_tile(self._bias)
+            tile = self._bias_tile = bias_tile(self._bias)
         if tile is None or tile.shape[0] == 1:
             res += self._bias
         elif res.shape[0] <= tile.shape[0]:
@@ -450,6 +469,8 @@ class Model:
             form = self._row_form
             if form is not None and _F64 not in form.weights:  # the wide one-row path
                 form.weights[_F64] = self._block64[:-1]
+            if self._batch is not None:
+                self._batch.weights[_F64] = self._block64[:-1]
         return self._block64
 
     def _sparse_input_scores(
@@ -514,15 +535,6 @@ class Model:
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         check_shape(shape, n_features=self.n_features_in_)
-
-
-def _bias_tile(bias: np.ndarray) -> np.ndarray:
-    """``bias`` repeated over rows (at most _BIAS_TILE_CELLS cells); one row where adding the
-    row itself is as fast: one output (a scalar per row) or long rows."""
-    k = bias.size
-    if k == 1 or 2 * k > _BIAS_TILE_CELLS:
-        return bias.reshape(1, -1)  # a tile of one row: the plain broadcast
-    return np.tile(bias, (_BIAS_TILE_CELLS // k, 1))
 
 
 def stage_features(featurizer: Any, X: Any) -> Any:
