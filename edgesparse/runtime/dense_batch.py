@@ -2,25 +2,27 @@
 checks, the cast to the model's dtype and the bias in the fewest numpy calls (a small model's
 product of 1000 rows costs 2-4 us, about as much as five numpy calls of fixed cost).
 :class:`~edgesparse.runtime.model.Model` builds a :class:`BatchForm` at load for a full-width
-dense model and calls :func:`batch_scores` on a 2-D array of its width before its general path.
+dense model and calls :func:`batch_scores` on a 2-D array of its width before its general
+path.
 
 The scores are the general path's, bit for bit: the same weights (the model's block, or its
-float64 copy for a float64 batch), the same product call, the same cast, the same bias tile.
+float64 copy for a float64 batch), the same product call (a one-output model's one column is
+multiplied as a vector, as numpy multiplies a one-column block), the same cast, the same bias.
 Every input check is kept. The shape is checked by the caller, the dtype here (anything
-unusual goes to the general path). NaN/inf in a column with a weight reaches a product: one
-dot of the products with themselves, before the cast and the bias, must be at most a limit
-that proves every product finite and so far inside the model's range that neither the cast
-nor the bias can overflow. The columns no output
-reads are checked as one more product, with a "check vector" of their values times 2^-e
-(2^e > 2 x their count, so its values stay below max|x| and cannot overflow), where each
-unused column has a nonzero weight: a NaN/inf there makes its value non-finite whatever a
-BLAS skips (it may skip a zero weight, never a nonzero one). That reads the input once more
-(a matrix-vector product, a fraction of the cost of gathering a few columns out of every
-row); it is used when the unused columns are at least 1/32 of the columns (fewer are cheaper
-to gather, in the general path) and the input is small enough to stay in cache. Anything
-not finite or too large returns None: the general path then computes it all again and says
-what is wrong, with its own messages and attribution (or lets huge finite scores through
-after its exact test).
+unusual goes to the general path). NaN/inf in a column with a weight reaches a score (a value
+beyond the model's float32 range becomes inf in the cast): one dot of the scores with
+themselves, before the bias, must be at most a limit that proves every score finite and so
+far inside the model's range that the bias cannot overflow it. The columns no output reads
+are checked as one more product, with a "check vector" of their values times 2^-e (2^e > 2 x
+their count, so its values stay below max|x| and cannot overflow), where each unused column
+has a nonzero weight: a NaN/inf there makes its value non-finite whatever a BLAS skips (it
+may skip a zero weight, never a nonzero one). That reads the input once more (a
+matrix-vector product, a fraction of the cost of gathering a few columns out of every row);
+it is used when the unused columns are at least 1/32 of the columns (fewer are cheaper to
+gather, in the general path) and the input is small enough to stay in cache. Anything not
+finite or too large returns None: the general path then computes it all again and says what
+is wrong, with its own messages and attribution (or lets huge finite scores through after
+its exact test).
 
 Imports only numpy and the standard library: this is what runs on the device.
 """
@@ -35,10 +37,13 @@ from edgesparse.runtime.checks import fp_quiet, fp_restore
 
 __all__ = ["BatchForm", "batch_form", "batch_scores"]
 
-# The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
-# cells (16 KiB in float32, built on the first batch): numpy broadcasts a short row slowly
-# (1000 x 10: 4x a plain add of two arrays of the same shape).
+# The bias is added to a batch through a tile of it (rows x n_outputs): numpy broadcasts a
+# short row slowly (1000 x 10: 4x a plain add of two arrays of the same shape). The general
+# path's tile has at most BIAS_TILE_CELLS cells (16 KiB in float32, built on the first batch);
+# the batch path's grows to the largest batch seen, up to _BATCH_TILE_CELLS (64 KiB in
+# float32): one add of 1000 x 10 costs half of three adds of a 409-row tile.
 BIAS_TILE_CELLS = 1 << 12
+_BATCH_TILE_CELLS = 1 << 14
 # Unused columns are checked by a product with a check vector when they are at least this
 # fraction of the columns (else the general path gathers them, a cost per gathered value)...
 _CHECK_VECTOR_FRACTION = 1 / 32
@@ -48,34 +53,54 @@ _F64 = np.dtype(np.float64)
 
 class BatchForm:
     """What the batch path reads of a model: the weights per input dtype (the block the
-    general path multiplies by, without its extra zero row), the check vector per input dtype
-    (or None: no unused column), the bias tile, the limit on the products' squares and the
-    largest input it takes."""
+    general path multiplies by, without its extra zero row; its one column as a vector when
+    the model has one output), the check vector per input dtype (or None: no unused column),
+    the bias and its tile, the limit on the scores' squares and the largest input it takes."""
 
-    __slots__ = ("bias", "checks", "dtype", "last", "limits", "max_bytes", "tile", "weights")
+    __slots__ = (
+        "bias",
+        "checks",
+        "dtype",
+        "last",
+        "limit",
+        "max_bytes",
+        "tile",
+        "vector",
+        "weights",
+    )
 
     def __init__(
         self,
-        weights: dict[np.dtype, np.ndarray],
+        block: np.ndarray,
         checks: dict[np.dtype, np.ndarray] | None,
         bias: np.ndarray,
         max_bytes: int,
     ) -> None:
-        self.weights = weights
+        # One output: a matrix-vector product straight into a vector (numpy multiplies a
+        # one-column block with the same BLAS call), the bias added as a scalar.
+        self.vector = block.shape[1] == 1
+        self.weights: dict[np.dtype, np.ndarray] = {}
+        self.add_weights(block)
+        if block.dtype == _F64:
+            self.weights[_F32] = self.weights[_F64]  # float32 input meets float64 weights
         self.checks = checks
         self.bias = bias
         self.dtype = bias.dtype
-        # Per product dtype: the largest sum of the products' squares that proves each
-        # product within a quarter of what the model's dtype holds beyond the largest bias
-        # (a margin for the sum's rounding), and is finite in the product's dtype.
+        # The largest sum of the scores' squares (before the bias) that proves each of them
+        # within a quarter of what the model's dtype holds beyond the largest bias (a margin
+        # for the sum's rounding), so that adding the bias cannot overflow.
         room = (float(np.finfo(bias.dtype).max) - float(np.abs(bias).max(initial=0))) / 4
-        self.limits = {
-            d: min(room * room, float(np.finfo(d).max)) if room > 0 else -1.0 for d in (_F32, _F64)
-        }
+        self.limit = min(room * room, float(np.finfo(bias.dtype).max)) if room > 0 else -1.0
         self.max_bytes = max_bytes
         self.tile: np.ndarray | None = None  # built on the first batch (bias_tile)
-        # The tile's view for the last batch's row count: (rows, view), set in one store.
-        self.last: tuple[int, np.ndarray] = (0, bias)
+        # The bias to add to the last batch's scores, for its row count: (rows, view), set
+        # in one store (concurrent callers see one pair or the other).
+        self.last: tuple[int, np.ndarray] = (-1, bias)
+
+    def add_weights(self, block: np.ndarray) -> None:
+        """The weights for input of ``block``'s dtype (a full-width block without its zero
+        row): the model's own, or its float64 copy once the general path has made one."""
+        self.weights[block.dtype] = block[:, 0] if self.vector else block
 
 
 def batch_form(
@@ -87,55 +112,52 @@ def batch_form(
     of more than ``max_bytes`` bytes to a block with unused columns goes to the general path,
     which checks them a cached run of rows at a time."""
     n = block.shape[0]
-    weights = {block.dtype: block}
-    if block.dtype == _F64:
-        weights[_F32] = block  # float32 input meets float64 weights as in the general path
     if not unused.size:
-        return BatchForm(weights, None, bias, max_bytes=-1)
+        return BatchForm(block, None, bias, max_bytes=-1)
     if unused.size < _CHECK_VECTOR_FRACTION * n:
         return None
     check = np.zeros(n)
     check[unused] = 2.0 ** -(int(unused.size).bit_length() + 1)
     checks = {_F64: check, _F32: check.astype(_F32)}
-    return BatchForm(weights, checks, bias, max_bytes=max_bytes)
+    return BatchForm(block, checks, bias, max_bytes=max_bytes)
 
 
-def bias_tile(bias: np.ndarray) -> np.ndarray:
-    """``bias`` repeated over rows (at most BIAS_TILE_CELLS cells); one row where adding the
-    row itself is as fast: one output (a scalar per row) or long rows."""
+def bias_tile(bias: np.ndarray, *, cells: int = BIAS_TILE_CELLS) -> np.ndarray:
+    """``bias`` repeated over rows (at most ``cells`` cells); one row where adding the row
+    itself is as fast: one output (a scalar per row) or long rows."""
     k = bias.size
-    if k == 1 or 2 * k > BIAS_TILE_CELLS:
+    if k == 1 or 2 * k > cells:
         return bias.reshape(1, -1)  # a tile of one row: the plain broadcast
-    return np.tile(bias, (BIAS_TILE_CELLS // k, 1))
+    return np.tile(bias, (cells // k, 1))
 
 
-def add_bias(res: np.ndarray, form: BatchForm) -> None:
-    """``res += bias`` through the form's tile (built here on the first batch)."""
-    rows, view = form.last
-    if rows != res.shape[0]:
+def _bias_for(form: BatchForm, rows: int) -> np.ndarray | None:
+    """What to add to ``rows`` rows of scores (remembered in ``form.last``), or None: more
+    rows than the tile (the caller adds it a tile at a time)."""
+    if form.vector:
+        view = form.bias
+    else:
         tile = form.tile
-        if tile is None:
-            tile = form.tile = bias_tile(form.bias)
-        rows = res.shape[0]
+        k = form.bias.size
+        if tile is None or (tile.shape[0] < rows and tile.size + k <= _BATCH_TILE_CELLS):
+            # built to the batch's rows (but at least the general path's), up to the cap
+            cells = min(max(rows * k, BIAS_TILE_CELLS), _BATCH_TILE_CELLS)
+            tile = form.tile = bias_tile(form.bias, cells=cells)
         if tile.shape[0] == 1:
             view = tile
         elif rows <= tile.shape[0]:
             view = tile[:rows]
         else:
-            step = tile.shape[0]
-            for lo in range(0, rows, step):
-                part = res[lo : lo + step]
-                part += tile[: part.shape[0]]
-            return
-        form.last = (rows, view)
-    res += view
+            return None
+    form.last = (rows, view)
+    return view
 
 
 def batch_scores(X: np.ndarray, form: BatchForm) -> np.ndarray | None:
-    """The ``(n_rows, n_outputs)`` scores of a 2-D array ``X`` of the model's width with at
-    least one row, bias added, in the model's dtype; or None: not float32/float64, too large
-    for the check vector, or a product or check not finite or too large (the general path
-    then says what is wrong)."""
+    """The scores of a 2-D array ``X`` of the model's width with at least one row, bias
+    added, in the model's dtype: ``(n_rows, n_outputs)``, or ``(n_rows,)`` for a model with
+    one output. None: not float32/float64, too large for the check vector, or a score or
+    check not finite or too large (the general path then says what is wrong)."""
     w = form.weights.get(X.dtype)  # float32 / float64 only
     if w is None:
         return None
@@ -147,11 +169,12 @@ def batch_scores(X: np.ndarray, form: BatchForm) -> np.ndarray | None:
         # ndarray.dot has the least overhead but copies a strided input; matmul reads any
         # strides in place (as the general path).
         out = X.dot(w) if X.flags.c_contiguous else np.matmul(X, w)
-        flat = out.reshape(-1)
-        # The products' squares sum to at most the limit: each is finite and so far inside
-        # the model's range that neither the cast nor the bias can overflow. NaN fails the
-        # test; so does a product too large, which the general path then checks exactly.
-        if not float(flat.dot(flat)) <= form.limits[out.dtype]:
+        if out.dtype is not form.dtype:
+            out = out.astype(form.dtype)  # beyond the model's range: inf, refused below
+        # The squares sum to at most the limit: each score is finite and so far inside the
+        # model's range that adding the bias cannot overflow. NaN fails the test; so do
+        # scores too large, which the general path then checks exactly.
+        if not float(np.vdot(out, out)) <= form.limit:
             return None
         if checks is not None:
             v = X.dot(checks[X.dtype])
@@ -159,7 +182,15 @@ def batch_scores(X: np.ndarray, form: BatchForm) -> np.ndarray | None:
                 return None
     finally:
         fp_restore(token)
-    if out.dtype is not form.dtype:
-        out = out.astype(form.dtype)
-    add_bias(out, form)
+    rows, view = form.last
+    if rows != out.shape[0]:
+        view = _bias_for(form, out.shape[0])
+        if view is None:
+            tile = form.tile
+            assert tile is not None
+            for lo in range(0, out.shape[0], tile.shape[0]):
+                part = out[lo : lo + tile.shape[0]]
+                part += tile[: part.shape[0]]
+            return out
+    out += view
     return out

@@ -210,15 +210,21 @@ class Model:
             s = self._one_csr_row(X)
             if s is not None:
                 return s if self._one_column else s.reshape(1, -1)
-        elif X.shape == self._row_shape:
+        elif (shape := X.shape) == self._row_shape:
             row = self._one_row(X)
             if row is not None:
                 # ndmin: a 2-D array of a flat list is cheaper than of a nested one
                 return np.array(row, dtype=self._dtype, ndmin=1 if self._one_column else 2)
-        elif self._batch is not None and self._batch_ok(X.shape):
-            s = batch_scores(X, self._batch)
-            if s is not None:
-                return s[:, 0] if self._one_column else s
+        elif (
+            self._batch is not None
+            and len(shape) == 2
+            and shape[1] == self.n_features_in_
+            and shape[0]
+            and (s := batch_scores(X, self._batch)) is not None
+        ):
+            if s.ndim == 1 and not self._one_column:  # one output, kept 2-D
+                return s.reshape(-1, 1)
+            return s
         scores = self._scores(X)
         return scores[:, 0] if self._one_column else scores
 
@@ -288,21 +294,20 @@ class Model:
             return None
         return one_row_scores(*parts, weights=self._csr_weights(), bias=self._bias)
 
-    def _batch_ok(self, shape: tuple[int, ...]) -> bool:
-        # A 2-D array of the model's width with rows: the batch path (its dtype is its own).
-        return len(shape) == 2 and shape[1] == self.n_features_in_ and shape[0] > 0
+    def _batch_scores(self, X: np.ndarray) -> np.ndarray | None:
+        """A 2-D float array's ``(n_rows, n_outputs)`` scores by the batch path, or None."""
+        shape = X.shape
+        if self._batch is None or len(shape) != 2 or shape[1] != self.n_features_in_:
+            return None
+        if not shape[0] or shape == self._row_shape:
+            return None
+        s = batch_scores(X, self._batch)
+        return s.reshape(-1, 1) if s is not None and s.ndim == 1 else s
 
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
-        if (
-            type(X) is np.ndarray
-            and self._batch is not None
-            and X.shape != self._row_shape
-            and self._batch_ok(X.shape)
-        ):
-            s = batch_scores(X, self._batch)
-            if s is not None:
-                return s
+        if type(X) is np.ndarray and (s := self._batch_scores(X)) is not None:
+            return s
         token = fp_quiet()
         try:
             if self._raw_input:
@@ -470,7 +475,7 @@ class Model:
             if form is not None and _F64 not in form.weights:  # the wide one-row path
                 form.weights[_F64] = self._block64[:-1]
             if self._batch is not None:
-                self._batch.weights[_F64] = self._block64[:-1]
+                self._batch.add_weights(self._block64[:-1])
         return self._block64
 
     def _sparse_input_scores(
