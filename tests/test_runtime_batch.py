@@ -133,6 +133,8 @@ def test_the_check_vector_reads_only_the_unused_columns() -> None:
     model = with_unused()
     form = model._batch
     assert form is not None and form.checks is not None
+    model.decision_function(np.ones((2, model.n_features_in_), dtype=np.float32))
+    assert set(form.checks) == {np.dtype(np.float32), np.dtype(np.float64)}
     for check in form.checks.values():
         assert np.flatnonzero(check).tolist() == model._unused.tolist()
         # 2^-e with 2^e > 2 x their count: the check value of finite input cannot overflow

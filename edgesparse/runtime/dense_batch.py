@@ -118,8 +118,8 @@ def batch_form(
         return None
     check = np.zeros(n)
     check[unused] = 2.0 ** -(int(unused.size).bit_length() + 1)
-    checks = {_F64: check, _F32: check.astype(_F32)}
-    return BatchForm(block, checks, bias, max_bytes=max_bytes)
+    # The float32 one is made from it on the first float32 batch (most callers send one).
+    return BatchForm(block, {_F64: check}, bias, max_bytes=max_bytes)
 
 
 def bias_tile(bias: np.ndarray, *, cells: int = BIAS_TILE_CELLS) -> np.ndarray:
@@ -177,7 +177,10 @@ def batch_scores(X: np.ndarray, form: BatchForm) -> np.ndarray | None:
         if not float(np.vdot(out, out)) <= form.limit:
             return None
         if checks is not None:
-            v = X.dot(checks[X.dtype])
+            check = checks.get(X.dtype)
+            if check is None:
+                check = checks[X.dtype] = checks[_F64].astype(X.dtype)
+            v = X.dot(check)
             if not math.isfinite(v.dot(v)):
                 return None
     finally:
