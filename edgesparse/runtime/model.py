@@ -11,7 +11,10 @@ any output uses, and laid out for one of two kernels:
     (``X[:, used] @ block``). Chosen when the block is small or well filled. A full-width
     one with few outputs also has a one-row path (:mod:`edgesparse.runtime.one_row`): one
     ``dot``, then the bias, the checks and the labels or probabilities on the few scores as
-    Python floats (at batch 1 each numpy call costs about as much as the product).
+    Python floats (at batch 1 each numpy call costs about as much as the product); and any
+    full-width one a batch path (:mod:`edgesparse.runtime.dense_batch`): the product, one
+    check of the scores, one of the unused columns, the cast and the bias, in front of the
+    general path, which recomputes and reports whatever it finds not finite.
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
