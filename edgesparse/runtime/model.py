@@ -11,7 +11,10 @@ any output uses, and laid out for one of two kernels:
     (``X[:, used] @ block``). Chosen when the block is small or well filled. A full-width
     one with few outputs also has a one-row path (:mod:`edgesparse.runtime.one_row`): one
     ``dot``, then the bias, the checks and the labels or probabilities on the few scores as
-    Python floats (at batch 1 each numpy call costs about as much as the product).
+    Python floats (at batch 1 each numpy call costs about as much as the product); and any
+    full-width one a batch path (:mod:`edgesparse.runtime.dense_batch`): the product, one
+    check of the scores, one of the unused columns, the cast and the bias, in front of the
+    general path, which recomputes and reports whatever it finds not finite.
 *sparse columns*
     the weights transposed to compressed columns (CSC), for big, thin models such as hashed
     text (2^18 features, 1% density) where a dense block would cost many times the model's
@@ -64,6 +67,7 @@ from edgesparse.runtime.checks import (
     one_csr_row,
     read_dense,
 )
+from edgesparse.runtime.dense_batch import BatchForm, batch_form, batch_scores, bias_tile
 from edgesparse.runtime.dense_kernels import checked_runs, gathered_block, row_sums, sliced_sums
 from edgesparse.runtime.heads import proba, proba_row
 from edgesparse.runtime.layout import Columns, complement, sparse_columns, unused_columns
@@ -80,10 +84,6 @@ _DENSE_BLOCK_CELLS = 1 << 16
 _DENSE_BLOCK_FILL = 0.25
 # A full-width dense model with at most this many outputs has a one-row path (one_row.py).
 _ROW_OUTPUTS = 64
-# The bias is added to a batch through a tile of it (rows x n_outputs) of at most this many
-# cells (16 KiB in float32, built on the first batch): numpy broadcasts a short row slowly
-# (1000 x 10: 4x a plain add of two arrays of the same shape).
-_BIAS_TILE_CELLS = 1 << 12
 # Dense input to a sparse-column model: the weights are expanded to dense column slices of at
 # most this many cells, one at a time (a bounded workspace), each one BLAS call.
 _SLICE_CELLS = 1 << 18
@@ -144,6 +144,7 @@ class Model:
         self._csr: CsrWeights | None = None  # what CSR input reads, built on first use
         self._row_form: RowForm | None = None
         self._row_shape: tuple[int, int] | None = None
+        self._batch: BatchForm | None = None
         self._bias_tile: np.ndarray | None = None
         self._unused_cols: np.ndarray | None = None
         if not self._dense:
@@ -171,6 +172,10 @@ class Model:
         if self._all_used and ir.n_outputs <= _ROW_OUTPUTS:
             self._row_shape = (1, ir.n_features)
             self._row_form = row_form(block[:-1], unused=self._unused, bias=self._bias)
+        if self._all_used and not self._raw_input:
+            self._batch = batch_form(
+                block[:-1], unused=self._unused, bias=self._bias, max_bytes=2 * _CHECK_RUN_BYTES
+            )
 
     def _layout(self) -> Columns:
         # A sparse-column model's by-column arrays, built by the first kernel that reads them.
@@ -209,11 +214,21 @@ class Model:
             s = self._one_csr_row(X)
             if s is not None:
                 return s if self._one_column else s.reshape(1, -1)
-        elif X.shape == self._row_shape:
+        elif (shape := X.shape) == self._row_shape:
             row = self._one_row(X)
             if row is not None:
                 # ndmin: a 2-D array of a flat list is cheaper than of a nested one
                 return np.array(row, dtype=self._dtype, ndmin=1 if self._one_column else 2)
+        elif (
+            self._batch is not None
+            and len(shape) == 2
+            and shape[1] == self.n_features_in_
+            and shape[0]
+            and (s := batch_scores(X, self._batch)) is not None
+        ):
+            if s.ndim == 1 and not self._one_column:  # one output, kept 2-D
+                return s.reshape(-1, 1)
+            return s
         scores = self._scores(X)
         return scores[:, 0] if self._one_column else scores
 
@@ -283,8 +298,20 @@ class Model:
             return None
         return self._csr_weights().one_row(*parts, bias=self._bias)
 
+    def _batch_scores(self, X: np.ndarray) -> np.ndarray | None:
+        """A 2-D float array's ``(n_rows, n_outputs)`` scores by the batch path, or None."""
+        shape = X.shape
+        if self._batch is None or len(shape) != 2 or shape[1] != self.n_features_in_:
+            return None
+        if not shape[0] or shape == self._row_shape:
+            return None
+        s = batch_scores(X, self._batch)
+        return s.reshape(-1, 1) if s is not None and s.ndim == 1 else s
+
     def _scores(self, X: Any) -> np.ndarray:
         """``(n_rows, n_outputs)`` scores in the model's dtype, every input check made."""
+        if type(X) is np.ndarray and (s := self._batch_scores(X)) is not None:
+            return s
         token = fp_quiet()
         try:
             if self._raw_input:
@@ -335,7 +362,7 @@ class Model:
         res = out if out.dtype is self._dtype else out.astype(self._dtype)
         tile = self._bias_tile
         if tile is None and res.shape[0] > 1:  # built on the first batch
-            tile = self._bias_tile = _bias_tile(self._bias)
+            tile = self._bias_tile = bias_tile(self._bias)
         if tile is None or tile.shape[0] == 1:
             res += self._bias
         elif res.shape[0] <= tile.shape[0]:
@@ -451,6 +478,8 @@ class Model:
             form = self._row_form
             if form is not None and _F64 not in form.weights:  # the wide one-row path
                 form.weights[_F64] = self._block64[:-1]
+            if self._batch is not None:
+                self._batch.add_weights(self._block64[:-1])
         return self._block64
 
     def _sparse_input_scores(
@@ -518,15 +547,6 @@ class Model:
 
     def _check_shape(self, shape: tuple[int, ...]) -> None:
         check_shape(shape, n_features=self.n_features_in_)
-
-
-def _bias_tile(bias: np.ndarray) -> np.ndarray:
-    """``bias`` repeated over rows (at most _BIAS_TILE_CELLS cells); one row where adding the
-    row itself is as fast: one output (a scalar per row) or long rows."""
-    k = bias.size
-    if k == 1 or 2 * k > _BIAS_TILE_CELLS:
-        return bias.reshape(1, -1)  # a tile of one row: the plain broadcast
-    return np.tile(bias, (_BIAS_TILE_CELLS // k, 1))
 
 
 def stage_features(featurizer: Any, X: Any) -> Any:
