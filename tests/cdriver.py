@@ -7,12 +7,14 @@ cross builds for QEMU user mode. Each build skips with a reason only when the to
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from edgesparse.export_c import c_runtime_dir
+from tests import cbuild
 from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,18 +31,28 @@ CROSS = {
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
 
 
+#: The libFuzzer target (fuzz/c/fuzz_esb_open.c) under ASan + UBSan, without ``-o``.
+FUZZ_BUILD = [
+    *("clang", "-g", "-O1", "-std=c99", "-fsanitize=fuzzer,address,undefined"),
+    *("-fno-sanitize-recover=all", "-I", str(C_DIR)),
+    *(str(ROOT / "fuzz" / "c" / "fuzz_esb_open.c"), str(C_DIR / "esb.c"), "-lm"),
+]
+
+
 def run(cmd: list[str], **kw: Any) -> subprocess.CompletedProcess:
     """``cmd`` with text output captured and a 300 s hang bound."""
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, **kw)
 
 
 def build_driver(build_dir: str | Path, *, sanitized: bool, name: str) -> list[str]:
-    """The `esb` driver built into ``build_dir/name`` (``-asan`` appended when sanitized)."""
+    """The `esb` driver (``name``, ``-asan`` appended when sanitized), compiled once per
+    session (tests/cbuild.py); ``build_dir`` is no longer written to."""
+    del build_dir
     cc = "clang" if sanitized else "gcc"
     require_tool(shutil.which(cc) is not None, what=cc, install=f"sudo apt-get install {cc}")
-    exe = Path(build_dir) / (f"{name}-asan" if sanitized else name)
-    res = run(
-        [cc, *CFLAGS, *(SANITIZE if sanitized else []), *DRIVER_SOURCES, "-lm", "-o", str(exe)]
+    exe, res = cbuild.build(
+        [cc, *CFLAGS, *(SANITIZE if sanitized else []), *DRIVER_SOURCES, "-lm"],
+        name=f"{name}-asan" if sanitized else name,
     )
     if sanitized and res.returncode != 0 and "fsanitize" in res.stderr + res.stdout:
         require_tool(False, what="clang's sanitizer runtimes", install="apt-get install clang")
@@ -75,15 +87,34 @@ def verify_all(driver: list[str], blobs: list[bytes], tmp_path: Path) -> list[st
 
 
 def make_export(out: Path) -> None:
-    """Build an export-c directory with its own Makefile: clang with the sanitizers where
-    they link, else gcc."""
+    """Build an export-c directory's ``model_main`` as its own Makefile says: clang with the
+    sanitizers where they link, else gcc.
+
+    ``make -n`` reads the Makefile (every prerequisite must exist) and prints its command;
+    that command runs as printed except that ``esb.c``, the runtime's own file byte for byte
+    (the callers check it), comes as the object tests/cbuild.py compiles once per session
+    with the same compiler and flags. tests/test_c_runtime.py runs the Makefile for real."""
     require_tool(shutil.which("make") is not None, what="make", install="apt-get install make")
-    flags = " ".join([*CFLAGS, "-fsanitize=address,undefined"] if shutil.which("clang") else CFLAGS)
-    cc = "clang" if shutil.which("clang") else "gcc"
-    res = run(["make", "-C", str(out), f"CC={cc}", f"CFLAGS={flags}"])
-    if res.returncode != 0 and "fsanitize" in res.stdout + res.stderr:
-        res = run(["make", "-C", str(out), "CC=gcc", f"CFLAGS={' '.join(CFLAGS)}"])
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert (out / "esb.c").read_bytes() == (C_DIR / "esb.c").read_bytes()
+    for cc, flags in _export_builds():
+        obj, res = cbuild.build([cc, *flags, "-c", str(C_DIR / "esb.c")], name="esb.o")
+        if res.returncode != 0 and "fsanitize" in res.stdout + res.stderr:
+            continue  # clang without its sanitizer runtimes: gcc
+        assert res.returncode == 0, res.stderr
+        res = run(["make", "-n", "-s", "-C", str(out), f"CC={cc}", f"CFLAGS={' '.join(flags)}"])
+        assert res.returncode == 0, res.stdout + res.stderr
+        commands = [shlex.split(ln) for ln in res.stdout.splitlines() if ln.startswith(f"{cc} ")]
+        assert len(commands) == 1 and commands[0].count("esb.c") == 1, res.stdout
+        cmd = [str(obj) if arg == "esb.c" else arg for arg in commands[0]]
+        res = run(cmd, cwd=out)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return
+    raise AssertionError("gcc failed to build the runtime")
+
+
+def _export_builds() -> list[tuple[str, list[str]]]:
+    sanitized = ("clang", [*CFLAGS, "-fsanitize=address,undefined"])
+    return [sanitized, ("gcc", CFLAGS)] if shutil.which("clang") else [("gcc", CFLAGS)]
 
 
 def build_probe(source: str, tmp_path: Path) -> Path:
@@ -91,7 +122,8 @@ def build_probe(source: str, tmp_path: Path) -> Path:
     probe = tmp_path / "probe.c"
     probe.write_text(source)
     exe = tmp_path / "probe"
-    cmd = ["gcc", *CFLAGS, "-I", str(C_DIR), str(probe), str(C_DIR / "esb.c"), "-lm"]
+    obj = cbuild.runtime_object("gcc", CFLAGS)  # esb.c, compiled once per session
+    cmd = ["gcc", *CFLAGS, "-I", str(C_DIR), str(probe), str(obj), "-lm"]
     res = run([*cmd, "-o", str(exe)])
     assert res.returncode == 0, res.stderr
     return exe
@@ -104,8 +136,7 @@ def build_cross(arch: str, tmp_path: Path) -> list[str]:
     require_tool(
         shutil.which(cc) is not None and shutil.which(qemu) is not None, what=cc, install=how
     )
-    exe = tmp_path / "esb"
-    res = run([cc, *CFLAGS, "-static", *DRIVER_SOURCES, "-lm", "-o", str(exe)])
+    exe, res = cbuild.build([cc, *CFLAGS, "-static", *DRIVER_SOURCES, "-lm"], name="esb")
     assert res.returncode == 0, res.stderr
     return [qemu, str(exe)]
 
@@ -114,11 +145,7 @@ def fuzz_seeds(seeds: list[bytes], tmp_path: Path, *, runs: int = 20000) -> None
     """fuzz/c/fuzz_esb_open.c under libFuzzer + ASan + UBSan: ``runs`` fixed-seed inputs
     grown from ``seeds``, with no crash or sanitizer report."""
     require_tool(shutil.which("clang") is not None, what="clang", install="apt-get install clang")
-    exe = tmp_path / "fuzz_esb_open"
-    flags = ["-g", "-O1", "-std=c99", "-fsanitize=fuzzer,address,undefined"]
-    src = [str(ROOT / "fuzz" / "c" / "fuzz_esb_open.c"), str(C_DIR / "esb.c")]
-    cmd = ["clang", *flags, "-fno-sanitize-recover=all", "-I", str(C_DIR), *src, "-lm"]
-    res = run([*cmd, "-o", str(exe)])
+    exe, res = cbuild.build(FUZZ_BUILD, name="fuzz_esb_open")
     if res.returncode != 0 and "fsanitize" in res.stderr:
         require_tool(False, what="clang's libFuzzer runtime", install="apt-get install clang")
     assert res.returncode == 0, res.stderr

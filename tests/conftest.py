@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 
 # Hypothesis would otherwise keep its cache in ./.hypothesis: tests must not write into the
@@ -21,13 +22,23 @@ set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _c_build_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The session's compiled C programs (tests/cbuild.py), in this run's pytest temporary
+    directory: under xdist the workers' folders (popen-gwN) share their parent, this run's."""
+    from tests import cbuild
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    cbuild.set_cache_dir(root / "cbuild")
+
+
 def require_tool(available: bool, *, what: str, install: str) -> None:
     """Skip when a system tool is truly absent, unless CI demands it (then fail loudly).
 
     ``.ci/run`` sets ``EDGESPARSE_REQUIRE_TARGETS=1`` after installing the Debian packages, so a
     broken install can never turn into a green run of skips.
     """
-    import pytest
 
     if available:
         return

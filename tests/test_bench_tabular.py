@@ -37,6 +37,7 @@ from edgesparse.bench.targets import get_target
 from edgesparse.cli import cli
 from edgesparse.data import read_records
 from edgesparse.export_c import c_runtime_dir
+from tests import cbuild
 from tests.conftest import require_tool, run_cli_limited
 from tests.test_tabular_featurizer import _NAMES, adult_like
 
@@ -306,19 +307,21 @@ def test_hostile_rows_are_one_line_errors(
     assert not out.exists()
 
 
-def _driver(root: Path) -> Path:
-    """The C driver ``esb`` built for the host (``esb bench`` on records: esb_tabular_main.c)."""
+def _driver() -> Path:
+    """The C driver ``esb`` built for the host (``esb bench`` on records: esb_tabular_main.c),
+    once per session (tests/cbuild.py)."""
     require_tool(shutil.which("cc") is not None, what="cc", install="apt-get install gcc")
-    src, exe = c_runtime_dir(), root / "esb"
+    src = c_runtime_dir()
     cmd = ["cc", "-O2", "-std=c99", f"-I{src}", str(src / "esb.c"), str(src / "esb_main.c")]
-    subprocess.run([*cmd, "-lm", "-o", str(exe)], check=True, capture_output=True, timeout=300)
+    exe, res = cbuild.build([*cmd, "-lm"], name="esb")  # once per session
+    assert res.returncode == 0, res.stderr
     return exe
 
 
 def test_the_c_driver_refuses_hostile_rows_itself(case: dict[str, Any], tmp_path: Path) -> None:
     """``esb bench`` on records as the C engine runs it: the predictions of ``esb predict``
     (one line per record), and each hostile file refused with its line, quickly."""
-    exe = _driver(tmp_path)
+    exe = _driver()
     esb, rows, pred = str(case["esb"]), str(case["rows"]), tmp_path / "pred.txt"
     run = [str(exe), "bench", esb, rows, "5", "1", "--batch", "7", "--predictions", str(pred)]
     res = subprocess.run(run, capture_output=True, text=True, timeout=60)

@@ -27,6 +27,7 @@ from edgesparse.ir import from_dense
 from edgesparse.passes.quantize import quantize_int8, raise_rows
 from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import Model
+from tests import cbuild
 from tests.cdriver import SANITIZER_ENV
 from tests.conftest import require_tool
 from tests.test_c_runtime import (
@@ -55,31 +56,28 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def esb_exe(tmp_path_factory) -> str:
-    exe = tmp_path_factory.mktemp("cbatch") / "esb"
+def esb_exe() -> str:
     sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run(["gcc", *CFLAGS, *sources, "-lm", "-o", str(exe)])
+    exe, res = cbuild.build(["gcc", *CFLAGS, *sources, "-lm"], name="esb")
     assert res.returncode == 0, res.stderr
     return str(exe)
 
 
 @pytest.fixture(scope="module")
-def esb_exe_4rows(tmp_path_factory) -> str:
+def esb_exe_4rows() -> str:
     """The driver without the x86 AVX kernels (-DESB_NO_AVX): every CPU's 4-row path."""
-    exe = tmp_path_factory.mktemp("cbatch4") / "esb"
     sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run(["gcc", *CFLAGS, "-DESB_NO_AVX", *sources, "-lm", "-o", str(exe)])
+    exe, res = cbuild.build(["gcc", *CFLAGS, "-DESB_NO_AVX", *sources, "-lm"], name="esb")
     assert res.returncode == 0, res.stderr
     return str(exe)
 
 
 @pytest.fixture(scope="module")
-def esb_exe_plain(tmp_path_factory) -> str:
+def esb_exe_plain() -> str:
     """The driver with plain C in place of the vector extension (-DESB_NO_VECTOR_EXT): what
     other compilers build."""
-    exe = tmp_path_factory.mktemp("cbatchplain") / "esb"
     sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run(["gcc", *CFLAGS, "-DESB_NO_VECTOR_EXT", *sources, "-lm", "-o", str(exe)])
+    exe, res = cbuild.build(["gcc", *CFLAGS, "-DESB_NO_VECTOR_EXT", *sources, "-lm"], name="esb")
     assert res.returncode == 0, res.stderr
     return str(exe)
 
@@ -341,7 +339,8 @@ def test_batch_api_edges(case: str, tmp_path: Path) -> None:
     src = _EDGES.replace("esb_proba_status", _PROBA_STATUS[ir.has_proba])
     (out / "edges.c").write_text(src)
     exe = out / "edges"
-    cmd = ["gcc", *CFLAGS, "-o", str(exe), "edges.c", "esb.c", "model_data.c", "-lm"]
+    obj = cbuild.runtime_object("gcc", CFLAGS)  # esb.c, compiled once per session
+    cmd = ["gcc", *CFLAGS, "-o", str(exe), "edges.c", str(obj), "model_data.c", "-lm"]
     res = _run(cmd, cwd=out)
     assert res.returncode == 0, res.stderr
     res = _run([str(exe)])
@@ -577,8 +576,9 @@ def test_batch_kernels_clean_under_sanitizers(tmp_path: Path) -> None:
     compress_file(CompressOptions(source=ROOT / "models" / "digits_pipeline.pkl", output=blob))
     env = {**os.environ, **SANITIZER_ENV}
     for extra in ([], ["-DESB_NO_AVX"]):
-        exe = tmp_path / "esb-asan"
-        res = _run(["clang", *CFLAGS, *flags, *extra, *sources, "-lm", "-o", str(exe)])
+        exe, res = cbuild.build(
+            ["clang", *CFLAGS, *flags, *extra, *sources, "-lm"], name="esb-asan"
+        )
         assert res.returncode == 0, res.stderr
         for n in (45, 39):
             for rows_x in (X[:n], sp.csr_matrix(X[:n])):

@@ -48,7 +48,8 @@ from edgesparse.ir import LinearIR, from_dense
 from edgesparse.passes.quantize import quantize_int8, raise_rows
 from edgesparse.pipeline import CompressOptions, compress_file
 from edgesparse.runtime import Model
-from tests.cdriver import SANITIZER_ENV
+from tests import cbuild
+from tests.cdriver import FUZZ_BUILD, SANITIZER_ENV
 from tests.conftest import require_tool
 from tests.test_esb_malformed import CASES, KIND, build, exceptions, reseal, split
 
@@ -112,9 +113,8 @@ def _driver(target: str, build_dir: str) -> list[str]:
     require_tool(shutil.which(cc) is not None, what=cc, install=install)
     if emulator:
         require_tool(shutil.which(emulator) is not None, what=emulator, install=install)
-    exe = Path(build_dir) / f"esb-{target}"
     sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run([cc, *CFLAGS, *extra, *sources, "-lm", "-o", str(exe)])
+    exe, res = cbuild.build([cc, *CFLAGS, *extra, *sources, "-lm"], name=f"esb-{target}")
     assert res.returncode == 0, res.stderr
     return [emulator, str(exe)] if emulator else [str(exe)]
 
@@ -807,10 +807,9 @@ def test_raised_rows_dense_layout_overflow_falls_back(host_driver: list[str], tm
 @pytest.fixture(scope="session")
 def asan_driver(build_dir) -> list[str]:
     _require_clang_sanitizers(build_dir)
-    exe = Path(build_dir) / "esb-asan"
     flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = _run(["clang", *CFLAGS, *flags, *sources, "-lm", "-o", str(exe)])
+    exe, res = cbuild.build(["clang", *CFLAGS, *flags, *sources, "-lm"], name="esb-asan")
     assert res.returncode == 0, res.stderr
     return [str(exe)]
 
@@ -1083,24 +1082,7 @@ def test_kernels_clean_under_sanitizers_in_every_layout(asan_driver, tmp_path: P
 
 def test_libfuzzer_target_short_run(build_dir, tmp_path: Path) -> None:
     _require_clang_sanitizers(build_dir)
-    exe = tmp_path / "fuzz_esb_open"
-    res = _run(
-        [
-            "clang",
-            "-g",
-            "-O1",
-            "-std=c99",
-            "-fsanitize=fuzzer,address,undefined",
-            "-fno-sanitize-recover=all",
-            "-I",
-            str(C_DIR),
-            str(ROOT / "fuzz" / "c" / "fuzz_esb_open.c"),
-            str(C_DIR / "esb.c"),
-            "-lm",
-            "-o",
-            str(exe),
-        ]
-    )
+    exe, res = cbuild.build(FUZZ_BUILD, name="fuzz_esb_open")
     assert res.returncode == 0, res.stderr
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -1114,12 +1096,27 @@ def test_libfuzzer_target_short_run(build_dir, tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------------
 # export-c: generated folder builds with -Werror and prints what the Python runtime predicts
 # ------------------------------------------------------------------------------------------
-def _build_export(out: Path, *, streamed: bool = False) -> Path:
+def _build_export(out: Path) -> Path:
+    """The export folder built by its own Makefile (make, gcc -Werror), as its README says."""
     require_tool(shutil.which("make") is not None, what="make", install="sudo apt-get install make")
-    flags = " ".join([*CFLAGS, *(["-DESB_STREAMED"] if streamed else [])])
-    res = _run(["make", "-C", str(out), "CC=gcc", f"CFLAGS={flags}"])
+    res = _run(["make", "-C", str(out), "CC=gcc", f"CFLAGS={' '.join(CFLAGS)}"])
     assert res.returncode == 0, res.stdout + res.stderr
     return out / "model_main"
+
+
+def _build_export_streamed(out: Path) -> Path:
+    """The export folder's program built with -DESB_STREAMED, as its README says: the same
+    command as its Makefile's, except that esb.c, which that define does not reach (main.c
+    alone reads it) and which is the runtime's own file byte for byte, comes as one object
+    compiled once per session with the same flags (tests/cbuild.runtime_object)."""
+    obj = cbuild.runtime_object("gcc", CFLAGS)
+    reads_it = {f.name for f in out.glob("*.[ch]") if "ESB_STREAMED" in f.read_text()}
+    assert reads_it == {"main.c"}
+    exe = out / "model_main_streamed"
+    flags = [*CFLAGS, "-DESB_STREAMED"]
+    res = _run(["gcc", *flags, "-o", str(exe), "main.c", str(obj), "model_data.c", "-lm"], cwd=out)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return exe
 
 
 def _check_main_output(stdout: str, model: Model, X: np.ndarray) -> None:
@@ -1184,12 +1181,10 @@ def test_export_c_builds_and_predicts_like_python(case: str, tmp_path: Path) -> 
     # byte-identical runtime, and the array holds the blob
     assert (out / "esb.c").read_bytes() == (C_DIR / "esb.c").read_bytes()
     assert f"model_esb_len = {blob.stat().st_size};" in (out / "model_data.c").read_text()
-    for streamed in (False, True):
-        exe = _build_export(out, streamed=streamed)
+    for exe in (_build_export(out), _build_export_streamed(out)):
         res = _run([str(exe)], input=_stdin_rows(X))
         assert res.returncode == 0, res.stderr
         _check_main_output(res.stdout, model, X)
-        (out / "model_main").unlink()
 
 
 @pytest.fixture(scope="module")
@@ -1378,7 +1373,8 @@ def test_export_c_workspace_is_the_fastest_layout(case: str, tmp_path: Path) -> 
     export_c(blob, out, name="model")
     (out / "probe.c").write_text(_WORKSPACE_PROBE)
     exe = tmp_path / "probe"
-    cmd = ["gcc", *CFLAGS, "-o", str(exe), "probe.c", "esb.c", "model_data.c", "-lm"]
+    obj = cbuild.runtime_object("gcc", CFLAGS)  # esb.c, compiled once per session
+    cmd = ["gcc", *CFLAGS, "-o", str(exe), "probe.c", str(obj), "model_data.c", "-lm"]
     res = _run(cmd, cwd=out)
     assert res.returncode == 0, res.stderr
     res = _run([str(exe)])

@@ -41,22 +41,24 @@ CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 
 
 def _build(out: Path, *, sanitize: bool) -> list[str]:
+    """The `esb` driver with -O2 (-O1 and ASan + UBSan when ``sanitize``), compiled once per
+    session (tests/cbuild.py): the same command as tests/cdriver.py's, so the modules share
+    it; ``out`` names the program."""
+    from tests import cdriver
+    from tests.cbuild import build
     from tests.conftest import require_tool
 
     cc = "clang" if sanitize else "gcc"
     require_tool(shutil.which(cc) is not None, what=cc, install=f"sudo apt-get install {cc}")
-    flags = ["-g", "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
     sources = [str(C_DIR / "esb.c"), str(C_DIR / "esb_main.c")]
-    res = subprocess.run(
-        [cc, *CFLAGS, *(flags if sanitize else ["-O2"]), *sources, "-lm", "-o", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    exe, res = build(
+        [cc, *cdriver.CFLAGS, *(cdriver.SANITIZE if sanitize else []), *sources, "-lm"],
+        name=out.name,
     )
     if sanitize and res.returncode != 0 and "sanitizer" in res.stderr.lower():
         pytest.skip("clang's sanitizer runtimes are not installed")
     assert res.returncode == 0, res.stderr
-    return [str(out)]
+    return [str(exe)]
 
 
 @pytest.fixture(scope="module")

@@ -423,18 +423,12 @@ def test_libfuzzer_target_on_text_blobs(tf, tmp_path) -> None:
     """The fuzz target from text seeds: every mutated blob esb_open accepts builds its index
     in exact bytes (one word short refused) and featurizes and predicts as the walk does."""
     from edgesparse.frontends.sklearn_text import count_vectorizer, tfidf_vectorizer
+    from tests.cbuild import build
+    from tests.cdriver import FUZZ_BUILD
     from tests.conftest import require_tool
 
     require_tool(shutil.which("clang") is not None, what="clang", install="apt-get install clang")
-    exe = tmp_path / "fuzz_esb_open"
-    flags = ["-g", "-O1", "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all"]
-    sources = [str(ROOT / "fuzz/c/fuzz_esb_open.c"), str(C_DIR / "esb.c")]
-    res = subprocess.run(
-        ["clang", "-std=c99", *flags, "-I", str(C_DIR), *sources, "-lm", "-o", str(exe)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    exe, res = build(FUZZ_BUILD, name="fuzz_esb_open")  # once per session
     if res.returncode != 0 and "sanitizer" in res.stderr.lower():
         pytest.skip("clang's fuzzer/sanitizer runtimes are not installed")
     assert res.returncode == 0, res.stderr

@@ -583,14 +583,15 @@ def test_the_c_runtime_verifies_a_blob_with_a_text_stage(tmp_path) -> None:
     from edgesparse import compress
     from edgesparse.export_c import c_runtime_dir
     from edgesparse.formats import esb
+    from tests.cbuild import build
+    from tests.cdriver import CFLAGS
     from tests.conftest import require_tool
 
     require_tool(shutil.which("gcc") is not None, what="gcc", install="sudo apt-get install gcc")
     src = c_runtime_dir()
-    exe = tmp_path / "esb"
-    cmd = ["gcc", "-O1", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
     sources = [str(src / "esb.c"), str(src / "esb_main.c")]
-    built = subprocess.run([*cmd, *sources, "-lm", "-o", str(exe)], capture_output=True, text=True)
+    # the host driver of the C runtime's tests (gcc -O2 -Werror), built once per session
+    exe, built = build(["gcc", *CFLAGS, *sources, "-lm"], name="esb")
     assert built.returncode == 0, built.stderr
     pipe = _pipelines()["hashing-tfidf-logistic"]()
     ir = compress(pipe, quantize="int8")
