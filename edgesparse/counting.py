@@ -14,13 +14,37 @@ import numpy as np
 
 __all__ = ["column_counts", "small_int_counts", "used_columns"]
 
+# Counting allocates one cell per feature: past this many features per index (and a floor
+# below which counting is always cheap) the indices are sorted instead, so that a model of
+# 2^31 - 1 features and a handful of weights costs its weights, not 16 GiB of counts.
+_FEATURES_PER_INDEX = 8
+_ALWAYS_COUNT = 1 << 20
+
+
+def _counted(idx: np.ndarray, n_features: int) -> bool:
+    return int(n_features) <= max(_ALWAYS_COUNT, _FEATURES_PER_INDEX * idx.size)
+
+
+def _sorted_counts(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``idx`` in increasing order and how often each occurs (int64),
+    by one sort: memory and time bounded by ``idx.size``, whatever the values' range."""
+    s = np.sort(idx.astype(np.int64).ravel())
+    first = np.empty(s.size, dtype=bool)
+    first[0] = True
+    np.not_equal(s[1:], s[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return s[starts], np.diff(np.append(starts, s.size))
+
 
 def used_columns(indices: np.ndarray, *, n_features: int) -> np.ndarray:
     """The sorted distinct values of ``indices`` (column indices in ``[0, n_features)``), as
-    ``np.unique(indices)`` gives them (int64), in time linear in both sizes."""
+    ``np.unique(indices)`` gives them (int64): counted in time linear in both sizes, or sorted
+    when the features far outnumber the indices."""
     idx = np.asarray(indices)
     if idx.size == 0:
         return np.zeros(0, dtype=np.int64)
+    if not _counted(idx, n_features):
+        return _sorted_counts(idx)[0]
     counts = np.bincount(idx.astype(np.intp, copy=False), minlength=int(n_features))
     return np.flatnonzero(counts).astype(np.int64, copy=False)
 
@@ -30,6 +54,8 @@ def column_counts(indices: np.ndarray, *, n_features: int) -> tuple[np.ndarray, 
     idx = np.asarray(indices)
     if idx.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if not _counted(idx, n_features):
+        return _sorted_counts(idx)
     counts = np.bincount(idx.astype(np.intp, copy=False), minlength=int(n_features))
     used = np.flatnonzero(counts)
     return used.astype(np.int64, copy=False), counts[used].astype(np.int64, copy=False)
