@@ -462,11 +462,14 @@ def _decode_bias(sec: tuple[int, int, np.ndarray], need: Callable, n_out: int) -
     enc, off, b = sec
     width = 8 if enc == 0 else 4
     need(BIAS, width * n_out, f"{n_out} {ENCODINGS[BIAS][enc]} biases")
-    bias = np.frombuffer(b, dtype="<f8" if enc == 0 else "<f4").astype(np.float64)
-    if not np.all(np.isfinite(bias)):
-        p = int(np.argmax(~np.isfinite(bias)))
-        corrupt_section("bias", off, f"bias {float(bias[p])!r} at position {p} is not finite")
-    return bias
+    raw = np.frombuffer(b, dtype="<f8" if enc == 0 else "<f4")
+    # Checked before widening: a float32 signalling NaN raises numpy's "invalid" in the cast.
+    finite = np.isfinite(raw)
+    if not finite.all():
+        p = int(np.argmax(~finite))
+        shown = "nan" if np.isnan(raw[p]) else "inf" if raw[p] > 0 else "-inf"
+        corrupt_section("bias", off, f"bias {shown} at position {p} is not finite")
+    return raw.astype(np.float64)
 
 
 def _decode_weights(
